@@ -1,0 +1,64 @@
+package decoders
+
+import (
+	"sort"
+	"sync"
+)
+
+// builtin is the table of native decoders by model id. Model ids are
+// lower-case vendor-device slugs; they appear as the model tag and in the
+// decoded_<model> measurement name. Adding a decoder means adding a row.
+var builtin = map[string]Decoder{}
+
+// Registry resolves a model id to a decoder: the built-in table, plus
+// decoders added at run time (JavaScript codecs), which take precedence so
+// an operator can replace a native decoder without a release.
+type Registry struct {
+	mu    sync.RWMutex
+	added map[string]Decoder
+}
+
+// NewRegistry returns a registry of the built-in decoders.
+func NewRegistry() *Registry { return &Registry{added: map[string]Decoder{}} }
+
+// Lookup returns the decoder for model.
+func (r *Registry) Lookup(model string) (Decoder, bool) {
+	r.mu.RLock()
+	d, ok := r.added[model]
+	r.mu.RUnlock()
+	if ok {
+		return d, true
+	}
+	d, ok = builtin[model]
+	return d, ok
+}
+
+// Set adds or replaces a run-time decoder; a nil d removes it.
+func (r *Registry) Set(model string, d Decoder) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d == nil {
+		delete(r.added, model)
+		return
+	}
+	r.added[model] = d
+}
+
+// Models lists every model id the registry resolves, sorted.
+func (r *Registry) Models() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	seen := map[string]bool{}
+	for m := range builtin {
+		seen[m] = true
+	}
+	for m := range r.added {
+		seen[m] = true
+	}
+	out := make([]string, 0, len(seen))
+	for m := range seen {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}

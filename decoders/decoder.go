@@ -1,0 +1,161 @@
+package decoders
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrTruncated and ErrInvalid are wrapped by decoders for payloads they
+// cannot read; the pipeline turns either into a dead letter.
+var (
+	ErrTruncated = errors.New("decoders: payload truncated")
+	ErrInvalid   = errors.New("decoders: invalid payload")
+)
+
+// Input is one uplink's application payload.
+type Input struct {
+	FPort     uint8
+	Bytes     []byte
+	Time      time.Time         // network-server receive time
+	Variables map[string]string // per-device variables from the registry
+}
+
+// Result is what a decoder makes of one payload.
+type Result struct {
+	// Data is the decoder's own output, keyed as the vendor's reference
+	// codec keys it, so external vectors can check it.
+	Data map[string]any
+	// Samples are Data mapped onto catalogue quantities.
+	Samples []Sample
+	// Warnings are logged and counted; they do not stop the uplink.
+	Warnings []string
+}
+
+// Sample is one value of a catalogue quantity.
+type Sample struct {
+	Quantity string // catalogue path, e.g. "air.temperature"
+	// Value is float64 for number quantities, bool for booleans and string
+	// for enums; Normalize and Check enforce that.
+	Value any
+	// Channel tells apart several probes of one quantity on one device
+	// (Cayenne LPP channel, external probe); written as the channel tag.
+	Channel string
+	// Time is the sample's own time, for devices that buffer readings; zero
+	// means the uplink's time.
+	Time time.Time
+}
+
+// Decoder decodes one payload. Implementations must be safe for concurrent
+// use and must not keep in.Bytes.
+type Decoder interface {
+	Decode(in Input) (Result, error)
+}
+
+// Func adapts a function to Decoder.
+type Func func(in Input) (Result, error)
+
+// Decode calls f.
+func (f Func) Decode(in Input) (Result, error) { return f(in) }
+
+// Mapping lifts one Data key onto a catalogue quantity.
+type Mapping struct {
+	Key      string  // Data key; "a.b" reaches into nested maps
+	Quantity string  // catalogue path
+	Scale    float64 // multiplier into the catalogue unit; 0 means 1
+}
+
+// Mapped is a decoder written as a function that returns Data, plus the table
+// that maps its keys onto the catalogue. Most native decoders are one.
+type Mapped struct {
+	DecodeData func(in Input) (map[string]any, error)
+	Map        []Mapping
+}
+
+// Decode runs the data decoder and applies the mapping. A mapped key that is
+// absent (the device did not report it this time) yields no sample.
+func (m Mapped) Decode(in Input) (Result, error) {
+	data, err := m.DecodeData(in)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Data: data, Samples: ApplyMappings(data, m.Map)}, nil
+}
+
+// ApplyMappings returns one sample for each mapping whose key holds a number
+// or a bool in data.
+func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
+	var out []Sample
+	for _, mp := range maps {
+		v, ok := lookupPath(data, mp.Key)
+		if !ok {
+			continue
+		}
+		switch x := v.(type) {
+		case bool, string:
+			out = append(out, Sample{Quantity: mp.Quantity, Value: x})
+		default:
+			f, ok := toFloat(v)
+			if !ok {
+				continue
+			}
+			if mp.Scale != 0 {
+				f *= mp.Scale
+			}
+			out = append(out, Sample{Quantity: mp.Quantity, Value: f})
+		}
+	}
+	return out
+}
+
+func lookupPath(data map[string]any, path string) (any, bool) {
+	if v, ok := data[path]; ok {
+		return v, true
+	}
+	cur := any(data)
+	for path != "" {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		var key string
+		key, path, _ = cutDot(path)
+		if cur, ok = m[key]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func cutDot(s string) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// toFloat converts the number types decoders and JSON produce.
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	}
+	return 0, false
+}

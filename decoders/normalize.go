@@ -1,0 +1,136 @@
+package decoders
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// ErrUnknownQuantity is wrapped when a decoder or a network server names a
+// path the catalogue does not have: the decoder is wrong, and writing the
+// value anyway would grow the schema without review.
+var ErrUnknownQuantity = errors.New("decoders: unknown quantity")
+
+// ErrWrongType is wrapped when a value does not have its quantity's type.
+var ErrWrongType = errors.New("decoders: wrong value type")
+
+// Normalize reads one normalized-payload measurement object as The Things
+// Stack defines it ({"air": {"temperature": 21.5}, "time": "…"}) into
+// samples. As in The Things Stack, an unknown path or a wrong type rejects
+// the whole object, while an out-of-range value drops only that field, with
+// a warning.
+func Normalize(obj map[string]any) ([]Sample, []string, error) {
+	var t time.Time
+	if raw, ok := obj["time"]; ok {
+		s, isStr := raw.(string)
+		if !isStr {
+			return nil, nil, fmt.Errorf("%w: time is %T, want an RFC 3339 string", ErrWrongType, raw)
+		}
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return nil, nil, fmt.Errorf("%w: time %q is not RFC 3339", ErrWrongType, s)
+		}
+	}
+	var samples []Sample
+	if err := flatten("", obj, func(path string, v any) error {
+		if path == "time" {
+			return nil
+		}
+		samples = append(samples, Sample{Quantity: path, Value: v, Time: t})
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	// Map iteration order is random; keep output deterministic.
+	sort.Slice(samples, func(i, j int) bool { return samples[i].Quantity < samples[j].Quantity })
+	return Check(samples)
+}
+
+func flatten(prefix string, m map[string]any, emit func(string, any) error) error {
+	for k, v := range m {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		if sub, ok := v.(map[string]any); ok {
+			if _, isQuantity := catalogue[p]; !isQuantity {
+				if err := flatten(p, sub, emit); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := emit(p, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check validates samples against the catalogue and converts values to the
+// quantity's type (any number type to float64; "true"/"false" to bool for
+// boolean quantities). Unknown quantities and wrong types are errors;
+// out-of-range values are dropped with a warning. The input slice is
+// reused.
+func Check(samples []Sample) ([]Sample, []string, error) {
+	var warnings []string
+	kept := samples[:0]
+	for _, s := range samples {
+		q, ok := catalogue[s.Quantity]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w %q: add it to the catalogue or fix the decoder's mapping", ErrUnknownQuantity, s.Quantity)
+		}
+		v, err := coerce(q, s.Value)
+		if err != nil {
+			return nil, nil, err
+		}
+		if f, isNum := v.(float64); isNum && !q.InRange(f) {
+			warnings = append(warnings, fmt.Sprintf("%s: %v %s out of range, dropped", q.Path, f, q.Unit))
+			continue
+		}
+		if e, isStr := v.(string); isStr && !inEnum(q.Enum, e) {
+			warnings = append(warnings, fmt.Sprintf("%s: %q not one of %v, dropped", q.Path, e, q.Enum))
+			continue
+		}
+		s.Value = v
+		kept = append(kept, s)
+	}
+	return kept, warnings, nil
+}
+
+func coerce(q *Quantity, v any) (any, error) {
+	switch q.Kind {
+	case Number:
+		if f, ok := toFloat(v); ok {
+			return f, nil
+		}
+	case Bool:
+		switch x := v.(type) {
+		case bool:
+			return x, nil
+		case string:
+			if b, err := strconv.ParseBool(x); err == nil {
+				return b, nil
+			}
+		}
+	case Enum:
+		if s, ok := v.(string); ok {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is %T (%v), want %s", ErrWrongType, q.Path, v, v, q.Kind)
+}
+
+func inEnum(enum []string, s string) bool {
+	if len(enum) == 0 {
+		return true
+	}
+	for _, e := range enum {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package devices
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Registry finds devices by DevEUI. It is safe for concurrent use; Replace
+// swaps the whole set at once so a lookup never sees half an import.
+type Registry struct {
+	mu     sync.RWMutex
+	byEUI  map[EUI]*Device
+	byName map[string]*Device
+}
+
+// NewRegistry returns a registry holding devs; it fails on a duplicate EUI
+// or name, since either would make points ambiguous.
+func NewRegistry(devs []Device) (*Registry, error) {
+	r := &Registry{}
+	if err := r.Replace(devs); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Replace swaps the registry's contents for devs, or leaves it unchanged
+// and returns an error.
+func (r *Registry) Replace(devs []Device) error {
+	byEUI := make(map[EUI]*Device, len(devs))
+	byName := make(map[string]*Device, len(devs))
+	for i := range devs {
+		d := devs[i]
+		if d.EUI.IsZero() {
+			return fmt.Errorf("devices: device %q has no dev_eui", d.Name)
+		}
+		if d.Name == "" {
+			d.Name = d.EUI.String()
+		}
+		if prev, ok := byEUI[d.EUI]; ok {
+			return fmt.Errorf("devices: dev_eui %s listed twice (%q and %q): keep one", d.EUI, prev.Name, d.Name)
+		}
+		if prev, ok := byName[d.Name]; ok {
+			return fmt.Errorf("devices: name %q used by %s and %s: names must be unique", d.Name, prev.EUI, d.EUI)
+		}
+		byEUI[d.EUI] = &d
+		byName[d.Name] = &d
+	}
+	r.mu.Lock()
+	r.byEUI, r.byName = byEUI, byName
+	r.mu.Unlock()
+	return nil
+}
+
+// Lookup returns the device with the EUI. The returned Device must not be
+// modified.
+func (r *Registry) Lookup(eui EUI) (*Device, bool) {
+	r.mu.RLock()
+	d, ok := r.byEUI[eui]
+	r.mu.RUnlock()
+	return d, ok
+}
+
+// Len returns the number of devices.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byEUI)
+}

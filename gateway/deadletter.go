@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// Reason classifies why a message could not become points. Reasons are a
+// closed set so counters and the replay filter stay bounded.
+type Reason string
+
+// Dead-letter reasons.
+const (
+	ReasonMalformed     Reason = "malformed"      // not parseable as the feed's format
+	ReasonUnknownDevice Reason = "unknown_device" // not in the registry and the source rejects unknowns
+	ReasonUnknownModel  Reason = "unknown_model"  // the registry names a model no decoder has
+	ReasonDecode        Reason = "decode_error"   // the decoder rejected the payload
+	ReasonNormalize     Reason = "normalize_error"
+	ReasonRejected      Reason = "rejected_by_influx" // InfluxDB refused the lines (400/422)
+)
+
+// DeadLetter is a message that could not become points, kept with
+// everything needed to replay it after a fix.
+type DeadLetter struct {
+	Time   time.Time `json:"time"` // when it was dead-lettered
+	Source string    `json:"source"`
+	Topic  string    `json:"topic,omitempty"`
+	DevEUI string    `json:"dev_eui,omitempty"`
+	Reason Reason    `json:"reason"`
+	Detail string    `json:"detail"` // the error, for the operator
+	Raw    []byte    `json:"raw"`    // the message as received (base64 in JSON)
+}
+
+// DeadLetters stores dead letters durably; Put returns nil once stored.
+type DeadLetters interface {
+	Put(ctx context.Context, dl DeadLetter) error
+}

@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/sensorgate/sensorgate/devices"
+)
+
+// Uplink is one device message as a feed delivers it, whatever the feed
+// format.
+type Uplink struct {
+	Source string // feed name from config
+	Topic  string // MQTT topic it arrived on, for dead letters and debugging
+	DevEUI devices.EUI
+
+	// What the network server knows of the device, used when the registry
+	// does not list it (unknown_devices: accept).
+	DeviceName string            // ChirpStack deviceName, TTS device_id
+	Profile    string            // ChirpStack deviceProfileName, TTS brand-model
+	Tags       map[string]string // network-server device tags/attributes
+
+	FPort    uint8
+	FCnt     uint32
+	HasFCnt  bool // the feed carried an FCnt (TTS omits zero values)
+	HasFPort bool
+	Payload  []byte // application payload, decrypted
+
+	// Object is the network server's decoded payload (ChirpStack object or
+	// objectJSON, TTS decoded_payload), nil if none.
+	Object map[string]any
+	// Normalized holds TTS normalized_payload measurement objects.
+	Normalized []map[string]any
+
+	// Time is the network-server receive time and the points' time unless a
+	// sample carries its own. LocalTime is set when the feed carried no time
+	// and the local clock was used instead.
+	Time      time.Time
+	LocalTime bool
+
+	// ID is the idempotency key: ChirpStack deduplicationId, TTS as:up id,
+	// or DevEUI+FCnt.
+	ID    string
+	Radio Radio
+
+	// Raw is the message as received, kept for dead letters.
+	Raw []byte
+}
+
+// Radio is the link-layer metadata of an uplink.
+type Radio struct {
+	Frequency uint64 // Hz, 0 if unknown
+	DR        int    // data rate index, -1 if unknown
+	SF        int    // LoRa spreading factor, 0 if unknown or not LoRa
+	Bandwidth int    // Hz, 0 if unknown
+	// Gateways lists every receiving gateway; the best (highest RSSI) is
+	// written to the uplink measurement.
+	Gateways []GatewayRx
+}
+
+// GatewayRx is one gateway's reception of an uplink.
+type GatewayRx struct {
+	ID   string // gateway EUI in lower-case hex, or its name if no EUI
+	RSSI float64
+	SNR  float64
+	// HasSNR is false for FSK and for feeds that omit a zero SNR value.
+	HasSNR bool
+}
+
+// Best returns the reception with the highest RSSI, ties broken by SNR.
+func (r *Radio) Best() (GatewayRx, bool) {
+	if len(r.Gateways) == 0 {
+		return GatewayRx{}, false
+	}
+	best := r.Gateways[0]
+	for _, g := range r.Gateways[1:] {
+		if g.RSSI > best.RSSI || (g.RSSI == best.RSSI && g.SNR > best.SNR) {
+			best = g
+		}
+	}
+	return best, true
+}
+
+// Handler takes one uplink through the pipeline. It returns nil once the
+// uplink is durable, as points in the sink or as a dead letter; only then
+// may the source acknowledge the message. An error means "not taken":
+// the source must not acknowledge, so the broker redelivers.
+type Handler func(ctx context.Context, up Uplink) error
+
+// Source delivers uplinks from one feed until ctx is cancelled.
+type Source interface {
+	Run(ctx context.Context, h Handler) error
+}
