@@ -8,7 +8,11 @@ import (
 // builtin is the table of native decoders by model id. Model ids are
 // lower-case vendor-device slugs; they appear as the model tag and in the
 // decoded_<model> measurement name. Adding a decoder means adding a row.
-var builtin = map[string]Decoder{}
+var builtin = map[string]Decoder{
+	// Cayenne LPP, Elsys, Milesight, Decentlab, Dragino.
+
+	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
+}
 
 // Registry resolves a model id to a decoder: the built-in table, plus
 // decoders added at run time (JavaScript codecs), which take precedence so

@@ -59,9 +59,9 @@ func (f Func) Decode(in Input) (Result, error) { return f(in) }
 
 // Mapping lifts one Data key onto a catalogue quantity.
 type Mapping struct {
-	Key      string  // Data key; "a.b" reaches into nested maps
-	Quantity string  // catalogue path
-	Scale    float64 // multiplier into the catalogue unit; 0 means 1
+	Key      string  `yaml:"key"`      // Data key; "a.b" reaches into nested maps
+	Quantity string  `yaml:"quantity"` // catalogue path
+	Scale    float64 `yaml:"scale"`    // multiplier into the catalogue unit; 0 means 1
 }
 
 // Mapped is a decoder written as a function that returns Data, plus the table

@@ -1,0 +1,51 @@
+package mqtt
+
+import (
+	"github.com/sensorgate/sensorgate/decoders"
+)
+
+// Feed formats.
+const (
+	FormatChirpStackV4 = "chirpstack-v4"
+	FormatChirpStackV3 = "chirpstack-v3" // json_v3 and protobuf-JSON "json", told apart per message
+	FormatTTSV3        = "tts-v3"        // up and up/normalized
+	FormatJSON         = "json"          // sensors publishing their own JSON
+)
+
+// Config is one MQTT source (an entry of the config's sources list with
+// type: mqtt).
+type Config struct {
+	Name     string   `yaml:"name"`
+	Type     string   `yaml:"type"`
+	Format   string   `yaml:"format"`
+	Broker   string   `yaml:"broker"` // tcp://host:port, ssl://host:port
+	Topics   []string `yaml:"topics"`
+	ClientID string   `yaml:"client_id"` // stable: the broker keeps the session under it
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	QoS      *int     `yaml:"qos"`           // default 1; The Things Stack's broker offers 0 only
+	Clean    bool     `yaml:"clean_session"` // default false: a persistent session keeps messages while we are down
+	// UnknownDevices is accept or reject; default accept for network-server
+	// feeds (they name the device) and reject for generic JSON.
+	UnknownDevices string `yaml:"unknown_devices"`
+	// Map lifts keys of the network server's decoded object (or of a
+	// generic JSON message) onto catalogue quantities.
+	Map []decoders.Mapping `yaml:"map"`
+	// JSON says where a generic JSON message keeps its device and time.
+	JSON JSONConfig `yaml:"json"`
+}
+
+// JSONConfig maps a generic JSON message onto an uplink.
+type JSONConfig struct {
+	// DeviceID is "topic:N" (the Nth topic segment, from 0) or a JSON path
+	// ("a.b"); the value is matched against the registry as a DevEUI, else
+	// as a device name.
+	DeviceID string `yaml:"device_id"`
+	// Time is a JSON path; empty means the local clock (counted).
+	Time string `yaml:"time"`
+	// TimeFormat is rfc3339 (default), unix, unix_ms or unix_ns.
+	TimeFormat string `yaml:"time_format"`
+	// Object is a JSON path to the object holding the values; empty means
+	// the whole message.
+	Object string `yaml:"object"`
+}

@@ -1,0 +1,136 @@
+package testserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Mosquitto is a broker started for one test.
+type Mosquitto struct {
+	Port int
+	Dir  string // config and persistence
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// URL is the broker address for paho ("tcp://127.0.0.1:PORT").
+func (m *Mosquitto) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(m.Port) }
+
+// StartMosquitto starts mosquitto on a free loopback port with persistence
+// in a temporary directory, and queue limits raised so a persistent QoS 1
+// session keeps a whole test's backlog (Mosquitto's default of 1000 queued
+// messages silently drops the rest). It fails the test if mosquitto is not
+// installed; .ci/run installs it.
+func StartMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+			if _, statErr := os.Stat(p); statErr == nil {
+				bin, err = p, nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("mosquitto not found: install it (apt-get install mosquitto) or run .ci/run: %v", err)
+	}
+	m := &Mosquitto{Port: FreePort(t), Dir: t.TempDir(), t: t}
+	conf := fmt.Sprintf(`listener %d 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location %s/
+autosave_interval 1
+max_queued_messages 0
+max_queued_bytes 0
+max_inflight_messages 100
+log_dest file %s
+`, m.Port, m.Dir, filepath.Join(m.Dir, "mosquitto.log"))
+	confPath := filepath.Join(m.Dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.start(bin, confPath)
+	t.Cleanup(m.Stop)
+	return m
+}
+
+func (m *Mosquitto) start(bin, confPath string) {
+	m.t.Helper()
+	m.cmd = exec.Command(bin, "-c", confPath)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start mosquitto: %v", err)
+	}
+	if err := WaitListening(m.Port, 10*time.Second); err != nil {
+		m.Stop()
+		m.t.Fatalf("mosquitto: %v; log: %s", err, m.Log())
+	}
+}
+
+// Restart stops the broker (SIGTERM, so it saves its persistence file) and
+// starts it again on the same port and directory.
+func (m *Mosquitto) Restart() {
+	m.t.Helper()
+	bin, args := m.cmd.Path, m.cmd.Args
+	m.Stop()
+	m.start(bin, args[len(args)-1])
+}
+
+// Stop ends the broker it started, by PID.
+func (m *Mosquitto) Stop() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-done
+	}
+	m.cmd.Process = nil
+}
+
+// Log returns the broker's log so far, for failure messages.
+func (m *Mosquitto) Log() string {
+	b, _ := os.ReadFile(filepath.Join(m.Dir, "mosquitto.log"))
+	return string(b)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WaitListening polls until something accepts TCP connections on the
+// loopback port, or the timeout passes.
+func WaitListening(port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on %s after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
