@@ -66,3 +66,12 @@ func (r *Registry) Len() int {
 	defer r.mu.RUnlock()
 	return len(r.byEUI)
 }
+
+// LookupName returns the device with the operator-given name, for feeds
+// that identify devices by name rather than EUI (generic JSON).
+func (r *Registry) LookupName(name string) (*Device, bool) {
+	r.mu.RLock()
+	d, ok := r.byName[name]
+	r.mu.RUnlock()
+	return d, ok
+}

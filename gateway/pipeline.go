@@ -1,0 +1,496 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
+)
+
+// ErrRejected is wrapped by a Sink whose store refused a message's points
+// for good (InfluxDB 400/422: bad lines, field type conflict). Retrying
+// cannot help, so the pipeline dead-letters the message instead.
+var ErrRejected = errors.New("gateway: points rejected by the store")
+
+// DeviceLookup finds registered devices; *devices.Registry implements it.
+type DeviceLookup interface {
+	Lookup(eui devices.EUI) (*devices.Device, bool)
+	LookupName(name string) (*devices.Device, bool)
+}
+
+// DecoderLookup resolves model ids; *decoders.Registry implements it.
+type DecoderLookup interface {
+	Lookup(model string) (decoders.Decoder, bool)
+}
+
+// SourcePolicy is what the pipeline needs to know about a source.
+type SourcePolicy struct {
+	// AcceptUnknown accepts devices missing from the registry, named and
+	// tagged as the network server names them.
+	AcceptUnknown bool
+	// Map lifts keys of a network-server decoded object (or generic JSON)
+	// onto catalogue quantities.
+	Map []decoders.Mapping
+}
+
+// Pipeline turns uplinks into points: device lookup, decoding,
+// normalization, point building, then the sink. A message that cannot
+// become points becomes a dead letter.
+type Pipeline struct {
+	Devices     DeviceLookup
+	Decoders    DecoderLookup
+	Sink        Sink
+	DeadLetters DeadLetters
+	// Sources holds each source's policy by source name; a source missing
+	// here rejects unknown devices and maps nothing.
+	Sources map[string]SourcePolicy
+	// AllowedTags are the device tag keys copied onto points; anything else
+	// stays off, since every tag value multiplies series cardinality.
+	AllowedTags []string
+	Log         zerolog.Logger
+	Counters    *Counters
+	// Now is the local clock, for feeds that carry no time (tests set it).
+	Now func() time.Time
+}
+
+// Rejection is why an uplink cannot become points.
+type Rejection struct {
+	Reason Reason
+	Err    error
+}
+
+func (r *Rejection) Error() string { return string(r.Reason) + ": " + r.Err.Error() }
+func (r *Rejection) Unwrap() error { return r.Err }
+
+func reject(reason Reason, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// Handle implements Handler: nil means the uplink is durable as points or
+// as a dead letter, so the source may acknowledge it.
+func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
+	p.count("uplinks")
+	pts, warnings, err := p.Points(up)
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		return p.deadLetter(ctx, up, rej)
+	}
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		p.count("warnings")
+		p.Log.Warn().Str("source", up.Source).Str("dev_eui", up.DevEUI.String()).Str("warning", w).Msg("decoder warning")
+	}
+	if err := p.Sink.Write(ctx, pts); err != nil {
+		if errors.Is(err, ErrRejected) {
+			return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err})
+		}
+		return fmt.Errorf("store points of %s: %w", up.DevEUI, err)
+	}
+	p.count("uplinks_written")
+	p.countN("points_written", uint64(len(pts)))
+	return nil
+}
+
+func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) error {
+	p.count("dead_letters." + string(rej.Reason))
+	p.Log.Warn().Str("source", up.Source).Str("topic", up.Topic).Str("dev_eui", eui(up.DevEUI)).
+		Str("reason", string(rej.Reason)).Err(rej.Err).Msg("message dead-lettered")
+	dl := DeadLetter{
+		Time: p.now(), Source: up.Source, Topic: up.Topic, DevEUI: eui(up.DevEUI),
+		Reason: rej.Reason, Detail: rej.Err.Error(), Raw: up.Raw,
+	}
+	if err := p.DeadLetters.Put(ctx, dl); err != nil {
+		return fmt.Errorf("keep dead letter (%s): %w", rej.Reason, err)
+	}
+	return nil
+}
+
+func eui(e devices.EUI) string {
+	if e.IsZero() {
+		return ""
+	}
+	return e.String()
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Pipeline) count(name string) {
+	if p.Counters != nil {
+		p.Counters.Inc(name)
+	}
+}
+
+func (p *Pipeline) countN(name string, n uint64) {
+	if p.Counters != nil {
+		p.Counters.Add(name, n)
+	}
+}
+
+// Points builds the points of one uplink (DESIGN §5) without writing them:
+// the uplink measurement, catalogue measurements and decoded_<model>. The
+// error is a *Rejection when the uplink can never become points.
+func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
+	policy := p.Sources[up.Source]
+	dev, err := p.device(up, policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	if up.Time.IsZero() {
+		up.Time, up.LocalTime = p.now(), true
+	}
+	if up.LocalTime {
+		p.count("local_time")
+	}
+
+	var (
+		data     map[string]any
+		samples  []decoders.Sample
+		warnings []string
+	)
+	switch {
+	case dev.decoder != nil:
+		if len(up.Payload) == 0 {
+			// MAC-only uplinks (FPort 0, empty FRMPayload) carry nothing to decode.
+			break
+		}
+		res, err := decodeSafely(dev.decoder, decoders.Input{FPort: up.FPort, Bytes: up.Payload, Time: up.Time, Variables: dev.variables})
+		if err != nil {
+			return nil, nil, &Rejection{Reason: ReasonDecode, Err: fmt.Errorf("model %s: %w", dev.model, err)}
+		}
+		data, samples, warnings = res.Data, res.Samples, res.Warnings
+		if len(policy.Map) > 0 {
+			samples = append(samples, decoders.ApplyMappings(data, policy.Map)...)
+		}
+	case up.Object != nil || len(up.Normalized) > 0:
+		data = up.Object
+		if data != nil {
+			samples = decoders.ApplyMappings(data, policy.Map)
+		}
+		for _, m := range up.Normalized {
+			s, w, err := decoders.Normalize(m)
+			if err != nil {
+				return nil, nil, &Rejection{Reason: ReasonNormalize, Err: err}
+			}
+			samples, warnings = append(samples, s...), append(warnings, w...)
+		}
+	}
+	samples, w, err := decoders.Check(samples)
+	if err != nil {
+		return nil, nil, &Rejection{Reason: ReasonNormalize, Err: fmt.Errorf("model %s: %w", dev.model, err)}
+	}
+	warnings = append(warnings, w...)
+
+	tags := dev.tags
+	pts := make([]Point, 0, 4)
+	pts = append(pts, uplinkPoint(up, tags))
+	pts = appendSamplePoints(pts, samples, tags, up.Time)
+	if len(data) > 0 {
+		fields := flattenData(nil, "", data)
+		if len(fields) > 0 {
+			sort.Slice(fields, func(i, j int) bool { return fields[i].Key < fields[j].Key })
+			pts = append(pts, Point{Measurement: DecodedMeasurement(dev.model), Tags: tags, Fields: fields, Time: up.Time})
+		}
+	}
+	return pts, warnings, nil
+}
+
+// resolved is an uplink's device as the pipeline sees it.
+type resolved struct {
+	model     string
+	decoder   decoders.Decoder
+	variables map[string]string
+	tags      []Tag // sorted, the common tags of every point
+}
+
+func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
+	var (
+		d  *devices.Device
+		ok bool
+	)
+	if !up.DevEUI.IsZero() {
+		d, ok = p.Devices.Lookup(up.DevEUI)
+	} else if up.DeviceName != "" {
+		d, ok = p.Devices.LookupName(up.DeviceName)
+	} else {
+		return resolved{}, reject(ReasonMalformed, "message names no device")
+	}
+	var r resolved
+	var name string
+	var devTags map[string]string
+	euiTag := eui(up.DevEUI)
+	switch {
+	case ok:
+		name, r.model, r.variables, devTags = d.Name, d.Model, d.Variables, d.Tags
+		euiTag = eui(d.EUI)
+		if r.model != "" {
+			if r.decoder, ok = p.Decoders.Lookup(r.model); !ok {
+				return resolved{}, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
+			}
+		}
+	case policy.AcceptUnknown && !up.DevEUI.IsZero():
+		p.count("unknown_devices_accepted")
+		name, devTags = up.DeviceName, up.Tags
+		if name == "" {
+			name = up.DevEUI.String()
+		}
+	default:
+		id := eui(up.DevEUI)
+		if id == "" {
+			id = up.DeviceName
+		}
+		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
+	}
+	if r.model == "" && (up.Object != nil || len(up.Normalized) > 0) {
+		r.model = Slug(up.Profile)
+		if r.model == "" {
+			r.model = "unknown"
+		}
+	}
+	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
+	return r, nil
+}
+
+// reservedTags are set by the pipeline; device tags of the same key are ignored.
+var reservedTags = map[string]bool{"device": true, "dev_eui": true, "model": true, "source": true, "channel": true}
+
+func (p *Pipeline) tags(name, euiTag, model, source string, devTags map[string]string) []Tag {
+	tags := make([]Tag, 0, 4+len(p.AllowedTags))
+	add := func(k, v string) {
+		if v != "" {
+			tags = append(tags, Tag{k, v})
+		}
+	}
+	add("device", name)
+	add("dev_eui", euiTag)
+	add("model", model)
+	add("source", source)
+	for _, k := range p.AllowedTags {
+		if !reservedTags[k] {
+			add(k, devTags[k])
+		}
+	}
+	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	return tags
+}
+
+// decodeSafely runs a decoder, turning a panic into an error: one bad
+// payload or decoder bug costs one dead letter, not the daemon.
+func decodeSafely(d decoders.Decoder, in decoders.Input) (res decoders.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder panicked: %v", r)
+		}
+	}()
+	return d.Decode(in)
+}
+
+func uplinkPoint(up Uplink, tags []Tag) Point {
+	f := make([]Field, 0, 9)
+	if best, ok := up.Radio.Best(); ok {
+		f = append(f, FloatField("rssi", best.RSSI))
+		if best.HasSNR {
+			f = append(f, FloatField("snr", best.SNR))
+		}
+	}
+	if up.Radio.DR >= 0 {
+		f = append(f, IntField("dr", int64(up.Radio.DR)))
+	}
+	if up.HasFCnt {
+		f = append(f, IntField("f_cnt", int64(up.FCnt)))
+	}
+	if up.HasFPort {
+		f = append(f, IntField("f_port", int64(up.FPort)))
+	}
+	if up.Radio.Frequency > 0 {
+		f = append(f, IntField("frequency", int64(up.Radio.Frequency)))
+	}
+	f = append(f, IntField("gateways", int64(len(up.Radio.Gateways))))
+	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
+	if up.Radio.SF > 0 {
+		f = append(f, IntField("sf", int64(up.Radio.SF)))
+	}
+	sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
+	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
+}
+
+// appendSamplePoints groups samples into one point per measurement,
+// channel and time, with one field per quantity.
+func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t time.Time) []Point {
+	first := len(pts)
+	for _, s := range samples {
+		q, _ := decoders.LookupQuantity(s.Quantity) // Check already vetted the path
+		st := s.Time
+		if st.IsZero() {
+			st = t
+		}
+		i := first
+		for ; i < len(pts); i++ {
+			if pts[i].Measurement == q.Measurement && pts[i].Time.Equal(st) && channelOf(pts[i].Tags) == s.Channel {
+				break
+			}
+		}
+		if i == len(pts) {
+			ptags := tags
+			if s.Channel != "" {
+				ptags = append(append(make([]Tag, 0, len(tags)+1), tags...), Tag{"channel", s.Channel})
+				sort.Slice(ptags, func(a, b int) bool { return ptags[a].Key < ptags[b].Key })
+			}
+			pts = append(pts, Point{Measurement: q.Measurement, Tags: ptags, Time: st})
+		}
+		pts[i].Fields = setField(pts[i].Fields, sampleField(q.Field, s.Value))
+	}
+	group := pts[first:]
+	for _, p := range group {
+		sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
+	}
+	sort.SliceStable(group, func(i, j int) bool {
+		a, b := group[i], group[j]
+		if a.Measurement != b.Measurement {
+			return a.Measurement < b.Measurement
+		}
+		if ca, cb := channelOf(a.Tags), channelOf(b.Tags); ca != cb {
+			return ca < cb
+		}
+		return a.Time.Before(b.Time)
+	})
+	return pts
+}
+
+// setField adds f, replacing an earlier field of the same key: when a
+// decoder and a mapping both give a quantity, the later one wins.
+func setField(fields []Field, f Field) []Field {
+	for i := range fields {
+		if fields[i].Key == f.Key {
+			fields[i] = f
+			return fields
+		}
+	}
+	return append(fields, f)
+}
+
+func channelOf(tags []Tag) string {
+	for _, t := range tags {
+		if t.Key == "channel" {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+func sampleField(key string, v any) Field {
+	switch x := v.(type) {
+	case bool:
+		return BoolField(key, x)
+	case string:
+		return StringField(key, x)
+	case float64:
+		return FloatField(key, x)
+	}
+	return StringField(key, fmt.Sprint(v))
+}
+
+// flattenData turns a decoder's data into decoded_<model> fields: nested
+// keys joined with "_", array elements by index, numbers as float so a
+// field never changes type between uplinks.
+func flattenData(dst []Field, prefix string, v any) []Field {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			dst = flattenData(dst, joinKey(prefix, k), e)
+		}
+	case []any:
+		for i, e := range x {
+			dst = flattenData(dst, joinKey(prefix, strconv.Itoa(i)), e)
+		}
+	case bool:
+		dst = append(dst, BoolField(prefix, x))
+	case string:
+		dst = append(dst, StringField(prefix, x))
+	case nil:
+	default:
+		if f, ok := toFloat(x); ok {
+			dst = append(dst, FloatField(prefix, f))
+		} else {
+			dst = append(dst, StringField(prefix, fmt.Sprint(x)))
+		}
+	}
+	return dst
+}
+
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "_" + k
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// DecodedMeasurement is the measurement holding a model's own decoder
+// data: decoded_<model id with "_" for "-">.
+func DecodedMeasurement(model string) string {
+	return "decoded_" + strings.ReplaceAll(model, "-", "_")
+}
+
+// Slug turns a network server's device-profile name into a model id:
+// lower case, runs of anything but letters and digits become one "-".
+func Slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	return b.String()
+}
