@@ -1,0 +1,57 @@
+package testserver
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStartInfluxDBWriteQueryRestart proves the test server takes a v2 API
+// write into the 1.8 database, returns it to a query with the exact
+// timestamp and types, and keeps it across Stop/Start.
+func TestStartInfluxDBWriteQueryRestart(t *testing.T) {
+	db := StartInfluxDB(t)
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	write := func() *http.Response {
+		q := url.Values{"bucket": {db.Bucket()}, "org": {"any"}, "precision": {"ns"}}
+		body := "air,device=d1 temperature=21.5,count=3i 1700000000123456789\n"
+		resp, err := client.Post(db.URL()+"/api/v2/write?"+q.Encode(), "text/plain; charset=utf-8", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp
+	}
+	if resp := write(); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("v2 write: %s; log:\n%s", resp.Status, db.Log())
+	}
+
+	check := func() {
+		t.Helper()
+		got := db.Query(t, `SELECT "count", "temperature" FROM "air"`)
+		if len(got) != 1 || len(got[0].Values) != 1 {
+			t.Fatalf("query: got %+v, want one row", got)
+		}
+		row := got[0].Values[0]
+		if row[0] != json.Number("1700000000123456789") || row[1] != json.Number("3") || row[2] != json.Number("21.5") {
+			t.Fatalf("row = %v", row)
+		}
+		if n := db.Count(t, "air"); n != 1 {
+			t.Fatalf("Count = %d, want 1", n)
+		}
+	}
+	check()
+
+	db.Stop()
+	if _, err := client.Get(db.URL() + "/ping"); err == nil {
+		t.Fatal("influxd still answers after Stop")
+	}
+	db.Start()
+	check()
+}
