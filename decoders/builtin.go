@@ -10,6 +10,8 @@ import (
 // decoded_<model> measurement name. Adding a decoder means adding a row.
 var builtin = map[string]Decoder{
 	// Cayenne LPP, Elsys, Milesight, Decentlab, Dragino.
+	"cayenne-lpp":     lppDecoder{},
+	"cayenne-lpp-tts": lppDecoder{tts: true},
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
 }
