@@ -14,6 +14,8 @@ var builtin = map[string]Decoder{
 	"cayenne-lpp-tts": lppDecoder{tts: true},
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
+	"keller-adt1": keller,
+	"keller-arc1": keller,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus

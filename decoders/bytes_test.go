@@ -1,0 +1,96 @@
+package decoders
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// vectorInput is one example of an external vector file, as decoder input.
+type vectorInput struct {
+	Desc  string
+	FPort uint8
+	Bytes []byte
+}
+
+// vectorInputs reads the examples of one ttn-core vector file (see
+// vectors_test.go); truncation tests and fuzz seeds start from them.
+func vectorInputs(tb testing.TB, file string) []vectorInput {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "vectors", "ttn-core", file))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var vf ttnVectorFile
+	if err := json.Unmarshal(raw, &vf); err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]vectorInput, 0, len(vf.Examples))
+	for _, ex := range vf.Examples {
+		b, err := hex.DecodeString(ex.BytesHex)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, vectorInput{Desc: ex.Description, FPort: ex.FPort, Bytes: b})
+	}
+	return out
+}
+
+// mustHex decodes a hex literal of a test table.
+func mustHex(tb testing.TB, s string) []byte {
+	tb.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// checkDecoded fails unless a successful decode's samples fit the catalogue.
+func checkDecoded(tb testing.TB, res Result) {
+	tb.Helper()
+	if _, _, err := Check(res.Samples); err != nil {
+		tb.Fatalf("samples do not fit the catalogue: %v (%+v)", err, res.Samples)
+	}
+}
+
+// checkPrefixes decodes every prefix of each vector's bytes: each must decode
+// to catalogue-valid samples or fail with ErrTruncated or ErrInvalid, never
+// panic. The prefix is cut to its capacity so a decoder reading past the end
+// panics here rather than reading the vector's tail.
+func checkPrefixes(t *testing.T, d Decoder, file string) {
+	t.Helper()
+	for _, v := range vectorInputs(t, file) {
+		for n := 0; n <= len(v.Bytes); n++ {
+			res, err := d.Decode(Input{FPort: v.FPort, Bytes: v.Bytes[:n:n]})
+			if err != nil {
+				if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrInvalid) {
+					t.Errorf("%s[:%d]: error %v wraps neither ErrTruncated nor ErrInvalid", v.Desc, n, err)
+				}
+				continue
+			}
+			checkDecoded(t, res)
+		}
+	}
+}
+
+// fuzzDecoder seeds f from a vector file and asserts that d never panics and
+// that a nil error comes with catalogue-valid samples.
+func fuzzDecoder(f *testing.F, d Decoder, file string) {
+	for _, v := range vectorInputs(f, file) {
+		f.Add(v.FPort, v.Bytes)
+	}
+	f.Fuzz(func(t *testing.T, port uint8, b []byte) {
+		res, err := d.Decode(Input{FPort: port, Bytes: b})
+		if err != nil {
+			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v wraps neither ErrTruncated nor ErrInvalid", err)
+			}
+			return
+		}
+		checkDecoded(t, res)
+	})
+}

@@ -1,0 +1,125 @@
+package decoders
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// kellerChannelNames names the channels of a function-1 measurement frame
+// for each connection type (ct) whose channel list the vendor documents;
+// index = bit number in the channel bitmap. Pressures are bar, temperatures
+// °C.
+var kellerChannelNames = map[byte][]string{
+	// RS485 & Baro (P1-PB) & digital input 1.
+	3: {"Pd (P1-PBaro)", "P1", "P2", "T", "TOB1", "TOB2", "PBaro", "TBaro"},
+}
+
+// kellerEpoch is the origin of the device clock in the function-12 frame.
+var kellerEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// kellerUnsupported is the reference codec's warning for function codes it
+// does not decode; kept verbatim so dashboards built on it keep working.
+const kellerUnsupported = "This function code is not supported in this decoder."
+
+// kellerMappings lift the level-probe values onto the catalogue. The
+// differential pressure P1-PBaro is the water column above the probe; the
+// probe's own temperature sensor (TOB1) is in the water.
+var kellerMappings = []Mapping{
+	{Key: "Pd (P1-PBaro)", Quantity: "water.pressure", Scale: 1000}, // bar → hPa
+	{Key: "TOB1", Quantity: "water.temperature.current"},
+	{Key: "PBaro", Quantity: "air.pressure", Scale: 1000}, // bar → hPa
+	{Key: "battery_voltage", Quantity: "battery"},
+	{Key: "battery_capacity_percentage", Quantity: "batteryLevel"},
+}
+
+// keller decodes the Keller ADT1 and ARC1 remote transmitters (box and tube)
+// as described in "KELLER LoRa payload"
+// (https://docs.kolibricloud.ch/sending-technology/lora-technology/keller-lora-payload/)
+// and "ADT1 - LoRa data communication protocol" (KELLER, V02/2020).
+var keller = Func(decodeKeller)
+
+func decodeKeller(in Input) (Result, error) {
+	b := in.Bytes
+	if err := needBytes(b, 1, "keller frame"); err != nil {
+		return Result{}, err
+	}
+	data := map[string]any{
+		"port":    in.FPort,
+		"payload": strings.ToUpper(hex.EncodeToString(b)),
+		"func":    b[0],
+	}
+	var warnings []string
+	switch b[0] {
+	case 1:
+		w, err := kellerMeasurements(b, data)
+		if err != nil {
+			return Result{}, err
+		}
+		warnings = append(warnings, w...)
+	case 12:
+		if err := kellerInfo(b, data); err != nil {
+			return Result{}, err
+		}
+	default:
+		warnings = append(warnings, kellerUnsupported)
+	}
+	return Result{Data: data, Samples: ApplyMappings(data, kellerMappings), Warnings: warnings}, nil
+}
+
+// kellerMeasurements reads function 1: connection type, channel bitmap and
+// one float32 per set bit, lowest channel first.
+func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
+	if err := needBytes(b, 4, "keller measurement header"); err != nil {
+		return nil, err
+	}
+	ct := b[1]
+	mask := binary.BigEndian.Uint16(b[2:4])
+	n := bits.OnesCount16(mask)
+	if err := needBytes(b, 4+4*n, fmt.Sprintf("keller measurement with %d channels", n)); err != nil {
+		return nil, err
+	}
+	data["ct"] = ct
+	data["channel"] = fmt.Sprintf("%016b", mask)
+	data["channelCount"] = n
+	names := kellerChannelNames[ct]
+	var warnings []string
+	off := 4
+	for ch := 0; ch < 16; ch++ {
+		if mask&(1<<ch) == 0 {
+			continue
+		}
+		// Widening float32 to float64 is exact, as in the reference.
+		v := float64(math.Float32frombits(binary.BigEndian.Uint32(b[off : off+4])))
+		off += 4
+		name := "channel_" + strconv.Itoa(ch)
+		if ch < len(names) {
+			name = names[ch]
+		} else {
+			warnings = append(warnings, fmt.Sprintf("connection type %d channel %d has no documented name; stored as %s", ct, ch, name))
+		}
+		data[name] = v
+	}
+	return warnings, nil
+}
+
+// kellerInfo reads function 12, the device information frame.
+func kellerInfo(b []byte, data map[string]any) error {
+	if err := needBytes(b, 20, "keller device information"); err != nil {
+		return err
+	}
+	data["class_group_text"] = fmt.Sprintf("%02d.%02d", b[2], b[3])
+	data["sw_version_text"] = fmt.Sprintf("%02d.%02d", b[4], b[5])
+	data["serial_number"] = binary.BigEndian.Uint32(b[6:10])
+	secs := binary.BigEndian.Uint32(b[10:14])
+	data["device_local_datetime"] = kellerEpoch.Add(time.Duration(secs) * time.Second).Format(time.DateTime)
+	data["battery_voltage"] = float64(math.Float32frombits(binary.BigEndian.Uint32(b[14:18])))
+	data["battery_capacity_percentage"] = b[18]
+	data["humidity_percentage"] = b[19]
+	return nil
+}
