@@ -12,6 +12,22 @@ var builtin = map[string]Decoder{
 	// Cayenne LPP, Elsys, Milesight, Decentlab, Dragino.
 	"cayenne-lpp":     lppDecoder{},
 	"cayenne-lpp-tts": lppDecoder{tts: true},
+	// One Elsys TLV decoder for every Elsys device.
+	"elsys-ers":          Func(decodeElsys),
+	"elsys-ers-lite":     Func(decodeElsys),
+	"elsys-ers-co2":      Func(decodeElsys),
+	"elsys-ers-co2-lite": Func(decodeElsys),
+	"elsys-ers-sound":    Func(decodeElsys),
+	"elsys-ers-eye":      Func(decodeElsys),
+	"elsys-ers-desk":     Func(decodeElsys),
+	"elsys-ers-voc":      Func(decodeElsys),
+	"elsys-elt":          Func(decodeElsys),
+	"elsys-elt-2":        Func(decodeElsys),
+	"elsys-elt-lite":     Func(decodeElsys),
+	"elsys-ems":          Func(decodeElsys),
+	"elsys-ems-desk":     Func(decodeElsys),
+	"elsys-ems-door":     Func(decodeElsys),
+	"elsys-ems-lite":     Func(decodeElsys),
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
 	"keller-adt1": keller,
