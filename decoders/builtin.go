@@ -30,8 +30,9 @@ var builtin = map[string]Decoder{
 	"elsys-ems-lite":     Func(decodeElsys),
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
-	"keller-adt1": keller,
-	"keller-arc1": keller,
+	"keller-adt1":   keller,
+	"keller-arc1":   keller,
+	"dingtek-df703": df703,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus

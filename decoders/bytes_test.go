@@ -9,16 +9,16 @@ import (
 	"testing"
 )
 
-// vectorInput is one example of an external vector file, as decoder input.
-type vectorInput struct {
+// vecInput is one example of an external vector file, as decoder input.
+type vecInput struct {
 	Desc  string
 	FPort uint8
 	Bytes []byte
 }
 
-// vectorInputs reads the examples of one ttn-core vector file (see
+// vecInputs reads the examples of one ttn-core vector file (see
 // vectors_test.go); truncation tests and fuzz seeds start from them.
-func vectorInputs(tb testing.TB, file string) []vectorInput {
+func vecInputs(tb testing.TB, file string) []vecInput {
 	tb.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "testdata", "vectors", "ttn-core", file))
 	if err != nil {
@@ -28,19 +28,19 @@ func vectorInputs(tb testing.TB, file string) []vectorInput {
 	if err := json.Unmarshal(raw, &vf); err != nil {
 		tb.Fatal(err)
 	}
-	out := make([]vectorInput, 0, len(vf.Examples))
+	out := make([]vecInput, 0, len(vf.Examples))
 	for _, ex := range vf.Examples {
 		b, err := hex.DecodeString(ex.BytesHex)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		out = append(out, vectorInput{Desc: ex.Description, FPort: ex.FPort, Bytes: b})
+		out = append(out, vecInput{Desc: ex.Description, FPort: ex.FPort, Bytes: b})
 	}
 	return out
 }
 
-// mustHex decodes a hex literal of a test table.
-func mustHex(tb testing.TB, s string) []byte {
+// vecHex decodes a hex literal of a test table.
+func vecHex(tb testing.TB, s string) []byte {
 	tb.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -49,21 +49,21 @@ func mustHex(tb testing.TB, s string) []byte {
 	return b
 }
 
-// checkDecoded fails unless a successful decode's samples fit the catalogue.
-func checkDecoded(tb testing.TB, res Result) {
+// vecCheckSamples fails unless a successful decode's samples fit the catalogue.
+func vecCheckSamples(tb testing.TB, res Result) {
 	tb.Helper()
 	if _, _, err := Check(res.Samples); err != nil {
 		tb.Fatalf("samples do not fit the catalogue: %v (%+v)", err, res.Samples)
 	}
 }
 
-// checkPrefixes decodes every prefix of each vector's bytes: each must decode
+// vecCheckPrefixes decodes every prefix of each vector's bytes: each must decode
 // to catalogue-valid samples or fail with ErrTruncated or ErrInvalid, never
 // panic. The prefix is cut to its capacity so a decoder reading past the end
 // panics here rather than reading the vector's tail.
-func checkPrefixes(t *testing.T, d Decoder, file string) {
+func vecCheckPrefixes(t *testing.T, d Decoder, file string) {
 	t.Helper()
-	for _, v := range vectorInputs(t, file) {
+	for _, v := range vecInputs(t, file) {
 		for n := 0; n <= len(v.Bytes); n++ {
 			res, err := d.Decode(Input{FPort: v.FPort, Bytes: v.Bytes[:n:n]})
 			if err != nil {
@@ -72,15 +72,15 @@ func checkPrefixes(t *testing.T, d Decoder, file string) {
 				}
 				continue
 			}
-			checkDecoded(t, res)
+			vecCheckSamples(t, res)
 		}
 	}
 }
 
-// fuzzDecoder seeds f from a vector file and asserts that d never panics and
+// vecFuzz seeds f from a vector file and asserts that d never panics and
 // that a nil error comes with catalogue-valid samples.
-func fuzzDecoder(f *testing.F, d Decoder, file string) {
-	for _, v := range vectorInputs(f, file) {
+func vecFuzz(f *testing.F, d Decoder, file string) {
+	for _, v := range vecInputs(f, file) {
 		f.Add(v.FPort, v.Bytes)
 	}
 	f.Fuzz(func(t *testing.T, port uint8, b []byte) {
@@ -91,6 +91,6 @@ func fuzzDecoder(f *testing.F, d Decoder, file string) {
 			}
 			return
 		}
-		checkDecoded(t, res)
+		vecCheckSamples(t, res)
 	})
 }

@@ -65,7 +65,7 @@ func TestKeller(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := keller.Decode(Input{FPort: tt.fport, Bytes: mustHex(t, tt.hex)})
+			res, err := keller.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -75,12 +75,12 @@ func TestKeller(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkDecoded(t, res)
+			vecCheckSamples(t, res)
 			tt.check(t, res)
 		})
 	}
 }
 
-func TestKellerPrefixes(t *testing.T) { checkPrefixes(t, keller, kellerVectors) }
+func TestKellerPrefixes(t *testing.T) { vecCheckPrefixes(t, keller, kellerVectors) }
 
-func FuzzKeller(f *testing.F) { fuzzDecoder(f, keller, kellerVectors) }
+func FuzzKeller(f *testing.F) { vecFuzz(f, keller, kellerVectors) }

@@ -38,6 +38,13 @@ var ttnCoreVectors = map[string]string{
 // asserts that value. Each entry cites the quirk.
 var vectorCorrections = map[string]func(data map[string]any){
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis corrections.
+	// Dingtek DF703 decoder_quirks: the reference converts the GPS float32
+	// with mantissa/0x7FFFFF instead of /0x800000 ("116.507430",
+	// "40.038999"); the exact float32 values CD03E942 / EF272042 are
+	// 116.50742340087890625 and 40.03899765014648438.
+	"dingtek-df703-codec.json#1": func(d map[string]any) {
+		d["longitude"], d["latitude"] = "116.507423", "40.038998"
+	},
 
 	// Cayenne, Elsys, Milesight, Decentlab, Dragino corrections.
 }

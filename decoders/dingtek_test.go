@@ -1,0 +1,82 @@
+package decoders
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+const df703Vectors = "dingtek-df703-codec.json"
+
+func TestDF703(t *testing.T) {
+	tests := []struct {
+		name    string
+		fport   uint8
+		hex     string
+		wantErr error
+		want    map[string]any // subset of Data
+		samples []Sample
+	}{
+		{name: "wrong fPort", fport: 2, hex: "800001011107d000190000000000010081", wantErr: ErrInvalid},
+		{name: "short", fport: 3, hex: "800001011107d0", wantErr: ErrTruncated},
+		{name: "wrong length", fport: 3, hex: "800001011207d00019000000000001000081", wantErr: ErrInvalid},
+		{name: "bad head", fport: 3, hex: "810001011107d000190000000000010081", wantErr: ErrInvalid},
+		{name: "bad tail", fport: 3, hex: "800001011107d000190000000000010080", wantErr: ErrInvalid},
+		{name: "length byte disagrees", fport: 3, hex: "800001011907d000190000000000010081", wantErr: ErrInvalid},
+		{
+			// decoder_quirks: the reference always negates the angle;
+			// with a zero sign byte the tilt is positive.
+			name: "positive angle", fport: 3, hex: "8000010111" + "04b0" + "0019" + "000f" + "0000" + "0007" + "0081",
+			want:    map[string]any{"angle": 15, "level": uint16(1200), "frameCounter": uint16(7)},
+			samples: []Sample{{Quantity: "level.distance", Value: 1.2}},
+		},
+		{
+			name: "negative angle, frost, all alarms", fport: 3, hex: "8000010211" + "0064" + "00f6" + "012d" + "1101" + "0100" + "0081",
+			want: map[string]any{
+				"angle": -45, "temperature": -10, "level": uint16(100),
+				"alarmLevel": true, "alarmFire": true, "alarmFall": false, "alarmBattery": true,
+				"frameCounter": uint16(256),
+			},
+			samples: []Sample{{Quantity: "level.distance", Value: 0.1}},
+		},
+		{
+			name: "gps position sample", fport: 3, hex: "800001011907d001cd03e942ef272042190000000000010081",
+			samples: []Sample{
+				{Quantity: "level.distance", Value: 2.0},
+				{Quantity: "position.latitude", Value: 40.038997650146484},
+				{Quantity: "position.longitude", Value: 116.5074234008789},
+			},
+		},
+		{
+			name: "parameters: no samples", fport: 3, hex: "8000010319010418011e4b1e01000200000000000000000081",
+			want: map[string]any{"fallEnable": true, "workMode": uint8(2), "firmware": "1.4"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := df703.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vecCheckSamples(t, res)
+			for k, v := range tt.want {
+				if res.Data[k] != v {
+					t.Errorf("%s = %#v, want %#v", k, res.Data[k], v)
+				}
+			}
+			if !reflect.DeepEqual(res.Samples, tt.samples) {
+				t.Errorf("samples %v, want %v", res.Samples, tt.samples)
+			}
+		})
+	}
+}
+
+func TestDF703Prefixes(t *testing.T) { vecCheckPrefixes(t, df703, df703Vectors) }
+
+func FuzzDF703(f *testing.F) { vecFuzz(f, df703, df703Vectors) }
