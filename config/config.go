@@ -1,0 +1,159 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+// Example is example.yaml, the documented reference of every key. Its tests
+// load it and fail when a key of Config is missing from it.
+//
+//go:embed example.yaml
+var Example []byte
+
+// Config is the whole configuration file. The section structs of sources
+// and influx belong to the packages that use them; the daemon-level
+// sections are defined here.
+type Config struct {
+	Log  LogConfig  `yaml:"log"`
+	HTTP HTTPConfig `yaml:"http"`
+	// StateDir holds the embedded device registry, the spool and the dead
+	// letters (deadletters.jsonl). Default /var/lib/sensorgate.
+	StateDir string         `yaml:"state_dir"`
+	Sources  []mqtt.Config  `yaml:"sources"`
+	Influx   influx.Config  `yaml:"influx"`
+	Devices  DevicesConfig  `yaml:"devices"`
+	Decoders DecodersConfig `yaml:"decoders"`
+}
+
+// LogConfig is where and how the daemon logs.
+type LogConfig struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `yaml:"level"`
+	// Format is console (default, for a terminal) or json (for a log
+	// collector).
+	Format string `yaml:"format"`
+}
+
+// HTTPConfig is the HTTP API (health, metrics, devices, dead letters). It is
+// reserved for the HTTP API issue: the keys are checked now so that configs
+// written today keep working.
+type HTTPConfig struct {
+	// Listen is host:port (default 127.0.0.1:8080: local only, since the
+	// API can replay dead letters).
+	Listen string `yaml:"listen"`
+	// Token, when set, is the bearer token the API requires.
+	Token string `yaml:"token"`
+}
+
+// DevicesConfig is the device registry's input.
+type DevicesConfig struct {
+	// Import is a YAML (.yaml, .yml) or CSV (.csv) devices file loaded into
+	// the registry at start; empty means the registry keeps what it has.
+	Import string `yaml:"import"`
+	// Tags are the device tag keys written onto points. The default is none:
+	// every tag is an InfluxDB series dimension, so the operator opts in to
+	// each one rather than a stray spreadsheet column multiplying series.
+	Tags []string `yaml:"tags"`
+}
+
+// DecodersConfig is the payload decoders' configuration.
+type DecodersConfig struct {
+	// Scripts is a folder of JavaScript codecs (TTN/ChirpStack style),
+	// reserved for the script decoder issue.
+	Scripts string `yaml:"scripts"`
+	// Timeout bounds one script decode (default 100ms), so a codec stuck
+	// in a loop costs one dead letter, not the pipeline.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Load reads and checks the config file at path: ${ENV} expansion, YAML
+// decoding with unknown keys rejected, defaults, validation. Problems with
+// the file's content come back together as *Problems.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse is Load for a file already read; name is used in problem reports.
+// Environment variables are taken from the process environment.
+func Parse(b []byte, name string) (*Config, error) {
+	return parse(b, name, os.LookupEnv)
+}
+
+// parse takes the environment as a function so tests need not touch the
+// process environment.
+func parse(b []byte, name string, lookup func(string) (string, bool)) (*Config, error) {
+	c := newCollector(nil)
+	root, ok := readDocument(b, c)
+	if !ok {
+		return nil, c.err(name)
+	}
+	t := newTree(root)
+	c.tree = t
+	cfg := new(Config)
+	if root != nil {
+		expandEnv(root, "", lookup, c)
+		if err := checkKeys(root, c); err != nil {
+			return nil, err
+		}
+		decode(root, cfg, c)
+	}
+	cfg.setDefaults(t)
+	cfg.check(c)
+	if err := c.err(name); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// readDocument parses b into its root node: a mapping, or nil for an empty
+// file. It reports syntax errors and files that are not one mapping.
+func readDocument(b []byte, c *collector) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true // empty: validation says what is missing
+		}
+		line, msg := syntaxError(err)
+		c.addLine(line, "", msg)
+		return nil, false
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		line, msg := syntaxError(err)
+		c.addLine(line, "", msg)
+		return nil, false
+	default:
+		c.addLine(next.Line, "", "a second YAML document: the config is one document; remove the extra ---")
+		return nil, false
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	switch {
+	case root.Kind == yaml.MappingNode:
+		return root, true
+	case root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null":
+		return nil, true // only comments or a lone ---
+	}
+	c.addLine(root.Line, "", "the config must be a mapping of sections (log, http, state_dir, sources, influx, devices, decoders); see example.yaml")
+	return nil, false
+}

@@ -1,0 +1,101 @@
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+// Defaults of the keys a file may leave out; example.yaml documents each.
+const (
+	defaultLogLevel       = "info"
+	defaultLogFormat      = "console"
+	defaultHTTPListen     = "127.0.0.1:8080"
+	defaultStateDir       = "/var/lib/sensorgate"
+	defaultQoS            = 1
+	defaultBatchSize      = 5000
+	defaultFlushInterval  = 100 * time.Millisecond
+	defaultInfluxTimeout  = 10 * time.Second
+	defaultDecoderTimeout = 100 * time.Millisecond
+	defaultTimeFormat     = "rfc3339"
+	clientIDPrefix        = "sensorgate-"
+)
+
+// Values of a source's unknown_devices.
+const (
+	unknownAccept = "accept"
+	unknownReject = "reject"
+)
+
+// SetDefaults fills every key left at its zero value with its default, for
+// a Config built in code. Load and Parse apply defaults themselves.
+func (c *Config) SetDefaults() { c.setDefaults(nil) }
+
+// setDefaults fills keys the file does not give. A number or duration the
+// file sets to zero explicitly keeps it, so that Validate reports
+// "batch_size: 0" instead of silently writing batches of 5000.
+func (c *Config) setDefaults(t *tree) {
+	setString(&c.Log.Level, defaultLogLevel)
+	setString(&c.Log.Format, defaultLogFormat)
+	setString(&c.HTTP.Listen, defaultHTTPListen)
+	setString(&c.StateDir, defaultStateDir)
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.ClientID == "" && s.Name != "" {
+			// Derived from the name, not random: the broker keeps the
+			// persistent session (and the messages queued while we were
+			// down) under the client id.
+			s.ClientID = clientIDPrefix + s.Name
+		}
+		if s.QoS == nil {
+			q := defaultQoS
+			s.QoS = &q
+		}
+		if s.UnknownDevices == "" {
+			s.UnknownDevices = defaultUnknownDevices(s.Format)
+		}
+		if s.Format == mqtt.FormatJSON && s.JSON.Time != "" {
+			setString(&s.JSON.TimeFormat, defaultTimeFormat)
+		}
+	}
+	in := &c.Influx
+	if in.BatchSize == 0 && !t.present("influx.batch_size") {
+		in.BatchSize = defaultBatchSize
+	}
+	setDuration(&in.FlushInterval, defaultFlushInterval, t, "influx.flush_interval")
+	setDuration(&in.Timeout, defaultInfluxTimeout, t, "influx.timeout")
+	if in.Gzip == nil {
+		gz := true
+		in.Gzip = &gz
+	}
+	setDuration(&c.Decoders.Timeout, defaultDecoderTimeout, t, "decoders.timeout")
+}
+
+// defaultUnknownDevices accepts devices missing from the registry for feeds
+// of a network server, which names the device and carries its tags, and
+// rejects them for generic JSON, which has no such source of truth.
+func defaultUnknownDevices(format string) string {
+	switch format {
+	case mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3:
+		return unknownAccept
+	case mqtt.FormatJSON:
+		return unknownReject
+	}
+	return "" // unknown format: reported by Validate
+}
+
+func setString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration, t *tree, path string) {
+	if *d == 0 && !t.present(path) {
+		*d = def
+	}
+}
+
+// sourcePath names source i in problems.
+func sourcePath(i int) string { return fmt.Sprintf("sources[%d]", i) }

@@ -1,0 +1,385 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+var (
+	logLevels      = []string{"debug", "info", "warn", "error"}
+	logFormats     = []string{"console", "json"}
+	sourceTypes    = []string{"mqtt"}
+	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON}
+	unknownDevices = []string{unknownAccept, unknownReject}
+	timeFormats    = []string{"rfc3339", "unix", "unix_ms", "unix_ns"}
+	// brokerSchemes are those the paho client dials.
+	brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}
+	// pointTags are written by sensorgate on every point (DESIGN §5); a
+	// device tag of the same name would overwrite them.
+	pointTags = []string{"device", "dev_eui", "model", "source", "channel"}
+)
+
+// Validate checks a Config built in code (call SetDefaults first) and
+// returns every problem as *Problems, without line numbers. Load and Parse
+// run the same checks with lines.
+func (c *Config) Validate() error {
+	p := newCollector(nil)
+	c.check(p)
+	return p.err("")
+}
+
+// check runs every rule. Each rule names the path it is about; the
+// collector finds the line.
+func (c *Config) check(p *collector) {
+	oneOf(p, "log.level", c.Log.Level, logLevels, "log level")
+	oneOf(p, "log.format", c.Log.Format, logFormats, "log format")
+	checkListen(p, "http.listen", c.HTTP.Listen)
+	if c.StateDir == "" {
+		p.add("state_dir", "missing: give a directory for the spool and dead letters, e.g. %s", defaultStateDir)
+	}
+	c.checkSources(p)
+	c.checkInflux(p)
+	c.checkDevices(p)
+	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
+}
+
+func (c *Config) checkSources(p *collector) {
+	if len(c.Sources) == 0 {
+		p.add("sources", "no source: add at least one (see the sources in example.yaml)")
+		return
+	}
+	names := map[string]int{}
+	clientIDs := map[string]int{}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		sp := sourcePath(i)
+		switch {
+		case s.Name == "":
+			p.add(sp+".name", "missing: give each source a unique name; it is written as the source tag")
+		case !isSlug(s.Name):
+			p.add(sp+".name", "%q: use letters, digits, '-', '_' and '.' only (it is a tag value and part of the client id)", s.Name)
+		default:
+			if j, dup := names[s.Name]; dup {
+				p.add(sp+".name", "%q is also the name of sources[%d]: give each source its own name", s.Name, j)
+			} else {
+				names[s.Name] = i
+			}
+		}
+		if s.Type == "" {
+			p.add(sp+".type", "missing: use mqtt")
+		} else {
+			oneOf(p, sp+".type", s.Type, sourceTypes, "source type")
+		}
+		if s.Format == "" {
+			p.add(sp+".format", "missing: use %s", orList(feedFormats))
+		} else {
+			oneOf(p, sp+".format", s.Format, feedFormats, "feed format")
+		}
+		checkBroker(p, sp+".broker", s.Broker)
+		checkTopics(p, sp+".topics", s.Topics)
+		if s.ClientID != "" {
+			if j, dup := clientIDs[s.ClientID]; dup {
+				p.add(sp+".client_id", "%q is also the client id of sources[%d]: the broker would end one session whenever the other connects; give each source its own", s.ClientID, j)
+			} else {
+				clientIDs[s.ClientID] = i
+			}
+		}
+		if s.Password != "" && s.Username == "" {
+			p.add(sp+".password", "set without username: MQTT sends a password only with a username; set username")
+		}
+		if s.QoS != nil && (*s.QoS < 0 || *s.QoS > 2 || p.tree.isFloat(sp+".qos")) {
+			p.add(sp+".qos", "%s is not an MQTT QoS: use 0, 1 or 2 (default 1; The Things Stack offers 0 only)", p.tree.text(sp+".qos", strconv.Itoa(*s.QoS)))
+		}
+		if s.UnknownDevices != "" || slices.Contains(feedFormats, s.Format) {
+			oneOf(p, sp+".unknown_devices", s.UnknownDevices, unknownDevices, "unknown_devices policy")
+		}
+		checkMap(p, sp+".map", s.Map)
+		checkJSON(p, sp, s)
+	}
+}
+
+func checkBroker(p *collector, path, broker string) {
+	if broker == "" {
+		p.add(path, "missing: give the broker's URL, e.g. tcp://127.0.0.1:1883")
+		return
+	}
+	u, err := url.Parse(broker)
+	if err != nil || u.Host == "" {
+		p.add(path, "%q is not a broker URL: write scheme://host:port, e.g. tcp://127.0.0.1:1883", broker)
+		return
+	}
+	if !slices.Contains(brokerSchemes, u.Scheme) {
+		p.add(path, "scheme %q is not an MQTT transport: use %s", u.Scheme, orList(brokerSchemes))
+		return
+	}
+	if u.Port() == "" {
+		p.add(path, "%q has no port: add it, e.g. :1883 (tcp) or :8883 (ssl)", u.Redacted())
+		return
+	}
+	if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+		p.add(path, "port %q is not a TCP port: use 1 to 65535", u.Port())
+	}
+}
+
+// checkTopics checks MQTT topic filters: '+' and '#' stand for whole
+// levels, and '#' only at the end, or the broker refuses the subscription.
+func checkTopics(p *collector, path string, topics []string) {
+	if len(topics) == 0 {
+		p.add(path, "missing: list at least one topic filter, e.g. [\"application/+/device/+/event/up\"]")
+		return
+	}
+	for j, t := range topics {
+		tp := fmt.Sprintf("%s[%d]", path, j)
+		if msg := topicFilterProblem(t); msg != "" {
+			p.add(tp, "%q %s", t, msg)
+		}
+	}
+}
+
+func topicFilterProblem(t string) string {
+	if t == "" {
+		return "is empty: write a topic filter"
+	}
+	if strings.ContainsRune(t, 0) {
+		return "contains a NUL character"
+	}
+	levels := strings.Split(t, "/")
+	for k, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || k != len(levels)-1) {
+			return "is not a topic filter: # must be a whole level and the last one, as in a/b/#"
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return "is not a topic filter: + must be a whole level, as in a/+/c"
+		}
+	}
+	return ""
+}
+
+func checkMap(p *collector, path string, maps []decoders.Mapping) {
+	quantities := map[string]int{}
+	for j, m := range maps {
+		mp := fmt.Sprintf("%s[%d]", path, j)
+		if m.Key == "" {
+			p.add(mp+".key", "missing: name the key of the decoded object, e.g. temperature or data.temp")
+		} else if msg := jsonPathProblem(m.Key); msg != "" {
+			p.add(mp+".key", "%q %s", m.Key, msg)
+		}
+		if m.Quantity == "" {
+			p.add(mp+".quantity", "missing: name a catalogue quantity, e.g. air.temperature")
+			continue
+		}
+		q, ok := decoders.LookupQuantity(m.Quantity)
+		if !ok {
+			p.add(mp+".quantity", "%q is not a catalogue quantity: %s", m.Quantity, quantityHint(m.Quantity))
+			continue
+		}
+		if k, dup := quantities[m.Quantity]; dup {
+			p.add(mp+".quantity", "%q is also mapped by %s[%d]: map each quantity from one key", m.Quantity, path, k)
+		} else {
+			quantities[m.Quantity] = j
+		}
+		switch {
+		case math.IsNaN(m.Scale) || math.IsInf(m.Scale, 0):
+			p.add(mp+".scale", "%v is not a usable factor: give a finite number (0 or omitted means 1)", m.Scale)
+		case m.Scale != 0 && q.Kind != decoders.Number:
+			p.add(mp+".scale", "%s is a %s quantity: scale applies to numbers only; remove it", q.Path, q.Kind)
+		}
+	}
+}
+
+// quantityHint suggests the quantity the operator probably meant.
+func quantityHint(name string) string {
+	var paths []string
+	for _, q := range decoders.Catalogue() {
+		paths = append(paths, q.Path)
+	}
+	if near := closest(name, paths); near != "" {
+		return fmt.Sprintf("did you mean %s?", near)
+	}
+	var ends []string
+	for _, path := range paths {
+		if strings.HasSuffix(path, "."+name) {
+			ends = append(ends, path)
+		}
+	}
+	if len(ends) > 0 {
+		return fmt.Sprintf("did you mean %s?", orList(ends))
+	}
+	return "see the catalogue in decoders/catalogue.go (e.g. air.temperature, sound.laeq, level.fill)"
+}
+
+// checkJSON checks the json section: required for the generic JSON format,
+// meaningless for the others.
+func checkJSON(p *collector, sp string, s *mqtt.Config) {
+	j := s.JSON
+	jp := sp + ".json"
+	if s.Format != mqtt.FormatJSON {
+		if j != (mqtt.JSONConfig{}) && slices.Contains(feedFormats, s.Format) {
+			p.add(jp, "applies to format json only; the %s feed names its devices and times itself: remove it", s.Format)
+		}
+		return
+	}
+	switch {
+	case j.DeviceID == "":
+		p.add(jp+".device_id", "missing: say where a message names its device: topic:N (Nth topic level, from 0) or a JSON path such as deviceId")
+	case strings.HasPrefix(j.DeviceID, "topic:"):
+		checkTopicLevel(p, jp+".device_id", j.DeviceID, s.Topics)
+	default:
+		if msg := jsonPathProblem(j.DeviceID); msg != "" {
+			p.add(jp+".device_id", "%q %s, or topic:N for the Nth topic level", j.DeviceID, msg)
+		}
+	}
+	if j.Time != "" {
+		if msg := jsonPathProblem(j.Time); msg != "" {
+			p.add(jp+".time", "%q %s", j.Time, msg)
+		}
+	}
+	if j.TimeFormat != "" {
+		if j.Time == "" {
+			p.add(jp+".time_format", "set without json.time: say where the time is, or remove time_format")
+		} else {
+			oneOf(p, jp+".time_format", j.TimeFormat, timeFormats, "time format")
+		}
+	}
+	if j.Object != "" {
+		if msg := jsonPathProblem(j.Object); msg != "" {
+			p.add(jp+".object", "%q %s", j.Object, msg)
+		}
+	}
+}
+
+// checkTopicLevel checks device_id: topic:N against every topic filter: the
+// level must exist, and must not be fixed text (every message would name
+// the same device).
+func checkTopicLevel(p *collector, path, spec string, topics []string) {
+	n, err := strconv.Atoi(strings.TrimPrefix(spec, "topic:"))
+	if err != nil || n < 0 {
+		p.add(path, "%q is not topic:N: N is the topic level from 0, e.g. topic:2 for sensors/park/DEVICE", spec)
+		return
+	}
+	for _, t := range topics {
+		levels := strings.Split(t, "/")
+		hash := slices.Index(levels, "#")
+		switch {
+		case hash >= 0 && hash <= n:
+			// The level falls under #: any depth may hold it.
+		case n >= len(levels):
+			p.add(path, "%s: topic %q has only %d levels (counted from 0): use a level that names the device", spec, t, len(levels))
+			return
+		case levels[n] != "+":
+			p.add(path, "%s is %q in topic %q, the same for every message: use the level with + that names the device", spec, levels[n], t)
+			return
+		}
+	}
+}
+
+// jsonPathProblem checks a dotted path into a JSON object.
+func jsonPathProblem(s string) string {
+	for _, seg := range strings.Split(s, ".") {
+		if seg == "" || strings.ContainsAny(seg, " \t\r\n") {
+			return "is not a JSON path: write keys joined by dots, e.g. data.temperature"
+		}
+	}
+	return ""
+}
+
+func (c *Config) checkInflux(p *collector) {
+	in := &c.Influx
+	switch u, err := url.Parse(in.URL); {
+	case in.URL == "":
+		p.add("influx.url", "missing: give InfluxDB's URL, e.g. http://127.0.0.1:8086")
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		p.add("influx.url", "%q is not an InfluxDB URL: write http://host:port or https://host:port", in.URL)
+	case u.User != nil:
+		p.add("influx.url", "%q carries credentials: put them in influx.token instead", u.Redacted())
+	}
+	if in.Bucket == "" {
+		p.add("influx.bucket", "missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)")
+	}
+	if in.BatchSize < 1 || p.tree.isFloat("influx.batch_size") {
+		p.add("influx.batch_size", "%s: must be a whole number of at least 1 (default %d)", p.tree.text("influx.batch_size", strconv.Itoa(in.BatchSize)), defaultBatchSize)
+	}
+	positive(p, "influx.flush_interval", in.FlushInterval, defaultFlushInterval)
+	positive(p, "influx.timeout", in.Timeout, defaultInfluxTimeout)
+}
+
+func (c *Config) checkDevices(p *collector) {
+	if c.Devices.Import != "" {
+		switch strings.ToLower(filepath.Ext(c.Devices.Import)) {
+		case ".csv", ".yaml", ".yml":
+		default:
+			p.add("devices.import", "%q is neither CSV nor YAML: name the file .csv, .yaml or .yml", c.Devices.Import)
+		}
+	}
+	seen := map[string]int{}
+	for i, tag := range c.Devices.Tags {
+		tp := fmt.Sprintf("devices.tags[%d]", i)
+		switch {
+		case tag == "":
+			p.add(tp, "is empty: name a device tag key, e.g. site")
+		case slices.Contains(pointTags, tag):
+			p.add(tp, "%q is written by sensorgate itself on every point: choose another tag key", tag)
+		case strings.HasPrefix(tag, "_"):
+			p.add(tp, "%q: InfluxDB reserves keys starting with _: rename the tag", tag)
+		case !isSlug(tag):
+			p.add(tp, "%q: use letters, digits, '-', '_' and '.' only", tag)
+		default:
+			if j, dup := seen[tag]; dup {
+				p.add(tp, "%q is already listed as devices.tags[%d]: remove one", tag, j)
+			} else {
+				seen[tag] = i
+			}
+		}
+	}
+}
+
+func oneOf(p *collector, path, v string, allowed []string, what string) {
+	if !slices.Contains(allowed, v) {
+		p.add(path, "%q is not a %s: use %s", v, what, orList(allowed))
+	}
+}
+
+func positive(p *collector, path string, d, def time.Duration) {
+	switch {
+	case d < 0:
+		p.add(path, "%s is negative: give a duration above 0 (default %s)", d, def)
+	case d == 0:
+		p.add(path, "0 is not allowed: give a duration above 0, or remove the key for the default %s", def)
+	}
+}
+
+func checkListen(p *collector, path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(path, "%q is not host:port: write e.g. %s, or :8080 for every interface", addr, defaultHTTPListen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		p.add(path, "port %q is not a TCP port: use 1 to 65535", port)
+	}
+}
+
+// isSlug reports whether s is a safe name for a tag value, a client id and
+// a file name.
+func isSlug(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isNameChar(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
