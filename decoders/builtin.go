@@ -30,9 +30,13 @@ var builtin = map[string]Decoder{
 	"elsys-ems-lite":     Func(decodeElsys),
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
-	"keller-adt1":   keller,
-	"keller-arc1":   keller,
-	"dingtek-df703": df703,
+	"keller-adt1":    keller,
+	"keller-arc1":    keller,
+	"dingtek-df703":  df703,
+	"bosch-tps110":   tps110,
+	"nwave-nps405":   nps405,
+	"nwave-nps405fm": nps405,
+	"nwave-nps405sm": nps405,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus

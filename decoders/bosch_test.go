@@ -1,0 +1,78 @@
+package decoders
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+const tps110Vectors = "bosch-tps110-0292-codec.json"
+
+func TestTPS110(t *testing.T) {
+	tests := []struct {
+		name     string
+		fport    uint8
+		hex      string
+		wantErr  error
+		want     map[string]any
+		occupied any // parking.occupied sample; nil = none
+	}{
+		{name: "empty status", fport: 1, hex: "", wantErr: ErrTruncated},
+		{name: "short start-up", fport: 3, hex: "240300007503000000000000001d0203", wantErr: ErrTruncated},
+		{name: "short debug", fport: 6, hex: "0102030405", wantErr: ErrTruncated},
+		{name: "unknown fPort", fport: 9, hex: "01", wantErr: ErrInvalid},
+		{
+			name: "free", fport: 1, hex: "fe",
+			want: map[string]any{"type": "parking status", "occupied": false}, occupied: false,
+		},
+		{
+			name: "heartbeat without temperature", fport: 2, hex: "01",
+			want: map[string]any{"type": "heartbeat", "occupied": true}, occupied: true,
+		},
+		{
+			name: "start-up, no debug codes, unknown reset cause", fport: 3, hex: "0000000000000000000000000001000900",
+			want: map[string]any{
+				"type": "startup", "debugCodes": []int{}, "firmwareVersion": "0.1.0",
+				"resetCause": "unknown", "occupied": false,
+			},
+			occupied: false,
+		},
+		{
+			name: "device information passes bytes through", fport: 4, hex: "0aff",
+			want: map[string]any{"type": "device information", "bytes": []int{10, 255}},
+		},
+		{
+			name: "debug", fport: 6, hex: "10000000" + "24f3" + "0000" + "0201",
+			want: map[string]any{"type": "debug", "timestamp": uint32(16), "debugCode": 804, "sequenceNumber": uint16(258)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := tps110.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vecCheckSamples(t, res)
+			if !reflect.DeepEqual(res.Data, tt.want) {
+				t.Errorf("data %#v, want %#v", res.Data, tt.want)
+			}
+			var want []Sample
+			if tt.occupied != nil {
+				want = []Sample{{Quantity: "parking.occupied", Value: tt.occupied}}
+			}
+			if !reflect.DeepEqual(res.Samples, want) {
+				t.Errorf("samples %v, want %v", res.Samples, want)
+			}
+		})
+	}
+}
+
+func TestTPS110Prefixes(t *testing.T) { vecCheckPrefixes(t, tps110, tps110Vectors) }
+
+func FuzzTPS110(f *testing.F) { vecFuzz(f, tps110, tps110Vectors) }
