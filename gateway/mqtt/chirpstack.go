@@ -1,0 +1,301 @@
+package mqtt
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// ChirpStack v4 publishes integration.UplinkEvent as protobuf JSON on
+// application/{application_id}/device/{dev_eui}/event/up. Since late 2022 it
+// emits top-level fields with default values; older versions omit them, so
+// every number here may be absent and then means 0 (proto3 rules).
+type csV4Up struct {
+	DeduplicationID string `json:"deduplicationId"`
+	Time            string `json:"time"`
+	DeviceInfo      struct {
+		DeviceProfileName string            `json:"deviceProfileName"`
+		DeviceName        string            `json:"deviceName"`
+		DevEUI            string            `json:"devEui"`
+		Tags              map[string]string `json:"tags"`
+	} `json:"deviceInfo"`
+	DR     number         `json:"dr"`
+	FCnt   number         `json:"fCnt"`
+	FPort  number         `json:"fPort"`
+	Data   string         `json:"data"`
+	Object map[string]any `json:"object"`
+	RxInfo []struct {
+		GatewayID string `json:"gatewayId"`
+		NsTime    string `json:"nsTime"`
+		Time      string `json:"time"`
+		RSSI      number `json:"rssi"`
+		SNR       number `json:"snr"`
+	} `json:"rxInfo"`
+	TxInfo struct {
+		Frequency  number `json:"frequency"`
+		Modulation struct {
+			LoRa *loraModulation `json:"lora"`
+		} `json:"modulation"`
+	} `json:"txInfo"`
+	// JoinServerContext with an AppSKey means ChirpStack did not hold the
+	// key, so data is still encrypted.
+	JoinServerContext *struct {
+		AppSKey json.RawMessage `json:"appSKey"`
+	} `json:"joinServerContext"`
+}
+
+// loraModulation is ChirpStack's LoRa modulation info; bandwidth is in Hz
+// in v4 and in kHz in v3.
+type loraModulation struct {
+	Bandwidth       number `json:"bandwidth"`
+	SpreadingFactor number `json:"spreadingFactor"`
+}
+
+// parseChirpStackV4 reads a ChirpStack v4 "up" event. Time is the event's
+// time, else the earliest rxInfo nsTime, else the earliest rxInfo time, else
+// the local clock. ID is deduplicationId, else DevEUI:FCnt.
+func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
+	var m csV4Up
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v4 uplink event (JSON encoding): %w", jsonError(err))
+	}
+	if m.JoinServerContext != nil && len(m.JoinServerContext.AppSKey) > 0 && string(m.JoinServerContext.AppSKey) != "null" {
+		return gateway.Uplink{}, fmt.Errorf("joinServerContext.appSKey is set, so ChirpStack forwarded the payload without decrypting it: %w; give ChirpStack the device's AppSKey (or join server access) so it decrypts uplinks", ErrEncrypted)
+	}
+	up := gateway.Uplink{
+		DeviceName: m.DeviceInfo.DeviceName,
+		Profile:    m.DeviceInfo.DeviceProfileName,
+		Tags:       nilIfEmpty(m.DeviceInfo.Tags),
+		Object:     m.Object,
+		ID:         m.DeduplicationID,
+	}
+	var err error
+	if up.DevEUI, err = parseDevEUI("deviceInfo.devEui", m.DeviceInfo.DevEUI); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if err := frameFields(&up, "fCnt", m.FCnt, "fPort", m.FPort); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.Payload, err = decodeBase64("data", m.Data); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.ID == "" {
+		up.ID = counterID(up.DevEUI, "", up.FCnt)
+	}
+
+	// dr is a top-level proto3 field: absent means DR0.
+	if up.Radio.DR, _, err = m.DR.asInt("dr", 0, 15); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if err := txRadio(&up.Radio, "txInfo", m.TxInfo.Frequency, m.TxInfo.Modulation.LoRa, 1); err != nil {
+		return gateway.Uplink{}, err
+	}
+	nsTimes := make([]string, 0, len(m.RxInfo))
+	gwTimes := make([]string, 0, len(m.RxInfo))
+	for i, rx := range m.RxInfo {
+		field := fmt.Sprintf("rxInfo[%d]", i)
+		id, err := gatewayEUI(field+".gatewayId", rx.GatewayID)
+		if err != nil {
+			return gateway.Uplink{}, err
+		}
+		g, err := gatewayRx(field, id, rx.RSSI, rx.SNR)
+		if err != nil {
+			return gateway.Uplink{}, err
+		}
+		up.Radio.Gateways = append(up.Radio.Gateways, g)
+		nsTimes = append(nsTimes, rx.NsTime)
+		gwTimes = append(gwTimes, rx.Time)
+	}
+
+	if m.Time != "" {
+		up.Time, err = parseTime("time", m.Time)
+		return up, err
+	}
+	if up.Time, err = firstTime("rxInfo[].nsTime", nsTimes, "rxInfo[].time", gwTimes); err != nil {
+		return gateway.Uplink{}, err
+	}
+	up.LocalTime = up.Time.IsZero()
+	if up.LocalTime {
+		up.Time = p.localTime()
+	}
+	return up, nil
+}
+
+// firstTime returns the earliest time of the first list that has one, or
+// the zero time.
+func firstTime(field1 string, times1 []string, field2 string, times2 []string) (time.Time, error) {
+	t, ok, err := earliest(field1, times1)
+	if err != nil || ok {
+		return t, err
+	}
+	t, _, err = earliest(field2, times2)
+	return t, err
+}
+
+// txRadio fills frequency, spreading factor and bandwidth; bwScale turns the
+// feed's bandwidth unit into Hz.
+func txRadio(r *gateway.Radio, field string, freq number, lora *loraModulation, bwScale int) error {
+	f, _, err := freq.asUint(field+".frequency", 1<<40)
+	if err != nil {
+		return err
+	}
+	r.Frequency = f
+	if lora == nil {
+		return nil
+	}
+	if r.SF, _, err = lora.SpreadingFactor.asInt(field+" spreadingFactor", 0, 12); err != nil {
+		return err
+	}
+	bw, _, err := lora.Bandwidth.asInt(field+" bandwidth", 0, 1<<30)
+	if err != nil {
+		return err
+	}
+	r.Bandwidth = bw * bwScale
+	return nil
+}
+
+// gatewayRx builds one gateway reception; HasSNR is set when the feed
+// carried an SNR.
+func gatewayRx(field, id string, rssi, snr number) (gateway.GatewayRx, error) {
+	g := gateway.GatewayRx{ID: id}
+	var err error
+	if g.RSSI, _, err = rssi.asFloat(field + ".rssi"); err != nil {
+		return g, err
+	}
+	if g.SNR, g.HasSNR, err = snr.asFloat(field + ".snr"); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// ChirpStack Application Server v3 publishes uplinks in two JSON encodings
+// with the same field names: json_v3 (the default: hex EUIs, loRaSNR,
+// txInfo.dr, decoded data as "object") and protobuf JSON "json" (base64
+// EUIs, objectJSON as a string holding JSON, txInfo.loRaModulationInfo with
+// bandwidth in kHz, top-level dr). One struct reads both; the EUI form tells
+// them apart per message.
+type csV3Up struct {
+	DeviceName        string `json:"deviceName"`
+	DeviceProfileName string `json:"deviceProfileName"`
+	DevEUI            string `json:"devEUI"`
+	RxInfo            []struct {
+		GatewayID string `json:"gatewayID"`
+		Name      string `json:"name"`
+		Time      string `json:"time"`
+		RSSI      number `json:"rssi"`
+		LoRaSNR   number `json:"loRaSNR"`
+	} `json:"rxInfo"`
+	TxInfo struct {
+		Frequency          number          `json:"frequency"`
+		DR                 number          `json:"dr"`
+		LoRaModulationInfo *loraModulation `json:"loRaModulationInfo"`
+	} `json:"txInfo"`
+	DR         number            `json:"dr"`
+	FCnt       number            `json:"fCnt"`
+	FPort      number            `json:"fPort"`
+	Data       string            `json:"data"`
+	Object     map[string]any    `json:"object"`
+	ObjectJSON string            `json:"objectJSON"`
+	Tags       map[string]string `json:"tags"`
+}
+
+// parseChirpStackV3 reads a ChirpStack v3 uplink in either JSON encoding.
+// v3 has no deduplication id, so ID is DevEUI:FCnt (lower-case hex, decimal
+// counter; FPort is left out because one frame counter value names one
+// frame whatever its port). Time is the earliest rxInfo time, else the
+// local clock. DR is the top-level dr (json), else txInfo.dr (json_v3),
+// else -1; json_v3 carries no spreading factor or bandwidth.
+func parseChirpStackV3(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
+	var m csV3Up
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v3 uplink (json_v3 or json encoding): %w", jsonError(err))
+	}
+	up := gateway.Uplink{
+		DeviceName: m.DeviceName,
+		Profile:    m.DeviceProfileName,
+		Tags:       nilIfEmpty(m.Tags),
+		Object:     m.Object,
+	}
+	if m.DevEUI == "" {
+		return gateway.Uplink{}, fmt.Errorf("devEUI missing: the message does not say which device sent it")
+	}
+	var err error
+	if up.DevEUI, err = v3EUI("devEUI", m.DevEUI); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if err := frameFields(&up, "fCnt", m.FCnt, "fPort", m.FPort); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.Payload, err = decodeBase64("data", m.Data); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.Object == nil && m.ObjectJSON != "" && m.ObjectJSON != "null" {
+		if err := json.Unmarshal([]byte(m.ObjectJSON), &up.Object); err != nil {
+			return gateway.Uplink{}, fmt.Errorf("objectJSON %q: not a JSON object: %w", truncate(m.ObjectJSON, 40), jsonError(err))
+		}
+	}
+	up.ID = counterID(up.DevEUI, "", up.FCnt)
+
+	dr, ok, err := m.DR.asInt("dr", 0, 15)
+	if err != nil {
+		return gateway.Uplink{}, err
+	}
+	if !ok {
+		if dr, ok, err = m.TxInfo.DR.asInt("txInfo.dr", 0, 15); err != nil {
+			return gateway.Uplink{}, err
+		}
+	}
+	up.Radio.DR = dr
+	if !ok {
+		up.Radio.DR = -1
+	}
+	if err := txRadio(&up.Radio, "txInfo", m.TxInfo.Frequency, m.TxInfo.LoRaModulationInfo, 1000); err != nil {
+		return gateway.Uplink{}, err
+	}
+
+	times := make([]string, 0, len(m.RxInfo))
+	for i, rx := range m.RxInfo {
+		field := fmt.Sprintf("rxInfo[%d]", i)
+		id := rx.Name
+		if rx.GatewayID != "" {
+			e, err := v3EUI(field+".gatewayID", rx.GatewayID)
+			if err != nil {
+				return gateway.Uplink{}, err
+			}
+			id = e.String()
+		}
+		g, err := gatewayRx(field, id, rx.RSSI, rx.LoRaSNR)
+		if err != nil {
+			return gateway.Uplink{}, err
+		}
+		up.Radio.Gateways = append(up.Radio.Gateways, g)
+		times = append(times, rx.Time)
+	}
+	t, ok, err := earliest("rxInfo[].time", times)
+	if err != nil {
+		return gateway.Uplink{}, err
+	}
+	up.Time, up.LocalTime = t, !ok
+	if !ok {
+		up.Time = p.localTime()
+	}
+	return up, nil
+}
+
+// v3EUI reads an EUI as hex (json_v3) or as base64 of its 8 bytes (json).
+func v3EUI(field, s string) (devices.EUI, error) {
+	if e, err := devices.ParseEUI(s); err == nil {
+		return e, nil
+	}
+	var e devices.EUI
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b) != len(e) {
+		return e, fmt.Errorf("%s %q: %w: want 16 hex digits (json_v3) or base64 of 8 bytes (json encoding)", field, truncate(s, 40), devices.ErrBadEUI)
+	}
+	copy(e[:], b)
+	return e, nil
+}

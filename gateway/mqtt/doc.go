@@ -1,0 +1,16 @@
+// Package mqtt is the Source for MQTT feeds: it subscribes to a network
+// server's (or a sensor's own) MQTT topics, turns each message into a
+// gateway.Uplink with the parser for the feed's format (ChirpStack v4 and
+// v3, The Things Stack v3, generic JSON), hands it to the pipeline and
+// acknowledges the message only once the pipeline says it is durable.
+//
+// The parsers (chirpstack.go, tts.go, json.go) are pure functions of topic
+// and payload, so they are tested, fuzzed and benchmarked without a broker.
+// The Source (source.go) owns the paho client: persistent session, manual
+// acknowledgement, reconnection and a bounded number of messages in flight.
+//
+// It must not decode device payloads (that is decoders' job, driven by the
+// device registry), look devices up, or write to InfluxDB: an Uplink leaves
+// this package carrying exactly what the feed said, and everything else
+// happens behind gateway.Handler.
+package mqtt

@@ -1,0 +1,238 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// ErrEncrypted is wrapped when a network server forwards an application
+// payload it could not decrypt (ChirpStack v4 with a join server holding the
+// AppSKey). sensorgate does not decrypt feed payloads.
+var ErrEncrypted = errors.New("mqtt: application payload is still encrypted")
+
+// parseFunc turns one message of a feed format into an uplink. It fills
+// everything except Source, Topic and Raw, which Parser.Parse sets the same
+// way for every format.
+type parseFunc func(p *Parser, topic string, payload []byte) (gateway.Uplink, error)
+
+// parsers is the feed format table, keyed by the Format constants.
+var parsers = map[string]parseFunc{
+	FormatChirpStackV4: parseChirpStackV4,
+	FormatChirpStackV3: parseChirpStackV3,
+	FormatTTSV3:        parseTTS,
+	FormatJSON:         parseJSON,
+}
+
+// Parser turns messages of one source's feed format into uplinks. It holds
+// no I/O and is safe for concurrent use.
+type Parser struct {
+	source string
+	format string
+	parse  parseFunc
+	json   jsonSpec
+	now    func() time.Time
+}
+
+// NewParser returns the parser for cfg.Format (and, for generic JSON, the
+// paths in cfg.JSON). now is the local clock, used only when a message
+// carries no time; nil means time.Now. Tests and golden files pass a fixed
+// clock so such messages parse deterministically.
+func NewParser(cfg Config, now func() time.Time) (*Parser, error) {
+	parse, ok := parsers[cfg.Format]
+	if !ok {
+		return nil, fmt.Errorf("mqtt: source %q: unknown format %q: want one of %s", cfg.Name, cfg.Format, formatList())
+	}
+	if now == nil {
+		now = time.Now
+	}
+	p := &Parser{source: cfg.Name, format: cfg.Format, parse: parse, now: now}
+	if cfg.Format == FormatJSON {
+		spec, err := compileJSONConfig(cfg.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: source %q: %w", cfg.Name, err)
+		}
+		p.json = spec
+	}
+	return p, nil
+}
+
+// Parse turns one message into an uplink with Source, Topic and Raw set.
+// Raw is payload itself, not a copy: the caller must not reuse it. Errors
+// name the format and the offending field, for the dead-letter detail.
+func (p *Parser) Parse(topic string, payload []byte) (gateway.Uplink, error) {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return gateway.Uplink{}, fmt.Errorf("%s: empty message on %q", p.format, truncate(topic, 80))
+	}
+	up, err := p.parse(p, topic, payload)
+	if err != nil {
+		return gateway.Uplink{}, fmt.Errorf("%s: %w", p.format, err)
+	}
+	up.Source, up.Topic, up.Raw = p.source, topic, payload
+	return up, nil
+}
+
+// localTime is the fallback for messages without a time; LocalTime marks it.
+func (p *Parser) localTime() time.Time { return p.now().UTC() }
+
+func formatList() string {
+	return strings.Join([]string{FormatChirpStackV4, FormatChirpStackV3, FormatTTSV3, FormatJSON}, ", ")
+}
+
+// parseDevEUI reads a required DevEUI in either case.
+func parseDevEUI(field, s string) (devices.EUI, error) {
+	if s == "" {
+		return devices.EUI{}, fmt.Errorf("%s missing: the message does not say which device sent it", field)
+	}
+	e, err := devices.ParseEUI(s)
+	if err != nil {
+		return devices.EUI{}, fmt.Errorf("%s: %w", field, err)
+	}
+	return e, nil
+}
+
+// gatewayEUI normalizes a gateway EUI to lower-case hex; "" stays "".
+func gatewayEUI(field, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	e, err := devices.ParseEUI(s)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	return e.String(), nil
+}
+
+// decodeBase64 reads standard base64, padded or not (feeds differ).
+func decodeBase64(field, s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	enc := base64.StdEncoding
+	if len(s)%4 != 0 {
+		enc = base64.RawStdEncoding
+	}
+	b, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: not base64: %w", field, truncate(s, 40), err)
+	}
+	return b, nil
+}
+
+// parseTime reads an RFC 3339 time with any fraction and offset
+// ("2022-07-18T09:34:15.775023242+00:00") and returns it in UTC, so equal
+// instants compare equal and encode identically.
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: not an RFC 3339 time: %w", field, truncate(s, 40), err)
+	}
+	return t.UTC(), nil
+}
+
+// earliest returns the earliest of the non-empty RFC 3339 times; ok is false
+// if there is none.
+func earliest(field string, times []string) (t time.Time, ok bool, err error) {
+	for _, s := range times {
+		if s == "" {
+			continue
+		}
+		ti, err := parseTime(field, s)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if !ok || ti.Before(t) {
+			t, ok = ti, true
+		}
+	}
+	return t, ok, nil
+}
+
+// counterID is the idempotency key for feeds without a message id: the
+// device (EUI, or name when the feed has no EUI) and the frame counter.
+// Frame counters restart when a device rejoins, so the key is unique within
+// a session only; points are also keyed by time, which differs.
+func counterID(eui devices.EUI, name string, fcnt uint32) string {
+	dev := name
+	if !eui.IsZero() || name == "" {
+		dev = eui.String()
+	}
+	return dev + ":" + strconv.FormatUint(uint64(fcnt), 10)
+}
+
+// nilIfEmpty keeps Uplink.Tags nil when the feed sent no tags or {}.
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// frameFields reads FCnt and FPort. HasFCnt and HasFPort report whether the
+// message carried the field: TTS and ChirpStack before late 2022 omit zero
+// values, so an absent field means 0 by that server's rules, and the flags
+// let a consumer tell a stated 0 from an omitted one.
+func frameFields(up *gateway.Uplink, fcntField string, fcnt number, fportField string, fport number) error {
+	c, ok, err := fcnt.asUint(fcntField, 1<<32-1)
+	if err != nil {
+		return err
+	}
+	up.FCnt, up.HasFCnt = uint32(c), ok
+	pt, ok, err := fport.asUint(fportField, 255)
+	if err != nil {
+		return err
+	}
+	up.FPort, up.HasFPort = uint8(pt), ok
+	return nil
+}
+
+// jsonError rewrites encoding/json's errors, which name Go types, into
+// the message's own terms: the JSON field, what was expected and what came.
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "the message"
+		}
+		return fmt.Errorf("%s: want %s, got a JSON %s", field, goKindName(te.Type), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || err.Error() == "unexpected end of JSON input" {
+		return fmt.Errorf("invalid JSON: truncated or empty: %w", err)
+	}
+	return err
+}
+
+// goKindName says what JSON a Go type is decoded from.
+func goKindName(t reflect.Type) string {
+	if t == nil {
+		return "a value"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Pointer:
+		return goKindName(t.Elem())
+	}
+	return "a number"
+}

@@ -1,0 +1,237 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// The Things Stack v3 publishes ApplicationUp messages on
+// v3/{app}[@{tenant}]/devices/{device}/up (uplink_message) and, one per
+// normalized measurement, on .../up/normalized (uplink_normalized). Zero
+// values are omitted and uint64 values are strings ("868300000").
+type ttsMessage struct {
+	EndDeviceIDs struct {
+		DeviceID string `json:"device_id"`
+		DevEUI   string `json:"dev_eui"`
+	} `json:"end_device_ids"`
+	CorrelationIDs   []string   `json:"correlation_ids"`
+	ReceivedAt       string     `json:"received_at"`
+	UplinkMessage    *ttsUplink `json:"uplink_message"`
+	UplinkNormalized *ttsUplink `json:"uplink_normalized"`
+}
+
+// ttsUplink is ApplicationUplink, and the subset of it that
+// ApplicationUplinkNormalized shares (normalized_payload is then one
+// object instead of an array).
+type ttsUplink struct {
+	FPort             number          `json:"f_port"`
+	FCnt              number          `json:"f_cnt"`
+	FRMPayload        string          `json:"frm_payload"`
+	DecodedPayload    map[string]any  `json:"decoded_payload"`
+	NormalizedPayload json.RawMessage `json:"normalized_payload"`
+	// AppSKey is set when the application uses skip_payload_crypto: then
+	// frm_payload is still encrypted.
+	AppSKey    json.RawMessage `json:"app_s_key"`
+	RxMetadata []struct {
+		GatewayIDs struct {
+			GatewayID string `json:"gateway_id"`
+			EUI       string `json:"eui"`
+		} `json:"gateway_ids"`
+		RSSI        number `json:"rssi"`
+		ChannelRSSI number `json:"channel_rssi"`
+		SNR         number `json:"snr"`
+	} `json:"rx_metadata"`
+	Settings struct {
+		DataRate struct {
+			LoRa *struct {
+				Bandwidth       number `json:"bandwidth"`
+				SpreadingFactor number `json:"spreading_factor"`
+			} `json:"lora"`
+		} `json:"data_rate"`
+		// DataRateIndex is only in older TTS versions.
+		DataRateIndex number `json:"data_rate_index"`
+		Frequency     number `json:"frequency"`
+	} `json:"settings"`
+	ReceivedAt string `json:"received_at"`
+	VersionIDs struct {
+		BrandID string `json:"brand_id"`
+		ModelID string `json:"model_id"`
+	} `json:"version_ids"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+// parseTTS reads a The Things Stack v3 up or up/normalized message.
+//
+// Time is uplink_message.received_at (the Network Server's receive time,
+// closest to the radio reception), else the top-level received_at (the
+// Application Server's time), else the local clock. ID is the "as:up:<ULID>"
+// correlation id, else DevEUI:FCnt; an up/normalized message appends
+// "/normalized/<hash of its measurement>", because TTS publishes one such
+// message per measurement with the same correlation ids. A device without
+// a DevEUI (ABP) is named by device_id only. TTS carries no data rate index
+// (DR is -1) unless an older version sends settings.data_rate_index.
+func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
+	var m ttsMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return gateway.Uplink{}, fmt.Errorf("not a The Things Stack v3 uplink: %w", jsonError(err))
+	}
+	u, normalized := m.UplinkMessage, false
+	if u == nil {
+		u, normalized = m.UplinkNormalized, true
+	}
+	if u == nil {
+		return gateway.Uplink{}, fmt.Errorf("neither uplink_message nor uplink_normalized in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized) only", truncate(topic, 80))
+	}
+	if len(u.AppSKey) > 0 && string(u.AppSKey) != "null" {
+		return gateway.Uplink{}, fmt.Errorf("app_s_key is set (skip_payload_crypto), so frm_payload is still encrypted: %w; turn off skip_payload_crypto for this application", ErrEncrypted)
+	}
+	up := gateway.Uplink{
+		DeviceName: m.EndDeviceIDs.DeviceID,
+		Profile:    joinNonEmpty(u.VersionIDs.BrandID, u.VersionIDs.ModelID),
+		Tags:       nilIfEmpty(u.Attributes),
+	}
+	var err error
+	if m.EndDeviceIDs.DevEUI != "" || up.DeviceName == "" {
+		if up.DevEUI, err = parseDevEUI("end_device_ids.dev_eui", m.EndDeviceIDs.DevEUI); err != nil {
+			return gateway.Uplink{}, err
+		}
+	}
+	prefix := "uplink_message."
+	if normalized {
+		prefix = "uplink_normalized."
+	}
+	if err := frameFields(&up, prefix+"f_cnt", u.FCnt, prefix+"f_port", u.FPort); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.Payload, err = decodeBase64(prefix+"frm_payload", u.FRMPayload); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if up.Normalized, err = ttsNormalized(prefix+"normalized_payload", u.NormalizedPayload); err != nil {
+		return gateway.Uplink{}, err
+	}
+	if !normalized {
+		up.Object = u.DecodedPayload
+	}
+	up.ID = asUpID(m.CorrelationIDs)
+	switch {
+	case up.ID == "":
+		up.ID = counterID(up.DevEUI, up.DeviceName, up.FCnt)
+	case normalized:
+		h := fnv.New64a()
+		h.Write(u.NormalizedPayload)
+		up.ID += "/normalized/" + strconv.FormatUint(h.Sum64(), 16)
+	}
+
+	if err := ttsRadio(&up.Radio, prefix, u); err != nil {
+		return gateway.Uplink{}, err
+	}
+	switch {
+	case u.ReceivedAt != "":
+		up.Time, err = parseTime(prefix+"received_at", u.ReceivedAt)
+	case m.ReceivedAt != "":
+		up.Time, err = parseTime("received_at", m.ReceivedAt)
+	default:
+		up.Time, up.LocalTime = p.localTime(), true
+	}
+	if err != nil {
+		return gateway.Uplink{}, err
+	}
+	return up, nil
+}
+
+// ttsRadio fills the radio metadata from settings and rx_metadata.
+func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
+	s := &u.Settings
+	var err error
+	if r.Frequency, _, err = s.Frequency.asUint(prefix+"settings.frequency", 1<<40); err != nil {
+		return err
+	}
+	dr, ok, err := s.DataRateIndex.asInt(prefix+"settings.data_rate_index", 0, 15)
+	if err != nil {
+		return err
+	}
+	r.DR = dr
+	if !ok {
+		r.DR = -1
+	}
+	if lora := s.DataRate.LoRa; lora != nil {
+		if r.SF, _, err = lora.SpreadingFactor.asInt(prefix+"settings.data_rate.lora.spreading_factor", 0, 12); err != nil {
+			return err
+		}
+		if r.Bandwidth, _, err = lora.Bandwidth.asInt(prefix+"settings.data_rate.lora.bandwidth", 0, 1<<30); err != nil {
+			return err
+		}
+	}
+	for i, md := range u.RxMetadata {
+		field := prefix + "rx_metadata[" + strconv.Itoa(i) + "]"
+		id, err := gatewayEUI(field+".gateway_ids.eui", md.GatewayIDs.EUI)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			id = md.GatewayIDs.GatewayID
+		}
+		rssi := md.RSSI
+		if !rssi.set && rssi.bad == "" {
+			rssi = md.ChannelRSSI // older TTS versions set channel_rssi only
+		}
+		g, err := gatewayRx(field, id, rssi, md.SNR)
+		if err != nil {
+			return err
+		}
+		r.Gateways = append(r.Gateways, g)
+	}
+	return nil
+}
+
+// ttsNormalized reads normalized_payload: an array of measurement objects
+// in an up message, one object in an up/normalized message.
+func ttsNormalized(field string, raw json.RawMessage) ([]map[string]any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] == '{' {
+		var one map[string]any
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return nil, fmt.Errorf("%s: %w", field, jsonError(err))
+		}
+		return []map[string]any{one}, nil
+	}
+	var all []map[string]any
+	if err := json.Unmarshal(raw, &all); err != nil {
+		return nil, fmt.Errorf("%s: want an array of measurement objects: %w", field, jsonError(err))
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return all, nil
+}
+
+// asUpID returns the Application Server's "as:up:<ULID>" correlation id,
+// unique per uplink and the same on every redelivery.
+func asUpID(ids []string) string {
+	for _, id := range ids {
+		if strings.HasPrefix(id, "as:up:") {
+			return id
+		}
+	}
+	return ""
+}
+
+// joinNonEmpty joins brand and model ids with "-", skipping empty ones.
+func joinNonEmpty(brand, model string) string {
+	switch {
+	case brand == "":
+		return model
+	case model == "":
+		return brand
+	}
+	return brand + "-" + model
+}
