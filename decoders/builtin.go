@@ -28,6 +28,15 @@ var builtin = map[string]Decoder{
 	"elsys-ems-desk":     Func(decodeElsys),
 	"elsys-ems-door":     Func(decodeElsys),
 	"elsys-ems-lite":     Func(decodeElsys),
+	// Milesight: one pair table per codec generation.
+	"milesight-am307":     milesightAM307,
+	"milesight-am308":     milesightAM308,
+	"milesight-am104":     milesightAM100,
+	"milesight-am107":     milesightAM100,
+	"milesight-em300-th":  milesightEM300TH,
+	"milesight-em300-mcs": milesightEM300MCS,
+	"milesight-em310-udl": milesightEM310UDL,
+	"milesight-vs133":     milesightVS133,
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
 	"keller-adt1":    keller,

@@ -123,6 +123,11 @@ var catalogueTable = []Quantity{
 	num("metering.gas.total", "m³", 0, inf, "cumulative"),
 	num("metering.pulse.count", "count", 0, inf, "cumulative raw pulses"),
 	num("position.altitude", "m", -inf, inf, ""),
+	// Units as the Milesight AM300 series datasheet gives them (HCHO in
+	// 0.01 mg/m³, O3 in 0.01 ppm) and the Decentlab DL-PM datasheet (PM4).
+	num("air.hcho", "mg/m³", 0, inf, "formaldehyde"),
+	num("air.o3", "ppm", 0, inf, "ozone"),
+	num("air.pm4", "µg/m³", 0, inf, ""),
 }
 
 // catalogue indexes catalogueTable by path.

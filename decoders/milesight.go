@@ -1,0 +1,303 @@
+package decoders
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+)
+
+// Milesight IoT decoders (AM100/AM300 indoor air, EM300/EM310 environment
+// and distance, VS133 people counter).
+//
+// Sources: the Milesight user guides' "Uplink Payload" sections (AM100
+// series, AM300 series, EM300 series, EM310-UDL and VS133 user guides,
+// https://resource.milesight.com/milesight/iot/document/) and the byte
+// layouts in testdata/vectors/ttn-core/milesight-iot-*.json. Every Milesight
+// payload is a sequence of [channel id:1][channel type:1][value], values
+// little-endian; the (id, type) pair fixes the value's size. Data keys are
+// those of each device's codec in The Things Network device repository;
+// they differ between codec generations (the AM307's "pir" is the AM107's
+// "activity"), so every model has its own table.
+//
+// Behaviour on inputs the references handle loosely:
+//   - An unknown (id, type) pair stops decoding, as in the vendor codecs
+//     (what follows cannot be sized), with a warning; an unknown first pair
+//     rejects the payload (ErrInvalid), because nothing in it was read.
+//   - The device-information pairs of channel 0xFF (power-on, versions,
+//     serial number, class) are skipped without keys: they carry no
+//     measurement, and their keys vary between codec versions.
+//   - A value or a pair cut off by the end of the payload is an error
+//     (ErrTruncated); the vendor codecs read undefined bytes.
+
+// msField is one (channel id, channel type) pair.
+type msField struct {
+	id, typ byte
+	size    int
+	put     func(d map[string]any, v []byte) // nil: skip the value
+}
+
+// milesightModel is one device's pair table and its catalogue mapping.
+type milesightModel struct {
+	name   string
+	fields []msField
+	maps   []Mapping
+	// samples adds samples that a Mapping cannot express (enum or boolean
+	// translations, channels); may be nil.
+	samples func(d map[string]any, out []Sample) []Sample
+}
+
+func msU8(id, typ byte, key string, div float64) msField {
+	return msField{id, typ, 1, func(d map[string]any, v []byte) { d[key] = float64(v[0]) / div }}
+}
+
+func msU16(id, typ byte, key string, div float64) msField {
+	return msField{id, typ, 2, func(d map[string]any, v []byte) { d[key] = float64(binary.LittleEndian.Uint16(v)) / div }}
+}
+
+func msS16(id, typ byte, key string, div float64) msField {
+	return msField{id, typ, 2, func(d map[string]any, v []byte) { d[key] = float64(int16(binary.LittleEndian.Uint16(v))) / div }}
+}
+
+// msEnum maps a one-byte state: 1 (or, with anyNonZero, any non-zero) is
+// on, the rest is off.
+func msEnum(id, typ byte, key, on, off string, anyNonZero bool) msField {
+	return msField{id, typ, 1, func(d map[string]any, v []byte) {
+		if v[0] == 1 || (anyNonZero && v[0] != 0) {
+			d[key] = on
+		} else {
+			d[key] = off
+		}
+	}}
+}
+
+// msInfo are the device-information pairs every Milesight device sends on
+// channel 0xFF after joining; skipped (see the file comment).
+var msInfo = []msField{
+	{0xFF, 0x01, 1, nil}, // protocol version
+	{0xFF, 0x09, 2, nil}, // hardware version
+	{0xFF, 0x0A, 2, nil}, // firmware version
+	{0xFF, 0x0B, 1, nil}, // power on
+	{0xFF, 0x0F, 1, nil}, // LoRaWAN class
+	{0xFF, 0x16, 8, nil}, // serial number
+	{0xFF, 0xFF, 2, nil}, // TSL version
+}
+
+func msFields(f ...msField) []msField { return append(f, msInfo...) }
+
+// Pairs shared by most models.
+var (
+	msBattery     = msU8(0x01, 0x75, "battery", 1) // %
+	msTemperature = msS16(0x03, 0x67, "temperature", 10)
+	msHumidity    = msU8(0x04, 0x68, "humidity", 2)
+)
+
+// Catalogue rows shared by most models. TVOC is not mapped: its unit
+// changes between firmware generations (a raw level, an index in 0.01, or
+// µg/m³), none of them air.tvoc's ppb.
+var msAirMap = []Mapping{
+	{Key: "battery", Quantity: "batteryLevel"},
+	{Key: "temperature", Quantity: "air.temperature"},
+	{Key: "humidity", Quantity: "air.relativeHumidity"},
+	{Key: "co2", Quantity: "air.co2"},
+	{Key: "pressure", Quantity: "air.pressure"},
+	{Key: "illumination", Quantity: "air.lightIntensity"},
+	{Key: "activity", Quantity: "action.motion.count"},
+	{Key: "pm2_5", Quantity: "air.pm25"},
+	{Key: "pm10", Quantity: "air.pm10"},
+	{Key: "hcho", Quantity: "air.hcho"},
+	{Key: "o3", Quantity: "air.o3"},
+	{Key: "distance", Quantity: "level.distance", Scale: 0.001}, // mm -> m
+}
+
+// msPIR turns the AM300's "pir" state into action.motion.detected.
+func msPIR(d map[string]any, out []Sample) []Sample {
+	if s, ok := d["pir"].(string); ok {
+		out = append(out, Sample{Quantity: "action.motion.detected", Value: s == "trigger"})
+	}
+	return out
+}
+
+// am300v1Fields is the AM307 codec generation the vectors pin (the AM307L
+// file): TVOC raw.
+func am300v1Fields() []msField {
+	return msFields(
+		msBattery, msTemperature, msHumidity,
+		msEnum(0x05, 0x00, "pir", "trigger", "idle", false),
+		msU8(0x06, 0xCB, "light_level", 1), // level 0..5, not lux
+		msU16(0x07, 0x7D, "co2", 1),
+		msU16(0x08, 0x7D, "tvoc", 1),
+		msU16(0x09, 0x73, "pressure", 10),
+		msU16(0x0A, 0x7D, "hcho", 100),
+		msU16(0x0B, 0x7D, "pm2_5", 1),
+		msU16(0x0C, 0x7D, "pm10", 1),
+		msU16(0x0D, 0x7D, "o3", 100),
+		msEnum(0x0E, 0x01, "beep", "yes", "no", false),
+	)
+}
+
+var (
+	milesightAM307 = &milesightModel{name: "milesight am307", fields: am300v1Fields(), maps: msAirMap, samples: msPIR}
+
+	// The AM308 codec (AM307/AM308/AM319 v2 firmware) reads TVOC on type
+	// 0x7D as an index in 0.01 and on type 0xE6 in µg/m³. Its history
+	// records (0x20 0xCE) are left to the stop-with-warning rule: they
+	// are retransmissions with their own timestamps.
+	milesightAM308 = &milesightModel{name: "milesight am308", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+		msEnum(0x05, 0x00, "pir", "trigger", "idle", false),
+		msU8(0x06, 0xCB, "light_level", 1),
+		msU16(0x07, 0x7D, "co2", 1),
+		msU16(0x08, 0x7D, "tvoc", 100),
+		msU16(0x08, 0xE6, "tvoc", 1),
+		msU16(0x09, 0x73, "pressure", 10),
+		msU16(0x0A, 0x7D, "hcho", 100),
+		msU16(0x0B, 0x7D, "pm2_5", 1),
+		msU16(0x0C, 0x7D, "pm10", 1),
+		msU16(0x0D, 0x7D, "o3", 100),
+		msEnum(0x0E, 0x01, "beep", "yes", "no", false),
+	), maps: msAirMap, samples: msPIR}
+
+	// AM104 and AM107 (AM100 series): PIR as an activity count, light in
+	// lux with two raw channels.
+	milesightAM100 = &milesightModel{name: "milesight am100", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+		msU16(0x05, 0x6A, "activity", 1),
+		msField{0x06, 0x65, 6, func(d map[string]any, v []byte) {
+			d["illumination"] = float64(binary.LittleEndian.Uint16(v[0:2]))
+			d["infrared_and_visible"] = float64(binary.LittleEndian.Uint16(v[2:4]))
+			d["infrared"] = float64(binary.LittleEndian.Uint16(v[4:6]))
+		}},
+		msU16(0x07, 0x7D, "co2", 1),
+		msU16(0x08, 0x7D, "tvoc", 1),
+		msU16(0x09, 0x73, "pressure", 10),
+	), maps: msAirMap}
+
+	milesightEM300TH = &milesightModel{name: "milesight em300-th", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+	), maps: msAirMap}
+
+	// EM300-MCS: magnet 0 is closed, 1 open (EM300 series user guide).
+	milesightEM300MCS = &milesightModel{name: "milesight em300-mcs", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+		msU8(0x06, 0x00, "magnet", 1),
+	), maps: msAirMap, samples: func(d map[string]any, out []Sample) []Sample {
+		if m, ok := d["magnet"].(float64); ok {
+			state := "closed"
+			if m != 0 {
+				state = "open"
+			}
+			out = append(out, Sample{Quantity: "action.contactState", Value: state})
+		}
+		return out
+	}}
+
+	// EM310-UDL: distance in mm; position 0 is normal, anything else tilt.
+	milesightEM310UDL = &milesightModel{name: "milesight em310-udl", fields: msFields(
+		msBattery,
+		msU16(0x03, 0x82, "distance", 1),
+		msEnum(0x04, 0x00, "tilt", "tilt", "normal", true),
+	), maps: msAirMap}
+
+	milesightVS133 = &milesightModel{name: "milesight vs133", fields: vs133Fields(), samples: vs133Samples}
+)
+
+// vs133Fields: for line n = 1..4, channel 3n is the cumulative count in,
+// 3n+1 the cumulative count out (uint32), 3n+2 the counts of the period
+// (in, out; uint16 each), grouped per line in Data.
+func vs133Fields() []msField {
+	var f []msField
+	for n := 1; n <= 4; n++ {
+		key := "line_" + strconv.Itoa(n)
+		base := byte(3 * n)
+		f = append(f,
+			msField{base, 0xD2, 4, func(d map[string]any, v []byte) {
+				vs133Line(d, key)["total_in"] = float64(binary.LittleEndian.Uint32(v))
+			}},
+			msField{base + 1, 0xD2, 4, func(d map[string]any, v []byte) {
+				vs133Line(d, key)["total_out"] = float64(binary.LittleEndian.Uint32(v))
+			}},
+			msField{base + 2, 0xCC, 4, func(d map[string]any, v []byte) {
+				l := vs133Line(d, key)
+				l["period_in"] = float64(binary.LittleEndian.Uint16(v[0:2]))
+				l["period_out"] = float64(binary.LittleEndian.Uint16(v[2:4]))
+			}},
+		)
+	}
+	return msFields(f...)
+}
+
+func vs133Line(d map[string]any, key string) map[string]any {
+	l, ok := d[key].(map[string]any)
+	if !ok {
+		l = make(map[string]any, 4)
+		d[key] = l
+	}
+	return l
+}
+
+// vs133Samples: the period counts are count.in/count.out, one channel per
+// counting line. The cumulative totals have no catalogue quantity (they
+// restart with the device) and stay in Data.
+func vs133Samples(d map[string]any, out []Sample) []Sample {
+	for n := 1; n <= 4; n++ {
+		l, ok := d["line_"+strconv.Itoa(n)].(map[string]any)
+		if !ok {
+			continue
+		}
+		ch := strconv.Itoa(n)
+		if v, ok := l["period_in"].(float64); ok {
+			out = append(out, Sample{Quantity: "count.in", Value: v, Channel: ch})
+		}
+		if v, ok := l["period_out"].(float64); ok {
+			out = append(out, Sample{Quantity: "count.out", Value: v, Channel: ch})
+		}
+	}
+	return out
+}
+
+var _ Decoder = (*milesightModel)(nil)
+
+// Decode reads the channel pairs; see the file comment.
+func (m *milesightModel) Decode(in Input) (Result, error) {
+	b := in.Bytes
+	if len(b) == 0 {
+		return Result{}, fmt.Errorf("%s: empty payload: %w", m.name, ErrTruncated)
+	}
+	data := make(map[string]any, 8)
+	var warnings []string
+	for i := 0; i < len(b); {
+		if len(b)-i < 2 {
+			return Result{}, fmt.Errorf("%s: byte %d: channel id without a type: %w", m.name, i, ErrTruncated)
+		}
+		f := m.lookup(b[i], b[i+1])
+		if f == nil {
+			if i == 0 {
+				return Result{}, fmt.Errorf("%s: unknown channel %02x %02x at byte 0: %w", m.name, b[0], b[1], ErrInvalid)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s: unknown channel %02x %02x at byte %d: last %d bytes not decoded", m.name, b[i], b[i+1], i, len(b)-i))
+			break
+		}
+		i += 2
+		if len(b)-i < f.size {
+			return Result{}, fmt.Errorf("%s: channel %02x %02x needs %d bytes, %d left: %w", m.name, f.id, f.typ, f.size, len(b)-i, ErrTruncated)
+		}
+		if f.put != nil {
+			f.put(data, b[i:i+f.size])
+		}
+		i += f.size
+	}
+	samples := ApplyMappings(data, m.maps)
+	if m.samples != nil {
+		samples = m.samples(data, samples)
+	}
+	return Result{Data: data, Samples: samples, Warnings: warnings}, nil
+}
+
+func (m *milesightModel) lookup(id, typ byte) *msField {
+	for i := range m.fields {
+		if f := &m.fields[i]; f.id == id && f.typ == typ {
+			return f
+		}
+	}
+	return nil
+}

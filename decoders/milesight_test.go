@@ -1,0 +1,176 @@
+package decoders
+
+import (
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestMilesight(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		model    string
+		hex      string
+		data     map[string]any
+		samples  []Sample
+		warnings int
+		err      error
+	}{
+		{
+			// Vector example 1: 05 6A is not an AM307 pair (decoder_quirks).
+			name: "AM307 stops at an unknown pair", model: "milesight-am307", hex: "01755c03673401046865056a4900",
+			data: map[string]any{"battery": 92.0, "temperature": 30.8, "humidity": 50.5},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 92.0},
+				{Quantity: "air.temperature", Value: 30.8},
+				{Quantity: "air.relativeHumidity", Value: 50.5},
+			},
+			warnings: 1,
+		},
+		{
+			name: "AM307 full frame", model: "milesight-am307",
+			hex: "0367f6ff04687f05000106cb03077de704087d0700" + "09733f270a7d0f000b7d23000c7d2b000d7d05000e0100",
+			data: map[string]any{
+				"temperature": -1.0, "humidity": 63.5, "pir": "trigger", "light_level": 3.0,
+				"co2": 1255.0, "tvoc": 7.0, "pressure": 1004.7, "hcho": 0.15, "pm2_5": 35.0, "pm10": 43.0,
+				"o3": 0.05, "beep": "no",
+			},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: -1.0},
+				{Quantity: "air.relativeHumidity", Value: 63.5},
+				{Quantity: "air.co2", Value: 1255.0},
+				{Quantity: "air.pressure", Value: 1004.7},
+				{Quantity: "air.pm25", Value: 35.0},
+				{Quantity: "air.pm10", Value: 43.0},
+				{Quantity: "air.hcho", Value: 0.15},
+				{Quantity: "air.o3", Value: 0.05},
+				{Quantity: "action.motion.detected", Value: true},
+			},
+		},
+		{
+			name: "AM308 TVOC index and µg/m³", model: "milesight-am308", hex: "087d2c01",
+			data: map[string]any{"tvoc": 3.0},
+		},
+		{
+			name: "AM308 TVOC in µg/m³", model: "milesight-am308", hex: "08e62c01",
+			data: map[string]any{"tvoc": 300.0},
+		},
+		{
+			name: "AM107 activity and illumination", model: "milesight-am107", hex: "056a4900066564000a000500",
+			data: map[string]any{"activity": 73.0, "illumination": 100.0, "infrared_and_visible": 10.0, "infrared": 5.0},
+			samples: []Sample{
+				{Quantity: "air.lightIntensity", Value: 100.0},
+				{Quantity: "action.motion.count", Value: 73.0},
+			},
+		},
+		{
+			name: "EM300-TH", model: "milesight-em300-th", hex: "017564036710010468a0",
+			data: map[string]any{"battery": 100.0, "temperature": 27.2, "humidity": 80.0},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 100.0},
+				{Quantity: "air.temperature", Value: 27.2},
+				{Quantity: "air.relativeHumidity", Value: 80.0},
+			},
+		},
+		{
+			name: "EM300-MCS open", model: "milesight-em300-mcs", hex: "01755a060001",
+			data: map[string]any{"battery": 90.0, "magnet": 1.0},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 90.0},
+				{Quantity: "action.contactState", Value: "open"},
+			},
+		},
+		{
+			name: "EM310-UDL vector", model: "milesight-em310-udl", hex: "01755c03824408040001",
+			data: map[string]any{"battery": 92.0, "distance": 2116.0, "tilt": "tilt"},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 92.0},
+				{Quantity: "level.distance", Value: 2.116},
+			},
+		},
+		{
+			name: "EM310-UDL level position", model: "milesight-em310-udl", hex: "040000",
+			data: map[string]any{"tilt": "normal"},
+		},
+		{
+			name: "device information frame is skipped", model: "milesight-em310-udl",
+			hex:  "ff0bffff0101ff166136c19126240010ff090140ff0a0114ff0f00" + "01755c",
+			data: map[string]any{"battery": 92.0}, samples: []Sample{{Quantity: "batteryLevel", Value: 92.0}},
+		},
+		{
+			name: "VS133 vector", model: "milesight-vs133",
+			hex: "03d24800000004d2c800000006d20000000007d20000000005cc0000000008cc00000000",
+			data: map[string]any{
+				"line_1": map[string]any{"total_in": 72.0, "total_out": 200.0, "period_in": 0.0, "period_out": 0.0},
+				"line_2": map[string]any{"total_in": 0.0, "total_out": 0.0, "period_in": 0.0, "period_out": 0.0},
+			},
+			samples: []Sample{
+				{Quantity: "count.in", Value: 0.0, Channel: "1"},
+				{Quantity: "count.out", Value: 0.0, Channel: "1"},
+				{Quantity: "count.in", Value: 0.0, Channel: "2"},
+				{Quantity: "count.out", Value: 0.0, Channel: "2"},
+			},
+		},
+		{
+			name: "VS133 line 4 period", model: "milesight-vs133", hex: "0ecc05000300",
+			data:    map[string]any{"line_4": map[string]any{"period_in": 5.0, "period_out": 3.0}},
+			samples: []Sample{{Quantity: "count.in", Value: 5.0, Channel: "4"}, {Quantity: "count.out", Value: 3.0, Channel: "4"}},
+		},
+		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
+		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
+		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
+		{name: "lone channel id", model: "milesight-am307", hex: "01755c03", err: ErrTruncated},
+		{name: "empty", model: "milesight-em300-th", hex: "", err: ErrTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := hex.DecodeString(tc.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := vendorDecode(t, tc.model, Input{FPort: 85, Bytes: b})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("got %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res.Data, tc.data) {
+				t.Errorf("data: got %v, want %v", res.Data, tc.data)
+			}
+			if !reflect.DeepEqual(res.Samples, tc.samples) {
+				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
+			}
+			if len(res.Warnings) != tc.warnings {
+				t.Errorf("warnings: got %q, want %d", res.Warnings, tc.warnings)
+			}
+		})
+	}
+}
+
+func TestMilesightTruncation(t *testing.T) {
+	for model, file := range map[string]string{
+		"milesight-am307":     "milesight-iot-am307-codec.json",
+		"milesight-em310-udl": "milesight-iot-em310-udl-codec.json",
+		"milesight-vs133":     "milesight-iot-vs133-codec.json",
+	} {
+		t.Run(model, func(t *testing.T) { vendorPrefixes(t, model, file) })
+	}
+}
+
+func FuzzMilesight(f *testing.F) {
+	// Seeds: testdata/fuzz/FuzzMilesight, made from the vectors and the
+	// table tests above.
+	models := []string{
+		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
+		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, m := range models {
+			vendorDecode(t, m, Input{FPort: 85, Bytes: b})
+		}
+	})
+}
