@@ -46,6 +46,8 @@ var builtin = map[string]Decoder{
 	"nwave-nps405":   nps405,
 	"nwave-nps405fm": nps405,
 	"nwave-nps405sm": nps405,
+	"elvaco-cmi4110": cmi4110,
+	"elvaco-cmi4111": cmi4110,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus

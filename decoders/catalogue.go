@@ -122,6 +122,12 @@ var catalogueTable = []Quantity{
 	num("metering.water.flow", "L/h", -inf, inf, ""),
 	num("metering.gas.total", "m³", 0, inf, "cumulative"),
 	num("metering.pulse.count", "count", 0, inf, "cumulative raw pulses"),
+	// The heat-carrier water of a heat meter (EN 1434, M-Bus VIFs 0x10-0x17
+	// and 0x38-0x3F, units as the Elvaco CMi4110 manual gives them): kept
+	// apart from metering.water.* so district-heating circulation is never
+	// summed with water consumption.
+	num("metering.heat.volume", "m³", 0, inf, "cumulative heat-carrier volume"),
+	num("metering.heat.flow", "m³/h", -inf, inf, "heat-carrier volume flow"),
 	num("position.altitude", "m", -inf, inf, ""),
 	// Units as the Milesight AM300 series datasheet gives them (HCHO in
 	// 0.01 mg/m³, O3 in 0.01 ppm) and the Decentlab DL-PM datasheet (PM4).

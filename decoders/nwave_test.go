@@ -23,7 +23,7 @@ func TestNPS405(t *testing.T) {
 		{name: "unknown fPort", fport: 7, hex: "00", wantErr: ErrInvalid},
 		{
 			name: "coarse duration", fport: 1, hex: "f1", // c = 120
-			want: map[string]any{"previous_state_duration": 240, "previous_state_duration_error": 59, "previous_state_duration_overflow": false},
+			want:    map[string]any{"previous_state_duration": 240, "previous_state_duration_error": 59, "previous_state_duration_overflow": false},
 			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
 		},
 		{
@@ -56,7 +56,7 @@ func TestNPS405(t *testing.T) {
 			// The index variant of the vector file (provisional, newer
 			// firmware): a tag battery byte before the id.
 			name: "registration with tag battery", fport: 10, hex: "d1201f345678",
-			want: map[string]any{"tag_battery_voltage": 3.2, "tag_id": "1F345678", "previous_state_duration": 160},
+			want:    map[string]any{"tag_battery_voltage": 3.2, "tag_id": "1F345678", "previous_state_duration": 160},
 			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
 		},
 		{
