@@ -37,6 +37,10 @@ var builtin = map[string]Decoder{
 	"milesight-em300-mcs": milesightEM300MCS,
 	"milesight-em310-udl": milesightEM310UDL,
 	"milesight-vs133":     milesightVS133,
+	// Decentlab: one protocol v2 reader, one table per device.
+	"decentlab-dl-pm":    decentlabPM,
+	"decentlab-dl-trs12": decentlabTRS12,
+	"decentlab-dl-mbx":   decentlabMBX,
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
 	"keller-adt1":    keller,

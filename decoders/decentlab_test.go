@@ -1,0 +1,127 @@
+package decoders
+
+import (
+	"encoding/hex"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestDecentlab(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		model    string
+		hex      string
+		samples  []Sample
+		keys     []string // Data keys besides protocol_version and device_id
+		warnings int
+		err      error
+	}{
+		{
+			name: "DL-PM all groups (vector 1)", model: "decentlab-dl-pm",
+			hex: "021b50000f0c25002500270027002701f50107012c012d012d012d67bd618dbd10",
+			samples: []Sample{
+				{Quantity: "battery", Value: 3.109},
+				{Quantity: "air.pm1", Value: 3.7},
+				{Quantity: "air.pm25", Value: 3.9},
+				{Quantity: "air.pm4", Value: 3.9},
+				{Quantity: "air.pm10", Value: 3.9},
+				{Quantity: "air.temperature", Value: 24.35660461425781},
+				{Quantity: "air.relativeHumidity", Value: 41.63221740722656},
+				{Quantity: "air.pressure", Value: 968.0},
+			},
+		},
+		{
+			name: "DL-PM battery only (vector 3)", model: "decentlab-dl-pm", hex: "021b5000010c25",
+			samples: []Sample{{Quantity: "battery", Value: 3.109}},
+			keys:    []string{"battery_voltage"},
+		},
+		{
+			name: "DL-TRS12 (vector 1)", model: "decentlab-dl-trs12", hex: "0210d3000346be813d00000c80",
+			samples: []Sample{
+				{Quantity: "soil.moisture", Value: 0.006886900000000029 * 100},
+				{Quantity: "soil.temperature", Value: 31.7},
+				{Quantity: "soil.ec", Value: 0.0},
+				{Quantity: "battery", Value: 3.2},
+			},
+		},
+		{
+			name: "DL-TRS12 frozen soil, 1500 µS/cm", model: "decentlab-dl-trs12", hex: "0210d3000146be7fe805dc",
+			samples: []Sample{
+				{Quantity: "soil.moisture", Value: 0.006886900000000029 * 100},
+				{Quantity: "soil.temperature", Value: -2.4},
+				{Quantity: "soil.ec", Value: 1.5},
+			},
+			keys: []string{"dielectric_permittivity", "volumetric_water_content", "soil_temperature", "electrical_conductivity"},
+		},
+		{
+			name: "DL-MBX (vector 1)", model: "decentlab-dl-mbx", hex: "02012f000304d200010bb1",
+			samples: []Sample{{Quantity: "level.distance", Value: 1.234}, {Quantity: "battery", Value: 2.993}},
+		},
+		{
+			name: "undefined flag and trailing bytes are ignored with warnings", model: "decentlab-dl-mbx", hex: "02012f00060bb1ffff",
+			samples:  []Sample{{Quantity: "battery", Value: 2.993}},
+			keys:     []string{"battery_voltage"},
+			warnings: 2,
+		},
+		{
+			name: "no groups", model: "decentlab-dl-mbx", hex: "02012f0000",
+			keys: []string{},
+		},
+		{name: "protocol version 1", model: "decentlab-dl-pm", hex: "011b5000010c25", err: ErrInvalid},
+		{name: "header cut off", model: "decentlab-dl-pm", hex: "021b5000", err: ErrTruncated},
+		{name: "group cut off", model: "decentlab-dl-pm", hex: "021b50000d0c2567bd618d", err: ErrTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := hex.DecodeString(tc.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := vendorDecode(t, tc.model, Input{FPort: 1, Bytes: b})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("got %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(res.Samples, tc.samples) {
+				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
+			}
+			if tc.keys != nil {
+				if len(res.Data) != len(tc.keys)+2 {
+					t.Errorf("data: got %v, want keys %v", res.Data, tc.keys)
+				}
+				for _, k := range tc.keys {
+					if _, ok := res.Data[k]; !ok {
+						t.Errorf("data: no %q in %v", k, res.Data)
+					}
+				}
+			}
+			if len(res.Warnings) != tc.warnings {
+				t.Errorf("warnings: got %q, want %d", res.Warnings, tc.warnings)
+			}
+		})
+	}
+}
+
+func TestDecentlabTruncation(t *testing.T) {
+	for model, file := range map[string]string{
+		"decentlab-dl-pm":    "decentlab-dl-pm-codec.json",
+		"decentlab-dl-trs12": "decentlab-dl-trs12-codec.json",
+		"decentlab-dl-mbx":   "decentlab-dl-mbx-codec.json",
+	} {
+		t.Run(model, func(t *testing.T) { vendorPrefixes(t, model, file) })
+	}
+}
+
+func FuzzDecentlab(f *testing.F) {
+	// Seeds: testdata/fuzz/FuzzDecentlab, made from the vectors.
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, m := range []string{"decentlab-dl-pm", "decentlab-dl-trs12", "decentlab-dl-mbx"} {
+			vendorDecode(t, m, Input{FPort: 1, Bytes: b})
+		}
+	})
+}
