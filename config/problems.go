@@ -28,18 +28,21 @@ type Problems struct {
 
 // Error prints one problem per line as FILE:LINE: path: message, the form
 // editors and CI logs turn into links. The line is left out when it is 0
-// and the path when it is empty.
+// and the path when it is empty; a Config built in code (no file) prints
+// path: message.
 func (p *Problems) Error() string {
 	var b strings.Builder
 	for i, pr := range p.List {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(p.File)
-		if pr.Line > 0 {
-			fmt.Fprintf(&b, ":%d", pr.Line)
+		if p.File != "" {
+			b.WriteString(p.File)
+			if pr.Line > 0 {
+				fmt.Fprintf(&b, ":%d", pr.Line)
+			}
+			b.WriteString(": ")
 		}
-		b.WriteString(": ")
 		if pr.Path != "" {
 			b.WriteString(pr.Path)
 			b.WriteString(": ")

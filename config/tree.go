@@ -140,6 +140,7 @@ func checkKeys(root *yaml.Node, c *collector) error {
 func walkKeys(s, n *yaml.Node, path string, c *collector) {
 	switch {
 	case s.Kind == yaml.MappingNode && n.Kind == yaml.MappingNode:
+		dropDuplicates(n, path, c)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.ScalarNode && k.Value == "<<" {
@@ -160,6 +161,29 @@ func walkKeys(s, n *yaml.Node, path string, c *collector) {
 	}
 	// Other shapes (a list where a mapping belongs) are the decoder's to
 	// report.
+}
+
+// dropDuplicates reports each key written twice in mapping n and removes
+// the later copies. yaml.v3 refuses to decode a mapping with a duplicate
+// key at all, which would add a "missing" problem for each of its other
+// keys; with the copies gone only the real problem is reported.
+func dropDuplicates(n *yaml.Node, path string, c *collector) {
+	first := map[string]int{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+			if line, dup := first[k.Value]; dup {
+				// Appended directly: the first copy's value is still checked.
+				c.list = append(c.list, Problem{Line: k.Line, Path: joinKey(path, k.Value),
+					Msg: fmt.Sprintf("key %q is written twice (first on line %d): keep one", k.Value, line)})
+				continue
+			}
+			first[k.Value] = k.Line
+		}
+		kept = append(kept, k, n.Content[i+1])
+	}
+	n.Content = kept
 }
 
 func lookupKey(m *yaml.Node, key string) *yaml.Node {

@@ -63,6 +63,7 @@ func (c *Config) checkSources(p *collector) {
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		sp := sourcePath(i)
+		nameDup := false
 		switch {
 		case s.Name == "":
 			p.add(sp+".name", "missing: give each source a unique name; it is written as the source tag")
@@ -70,6 +71,7 @@ func (c *Config) checkSources(p *collector) {
 			p.add(sp+".name", "%q: use letters, digits, '-', '_' and '.' only (it is a tag value and part of the client id)", s.Name)
 		default:
 			if j, dup := names[s.Name]; dup {
+				nameDup = true
 				p.add(sp+".name", "%q is also the name of sources[%d]: give each source its own name", s.Name, j)
 			} else {
 				names[s.Name] = i
@@ -87,7 +89,8 @@ func (c *Config) checkSources(p *collector) {
 		}
 		checkBroker(p, sp+".broker", s.Broker)
 		checkTopics(p, sp+".topics", s.Topics)
-		if s.ClientID != "" {
+		// A client id derived from a duplicate name is that name's problem.
+		if s.ClientID != "" && !(nameDup && s.ClientID == clientIDPrefix+s.Name) {
 			if j, dup := clientIDs[s.ClientID]; dup {
 				p.add(sp+".client_id", "%q is also the client id of sources[%d]: the broker would end one session whenever the other connects; give each source its own", s.ClientID, j)
 			} else {
@@ -206,14 +209,15 @@ func quantityHint(name string) string {
 	if near := closest(name, paths); near != "" {
 		return fmt.Sprintf("did you mean %s?", near)
 	}
-	var ends []string
+	// "laeq" for sound.laeq, "air.temp" for air.temperature.
+	var near []string
 	for _, path := range paths {
-		if strings.HasSuffix(path, "."+name) {
-			ends = append(ends, path)
+		if strings.HasSuffix(path, "."+name) || strings.HasPrefix(path, name) {
+			near = append(near, path)
 		}
 	}
-	if len(ends) > 0 {
-		return fmt.Sprintf("did you mean %s?", orList(ends))
+	if len(near) > 0 && len(near) <= 4 {
+		return fmt.Sprintf("did you mean %s?", orList(near))
 	}
 	return "see the catalogue in decoders/catalogue.go (e.g. air.temperature, sound.laeq, level.fill)"
 }
@@ -274,7 +278,7 @@ func checkTopicLevel(p *collector, path, spec string, topics []string) {
 		case hash >= 0 && hash <= n:
 			// The level falls under #: any depth may hold it.
 		case n >= len(levels):
-			p.add(path, "%s: topic %q has only %d levels (counted from 0): use a level that names the device", spec, t, len(levels))
+			p.add(path, "%s is past the end of topic %q (levels 0 to %d): use the + level that names the device", spec, t, len(levels)-1)
 			return
 		case levels[n] != "+":
 			p.add(path, "%s is %q in topic %q, the same for every message: use the level with + that names the device", spec, levels[n], t)
