@@ -52,6 +52,7 @@ var builtin = map[string]Decoder{
 	"nwave-nps405sm": nps405,
 	"elvaco-cmi4110": cmi4110,
 	"elvaco-cmi4111": cmi4110,
+	"adeunis-pulse":  pulse,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus

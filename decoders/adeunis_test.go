@@ -1,0 +1,80 @@
+package decoders
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+const pulseVectors = "adeunis-pulse-codec.json"
+
+func TestPulse(t *testing.T) {
+	tests := []struct {
+		name    string
+		hex     string
+		wantErr error
+		counts  []int64
+		ts      string // Data timestamp; "" = absent
+		sample  Sample
+	}{
+		{name: "empty", hex: "", wantErr: ErrTruncated},
+		{name: "keep-alive not supported", hex: "3000", wantErr: ErrInvalid},
+		{name: "counter cut", hex: "5a20000001", wantErr: ErrTruncated},
+		{name: "odd delta bytes", hex: "5a200000012700", wantErr: ErrTruncated},
+		{name: "timestamp flag without timestamp", hex: "5a2400000127", wantErr: ErrTruncated},
+		{
+			name: "channel B, no timestamp, no history", hex: "5b01000f4240",
+			counts: []int64{1000000},
+			sample: Sample{Quantity: "metering.pulse.count", Value: 1000000.0, Channel: "B"},
+		},
+		{
+			name: "channel A with timestamp at the epoch", hex: "5ae5" + "0000000a" + "0003" + "00000000",
+			counts: []int64{10, 7}, ts: "2013-01-01T00:00:00.000",
+			sample: Sample{Quantity: "metering.pulse.count", Value: 10.0, Channel: "A", Time: pulseEpoch},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := pulse.Decode(Input{FPort: 1, Bytes: vecHex(t, tt.hex)})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			vecCheckSamples(t, res)
+			frame := res.Data["bytes"].(map[string]any)
+			if !reflect.DeepEqual(frame["counterValues"], tt.counts) {
+				t.Errorf("counterValues %v, want %v", frame["counterValues"], tt.counts)
+			}
+			if got, ok := frame["timestamp"]; (tt.ts == "" && ok) || (tt.ts != "" && got != tt.ts) {
+				t.Errorf("timestamp %v, want %q", got, tt.ts)
+			}
+			if len(res.Samples) != 1 || !reflect.DeepEqual(res.Samples[0], tt.sample) {
+				t.Errorf("samples %v, want %v", res.Samples, tt.sample)
+			}
+		})
+	}
+}
+
+// TestPulseVectorTime checks that the vector's counter reading carries the
+// device's timestamp as its sample time.
+func TestPulseVectorTime(t *testing.T) {
+	v := vecInputs(t, pulseVectors)[0]
+	res, err := pulse.Decode(Input{FPort: v.FPort, Bytes: v.Bytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2023, 12, 28, 19, 22, 17, 0, time.UTC)
+	if len(res.Samples) != 1 || !res.Samples[0].Time.Equal(want) || res.Samples[0].Value != 295.0 {
+		t.Errorf("samples %v, want 295 pulses at %v", res.Samples, want)
+	}
+}
+
+func TestPulsePrefixes(t *testing.T) { vecCheckPrefixes(t, pulse, pulseVectors) }
+
+func FuzzPulse(f *testing.F) { vecFuzz(f, pulse, pulseVectors) }
