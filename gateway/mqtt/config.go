@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"time"
+
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
@@ -33,6 +35,14 @@ type Config struct {
 	Map []decoders.Mapping `yaml:"map"`
 	// JSON says where a generic JSON message keeps its device and time.
 	JSON JSONConfig `yaml:"json"`
+	// MaxInFlight bounds the messages handled at once (default 256). The
+	// sink batches concurrent writes, so more in flight means fuller
+	// batches; the bound keeps memory flat when the sink stalls.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// ReconnectMax caps the wait between connection attempts, after a loss
+	// (exponential backoff up to it) and at start-up (every
+	// min(ReconnectMax, 5s)). Default 1m.
+	ReconnectMax time.Duration `yaml:"reconnect_max"`
 }
 
 // JSONConfig maps a generic JSON message onto an uplink.

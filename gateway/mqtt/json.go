@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -197,6 +198,9 @@ func unixTime(field, s, format string) (time.Time, error) {
 		}
 		return time.Unix(0, n).UTC(), nil
 	}
+	if t, ok := decimalUnixTime(s, unit); ok {
+		return t, nil
+	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s %q: not a %s time", field, truncate(s, 40), format)
@@ -206,6 +210,34 @@ func unixTime(field, s, format string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s %q: out of range", field, truncate(s, 40))
 	}
 	return time.Unix(0, int64(ns)).UTC(), nil
+}
+
+// decimalUnixTime reads "1717243200.25" exactly (float64 would give
+// .249999872), keeping fraction digits down to the nanosecond.
+func decimalUnixTime(s string, unit int64) (time.Time, bool) {
+	whole, frac, ok := strings.Cut(s, ".")
+	if !ok || frac == "" || strings.HasPrefix(whole, "-") {
+		return time.Time{}, false
+	}
+	w, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || w > math.MaxInt64/unit {
+		return time.Time{}, false
+	}
+	var fns, scale int64 = 0, unit
+	for _, c := range []byte(frac) {
+		if c < '0' || c > '9' {
+			return time.Time{}, false
+		}
+		if scale >= 10 {
+			scale /= 10
+			fns += int64(c-'0') * scale
+		}
+	}
+	ns := w * unit
+	if ns > math.MaxInt64-fns {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns+fns).UTC(), true
 }
 
 // lookupJSONPath finds "a.b" in nested objects; a key that itself contains

@@ -1,0 +1,191 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// Timeouts of a session; not settings, because no deployment has a reason
+// to change them.
+const (
+	// drainTimeout bounds how long in-flight handlers may take to finish
+	// at shutdown before their context is cancelled.
+	drainTimeout = 10 * time.Second
+	// disconnectQuiesce is how long paho may take to send DISCONNECT.
+	disconnectQuiesce = 250 // ms
+	connectTimeout    = 10 * time.Second
+	keepAlive         = 30 * time.Second
+	// redeliverMin is the first wait before a session is restarted so the
+	// broker redelivers messages the pipeline refused.
+	redeliverMin = time.Second
+)
+
+// Source is an MQTT feed: one paho client with a persistent session,
+// subscribed to the configured topics, acknowledging each message only once
+// the handler took it (or it is stored as a dead letter).
+//
+// Messages are handled concurrently, up to Config.MaxInFlight at once, so
+// the handler must be safe for concurrent use.
+type Source struct {
+	cfg    Config
+	parser *Parser
+	dl     gateway.DeadLetters
+	log    zerolog.Logger
+	// msgLog is for per-message problems: sampled, so a broken feed or a
+	// down sink does not flood the log.
+	msgLog zerolog.Logger
+
+	running atomic.Bool
+	ready   atomic.Bool
+}
+
+var _ gateway.Source = (*Source)(nil)
+
+// New checks cfg, applies its defaults (QoS 1, client id derived from the
+// name, MaxInFlight, ReconnectMax) and returns a Source that connects when
+// Run is called. dl keeps messages that cannot be parsed.
+func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger) (*Source, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if dl == nil {
+		return nil, fmt.Errorf("mqtt source %q: no dead-letter store given: malformed messages could not be kept", cfg.Name)
+	}
+	parser, err := NewParser(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With().Str("source", cfg.Name).Str("broker", cfg.Broker).Logger()
+	s := &Source{
+		cfg:    cfg,
+		parser: parser,
+		dl:     dl,
+		log:    log,
+		msgLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+	}
+	if cfg.Format == FormatTTSV3 && *cfg.QoS > 0 {
+		log.Warn().Int("qos", *cfg.QoS).Msg("The Things Stack's MQTT server offers QoS 0 only: uplinks published while sensorgate is disconnected are lost; use a TTS webhook or a ChirpStack-style broker where that matters")
+	}
+	return s, nil
+}
+
+// Ready reports whether the source is connected and the broker accepted its
+// subscriptions, for readiness checks.
+func (s *Source) Ready() bool { return s.ready.Load() }
+
+// Run connects (retrying while the broker is unreachable), subscribes, and
+// hands every message to h until ctx is cancelled. It then stops taking
+// messages, lets in-flight handlers finish (their context stays alive for
+// up to 10 s more), disconnects cleanly, keeping the persistent session,
+// and returns nil.
+//
+// Messages the handler refuses stay unacknowledged. The broker redelivers
+// unacknowledged messages only when the client reconnects, so after a
+// refusal Run restarts the session, after a backoff that grows to
+// Config.ReconnectMax while refusals continue.
+//
+// Run must not be called again while it runs: one client id is one session.
+func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
+	if h == nil {
+		return fmt.Errorf("mqtt source %q: Run without a handler", s.cfg.Name)
+	}
+	if !s.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("mqtt source %q: already running: one client id can have one session only", s.cfg.Name)
+	}
+	defer s.running.Store(false)
+
+	backoff := redeliverMin
+	for {
+		sess := s.start(ctx, h)
+		select {
+		case <-ctx.Done():
+			sess.stop()
+			return nil
+		case <-sess.refused:
+		}
+		// Keep handling other messages while waiting, so a short sink
+		// outage costs one reconnect, not one per message.
+		s.log.Info().Dur("after", backoff).Msg("the pipeline refused messages; restarting the session so the broker redelivers them")
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			sess.stop()
+			return nil
+		case <-t.C:
+		}
+		sess.stop()
+		backoff = min(2*backoff, s.cfg.ReconnectMax)
+		if sess.clean.Load() {
+			backoff = redeliverMin // the refusals were followed by successes
+		}
+	}
+}
+
+// start connects a new client; the returned session handles messages until
+// stop.
+func (s *Source) start(ctx context.Context, h gateway.Handler) *session {
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	sess := &session{
+		src:     s,
+		h:       h,
+		ctx:     hctx,
+		cancel:  func() { cancel(errStopped) },
+		sem:     make(chan struct{}, s.cfg.MaxInFlight),
+		closing: make(chan struct{}),
+		refused: make(chan struct{}, 1),
+	}
+	sess.client = paho.NewClient(s.clientOptions(sess))
+	// With ConnectRetry the token completes only once connected (or on
+	// Disconnect); OnConnect subscribes, so there is nothing to wait for.
+	sess.client.Connect()
+	return sess
+}
+
+// clientOptions are paho's settings for the delivery contract (DESIGN §6):
+// persistent session under a stable client id, manual acknowledgement,
+// concurrent handlers, reconnection with capped backoff.
+func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
+	c := s.cfg
+	o := paho.NewClientOptions().
+		AddBroker(c.Broker).
+		SetClientID(c.ClientID).
+		SetProtocolVersion(4). // MQTT 3.1.1; no silent fallback to 3.1
+		SetCleanSession(c.Clean).
+		SetAutoAckDisabled(true).
+		SetOrderMatters(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(min(connectRetryMax, c.ReconnectMax)).
+		SetMaxReconnectInterval(c.ReconnectMax).
+		SetConnectTimeout(connectTimeout).
+		SetKeepAlive(keepAlive).
+		SetResumeSubs(false). // OnConnect subscribes on every connection
+		// Queued messages of a persistent session arrive right after
+		// CONNACK, before SUBSCRIBE is answered; the default handler
+		// takes them, and subscriptions register no handler of their own.
+		SetDefaultPublishHandler(sess.onMessage).
+		SetOnConnectHandler(sess.onConnect).
+		SetConnectionLostHandler(sess.onLost).
+		SetConnectionNotificationHandler(sess.onNotification)
+	if c.Username != "" {
+		o.SetUsername(c.Username)
+	}
+	if c.Password != "" {
+		o.SetPassword(c.Password)
+	}
+	return o
+}
+
+// errStopped is why an in-flight handler's context ends when it did not
+// finish within drainTimeout of shutdown.
+var errStopped = errors.New("mqtt: source stopped")

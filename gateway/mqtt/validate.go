@@ -1,0 +1,116 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Defaults applied by New.
+const (
+	DefaultQoS          = 1
+	DefaultMaxInFlight  = 256
+	DefaultReconnectMax = time.Minute
+	// ClientIDPrefix starts the client id derived from the source name.
+	ClientIDPrefix = "sensorgate-"
+
+	connectRetryMax = 5 * time.Second // start-up retry interval, at most
+)
+
+// Unknown-device policies (Config.UnknownDevices).
+const (
+	UnknownAccept = "accept"
+	UnknownReject = "reject"
+)
+
+// withDefaults fills what the operator may leave out. The client id is
+// derived from the source name, never random, because the broker keeps the
+// persistent session (and what was queued while we were down) under it.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" && c.Name != "" {
+		c.ClientID = ClientIDPrefix + c.Name
+	}
+	if c.QoS == nil {
+		q := DefaultQoS
+		c.QoS = &q
+	}
+	if c.UnknownDevices == "" {
+		c.UnknownDevices = UnknownAccept
+		if c.Format == FormatJSON {
+			// A sensor's own JSON names no device the way a network
+			// server does, so unknown ids are more likely typos.
+			c.UnknownDevices = UnknownReject
+		}
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = DefaultReconnectMax
+	}
+	return c
+}
+
+// Validate reports every problem of one source's settings at once, each
+// naming the setting and what to do.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("mqtt source %q: "+format, append([]any{c.Name}, args...)...))
+	}
+	if c.Name == "" {
+		add("name missing: every source needs a unique name (it tags points and dead letters)")
+	}
+	if c.Type != "" && c.Type != "mqtt" {
+		add("type %q: this is the mqtt source; want type: mqtt", c.Type)
+	}
+	if _, ok := parsers[c.Format]; !ok {
+		add("format %q: want one of %s", c.Format, formatList())
+	}
+	if c.Broker == "" {
+		add("broker missing: want tcp://host:1883 or ssl://host:8883")
+	} else if u, err := url.Parse(c.Broker); err != nil || u.Host == "" {
+		add("broker %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.Broker)
+	} else {
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps", "ws", "wss":
+		default:
+			add("broker %q: scheme %q not supported: want tcp, ssl, ws or wss", c.Broker, u.Scheme)
+		}
+	}
+	if len(c.Topics) == 0 {
+		add("topics missing: list the topic filters to subscribe to, e.g. application/+/device/+/event/up")
+	}
+	for i, t := range c.Topics {
+		if t == "" {
+			add("topics[%d] is empty", i)
+		}
+	}
+	if c.QoS != nil && (*c.QoS < 0 || *c.QoS > 2) {
+		add("qos %d: want 0, 1 or 2 (1 is the default and what the delivery contract needs)", *c.QoS)
+	}
+	switch c.UnknownDevices {
+	case "", UnknownAccept, UnknownReject:
+	default:
+		add("unknown_devices %q: want accept or reject", c.UnknownDevices)
+	}
+	if c.MaxInFlight < 0 {
+		add("max_in_flight %d: want a positive number (default %d)", c.MaxInFlight, DefaultMaxInFlight)
+	}
+	if c.ReconnectMax < 0 {
+		add("reconnect_max %s: want a positive duration (default %s)", c.ReconnectMax, DefaultReconnectMax)
+	}
+	if c.Format == FormatJSON {
+		if _, err := compileJSONConfig(c.JSON); err != nil {
+			add("%v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RejectUnknown reports whether uplinks of devices missing from the
+// registry go to dead letters, with the format's default applied.
+func (c Config) RejectUnknown() bool {
+	return c.withDefaults().UnknownDevices == UnknownReject
+}
