@@ -41,6 +41,10 @@ var builtin = map[string]Decoder{
 	"decentlab-dl-pm":    decentlabPM,
 	"decentlab-dl-trs12": decentlabTRS12,
 	"decentlab-dl-mbx":   decentlabMBX,
+	// Dragino: the LHT65N keeps the LHT65 frame (user manual, fPort 2).
+	"dragino-lht65":  draginoLHT65,
+	"dragino-lht65n": draginoLHT65,
+	"dragino-lse01":  draginoLSE01,
 
 	// Keller, Dingtek, Bosch, Nwave, IMST, Elvaco, Adeunis.
 	"keller-adt1":    keller,

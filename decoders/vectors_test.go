@@ -47,6 +47,12 @@ var vectorCorrections = map[string]func(data map[string]any){
 	},
 
 	// Cayenne, Elsys, Milesight, Decentlab, Dragino corrections.
+	// Dragino LSE01 decoder_quirks: "Three values are strings (JS toFixed)
+	// while Bat and conduct_SOIL are numbers." The readings are numbers:
+	// 0x00F1/10, 0x07A5/100, 0x099B/100.
+	"dragino-lse01-codec.json#0": func(d map[string]any) {
+		d["TempC_DS18B20"], d["water_SOIL"], d["temp_SOIL"] = 24.1, 19.57, 24.59
+	},
 }
 
 type ttnVectorFile struct {

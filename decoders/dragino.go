@@ -1,0 +1,177 @@
+package decoders
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Dragino LHT65 / LHT65N temperature-humidity sensors and the LSE01 soil
+// sensor.
+//
+// Sources: Dragino "LHT65 LoRaWAN Temperature & Humidity Sensor User
+// Manual" and "LHT65N ... User Manual" (uplink payload, fPort 2), Dragino
+// "LSE01 LoRaWAN Soil Moisture & EC Sensor User Manual"
+// (http://wiki.dragino.com), and the layouts in
+// testdata/vectors/ttn-core/dragino-*.json. Both send an 11-byte frame on
+// fPort 2, big-endian; the top two bits of the battery word are a status.
+
+// draginoPort rejects any port but 2, as the vendor codecs do ("unknown FPort").
+func draginoPort(name string, port uint8) error {
+	if port != 2 {
+		return fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2): %w", name, port, ErrInvalid)
+	}
+	return nil
+}
+
+func draginoLength(name string, b []byte) error {
+	switch {
+	case len(b) < 11:
+		return fmt.Errorf("%s: %d bytes, the frame has 11: %w", name, len(b), ErrTruncated)
+	case len(b) > 11:
+		return fmt.Errorf("%s: %d bytes, the frame has 11: %w", name, len(b), ErrInvalid)
+	}
+	return nil
+}
+
+// draginoBatV is the battery in V from the low 14 bits of a word in mV.
+func draginoBatV(b []byte) float64 {
+	return float64(binary.BigEndian.Uint16(b)&0x3FFF) / 1000
+}
+
+// draginoS16 reads a signed big-endian 16-bit value.
+func draginoS16(b []byte) float64 { return float64(int16(binary.BigEndian.Uint16(b))) }
+
+// LHT65 external sensor types (byte 6, low nibble) and their Work_mode
+// strings, as the vendor codec names them.
+var lht65ExtModes = map[byte]string{
+	4:  "Interrupt Sensor send",
+	5:  "Illumination Sensor",
+	6:  "ADC Sensor",
+	7:  "Interrupt Sensor count",
+	8:  "Interrupt Sensor count",
+	9:  "DS18B20 & timestamp",
+	15: "DS18B20ID",
+}
+
+// decodeLHT65 decodes the LHT65 and LHT65N periodic uplink. Differences
+// from the vendor codec, on inputs no vector covers: a frame that is not 11
+// bytes is an error rather than an empty result; a poll reply (byte 6 bit
+// 6, the datalog the device resends on request) is an error too, so the
+// uplink is kept as a dead letter instead of dropped; the 32-bit counter and
+// timestamp of external types 8 and 9 are unsigned (the codec's 32-bit
+// shifts make them negative from 2^31).
+func decodeLHT65(in Input) (map[string]any, error) {
+	const name = "dragino lht65"
+	if err := draginoPort(name, in.FPort); err != nil {
+		return nil, err
+	}
+	b := in.Bytes
+	if err := draginoLength(name, b); err != nil {
+		return nil, err
+	}
+	ext := b[6] & 0x0F
+	if b[6]&0x40 != 0 {
+		return nil, fmt.Errorf("%s: poll reply (datalog) frames are not decoded: %w", name, ErrInvalid)
+	}
+	d := make(map[string]any, 8)
+	if ext == 9 {
+		// The DS18B20 reading replaces the battery voltage; the status
+		// bits move to byte 4.
+		d["TempC_DS"] = draginoS16(b[0:2]) / 100
+		d["Bat_status"] = float64(b[4] >> 6)
+	} else {
+		d["BatV"] = draginoBatV(b[0:2])
+		d["Bat_status"] = float64(b[0] >> 6)
+	}
+	if ext != 15 {
+		d["TempC_SHT"] = draginoS16(b[2:4]) / 100
+		d["Hum_SHT"] = float64(binary.BigEndian.Uint16(b[4:6])&0x0FFF) / 10
+	}
+	if b[6]&0x80 != 0 {
+		d["No_connect"] = "Sensor no connection"
+	}
+	if mode, ok := lht65ExtModes[ext]; ok {
+		d["Work_mode"] = mode
+	}
+	switch ext {
+	case 0:
+		d["Ext_sensor"] = "No external sensor"
+	case 1:
+		d["Ext_sensor"] = "Temperature Sensor"
+		d["TempC_DS"] = draginoS16(b[7:9]) / 100
+	case 4:
+		d["Exti_pin_level"], d["Exti_status"] = "Low", "False"
+		if b[7] != 0 {
+			d["Exti_pin_level"] = "High"
+		}
+		if b[8] != 0 {
+			d["Exti_status"] = "True"
+		}
+	case 5:
+		d["ILL_lx"] = float64(binary.BigEndian.Uint16(b[7:9]))
+	case 6:
+		d["ADC_V"] = float64(binary.BigEndian.Uint16(b[7:9])) / 1000
+	case 7:
+		d["Exit_count"] = float64(binary.BigEndian.Uint16(b[7:9]))
+	case 8:
+		d["Exit_count"] = float64(binary.BigEndian.Uint32(b[7:11]))
+	case 9:
+		d["Systimestamp"] = float64(binary.BigEndian.Uint32(b[7:11]))
+	case 15:
+		// The probe's 64-bit ROM id, split over bytes 2-5 and 7-10, as
+		// the codec prints it: lower-case hex, each byte followed by a
+		// space.
+		const digits = "0123456789abcdef"
+		id := make([]byte, 0, 24)
+		for _, c := range append(append([]byte(nil), b[2:6]...), b[7:11]...) {
+			id = append(id, digits[c>>4], digits[c&0x0F], ' ')
+		}
+		d["ID"] = string(id)
+	}
+	return d, nil
+}
+
+// lht65Map: the DS18B20 probe (TempC_DS) hangs on a cable wherever it is
+// put (fridge, water, soil), so it stays in Data only.
+var lht65Map = []Mapping{
+	{Key: "BatV", Quantity: "battery"},
+	{Key: "TempC_SHT", Quantity: "air.temperature"},
+	{Key: "Hum_SHT", Quantity: "air.relativeHumidity"},
+	{Key: "ILL_lx", Quantity: "air.lightIntensity"},
+}
+
+// decodeLSE01 decodes the LSE01 uplink. It returns numbers where the
+// vendor codec returns strings (TempC_DS18B20, water_SOIL, temp_SOIL, via
+// toFixed), and reads a negative soil temperature as two's complement: the
+// codec's (raw - 0xFFFF)/100 is 0.01 °C off (decoder_quirks of
+// dragino-lse01-codec.json). Byte 10 (mode and flags) is not decoded, as in
+// the codec.
+func decodeLSE01(in Input) (map[string]any, error) {
+	const name = "dragino lse01"
+	if err := draginoPort(name, in.FPort); err != nil {
+		return nil, err
+	}
+	b := in.Bytes
+	if err := draginoLength(name, b); err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"Bat":           draginoBatV(b[0:2]),
+		"TempC_DS18B20": draginoS16(b[2:4]) / 10,
+		"water_SOIL":    float64(binary.BigEndian.Uint16(b[4:6])) / 100,
+		"temp_SOIL":     draginoS16(b[6:8]) / 100,
+		"conduct_SOIL":  float64(binary.BigEndian.Uint16(b[8:10])),
+	}, nil
+}
+
+var lse01Map = []Mapping{
+	{Key: "Bat", Quantity: "battery"},
+	{Key: "water_SOIL", Quantity: "soil.moisture"},
+	{Key: "temp_SOIL", Quantity: "soil.temperature"},
+	{Key: "conduct_SOIL", Quantity: "soil.ec", Scale: 0.001}, // µS/cm -> dS/m
+}
+
+var (
+	draginoLHT65 = Mapped{DecodeData: decodeLHT65, Map: lht65Map}
+	draginoLSE01 = Mapped{DecodeData: decodeLSE01, Map: lse01Map}
+)
