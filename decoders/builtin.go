@@ -57,6 +57,7 @@ var builtin = map[string]Decoder{
 	"elvaco-cmi4110": cmi4110,
 	"elvaco-cmi4111": cmi4110,
 	"adeunis-pulse":  pulse,
+	"imst-ioke868":   ioke868,
 }
 
 // Registry resolves a model id to a decoder: the built-in table, plus
