@@ -229,19 +229,20 @@ func TestDefaults(t *testing.T) {
 
 	type srcDefaults struct {
 		clientID, unknown, timeFormat string
-		qos                           int
+		qos, maxInFlight              int
 		clean                         bool
+		reconnectMax                  time.Duration
 	}
 	wants := []srcDefaults{
-		{"sensorgate-cs", "accept", "", 1, false},
-		{"sensorgate-b", "accept", "", 1, false},
-		{"sensorgate-j", "reject", "", 1, false},
-		{"fixed", "reject", "", 0, false},
-		{"sensorgate-j2", "reject", "rfc3339", 1, false},
+		{"sensorgate-cs", "accept", "", 1, 256, false, time.Minute},
+		{"sensorgate-b", "accept", "", 1, 256, false, time.Minute},
+		{"sensorgate-j", "reject", "", 1, 256, false, time.Minute},
+		{"fixed", "reject", "", 0, 256, false, time.Minute},
+		{"sensorgate-j2", "reject", "rfc3339", 1, 256, false, time.Minute},
 	}
 	for i, w := range wants {
 		s := cfg.Sources[i]
-		got := srcDefaults{s.ClientID, s.UnknownDevices, s.JSON.TimeFormat, *s.QoS, s.Clean}
+		got := srcDefaults{s.ClientID, s.UnknownDevices, s.JSON.TimeFormat, *s.QoS, s.MaxInFlight, s.Clean, s.ReconnectMax}
 		if got != w {
 			t.Errorf("sources[%d] defaults = %+v, want %+v", i, got, w)
 		}

@@ -7,25 +7,17 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
-// Defaults of the keys a file may leave out; example.yaml documents each.
+// Defaults of the daemon-level keys a file may leave out; example.yaml
+// documents each. The defaults of a source are the mqtt package's.
 const (
 	defaultLogLevel       = "info"
 	defaultLogFormat      = "console"
 	defaultHTTPListen     = "127.0.0.1:8080"
 	defaultStateDir       = "/var/lib/sensorgate"
-	defaultQoS            = 1
 	defaultBatchSize      = 5000
 	defaultFlushInterval  = 100 * time.Millisecond
 	defaultInfluxTimeout  = 10 * time.Second
 	defaultDecoderTimeout = 100 * time.Millisecond
-	defaultTimeFormat     = "rfc3339"
-	clientIDPrefix        = "sensorgate-"
-)
-
-// Values of a source's unknown_devices.
-const (
-	unknownAccept = "accept"
-	unknownReject = "reject"
 )
 
 // SetDefaults fills every key left at its zero value with its default, for
@@ -42,22 +34,27 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.StateDir, defaultStateDir)
 	for i := range c.Sources {
 		s := &c.Sources[i]
+		sp := sourcePath(i)
 		if s.ClientID == "" && s.Name != "" {
 			// Derived from the name, not random: the broker keeps the
 			// persistent session (and the messages queued while we were
 			// down) under the client id.
-			s.ClientID = clientIDPrefix + s.Name
+			s.ClientID = mqtt.ClientIDPrefix + s.Name
 		}
 		if s.QoS == nil {
-			q := defaultQoS
+			q := mqtt.DefaultQoS
 			s.QoS = &q
 		}
 		if s.UnknownDevices == "" {
 			s.UnknownDevices = defaultUnknownDevices(s.Format)
 		}
 		if s.Format == mqtt.FormatJSON && s.JSON.Time != "" {
-			setString(&s.JSON.TimeFormat, defaultTimeFormat)
+			setString(&s.JSON.TimeFormat, mqtt.TimeRFC3339)
 		}
+		if s.MaxInFlight == 0 && !t.present(sp+".max_in_flight") {
+			s.MaxInFlight = mqtt.DefaultMaxInFlight
+		}
+		setDuration(&s.ReconnectMax, mqtt.DefaultReconnectMax, t, sp+".reconnect_max")
 	}
 	in := &c.Influx
 	if in.BatchSize == 0 && !t.present("influx.batch_size") {
@@ -78,9 +75,9 @@ func (c *Config) setDefaults(t *tree) {
 func defaultUnknownDevices(format string) string {
 	switch format {
 	case mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3:
-		return unknownAccept
+		return mqtt.UnknownAccept
 	case mqtt.FormatJSON:
-		return unknownReject
+		return mqtt.UnknownReject
 	}
 	return "" // unknown format: reported by Validate
 }

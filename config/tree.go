@@ -19,11 +19,12 @@ import (
 type tree struct {
 	nodes  map[string]*yaml.Node // path → value node
 	lines  map[string]int        // path → line of its key, or of the list item
-	byLine map[int]string        // line → first path written on it
+	byLine map[int][]string      // line → paths written on it, in order
+	schema *yaml.Node            // Config's key tree, once checkKeys ran
 }
 
 func newTree(root *yaml.Node) *tree {
-	t := &tree{nodes: map[string]*yaml.Node{}, lines: map[string]int{}, byLine: map[int]string{}}
+	t := &tree{nodes: map[string]*yaml.Node{}, lines: map[string]int{}, byLine: map[int][]string{}}
 	if root != nil {
 		t.index("", 0, root)
 	}
@@ -35,9 +36,7 @@ func (t *tree) index(path string, line int, n *yaml.Node) {
 		if _, dup := t.nodes[path]; !dup {
 			t.nodes[path], t.lines[path] = n, line
 		}
-		if _, ok := t.byLine[line]; !ok {
-			t.byLine[line] = path
-		}
+		t.byLine[line] = append(t.byLine[line], path)
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -124,6 +123,36 @@ func schema() (*yaml.Node, error) {
 	return &n, nil
 }
 
+// schemaAt is the schema node for path (list indices stand for the list's
+// one sample item), or nil when the schema has no such key.
+func schemaAt(s *yaml.Node, path string) *yaml.Node {
+	for s != nil && s.Kind == yaml.DocumentNode && len(s.Content) == 1 {
+		s = s.Content[0]
+	}
+	for path != "" && s != nil {
+		var seg string
+		if path[0] == '[' {
+			end := strings.IndexByte(path, ']')
+			if end < 0 || s.Kind != yaml.SequenceNode || len(s.Content) == 0 {
+				return nil
+			}
+			s, path = s.Content[0], path[end+1:]
+			continue
+		}
+		path = strings.TrimPrefix(path, ".")
+		i := strings.IndexAny(path, ".[")
+		if i < 0 {
+			i = len(path)
+		}
+		seg, path = path[:i], path[i:]
+		if s.Kind != yaml.MappingNode {
+			return nil
+		}
+		s = lookupKey(s, seg)
+	}
+	return s
+}
+
 // checkKeys reports every key the schema does not know, with its line. It
 // does what yaml.v3's Decoder.KnownFields does, on the node tree: the
 // decoder option only works on raw bytes, and decoding is done on the
@@ -133,6 +162,7 @@ func checkKeys(root *yaml.Node, c *collector) error {
 	if err != nil {
 		return err
 	}
+	c.tree.schema = s
 	walkKeys(s, root, "", c)
 	return nil
 }
@@ -221,14 +251,50 @@ func decode(root *yaml.Node, cfg *Config, c *collector) {
 	}
 	for _, e := range te.Errors {
 		line, msg := splitLine(e)
-		path := c.tree.byLine[line]
+		path := c.tree.pathOf(line, msg)
 		c.addLine(line, path, typeMessage(msg, c.tree.node(path)))
 	}
 }
 
+// pathOf finds the path a yaml.v3 type error is about. The error gives only
+// a line and the (shortened) value, and a flow mapping puts several keys on
+// one line, so the first node on the line whose value or kind matches wins.
+func (t *tree) pathOf(line int, msg string) string {
+	paths := t.byLine[line]
+	if len(paths) == 0 {
+		return ""
+	}
+	m := unmarshalRE.FindStringSubmatch(msg)
+	if m == nil {
+		return paths[0]
+	}
+	for _, p := range paths {
+		n := t.nodes[p]
+		switch {
+		case m[1] == "!!seq" && n.Kind == yaml.SequenceNode,
+			m[1] == "!!map" && n.Kind == yaml.MappingNode:
+			// Nested mappings share the line: take the one the schema
+			// wants to be something else.
+			if want := schemaAt(t.schema, p); want == nil || want.Kind != n.Kind {
+				return p
+			}
+		case n.Kind == yaml.ScalarNode && m[2] != "":
+			v := m[2]
+			if short, ok := strings.CutSuffix(v, "..."); ok && len(n.Value) > 10 {
+				if strings.HasPrefix(n.Value, short) {
+					return p
+				}
+			} else if n.Value == v {
+				return p
+			}
+		}
+	}
+	return paths[0]
+}
+
 var (
 	lineRE      = regexp.MustCompile(`^line (\d+): (.*)$`)
-	unmarshalRE = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `.*`)? into (.+)$")
+	unmarshalRE = regexp.MustCompile("^cannot unmarshal (\\S+)(?: `(.*)`)? into (.+)$")
 	duplicateRE = regexp.MustCompile(`^mapping key (".*") already defined at line (\d+)$`)
 )
 
@@ -258,16 +324,25 @@ func typeMessage(msg string, n *yaml.Node) string {
 	if m == nil {
 		return msg
 	}
-	tag, into := m[1], strings.TrimPrefix(m[2], "*")
+	tag, into := m[1], strings.TrimPrefix(m[3], "*")
+	var want string
+	switch {
+	case strings.HasPrefix(into, "[]"):
+		want = "a list"
+	case strings.Contains(into, ".") && into != "time.Duration":
+		want = "a mapping of keys"
+	default:
+		want = "a single value"
+	}
 	switch tag {
 	case "!!map":
-		return "is a mapping of keys, but a single value belongs here"
+		return "is a mapping of keys, but " + want + " belongs here; see example.yaml"
 	case "!!seq":
-		return "is a list, but a single value belongs here"
+		return "is a list, but " + want + " belongs here; see example.yaml"
 	}
-	val := ""
-	if n != nil {
-		val = n.Value
+	val := m[2]
+	if n != nil && n.Kind == yaml.ScalarNode {
+		val = n.Value // yaml.v3 shortens it
 	}
 	switch {
 	case into == "int":

@@ -20,10 +20,10 @@ var (
 	logFormats     = []string{"console", "json"}
 	sourceTypes    = []string{"mqtt"}
 	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON}
-	unknownDevices = []string{unknownAccept, unknownReject}
-	timeFormats    = []string{"rfc3339", "unix", "unix_ms", "unix_ns"}
+	unknownDevices = []string{mqtt.UnknownAccept, mqtt.UnknownReject}
+	timeFormats    = []string{mqtt.TimeRFC3339, mqtt.TimeUnix, mqtt.TimeUnixMS, mqtt.TimeUnixNS}
 	// brokerSchemes are those the paho client dials.
-	brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}
+	brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "tcps", "mqtts", "ws", "wss"}
 	// pointTags are written by sensorgate on every point (DESIGN §5); a
 	// device tag of the same name would overwrite them.
 	pointTags = []string{"device", "dev_eui", "model", "source", "channel"}
@@ -90,7 +90,7 @@ func (c *Config) checkSources(p *collector) {
 		checkBroker(p, sp+".broker", s.Broker)
 		checkTopics(p, sp+".topics", s.Topics)
 		// A client id derived from a duplicate name is that name's problem.
-		if s.ClientID != "" && !(nameDup && s.ClientID == clientIDPrefix+s.Name) {
+		if s.ClientID != "" && !(nameDup && s.ClientID == mqtt.ClientIDPrefix+s.Name) {
 			if j, dup := clientIDs[s.ClientID]; dup {
 				p.add(sp+".client_id", "%q is also the client id of sources[%d]: the broker would end one session whenever the other connects; give each source its own", s.ClientID, j)
 			} else {
@@ -103,6 +103,10 @@ func (c *Config) checkSources(p *collector) {
 		if s.QoS != nil && (*s.QoS < 0 || *s.QoS > 2 || p.tree.isFloat(sp+".qos")) {
 			p.add(sp+".qos", "%s is not an MQTT QoS: use 0, 1 or 2 (default 1; The Things Stack offers 0 only)", p.tree.text(sp+".qos", strconv.Itoa(*s.QoS)))
 		}
+		if s.MaxInFlight < 1 || p.tree.isFloat(sp+".max_in_flight") {
+			p.add(sp+".max_in_flight", "%s: must be a whole number of at least 1 (default %d)", p.tree.text(sp+".max_in_flight", strconv.Itoa(s.MaxInFlight)), mqtt.DefaultMaxInFlight)
+		}
+		positive(p, sp+".reconnect_max", s.ReconnectMax, mqtt.DefaultReconnectMax)
 		if s.UnknownDevices != "" || slices.Contains(feedFormats, s.Format) {
 			oneOf(p, sp+".unknown_devices", s.UnknownDevices, unknownDevices, "unknown_devices policy")
 		}

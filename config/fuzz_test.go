@@ -1,0 +1,39 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// FuzzParse feeds arbitrary files to parse. Whatever the input, parse must
+// not panic, must fail with *Problems (never another error) and lines
+// inside the file, and a Config it accepts must pass Validate in code too.
+// Seeds: testdata/fuzz/FuzzParse plus example.yaml.
+func FuzzParse(f *testing.F) {
+	f.Add(Example)
+	f.Add([]byte(base))
+	env := envOf(map[string]string{"SENSORGATE_TOKEN": "t", "CHIRPSTACK_MQTT_PASSWORD": "p", "TTS_API_KEY": "k", "INFLUX_TOKEN": "i", "EMPTY": ""})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, err := parse(b, "fuzz.yaml", env)
+		if err != nil {
+			var p *Problems
+			if !errors.As(err, &p) || len(p.List) == 0 {
+				t.Fatalf("error %v (%T) is not a non-empty *Problems", err, err)
+			}
+			maxLine := bytes.Count(b, []byte("\n")) + 2
+			for _, pr := range p.List {
+				if pr.Line < 0 || pr.Line > maxLine || pr.Msg == "" {
+					t.Fatalf("problem %+v outside the file's %d lines", pr, maxLine)
+				}
+			}
+			return
+		}
+		if cfg == nil {
+			t.Fatal("nil Config without an error")
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails Validate: %v", err)
+		}
+	})
+}
