@@ -21,9 +21,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./decoders/...
 
 ## bench-e2e: publish N uplinks through a real broker into a real InfluxDB; msgs/s, CPU-s per 100k, peak RSS
-bench-e2e: build
+bench-e2e:
 	GOBIN=$(TOOLS) sh scripts/install-influxd.sh >/dev/null
-	$(GO) run ./cmd/sensorgate-bench -sensorgate bin/sensorgate $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 3 -timeout 60m ./cmd/sensorgate $(BENCHFLAGS)
 
 clean:
 	rm -rf bin .demo

@@ -257,9 +257,11 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
 	}
 	if r.model == "" && (up.Object != nil || len(up.Normalized) > 0) {
+		// Without a device profile (generic JSON), the source names the
+		// kind of sensor: one JSON source is normally one sensor type.
 		r.model = Slug(up.Profile)
 		if r.model == "" {
-			r.model = "unknown"
+			r.model = Slug(up.Source)
 		}
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
