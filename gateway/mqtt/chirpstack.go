@@ -97,14 +97,13 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 	nsTimes := make([]string, 0, len(m.RxInfo))
 	gwTimes := make([]string, 0, len(m.RxInfo))
 	for i, rx := range m.RxInfo {
-		field := fmt.Sprintf("rxInfo[%d]", i)
-		id, err := gatewayEUI(field+".gatewayId", rx.GatewayID)
+		id, err := gatewayEUI("gatewayId", rx.GatewayID)
 		if err != nil {
-			return gateway.Uplink{}, err
+			return gateway.Uplink{}, fmt.Errorf("rxInfo[%d].%w", i, err)
 		}
-		g, err := gatewayRx(field, id, rx.RSSI, rx.SNR)
+		g, err := gatewayRx(id, rx.RSSI, rx.SNR)
 		if err != nil {
-			return gateway.Uplink{}, err
+			return gateway.Uplink{}, fmt.Errorf("rxInfo[%d].%w", i, err)
 		}
 		up.Radio.Gateways = append(up.Radio.Gateways, g)
 		nsTimes = append(nsTimes, rx.NsTime)
@@ -159,14 +158,15 @@ func txRadio(r *gateway.Radio, field string, freq number, lora *loraModulation, 
 }
 
 // gatewayRx builds one gateway reception; HasSNR is set when the feed
-// carried an SNR.
-func gatewayRx(field, id string, rssi, snr number) (gateway.GatewayRx, error) {
+// carried an SNR. Errors name the field relative to the reception, for the
+// caller to prefix with its position.
+func gatewayRx(id string, rssi, snr number) (gateway.GatewayRx, error) {
 	g := gateway.GatewayRx{ID: id}
 	var err error
-	if g.RSSI, _, err = rssi.asFloat(field + ".rssi"); err != nil {
+	if g.RSSI, _, err = rssi.asFloat("rssi"); err != nil {
 		return g, err
 	}
-	if g.SNR, g.HasSNR, err = snr.asFloat(field + ".snr"); err != nil {
+	if g.SNR, g.HasSNR, err = snr.asFloat("snr"); err != nil {
 		return g, err
 	}
 	return g, nil
@@ -259,18 +259,17 @@ func parseChirpStackV3(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 
 	times := make([]string, 0, len(m.RxInfo))
 	for i, rx := range m.RxInfo {
-		field := fmt.Sprintf("rxInfo[%d]", i)
 		id := rx.Name
 		if rx.GatewayID != "" {
-			e, err := v3EUI(field+".gatewayID", rx.GatewayID)
+			e, err := v3EUI("gatewayID", rx.GatewayID)
 			if err != nil {
-				return gateway.Uplink{}, err
+				return gateway.Uplink{}, fmt.Errorf("rxInfo[%d].%w", i, err)
 			}
 			id = e.String()
 		}
-		g, err := gatewayRx(field, id, rx.RSSI, rx.LoRaSNR)
+		g, err := gatewayRx(id, rx.RSSI, rx.LoRaSNR)
 		if err != nil {
-			return gateway.Uplink{}, err
+			return gateway.Uplink{}, fmt.Errorf("rxInfo[%d].%w", i, err)
 		}
 		up.Radio.Gateways = append(up.Radio.Gateways, g)
 		times = append(times, rx.Time)
@@ -288,10 +287,20 @@ func parseChirpStackV3(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 
 // v3EUI reads an EUI as hex (json_v3) or as base64 of its 8 bytes (json).
 func v3EUI(field, s string) (devices.EUI, error) {
+	var e devices.EUI
+	// Try the encoding the length suggests first: ParseEUI's fallback for
+	// separators is costly, and this runs for every gateway.
+	if len(s) == base64.StdEncoding.EncodedLen(len(e)) {
+		// Decode needs room for DecodedLen (9 bytes for 12 characters),
+		// even though a valid EUI uses 8.
+		var b [9]byte
+		if n, err := base64.StdEncoding.Decode(b[:], []byte(s)); err == nil && n == len(e) {
+			return devices.EUI(b[:8]), nil
+		}
+	}
 	if e, err := devices.ParseEUI(s); err == nil {
 		return e, nil
 	}
-	var e devices.EUI
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil || len(b) != len(e) {
 		return e, fmt.Errorf("%s %q: %w: want 16 hex digits (json_v3) or base64 of 8 bytes (json encoding)", field, truncate(s, 40), devices.ErrBadEUI)

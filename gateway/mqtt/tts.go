@@ -169,10 +169,9 @@ func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
 		}
 	}
 	for i, md := range u.RxMetadata {
-		field := prefix + "rx_metadata[" + strconv.Itoa(i) + "]"
-		id, err := gatewayEUI(field+".gateway_ids.eui", md.GatewayIDs.EUI)
+		id, err := gatewayEUI("gateway_ids.eui", md.GatewayIDs.EUI)
 		if err != nil {
-			return err
+			return fmt.Errorf("%srx_metadata[%d].%w", prefix, i, err)
 		}
 		if id == "" {
 			id = md.GatewayIDs.GatewayID
@@ -181,9 +180,9 @@ func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
 		if !rssi.set && rssi.bad == "" {
 			rssi = md.ChannelRSSI // older TTS versions set channel_rssi only
 		}
-		g, err := gatewayRx(field, id, rssi, md.SNR)
+		g, err := gatewayRx(id, rssi, md.SNR)
 		if err != nil {
-			return err
+			return fmt.Errorf("%srx_metadata[%d].%w", prefix, i, err)
 		}
 		r.Gateways = append(r.Gateways, g)
 	}

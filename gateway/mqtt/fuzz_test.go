@@ -1,0 +1,60 @@
+package mqtt
+
+import (
+	"testing"
+	"time"
+)
+
+// fuzzParser runs one format's parser on arbitrary bytes: it must return
+// an uplink or an error, never panic, and a parsed uplink must carry the
+// message as Raw and a time.
+func fuzzParser(f *testing.F, cfg Config, seeds ...string) {
+	cfg.Name = "fuzz"
+	p, err := NewParser(cfg, func() time.Time { return testClock })
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range seeds {
+		f.Add("t/0101010101010101/x", feedPayload(f, s))
+	}
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		up, err := p.Parse(topic, payload)
+		if err != nil {
+			return
+		}
+		if up.Time.IsZero() {
+			t.Errorf("parsed uplink without a time: %+v", up)
+		}
+		if len(up.Raw) != len(payload) {
+			t.Errorf("Raw is not the message")
+		}
+	})
+}
+
+func FuzzChirpStackV4(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatChirpStackV4},
+		"chirpstack-v4/docs-example", "chirpstack-v4/field-realistic", "chirpstack-v4/multi-gateway-object-upper",
+		"chirpstack-v4/no-time-nstime", "bad/chirpstack-v4/encrypted")
+}
+
+func FuzzChirpStackV3(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatChirpStackV3},
+		"chirpstack-v3/json-docs-example", "chirpstack-v3/json-v3-realistic", "chirpstack-v3/json-objectjson-two-gateways",
+		"chirpstack-v3/json-v3-upper-no-time")
+}
+
+func FuzzTTS(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatTTSV3},
+		"tts-v3/docs-example", "tts-v3/field-realistic", "tts-v3/decoded-normalized-two-gateways",
+		"tts-v3/up-normalized", "tts-v3/minimal-lower-no-fcnt")
+}
+
+func FuzzJSON(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatJSON, JSON: JSONConfig{DeviceID: "topic:1", Time: "ts", Object: "values"}},
+		"json/rfc3339", "json/no-time")
+}
+
+func FuzzJSONUnix(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatJSON, JSON: JSONConfig{DeviceID: "meta.eui", Time: "meta.t", TimeFormat: TimeUnixMS}},
+		"json-unix-ms/unix-ms")
+}
