@@ -135,7 +135,7 @@ func TestManyProblems(t *testing.T) {
 		"influx:",                              // 18
 		"  url: http://127.0.0.1:8086",         // 19
 		"  batch_size: 0",                      // 20
-		"  flush: 1s",                          // 21
+		"  bucekt: sensors",                    // 21
 	)
 	_, err := parseString(src, nil)
 	wantText := strings.Join([]string{
@@ -148,7 +148,7 @@ func TestManyProblems(t *testing.T) {
 		`test.yaml:17: sources[1].map[0].quantity: "air.temp" is not a catalogue quantity: did you mean air.temperature?`,
 		`test.yaml:18: influx.bucket: missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)`,
 		`test.yaml:20: influx.batch_size: 0: must be a whole number of at least 1 (default 5000)`,
-		`test.yaml:21: influx.flush: unknown key "flush": the keys here are url, org, bucket, token, batch_size, flush_interval, timeout, gzip`,
+		`test.yaml:21: influx.bucekt: unknown key "bucekt": did you mean "bucket"?`,
 	}, "\n")
 	if err == nil || err.Error() != wantText {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, wantText)

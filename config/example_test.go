@@ -38,8 +38,11 @@ func TestExampleIsValid(t *testing.T) {
 		t.Errorf("influx.token = %q, want it from INFLUX_TOKEN", got)
 	}
 	var formats []string
-	for _, s := range cfg.Sources {
+	for i, s := range cfg.Sources {
 		formats = append(formats, s.Format)
+		if err := s.Validate(); err != nil {
+			t.Errorf("sources[%d] is valid here but not for the mqtt package: %v", i, err)
+		}
 	}
 	for _, f := range []string{"chirpstack-v4", "tts-v3", "json"} {
 		if !slices.Contains(formats, f) {

@@ -35,5 +35,12 @@ func FuzzParse(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("accepted config fails Validate: %v", err)
 		}
+		// What validate accepts, the mqtt package must accept when the
+		// daemon starts.
+		for i, s := range cfg.Sources {
+			if err := s.Validate(); err != nil {
+				t.Fatalf("sources[%d] accepted here but not by mqtt: %v", i, err)
+			}
+		}
 	})
 }

@@ -310,6 +310,8 @@ func (c *Config) checkInflux(p *collector) {
 		p.add("influx.url", "%q is not an InfluxDB URL: write http://host:port or https://host:port", in.URL)
 	case u.User != nil:
 		p.add("influx.url", "%q carries credentials: put them in influx.token instead", u.Redacted())
+	case u.RawQuery != "" || u.Fragment != "":
+		p.add("influx.url", "%q has a query or fragment: the write API adds its own; remove it", in.URL)
 	}
 	if in.Bucket == "" {
 		p.add("influx.bucket", "missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)")
