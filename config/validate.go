@@ -393,3 +393,11 @@ func isSlug(s string) bool {
 	}
 	return true
 }
+
+// orList writes "a, b, c or d".
+func orList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
