@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+// Daemon is sensorgate wired from a config: sources, pipeline, sink and
+// dead letters. Tests run it in-process end to end.
+type Daemon struct {
+	log      zerolog.Logger
+	Counters *gateway.Counters
+	Devices  *devices.Registry
+	pipeline *gateway.Pipeline
+	sink     *influx.Sink
+	dl       *deadletter.File
+	sources  []*mqtt.Source
+	// statsEvery is how often counters are logged (0: only at exit).
+	statsEvery time.Duration
+}
+
+// NewDaemon builds everything the config describes without connecting to
+// anything yet.
+func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
+	d := &Daemon{log: log, Counters: &gateway.Counters{}, statsEvery: time.Minute}
+	var devs []devices.Device
+	if cfg.Devices.Import != "" {
+		var err error
+		if devs, err = devices.LoadFile(cfg.Devices.Import); err != nil {
+			return nil, fmt.Errorf("load devices: %w", err)
+		}
+	}
+	reg, err := devices.NewRegistry(devs)
+	if err != nil {
+		return nil, fmt.Errorf("load devices from %s: %w", cfg.Devices.Import, err)
+	}
+	d.Devices = reg
+	decs := decoders.NewRegistry()
+	for _, dev := range devs {
+		if dev.Model != "" {
+			if _, ok := decs.Lookup(dev.Model); !ok {
+				log.Warn().Str("device", dev.Name).Str("model", dev.Model).Msg("device names a model no decoder provides: its uplinks will be dead-lettered")
+			}
+		}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create state_dir %s: %w", cfg.StateDir, err)
+	}
+	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName)); err != nil {
+		return nil, err
+	}
+	if d.sink, err = influx.New(cfg.Influx, log.With().Str("component", "influx").Logger()); err != nil {
+		d.dl.Close()
+		return nil, err
+	}
+	policies := map[string]gateway.SourcePolicy{}
+	for _, sc := range cfg.Sources {
+		src, err := mqtt.New(sc, d.dl, log)
+		if err != nil {
+			d.dl.Close()
+			return nil, err
+		}
+		d.sources = append(d.sources, src)
+		policies[sc.Name] = gateway.SourcePolicy{AcceptUnknown: !sc.RejectUnknown(), Map: sc.Map}
+	}
+	d.pipeline = &gateway.Pipeline{
+		Devices: reg, Decoders: decs, Sink: d.sink, DeadLetters: d.dl, Sources: policies,
+		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
+	}
+	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Strs("models", decs.Models()).Msg("sensorgate configured")
+	return d, nil
+}
+
+// Run runs every source and the sink until ctx is cancelled, then stops
+// the sources, lets in-flight messages finish and flushes the sink.
+func (d *Daemon) Run(ctx context.Context) error {
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSink()
+	sinkDone := make(chan error, 1)
+	go func() { sinkDone <- d.sink.Run(sinkCtx) }()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(d.sources))
+	for i, src := range d.sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = src.Run(ctx, d.pipeline.Handle)
+		}()
+	}
+	if d.statsEvery > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(d.statsEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					d.logCounters("stats")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Sources are stopped and their handlers returned; flush what is left.
+	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.sink.Close(flushCtx); err != nil {
+		d.log.Error().Err(err).Msg("flush to InfluxDB at shutdown failed; unacknowledged messages stay with the broker")
+	}
+	stopSink()
+	if err := <-sinkDone; err != nil && !errors.Is(err, context.Canceled) {
+		errs = append(errs, err)
+	}
+	d.logCounters("shutdown")
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) logCounters(msg string) {
+	ev := d.log.Info()
+	for _, name := range d.Counters.Names() {
+		ev = ev.Uint64(name, d.Counters.Get(name))
+	}
+	ev.Msg(msg)
+}
+
+// Close releases files.
+func (d *Daemon) Close() error { return d.dl.Close() }
+
+func newLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil || cfg.Level == "" {
+		level = zerolog.InfoLevel
+	}
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	d, err := NewDaemon(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Run(ctx)
+}
+
+func validateCommand(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", stderr)
+	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errors.New("config is invalid")
+	}
+	if cfg.Devices.Import != "" {
+		devs, err := devices.LoadFile(cfg.Devices.Import)
+		if err == nil {
+			_, err = devices.NewRegistry(devs)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return errors.New("devices file is invalid")
+		}
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d sources)\n", *path, len(cfg.Sources))
+	return nil
+}

@@ -1,0 +1,96 @@
+// Command sensorgate is the edge daemon: it takes uplinks from MQTT feeds,
+// decodes them and writes normalized points to InfluxDB.
+//
+// Subcommands: run, validate, simulate, version. It is the only package
+// that imports config and wires the adapters together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `sensorgate: MQTT and LoRaWAN sensor feeds to normalized InfluxDB time series
+
+Usage:
+  sensorgate run -c FILE        run the daemon
+  sensorgate validate -c FILE   check a config file; print every problem with its line
+  sensorgate simulate [flags]   publish realistic uplinks to a broker (demos, load)
+  sensorgate version            print the version
+
+Run 'sensorgate COMMAND -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Main runs one subcommand and returns the process exit code: 0 success,
+// 1 failure, 2 usage error.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = runCommand(ctx, args[1:], stderr)
+	case "validate":
+		err = validateCommand(args[1:], stdout, stderr)
+	case "simulate":
+		err = simulateCommand(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "sensorgate", version)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "sensorgate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "sensorgate:", err)
+	return 1
+}
+
+var errUsage = errors.New("usage error")
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sensorgate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	return nil
+}
