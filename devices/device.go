@@ -10,4 +10,7 @@ type Device struct {
 	Tags map[string]string `yaml:"tags" json:"tags,omitempty"`
 	// Variables are handed to the decoder (ChirpStack device variables).
 	Variables map[string]string `yaml:"variables" json:"variables,omitempty"`
+	// Session is the LoRaWAN ABP session, for feeds of raw frames; nil for
+	// devices only heard through a network server.
+	Session *Session `yaml:"session,omitempty" json:"session,omitempty"`
 }

@@ -83,6 +83,9 @@ func decodeStrict(n *yaml.Node, v any) error {
 // ParseCSV reads devices from CSV with a header row. Columns: dev_eui
 // (required), name, model, tags (key=value pairs separated by ';'), and any
 // column named tag:KEY or var:KEY for a single tag or decoder variable.
+// An ABP session comes from the optional columns dev_addr, mac_version,
+// nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key and
+// app_s_key; a row with a dev_addr has a session.
 // Empty lines and lines starting with '#' are skipped.
 func ParseCSV(r io.Reader) ([]Device, error) {
 	cr := csv.NewReader(r)
@@ -126,6 +129,12 @@ func ParseCSV(r io.Reader) ([]Device, error) {
 			continue
 		}
 		d.Name, d.Model = get("name"), get("model")
+		if addr := get("dev_addr"); addr != "" {
+			if d.Session, err = csvSession(addr, get); err != nil {
+				errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+				continue
+			}
+		}
 		if t := get("tags"); t != "" {
 			for _, kv := range strings.Split(t, ";") {
 				k, v, ok := strings.Cut(kv, "=")
@@ -163,4 +172,25 @@ func (d *Device) setTag(k, v string) {
 		d.Tags = map[string]string{}
 	}
 	d.Tags[k] = v
+}
+
+// csvSession reads a row's session columns; key errors never echo the key.
+func csvSession(addr string, get func(string) string) (*Session, error) {
+	s := &Session{MACVersion: get("mac_version")}
+	var errs []error
+	if err := s.DevAddr.UnmarshalText([]byte(addr)); err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range []struct {
+		col string
+		key *Key
+	}{
+		{"nwk_s_key", &s.NwkSKey}, {"s_nwk_s_int_key", &s.SNwkSIntKey}, {"f_nwk_s_int_key", &s.FNwkSIntKey},
+		{"nwk_s_enc_key", &s.NwkSEncKey}, {"app_s_key", &s.AppSKey},
+	} {
+		if err := k.key.UnmarshalText([]byte(get(k.col))); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k.col, err))
+		}
+	}
+	return s, errors.Join(errs...)
 }

@@ -5,12 +5,16 @@ import (
 	"sync"
 )
 
-// Registry finds devices by DevEUI. It is safe for concurrent use; Replace
-// swaps the whole set at once so a lookup never sees half an import.
+// Registry finds devices by DevEUI, name or DevAddr. It is safe for
+// concurrent use; Replace swaps the whole set at once so a lookup never
+// sees half an import.
 type Registry struct {
 	mu     sync.RWMutex
 	byEUI  map[EUI]*Device
 	byName map[string]*Device
+	// byAddr lists the devices with a session per DevAddr: several devices
+	// may share one, and only the MIC tells them apart.
+	byAddr map[DevAddr][]*Device
 }
 
 // NewRegistry returns a registry holding devs; it fails on a duplicate EUI
@@ -28,6 +32,7 @@ func NewRegistry(devs []Device) (*Registry, error) {
 func (r *Registry) Replace(devs []Device) error {
 	byEUI := make(map[EUI]*Device, len(devs))
 	byName := make(map[string]*Device, len(devs))
+	byAddr := map[DevAddr][]*Device{}
 	for i := range devs {
 		d := devs[i]
 		if d.EUI.IsZero() {
@@ -42,11 +47,19 @@ func (r *Registry) Replace(devs []Device) error {
 		if prev, ok := byName[d.Name]; ok {
 			return fmt.Errorf("devices: name %q used by %s and %s: names must be unique", d.Name, prev.EUI, d.EUI)
 		}
+		if d.Session != nil {
+			s := *d.Session // the caller keeps its copy; ours must not change under a lookup
+			d.Session = &s
+			if err := d.Session.Validate(); err != nil {
+				return fmt.Errorf("devices: device %q: %w", d.Name, err)
+			}
+			byAddr[d.Session.DevAddr] = append(byAddr[d.Session.DevAddr], &d)
+		}
 		byEUI[d.EUI] = &d
 		byName[d.Name] = &d
 	}
 	r.mu.Lock()
-	r.byEUI, r.byName = byEUI, byName
+	r.byEUI, r.byName, r.byAddr = byEUI, byName, byAddr
 	r.mu.Unlock()
 	return nil
 }
@@ -74,4 +87,13 @@ func (r *Registry) LookupName(name string) (*Device, bool) {
 	d, ok := r.byName[name]
 	r.mu.RUnlock()
 	return d, ok
+}
+
+// LookupDevAddr returns the devices whose session has the DevAddr, in
+// registry order. The slice and the Devices must not be modified.
+func (r *Registry) LookupDevAddr(addr DevAddr) []*Device {
+	r.mu.RLock()
+	ds := r.byAddr[addr]
+	r.mu.RUnlock()
+	return ds
 }
