@@ -17,6 +17,8 @@ const (
 	ReasonDecode        Reason = "decode_error"   // the decoder rejected the payload
 	ReasonNormalize     Reason = "normalize_error"
 	ReasonRejected      Reason = "rejected_by_influx" // InfluxDB refused the lines (400/422)
+	ReasonReplay        Reason = "replay"             // LoRaWAN frame counter not increasing
+	ReasonBadMIC        Reason = "bad_mic"            // LoRaWAN MIC matches no session of the DevAddr
 )
 
 // DeadLetter is a message that could not become points, kept with
