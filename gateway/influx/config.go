@@ -1,8 +1,14 @@
 package influx
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
 
-// Config is the InfluxDB connection and batching policy.
+// Config is the InfluxDB connection and batching policy. Zero values mean
+// the defaults, which New fills in.
 type Config struct {
 	URL    string `yaml:"url"`    // http://127.0.0.1:8086
 	Org    string `yaml:"org"`    // ignored by InfluxDB 1.8
@@ -17,4 +23,66 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Gzip compresses request bodies (default true).
 	Gzip *bool `yaml:"gzip"`
+	// MaxInFlight is the most write requests under way at once (default
+	// 2): one batch travels while the next one fills, and a slow InfluxDB
+	// pushes back on the writers instead of piling up requests.
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// Defaults.
+const (
+	DefaultBatchSize     = 5000
+	DefaultFlushInterval = 100 * time.Millisecond
+	DefaultTimeout       = 10 * time.Second
+	DefaultMaxInFlight   = 2
+)
+
+// withDefaults fills in the zero values.
+func (c Config) withDefaults() Config {
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Gzip == nil {
+		gz := true
+		c.Gzip = &gz
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	return c
+}
+
+// Validate reports every problem at once, each saying which setting to
+// fix. Zero values are valid: they mean the defaults.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("influx: url is empty: set influx.url (e.g. http://127.0.0.1:8086)"))
+	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("influx: url %q is not an http(s) URL with a host: set influx.url like http://127.0.0.1:8086", c.URL))
+	} else if u.RawQuery != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("influx: url must not carry a query or credentials: put the credentials in influx.token"))
+	}
+	if c.Bucket == "" {
+		errs = append(errs, errors.New(`influx: bucket is empty: set influx.bucket ("database/retention-policy" on InfluxDB 1.8, e.g. sensors/autogen)`))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("influx: batch_size %d is negative: set a positive influx.batch_size or leave it out for %d", c.BatchSize, DefaultBatchSize))
+	}
+	if c.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("influx: flush_interval %s is negative: set a positive influx.flush_interval or leave it out for %s", c.FlushInterval, DefaultFlushInterval))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("influx: timeout %s is negative: set a positive influx.timeout or leave it out for %s", c.Timeout, DefaultTimeout))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("influx: max_in_flight %d is negative: set a positive influx.max_in_flight or leave it out for %d", c.MaxInFlight, DefaultMaxInFlight))
+	}
+	return errors.Join(errs...)
 }

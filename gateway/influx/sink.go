@@ -1,0 +1,621 @@
+package influx
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// ErrRejected is wrapped by Write's error when InfluxDB refused points for
+// good (400 or 422: a field type conflict, a point outside the retention
+// policy) or AppendPoint could not encode them. Retrying cannot help, so
+// the caller dead-letters the message. errors.Is(err,
+// gateway.ErrRejected) holds as well, which is what the pipeline checks.
+//
+// Points of the same Write that InfluxDB did take stay stored; replaying
+// the message after a fix rewrites them byte for byte, which overwrites.
+var ErrRejected error = rejectedError("influx: InfluxDB rejected the points")
+
+type rejectedError string
+
+func (e rejectedError) Error() string        { return string(e) }
+func (e rejectedError) Is(target error) bool { return target == gateway.ErrRejected }
+
+// ErrClosed is returned by Write when the Sink is closed (or its Run has
+// ended) before InfluxDB took the points; they are not stored, so the
+// message must not be acknowledged.
+var ErrClosed = errors.New("influx: sink closed before InfluxDB took the points")
+
+// timing holds the retry delays; tests shorten them.
+type timing struct {
+	minBackoff    time.Duration // first retry after a 429, 5xx or network error
+	maxBackoff    time.Duration // cap of the doubling
+	maxRetryAfter time.Duration // cap on a server's Retry-After
+	authRetry     time.Duration // 401, 403, 404: an operator has to act; do not hammer
+}
+
+var defaultTiming = timing{
+	minBackoff:    100 * time.Millisecond,
+	maxBackoff:    30 * time.Second,
+	maxRetryAfter: 5 * time.Minute,
+	authRetry:     10 * time.Second,
+}
+
+// maxPooledBuffer keeps one huge Write from pinning its buffer in the pool.
+const maxPooledBuffer = 1 << 20
+
+// Sink writes points to InfluxDB through the v2 write API. It gathers
+// concurrent Write calls into one request (group commit): a batch leaves
+// when it holds BatchSize points or FlushInterval after its first point,
+// and each Write returns only when the request carrying its points got a
+// 2xx, so whatever a caller acknowledges upstream is stored.
+//
+// Run must be running for writes to go out; Close flushes and stops it.
+//
+// The HTTP exchange goes through influxdb-client-go's api/http Service
+// rather than its WriteAPI: the Service takes our request body as is, so
+// the Sink keeps its own byte-exact encoding, its own gzip and batching,
+// and sees every status code and Retry-After for the policy below, which
+// WriteAPIBlocking (no batching of our own, its own retry and error
+// mapping) would hide.
+type Sink struct {
+	cfg      Config
+	log      zerolog.Logger
+	client   *http.Client
+	svc      ihttp.Service
+	writeURL string
+	timing   timing
+
+	reqs      chan *request
+	closing   chan struct{} // closed by Close: flush, accept no more
+	closeOnce sync.Once
+	abortCtx  context.Context // cancelled when Run's ctx ends or Close gives up
+	abort     context.CancelFunc
+	running   atomic.Bool
+	done      chan struct{} // closed when Run has returned
+
+	// accepted counts requests taken into a batch; tests wait on it.
+	accepted atomic.Int64
+
+	bufs  sync.Pool // *[]byte, one Write's lines
+	gzips sync.Pool // *gzip.Writer
+}
+
+var _ gateway.Sink = (*Sink)(nil)
+
+// New checks cfg, fills in its defaults and returns a Sink; call Run to
+// start it. It does not contact InfluxDB: an unreachable server at start
+// is just the first thing the retry policy handles.
+func New(cfg Config, log zerolog.Logger) (*Sink, error) {
+	return newSink(cfg, log, defaultTiming)
+}
+
+func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	u, _ := url.Parse(cfg.URL) // checked by Validate
+	u = u.JoinPath("api", "v2", "write")
+	u.RawQuery = url.Values{"org": {cfg.Org}, "bucket": {cfg.Bucket}, "precision": {"ns"}}.Encode()
+
+	client := &http.Client{
+		// A backstop only: every request also has its own context deadline.
+		Timeout: cfg.Timeout + 5*time.Second,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: cfg.Timeout,
+			MaxIdleConnsPerHost:   cfg.MaxInFlight + 2,
+			IdleConnTimeout:       90 * time.Second,
+		},
+	}
+	auth := ""
+	if cfg.Token != "" {
+		auth = "Token " + cfg.Token
+	}
+	s := &Sink{
+		cfg:      cfg,
+		log:      log,
+		client:   client,
+		svc:      ihttp.NewService(cfg.URL, auth, ihttp.DefaultOptions().SetHTTPClient(client).SetApplicationName("sensorgate")),
+		writeURL: u.String(),
+		timing:   tm,
+		reqs:     make(chan *request),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	s.abortCtx, s.abort = context.WithCancel(context.Background())
+	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	return s, nil
+}
+
+// request is one Write call waiting for InfluxDB.
+type request struct {
+	ctx    context.Context
+	buf    *[]byte // encoded lines, from Sink.bufs
+	n      int     // lines in buf
+	result chan error
+
+	mu    sync.Mutex
+	parts int   // parts not yet finished (a 413 may split one request)
+	err   error // first failure of any part
+}
+
+// finish records the outcome of one part; the last part reports to Write.
+func (r *request) finish(err error) {
+	r.mu.Lock()
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	r.parts--
+	last := r.parts == 0
+	r.mu.Unlock()
+	if last {
+		r.result <- r.err // buffered: never blocks
+	}
+}
+
+// part is a request's lines, or a slice of them after a 413 split.
+type part struct {
+	r     *request
+	lines []byte
+	n     int
+}
+
+// Write stores pts in InfluxDB. It returns nil once a request carrying
+// them got a 2xx; an error wrapping ErrRejected when InfluxDB refused some
+// of them for good or some could not be encoded (the others are stored);
+// ctx.Err() when ctx ended first (the points may or may not be stored:
+// do not acknowledge, a redelivery overwrites); ErrClosed after Close.
+// It is safe for concurrent use; concurrent calls share requests.
+func (s *Sink) Write(ctx context.Context, pts []gateway.Point) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	select {
+	case <-s.closing:
+		return ErrClosed
+	case <-s.done:
+		return ErrClosed
+	default:
+	}
+	bp := s.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	n := 0
+	var encErrs []error
+	for _, p := range pts {
+		before := len(buf)
+		var err error
+		buf, err = AppendPoint(buf, p)
+		if len(buf) > before {
+			n++
+		}
+		if err != nil {
+			encErrs = append(encErrs, err)
+		}
+	}
+	*bp = buf
+	var encErr error
+	if len(encErrs) > 0 {
+		encErr = fmt.Errorf("%w: %w", ErrRejected, errors.Join(encErrs...))
+	}
+	if n == 0 {
+		s.putBuf(bp)
+		return encErr
+	}
+
+	r := &request{ctx: ctx, buf: bp, n: n, parts: 1, result: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.putBuf(bp)
+		return ctx.Err()
+	case <-s.closing:
+		s.putBuf(bp)
+		return ErrClosed
+	case <-s.done:
+		s.putBuf(bp)
+		return ErrClosed
+	}
+	select {
+	case err := <-r.result:
+		s.putBuf(bp) // every part is finished: nobody reads buf any more
+		if err != nil {
+			return errors.Join(err, encErr)
+		}
+		return encErr
+	case <-ctx.Done():
+		// The batch may still carry buf, so it is not reused.
+		return ctx.Err()
+	}
+}
+
+func (s *Sink) putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuffer {
+		s.bufs.Put(bp)
+	}
+}
+
+// Run sends batches until ctx ends or Close has flushed everything. When
+// ctx ends first, pending and in-flight writes fail with ErrClosed (their
+// messages stay unacknowledged) and Run returns ctx.Err(); after Close it
+// returns nil. Run may be called once.
+func (s *Sink) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("influx: Run called twice")
+	}
+	defer close(s.done)
+	stop := context.AfterFunc(ctx, s.abort)
+	defer stop()
+	defer s.client.CloseIdleConnections()
+	if s.collect() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops accepting writes, sends what is pending and waits until
+// InfluxDB took it or ctx ends; then it fails the rest with ErrClosed and
+// returns an error wrapping ctx.Err(). Run returns once Close is done.
+func (s *Sink) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	if !s.running.Load() {
+		s.abort()
+		return nil // never ran: nothing was accepted
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.abort()
+		<-s.done
+		return fmt.Errorf("influx: flush at close: InfluxDB did not take every pending point in time (their messages stay unacknowledged): %w", ctx.Err())
+	}
+}
+
+// collect gathers requests into batches and hands them to delivery
+// goroutines, at most MaxInFlight at once. It reports whether it was
+// aborted rather than closed.
+func (s *Sink) collect() (aborted bool) {
+	var (
+		wg       sync.WaitGroup
+		pending  []part
+		npts     int
+		timer    = time.NewTimer(time.Hour)
+		timerC   <-chan time.Time
+		due      bool // the pending batch may leave before it is full
+		closed   bool
+		inflight int
+		freed    = make(chan struct{}, s.cfg.MaxInFlight)
+		reqs     = s.reqs
+		closing  = s.closing
+	)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if closed && len(pending) == 0 && inflight == 0 {
+			return false
+		}
+		in := reqs
+		if npts >= s.cfg.BatchSize {
+			in = nil // full and every sender busy: writers wait (backpressure)
+		}
+		select {
+		case r := <-in:
+			s.accepted.Add(1)
+			pending = append(pending, part{r: r, lines: *r.buf, n: r.n})
+			npts += r.n
+			if len(pending) == 1 {
+				timer.Reset(s.cfg.FlushInterval)
+				timerC = timer.C
+			}
+		case <-timerC:
+			due, timerC = true, nil
+		case <-freed:
+			inflight--
+		case <-closing:
+			closed, due, closing, reqs = true, true, nil, nil
+		case <-s.abortCtx.Done():
+			for _, p := range pending {
+				p.r.finish(ErrClosed)
+			}
+			wg.Wait()
+			return true
+		}
+		if len(pending) > 0 && inflight < s.cfg.MaxInFlight && (due || npts >= s.cfg.BatchSize) {
+			batch := pending
+			pending, npts, due, timerC = nil, 0, closed, nil
+			timer.Stop()
+			inflight++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.deliver(batch)
+				freed <- struct{}{}
+			}()
+		}
+	}
+}
+
+// outcome is what one write request came to.
+type outcome struct {
+	status     int // 0: no HTTP response
+	msg        string
+	retryAfter time.Duration
+	err        error // nil on 2xx
+}
+
+// deliver sends parts until each is stored, rejected, or abandoned by its
+// caller, applying the status policy.
+func (s *Sink) deliver(parts []part) {
+	for attempt := 0; ; attempt++ {
+		parts = alive(parts)
+		if len(parts) == 0 {
+			return // every caller gave up; their messages stay unacknowledged
+		}
+		if s.abortCtx.Err() != nil {
+			finishAll(parts, ErrClosed)
+			return
+		}
+		ctx, release := s.liveContext(parts)
+		o := s.post(ctx, parts)
+		if o.err == nil {
+			release()
+			if attempt > 0 {
+				s.log.Info().Int("attempts", attempt+1).Int("points", countPoints(parts)).Msg("InfluxDB took the batch after retries")
+			}
+			finishAll(parts, nil)
+			return
+		}
+		if ctx.Err() != nil {
+			// Every caller gave up or the Sink aborts: not InfluxDB's
+			// failure; the next round drops or fails the parts.
+			release()
+			continue
+		}
+		var delay time.Duration
+		switch o.status {
+		case http.StatusBadRequest, http.StatusUnprocessableEntity:
+			release()
+			if len(parts) > 1 {
+				// One caller's points are bad; InfluxDB 1.8 kept the rest
+				// (partial write). Halve until the culprit stands alone so
+				// only it is rejected; resending the good lines overwrites.
+				s.log.Debug().Int("status", o.status).Int("writes", len(parts)).Str("error", o.msg).Msg("batch rejected; retrying its writes apart")
+				h := len(parts) / 2
+				s.deliver(parts[:h])
+				s.deliver(parts[h:])
+				return
+			}
+			s.log.Warn().Int("status", o.status).Int("points", parts[0].n).Str("error", o.msg).Msg("InfluxDB rejected points; their message goes to dead letters")
+			parts[0].r.finish(fmt.Errorf("%w (%d): %s", ErrRejected, o.status, o.msg))
+			return
+		case http.StatusRequestEntityTooLarge:
+			release()
+			a, b, ok := split(parts)
+			if !ok {
+				s.log.Warn().Int("status", o.status).Int("bytes", len(parts[0].lines)).Msg("one point is larger than InfluxDB takes (http max-body-size); its message goes to dead letters")
+				parts[0].r.finish(fmt.Errorf("%w (413): one point of %d bytes is larger than InfluxDB's max-body-size", ErrRejected, len(parts[0].lines)))
+				return
+			}
+			s.log.Warn().Int("points", countPoints(parts)).Msg("request too large for InfluxDB (413); splitting it")
+			s.deliver(a)
+			s.deliver(b)
+			return
+		case http.StatusUnauthorized, http.StatusForbidden:
+			delay = s.timing.authRetry
+			s.log.Error().Int("status", o.status).Str("url", s.cfg.URL).Str("error", o.msg).Dur("retry_in", delay).
+				Msg("InfluxDB refuses the token: fix influx.token (on InfluxDB 1.8 with auth: user:password); points are kept and retried")
+		case http.StatusNotFound:
+			delay = s.timing.authRetry
+			s.log.Error().Int("status", o.status).Str("bucket", s.cfg.Bucket).Str("error", o.msg).Dur("retry_in", delay).
+				Msg(`InfluxDB bucket not found: create it or fix influx.bucket (on InfluxDB 1.8: CREATE DATABASE, bucket "db/rp"); points are kept and retried`)
+		default: // 429, 5xx, no response, timeouts, anything unexpected
+			delay = s.backoff(attempt)
+			if o.retryAfter > delay {
+				delay = min(o.retryAfter, s.timing.maxRetryAfter)
+			}
+			if attempt&(attempt+1) == 0 { // attempts 0, 1, 3, 7, …: loud at first, then throttled
+				ev := s.log.Warn().Int("attempt", attempt+1).Dur("retry_in", delay).Int("points", countPoints(parts))
+				if o.status != 0 {
+					ev = ev.Int("status", o.status)
+				}
+				ev.Str("error", o.msg).Msg("InfluxDB write failed; retrying")
+			}
+		}
+		wait(ctx, delay)
+		release()
+	}
+}
+
+// alive drops parts whose caller has given up: its Write already returned
+// ctx.Err(), so storing them would be wasted work (and harmless).
+func alive(parts []part) []part {
+	out := parts[:0:0]
+	for _, p := range parts {
+		if p.r.ctx.Err() == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func finishAll(parts []part, err error) {
+	for _, p := range parts {
+		p.r.finish(err)
+	}
+}
+
+func countPoints(parts []part) int {
+	n := 0
+	for _, p := range parts {
+		n += p.n
+	}
+	return n
+}
+
+// split halves a batch for a 413: by parts when there are several,
+// otherwise by lines of the single part. ok is false for one line.
+func split(parts []part) (a, b []part, ok bool) {
+	if len(parts) > 1 {
+		h := len(parts) / 2
+		return parts[:h], parts[h:], true
+	}
+	p := parts[0]
+	if p.n < 2 {
+		return nil, nil, false
+	}
+	// Cut after the line that holds the middle byte.
+	cut := bytes.IndexByte(p.lines[len(p.lines)/2:], '\n') + len(p.lines)/2 + 1
+	if cut >= len(p.lines) {
+		cut = bytes.LastIndexByte(p.lines[:len(p.lines)-1], '\n') + 1
+	}
+	na := bytes.Count(p.lines[:cut], []byte{'\n'})
+	p.r.mu.Lock()
+	p.r.parts++
+	p.r.mu.Unlock()
+	return []part{{r: p.r, lines: p.lines[:cut], n: na}}, []part{{r: p.r, lines: p.lines[cut:], n: p.n - na}}, true
+}
+
+// liveContext is cancelled when every caller of parts has given up, or the
+// Sink aborts, so a batch nobody waits for stops retrying.
+func (s *Sink) liveContext(parts []part) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(s.abortCtx)
+	var live atomic.Int64
+	live.Store(int64(len(parts)))
+	stops := make([]func() bool, len(parts))
+	for i, p := range parts {
+		stops[i] = context.AfterFunc(p.r.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// backoff doubles from minBackoff up to maxBackoff, with jitter (half to
+// all of it) so edge boxes recovering together do not retry in lockstep.
+func (s *Sink) backoff(attempt int) time.Duration {
+	d := s.timing.maxBackoff
+	if attempt < 30 {
+		d = min(s.timing.minBackoff<<attempt, s.timing.maxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// post sends parts as one request.
+func (s *Sink) post(ctx context.Context, parts []part) outcome {
+	body := s.body(parts)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	perr := s.svc.DoPostRequest(ctx, s.writeURL, bytes.NewReader(body),
+		func(req *http.Request) {
+			req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+			if *s.cfg.Gzip {
+				req.Header.Set("Content-Encoding", "gzip")
+			}
+		},
+		func(resp *http.Response) error {
+			// Drain so the connection is reused; the Service leaves a 2xx
+			// body to us.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return resp.Body.Close()
+		})
+	if perr == nil {
+		return outcome{}
+	}
+	o := outcome{status: perr.StatusCode, err: perr}
+	if o.status == 0 {
+		o.msg = perr.Error()
+		return o
+	}
+	// InfluxDB 1.8 answers {"error": "..."}, which the Service does not
+	// decode; it copies X-Influxdb-Error (the first 1 KiB) into Message.
+	o.msg = perr.Message
+	if o.msg == "" {
+		o.msg = perr.Error()
+	}
+	o.retryAfter = retryAfter(perr.Header.Get("Retry-After"))
+	return o
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// body joins the parts' lines, gzipped if configured.
+func (s *Sink) body(parts []part) []byte {
+	size := 0
+	for _, p := range parts {
+		size += len(p.lines)
+	}
+	if !*s.cfg.Gzip {
+		out := make([]byte, 0, size)
+		for _, p := range parts {
+			out = append(out, p.lines...)
+		}
+		return out
+	}
+	var out bytes.Buffer
+	out.Grow(size/4 + 64)
+	zw, _ := s.gzips.Get().(*gzip.Writer)
+	if zw == nil {
+		// BestSpeed: line protocol compresses well anyway, and the edge
+		// box's CPU is better spent decoding.
+		zw, _ = gzip.NewWriterLevel(&out, gzip.BestSpeed)
+	} else {
+		zw.Reset(&out)
+	}
+	for _, p := range parts {
+		_, _ = zw.Write(p.lines) // a bytes.Buffer does not fail
+	}
+	_ = zw.Close()
+	zw.Reset(io.Discard) // let the pool not hold on to this body
+	s.gzips.Put(zw)
+	return out.Bytes()
+}

@@ -1,0 +1,595 @@
+package influx
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/internal/testserver"
+)
+
+// fastTiming keeps the retry tests short; the policy is the same.
+var fastTiming = timing{minBackoff: 10 * time.Millisecond, maxBackoff: 200 * time.Millisecond, maxRetryAfter: 5 * time.Second, authRetry: 50 * time.Millisecond}
+
+// logBuffer collects a Sink's log for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startSink runs a Sink for the test and closes it at the end, checking
+// that Close flushes and Run returns cleanly.
+func startSink(t *testing.T, cfg Config, tm timing) (*Sink, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	s, err := newSink(cfg, zerolog.New(logs), tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- s.Run(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("sink log:\n%s", logs)
+		}
+	})
+	return s, logs
+}
+
+// proxy stands between the Sink and the real InfluxDB and, for write
+// requests, may answer itself with an injected status instead.
+type proxy struct {
+	*httptest.Server
+	target string
+	client *http.Client
+	// inject sees the write request's index (from 0) and line count and
+	// returns a status to answer with, or 0 to forward.
+	inject func(n, lines int) (status int, header http.Header)
+
+	mu       sync.Mutex
+	writes   int
+	statuses []int // status of each write request, in order
+	lines    []int // line count of each write request
+}
+
+func newProxy(t *testing.T, target string, inject func(n, lines int) (int, http.Header)) *proxy {
+	p := &proxy{target: target, client: &http.Client{Timeout: 30 * time.Second}, inject: inject}
+	p.Server = httptest.NewServer(http.HandlerFunc(p.serve))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.URL.Path != "/api/v2/write" {
+		p.forward(w, r, body)
+		return
+	}
+	plain := body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err == nil {
+			plain, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			http.Error(w, "proxy: bad gzip: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	lines := bytes.Count(plain, []byte{'\n'})
+	p.mu.Lock()
+	n := p.writes
+	p.writes++
+	p.mu.Unlock()
+	status := 0
+	var hdr http.Header
+	if p.inject != nil {
+		status, hdr = p.inject(n, lines)
+	}
+	if status != 0 {
+		for k, v := range hdr {
+			w.Header()[k] = v
+		}
+		w.Header().Set("X-Influxdb-Error", "injected by the test proxy")
+		w.WriteHeader(status)
+	} else {
+		status = p.forward(w, r, body)
+	}
+	p.mu.Lock()
+	p.statuses = append(p.statuses, status)
+	p.lines = append(p.lines, lines)
+	p.mu.Unlock()
+}
+
+func (p *proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) int {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return http.StatusInternalServerError
+	}
+	req.Header = r.Header.Clone()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return resp.StatusCode
+}
+
+func (p *proxy) record() (statuses, lines []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int(nil), p.statuses...), append([]int(nil), p.lines...)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func cfgFor(url, bucket string) Config {
+	return Config{URL: url, Org: "city", Bucket: bucket, Token: "secret-token-42"}
+}
+
+func point(device string, i int, v float64) gateway.Point {
+	return gateway.Point{
+		Measurement: "air",
+		Tags:        []gateway.Tag{{Key: "dev_eui", Value: fmt.Sprintf("%016x", i)}, {Key: "device", Value: device}, {Key: "site", Value: "school 3"}},
+		Fields:      []gateway.Field{gateway.FloatField("temperature", v), gateway.IntField("count", int64(i)), gateway.BoolField("ok", i%2 == 0)},
+		Time:        time.Unix(1700000000, int64(i)),
+	}
+}
+
+// TestSinkConcurrentWrites: 50 writers, each Write returns only when its
+// points are stored, and they share requests (group commit).
+func TestSinkConcurrentWrites(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	px := newProxy(t, db.URL(), nil)
+	s, _ := startSink(t, cfgFor(px.URL, db.Bucket()), fastTiming)
+
+	const writers, writes, perWrite = 50, 10, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*writes)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev := "dev-" + strconv.Itoa(w)
+			for i := 0; i < writes; i++ {
+				var pts []gateway.Point
+				for k := 0; k < perWrite; k++ {
+					n := i*perWrite + k
+					pts = append(pts, point(dev, n, float64(w)+float64(n)/10))
+				}
+				errs <- s.Write(context.Background(), pts)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	// Acked means stored: no waiting for InfluxDB to catch up.
+	if n := db.Count(t, "air"); n != writers*writes*perWrite {
+		t.Fatalf("InfluxDB holds %d points, want %d", n, writers*writes*perWrite)
+	}
+	statuses, _ := px.record()
+	if len(statuses) >= writers*writes/2 {
+		t.Errorf("%d requests for %d writes: writes are not gathered", len(statuses), writers*writes)
+	}
+
+	// Exact values, types and timestamps of one point.
+	got := db.Query(t, `SELECT "count", "ok", "temperature" FROM "air" WHERE "device" = 'dev-7' AND "dev_eui" = '0000000000000005'`)
+	if len(got) != 1 || len(got[0].Values) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	row := got[0].Values[0]
+	want := []any{json.Number(strconv.FormatInt(time.Unix(1700000000, 5).UnixNano(), 10)), json.Number("5"), false, json.Number("7.5")}
+	for i := range want {
+		if row[i] != want[i] {
+			t.Errorf("column %s = %#v, want %#v", got[0].Columns[i], row[i], want[i])
+		}
+	}
+	types := map[string]string{}
+	for _, r := range db.Query(t, `SHOW FIELD KEYS FROM "air"`)[0].Values {
+		types[r[0].(string)] = r[1].(string)
+	}
+	if types["temperature"] != "float" || types["count"] != "integer" || types["ok"] != "boolean" {
+		t.Errorf("field types %v", types)
+	}
+}
+
+// TestSinkIdempotent: the same points written twice, in one batch and
+// again later, are stored once.
+func TestSinkIdempotent(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	s, _ := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
+	pts := []gateway.Point{point("d1", 1, 20.5), point("d1", 2, 21.5)}
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Write(context.Background(), pts); err != nil {
+				t.Errorf("Write: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Reordered tags encode to the same series.
+	again := []gateway.Point{point("d1", 1, 20.5), point("d1", 2, 21.5)}
+	again[0].Tags[0], again[0].Tags[2] = again[0].Tags[2], again[0].Tags[0]
+	if err := s.Write(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Count(t, "air"); n != 2 {
+		t.Fatalf("InfluxDB holds %d points, want 2", n)
+	}
+}
+
+// TestSinkRejectsOnlyTheBadWrite: a field type conflict in one Write of a
+// batch makes that Write fail with ErrRejected; the others land.
+func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	px := newProxy(t, db.URL(), nil)
+	cfg := cfgFor(px.URL, db.Bucket())
+	cfg.FlushInterval = 500 * time.Millisecond // room for all writes to join one batch
+	s, _ := startSink(t, cfg, fastTiming)
+
+	ctx := context.Background()
+	// "level" is a float field from now on.
+	if err := s.Write(ctx, []gateway.Point{{Measurement: "water", Fields: []gateway.Field{gateway.FloatField("level", 1.5)}, Time: time.Unix(1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, bad = 9, 4
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := gateway.FloatField("level", float64(w))
+			if w == bad {
+				f = gateway.IntField("level", int64(w)) // type conflict
+			}
+			errs[w] = s.Write(ctx, []gateway.Point{{Measurement: "water", Tags: []gateway.Tag{{Key: "device", Value: "d" + strconv.Itoa(w)}}, Fields: []gateway.Field{f}, Time: time.Unix(2, 0)}})
+		}()
+	}
+	wg.Wait()
+	for w, err := range errs {
+		if w == bad {
+			if !errors.Is(err, ErrRejected) || !errors.Is(err, gateway.ErrRejected) || !strings.Contains(err.Error(), "conflict") {
+				t.Errorf("bad write: err = %v, want ErrRejected with InfluxDB's message", err)
+			}
+		} else if err != nil {
+			t.Errorf("write %d: %v", w, err)
+		}
+	}
+	if n := db.Count(t, "water"); n != 1+writers-1 {
+		t.Errorf("InfluxDB holds %d points, want %d", n, writers)
+	}
+	statuses, lines := px.record()
+	if statuses[1] != http.StatusBadRequest || lines[1] != writers {
+		t.Errorf("want the %d writes rejected together first, then apart; requests: statuses %v, lines %v", writers, statuses, lines)
+	}
+}
+
+// TestSinkEncodingErrors: points the encoder refuses are reported as
+// ErrRejected; the rest of the Write is stored.
+func TestSinkEncodingErrors(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	s, _ := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
+	nan := point("d1", 1, 0)
+	nan.Fields[0].F = nan.Fields[0].F / nan.Fields[0].F // NaN without a constant
+	err := s.Write(context.Background(), []gateway.Point{nan, point("d1", 2, 1), {Measurement: "air"}})
+	if !errors.Is(err, ErrRejected) || !errors.Is(err, ErrInvalidPoint) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := db.Count(t, "air"); n != 2 {
+		t.Fatalf("InfluxDB holds %d points, want 2 (one without its NaN field)", n)
+	}
+	if err := s.Write(context.Background(), []gateway.Point{{Measurement: "air"}}); !errors.Is(err, ErrRejected) {
+		t.Fatalf("nothing valid: err = %v", err)
+	}
+}
+
+// TestSinkWaitsForInfluxDB: while InfluxDB is down, Write blocks; when it
+// is back, Write returns nil and the points are there.
+func TestSinkWaitsForInfluxDB(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	s, logs := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
+	db.Stop()
+	done := make(chan error, 1)
+	go func() { done <- s.Write(context.Background(), []gateway.Point{point("d1", 1, 1)}) }()
+	waitFor(t, "a failed attempt", 10*time.Second, func() bool { return strings.Contains(logs.String(), "retrying") })
+	select {
+	case err := <-done:
+		t.Fatalf("Write returned %v while InfluxDB is down", err)
+	default:
+	}
+	db.Start()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Write did not return after InfluxDB came back")
+	}
+	if n := db.Count(t, "air"); n != 1 {
+		t.Fatalf("InfluxDB holds %d points, want 1", n)
+	}
+}
+
+// TestSinkStatusPolicy drives each retry branch through the proxy with a
+// real InfluxDB behind it.
+func TestSinkStatusPolicy(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	first := func(k, status int, hdr http.Header) func(n, lines int) (int, http.Header) {
+		return func(n, _ int) (int, http.Header) {
+			if n < k {
+				return status, hdr
+			}
+			return 0, nil
+		}
+	}
+	tests := []struct {
+		name    string
+		inject  func(n, lines int) (int, http.Header)
+		log     string        // expected in the log
+		atLeast time.Duration // Retry-After honoured
+	}{
+		{name: "500", inject: first(3, 500, nil), log: "retrying"},
+		{name: "503", inject: first(2, 503, nil), log: "retrying"},
+		{name: "429 Retry-After", inject: first(1, 429, http.Header{"Retry-After": {"1"}}), log: "retrying", atLeast: time.Second},
+		{name: "401", inject: first(2, 401, nil), log: "fix influx.token"},
+		{name: "403", inject: first(1, 403, nil), log: "fix influx.token"},
+		{name: "404", inject: first(1, 404, nil), log: "create it or fix influx.bucket"},
+		{name: "413 splits", inject: func(_, lines int) (int, http.Header) {
+			if lines > 3 {
+				return 413, nil
+			}
+			return 0, nil
+		}, log: "splitting"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			px := newProxy(t, db.URL(), tt.inject)
+			s, logs := startSink(t, cfgFor(px.URL, db.Bucket()), fastTiming)
+			m := "policy" + strconv.Itoa(i)
+			var pts []gateway.Point
+			for k := 0; k < 10; k++ {
+				pts = append(pts, gateway.Point{Measurement: m, Fields: []gateway.Field{gateway.FloatField("v", float64(k))}, Time: time.Unix(int64(k), 0)})
+			}
+			start := time.Now()
+			if err := s.Write(context.Background(), pts); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if el := time.Since(start); el < tt.atLeast {
+				t.Errorf("returned after %s, before Retry-After %s", el, tt.atLeast)
+			}
+			if n := db.Count(t, m); n != len(pts) {
+				t.Errorf("InfluxDB holds %d points, want %d", n, len(pts))
+			}
+			if l := logs.String(); !strings.Contains(l, tt.log) || strings.Contains(l, "secret-token-42") {
+				t.Errorf("log lacks %q or shows the token:\n%s", tt.log, l)
+			}
+		})
+	}
+
+	t.Run("413 single point", func(t *testing.T) {
+		px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 413, nil })
+		s, _ := startSink(t, cfgFor(px.URL, db.Bucket()), fastTiming)
+		err := s.Write(context.Background(), []gateway.Point{point("d1", 1, 1)})
+		if !errors.Is(err, ErrRejected) {
+			t.Fatalf("err = %v, want ErrRejected", err)
+		}
+	})
+}
+
+// TestSinkMissingDatabase: against a real InfluxDB without the database,
+// Write keeps the points and retries until an operator creates it.
+func TestSinkMissingDatabase(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	s, logs := startSink(t, Config{URL: db.URL(), Bucket: "later/autogen", Gzip: new(bool)}, fastTiming)
+	done := make(chan error, 1)
+	go func() { done <- s.Write(context.Background(), []gateway.Point{point("d1", 1, 1)}) }()
+	waitFor(t, "the bucket error in the log", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "create it or fix influx.bucket")
+	})
+	db.Exec(t, "CREATE DATABASE later")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSinkCallerGivesUp: a Write whose ctx ends returns ctx.Err(), and
+// the Sink stops retrying its points.
+func TestSinkCallerGivesUp(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
+	s, _ := startSink(t, Config{URL: px.URL, Bucket: db.Bucket()}, fastTiming)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.Write(ctx, []gateway.Point{point("d1", 1, 1)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+	// Close returns only when no batch is under way: the abandoned one
+	// stopped retrying rather than waiting for InfluxDB.
+	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer ccancel()
+	if err := s.Close(cctx); err != nil {
+		t.Fatalf("Close: %v (the abandoned batch is still retrying)", err)
+	}
+}
+
+// TestSinkClose: Close sends what is pending at once, later writes get
+// ErrClosed; a Close that runs out of time fails the waiting writes.
+func TestSinkClose(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+
+	t.Run("flushes", func(t *testing.T) {
+		logs := &logBuffer{}
+		cfg := Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: time.Hour}
+		s, err := newSink(cfg, zerolog.New(logs), fastTiming)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runErr := make(chan error, 1)
+		go func() { runErr <- s.Run(context.Background()) }()
+		done := make(chan error, 1)
+		go func() {
+			done <- s.Write(context.Background(), []gateway.Point{{Measurement: "closing", Fields: []gateway.Field{gateway.FloatField("v", 1)}, Time: time.Unix(1, 0)}})
+		}()
+		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-runErr; err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Count(t, "closing"); n != 1 {
+			t.Fatalf("InfluxDB holds %d points, want 1", n)
+		}
+		if err := s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write after Close: %v", err)
+		}
+	})
+
+	t.Run("gives up", func(t *testing.T) {
+		px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
+		s, err := newSink(Config{URL: px.URL, Bucket: db.Bucket()}, zerolog.Nop(), fastTiming)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runErr := make(chan error, 1)
+		go func() { runErr <- s.Run(context.Background()) }()
+		done := make(chan error, 1)
+		go func() { done <- s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}) }()
+		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write: %v, want ErrClosed", err)
+		}
+		if err := <-runErr; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+
+	t.Run("run ctx cancelled", func(t *testing.T) {
+		px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
+		s, err := newSink(Config{URL: px.URL, Bucket: db.Bucket()}, zerolog.Nop(), fastTiming)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		runErr := make(chan error, 1)
+		go func() { runErr <- s.Run(ctx) }()
+		done := make(chan error, 1)
+		go func() { done <- s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}) }()
+		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		cancel()
+		if err := <-runErr; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write: %v, want ErrClosed", err)
+		}
+		if err := s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Write after Run ended: %v", err)
+		}
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatalf("Close after Run ended: %v", err)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string // "" = valid
+	}{
+		{Config{URL: "http://127.0.0.1:8086", Bucket: "sensors/autogen"}, ""},
+		{Config{Bucket: "b"}, "influx: url is empty: set influx.url"},
+		{Config{URL: "127.0.0.1:8086", Bucket: "b"}, "not an http(s) URL"},
+		{Config{URL: "http://u:p@h:8086", Bucket: "b"}, "influx.token"},
+		{Config{URL: "http://h"}, "set influx.bucket"},
+		{Config{URL: "http://h", Bucket: "b", BatchSize: -1, FlushInterval: -1, Timeout: -1, MaxInFlight: -1}, "max_in_flight"},
+	}
+	for _, tt := range tests {
+		err := tt.cfg.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%+v: err = %v, want %q", tt.cfg, err, tt.want)
+		}
+		if _, nerr := New(tt.cfg, zerolog.Nop()); (nerr == nil) != (tt.want == "") {
+			t.Errorf("New(%+v) = %v", tt.cfg, nerr)
+		}
+	}
+	c := Config{}.withDefaults()
+	if c.BatchSize != 5000 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || !*c.Gzip || c.MaxInFlight != 2 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
