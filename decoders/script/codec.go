@@ -1,0 +1,297 @@
+package script
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/decoders"
+)
+
+// Defaults for the zero values of Options.
+const (
+	// DefaultTimeout bounds one call into a codec. Real codecs decode a
+	// payload in well under a millisecond; 100 ms leaves room for a slow
+	// box while keeping a looping codec from stalling its feed.
+	DefaultTimeout = 100 * time.Millisecond
+	// DefaultMaxCallDepth bounds JavaScript recursion. Codecs recurse
+	// little, if at all; runaway recursion would otherwise grow the
+	// engine's stack until the time limit.
+	DefaultMaxCallDepth = 256
+	// DefaultPollInterval is how often a Watcher looks for changed files.
+	DefaultPollInterval = 2 * time.Second
+)
+
+// Options configure codecs and the Watcher. The zero value is usable.
+type Options struct {
+	// Timeout bounds each call into a codec (decodeUplink,
+	// normalizeUplink, Decode); zero means DefaultTimeout. Running a file's
+	// top level when a runtime is set up gets ten times as long, at least
+	// a second, because codecs build their lookup tables there.
+	Timeout time.Duration
+	// MaxCallDepth bounds the JavaScript call stack; zero means
+	// DefaultMaxCallDepth.
+	MaxCallDepth int
+	// PoolSize is how many initialised runtimes a codec keeps for reuse;
+	// zero means GOMAXPROCS. More concurrent decodes than that still run,
+	// on runtimes set up for the occasion.
+	PoolSize int
+	// Mappings lift data keys onto catalogue quantities, by model id, for
+	// codecs that have no normalizeUplink. Ignored for codecs that have
+	// one: their own normalization is authoritative.
+	Mappings map[string][]decoders.Mapping
+	// PollInterval is how often a Watcher looks at the folder; zero means
+	// DefaultPollInterval.
+	PollInterval time.Duration
+	// Logger receives load and reload events and, at debug level, the
+	// codecs' console output. The zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxCallDepth <= 0 {
+		o.MaxCallDepth = DefaultMaxCallDepth
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = runtime.GOMAXPROCS(0)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	return o
+}
+
+// Style is the calling convention a codec file follows.
+type Style uint8
+
+// The codec styles, recognised by the function the file defines (checked
+// in this order).
+const (
+	// StyleUplink is decodeUplink(input) of The Things Stack and
+	// ChirpStack v4, with optional normalizeUplink.
+	StyleUplink Style = iota + 1
+	// StyleChirpStackV3 is Decode(fPort, bytes, variables).
+	StyleChirpStackV3
+	// StyleTTNv2 is Decoder(bytes, fPort).
+	StyleTTNv2
+)
+
+// String returns the entry point's name, the way errors mention it.
+func (s Style) String() string {
+	switch s {
+	case StyleUplink:
+		return "decodeUplink"
+	case StyleChirpStackV3:
+		return "Decode"
+	case StyleTTNv2:
+		return "Decoder"
+	}
+	return fmt.Sprintf("Style(%d)", uint8(s))
+}
+
+// Sentinel errors, for errors.Is. Codec failures carry the codec's file
+// name and what to do in their message.
+var (
+	// ErrTimeout: a call ran past Options.Timeout and was interrupted.
+	ErrTimeout = errors.New("script: codec timed out")
+	// ErrCodec: the codec threw, recursed too deep, returned something
+	// that is not a codec result, or crashed the engine.
+	ErrCodec = errors.New("script: codec failed")
+	// ErrLoad: a codec file cannot be compiled or set up.
+	ErrLoad = errors.New("script: codec does not load")
+)
+
+// RejectedError is a codec reporting errors for a payload, in the errors
+// array of decodeUplink's or normalizeUplink's result. It wraps
+// decoders.ErrInvalid: the payload is what the codec refuses.
+type RejectedError struct {
+	Codec    string   // file name, e.g. "dragino-lht65.js"
+	Func     string   // decodeUplink or normalizeUplink
+	Messages []string // as the codec wrote them
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("script: codec %s: %s reported errors: %s", e.Codec, e.Func, strings.Join(e.Messages, "; "))
+}
+
+// Unwrap returns decoders.ErrInvalid.
+func (e *RejectedError) Unwrap() error { return decoders.ErrInvalid }
+
+// callError is a failed call into a codec; kind is the sentinel it
+// matches, msg the whole operator-facing message.
+type callError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *callError) Error() string        { return e.msg }
+func (e *callError) Is(target error) bool { return target == e.kind }
+func (e *callError) Unwrap() error        { return e.cause }
+
+// Output is what a codec itself returned for one payload, before the
+// catalogue check.
+type Output struct {
+	// Data is the decoded object, numbers as float64, arrays as []any,
+	// objects as map[string]any, dates as RFC 3339 strings.
+	Data map[string]any
+	// Warnings are the decodeUplink warnings.
+	Warnings []string
+	// Normalized is normalizeUplink's data, one object per measurement;
+	// nil when the codec has no normalizeUplink.
+	Normalized []map[string]any
+	// NormalizeWarnings are the normalizeUplink warnings.
+	NormalizeWarnings []string
+}
+
+// Codec is one compiled codec file. It implements decoders.Decoder and is
+// safe for concurrent use.
+type Codec struct {
+	model     string
+	file      string // base name, for messages
+	prog      *goja.Program
+	style     Style
+	normalize bool
+	opts      Options
+	maps      []decoders.Mapping
+	pool      chan *engine
+}
+
+var _ decoders.Decoder = (*Codec)(nil)
+
+// Compile compiles a codec's source and sets up a first runtime, so a
+// codec that does not parse, throws at its top level, or defines no entry
+// point fails here rather than on the first uplink. name is the file name
+// ("<model-id>.js"); the model id is name without ".js".
+func Compile(name string, src []byte, opts Options) (*Codec, error) {
+	opts = opts.withDefaults()
+	model := strings.TrimSuffix(name, ".js")
+	maps := opts.Mappings[model]
+	for _, m := range maps {
+		if _, ok := decoders.LookupQuantity(m.Quantity); !ok {
+			return nil, fmt.Errorf("script: codec %s: mapping of %q names %q, which is not in the catalogue: fix the mapping: %w", name, m.Key, m.Quantity, ErrLoad)
+		}
+	}
+	prog, err := goja.Compile(name, string(src), false)
+	if err != nil {
+		return nil, fmt.Errorf("script: codec %s does not compile: %w (fix the file; it is not used until then)", name, errors.Join(ErrLoad, err))
+	}
+	c := &Codec{
+		model: model,
+		file:  name,
+		prog:  prog,
+		opts:  opts,
+		maps:  maps,
+		pool:  make(chan *engine, opts.PoolSize),
+	}
+	e, err := c.newEngine()
+	if err != nil {
+		return nil, err
+	}
+	c.style, c.normalize = e.style, e.normalize != nil
+	if c.normalize {
+		c.maps = nil
+	}
+	c.put(e)
+	return c, nil
+}
+
+// LoadFile reads and compiles one codec file; its model id is the file
+// name without ".js".
+func LoadFile(path string, opts Options) (*Codec, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("script: read codec: %w", err)
+	}
+	return Compile(filepath.Base(path), src, opts)
+}
+
+// Model is the model id the codec decodes for.
+func (c *Codec) Model() string { return c.model }
+
+// File is the codec's file name.
+func (c *Codec) File() string { return c.file }
+
+// Style is the codec's calling convention.
+func (c *Codec) Style() Style { return c.style }
+
+// HasNormalize reports whether the codec defines normalizeUplink.
+func (c *Codec) HasNormalize() bool { return c.normalize }
+
+// Decode runs the codec and maps its output onto the catalogue: the
+// normalizeUplink objects through decoders.Normalize (an unknown path is
+// an error, an out-of-range value is dropped with a warning), otherwise
+// Options.Mappings.
+func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
+	out, err := c.Run(in)
+	if err != nil {
+		return decoders.Result{}, err
+	}
+	res := decoders.Result{Data: out.Data, Warnings: out.Warnings}
+	switch {
+	case out.Normalized != nil:
+		res.Warnings = append(res.Warnings, out.NormalizeWarnings...)
+		for _, m := range out.Normalized {
+			s, w, err := decoders.Normalize(m)
+			if err != nil {
+				return decoders.Result{}, fmt.Errorf("script: codec %s: normalizeUplink output rejected: %w", c.file, err)
+			}
+			res.Samples = append(res.Samples, s...)
+			res.Warnings = append(res.Warnings, w...)
+		}
+	case len(c.maps) > 0:
+		s, w, err := decoders.Check(decoders.ApplyMappings(out.Data, c.maps))
+		if err != nil {
+			return decoders.Result{}, fmt.Errorf("script: codec %s: mapping: %w", c.file, err)
+		}
+		res.Samples = s
+		res.Warnings = append(res.Warnings, w...)
+	}
+	return res, nil
+}
+
+// Run runs the codec on one payload and returns what it returned,
+// converted to Go values, without the catalogue check. Import self-tests
+// compare it with a codec's bundled examples.
+func (c *Codec) Run(in decoders.Input) (Output, error) {
+	e, err := c.get()
+	if err != nil {
+		return Output{}, err
+	}
+	out, err, broken := c.run(e, in)
+	if broken {
+		e.close()
+	} else {
+		c.put(e)
+	}
+	return out, err
+}
+
+// get takes a pooled runtime or sets up a new one.
+func (c *Codec) get() (*engine, error) {
+	select {
+	case e := <-c.pool:
+		return e, nil
+	default:
+		return c.newEngine()
+	}
+}
+
+// put returns a runtime to the pool, or drops it when the pool is full.
+func (c *Codec) put(e *engine) {
+	select {
+	case c.pool <- e:
+	default:
+		e.close()
+	}
+}

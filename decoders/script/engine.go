@@ -1,0 +1,370 @@
+package script
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+
+	"github.com/sensorgate/sensorgate/decoders"
+)
+
+// engine is one initialised runtime of a codec: the file's top level has
+// run, the entry points are looked up. A runtime runs one call at a time;
+// the pool gives each concurrent decode its own.
+type engine struct {
+	rt        *goja.Runtime
+	style     Style
+	entry     goja.Callable
+	normalize goja.Callable // nil without normalizeUplink
+	date      goja.Value    // the Date constructor, for recvTime
+
+	// timer interrupts the runtime when a call overruns. It is created
+	// once and re-armed per call, so a decode allocates no timer; fired
+	// tells a late Stop that the interrupt was delivered and must be
+	// cleared before the runtime is used again.
+	timer *time.Timer
+	fired chan struct{}
+}
+
+// errDeadline is the value a timed-out runtime is interrupted with.
+var errDeadline = errors.New("script: deadline")
+
+// enginePanic is a Go panic inside the engine, recovered.
+type enginePanic struct{ v any }
+
+func (p *enginePanic) Error() string { return fmt.Sprint(p.v) }
+
+// Unwrap lets an interrupt that surfaced as a panic (goja panics with it
+// when it hits a getter called from Export) still read as a timeout.
+func (p *enginePanic) Unwrap() error {
+	err, _ := p.v.(error)
+	return err
+}
+
+// newEngine sets up a runtime and runs the file's top level in it.
+func (c *Codec) newEngine() (*engine, error) {
+	rt := goja.New()
+	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
+	e := &engine{rt: rt, fired: make(chan struct{}, 1)}
+	e.timer = time.AfterFunc(time.Hour, func() {
+		rt.Interrupt(errDeadline)
+		e.fired <- struct{}{}
+	})
+	e.timer.Stop()
+
+	// Codecs log while they are developed and often keep the calls;
+	// without console they would throw a ReferenceError.
+	console := rt.NewObject()
+	logFn := func(call goja.FunctionCall) goja.Value {
+		if ev := c.opts.Logger.Debug(); ev.Enabled() {
+			parts := make([]string, len(call.Arguments))
+			for i, a := range call.Arguments {
+				parts[i] = a.String()
+			}
+			ev.Str("codec", c.file).Msg(strings.Join(parts, " "))
+		}
+		return goja.Undefined()
+	}
+	for _, name := range []string{"log", "info", "warn", "error", "debug"} {
+		_ = console.Set(name, logFn)
+	}
+	_ = rt.Set("console", console)
+
+	load := max(10*c.opts.Timeout, time.Second)
+	err := e.call(load, func() error {
+		_, err := rt.RunProgram(c.prog)
+		return err
+	})
+	if err != nil {
+		e.close()
+		return nil, c.loadError(err, load)
+	}
+	for _, s := range []Style{StyleUplink, StyleChirpStackV3, StyleTTNv2} {
+		if fn, ok := goja.AssertFunction(rt.Get(s.String())); ok {
+			e.style, e.entry = s, fn
+			break
+		}
+	}
+	if e.entry == nil {
+		e.close()
+		return nil, fmt.Errorf("script: codec %s defines none of decodeUplink(input), Decode(fPort, bytes, variables) or Decoder(bytes, fPort): it is not a The Things Stack or ChirpStack codec: %w", c.file, ErrLoad)
+	}
+	if v := rt.Get("normalizeUplink"); e.style == StyleUplink && v != nil && !goja.IsUndefined(v) {
+		fn, ok := goja.AssertFunction(v)
+		if !ok {
+			e.close()
+			return nil, fmt.Errorf("script: codec %s: normalizeUplink is not a function: %w", c.file, ErrLoad)
+		}
+		e.normalize = fn
+	}
+	e.date = rt.Get("Date")
+	return e, nil
+}
+
+func (c *Codec) loadError(err error, limit time.Duration) error {
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		return fmt.Errorf("script: codec %s: its top level ran longer than %v: it must only define functions and tables: %w", c.file, limit, ErrLoad)
+	}
+	return fmt.Errorf("script: codec %s: its top level failed: %w", c.file, errors.Join(ErrLoad, err))
+}
+
+// close releases the runtime's timer; the runtime itself is garbage.
+func (e *engine) close() { e.timer.Stop() }
+
+// call runs f under a time limit, with panics recovered. After it
+// returns, no interrupt is pending on the runtime.
+func (e *engine) call(limit time.Duration, f func() error) (err error) {
+	e.timer.Reset(limit)
+	defer func() {
+		if !e.timer.Stop() {
+			// The interrupt fired (maybe after f returned): wait for it
+			// to be set, then clear it, so the next call does not stop
+			// at once.
+			<-e.fired
+			e.rt.ClearInterrupt()
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = &enginePanic{r}
+		}
+	}()
+	return f()
+}
+
+// classify turns a failed call into an operator-facing error and says
+// whether the runtime must be discarded: after an interrupt, a stack
+// overflow or a panic its global state may be half-updated.
+func (c *Codec) classify(fn string, err error) (error, bool) {
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		return &callError{kind: ErrTimeout, msg: fmt.Sprintf("script: codec %s: %s took longer than %v: fix the loop or raise decoders.timeout", c.file, fn, c.opts.Timeout)}, true
+	}
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s exceeded the call depth limit of %d (runaway recursion?): fix the codec", c.file, fn, c.opts.MaxCallDepth)}, true
+	}
+	var p *enginePanic
+	if errors.As(err, &p) {
+		return &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s crashed the JavaScript engine (%v): keep the payload and report it", c.file, fn, p.v)}, true
+	}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		return &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s threw %s: the codec cannot read this payload, or has a bug", c.file, fn, ex.Error())}, false
+	}
+	if e, ok := err.(*callError); ok {
+		return e, false
+	}
+	if _, ok := err.(*RejectedError); ok {
+		return err, false
+	}
+	return &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s: %v", c.file, fn, err)}, true
+}
+
+// run decodes one payload on e. It reports whether e must be discarded.
+func (c *Codec) run(e *engine, in decoders.Input) (out Output, err error, broken bool) {
+	rt := e.rt
+	fn := e.style.String()
+	var data goja.Value
+	err = e.call(c.opts.Timeout, func() error {
+		items := make([]any, len(in.Bytes))
+		for i, b := range in.Bytes {
+			items[i] = int64(b) // small ints box without allocating
+		}
+		bytes := rt.NewArray(items...)
+		vars := rt.NewObject()
+		for k, v := range in.Variables {
+			_ = vars.Set(k, v)
+		}
+		fport := rt.ToValue(int64(in.FPort))
+		var ret goja.Value
+		var err error
+		switch e.style {
+		case StyleUplink:
+			t := in.Time
+			if t.IsZero() {
+				t = time.Now()
+			}
+			recv, err := rt.New(e.date, rt.ToValue(t.UnixMilli()))
+			if err != nil {
+				return err
+			}
+			input := rt.NewObject()
+			_ = input.Set("bytes", bytes)
+			_ = input.Set("fPort", fport)
+			_ = input.Set("recvTime", recv)
+			_ = input.Set("variables", vars)
+			if ret, err = e.entry(goja.Undefined(), input); err != nil {
+				return err
+			}
+			if data, out.Warnings, err = c.result(fn, ret); err != nil {
+				return err
+			}
+		case StyleChirpStackV3:
+			if ret, err = e.entry(goja.Undefined(), fport, bytes, vars); err != nil {
+				return err
+			}
+			data = ret
+		case StyleTTNv2:
+			if ret, err = e.entry(goja.Undefined(), bytes, fport); err != nil {
+				return err
+			}
+			data = ret
+		}
+		out.Data, err = c.exportData(fn, data)
+		return err
+	})
+	if err != nil {
+		err, broken = c.classify(fn, err)
+		return Output{}, err, broken
+	}
+	if e.normalize == nil {
+		return out, nil, false
+	}
+
+	const nfn = "normalizeUplink"
+	err = e.call(c.opts.Timeout, func() error {
+		input := rt.NewObject()
+		_ = input.Set("data", data)
+		ret, err := e.normalize(goja.Undefined(), input)
+		if err != nil {
+			return err
+		}
+		ndata, warnings, err := c.result(nfn, ret)
+		if err != nil {
+			return err
+		}
+		out.NormalizeWarnings = warnings
+		out.Normalized, err = c.exportNormalized(ndata)
+		return err
+	})
+	if err != nil {
+		err, broken = c.classify(nfn, err)
+		return Output{}, err, broken
+	}
+	return out, nil, false
+}
+
+// result reads a {data, errors, warnings} object. A non-empty errors
+// array is a *RejectedError, as in The Things Stack and ChirpStack.
+func (c *Codec) result(fn string, ret goja.Value) (goja.Value, []string, error) {
+	obj, ok := ret.(*goja.Object)
+	if !ok || obj.ClassName() == "Array" {
+		return nil, nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned %s, want an object {data, errors, warnings}: fix the codec", c.file, fn, describe(ret))}
+	}
+	errs, err := c.stringList(fn, "errors", obj.Get("errors"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(errs) > 0 {
+		return nil, nil, &RejectedError{Codec: c.file, Func: fn, Messages: errs}
+	}
+	warnings, err := c.stringList(fn, "warnings", obj.Get("warnings"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return obj.Get("data"), warnings, nil
+}
+
+// stringList reads an errors or warnings array; absent means none, and a
+// lone string is taken as one message rather than failing the uplink.
+func (c *Codec) stringList(fn, key string, v goja.Value) ([]string, error) {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil, nil
+	}
+	obj, ok := v.(*goja.Object)
+	if !ok {
+		if s, isStr := v.Export().(string); isStr {
+			return []string{s}, nil
+		}
+		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned %s %s, want an array of strings: fix the codec", c.file, fn, key, describe(v))}
+	}
+	if obj.ClassName() != "Array" {
+		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned %s %s, want an array of strings: fix the codec", c.file, fn, key, describe(v))}
+	}
+	n := int(obj.Get("length").ToInteger())
+	if n == 0 {
+		return nil, nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = obj.Get(itoa(i)).String()
+	}
+	return out, nil
+}
+
+// exportData converts the decoded data, which must be an object.
+func (c *Codec) exportData(fn string, v goja.Value) (map[string]any, error) {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned no data and no errors: fix the codec (it should report why in errors)", c.file, fn)}
+	}
+	obj, ok := v.(*goja.Object)
+	if !ok || obj.ClassName() == "Array" {
+		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned data %s, want an object: fix the codec", c.file, fn, describe(v))}
+	}
+	g, err := toGo(obj.Export(), 0)
+	if err != nil {
+		return nil, &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s data: %v: fix the codec", c.file, fn, err)}
+	}
+	m, _ := g.(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// exportNormalized converts normalizeUplink's data: one object or an
+// array of objects, each one measurement.
+func (c *Codec) exportNormalized(v goja.Value) ([]map[string]any, error) {
+	bad := func(what string) error {
+		return &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: normalizeUplink returned data %s, want an object or an array of objects: fix the codec", c.file, what)}
+	}
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return nil, bad(describe(v))
+	}
+	obj, ok := v.(*goja.Object)
+	if !ok {
+		return nil, bad(describe(v))
+	}
+	g, err := toGo(obj.Export(), 0)
+	if err != nil {
+		return nil, &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: normalizeUplink data: %v: fix the codec", c.file, err)}
+	}
+	switch x := g.(type) {
+	case map[string]any:
+		return []map[string]any{x}, nil
+	case []any:
+		out := make([]map[string]any, 0, len(x))
+		for i, el := range x {
+			m, ok := el.(map[string]any)
+			if !ok {
+				return nil, bad(fmt.Sprintf("with element %d a %T", i, el))
+			}
+			out = append(out, m)
+		}
+		return out, nil
+	}
+	return nil, bad(describe(v))
+}
+
+// describe names a JavaScript value's kind for an error message.
+func describe(v goja.Value) string {
+	switch {
+	case v == nil || goja.IsUndefined(v):
+		return "undefined"
+	case goja.IsNull(v):
+		return "null"
+	}
+	if obj, ok := v.(*goja.Object); ok {
+		return "a JavaScript " + obj.ClassName()
+	}
+	s := v.String()
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return fmt.Sprintf("%s (%s)", v.ExportType(), s)
+}

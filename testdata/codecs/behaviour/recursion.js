@@ -1,0 +1,5 @@
+// Recurses without end.
+function down(n) { return down(n + 1) + 1; }
+function decodeUplink(input) {
+  return { data: { depth: down(0) } };
+}
