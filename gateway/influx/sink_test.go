@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,6 +195,7 @@ func point(device string, i int, v float64) gateway.Point {
 // TestSinkConcurrentWrites: 50 writers, each Write returns only when its
 // points are stored, and they share requests (group commit).
 func TestSinkConcurrentWrites(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	px := newProxy(t, db.URL(), nil)
 	s, _ := startSink(t, cfgFor(px.URL, db.Bucket()), fastTiming)
@@ -256,6 +258,7 @@ func TestSinkConcurrentWrites(t *testing.T) {
 // TestSinkIdempotent: the same points written twice, in one batch and
 // again later, are stored once.
 func TestSinkIdempotent(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	s, _ := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
 	pts := []gateway.Point{point("d1", 1, 20.5), point("d1", 2, 21.5)}
@@ -284,6 +287,7 @@ func TestSinkIdempotent(t *testing.T) {
 // TestSinkRejectsOnlyTheBadWrite: a field type conflict in one Write of a
 // batch makes that Write fail with ErrRejected; the others land.
 func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	px := newProxy(t, db.URL(), nil)
 	cfg := cfgFor(px.URL, db.Bucket())
@@ -331,6 +335,7 @@ func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
 // TestSinkEncodingErrors: points the encoder refuses are reported as
 // ErrRejected; the rest of the Write is stored.
 func TestSinkEncodingErrors(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	s, _ := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
 	nan := point("d1", 1, 0)
@@ -350,6 +355,7 @@ func TestSinkEncodingErrors(t *testing.T) {
 // TestSinkWaitsForInfluxDB: while InfluxDB is down, Write blocks; when it
 // is back, Write returns nil and the points are there.
 func TestSinkWaitsForInfluxDB(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	s, logs := startSink(t, Config{URL: db.URL(), Bucket: db.Bucket()}, fastTiming)
 	db.Stop()
@@ -378,6 +384,7 @@ func TestSinkWaitsForInfluxDB(t *testing.T) {
 // TestSinkStatusPolicy drives each retry branch through the proxy with a
 // real InfluxDB behind it.
 func TestSinkStatusPolicy(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	first := func(k, status int, hdr http.Header) func(n, lines int) (int, http.Header) {
 		return func(n, _ int) (int, http.Header) {
@@ -444,6 +451,7 @@ func TestSinkStatusPolicy(t *testing.T) {
 // TestSinkMissingDatabase: against a real InfluxDB without the database,
 // Write keeps the points and retries until an operator creates it.
 func TestSinkMissingDatabase(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	s, logs := startSink(t, Config{URL: db.URL(), Bucket: "later/autogen", Gzip: new(bool)}, fastTiming)
 	done := make(chan error, 1)
@@ -460,6 +468,7 @@ func TestSinkMissingDatabase(t *testing.T) {
 // TestSinkCallerGivesUp: a Write whose ctx ends returns ctx.Err(), and
 // the Sink stops retrying its points.
 func TestSinkCallerGivesUp(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 	px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
 	s, _ := startSink(t, Config{URL: px.URL, Bucket: db.Bucket()}, fastTiming)
@@ -480,6 +489,7 @@ func TestSinkCallerGivesUp(t *testing.T) {
 // TestSinkClose: Close sends what is pending at once, later writes get
 // ErrClosed; a Close that runs out of time fails the waiting writes.
 func TestSinkClose(t *testing.T) {
+	t.Parallel()
 	db := testserver.StartInfluxDB(t)
 
 	t.Run("flushes", func(t *testing.T) {
@@ -591,5 +601,52 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{}.withDefaults()
 	if c.BatchSize != 5000 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || !*c.Gzip || c.MaxInFlight != 2 {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+// BenchmarkSinkWrite measures messages of five points written by 256
+// concurrent callers (the MQTT source's in-flight limit) into a real
+// InfluxDB, each call waiting for its 2xx.
+func BenchmarkSinkWrite(b *testing.B) {
+	db := testserver.StartInfluxDB(b)
+	for _, flush := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
+		b.Run("flush="+flush.String(), func(b *testing.B) {
+			s, err := New(Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: flush}, zerolog.Nop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			runErr := make(chan error, 1)
+			go func() { runErr <- s.Run(context.Background()) }()
+			var seq sync.Mutex
+			n := 0
+			b.ReportAllocs()
+			b.SetParallelism(256 / max(1, runtime.GOMAXPROCS(0)))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					seq.Lock()
+					n++
+					i := n
+					seq.Unlock()
+					pts := make([]gateway.Point, 5)
+					for k := range pts {
+						pts[k] = point("bench-"+strconv.Itoa(i%1000), i%1000, float64(k))
+						pts[k].Time = time.Unix(1700000000, int64(i*5+k))
+					}
+					if err := s.Write(context.Background(), pts); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			if err := s.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-runErr; err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
