@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensorgate/sensorgate/gateway/influx"
 )
 
 func TestLoad(t *testing.T) {
@@ -226,6 +228,7 @@ func TestDefaults(t *testing.T) {
 	check("influx.flush_interval", cfg.Influx.FlushInterval, 100*time.Millisecond)
 	check("influx.timeout", cfg.Influx.Timeout, 10*time.Second)
 	check("influx.gzip", *cfg.Influx.Gzip, true)
+	check("influx.max_in_flight", cfg.Influx.MaxInFlight, 2)
 
 	type srcDefaults struct {
 		clientID, unknown, timeFormat string
@@ -257,7 +260,7 @@ func TestExplicitValuesKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := cfg.Influx
-	if *in.Gzip || in.BatchSize != 10 || in.Timeout != 2*time.Second || in.FlushInterval != defaultFlushInterval {
+	if *in.Gzip || in.BatchSize != 10 || in.Timeout != 2*time.Second || in.FlushInterval != influx.DefaultFlushInterval {
 		t.Errorf("influx = %+v (flush_interval with no value takes the default)", in)
 	}
 	if !cfg.Sources[0].Clean || cfg.Decoders.Timeout != time.Second || cfg.Log != (LogConfig{"debug", "json"}) {

@@ -4,19 +4,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
 // Defaults of the daemon-level keys a file may leave out; example.yaml
-// documents each. The defaults of a source are the mqtt package's.
+// documents each. The defaults of sources and influx are their packages'.
 const (
-	defaultLogLevel       = "info"
-	defaultLogFormat      = "console"
-	defaultHTTPListen     = "127.0.0.1:8080"
-	defaultStateDir       = "/var/lib/sensorgate"
-	defaultBatchSize      = 5000
-	defaultFlushInterval  = 100 * time.Millisecond
-	defaultInfluxTimeout  = 10 * time.Second
+	defaultLogLevel   = "info"
+	defaultLogFormat  = "console"
+	defaultHTTPListen = "127.0.0.1:8080"
+	defaultStateDir   = "/var/lib/sensorgate"
+	// defaultDecoderTimeout is decoders/script's DefaultTimeout (a test
+	// keeps them equal); config does not import the JavaScript engine for
+	// one constant.
 	defaultDecoderTimeout = 100 * time.Millisecond
 )
 
@@ -51,21 +52,18 @@ func (c *Config) setDefaults(t *tree) {
 		if s.Format == mqtt.FormatJSON && s.JSON.Time != "" {
 			setString(&s.JSON.TimeFormat, mqtt.TimeRFC3339)
 		}
-		if s.MaxInFlight == 0 && !t.present(sp+".max_in_flight") {
-			s.MaxInFlight = mqtt.DefaultMaxInFlight
-		}
+		setInt(&s.MaxInFlight, mqtt.DefaultMaxInFlight, t, sp+".max_in_flight")
 		setDuration(&s.ReconnectMax, mqtt.DefaultReconnectMax, t, sp+".reconnect_max")
 	}
 	in := &c.Influx
-	if in.BatchSize == 0 && !t.present("influx.batch_size") {
-		in.BatchSize = defaultBatchSize
-	}
-	setDuration(&in.FlushInterval, defaultFlushInterval, t, "influx.flush_interval")
-	setDuration(&in.Timeout, defaultInfluxTimeout, t, "influx.timeout")
+	setInt(&in.BatchSize, influx.DefaultBatchSize, t, "influx.batch_size")
+	setDuration(&in.FlushInterval, influx.DefaultFlushInterval, t, "influx.flush_interval")
+	setDuration(&in.Timeout, influx.DefaultTimeout, t, "influx.timeout")
 	if in.Gzip == nil {
 		gz := true
 		in.Gzip = &gz
 	}
+	setInt(&in.MaxInFlight, influx.DefaultMaxInFlight, t, "influx.max_in_flight")
 	setDuration(&c.Decoders.Timeout, defaultDecoderTimeout, t, "decoders.timeout")
 }
 
@@ -85,6 +83,12 @@ func defaultUnknownDevices(format string) string {
 func setString(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+func setInt(n *int, def int, t *tree, path string) {
+	if *n == 0 && !t.present(path) {
+		*n = def
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sensorgate/sensorgate/decoders/script"
 )
 
 // exampleEnv sets every variable example.yaml references without a default.
@@ -19,6 +21,12 @@ func exampleEnv() map[string]string {
 		env[string(m[1])] = "value-of-" + string(m[1])
 	}
 	return env
+}
+
+func TestDecoderTimeoutDefault(t *testing.T) {
+	if defaultDecoderTimeout != script.DefaultTimeout {
+		t.Errorf("decoders.timeout default %s, decoders/script's %s: keep them equal", defaultDecoderTimeout, script.DefaultTimeout)
+	}
 }
 
 func TestExampleIsValid(t *testing.T) {
@@ -43,6 +51,9 @@ func TestExampleIsValid(t *testing.T) {
 		if err := s.Validate(); err != nil {
 			t.Errorf("sources[%d] is valid here but not for the mqtt package: %v", i, err)
 		}
+	}
+	if err := cfg.Influx.Validate(); err != nil {
+		t.Errorf("influx is valid here but not for the influx package: %v", err)
 	}
 	for _, f := range []string{"chirpstack-v4", "tts-v3", "json"} {
 		if !slices.Contains(formats, f) {

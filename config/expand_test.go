@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/sensorgate/sensorgate/gateway/influx"
 )
 
 func TestExpand(t *testing.T) {
@@ -91,7 +93,7 @@ func TestExpandInFile(t *testing.T) {
 	if s.Broker != env["BROKER"] {
 		t.Errorf("broker = %q", s.Broker)
 	}
-	if cfg.Influx.BatchSize != defaultBatchSize {
+	if cfg.Influx.BatchSize != influx.DefaultBatchSize {
 		t.Errorf("batch_size = %d; a value expanding to nothing must take the default", cfg.Influx.BatchSize)
 	}
 }

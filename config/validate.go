@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
@@ -103,9 +104,7 @@ func (c *Config) checkSources(p *collector) {
 		if s.QoS != nil && (*s.QoS < 0 || *s.QoS > 2 || p.tree.isFloat(sp+".qos")) {
 			p.add(sp+".qos", "%s is not an MQTT QoS: use 0, 1 or 2 (default 1; The Things Stack offers 0 only)", p.tree.text(sp+".qos", strconv.Itoa(*s.QoS)))
 		}
-		if s.MaxInFlight < 1 || p.tree.isFloat(sp+".max_in_flight") {
-			p.add(sp+".max_in_flight", "%s: must be a whole number of at least 1 (default %d)", p.tree.text(sp+".max_in_flight", strconv.Itoa(s.MaxInFlight)), mqtt.DefaultMaxInFlight)
-		}
+		atLeastOne(p, sp+".max_in_flight", s.MaxInFlight, mqtt.DefaultMaxInFlight)
 		positive(p, sp+".reconnect_max", s.ReconnectMax, mqtt.DefaultReconnectMax)
 		if s.UnknownDevices != "" || slices.Contains(feedFormats, s.Format) {
 			oneOf(p, sp+".unknown_devices", s.UnknownDevices, unknownDevices, "unknown_devices policy")
@@ -316,11 +315,10 @@ func (c *Config) checkInflux(p *collector) {
 	if in.Bucket == "" {
 		p.add("influx.bucket", "missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)")
 	}
-	if in.BatchSize < 1 || p.tree.isFloat("influx.batch_size") {
-		p.add("influx.batch_size", "%s: must be a whole number of at least 1 (default %d)", p.tree.text("influx.batch_size", strconv.Itoa(in.BatchSize)), defaultBatchSize)
-	}
-	positive(p, "influx.flush_interval", in.FlushInterval, defaultFlushInterval)
-	positive(p, "influx.timeout", in.Timeout, defaultInfluxTimeout)
+	atLeastOne(p, "influx.batch_size", in.BatchSize, influx.DefaultBatchSize)
+	positive(p, "influx.flush_interval", in.FlushInterval, influx.DefaultFlushInterval)
+	positive(p, "influx.timeout", in.Timeout, influx.DefaultTimeout)
+	atLeastOne(p, "influx.max_in_flight", in.MaxInFlight, influx.DefaultMaxInFlight)
 }
 
 func (c *Config) checkDevices(p *collector) {
@@ -356,6 +354,14 @@ func (c *Config) checkDevices(p *collector) {
 func oneOf(p *collector, path, v string, allowed []string, what string) {
 	if !slices.Contains(allowed, v) {
 		p.add(path, "%q is not a %s: use %s", v, what, orList(allowed))
+	}
+}
+
+// atLeastOne checks a count. YAML turns 2.5 into 2 without complaint, so
+// a fraction in the file is reported too.
+func atLeastOne(p *collector, path string, n, def int) {
+	if n < 1 || p.tree.isFloat(path) {
+		p.add(path, "%s: must be a whole number of at least 1 (default %d)", p.tree.text(path, strconv.Itoa(n)), def)
 	}
 }
 

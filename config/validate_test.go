@@ -168,6 +168,8 @@ func TestValidateRules(t *testing.T) {
 			[]want{{4, "influx.batch_size", "-5: must be"}}},
 		{"batch_size fraction", edit(base, "  bucket: sensors", "  bucket: sensors", "  batch_size: 2.5"),
 			[]want{{4, "influx.batch_size", "2.5: must be a whole number"}}},
+		{"influx max_in_flight 0", edit(base, "  bucket: sensors", "  bucket: sensors", "  max_in_flight: 0"),
+			[]want{{4, "influx.max_in_flight", "0: must be a whole number of at least 1 (default 2)"}}},
 		{"flush_interval 0", edit(base, "  bucket: sensors", "  bucket: sensors", "  flush_interval: 0s"),
 			[]want{{4, "influx.flush_interval", "0 is not allowed: give a duration above 0, or remove the key for the default 100ms"}}},
 		{"flush_interval negative", edit(base, "  bucket: sensors", "  bucket: sensors", "  flush_interval: -1s"),
