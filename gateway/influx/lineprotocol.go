@@ -213,6 +213,7 @@ func checkName(s string, k nameKind) error {
 	if k == measurementName && s[0] == '#' {
 		return errComment
 	}
+	ascii := true
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == 0x7f {
@@ -221,8 +222,9 @@ func checkName(s string, k nameKind) error {
 		if c == '\\' && (i+1 == len(s) || special(s[i+1], k)) {
 			return errBackslash
 		}
+		ascii = ascii && c < utf8.RuneSelf
 	}
-	if !utf8.ValidString(s) {
+	if !ascii && !utf8.ValidString(s) {
 		return errUTF8
 	}
 	return nil
