@@ -1,0 +1,338 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+)
+
+// batch is a group commit: the records of every Append that arrived while
+// the writer was busy, written with one write and synced with one
+// fdatasync. Its appenders wait on done and then read err.
+type batch struct {
+	buf  []byte // encoded records
+	n    int    // records in buf
+	done chan struct{}
+	err  error
+}
+
+// Append adds one record and returns once it is durable per the fsync
+// policy: synced to disk with fsync=always, handed to the kernel with an
+// interval. Calls from many goroutines share one write and one sync.
+//
+// An error means the record must be treated as not stored: the caller
+// must not acknowledge its source message. If ctx ends first, Append
+// returns ctx's error although the record may still be written; a
+// redelivered message then is spooled twice, which the consumer's
+// idempotency absorbs.
+func (s *Spool) Append(ctx context.Context, rec []byte) error {
+	if len(rec) > s.maxRec {
+		return fmt.Errorf("spool: record of %d bytes exceeds the %d bytes a segment holds: raise spool.segment_bytes: %w", len(rec), s.maxRec, ErrTooLarge)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Checksum outside the lock so appenders on both cores do it in
+	// parallel; under the lock there is only a copy.
+	var hdr [recHeaderSize]byte
+	putRecHeader(&hdr, rec, time.Now().UnixNano())
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.failed != nil {
+		err := s.failed
+		s.mu.Unlock()
+		return err
+	}
+	b := s.cur
+	if b == nil || (b.n > 0 && len(b.buf)+recHeaderSize+len(rec) > s.maxBatch) {
+		if b != nil {
+			s.queue = append(s.queue, b)
+		}
+		b = s.newBatchLocked()
+		s.cur = b
+	}
+	b.buf = append(b.buf, hdr[:]...)
+	b.buf = append(b.buf, rec...)
+	b.n++
+	s.mu.Unlock()
+
+	select {
+	case s.kick <- struct{}{}:
+	default: // the writer already has a wake-up pending
+	}
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return fmt.Errorf("spool: append abandoned before the record was durable (it may still be written): %w", ctx.Err())
+	}
+}
+
+func (s *Spool) newBatchLocked() *batch {
+	b := &batch{done: make(chan struct{})}
+	if n := len(s.freeBufs); n > 0 {
+		b.buf = s.freeBufs[n-1][:0]
+		s.freeBufs = s.freeBufs[:n-1]
+	}
+	return b
+}
+
+// run is the writer goroutine: it commits batches in order, syncs on the
+// interval, and on Close commits what is left and syncs once more.
+func (s *Spool) run() {
+	defer close(s.writerDone)
+	var tick <-chan time.Time
+	if s.interval > 0 {
+		t := time.NewTicker(s.interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-s.kick:
+			s.drain()
+		case <-tick:
+			s.syncDirty()
+		case <-s.stop:
+			s.drain()
+			s.syncDirty()
+			return
+		}
+	}
+}
+
+// drain commits every waiting batch, oldest first.
+func (s *Spool) drain() {
+	for {
+		s.mu.Lock()
+		var b *batch
+		if len(s.queue) > 0 {
+			b = s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+		} else if s.cur != nil && s.cur.n > 0 {
+			b = s.cur
+			s.cur = nil
+		}
+		s.mu.Unlock()
+		if b == nil {
+			return
+		}
+		b.err = s.commit(b)
+		close(b.done)
+		s.mu.Lock()
+		if len(s.freeBufs) < 4 && cap(b.buf) <= 2*s.maxBatch {
+			s.freeBufs = append(s.freeBufs, b.buf)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// commit writes one batch at the end of the active segment (starting a
+// new segment first if it would overflow), syncs it with fsync=always,
+// and only then makes its records visible to Read. A failed batch is cut
+// off again, so the file never holds records the appenders were told
+// failed.
+func (s *Spool) commit(b *batch) error {
+	s.mu.Lock()
+	failed := s.failed
+	s.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	n := int64(len(b.buf))
+	if s.wsize > segHeaderSize && s.wsize+n > s.cfg.SegmentBytes {
+		if err := s.rotate(); err != nil {
+			return err
+		}
+	}
+	s.enforceMaxBytes(n)
+	pre := s.wsize
+	if err := s.write(b.buf, pre); err != nil {
+		return s.rollback(pre, s.ioError("write", err), false)
+	}
+	if s.interval == 0 {
+		if err := fdatasync(s.wf); err != nil {
+			// After a failed fsync the kernel may have dropped the dirty
+			// pages and will not report it again: nothing written since
+			// the last good sync can be trusted, so stop appending until
+			// a restart re-verifies the files.
+			return s.rollback(pre, s.ioError("fsync", err), true)
+		}
+		s.syncs.Add(1)
+	} else {
+		s.wdirty = true
+	}
+	s.wsize = pre + n
+	s.wnext += uint64(b.n)
+	s.mu.Lock()
+	s.committed = s.wnext - 1
+	s.segs[len(s.segs)-1].size = s.wsize
+	s.total += n
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// write writes p at off in the active segment.
+func (s *Spool) write(p []byte, off int64) error {
+	if s.testHookWrite != nil {
+		n, err := s.testHookWrite(s.wf, p, off)
+		if err != nil {
+			return err
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	_, err := s.wf.WriteAt(p, off)
+	return err
+}
+
+// rollback cuts a failed batch off the active segment. If that fails too,
+// or sticky is set, the spool refuses further appends until restarted.
+func (s *Spool) rollback(pre int64, cause error, sticky bool) error {
+	if err := s.wf.Truncate(pre); err != nil {
+		sticky = true
+		cause = errors.Join(cause, fmt.Errorf("spool: cut off failed write: %w", err))
+	}
+	if sticky {
+		err := fmt.Errorf("%w; the spool stopped accepting records: restart sensorgate to re-verify it", cause)
+		s.mu.Lock()
+		s.failed = err
+		s.mu.Unlock()
+		s.log.Error().Err(cause).Msg("spool: append failed and the files are in an unknown state; refusing appends until restart")
+		return err
+	}
+	s.log.Warn().Err(cause).Msg("spool: append failed; the batch was not stored")
+	return cause
+}
+
+// rotate seals the active segment and starts a new one for the next
+// record. The old segment is synced first and the new one is complete
+// (header synced, name synced in the directory) before any record goes
+// into it, so after any crash every segment but the last is whole.
+func (s *Spool) rotate() error {
+	if s.wdirty {
+		if err := fdatasync(s.wf); err != nil {
+			return s.rollback(s.wsize, s.ioError("fsync", err), true)
+		}
+		s.wdirty = false
+		s.syncs.Add(1)
+	}
+	f, err := s.createSegment(s.wnext)
+	if err != nil {
+		return err
+	}
+	if err := s.wf.Close(); err != nil {
+		s.log.Warn().Err(err).Msg("spool: closing a sealed segment failed")
+	}
+	s.wf, s.wsize = f, segHeaderSize
+	s.mu.Lock()
+	s.segs = append(s.segs, segment{first: s.wnext, size: segHeaderSize})
+	s.total += segHeaderSize
+	s.mu.Unlock()
+	return nil
+}
+
+// createSegment creates an empty segment whose first record is first.
+// A leftover file of that name can only hold records that were never
+// committed, so it is overwritten.
+func (s *Spool) createSegment(first uint64) (*os.File, error) {
+	path := s.segPath(first)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, s.ioError("create segment", err)
+	}
+	var hdr [segHeaderSize]byte
+	putSegHeader(hdr[:], first)
+	if _, err = f.WriteAt(hdr[:], 0); err == nil {
+		if err = fdatasync(f); err == nil {
+			err = syncDir(s.dir)
+		}
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, s.ioError("create segment", err)
+	}
+	return f, nil
+}
+
+// enforceMaxBytes drops the oldest sealed segments until n more bytes fit
+// under MaxBytes. Appends never fail for lack of room under the cap;
+// unacked records in dropped segments are counted and logged.
+func (s *Spool) enforceMaxBytes(n int64) {
+	s.mu.Lock()
+	if s.total+n <= s.cfg.MaxBytes || len(s.segs) < 2 {
+		s.mu.Unlock()
+		return
+	}
+	var gone []uint64
+	var recs, bytes uint64
+	var oldest uint64
+	for s.total+n > s.cfg.MaxBytes && len(s.segs) > 1 {
+		seg, next := s.segs[0], s.segs[1].first
+		from := max(seg.first, s.ackSeq+1)
+		if from < next {
+			if recs == 0 {
+				oldest = from
+			}
+			recs += next - from
+			bytes += uint64(seg.size)
+		}
+		s.total -= seg.size
+		s.segs = slices.Delete(s.segs, 0, 1)
+		gone = append(gone, seg.first)
+	}
+	s.dropRecs += recs
+	s.dropBytes += bytes
+	totalRecs := s.dropRecs
+	s.pruneTimesLocked()
+	s.mu.Unlock()
+	for _, first := range gone {
+		s.removeSegment(first)
+	}
+	if recs > 0 {
+		s.log.Warn().Uint64("dropped_records", recs).Uint64("dropped_bytes", bytes).
+			Uint64("from_position", oldest).Int("segments", len(gone)).
+			Int64("max_bytes", s.cfg.MaxBytes).Uint64("dropped_records_total", totalRecs).
+			Msg("spool: full; dropped the oldest undelivered records (InfluxDB unreachable for too long? raise spool.max_bytes to keep more)")
+	}
+}
+
+// syncDirty syncs what the interval mode left unsynced: the active
+// segment and the ack file.
+func (s *Spool) syncDirty() {
+	if s.wdirty {
+		if err := fdatasync(s.wf); err != nil {
+			err = fmt.Errorf("%w; records appended in the last %s may be lost on power failure; the spool stopped accepting records: restart sensorgate to re-verify it", s.ioError("fsync", err), s.interval)
+			s.mu.Lock()
+			if s.failed == nil {
+				s.failed = err
+			}
+			s.mu.Unlock()
+			s.log.Error().Err(err).Msg("spool: periodic fsync failed")
+		}
+		s.wdirty = false
+		s.syncs.Add(1)
+	}
+	s.mu.Lock()
+	dirty := s.ackDirty
+	s.ackDirty = false
+	s.mu.Unlock()
+	if dirty {
+		if err := fdatasync(s.ackF); err != nil {
+			// Only costs re-delivery after a power cut: log, do not fail.
+			s.log.Warn().Err(err).Msg("spool: syncing the ack position failed; some records may be delivered twice after a power cut")
+		}
+	}
+}
