@@ -342,7 +342,12 @@ func (s *Sink) collect() (aborted bool) {
 			wg.Wait()
 			return true
 		}
-		if len(pending) > 0 && inflight < s.cfg.MaxInFlight && (due || npts >= s.cfg.BatchSize) {
+		// Group commit: with no request in flight, send at once; while one
+		// is in flight, let the batch grow until it is full, its flush
+		// interval passes or the link is idle again. Waiting for the timer
+		// on an idle link would cap throughput at in-flight writers per
+		// interval, since writers wait for their batch's answer.
+		if len(pending) > 0 && inflight < s.cfg.MaxInFlight && (due || inflight == 0 || npts >= s.cfg.BatchSize) {
 			batch := pending
 			pending, npts, due, timerC = nil, 0, closed, nil
 			timer.Stop()
