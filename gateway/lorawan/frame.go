@@ -41,11 +41,11 @@ type DevAddrLookup interface {
 // joins, downlinks, proprietary frames, unknown DevAddrs under "drop".
 var errDropped = errors.New("lorawan: frame dropped")
 
-// epochSearch is how many 65536-frame epochs the first frame of a device is
-// tried in when sensorgate has no counter state for it (after a restart),
-// so a device past FCnt 65535 is still recognized. LoRaWAN 1.1 checks only
-// a 16-bit MIC here, so its search stays in epoch 0 to keep forgeries at
-// 1 in 65536.
+// epochSearch is how many 65536-frame epochs a frame is tried in: from 0
+// when sensorgate has no counter state for the device (after a restart),
+// so a device past FCnt 65535 is still recognized, and from the epoch of
+// the last counter after a long outage. LoRaWAN 1.1 checks only a 16-bit
+// MIC here, so it searches one epoch to keep forgeries at 1 in 65536.
 const (
 	epochSearch10 = 16
 	epochSearch11 = 1
@@ -61,8 +61,23 @@ type counter struct {
 	addr   devices.DevAddr // the session the state belongs to: a new session starts over
 	micKey devices.Key
 	has    bool
-	last   uint32    // last accepted 32-bit FCnt
+	last   uint32    // highest accepted 32-bit FCnt
 	seen   time.Time // local time last accepted
+	// window has bit i set when FCnt last-i was accepted: a frame that
+	// arrives out of order (gateways with different backhaul delays, a
+	// feed handling messages concurrently) is taken once, a replay never.
+	window uint64
+}
+
+// replayWindow is how far below the highest accepted FCnt a frame may
+// still arrive, once; older frames are replays.
+const replayWindow = 64
+
+// inWindow reports whether full is below c.last, within the window and
+// not accepted yet.
+func (c *counter) inWindow(full uint32) bool {
+	d := c.last - full
+	return full < c.last && d < replayWindow && c.window&(1<<d) == 0
 }
 
 // accepted is a frame whose MIC matched a device session.
@@ -149,9 +164,10 @@ func (f *Frames) stateOf(dev *devices.Device) *fcntState {
 }
 
 // match finds the device that sent p and decides on its frame counter.
-// Pass one looks for a counter above the last accepted one; only when no
-// device accepts does pass two ask whether a MIC matches a counter at or
-// below it (a replay, or a restart accept-low may take).
+// Pass one looks for a counter above the highest accepted one; only when
+// no device accepts does pass two ask whether a MIC matches a counter at
+// or below it: a late frame within the replay window, a replay, or a
+// restart accept-low may take.
 func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accepted, verdict, string) {
 	for _, d := range cands {
 		s := d.Session
@@ -162,17 +178,24 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 		}
 		var full uint32
 		found := false
+		n := epochSearch10
+		if s.Is11() {
+			n = epochSearch11
+		}
 		if st.has {
-			full = st.last&^0xffff | uint32(p.fcnt)
-			if full <= st.last {
-				full += 1 << 16
+			// The smallest counter above the last one with these 16 bits;
+			// then, for a device unheard for over 65536 frames (a long
+			// gateway outage), the epochs after it.
+			next := st.last&^0xffff | uint32(p.fcnt)
+			if next <= st.last {
+				next += 1 << 16
 			}
-			found = p.micOK(s, full)
+			for e := 0; e < n && !found && next >= st.last; e++ {
+				full = next
+				found = p.micOK(s, full)
+				next += 1 << 16
+			}
 		} else {
-			n := epochSearch10
-			if s.Is11() {
-				n = epochSearch11
-			}
 			for e := 0; e < n && !found; e++ {
 				full = uint32(e)<<16 | uint32(p.fcnt)
 				found = p.micOK(s, full)
@@ -206,13 +229,18 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 			st.mu.Unlock()
 			continue
 		}
+		if st.inWindow(full) {
+			a := accepted{dev: d, fcnt: full, rollbck: st.commit(s, full, now)}
+			st.mu.Unlock()
+			return a, accept, ""
+		}
 		if f.cfg.FCntReset == FCntResetAcceptLow && full <= f.cfg.FCntResetMax && now.Sub(st.seen) >= f.cfg.FCntResetGap {
 			a := accepted{dev: d, fcnt: full, reset: true, rollbck: st.commit(s, full, now)}
 			st.mu.Unlock()
 			return a, accept, ""
 		}
-		detail := fmt.Sprintf("device %s: FCnt %d is not above the last accepted %d (%s ago): a replayed frame, or the device restarted its counter",
-			d.Name, full, st.last, now.Sub(st.seen).Round(time.Second))
+		detail := fmt.Sprintf("device %s: FCnt %d was accepted before or is over %d below the highest accepted %d (%s ago): a replayed frame, or the device restarted its counter",
+			d.Name, full, replayWindow, st.last, now.Sub(st.seen).Round(time.Second))
 		if f.cfg.FCntReset == FCntResetAcceptLow {
 			detail += fmt.Sprintf("; fcnt_reset accept-low takes a restart only at FCnt ≤ %d after %s of silence", f.cfg.FCntResetMax, f.cfg.FCntResetGap)
 		} else {
@@ -224,12 +252,27 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 	return accepted{}, noMatch, ""
 }
 
-// commit records full as the last accepted counter and returns the undo,
-// used when the uplink was not taken (so a redelivery is not a replay).
-// The caller holds st.mu.
+// commit records full as accepted (a new highest counter, a late frame
+// within the window, or a restart) and returns the undo, used when the
+// uplink was not taken so that a redelivery is not a replay. The caller
+// holds st.mu.
 func (st *fcntState) commit(s *devices.Session, full uint32, now time.Time) func() {
+	if st.inWindow(full) {
+		st.window |= 1 << (st.last - full)
+		return func() {
+			st.mu.Lock()
+			if d := st.last - full; st.has && full <= st.last && d < replayWindow {
+				st.window &^= 1 << d
+			}
+			st.mu.Unlock()
+		}
+	}
 	prev := st.counter
-	st.counter = counter{addr: s.DevAddr, micKey: s.MICKey(), has: true, last: full, seen: now}
+	w := uint64(1)
+	if st.has && full > st.last && full-st.last < replayWindow {
+		w = st.window<<(full-st.last) | 1
+	}
+	st.counter = counter{addr: s.DevAddr, micKey: s.MICKey(), has: true, last: full, seen: now, window: w}
 	return func() {
 		st.mu.Lock()
 		if st.has && st.last == full && st.addr == s.DevAddr {
