@@ -40,6 +40,10 @@ type SourcePolicy struct {
 	// Map lifts keys of a network-server decoded object (or generic JSON)
 	// onto catalogue quantities.
 	Map []decoders.Mapping
+	// GatewayPoints adds one uplink_gateway point per receiving gateway
+	// (fields rssi, snr; the uplink's tags plus gateway_id), for feeds of
+	// raw frames where sensorgate is the only place that sees them all.
+	GatewayPoints bool
 }
 
 // Pipeline turns uplinks into points: device lookup, decoding,
@@ -199,6 +203,9 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	tags := dev.tags
 	pts := make([]Point, 0, 4)
 	pts = append(pts, uplinkPoint(up, tags))
+	if policy.GatewayPoints {
+		pts = appendGatewayPoints(pts, up, tags)
+	}
 	pts = appendSamplePoints(pts, samples, tags, up.Time)
 	if len(data) > 0 {
 		fields := flattenData(nil, "", data)
@@ -329,6 +336,25 @@ func uplinkPoint(up Uplink, tags []Tag) Point {
 	}
 	sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
 	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
+}
+
+// appendGatewayPoints adds an uplink_gateway point per reception. The
+// gateway id is a tag: gateways are few and fixed, so it does not grow
+// cardinality like a counter would.
+func appendGatewayPoints(pts []Point, up Uplink, tags []Tag) []Point {
+	for _, g := range up.Radio.Gateways {
+		if g.ID == "" {
+			continue
+		}
+		gt := append(append(make([]Tag, 0, len(tags)+1), tags...), Tag{"gateway_id", g.ID})
+		sort.Slice(gt, func(a, b int) bool { return gt[a].Key < gt[b].Key })
+		f := []Field{FloatField("rssi", g.RSSI)}
+		if g.HasSNR {
+			f = append(f, FloatField("snr", g.SNR))
+		}
+		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: up.Time})
+	}
+	return pts
 }
 
 // appendSamplePoints groups samples into one point per measurement,
