@@ -77,7 +77,7 @@ echo "started influxd on 127.0.0.1:$influx_port"
 say "devices and config"
 bin/sensorgate simulate -write-devices "$demo/devices.yaml" -devices 20 -seed 7
 cat >"$demo/sensorgate.yaml" <<CONF
-log: {level: info, format: console}
+log: {level: info, format: json}
 state_dir: $demo/state
 sources:
   - name: demo-chirpstack
@@ -98,12 +98,30 @@ bin/sensorgate validate -c "$demo/sensorgate.yaml"
 say "sensorgate run"
 bin/sensorgate run -c "$demo/sensorgate.yaml" 2>"$demo/sensorgate.log" &
 pids="$pids $!"
-sleep 1
+for _ in $(seq 100); do grep -q "subscribed" "$demo/sensorgate.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "subscribed" "$demo/sensorgate.log" || { cat "$demo/sensorgate.log"; echo "sensorgate did not subscribe" >&2; exit 1; }
 
 say "publishing $count simulated ChirpStack v4 uplinks"
 bin/sensorgate simulate -broker "tcp://127.0.0.1:$broker_port" -devices 20 -seed 7 -count "$count" -rate 200
 
 q() { http -G "http://127.0.0.1:$influx_port/query" --data-urlencode "db=sensors" --data-urlencode "q=$1"; }
+# table prints an InfluxQL JSON answer as rows, where python3 is there.
+table() {
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -c '
+import json, sys
+for res in json.load(sys.stdin)["results"]:
+    for s in res.get("series", []):
+        tags = " ".join(f"{k}={v}" for k, v in (s.get("tags") or {}).items())
+        print(s["name"], tags)
+        print("  " + " | ".join(s["columns"]))
+        for row in s["values"]:
+            print("  " + " | ".join("" if v is None else str(v) for v in row))
+'
+	else
+		cat; echo
+	fi
+}
 for _ in $(seq 100); do
 	n="$(q 'SELECT count(rssi) FROM uplink' | sed -n 's/.*"values":\[\[[^,]*,\([0-9]*\)\]\].*/\1/p')"
 	[ "${n:-0}" -ge "$count" ] && break
@@ -112,10 +130,8 @@ done
 echo "InfluxDB holds ${n:-0} uplinks"
 
 say "mean air temperature per district (SELECT mean(temperature) FROM air GROUP BY district)"
-q 'SELECT mean("temperature") AS mean_temperature, count("temperature") AS readings FROM "air" GROUP BY "district"'
-echo
+q 'SELECT mean("temperature") AS mean_temperature, count("temperature") AS readings FROM "air" GROUP BY "district"' | table
 say "three normalized points (SELECT * FROM air LIMIT 3)"
-q 'SELECT * FROM "air" LIMIT 3'
-echo
+q 'SELECT * FROM "air" LIMIT 3' | table
 say "sensorgate log (last lines)"
 tail -n 5 "$demo/sensorgate.log"

@@ -83,7 +83,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		Devices: reg, Decoders: decs, Sink: d.sink, DeadLetters: d.dl, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
 	}
-	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Strs("models", decs.Models()).Msg("sensorgate configured")
+	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Int("models", len(decs.Models())).Msg("sensorgate configured")
 	return d, nil
 }
 
