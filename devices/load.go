@@ -113,10 +113,10 @@ func ParseCSV(r io.Reader) ([]Device, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, fmt.Errorf("devices: csv: %w", err)
 		}
+		line, _ := cr.FieldPos(0)
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
 				return strings.TrimSpace(rec[i])
@@ -126,6 +126,10 @@ func ParseCSV(r io.Reader) ([]Device, error) {
 		var d Device
 		if d.EUI, err = ParseEUI(get("dev_eui")); err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
+			continue
+		}
+		if d.EUI.IsZero() {
+			errs = append(errs, fmt.Errorf("line %d: dev_eui is all zeros: give the device's real EUI", line))
 			continue
 		}
 		d.Name, d.Model = get("name"), get("model")
