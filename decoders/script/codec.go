@@ -135,6 +135,12 @@ type callError struct {
 	cause error
 }
 
+// loadErr is an ErrLoad with its whole message; cause (may be nil) stays
+// reachable for errors.As.
+func loadErr(cause error, format string, args ...any) error {
+	return &callError{kind: ErrLoad, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
 func (e *callError) Error() string        { return e.msg }
 func (e *callError) Is(target error) bool { return target == e.kind }
 func (e *callError) Unwrap() error        { return e.cause }
@@ -179,12 +185,12 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 	maps := opts.Mappings[model]
 	for _, m := range maps {
 		if _, ok := decoders.LookupQuantity(m.Quantity); !ok {
-			return nil, fmt.Errorf("script: codec %s: mapping of %q names %q, which is not in the catalogue: fix the mapping: %w", name, m.Key, m.Quantity, ErrLoad)
+			return nil, loadErr(nil, "script: codec %s: mapping of %q names %q, which is not in the catalogue: fix the mapping", name, m.Key, m.Quantity)
 		}
 	}
 	prog, err := goja.Compile(name, string(src), false)
 	if err != nil {
-		return nil, fmt.Errorf("script: codec %s does not compile: %w (fix the file; it is not used until then)", name, errors.Join(ErrLoad, err))
+		return nil, loadErr(err, "script: codec %s does not compile: %v: fix the file (it is not used until then)", name, err)
 	}
 	c := &Codec{
 		model: model,

@@ -90,13 +90,13 @@ func (c *Codec) newEngine() (*engine, error) {
 	}
 	if e.entry == nil {
 		e.close()
-		return nil, fmt.Errorf("script: codec %s defines none of decodeUplink(input), Decode(fPort, bytes, variables) or Decoder(bytes, fPort): it is not a The Things Stack or ChirpStack codec: %w", c.file, ErrLoad)
+		return nil, loadErr(nil, "script: codec %s defines none of decodeUplink(input), Decode(fPort, bytes, variables) or Decoder(bytes, fPort): it is not a The Things Stack or ChirpStack codec", c.file)
 	}
 	if v := rt.Get("normalizeUplink"); e.style == StyleUplink && v != nil && !goja.IsUndefined(v) {
 		fn, ok := goja.AssertFunction(v)
 		if !ok {
 			e.close()
-			return nil, fmt.Errorf("script: codec %s: normalizeUplink is not a function: %w", c.file, ErrLoad)
+			return nil, loadErr(nil, "script: codec %s: normalizeUplink is not a function", c.file)
 		}
 		e.normalize = fn
 	}
@@ -107,9 +107,9 @@ func (c *Codec) newEngine() (*engine, error) {
 func (c *Codec) loadError(err error, limit time.Duration) error {
 	var ie *goja.InterruptedError
 	if errors.As(err, &ie) {
-		return fmt.Errorf("script: codec %s: its top level ran longer than %v: it must only define functions and tables: %w", c.file, limit, ErrLoad)
+		return loadErr(err, "script: codec %s: its top level ran longer than %v: it must only define functions and tables", c.file, limit)
 	}
-	return fmt.Errorf("script: codec %s: its top level failed: %w", c.file, errors.Join(ErrLoad, err))
+	return loadErr(err, "script: codec %s: its top level failed: %v", c.file, err)
 }
 
 // close releases the runtime's timer; the runtime itself is garbage.

@@ -35,7 +35,7 @@ func codecFile(name string) (model string, ok bool) {
 
 func checkModelID(name, model string) error {
 	if !modelID.MatchString(model) {
-		return fmt.Errorf("script: codec file %s: %q is not a model id (lower-case letters, digits, '-', '_'): rename the file to <model-id>.js: %w", name, model, ErrLoad)
+		return loadErr(nil, "script: codec file %s: %q is not a model id (lower-case letters, digits, '-', '_'): rename the file to <model-id>.js", name, model)
 	}
 	return nil
 }

@@ -1,0 +1,4 @@
+// Test fixture: a syntax error.
+function decodeUplink(input) {
+  return { data: {
+}

@@ -1,0 +1,4 @@
+// Test fixture: firmware 1 frames.
+function decodeUplink(input) {
+  return { data: { version: 1 } };
+}
