@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/internal/testserver"
+)
+
+func runMain(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestValidateCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("state_dir: "+dir+"\nsources:\n  - {name: a, type: mqtt, format: chirpstack-v4, broker: \"tcp://127.0.0.1:1883\", topics: [\"x/+\"]}\ninflux: {url: \"http://127.0.0.1:8086\", bucket: sensors/autogen}\n"), 0o644)
+	if code, out, errs := runMain(t, "validate", "-c", good); code != 0 || !strings.Contains(out, "ok (1 sources)") {
+		t.Fatalf("valid config: code %d, out %q, err %q", code, out, errs)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("log: {level: loud}\nsources:\n  - name: a\n    type: mqtt\n    format: chirpstak-v4\ninflux: {url: \"http://127.0.0.1:8086\", bukcet: x}\n"), 0o644)
+	code, _, errs := runMain(t, "validate", "-c", bad)
+	if code != 1 {
+		t.Fatalf("invalid config: exit code %d, want 1", code)
+	}
+	// Every problem, each with its line.
+	for _, want := range []string{"bad.yaml:1: log.level", "bad.yaml:5: sources[0].format", "bad.yaml:3", "bad.yaml:6: influx.bukcet"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, errs)
+		}
+	}
+	// The documented example validates (with the variables it names set).
+	ex := filepath.Join(dir, "example.yaml")
+	os.WriteFile(ex, config.Example, 0o644)
+	for _, v := range []string{"INFLUX_TOKEN", "SENSORGATE_TOKEN", "TTS_API_KEY", "MQTT_PASSWORD", "CHIRPSTACK_MQTT_PASSWORD"} {
+		t.Setenv(v, "secret")
+	}
+	if _, err := config.Load(ex); err != nil {
+		t.Fatalf("config/example.yaml: %v", err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"run", "extra-arg"}, {"simulate", "-count", "x"}} {
+		if code, _, _ := runMain(t, args...); code != 2 {
+			t.Errorf("%v: exit code %d, want 2", args, code)
+		}
+	}
+	if code, out, _ := runMain(t, "version"); code != 0 || !strings.HasPrefix(out, "sensorgate ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errs := runMain(t, "run", "-c", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || !strings.Contains(errs, "missing.yaml") {
+		t.Errorf("run with a missing config: %d %q", code, errs)
+	}
+}
+
+// TestSimulateCommand publishes through a real broker and checks that the
+// stream is what was asked for and repeats exactly for the same seed.
+func TestSimulateCommand(t *testing.T) {
+	mq := testserver.StartMosquitto(t)
+	run := func(seed string) []string {
+		var mu sync.Mutex
+		var got []string
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(mq.URL()).SetClientID("sim-listener"))
+		if tok := c.Connect(); tok.Wait() && tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		defer c.Disconnect(50)
+		tok := c.Subscribe("#", 1, func(_ paho.Client, m paho.Message) {
+			mu.Lock()
+			got = append(got, m.Topic()+" "+string(m.Payload()))
+			mu.Unlock()
+		})
+		if tok.Wait(); tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		code, out, errs := runMain(t, "simulate", "-broker", mq.URL(), "-format", "tts-v3", "-devices", "4", "-count", "30", "-rate", "0",
+			"-seed", seed, "-start", "2026-02-01T00:00:00Z")
+		if code != 0 || !strings.Contains(out, "published 30 tts-v3 uplinks") {
+			t.Fatalf("simulate: %d %q %q", code, out, errs)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			n := len(got)
+			mu.Unlock()
+			if n == 30 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("received %d of 30 messages", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), got...)
+	}
+	a, b := run("5"), run("5")
+	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Fatal("the same seed published different streams")
+	}
+	if !strings.HasPrefix(a[0], "v3/weather@ttn/devices/eui-") || !strings.Contains(a[0], `"received_at":"2026-02-01T00:00:00`) {
+		t.Fatalf("unexpected first message %.200s", a[0])
+	}
+	devs := filepath.Join(t.TempDir(), "devices.yaml")
+	if code, _, errs := runMain(t, "simulate", "-write-devices", devs, "-devices", "4"); code != 0 {
+		t.Fatalf("-write-devices: %s", errs)
+	}
+	if b, _ := os.ReadFile(devs); strings.Count(string(b), "dev_eui:") != 4 {
+		t.Fatalf("devices file:\n%s", b)
+	}
+}
