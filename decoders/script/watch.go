@@ -72,13 +72,15 @@ func Load(dir string, opts Options) (map[string]*Codec, error) {
 // Watcher keeps the codecs of one folder registered in a decoders.Registry
 // and follows changes to the folder while the daemon runs.
 //
-// It polls modification times and sizes (Options.PollInterval, 2 s by
+// It polls file identity, modification time and size (Options.PollInterval, 2 s by
 // default) rather than using inotify: polling needs no extra dependency,
 // sees changes on network and bind mounts and in Kubernetes ConfigMap
 // volumes (where files change by a symlink swap that inotify watches on
 // the files miss), handles editors that save by rename, and a couple of
-// seconds' delay is nothing for a codec fix. A file whose time or size
-// changed is read and hashed; it is compiled only if its content changed.
+// seconds' delay is nothing for a codec fix. A file whose identity, time
+// or size changed, or whose time was too recent to trust (see racyWindow),
+// is read and hashed; it is compiled only if its content changed, and a
+// version that does not load is reported once.
 type Watcher struct {
 	dir  string
 	reg  *decoders.Registry
@@ -90,11 +92,11 @@ type Watcher struct {
 
 // watched is what the Watcher knows of one model's file.
 type watched struct {
-	mtime  time.Time // version last looked at
-	size   int64
-	sum    [sha256.Size]byte // content of the registered codec
-	codec  *Codec            // registered; nil when no version ever loaded
-	failed bool              // the version last looked at did not load
+	info    os.FileInfo       // version last looked at; nil: look again
+	sum     [sha256.Size]byte // content of the version last looked at
+	codec   *Codec            // registered; nil when no version ever loaded
+	failed  bool              // the version last looked at did not load
+	lastErr string            // reported already; not again while it persists
 }
 
 // NewWatcher returns a Watcher of dir that registers codecs in reg. Call
@@ -130,9 +132,12 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		if !ok {
 			continue
 		}
-		info, err := ent.Info()
+		// Stat, not the entry's Lstat: in a Kubernetes ConfigMap volume
+		// the file is a symlink that never changes while its target does.
+		path := filepath.Join(w.dir, ent.Name())
+		info, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since ReadDir
+			continue // removed since ReadDir, or a dangling symlink
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("script: codec file %s: %w", ent.Name(), err))
@@ -147,13 +152,20 @@ func (w *Watcher) Sync(ctx context.Context) error {
 			st = &watched{}
 			w.files[model] = st
 		}
-		if info.ModTime().Equal(st.mtime) && info.Size() == st.size {
+		if unchanged(st.info, info) {
 			continue
 		}
-		st.mtime, st.size = info.ModTime(), info.Size()
-		path := filepath.Join(w.dir, ent.Name())
-		if err := w.load(st, model, ent.Name(), path); err != nil {
-			st.failed = true
+		st.info = info
+		if time.Since(info.ModTime()) < racyWindow {
+			st.info = nil
+		}
+		err = w.load(st, model, ent.Name(), path)
+		if err == nil {
+			st.lastErr = ""
+			continue
+		}
+		if msg := err.Error(); msg != st.lastErr {
+			st.lastErr = msg
 			ev := log.Error().Err(err).Str("codec", path).Str("model", model)
 			if st.codec != nil {
 				ev.Msg("codec file does not load; the previous version stays in use")
@@ -178,20 +190,23 @@ func (w *Watcher) Sync(ctx context.Context) error {
 
 // load reads, compiles and registers one file version.
 func (w *Watcher) load(st *watched, model, name, path string) error {
-	if err := checkModelID(name, model); err != nil {
-		return err
-	}
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("script: read codec: %w", err)
+		st.info = nil // try again next time: a chmod that fixes it changes no mtime
+		return fmt.Errorf("script: read codec: %w: make it readable by sensorgate", err)
 	}
 	sum := sha256.Sum256(src)
-	if st.codec != nil && sum == st.sum {
-		st.failed = false // touched, or changed and changed back
-		return nil
+	if sum == st.sum && (st.codec != nil || st.failed) {
+		return nil // touched, or re-read within racyWindow: already dealt with
+	}
+	st.sum = sum
+	if err := checkModelID(name, model); err != nil {
+		st.failed = true
+		return err
 	}
 	c, err := Compile(name, src, w.opts)
 	if err != nil {
+		st.failed = true
 		return err
 	}
 	verb := "codec loaded"
@@ -199,10 +214,22 @@ func (w *Watcher) load(st *watched, model, name, path string) error {
 		verb = "codec reloaded"
 	}
 	w.reg.Set(model, c)
-	st.codec, st.sum, st.failed = c, sum, false
+	st.codec, st.failed = c, false
 	w.opts.Logger.Info().Str("codec", path).Str("model", model).Stringer("style", c.Style()).
 		Bool("normalize", c.HasNormalize()).Msg(verb)
 	return nil
+}
+
+// racyWindow: file times have the kernel's coarse clock (a few ms), so a
+// file rewritten with the same size within that tick of the version just
+// read would look unchanged. A file modified this recently is therefore
+// read (and hashed, not recompiled) again on the next poll.
+const racyWindow = 2 * time.Second
+
+// unchanged reports whether a file is the version last looked at: the same
+// file (a replace by rename makes a new one), time and size.
+func unchanged(was, now os.FileInfo) bool {
+	return was != nil && os.SameFile(was, now) && was.ModTime().Equal(now.ModTime()) && was.Size() == now.Size()
 }
 
 // Models lists the models whose script codec is registered, sorted.

@@ -155,6 +155,66 @@ func TestBrokenReload(t *testing.T) {
 	}
 }
 
+// TestSameSizeRewrite: a rewrite of the same size right after a Sync has,
+// on a coarse file clock, the same mtime; it must still be seen.
+func TestSameSizeRewrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "meter.js")
+	writeFile(t, path, versionCodec("aa"))
+	reg := decoders.NewRegistry()
+	w := NewWatcher(dir, reg, relaxed)
+	ctx := context.Background()
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := os.Stat(path)
+	writeFile(t, path, versionCodec("bb"))
+	if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeVersion(reg, "meter"); got != "bb" {
+		t.Fatalf("meter: %q", got)
+	}
+}
+
+// TestSymlinkSwap: a Kubernetes ConfigMap volume updates files by swapping
+// a "..data" symlink to a new folder; the codec symlinks stay the same.
+func TestSymlinkSwap(t *testing.T) {
+	root := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(root, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, v, "meter.js"), versionCodec(v))
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink("v1", filepath.Join(root, "..data")))
+	must(os.Symlink("..data/meter.js", filepath.Join(root, "meter.js")))
+	reg := decoders.NewRegistry()
+	w := NewWatcher(root, reg, relaxed)
+	must(w.Sync(context.Background()))
+	if got := decodeVersion(reg, "meter"); got != "v1" {
+		t.Fatalf("meter: %q", got)
+	}
+	must(os.Symlink("v2", filepath.Join(root, "..data_tmp")))
+	must(os.Rename(filepath.Join(root, "..data_tmp"), filepath.Join(root, "..data")))
+	must(w.Sync(context.Background()))
+	if got := decodeVersion(reg, "meter"); got != "v2" {
+		t.Fatalf("after the swap: %q", got)
+	}
+	if got := w.Models(); !equalStrings(got, []string{"meter"}) {
+		t.Fatalf("Models() = %v (the v1/v2 folders are not codecs)", got)
+	}
+}
+
 // TestMissingFolder: a folder that disappears keeps the loaded codecs.
 func TestMissingFolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "codecs")
