@@ -111,11 +111,17 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 		}
 		frames := s.datagram(hctx, pc, from, buf[:n])
 		for _, fr := range frames {
+			// Frames of a datagram already acknowledged are handled even
+			// when shutdown has begun, unless the pipeline is saturated.
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-				s.count("uplinks_lost")
-				continue
+			default:
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					s.count("uplinks_lost")
+					continue
+				}
 			}
 			wg.Add(1)
 			go func(fr Frame) {
