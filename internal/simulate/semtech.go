@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -135,6 +138,32 @@ func (f *SemtechFleet) Devices() []devices.Device {
 		out[i] = d
 	}
 	return out
+}
+
+// WriteDevicesCSV writes the fleet as a devices CSV file with its session
+// keys in full: yaml.Marshal of Devices masks keys (devices.Key never
+// prints them), so `simulate -write-devices` needs this form for a file
+// sensorgate can import. The keys are simulated, not secrets.
+func (f *SemtechFleet) WriteDevicesCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"dev_eui", "name", "model", "tag:district", "tag:site", "dev_addr", "mac_version",
+		"nwk_s_key", "s_nwk_s_int_key", "f_nwk_s_int_key", "nwk_s_enc_key", "app_s_key"})
+	full := func(k devices.Key) string {
+		if k.IsZero() {
+			return ""
+		}
+		return hex.EncodeToString(k[:])
+	}
+	for _, d := range f.devs {
+		s := d.Session
+		_ = cw.Write([]string{d.EUI.String(), d.Name, d.Model, d.Tags["district"], d.Tags["site"], s.DevAddr.String(), s.MACVersion,
+			full(s.NwkSKey), full(s.SNwkSIntKey), full(s.FNwkSIntKey), full(s.NwkSEncKey), full(s.AppSKey)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("simulate: write devices CSV: %w", err)
+	}
+	return nil
 }
 
 // Next returns the next uplink of the stream.

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -110,5 +111,25 @@ func TestSendSemtech(t *testing.T) {
 	<-done
 	if counts[0x02] != 2 || counts[0x00] != want {
 		t.Fatalf("pull %d push %d, want 2 and %d", counts[0x02], counts[0x00], want)
+	}
+}
+
+// TestWriteDevicesCSV: the CSV holds the keys in full, so sensorgate reads
+// back the very sessions the fleet encrypts with.
+func TestWriteDevicesCSV(t *testing.T) {
+	for _, v := range []string{devices.MACVersion10, devices.MACVersion11} {
+		f, _ := NewSemtechFleet(SemtechOptions{Devices: 4, Seed: 9, MACVersion: v})
+		var buf bytes.Buffer
+		if err := f.WriteDevicesCSV(&buf); err != nil {
+			t.Fatal(err)
+		}
+		got, err := devices.ParseCSV(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := f.Devices()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: read back\n%+v\nwant\n%+v", v, got, want)
+		}
 	}
 }
