@@ -14,6 +14,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/decoders/script"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
@@ -31,6 +32,7 @@ type Daemon struct {
 	sink     *influx.Sink
 	dl       *deadletter.File
 	sources  []*mqtt.Source
+	scripts  *script.Watcher // nil without decoders.scripts
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
 }
@@ -52,6 +54,18 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	d.Devices = reg
 	decs := decoders.NewRegistry()
+	if cfg.Decoders.Scripts != "" {
+		d.scripts = script.NewWatcher(cfg.Decoders.Scripts, decs, script.Options{
+			Timeout: cfg.Decoders.Timeout, Logger: log.With().Str("component", "scripts").Logger()})
+		// A missing folder stops start-up (a typo would silently decode
+		// nothing); one broken codec does not: the good ones are registered.
+		if err := d.scripts.Sync(context.Background()); err != nil {
+			if _, statErr := os.Stat(cfg.Decoders.Scripts); statErr != nil {
+				return nil, fmt.Errorf("decoders.scripts: %w", err)
+			}
+			log.Error().Err(err).Msg("some codecs did not load; the others are in use")
+		}
+	}
 	for _, dev := range devs {
 		if dev.Model != "" {
 			if _, ok := decs.Lookup(dev.Model); !ok {
@@ -102,6 +116,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			errs[i] = src.Run(ctx, d.pipeline.Handle)
+		}()
+	}
+	if d.scripts != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = d.scripts.Run(ctx) // nil on cancellation; reload errors are logged inside
 		}()
 	}
 	if d.statsEvery > 0 {

@@ -1,7 +1,7 @@
 // Command sensorgate is the edge daemon: it takes uplinks from MQTT feeds,
 // decodes them and writes normalized points to InfluxDB.
 //
-// Subcommands: run, validate, simulate, version. It is the only package
+// Subcommands: run, validate, simulate, decode, codecs, version. It is the only package
 // that imports config and wires the adapters together.
 package main
 
@@ -25,6 +25,11 @@ Usage:
   sensorgate run -c FILE        run the daemon
   sensorgate validate -c FILE   check a config file; print every problem with its line
   sensorgate simulate [flags]   publish realistic uplinks to a broker (demos, load)
+  sensorgate decode -model ID [-fport N] [-scripts DIR] [-var k=v] HEX|BASE64
+                                decode one payload as the daemon would; print JSON
+  sensorgate codecs import -to DIR [-from SRC] VENDOR/DEVICE...
+                                import device codecs (TTN device repository or ChirpStack
+                                device profiles layout) and self-test their examples
   sensorgate version            print the version
 
 Run 'sensorgate COMMAND -h' for a command's flags.
@@ -52,6 +57,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = validateCommand(args[1:], stdout, stderr)
 	case "simulate":
 		err = simulateCommand(ctx, args[1:], stdout, stderr)
+	case "decode":
+		err = decodeCommand(args[1:], stdout, stderr)
+	case "codecs":
+		err = codecsCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sensorgate", version)
 	case "-h", "--help", "help":
