@@ -222,18 +222,10 @@ func (s *Sink) Write(ctx context.Context, pts []gateway.Point) error {
 		return encErr
 	}
 
-	r := &request{ctx: ctx, buf: bp, n: n, parts: 1, result: make(chan error, 1)}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
+	r := newRequest(ctx, bp, n)
+	if err := s.enqueue(ctx, r); err != nil {
 		s.putBuf(bp)
-		return ctx.Err()
-	case <-s.closing:
-		s.putBuf(bp)
-		return ErrClosed
-	case <-s.done:
-		s.putBuf(bp)
-		return ErrClosed
+		return err
 	}
 	select {
 	case err := <-r.result:
@@ -246,6 +238,60 @@ func (s *Sink) Write(ctx context.Context, pts []gateway.Point) error {
 		// The batch may still carry buf, so it is not reused.
 		return ctx.Err()
 	}
+}
+
+func newRequest(ctx context.Context, buf *[]byte, n int) *request {
+	return &request{ctx: ctx, buf: buf, n: n, parts: 1, result: make(chan error, 1)}
+}
+
+// enqueue hands a request to the collector.
+func (s *Sink) enqueue(ctx context.Context, r *request) error {
+	select {
+	case s.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// writeLines stores already encoded records (each one message's lines,
+// newline-terminated) and returns one outcome per record, as Write would
+// for each. The records share requests like concurrent Writes do; the
+// call returns when every record has its outcome or ctx ends (the records
+// without an outcome then get ctx.Err()).
+func (s *Sink) writeLines(ctx context.Context, recs [][]byte) []error {
+	errs := make([]error, len(recs))
+	reqs := make([]*request, len(recs))
+	for i, rec := range recs {
+		n := bytes.Count(rec, []byte{'\n'})
+		if n == 0 {
+			continue // nothing to store
+		}
+		rec := rec
+		r := newRequest(ctx, &rec, n)
+		if err := s.enqueue(ctx, r); err != nil {
+			for j := i; j < len(recs); j++ {
+				errs[j] = err
+			}
+			break
+		}
+		reqs[i] = r
+	}
+	for i, r := range reqs {
+		if r == nil {
+			continue
+		}
+		select {
+		case errs[i] = <-r.result:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return errs
 }
 
 func (s *Sink) putBuf(bp *[]byte) {

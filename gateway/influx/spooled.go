@@ -1,0 +1,188 @@
+package influx
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/spool"
+)
+
+// Spooled is the Sink the daemon uses: Write appends a message's encoded
+// lines to the on-disk spool and returns once they are durable there, so
+// the MQTT message can be acknowledged even while InfluxDB is down; Run
+// delivers the spool to InfluxDB through a Sink, in order, and removes
+// records only after InfluxDB answered 2xx (DESIGN §6).
+//
+// A record InfluxDB refuses for good (400/422) becomes a dead letter
+// holding its line protocol, reason rejected_by_influx, so it is kept and
+// can be re-sent after the conflict is fixed.
+type Spooled struct {
+	sink  *Sink
+	spool *spool.Spool
+	dl    gateway.DeadLetters
+	log   zerolog.Logger
+	bufs  sync.Pool // *[]byte
+	// chunk bounds the records one Read hands to delivery; with group
+	// commit they leave as a few large requests.
+	chunk    int
+	chunkMax int // bytes
+}
+
+var _ gateway.Sink = (*Spooled)(nil)
+
+// NewSpooled returns a spooled sink over an open spool and a Sink whose
+// Run is running (or will be).
+func NewSpooled(sink *Sink, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Spooled {
+	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 4 * sink.cfg.BatchSize, chunkMax: 32 << 20}
+	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
+	return s
+}
+
+// Write encodes pts and appends them to the spool as one record. Points
+// that cannot be encoded (NaN, bad names) are reported with an error
+// wrapping ErrRejected after the others were spooled, as Sink.Write does.
+func (s *Spooled) Write(ctx context.Context, pts []gateway.Point) error {
+	if len(pts) == 0 {
+		return nil
+	}
+	bp := s.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var encErrs []error
+	for _, p := range pts {
+		var err error
+		if buf, err = AppendPoint(buf, p); err != nil {
+			encErrs = append(encErrs, err)
+		}
+	}
+	var err error
+	if len(buf) > 0 {
+		err = s.spool.Append(ctx, buf)
+	}
+	*bp = buf
+	if cap(buf) <= maxPooledBuffer {
+		s.bufs.Put(bp)
+	}
+	if err != nil {
+		return fmt.Errorf("influx: spool the points: %w", err)
+	}
+	if len(encErrs) > 0 {
+		return fmt.Errorf("%w: %w", ErrRejected, errors.Join(encErrs...))
+	}
+	return nil
+}
+
+// Run delivers spooled records until ctx ends. Records are acknowledged
+// to the spool in order, only up to the last one InfluxDB took (or that
+// was kept as a dead letter), so a crash or shutdown re-sends at most the
+// records in flight — which overwrite, being byte-identical.
+func (s *Spooled) Run(ctx context.Context) error {
+	for {
+		recs, err := s.spool.Read(ctx, s.chunk, s.chunkMax)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("influx: read spool: %w", err)
+		}
+		// The spool hands a record out once per run, so records that did
+		// not make it are retried from here, not read again.
+		for wait := time.Second; len(recs) > 0; wait = min(2*wait, time.Minute) {
+			n, err := s.deliver(ctx, recs)
+			if n > 0 {
+				if err := s.spool.Ack(recs[n-1].Pos); err != nil {
+					return fmt.Errorf("influx: ack spool: %w", err)
+				}
+				recs = recs[n:]
+			}
+			if len(recs) == 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error().Err(err).Int("records", len(recs)).Dur("retry_in", wait).Msg("spooled points not delivered; retrying")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// deliver sends records to InfluxDB and returns how many of them, from
+// the first, are done with (stored, or kept as dead letters), and the
+// error that stopped the rest.
+func (s *Spooled) deliver(ctx context.Context, recs []spool.Record) (int, error) {
+	data := make([][]byte, len(recs))
+	for i, r := range recs {
+		data[i] = r.Data
+	}
+	for i, err := range s.sink.writeLines(ctx, data) {
+		if err != nil && errors.Is(err, ErrRejected) {
+			err = s.deadLetter(ctx, recs[i], err)
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(recs), nil
+}
+
+func (s *Spooled) deadLetter(ctx context.Context, rec spool.Record, cause error) error {
+	dl := gateway.DeadLetter{
+		Time: time.Now(), Source: tagValue(rec.Data, "source"), DevEUI: tagValue(rec.Data, "dev_eui"),
+		Reason: gateway.ReasonRejected, Detail: cause.Error(), Raw: bytes.Clone(rec.Data),
+	}
+	s.log.Warn().Str("source", dl.Source).Str("dev_eui", dl.DevEUI).Err(cause).Msg("InfluxDB refused spooled points for good; kept as a dead letter")
+	if err := s.dl.Put(ctx, dl); err != nil {
+		return fmt.Errorf("influx: keep rejected points as a dead letter: %w", err)
+	}
+	return nil
+}
+
+// Drain waits until every spooled record was delivered or ctx ends: the
+// shutdown flush. What is left stays on disk for the next start.
+func (s *Spooled) Drain(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for s.spool.Stats().Pending > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("influx: %d spooled records not yet in InfluxDB at shutdown; they stay in the spool for the next start: %w", s.spool.Stats().Pending, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// tagValue finds a tag's value in the first line of line protocol, for
+// labelling a dead letter; escapes are left as they are.
+func tagValue(lines []byte, key string) string {
+	line := lines
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	needle := []byte("," + key + "=")
+	i := bytes.Index(line, needle)
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(needle):]
+	for j := 0; j < len(v); j++ {
+		switch v[j] {
+		case '\\':
+			j++
+		case ',', ' ':
+			return string(v[:j])
+		}
+	}
+	return string(v)
+}

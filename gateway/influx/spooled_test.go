@@ -1,0 +1,156 @@
+package influx
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/internal/testserver"
+)
+
+type memDL struct {
+	mu  sync.Mutex
+	dls []gateway.DeadLetter
+}
+
+func (m *memDL) Put(_ context.Context, dl gateway.DeadLetter) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dls = append(m.dls, dl)
+	return nil
+}
+
+func (m *memDL) all() []gateway.DeadLetter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]gateway.DeadLetter(nil), m.dls...)
+}
+
+func openSpool(t *testing.T, dir string) *spool.Spool {
+	t.Helper()
+	sp, err := spool.Open(spool.Config{Dir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// runSpooled runs a Spooled over a fresh Sink until the test (or stop) ends.
+func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters) (*Spooled, func()) {
+	t.Helper()
+	sink, _ := startSink(t, cfg, fastTiming)
+	s := NewSpooled(sink, sp, dl, zerolog.Nop())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Spooled.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// TestSpooledSurvivesOutageAndRestart: writes succeed while InfluxDB is
+// down (they are durable in the spool), a restart of the daemon in the
+// middle loses nothing, and everything lands once InfluxDB is back.
+func TestSpooledSurvivesOutageAndRestart(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	dir := t.TempDir()
+	db.Stop()
+
+	sp := openSpool(t, dir)
+	s, stop := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, &memDL{})
+	const writers, each = 20, 50
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := s.Write(context.Background(), []gateway.Point{point("d"+string(rune('a'+w)), i, float64(i))}); err != nil {
+					t.Errorf("Write while InfluxDB is down: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := sp.Stats().Pending; p != writers*each {
+		t.Fatalf("spool holds %d records, want %d", p, writers*each)
+	}
+	// The daemon stops (nothing delivered) and starts again.
+	stop()
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sp = openSpool(t, dir)
+	defer sp.Close()
+	s2, _ := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, &memDL{})
+	db.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s2.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Count(t, "air"); n != writers*each {
+		t.Fatalf("InfluxDB holds %d points, want %d", n, writers*each)
+	}
+}
+
+// TestSpooledRejectedRecordIsDeadLetter: a record InfluxDB refuses (field
+// type conflict) becomes a dead letter with its lines; the rest land.
+func TestSpooledRejectedRecordIsDeadLetter(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	dl := &memDL{}
+	s, _ := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl)
+	ctx := context.Background()
+	good := func(dev string) []gateway.Point {
+		return []gateway.Point{{Measurement: "water", Tags: []gateway.Tag{{Key: "dev_eui", Value: dev}, {Key: "source", Value: "feed"}},
+			Fields: []gateway.Field{gateway.FloatField("level", 1.5)}, Time: time.Unix(10, 0)}}
+	}
+	if err := s.Write(ctx, good("aa")); err != nil {
+		t.Fatal(err)
+	}
+	bad := good("bb")
+	bad[0].Fields[0] = gateway.IntField("level", 2) // conflicts with the float field
+	for _, pts := range [][]gateway.Point{bad, good("cc"), good("dd")} {
+		if err := s.Write(ctx, pts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Count(t, "water"); n != 3 {
+		t.Fatalf("InfluxDB holds %d points, want 3", n)
+	}
+	dls := dl.all()
+	if len(dls) != 1 || dls[0].Reason != gateway.ReasonRejected || dls[0].DevEUI != "bb" || dls[0].Source != "feed" ||
+		!strings.HasPrefix(string(dls[0].Raw), "water,dev_eui=bb") || !strings.Contains(dls[0].Detail, "conflict") {
+		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+func TestTagValue(t *testing.T) {
+	line := []byte(`air,dev_eui=0101,device=a\ b\,c,source=cs4 temperature=1 1` + "\n" + `x,source=other f=1 1`)
+	for k, want := range map[string]string{"dev_eui": "0101", "device": `a\ b\,c`, "source": "cs4", "site": ""} {
+		if got := tagValue(line, k); got != want {
+			t.Errorf("tagValue(%s) = %q, want %q", k, got, want)
+		}
+	}
+}
