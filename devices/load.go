@@ -2,7 +2,6 @@ package devices
 
 import (
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,15 @@ func LoadFile(path string) ([]Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devices: read devices file: %w", err)
 	}
-	var devs []Device
+	return parseFile(path, b)
+}
+
+// parseFile parses a devices file's content by the file's extension.
+func parseFile(path string, b []byte) ([]Device, error) {
+	var (
+		devs []Device
+		err  error
+	)
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
 		devs, err = ParseCSV(bytes.NewReader(b))
@@ -80,93 +87,30 @@ func decodeStrict(n *yaml.Node, v any) error {
 	return nil
 }
 
-// ParseCSV reads devices from CSV with a header row. Columns: dev_eui
-// (required), name, model, tags (key=value pairs separated by ';'), and any
-// column named tag:KEY or var:KEY for a single tag or decoder variable.
-// An ABP session comes from the optional columns dev_addr, mac_version,
-// nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key and
-// app_s_key; a row with a dev_addr has a session.
-// Empty lines and lines starting with '#' are skipped.
+// ParseCSV reads devices from CSV with a header row, in the columns
+// ParseBulk describes: dev_eui (required), name, model, tags (key=value
+// pairs separated by ';', or by '|' in a ';'-delimited file), tag:KEY and
+// var:KEY columns, and the ABP session columns (a row with a dev_addr has
+// a session). Empty lines and lines starting with '#' are skipped. Every
+// bad row is reported, each with its line.
 func ParseCSV(r io.Reader) ([]Device, error) {
-	cr := csv.NewReader(r)
-	cr.Comment = '#'
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
+	rows, err := parseCSVRows(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("devices: csv header: %w", err)
+		return nil, err
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
-	}
-	if _, ok := col["dev_eui"]; !ok {
-		return nil, fmt.Errorf("devices: csv header has no dev_eui column (have %s)", strings.Join(header, ","))
-	}
-	var devs []Device
+	devs := make([]Device, 0, len(rows))
 	var errs []error
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, row := range rows {
+		for _, p := range row.Problems {
+			errs = append(errs, fmt.Errorf("line %d: %s", row.Line, p))
 		}
-		if err != nil {
-			return nil, fmt.Errorf("devices: csv: %w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		get := func(name string) string {
-			if i, ok := col[name]; ok && i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		var d Device
-		if d.EUI, err = ParseEUI(get("dev_eui")); err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", line, err))
-			continue
-		}
-		if d.EUI.IsZero() {
-			errs = append(errs, fmt.Errorf("line %d: dev_eui is all zeros: give the device's real EUI", line))
-			continue
-		}
-		d.Name, d.Model = get("name"), get("model")
-		if addr := get("dev_addr"); addr != "" {
-			if d.Session, err = csvSession(addr, get); err != nil {
-				errs = append(errs, fmt.Errorf("line %d: %w", line, err))
-				continue
-			}
-		}
-		if t := get("tags"); t != "" {
-			for _, kv := range strings.Split(t, ";") {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || strings.TrimSpace(k) == "" {
-					errs = append(errs, fmt.Errorf("line %d: tag %q is not key=value", line, kv))
-					continue
-				}
-				d.setTag(strings.TrimSpace(k), strings.TrimSpace(v))
-			}
-		}
-		for i, h := range header {
-			h = strings.TrimSpace(h)
-			if i >= len(rec) || rec[i] == "" {
-				continue
-			}
-			if k, ok := strings.CutPrefix(h, "tag:"); ok {
-				d.setTag(k, strings.TrimSpace(rec[i]))
-			} else if k, ok := strings.CutPrefix(h, "var:"); ok {
-				if d.Variables == nil {
-					d.Variables = map[string]string{}
-				}
-				d.Variables[k] = strings.TrimSpace(rec[i])
-			}
-		}
-		devs = append(devs, d)
+		devs = append(devs, row.Device)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("devices: csv: %w", errors.Join(errs...))
+	}
+	if len(devs) == 0 {
+		return nil, nil
 	}
 	return devs, nil
 }

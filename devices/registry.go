@@ -97,3 +97,15 @@ func (r *Registry) LookupDevAddr(addr DevAddr) []*Device {
 	r.mu.RUnlock()
 	return ds
 }
+
+// swapFrom takes other's contents. The store builds (and so validates) the
+// next registry before its transaction commits, then swaps it in once the
+// commit succeeded, so memory never holds a set the disk does not.
+func (r *Registry) swapFrom(other *Registry) {
+	other.mu.RLock()
+	byEUI, byName, byAddr := other.byEUI, other.byName, other.byAddr
+	other.mu.RUnlock()
+	r.mu.Lock()
+	r.byEUI, r.byName, r.byAddr = byEUI, byName, byAddr
+	r.mu.Unlock()
+}

@@ -1,0 +1,382 @@
+package devices
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// BulkFormat is the format of a bulk import.
+type BulkFormat string
+
+// Bulk formats. YAML also reads JSON (a list of devices, or an object with
+// a "devices" list), since JSON is YAML.
+const (
+	BulkCSV  BulkFormat = "csv"
+	BulkYAML BulkFormat = "yaml"
+)
+
+// Import actions of a row.
+const (
+	ActionCreate    = "create"
+	ActionUpdate    = "update"
+	ActionUnchanged = "unchanged"
+)
+
+// Row is one device of a bulk import with its line in the file and what
+// is wrong with it. A row with Problems is not imported, and neither is
+// anything else of its import.
+type Row struct {
+	Line     int      `json:"line"`
+	DevEUI   string   `json:"dev_eui"`
+	Name     string   `json:"name,omitempty"`
+	Action   string   `json:"action,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Device   Device   `json:"-"`
+}
+
+func (r *Row) problem(format string, args ...any) {
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// ImportReport is the outcome of a bulk import, or of its dry run.
+type ImportReport struct {
+	DryRun    bool  `json:"dry_run"`
+	Applied   bool  `json:"applied"`
+	Rows      []Row `json:"rows"`
+	Total     int   `json:"total"`
+	Created   int   `json:"created"`
+	Updated   int   `json:"updated"`
+	Unchanged int   `json:"unchanged"`
+	Invalid   int   `json:"invalid"`
+}
+
+// ParseBulk reads a bulk import into rows, one per device, each with its
+// own problems. The error is for the file as a whole (no dev_eui column,
+// YAML that does not parse); a bad row never fails the others.
+//
+// CSV follows The Things Stack's bulk CSV where it applies: a header row,
+// ';' or ',' as delimiter (whichever the header uses), dev_eui (required),
+// id (the TTS device id, used as the name when name is empty), name,
+// brand_id and model_id (together the model brand-model when there is no
+// model column), app_key and nwk_key (OTAA root keys: checked, not
+// stored, since sensorgate sees frames only after the network server or
+// through ABP sessions), plus sensorgate's own columns: model, tags
+// (key=value pairs separated by '|' or, in a ',' file, ';'), tag:KEY,
+// var:KEY, and the ABP session columns dev_addr, mac_version, nwk_s_key,
+// s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key. Unknown
+// columns are ignored, as in TTS. Lines starting with '#' are comments.
+func ParseBulk(b []byte, f BulkFormat) ([]Row, error) {
+	switch f {
+	case BulkCSV:
+		return parseCSVRows(bytes.NewReader(b))
+	case BulkYAML:
+		return parseYAMLRows(b)
+	}
+	return nil, fmt.Errorf("devices: bulk format %q: use csv or yaml", f)
+}
+
+// csvDelimiter picks ';' (The Things Stack, spreadsheets in many
+// locales) or ',' from the header line.
+func csvDelimiter(b []byte) rune {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if len(t) == 0 || t[0] == '#' {
+			continue
+		}
+		if bytes.Count(t, []byte(";")) > bytes.Count(t, []byte(",")) {
+			return ';'
+		}
+		return ','
+	}
+	return ','
+}
+
+func parseCSVRows(r io.Reader) ([]Row, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("devices: csv: %w", err)
+	}
+	cr := csv.NewReader(bytes.NewReader(b))
+	cr.Comma = csvDelimiter(b)
+	cr.Comment = '#'
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("devices: csv header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if _, dup := col[h]; !dup {
+			col[h] = i
+		}
+	}
+	if _, ok := col["dev_eui"]; !ok {
+		return nil, fmt.Errorf("devices: csv header has no dev_eui column (have %s)", strings.Join(header, string(cr.Comma)))
+	}
+	tagSep := ";"
+	if cr.Comma == ';' {
+		tagSep = "|"
+	}
+	var rows []Row
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return rows, nil
+		}
+		if err != nil {
+			// A quoting error leaves the reader unsure where rows start:
+			// the file as a whole is unreadable from here.
+			return nil, fmt.Errorf("devices: csv: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		get := func(name string) string {
+			if i, ok := col[name]; ok && i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		rows = append(rows, csvRow(line, header, rec, get, tagSep))
+	}
+}
+
+func csvRow(line int, header, rec []string, get func(string) string, tagSep string) Row {
+	row := Row{Line: line, DevEUI: get("dev_eui")}
+	d := &row.Device
+	var err error
+	if d.EUI, err = ParseEUI(row.DevEUI); err != nil {
+		row.problem("%v", err)
+	} else if d.EUI.IsZero() {
+		row.problem("dev_eui is all zeros: give the device's real EUI")
+	} else {
+		row.DevEUI = d.EUI.String()
+	}
+	d.Name = get("name")
+	if d.Name == "" {
+		d.Name = get("id")
+	}
+	d.Model = get("model")
+	if brand, model := get("brand_id"), get("model_id"); d.Model == "" && brand != "" && model != "" {
+		d.Model = strings.ToLower(brand + "-" + model)
+	}
+	if addr := get("dev_addr"); addr != "" {
+		if d.Session, err = csvSession(addr, get); err != nil {
+			row.problem("%v", err)
+		}
+	}
+	for _, k := range []string{"app_key", "nwk_key"} {
+		if v := get(k); v != "" {
+			if _, err := ParseKey(v); err != nil {
+				row.problem("%s: %v", k, err)
+			} else {
+				row.Warnings = append(row.Warnings, k+" is not stored: sensorgate needs no OTAA root key (only ABP session keys, for raw frames)")
+			}
+		}
+	}
+	if t := get("tags"); t != "" {
+		for _, kv := range strings.Split(t, tagSep) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				row.problem("tag %q is not key=value", kv)
+				continue
+			}
+			d.setTag(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
+	}
+	for i, h := range header {
+		h = strings.TrimSpace(h)
+		if i >= len(rec) || rec[i] == "" {
+			continue
+		}
+		if k, ok := strings.CutPrefix(h, "tag:"); ok {
+			d.setTag(k, strings.TrimSpace(rec[i]))
+		} else if k, ok := strings.CutPrefix(h, "var:"); ok {
+			if d.Variables == nil {
+				d.Variables = map[string]string{}
+			}
+			d.Variables[k] = strings.TrimSpace(rec[i])
+		}
+	}
+	row.Name = d.Name
+	return row
+}
+
+func parseYAMLRows(b []byte) ([]Row, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("devices: %w", err)
+	}
+	root := &doc
+	if root.Kind == 0 {
+		return nil, nil // empty
+	}
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.MappingNode {
+		var list *yaml.Node
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			if k := root.Content[i].Value; k == "devices" {
+				list = root.Content[i+1]
+			} else {
+				return nil, fmt.Errorf("devices: line %d: unknown key %q: the file is a list of devices or has one key, devices", root.Content[i].Line, k)
+			}
+		}
+		if list == nil {
+			return nil, nil
+		}
+		root = list
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if root.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("devices: line %d: want a list of devices", root.Line)
+	}
+	rows := make([]Row, 0, len(root.Content))
+	for _, item := range root.Content {
+		row := Row{Line: item.Line}
+		if item.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(item.Content); i += 2 {
+				if item.Content[i].Value == "dev_eui" {
+					row.DevEUI = item.Content[i+1].Value
+				}
+			}
+		}
+		if err := decodeStrict(item, &row.Device); err != nil {
+			row.problem("%s", strings.TrimPrefix(err.Error(), "devices: "))
+		} else if row.Device.EUI.IsZero() {
+			row.problem("dev_eui is missing or all zeros: give the device's real EUI")
+		} else {
+			row.DevEUI = row.Device.EUI.String()
+		}
+		row.Name = row.Device.Name
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// check finds what is wrong with rows as an upsert onto current: each
+// row's session, duplicates within the import, names taken by other
+// devices, unknown models. knownModel may be nil (no model check). It
+// sets each valid row's Action and returns the number of rows with
+// problems.
+func check(rows []Row, current map[EUI]Device, knownModel func(string) bool) int {
+	byEUI := map[EUI]int{}     // row index by EUI
+	byName := map[string]int{} // row index by name
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Problems) > 0 {
+			continue
+		}
+		d := normalized(r.Device)
+		r.Device, r.Name = d, d.Name
+		if j, dup := byEUI[d.EUI]; dup {
+			r.problem("duplicate: dev_eui %s is also on line %d: keep one", d.EUI, rows[j].Line)
+		} else {
+			byEUI[d.EUI] = i
+		}
+		if j, dup := byName[d.Name]; dup {
+			r.problem("duplicate: name %q is also on line %d: names must be unique", d.Name, rows[j].Line)
+		} else {
+			byName[d.Name] = i
+		}
+		if d.Session != nil {
+			if err := d.Session.Validate(); err != nil {
+				r.problem("%v", err)
+			}
+		}
+		if d.Model != "" && knownModel != nil && !knownModel(d.Model) {
+			r.problem("unknown model %q: no built-in decoder or codec has it: fix the model, or add its codec to decoders.scripts first", d.Model)
+		}
+	}
+	// A name may belong to a registered device that the import leaves
+	// alone (or renames: then it is free).
+	for e, d := range current {
+		if _, touched := byEUI[e]; touched {
+			continue
+		}
+		if i, taken := byName[d.Name]; taken && rows[i].Device.EUI != e {
+			rows[i].problem("name %q belongs to registered device %s: choose another name", d.Name, e)
+		}
+	}
+	invalid := 0
+	for i := range rows {
+		r := &rows[i]
+		if len(r.Problems) > 0 {
+			invalid++
+			r.Action = ""
+			continue
+		}
+		prev, ok := current[r.Device.EUI]
+		switch {
+		case !ok:
+			r.Action = ActionCreate
+		case SameDevice(prev, r.Device):
+			r.Action = ActionUnchanged
+		default:
+			r.Action = ActionUpdate
+		}
+	}
+	return invalid
+}
+
+// Import checks rows as an upsert onto the store and, unless dryRun or a
+// row has a problem, applies them all in one transaction. The report says
+// per row what was (or would be) done; Applied is false when anything was
+// wrong, and then nothing changed.
+func (s *Store) Import(ctx context.Context, rows []Row, knownModel func(string) bool, dryRun bool) (ImportReport, error) {
+	rep := ImportReport{DryRun: dryRun, Rows: rows, Total: len(rows)}
+	var err error
+	if dryRun {
+		s.mu.Lock()
+		rep.Invalid = check(rows, s.devs, knownModel)
+		s.mu.Unlock()
+	} else {
+		err = s.change(ctx, func(next map[EUI]Device, _ *sql.Tx) ([]EUI, error) {
+			rep.Invalid = check(rows, next, knownModel)
+			if rep.Invalid > 0 {
+				return nil, errInvalidRows
+			}
+			var changed []EUI
+			for _, r := range rows {
+				if r.Action != ActionUnchanged {
+					next[r.Device.EUI] = r.Device
+					changed = append(changed, r.Device.EUI)
+				}
+			}
+			return changed, nil
+		})
+		if errors.Is(err, errInvalidRows) {
+			err = nil
+		}
+		rep.Applied = err == nil && rep.Invalid == 0
+	}
+	for _, r := range rows {
+		switch r.Action {
+		case ActionCreate:
+			rep.Created++
+		case ActionUpdate:
+			rep.Updated++
+		case ActionUnchanged:
+			rep.Unchanged++
+		}
+	}
+	return rep, err
+}
+
+// errInvalidRows aborts an import's transaction; the report says why.
+var errInvalidRows = errors.New("devices: import has invalid rows")

@@ -1,0 +1,328 @@
+package devices
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Health tuning. Not settings: they describe LoRaWAN, not a deployment.
+const (
+	// DefaultSilentFactor: a device is silent after this many of its
+	// usual intervals without an uplink.
+	DefaultSilentFactor = 3
+	// maxFCntGap is the largest frame-counter jump counted as lost
+	// frames; a bigger one is a counter reset or a rejoin, not 16,000
+	// frames lost while the device was otherwise heard.
+	maxFCntGap = 16384
+	// intervalWeight is the weight of the newest interval in the moving
+	// average of a device's reporting interval.
+	intervalWeight = 0.2
+	// hours is the window of the per-day counts, in hourly buckets.
+	hours = 24
+)
+
+// Observation is what device health learns from one uplink the pipeline
+// took (written as points or kept as a dead letter).
+type Observation struct {
+	EUI EUI
+	// Time is the uplink's network-server time.
+	Time time.Time
+	// Name, Model and Source are the device, model and source tags the
+	// uplink's points carry, kept so that health points carry them too.
+	Name, Model, Source string
+
+	FCnt    uint32
+	HasFCnt bool
+	RSSI    float64
+	SNR     float64
+	HasRSSI bool
+	HasSNR  bool
+	// Battery is in volts, BatteryLevel in percent (catalogue quantities
+	// battery and batteryLevel), when the uplink carried them.
+	Battery         float64
+	HasBattery      bool
+	BatteryLevel    float64
+	HasBatteryLevel bool
+	// DeadLetter is the dead-letter reason, "" when points were written.
+	DeadLetter string
+}
+
+// DeviceHealth is one device's health report.
+type DeviceHealth struct {
+	DevEUI    EUI       `json:"dev_eui"`
+	Name      string    `json:"name,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// LastSeenAge is seconds since LastSeen at the time of the report.
+	LastSeenAge float64 `json:"last_seen_age_s"`
+	// Uplinks24h counts uplinks of the last 24 hours (by uplink time),
+	// redeliveries of a frame counted once.
+	Uplinks24h int `json:"uplinks_24h"`
+	// Lost24h counts frames missing from the frame-counter sequence in
+	// the last 24 hours; LossPct is lost / (received + lost).
+	Lost24h int     `json:"lost_24h"`
+	LossPct float64 `json:"loss_pct"`
+	// DeadLetters24h counts uplinks that could not become points (a
+	// decoder error, an unknown model…), LastDeadLetter the latest reason.
+	DeadLetters24h int    `json:"dead_letters_24h"`
+	LastDeadLetter string `json:"last_dead_letter,omitempty"`
+	// Interval is the device's usual reporting interval in seconds (a
+	// moving average per frame), 0 until known.
+	Interval float64 `json:"interval_s"`
+	// Silent is set when no uplink came for SilentFactor intervals.
+	Silent       bool     `json:"silent"`
+	LastFCnt     *uint32  `json:"last_f_cnt,omitempty"`
+	RSSI         *float64 `json:"rssi,omitempty"`
+	SNR          *float64 `json:"snr,omitempty"`
+	Battery      *float64 `json:"battery,omitempty"`       // V
+	BatteryLevel *float64 `json:"battery_level,omitempty"` // %
+}
+
+// hourBucket counts one hour of one device.
+type hourBucket struct {
+	Hour        int64  `json:"h"` // unix time / 3600
+	Uplinks     uint32 `json:"u,omitempty"`
+	Lost        uint32 `json:"l,omitempty"`
+	DeadLetters uint32 `json:"d,omitempty"`
+}
+
+// healthState is what is kept per device, and persisted as JSON.
+type healthState struct {
+	Name           string            `json:"name,omitempty"`
+	Model          string            `json:"model,omitempty"`
+	Source         string            `json:"source,omitempty"`
+	FirstSeen      time.Time         `json:"first_seen"`
+	LastSeen       time.Time         `json:"last_seen"`
+	FCnt           *uint32           `json:"f_cnt,omitempty"`
+	Interval       float64           `json:"interval,omitempty"`
+	RSSI           *float64          `json:"rssi,omitempty"`
+	SNR            *float64          `json:"snr,omitempty"`
+	Battery        *float64          `json:"battery,omitempty"`
+	BatteryLevel   *float64          `json:"battery_level,omitempty"`
+	LastDeadLetter string            `json:"last_dead_letter,omitempty"`
+	Hours          [hours]hourBucket `json:"hours"`
+}
+
+// Health tracks every observed device's link health in memory: last seen,
+// uplinks per day, frame loss from frame-counter gaps, radio, battery and
+// whether it went silent. It is safe for concurrent use; Observe is on the
+// hot path and only takes a lock and updates a few numbers.
+type Health struct {
+	// SilentFactor: silent after this many usual intervals without an
+	// uplink (DefaultSilentFactor when 0).
+	SilentFactor float64
+
+	mu sync.Mutex
+	m  map[EUI]*healthState
+}
+
+// NewHealth returns an empty tracker.
+func NewHealth(silentFactor float64) *Health {
+	return &Health{SilentFactor: silentFactor, m: map[EUI]*healthState{}}
+}
+
+// Observe records one uplink.
+func (h *Health) Observe(o Observation) {
+	if o.EUI.IsZero() || o.Time.IsZero() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.m[o.EUI]
+	if !ok {
+		st = &healthState{FirstSeen: o.Time}
+		h.m[o.EUI] = st
+	}
+	if o.Time.Before(st.FirstSeen) {
+		st.FirstSeen = o.Time
+	}
+	latest := !o.Time.Before(st.LastSeen)
+	lost := uint32(0)
+	frames := uint32(1)
+	if o.HasFCnt && st.FCnt != nil {
+		last := *st.FCnt
+		switch {
+		case o.FCnt == last:
+			return // the same frame again (a redelivery): counted already
+		case o.FCnt > last && o.FCnt-last-1 < maxFCntGap && latest:
+			lost = o.FCnt - last - 1
+			frames += lost
+		}
+		// Lower (a reset, or a late frame) or a huge jump: a new sequence.
+	}
+	b := st.bucket(o.Time)
+	if b != nil {
+		b.Uplinks++
+		b.Lost += lost
+		if o.DeadLetter != "" {
+			b.DeadLetters++
+		}
+	}
+	if o.DeadLetter != "" {
+		st.LastDeadLetter = o.DeadLetter
+	}
+	if !latest {
+		return // a late message: counted, but the last-seen values stay
+	}
+	if !st.LastSeen.IsZero() {
+		if gap := o.Time.Sub(st.LastSeen).Seconds() / float64(frames); gap > 0 {
+			if st.Interval == 0 {
+				st.Interval = gap
+			} else {
+				st.Interval += intervalWeight * (gap - st.Interval)
+			}
+		}
+	}
+	st.LastSeen = o.Time
+	if o.Name != "" {
+		st.Name, st.Model, st.Source = o.Name, o.Model, o.Source
+	}
+	if o.HasFCnt {
+		f := o.FCnt
+		st.FCnt = &f
+	}
+	setOpt(&st.RSSI, o.RSSI, o.HasRSSI)
+	setOpt(&st.SNR, o.SNR, o.HasSNR)
+	setOpt(&st.Battery, o.Battery, o.HasBattery)
+	setOpt(&st.BatteryLevel, o.BatteryLevel, o.HasBatteryLevel)
+}
+
+func setOpt(dst **float64, v float64, ok bool) {
+	if !ok {
+		return
+	}
+	if *dst == nil {
+		*dst = new(float64)
+	}
+	**dst = v
+}
+
+// bucket returns the hour bucket of t, recycling the bucket of 24 hours
+// earlier; nil when t is older than the window.
+func (st *healthState) bucket(t time.Time) *hourBucket {
+	h := t.Unix() / 3600
+	b := &st.Hours[((h%hours)+hours)%hours]
+	switch {
+	case b.Hour == h:
+	case b.Hour < h:
+		*b = hourBucket{Hour: h}
+	default:
+		return nil
+	}
+	return b
+}
+
+// Forget drops a device (deleted from the registry).
+func (h *Health) Forget(eui EUI) {
+	h.mu.Lock()
+	delete(h.m, eui)
+	h.mu.Unlock()
+}
+
+// Get returns one device's health at now.
+func (h *Health) Get(eui EUI, now time.Time) (DeviceHealth, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.m[eui]
+	if !ok {
+		return DeviceHealth{}, false
+	}
+	return h.report(eui, st, now), true
+}
+
+// Report returns every observed device's health at now, sorted by name.
+func (h *Health) Report(now time.Time) []DeviceHealth {
+	h.mu.Lock()
+	out := make([]DeviceHealth, 0, len(h.m))
+	for e, st := range h.m {
+		out = append(out, h.report(e, st, now))
+	}
+	h.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].DevEUI.String() < out[j].DevEUI.String()
+	})
+	return out
+}
+
+func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
+	r := DeviceHealth{
+		DevEUI: eui, Name: st.Name, Model: st.Model, Source: st.Source,
+		FirstSeen: st.FirstSeen, LastSeen: st.LastSeen, Interval: st.Interval,
+		LastDeadLetter: st.LastDeadLetter, LastFCnt: cloneOpt(st.FCnt),
+		RSSI: cloneOpt(st.RSSI), SNR: cloneOpt(st.SNR), Battery: cloneOpt(st.Battery), BatteryLevel: cloneOpt(st.BatteryLevel),
+	}
+	if r.Name == "" {
+		r.Name = eui.String()
+	}
+	r.LastSeenAge = max(now.Sub(st.LastSeen).Seconds(), 0)
+	first := now.Unix()/3600 - hours + 1
+	for _, b := range st.Hours {
+		if b.Hour >= first {
+			r.Uplinks24h += int(b.Uplinks)
+			r.Lost24h += int(b.Lost)
+			r.DeadLetters24h += int(b.DeadLetters)
+		}
+	}
+	if n := r.Uplinks24h + r.Lost24h; n > 0 {
+		r.LossPct = 100 * float64(r.Lost24h) / float64(n)
+	}
+	factor := h.SilentFactor
+	if factor <= 0 {
+		factor = DefaultSilentFactor
+	}
+	r.Silent = st.Interval > 0 && r.LastSeenAge > factor*st.Interval
+	return r
+}
+
+func cloneOpt[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// SaveHealth persists every device's health state, replacing what was
+// saved before, so a restart keeps last seen, counts and intervals.
+func (s *Store) SaveHealth(ctx context.Context, h *Health) error {
+	h.mu.Lock()
+	states := make(map[EUI][]byte, len(h.m))
+	var err error
+	for e, st := range h.m {
+		if states[e], err = json.Marshal(st); err != nil {
+			break
+		}
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("devices: encode health: %w", err)
+	}
+	return s.saveStates(ctx, "health", states)
+}
+
+// LoadHealth reads the persisted health states into h. A state that does
+// not decode is dropped: health rebuilds itself from the next uplinks.
+func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
+	states, err := s.loadStates(ctx, "health")
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for e, b := range states {
+		st := new(healthState)
+		if json.Unmarshal(b, st) == nil {
+			h.m[e] = st
+		}
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package devices
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestHealth(t *testing.T) {
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	e := EUI{1}
+	obs := func(fcnt uint32, at time.Duration) Observation {
+		return Observation{EUI: e, Time: t0.Add(at), Name: "bin-1", Model: "m", Source: "cs", FCnt: fcnt, HasFCnt: true,
+			RSSI: -100 - float64(fcnt), HasRSSI: true, SNR: 5, HasSNR: true}
+	}
+	tests := []struct {
+		name        string
+		uplinks     []Observation
+		now         time.Duration
+		uplinks24h  int
+		lost        int
+		interval    float64
+		silent      bool
+		deadLetters int
+	}{
+		{"regular", []Observation{obs(1, 0), obs(2, 10*time.Minute), obs(3, 20*time.Minute)}, 25 * time.Minute, 3, 0, 600, false, 0},
+		{"gap of two frames", []Observation{obs(1, 0), obs(4, 30*time.Minute)}, 31 * time.Minute, 2, 2, 600, false, 0},
+		{"redelivery counted once", []Observation{obs(1, 0), obs(2, 10*time.Minute), obs(2, 10*time.Minute)}, 11 * time.Minute, 2, 0, 600, false, 0},
+		{"silent after 3 intervals", []Observation{obs(1, 0), obs(2, 10*time.Minute)}, 41 * time.Minute, 2, 0, 600, true, 0},
+		{"counter reset is not loss", []Observation{obs(500, 0), obs(0, 10*time.Minute), obs(1, 20*time.Minute)}, 21 * time.Minute, 3, 0, 600, false, 0},
+		{"huge jump is not loss", []Observation{obs(1, 0), obs(60000, 10*time.Minute)}, 11 * time.Minute, 2, 0, 600, false, 0},
+		{"older than a day drops out", []Observation{obs(1, 0), obs(2, 10*time.Minute)}, 25 * time.Hour, 0, 0, 600, true, 0},
+		{"dead letters", []Observation{obs(1, 0), func() Observation { o := obs(2, 10*time.Minute); o.DeadLetter = "decode_error"; return o }()}, 11 * time.Minute, 2, 0, 600, false, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := NewHealth(3)
+			for _, o := range tc.uplinks {
+				h.Observe(o)
+			}
+			r, ok := h.Get(e, t0.Add(tc.now))
+			if !ok {
+				t.Fatal("no health")
+			}
+			if r.Uplinks24h != tc.uplinks24h || r.Lost24h != tc.lost || math.Abs(r.Interval-tc.interval) > 1e-6 || r.Silent != tc.silent || r.DeadLetters24h != tc.deadLetters {
+				t.Fatalf("got uplinks %d lost %d interval %v silent %v dead %d", r.Uplinks24h, r.Lost24h, r.Interval, r.Silent, r.DeadLetters24h)
+			}
+			if r.Name != "bin-1" || r.RSSI == nil || r.SNR == nil || r.Source != "cs" {
+				t.Fatalf("report %+v", r)
+			}
+		})
+	}
+
+	h := NewHealth(0)
+	h.Observe(obs(1, 0))
+	h.Observe(obs(5, 40*time.Minute))
+	r, _ := h.Get(e, t0.Add(41*time.Minute))
+	if r.LossPct != 60 { // 3 lost of 5 frames
+		t.Errorf("loss %v%%, want 60", r.LossPct)
+	}
+	h.Observe(Observation{EUI: e, Time: t0.Add(50 * time.Minute), Battery: 3.6, HasBattery: true, BatteryLevel: 80, HasBatteryLevel: true})
+	r, _ = h.Get(e, t0.Add(51*time.Minute))
+	if r.Battery == nil || *r.Battery != 3.6 || r.BatteryLevel == nil || *r.BatteryLevel != 80 || r.Name != "bin-1" {
+		t.Errorf("battery %+v", r)
+	}
+}
+
+func TestHealthPersists(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTestStore(t)
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	h := NewHealth(3)
+	h.Observe(Observation{EUI: EUI{1}, Time: t0, Name: "a", FCnt: 1, HasFCnt: true})
+	h.Observe(Observation{EUI: EUI{1}, Time: t0.Add(time.Minute), Name: "a", FCnt: 3, HasFCnt: true})
+	if err := s.SaveHealth(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := OpenStore(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	h2 := NewHealth(3)
+	if err := s2.LoadHealth(ctx, h2); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(2 * time.Minute)
+	want, _ := h.Get(EUI{1}, now)
+	got, ok := h2.Get(EUI{1}, now)
+	if !ok || got.Uplinks24h != want.Uplinks24h || got.Lost24h != 1 || got.Interval != want.Interval || !got.LastSeen.Equal(want.LastSeen) {
+		t.Fatalf("after reload %+v, want %+v", got, want)
+	}
+	// The counter continues where it was: frame 4 is no loss.
+	h2.Observe(Observation{EUI: EUI{1}, Time: t0.Add(90 * time.Second), FCnt: 4, HasFCnt: true})
+	if got, _ := h2.Get(EUI{1}, now); got.Lost24h != 1 || got.Uplinks24h != 3 {
+		t.Fatalf("after reload and one more uplink: %+v", got)
+	}
+}
+
+func TestUnknowns(t *testing.T) {
+	u := NewUnknowns()
+	t0 := time.Unix(1000, 0)
+	e := EUI{3}
+	raw := make([]byte, 20000)
+	u.Observe(UnknownObservation{EUI: e, Time: t0, Source: "cs", Name: "ns", Payload: []byte{1}, Raw: raw})
+	u.Observe(UnknownObservation{EUI: e, Time: t0.Add(time.Minute), Source: "cs", Payload: []byte{2}, Accepted: true})
+	u.Observe(UnknownObservation{EUI: e, Time: t0.Add(-time.Minute), Source: "cs", Payload: []byte{0}})
+	u.Observe(UnknownObservation{Time: t0}) // no EUI: nothing to adopt
+	got, ok := u.Get(e)
+	if !ok || got.Count != 3 || !got.FirstSeen.Equal(t0.Add(-time.Minute)) || !got.LastSeen.Equal(t0.Add(time.Minute)) ||
+		got.LastPayload[0] != 2 || got.Name != "ns" || !got.Accepted || len(got.LastRaw) != 0 {
+		t.Fatalf("%+v", got)
+	}
+	if len(u.List()) != 1 {
+		t.Fatal("an observation without EUI was listed")
+	}
+	u2 := NewUnknowns()
+	u2.Observe(UnknownObservation{EUI: e, Time: t0, Raw: raw})
+	if g, _ := u2.Get(e); len(g.LastRaw) != maxUnknownRaw || !g.RawTruncate {
+		t.Fatalf("raw kept %d bytes", len(g.LastRaw))
+	}
+	for i := 0; i < MaxUnknown+5; i++ {
+		u2.Observe(UnknownObservation{EUI: EUI{0xff, byte(i >> 8), byte(i)}, Time: t0})
+	}
+	if len(u2.List()) != MaxUnknown || u2.Dropped() != 6 {
+		t.Fatalf("%d listed, %d dropped", len(u2.List()), u2.Dropped())
+	}
+	if !u.Remove(e) || u.Remove(e) {
+		t.Fatal("Remove")
+	}
+}
