@@ -13,6 +13,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
 // Example is example.yaml, the documented reference of every key. Its tests
@@ -29,9 +30,12 @@ type Config struct {
 	HTTP HTTPConfig `yaml:"http"`
 	// StateDir holds the embedded device registry, the spool and the dead
 	// letters (deadletters.jsonl). Default /var/lib/sensorgate.
-	StateDir string         `yaml:"state_dir"`
-	Sources  []mqtt.Config  `yaml:"sources"`
-	Influx   influx.Config  `yaml:"influx"`
+	StateDir string        `yaml:"state_dir"`
+	Sources  []mqtt.Config `yaml:"sources"`
+	Influx   influx.Config `yaml:"influx"`
+	// Spool is the on-disk queue between the sources and InfluxDB; its
+	// dir defaults to <state_dir>/spool.
+	Spool    spool.Config   `yaml:"spool"`
 	Devices  DevicesConfig  `yaml:"devices"`
 	Decoders DecodersConfig `yaml:"decoders"`
 }

@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
 // Defaults of the daemon-level keys a file may leave out; example.yaml
@@ -65,6 +67,13 @@ func (c *Config) setDefaults(t *tree) {
 	}
 	setInt(&in.MaxInFlight, influx.DefaultMaxInFlight, t, "influx.max_in_flight")
 	setDuration(&c.Decoders.Timeout, defaultDecoderTimeout, t, "decoders.timeout")
+	if c.Spool.Dir == "" && c.StateDir != "" {
+		c.Spool.Dir = filepath.Join(c.StateDir, "spool")
+	}
+	setString(&c.Spool.Fsync, spool.FsyncAlways)
+	if c.Spool.MaxBytes == 0 && !t.present("spool.max_bytes") {
+		c.Spool.MaxBytes = spool.DefaultMaxBytes
+	}
 }
 
 // defaultUnknownDevices accepts devices missing from the registry for feeds

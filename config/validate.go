@@ -14,6 +14,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
 var (
@@ -50,6 +51,7 @@ func (c *Config) check(p *collector) {
 	}
 	c.checkSources(p)
 	c.checkInflux(p)
+	c.checkSpool(p)
 	c.checkDevices(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
 }
@@ -298,6 +300,26 @@ func jsonPathProblem(s string) string {
 		}
 	}
 	return ""
+}
+
+func (c *Config) checkSpool(p *collector) {
+	sp := &c.Spool
+	if sp.Fsync != spool.FsyncAlways {
+		if d, err := time.ParseDuration(sp.Fsync); err != nil || d <= 0 {
+			p.add("spool.fsync", "%q: write always (the default: nothing acknowledged is lost in a power cut) or an interval like 1s (SD cards; a power cut loses up to that interval)", sp.Fsync)
+		}
+	}
+	if sp.MaxBytes <= 0 {
+		p.add("spool.max_bytes", "%d: give the most bytes the spool may hold on disk, e.g. %d (1 GiB, the default)", sp.MaxBytes, int64(spool.DefaultMaxBytes))
+	}
+	if sp.SegmentBytes != 0 && (sp.SegmentBytes < spool.MinSegmentBytes || sp.SegmentBytes > spool.MaxSegmentBytes) {
+		p.add("spool.segment_bytes", "%d is outside %d..%d: leave it out for the default", sp.SegmentBytes, spool.MinSegmentBytes, spool.MaxSegmentBytes)
+	}
+	if err := sp.Validate(); err != nil && len(p.list) == 0 {
+		// What the spool checks beyond the rules above (segment size
+		// against max_bytes).
+		p.add("spool", "%v", err)
+	}
 }
 
 func (c *Config) checkInflux(p *collector) {

@@ -20,6 +20,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
 // Daemon is sensorgate wired from a config: sources, pipeline, sink and
@@ -29,7 +30,9 @@ type Daemon struct {
 	Counters *gateway.Counters
 	Devices  *devices.Registry
 	pipeline *gateway.Pipeline
-	sink     *influx.Sink
+	sink     *influx.Sink // writes to InfluxDB, fed by spooled
+	spool    *spool.Spool
+	spooled  *influx.Spooled // the pipeline's sink: spool first, then InfluxDB
 	dl       *deadletter.File
 	sources  []*mqtt.Source
 	scripts  *script.Watcher // nil without decoders.scripts
@@ -79,22 +82,28 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName)); err != nil {
 		return nil, err
 	}
-	if d.sink, err = influx.New(cfg.Influx, log.With().Str("component", "influx").Logger()); err != nil {
+	influxLog := log.With().Str("component", "influx").Logger()
+	if d.sink, err = influx.New(cfg.Influx, influxLog); err != nil {
 		d.dl.Close()
 		return nil, err
 	}
+	if d.spool, err = spool.Open(cfg.Spool, log.With().Str("component", "spool").Logger()); err != nil {
+		d.dl.Close()
+		return nil, err
+	}
+	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dl, influxLog)
 	policies := map[string]gateway.SourcePolicy{}
 	for _, sc := range cfg.Sources {
 		src, err := mqtt.New(sc, d.dl, log)
 		if err != nil {
-			d.dl.Close()
+			d.Close()
 			return nil, err
 		}
 		d.sources = append(d.sources, src)
 		policies[sc.Name] = gateway.SourcePolicy{AcceptUnknown: !sc.RejectUnknown(), Map: sc.Map}
 	}
 	d.pipeline = &gateway.Pipeline{
-		Devices: reg, Decoders: decs, Sink: d.sink, DeadLetters: d.dl, Sources: policies,
+		Devices: reg, Decoders: decs, Sink: d.spooled, DeadLetters: d.dl, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
 	}
 	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Int("models", len(decs.Models())).Msg("sensorgate configured")
@@ -106,8 +115,9 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSink()
-	sinkDone := make(chan error, 1)
+	sinkDone, deliveryDone := make(chan error, 1), make(chan error, 1)
 	go func() { sinkDone <- d.sink.Run(sinkCtx) }()
+	go func() { deliveryDone <- d.spooled.Run(sinkCtx) }()
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(d.sources))
@@ -142,13 +152,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	// Sources are stopped and their handlers returned; flush what is left.
+	// Sources are stopped and their handlers returned: everything they
+	// acknowledged is in the spool. Deliver what InfluxDB takes within the
+	// deadline; the rest stays on disk for the next start.
 	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.sink.Close(flushCtx); err != nil {
-		d.log.Error().Err(err).Msg("flush to InfluxDB at shutdown failed; unacknowledged messages stay with the broker")
+	if err := d.spooled.Drain(flushCtx); err != nil {
+		d.log.Warn().Err(err).Msg("shutdown before InfluxDB took everything")
 	}
 	stopSink()
+	if err := <-deliveryDone; err != nil {
+		errs = append(errs, err)
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+	defer cancelClose()
+	_ = d.sink.Close(closeCtx)
 	if err := <-sinkDone; err != nil && !errors.Is(err, context.Canceled) {
 		errs = append(errs, err)
 	}
@@ -165,7 +183,13 @@ func (d *Daemon) logCounters(msg string) {
 }
 
 // Close releases files.
-func (d *Daemon) Close() error { return d.dl.Close() }
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.spool != nil {
+		errs = append(errs, d.spool.Close())
+	}
+	return errors.Join(append(errs, d.dl.Close())...)
+}
 
 func newLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, error) {
 	level, err := zerolog.ParseLevel(cfg.Level)
