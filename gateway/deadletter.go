@@ -19,6 +19,7 @@ const (
 	ReasonRejected      Reason = "rejected_by_influx" // InfluxDB refused the lines (400/422)
 	ReasonReplay        Reason = "replay"             // LoRaWAN frame counter not increasing
 	ReasonBadMIC        Reason = "bad_mic"            // LoRaWAN MIC matches no session of the DevAddr
+	ReasonEncrypted     Reason = "encrypted"          // payload forwarded encrypted, and no AppSKey to decrypt it
 )
 
 // DeadLetter is a message that could not become points, kept with

@@ -64,6 +64,23 @@ type Pipeline struct {
 	Counters    *Counters
 	// Now is the local clock, for feeds that carry no time (tests set it).
 	Now func() time.Time
+	// Observer, when set, sees every uplink Handle took, once: device
+	// health and unknown-device tracking.
+	Observer Observer
+	// Decrypt decrypts a payload a feed forwarded still encrypted
+	// (Uplink.Encrypted) with the device's AppSKey from the registry;
+	// cmd injects lorawan.DecryptFRMPayload, which this package must not
+	// import. Nil: such uplinks are dead-lettered.
+	Decrypt func(key devices.Key, devAddr devices.DevAddr, fCnt uint32, uplink bool, payload []byte) ([]byte, error)
+}
+
+// Observer sees each uplink the pipeline took: pts are the points
+// written, or rej is why it became a dead letter instead. Uplinks that
+// were not taken (the sink failed; the source will redeliver) are not
+// observed. It is called from concurrent handlers on the hot path, so it
+// must be quick and must not block; pts and up must not be modified.
+type Observer interface {
+	Observe(up Uplink, pts []Point, rej *Rejection)
 }
 
 // Rejection is why an uplink cannot become points.
@@ -103,6 +120,9 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	}
 	p.count("uplinks_written")
 	p.countN("points_written", uint64(len(pts)))
+	if p.Observer != nil {
+		p.Observer.Observe(up, pts, nil)
+	}
 	return nil
 }
 
@@ -116,6 +136,9 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 	}
 	if err := p.DeadLetters.Put(ctx, dl); err != nil {
 		return fmt.Errorf("keep dead letter (%s): %w", rej.Reason, err)
+	}
+	if p.Observer != nil {
+		p.Observer.Observe(up, nil, rej)
 	}
 	return nil
 }
@@ -154,6 +177,11 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	dev, err := p.device(up, policy)
 	if err != nil {
 		return nil, nil, err
+	}
+	if up.Encrypted {
+		if up.Payload, err = p.decrypt(up, dev.session); err != nil {
+			return nil, nil, err
+		}
 	}
 	if up.Time.IsZero() {
 		up.Time, up.LocalTime = p.now(), true
@@ -222,7 +250,8 @@ type resolved struct {
 	model     string
 	decoder   decoders.Decoder
 	variables map[string]string
-	tags      []Tag // sorted, the common tags of every point
+	tags      []Tag            // sorted, the common tags of every point
+	session   *devices.Session // the registry's LoRaWAN session, nil if none
 }
 
 func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
@@ -243,7 +272,7 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	euiTag := eui(up.DevEUI)
 	switch {
 	case ok:
-		name, r.model, r.variables, devTags = d.Name, d.Model, d.Variables, d.Tags
+		name, r.model, r.variables, devTags, r.session = d.Name, d.Model, d.Variables, d.Tags, d.Session
 		euiTag = eui(d.EUI)
 		if r.model != "" {
 			if r.decoder, ok = p.Decoders.Lookup(r.model); !ok {
@@ -273,6 +302,34 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	return r, nil
+}
+
+// decrypt returns the plain payload of an uplink a feed forwarded still
+// encrypted. A network-server feed carries no MIC the key could be checked
+// against, so a wrong AppSKey shows up as a decode error, not here.
+func (p *Pipeline) decrypt(up Uplink, s *devices.Session) ([]byte, error) {
+	if len(up.Payload) == 0 {
+		return nil, nil
+	}
+	if s == nil || s.AppSKey.IsZero() {
+		return nil, reject(ReasonEncrypted, "payload is encrypted and the registry holds no AppSKey for %s: add the device's session (dev_addr, keys) to the devices file, or give the network server the key so it decrypts", up.DevEUI)
+	}
+	if !up.HasFCnt {
+		return nil, reject(ReasonEncrypted, "payload of %s is encrypted, but the message carries no frame counter to decrypt it with", up.DevEUI)
+	}
+	if p.Decrypt == nil {
+		return nil, reject(ReasonEncrypted, "payload of %s is encrypted and this pipeline has no decrypter", up.DevEUI)
+	}
+	addr := up.DevAddr
+	if addr == (devices.DevAddr{}) {
+		addr = s.DevAddr
+	}
+	plain, err := p.Decrypt(s.AppSKey, addr, up.FCnt, true, up.Payload)
+	if err != nil {
+		return nil, &Rejection{Reason: ReasonEncrypted, Err: fmt.Errorf("decrypt the payload of %s with the registry's AppSKey: %w", up.DevEUI, err)}
+	}
+	p.count("payloads_decrypted")
+	return plain, nil
 }
 
 // reservedTags are set by the pipeline; device tags of the same key are ignored.

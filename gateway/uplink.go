@@ -24,7 +24,15 @@ type Uplink struct {
 	FCnt     uint32
 	HasFCnt  bool // the feed carried an FCnt (TTS omits zero values)
 	HasFPort bool
-	Payload  []byte // application payload, decrypted
+	Payload  []byte // application payload, decrypted unless Encrypted
+
+	// Encrypted marks a Payload the network server forwarded still
+	// encrypted (ChirpStack v4 with a join server, TTS skip_payload_crypto).
+	// The pipeline decrypts it with the registry's AppSKey, using DevAddr
+	// (the session's when zero: not every feed carries it) and the 32-bit
+	// FCnt, or dead-letters it.
+	Encrypted bool
+	DevAddr   devices.DevAddr
 
 	// Object is the network server's decoded payload (ChirpStack object or
 	// objectJSON, TTS decoded_payload), nil if none.

@@ -17,6 +17,7 @@ import (
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
@@ -66,6 +67,7 @@ func TestGolden(t *testing.T) {
 			Devices: reg, Decoders: decoders.NewRegistry(), Sink: sink, DeadLetters: dl,
 			Sources:     map[string]gateway.SourcePolicy{cfg.Name: {AcceptUnknown: !cfg.RejectUnknown(), Map: cfg.Map}},
 			AllowedTags: []string{"district", "site"}, Log: zerolog.Nop(), Now: clock,
+			Decrypt: lorawan.DecryptFRMPayload,
 		}
 		msgs, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, msgPath := range msgs {

@@ -23,12 +23,13 @@ type csV4Up struct {
 		DevEUI            string            `json:"devEui"`
 		Tags              map[string]string `json:"tags"`
 	} `json:"deviceInfo"`
-	DR     number         `json:"dr"`
-	FCnt   number         `json:"fCnt"`
-	FPort  number         `json:"fPort"`
-	Data   string         `json:"data"`
-	Object map[string]any `json:"object"`
-	RxInfo []struct {
+	DevAddr string         `json:"devAddr"`
+	DR      number         `json:"dr"`
+	FCnt    number         `json:"fCnt"`
+	FPort   number         `json:"fPort"`
+	Data    string         `json:"data"`
+	Object  map[string]any `json:"object"`
+	RxInfo  []struct {
 		GatewayID string `json:"gatewayId"`
 		NsTime    string `json:"nsTime"`
 		Time      string `json:"time"`
@@ -42,7 +43,7 @@ type csV4Up struct {
 		} `json:"modulation"`
 	} `json:"txInfo"`
 	// JoinServerContext with an AppSKey means ChirpStack did not hold the
-	// key, so data is still encrypted.
+	// key, so data is still encrypted (with devAddr and fCnt).
 	JoinServerContext *struct {
 		AppSKey json.RawMessage `json:"appSKey"`
 	} `json:"joinServerContext"`
@@ -63,9 +64,6 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 	if err := json.Unmarshal(payload, &m); err != nil {
 		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v4 uplink event (JSON encoding): %w", jsonError(err))
 	}
-	if m.JoinServerContext != nil && len(m.JoinServerContext.AppSKey) > 0 && string(m.JoinServerContext.AppSKey) != "null" {
-		return gateway.Uplink{}, fmt.Errorf("joinServerContext.appSKey is set, so ChirpStack forwarded the payload without decrypting it: %w; give ChirpStack the device's AppSKey (or join server access) so it decrypts uplinks", ErrEncrypted)
-	}
 	up := gateway.Uplink{
 		DeviceName: m.DeviceInfo.DeviceName,
 		Profile:    m.DeviceInfo.DeviceProfileName,
@@ -74,6 +72,15 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 		ID:         m.DeduplicationID,
 	}
 	var err error
+	if m.JoinServerContext != nil && len(m.JoinServerContext.AppSKey) > 0 && string(m.JoinServerContext.AppSKey) != "null" {
+		// ChirpStack did not hold the AppSKey (a join server does), so
+		// data is the encrypted FRMPayload: the pipeline decrypts it when
+		// the registry holds the key.
+		up.Encrypted = true
+		if up.DevAddr, err = parseDevAddr("devAddr", m.DevAddr); err != nil {
+			return gateway.Uplink{}, err
+		}
+	}
 	if up.DevEUI, err = parseDevEUI("deviceInfo.devEui", m.DeviceInfo.DevEUI); err != nil {
 		return gateway.Uplink{}, err
 	}

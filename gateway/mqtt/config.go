@@ -12,6 +12,11 @@ const (
 	FormatChirpStackV3 = "chirpstack-v3" // json_v3 and protobuf-JSON "json", told apart per message
 	FormatTTSV3        = "tts-v3"        // up and up/normalized
 	FormatJSON         = "json"          // sensors publishing their own JSON
+	// FormatGatewayBridge is ChirpStack Gateway Bridge / MQTT Forwarder
+	// uplink events: raw LoRaWAN frames, one message per gateway copy.
+	// This package has no parser for them: the Source hands them to a
+	// MessageHandler (WithMessageHandler) that decrypts and de-duplicates.
+	FormatGatewayBridge = "gateway-bridge"
 )
 
 // Config is one MQTT source (an entry of the config's sources list with

@@ -9,6 +9,13 @@
 // The Source (source.go) owns the paho client: persistent session, manual
 // acknowledgement, reconnection and a bounded number of messages in flight.
 //
+// Messages that are not uplinks by themselves (format gateway-bridge: one
+// gateway's copy of a raw LoRaWAN frame) go to a MessageHandler the daemon
+// supplies instead of a parser, since the frame handling lives in
+// gateway/lorawan and adapters do not import each other. A payload the
+// network server forwarded still encrypted is passed on marked
+// (Uplink.Encrypted); this package holds no keys.
+//
 // It must not decode device payloads (that is decoders' job, driven by the
 // device registry), look devices up, or write to InfluxDB: an Uplink leaves
 // this package carrying exactly what the feed said, and everything else

@@ -16,11 +16,6 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 )
 
-// ErrEncrypted is wrapped when a network server forwards an application
-// payload it could not decrypt (ChirpStack v4 with a join server holding the
-// AppSKey). sensorgate does not decrypt feed payloads.
-var ErrEncrypted = errors.New("mqtt: application payload is still encrypted")
-
 // parseFunc turns one message of a feed format into an uplink. It fills
 // everything except Source, Topic and Raw, which Parser.Parse sets the same
 // way for every format.
@@ -50,6 +45,9 @@ type Parser struct {
 // clock so such messages parse deterministically.
 func NewParser(cfg Config, now func() time.Time) (*Parser, error) {
 	parse, ok := parsers[cfg.Format]
+	if cfg.Format == FormatGatewayBridge {
+		return nil, fmt.Errorf("mqtt: source %q: format %s carries raw LoRaWAN frames, which this package does not parse: build the Source WithMessageHandler (sensorgate's daemon supplies the frame handler)", cfg.Name, cfg.Format)
+	}
 	if !ok {
 		return nil, fmt.Errorf("mqtt: source %q: unknown format %q: want one of %s", cfg.Name, cfg.Format, formatList())
 	}
@@ -86,7 +84,7 @@ func (p *Parser) Parse(topic string, payload []byte) (gateway.Uplink, error) {
 func (p *Parser) localTime() time.Time { return p.now().UTC() }
 
 func formatList() string {
-	return strings.Join([]string{FormatChirpStackV4, FormatChirpStackV3, FormatTTSV3, FormatJSON}, ", ")
+	return strings.Join([]string{FormatChirpStackV4, FormatChirpStackV3, FormatTTSV3, FormatJSON, FormatGatewayBridge}, ", ")
 }
 
 // parseDevEUI reads a required DevEUI in either case.
@@ -99,6 +97,19 @@ func parseDevEUI(field, s string) (devices.EUI, error) {
 		return devices.EUI{}, fmt.Errorf("%s: %w", field, err)
 	}
 	return e, nil
+}
+
+// parseDevAddr reads an optional DevAddr (8 hex digits); "" is the zero
+// address, which tells the pipeline to use the registry session's.
+func parseDevAddr(field, s string) (devices.DevAddr, error) {
+	if s == "" {
+		return devices.DevAddr{}, nil
+	}
+	a, err := devices.ParseDevAddr(s)
+	if err != nil {
+		return a, fmt.Errorf("%s: %w", field, err)
+	}
+	return a, nil
 }
 
 // gatewayEUI normalizes a gateway EUI to lower-case hex; "" stays "".

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -60,6 +59,14 @@ var wantFeeds = map[string]gateway.Uplink{
 		Time: mustTime("2024-03-05T11:22:33.123456789Z"), ID: "5e1e2a3c-8f5d-4f0a-9a77-2a1c0b9d7e11",
 		Radio: gateway.Radio{Frequency: 868500000, DR: 5, SF: 7, Bandwidth: 125000, Gateways: []gateway.GatewayRx{
 			gw("0016c001f153a14c", -87, 7.25), gw("b827ebfffe8a1c02", -112, -6.5), {ID: "b827ebfffe8a1c03", RSSI: -120}}},
+	},
+	"chirpstack-v4/encrypted-join-server": {
+		DevEUI: mustEUI("0101010101010108"), DeviceName: "weather-join-server", Profile: "Cayenne weather",
+		FPort: 2, FCnt: 70000, HasFCnt: true, HasFPort: true, Payload: []byte{0x14, 0x2d, 0x85, 0x4c, 0x76, 0x81, 0x53},
+		Encrypted: true, DevAddr: devices.DevAddr{0x26, 0x01, 0x1b, 0xda},
+		Time: mustTime("2025-03-10T08:15:30.25Z"), ID: "b0a5c0de-7e57-4c1d-9a7e-0c0ffee00108",
+		Radio: gateway.Radio{Frequency: 868300000, DR: 5, SF: 7, Bandwidth: 125000,
+			Gateways: []gateway.GatewayRx{gw("0016c001f153a14c", -97, 4.25)}},
 	},
 	"chirpstack-v4/no-time-nstime": {
 		DevEUI: mustEUI("0101010101010102"), DeviceName: "Device name", Profile: "Chirpstack default device profile",
@@ -208,7 +215,6 @@ var wantBad = map[string]string{
 	"chirpstack-v4/fcnt-not-number":       `chirpstack-v4: fCnt: want a number, got "ten"`,
 	"chirpstack-v4/deviceinfo-wrong-type": "deviceInfo: want an object, got a JSON string",
 	"chirpstack-v4/missing-eui":           "chirpstack-v4: deviceInfo.devEui missing",
-	"chirpstack-v4/encrypted":             "joinServerContext.appSKey is set",
 	"chirpstack-v4/bad-time":              `chirpstack-v4: time "yesterday": not an RFC 3339 time`,
 	"chirpstack-v4/fport-out-of-range":    "fPort: want an integer from 0 to 255, got 300",
 	"chirpstack-v3/short-base64-eui":      `chirpstack-v3: devEUI "AgICAg==": devices: invalid EUI`,
@@ -234,6 +240,13 @@ func TestParseBadFeeds(t *testing.T) {
 	for _, f := range loadFeeds(t, "bad") {
 		t.Run(f.Name, func(t *testing.T) {
 			seen[f.Name] = true
+			if wantEncrypted[f.Name] {
+				up, err := f.Parser.Parse(f.Topic, f.Payload)
+				if err != nil || !up.Encrypted {
+					t.Fatalf("Parse = %v, Encrypted %v: want an uplink marked encrypted (the pipeline dead-letters it)", err, up.Encrypted)
+				}
+				return
+			}
 			want, ok := wantBad[f.Name]
 			if !ok {
 				t.Fatalf("no expectation for %s: add it to wantBad", f.Name)
@@ -254,16 +267,50 @@ func TestParseBadFeeds(t *testing.T) {
 	}
 }
 
-func TestEncryptedIsErrEncrypted(t *testing.T) {
-	p, _ := NewParser(Config{Name: "test", Format: FormatChirpStackV4}, nil)
-	_, err := p.Parse("t", feedPayload(t, "bad/chirpstack-v4/encrypted"))
-	if !errors.Is(err, ErrEncrypted) {
-		t.Fatalf("error %v does not wrap ErrEncrypted", err)
+// wantEncrypted are files under testdata/feeds/bad that parse, marked
+// encrypted, and are bad only because no registry holds their AppSKey:
+// the pipeline dead-letters them (the golden test shows it).
+var wantEncrypted = map[string]bool{"chirpstack-v4/encrypted": true}
+
+// TestEncryptedMarked: a payload the network server forwarded encrypted
+// is passed on marked, with the DevAddr the pipeline decrypts it with.
+func TestEncryptedMarked(t *testing.T) {
+	cs, _ := NewParser(Config{Name: "test", Format: FormatChirpStackV4}, nil)
+	tts, _ := NewParser(Config{Name: "test", Format: FormatTTSV3}, nil)
+	addr := devices.DevAddr{0x26, 0x0b, 0xcb, 0x29}
+	tests := []struct {
+		name    string
+		p       *Parser
+		msg     string
+		want    devices.DevAddr
+		wantErr string
+	}{
+		{"chirpstack-v4 join server", cs, string(feedPayload(t, "bad/chirpstack-v4/encrypted")), devices.DevAddr{0x00, 0x18, 0x94, 0x40}, ""},
+		{"chirpstack-v4 without devAddr", cs, `{"deviceInfo":{"devEui":"0101010101010101"},"fCnt":3,"fPort":2,"data":"AA==","joinServerContext":{"appSKey":{"aesKey":"AA=="}}}`, devices.DevAddr{}, ""},
+		{"chirpstack-v4 bad devAddr", cs, `{"deviceInfo":{"devEui":"0101010101010101"},"devAddr":"xyz","data":"AA==","joinServerContext":{"appSKey":{"aesKey":"AA=="}}}`, devices.DevAddr{}, `chirpstack-v4: devAddr: devices: invalid DevAddr "xyz"`},
+		{"tts skip_payload_crypto", tts, `{"end_device_ids":{"dev_eui":"0101010101010101","dev_addr":"260BCB29"},"uplink_message":{"f_port":2,"f_cnt":9,"frm_payload":"AA==","app_s_key":{"encrypted_key":"AAAA"}}}`, addr, ""},
 	}
-	p, _ = NewParser(Config{Name: "test", Format: FormatTTSV3}, nil)
-	_, err = p.Parse("t", []byte(`{"end_device_ids":{"dev_eui":"0101010101010101"},"uplink_message":{"frm_payload":"AA==","app_s_key":{"key":"AAAA"}}}`))
-	if !errors.Is(err, ErrEncrypted) {
-		t.Fatalf("TTS skip_payload_crypto: error %v does not wrap ErrEncrypted", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up, err := tt.p.Parse("t", []byte(tt.msg))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want …%s…", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !up.Encrypted || up.DevAddr != tt.want || len(up.Payload) == 0 || !up.HasFCnt && tt.p == tts {
+				t.Fatalf("Encrypted %v DevAddr %s Payload %x HasFCnt %v; want marked with DevAddr %s", up.Encrypted, up.DevAddr, up.Payload, up.HasFCnt, tt.want)
+			}
+		})
+	}
+	// Without a join-server key, nothing is marked.
+	up, err := cs.Parse("t", feedPayload(t, "chirpstack-v4/docs-example"))
+	if err != nil || up.Encrypted {
+		t.Fatalf("docs example: %v, Encrypted %v", err, up.Encrypted)
 	}
 }
 

@@ -88,10 +88,21 @@ func (s *session) onMessage(_ paho.Client, m paho.Message) {
 	s.handle(m)
 }
 
-// handle parses one message and acknowledges it once it is durable: taken
-// by the handler, or stored as a dead letter when it cannot be parsed.
+// handle parses one message (or passes it to the source's MessageHandler)
+// and acknowledges it once it is durable: taken by the handler, or stored
+// as a dead letter when it cannot be parsed.
 func (s *session) handle(m paho.Message) {
 	src := s.src
+	if src.handleMsg != nil {
+		if err := src.handleMsg(s.ctx, m.Topic(), m.Payload(), s.h); err != nil {
+			src.msgLog.Warn().Err(err).Str("topic", m.Topic()).Msg("the message was not taken; leaving it unacknowledged for redelivery")
+			s.signalRefused(m)
+			return
+		}
+		m.Ack()
+		s.clean.Store(true)
+		return
+	}
 	up, err := src.parser.Parse(m.Topic(), m.Payload())
 	if err != nil {
 		dl := gateway.DeadLetter{

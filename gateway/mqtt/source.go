@@ -35,10 +35,11 @@ const (
 // Messages are handled concurrently, up to Config.MaxInFlight at once, so
 // the handler must be safe for concurrent use.
 type Source struct {
-	cfg    Config
-	parser *Parser
-	dl     gateway.DeadLetters
-	log    zerolog.Logger
+	cfg       Config
+	parser    *Parser        // nil when handleMsg is set
+	handleMsg MessageHandler // replaces parser and handler call, if set
+	dl        gateway.DeadLetters
+	log       zerolog.Logger
 	// msgLog is for per-message problems: sampled, so a broken feed or a
 	// down sink does not flood the log.
 	msgLog zerolog.Logger
@@ -49,10 +50,30 @@ type Source struct {
 
 var _ gateway.Source = (*Source)(nil)
 
+// MessageHandler takes a message in place of the format's parser, for
+// feeds whose messages are not uplinks by themselves: a Gateway Bridge
+// event is one gateway's copy of a raw LoRaWAN frame, which needs session
+// keys, frame counters and the other gateways' copies (gateway/lorawan,
+// which this package must not import; cmd supplies the handler). It
+// returns nil once the message is durable (taken by h, kept as a dead
+// letter, or counted and dropped on purpose), and the source acknowledges
+// it; an error leaves it unacknowledged for redelivery. It is called
+// concurrently, and may keep payload.
+type MessageHandler func(ctx context.Context, topic string, payload []byte, h gateway.Handler) error
+
+// Option changes how New builds a Source.
+type Option func(*Source)
+
+// WithMessageHandler hands every message to mh instead of parsing it as
+// the configured format; format gateway-bridge requires it.
+func WithMessageHandler(mh MessageHandler) Option {
+	return func(s *Source) { s.handleMsg = mh }
+}
+
 // New checks cfg, applies its defaults (QoS 1, client id derived from the
 // name, MaxInFlight, ReconnectMax) and returns a Source that connects when
 // Run is called. dl keeps messages that cannot be parsed.
-func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger) (*Source, error) {
+func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option) (*Source, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -60,17 +81,22 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger) (*Source, error
 	if dl == nil {
 		return nil, fmt.Errorf("mqtt source %q: no dead-letter store given: malformed messages could not be kept", cfg.Name)
 	}
-	parser, err := NewParser(cfg, nil)
-	if err != nil {
-		return nil, err
-	}
 	log = log.With().Str("source", cfg.Name).Str("broker", cfg.Broker).Logger()
 	s := &Source{
 		cfg:    cfg,
-		parser: parser,
 		dl:     dl,
 		log:    log,
 		msgLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.handleMsg == nil {
+		parser, err := NewParser(cfg, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.parser = parser
 	}
 	if cfg.Format == FormatTTSV3 && *cfg.QoS > 0 {
 		log.Warn().Int("qos", *cfg.QoS).Msg("The Things Stack's MQTT server offers QoS 0 only: uplinks published while sensorgate is disconnected are lost; use a TTS webhook or a ChirpStack-style broker where that matters")

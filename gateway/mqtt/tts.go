@@ -19,6 +19,7 @@ type ttsMessage struct {
 	EndDeviceIDs struct {
 		DeviceID string `json:"device_id"`
 		DevEUI   string `json:"dev_eui"`
+		DevAddr  string `json:"dev_addr"`
 	} `json:"end_device_ids"`
 	CorrelationIDs   []string   `json:"correlation_ids"`
 	ReceivedAt       string     `json:"received_at"`
@@ -88,15 +89,20 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 	if u == nil {
 		return gateway.Uplink{}, fmt.Errorf("neither uplink_message nor uplink_normalized in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized) only", truncate(topic, 80))
 	}
-	if len(u.AppSKey) > 0 && string(u.AppSKey) != "null" {
-		return gateway.Uplink{}, fmt.Errorf("app_s_key is set (skip_payload_crypto), so frm_payload is still encrypted: %w; turn off skip_payload_crypto for this application", ErrEncrypted)
-	}
 	up := gateway.Uplink{
 		DeviceName: m.EndDeviceIDs.DeviceID,
 		Profile:    joinNonEmpty(u.VersionIDs.BrandID, u.VersionIDs.ModelID),
 		Tags:       nilIfEmpty(u.Attributes),
 	}
 	var err error
+	if len(u.AppSKey) > 0 && string(u.AppSKey) != "null" {
+		// skip_payload_crypto: frm_payload is still encrypted; the
+		// pipeline decrypts it when the registry holds the AppSKey.
+		up.Encrypted = true
+		if up.DevAddr, err = parseDevAddr("end_device_ids.dev_addr", m.EndDeviceIDs.DevAddr); err != nil {
+			return gateway.Uplink{}, err
+		}
+	}
 	if m.EndDeviceIDs.DevEUI != "" || up.DeviceName == "" {
 		if up.DevEUI, err = parseDevEUI("end_device_ids.dev_eui", m.EndDeviceIDs.DevEUI); err != nil {
 			return gateway.Uplink{}, err

@@ -35,7 +35,7 @@ func (c Config) withDefaults() Config {
 		q := DefaultQoS
 		c.QoS = &q
 	}
-	if c.UnknownDevices == "" {
+	if c.UnknownDevices == "" && c.Format != FormatGatewayBridge {
 		c.UnknownDevices = UnknownAccept
 		if c.Format == FormatJSON {
 			// A sensor's own JSON names no device the way a network
@@ -65,7 +65,7 @@ func (c Config) Validate() error {
 	if c.Type != "" && c.Type != "mqtt" {
 		add("type %q: this is the mqtt source; want type: mqtt", c.Type)
 	}
-	if _, ok := parsers[c.Format]; !ok {
+	if _, ok := parsers[c.Format]; !ok && c.Format != FormatGatewayBridge {
 		add("format %q: want one of %s", c.Format, formatList())
 	}
 	if c.Broker == "" {
@@ -90,10 +90,14 @@ func (c Config) Validate() error {
 	if c.QoS != nil && (*c.QoS < 0 || *c.QoS > 2) {
 		add("qos %d: want 0, 1 or 2 (1 is the default and what the delivery contract needs)", *c.QoS)
 	}
+	// A gateway-bridge source's unknown_devices is the frame handler's
+	// policy (drop or reject), checked where that handler is configured.
 	switch c.UnknownDevices {
 	case "", UnknownAccept, UnknownReject:
 	default:
-		add("unknown_devices %q: want accept or reject", c.UnknownDevices)
+		if c.Format != FormatGatewayBridge {
+			add("unknown_devices %q: want accept or reject", c.UnknownDevices)
+		}
 	}
 	if c.MaxInFlight < 0 {
 		add("max_in_flight %d: want a positive number (default %d)", c.MaxInFlight, DefaultMaxInFlight)
