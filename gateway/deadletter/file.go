@@ -1,12 +1,10 @@
 package deadletter
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 
@@ -29,6 +27,9 @@ var _ gateway.DeadLetters = (*File)(nil)
 
 // Open opens (creating if needed) the dead-letter file at path.
 func Open(path string) (*File, error) {
+	if err := repairTail(path); err != nil {
+		return nil, fmt.Errorf("deadletter: repair the torn end of %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: open %s: %w (check state_dir exists and is writable)", path, err)
@@ -38,20 +39,25 @@ func Open(path string) (*File, error) {
 
 // Put appends one dead letter durably.
 func (s *File) Put(ctx context.Context, dl gateway.DeadLetter) error {
+	return s.append(ctx, line{DeadLetter: dl})
+}
+
+// append writes one line in one write call and fsyncs it.
+func (s *File) append(ctx context.Context, ln line) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	line, err := json.Marshal(dl)
+	b, err := json.Marshal(ln)
 	if err != nil {
 		return fmt.Errorf("deadletter: encode: %w", err)
 	}
-	line = append(line, '\n')
+	b = append(b, '\n')
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return errors.New("deadletter: store is closed")
 	}
-	if _, err := s.f.Write(line); err != nil {
+	if _, err := s.f.Write(b); err != nil {
 		return fmt.Errorf("deadletter: write %s: %w", s.path, err)
 	}
 	if err := s.f.Sync(); err != nil {
@@ -72,30 +78,14 @@ func (s *File) Close() error {
 	return err
 }
 
-// ReadAll reads every dead letter in the file at path. A torn last line
-// (the daemon died mid-write) is skipped; a damaged line elsewhere is an
-// error naming its line number.
+// ReadAll reads every dead letter in the file at path, without replay
+// marks. A torn last line (the daemon died mid-write) is skipped; a
+// damaged line elsewhere is an error naming its line number.
 func ReadAll(path string) ([]gateway.DeadLetter, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("deadletter: %w", err)
+	letters, err := List(path, Filter{})
+	out := make([]gateway.DeadLetter, len(letters))
+	for i, l := range letters {
+		out[i] = l.DeadLetter
 	}
-	defer f.Close()
-	var out []gateway.DeadLetter
-	r := bufio.NewReader(f)
-	for n := 1; ; n++ {
-		line, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			// No newline: a torn tail, or nothing.
-			return out, nil
-		}
-		if err != nil {
-			return out, fmt.Errorf("deadletter: read %s: %w", path, err)
-		}
-		var dl gateway.DeadLetter
-		if err := json.Unmarshal(line, &dl); err != nil {
-			return out, fmt.Errorf("deadletter: %s line %d: %w", path, n, err)
-		}
-		out = append(out, dl)
-	}
+	return out, err
 }
