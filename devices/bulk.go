@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -269,12 +271,12 @@ func parseYAMLRows(b []byte) ([]Row, error) {
 	return rows, nil
 }
 
-// check finds what is wrong with rows as an upsert onto current: each
+// CheckRows finds what is wrong with rows as an upsert onto current: each
 // row's session, duplicates within the import, names taken by other
 // devices, unknown models. knownModel may be nil (no model check). It
 // sets each valid row's Action and returns the number of rows with
 // problems.
-func check(rows []Row, current map[EUI]Device, knownModel func(string) bool) int {
+func CheckRows(rows []Row, current map[EUI]Device, knownModel func(string) bool) int {
 	byEUI := map[EUI]int{}     // row index by EUI
 	byName := map[string]int{} // row index by name
 	for i := range rows {
@@ -343,11 +345,11 @@ func (s *Store) Import(ctx context.Context, rows []Row, knownModel func(string) 
 	var err error
 	if dryRun {
 		s.mu.Lock()
-		rep.Invalid = check(rows, s.devs, knownModel)
+		rep.Invalid = CheckRows(rows, s.devs, knownModel)
 		s.mu.Unlock()
 	} else {
 		err = s.change(ctx, func(next map[EUI]Device, _ *sql.Tx) ([]EUI, error) {
-			rep.Invalid = check(rows, next, knownModel)
+			rep.Invalid = CheckRows(rows, next, knownModel)
 			if rep.Invalid > 0 {
 				return nil, errInvalidRows
 			}
@@ -380,3 +382,56 @@ func (s *Store) Import(ctx context.Context, rows []Row, knownModel func(string) 
 
 // errInvalidRows aborts an import's transaction; the report says why.
 var errInvalidRows = errors.New("devices: import has invalid rows")
+
+// WriteCSV writes devs in the CSV form ParseBulk reads: dev_eui, name,
+// model, tags (k=v;k=v), a var:KEY column per variable key, and the ABP
+// session columns when any device has a session. Session keys come out
+// masked, as every text form of a Key does: an export documents the
+// registry, it is not a key backup, and re-importing it needs the keys
+// filled in.
+func WriteCSV(w io.Writer, devs []Device) error {
+	varKeys := map[string]bool{}
+	sessions := false
+	for _, d := range devs {
+		for k := range d.Variables {
+			varKeys[k] = true
+		}
+		sessions = sessions || d.Session != nil
+	}
+	vars := slices.Sorted(maps.Keys(varKeys))
+	header := []string{"dev_eui", "name", "model", "tags"}
+	for _, k := range vars {
+		header = append(header, "var:"+k)
+	}
+	sessionCols := []string{"dev_addr", "mac_version", "nwk_s_key", "s_nwk_s_int_key", "f_nwk_s_int_key", "nwk_s_enc_key", "app_s_key"}
+	if sessions {
+		header = append(header, sessionCols...)
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	for _, d := range devs {
+		tags := make([]string, 0, len(d.Tags))
+		for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
+			tags = append(tags, k+"="+d.Tags[k])
+		}
+		rec := []string{d.EUI.String(), d.Name, d.Model, strings.Join(tags, ";")}
+		for _, k := range vars {
+			rec = append(rec, d.Variables[k])
+		}
+		if sessions {
+			if ss := d.Session; ss != nil {
+				rec = append(rec, ss.DevAddr.String(), ss.MACVersion, ss.NwkSKey.String(), ss.SNwkSIntKey.String(),
+					ss.FNwkSIntKey.String(), ss.NwkSEncKey.String(), ss.AppSKey.String())
+			} else {
+				rec = append(rec, make([]string, len(sessionCols))...)
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -370,7 +370,7 @@ func FuzzParseBulk(f *testing.F) {
 			return
 		}
 		cur := map[EUI]Device{}
-		check(rows, cur, knownModels)
+		CheckRows(rows, cur, knownModels)
 		for _, r := range rows {
 			if len(r.Problems) == 0 {
 				if r.Device.EUI.IsZero() {

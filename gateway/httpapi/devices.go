@@ -1,0 +1,440 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sensorgate/sensorgate/devices"
+)
+
+// register adds every route. Public: liveness, readiness and the API
+// description; everything else needs the token.
+func (s *Server) register() {
+	s.Handle("GET /healthz", http.HandlerFunc(s.healthz), true)
+	s.Handle("GET /readyz", http.HandlerFunc(s.readyz), true)
+	s.Handle("GET /openapi.json", http.HandlerFunc(serveOpenAPIJSON), true)
+	s.Handle("GET /openapi.yaml", http.HandlerFunc(serveOpenAPIYAML), true)
+
+	s.handle("GET /api/v1/devices", s.listDevices)
+	s.handle("POST /api/v1/devices", s.createDevice)
+	s.handle("GET /api/v1/devices/{dev_eui}", s.getDevice)
+	s.handle("PUT /api/v1/devices/{dev_eui}", s.updateDevice)
+	s.handle("DELETE /api/v1/devices/{dev_eui}", s.deleteDevice)
+	s.handle("POST /api/v1/devices/import", s.importDevices)
+	s.handle("GET /api/v1/devices/export", s.exportDevices)
+	s.handle("GET /api/v1/devices/{dev_eui}/health", s.deviceHealth)
+	s.handle("GET /api/v1/device-health", s.listHealth)
+	s.handle("GET /api/v1/unknown-devices", s.listUnknown)
+	s.handle("POST /api/v1/unknown-devices/{dev_eui}/adopt", s.adopt)
+	s.handle("DELETE /api/v1/unknown-devices/{dev_eui}", s.dismissUnknown)
+	s.handle("GET /api/v1/models", s.listModels)
+	s.handle("POST /api/v1/decode", s.decode)
+	s.handle("GET /api/v1/deadletters", s.listDeadLetters)
+	s.handle("GET /api/v1/deadletters/{id}", s.getDeadLetter)
+	s.handle("POST /api/v1/deadletters/replay", s.replay)
+	s.handle("POST /api/v1/deadletters/{id}/replay", s.replayOne)
+}
+
+// unavailable answers 503 for a route whose backing part is not wired.
+func unavailable(w http.ResponseWriter, what string) {
+	writeError(w, http.StatusServiceUnavailable, what+" is not available in this process", nil)
+}
+
+// pathEUI reads the {dev_eui} path value, answering 400 if it is not one.
+func pathEUI(w http.ResponseWriter, r *http.Request) (devices.EUI, bool) {
+	e, err := devices.ParseEUI(r.PathValue("dev_eui"))
+	if err == nil && e.IsZero() {
+		err = errors.New("dev_eui is all zeros")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%v: the path names a device by its 16-hex-digit DevEUI", err), nil)
+		return e, false
+	}
+	return e, true
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	devs := s.opt.Store.Devices()
+	if m := r.URL.Query().Get("model"); m != "" {
+		devs = slices.DeleteFunc(devs, func(d devices.Device) bool { return d.Model != m })
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs), "count": len(devs)})
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	d, found := s.opt.Store.Device(e)
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("device %s is not registered", e), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// checkDevice reports what makes d unfit for the registry, in the words
+// of a bulk import row.
+func (s *Server) checkDevice(d devices.Device) []string {
+	row := []devices.Row{{Line: 1, Device: d, DevEUI: d.EUI.String()}}
+	if d.EUI.IsZero() {
+		row[0].Problems = append(row[0].Problems, "dev_eui is missing or all zeros")
+	}
+	devices.CheckRows(row, nil, s.knownModel)
+	return row[0].Problems
+}
+
+func (s *Server) knownModel(m string) bool {
+	if s.opt.Decoders == nil {
+		return true
+	}
+	_, ok := s.opt.Decoders.Lookup(m)
+	return ok
+}
+
+func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	var d devices.Device
+	if !decodeJSON(w, r, &d) {
+		return
+	}
+	if p := s.checkDevice(d); len(p) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "device is invalid: "+strings.Join(p, "; "), p)
+		return
+	}
+	if !s.storeError(w, s.opt.Store.Create(r.Context(), d)) {
+		return
+	}
+	d, _ = s.opt.Store.Device(d.EUI)
+	if s.opt.Unknowns != nil {
+		s.opt.Unknowns.Remove(d.EUI)
+	}
+	s.opt.Log.Info().Str("device", d.Name).Str("dev_eui", d.EUI.String()).Msg("device created through the API")
+	writeJSON(w, http.StatusCreated, d)
+}
+
+func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	var d devices.Device
+	if !decodeJSON(w, r, &d) {
+		return
+	}
+	switch {
+	case d.EUI.IsZero():
+		d.EUI = e
+	case d.EUI != e:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body dev_eui %s differs from the path's %s: a DevEUI cannot change; delete and create instead", d.EUI, e), nil)
+		return
+	}
+	if p := s.checkDevice(d); len(p) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "device is invalid: "+strings.Join(p, "; "), p)
+		return
+	}
+	if !s.storeError(w, s.opt.Store.Update(r.Context(), d)) {
+		return
+	}
+	d, _ = s.opt.Store.Device(e)
+	s.opt.Log.Info().Str("device", d.Name).Str("dev_eui", e.String()).Msg("device updated through the API")
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	if !s.storeError(w, s.opt.Store.Delete(r.Context(), e)) {
+		return
+	}
+	if s.opt.Health != nil {
+		s.opt.Health.Forget(e)
+	}
+	s.opt.Log.Info().Str("dev_eui", e.String()).Msg("device deleted through the API")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// storeError answers a Store error (true: there was none).
+func (s *Server) storeError(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, devices.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error(), nil)
+	case errors.Is(err, devices.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error(), nil)
+	default:
+		s.opt.Log.Error().Err(err).Msg("device registry change failed")
+		writeError(w, http.StatusInternalServerError, "the registry could not be changed (nothing was): "+err.Error(), nil)
+	}
+	return false
+}
+
+// bulkFormat picks the import format from ?format= or the Content-Type.
+func bulkFormat(r *http.Request) (devices.BulkFormat, error) {
+	f := strings.ToLower(r.URL.Query().Get("format"))
+	if f == "" {
+		mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		switch mt {
+		case "text/csv", "application/csv":
+			f = "csv"
+		case "application/yaml", "application/x-yaml", "text/yaml", "application/json":
+			f = "yaml"
+		}
+	}
+	switch f {
+	case "csv":
+		return devices.BulkCSV, nil
+	case "yaml", "yml", "json":
+		return devices.BulkYAML, nil
+	}
+	return "", errors.New("say what the body is: ?format=csv|yaml|json, or Content-Type text/csv, application/yaml or application/json")
+}
+
+func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	format, err := bulkFormat(r)
+	if err != nil {
+		writeError(w, http.StatusUnsupportedMediaType, err.Error(), nil)
+		return
+	}
+	dryRun, ok := boolParam(w, r, "dry_run")
+	if !ok {
+		return
+	}
+	b, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	rows, err := devices.ParseBulk(b, format)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	if len(rows) == 0 {
+		writeError(w, http.StatusBadRequest, "the import holds no device", nil)
+		return
+	}
+	rep, err := s.opt.Store.Import(r.Context(), rows, s.knownModel, dryRun)
+	if err != nil {
+		s.storeError(w, err)
+		return
+	}
+	if rep.Invalid > 0 {
+		writeError(w, http.StatusUnprocessableEntity,
+			fmt.Sprintf("%d of %d rows are invalid; nothing was imported: fix them and import again (dry_run=true to check)", rep.Invalid, rep.Total), rep)
+		return
+	}
+	if !dryRun {
+		s.opt.Log.Info().Int("created", rep.Created).Int("updated", rep.Updated).Int("unchanged", rep.Unchanged).Msg("devices imported through the API")
+		if s.opt.Unknowns != nil {
+			for _, row := range rows {
+				s.opt.Unknowns.Remove(row.Device.EUI)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (s *Server) exportDevices(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return
+	}
+	devs := s.opt.Store.Devices()
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+		w.Header().Set("Content-Disposition", `attachment; filename="devices.json"`)
+		writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs)})
+	case "yaml", "yml":
+		b, err := yaml.Marshal(map[string]any{"devices": nonNil(devs)})
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "encode YAML: "+err.Error(), nil)
+			return
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Header().Set("Content-Disposition", `attachment; filename="devices.yaml"`)
+		_, _ = w.Write(b)
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="devices.csv"`)
+		_ = devices.WriteCSV(w, devs)
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: use json, yaml or csv", f), nil)
+	}
+}
+
+func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
+	if s.opt.Decoders == nil {
+		unavailable(w, "the decoder registry")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": nonNil(s.opt.Decoders.Models())})
+}
+
+// adoptRequest is the body of an adoption: what the registry entry should
+// say. Name defaults to the network server's name for the device.
+type adoptRequest struct {
+	Name      string            `json:"name"`
+	Model     string            `json:"model"`
+	Tags      map[string]string `json:"tags"`
+	Variables map[string]string `json:"variables"`
+	Session   *devices.Session  `json:"session"`
+}
+
+func (s *Server) listUnknown(w http.ResponseWriter, _ *http.Request) {
+	if s.opt.Unknowns == nil {
+		unavailable(w, "unknown-device tracking")
+		return
+	}
+	list := s.opt.Unknowns.List()
+	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(list), "count": len(list), "dropped": s.opt.Unknowns.Dropped()})
+}
+
+func (s *Server) adopt(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Unknowns == nil || s.opt.Store == nil {
+		unavailable(w, "unknown-device tracking")
+		return
+	}
+	u, found := s.opt.Unknowns.Get(e)
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("device %s is not in the unknown-device list: register it with POST /api/v1/devices", e), nil)
+		return
+	}
+	var req adoptRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	d := devices.Device{EUI: e, Name: req.Name, Model: req.Model, Tags: req.Tags, Variables: req.Variables, Session: req.Session}
+	if d.Name == "" {
+		d.Name = u.Name
+	}
+	if p := s.checkDevice(d); len(p) > 0 {
+		writeError(w, http.StatusUnprocessableEntity, "device is invalid: "+strings.Join(p, "; "), p)
+		return
+	}
+	if !s.storeError(w, s.opt.Store.Adopt(r.Context(), d, s.opt.Unknowns)) {
+		return
+	}
+	d, _ = s.opt.Store.Device(e)
+	s.opt.Log.Info().Str("device", d.Name).Str("dev_eui", e.String()).Msg("unknown device adopted")
+	writeJSON(w, http.StatusCreated, d)
+}
+
+func (s *Server) dismissUnknown(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Unknowns == nil {
+		unavailable(w, "unknown-device tracking")
+		return
+	}
+	if !s.opt.Unknowns.Remove(e) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("device %s is not in the unknown-device list", e), nil)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deviceHealth(w http.ResponseWriter, r *http.Request) {
+	e, ok := pathEUI(w, r)
+	if !ok {
+		return
+	}
+	if s.opt.Health == nil {
+		unavailable(w, "device health")
+		return
+	}
+	h, found := s.opt.Health.Get(e, s.opt.Now())
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no uplink of %s seen yet", e), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) listHealth(w http.ResponseWriter, r *http.Request) {
+	if s.opt.Health == nil {
+		unavailable(w, "device health")
+		return
+	}
+	silent, ok := boolParam(w, r, "silent")
+	if !ok {
+		return
+	}
+	list := s.opt.Health.Report(s.opt.Now())
+	// Registered devices never heard from are the silent ones an
+	// operator most needs to see.
+	var never []string
+	if s.opt.Store != nil {
+		heard := make(map[devices.EUI]bool, len(list))
+		for _, h := range list {
+			heard[h.DevEUI] = true
+		}
+		for _, d := range s.opt.Store.Devices() {
+			if !heard[d.EUI] {
+				never = append(never, d.EUI.String())
+			}
+		}
+	}
+	if silent {
+		list = slices.DeleteFunc(list, func(h devices.DeviceHealth) bool { return !h.Silent })
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(list), "count": len(list), "never_seen": nonNil(never)})
+}
+
+func boolParam(w http.ResponseWriter, r *http.Request, name string) (bool, bool) {
+	switch v := strings.ToLower(r.URL.Query().Get(name)); v {
+	case "", "false", "0", "no":
+		return false, true
+	case "true", "1", "yes":
+		return true, true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%q: use true or false", name, v), nil)
+		return false, false
+	}
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

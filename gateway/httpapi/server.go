@@ -1,0 +1,363 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
+)
+
+// DefaultMaxBodyBytes bounds a request body: a 10,000-device CSV with
+// session keys is about 2 MiB, so 16 MiB leaves room without letting one
+// request exhaust memory.
+const DefaultMaxBodyBytes = 16 << 20
+
+// Timeouts of the HTTP server. Writes get long because a replay of many
+// dead letters answers only when it is done.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	writeTimeout      = 5 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 10 * time.Second
+	checkTimeout      = 2 * time.Second
+)
+
+// Config is the API's listener. The daemon fills it from the config's
+// http section.
+type Config struct {
+	// Listen is host:port; port 0 picks a free port (tests).
+	Listen string
+	// Token is the bearer token every /api/ call must carry. Without one
+	// the API only listens on a loopback address.
+	Token string
+	// TLSCert and TLSKey are PEM files; both set serves HTTPS.
+	TLSCert, TLSKey string
+	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
+	MaxBodyBytes int64
+}
+
+// Decoders resolves and lists decoder models; *decoders.Registry
+// implements it.
+type Decoders interface {
+	Lookup(model string) (decoders.Decoder, bool)
+	Models() []string
+}
+
+// Check is one readiness condition: nil means ready.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options are what the API serves. A nil member turns its routes into
+// 503 answers saying what is not configured, so a partial wiring (a test,
+// a tool) still answers clearly.
+type Options struct {
+	Store    *devices.Store
+	Health   *devices.Health
+	Unknowns *devices.Unknowns
+	Decoders Decoders
+	// DeadLetters lists letters; Replayer replays them.
+	DeadLetters *deadletter.File
+	Replayer    *deadletter.Replayer
+	// Ready are the /readyz conditions, all of which must hold.
+	Ready []Check
+	Log   zerolog.Logger
+	// Now is the clock (tests set it).
+	Now func() time.Time
+}
+
+// Server is the HTTP API: /healthz, /readyz, the OpenAPI description,
+// and the /api/v1 routes for devices, health, unknown devices, dead
+// letters and decoding.
+type Server struct {
+	cfg    Config
+	opt    Options
+	mux    *http.ServeMux
+	routes []string // "METHOD /path", for the OpenAPI test
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// New checks cfg and returns a server with every route registered; call
+// Listen and Run to serve, or use Handler in tests.
+func New(cfg Config, opt Options) (*Server, error) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("httpapi: TLS needs both a certificate and a key: set http.tls_cert and http.tls_key, or neither")
+	}
+	if cfg.Token == "" && !loopback(cfg.Listen) {
+		return nil, fmt.Errorf("httpapi: listen address %q is not loopback and http.token is empty: set a token, or listen on 127.0.0.1", cfg.Listen)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Server{cfg: cfg, opt: opt, mux: http.NewServeMux()}
+	s.register()
+	return s, nil
+}
+
+// loopback reports whether a listen address only accepts local clients.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Handle adds a route (a net/http pattern with a method, such as
+// "GET /metrics"). Public routes skip the bearer token; everything that
+// reads or changes devices and dead letters must not be public. The route
+// must also be described in openapi.yaml (a test checks).
+func (s *Server) Handle(pattern string, h http.Handler, public bool) {
+	s.routes = append(s.routes, pattern)
+	if !public {
+		h = s.authenticated(h)
+	}
+	s.mux.Handle(pattern, h)
+}
+
+func (s *Server) handle(pattern string, h http.HandlerFunc) { s.Handle(pattern, h, false) }
+
+// Routes lists the registered patterns.
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+// Handler is the API with body limits and the not-found answer in JSON.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			// The mux would answer in plain text; the API answers in JSON.
+			if allowed := s.allowedMethods(r); allowed != "" {
+				w.Header().Set("Allow", allowed)
+				writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, allowed), nil)
+				return
+			}
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s: see /openapi.json", r.Method, r.URL.Path), nil)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// allowedMethods lists the methods that have a route for r's path.
+func (s *Server) allowedMethods(r *http.Request) string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// authenticated requires the bearer token, compared in constant time.
+func (s *Server) authenticated(h http.Handler) http.Handler {
+	if s.cfg.Token == "" {
+		return h
+	}
+	want := []byte(s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(auth, " ")
+		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate"`)
+			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>", nil)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "wrong bearer token: use the daemon's http.token", nil)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Listen opens the listener, so that a taken port fails the daemon's
+// start instead of a goroutine later.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("httpapi: listen on %s: %w (is another sensorgate running? change http.listen)", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the listening address (after Listen), for tests and logs.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves until ctx ends, then shuts down gracefully: new connections
+// are refused and in-flight requests get shutdownTimeout to finish.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		// net/http's own errors (TLS handshakes, malformed requests) are
+		// the clients' problems: logged, never answered.
+		ErrorLog: stdlog.New(s.opt.Log, "http: ", 0),
+	}
+	tlsOn := s.cfg.TLSCert != ""
+	if tlsOn {
+		// Load now so a bad file is reported as such, not as a handshake
+		// failure per client.
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			s.ln.Close()
+			return fmt.Errorf("httpapi: load http.tls_cert/http.tls_key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	s.opt.Log.Info().Str("listen", s.Addr()).Bool("tls", tlsOn).Bool("token", s.cfg.Token != "").Msg("HTTP API serving")
+	if s.cfg.Token == "" {
+		s.opt.Log.Warn().Msg("http.token is empty: every local user can change devices and replay dead letters; set a token")
+	}
+	done := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			done <- srv.ServeTLS(s.ln, "", "")
+		} else {
+			done <- srv.Serve(s.ln)
+		}
+	}()
+	select {
+	case err := <-done:
+		return fmt.Errorf("httpapi: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err != nil {
+		srv.Close()
+	}
+	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("httpapi: shutdown: %w", err)
+	}
+	return nil
+}
+
+// apiError is every error answer: a sentence for the operator and, where
+// useful, structured detail (an import report, the checks that failed).
+type apiError struct {
+	Error  string `json:"error"`
+	Detail any    `json:"detail,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string, detail any) {
+	writeJSON(w, status, apiError{Error: msg, Detail: detail})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away; nothing to tell it
+}
+
+// readBody reads the whole body, answering 413 past the limit.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes: split the import, or raise http.max_body_bytes", tooBig.Limit), nil)
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body: "+err.Error(), nil)
+		return nil, false
+	}
+	return b, true
+}
+
+// decodeJSON reads a JSON body into v strictly: unknown fields, trailing
+// data and an empty body are errors, each answered 400 with where and
+// what (413 past the size limit).
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	b, ok := readBody(w, r)
+	if !ok {
+		return false
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		writeError(w, http.StatusBadRequest, "request body is empty: send a JSON object", nil)
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON value")
+	}
+	if err == nil {
+		return true
+	}
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+		msg    string
+	)
+	switch {
+	case errors.As(err, &syntax):
+		msg = fmt.Sprintf("request body is not valid JSON: %v (at byte %d)", syntax, syntax.Offset)
+	case errors.As(err, &typ):
+		msg = fmt.Sprintf("request body: field %q must be %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		msg = "request body is truncated JSON"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		msg = "request body: " + strings.TrimPrefix(err.Error(), "json: ") + ": check the field names against /openapi.json"
+	default:
+		msg = "request body: " + err.Error()
+	}
+	writeError(w, http.StatusBadRequest, msg, nil)
+	return false
+}
