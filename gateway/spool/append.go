@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -132,6 +133,16 @@ func (s *Spool) drain() {
 			s.freeBufs = append(s.freeBufs, b.buf)
 		}
 		s.mu.Unlock()
+		if s.interval == 0 && b.n > 1 {
+			// Let the appenders just released run their next Append
+			// before the next batch is taken: otherwise they miss it and
+			// batches alternate between two halves of the appenders,
+			// halving the records per fsync. It costs the time they need
+			// to copy a record each, microseconds against an fsync; the
+			// benchmark's records/fsync went from 31 to 48 with 64
+			// appenders.
+			runtime.Gosched()
+		}
 	}
 }
 

@@ -77,9 +77,20 @@ func putRecHeader(hdr *[recHeaderSize]byte, p []byte, t int64) {
 // recordCRC covers the length and time as well as the payload, so a
 // damaged header is caught, not only damaged data.
 func recordCRC(hdr []byte, p []byte) uint32 {
-	c := crc32.Update(0, castagnoli, hdr[0:4])
-	c = crc32.Update(c, castagnoli, hdr[8:16])
+	c := crcSmall(0, hdr[0:4])
+	c = crcSmall(c, hdr[8:16])
 	return crc32.Update(c, castagnoli, p)
+}
+
+// crcSmall is crc32.Update for a few bytes. Slices given to crc32.Update
+// escape to the heap, which would cost Append an allocation for its
+// stack-allocated header; a table loop over 12 bytes costs nothing.
+func crcSmall(crc uint32, b []byte) uint32 {
+	crc = ^crc
+	for _, v := range b {
+		crc = castagnoli[byte(crc)^v] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 // putAckSlot encodes an ack slot for seq into b (len ≥ ackSlotSize).

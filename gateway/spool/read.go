@@ -176,7 +176,7 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 			if data == nil {
 				// One buffer for all payloads of this Read: sized for
 				// what this segment can still give, within the limits.
-				est := min(seg.size-s.rd.off, 4<<20)
+				est := min(seg.size-s.rd.off, 4<<20, int64(max-len(out))*int64(len(p)+recHeaderSize))
 				if maxBytes > 0 {
 					est = min(est, int64(maxBytes)+int64(len(p)))
 				}

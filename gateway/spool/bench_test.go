@@ -1,0 +1,103 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// benchRecord is a typical spooled record: one uplink's points, ~1 KB.
+var benchRecord = payload(1, 1024)
+
+func openBench(b *testing.B, fsync string) *Spool {
+	b.Helper()
+	s, err := Open(Config{Dir: b.TempDir(), Fsync: fsync, MaxBytes: 1 << 30}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// benchAppend appends 1 KB records from goroutines concurrent appenders
+// and reports appends/s: with several appenders this is the group-commit
+// rate.
+func benchAppend(b *testing.B, fsync string, goroutines int) {
+	s := openBench(b, fsync)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRecord)))
+	b.ResetTimer()
+	if goroutines == 1 {
+		for b.Loop() {
+			if err := s.Append(ctx, benchRecord); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		// RunParallel starts parallelism × GOMAXPROCS goroutines.
+		b.SetParallelism(max(1, goroutines/max(1, testingProcs())))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.Append(ctx, benchRecord); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	if n := s.syncs.Load(); n > 0 {
+		// The group-commit factor, independent of the disk's latency.
+		b.ReportMetric(float64(b.N)/float64(n), "records/fsync")
+	}
+}
+
+func BenchmarkAppendAlways(b *testing.B) {
+	for _, g := range []int{1, 64, 256} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) { benchAppend(b, FsyncAlways, g) })
+	}
+}
+
+func BenchmarkAppendInterval(b *testing.B) {
+	for _, g := range []int{1, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) { benchAppend(b, "1s", g) })
+	}
+}
+
+// BenchmarkReadAck reads and acks 1 KB records in batches of 1000, as the
+// delivery loop does; ns/op is per record. Records are appended in rounds
+// (untimed) so the spool stays far below max_bytes whatever b.N is.
+func BenchmarkReadAck(b *testing.B) {
+	s := openBench(b, "1s")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRecord)))
+	for n := 0; n < b.N; {
+		b.StopTimer()
+		k := min(10000, b.N-n)
+		for range k {
+			if err := s.Append(ctx, benchRecord); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for got := 0; got < k; {
+			recs, err := s.Read(ctx, 1000, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Ack(recs[len(recs)-1].Pos); err != nil {
+				b.Fatal(err)
+			}
+			got += len(recs)
+		}
+		n += k
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func testingProcs() int { return runtime.GOMAXPROCS(0) }
