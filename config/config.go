@@ -12,7 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sensorgate/sensorgate/gateway/influx"
-	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
@@ -31,7 +30,7 @@ type Config struct {
 	// StateDir holds the embedded device registry, the spool and the dead
 	// letters (deadletters.jsonl). Default /var/lib/sensorgate.
 	StateDir string        `yaml:"state_dir"`
-	Sources  []mqtt.Config `yaml:"sources"`
+	Sources  Sources       `yaml:"sources"`
 	Influx   influx.Config `yaml:"influx"`
 	// Spool is the on-disk queue between the sources and InfluxDB; its
 	// dir defaults to <state_dir>/spool.

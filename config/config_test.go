@@ -23,7 +23,7 @@ func TestLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Sources[0].Password; got != "from-env" {
+	if got := cfg.Sources[0].MQTT.Password; got != "from-env" {
 		t.Errorf("password = %q, want it from the environment", got)
 	}
 
@@ -37,7 +37,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Load(bad)
-	want := bad + `:7: sources[0].format: "chirpstak-v4" is not a feed format: use chirpstack-v4, chirpstack-v3, tts-v3 or json`
+	want := bad + `:7: sources[0].format: "chirpstak-v4" is not a feed format: use chirpstack-v4, chirpstack-v3, tts-v3, json or gateway-bridge`
 	if err == nil || err.Error() != want {
 		t.Errorf("Load(bad) = %v\nwant %s", err, want)
 	}
@@ -108,7 +108,7 @@ func TestMergeKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Sources[1]; got.Name != "b" || got.Broker != "tcp://h:1883" || got.ClientID != "sensorgate-b" {
+	if got := cfg.Sources[1].MQTT; got.Name != "b" || got.Broker != "tcp://h:1883" || got.ClientID != "sensorgate-b" {
 		t.Errorf("merged source = %+v", got)
 	}
 }
@@ -143,7 +143,7 @@ func TestManyProblems(t *testing.T) {
 	wantText := strings.Join([]string{
 		`test.yaml:2: log.level: "loud" is not a log level: use debug, info, warn or error`,
 		`test.yaml:4: sources[0].broker: missing: give the broker's URL, e.g. tcp://127.0.0.1:1883`,
-		`test.yaml:6: sources[0].format: "chirpstak-v4" is not a feed format: use chirpstack-v4, chirpstack-v3, tts-v3 or json`,
+		`test.yaml:6: sources[0].format: "chirpstak-v4" is not a feed format: use chirpstack-v4, chirpstack-v3, tts-v3, json or gateway-bridge`,
 		`test.yaml:8: sources[0].qos: 5 is not an MQTT QoS: use 0, 1 or 2 (default 1; The Things Stack offers 0 only)`,
 		`test.yaml:9: sources[0].password: environment variable NOT_SET is not set: set it, or write ${NOT_SET:-default}`,
 		`test.yaml:10: sources[1].name: "a" is also the name of sources[0]: give each source its own name`,
@@ -244,7 +244,7 @@ func TestDefaults(t *testing.T) {
 		{"sensorgate-j2", "reject", "rfc3339", 1, 256, false, time.Minute},
 	}
 	for i, w := range wants {
-		s := cfg.Sources[i]
+		s := cfg.Sources[i].MQTT
 		got := srcDefaults{s.ClientID, s.UnknownDevices, s.JSON.TimeFormat, *s.QoS, s.MaxInFlight, s.Clean, s.ReconnectMax}
 		if got != w {
 			t.Errorf("sources[%d] defaults = %+v, want %+v", i, got, w)
@@ -263,7 +263,7 @@ func TestExplicitValuesKept(t *testing.T) {
 	if *in.Gzip || in.BatchSize != 10 || in.Timeout != 2*time.Second || in.FlushInterval != influx.DefaultFlushInterval {
 		t.Errorf("influx = %+v (flush_interval with no value takes the default)", in)
 	}
-	if !cfg.Sources[0].Clean || cfg.Decoders.Timeout != time.Second || cfg.Log != (LogConfig{"debug", "json"}) {
+	if !cfg.Sources[0].MQTT.Clean || cfg.Decoders.Timeout != time.Second || cfg.Log != (LogConfig{"debug", "json"}) {
 		t.Errorf("config = %+v", cfg)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
@@ -36,26 +37,7 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.StateDir, defaultStateDir)
 	for i := range c.Sources {
-		s := &c.Sources[i]
-		sp := sourcePath(i)
-		if s.ClientID == "" && s.Name != "" {
-			// Derived from the name, not random: the broker keeps the
-			// persistent session (and the messages queued while we were
-			// down) under the client id.
-			s.ClientID = mqtt.ClientIDPrefix + s.Name
-		}
-		if s.QoS == nil {
-			q := mqtt.DefaultQoS
-			s.QoS = &q
-		}
-		if s.UnknownDevices == "" {
-			s.UnknownDevices = defaultUnknownDevices(s.Format)
-		}
-		if s.Format == mqtt.FormatJSON && s.JSON.Time != "" {
-			setString(&s.JSON.TimeFormat, mqtt.TimeRFC3339)
-		}
-		setInt(&s.MaxInFlight, mqtt.DefaultMaxInFlight, t, sp+".max_in_flight")
-		setDuration(&s.ReconnectMax, mqtt.DefaultReconnectMax, t, sp+".reconnect_max")
+		c.Sources[i].setDefaults(t, sourcePath(i))
 	}
 	in := &c.Influx
 	setInt(&in.BatchSize, influx.DefaultBatchSize, t, "influx.batch_size")
@@ -77,14 +59,18 @@ func (c *Config) setDefaults(t *tree) {
 }
 
 // defaultUnknownDevices accepts devices missing from the registry for feeds
-// of a network server, which names the device and carries its tags, and
-// rejects them for generic JSON, which has no such source of truth.
+// of a network server, which names the device and carries its tags,
+// rejects them for generic JSON, which has no such source of truth, and
+// drops raw frames of addresses no session has (gateway-bridge).
 func defaultUnknownDevices(format string) string {
 	switch format {
 	case mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3:
 		return mqtt.UnknownAccept
 	case mqtt.FormatJSON:
 		return mqtt.UnknownReject
+	case mqtt.FormatGatewayBridge:
+		// Raw frames name no device; a gateway hears other networks too.
+		return lorawan.UnknownDrop
 	}
 	return "" // unknown format: reported by Validate
 }

@@ -12,6 +12,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sensorgate/sensorgate/decoders/script"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
 // exampleEnv sets every variable example.yaml references without a default.
@@ -47,15 +49,19 @@ func TestExampleIsValid(t *testing.T) {
 	}
 	var formats []string
 	for i, s := range cfg.Sources {
-		formats = append(formats, s.Format)
-		if err := s.Validate(); err != nil {
-			t.Errorf("sources[%d] is valid here but not for the mqtt package: %v", i, err)
+		if s.MQTT != nil {
+			formats = append(formats, s.MQTT.Format)
+		} else {
+			formats = append(formats, s.Type)
+		}
+		if err := s.validateInPackage(); err != nil {
+			t.Errorf("sources[%d] is valid here but not for its package: %v", i, err)
 		}
 	}
 	if err := cfg.Influx.Validate(); err != nil {
 		t.Errorf("influx is valid here but not for the influx package: %v", err)
 	}
-	for _, f := range []string{"chirpstack-v4", "tts-v3", "json"} {
+	for _, f := range []string{"chirpstack-v4", "tts-v3", "json", "gateway-bridge", "semtech-udp"} {
 		if !slices.Contains(formats, f) {
 			t.Errorf("example.yaml has no %s source", f)
 		}
@@ -69,7 +75,8 @@ func TestExampleIsValid(t *testing.T) {
 }
 
 // structKeys walks the Config type and returns every yaml key path, with
-// [] for list items: sources[].json.device_id.
+// [] for list items: sources[].json.device_id. A source's keys are those
+// of every type's struct (Source decodes itself into one of them).
 func structKeys(t reflect.Type, prefix string, out *[]string) {
 	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
 		if t.Kind() == reflect.Slice {
@@ -77,13 +84,30 @@ func structKeys(t reflect.Type, prefix string, out *[]string) {
 		}
 		t = t.Elem()
 	}
+	if t == reflect.TypeFor[Source]() {
+		seen := map[string]bool{}
+		var keys []string
+		structKeys(reflect.TypeFor[mqtt.Config](), prefix, &keys)
+		structKeys(reflect.TypeFor[lorawan.Config](), prefix, &keys)
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				*out = append(*out, k)
+			}
+		}
+		return
+	}
 	if t.Kind() != reflect.Struct {
 		return
 	}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if !f.IsExported() || name == "-" {
+			continue
+		}
+		if name == "" && opts == "inline" {
+			structKeys(f.Type, prefix, out)
 			continue
 		}
 		if name == "" {

@@ -77,7 +77,7 @@ func TestExpandInFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := cfg.Sources[0]
+	s := cfg.Sources[0].MQTT
 	if s.Password != env["PASS"] {
 		t.Errorf("password = %q; a secret with YAML syntax must stay one value", s.Password)
 	}

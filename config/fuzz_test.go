@@ -35,14 +35,14 @@ func FuzzParse(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("accepted config fails Validate: %v", err)
 		}
-		// What validate accepts, the mqtt and influx packages must accept
-		// when the daemon starts.
+		// What validate accepts, the mqtt, lorawan and influx packages
+		// must accept when the daemon starts.
 		if err := cfg.Influx.Validate(); err != nil {
 			t.Fatalf("influx accepted here but not by the influx package: %v", err)
 		}
 		for i, s := range cfg.Sources {
-			if err := s.Validate(); err != nil {
-				t.Fatalf("sources[%d] accepted here but not by mqtt: %v", i, err)
+			if err := s.validateInPackage(); err != nil {
+				t.Fatalf("sources[%d] accepted here but not by its package: %v", i, err)
 			}
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 )
 
@@ -14,13 +15,56 @@ import (
 // the YAML encoder writes every field (none is omitempty), so the key set
 // comes from the struct tags of whichever package owns each section, and a
 // key added there is known here without a second list to keep in step.
+// Its sources item holds the keys of every source type; sourceSchemas has
+// each type's own.
 func schema() (*yaml.Node, error) {
-	sample := Config{Sources: []mqtt.Config{{Map: []decoders.Mapping{{}}}}}
 	var n yaml.Node
-	if err := n.Encode(&sample); err != nil {
+	if err := n.Encode(&Config{}); err != nil {
 		return nil, fmt.Errorf("config: build key schema: %w", err)
 	}
+	all, err := sourceSchema("", "")
+	if err != nil {
+		return nil, err
+	}
+	root := &n
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if src := lookupKey(root, "sources"); src != nil {
+		*src = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{all}}
+	}
 	return &n, nil
+}
+
+// sourceSchema is the key mapping of a source of the type (and, for mqtt,
+// the format: gateway-bridge adds the frame keys); an empty or unknown
+// type gives every source key, so a typo is still caught there.
+func sourceSchema(typ, format string) (*yaml.Node, error) {
+	mq := &mqtt.Config{Map: []decoders.Mapping{{}}}
+	var n *yaml.Node
+	var err error
+	switch {
+	case typ == SourceMQTT && format == mqtt.FormatGatewayBridge:
+		n, err = mergedMapping(mq, &lorawan.FrameConfig{})
+	case typ == SourceMQTT:
+		n, err = mergedMapping(mq)
+	case typ == SourceSemtechUDP:
+		n, err = mergedMapping(&lorawan.Config{})
+	default:
+		n, err = mergedMapping(mq, &lorawan.Config{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: build key schema of %s sources: %w", typ, err)
+	}
+	return n, nil
+}
+
+// sourceKinds are the source schemas an entry can have, described as
+// problems name them.
+var sourceKinds = []struct{ typ, format, desc string }{
+	{SourceMQTT, "", "mqtt sources"},
+	{SourceMQTT, mqtt.FormatGatewayBridge, "mqtt sources of format gateway-bridge"},
+	{SourceSemtechUDP, "", "semtech-udp sources"},
 }
 
 // schemaAt is the schema node for path (list indices stand for the list's
@@ -63,14 +107,33 @@ func checkKeys(root *yaml.Node, c *collector) error {
 		return err
 	}
 	c.tree.schema = s
-	walkKeys(s, root, "", c)
+	w := keyWalker{c: c, sources: map[string]*yaml.Node{}}
+	for _, k := range append(sourceKinds, struct{ typ, format, desc string }{}) {
+		if w.sources[k.typ+"/"+k.format], err = sourceSchema(k.typ, k.format); err != nil {
+			return err
+		}
+	}
+	w.walk(s, root, "")
 	return nil
 }
 
-func walkKeys(s, n *yaml.Node, path string, c *collector) {
+// keyWalker checks a node tree against the schema.
+type keyWalker struct {
+	c *collector
+	// sources holds the schema of each source kind by "type/format"
+	// ("mqtt/", "mqtt/gateway-bridge", "semtech-udp/"; "/" is all keys).
+	sources map[string]*yaml.Node
+}
+
+func (w keyWalker) walk(s, n *yaml.Node, path string) {
+	c := w.c
 	switch {
 	case s.Kind == yaml.MappingNode && n.Kind == yaml.MappingNode:
 		dropDuplicates(n, path, c)
+		item, kind := w.sourceItem(path, n)
+		if item != nil {
+			s = item
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.ScalarNode && k.Value == "<<" {
@@ -79,18 +142,66 @@ func walkKeys(s, n *yaml.Node, path string, c *collector) {
 			p := joinKey(path, k.Value)
 			sv := lookupKey(s, k.Value)
 			if sv == nil || k.Kind != yaml.ScalarNode {
-				c.addLine(k.Line, p, unknownKey(s, k.Value))
+				msg := unknownKey(s, k.Value)
+				if item != nil {
+					msg = w.foreignSourceKey(kind, k.Value, msg)
+				}
+				c.addLine(k.Line, p, msg)
 				continue
 			}
-			walkKeys(sv, v, p, c)
+			w.walk(sv, v, p)
 		}
 	case s.Kind == yaml.SequenceNode && n.Kind == yaml.SequenceNode && len(s.Content) > 0:
 		for i, item := range n.Content {
-			walkKeys(s.Content[0], item, fmt.Sprintf("%s[%d]", path, i), c)
+			w.walk(s.Content[0], item, fmt.Sprintf("%s[%d]", path, i))
 		}
 	}
 	// Other shapes (a list where a mapping belongs) are the decoder's to
 	// report.
+}
+
+// sourceItem returns the schema of the source entry n at path (nil when
+// path is not an entry of sources) and its kind, "type/format".
+func (w keyWalker) sourceItem(path string, n *yaml.Node) (*yaml.Node, string) {
+	if !strings.HasPrefix(path, "sources[") || strings.ContainsAny(path[len("sources["):], ".[") {
+		return nil, ""
+	}
+	var head struct {
+		Type   string `yaml:"type"`
+		Format string `yaml:"format"`
+	}
+	_ = n.Decode(&head) // a type or format of the wrong shape is the decoder's to report
+	if head.Format != mqtt.FormatGatewayBridge || head.Type != SourceMQTT {
+		head.Format = ""
+	}
+	kind := head.Type + "/" + head.Format
+	if s, ok := w.sources[kind]; ok {
+		return s, kind
+	}
+	return w.sources["/"], "/"
+}
+
+// foreignSourceKey says which sources a key belongs to when it is a source
+// key, only not of this source's kind (listen in an mqtt source).
+func (w keyWalker) foreignSourceKey(kind, key, msg string) string {
+	var owners []string
+	allMQTT := false
+	for _, k := range sourceKinds {
+		if lookupKey(w.sources[k.typ+"/"+k.format], key) == nil || (allMQTT && k.typ == SourceMQTT) {
+			continue
+		}
+		owners = append(owners, k.desc)
+		allMQTT = allMQTT || (k.typ == SourceMQTT && k.format == "")
+	}
+	if len(owners) == 0 || kind == "/" {
+		return msg
+	}
+	typ, format, _ := strings.Cut(kind, "/")
+	this := "type " + typ
+	if format != "" {
+		this += ", format " + format
+	}
+	return fmt.Sprintf("key %q does not apply to this source (%s): it is a key of %s", key, this, strings.Join(owners, " and "))
 }
 
 // dropDuplicates reports each key written twice in mapping n and removes

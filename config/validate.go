@@ -13,6 +13,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
@@ -20,10 +21,14 @@ import (
 var (
 	logLevels      = []string{"debug", "info", "warn", "error"}
 	logFormats     = []string{"console", "json"}
-	sourceTypes    = []string{"mqtt"}
-	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON}
+	sourceTypes    = []string{SourceMQTT, SourceSemtechUDP}
+	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON, mqtt.FormatGatewayBridge}
 	unknownDevices = []string{mqtt.UnknownAccept, mqtt.UnknownReject}
-	timeFormats    = []string{mqtt.TimeRFC3339, mqtt.TimeUnix, mqtt.TimeUnixMS, mqtt.TimeUnixNS}
+	// frameUnknown is unknown_devices of raw frames: they carry no device
+	// name to accept an unknown device with.
+	frameUnknown = []string{lorawan.UnknownDrop, lorawan.UnknownReject}
+	fcntResets   = []string{lorawan.FCntResetReject, lorawan.FCntResetAcceptLow}
+	timeFormats  = []string{mqtt.TimeRFC3339, mqtt.TimeUnix, mqtt.TimeUnixMS, mqtt.TimeUnixNS}
 	// brokerSchemes are those the paho client dials.
 	brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "tcps", "mqtts", "ws", "wss"}
 	// pointTags are written by sensorgate on every point (DESIGN §5); a
@@ -54,66 +59,6 @@ func (c *Config) check(p *collector) {
 	c.checkSpool(p)
 	c.checkDevices(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
-}
-
-func (c *Config) checkSources(p *collector) {
-	if len(c.Sources) == 0 {
-		p.add("sources", "no source: add at least one (see the sources in example.yaml)")
-		return
-	}
-	names := map[string]int{}
-	clientIDs := map[string]int{}
-	for i := range c.Sources {
-		s := &c.Sources[i]
-		sp := sourcePath(i)
-		nameDup := false
-		switch {
-		case s.Name == "":
-			p.add(sp+".name", "missing: give each source a unique name; it is written as the source tag")
-		case !isSlug(s.Name):
-			p.add(sp+".name", "%q: use letters, digits, '-', '_' and '.' only (it is a tag value and part of the client id)", s.Name)
-		default:
-			if j, dup := names[s.Name]; dup {
-				nameDup = true
-				p.add(sp+".name", "%q is also the name of sources[%d]: give each source its own name", s.Name, j)
-			} else {
-				names[s.Name] = i
-			}
-		}
-		if s.Type == "" {
-			p.add(sp+".type", "missing: use mqtt")
-		} else {
-			oneOf(p, sp+".type", s.Type, sourceTypes, "source type")
-		}
-		if s.Format == "" {
-			p.add(sp+".format", "missing: use %s", orList(feedFormats))
-		} else {
-			oneOf(p, sp+".format", s.Format, feedFormats, "feed format")
-		}
-		checkBroker(p, sp+".broker", s.Broker)
-		checkTopics(p, sp+".topics", s.Topics)
-		// A client id derived from a duplicate name is that name's problem.
-		if s.ClientID != "" && !(nameDup && s.ClientID == mqtt.ClientIDPrefix+s.Name) {
-			if j, dup := clientIDs[s.ClientID]; dup {
-				p.add(sp+".client_id", "%q is also the client id of sources[%d]: the broker would end one session whenever the other connects; give each source its own", s.ClientID, j)
-			} else {
-				clientIDs[s.ClientID] = i
-			}
-		}
-		if s.Password != "" && s.Username == "" {
-			p.add(sp+".password", "set without username: MQTT sends a password only with a username; set username")
-		}
-		if s.QoS != nil && (*s.QoS < 0 || *s.QoS > 2 || p.tree.isFloat(sp+".qos")) {
-			p.add(sp+".qos", "%s is not an MQTT QoS: use 0, 1 or 2 (default 1; The Things Stack offers 0 only)", p.tree.text(sp+".qos", strconv.Itoa(*s.QoS)))
-		}
-		atLeastOne(p, sp+".max_in_flight", s.MaxInFlight, mqtt.DefaultMaxInFlight)
-		positive(p, sp+".reconnect_max", s.ReconnectMax, mqtt.DefaultReconnectMax)
-		if s.UnknownDevices != "" || slices.Contains(feedFormats, s.Format) {
-			oneOf(p, sp+".unknown_devices", s.UnknownDevices, unknownDevices, "unknown_devices policy")
-		}
-		checkMap(p, sp+".map", s.Map)
-		checkJSON(p, sp, s)
-	}
 }
 
 func checkBroker(p *collector, path, broker string) {

@@ -19,7 +19,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
-	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
@@ -34,7 +34,7 @@ type Daemon struct {
 	spool    *spool.Spool
 	spooled  *influx.Spooled // the pipeline's sink: spool first, then InfluxDB
 	dl       *deadletter.File
-	sources  []*mqtt.Source
+	sources  []gateway.Source
 	scripts  *script.Watcher // nil without decoders.scripts
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
@@ -94,17 +94,18 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dl, influxLog)
 	policies := map[string]gateway.SourcePolicy{}
 	for _, sc := range cfg.Sources {
-		src, err := mqtt.New(sc, d.dl, log)
+		src, policy, err := d.newSource(sc, reg, log) // daemon_lorawan.go
 		if err != nil {
 			d.Close()
 			return nil, err
 		}
 		d.sources = append(d.sources, src)
-		policies[sc.Name] = gateway.SourcePolicy{AcceptUnknown: !sc.RejectUnknown(), Map: sc.Map}
+		policies[sc.Name()] = policy
 	}
 	d.pipeline = &gateway.Pipeline{
 		Devices: reg, Decoders: decs, Sink: d.spooled, DeadLetters: d.dl, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
+		Decrypt: lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
 	}
 	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Int("models", len(decs.Models())).Msg("sensorgate configured")
 	return d, nil

@@ -85,7 +85,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 	// Create the persistent sessions first, as a long-running deployment
 	// has them: what is published before the daemon connects is queued.
 	for _, s := range cfg.Sources {
-		presubscribe(t, mq.URL(), s.ClientID, s.Topics)
+		presubscribe(t, mq.URL(), s.MQTT.ClientID, s.MQTT.Topics)
 	}
 
 	want := map[string]expectedUplink{} // dev_eui + time

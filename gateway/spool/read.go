@@ -117,10 +117,12 @@ func (s *Spool) Read(ctx context.Context, max, maxBytes int) ([]Record, error) {
 	if max < 1 {
 		max = 1
 	}
-	s.readMu.Lock()
-	defer s.readMu.Unlock()
 	for {
+		// The reader lock is not held while waiting, so Ack and Close
+		// from other goroutines never wait for new data.
+		s.readMu.Lock()
 		recs, err := s.readAvailable(max, maxBytes)
+		s.readMu.Unlock()
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}

@@ -503,10 +503,11 @@ func (s *Spool) Stats() Stats {
 	t, path, off := s.oldestTimeLocked(oldest)
 	s.mu.Unlock()
 	if t == 0 && path != "" {
-		t = readRecordTime(path, off)
-		s.mu.Lock()
-		s.oldestSeq, s.oldestT = oldest, t
-		s.mu.Unlock()
+		if t = readRecordTime(path, off); t != 0 {
+			s.mu.Lock()
+			s.oldestSeq, s.oldestT = oldest, t
+			s.mu.Unlock()
+		}
 	}
 	if t != 0 {
 		st.OldestAge = max(0, time.Since(time.Unix(0, t)))

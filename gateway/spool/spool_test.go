@@ -594,3 +594,34 @@ func TestStatsOldestAge(t *testing.T) {
 		t.Fatalf("record time %v is not the append time", got)
 	}
 }
+
+func TestAckWhileReadWaits(t *testing.T) {
+	s, _ := openT(t, Config{Dir: t.TempDir()})
+	appendN(t, s, 1, 3, 10)
+	recs, err := s.Read(context.Background(), 10, 0)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("Read = %d, %v", len(recs), err)
+	}
+	waiting := make(chan error)
+	go func() {
+		_, err := s.Read(context.Background(), 10, 0) // blocks: nothing new
+		waiting <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	acked := make(chan error)
+	go func() { acked <- s.Ack(recs[2].Pos) }()
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ack waited for a blocked Read")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked Read after Close = %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/lorawan"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+// newSource builds the source of one config entry and the pipeline's
+// policy for it: an MQTT feed of a network server or of sensors, an MQTT
+// feed of raw frames (format gateway-bridge), or a Semtech UDP listener.
+// Raw frames get uplink_gateway points: sensorgate is the only place that
+// sees every gateway's copy.
+func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zerolog.Logger) (gateway.Source, gateway.SourcePolicy, error) {
+	switch {
+	case sc.UDP != nil:
+		src, err := lorawan.New(*sc.UDP, devs, d.dl, d.Counters, log)
+		return src, gateway.SourcePolicy{GatewayPoints: true}, err
+	case sc.MQTT != nil && sc.MQTT.Format == mqtt.FormatGatewayBridge:
+		fc, _ := sc.FrameConfig() // zero (lorawan's defaults) for a Config built without SetDefaults
+		frames, err := lorawan.NewFrames(sc.MQTT.Name, fc, devs, d.dl, d.Counters, log)
+		if err != nil {
+			return nil, gateway.SourcePolicy{}, err
+		}
+		h := bridgeHandler(sc.MQTT.Name, frames, d.dl, d.Counters, log)
+		src, err := mqtt.New(*sc.MQTT, d.dl, log, mqtt.WithMessageHandler(h))
+		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
+	case sc.MQTT != nil:
+		src, err := mqtt.New(*sc.MQTT, d.dl, log)
+		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
+	}
+	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP)
+}
+
+// bridgeHandler takes the messages of a gateway-bridge source: each is one
+// gateway's copy of a raw frame, which frames de-duplicates, checks and
+// decrypts before the pipeline's handler gets the uplink. A frame the
+// gateway received with a bad CRC is counted and acknowledged (nothing in
+// it can be trusted, and the bridge forwards such frames routinely); a
+// message that is not a bridge event is kept as a malformed dead letter.
+func bridgeHandler(source string, frames *lorawan.Frames, dl gateway.DeadLetters, counters *gateway.Counters, log zerolog.Logger) mqtt.MessageHandler {
+	msgLog := log.With().Str("source", source).Logger().Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	return func(ctx context.Context, topic string, payload []byte, h gateway.Handler) error {
+		fr, err := lorawan.ParseBridgeUplink(topic, payload)
+		switch {
+		case errors.Is(err, lorawan.ErrBadCRC):
+			counters.Inc("lorawan.crc_errors")
+			return nil
+		case err != nil:
+			counters.Inc("lorawan.dead_letters." + string(gateway.ReasonMalformed))
+			msgLog.Warn().Err(err).Str("topic", topic).Msg("gateway bridge event kept as a dead letter")
+			letter := gateway.DeadLetter{Time: time.Now().UTC(), Source: source, Topic: topic, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: payload}
+			if err := dl.Put(ctx, letter); err != nil {
+				return fmt.Errorf("keep a malformed gateway bridge event as a dead letter: %w", err)
+			}
+			return nil
+		}
+		return frames.Handle(ctx, fr, h)
+	}
+}
