@@ -170,7 +170,7 @@ func (s *Spool) commit(b *batch) error {
 		return s.rollback(pre, s.ioError("write", err), false)
 	}
 	if s.interval == 0 {
-		if err := fdatasync(s.wf); err != nil {
+		if err := s.syncActive(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages and will not report it again: nothing written since
 			// the last good sync can be trusted, so stop appending until
@@ -206,6 +206,16 @@ func (s *Spool) write(p []byte, off int64) error {
 	}
 	_, err := s.wf.WriteAt(p, off)
 	return err
+}
+
+// syncActive syncs the active segment after a batch.
+func (s *Spool) syncActive() error {
+	if s.testHookSync != nil {
+		if err := s.testHookSync(s.wf); err != nil {
+			return err
+		}
+	}
+	return fdatasync(s.wf)
 }
 
 // rollback cuts a failed batch off the active segment. If that fails too,

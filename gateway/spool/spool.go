@@ -132,6 +132,8 @@ type Spool struct {
 	// testHookWrite replaces the segment write in tests that inject
 	// errors such as ENOSPC; nil in production.
 	testHookWrite func(f *os.File, p []byte, off int64) (int, error)
+	// testHookSync runs before each batch's fdatasync and can fail it.
+	testHookSync func(f *os.File) error
 }
 
 // Open opens the spool in cfg.Dir, creating it if needed, and reconciles

@@ -392,33 +392,41 @@ func TestMaxBytesDropsOldest(t *testing.T) {
 }
 
 func TestFsyncInterval(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{Dir: dir, Fsync: "20ms"}
-	s, _ := openT(t, cfg)
-	appendN(t, s, 1, 100, 64)
-	recs, err := s.Read(context.Background(), 10, 0)
-	if err != nil || len(recs) != 10 {
-		t.Fatalf("Read = %d records, %v", len(recs), err)
-	}
-	if err := s.Ack(recs[9].Pos); err != nil {
-		t.Fatal(err)
-	}
-	if n := s.syncs.Load(); n != 0 {
-		t.Fatalf("%d syncs right after appending in interval mode; Append must not sync", n)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.syncs.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the interval never synced the segment")
+	t.Run("append does not sync, close does", func(t *testing.T) {
+		dir := t.TempDir()
+		cfg := Config{Dir: dir, Fsync: "1h"}
+		s, _ := openT(t, cfg)
+		appendN(t, s, 1, 100, 64)
+		recs, err := s.Read(context.Background(), 10, 0)
+		if err != nil || len(recs) != 10 {
+			t.Fatalf("Read = %d records, %v", len(recs), err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	appendN(t, s, 101, 50, 64)
-	if err := s.Close(); err != nil { // Close syncs what the interval has not
-		t.Fatal(err)
-	}
-	s, _ = openT(t, cfg)
-	wantRecords(t, drain(t, s, 1000), 11, 150, 64, 0)
+		if err := s.Ack(recs[9].Pos); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.syncs.Load(); n != 0 {
+			t.Fatalf("%d syncs in interval mode before the interval passed; Append must not sync", n)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.syncs.Load(); n == 0 {
+			t.Fatal("Close did not sync the segment")
+		}
+		s, _ = openT(t, cfg)
+		wantRecords(t, drain(t, s, 1000), 11, 100, 64, 0)
+	})
+	t.Run("the interval syncs", func(t *testing.T) {
+		s, _ := openT(t, Config{Dir: t.TempDir(), Fsync: "20ms"})
+		appendN(t, s, 1, 10, 64)
+		deadline := time.Now().Add(5 * time.Second)
+		for s.syncs.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the interval never synced the segment")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
 }
 
 func TestWriteErrorENOSPC(t *testing.T) {
@@ -562,36 +570,55 @@ func TestAppendContextCanceled(t *testing.T) {
 }
 
 func TestStatsOldestAge(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := openT(t, Config{Dir: dir})
+	s, _ := openT(t, Config{Dir: t.TempDir()})
 	if st := s.Stats(); st.Pending != 0 || st.OldestAge != 0 || st.Segments != 1 {
 		t.Fatalf("empty spool: %+v", st)
 	}
-	appendN(t, s, 1, 5, 10)
-	time.Sleep(30 * time.Millisecond)
-	appendN(t, s, 6, 5, 10)
+	// statsAt returns Stats and the clock just before and after, so an
+	// age can be checked against a record's time without timing flakes.
+	statsAt := func() (Stats, time.Time, time.Time) {
+		t0 := time.Now()
+		st := s.Stats()
+		return st, t0, time.Now()
+	}
+	wantAge := func(what string, st Stats, t0, t1 time.Time, rec Record) {
+		t.Helper()
+		if lo, hi := t0.Sub(rec.Time), t1.Sub(rec.Time); st.OldestAge < lo || st.OldestAge > hi {
+			t.Fatalf("%s: OldestAge %v, want the age of record %d, between %v and %v", what, st.OldestAge, rec.Pos, lo, hi)
+		}
+	}
+	appendN(t, s, 1, 10, 10)
+
 	// Nothing read yet: the age comes from the first record on disk.
-	if st := s.Stats(); st.Pending != 10 || st.OldestAge < 30*time.Millisecond {
-		t.Fatalf("Stats = %+v, want 10 pending, oldest ≥ 30ms", st)
-	}
+	st1, a1, b1 := statsAt()
 	recs, _ := s.Read(context.Background(), 7, 0)
-	if err := s.Ack(recs[4].Pos); err != nil {
-		t.Fatal(err)
-	}
-	// Records 6.. were appended after the pause: read but unacked, known
-	// in memory.
-	if st := s.Stats(); st.Pending != 5 || st.OldestAge >= 30*time.Millisecond {
-		t.Fatalf("Stats = %+v, want 5 pending, oldest < 30ms", st)
-	}
-	if err := s.Ack(recs[6].Pos); err != nil {
-		t.Fatal(err)
-	}
-	// Record 8 is unread: its age comes from the reader's position.
-	if st := s.Stats(); st.Pending != 3 || st.OldestAge <= 0 {
-		t.Fatalf("Stats = %+v, want 3 pending with an age", st)
+	wantAge("nothing read", st1, a1, b1, recs[0])
+	if st1.Pending != 10 {
+		t.Fatalf("Pending = %d, want 10", st1.Pending)
 	}
 	if got := recs[0].Time; time.Since(got) > time.Minute || got.After(time.Now()) {
 		t.Fatalf("record time %v is not the append time", got)
+	}
+
+	// Record 6 is read but not acked: its time is known in memory.
+	if err := s.Ack(recs[4].Pos); err != nil {
+		t.Fatal(err)
+	}
+	st2, a2, b2 := statsAt()
+	wantAge("read, not acked", st2, a2, b2, recs[5])
+	if st2.Pending != 5 {
+		t.Fatalf("Pending = %d, want 5", st2.Pending)
+	}
+
+	// Record 8 is unread: its age comes from the reader's position.
+	if err := s.Ack(recs[6].Pos); err != nil {
+		t.Fatal(err)
+	}
+	st3, a3, b3 := statsAt()
+	more, _ := s.Read(context.Background(), 1, 0)
+	wantAge("unread", st3, a3, b3, more[0])
+	if st3.Pending != 3 {
+		t.Fatalf("Pending = %d, want 3", st3.Pending)
 	}
 }
 
@@ -624,4 +651,39 @@ func TestAckWhileReadWaits(t *testing.T) {
 	if err := <-waiting; !errors.Is(err, ErrClosed) {
 		t.Fatalf("blocked Read after Close = %v, want ErrClosed", err)
 	}
+}
+
+func TestFsyncErrorStopsAppends(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, s, 1, 5, 50)
+	// Test-only hook: the next fdatasync fails with EIO, as a failing
+	// disk reports it.
+	var fail atomic.Bool
+	fail.Store(true)
+	s.testHookSync = func(f *os.File) error {
+		if fail.CompareAndSwap(true, false) {
+			return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: syscall.EIO}
+		}
+		return nil
+	}
+	err = s.Append(context.Background(), payload(99, 50))
+	if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), "restart sensorgate") {
+		t.Fatalf("Append with a failing fsync = %v", err)
+	}
+	// Sticky: the files are in an unknown state until a restart.
+	if err2 := s.Append(context.Background(), payload(100, 50)); !errors.Is(err2, syscall.EIO) {
+		t.Fatalf("Append after a failed fsync = %v, want the same failure", err2)
+	}
+	// What was committed before can still be delivered.
+	wantRecords(t, drain(t, s, 100), 1, 5, 50, 0)
+	if err := s.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Close = %v, want the fsync failure reported", err)
+	}
+	s, _ = openT(t, Config{Dir: dir})
+	wantRecords(t, drain(t, s, 100), 1, 5, 50, 0)
+	appendN(t, s, 6, 1, 50)
 }
