@@ -55,8 +55,15 @@ type HTTPConfig struct {
 	// Listen is host:port (default 127.0.0.1:8080: local only, since the
 	// API can replay dead letters).
 	Listen string `yaml:"listen"`
-	// Token, when set, is the bearer token the API requires.
+	// Token, when set, is the bearer token the API requires. Without one
+	// the API must listen on a loopback address.
 	Token string `yaml:"token"`
+	// TLSCert and TLSKey are PEM files; with both set the API serves HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// MaxBodyBytes bounds a request body (default 16 MiB: a 10,000-device
+	// import is about 1 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // DevicesConfig is the device registry's input.
@@ -68,6 +75,12 @@ type DevicesConfig struct {
 	// every tag is an InfluxDB series dimension, so the operator opts in to
 	// each one rather than a stray spreadsheet column multiplying series.
 	Tags []string `yaml:"tags"`
+	// HealthInterval is how often device health is written to InfluxDB
+	// (measurement device_health) and saved to the registry (default 5m).
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// SilentFactor: a device is silent after this many of its usual
+	// intervals without an uplink (default 3, at least 1).
+	SilentFactor float64 `yaml:"silent_factor"`
 }
 
 // DecodersConfig is the payload decoders' configuration.

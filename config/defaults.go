@@ -18,6 +18,11 @@ const (
 	defaultLogFormat  = "console"
 	defaultHTTPListen = "127.0.0.1:8080"
 	defaultStateDir   = "/var/lib/sensorgate"
+	// defaultMaxBodyBytes is httpapi.DefaultMaxBodyBytes (a test keeps
+	// them equal).
+	defaultMaxBodyBytes   = 16 << 20
+	defaultHealthInterval = 5 * time.Minute
+	defaultSilentFactor   = 3
 	// defaultDecoderTimeout is decoders/script's DefaultTimeout (a test
 	// keeps them equal); config does not import the JavaScript engine for
 	// one constant.
@@ -36,6 +41,11 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.Log.Format, defaultLogFormat)
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.StateDir, defaultStateDir)
+	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
+	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
+	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {
+		c.Devices.SilentFactor = defaultSilentFactor
+	}
 	for i := range c.Sources {
 		c.Sources[i].setDefaults(t, sourcePath(i))
 	}

@@ -51,6 +51,7 @@ func (c *Config) check(p *collector) {
 	oneOf(p, "log.level", c.Log.Level, logLevels, "log level")
 	oneOf(p, "log.format", c.Log.Format, logFormats, "log format")
 	checkListen(p, "http.listen", c.HTTP.Listen)
+	c.checkHTTP(p)
 	if c.StateDir == "" {
 		p.add("state_dir", "missing: give a directory for the spool and dead letters, e.g. %s", defaultStateDir)
 	}
@@ -288,7 +289,40 @@ func (c *Config) checkInflux(p *collector) {
 	atLeastOne(p, "influx.max_in_flight", in.MaxInFlight, influx.DefaultMaxInFlight)
 }
 
+func (c *Config) checkHTTP(p *collector) {
+	h := &c.HTTP
+	if h.Token == "" && !loopbackListen(h.Listen) {
+		p.add("http.token", "empty while http.listen %q accepts remote clients: the API changes devices and replays dead letters, so set a token, or listen on 127.0.0.1", h.Listen)
+	}
+	if (h.TLSCert == "") != (h.TLSKey == "") {
+		path := "http.tls_key"
+		if h.TLSCert == "" {
+			path = "http.tls_cert"
+		}
+		p.add(path, "missing: HTTPS needs both tls_cert and tls_key (PEM files), or neither for plain HTTP")
+	}
+	atLeastOne(p, "http.max_body_bytes", h.MaxBodyBytes, defaultMaxBodyBytes)
+}
+
+// loopbackListen reports whether a listen address accepts local clients
+// only.
+func loopbackListen(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		return true // not an address at all: checkListen reports it
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (c *Config) checkDevices(p *collector) {
+	positive(p, "devices.health_interval", c.Devices.HealthInterval, defaultHealthInterval)
+	if f := c.Devices.SilentFactor; f < 1 || math.IsNaN(f) || math.IsInf(f, 0) {
+		p.add("devices.silent_factor", "%v: give a number of at least 1 (default %d): below 1 every device would count as silent", f, defaultSilentFactor)
+	}
 	if c.Devices.Import != "" {
 		switch strings.ToLower(filepath.Ext(c.Devices.Import)) {
 		case ".csv", ".yaml", ".yml":

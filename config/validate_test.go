@@ -37,7 +37,17 @@ func TestValidateRules(t *testing.T) {
 			[]want{{11, "http.listen", `"localhost" is not host:port`}}},
 		{"listen bad port", base + lines("http:", "  listen: ':http'"),
 			[]want{{11, "http.listen", `port "http" is not a TCP port`}}},
-		{"listen every interface", base + lines("http:", "  listen: ':8080'"), nil},
+		{"listen every interface", base + lines("http:", "  listen: ':8080'", "  token: t"), nil},
+		{"listen every interface without token", base + lines("http:", "  listen: '0.0.0.0:8080'"),
+			[]want{{10, "http.token", `empty while http.listen "0.0.0.0:8080" accepts remote clients`}}},
+		{"tls cert without key", base + lines("http:", "  tls_cert: /etc/c.pem"),
+			[]want{{10, "http.tls_key", "HTTPS needs both"}}},
+		{"max body zero", base + lines("http:", "  max_body_bytes: 0"),
+			[]want{{11, "http.max_body_bytes", "at least 1"}}},
+		{"silent factor below 1", base + lines("devices:", "  silent_factor: 0.5"),
+			[]want{{11, "devices.silent_factor", "at least 1"}}},
+		{"health interval zero", base + lines("devices:", "  health_interval: 0s"),
+			[]want{{11, "devices.health_interval", "0 is not allowed"}}},
 		{"state_dir empty takes default", base + lines(`state_dir: ""`), nil},
 
 		// sources

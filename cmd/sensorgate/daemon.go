@@ -36,6 +36,7 @@ type Daemon struct {
 	dl       *deadletter.File
 	sources  []gateway.Source
 	scripts  *script.Watcher // nil without decoders.scripts
+	ops      *ops            // daemon_http.go: registry store, device health, unknown devices, HTTP API
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
 }
@@ -107,6 +108,10 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
 		Decrypt: lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
 	}
+	if err := d.setupOps(cfg, decs, true); err != nil { // daemon_http.go
+		d.Close()
+		return nil, err
+	}
 	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Int("models", len(decs.Models())).Msg("sensorgate configured")
 	return d, nil
 }
@@ -114,6 +119,10 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 // Run runs every source and the sink until ctx is cancelled, then stops
 // the sources, lets in-flight messages finish and flushes the sink.
 func (d *Daemon) Run(ctx context.Context) error {
+	stopOps, err := d.startOps(ctx) // daemon_http.go: HTTP API, device health
+	if err != nil {
+		return err
+	}
 	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSink()
 	sinkDone, deliveryDone := make(chan error, 1), make(chan error, 1)
@@ -153,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	stopOps() // before the sink closes: in-flight replays reach the spool
 	// Sources are stopped and their handlers returned: everything they
 	// acknowledged is in the spool. Deliver what InfluxDB takes within the
 	// deadline; the rest stays on disk for the next start.
@@ -186,6 +196,9 @@ func (d *Daemon) logCounters(msg string) {
 // Close releases files.
 func (d *Daemon) Close() error {
 	var errs []error
+	if d.ops != nil {
+		errs = append(errs, d.ops.store.Close())
+	}
 	if d.spool != nil {
 		errs = append(errs, d.spool.Close())
 	}

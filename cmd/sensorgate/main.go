@@ -30,6 +30,12 @@ Usage:
   sensorgate codecs import -to DIR [-from SRC] VENDOR/DEVICE...
                                 import device codecs (TTN device repository or ChirpStack
                                 device profiles layout) and self-test their examples
+  sensorgate devices list|import|export [-c FILE] ...
+                                the device registry, as the HTTP API: bulk CSV/YAML
+                                import (all or nothing, -dry-run), export, list
+  sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
+                                messages that could not become points; replay them
+                                through the current pipeline after a fix
   sensorgate version            print the version
 
 Run 'sensorgate COMMAND -h' for a command's flags.
@@ -61,6 +67,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = decodeCommand(args[1:], stdout, stderr)
 	case "codecs":
 		err = codecsCommand(ctx, args[1:], stdout, stderr)
+	case "devices":
+		err = devicesCommand(ctx, args[1:], stdout, stderr)
+	case "deadletters":
+		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sensorgate", version)
 	case "-h", "--help", "help":

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateway/httpapi"
+	"github.com/sensorgate/sensorgate/gateway/mqtt"
+)
+
+// ops is the operations side of the daemon: the persisted registry behind
+// the pipeline's Registry, device health and unknown devices (fed by the
+// pipeline's Observer), dead-letter replay and the HTTP API serving them.
+type ops struct {
+	log      zerolog.Logger
+	store    *devices.Store
+	health   *devices.Health
+	unknowns *devices.Unknowns
+	replayer *deadletter.Replayer
+	api      *httpapi.Server // nil when only replaying (the CLI)
+
+	sink        gateway.Sink // device_health points go where the pipeline's go
+	healthEvery time.Duration
+	allowedTags []string
+	now         func() time.Time
+}
+
+// setupOps opens the registry store in state_dir (loading it into the
+// pipeline's Registry), imports the config's devices file when it changed,
+// loads saved health and unknown devices, hooks the pipeline's Observer,
+// and builds the replayer and (when withAPI) the HTTP API. It is called
+// once NewDaemon built the pipeline.
+func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI bool) error {
+	ctx := context.Background()
+	o := &ops{
+		log: d.log.With().Str("component", "ops").Logger(), health: devices.NewHealth(cfg.Devices.SilentFactor),
+		unknowns: devices.NewUnknowns(), sink: d.pipeline.Sink, healthEvery: cfg.Devices.HealthInterval,
+		allowedTags: cfg.Devices.Tags, now: time.Now,
+	}
+	var err error
+	if o.store, err = devices.OpenStore(ctx, filepath.Join(cfg.StateDir, devices.StoreFileName), d.Devices); err != nil {
+		return err
+	}
+	d.ops = o
+	if cfg.Devices.Import != "" {
+		imported, created, updated, err := o.store.ImportFile(ctx, cfg.Devices.Import)
+		if err != nil {
+			return fmt.Errorf("devices.import: %w", err)
+		}
+		if imported {
+			o.log.Info().Str("file", cfg.Devices.Import).Int("created", created).Int("updated", updated).Msg("devices file imported into the registry")
+		}
+	}
+	if err := o.store.LoadHealth(ctx, o.health); err != nil {
+		o.log.Warn().Err(err).Msg("saved device health not loaded; it rebuilds from the next uplinks")
+	}
+	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
+		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
+	}
+	d.pipeline.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
+	if o.replayer, err = newReplayer(cfg, d); err != nil {
+		return err
+	}
+	if !withAPI {
+		return nil
+	}
+	o.api, err = httpapi.New(httpapi.Config{
+		Listen: cfg.HTTP.Listen, Token: cfg.HTTP.Token, TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey,
+		MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
+	}, httpapi.Options{
+		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
+		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),
+		Log: d.log.With().Str("component", "http").Logger(),
+	})
+	return err
+}
+
+// newReplayer replays dead letters with one feed parser per MQTT source of
+// the config. A letter whose feed carried no time is parsed at the time it
+// was dead-lettered, so a replay writes the points the first try would
+// have. Raw-frame feeds (semtech-udp, gateway-bridge) are not replayed:
+// their frame counters have moved on.
+func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
+	var (
+		mu sync.Mutex // the Replayer runs one letter at a time; this guards at
+		at time.Time
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
+	parsers := map[string]*mqtt.Parser{}
+	for _, sc := range cfg.Sources {
+		if sc.MQTT == nil || sc.MQTT.Format == mqtt.FormatGatewayBridge {
+			continue
+		}
+		p, err := mqtt.NewParser(*sc.MQTT, clock)
+		if err != nil {
+			return nil, fmt.Errorf("dead-letter replay: source %q: %w", sc.MQTT.Name, err)
+		}
+		parsers[sc.MQTT.Name] = p
+	}
+	r := &deadletter.Replayer{
+		Store:    d.dl,
+		Pipeline: d.pipeline,
+		Resend:   func(ctx context.Context, lines []byte) error { return d.spool.Append(ctx, lines) },
+		Parse: func(dl gateway.DeadLetter) (gateway.Uplink, error) {
+			p, ok := parsers[dl.Source]
+			if !ok {
+				return gateway.Uplink{}, fmt.Errorf("%w %q: replay covers the MQTT feeds of the config (network servers and JSON), and this one is not among them", deadletter.ErrNoParser, dl.Source)
+			}
+			mu.Lock()
+			at = dl.Time
+			mu.Unlock()
+			return p.Parse(dl.Topic, dl.Raw)
+		},
+	}
+	return r, nil
+}
+
+// readyChecks are /readyz's conditions: every MQTT source connected and
+// subscribed, and InfluxDB answering its ping, or else the spool taking
+// the points meanwhile.
+func (d *Daemon) readyChecks(cfg *config.Config) []httpapi.Check {
+	var checks []httpapi.Check
+	for i, src := range d.sources {
+		r, ok := src.(interface{ Ready() bool })
+		if !ok || i >= len(cfg.Sources) {
+			continue
+		}
+		name := cfg.Sources[i].Name()
+		checks = append(checks, httpapi.Check{Name: "source:" + name, Check: func(context.Context) error {
+			if !r.Ready() {
+				return errors.New("not connected to its broker (or not subscribed) yet")
+			}
+			return nil
+		}})
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	ping := strings.TrimRight(cfg.Influx.URL, "/") + "/ping"
+	checks = append(checks, httpapi.Check{Name: "influx", Check: func(ctx context.Context) error {
+		err := pingInflux(ctx, client, ping)
+		if err == nil || d.spool == nil {
+			return err
+		}
+		// The spool keeps taking points while InfluxDB is away: the
+		// daemon still does its job, so it stays ready.
+		d.log.Debug().Err(err).Uint64("spool_pending", d.spool.Stats().Pending).Msg("readiness: InfluxDB unreachable, spooling")
+		return nil
+	}})
+	return checks
+}
+
+func pingInflux(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("InfluxDB unreachable: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("InfluxDB /ping answered %s", resp.Status)
+	}
+	return nil
+}
+
+// startOps starts the HTTP API and the device-health loop; stop ends them
+// and waits, then saves health and unknown devices. Run calls stop before
+// the sink closes, so an in-flight replay still reaches the spool.
+func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
+	o := d.ops
+	if o == nil {
+		return func() {}, nil
+	}
+	if o.api != nil {
+		if err := o.api.Listen(); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if o.api != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := o.api.Run(ctx); err != nil {
+				o.log.Error().Err(err).Msg("HTTP API stopped")
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.healthLoop(ctx)
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+		saveCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		o.save(saveCtx)
+	}, nil
+}
+
+// healthLoop writes device_health points and saves the trackers every
+// healthEvery until ctx ends.
+func (o *ops) healthLoop(ctx context.Context) {
+	if o.healthEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(o.healthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
+				o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
+			}
+			o.save(ctx)
+		}
+	}
+}
+
+func (o *ops) save(ctx context.Context) {
+	if err := o.store.SaveHealth(ctx, o.health); err != nil {
+		o.log.Warn().Err(err).Msg("device health not saved")
+	}
+	if err := o.store.SaveUnknowns(ctx, o.unknowns); err != nil {
+		o.log.Warn().Err(err).Msg("unknown devices not saved")
+	}
+}
+
+// writeHealth writes one device_health point per device heard from.
+func (o *ops) writeHealth(ctx context.Context) error {
+	now := o.now().UTC().Truncate(time.Second)
+	pts := healthPoints(o.health.Report(now), o.store.Registry(), o.allowedTags, now)
+	if len(pts) == 0 {
+		return nil
+	}
+	return o.sink.Write(ctx, pts)
+}
+
+// healthPoints turns health reports into device_health points. Tags are
+// those of the device's other points (device, dev_eui, model, source and
+// the allowed device tags), so analysts join on them; field types never
+// change: counts are integers, the rest floats, silent a boolean.
+func healthPoints(reports []devices.DeviceHealth, reg *devices.Registry, allowed []string, now time.Time) []gateway.Point {
+	pts := make([]gateway.Point, 0, len(reports))
+	for _, h := range reports {
+		tags := []gateway.Tag{{Key: "dev_eui", Value: h.DevEUI.String()}, {Key: "device", Value: h.Name}}
+		if h.Model != "" {
+			tags = append(tags, gateway.Tag{Key: "model", Value: h.Model})
+		}
+		if h.Source != "" {
+			tags = append(tags, gateway.Tag{Key: "source", Value: h.Source})
+		}
+		if d, ok := reg.Lookup(h.DevEUI); ok {
+			for _, k := range allowed {
+				if v := d.Tags[k]; v != "" && !pointTag(k) {
+					tags = append(tags, gateway.Tag{Key: k, Value: v})
+				}
+			}
+		}
+		sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+		f := []gateway.Field{
+			gateway.IntField("dead_letters_24h", int64(h.DeadLetters24h)),
+			gateway.FloatField("last_seen_age_s", h.LastSeenAge),
+			gateway.FloatField("loss_pct", h.LossPct),
+			gateway.IntField("lost_24h", int64(h.Lost24h)),
+			gateway.BoolField("silent", h.Silent),
+			gateway.IntField("uplinks_24h", int64(h.Uplinks24h)),
+		}
+		opt := func(k string, v *float64) {
+			if v != nil {
+				f = append(f, gateway.FloatField(k, *v))
+			}
+		}
+		opt("battery", h.Battery)
+		opt("battery_level", h.BatteryLevel)
+		if h.Interval > 0 {
+			f = append(f, gateway.FloatField("interval_s", h.Interval))
+		}
+		opt("rssi", h.RSSI)
+		opt("snr", h.SNR)
+		sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
+		pts = append(pts, gateway.Point{Measurement: "device_health", Tags: tags, Fields: f, Time: now})
+	}
+	return pts
+}
+
+// pointTag reports the tag keys sensorgate itself writes on every point.
+func pointTag(k string) bool {
+	switch k {
+	case "device", "dev_eui", "model", "source", "channel":
+		return true
+	}
+	return false
+}
+
+// observer feeds device health and the unknown-device list from the
+// pipeline. It runs on the hot path: a registry lookup, a lock, a few
+// numbers; it copies bytes only for unknown devices.
+type observer struct {
+	reg      *devices.Registry
+	health   *devices.Health
+	unknowns *devices.Unknowns
+	now      func() time.Time
+}
+
+var _ gateway.Observer = (*observer)(nil)
+
+func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+	t := up.Time
+	if t.IsZero() && len(pts) > 0 {
+		t = pts[0].Time // the pipeline stamped a feed without times
+	}
+	if t.IsZero() {
+		t = o.now()
+	}
+	eui := up.DevEUI
+	var known bool
+	if !eui.IsZero() {
+		_, known = o.reg.Lookup(eui)
+	} else if d, ok := o.reg.LookupName(up.DeviceName); ok {
+		eui, known = d.EUI, true
+	}
+	if eui.IsZero() {
+		return
+	}
+	if !known {
+		o.unknowns.Observe(devices.UnknownObservation{EUI: eui, Time: t, Source: up.Source, Name: up.DeviceName,
+			Profile: up.Profile, Accepted: rej == nil, FPort: up.FPort, Payload: up.Payload, Raw: up.Raw})
+		if rej != nil {
+			return // not ours to track until adopted
+		}
+	}
+	obs := devices.Observation{EUI: eui, Time: t, Source: up.Source, FCnt: up.FCnt, HasFCnt: up.HasFCnt}
+	if best, ok := up.Radio.Best(); ok {
+		obs.RSSI, obs.HasRSSI = best.RSSI, true
+		obs.SNR, obs.HasSNR = best.SNR, best.HasSNR
+	}
+	if rej != nil {
+		obs.DeadLetter = string(rej.Reason)
+	}
+	for _, p := range pts {
+		switch p.Measurement {
+		case "uplink":
+			for _, tg := range p.Tags {
+				switch tg.Key {
+				case "device":
+					obs.Name = tg.Value
+				case "model":
+					obs.Model = tg.Value
+				}
+			}
+		case "device": // top-level catalogue quantities (DESIGN §5)
+			for _, f := range p.Fields {
+				switch {
+				case f.Key == "battery" && f.Kind == gateway.Float:
+					obs.Battery, obs.HasBattery = f.F, true
+				case f.Key == "batteryLevel" && f.Kind == gateway.Float:
+					obs.BatteryLevel, obs.HasBatteryLevel = f.F, true
+				}
+			}
+		}
+	}
+	o.health.Observe(obs)
+}

@@ -1,0 +1,24 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway/httpapi"
+)
+
+// The defaults config documents are the ones the packages apply when a
+// Config is built in code.
+func TestHTTPAndHealthDefaults(t *testing.T) {
+	if defaultMaxBodyBytes != httpapi.DefaultMaxBodyBytes {
+		t.Errorf("http.max_body_bytes default %d, httpapi's %d: keep them equal", defaultMaxBodyBytes, httpapi.DefaultMaxBodyBytes)
+	}
+	if defaultSilentFactor != devices.DefaultSilentFactor {
+		t.Errorf("devices.silent_factor default %d, devices' %d: keep them equal", defaultSilentFactor, devices.DefaultSilentFactor)
+	}
+	var c Config
+	c.SetDefaults()
+	if c.HTTP.MaxBodyBytes != defaultMaxBodyBytes || c.Devices.HealthInterval != defaultHealthInterval || c.Devices.SilentFactor != defaultSilentFactor {
+		t.Errorf("SetDefaults: %+v %+v", c.HTTP, c.Devices)
+	}
+}
