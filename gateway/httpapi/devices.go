@@ -59,6 +59,17 @@ func pathEUI(w http.ResponseWriter, r *http.Request) (devices.EUI, bool) {
 	return e, true
 }
 
+// devicePath reads {dev_eui} and checks the registry is wired, answering
+// 400 or 503 when not.
+func (s *Server) devicePath(w http.ResponseWriter, r *http.Request) (devices.EUI, bool) {
+	e, ok := pathEUI(w, r)
+	if ok && s.opt.Store == nil {
+		unavailable(w, "the device registry")
+		return e, false
+	}
+	return e, ok
+}
+
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Store == nil {
 		unavailable(w, "the device registry")
@@ -72,12 +83,8 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
-	e, ok := pathEUI(w, r)
+	e, ok := s.devicePath(w, r)
 	if !ok {
-		return
-	}
-	if s.opt.Store == nil {
-		unavailable(w, "the device registry")
 		return
 	}
 	d, found := s.opt.Store.Device(e)
@@ -132,12 +139,8 @@ func (s *Server) createDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) {
-	e, ok := pathEUI(w, r)
+	e, ok := s.devicePath(w, r)
 	if !ok {
-		return
-	}
-	if s.opt.Store == nil {
-		unavailable(w, "the device registry")
 		return
 	}
 	var d devices.Device
@@ -164,12 +167,8 @@ func (s *Server) updateDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) {
-	e, ok := pathEUI(w, r)
+	e, ok := s.devicePath(w, r)
 	if !ok {
-		return
-	}
-	if s.opt.Store == nil {
-		unavailable(w, "the device registry")
 		return
 	}
 	if !s.storeError(w, s.opt.Store.Delete(r.Context(), e)) {
