@@ -53,6 +53,13 @@ max_queued_bytes 0
 max_inflight_messages 100
 log_dest file %s
 `, m.Port, m.Dir, filepath.Join(m.Dir, "mosquitto.log"))
+	if os.Geteuid() == 0 {
+		// Run as root, mosquitto switches to the user "mosquitto", which
+		// cannot write to the test's directory: persistence and the log
+		// would silently be lost, and with them the queued messages of
+		// persistent sessions across Restart.
+		conf += "user root\n"
+	}
 	confPath := filepath.Join(m.Dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
