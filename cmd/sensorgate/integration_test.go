@@ -53,6 +53,7 @@ func TestEndToEnd(t *testing.T) {
 	cfgText := fmt.Sprintf(`
 log: {level: warn, format: json}
 state_dir: %[1]s/state
+http: {listen: "127.0.0.1:0"}  # tests run daemons side by side: no fixed API port
 sources:
   - {name: cs4, type: mqtt, format: chirpstack-v4, broker: %[2]q, topics: ["application/+/device/+/event/up"], client_id: it-cs4}
   - {name: tts, type: mqtt, format: tts-v3, broker: %[2]q, topics: ["v3/+/devices/+/up"], client_id: it-tts, qos: 1}

@@ -61,6 +61,7 @@ func TestLoRaWANEndToEnd(t *testing.T) {
 	cfgText := fmt.Sprintf(`
 log: {level: warn, format: json}
 state_dir: %[1]s/state
+http: {listen: "127.0.0.1:0"}  # tests run daemons side by side: no fixed API port
 sources:
   - {name: udp-gw, type: semtech-udp, listen: %[2]q, dedup_window: 300ms, unknown_devices: reject}
   - name: bridge
