@@ -53,7 +53,7 @@ func TestEndToEnd(t *testing.T) {
 	cfgText := fmt.Sprintf(`
 log: {level: warn, format: json}
 state_dir: %[1]s/state
-http: {listen: "127.0.0.1:0"}  # tests run daemons side by side: no fixed API port
+http: {listen: "127.0.0.1:%[4]d"}  # tests run daemons side by side: no fixed API port
 sources:
   - {name: cs4, type: mqtt, format: chirpstack-v4, broker: %[2]q, topics: ["application/+/device/+/event/up"], client_id: it-cs4}
   - {name: tts, type: mqtt, format: tts-v3, broker: %[2]q, topics: ["v3/+/devices/+/up"], client_id: it-tts, qos: 1}
@@ -74,7 +74,7 @@ sources:
     map: [{key: temp, quantity: air.temperature}, {key: noise, quantity: sound.laeq}]
 influx: {url: %[3]q, bucket: sensors/autogen, flush_interval: 20ms}
 devices: {import: %[1]s/devices.yaml, tags: [district, site]}
-`, dir, mq.URL(), db.URL())
+`, dir, mq.URL(), db.URL(), testserver.FreePort(t))
 	cfgPath := filepath.Join(dir, "sensorgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)

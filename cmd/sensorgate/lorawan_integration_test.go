@@ -61,7 +61,7 @@ func TestLoRaWANEndToEnd(t *testing.T) {
 	cfgText := fmt.Sprintf(`
 log: {level: warn, format: json}
 state_dir: %[1]s/state
-http: {listen: "127.0.0.1:0"}  # tests run daemons side by side: no fixed API port
+http: {listen: "127.0.0.1:%[6]d"}  # tests run daemons side by side: no fixed API port
 sources:
   - {name: udp-gw, type: semtech-udp, listen: %[2]q, dedup_window: 300ms, unknown_devices: reject}
   - name: bridge
@@ -73,7 +73,7 @@ sources:
     dedup_window: 1s
 influx: {url: %[4]q, bucket: %[5]q, flush_interval: 20ms}
 devices: {import: %[1]s/devices.csv, tags: [district]}
-`, dir, udpAddr, mq.URL(), db.URL(), db.Bucket())
+`, dir, udpAddr, mq.URL(), db.URL(), db.Bucket(), testserver.FreePort(t))
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
