@@ -14,39 +14,148 @@ import (
 // application/{application_id}/device/{dev_eui}/event/up. Since late 2022 it
 // emits top-level fields with default values; older versions omit them, so
 // every number here may be absent and then means 0 (proto3 rules).
+//
+// csV4Up holds the fields an Uplink needs; readCSV4 fills it.
 type csV4Up struct {
-	DeduplicationID string `json:"deduplicationId"`
-	Time            string `json:"time"`
+	DeduplicationID string
+	Time            string
 	DeviceInfo      struct {
-		DeviceProfileName string            `json:"deviceProfileName"`
-		DeviceName        string            `json:"deviceName"`
-		DevEUI            string            `json:"devEui"`
-		Tags              map[string]string `json:"tags"`
-	} `json:"deviceInfo"`
-	DevAddr string         `json:"devAddr"`
-	DR      number         `json:"dr"`
-	FCnt    number         `json:"fCnt"`
-	FPort   number         `json:"fPort"`
-	Data    string         `json:"data"`
-	Object  map[string]any `json:"object"`
-	RxInfo  []struct {
-		GatewayID string `json:"gatewayId"`
-		NsTime    string `json:"nsTime"`
-		Time      string `json:"time"`
-		RSSI      number `json:"rssi"`
-		SNR       number `json:"snr"`
-	} `json:"rxInfo"`
-	TxInfo struct {
-		Frequency  number `json:"frequency"`
-		Modulation struct {
-			LoRa *loraModulation `json:"lora"`
-		} `json:"modulation"`
-	} `json:"txInfo"`
+		DeviceProfileName string
+		DeviceName        string
+		DevEUI            string
+		Tags              map[string]string
+	}
+	DevAddr string
+	DR      number
+	FCnt    number
+	FPort   number
+	Data    string
+	Object  map[string]any
+	RxInfo  []csV4Rx
+	TxInfo  struct {
+		Frequency number
+		LoRa      *loraModulation // modulation.lora
+	}
 	// JoinServerContext with an AppSKey means ChirpStack did not hold the
 	// key, so data is still encrypted (with devAddr and fCnt).
 	JoinServerContext *struct {
-		AppSKey json.RawMessage `json:"appSKey"`
-	} `json:"joinServerContext"`
+		AppSKey string // JSON text; "" when absent
+	}
+}
+
+type csV4Rx struct {
+	GatewayID string
+	NsTime    string
+	Time      string
+	RSSI      number
+	SNR       number
+}
+
+// readCSV4 reads an uplink event into m (see jsonScanner for the rules).
+func (sc *jsonScanner) readCSV4(m *csV4Up) {
+	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, "deduplicationId", "time", "deviceInfo", "devAddr", "dr", "fCnt", "fPort", "data", "object", "rxInfo", "txInfo", "joinServerContext") {
+		case "deduplicationId":
+			sc.setString(&m.DeduplicationID, "deduplicationId")
+		case "time":
+			sc.setString(&m.Time, "time")
+		case "deviceInfo":
+			d := &m.DeviceInfo
+			for key, ok := sc.structOpen("deviceInfo"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "deviceProfileName", "deviceName", "devEui", "tags") {
+				case "deviceProfileName":
+					sc.setString(&d.DeviceProfileName, "deviceInfo.deviceProfileName")
+				case "deviceName":
+					sc.setString(&d.DeviceName, "deviceInfo.deviceName")
+				case "devEui":
+					sc.setString(&d.DevEUI, "deviceInfo.devEui")
+				case "tags":
+					sc.setStringMap(&d.Tags, "deviceInfo.tags")
+				default:
+					sc.skip()
+				}
+			}
+		case "devAddr":
+			sc.setString(&m.DevAddr, "devAddr")
+		case "dr":
+			sc.setNumber(&m.DR)
+		case "fCnt":
+			sc.setNumber(&m.FCnt)
+		case "fPort":
+			sc.setNumber(&m.FPort)
+		case "data":
+			sc.setString(&m.Data, "data")
+		case "object":
+			sc.setAnyMap(&m.Object, "object")
+		case "rxInfo":
+			readSlice(sc, &m.RxInfo, "rxInfo", sc.readCSV4Rx)
+		case "txInfo":
+			for key, ok := sc.structOpen("txInfo"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "frequency", "modulation") {
+				case "frequency":
+					sc.setNumber(&m.TxInfo.Frequency)
+				case "modulation":
+					for key, ok := sc.structOpen("txInfo.modulation"); ok; key, ok = sc.nextKey() {
+						if fieldKey(key, "lora") == "" {
+							sc.skip()
+							continue
+						}
+						readPointer(sc, &m.TxInfo.LoRa, "txInfo.modulation.lora", func(l *loraModulation) {
+							sc.readLoRa(l, "txInfo.modulation.lora", "bandwidth", "spreadingFactor")
+						})
+					}
+				default:
+					sc.skip()
+				}
+			}
+		case "joinServerContext":
+			readPointer(sc, &m.JoinServerContext, "joinServerContext", func(j *struct{ AppSKey string }) {
+				for key, ok := sc.structOpen("joinServerContext"); ok; key, ok = sc.nextKey() {
+					if fieldKey(key, "appSKey") == "" {
+						sc.skip()
+						continue
+					}
+					j.AppSKey = sc.raw()
+				}
+			})
+		default:
+			sc.skip()
+		}
+	}
+}
+
+func (sc *jsonScanner) readCSV4Rx(rx *csV4Rx) {
+	for key, ok := sc.structOpen("rxInfo"); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, "gatewayId", "nsTime", "time", "rssi", "snr") {
+		case "gatewayId":
+			sc.setString(&rx.GatewayID, "rxInfo.gatewayId")
+		case "nsTime":
+			sc.setString(&rx.NsTime, "rxInfo.nsTime")
+		case "time":
+			sc.setString(&rx.Time, "rxInfo.time")
+		case "rssi":
+			sc.setNumber(&rx.RSSI)
+		case "snr":
+			sc.setNumber(&rx.SNR)
+		default:
+			sc.skip()
+		}
+	}
+}
+
+// readLoRa reads LoRa modulation info at field, whose keys the feeds
+// spell differently.
+func (sc *jsonScanner) readLoRa(l *loraModulation, field, bandwidth, spreadingFactor string) {
+	for key, ok := sc.structOpen(field); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, bandwidth, spreadingFactor) {
+		case bandwidth:
+			sc.setNumber(&l.Bandwidth)
+		case spreadingFactor:
+			sc.setNumber(&l.SpreadingFactor)
+		default:
+			sc.skip()
+		}
+	}
 }
 
 // loraModulation is ChirpStack's LoRa modulation info; bandwidth is in Hz
@@ -61,8 +170,10 @@ type loraModulation struct {
 // the local clock. ID is deduplicationId, else DevEUI:FCnt.
 func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
 	var m csV4Up
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v4 uplink event (JSON encoding): %w", jsonError(err))
+	sc := newScanner(payload)
+	sc.readCSV4(&m)
+	if err := sc.finish(); err != nil {
+		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v4 uplink event (JSON encoding): %w", err)
 	}
 	up := gateway.Uplink{
 		DeviceName: m.DeviceInfo.DeviceName,
@@ -72,7 +183,7 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 		ID:         m.DeduplicationID,
 	}
 	var err error
-	if m.JoinServerContext != nil && len(m.JoinServerContext.AppSKey) > 0 && string(m.JoinServerContext.AppSKey) != "null" {
+	if m.JoinServerContext != nil && m.JoinServerContext.AppSKey != "" && m.JoinServerContext.AppSKey != "null" {
 		// ChirpStack did not hold the AppSKey (a join server does), so
 		// data is the encrypted FRMPayload: the pipeline decrypts it when
 		// the registry holds the key.
@@ -98,11 +209,12 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 	if up.Radio.DR, _, err = m.DR.asInt("dr", 0, 15); err != nil {
 		return gateway.Uplink{}, err
 	}
-	if err := txRadio(&up.Radio, "txInfo", m.TxInfo.Frequency, m.TxInfo.Modulation.LoRa, 1); err != nil {
+	if err := txRadio(&up.Radio, m.TxInfo.Frequency, m.TxInfo.LoRa, 1); err != nil {
 		return gateway.Uplink{}, err
 	}
-	nsTimes := make([]string, 0, len(m.RxInfo))
-	gwTimes := make([]string, 0, len(m.RxInfo))
+	if len(m.RxInfo) > 0 {
+		up.Radio.Gateways = make([]gateway.GatewayRx, 0, len(m.RxInfo))
+	}
 	for i, rx := range m.RxInfo {
 		id, err := gatewayEUI("gatewayId", rx.GatewayID)
 		if err != nil {
@@ -113,13 +225,21 @@ func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 			return gateway.Uplink{}, fmt.Errorf("rxInfo[%d].%w", i, err)
 		}
 		up.Radio.Gateways = append(up.Radio.Gateways, g)
-		nsTimes = append(nsTimes, rx.NsTime)
-		gwTimes = append(gwTimes, rx.Time)
 	}
 
 	if m.Time != "" {
-		up.Time, err = parseTime("time", m.Time)
-		return up, err
+		if up.Time, err = parseTime("time", m.Time); err != nil {
+			return gateway.Uplink{}, err
+		}
+		return up, nil
+	}
+	// Without an event time, the receptions' times are read, and their
+	// lists built, only now: most events carry one.
+	nsTimes := make([]string, 0, len(m.RxInfo))
+	gwTimes := make([]string, 0, len(m.RxInfo))
+	for _, rx := range m.RxInfo {
+		nsTimes = append(nsTimes, rx.NsTime)
+		gwTimes = append(gwTimes, rx.Time)
 	}
 	if up.Time, err = firstTime("rxInfo[].nsTime", nsTimes, "rxInfo[].time", gwTimes); err != nil {
 		return gateway.Uplink{}, err
@@ -142,10 +262,10 @@ func firstTime(field1 string, times1 []string, field2 string, times2 []string) (
 	return t, err
 }
 
-// txRadio fills frequency, spreading factor and bandwidth; bwScale turns the
-// feed's bandwidth unit into Hz.
-func txRadio(r *gateway.Radio, field string, freq number, lora *loraModulation, bwScale int) error {
-	f, _, err := freq.asUint(field+".frequency", 1<<40)
+// txRadio fills frequency, spreading factor and bandwidth from txInfo;
+// bwScale turns the feed's bandwidth unit into Hz.
+func txRadio(r *gateway.Radio, freq number, lora *loraModulation, bwScale int) error {
+	f, _, err := freq.asUint("txInfo.frequency", 1<<40)
 	if err != nil {
 		return err
 	}
@@ -153,10 +273,10 @@ func txRadio(r *gateway.Radio, field string, freq number, lora *loraModulation, 
 	if lora == nil {
 		return nil
 	}
-	if r.SF, _, err = lora.SpreadingFactor.asInt(field+" spreadingFactor", 0, 12); err != nil {
+	if r.SF, _, err = lora.SpreadingFactor.asInt("txInfo spreadingFactor", 0, 12); err != nil {
 		return err
 	}
-	bw, _, err := lora.Bandwidth.asInt(field+" bandwidth", 0, 1<<30)
+	bw, _, err := lora.Bandwidth.asInt("txInfo bandwidth", 0, 1<<30)
 	if err != nil {
 		return err
 	}
@@ -260,7 +380,7 @@ func parseChirpStackV3(p *Parser, _ string, payload []byte) (gateway.Uplink, err
 	if !ok {
 		up.Radio.DR = -1
 	}
-	if err := txRadio(&up.Radio, "txInfo", m.TxInfo.Frequency, m.TxInfo.LoRaModulationInfo, 1000); err != nil {
+	if err := txRadio(&up.Radio, m.TxInfo.Frequency, m.TxInfo.LoRaModulationInfo, 1000); err != nil {
 		return gateway.Uplink{}, err
 	}
 

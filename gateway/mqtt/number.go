@@ -21,20 +21,26 @@ type number struct {
 
 // UnmarshalJSON accepts a JSON number, a string holding one, or null.
 func (n *number) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
+	n.read(string(b))
+	return nil
+}
+
+// read takes the JSON text of one value: a number, a string holding one,
+// or null, which leaves n as it was. Anything else is kept as bad.
+func (n *number) read(raw string) {
+	if raw == "null" {
+		return
 	}
-	s := b
+	s := raw
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = s[1 : len(s)-1]
 	}
-	f, err := strconv.ParseFloat(string(s), 64)
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		n.bad = truncate(string(b), 40)
-		return nil
+		n.bad = truncate(raw, 40)
+		return
 	}
 	n.f, n.set = f, true
-	return nil
 }
 
 // float returns the value; ok is false if the field was absent.

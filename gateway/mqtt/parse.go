@@ -92,11 +92,42 @@ func parseDevEUI(field, s string) (devices.EUI, error) {
 	if s == "" {
 		return devices.EUI{}, fmt.Errorf("%s missing: the message does not say which device sent it", field)
 	}
-	e, err := devices.ParseEUI(s)
+	e, err := parseEUI(s)
 	if err != nil {
 		return devices.EUI{}, fmt.Errorf("%s: %w", field, err)
 	}
 	return e, nil
+}
+
+// parseEUI reads 16 hex digits, the form feeds send, without the
+// allocations of devices.ParseEUI, which takes everything else: it also
+// accepts separators, and words the error.
+func parseEUI(s string) (devices.EUI, error) {
+	var e devices.EUI
+	if len(s) != 2*len(e) {
+		return devices.ParseEUI(s)
+	}
+	for i := range e {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return devices.ParseEUI(s)
+		}
+		e[i] = hi<<4 | lo
+	}
+	return e, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // parseDevAddr reads an optional DevAddr (8 hex digits); "" is the zero
@@ -117,9 +148,12 @@ func gatewayEUI(field, s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	e, err := devices.ParseEUI(s)
+	e, err := parseEUI(s)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", field, err)
+	}
+	if len(s) == 16 && strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'F' }) < 0 {
+		return s, nil // already the normal form: spare the allocation
 	}
 	return e.String(), nil
 }

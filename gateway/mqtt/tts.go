@@ -1,8 +1,6 @@
 package mqtt
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -15,56 +13,177 @@ import (
 // v3/{app}[@{tenant}]/devices/{device}/up (uplink_message) and, one per
 // normalized measurement, on .../up/normalized (uplink_normalized). Zero
 // values are omitted and uint64 values are strings ("868300000").
+//
+// ttsMessage holds the fields an Uplink needs; readTTS fills it.
 type ttsMessage struct {
 	EndDeviceIDs struct {
-		DeviceID string `json:"device_id"`
-		DevEUI   string `json:"dev_eui"`
-		DevAddr  string `json:"dev_addr"`
-	} `json:"end_device_ids"`
-	CorrelationIDs   []string   `json:"correlation_ids"`
-	ReceivedAt       string     `json:"received_at"`
-	UplinkMessage    *ttsUplink `json:"uplink_message"`
-	UplinkNormalized *ttsUplink `json:"uplink_normalized"`
+		DeviceID string
+		DevEUI   string
+		DevAddr  string
+	}
+	CorrelationIDs   []string
+	ReceivedAt       string
+	UplinkMessage    *ttsUplink
+	UplinkNormalized *ttsUplink
 }
 
 // ttsUplink is ApplicationUplink, and the subset of it that
 // ApplicationUplinkNormalized shares (normalized_payload is then one
 // object instead of an array).
 type ttsUplink struct {
-	FPort             number          `json:"f_port"`
-	FCnt              number          `json:"f_cnt"`
-	FRMPayload        string          `json:"frm_payload"`
-	DecodedPayload    map[string]any  `json:"decoded_payload"`
-	NormalizedPayload json.RawMessage `json:"normalized_payload"`
+	FPort             number
+	FCnt              number
+	FRMPayload        string
+	DecodedPayload    map[string]any
+	NormalizedPayload string // JSON text, read by ttsNormalized
 	// AppSKey is set when the application uses skip_payload_crypto: then
-	// frm_payload is still encrypted.
-	AppSKey    json.RawMessage `json:"app_s_key"`
-	RxMetadata []struct {
-		GatewayIDs struct {
-			GatewayID string `json:"gateway_id"`
-			EUI       string `json:"eui"`
-		} `json:"gateway_ids"`
-		RSSI        number `json:"rssi"`
-		ChannelRSSI number `json:"channel_rssi"`
-		SNR         number `json:"snr"`
-	} `json:"rx_metadata"`
-	Settings struct {
-		DataRate struct {
-			LoRa *struct {
-				Bandwidth       number `json:"bandwidth"`
-				SpreadingFactor number `json:"spreading_factor"`
-			} `json:"lora"`
-		} `json:"data_rate"`
+	// frm_payload is still encrypted. JSON text; "" when absent.
+	AppSKey    string
+	RxMetadata []ttsRx
+	Settings   struct {
+		LoRa *loraModulation // data_rate.lora
 		// DataRateIndex is only in older TTS versions.
-		DataRateIndex number `json:"data_rate_index"`
-		Frequency     number `json:"frequency"`
-	} `json:"settings"`
-	ReceivedAt string `json:"received_at"`
+		DataRateIndex number
+		Frequency     number
+	}
+	ReceivedAt string
 	VersionIDs struct {
-		BrandID string `json:"brand_id"`
-		ModelID string `json:"model_id"`
-	} `json:"version_ids"`
-	Attributes map[string]string `json:"attributes"`
+		BrandID string
+		ModelID string
+	}
+	Attributes map[string]string
+}
+
+type ttsRx struct {
+	GatewayID   string // gateway_ids.gateway_id
+	EUI         string // gateway_ids.eui
+	RSSI        number
+	ChannelRSSI number
+	SNR         number
+}
+
+// readTTS reads an up or up/normalized message into m (see jsonScanner
+// for the rules).
+func (sc *jsonScanner) readTTS(m *ttsMessage) {
+	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, "end_device_ids", "correlation_ids", "received_at", "uplink_message", "uplink_normalized") {
+		case "end_device_ids":
+			ids := &m.EndDeviceIDs
+			for key, ok := sc.structOpen("end_device_ids"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "device_id", "dev_eui", "dev_addr") {
+				case "device_id":
+					sc.setString(&ids.DeviceID, "end_device_ids.device_id")
+				case "dev_eui":
+					sc.setString(&ids.DevEUI, "end_device_ids.dev_eui")
+				case "dev_addr":
+					sc.setString(&ids.DevAddr, "end_device_ids.dev_addr")
+				default:
+					sc.skip()
+				}
+			}
+		case "correlation_ids":
+			readSlice(sc, &m.CorrelationIDs, "correlation_ids", func(id *string) { sc.setString(id, "correlation_ids") })
+		case "received_at":
+			sc.setString(&m.ReceivedAt, "received_at")
+		case "uplink_message":
+			readPointer(sc, &m.UplinkMessage, "uplink_message", func(u *ttsUplink) { sc.readTTSUplink(u, "uplink_message.") })
+		case "uplink_normalized":
+			readPointer(sc, &m.UplinkNormalized, "uplink_normalized", func(u *ttsUplink) { sc.readTTSUplink(u, "uplink_normalized.") })
+		default:
+			sc.skip()
+		}
+	}
+}
+
+// readTTSUplink reads uplink_message or uplink_normalized; prefix is its
+// path, for type errors.
+func (sc *jsonScanner) readTTSUplink(u *ttsUplink, prefix string) {
+	sc.prefix = prefix
+	defer func() { sc.prefix = "" }()
+	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, "f_port", "f_cnt", "frm_payload", "decoded_payload", "normalized_payload", "app_s_key",
+			"rx_metadata", "settings", "received_at", "version_ids", "attributes") {
+		case "f_port":
+			sc.setNumber(&u.FPort)
+		case "f_cnt":
+			sc.setNumber(&u.FCnt)
+		case "frm_payload":
+			sc.setString(&u.FRMPayload, "frm_payload")
+		case "decoded_payload":
+			sc.setAnyMap(&u.DecodedPayload, "decoded_payload")
+		case "normalized_payload":
+			u.NormalizedPayload = sc.raw()
+		case "app_s_key":
+			u.AppSKey = sc.raw()
+		case "rx_metadata":
+			readSlice(sc, &u.RxMetadata, "rx_metadata", sc.readTTSRx)
+		case "settings":
+			s := &u.Settings
+			for key, ok := sc.structOpen("settings"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "data_rate", "data_rate_index", "frequency") {
+				case "data_rate":
+					for key, ok := sc.structOpen("settings.data_rate"); ok; key, ok = sc.nextKey() {
+						if fieldKey(key, "lora") == "" {
+							sc.skip()
+							continue
+						}
+						readPointer(sc, &s.LoRa, "settings.data_rate.lora", func(l *loraModulation) {
+							sc.readLoRa(l, "settings.data_rate.lora", "bandwidth", "spreading_factor")
+						})
+					}
+				case "data_rate_index":
+					sc.setNumber(&s.DataRateIndex)
+				case "frequency":
+					sc.setNumber(&s.Frequency)
+				default:
+					sc.skip()
+				}
+			}
+		case "received_at":
+			sc.setString(&u.ReceivedAt, "received_at")
+		case "version_ids":
+			for key, ok := sc.structOpen("version_ids"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "brand_id", "model_id") {
+				case "brand_id":
+					sc.setString(&u.VersionIDs.BrandID, "version_ids.brand_id")
+				case "model_id":
+					sc.setString(&u.VersionIDs.ModelID, "version_ids.model_id")
+				default:
+					sc.skip()
+				}
+			}
+		case "attributes":
+			sc.setStringMap(&u.Attributes, "attributes")
+		default:
+			sc.skip()
+		}
+	}
+}
+
+func (sc *jsonScanner) readTTSRx(rx *ttsRx) {
+	for key, ok := sc.structOpen("rx_metadata"); ok; key, ok = sc.nextKey() {
+		switch fieldKey(key, "gateway_ids", "rssi", "channel_rssi", "snr") {
+		case "gateway_ids":
+			for key, ok := sc.structOpen("rx_metadata.gateway_ids"); ok; key, ok = sc.nextKey() {
+				switch fieldKey(key, "gateway_id", "eui") {
+				case "gateway_id":
+					sc.setString(&rx.GatewayID, "rx_metadata.gateway_ids.gateway_id")
+				case "eui":
+					sc.setString(&rx.EUI, "rx_metadata.gateway_ids.eui")
+				default:
+					sc.skip()
+				}
+			}
+		case "rssi":
+			sc.setNumber(&rx.RSSI)
+		case "channel_rssi":
+			sc.setNumber(&rx.ChannelRSSI)
+		case "snr":
+			sc.setNumber(&rx.SNR)
+		default:
+			sc.skip()
+		}
+	}
 }
 
 // parseTTS reads a The Things Stack v3 up or up/normalized message.
@@ -79,8 +198,10 @@ type ttsUplink struct {
 // (DR is -1) unless an older version sends settings.data_rate_index.
 func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 	var m ttsMessage
-	if err := json.Unmarshal(payload, &m); err != nil {
-		return gateway.Uplink{}, fmt.Errorf("not a The Things Stack v3 uplink: %w", jsonError(err))
+	sc := newScanner(payload)
+	sc.readTTS(&m)
+	if err := sc.finish(); err != nil {
+		return gateway.Uplink{}, fmt.Errorf("not a The Things Stack v3 uplink: %w", err)
 	}
 	u, normalized := m.UplinkMessage, false
 	if u == nil {
@@ -95,7 +216,7 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 		Tags:       nilIfEmpty(u.Attributes),
 	}
 	var err error
-	if len(u.AppSKey) > 0 && string(u.AppSKey) != "null" {
+	if u.AppSKey != "" && u.AppSKey != "null" {
 		// skip_payload_crypto: frm_payload is still encrypted; the
 		// pipeline decrypts it when the registry holds the AppSKey.
 		up.Encrypted = true
@@ -108,17 +229,17 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 			return gateway.Uplink{}, err
 		}
 	}
-	prefix := "uplink_message."
+	f := &ttsUplinkFields
 	if normalized {
-		prefix = "uplink_normalized."
+		f = &ttsNormalizedFields
 	}
-	if err := frameFields(&up, prefix+"f_cnt", u.FCnt, prefix+"f_port", u.FPort); err != nil {
+	if err := frameFields(&up, f.fCnt, u.FCnt, f.fPort, u.FPort); err != nil {
 		return gateway.Uplink{}, err
 	}
-	if up.Payload, err = decodeBase64(prefix+"frm_payload", u.FRMPayload); err != nil {
+	if up.Payload, err = decodeBase64(f.frmPayload, u.FRMPayload); err != nil {
 		return gateway.Uplink{}, err
 	}
-	if up.Normalized, err = ttsNormalized(prefix+"normalized_payload", u.NormalizedPayload); err != nil {
+	if up.Normalized, err = ttsNormalized(f.normalizedPayload, u.NormalizedPayload); err != nil {
 		return gateway.Uplink{}, err
 	}
 	if !normalized {
@@ -130,16 +251,16 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 		up.ID = counterID(up.DevEUI, up.DeviceName, up.FCnt)
 	case normalized:
 		h := fnv.New64a()
-		h.Write(u.NormalizedPayload)
+		h.Write([]byte(u.NormalizedPayload))
 		up.ID += "/normalized/" + strconv.FormatUint(h.Sum64(), 16)
 	}
 
-	if err := ttsRadio(&up.Radio, prefix, u); err != nil {
+	if err := ttsRadio(&up.Radio, f, u); err != nil {
 		return gateway.Uplink{}, err
 	}
 	switch {
 	case u.ReceivedAt != "":
-		up.Time, err = parseTime(prefix+"received_at", u.ReceivedAt)
+		up.Time, err = parseTime(f.receivedAt, u.ReceivedAt)
 	case m.ReceivedAt != "":
 		up.Time, err = parseTime("received_at", m.ReceivedAt)
 	default:
@@ -151,14 +272,37 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 	return up, nil
 }
 
+// ttsFields are the paths, in errors, of the fields of uplink_message or
+// uplink_normalized, joined once rather than for every message.
+type ttsFields struct {
+	prefix                                                 string
+	fCnt, fPort, frmPayload, normalizedPayload, receivedAt string
+	frequency, dataRateIndex, spreadingFactor, bandwidth   string
+}
+
+var (
+	ttsUplinkFields     = newTTSFields("uplink_message.")
+	ttsNormalizedFields = newTTSFields("uplink_normalized.")
+)
+
+func newTTSFields(prefix string) ttsFields {
+	return ttsFields{
+		prefix: prefix,
+		fCnt:   prefix + "f_cnt", fPort: prefix + "f_port", frmPayload: prefix + "frm_payload",
+		normalizedPayload: prefix + "normalized_payload", receivedAt: prefix + "received_at",
+		frequency: prefix + "settings.frequency", dataRateIndex: prefix + "settings.data_rate_index",
+		spreadingFactor: prefix + "settings.data_rate.lora.spreading_factor", bandwidth: prefix + "settings.data_rate.lora.bandwidth",
+	}
+}
+
 // ttsRadio fills the radio metadata from settings and rx_metadata.
-func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
+func ttsRadio(r *gateway.Radio, f *ttsFields, u *ttsUplink) error {
 	s := &u.Settings
 	var err error
-	if r.Frequency, _, err = s.Frequency.asUint(prefix+"settings.frequency", 1<<40); err != nil {
+	if r.Frequency, _, err = s.Frequency.asUint(f.frequency, 1<<40); err != nil {
 		return err
 	}
-	dr, ok, err := s.DataRateIndex.asInt(prefix+"settings.data_rate_index", 0, 15)
+	dr, ok, err := s.DataRateIndex.asInt(f.dataRateIndex, 0, 15)
 	if err != nil {
 		return err
 	}
@@ -166,21 +310,21 @@ func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
 	if !ok {
 		r.DR = -1
 	}
-	if lora := s.DataRate.LoRa; lora != nil {
-		if r.SF, _, err = lora.SpreadingFactor.asInt(prefix+"settings.data_rate.lora.spreading_factor", 0, 12); err != nil {
+	if lora := s.LoRa; lora != nil {
+		if r.SF, _, err = lora.SpreadingFactor.asInt(f.spreadingFactor, 0, 12); err != nil {
 			return err
 		}
-		if r.Bandwidth, _, err = lora.Bandwidth.asInt(prefix+"settings.data_rate.lora.bandwidth", 0, 1<<30); err != nil {
+		if r.Bandwidth, _, err = lora.Bandwidth.asInt(f.bandwidth, 0, 1<<30); err != nil {
 			return err
 		}
 	}
 	for i, md := range u.RxMetadata {
-		id, err := gatewayEUI("gateway_ids.eui", md.GatewayIDs.EUI)
+		id, err := gatewayEUI("gateway_ids.eui", md.EUI)
 		if err != nil {
-			return fmt.Errorf("%srx_metadata[%d].%w", prefix, i, err)
+			return fmt.Errorf("%srx_metadata[%d].%w", f.prefix, i, err)
 		}
 		if id == "" {
-			id = md.GatewayIDs.GatewayID
+			id = md.GatewayID
 		}
 		rssi := md.RSSI
 		if !rssi.set && rssi.bad == "" {
@@ -188,30 +332,33 @@ func ttsRadio(r *gateway.Radio, prefix string, u *ttsUplink) error {
 		}
 		g, err := gatewayRx(id, rssi, md.SNR)
 		if err != nil {
-			return fmt.Errorf("%srx_metadata[%d].%w", prefix, i, err)
+			return fmt.Errorf("%srx_metadata[%d].%w", f.prefix, i, err)
 		}
 		r.Gateways = append(r.Gateways, g)
 	}
 	return nil
 }
 
-// ttsNormalized reads normalized_payload: an array of measurement objects
-// in an up message, one object in an up/normalized message.
-func ttsNormalized(field string, raw json.RawMessage) ([]map[string]any, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
+// ttsNormalized reads normalized_payload (JSON text the scanner checked):
+// an array of measurement objects in an up message, one object in an
+// up/normalized message.
+func ttsNormalized(field string, raw string) ([]map[string]any, error) {
+	if raw == "" || raw == "null" {
 		return nil, nil
 	}
+	sc := jsonScanner{s: raw}
 	if raw[0] == '{' {
-		var one map[string]any
-		if err := json.Unmarshal(raw, &one); err != nil {
-			return nil, fmt.Errorf("%s: %w", field, jsonError(err))
+		one := make(map[string]any)
+		sc.anyMembers(one, "")
+		if err := sc.finish(); err != nil {
+			return nil, fmt.Errorf("%s: %w", field, err)
 		}
 		return []map[string]any{one}, nil
 	}
 	var all []map[string]any
-	if err := json.Unmarshal(raw, &all); err != nil {
-		return nil, fmt.Errorf("%s: want an array of measurement objects: %w", field, jsonError(err))
+	readSlice(&sc, &all, "", func(m *map[string]any) { sc.setAnyMap(m, "") })
+	if err := sc.finish(); err != nil {
+		return nil, fmt.Errorf("%s: want an array of measurement objects: %w", field, err)
 	}
 	if len(all) == 0 {
 		return nil, nil
