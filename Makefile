@@ -3,7 +3,7 @@ GO        ?= go
 TOOLS     := $(CURDIR)/.tools/bin
 export PATH := $(PATH):$(TOOLS)
 
-.PHONY: demo test build bench bench-e2e clean
+.PHONY: demo test build bench bench-e2e bench-e2e-live clean
 
 ## demo: install what is missing, start InfluxDB, a broker, sensorgate and the simulator; print normalized points
 demo:
@@ -20,10 +20,16 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./decoders/...
 
-## bench-e2e: publish N uplinks through a real broker into a real InfluxDB; msgs/s, CPU-s per 100k, peak RSS
-bench-e2e:
+## bench-e2e: end-to-end benchmark (issue 7), backlog drain of 100k uplinks through a real Mosquitto into a real
+## InfluxDB, sensorgate vs a no-op subscriber in 3 interleaved pairs; appends msgs/s, ratio, CPU-s per 100k,
+## peak RSS and loss to BENCHMARKS.md (takes minutes). BENCHFLAGS adds flags, e.g. BENCHFLAGS="-profile cpu.pprof"
+## bench-e2e-live: the same with publishing and consuming overlapping
+bench-e2e: BENCH_MODE = backlog
+bench-e2e-live: BENCH_MODE = live
+bench-e2e bench-e2e-live: build
 	GOBIN=$(TOOLS) sh scripts/install-influxd.sh >/dev/null
-	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -count 3 -timeout 60m ./cmd/sensorgate $(BENCHFLAGS)
+	$(GO) build -o bin/sensorgate-bench ./cmd/sensorgate-bench
+	bin/sensorgate-bench -mode $(BENCH_MODE) -n 100000 -pairs 3 -sensorgate bin/sensorgate -out BENCHMARKS.md $(BENCHFLAGS)
 
 clean:
 	rm -rf bin .demo

@@ -230,6 +230,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer servePprof(log)() // opt-in, SENSORGATE_PPROF=127.0.0.1:PORT
 	d, err := NewDaemon(cfg, log)
 	if err != nil {
 		return err

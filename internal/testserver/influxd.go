@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -28,7 +27,7 @@ type InfluxDB struct {
 	Dir     string // config, data and log
 	DB      string // the database created at start ("sensors")
 
-	t      testing.TB
+	t      TB
 	bin    string
 	conf   string
 	client *http.Client
@@ -50,7 +49,7 @@ const influxdStartTimeout = 60 * time.Second
 // answers /ping, creates the database "sensors" and stops the server when
 // the test ends. It fails the test if influxd is not installed; run
 // scripts/install-influxd.sh.
-func StartInfluxDB(t testing.TB) *InfluxDB {
+func StartInfluxDB(t TB) *InfluxDB {
 	t.Helper()
 	bin, err := findInfluxd()
 	if err != nil {
@@ -73,7 +72,7 @@ func StartInfluxDB(t testing.TB) *InfluxDB {
 	for attempt := 0; attempt < 3; attempt++ {
 		db.Port, db.RPCPort = FreePort(t), FreePort(t)
 		if err := os.WriteFile(db.conf, []byte(db.config()), 0o644); err != nil {
-			t.Fatal(err)
+			t.Fatalf("influxd: write config: %v", err)
 		}
 		if lastErr = db.start(); lastErr == nil {
 			break
@@ -306,7 +305,7 @@ type queryResponse struct {
 // Query runs one InfluxQL read statement against the test database with
 // nanosecond epoch timestamps and returns its series. It fails the test on
 // any error, including an error inside the result.
-func (db *InfluxDB) Query(t testing.TB, influxql string) []Series {
+func (db *InfluxDB) Query(t TB, influxql string) []Series {
 	t.Helper()
 	q := url.Values{"db": {db.DB}, "epoch": {"ns"}, "q": {influxql}}
 	resp, err := db.client.Get(db.URL() + "/query?" + q.Encode())
@@ -342,7 +341,7 @@ func (db *InfluxDB) Query(t testing.TB, influxql string) []Series {
 
 // Count returns how many points the measurement holds (rows of SELECT *,
 // over all its series).
-func (db *InfluxDB) Count(t testing.TB, measurement string) int {
+func (db *InfluxDB) Count(t TB, measurement string) int {
 	t.Helper()
 	n := 0
 	for _, s := range db.Query(t, "SELECT * FROM "+QuoteIdent(measurement)) {
@@ -386,7 +385,7 @@ func (db *InfluxDB) exec(stmt string) error {
 
 // Exec runs a statement that changes the server (CREATE, DROP, …) and
 // fails the test on error.
-func (db *InfluxDB) Exec(t testing.TB, stmt string) {
+func (db *InfluxDB) Exec(t TB, stmt string) {
 	t.Helper()
 	if err := db.exec(stmt); err != nil {
 		t.Fatalf("influxd %q: %v", stmt, err)

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -17,7 +16,7 @@ type Mosquitto struct {
 	Port int
 	Dir  string // config and persistence
 	cmd  *exec.Cmd
-	t    testing.TB
+	t    TB
 }
 
 // URL is the broker address for paho ("tcp://127.0.0.1:PORT").
@@ -28,7 +27,7 @@ func (m *Mosquitto) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(m.Po
 // session keeps a whole test's backlog (Mosquitto's default of 1000 queued
 // messages silently drops the rest). It fails the test if mosquitto is not
 // installed; .ci/run installs it.
-func StartMosquitto(t testing.TB) *Mosquitto {
+func StartMosquitto(t TB) *Mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -62,7 +61,7 @@ log_dest file %s
 	}
 	confPath := filepath.Join(m.Dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
+		t.Fatalf("mosquitto: write config: %v", err)
 	}
 	m.start(bin, confPath)
 	t.Cleanup(m.Stop)
@@ -114,11 +113,11 @@ func (m *Mosquitto) Log() string {
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
+func FreePort(t TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no free loopback port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port

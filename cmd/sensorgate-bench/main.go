@@ -1,0 +1,190 @@
+// Command sensorgate-bench is the end-to-end benchmark of issue 7: it
+// measures sensorgate against a no-op MQTT subscriber on the same stream,
+// with real servers, and appends the results to a file kept in the repo
+// (BENCHMARKS.md) so that regressions show in review.
+//
+// Every run gets a fresh Mosquitto (persistence on, queue limits lifted)
+// and a fresh InfluxDB 1.8 from internal/testserver, and the deterministic
+// ChirpStack v4 stream of internal/simulate (about 1.2 KB per uplink). Runs
+// alternate, sensorgate then the no-op subscriber, for each pair: A B A B
+// A B, so slow drifts of a shared machine hit both alike.
+//
+//   - backlog: the consumer's persistent session is created, N uplinks are
+//     published while the consumer is stopped, then the consumer starts;
+//     the time runs from its start until InfluxDB holds all N uplink points
+//     (sensorgate) or N messages were acknowledged (no-op).
+//   - live: the consumer runs and holds its session; the time runs from the
+//     first publish, as fast as the broker takes them, to the same end.
+//
+// Per run it reports msgs/s, the ratio to the no-op of the same pair, the
+// consumer's CPU seconds per 100k messages (utime+stime from
+// /proc/PID/stat), its peak RSS (VmHWM) and the exact count delivered.
+//
+// Usage:
+//
+//	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
+//	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sensorgate/sensorgate/internal/simulate"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "sensorgate-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "noop" {
+		return noopCommand(ctx, args[1:], stdout, stderr)
+	}
+	return benchCommand(ctx, args, stdout, stderr)
+}
+
+func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sensorgate-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := &settings{log: stderr}
+	fs.StringVar(&s.Mode, "mode", modeBacklog, "backlog (publish N while the consumer is stopped, then drain) or live (publish while it runs)")
+	fs.IntVar(&s.N, "n", 100000, "uplinks per run")
+	pairs := fs.Int("pairs", 3, "interleaved sensorgate / no-op pairs")
+	fs.IntVar(&s.Devices, "devices", 500, "simulated devices")
+	fs.StringVar(&s.Format, "format", simulate.ChirpStackV4, "feed format: chirpstack-v4 or tts-v3")
+	fs.Uint64Var(&s.Seed, "seed", 99, "stream seed: the same seed publishes the same bytes")
+	out := fs.String("out", "", "append the results to this file: Markdown, or JSON lines if it ends in .json")
+	note := fs.String("note", "", "a line added to the results, e.g. what changed")
+	fs.StringVar(&s.Sensorgate, "sensorgate", "", "sensorgate binary (default: go build ./cmd/sensorgate into the work dir)")
+	fs.StringVar(&s.WorkDir, "workdir", "", "where runs keep broker, database and spool files (default: a new directory in $TMPDIR); its filesystem decides what an fsync costs")
+	fs.DurationVar(&s.Timeout, "timeout", 10*time.Minute, "per run: publishing and draining")
+	fs.DurationVar(&s.Poll, "poll", 100*time.Millisecond, "how often InfluxDB is asked for its uplink count")
+	fs.BoolVar(&s.Keep, "keep", false, "keep each run's directory (logs, data)")
+	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
+	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if s.Mode != modeBacklog && s.Mode != modeLive {
+		return fmt.Errorf("-mode %q: use %s or %s", s.Mode, modeBacklog, modeLive)
+	}
+	if s.N <= 0 || *pairs < 0 || s.Devices <= 0 {
+		return errors.New("-n and -devices must be positive, -pairs not negative")
+	}
+	if *pairs == 0 && *profFile == "" {
+		return errors.New("-pairs 0 measures nothing without -profile")
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary (re-executed as the no-op subscriber): %w", err)
+	}
+	s.Self = self
+	if s.WorkDir == "" {
+		if s.WorkDir, err = os.MkdirTemp("", "sensorgate-bench-"); err != nil {
+			return fmt.Errorf("work dir: %w", err)
+		}
+		// MkdirTemp makes it 0700; the broker's own user must get through
+		// it to its persistence directory.
+		if err := os.Chmod(s.WorkDir, 0o755); err != nil {
+			return fmt.Errorf("work dir: %w", err)
+		}
+		if !s.Keep {
+			defer os.RemoveAll(s.WorkDir)
+		}
+	} else if err := os.MkdirAll(s.WorkDir, 0o755); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	if s.Sensorgate == "" {
+		s.Sensorgate = filepath.Join(s.WorkDir, "sensorgate")
+		fmt.Fprintln(stderr, "building sensorgate")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", s.Sensorgate, "github.com/sensorgate/sensorgate/cmd/sensorgate")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build sensorgate: %w\n%s", err, b)
+		}
+	}
+	if s.Sensorgate, err = filepath.Abs(s.Sensorgate); err != nil {
+		return fmt.Errorf("sensorgate binary: %w", err)
+	}
+	if _, err := os.Stat(s.Sensorgate); err != nil {
+		return fmt.Errorf("sensorgate binary: %w", err)
+	}
+
+	res := &Results{
+		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,
+		Devices: s.Devices, Seed: s.Seed, Note: *note,
+		Machine: describeMachine(s.Sensorgate, s.WorkDir),
+	}
+	for i := 1; i <= *pairs; i++ {
+		for _, c := range []string{consumerSensorgate, consumerNoop} {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("interrupted: %w", err)
+			}
+			fmt.Fprintf(stderr, "pair %d/%d: %s, %s, N=%d\n", i, *pairs, c, s.Mode, s.N)
+			r := runOne(ctx, s, c, i, nil)
+			fmt.Fprintln(stderr, "  "+r.summary())
+			res.Runs = append(res.Runs, r)
+		}
+	}
+	res.computeRatios()
+
+	if *profFile != "" {
+		sec := *profSecs
+		if sec <= 0 {
+			sec = 10
+			if m, ok := res.median(consumerSensorgate, func(r Run) float64 { return r.Seconds }); ok {
+				sec = int(math.Ceil(m))
+			}
+		}
+		fmt.Fprintf(stderr, "profiling run: sensorgate, %s, N=%d, %d s CPU profile into %s\n", s.Mode, s.N, sec, *profFile)
+		r := runOne(ctx, s, consumerSensorgate, 0, &profiling{file: *profFile, seconds: sec})
+		fmt.Fprintln(stderr, "  "+r.summary()+" (profiled; not in the medians)")
+		if r.Err == "" {
+			fmt.Fprintf(stderr, "  top entries: go tool pprof -top -nodecount=25 %s %s\n", s.Sensorgate, *profFile)
+		}
+		res.Profiled = &r
+	}
+
+	if *pairs == 0 {
+		// Only the profiling run: nothing to compare, nothing to record.
+		if res.failed() {
+			return errors.New("the profiling run failed")
+		}
+		return nil
+	}
+	md := res.Markdown()
+	fmt.Fprint(stdout, md)
+	if *out != "" {
+		if err := res.Append(*out, md); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "appended to", *out)
+	}
+	if res.failed() {
+		return errors.New("some runs failed; see the table")
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// userHZ is the unit of utime and stime in /proc/PID/stat. It is 100 on
+// every Linux architecture Go supports (the kernel's USER_HZ, not HZ).
+const userHZ = 100
+
+// cpuSeconds returns a process's user+system CPU time (all threads) from
+// /proc/PID/stat.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: cpu time of %d: %w", pid, err)
+	}
+	// The command name in parentheses may contain spaces; the fields
+	// after its closing parenthesis start at field 3 (state), so utime
+	// and stime, fields 14 and 15, are at 11 and 12 here.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return 0, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bench: /proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
+	}
+	return float64(ut+st) / userHZ, nil
+}
+
+// peakRSSKiB returns VmHWM, the process's peak resident set size, from
+// /proc/PID/status.
+func peakRSSKiB(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: peak RSS of %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				return 0, fmt.Errorf("bench: VmHWM %q: %w", v, err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("bench: no VmHWM in /proc/%d/status", pid)
+}
+
+// connectedTo reports whether the process holds an established TCP
+// connection to the loopback port: the consumer has reached the broker.
+// It reads the kernel's tables rather than the broker's log, so it is the
+// same test for sensorgate and the no-op subscriber and does not depend on
+// how the broker logs (Mosquitto started as root cannot write its log file
+// once it has dropped to its own user).
+func connectedTo(pid, port int) (bool, error) {
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false, fmt.Errorf("bench: sockets of %d: %w", pid, err)
+	}
+	sockets := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			sockets[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return false, fmt.Errorf("bench: tcp table: %w", err)
+	}
+	// Lines: sl local_address rem_address st tx:rx tr:when retrnsmt uid
+	// timeout inode …; addresses are hex IP:port, st 01 is ESTABLISHED.
+	remote := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) >= 10 && f[2] == remote && f[3] == "01" && sockets[f[9]] {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Issue 7's targets, as medians of interleaved pairs.
+const (
+	targetRatioBacklog = 0.90
+	targetRatioLive    = 0.95
+	targetCPUPer100k   = 4.5 // CPU seconds
+	targetPeakRSSMB    = 40
+)
+
+// Results are one invocation: the machine, the runs, the medians.
+type Results struct {
+	Started  time.Time `json:"started"`
+	Mode     string    `json:"mode"`
+	N        int       `json:"n"`
+	Pairs    int       `json:"pairs"`
+	Format   string    `json:"format"`
+	Devices  int       `json:"devices"`
+	Seed     uint64    `json:"seed"`
+	Note     string    `json:"note,omitempty"`
+	Machine  Machine   `json:"machine"`
+	Runs     []Run     `json:"runs"`
+	Profiled *Run      `json:"profiled,omitempty"` // the profiling run, outside the medians
+}
+
+// computeRatios sets each sensorgate run's ratio to the no-op run of its
+// pair; a pair with a failed run has none.
+func (res *Results) computeRatios() {
+	for i := range res.Runs {
+		r := &res.Runs[i]
+		if r.Consumer != consumerSensorgate || r.Err != "" {
+			continue
+		}
+		for _, o := range res.Runs {
+			if o.Pair == r.Pair && o.Consumer == consumerNoop && o.Err == "" && o.MsgsPerS > 0 {
+				r.Ratio = r.MsgsPerS / o.MsgsPerS
+			}
+		}
+	}
+}
+
+// median of f over the consumer's successful runs.
+func (res *Results) median(consumer string, f func(Run) float64) (float64, bool) {
+	var v []float64
+	for _, r := range res.Runs {
+		if r.Consumer == consumer && r.Err == "" {
+			v = append(v, f(r))
+		}
+	}
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2], true
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
+}
+
+func (res *Results) failed() bool {
+	for _, r := range res.Runs {
+		if r.Err != "" || r.Lost > 0 {
+			return true
+		}
+	}
+	return res.Profiled != nil && res.Profiled.Err != ""
+}
+
+// summary is a run's progress line.
+func (r Run) summary() string {
+	if r.Err != "" {
+		return fmt.Sprintf("%s FAILED: %s", r.Consumer, r.Err)
+	}
+	s := fmt.Sprintf("%s: %.2f s, %.0f msgs/s, %.2f CPU-s/100k, peak RSS %.1f MB, delivered %d, lost %d",
+		r.Consumer, r.Seconds, r.MsgsPerS, r.CPUPer100k, r.PeakRSSMB, r.Delivered, r.Lost)
+	if r.Ratio > 0 {
+		s += fmt.Sprintf(", ratio %.2f", r.Ratio)
+	}
+	return s
+}
+
+// Markdown renders the invocation as a dated section of the results file.
+func (res *Results) Markdown() string {
+	var b strings.Builder
+	m := res.Machine
+	title := map[string]string{modeBacklog: "backlog drain", modeLive: "live"}[res.Mode]
+	fmt.Fprintf(&b, "\n## %s — %s, N=%d, %d pairs\n\n", res.Started.Format("2006-01-02 15:04 MST"), title, res.N, res.Pairs)
+	if res.Note != "" {
+		fmt.Fprintf(&b, "%s\n\n", res.Note)
+	}
+	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s RAM, %s; load average at start %s (shared machine: expect noise)\n",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
+	persisted := "persistence on, autosave every 1 s"
+	for _, r := range res.Runs {
+		if r.Err == "" && !r.BrokerPersisted {
+			persisted = "persistence configured but **no persistence file written** in some runs: the queue lived in memory"
+		}
+	}
+	fmt.Fprintf(&b, "- Servers: Mosquitto %s (%s, max_queued_messages 0, max_inflight_messages 100), InfluxDB %s; their files and the spool on %s\n",
+		m.Mosquitto, persisted, m.InfluxDB, m.WorkFS)
+	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on (every device has model %s)\n",
+		m.Sensorgate, m.GoVersion, "`cayenne-lpp`")
+	var bytes int64
+	for _, r := range res.Runs {
+		if r.MsgBytes > 0 {
+			bytes = r.MsgBytes
+			break
+		}
+	}
+	size := ""
+	if bytes > 0 {
+		size = fmt.Sprintf(", %d B per uplink on average", bytes/int64(res.N))
+	}
+	fmt.Fprintf(&b, "- Stream: %s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n\n", res.Format, res.Devices, res.Seed, size)
+
+	b.WriteString("| pair | consumer | seconds | msgs/s | ratio | CPU-s / 100k | peak RSS MB | delivered | lost |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range res.Runs {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | |\n", r.Pair, r.Consumer, strings.ReplaceAll(r.Err, "|", "/"))
+			continue
+		}
+		ratio := ""
+		if r.Ratio > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Ratio)
+		}
+		delivered := fmt.Sprint(r.Delivered)
+		switch {
+		case r.Consumer == consumerNoop && r.DupFlagged > 0:
+			delivered += fmt.Sprintf(" (%d DUP)", r.DupFlagged)
+		case r.DeadLetters > 0:
+			delivered += fmt.Sprintf(" (%d dead letters)", r.DeadLetters)
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %.2f | %.1f | %s | %d |\n",
+			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost)
+	}
+
+	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | CPU-s / 100k | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, c := range []string{consumerSensorgate, consumerNoop} {
+		rate, ok := res.median(c, func(r Run) float64 { return r.MsgsPerS })
+		if !ok {
+			fmt.Fprintf(&b, "| %s | no successful run | | | | |\n", c)
+			continue
+		}
+		cpu, _ := res.median(c, func(r Run) float64 { return r.CPUPer100k })
+		rss, _ := res.median(c, func(r Run) float64 { return r.PeakRSSMB })
+		ratio := ""
+		if c == consumerSensorgate {
+			if v, ok := res.medianRatio(); ok {
+				ratio = fmt.Sprintf("%.2f", v)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.2f | %.1f | %d |\n", c, rate, ratio, cpu, rss, res.lost(c))
+	}
+	b.WriteString("\n" + res.targets() + "\n")
+	return b.String()
+}
+
+func (res *Results) medianRatio() (float64, bool) {
+	return res.median(consumerSensorgate, func(r Run) float64 { return r.Ratio })
+}
+
+func (res *Results) lost(consumer string) int {
+	n := 0
+	for _, r := range res.Runs {
+		if r.Consumer == consumer && r.Err == "" {
+			n += r.Lost
+		}
+	}
+	return n
+}
+
+// targets says, for each of issue 7's targets, whether sensorgate's
+// medians meet it.
+func (res *Results) targets() string {
+	want := targetRatioBacklog
+	if res.Mode == modeLive {
+		want = targetRatioLive
+	}
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	ratio, ok1 := res.medianRatio()
+	cpu, ok2 := res.median(consumerSensorgate, func(r Run) float64 { return r.CPUPer100k })
+	rss, ok3 := res.median(consumerSensorgate, func(r Run) float64 { return r.PeakRSSMB })
+	if !ok1 || !ok2 || !ok3 {
+		return "Issue 7 targets: not evaluated (no complete pair)."
+	}
+	lost := res.lost(consumerSensorgate)
+	return fmt.Sprintf("Issue 7 targets (sensorgate medians): ratio ≥ %.2f: %s (%.2f); ≤ %.1f CPU-s / 100k: %s (%.2f); peak RSS ≤ %d MB: %s (%.1f); 0 lost: %s (%d).",
+		want, mark(ratio >= want), ratio, targetCPUPer100k, mark(cpu <= targetCPUPer100k), cpu,
+		targetPeakRSSMB, mark(rss <= targetPeakRSSMB), rss, mark(lost == 0), lost)
+}
+
+// resultsHeader starts a new Markdown results file.
+const resultsHeader = `# sensorgate end-to-end benchmark results
+
+Appended by ` + "`make bench-e2e`" + ` (backlog drain) and ` + "`make bench-e2e-live`" + ` (live), which
+run ` + "`cmd/sensorgate-bench`" + `. Each run has its own fresh Mosquitto and InfluxDB 1.8; runs
+alternate sensorgate and a no-op paho subscriber (receives, acks, discards: the
+ceiling) on the same deterministic ChirpStack v4 stream. msgs/s: N divided by the
+time from the consumer's start (backlog) or the first publish (live) until InfluxDB
+holds all N uplink points (sensorgate, polled every 100 ms) or N messages were
+acknowledged (no-op). ratio: sensorgate ÷ the no-op of the same pair. CPU-s / 100k:
+the consumer process's utime+stime. peak RSS: its VmHWM. delivered: the exact count
+of uplink points in InfluxDB (sensorgate) or of messages acknowledged (no-op).
+Compare numbers only between sections from the same machine.
+`
+
+// Append adds the section to the results file: Markdown, or one JSON
+// object per line when the name ends in .json.
+func (res *Results) Append(path, md string) error {
+	var data []byte
+	if strings.HasSuffix(path, ".json") {
+		b, err := json.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		data = append(b, '\n')
+	} else {
+		data = []byte(md)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			data = append([]byte(resultsHeader), data...)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("results: append to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("results: append to %s: %w", path, err)
+	}
+	return nil
+}

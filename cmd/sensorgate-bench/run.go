@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sensorgate/sensorgate/internal/simulate"
+	"github.com/sensorgate/sensorgate/internal/testserver"
+)
+
+// Consumers and modes.
+const (
+	consumerSensorgate = "sensorgate"
+	consumerNoop       = "no-op"
+
+	modeBacklog = "backlog"
+	modeLive    = "live"
+)
+
+// settings are what every run of one invocation shares.
+type settings struct {
+	Mode       string
+	Format     string
+	N          int
+	Devices    int
+	Seed       uint64
+	Sensorgate string        // the daemon binary
+	Self       string        // this binary, re-executed as the no-op subscriber
+	WorkDir    string        // runs' directories: broker, database and spool files
+	Timeout    time.Duration // per run, publishing and draining
+	Poll       time.Duration // how often InfluxDB is asked for its uplink count
+	Keep       bool          // keep each run's directory (logs, data)
+	log        io.Writer     // progress
+}
+
+// Run is the measurement of one consumer on one fresh broker and database.
+type Run struct {
+	Pair       int     `json:"pair"` // from 1; 0 is the profiling run
+	Consumer   string  `json:"consumer"`
+	Seconds    float64 `json:"seconds"` // backlog: from the consumer's start; live: from the first publish
+	MsgsPerS   float64 `json:"msgs_per_s"`
+	Ratio      float64 `json:"ratio,omitempty"` // sensorgate ÷ the no-op of the same pair
+	CPUSeconds float64 `json:"cpu_s"`           // consumer process only, utime+stime
+	CPUPer100k float64 `json:"cpu_s_per_100k"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM, MiB
+	// Delivered is the exact count of uplink points in InfluxDB
+	// (sensorgate) or of messages acknowledged (no-op).
+	Delivered   int   `json:"delivered"`
+	DupFlagged  int   `json:"dup_flagged,omitempty"` // no-op: redeliveries the broker marked DUP
+	Lost        int   `json:"lost"`
+	DeadLetters int   `json:"dead_letters,omitempty"`
+	MsgBytes    int64 `json:"msg_bytes"` // payload bytes published, the same for every run
+	// BrokerPersisted says the broker could write its persistence file:
+	// persistence was on in fact, not only in its config.
+	BrokerPersisted bool   `json:"broker_persisted"`
+	Err             string `json:"error,omitempty"`
+}
+
+// profiling asks a sensorgate run to record a CPU profile.
+type profiling struct {
+	file    string
+	seconds int
+}
+
+func topicFilter(format string) string {
+	if format == simulate.TTSV3 {
+		return "v3/+/devices/+/up"
+	}
+	return "application/+/device/+/event/up"
+}
+
+// runOne measures one consumer on its own broker, database and
+// directory, and stops everything it started before returning.
+func runOne(ctx context.Context, s *settings, consumer string, pair int, prof *profiling) Run {
+	r := Run{Pair: pair, Consumer: consumer}
+	name := strings.ReplaceAll(consumer, "-", "")
+	h, err := newHarness(filepath.Join(s.WorkDir, fmt.Sprintf("run%d-%s", pair, name)))
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	if err := h.do(func() error { return s.measure(ctx, h, &r, prof) }); err != nil {
+		r.Err = err.Error()
+	}
+	if err := h.close(s.Keep); err != nil {
+		fmt.Fprintln(s.log, "warning:", err)
+	}
+	return r
+}
+
+// measure is one run: servers, session, stream, consumer, numbers.
+func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profiling) error {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+	defer cancel()
+	mq := testserver.StartMosquitto(h)
+	db := testserver.StartInfluxDB(h)
+	fleet, err := simulate.NewFleet(simulate.Options{Format: s.Format, Devices: s.Devices, Seed: s.Seed})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	topic := topicFilter(s.Format)
+	clientID := "bench-" + strings.ReplaceAll(r.Consumer, "-", "")
+
+	// The consumer's persistent session exists before anything is
+	// published, in both modes: nothing published is missed, and the
+	// broker queues what the consumer has not taken yet.
+	if err := presubscribe(ctx, mq.URL(), clientID, topic); err != nil {
+		return err
+	}
+	publish := func() error {
+		return simulate.Publish(ctx, fleet, simulate.PublishOptions{
+			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N,
+			OnPublished: func(m simulate.Message) { r.MsgBytes += int64(len(m.Payload)) },
+		})
+	}
+	if s.Mode == modeBacklog {
+		fmt.Fprintf(s.log, "  publishing %d uplinks while %s is stopped\n", s.N, r.Consumer)
+		if err := publish(); err != nil {
+			return fmt.Errorf("bench: backlog: %w", err)
+		}
+	}
+
+	var p *consumerProc
+	var pprofAddr string
+	switch r.Consumer {
+	case consumerSensorgate:
+		cfg, err := s.writeSensorgateConfig(h, mq.URL(), db.URL(), db.Bucket(), clientID, topic, fleet)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(s.Sensorgate, "run", "-c", cfg)
+		cmd.Env = os.Environ()
+		if prof != nil {
+			pprofAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
+			cmd.Env = append(cmd.Env, "SENSORGATE_PPROF="+pprofAddr)
+		}
+		p = newConsumerProc(cmd, filepath.Join(h.dir, "sensorgate.log"), false)
+	default:
+		cmd := exec.Command(s.Self, "noop", "-broker", mq.URL(), "-client-id", clientID, "-topic", topic, "-n", strconv.Itoa(s.N))
+		p = newConsumerProc(cmd, filepath.Join(h.dir, "noop.log"), true)
+	}
+
+	began := time.Now()
+	if err := p.start(); err != nil {
+		return err
+	}
+	h.Cleanup(p.stop)
+	var profDone chan error
+	if prof != nil {
+		profDone = make(chan error, 1)
+		go func() { profDone <- fetchProfile(ctx, pprofAddr, prof) }()
+	}
+	cpu0 := 0.0 // backlog: the process starts with the clock
+	published := make(chan error, 1)
+	if s.Mode == modeLive {
+		// Publishing starts once the consumer holds its session, so
+		// publishing and consuming overlap from the first message.
+		if err := waitConnected(ctx, mq.Port, p); err != nil {
+			return err
+		}
+		if cpu0, err = cpuSeconds(p.pid()); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
+		began = time.Now()
+		go func() { published <- publish() }()
+	} else {
+		published <- nil
+	}
+
+	// Wait until the consumer is done: InfluxDB holds N uplinks, or the
+	// no-op acknowledged N messages.
+	if r.Consumer == consumerSensorgate {
+		err = waitUplinks(ctx, h, db, s.N, s.Poll, p)
+	} else {
+		err = p.waitLine(ctx, "done")
+	}
+	elapsed := time.Since(began)
+	if err != nil {
+		return err
+	}
+	cpu1, err := cpuSeconds(p.pid())
+	if err != nil {
+		return err
+	}
+	rss, err := peakRSSKiB(p.pid())
+	if err != nil {
+		return err
+	}
+	if err := <-published; err != nil {
+		return fmt.Errorf("bench: live publish: %w", err)
+	}
+	if prof != nil {
+		// The heap at the end of the drain says where the peak RSS went.
+		heap := prof.file + ".heap"
+		if err := fetch(ctx, "http://"+pprofAddr+"/debug/pprof/heap", heap, time.Minute); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.log, "  heap profile at the end of the drain: %s\n", heap)
+	}
+	if profDone != nil {
+		fmt.Fprintf(s.log, "  waiting for the %d s CPU profile\n", prof.seconds)
+		if err := <-profDone; err != nil {
+			return err
+		}
+	}
+	p.stop()
+	// The database appears at the first autosave (1 s); a short run may
+	// end before it, but the log, opened at start by the same user in
+	// the same directory, shows the broker can write there.
+	_, errDB := os.Stat(filepath.Join(mq.Dir, "mosquitto.db"))
+	r.BrokerPersisted = errDB == nil || mq.Log() != ""
+
+	r.Seconds = elapsed.Seconds()
+	r.MsgsPerS = float64(s.N) / r.Seconds
+	r.CPUSeconds = cpu1 - cpu0
+	r.CPUPer100k = r.CPUSeconds / float64(s.N) * 100000
+	r.PeakRSSMB = float64(rss) / 1024
+	if r.Consumer == consumerSensorgate {
+		// After the daemon stopped: an exact count, with anything that
+		// arrived after the poll saw N.
+		r.Delivered = countUplinks(h, db)
+		r.DeadLetters = countLines(filepath.Join(h.dir, "state", "deadletters.jsonl"))
+	} else {
+		r.Delivered, r.DupFlagged = p.final()
+	}
+	r.Lost = max(0, s.N-r.Delivered)
+	return nil
+}
+
+// writeSensorgateConfig writes the daemon's config and devices file: the
+// simulated fleet with its decoder model, so every uplink is decoded and
+// normalized, and the spool syncing every append (fsync: always), the
+// configuration issue 7's targets are set for.
+func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
+	devs, err := yaml.Marshal(map[string]any{"devices": fleet.Devices()})
+	if err != nil {
+		return "", fmt.Errorf("bench: devices file: %w", err)
+	}
+	devPath := filepath.Join(h.dir, "devices.yaml")
+	if err := os.WriteFile(devPath, devs, 0o644); err != nil {
+		return "", fmt.Errorf("bench: devices file: %w", err)
+	}
+	cfg := fmt.Sprintf(`log: {level: warn, format: json}
+state_dir: %q
+spool: {fsync: always}
+sources:
+  - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
+influx: {url: %q, bucket: %q}
+devices: {import: %q, tags: [district, site]}
+`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+	path := filepath.Join(h.dir, "sensorgate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return "", fmt.Errorf("bench: config: %w", err)
+	}
+	return path, nil
+}
+
+// presubscribe creates the consumer's persistent session: connect with its
+// client id and clean session off, subscribe at QoS 1, disconnect.
+func presubscribe(ctx context.Context, broker, clientID, topic string) error {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).
+		SetProtocolVersion(4).SetCleanSession(false).SetConnectTimeout(10 * time.Second))
+	if err := waitToken(ctx, c.Connect()); err != nil {
+		return fmt.Errorf("bench: presubscribe %s: connect: %w", clientID, err)
+	}
+	defer c.Disconnect(100)
+	if err := waitToken(ctx, c.Subscribe(topic, 1, nil)); err != nil {
+		return fmt.Errorf("bench: presubscribe %s: subscribe %s: %w", clientID, topic, err)
+	}
+	return nil
+}
+
+func waitToken(ctx context.Context, t paho.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitConnected waits until the consumer holds a connection to the
+// broker. Its persistent session already exists, so from CONNACK on it
+// takes what is published; the moments between TCP connect and CONNACK
+// are negligible next to a run.
+func waitConnected(ctx context.Context, port int, p *consumerProc) error {
+	for {
+		ok, err := connectedTo(p.pid(), port)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: the consumer did not connect to the broker: %w", ctx.Err())
+		case <-p.exited:
+			return fmt.Errorf("bench: the consumer exited before connecting; see %s", p.logPath)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// waitUplinks polls InfluxDB until it holds n uplink points.
+func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc) error {
+	for {
+		got := countUplinks(h, db)
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: InfluxDB holds %d of %d uplinks: %w", got, n, ctx.Err())
+		case <-p.exited:
+			return fmt.Errorf("bench: sensorgate exited with %d of %d uplinks in InfluxDB; see %s", got, n, p.logPath)
+		case <-time.After(every):
+		}
+	}
+}
+
+// countUplinks asks for count(rssi) of the uplink measurement: every
+// uplink point has rssi, and the aggregate is answered from the index and
+// blocks without returning the rows, so polling it stays cheap.
+func countUplinks(h *harness, db *testserver.InfluxDB) int {
+	n := 0
+	for _, s := range db.Query(h, `SELECT count("rssi") FROM "uplink"`) {
+		for _, row := range s.Values {
+			if len(row) < 2 {
+				continue
+			}
+			if v, err := strconv.Atoi(fmt.Sprint(row[1])); err == nil {
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+func countLines(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// fetchProfile records a CPU profile of the daemon through its opt-in
+// pprof endpoint, starting as soon as the endpoint listens.
+func fetchProfile(ctx context.Context, addr string, prof *profiling) error {
+	_, port, _ := strings.Cut(addr, ":")
+	pn, _ := strconv.Atoi(port)
+	if err := testserver.WaitListening(pn, 30*time.Second); err != nil {
+		return fmt.Errorf("bench: pprof endpoint: %w", err)
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, prof.seconds)
+	return fetch(ctx, url, prof.file, time.Duration(prof.seconds)*time.Second+time.Minute)
+}
+
+// fetch writes what GET url returns into file.
+func fetch(ctx context.Context, url, file string, timeout time.Duration) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", url, err)
+	}
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("bench: %s: %s: %s", url, resp.Status, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: write %s: %w", file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: write %s: %w", file, err)
+	}
+	return nil
+}
+
+// consumerProc is the measured process, sensorgate or the no-op
+// subscriber, stopped by its PID.
+type consumerProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	logf    *os.File
+	exited  chan struct{} // closed once the process has been waited for
+	lines   chan string   // the no-op's stdout lines; nil for sensorgate
+	last    []string      // lines read by waitLine, for final
+	stopped bool
+}
+
+func newConsumerProc(cmd *exec.Cmd, logPath string, readLines bool) *consumerProc {
+	p := &consumerProc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	if readLines {
+		p.lines = make(chan string, 16)
+	}
+	return p
+}
+
+func (p *consumerProc) start() error {
+	logf, err := os.Create(p.logPath)
+	if err != nil {
+		return fmt.Errorf("bench: consumer log: %w", err)
+	}
+	p.logf = logf
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	var pw *os.File
+	if p.lines != nil {
+		// A pipe of our own rather than StdoutPipe, so Wait can run
+		// while the reader goroutine still drains it.
+		pr, w, err := os.Pipe()
+		if err != nil {
+			logf.Close()
+			return fmt.Errorf("bench: pipe: %w", err)
+		}
+		pw = w
+		p.cmd.Stdout = pw
+		go func() {
+			defer close(p.lines)
+			defer pr.Close()
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() {
+				p.lines <- sc.Text()
+			}
+		}()
+	}
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		if pw != nil {
+			pw.Close()
+		}
+		return fmt.Errorf("bench: start %s: %w", p.cmd.Path, err)
+	}
+	if pw != nil {
+		pw.Close() // the child holds its copy; EOF comes when it exits
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	return nil
+}
+
+func (p *consumerProc) pid() int { return p.cmd.Process.Pid }
+
+// waitLine waits for a stdout line starting with prefix.
+func (p *consumerProc) waitLine(ctx context.Context, prefix string) error {
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return fmt.Errorf("bench: %s exited before %q; see %s", p.cmd.Path, prefix, p.logPath)
+			}
+			p.last = append(p.last, line)
+			if strings.HasPrefix(line, prefix) {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("bench: waiting for %q from the no-op subscriber: %w", prefix, ctx.Err())
+		}
+	}
+}
+
+// final returns the no-op's counts from its "final" line (written at
+// exit), else from its "done" line.
+func (p *consumerProc) final() (received, dups int) {
+	for line := range p.lines { // closed at the child's exit, after stop
+		p.last = append(p.last, line)
+	}
+	for _, line := range p.last {
+		f := strings.Fields(line)
+		if len(f) < 3 || (f[0] != "final" && f[0] != "done") {
+			continue
+		}
+		received, _ = strconv.Atoi(strings.TrimPrefix(f[1], "received="))
+		dups, _ = strconv.Atoi(strings.TrimPrefix(f[2], "dup="))
+	}
+	return received, dups
+}
+
+// stop sends SIGTERM and waits; SIGKILL after 20 s (sensorgate's shutdown
+// drains for up to 10 s). Safe to call twice.
+func (p *consumerProc) stop() {
+	if p.stopped || p.cmd.Process == nil {
+		return
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.logf.Close()
+}
