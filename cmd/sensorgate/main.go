@@ -25,8 +25,9 @@ Usage:
   sensorgate run -c FILE        run the daemon
   sensorgate validate -c FILE   check a config file; print every problem with its line
   sensorgate simulate [flags]   publish realistic uplinks to a broker (demos, load)
-  sensorgate decode -model ID [-fport N] [-scripts DIR] [-var k=v] HEX|BASE64
+  sensorgate decode (--model NAME | --codec FILE) [--fport N] (--hex H | --base64 B)
                                 decode one payload as the daemon would; print JSON
+                                {data, normalized, warnings, errors}; --batch: JSON lines
   sensorgate codecs import -to DIR [-from SRC] VENDOR/DEVICE...
                                 import device codecs (TTN device repository or ChirpStack
                                 device profiles layout) and self-test their examples
@@ -64,7 +65,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "simulate":
 		err = simulateCommand(ctx, args[1:], stdout, stderr)
 	case "decode":
-		err = decodeCommand(args[1:], stdout, stderr)
+		err = decodeCommand(args[1:], os.Stdin, stdout, stderr)
 	case "codecs":
 		err = codecsCommand(ctx, args[1:], stdout, stderr)
 	case "devices":

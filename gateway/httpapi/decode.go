@@ -35,41 +35,17 @@ type DecodeResult struct {
 }
 
 // DecodeSample is one catalogue sample with where it is written.
-type DecodeSample struct {
-	Quantity    string `json:"quantity"`
-	Value       any    `json:"value"`
-	Unit        string `json:"unit,omitempty"`
-	Measurement string `json:"measurement"`
-	Field       string `json:"field"`
-	Channel     string `json:"channel,omitempty"`
-	Time        string `json:"time,omitempty"`
-}
+type DecodeSample = decoders.ReportSample
 
 // Decode runs one payload through dec and checks the samples against the
-// catalogue, as the pipeline does before writing.
+// catalogue, as the pipeline does before writing: decoders.Explain, which
+// `sensorgate decode` prints too.
 func Decode(dec decoders.Decoder, model string, in decoders.Input) (DecodeResult, error) {
-	res, err := dec.Decode(in)
+	rep, err := decoders.Explain(dec, in)
 	if err != nil {
 		return DecodeResult{}, fmt.Errorf("model %s: %w", model, err)
 	}
-	samples, warnings, err := decoders.Check(res.Samples)
-	if err != nil {
-		return DecodeResult{}, fmt.Errorf("model %s: %w", model, err)
-	}
-	out := DecodeResult{Model: model, FPort: in.FPort, Data: res.Data, Samples: make([]DecodeSample, 0, len(samples)),
-		Warnings: append(append([]string{}, res.Warnings...), warnings...)}
-	if out.Data == nil {
-		out.Data = map[string]any{}
-	}
-	for _, s := range samples {
-		q, _ := decoders.LookupQuantity(s.Quantity) // Check vetted the path
-		ds := DecodeSample{Quantity: s.Quantity, Value: s.Value, Unit: q.Unit, Measurement: q.Measurement, Field: q.Field, Channel: s.Channel}
-		if !s.Time.IsZero() {
-			ds.Time = s.Time.UTC().Format(time.RFC3339Nano)
-		}
-		out.Samples = append(out.Samples, ds)
-	}
-	return out, nil
+	return DecodeResult{Model: model, FPort: in.FPort, Data: rep.Data, Samples: rep.Samples, Warnings: rep.Warnings}, nil
 }
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request) {
