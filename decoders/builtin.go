@@ -3,6 +3,7 @@ package decoders
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // builtin is the table of native decoders by model id. Model ids are
@@ -63,23 +64,36 @@ var builtin = map[string]Decoder{
 // Registry resolves a model id to a decoder: the built-in table, plus
 // decoders added at run time (JavaScript codecs), which take precedence so
 // an operator can replace a native decoder without a release.
+//
+// Every uplink looks its decoder up, from concurrent handlers, while Set
+// runs only when a codec file changes: so Set copies the table and
+// publishes the copy, and Lookup reads the current one without a lock.
 type Registry struct {
-	mu    sync.RWMutex
-	added map[string]Decoder
+	mu    sync.Mutex // serializes Set
+	added atomic.Pointer[map[string]Decoder]
 }
 
 // NewRegistry returns a registry of the built-in decoders.
-func NewRegistry() *Registry { return &Registry{added: map[string]Decoder{}} }
+func NewRegistry() *Registry {
+	r := &Registry{}
+	r.added.Store(&map[string]Decoder{})
+	return r
+}
+
+// runtime returns the current table of run-time decoders.
+func (r *Registry) runtime() map[string]Decoder {
+	if m := r.added.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
 
 // Lookup returns the decoder for model.
 func (r *Registry) Lookup(model string) (Decoder, bool) {
-	r.mu.RLock()
-	d, ok := r.added[model]
-	r.mu.RUnlock()
-	if ok {
+	if d, ok := r.runtime()[model]; ok {
 		return d, true
 	}
-	d, ok = builtin[model]
+	d, ok := builtin[model]
 	return d, ok
 }
 
@@ -87,22 +101,26 @@ func (r *Registry) Lookup(model string) (Decoder, bool) {
 func (r *Registry) Set(model string, d Decoder) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if d == nil {
-		delete(r.added, model)
-		return
+	old := r.runtime()
+	next := make(map[string]Decoder, len(old)+1)
+	for m, dec := range old {
+		next[m] = dec
 	}
-	r.added[model] = d
+	if d == nil {
+		delete(next, model)
+	} else {
+		next[model] = d
+	}
+	r.added.Store(&next)
 }
 
 // Models lists every model id the registry resolves, sorted.
 func (r *Registry) Models() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	seen := map[string]bool{}
 	for m := range builtin {
 		seen[m] = true
 	}
-	for m := range r.added {
+	for m := range r.runtime() {
 		seen[m] = true
 	}
 	out := make([]string, 0, len(seen))

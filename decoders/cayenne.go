@@ -164,8 +164,16 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 				continue
 			}
 			s := Sample{Quantity: q, Value: vals[c], Channel: chs}
-			if k.isBool {
+			if samples == nil {
+				// A record is at least three bytes, and most carry one
+				// mapped quantity: room for all at once.
+				samples = make([]Sample, 0, len(b)/3)
+			}
+			switch {
+			case k.isBool:
 				s.Value = vals[c] != 0
+			case k.fields == nil:
+				s.Value = v // the scalar Data holds, boxed once
 			}
 			samples = putSample(samples, s)
 		}

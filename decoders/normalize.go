@@ -3,8 +3,9 @@ package decoders
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -44,7 +45,7 @@ func Normalize(obj map[string]any) ([]Sample, []string, error) {
 		return nil, nil, err
 	}
 	// Map iteration order is random; keep output deterministic.
-	sort.Slice(samples, func(i, j int) bool { return samples[i].Quantity < samples[j].Quantity })
+	slices.SortFunc(samples, func(a, b Sample) int { return strings.Compare(a.Quantity, b.Quantity) })
 	return Check(samples)
 }
 
@@ -103,6 +104,9 @@ func Check(samples []Sample) ([]Sample, []string, error) {
 func coerce(q *Quantity, v any) (any, error) {
 	switch q.Kind {
 	case Number:
+		if _, ok := v.(float64); ok {
+			return v, nil // already the type: boxing it again would allocate
+		}
 		if f, ok := toFloat(v); ok {
 			return f, nil
 		}

@@ -3,6 +3,7 @@ package devices
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Registry finds devices by DevEUI, name or DevAddr. It is safe for
@@ -15,6 +16,9 @@ type Registry struct {
 	// byAddr lists the devices with a session per DevAddr: several devices
 	// may share one, and only the MIC tells them apart.
 	byAddr map[DevAddr][]*Device
+	// gen counts content swaps, so a cache of what is derived from
+	// devices knows when to drop entries of devices no longer listed.
+	gen atomic.Uint64
 }
 
 // NewRegistry returns a registry holding devs; it fails on a duplicate EUI
@@ -60,9 +64,15 @@ func (r *Registry) Replace(devs []Device) error {
 	}
 	r.mu.Lock()
 	r.byEUI, r.byName, r.byAddr = byEUI, byName, byAddr
+	r.gen.Add(1)
 	r.mu.Unlock()
 	return nil
 }
+
+// Generation changes whenever the registry's contents are replaced. A
+// *Device is never modified, so what a cache derives from one stays
+// right; the generation only says when to drop entries of replaced ones.
+func (r *Registry) Generation() uint64 { return r.gen.Load() }
 
 // Lookup returns the device with the EUI. The returned Device must not be
 // modified.
@@ -107,5 +117,6 @@ func (r *Registry) swapFrom(other *Registry) {
 	other.mu.RUnlock()
 	r.mu.Lock()
 	r.byEUI, r.byName, r.byAddr = byEUI, byName, byAddr
+	r.gen.Add(1)
 	r.mu.Unlock()
 }

@@ -5,9 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,6 +73,8 @@ type Pipeline struct {
 	// cmd injects lorawan.DecryptFRMPayload, which this package must not
 	// import. Nil: such uplinks are dead-lettered.
 	Decrypt func(key devices.Key, devAddr devices.DevAddr, fCnt uint32, uplink bool, payload []byte) ([]byte, error)
+
+	views atomic.Pointer[viewCache] // per registered device, see view
 }
 
 // Observer sees each uplink the pipeline took: pts are the points
@@ -99,17 +102,18 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // Handle implements Handler: nil means the uplink is durable as points or
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
-	p.count("uplinks")
+	p.count(cUplinks)
 	pts, warnings, err := p.Points(up)
-	var rej *Rejection
-	if errors.As(err, &rej) {
-		return p.deadLetter(ctx, up, rej)
-	}
 	if err != nil {
+		// Declared here, since errors.As puts it on the heap.
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return p.deadLetter(ctx, up, rej)
+		}
 		return err
 	}
 	for _, w := range warnings {
-		p.count("warnings")
+		p.count(cWarnings)
 		p.Log.Warn().Str("source", up.Source).Str("dev_eui", up.DevEUI.String()).Str("warning", w).Msg("decoder warning")
 	}
 	if err := p.Sink.Write(ctx, pts); err != nil {
@@ -118,8 +122,8 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 		}
 		return fmt.Errorf("store points of %s: %w", up.DevEUI, err)
 	}
-	p.count("uplinks_written")
-	p.countN("points_written", uint64(len(pts)))
+	p.count(cUplinksWritten)
+	p.countN(cPointsWritten, uint64(len(pts)))
 	if p.Observer != nil {
 		p.Observer.Observe(up, pts, nil)
 	}
@@ -127,7 +131,9 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 }
 
 func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) error {
-	p.count("dead_letters." + string(rej.Reason))
+	if p.Counters != nil {
+		p.Counters.Inc(deadLetterCounter(rej.Reason))
+	}
 	p.Log.Warn().Str("source", up.Source).Str("topic", up.Topic).Str("dev_eui", eui(up.DevEUI)).
 		Str("reason", string(rej.Reason)).Err(rej.Err).Msg("message dead-lettered")
 	dl := DeadLetter{
@@ -157,21 +163,35 @@ func (p *Pipeline) now() time.Time {
 	return time.Now()
 }
 
-func (p *Pipeline) count(name string) {
+func (p *Pipeline) count(c hotCounter) { p.countN(c, 1) }
+
+func (p *Pipeline) countN(c hotCounter, n uint64) {
 	if p.Counters != nil {
-		p.Counters.Inc(name)
+		p.Counters.add(c, n)
 	}
 }
 
-func (p *Pipeline) countN(name string, n uint64) {
-	if p.Counters != nil {
-		p.Counters.Add(name, n)
+// deadLetterCounters are the counter names of the reasons, joined once.
+var deadLetterCounters = func() map[Reason]string {
+	m := map[Reason]string{}
+	for _, r := range []Reason{ReasonMalformed, ReasonUnknownDevice, ReasonUnknownModel, ReasonDecode, ReasonNormalize, ReasonRejected, ReasonEncrypted} {
+		m[r] = "dead_letters." + string(r)
 	}
+	return m
+}()
+
+func deadLetterCounter(r Reason) string {
+	if name, ok := deadLetterCounters[r]; ok {
+		return name
+	}
+	return "dead_letters." + string(r)
 }
 
 // Points builds the points of one uplink (DESIGN §5) without writing them:
 // the uplink measurement, catalogue measurements and decoded_<model>. The
-// error is a *Rejection when the uplink can never become points.
+// error is a *Rejection when the uplink can never become points. Points
+// share Tags slices with each other and with later messages of the
+// device: they must not be modified.
 func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	policy := p.Sources[up.Source]
 	dev, err := p.device(up, policy)
@@ -187,7 +207,7 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 		up.Time, up.LocalTime = p.now(), true
 	}
 	if up.LocalTime {
-		p.count("local_time")
+		p.count(cLocalTime)
 	}
 
 	var (
@@ -229,29 +249,42 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	warnings = append(warnings, w...)
 
 	tags := dev.tags
-	pts := make([]Point, 0, 4)
+	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>
+	if policy.GatewayPoints {
+		n += len(up.Radio.Gateways)
+	}
+	pts := make([]Point, 0, n)
 	pts = append(pts, uplinkPoint(up, tags))
 	if policy.GatewayPoints {
 		pts = appendGatewayPoints(pts, up, tags)
 	}
 	pts = appendSamplePoints(pts, samples, tags, up.Time)
 	if len(data) > 0 {
-		fields := flattenData(nil, "", data)
+		fields := flattenData(make([]Field, 0, len(data)), "", data)
 		if len(fields) > 0 {
-			sort.Slice(fields, func(i, j int) bool { return fields[i].Key < fields[j].Key })
-			pts = append(pts, Point{Measurement: DecodedMeasurement(dev.model), Tags: tags, Fields: fields, Time: up.Time})
+			slices.SortFunc(fields, byFieldKey)
+			m := dev.decoded
+			if m == "" {
+				m = DecodedMeasurement(dev.model)
+			}
+			pts = append(pts, Point{Measurement: m, Tags: tags, Fields: fields, Time: up.Time})
 		}
 	}
 	return pts, warnings, nil
 }
+
+func byFieldKey(a, b Field) int { return strings.Compare(a.Key, b.Key) }
+
+func byTagKey(a, b Tag) int { return strings.Compare(a.Key, b.Key) }
 
 // resolved is an uplink's device as the pipeline sees it.
 type resolved struct {
 	model     string
 	decoder   decoders.Decoder
 	variables map[string]string
-	tags      []Tag            // sorted, the common tags of every point
+	tags      []Tag            // sorted, the common tags of every point; shared, read only
 	session   *devices.Session // the registry's LoRaWAN session, nil if none
+	decoded   string           // DecodedMeasurement(model) if known already
 }
 
 func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
@@ -267,23 +300,27 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		return resolved{}, reject(ReasonMalformed, "message names no device")
 	}
 	var r resolved
-	var name string
+	var name, euiTag string
 	var devTags map[string]string
-	euiTag := eui(up.DevEUI)
 	switch {
 	case ok:
 		name, r.model, r.variables, devTags, r.session = d.Name, d.Model, d.Variables, d.Tags, d.Session
-		euiTag = eui(d.EUI)
 		if r.model != "" {
 			if r.decoder, ok = p.Decoders.Lookup(r.model); !ok {
 				return resolved{}, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
 			}
+			// The rest is the registry entry's and the source's alone.
+			if v, hit := p.cachedView(d, up.Source); hit {
+				r.tags, r.decoded = v.tags, v.decoded
+				return r, nil
+			}
 		}
+		euiTag = eui(d.EUI)
 	case policy.AcceptUnknown && !up.DevEUI.IsZero():
-		p.count("unknown_devices_accepted")
-		name, devTags = up.DeviceName, up.Tags
+		p.count(cUnknownAccepted)
+		name, devTags, euiTag = up.DeviceName, up.Tags, eui(up.DevEUI)
 		if name == "" {
-			name = up.DevEUI.String()
+			name = euiTag
 		}
 	default:
 		id := eui(up.DevEUI)
@@ -301,6 +338,10 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
+	if ok && d.Model != "" {
+		r.decoded = DecodedMeasurement(r.model)
+		p.storeView(d, deviceView{source: up.Source, tags: r.tags, decoded: r.decoded})
+	}
 	return r, nil
 }
 
@@ -328,7 +369,7 @@ func (p *Pipeline) decrypt(up Uplink, s *devices.Session) ([]byte, error) {
 	if err != nil {
 		return nil, &Rejection{Reason: ReasonEncrypted, Err: fmt.Errorf("decrypt the payload of %s with the registry's AppSKey: %w", up.DevEUI, err)}
 	}
-	p.count("payloads_decrypted")
+	p.count(cPayloadsDecrypted)
 	return plain, nil
 }
 
@@ -351,7 +392,7 @@ func (p *Pipeline) tags(name, euiTag, model, source string, devTags map[string]s
 			add(k, devTags[k])
 		}
 	}
-	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	slices.SortFunc(tags, byTagKey)
 	return tags
 }
 
@@ -366,14 +407,11 @@ func decodeSafely(d decoders.Decoder, in decoders.Input) (res decoders.Result, e
 	return d.Decode(in)
 }
 
+// uplinkPoint builds the uplink measurement's point. Its fields are
+// appended in key order, which Point requires, rather than sorted: this
+// runs for every message.
 func uplinkPoint(up Uplink, tags []Tag) Point {
 	f := make([]Field, 0, 9)
-	if best, ok := up.Radio.Best(); ok {
-		f = append(f, FloatField("rssi", best.RSSI))
-		if best.HasSNR {
-			f = append(f, FloatField("snr", best.SNR))
-		}
-	}
 	if up.Radio.DR >= 0 {
 		f = append(f, IntField("dr", int64(up.Radio.DR)))
 	}
@@ -388,10 +426,16 @@ func uplinkPoint(up Uplink, tags []Tag) Point {
 	}
 	f = append(f, IntField("gateways", int64(len(up.Radio.Gateways))))
 	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
+	best, hasBest := up.Radio.Best()
+	if hasBest {
+		f = append(f, FloatField("rssi", best.RSSI))
+	}
 	if up.Radio.SF > 0 {
 		f = append(f, IntField("sf", int64(up.Radio.SF)))
 	}
-	sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
+	if hasBest && best.HasSNR {
+		f = append(f, FloatField("snr", best.SNR))
+	}
 	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
 }
 
@@ -403,8 +447,7 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag) []Point {
 		if g.ID == "" {
 			continue
 		}
-		gt := append(append(make([]Tag, 0, len(tags)+1), tags...), Tag{"gateway_id", g.ID})
-		sort.Slice(gt, func(a, b int) bool { return gt[a].Key < gt[b].Key })
+		gt := appendWithTag(make([]Tag, 0, len(tags)+1), tags, Tag{"gateway_id", g.ID})
 		f := []Field{FloatField("rssi", g.RSSI)}
 		if g.HasSNR {
 			f = append(f, FloatField("snr", g.SNR))
@@ -416,45 +459,84 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag) []Point {
 
 // appendSamplePoints groups samples into one point per measurement,
 // channel and time, with one field per quantity.
+//
+// It runs for every uplink, so a message's sample points share one
+// backing array for their fields and one for their channel tags: the
+// first pass finds each sample's point and counts its fields, the second
+// fills each point's window of the array.
 func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t time.Time) []Point {
+	if len(samples) == 0 {
+		return pts
+	}
 	first := len(pts)
-	for _, s := range samples {
+	var (
+		qBuf     [8]*decoders.Quantity
+		ptBuf    [8]int
+		countBuf [8]int
+	)
+	qs, pt, counts := qBuf[:0], ptBuf[:0], countBuf[:0] // by sample, by sample, by point
+	var channelTags []Tag
+	for i, s := range samples {
 		q, _ := decoders.LookupQuantity(s.Quantity) // Check already vetted the path
 		st := s.Time
 		if st.IsZero() {
 			st = t
 		}
-		i := first
-		for ; i < len(pts); i++ {
-			if pts[i].Measurement == q.Measurement && pts[i].Time.Equal(st) && channelOf(pts[i].Tags) == s.Channel {
+		j := first
+		for ; j < len(pts); j++ {
+			if pts[j].Measurement == q.Measurement && pts[j].Time.Equal(st) && channelOf(pts[j].Tags) == s.Channel {
 				break
 			}
 		}
-		if i == len(pts) {
+		if j == len(pts) {
 			ptags := tags
 			if s.Channel != "" {
-				ptags = append(append(make([]Tag, 0, len(tags)+1), tags...), Tag{"channel", s.Channel})
-				sort.Slice(ptags, func(a, b int) bool { return ptags[a].Key < ptags[b].Key })
+				if channelTags == nil {
+					channelTags = make([]Tag, 0, (len(tags)+1)*(len(samples)-i))
+				}
+				from := len(channelTags)
+				channelTags = appendWithTag(channelTags, tags, Tag{"channel", s.Channel})
+				ptags = channelTags[from:len(channelTags):len(channelTags)]
 			}
 			pts = append(pts, Point{Measurement: q.Measurement, Tags: ptags, Time: st})
+			counts = append(counts, 0)
 		}
-		pts[i].Fields = setField(pts[i].Fields, sampleField(q.Field, s.Value))
+		qs, pt = append(qs, q), append(pt, j-first)
+		counts[j-first]++
 	}
 	group := pts[first:]
-	for _, p := range group {
-		sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
+	fields := make([]Field, len(samples))
+	for k := range group {
+		group[k].Fields, fields = fields[:0:counts[k]], fields[counts[k]:]
 	}
-	sort.SliceStable(group, func(i, j int) bool {
-		a, b := group[i], group[j]
-		if a.Measurement != b.Measurement {
-			return a.Measurement < b.Measurement
+	for i, s := range samples {
+		p := &group[pt[i]]
+		p.Fields = setField(p.Fields, sampleField(qs[i].Field, s.Value))
+	}
+	for _, p := range group {
+		slices.SortFunc(p.Fields, byFieldKey)
+	}
+	slices.SortStableFunc(group, func(a, b Point) int {
+		if c := strings.Compare(a.Measurement, b.Measurement); c != 0 {
+			return c
 		}
-		if ca, cb := channelOf(a.Tags), channelOf(b.Tags); ca != cb {
-			return ca < cb
+		if c := strings.Compare(channelOf(a.Tags), channelOf(b.Tags)); c != 0 {
+			return c
 		}
-		return a.Time.Before(b.Time)
+		return a.Time.Compare(b.Time)
 	})
 	return pts
+}
+
+// appendWithTag appends tags (sorted) to dst with t inserted in order.
+func appendWithTag(dst, tags []Tag, t Tag) []Tag {
+	i := 0
+	for i < len(tags) && tags[i].Key < t.Key {
+		i++
+	}
+	dst = append(dst, tags[:i]...)
+	dst = append(dst, t)
+	return append(dst, tags[i:]...)
 }
 
 // setField adds f, replacing an earlier field of the same key: when a
