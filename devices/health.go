@@ -68,6 +68,9 @@ type DeviceHealth struct {
 	// the last 24 hours; LossPct is lost / (received + lost).
 	Lost24h int     `json:"lost_24h"`
 	LossPct float64 `json:"loss_pct"`
+	// UplinksHourly is Uplinks24h per hour, oldest first, the current
+	// hour last (24 counts), for a sparkline of the day.
+	UplinksHourly []int `json:"uplinks_hourly"`
 	// DeadLetters24h counts uplinks that could not become points (a
 	// decoder error, an unknown model…), LastDeadLetter the latest reason.
 	DeadLetters24h int    `json:"dead_letters_24h"`
@@ -265,11 +268,15 @@ func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
 	}
 	r.LastSeenAge = max(now.Sub(st.LastSeen).Seconds(), 0)
 	first := now.Unix()/3600 - hours + 1
+	r.UplinksHourly = make([]int, hours)
 	for _, b := range st.Hours {
 		if b.Hour >= first {
 			r.Uplinks24h += int(b.Uplinks)
 			r.Lost24h += int(b.Lost)
 			r.DeadLetters24h += int(b.DeadLetters)
+			if i := b.Hour - first; i < hours { // a device clock ahead of ours lands past the end
+				r.UplinksHourly[i] = int(b.Uplinks)
+			}
 		}
 	}
 	if n := r.Uplinks24h + r.Lost24h; n > 0 {

@@ -66,6 +66,31 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestHealthHourly: the per-hour series ends at the current hour, drops
+// hours older than a day and ignores uplinks from a clock ahead of ours.
+func TestHealthHourly(t *testing.T) {
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	e := EUI{2}
+	h := NewHealth(0)
+	for i, at := range []time.Duration{0, 5 * time.Minute, 3 * time.Hour, 23*time.Hour + 59*time.Minute, 25 * time.Hour, 26 * time.Hour} {
+		h.Observe(Observation{EUI: e, Time: t0.Add(at), FCnt: uint32(i + 1), HasFCnt: true})
+	}
+	r, _ := h.Get(e, t0.Add(24*time.Hour+30*time.Minute)) // 08:30 the next day
+	want := make([]int, 24)
+	want[2] = 1  // 11:00 the first day
+	want[22] = 1 // 07:59 the next day
+	// 08:00-08:05 the first day is 24 hours old and gone; 09:00 and 10:00
+	// the next day are in the future.
+	if len(r.UplinksHourly) != 24 {
+		t.Fatalf("%d hours", len(r.UplinksHourly))
+	}
+	for i := range want {
+		if r.UplinksHourly[i] != want[i] {
+			t.Fatalf("hourly %v, want %v", r.UplinksHourly, want)
+		}
+	}
+}
+
 func TestHealthPersists(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTestStore(t)

@@ -20,6 +20,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
+	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
 
@@ -39,6 +40,10 @@ type Daemon struct {
 	ops      *ops            // daemon_http.go: registry store, device health, unknown devices, HTTP API
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
+	// dlw is where sources and the pipeline put dead letters: dl,
+	// counted by metrics (daemon_metrics.go).
+	dlw     gateway.DeadLetters
+	metrics *metrics.Metrics
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -83,6 +88,8 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName)); err != nil {
 		return nil, err
 	}
+	d.metrics = d.newMetrics(cfg, decs)
+	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()
 	if d.sink, err = influx.New(cfg.Influx, influxLog); err != nil {
 		d.dl.Close()
@@ -92,7 +99,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.dl.Close()
 		return nil, err
 	}
-	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dl, influxLog)
+	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dlw, influxLog)
 	policies := map[string]gateway.SourcePolicy{}
 	for _, sc := range cfg.Sources {
 		src, policy, err := d.newSource(sc, reg, log) // daemon_lorawan.go
@@ -104,7 +111,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		policies[sc.Name()] = policy
 	}
 	d.pipeline = &gateway.Pipeline{
-		Devices: reg, Decoders: decs, Sink: d.spooled, DeadLetters: d.dl, Sources: policies,
+		Devices: reg, Decoders: decs, Sink: d.spooled, DeadLetters: d.dlw, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
 		Decrypt: lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
 	}

@@ -71,7 +71,11 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
 		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
 	}
-	d.pipeline.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
+	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
+	if d.metrics != nil {
+		obs = observers{obs, d.metrics} // daemon_metrics.go
+	}
+	d.pipeline.Observer = obs
 	if o.replayer, err = newReplayer(cfg, d); err != nil {
 		return err
 	}
@@ -84,6 +88,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
 		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),
+		Metrics: d.metricsHandler(), Status: d.status(cfg), Version: version,
 		Log: d.log.With().Str("component", "http").Logger(),
 	})
 	return err

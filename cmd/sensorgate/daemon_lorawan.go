@@ -22,19 +22,19 @@ import (
 func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zerolog.Logger) (gateway.Source, gateway.SourcePolicy, error) {
 	switch {
 	case sc.UDP != nil:
-		src, err := lorawan.New(*sc.UDP, devs, d.dl, d.Counters, log)
+		src, err := lorawan.New(*sc.UDP, devs, d.dlw, d.Counters, log)
 		return src, gateway.SourcePolicy{GatewayPoints: true}, err
 	case sc.MQTT != nil && sc.MQTT.Format == mqtt.FormatGatewayBridge:
 		fc, _ := sc.FrameConfig() // zero (lorawan's defaults) for a Config built without SetDefaults
-		frames, err := lorawan.NewFrames(sc.MQTT.Name, fc, devs, d.dl, d.Counters, log)
+		frames, err := lorawan.NewFrames(sc.MQTT.Name, fc, devs, d.dlw, d.Counters, log)
 		if err != nil {
 			return nil, gateway.SourcePolicy{}, err
 		}
-		h := bridgeHandler(sc.MQTT.Name, frames, d.dl, d.Counters, log)
-		src, err := mqtt.New(*sc.MQTT, d.dl, log, mqtt.WithMessageHandler(h))
+		h := bridgeHandler(sc.MQTT.Name, frames, d.dlw, d.Counters, log)
+		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(h))
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
 	case sc.MQTT != nil:
-		src, err := mqtt.New(*sc.MQTT, d.dl, log)
+		src, err := mqtt.New(*sc.MQTT, d.dlw, log)
 		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
 	}
 	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,11 +90,33 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
+	newest := false
+	switch o := r.URL.Query().Get("order"); o {
+	case "", "oldest":
+	case "newest":
+		// List keeps the first matches; the newest need all of them
+		// (List reads the whole file either way).
+		newest = true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("order=%q: use oldest or newest", o), nil)
+		return
+	}
+	limit := f.Limit
+	if newest {
+		f.Limit = 0
+	}
 	list, err := s.opt.DeadLetters.List(f)
 	if err != nil {
 		s.opt.Log.Error().Err(err).Msg("read dead letters")
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)
 		return
+	}
+	if newest {
+		slices.Reverse(list)
+		if limit > 0 && len(list) > limit {
+			list = list[:limit]
+		}
+		f.Limit = limit
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": nonNil(list), "count": len(list), "limit": f.Limit})
 }

@@ -13,13 +13,23 @@ import (
 	"github.com/sensorgate/sensorgate/devices"
 )
 
-// register adds every route. Public: liveness, readiness and the API
-// description; everything else needs the token.
+// register adds every route. Public: liveness, readiness, metrics, the
+// API description and the status page's shell and assets (they hold no
+// data: the page fetches it from /api/v1 with the token); everything else
+// needs the token.
 func (s *Server) register() {
 	s.Handle("GET /healthz", http.HandlerFunc(s.healthz), true)
 	s.Handle("GET /readyz", http.HandlerFunc(s.readyz), true)
 	s.Handle("GET /openapi.json", http.HandlerFunc(serveOpenAPIJSON), true)
 	s.Handle("GET /openapi.yaml", http.HandlerFunc(serveOpenAPIYAML), true)
+	// Metrics carry source names, decoder models and counts, never a
+	// device: public, as Prometheus scrapers expect.
+	s.Handle("GET /metrics", http.HandlerFunc(s.metrics), true)
+	s.Handle("GET /{$}", http.HandlerFunc(redirectToStatus), true)
+	s.Handle("GET /status", http.HandlerFunc(s.statusPage), true)
+	s.Handle("GET /status/{asset}", http.HandlerFunc(statusAsset), true)
+
+	s.handle("GET /api/v1/status", s.status)
 
 	s.handle("GET /api/v1/devices", s.listDevices)
 	s.handle("POST /api/v1/devices", s.createDevice)

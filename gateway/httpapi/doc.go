@@ -8,7 +8,12 @@
 // the server refuses to listen beyond loopback without one. Bodies are
 // bounded, errors are JSON {"error": "...", "detail": ...}.
 //
+// It also serves /metrics (the handler of the registry it is given), and
+// the status page: an HTML shell with its script and style sheet embedded
+// (status/), which reads the /api/v1 routes with the token the operator
+// enters, so the shell and assets are public and hold no data.
+//
 // It serves what it is given (Options) and owns no state: it must not
 // open stores, start sources or decide policy; cmd/sensorgate wires it.
-// Other routes (/metrics, the status page) are added with Server.Handle.
+// Further routes are added with Server.Handle.
 package httpapi

@@ -78,14 +78,20 @@ type Options struct {
 	Replayer    *deadletter.Replayer
 	// Ready are the /readyz conditions, all of which must hold.
 	Ready []Check
-	Log   zerolog.Logger
+	// Metrics serves GET /metrics (the Prometheus registry); Status
+	// reports the overview of GET /api/v1/status, which the status page
+	// shows. Version is shown on the page.
+	Metrics http.Handler
+	Status  StatusFunc
+	Version string
+	Log     zerolog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
 }
 
-// Server is the HTTP API: /healthz, /readyz, the OpenAPI description,
-// and the /api/v1 routes for devices, health, unknown devices, dead
-// letters and decoding.
+// Server is the HTTP API: /healthz, /readyz, /metrics, the OpenAPI
+// description, the status page, and the /api/v1 routes for devices,
+// health, unknown devices, dead letters, decoding and the overview.
 type Server struct {
 	cfg    Config
 	opt    Options

@@ -358,6 +358,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		}
 	}
 	for _, r := range f.srv.Routes() {
+		r = strings.TrimSuffix(r, "{$}") // net/http's exact-match marker; OpenAPI paths are exact anyway
 		if !described[r] {
 			t.Errorf("route %s is not in openapi.yaml", r)
 		}

@@ -92,6 +92,8 @@ type Sink struct {
 
 	// accepted counts requests taken into a batch; tests wait on it.
 	accepted atomic.Int64
+	// stats counts requests, retries and latency for Stats (stats.go).
+	stats *writeStats
 
 	bufs  sync.Pool // *[]byte, one Write's lines
 	gzips sync.Pool // *gzip.Writer
@@ -141,6 +143,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		reqs:     make(chan *request),
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
+		stats:    newWriteStats(),
 	}
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -432,6 +435,7 @@ func (s *Sink) deliver(parts []part) {
 		o := s.post(ctx, parts)
 		if o.err == nil {
 			release()
+			s.stats.points.Add(uint64(countPoints(parts)))
 			if attempt > 0 {
 				s.log.Info().Int("attempts", attempt+1).Int("points", countPoints(parts)).Msg("InfluxDB took the batch after retries")
 			}
@@ -494,6 +498,7 @@ func (s *Sink) deliver(parts []part) {
 				ev.Str("error", o.msg).Msg("InfluxDB write failed; retrying")
 			}
 		}
+		s.stats.retries[classIndex(o.status)].Add(1)
 		wait(ctx, delay)
 		release()
 	}
@@ -594,6 +599,7 @@ func (s *Sink) post(ctx context.Context, parts []part) outcome {
 	body := s.body(parts)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	perr := s.svc.DoPostRequest(ctx, s.writeURL, bytes.NewReader(body),
 		func(req *http.Request) {
 			req.Header.Set("Content-Type", "text/plain; charset=utf-8")
@@ -607,10 +613,13 @@ func (s *Sink) post(ctx context.Context, parts []part) outcome {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			return resp.Body.Close()
 		})
+	took := time.Since(start)
 	if perr == nil {
+		s.stats.request(http.StatusNoContent, took, false, "")
 		return outcome{}
 	}
 	o := outcome{status: perr.StatusCode, err: perr}
+	defer func() { s.stats.request(o.status, took, ctx.Err() == nil, o.msg) }()
 	if o.status == 0 {
 		o.msg = perr.Error()
 		return o

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/httpapi"
+	"github.com/sensorgate/sensorgate/gateway/influx"
+	"github.com/sensorgate/sensorgate/gateway/metrics"
+	"github.com/sensorgate/sensorgate/gateway/spool"
+)
+
+// newMetrics builds the Prometheus registry. NewDaemon calls it before
+// the sources exist, because the dead-letter store they write to is
+// wrapped for counting; everything else (sources, spool, sink, ops) is
+// read through d when Prometheus scrapes, by then all of it is built.
+func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metrics.Metrics {
+	var sources []metrics.Source
+	for i, sc := range cfg.Sources {
+		s := metrics.Source{Name: sc.Name()}
+		if sc.MQTT != nil {
+			s.Ready = func() bool { return d.sourceReady(i) }
+		}
+		sources = append(sources, s)
+	}
+	return metrics.New(metrics.Options{
+		Sources: sources,
+		Spool: func() spool.Stats {
+			if d.spool == nil {
+				return spool.Stats{}
+			}
+			return d.spool.Stats()
+		},
+		Influx: func() influx.WriteStats {
+			if d.sink == nil {
+				return influx.WriteStats{}
+			}
+			return d.sink.Stats()
+		},
+		Counters: d.Counters.Snapshot,
+		Devices: func() (registered, unknown int) {
+			if d.ops != nil {
+				unknown = len(d.ops.unknowns.List())
+			}
+			return d.Devices.Len(), unknown
+		},
+		Model: func(up gateway.Uplink) string {
+			if !up.DevEUI.IsZero() {
+				if dev, ok := d.Devices.Lookup(up.DevEUI); ok {
+					return dev.Model
+				}
+			}
+			if dev, ok := d.Devices.LookupName(up.DeviceName); ok {
+				return dev.Model
+			}
+			return ""
+		},
+		KnownModel: func(m string) bool { _, ok := decs.Lookup(m); return ok },
+	})
+}
+
+// metricsHandler serves GET /metrics; nil (answered 503) without metrics.
+func (d *Daemon) metricsHandler() http.Handler {
+	if d.metrics == nil {
+		return nil
+	}
+	return d.metrics.Handler()
+}
+
+// sourceReady reports whether source i is connected (a source without a
+// Ready method never is).
+func (d *Daemon) sourceReady(i int) bool {
+	if i >= len(d.sources) {
+		return false
+	}
+	r, ok := d.sources[i].(interface{ Ready() bool })
+	return ok && r.Ready()
+}
+
+// status is the overview of GET /api/v1/status and the status page; the
+// API adds the device counts.
+func (d *Daemon) status(cfg *config.Config) httpapi.StatusFunc {
+	started := time.Now()
+	return func(context.Context) httpapi.Status {
+		st := httpapi.Status{Version: version, Started: started}
+		for i, sc := range cfg.Sources {
+			s := httpapi.SourceStatus{Name: sc.Name(), Type: sc.Type}
+			if sc.MQTT != nil {
+				s.Format = sc.MQTT.Format
+				connected := d.sourceReady(i)
+				s.Connected = &connected
+			} else {
+				s.Format = sc.Type
+			}
+			st.Sources = append(st.Sources, s)
+		}
+		if d.metrics != nil {
+			tp := d.metrics.Throughput()
+			st.Throughput = httpapi.ThroughputStatus{LastMinute: tp.LastMinute, PerSecond: tp.PerSecond, Total: tp.Total}
+			st.DeadLetters = d.metrics.DeadLetterCount()
+		}
+		if d.spool != nil {
+			sp := d.spool.Stats()
+			st.Spool = &httpapi.SpoolStatus{Bytes: sp.Bytes, Records: sp.Pending, OldestAge: sp.OldestAge.Seconds(), DroppedRecords: sp.DroppedRecords}
+		}
+		if d.sink != nil {
+			w := d.sink.Stats()
+			st.Influx = &httpapi.InfluxStatus{Points: w.Points, Requests: w.Requests, Retries: w.Retries, LastError: w.LastError}
+			if !w.LastErrorTime.IsZero() {
+				st.Influx.LastErrorTime = &w.LastErrorTime
+			}
+		}
+		return st
+	}
+}
+
+// observers fans the pipeline's one Observer hook out to several: device
+// health and unknown devices, and the metrics.
+type observers []gateway.Observer
+
+var _ gateway.Observer = observers(nil)
+
+func (list observers) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+	for _, o := range list {
+		o.Observe(up, pts, rej)
+	}
+}

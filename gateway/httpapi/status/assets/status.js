@@ -1,0 +1,484 @@
+// sensorgate status page: reads the daemon's JSON API every few seconds
+// and renders it. Plain DOM, no framework, no build step. Every value
+// from the API goes in through textContent or an attribute, never
+// innerHTML, so a device name or a dead letter's detail cannot inject
+// markup into the page that holds the token.
+"use strict";
+
+(function () {
+  const REFRESH_MS = 5000;
+  const TOKEN_KEY = "sensorgate.token";
+  const LETTERS = 50; // newest dead letters listed
+  const LAST_ERRORS = 5;
+
+  const $ = (sel) => document.querySelector(sel);
+  const tokenRequired = document.body.dataset.tokenRequired === "true";
+  let timer = null;
+  let refreshes = 0;
+  let models = null; // decoder models, loaded once
+  // Rows of the unknown-device table by DevEUI, kept across refreshes so
+  // a half-typed name or a chosen model survives the next refresh.
+  const unknownRows = new Map();
+
+  // ---- API ----
+
+  class APIError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function token() {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const t = token();
+    if (t) headers.Authorization = "Bearer " + t;
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, init);
+    let data = null;
+    const text = await resp.text();
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (e) {
+        data = { error: text };
+      }
+    }
+    if (!resp.ok) {
+      throw new APIError(resp.status, (data && data.error) || resp.status + " " + resp.statusText);
+    }
+    return data;
+  }
+
+  // ---- formatting ----
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.includes("-")) e.setAttribute(k, v); // data-*, aria-*
+      else e[k] = v;
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return e;
+  }
+
+  function setText(sel, v) {
+    const e = $(sel);
+    if (e) e.textContent = v;
+  }
+
+  function bytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
+  }
+
+  function duration(s) {
+    if (s < 1) return "0 s";
+    if (s < 90) return Math.round(s) + " s";
+    if (s < 90 * 60) return Math.round(s / 60) + " min";
+    if (s < 36 * 3600) return (s / 3600).toFixed(1) + " h";
+    return (s / 86400).toFixed(1) + " d";
+  }
+
+  function ago(iso) {
+    if (!iso) return "–";
+    const t = Date.parse(iso);
+    if (isNaN(t) || t <= 0) return "–";
+    return duration(Math.max(0, (Date.now() - t) / 1000)) + " ago";
+  }
+
+  function timeCell(iso) {
+    return el("td", { text: ago(iso), title: iso || "" });
+  }
+
+  function clock(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? "–" : d.toLocaleString();
+  }
+
+  function rate(v) {
+    if (v === 0) return "0";
+    return v < 10 ? v.toFixed(2) : v.toFixed(1);
+  }
+
+  // ---- health ----
+
+  // health is the colour of a device: red when silent (no uplink for
+  // devices.silent_factor intervals, decided by the daemon) or losing 20 %
+  // of its frames; amber when late by more than half an interval, losing
+  // 5 %, or with dead letters today; green otherwise; grey when never
+  // heard from.
+  function health(h) {
+    if (!h) return "grey";
+    if (h.silent || h.loss_pct >= 20) return "red";
+    const late = h.interval_s > 0 && h.last_seen_age_s > 1.5 * h.interval_s;
+    if (late || h.loss_pct >= 5 || h.dead_letters_24h > 0) return "amber";
+    return "green";
+  }
+
+  const healthText = {
+    green: "reporting",
+    amber: "late, losing frames or dead letters",
+    red: "silent or losing many frames",
+    grey: "never heard from",
+  };
+
+  // sparkline draws uplinks per hour over the last 24 hours as bars, the
+  // current hour on the right.
+  function sparkline(hourly) {
+    const ns = "http://www.w3.org/2000/svg";
+    const w = 4, gap = 1, h = 20;
+    const n = hourly ? hourly.length : 0;
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("width", String(Math.max(n, 24) * (w + gap)));
+    svg.setAttribute("height", String(h));
+    svg.setAttribute("role", "img");
+    const max = Math.max(1, ...(hourly || [0]));
+    const total = (hourly || []).reduce((a, b) => a + b, 0);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = total + " uplinks in the last 24 h (per hour, now on the right)";
+    svg.append(title);
+    for (let i = 0; i < n; i++) {
+      const v = hourly[i];
+      const bh = v > 0 ? Math.max(2, Math.round((v / max) * (h - 1))) : 1;
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", String(i * (w + gap)));
+      r.setAttribute("y", String(h - bh));
+      r.setAttribute("width", String(w));
+      r.setAttribute("height", String(bh));
+      r.setAttribute("data-count", String(v));
+      if (v === 0) r.setAttribute("class", "zero");
+      svg.append(r);
+    }
+    return svg;
+  }
+
+  // ---- rendering ----
+
+  function renderStatus(st) {
+    const withConn = st.sources.filter((s) => s.connected !== null);
+    const up = withConn.filter((s) => s.connected).length;
+    setText("#sources-connected", withConn.length ? up + " / " + withConn.length + " connected" : st.sources.length + " listening");
+    const ul = $("#sources");
+    ul.replaceChildren(
+      ...st.sources.map((s) => {
+        const cls = s.connected === null ? "none" : s.connected ? "connected" : "disconnected";
+        const state = s.connected === null ? "no connection" : s.connected ? "connected" : "disconnected";
+        return el("li", { "data-source": s.name, "data-state": cls },
+          el("span", { class: "dot " + cls, title: state }),
+          el("span", { text: s.name }),
+          el("span", { class: "muted", text: s.format || s.type }));
+      }),
+    );
+    const tp = st.throughput;
+    setText("#throughput-rate", rate(tp.uplinks_per_second));
+    setText("#throughput-minute", String(tp.uplinks_last_minute));
+    setText("#throughput-total", String(tp.uplinks_total));
+    if (st.spool) {
+      setText("#spool-bytes", bytes(st.spool.bytes));
+      setText("#spool-records", String(st.spool.records));
+      setText("#spool-age", st.spool.records > 0 ? duration(st.spool.oldest_age_s) : "–");
+      const dropped = $("#spool-dropped");
+      dropped.hidden = !st.spool.dropped_records;
+      dropped.textContent = st.spool.dropped_records + " records dropped at spool.max_bytes";
+    }
+    setText("#devices-registered", String(st.devices.registered));
+    setText("#devices-unknown", String(st.devices.unknown));
+    setText("#devices-silent", String(st.devices.silent));
+    if (st.influx) {
+      setText("#influx-points", String(st.influx.points_written));
+      const retries = Object.values(st.influx.retries || {}).reduce((a, b) => a + b, 0);
+      setText("#influx-retries", String(retries));
+      const ie = $("#influx-error");
+      ie.hidden = !st.influx.last_error;
+      ie.textContent = st.influx.last_error ? "InfluxDB, " + ago(st.influx.last_error_time) + ": " + st.influx.last_error : "";
+    }
+    if (st.version) document.title = "sensorgate status";
+  }
+
+  function renderErrors(letters) {
+    const ul = $("#errors-list");
+    if (!letters.length) {
+      ul.replaceChildren(el("li", { class: "muted", text: "No dead letters." }));
+      return;
+    }
+    ul.replaceChildren(
+      ...letters.slice(0, LAST_ERRORS).map((l) =>
+        el("li", { "data-id": String(l.id) },
+          el("span", { text: clock(l.time), title: l.time }),
+          el("span", { class: "reason", text: l.reason }),
+          el("span", { text: l.source }),
+          el("span", { class: "detail", text: l.detail, title: l.detail })),
+      ),
+    );
+  }
+
+  let lastDevices = [];
+
+  function renderDevices(devs, healthList) {
+    const byEUI = new Map(healthList.map((h) => [h.dev_eui, h]));
+    const rows = devs.map((d) => ({ d, h: byEUI.get(d.dev_eui) }));
+    // Accepted unknown devices have health but no registry entry: they
+    // are listed under unknown devices, not here.
+    lastDevices = rows;
+    filterDevices();
+  }
+
+  function deviceRow({ d, h }) {
+    const c = health(h);
+    const radio = h && h.rssi !== undefined ? h.rssi.toFixed(0) + " dBm" + (h.snr !== undefined ? " / " + h.snr.toFixed(1) + " dB" : "") : "–";
+    let battery = "–";
+    if (h && h.battery_level !== undefined) battery = h.battery_level.toFixed(0) + " %";
+    else if (h && h.battery !== undefined) battery = h.battery.toFixed(2) + " V";
+    return el("tr", { "data-eui": d.dev_eui, "data-health": c },
+      el("td", null, el("span", { class: "dot health-" + c, title: healthText[c] })),
+      el("td", { text: d.name }),
+      el("td", { class: "eui", text: d.dev_eui }),
+      el("td", { text: d.model || (h && h.model) || "–" }),
+      el("td", { text: (h && h.source) || "–" }),
+      h ? timeCell(h.last_seen) : el("td", { class: "muted", text: "never" }),
+      el("td", { class: "num", text: h ? String(h.uplinks_24h) : "0" }),
+      el("td", { class: "num", text: h ? h.loss_pct.toFixed(1) + " %" : "–" }),
+      el("td", { class: "num", text: radio }),
+      el("td", { class: "num", text: battery }),
+      el("td", null, sparkline(h ? h.uplinks_hourly : new Array(24).fill(0))),
+    );
+  }
+
+  function filterDevices() {
+    const q = $("#device-search").value.trim().toLowerCase();
+    const match = ({ d, h }) =>
+      !q ||
+      [d.name, d.dev_eui, d.model, h && h.model, h && h.source, ...Object.values(d.tags || {})]
+        .filter(Boolean)
+        .some((s) => String(s).toLowerCase().includes(q));
+    const shown = lastDevices.filter(match);
+    const tbody = $("#devices tbody");
+    if (!shown.length) {
+      tbody.replaceChildren(el("tr", null, el("td", { class: "empty", colSpan: 11, text: lastDevices.length ? "No device matches." : "No device registered." })));
+    } else {
+      tbody.replaceChildren(...shown.map(deviceRow));
+    }
+    setText("#devices-count", q ? shown.length + " of " + lastDevices.length : lastDevices.length + " devices");
+  }
+
+  function modelSelect() {
+    const sel = el("select", { class: "adopt-model", title: "decoder model" },
+      el("option", { value: "", text: "network server's decoding" }));
+    for (const m of models || []) sel.append(el("option", { value: m, text: m }));
+    return sel;
+  }
+
+  function renderUnknown(list) {
+    const tbody = $("#unknown tbody");
+    const seen = new Set();
+    for (const u of list) {
+      seen.add(u.dev_eui);
+      let row = unknownRows.get(u.dev_eui);
+      if (!row) {
+        row = newUnknownRow(u);
+        unknownRows.set(u.dev_eui, row);
+      }
+      const cells = row.tr.cells;
+      cells[1].textContent = u.name || "–";
+      cells[2].textContent = u.profile || "–";
+      cells[3].textContent = u.source;
+      cells[4].textContent = String(u.count);
+      cells[5].textContent = ago(u.last_seen);
+      cells[5].title = u.last_seen;
+      cells[6].textContent = u.accepted ? "written as " + (u.name || u.dev_eui) : "dead-lettered";
+    }
+    for (const [eui, row] of unknownRows) {
+      if (!seen.has(eui) && !row.busy) unknownRows.delete(eui);
+    }
+    const rows = list.map((u) => unknownRows.get(u.dev_eui).tr);
+    if (!rows.length) {
+      tbody.replaceChildren(el("tr", null, el("td", { class: "empty", colSpan: 9, text: "No unknown device." })));
+    } else {
+      tbody.replaceChildren(...rows);
+    }
+    setText("#unknown-count", list.length ? list.length + " waiting for adoption" : "");
+  }
+
+  function newUnknownRow(u) {
+    const name = el("input", { class: "adopt-name", value: u.name || "", placeholder: u.dev_eui, "aria-label": "name" });
+    const model = modelSelect();
+    const result = el("span", { class: "result" });
+    const button = el("button", { type: "button", class: "adopt", text: "Adopt" });
+    const tr = el("tr", { "data-eui": u.dev_eui },
+      el("td", { class: "eui", text: u.dev_eui }),
+      el("td"), el("td"), el("td"), el("td", { class: "num" }), el("td"), el("td"),
+      el("td", null, name, " ", model),
+      el("td", null, button, result));
+    const row = { tr, busy: false };
+    button.addEventListener("click", async () => {
+      row.busy = true;
+      button.disabled = true;
+      result.className = "result";
+      result.textContent = "adopting…";
+      const body = {};
+      if (name.value.trim()) body.name = name.value.trim();
+      if (model.value) body.model = model.value;
+      try {
+        const d = await api("POST", "/api/v1/unknown-devices/" + encodeURIComponent(u.dev_eui) + "/adopt", body);
+        result.className = "result ok";
+        result.textContent = "adopted as " + d.name;
+        tr.classList.add("adopted");
+        row.busy = false;
+        await refresh();
+      } catch (e) {
+        row.busy = false;
+        button.disabled = false;
+        result.className = "result error";
+        result.textContent = e.message;
+        if (e.status === 401) askToken("The token was refused.");
+      }
+    });
+    return row;
+  }
+
+  function renderLetters(letters) {
+    const tbody = $("#deadletters tbody");
+    if (!letters.length) {
+      tbody.replaceChildren(el("tr", null, el("td", { class: "empty", colSpan: 7, text: "No dead letters." })));
+    } else {
+      tbody.replaceChildren(...letters.map(letterRow));
+    }
+    setText("#deadletters-count", letters.length >= LETTERS ? "newest " + LETTERS : letters.length ? letters.length + " kept" : "");
+  }
+
+  // replayResults keeps the outcome of replays across refreshes.
+  const replayResults = new Map();
+
+  function letterRow(l) {
+    const result = el("span", { class: "result" });
+    const button = el("button", { type: "button", class: "replay secondary", text: "Replay" });
+    const prior = replayResults.get(l.id);
+    if (prior) {
+      result.className = "result " + (prior.ok ? "ok" : "error");
+      result.textContent = prior.text;
+    } else if (l.replayed_at) {
+      result.className = "result ok";
+      result.textContent = "replayed " + ago(l.replayed_at);
+    } else if (l.last_replay_error) {
+      result.className = "result error";
+      result.textContent = l.last_replay_error;
+    }
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      result.className = "result";
+      result.textContent = "replaying…";
+      try {
+        const resp = await api("POST", "/api/v1/deadletters/" + l.id + "/replay?force=true");
+        const r = (resp.results || [])[0] || {};
+        const ok = r.status === "replayed";
+        const text = ok ? "replayed (" + (r.points || 0) + " points)" : r.status + (r.reason ? ": " + r.reason : "") + (r.detail ? " – " + r.detail : "");
+        replayResults.set(l.id, { ok, text });
+        result.className = "result " + (ok ? "ok" : "error");
+        result.textContent = text;
+      } catch (e) {
+        result.className = "result error";
+        result.textContent = e.message;
+        if (e.status === 401) askToken("The token was refused.");
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return el("tr", { "data-id": String(l.id), "data-reason": l.reason },
+      el("td", { class: "num", text: String(l.id) }),
+      el("td", { text: clock(l.time), title: l.time }),
+      el("td", { class: "reason", text: l.reason }),
+      el("td", { text: l.source }),
+      el("td", { class: "eui", text: l.dev_eui || "–" }),
+      el("td", { class: "detail", text: l.detail }),
+      el("td", null, button, result));
+  }
+
+  // ---- refresh loop ----
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      if (models === null) {
+        models = (await api("GET", "/api/v1/models")).models || [];
+      }
+      const [st, devs, hl, unk, dl] = await Promise.all([
+        api("GET", "/api/v1/status"),
+        api("GET", "/api/v1/devices"),
+        api("GET", "/api/v1/device-health"),
+        api("GET", "/api/v1/unknown-devices"),
+        api("GET", "/api/v1/deadletters?order=newest&limit=" + LETTERS),
+      ]);
+      renderStatus(st);
+      renderDevices(devs.devices, hl.devices);
+      renderUnknown(unk.devices);
+      renderLetters(dl.dead_letters);
+      renderErrors(dl.dead_letters);
+      $("#error").hidden = true;
+      refreshes++;
+      document.body.dataset.refreshes = String(refreshes);
+      setText("#updated", "updated " + new Date().toLocaleTimeString());
+    } catch (e) {
+      if (e.status === 401) {
+        askToken(token() ? "The token was refused." : "");
+        return;
+      }
+      const banner = $("#error");
+      banner.hidden = false;
+      banner.textContent = "Cannot read the daemon's state: " + e.message;
+    }
+    timer = setTimeout(refresh, REFRESH_MS);
+  }
+
+  function askToken(message) {
+    clearTimeout(timer);
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("#main").hidden = true;
+    $("#login").hidden = false;
+    $("#signout").hidden = true;
+    const err = $("#login-error");
+    err.hidden = !message;
+    err.textContent = message || "";
+    $("#token").focus();
+  }
+
+  function start() {
+    $("#login").hidden = true;
+    $("#main").hidden = false;
+    $("#signout").hidden = !token();
+    refresh();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#device-search").addEventListener("input", filterDevices);
+    $("#login-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+      $("#token").value = "";
+      start();
+    });
+    $("#signout").addEventListener("click", () => askToken(""));
+    if (tokenRequired && !token()) askToken("");
+    else start();
+  });
+})();

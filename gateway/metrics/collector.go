@@ -1,0 +1,139 @@
+package metrics
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sensorgate/sensorgate/gateway/influx"
+)
+
+// writeClasses are the status classes always exposed for InfluxDB
+// requests and retries, zero or not, so a dashboard's rate() has a series
+// before the first failure; other classes appear once counted.
+var writeClasses = []string{"2xx", "4xx", "429", "5xx", "network"}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+// Descriptions of the families read at scrape time.
+var (
+	sourceConnected = desc("source_connected", "1 while the source is connected to its MQTT broker and subscribed, else 0.", "source")
+
+	spoolBytes    = desc("spool_bytes", "Bytes of spool segment files on disk.")
+	spoolSegments = desc("spool_segments", "Spool segment files on disk.")
+	spoolPending  = desc("spool_pending_records", "Spool records appended and not yet delivered to InfluxDB.")
+	spoolAge      = desc("spool_oldest_age_seconds", "Age of the oldest undelivered spool record (0 when none): how far delivery lags.")
+	spoolDropRecs = desc("spool_dropped_records_total", "Undelivered records dropped because the spool reached spool.max_bytes.")
+	spoolDropB    = desc("spool_dropped_bytes_total", "Bytes of segment files dropped because the spool reached spool.max_bytes.")
+	spoolCorrupt  = desc("spool_corrupt_records_total", "Spool records lost to checksum or format errors (media damage).")
+
+	influxLatency  = desc("influx_write_duration_seconds", "Duration of InfluxDB write requests, every attempt.")
+	influxRequests = desc("influx_write_requests_total", "InfluxDB write requests by status class (2xx, 4xx, 429, 5xx, network).", "class")
+	influxRetries  = desc("influx_write_retries_total", "InfluxDB write requests that failed and were retried, by status class.", "class")
+	influxPoints   = desc("influx_points_written_total", "Points InfluxDB answered 2xx for.")
+
+	pipelineEvents = desc("pipeline_events_total", "Pipeline counters by event name (uplinks, points_written, warnings, local_time, lorawan.duplicates, …).", "event")
+	devicesGauge   = desc("devices", "Devices by state: registered in the registry, or unknown (sent uplinks, not registered).", "state")
+)
+
+// stateCollector reads the daemon's state when Prometheus scrapes.
+type stateCollector struct{ m *Metrics }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
+		spoolDropB, spoolCorrupt, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	opt := c.m.opt
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	for _, s := range opt.Sources {
+		if s.Ready != nil {
+			gauge(sourceConnected, b2f(s.Ready()), s.Name)
+		}
+	}
+	if opt.Spool != nil {
+		st := opt.Spool()
+		gauge(spoolBytes, float64(st.Bytes))
+		gauge(spoolSegments, float64(st.Segments))
+		gauge(spoolPending, float64(st.Pending))
+		gauge(spoolAge, st.OldestAge.Seconds())
+		counter(spoolDropRecs, float64(st.DroppedRecords))
+		counter(spoolDropB, float64(st.DroppedBytes))
+		counter(spoolCorrupt, float64(st.CorruptRecords))
+	}
+	if opt.Influx != nil {
+		st := opt.Influx()
+		ch <- latencyHistogram(st)
+		classCounters(ch, influxRequests, st.Requests)
+		classCounters(ch, influxRetries, st.Retries)
+		counter(influxPoints, float64(st.Points))
+	}
+	if opt.Counters != nil {
+		for name, v := range opt.Counters() {
+			counter(pipelineEvents, float64(v), name)
+		}
+	}
+	if opt.Devices != nil {
+		reg, unk := opt.Devices()
+		gauge(devicesGauge, float64(reg), "registered")
+		gauge(devicesGauge, float64(unk), "unknown")
+	}
+}
+
+func latencyHistogram(st influx.WriteStats) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(influx.LatencyBuckets))
+	var cum uint64
+	for i, le := range influx.LatencyBuckets {
+		if i < len(st.LatencyCounts) {
+			cum += st.LatencyCounts[i]
+		}
+		buckets[le] = cum
+	}
+	total := cum
+	if n := len(st.LatencyCounts); n > len(influx.LatencyBuckets) {
+		total += st.LatencyCounts[n-1]
+	}
+	return prometheus.MustNewConstHistogram(influxLatency, total, st.LatencySum, buckets)
+}
+
+// classCounters emits one counter per status class: the fixed ones always,
+// others when counted.
+func classCounters(ch chan<- prometheus.Metric, d *prometheus.Desc, counts map[string]uint64) {
+	classes := append([]string(nil), writeClasses...)
+	for c := range counts {
+		if !contains(classes, c) {
+			classes = append(classes, c)
+		}
+	}
+	sort.Strings(classes)
+	for _, c := range classes {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counts[c]), c)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
