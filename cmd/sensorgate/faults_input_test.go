@@ -30,6 +30,7 @@ type badInput struct {
 // exactly one dead letter with the expected reason, its raw bytes and
 // topic; the daemon keeps running.
 func TestFaultMalformedInput(t *testing.T) {
+	t.Parallel()
 	const n = 1500
 	r := newFaultRig(t, 707, 100)
 	kiosk := devices.Device{EUI: mustParseEUI(t, "00cc00cc00cc0001"), Name: "kiosk-1", Tags: map[string]string{"district": "centre"}}
