@@ -28,12 +28,16 @@ func decodePulse(in Input) (Result, error) {
 	if err := needBytes(b, 1, "pulse frame"); err != nil {
 		return Result{}, err
 	}
+	// The frame type as the reference words it ("%#02x Pulse 4 data -
+	// channel %s"), held as constants: an interface made from a constant
+	// costs no allocation, fmt.Sprintf two.
 	var channel string
+	var typ any
 	switch b[0] {
 	case pulseHistoryA:
-		channel = "A"
+		channel, typ = "A", "0x5a Pulse 4 data - channel A"
 	case pulseHistoryB:
-		channel = "B"
+		channel, typ = "B", "0x5b Pulse 4 data - channel B"
 	default:
 		return Result{}, fmt.Errorf("%w: pulse: frame code %#02x not supported (only 0x5a/0x5b counter history)", ErrInvalid, b[0])
 	}
@@ -62,7 +66,7 @@ func decodePulse(in Input) (Result, error) {
 		counts = append(counts, counts[len(counts)-1]-int64(binary.BigEndian.Uint16(body[i:i+2])))
 	}
 	frame := map[string]any{
-		"type": fmt.Sprintf("%#02x Pulse 4 data - channel %s", b[0], channel),
+		"type": typ,
 		"status": map[string]any{
 			"frameCounter":      int(st >> 5),
 			"hardwareError":     false,

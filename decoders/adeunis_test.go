@@ -78,3 +78,5 @@ func TestPulseVectorTime(t *testing.T) {
 func TestPulsePrefixes(t *testing.T) { vecCheckPrefixes(t, pulse, pulseVectors) }
 
 func FuzzPulse(f *testing.F) { vecFuzz(f, pulse, pulseVectors) }
+
+func BenchmarkPulse(b *testing.B) { vecBench(b, pulse, pulseVectors) }

@@ -76,3 +76,5 @@ func TestTPS110(t *testing.T) {
 func TestTPS110Prefixes(t *testing.T) { vecCheckPrefixes(t, tps110, tps110Vectors) }
 
 func FuzzTPS110(f *testing.F) { vecFuzz(f, tps110, tps110Vectors) }
+
+func BenchmarkTPS110(b *testing.B) { vecBench(b, tps110, tps110Vectors) }

@@ -22,10 +22,19 @@ import (
 // flag with no group defined for the device, or bytes after the last group,
 // are ignored as the codec ignores them, with a warning.
 
-// dlValue is one value computed from its group's words.
+// dlWords holds a group's words, converted to float64 as the vendor codec
+// does its arithmetic. Conversions take it by value: a slice or pointer
+// passed to a function value escapes, which would cost an allocation per
+// frame.
+type dlWords [10]float64 // the largest group
+
+// dlValue is one value computed from its group's words. The display name
+// and unit are held in interfaces made once, at package initialisation, so
+// putting them in Data allocates nothing per frame; a nil unit means none.
 type dlValue struct {
-	key, name, unit string
-	conv            func(x []float64) float64
+	key        string
+	name, unit any
+	conv       func(x dlWords) float64
 }
 
 // dlGroup is a sensor group: a flag bit's worth of words.
@@ -52,11 +61,11 @@ const (
 // dlBattery is the battery group every DL device has, on a device-specific
 // bit.
 var dlBattery = dlGroup{1, []dlValue{
-	{"battery_voltage", "Battery voltage", "V", func(x []float64) float64 { return x[0] / 1000 }},
+	{"battery_voltage", "Battery voltage", "V", func(x dlWords) float64 { return x[0] / 1000 }},
 }}
 
-func dlWord(i int, div float64) func(x []float64) float64 {
-	return func(x []float64) float64 { return x[i] / div }
+func dlWord(i int, div float64) func(x dlWords) float64 {
+	return func(x dlWords) float64 { return x[i] / div }
 }
 
 var (
@@ -79,11 +88,11 @@ var (
 			{2, []dlValue{
 				// SHT-type conversions, in the datasheet's operation
 				// order (bit-exact with the vendor codec).
-				{"air_temperature", "Air temperature", "°C", func(x []float64) float64 { return 175.72*x[0]/65536 - 46.85 }},
-				{"air_humidity", "Air humidity", "%", func(x []float64) float64 { return 125*x[1]/65536 - 6 }},
+				{"air_temperature", "Air temperature", "°C", func(x dlWords) float64 { return 175.72*x[0]/65536 - 46.85 }},
+				{"air_humidity", "Air humidity", "%", func(x dlWords) float64 { return 125*x[1]/65536 - 6 }},
 			}},
 			{1, []dlValue{
-				{"barometric_pressure", "Barometric pressure", "Pa", func(x []float64) float64 { return x[0] * 2 }},
+				{"barometric_pressure", "Barometric pressure", "Pa", func(x dlWords) float64 { return x[0] * 2 }},
 			}},
 		},
 		maps: []Mapping{
@@ -103,13 +112,13 @@ var (
 		groups: []dlGroup{
 			{3, []dlValue{
 				// Topp-style polynomial of the raw permittivity count.
-				{"dielectric_permittivity", "Dielectric permittivity", "", func(x []float64) float64 {
+				{"dielectric_permittivity", "Dielectric permittivity", nil, func(x dlWords) float64 {
 					v := x[0] / 10
 					p := 2.887e-9*v*v*v - 2.08e-5*v*v + 0.05276*v - 43.39
 					return p * p
 				}},
-				{"volumetric_water_content", "Volumetric water content", "m³⋅m⁻³", func(x []float64) float64 { return x[0]/10*0.0003879 - 0.6956 }},
-				{"soil_temperature", "Soil temperature", "°C", func(x []float64) float64 { return (x[1] - 32768) / 10 }},
+				{"volumetric_water_content", "Volumetric water content", "m³⋅m⁻³", func(x dlWords) float64 { return x[0]/10*0.0003879 - 0.6956 }},
+				{"soil_temperature", "Soil temperature", "°C", func(x dlWords) float64 { return (x[1] - 32768) / 10 }},
 				{"electrical_conductivity", "Electrical conductivity", "µS⋅cm⁻¹", dlWord(2, 1)},
 			}},
 			dlBattery,
@@ -129,7 +138,7 @@ var (
 		groups: []dlGroup{
 			{2, []dlValue{
 				{"distance", "Distance", "mm", dlWord(0, 1)},
-				{"number_of_valid_samples", "Number of valid samples", "", dlWord(1, 1)},
+				{"number_of_valid_samples", "Number of valid samples", nil, dlWord(1, 1)},
 			}},
 			dlBattery,
 		},
@@ -152,11 +161,17 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 		return Result{}, fmt.Errorf("%s: protocol version %d doesn't match v2: %w", m.name, b[0], ErrInvalid)
 	}
 	flags := binary.BigEndian.Uint16(b[3:5])
-	data := make(map[string]any, 8)
+	n := 2 // Data's size: the header's two values and each present group's
+	for bit, g := range m.groups {
+		if flags&(1<<bit) != 0 {
+			n += len(g.values)
+		}
+	}
+	data := make(map[string]any, n)
 	data["protocol_version"] = float64(b[0])
 	data["device_id"] = float64(binary.BigEndian.Uint16(b[1:3]))
 	var warnings []string
-	var words [10]float64 // the largest group
+	var words dlWords
 	pos := 5
 	for bit, g := range m.groups {
 		if flags&(1<<bit) == 0 {
@@ -165,14 +180,15 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 		if len(b)-pos < 2*g.words {
 			return Result{}, fmt.Errorf("%s: sensor group %d needs %d bytes at byte %d, %d left: %w", m.name, bit, 2*g.words, pos, len(b)-pos, ErrTruncated)
 		}
-		x := words[:g.words]
-		for i := range x {
-			x[i] = float64(binary.BigEndian.Uint16(b[pos+2*i:]))
+		for i := range g.words {
+			words[i] = float64(binary.BigEndian.Uint16(b[pos+2*i:]))
 		}
 		pos += 2 * g.words
 		for _, v := range g.values {
-			val := map[string]any{"displayName": v.name, "value": v.conv(x)}
-			if v.unit != "" {
+			val := make(map[string]any, 3)
+			val["displayName"] = v.name
+			val["value"] = v.conv(words)
+			if v.unit != nil {
 				val["unit"] = v.unit
 			}
 			data[v.key] = val

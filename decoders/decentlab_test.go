@@ -118,10 +118,15 @@ func TestDecentlabTruncation(t *testing.T) {
 }
 
 func FuzzDecentlab(f *testing.F) {
-	// Seeds: testdata/fuzz/FuzzDecentlab, made from the vectors.
+	// Seeds: the vectors, and testdata/fuzz/FuzzDecentlab, made from them.
+	vecSeedBytes(f, "decentlab-dl-pm-codec.json", "decentlab-dl-trs12-codec.json", "decentlab-dl-mbx-codec.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range []string{"decentlab-dl-pm", "decentlab-dl-trs12", "decentlab-dl-mbx"} {
 			vendorDecode(t, m, Input{FPort: 1, Bytes: b})
 		}
 	})
+}
+
+func BenchmarkDecentlab(b *testing.B) {
+	vecBenchModels(b, "decentlab-dl-pm", "decentlab-dl-trs12", "decentlab-dl-mbx")
 }

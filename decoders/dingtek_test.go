@@ -80,3 +80,5 @@ func TestDF703(t *testing.T) {
 func TestDF703Prefixes(t *testing.T) { vecCheckPrefixes(t, df703, df703Vectors) }
 
 func FuzzDF703(f *testing.F) { vecFuzz(f, df703, df703Vectors) }
+
+func BenchmarkDF703(b *testing.B) { vecBench(b, df703, df703Vectors) }

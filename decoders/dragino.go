@@ -78,10 +78,10 @@ func decodeLHT65(in Input) (map[string]any, error) {
 		// The DS18B20 reading replaces the battery voltage; the status
 		// bits move to byte 4.
 		d["TempC_DS"] = draginoS16(b[0:2]) / 100
-		d["Bat_status"] = float64(b[4] >> 6)
+		d["Bat_status"] = draginoBatStatus[b[4]>>6]
 	} else {
 		d["BatV"] = draginoBatV(b[0:2])
-		d["Bat_status"] = float64(b[0] >> 6)
+		d["Bat_status"] = draginoBatStatus[b[0]>>6]
 	}
 	if ext != 15 {
 		d["TempC_SHT"] = draginoS16(b[2:4]) / 100
@@ -130,6 +130,11 @@ func decodeLHT65(in Input) (map[string]any, error) {
 	}
 	return d, nil
 }
+
+// draginoBatStatus are the four battery states (the top two bits of the
+// battery word) as the float64s Data holds, put in interfaces once: boxing
+// a non-zero float64 allocates.
+var draginoBatStatus = [4]any{0.0, 1.0, 2.0, 3.0}
 
 // lht65Map: the DS18B20 probe (TempC_DS) hangs on a cable wherever it is
 // put (fridge, water, soil), so it stays in Data only.

@@ -160,12 +160,15 @@ func TestDraginoTruncation(t *testing.T) {
 }
 
 func FuzzDragino(f *testing.F) {
-	// Seeds: testdata/fuzz/FuzzDragino, made from the vectors and the
-	// table tests above. The port is fixed at 2: other ports are rejected
-	// before the bytes are read.
+	// Seeds: the vectors, and testdata/fuzz/FuzzDragino, made from them
+	// and the table tests above. The port is fixed at 2: other ports are
+	// rejected before the bytes are read.
+	vecSeedBytes(f, "dragino-lht65-codec.json", "dragino-lse01-codec.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range []string{"dragino-lht65", "dragino-lse01"} {
 			vendorDecode(t, m, Input{FPort: 2, Bytes: b})
 		}
 	})
 }
+
+func BenchmarkDragino(b *testing.B) { vecBenchModels(b, "dragino-lht65", "dragino-lse01") }

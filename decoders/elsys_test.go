@@ -177,8 +177,9 @@ func TestElsysTruncation(t *testing.T) {
 }
 
 func FuzzElsys(f *testing.F) {
-	// Seeds: testdata/fuzz/FuzzElsys, made from the vector and the table
-	// tests above.
+	// Seeds: the vectors, and testdata/fuzz/FuzzElsys, made from them and
+	// the table tests above.
+	vecSeedBytes(f, "elsys-ers-co2-codec.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		vendorDecode(t, "elsys-ers", Input{FPort: 5, Bytes: b})
 	})

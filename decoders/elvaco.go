@@ -46,7 +46,7 @@ func decodeCMi4110(in Input) (map[string]any, error) {
 	if b[0] != cmi4110Standard {
 		return nil, fmt.Errorf("%w: cmi4110: message format %#02x not supported: configure the module for format Standard (0x00)", ErrInvalid, b[0])
 	}
-	data := map[string]any{}
+	data := make(map[string]any, 8) // a standard message's eight records
 	for i := 1; i < len(b); {
 		n, err := cmi4110Record(b[i:], data)
 		if err != nil {

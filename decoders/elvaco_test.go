@@ -143,3 +143,7 @@ func BenchmarkCMi4110(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCMi4110Vector decodes the vector file's example, beside the
+// eight-record standard frame above.
+func BenchmarkCMi4110Vector(b *testing.B) { vecBench(b, cmi4110, cmi4110Vectors) }

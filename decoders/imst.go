@@ -29,8 +29,9 @@ const (
 )
 
 // dlmsUnits names the DLMS/COSEM unit codes (IEC 62056-62) a meter reader
-// reports for electricity, heat, gas and water.
-var dlmsUnits = map[byte]string{
+// reports for electricity, heat, gas and water. The names are held in
+// interfaces, made once, so Data takes them without an allocation.
+var dlmsUnits = map[byte]any{
 	1: "a", 2: "mo", 3: "wk", 4: "d", 5: "h", 6: "min", 7: "s", 8: "°", 9: "°C",
 	11: "m", 12: "m/s", 13: "m³", 14: "m³", 15: "m³/h", 16: "m³/h", 17: "m³/d", 18: "m³/d",
 	19: "l", 20: "kg", 21: "N", 22: "Nm", 23: "Pa", 24: "bar", 25: "J", 26: "J/h",
@@ -106,8 +107,10 @@ func ioke868Meter(b []byte) (map[string]any, []Sample, []string, error) {
 			return nil, nil, nil, err
 		}
 		typ, n := b[i], int(b[i+1])
-		if err := needBytes(b[i+2:], n, fmt.Sprintf("ioke868 field %#02x", typ)); err != nil {
-			return nil, nil, nil, err
+		if len(b)-i-2 < n {
+			// The message only on failure: fmt in needBytes's argument
+			// would allocate on every field.
+			return nil, nil, nil, needBytes(b[i+2:], n, fmt.Sprintf("ioke868 field %#02x", typ))
 		}
 		f := b[i+2 : i+2+n]
 		i += 2 + n
@@ -174,11 +177,17 @@ func ioke868Obis(typ byte, f []byte) (map[string]any, *Sample, error) {
 		return nil, nil, err
 	}
 	groups := f[1 : 1+ng]
-	ids := make([]string, ng)
+	var id [6 * 4]byte // at most six groups of "255_"
+	obisID := id[:0]
 	for k, g := range groups {
-		ids[k] = strconv.Itoa(int(g))
+		if k > 0 {
+			obisID = append(obisID, '_')
+		}
+		obisID = strconv.AppendUint(obisID, uint64(g), 10)
 	}
-	obj := map[string]any{"GroupMask": mask, "OBIS_ID": strings.Join(ids, "_")}
+	obj := make(map[string]any, 6)
+	obj["GroupMask"] = mask
+	obj["OBIS_ID"] = string(obisID)
 	rest := f[1+ng:]
 	if typ == ioke868ObisString {
 		obj["rawValue"] = ioke868DashHex(rest)

@@ -116,3 +116,5 @@ func TestIOKE868(t *testing.T) {
 func TestIOKE868Prefixes(t *testing.T) { vecCheckPrefixes(t, ioke868, ioke868Vectors) }
 
 func FuzzIOKE868(f *testing.F) { vecFuzz(f, ioke868, ioke868Vectors) }
+
+func BenchmarkIOKE868(b *testing.B) { vecBench(b, ioke868, ioke868Vectors) }

@@ -2,7 +2,6 @@ package decoders
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"math/bits"
@@ -49,11 +48,12 @@ func decodeKeller(in Input) (Result, error) {
 	if err := needBytes(b, 1, "keller frame"); err != nil {
 		return Result{}, err
 	}
-	data := map[string]any{
-		"port":    in.FPort,
-		"payload": strings.ToUpper(hex.EncodeToString(b)),
-		"func":    b[0],
-	}
+	// Room for a measurement frame of the documented connection type (3
+	// header keys, 3 measurement keys, 8 channels) without growing.
+	data := make(map[string]any, 14)
+	data["port"] = in.FPort
+	data["payload"] = kellerHex(b)
+	data["func"] = b[0]
 	var warnings []string
 	switch b[0] {
 	case 1:
@@ -81,11 +81,17 @@ func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
 	ct := b[1]
 	mask := binary.BigEndian.Uint16(b[2:4])
 	n := bits.OnesCount16(mask)
-	if err := needBytes(b, 4+4*n, fmt.Sprintf("keller measurement with %d channels", n)); err != nil {
-		return nil, err
+	if len(b) < 4+4*n {
+		// The message is built only on failure: a Sprintf in needBytes's
+		// argument would allocate on every frame.
+		return nil, needBytes(b, 4+4*n, fmt.Sprintf("keller measurement with %d channels", n))
 	}
 	data["ct"] = ct
-	data["channel"] = fmt.Sprintf("%016b", mask)
+	var bitmap [16]byte // the mask as the reference prints it, bit 15 first
+	for i := range bitmap {
+		bitmap[i] = '0' + byte(mask>>(15-i)&1)
+	}
+	data["channel"] = string(bitmap[:])
 	data["channelCount"] = n
 	names := kellerChannelNames[ct]
 	var warnings []string
@@ -97,10 +103,11 @@ func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
 		// Widening float32 to float64 is exact, as in the reference.
 		v := float64(math.Float32frombits(binary.BigEndian.Uint32(b[off : off+4])))
 		off += 4
-		name := "channel_" + strconv.Itoa(ch)
+		var name string
 		if ch < len(names) {
 			name = names[ch]
 		} else {
+			name = "channel_" + strconv.Itoa(ch)
 			warnings = append(warnings, fmt.Sprintf("connection type %d channel %d has no documented name; stored as %s", ct, ch, name))
 		}
 		data[name] = v
@@ -122,4 +129,17 @@ func kellerInfo(b []byte, data map[string]any) error {
 	data["battery_capacity_percentage"] = b[18]
 	data["humidity_percentage"] = b[19]
 	return nil
+}
+
+// kellerHex is the payload in upper-case hex, as the reference codec echoes
+// it; one allocation, where hex.EncodeToString and strings.ToUpper take two.
+func kellerHex(b []byte) string {
+	const digits = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(2 * len(b))
+	for _, c := range b {
+		sb.WriteByte(digits[c>>4])
+		sb.WriteByte(digits[c&0x0f])
+	}
+	return sb.String()
 }

@@ -84,3 +84,5 @@ func TestKeller(t *testing.T) {
 func TestKellerPrefixes(t *testing.T) { vecCheckPrefixes(t, keller, kellerVectors) }
 
 func FuzzKeller(f *testing.F) { vecFuzz(f, keller, kellerVectors) }
+
+func BenchmarkKeller(b *testing.B) { vecBench(b, keller, kellerVectors) }

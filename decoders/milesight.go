@@ -59,8 +59,10 @@ func msS16(id, typ byte, key string, div float64) msField {
 }
 
 // msEnum maps a one-byte state: 1 (or, with anyNonZero, any non-zero) is
-// on, the rest is off.
-func msEnum(id, typ byte, key, on, off string, anyNonZero bool) msField {
+// on, the rest is off. The two texts are put in interfaces once, here, so
+// decoding one allocates nothing.
+func msEnum(id, typ byte, key, onText, offText string, anyNonZero bool) msField {
+	on, off := any(onText), any(offText)
 	return msField{id, typ, 1, func(d map[string]any, v []byte) {
 		if v[0] == 1 || (anyNonZero && v[0] != 0) {
 			d[key] = on
@@ -207,7 +209,7 @@ var (
 func vs133Fields() []msField {
 	var f []msField
 	for n := 1; n <= 4; n++ {
-		key := "line_" + strconv.Itoa(n)
+		key := vs133Lines[n-1]
 		base := byte(3 * n)
 		f = append(f,
 			msField{base, 0xD2, 4, func(d map[string]any, v []byte) {
@@ -235,16 +237,26 @@ func vs133Line(d map[string]any, key string) map[string]any {
 	return l
 }
 
+// vs133Lines are the Data keys of the counting lines 1..4, and
+// vs133Channels their sample channels.
+var (
+	vs133Lines    = [4]string{"line_1", "line_2", "line_3", "line_4"}
+	vs133Channels = [4]string{"1", "2", "3", "4"}
+)
+
 // vs133Samples: the period counts are count.in/count.out, one channel per
 // counting line. The cumulative totals have no catalogue quantity (they
 // restart with the device) and stay in Data.
 func vs133Samples(d map[string]any, out []Sample) []Sample {
-	for n := 1; n <= 4; n++ {
-		l, ok := d["line_"+strconv.Itoa(n)].(map[string]any)
+	if out == nil {
+		out = make([]Sample, 0, 2*len(vs133Lines)) // one allocation, not one per doubling
+	}
+	for n, key := range vs133Lines {
+		l, ok := d[key].(map[string]any)
 		if !ok {
 			continue
 		}
-		ch := strconv.Itoa(n)
+		ch := vs133Channels[n]
 		if v, ok := l["period_in"].(float64); ok {
 			out = append(out, Sample{Quantity: "count.in", Value: v, Channel: ch})
 		}
@@ -274,7 +286,7 @@ func (m *milesightModel) Decode(in Input) (Result, error) {
 			if i == 0 {
 				return Result{}, fmt.Errorf("%s: unknown channel %02x %02x at byte 0: %w", m.name, b[0], b[1], ErrInvalid)
 			}
-			warnings = append(warnings, fmt.Sprintf("%s: unknown channel %02x %02x at byte %d: last %d bytes not decoded", m.name, b[i], b[i+1], i, len(b)-i))
+			warnings = append(warnings, m.unknownChannel(b, i))
 			break
 		}
 		i += 2
@@ -291,6 +303,23 @@ func (m *milesightModel) Decode(in Input) (Result, error) {
 		samples = m.samples(data, samples)
 	}
 	return Result{Data: data, Samples: samples, Warnings: warnings}, nil
+}
+
+// unknownChannel is the warning for an unknown pair at byte i: "<name>:
+// unknown channel ID TYPE at byte I: last N bytes not decoded". Built in a
+// stack buffer, it costs one allocation where fmt.Sprintf costs two.
+func (m *milesightModel) unknownChannel(b []byte, i int) string {
+	const digits = "0123456789abcdef"
+	var buf [128]byte
+	w := append(buf[:0], m.name...)
+	w = append(w, ": unknown channel "...)
+	w = append(w, digits[b[i]>>4], digits[b[i]&0x0f], ' ', digits[b[i+1]>>4], digits[b[i+1]&0x0f])
+	w = append(w, " at byte "...)
+	w = strconv.AppendInt(w, int64(i), 10)
+	w = append(w, ": last "...)
+	w = strconv.AppendInt(w, int64(len(b)-i), 10)
+	w = append(w, " bytes not decoded"...)
+	return string(w)
 }
 
 func (m *milesightModel) lookup(id, typ byte) *msField {

@@ -3,6 +3,7 @@ package decoders
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -162,8 +163,9 @@ func TestMilesightTruncation(t *testing.T) {
 }
 
 func FuzzMilesight(f *testing.F) {
-	// Seeds: testdata/fuzz/FuzzMilesight, made from the vectors and the
-	// table tests above.
+	// Seeds: the vectors, and testdata/fuzz/FuzzMilesight, made from them
+	// and the table tests above.
+	vecSeedBytes(f, "milesight-iot-am307-codec.json", "milesight-iot-em310-udl-codec.json", "milesight-iot-vs133-codec.json")
 	models := []string{
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
@@ -173,4 +175,27 @@ func FuzzMilesight(f *testing.F) {
 			vendorDecode(t, m, Input{FPort: 85, Bytes: b})
 		}
 	})
+}
+
+func BenchmarkMilesight(b *testing.B) {
+	vecBenchModels(b, "milesight-am307", "milesight-em310-udl", "milesight-vs133")
+}
+
+// TestMilesightUnknownChannelText holds the hand-built warning to the
+// format it replaced.
+func TestMilesightUnknownChannelText(t *testing.T) {
+	for _, tc := range []struct {
+		b []byte
+		i int
+	}{
+		{[]byte{0x01, 0x75, 0x5c, 0x05, 0x6a, 0x49, 0x00}, 3},
+		{[]byte{0x01, 0x75, 0x5c, 0xff, 0x0a}, 3},
+		{append(make([]byte, 1000), 0xab, 0xcd), 1000},
+	} {
+		m := milesightAM307
+		want := fmt.Sprintf("%s: unknown channel %02x %02x at byte %d: last %d bytes not decoded", m.name, tc.b[tc.i], tc.b[tc.i+1], tc.i, len(tc.b)-tc.i)
+		if got := m.unknownChannel(tc.b, tc.i); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
 }

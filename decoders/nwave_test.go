@@ -93,3 +93,5 @@ func TestNPS405(t *testing.T) {
 func TestNPS405Prefixes(t *testing.T) { vecCheckPrefixes(t, nps405, nps405Vectors) }
 
 func FuzzNPS405(f *testing.F) { vecFuzz(f, nps405, nps405Vectors) }
+
+func BenchmarkNPS405(b *testing.B) { vecBench(b, nps405, nps405Vectors) }
