@@ -110,9 +110,12 @@
     return el("td", { text: ago(iso), title: iso || "" });
   }
 
+  // clock is a local time as 2026-05-04 08:30:12: sortable, one width.
   function clock(iso) {
     const d = new Date(iso);
-    return isNaN(d) ? "–" : d.toLocaleString();
+    if (isNaN(d)) return "–";
+    const p = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
   }
 
   function rate(v) {
@@ -284,7 +287,7 @@
 
   function modelSelect() {
     const sel = el("select", { class: "adopt-model", title: "decoder model" },
-      el("option", { value: "", text: "network server's decoding" }));
+      el("option", { value: "", text: "no model: NS data" }));
     for (const m of models || []) sel.append(el("option", { value: m, text: m }));
     return sel;
   }
@@ -329,7 +332,7 @@
       el("td", { class: "eui", text: u.dev_eui }),
       el("td"), el("td"), el("td"), el("td", { class: "num" }), el("td"), el("td"),
       el("td", null, name, " ", model),
-      el("td", null, button, result));
+      el("td", { class: "actions" }, button, result));
     const row = { tr, busy: false };
     button.addEventListener("click", async () => {
       row.busy = true;
@@ -377,12 +380,14 @@
     if (prior) {
       result.className = "result " + (prior.ok ? "ok" : "error");
       result.textContent = prior.text;
+      result.title = prior.detail;
     } else if (l.replayed_at) {
       result.className = "result ok";
       result.textContent = "replayed " + ago(l.replayed_at);
     } else if (l.last_replay_error) {
       result.className = "result error";
-      result.textContent = l.last_replay_error;
+      result.textContent = "failed: " + l.last_replay_error.split(":")[0];
+      result.title = l.last_replay_error;
     }
     button.addEventListener("click", async () => {
       button.disabled = true;
@@ -392,10 +397,12 @@
         const resp = await api("POST", "/api/v1/deadletters/" + l.id + "/replay?force=true");
         const r = (resp.results || [])[0] || {};
         const ok = r.status === "replayed";
-        const text = ok ? "replayed (" + (r.points || 0) + " points)" : r.status + (r.reason ? ": " + r.reason : "") + (r.detail ? " – " + r.detail : "");
-        replayResults.set(l.id, { ok, text });
+        // The outcome in a few words; the error in full on hover.
+        const text = ok ? "replayed (" + (r.points || 0) + " points)" : r.status + (r.reason ? ": " + r.reason : "");
+        replayResults.set(l.id, { ok, text, detail: r.detail || "" });
         result.className = "result " + (ok ? "ok" : "error");
         result.textContent = text;
+        result.title = r.detail || "";
       } catch (e) {
         result.className = "result error";
         result.textContent = e.message;
@@ -411,7 +418,7 @@
       el("td", { text: l.source }),
       el("td", { class: "eui", text: l.dev_eui || "–" }),
       el("td", { class: "detail", text: l.detail }),
-      el("td", null, button, result));
+      el("td", { class: "actions" }, button, result));
   }
 
   // ---- refresh loop ----

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds Debian's chromium (or $SENSORGATE_CHROMIUM). The
+// browser test never skips: without a browser it fails and says how to
+// get one, so CI cannot pass without running it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SENSORGATE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	t.Fatal("headless Chromium is needed for the status page test: apt-get install chromium (scripts/test.sh installs it when run as root), or set SENSORGATE_CHROMIUM")
+	return ""
+}
+
+// browser starts a headless Chromium for the test, with a fresh profile
+// and every background service off (this machine has no network beyond
+// loopback, and an idle Chromium keeps trying it otherwise). The cleanup
+// cancels the allocator, which kills the browser, and checks that no
+// process of this profile is left.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	profile := t.TempDir()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(profile),
+		chromedp.NoSandbox, // root in CI: Chromium refuses its sandbox there
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-domain-reliability", true),
+		chromedp.Flag("no-pings", true),
+		chromedp.WindowSize(1440, 1000),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // kills the browser and waits for it
+		if pids := processesWith(profile); len(pids) > 0 {
+			t.Errorf("Chromium processes of profile %s left running: %v", profile, pids)
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// The first Run starts the browser; it lives as long as ctx.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// processesWith lists the processes whose command line names dir.
+func processesWith(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), dir) {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
+			continue // a zombie holds no resources; its parent reaps it
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// pageRow is a device row as the page shows it.
+type pageRow struct {
+	EUI    string `json:"eui"`
+	Name   string `json:"name"`
+	Health string `json:"health"`
+	Bars   int    `json:"bars"`
+	Total  int    `json:"total"`
+}
+
+const rowsJS = `Array.from(document.querySelectorAll('#devices tbody tr[data-eui]')).map(tr => ({
+	eui: tr.dataset.eui, name: tr.cells[1].textContent, health: tr.dataset.health,
+	bars: tr.querySelectorAll('svg.spark rect').length,
+	total: Array.from(tr.querySelectorAll('svg.spark rect')).reduce((a, r) => a + Number(r.dataset.count), 0)}))`
+
+// TestStatusPageInBrowser opens the status page in headless Chromium
+// against a daemon that took a day of uplinks through a real Mosquitto
+// into a real InfluxDB: it signs in with the token, checks the overview,
+// the device table (health colours, sparklines, search), adopts the
+// unknown device, replays a dead letter, and saves screenshots.
+func TestStatusPageInBrowser(t *testing.T) {
+	r := startObservedRig(t)
+	ctx := browser(t)
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	eval := func(expr string, out any) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[any](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		remarshal(t, v, out)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		eval(fmt.Sprintf(`document.querySelector(%q).textContent`, sel), &s)
+		return strings.TrimSpace(s)
+	}
+	waitFor := func(what, predicate string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		defer cancel()
+		if _, err := chromedp.Run(sctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+
+	// The daemon has a token: the page asks for it first.
+	step("open the page", chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "wrong"), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	waitFor("the refusal", `!document.querySelector('#login-error').hidden`)
+	if msg := text("#login-error"); !strings.Contains(msg, "refused") {
+		t.Errorf("wrong token: %q", msg)
+	}
+	step("sign in", chromedp.SendKeys(chromedp.CSS("#token"), r.token), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	waitFor("the first refresh", `document.body.dataset.refreshes >= 1`)
+
+	// Overview.
+	taken := r.written + r.decodeErrors
+	want := map[string]string{
+		"#sources-connected":  "1 / 1 connected",
+		"#throughput-minute":  fmt.Sprint(taken),
+		"#throughput-total":   fmt.Sprint(taken),
+		"#spool-records":      "0",
+		"#devices-registered": "4",
+		"#devices-unknown":    "1",
+		"#devices-silent":     "1",
+	}
+	for sel, w := range want {
+		if got := text(sel); got != w {
+			t.Errorf("%s = %q, want %q", sel, got, w)
+		}
+	}
+	if rate := text("#throughput-rate"); rate == "0" || rate == "–" {
+		t.Errorf("throughput %q msg/s after %d uplinks", rate, taken)
+	}
+	if errs := text("#errors-list"); !strings.Contains(errs, "decode_error") || !strings.Contains(errs, "malformed") {
+		t.Errorf("last errors: %q", errs)
+	}
+
+	// Devices: colours and a day of sparkline.
+	var rows []pageRow
+	eval(rowsJS, &rows)
+	health := map[string]string{}
+	for _, row := range rows {
+		health[row.EUI] = row.Health
+		if row.Bars != 24 {
+			t.Errorf("%s: %d sparkline bars, want 24", row.Name, row.Bars)
+		}
+	}
+	for eui, w := range map[string]string{r.good.EUI.String(): "green", r.flaky.EUI.String(): "amber", r.gone.EUI.String(): "red", r.never.EUI.String(): "grey"} {
+		if health[eui] != w {
+			t.Errorf("device %s is %q, want %q (rows %+v)", eui, health[eui], w, rows)
+		}
+	}
+	for _, row := range rows {
+		if row.EUI == r.good.EUI.String() && row.Total < 10 {
+			t.Errorf("the good device's sparkline holds %d uplinks", row.Total)
+		}
+	}
+
+	// Search filters the table as one types.
+	step("search", chromedp.SendKeys(chromedp.CSS("#device-search"), "river"))
+	eval(rowsJS, &rows)
+	if len(rows) != 1 || rows[0].EUI != r.gone.EUI.String() {
+		t.Errorf("search 'river': %+v", rows)
+	}
+	step("clear the search", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#device-search'); s.value = ''; s.dispatchEvent(new Event('input')); })()`)(ctx, tg)
+		return err
+	}))
+
+	dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+	screenshot("status-page.png")
+
+	// Adopt the unknown device under a name and model of our choosing.
+	stranger := r.stranger.EUI.String()
+	unknownRow := fmt.Sprintf(`#unknown tbody tr[data-eui=%q]`, stranger)
+	step("fill in the adoption", chromedp.WaitVisible(chromedp.CSS(unknownRow+" button.adopt")), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const tr = document.querySelector(%q);
+			tr.querySelector('.adopt-name').value = 'weather-park-4';
+			tr.querySelector('.adopt-model').value = 'cayenne-lpp';
+		})()`, unknownRow))(ctx, tg)
+		return err
+	}), chromedp.Click(chromedp.CSS(unknownRow+" button.adopt")))
+	waitFor("the adopted device in the device table", fmt.Sprintf(`document.querySelector('#devices tbody tr[data-eui=%q]') !== null && document.querySelector(%q) === null`, stranger, unknownRow))
+	dev, ok := r.d.Devices.Lookup(r.stranger.EUI)
+	if !ok || dev.Name != "weather-park-4" || dev.Model != "cayenne-lpp" {
+		t.Errorf("registry after adoption: %+v %v", dev, ok)
+	}
+	if got := text("#devices-registered"); got != "5" {
+		t.Errorf("registered after adoption: %q", got)
+	}
+	eval(rowsJS, &rows)
+	for _, row := range rows {
+		if row.EUI == stranger && (row.Name != "weather-park-4" || row.Health != "green" || row.Total == 0) {
+			t.Errorf("adopted row: %+v", row)
+		}
+	}
+
+	// Replay the decode error: it still does not decode, and says so.
+	letter := `#deadletters tbody tr[data-reason="decode_error"]`
+	step("replay", chromedp.Click(chromedp.CSS(letter+" button.replay")))
+	waitFor("the replay's outcome", fmt.Sprintf(`document.querySelector(%q).textContent.includes('failed')`, letter+" .result"))
+	if res := text(letter + " .result"); !strings.Contains(res, "decode_error") {
+		t.Errorf("replay result: %q", res)
+	}
+	screenshot("status-page-adopted.png")
+}
+
+// remarshal converts a value Evaluate decoded into the test's type.
+func remarshal(t *testing.T, v, out any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, out)
+	}
+	if err != nil {
+		t.Fatalf("page value %v: %v", v, err)
+	}
+}
