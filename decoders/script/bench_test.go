@@ -8,25 +8,24 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
+// benchCodecs are the test codecs and one vector payload of each.
+var benchCodecs = []struct {
+	model, hex string
+	fport      uint8
+}{
+	{"elsys-ers-co2", "0100e202290400270506060308", 1},
+	{"dragino-lht65", "cbf60b0d0376010add7fff", 2},
+	{"milesight-em310-udl", "01755c03824408040001", 85},
+	{"decentlab-dl-pm", "021b50000f0c25002500270027002701f50107012c012d012d012d67bd618dbd10", 1},
+}
+
 // BenchmarkScriptDecode decodes one vector payload per device with the
 // JavaScript codec and, for comparison, with the native decoder.
 func BenchmarkScriptDecode(b *testing.B) {
 	native := decoders.NewRegistry()
-	for _, bc := range []struct{ model, hex string }{
-		{"elsys-ers-co2", "0100e202290400270506060308"},
-		{"dragino-lht65", "cbf60b0d0376010add7fff"},
-		{"milesight-em310-udl", "01755c03824408040001"},
-		{"decentlab-dl-pm", "021b50000f0c25002500270027002701f50107012c012d012d012d67bd618dbd10"},
-	} {
+	for _, bc := range benchCodecs {
 		payload, _ := hex.DecodeString(bc.hex)
-		fport := uint8(1)
-		switch bc.model {
-		case "dragino-lht65":
-			fport = 2
-		case "milesight-em310-udl":
-			fport = 85
-		}
-		in := decoders.Input{FPort: fport, Bytes: payload}
+		in := decoders.Input{FPort: bc.fport, Bytes: payload}
 		c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
 		nd, _ := native.Lookup(bc.model)
 		for _, d := range []struct {
@@ -35,12 +34,51 @@ func BenchmarkScriptDecode(b *testing.B) {
 		}{{"script", c}, {"native", nd}} {
 			b.Run(bc.model+"/"+d.name, func(b *testing.B) {
 				b.ReportAllocs()
+				defer reportCPU(b)()
 				for b.Loop() {
 					if _, err := d.dec.Decode(in); err != nil {
 						b.Fatal(err)
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkScriptDecodeParallel decodes from GOMAXPROCS goroutines at once,
+// each on a runtime of the codec's pool: run with -cpu 1,2 to see whether
+// throughput scales with cores (ns/op is per decode across all goroutines,
+// so perfect scaling halves it from 1 to 2 CPUs).
+func BenchmarkScriptDecodeParallel(b *testing.B) {
+	for _, bc := range benchCodecs {
+		payload, _ := hex.DecodeString(bc.hex)
+		in := decoders.Input{FPort: bc.fport, Bytes: payload}
+		b.Run(bc.model, func(b *testing.B) {
+			// The pool is sized when the codec loads: GOMAXPROCS, which
+			// -cpu sets before each run.
+			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer reportCPU(b)()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Decode(in); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// reportCPU starts counting CPU time; the function it returns reports it
+// per decode as cpu-ns/op. Run it deferred, after the set-up.
+func reportCPU(b *testing.B) func() {
+	start, ok := cpuTime()
+	return func() {
+		if end, _ := cpuTime(); ok && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
 	}
 }
