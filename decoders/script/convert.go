@@ -43,19 +43,23 @@ func toGo(x any, depth int) (any, error) {
 		}
 		return v, nil
 	case map[string]any:
-		out := make(map[string]any, len(v))
+		// Converted in place: Export made this map for us alone (codecs
+		// see only JavaScript values, never a wrapped Go map), and a copy
+		// would cost an allocation and a rehash per object.
 		for k, e := range v {
 			g, err := toGo(e, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
-			if g != skip {
-				out[k] = g
+			if g == skip {
+				delete(v, k)
+			} else {
+				v[k] = g
 			}
 		}
-		return out, nil
+		return v, nil
 	case []any:
-		out := make([]any, len(v))
+		// In place too, for the same reason.
 		for i, e := range v {
 			g, err := toGo(e, depth+1)
 			if err != nil {
@@ -64,9 +68,9 @@ func toGo(x any, depth int) (any, error) {
 			if g == skip {
 				g = nil // JSON.stringify writes null for a function in an array
 			}
-			out[i] = g
+			v[i] = g
 		}
-		return out, nil
+		return v, nil
 	case time.Time:
 		return v.UTC().Format("2006-01-02T15:04:05.000Z"), nil
 	case *big.Int:
