@@ -77,6 +77,18 @@ type Pipeline struct {
 	views atomic.Pointer[viewCache] // per registered device, see view
 }
 
+// Clone returns a pipeline with the same configuration and an empty
+// cache, for a caller that swaps a dependency for one run (dead-letter
+// replay counts points and keeps failures to itself). Copying the struct
+// itself would copy the cache's atomic pointer.
+func (p *Pipeline) Clone() *Pipeline {
+	return &Pipeline{
+		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
+		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
+		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt,
+	}
+}
+
 // Observer sees each uplink the pipeline took: pts are the points
 // written, or rej is why it became a dead letter instead. Uplinks that
 // were not taken (the sink failed; the source will redeliver) are not

@@ -106,7 +106,7 @@ func (r *Replayer) one(ctx context.Context, l Letter) (Result, error) {
 		return res, nil
 	}
 	kept := &keeper{}
-	p := *r.Pipeline
+	p := r.Pipeline.Clone()
 	p.DeadLetters, p.Observer = kept, nil
 	count := &pointCounter{Sink: p.Sink}
 	p.Sink = count
