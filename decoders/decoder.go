@@ -84,7 +84,10 @@ func (m Mapped) Decode(in Input) (Result, error) {
 // ApplyMappings returns one sample for each mapping whose key holds a number
 // or a bool in data.
 func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
-	var out []Sample
+	if len(maps) == 0 || len(data) == 0 {
+		return nil
+	}
+	out := make([]Sample, 0, min(len(maps), len(data)))
 	for _, mp := range maps {
 		v, ok := lookupPath(data, mp.Key)
 		if !ok {
@@ -93,6 +96,13 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 		switch x := v.(type) {
 		case bool, string:
 			out = append(out, Sample{Quantity: mp.Quantity, Value: x})
+		case float64:
+			if mp.Scale == 0 || mp.Scale == 1 {
+				// Reuse the decoder's box: one allocation less per sample.
+				out = append(out, Sample{Quantity: mp.Quantity, Value: v})
+				continue
+			}
+			out = append(out, Sample{Quantity: mp.Quantity, Value: x * mp.Scale})
 		default:
 			f, ok := toFloat(v)
 			if !ok {
@@ -103,6 +113,9 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 			}
 			out = append(out, Sample{Quantity: mp.Quantity, Value: f})
 		}
+	}
+	if len(out) == 0 {
+		return nil // no sample, as callers compare
 	}
 	return out
 }
