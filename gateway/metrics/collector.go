@@ -1,8 +1,7 @@
 package metrics
 
 import (
-	"sort"
-	"strings"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -112,23 +111,14 @@ func latencyHistogram(st influx.WriteStats) prometheus.Metric {
 func classCounters(ch chan<- prometheus.Metric, d *prometheus.Desc, counts map[string]uint64) {
 	classes := append([]string(nil), writeClasses...)
 	for c := range counts {
-		if !contains(classes, c) {
+		if !slices.Contains(classes, c) {
 			classes = append(classes, c)
 		}
 	}
-	sort.Strings(classes)
+	slices.Sort(classes)
 	for _, c := range classes {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(counts[c]), c)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func b2f(b bool) float64 {

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -109,7 +110,7 @@ func New(opt Options) *Metrics {
 		Namespace: namespace, Name: "dead_letters_total",
 		Help: "Messages stored as dead letters, by source and reason.",
 	}, []string{"source", "reason"})
-	for _, s := range append(opt.Sources, Source{Name: otherLabel}) {
+	for _, s := range append(slices.Clone(opt.Sources), Source{Name: otherLabel}) {
 		sc := &sourceCounters{
 			written:    uplinks.WithLabelValues(s.Name, ResultWritten),
 			deadLetter: uplinks.WithLabelValues(s.Name, ResultDeadLetter),

@@ -205,6 +205,7 @@
       dropped.hidden = !st.spool.dropped_records;
       dropped.textContent = st.spool.dropped_records + " records dropped at spool.max_bytes";
     }
+    setText("#dead-since", String(st.dead_letters));
     setText("#devices-registered", String(st.devices.registered));
     setText("#devices-unknown", String(st.devices.unknown));
     setText("#devices-silent", String(st.devices.silent));
@@ -216,7 +217,6 @@
       ie.hidden = !st.influx.last_error;
       ie.textContent = st.influx.last_error ? "InfluxDB, " + ago(st.influx.last_error_time) + ": " + st.influx.last_error : "";
     }
-    if (st.version) document.title = "sensorgate status";
   }
 
   function renderErrors(letters) {
