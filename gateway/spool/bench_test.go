@@ -101,3 +101,44 @@ func BenchmarkReadAck(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkAppendReadAck is the spool as the daemon uses it: 256
+// concurrent appenders at fsync=always (the MQTT handlers) while one
+// reader reads and acks in batches of 1000 (the delivery loop). ns/op and
+// records/s count a record once it has been appended, read and acked.
+func BenchmarkAppendReadAck(b *testing.B) {
+	s := openBench(b, FsyncAlways)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchRecord)))
+	acked := make(chan error, 1)
+	b.ResetTimer()
+	go func() {
+		for got := 0; got < b.N; {
+			recs, err := s.Read(ctx, 1000, 0)
+			if err == nil {
+				err = s.Ack(recs[len(recs)-1].Pos)
+			}
+			if err != nil {
+				acked <- err
+				return
+			}
+			got += len(recs)
+		}
+		acked <- nil
+	}()
+	b.SetParallelism(max(1, 256/max(1, testingProcs())))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.Append(ctx, benchRecord); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if err := <-acked; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
