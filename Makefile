@@ -16,9 +16,11 @@ test:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/sensorgate ./cmd/sensorgate
 
-## bench: micro-benchmarks (feed parsing, decoding, line encoding)
+## bench: micro-benchmarks with allocations (feed parsing, decoders, line encoding, spool, the per-message pipeline)
 bench:
+	GOBIN=$(TOOLS) sh scripts/install-influxd.sh >/dev/null
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/... ./decoders/...
+	$(GO) test -run '^$$' -bench 'Pipeline' -benchmem ./cmd/sensorgate
 
 ## bench-e2e: end-to-end benchmark (issue 7), backlog drain of 100k uplinks through a real Mosquitto into a real
 ## InfluxDB, sensorgate vs a no-op subscriber in 3 interleaved pairs; appends msgs/s, ratio, CPU-s per 100k,
