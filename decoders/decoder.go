@@ -104,7 +104,7 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 			}
 			out = append(out, Sample{Quantity: mp.Quantity, Value: x * mp.Scale})
 		default:
-			f, ok := toFloat(v)
+			f, ok := ToFloat(v)
 			if !ok {
 				continue
 			}
@@ -148,8 +148,9 @@ func cutDot(s string) (before, after string, found bool) {
 	return s, "", false
 }
 
-// toFloat converts the number types decoders and JSON produce.
-func toFloat(v any) (float64, bool) {
+// ToFloat converts the number types decoders and JSON produce to float64,
+// the one type numbers have in InfluxDB fields.
+func ToFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return x, true

@@ -107,7 +107,7 @@ func coerce(q *Quantity, v any) (any, error) {
 		if _, ok := v.(float64); ok {
 			return v, nil // already the type: boxing it again would allocate
 		}
-		if f, ok := toFloat(v); ok {
+		if f, ok := ToFloat(v); ok {
 			return f, nil
 		}
 	case Bool:

@@ -145,7 +145,7 @@ func comparable(v any) any {
 		}
 		return out
 	}
-	if f, ok := toFloat(v); ok {
+	if f, ok := ToFloat(v); ok {
 		return f
 	}
 	rv := reflect.ValueOf(v)

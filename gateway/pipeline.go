@@ -603,7 +603,7 @@ func flattenData(dst []Field, prefix string, v any) []Field {
 		dst = append(dst, StringField(prefix, x))
 	case nil:
 	default:
-		if f, ok := toFloat(x); ok {
+		if f, ok := decoders.ToFloat(x); ok {
 			dst = append(dst, FloatField(prefix, f))
 		} else {
 			dst = append(dst, StringField(prefix, fmt.Sprint(x)))
@@ -619,35 +619,6 @@ func joinKey(prefix, k string) string {
 	return prefix + "_" + k
 }
 
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case float32:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case uint:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case uint16:
-		return float64(x), true
-	case uint8:
-		return float64(x), true
-	}
-	return 0, false
-}
 
 // DecodedMeasurement is the measurement holding a model's own decoder
 // data: decoded_<model id with "_" for "-">.
