@@ -619,7 +619,6 @@ func joinKey(prefix, k string) string {
 	return prefix + "_" + k
 }
 
-
 // DecodedMeasurement is the measurement holding a model's own decoder
 // data: decoded_<model id with "_" for "-">.
 func DecodedMeasurement(model string) string {
