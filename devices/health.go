@@ -156,8 +156,13 @@ func (h *Health) Observe(o Observation) {
 		case o.FCnt > last && o.FCnt-last-1 < maxFCntGap && latest:
 			lost = o.FCnt - last - 1
 			frames += lost
+		case o.FCnt < last && last-o.FCnt < maxFCntGap && !latest:
+			// A late frame (handled after a later one, e.g. concurrent
+			// handlers or a redelivery after a reconnect) fills a gap
+			// that was counted as lost when the later frame came.
+			st.found()
 		}
-		// Lower (a reset, or a late frame) or a huge jump: a new sequence.
+		// Lower with a newer time (a reset) or a huge jump: a new sequence.
 	}
 	b := st.bucket(o.Time)
 	if b != nil {
@@ -206,6 +211,21 @@ func setOpt(dst **float64, v float64, ok bool) {
 	**dst = v
 }
 
+// found takes back one frame counted as lost, from the newest hour that
+// has one: the gap a late frame fills was counted when the frame after it
+// arrived, which is at most a few buckets later.
+func (st *healthState) found() {
+	var newest *hourBucket
+	for i := range st.Hours {
+		if b := &st.Hours[i]; b.Lost > 0 && (newest == nil || b.Hour > newest.Hour) {
+			newest = b
+		}
+	}
+	if newest != nil {
+		newest.Lost--
+	}
+}
+
 // bucket returns the hour bucket of t, recycling the bucket of 24 hours
 // earlier; nil when t is older than the window.
 func (st *healthState) bucket(t time.Time) *hourBucket {
@@ -219,6 +239,18 @@ func (st *healthState) bucket(t time.Time) *hourBucket {
 		return nil
 	}
 	return b
+}
+
+// LastFCnt returns the frame counter of a device's latest uplink, if one
+// had a counter: a caller that looks before Observe sees what the uplink
+// follows (the daemon's check for a broker that dropped queued messages).
+func (h *Health) LastFCnt(eui EUI) (uint32, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if st, ok := h.m[eui]; ok && st.FCnt != nil {
+		return *st.FCnt, true
+	}
+	return 0, false
 }
 
 // Forget drops a device (deleted from the registry).
@@ -282,11 +314,17 @@ func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
 	if n := r.Uplinks24h + r.Lost24h; n > 0 {
 		r.LossPct = 100 * float64(r.Lost24h) / float64(n)
 	}
+	if r.Interval == 0 && r.Uplinks24h > 1 && st.LastSeen.After(st.FirstSeen) {
+		// Every uplink after the first was handled out of time order, so
+		// the running estimate never started: use the mean spacing.
+		span := st.LastSeen.Sub(st.FirstSeen).Seconds()
+		r.Interval = span / float64(r.Uplinks24h+r.Lost24h-1)
+	}
 	factor := h.SilentFactor
 	if factor <= 0 {
 		factor = DefaultSilentFactor
 	}
-	r.Silent = st.Interval > 0 && r.LastSeenAge > factor*st.Interval
+	r.Silent = r.Interval > 0 && r.LastSeenAge > factor*r.Interval
 	return r
 }
 

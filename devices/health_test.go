@@ -156,3 +156,43 @@ func TestUnknowns(t *testing.T) {
 		t.Fatal("Remove")
 	}
 }
+
+// TestHealthLateFramesAreNotLost: frames handled out of order (concurrent
+// handlers, redelivery after a reconnect) are not counted as lost once
+// they arrive.
+func TestHealthLateFramesAreNotLost(t *testing.T) {
+	h := NewHealth(0)
+	eui := EUI{1, 2, 3, 4, 5, 6, 7, 8}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	// Frames 1..10, ten minutes apart, arriving as 1 2 4 3 5 8 6 7 9 10.
+	for _, f := range []uint32{1, 2, 4, 3, 5, 8, 6, 7, 9, 10} {
+		h.Observe(Observation{EUI: eui, Time: t0.Add(time.Duration(f) * time.Minute), FCnt: f, HasFCnt: true})
+	}
+	r, ok := h.Get(eui, time.Now())
+	if !ok {
+		t.Fatal("no report")
+	}
+	if r.Uplinks24h != 10 || r.Lost24h != 0 || r.LossPct != 0 {
+		t.Fatalf("uplinks %d lost %d (%.1f %%), want 10, 0", r.Uplinks24h, r.Lost24h, r.LossPct)
+	}
+	// A real gap stays counted.
+	h.Observe(Observation{EUI: eui, Time: t0.Add(13 * time.Minute), FCnt: 13, HasFCnt: true})
+	if r, _ := h.Get(eui, time.Now()); r.Lost24h != 2 {
+		t.Fatalf("lost %d after a gap of 2, want 2", r.Lost24h)
+	}
+}
+
+// TestHealthSilentWhenFramesCameNewestFirst: a backlog handled newest
+// first still yields an interval, so silence is detected.
+func TestHealthSilentWhenFramesCameNewestFirst(t *testing.T) {
+	h := NewHealth(3)
+	eui := EUI{8, 7, 6, 5, 4, 3, 2, 1}
+	t0 := time.Now().Add(-20 * time.Hour)
+	for f := uint32(6); f >= 1; f-- {
+		h.Observe(Observation{EUI: eui, Time: t0.Add(time.Duration(f) * 10 * time.Minute), FCnt: f, HasFCnt: true})
+	}
+	r, _ := h.Get(eui, time.Now())
+	if r.Interval < 599 || r.Interval > 601 || !r.Silent || r.Lost24h != 0 {
+		t.Fatalf("interval %.0f s, silent %v, lost %d; want 600 s, silent, 0 lost", r.Interval, r.Silent, r.Lost24h)
+	}
+}
