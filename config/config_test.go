@@ -237,11 +237,11 @@ func TestDefaults(t *testing.T) {
 		reconnectMax                  time.Duration
 	}
 	wants := []srcDefaults{
-		{"sensorgate-cs", "accept", "", 1, 256, false, time.Minute},
-		{"sensorgate-b", "accept", "", 1, 256, false, time.Minute},
-		{"sensorgate-j", "reject", "", 1, 256, false, time.Minute},
-		{"fixed", "reject", "", 0, 256, false, time.Minute},
-		{"sensorgate-j2", "reject", "rfc3339", 1, 256, false, time.Minute},
+		{"sensorgate-cs", "accept", "", 1, 128, false, time.Minute},
+		{"sensorgate-b", "accept", "", 1, 128, false, time.Minute},
+		{"sensorgate-j", "reject", "", 1, 128, false, time.Minute},
+		{"fixed", "reject", "", 0, 128, false, time.Minute},
+		{"sensorgate-j2", "reject", "rfc3339", 1, 128, false, time.Minute},
 	}
 	for i, w := range wants {
 		s := cfg.Sources[i].MQTT

@@ -101,7 +101,7 @@ func TestValidateRules(t *testing.T) {
 		{"qos word", base + lines("    qos: once"),
 			[]want{{10, "sources[0].qos", `"once" is not a whole number`}}},
 		{"max_in_flight 0", base + lines("    max_in_flight: 0"),
-			[]want{{10, "sources[0].max_in_flight", "0: must be a whole number of at least 1 (default 256)"}}},
+			[]want{{10, "sources[0].max_in_flight", "0: must be a whole number of at least 1 (default 128)"}}},
 		{"reconnect_max negative", base + lines("    reconnect_max: -1m"),
 			[]want{{10, "sources[0].reconnect_max", "-1m0s is negative: give a duration above 0 (default 1m0s)"}}},
 		{"broker tcps", edit(base, "    broker: tcp://127.0.0.1:1883", "    broker: tcps://broker.city:8883"), nil},

@@ -44,6 +44,7 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
+	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -119,6 +120,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	d.watchDrops() // brokerwatch.go
 	log.Info().Int("devices", reg.Len()).Int("sources", len(d.sources)).Int("models", len(decs.Models())).Msg("sensorgate configured")
 	return d, nil
 }
@@ -169,6 +171,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	d.drops.stop()
 	stopOps() // before the sink closes: in-flight replays reach the spool
 	// Sources are stopped and their handlers returned: everything they
 	// acknowledged is in the spool. Deliver what InfluxDB takes within the

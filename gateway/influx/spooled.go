@@ -30,7 +30,10 @@ type Spooled struct {
 	log   zerolog.Logger
 	bufs  sync.Pool // *[]byte
 	// chunk bounds the records one Read hands to delivery; with group
-	// commit they leave as a few large requests.
+	// commit they leave as a few large requests. chunkMax bounds its
+	// bytes: chunksInFlight of them are in memory at once, so it is what
+	// delivery adds to the daemon's footprint; 1 MiB is about a full
+	// request of typical uplinks, so two keep InfluxDB busy.
 	chunk    int
 	chunkMax int // bytes
 }
@@ -40,7 +43,7 @@ var _ gateway.Sink = (*Spooled)(nil)
 // NewSpooled returns a spooled sink over an open spool and a Sink whose
 // Run is running (or will be).
 func NewSpooled(sink *Sink, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Spooled {
-	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 4 * sink.cfg.BatchSize, chunkMax: 32 << 20}
+	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 2 * sink.cfg.BatchSize, chunkMax: 1 << 20}
 	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	return s
 }
@@ -78,12 +81,62 @@ func (s *Spooled) Write(ctx context.Context, pts []gateway.Point) error {
 	return nil
 }
 
+// chunksInFlight is how many chunks delivery has under way: while one
+// chunk's last requests are answered, the next one's fill the Sink's
+// batches, so InfluxDB is never idle waiting for the spool to be read.
+const chunksInFlight = 2
+
+// chunk is records read from the spool in one Read and their delivery.
+type chunk struct {
+	recs []spool.Record
+	done chan struct{}
+	n    int // records done with, from the first: set before done closes
+}
+
 // Run delivers spooled records until ctx ends. Records are acknowledged
 // to the spool in order, only up to the last one InfluxDB took (or that
 // was kept as a dead letter), so a crash or shutdown re-sends at most the
 // records in flight — which overwrite, being byte-identical.
+//
+// While the spool has a backlog (a Read filled its chunk), up to
+// chunksInFlight chunks are delivered at once, each by its own goroutine
+// retrying until its records are done with; an acknowledger acknowledges
+// them in the order they were read, so a chunk that is still retrying
+// holds back the acknowledgement of those after it. Without a backlog a
+// chunk is delivered before the next is read, as records arrive.
 func (s *Spooled) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	slots := make(chan struct{}, chunksInFlight)
+	order := make(chan *chunk, chunksInFlight)
+	var wg sync.WaitGroup
+	var ackErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ackErr = s.acknowledge(order, slots)
+		if ackErr != nil {
+			cancel(ackErr)
+		}
+	}()
+	err := s.read(ctx, order, slots, &wg)
+	close(order)
+	wg.Wait()
+	if ackErr != nil {
+		return ackErr
+	}
+	return err
+}
+
+// read hands chunks of the spool to delivery goroutines, at most
+// chunksInFlight at once, and queues them for acknowledge in order.
+func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan struct{}, wg *sync.WaitGroup) error {
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		recs, err := s.spool.Read(ctx, s.chunk, s.chunkMax)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
@@ -91,30 +144,81 @@ func (s *Spooled) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("influx: read spool: %w", err)
 		}
-		// The spool hands a record out once per run, so records that did
-		// not make it are retried from here, not read again.
-		for wait := time.Second; len(recs) > 0; wait = min(2*wait, time.Minute) {
-			n, err := s.deliver(ctx, recs)
-			if n > 0 {
-				if err := s.spool.Ack(recs[n-1].Pos); err != nil {
-					return fmt.Errorf("influx: ack spool: %w", err)
-				}
-				recs = recs[n:]
-			}
-			if len(recs) == 0 {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Error().Err(err).Int("records", len(recs)).Dur("retry_in", wait).Msg("spooled points not delivered; retrying")
+		c := &chunk{recs: recs, done: make(chan struct{})}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(c.done)
+			c.n = s.deliverChunk(ctx, c.recs)
+		}()
+		order <- c // room: a slot is held per queued chunk
+		if !s.full(recs) {
+			// The spool had no more: no backlog to pipeline. Wait for
+			// this chunk, so that during an outage delivery holds one
+			// small chunk rather than every record as it arrives.
 			select {
+			case <-c.done:
 			case <-ctx.Done():
 				return nil
-			case <-time.After(wait):
 			}
 		}
 	}
+}
+
+// full reports whether Read stopped at a chunk's limits rather than at
+// the end of the spool: more records are likely waiting.
+func (s *Spooled) full(recs []spool.Record) bool {
+	if len(recs) >= s.chunk {
+		return true
+	}
+	n := 0
+	for _, r := range recs {
+		n += len(r.Data)
+	}
+	return n >= s.chunkMax
+}
+
+// acknowledge waits for chunks in the order they were read and
+// acknowledges each one's records in the spool. A chunk that ended
+// unfinished (shutdown) is acknowledged up to where it got, and nothing
+// after it is: those records are read again at the next start.
+func (s *Spooled) acknowledge(order <-chan *chunk, slots <-chan struct{}) error {
+	stuck := false
+	for c := range order {
+		<-c.done
+		<-slots
+		if stuck || c.n == 0 {
+			stuck = stuck || len(c.recs) > 0
+			continue
+		}
+		if err := s.spool.Ack(c.recs[c.n-1].Pos); err != nil {
+			return fmt.Errorf("influx: ack spool: %w", err)
+		}
+		stuck = c.n < len(c.recs)
+	}
+	return nil
+}
+
+// deliverChunk sends recs until every one is done with or ctx ends, and
+// returns how many are, from the first. The spool hands a record out once
+// per run, so records that did not make it are retried from here, not
+// read again.
+func (s *Spooled) deliverChunk(ctx context.Context, recs []spool.Record) int {
+	done := 0
+	for wait := time.Second; done < len(recs); wait = min(2*wait, time.Minute) {
+		n, err := s.deliver(ctx, recs[done:])
+		done += n
+		if done == len(recs) || ctx.Err() != nil {
+			break
+		}
+		s.log.Error().Err(err).Int("records", len(recs)-done).Dur("retry_in", wait).Msg("spooled points not delivered; retrying")
+		select {
+		case <-ctx.Done():
+			return done
+		case <-time.After(wait):
+		}
+	}
+	return done
 }
 
 // deliver sends records to InfluxDB and returns how many of them, from

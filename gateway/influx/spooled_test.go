@@ -1,9 +1,16 @@
 package influx
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,6 +150,73 @@ func TestSpooledRejectedRecordIsDeadLetter(t *testing.T) {
 	if len(dls) != 1 || dls[0].Reason != gateway.ReasonRejected || dls[0].DevEUI != "bb" || dls[0].Source != "feed" ||
 		!strings.HasPrefix(string(dls[0].Raw), "water,dev_eui=bb") || !strings.Contains(dls[0].Detail, "conflict") {
 		t.Fatalf("dead letters %+v", dls)
+	}
+}
+
+// TestSpooledAcksInOrder: with two chunks under way, a chunk InfluxDB
+// keeps refusing holds back the acknowledgement of every record after it,
+// however the other chunk fares; once InfluxDB takes it, all land once.
+func TestSpooledAcksInOrder(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	var blocked atomic.Bool
+	blocked.Store(true)
+	var stored atomic.Int64 // lines InfluxDB took
+	fwd := &proxy{target: db.URL(), client: &http.Client{Timeout: 30 * time.Second}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		plain := body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
+				plain, _ = io.ReadAll(zr)
+			}
+		}
+		if r.URL.Path == "/api/v2/write" && blocked.Load() && bytes.Contains(plain, []byte("device=rec-3,")) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if fwd.forward(w, r, body)/100 == 2 {
+			stored.Add(int64(bytes.Count(plain, []byte{'\n'})))
+		}
+	}))
+	defer srv.Close()
+
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	cfg := cfgFor(srv.URL, db.Bucket())
+	cfg.BatchSize, cfg.FlushInterval = 10, 10*time.Millisecond
+	sink, _ := startSink(t, cfg, fastTiming)
+	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
+	s.chunk = 10 // records 0-9 and 10-19: full chunks, two under way at once
+	const n = 20
+	ctx := context.Background()
+	for i := range n {
+		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i), i, float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+
+	// Requests without record 3 go through: the rest of its chunk, and
+	// the other chunk, unless batched with it.
+	waitFor(t, "the requests without record 3 stored", 30*time.Second, func() bool { return stored.Load() >= n-10 })
+	time.Sleep(200 * time.Millisecond) // an ack, were one wrongly made, would be in by now
+	if p := sp.Stats().Pending; p != n {
+		t.Fatalf("spool acknowledged past a record InfluxDB has not taken: %d pending, want %d", p, n)
+	}
+	blocked.Store(false)
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := db.Count(t, "air"); got != n {
+		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
 	}
 }
 

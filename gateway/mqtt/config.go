@@ -40,9 +40,13 @@ type Config struct {
 	Map []decoders.Mapping `yaml:"map"`
 	// JSON says where a generic JSON message keeps its device and time.
 	JSON JSONConfig `yaml:"json"`
-	// MaxInFlight bounds the messages handled at once (default 256). The
-	// sink batches concurrent writes, so more in flight means fuller
-	// batches; the bound keeps memory flat when the sink stalls.
+	// MaxInFlight bounds the messages received and not yet acknowledged
+	// (default 128), and is the number of workers handling them. When all
+	// are taken the source stops reading the connection, so memory stays
+	// flat however large the broker's backlog is. More in flight means
+	// fuller group commits in the spool. Messages of one device are
+	// handled in order; a message waits for its device's previous one,
+	// overtaken by fewer than MaxInFlight others.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ReconnectMax caps the wait between connection attempts, after a loss
 	// (exponential backoff up to it) and at start-up (every

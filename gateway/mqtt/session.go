@@ -12,8 +12,23 @@ import (
 )
 
 // session is one paho client's lifetime within Source.Run. Every callback
-// paho makes into it is counted in wg, so stop can wait for all of them:
-// nothing the session runs outlives it.
+// paho makes into it, and every worker, is counted in wg, so stop can wait
+// for all of them: nothing the session runs outlives it.
+//
+// Messages flow from paho's one dispatch goroutine (onMessage) to a fixed
+// pool of workers. Each message gets a sequence number as paho hands it
+// over and holds a place in a window of MaxInFlight numbers until it is
+// done (acknowledged, or left for redelivery). A message may start only
+// while its number is within the window of the oldest one not done, so
+// when the window is full onMessage blocks, paho stops reading the
+// connection, TCP stops the broker, and at most MaxInFlight messages are
+// in memory however big the broker's queue is.
+//
+// Messages of one device (orderKey) are handled one after the other, in
+// the order the broker sent them, so frame-counter checks downstream see
+// them in sequence; different devices run in parallel on every core. A
+// message waiting for its device's previous one is overtaken by others,
+// but by fewer than MaxInFlight: the window stops the rest.
 type session struct {
 	src    *Source
 	h      gateway.Handler
@@ -23,7 +38,20 @@ type session struct {
 	// drainTimeout after stop began.
 	ctx    context.Context
 	cancel context.CancelFunc
-	sem    chan struct{} // bounds concurrent handlers
+
+	ready chan delivery // messages a worker may start; never full (cap = window)
+	// The window: next is the number the next message gets, low the
+	// oldest not done; done[n%len(done)] marks numbers done above low.
+	// free is signalled when low moves.
+	winMu sync.Mutex
+	next  uint64
+	low   uint64
+	done  []bool
+	free  chan struct{}
+	// lanes holds, per order key with a message being handled, the
+	// messages of that key waiting behind it, oldest first.
+	laneMu sync.Mutex
+	lanes  map[string][]delivery
 
 	mu      sync.Mutex
 	closed  bool
@@ -34,6 +62,14 @@ type session struct {
 	// a new session gets redelivered. clean records a later success.
 	refused chan struct{}
 	clean   atomic.Bool
+}
+
+// delivery is a message on its way to a worker, with its order key ("" for
+// none) and sequence number.
+type delivery struct {
+	key string
+	seq uint64
+	m   paho.Message
 }
 
 // enter registers a callback; false once stop began.
@@ -47,9 +83,9 @@ func (s *session) enter() bool {
 	return true
 }
 
-// stop stops taking messages, waits for the callbacks in progress
-// (cancelling their context after drainTimeout) and disconnects. Messages
-// not handled stay unacknowledged in the broker's session.
+// stop stops taking messages, waits for the callbacks and workers in
+// progress (cancelling their context after drainTimeout) and disconnects.
+// Messages not handled stay unacknowledged in the broker's session.
 func (s *session) stop() {
 	s.mu.Lock()
 	s.closed = true
@@ -72,20 +108,122 @@ func (s *session) stop() {
 	s.src.ready.Store(false)
 }
 
-// onMessage is paho's handler for every message; with OrderMatters(false)
-// paho calls it on a goroutine of its own per message.
+// onMessage is paho's handler for every message. With OrderMatters(true)
+// paho calls it on its one dispatch goroutine, so blocking here is the
+// backpressure: paho stops reading the connection until the window has
+// room. The message goes to an idle worker, or queues behind the message
+// of the same device being handled.
 func (s *session) onMessage(_ paho.Client, m paho.Message) {
-	if !s.enter() {
+	seq, ok := s.admit()
+	if !ok {
 		return // stopping: unacknowledged, the broker redelivers it
 	}
-	defer s.wg.Done()
-	select {
-	case s.sem <- struct{}{}:
-	case <-s.closing:
-		return
+	d := delivery{key: s.src.orderKey(m.Topic()), seq: seq, m: m}
+	if d.key != "" {
+		s.laneMu.Lock()
+		if waiting, busy := s.lanes[d.key]; busy {
+			s.lanes[d.key] = append(waiting, d)
+			s.laneMu.Unlock()
+			return
+		}
+		s.lanes[d.key] = nil // busy, nothing waiting
+		s.laneMu.Unlock()
 	}
-	defer func() { <-s.sem }()
-	s.handle(m)
+	s.ready <- d // has room: at most a window of messages is admitted
+}
+
+// admit waits until the window has room and numbers the next message;
+// false once stop began.
+func (s *session) admit() (uint64, bool) {
+	for {
+		select {
+		case <-s.closing:
+			return 0, false
+		default:
+		}
+		s.winMu.Lock()
+		if seq := s.next; seq-s.low < uint64(len(s.done)) {
+			s.next++
+			s.winMu.Unlock()
+			return seq, true
+		}
+		s.winMu.Unlock()
+		select {
+		case <-s.free:
+		case <-s.closing:
+			return 0, false
+		}
+	}
+}
+
+// finish marks message seq done and moves the window past every done
+// message at its start.
+func (s *session) finish(seq uint64) {
+	n := uint64(len(s.done))
+	s.winMu.Lock()
+	s.done[seq%n] = true
+	moved := false
+	for s.low < s.next && s.done[s.low%n] {
+		s.done[s.low%n] = false
+		s.low++
+		moved = true
+	}
+	s.winMu.Unlock()
+	if moved {
+		select {
+		case s.free <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+// work is one worker: it handles a message, then the messages queued
+// behind it on the same key, until none is left; then it waits for the
+// next. At stop it finishes the message in hand and returns; the messages
+// not begun stay unacknowledged for the broker to redeliver.
+func (s *session) work() {
+	defer s.wg.Done()
+	for {
+		var d delivery
+		select {
+		case <-s.closing:
+			return
+		case d = <-s.ready:
+		}
+		for {
+			s.handle(d.m)
+			s.finish(d.seq)
+			if d.key == "" {
+				break
+			}
+			next, ok := s.nextInLane(d.key)
+			if !ok {
+				break
+			}
+			d = next
+			select {
+			case <-s.closing:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// nextInLane takes the oldest message waiting on key, or marks the key
+// idle when none is.
+func (s *session) nextInLane(key string) (delivery, bool) {
+	s.laneMu.Lock()
+	defer s.laneMu.Unlock()
+	waiting := s.lanes[key]
+	if len(waiting) == 0 {
+		delete(s.lanes, key)
+		return delivery{}, false
+	}
+	d := waiting[0]
+	waiting[0] = delivery{}
+	s.lanes[key] = waiting[1:]
+	return d, true
 }
 
 // handle parses one message (or passes it to the source's MessageHandler)
@@ -155,6 +293,9 @@ func (s *session) onConnect(c paho.Client) {
 	}
 	defer s.wg.Done()
 	src := s.src
+	if src.connected != nil {
+		src.connected() // queued messages may arrive before SUBACK
+	}
 	filters := make(map[string]byte, len(src.cfg.Topics))
 	for _, t := range src.cfg.Topics {
 		filters[t] = byte(*src.cfg.QoS)

@@ -1,14 +1,19 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/proxy"
 
 	"github.com/sensorgate/sensorgate/gateway"
 )
@@ -32,8 +37,11 @@ const (
 // subscribed to the configured topics, acknowledging each message only once
 // the handler took it (or it is stored as a dead letter).
 //
-// Messages are handled concurrently, up to Config.MaxInFlight at once, so
-// the handler must be safe for concurrent use.
+// Messages are handled concurrently by Config.MaxInFlight workers, so the
+// handler must be safe for concurrent use; at most MaxInFlight messages are
+// received and not yet acknowledged at any time, which bounds memory during
+// a backlog however much the broker has queued. Messages of one device are
+// handled in the order the broker sent them (orderKey).
 type Source struct {
 	cfg       Config
 	parser    *Parser        // nil when handleMsg is set
@@ -43,6 +51,13 @@ type Source struct {
 	// msgLog is for per-message problems: sampled, so a broken feed or a
 	// down sink does not flood the log.
 	msgLog zerolog.Logger
+
+	// unordered is set when messages are handled in no particular order
+	// (orderKey).
+	unordered bool
+
+	// connected, if set, is called on each connection (OnConnect).
+	connected func()
 
 	running atomic.Bool
 	ready   atomic.Bool
@@ -91,6 +106,12 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 	for _, o := range opts {
 		o(s)
 	}
+	// Without a device in the topic there is nothing to order by. A raw
+	// frame's topic names the gateway, not the device, and the frame
+	// handler waits out its de-duplication window: ordered per gateway,
+	// the next frames would queue behind that wait and miss their own.
+	s.unordered = cfg.Format == FormatGatewayBridge ||
+		cfg.Format == FormatJSON && !strings.HasPrefix(cfg.JSON.DeviceID, "topic:")
 	if s.handleMsg == nil {
 		parser, err := NewParser(cfg, nil)
 		if err != nil {
@@ -103,6 +124,12 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 	}
 	return s, nil
 }
+
+// OnConnect has f called on every connection, the first and each
+// reconnection, as the broker accepted it: the moment a persistent
+// session's queued messages start to arrive. Call it before Run; f must
+// not block.
+func (s *Source) OnConnect(f func()) { s.connected = f }
 
 // Ready reports whether the source is connected and the broker accepted its
 // subscriptions, for readiness checks.
@@ -161,14 +188,24 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 // stop.
 func (s *Source) start(ctx context.Context, h gateway.Handler) *session {
 	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	n := s.cfg.MaxInFlight
 	sess := &session{
 		src:     s,
 		h:       h,
 		ctx:     hctx,
 		cancel:  func() { cancel(errStopped) },
-		sem:     make(chan struct{}, s.cfg.MaxInFlight),
+		ready:   make(chan delivery, n),
+		done:    make([]bool, n),
+		free:    make(chan struct{}, 1),
+		lanes:   make(map[string][]delivery),
 		closing: make(chan struct{}),
 		refused: make(chan struct{}, 1),
+	}
+	// As many workers as the window: every message taken can be in a
+	// handler at once, which is what fills the spool's group commits.
+	sess.wg.Add(n)
+	for range n {
+		go sess.work()
 	}
 	sess.client = paho.NewClient(s.clientOptions(sess))
 	// With ConnectRetry the token completes only once connected (or on
@@ -177,9 +214,46 @@ func (s *Source) start(ctx context.Context, h gateway.Handler) *session {
 	return sess
 }
 
+// orderKey is the part of topic that names the device: through the
+// segment after "device" (ChirpStack) or "devices" (The Things Stack), so
+// a device's up and up/normalized messages share it; else the whole
+// topic (a sensor's own topic). Messages with the same key are handled in
+// order. "" means no order is needed or knowable: gateway-bridge frames
+// (gateway/lorawan checks frame counters and merges copies itself) and
+// JSON feeds whose device id is in the message.
+func (s *Source) orderKey(topic string) string {
+	if s.unordered {
+		return ""
+	}
+	rest := topic
+	for {
+		seg, after, more := strings.Cut(rest, "/")
+		if !more {
+			return topic
+		}
+		if seg == "device" || seg == "devices" {
+			dev, _, _ := strings.Cut(after, "/")
+			return topic[:len(topic)-len(after)+len(dev)]
+		}
+		rest = after
+	}
+}
+
 // clientOptions are paho's settings for the delivery contract (DESIGN §6):
 // persistent session under a stable client id, manual acknowledgement,
-// concurrent handlers, reconnection with capped backoff.
+// reconnection with capped backoff.
+//
+// OrderMatters(true) makes paho call onMessage on its one dispatch
+// goroutine, in the order messages arrived, and wait for it: that is what
+// lets onMessage apply backpressure. With false, paho starts a goroutine
+// per message and keeps reading the connection, so a broker that sends a
+// persistent session's queue faster than it is handled fills memory with
+// messages and goroutines (Mosquitto 2.0.11 draining a 100k backlog with
+// max_inflight_messages 100: 15,000 to 40,000 goroutines, 400 MB RSS).
+// Acknowledgements do not pass through the dispatch goroutine, so blocking
+// it does not hold them up. SetMessageChannelDepth has no effect since
+// paho 1.3 and MaxResumePubInFlight concerns our own publishes; neither
+// bounds what is received.
 func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 	c := s.cfg
 	o := paho.NewClientOptions().
@@ -188,7 +262,7 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 		SetProtocolVersion(4). // MQTT 3.1.1; no silent fallback to 3.1
 		SetCleanSession(c.Clean).
 		SetAutoAckDisabled(true).
-		SetOrderMatters(false).
+		SetOrderMatters(true). // see above
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(min(connectRetryMax, c.ReconnectMax)).
@@ -203,6 +277,9 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 		SetOnConnectHandler(sess.onConnect).
 		SetConnectionLostHandler(sess.onLost).
 		SetConnectionNotificationHandler(sess.onNotification)
+	if u, err := url.Parse(c.Broker); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+		o.SetCustomOpenConnectionFn(openBuffered)
+	}
 	if c.Username != "" {
 		o.SetUsername(c.Username)
 	}
@@ -211,6 +288,35 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 	}
 	return o
 }
+
+// readBufferSize is the read buffer of a broker connection: a few dozen
+// typical uplinks per read system call during a backlog.
+const readBufferSize = 32 << 10
+
+// openBuffered dials a tcp:// or mqtt:// broker as paho does (through a
+// proxy named by ALL_PROXY, if any) and buffers what is read. paho reads
+// a packet straight from the connection in three or four reads (type
+// byte, each length byte, body), a system call each; through the buffer
+// a backlog costs one per readBufferSize.
+func openBuffered(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	dialer := o.Dialer
+	if dialer == nil {
+		dialer = &net.Dialer{Timeout: connectTimeout}
+	}
+	conn, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
+}
+
+// bufferedConn is a connection whose reads go through a buffer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // errStopped is why an in-flight handler's context ends when it did not
 // finish within drainTimeout of shutdown.

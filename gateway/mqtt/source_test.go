@@ -434,3 +434,81 @@ func TestRunTwiceAtOnceFails(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+// TestSourceKeepsDeviceOrder: messages of one device are handled in the
+// order they were published, one at a time, while different devices are
+// handled at once.
+func TestSourceKeepsDeviceOrder(t *testing.T) {
+	m := testserver.StartMosquitto(t)
+	pub := publisher(t, m.URL())
+	const devs, each = 8, 25
+	var mu sync.Mutex
+	seen := map[string][]uint32{}
+	busy := map[string]bool{}
+	var cur, peak atomic.Int32
+	var total atomic.Int32
+	s := newTestSource(t, m.URL(), "order", &memDeadLetters{}, func(c *Config) { c.MaxInFlight = 16 })
+	startRun(t, s, func(_ context.Context, up gateway.Uplink) error {
+		dev := up.DevEUI.String()
+		mu.Lock()
+		if busy[dev] {
+			t.Errorf("device %s handled twice at once", dev)
+		}
+		busy[dev] = true
+		mu.Unlock()
+		c := cur.Add(1)
+		for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+		}
+		time.Sleep(time.Duration(up.FCnt%3) * time.Millisecond) // uneven handling times
+		cur.Add(-1)
+		mu.Lock()
+		busy[dev] = false
+		seen[dev] = append(seen[dev], up.FCnt)
+		mu.Unlock()
+		total.Add(1)
+		return nil
+	})
+	for f := range each {
+		for d := range devs {
+			eui := fmt.Sprintf("02020202%08x", d)
+			payload := fmt.Appendf(nil, `{"deduplicationId":"o-%d-%d","time":"2024-03-05T11:22:33Z","deviceInfo":{"deviceName":"dev-%d","devEui":"%s"},"fCnt":%d,"fPort":1,"data":"AQ==","rxInfo":[{"gatewayId":"0016c001f153a14c","rssi":-80,"snr":5}],"txInfo":{"frequency":868100000}}`, d, f, d, eui, f)
+			pub.Publish("application/app/device/"+eui+"/event/up", 1, false, payload)
+		}
+	}
+	waitFor(t, 30*time.Second, "every uplink", func() bool { return total.Load() == devs*each })
+	mu.Lock()
+	defer mu.Unlock()
+	for dev, fcnts := range seen {
+		for i, f := range fcnts {
+			if f != uint32(i) {
+				t.Fatalf("device %s handled frame counters %v, want 0..%d in order", dev, fcnts, each-1)
+			}
+		}
+	}
+	if p := peak.Load(); p < 2 {
+		t.Errorf("at most %d handler ran at once: devices were not handled in parallel", p)
+	}
+}
+
+func TestOrderKey(t *testing.T) {
+	cs := &Source{}
+	js := &Source{unordered: true}
+	for _, tc := range []struct {
+		src   *Source
+		topic string
+		want  string
+	}{
+		{cs, "application/7/device/0102030405060708/event/up", "application/7/device/0102030405060708"},
+		{cs, "application/7/device/0102030405060708/rx", "application/7/device/0102030405060708"},
+		{cs, "v3/app@ttn/devices/meter-1/up", "v3/app@ttn/devices/meter-1"},
+		{cs, "v3/app@ttn/devices/meter-1/up/normalized", "v3/app@ttn/devices/meter-1"},
+		{cs, "sensors/hall-3/temperature", "sensors/hall-3/temperature"},
+		{cs, "plain", "plain"},
+		{cs, "x/device", "x/device"},
+		{js, "application/7/device/0102030405060708/event/up", ""},
+	} {
+		if got := tc.src.orderKey(tc.topic); got != tc.want {
+			t.Errorf("orderKey(%q) = %q, want %q", tc.topic, got, tc.want)
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 // Defaults applied by New.
 const (
 	DefaultQoS          = 1
-	DefaultMaxInFlight  = 256
+	DefaultMaxInFlight  = 128
 	DefaultReconnectMax = time.Minute
 	// ClientIDPrefix starts the client id derived from the source name.
 	ClientIDPrefix = "sensorgate-"

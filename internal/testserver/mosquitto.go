@@ -22,12 +22,26 @@ type Mosquitto struct {
 // URL is the broker address for paho ("tcp://127.0.0.1:PORT").
 func (m *Mosquitto) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(m.Port) }
 
+// MosquittoOption changes the broker's configuration.
+type MosquittoOption func(*mosquittoSettings)
+
+type mosquittoSettings struct {
+	maxQueued int
+}
+
+// MaxQueuedMessages sets max_queued_messages: a broker that drops what a
+// persistent session's queue cannot hold, as Mosquitto's own default of
+// 1000 does (0, the default here, lifts the limit).
+func MaxQueuedMessages(n int) MosquittoOption {
+	return func(s *mosquittoSettings) { s.maxQueued = n }
+}
+
 // StartMosquitto starts mosquitto on a free loopback port with persistence
 // in a temporary directory, and queue limits raised so a persistent QoS 1
 // session keeps a whole test's backlog (Mosquitto's default of 1000 queued
-// messages silently drops the rest). It fails the test if mosquitto is not
-// installed; .ci/run installs it.
-func StartMosquitto(t TB) *Mosquitto {
+// messages silently drops the rest) unless an option says otherwise. It
+// fails the test if mosquitto is not installed; .ci/run installs it.
+func StartMosquitto(t TB, opts ...MosquittoOption) *Mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -41,17 +55,21 @@ func StartMosquitto(t TB) *Mosquitto {
 	if err != nil {
 		t.Fatalf("mosquitto not found: install it (apt-get install mosquitto) or run .ci/run: %v", err)
 	}
+	var set mosquittoSettings
+	for _, o := range opts {
+		o(&set)
+	}
 	m := &Mosquitto{Port: FreePort(t), Dir: t.TempDir(), t: t}
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location %s/
 autosave_interval 1
-max_queued_messages 0
+max_queued_messages %d
 max_queued_bytes 0
 max_inflight_messages 100
 log_dest file %s
-`, m.Port, m.Dir, filepath.Join(m.Dir, "mosquitto.log"))
+`, m.Port, m.Dir, set.maxQueued, filepath.Join(m.Dir, "mosquitto.log"))
 	if os.Geteuid() == 0 {
 		// Run as root, mosquitto switches to the user "mosquitto", which
 		// cannot write to the test's directory: persistence and the log
