@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
 // tcpProxy forwards TCP connections from a loopback port of its own to a
@@ -120,105 +117,22 @@ type httpFault struct {
 	retryAfter string
 }
 
-// proxyRequest is one write request the InfluxDB proxy saw.
-type proxyRequest struct {
-	at     time.Time
-	lines  int
-	body   [32]byte // SHA-256 of the uncompressed body: a retry sends the same
-	status int      // what the proxy answered (injected or InfluxDB's)
-}
-
-// influxProxy is an HTTP proxy in front of a real InfluxDB that answers
-// chosen write requests with errors: by the request's number, and 413 for
-// any request with more than maxLines lines (a max-body-size).
-type influxProxy struct {
-	*httptest.Server
-	target   string
-	client   *http.Client
-	plan     map[int]httpFault
-	maxLines int
-
-	mu   sync.Mutex
-	seen []proxyRequest
-}
-
-func startInfluxProxy(t *testing.T, target string, plan map[int]httpFault, maxLines int) *influxProxy {
-	t.Helper()
-	p := &influxProxy{target: target, client: &http.Client{Timeout: 30 * time.Second}, plan: plan, maxLines: maxLines}
-	p.Server = httptest.NewServer(http.HandlerFunc(p.serveHTTP))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *influxProxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if r.URL.Path != "/api/v2/write" {
-		p.forward(w, r, body)
-		return
-	}
-	plain := body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err == nil {
-			plain, err = io.ReadAll(zr)
+// startInfluxProxy puts testserver's proxy in front of a real InfluxDB:
+// write request n gets plan[n], and any request with more than maxLines
+// lines a 413 (a max-body-size).
+func startInfluxProxy(t *testing.T, target string, plan map[int]httpFault, maxLines int) *testserver.InfluxProxy {
+	return testserver.StartInfluxProxy(t, target, func(r testserver.WriteRequest) (int, http.Header) {
+		fault, planned := plan[r.N]
+		if !planned && maxLines > 0 && r.Lines > maxLines {
+			fault, planned = httpFault{status: http.StatusRequestEntityTooLarge}, true
 		}
-		if err != nil {
-			http.Error(w, "proxy: bad gzip: "+err.Error(), http.StatusBadRequest)
-			return
+		if !planned {
+			return 0, nil
 		}
-	}
-	req := proxyRequest{at: time.Now(), lines: bytes.Count(plain, []byte{'\n'}), body: sha256.Sum256(plain)}
-	p.mu.Lock()
-	fault, planned := p.plan[len(p.seen)]
-	p.seen = append(p.seen, req)
-	n := len(p.seen) - 1
-	p.mu.Unlock()
-	if !planned && p.maxLines > 0 && req.lines > p.maxLines {
-		fault, planned = httpFault{status: http.StatusRequestEntityTooLarge}, true
-	}
-	if planned {
+		var h http.Header
 		if fault.retryAfter != "" {
-			w.Header().Set("Retry-After", fault.retryAfter)
+			h = http.Header{"Retry-After": {fault.retryAfter}}
 		}
-		w.Header().Set("X-Influxdb-Error", "injected by the fault proxy: "+strconv.Itoa(fault.status))
-		w.WriteHeader(fault.status)
-		req.status = fault.status
-	} else {
-		req.status = p.forward(w, r, body)
-	}
-	p.mu.Lock()
-	p.seen[n].status = req.status
-	p.mu.Unlock()
-}
-
-func (p *influxProxy) forward(w http.ResponseWriter, r *http.Request, body []byte) int {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return http.StatusInternalServerError
-	}
-	req.Header = r.Header.Clone()
-	resp, err := p.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return http.StatusBadGateway
-	}
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-	return resp.StatusCode
-}
-
-// requests returns the write requests seen so far.
-func (p *influxProxy) requests() []proxyRequest {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]proxyRequest(nil), p.seen...)
+		return fault.status, h
+	})
 }

@@ -358,16 +358,16 @@ func TestFaultInfluxErrors(t *testing.T) {
 
 	// The proxy saw every fault, and the retry after a 429 waited for
 	// its Retry-After.
-	reqs := px.requests()
+	reqs := px.Requests()
 	statuses := map[int]int{}
 	for i, q := range reqs {
-		statuses[q.status]++
-		if q.status != http.StatusTooManyRequests {
+		statuses[q.Status]++
+		if q.Status != http.StatusTooManyRequests {
 			continue
 		}
 		for _, later := range reqs[i+1:] {
-			if later.body == q.body {
-				if gap := later.at.Sub(q.at); gap < 950*time.Millisecond {
+			if later.Body == q.Body {
+				if gap := later.At.Sub(q.At); gap < 950*time.Millisecond {
 					t.Errorf("request %d retried %s after a 429 with Retry-After: 1", i, gap)
 				}
 				break

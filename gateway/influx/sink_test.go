@@ -2,14 +2,11 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -71,100 +68,26 @@ func startSink(t *testing.T, cfg Config, tm timing) (*Sink, *logBuffer) {
 	return s, logs
 }
 
-// proxy stands between the Sink and the real InfluxDB and, for write
-// requests, may answer itself with an injected status instead.
-type proxy struct {
-	*httptest.Server
-	target string
-	client *http.Client
-	// inject sees the write request's index (from 0) and line count and
-	// returns a status to answer with, or 0 to forward.
-	inject func(n, lines int) (status int, header http.Header)
+// proxy is testserver's fault-injecting proxy in front of the real
+// InfluxDB, with the shorthand these tests use.
+type proxy struct{ *testserver.InfluxProxy }
 
-	mu       sync.Mutex
-	writes   int
-	statuses []int // status of each write request, in order
-	lines    []int // line count of each write request
+// newProxy injects, for write request n (from 0) with lines lines, the
+// status inject returns, or forwards on 0; nil forwards everything.
+func newProxy(t *testing.T, target string, inject func(n, lines int) (int, http.Header)) proxy {
+	var f func(testserver.WriteRequest) (int, http.Header)
+	if inject != nil {
+		f = func(r testserver.WriteRequest) (int, http.Header) { return inject(r.N, r.Lines) }
+	}
+	return proxy{testserver.StartInfluxProxy(t, target, f)}
 }
 
-func newProxy(t *testing.T, target string, inject func(n, lines int) (int, http.Header)) *proxy {
-	p := &proxy{target: target, client: &http.Client{Timeout: 30 * time.Second}, inject: inject}
-	p.Server = httptest.NewServer(http.HandlerFunc(p.serve))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *proxy) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+// record returns the status and line count of each write request so far.
+func (p proxy) record() (statuses, lines []int) {
+	for _, r := range p.Requests() {
+		statuses, lines = append(statuses, r.Status), append(lines, r.Lines)
 	}
-	if r.URL.Path != "/api/v2/write" {
-		p.forward(w, r, body)
-		return
-	}
-	plain := body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err == nil {
-			plain, err = io.ReadAll(zr)
-		}
-		if err != nil {
-			http.Error(w, "proxy: bad gzip: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-	}
-	lines := bytes.Count(plain, []byte{'\n'})
-	p.mu.Lock()
-	n := p.writes
-	p.writes++
-	p.mu.Unlock()
-	status := 0
-	var hdr http.Header
-	if p.inject != nil {
-		status, hdr = p.inject(n, lines)
-	}
-	if status != 0 {
-		for k, v := range hdr {
-			w.Header()[k] = v
-		}
-		w.Header().Set("X-Influxdb-Error", "injected by the test proxy")
-		w.WriteHeader(status)
-	} else {
-		status = p.forward(w, r, body)
-	}
-	p.mu.Lock()
-	p.statuses = append(p.statuses, status)
-	p.lines = append(p.lines, lines)
-	p.mu.Unlock()
-}
-
-func (p *proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) int {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return http.StatusInternalServerError
-	}
-	req.Header = r.Header.Clone()
-	resp, err := p.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return http.StatusBadGateway
-	}
-	defer resp.Body.Close()
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
-	return resp.StatusCode
-}
-
-func (p *proxy) record() (statuses, lines []int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]int(nil), p.statuses...), append([]int(nil), p.lines...)
+	return statuses, lines
 }
 
 // waitFor polls cond until it holds or the timeout passes.

@@ -2,12 +2,9 @@ package influx
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,29 +157,25 @@ func TestSpooledAcksInOrder(t *testing.T) {
 	db := testserver.StartInfluxDB(t)
 	var blocked atomic.Bool
 	blocked.Store(true)
-	var stored atomic.Int64 // lines InfluxDB took
-	fwd := &proxy{target: db.URL(), client: &http.Client{Timeout: 30 * time.Second}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		plain := body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			if zr, err := gzip.NewReader(bytes.NewReader(body)); err == nil {
-				plain, _ = io.ReadAll(zr)
+	px := testserver.StartInfluxProxy(t, db.URL(), func(r testserver.WriteRequest) (int, http.Header) {
+		if blocked.Load() && bytes.Contains(r.Data, []byte("device=rec-3,")) {
+			return http.StatusServiceUnavailable, nil
+		}
+		return 0, nil
+	})
+	stored := func() int { // lines InfluxDB took
+		n := 0
+		for _, r := range px.Requests() {
+			if r.Status/100 == 2 {
+				n += r.Lines
 			}
 		}
-		if r.URL.Path == "/api/v2/write" && blocked.Load() && bytes.Contains(plain, []byte("device=rec-3,")) {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		if fwd.forward(w, r, body)/100 == 2 {
-			stored.Add(int64(bytes.Count(plain, []byte{'\n'})))
-		}
-	}))
-	defer srv.Close()
+		return n
+	}
 
 	sp := openSpool(t, t.TempDir())
 	defer sp.Close()
-	cfg := cfgFor(srv.URL, db.Bucket())
+	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.BatchSize, cfg.FlushInterval = 10, 10*time.Millisecond
 	sink, _ := startSink(t, cfg, fastTiming)
 	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
@@ -200,7 +193,7 @@ func TestSpooledAcksInOrder(t *testing.T) {
 
 	// Requests without record 3 go through: the rest of its chunk, and
 	// the other chunk, unless batched with it.
-	waitFor(t, "the requests without record 3 stored", 30*time.Second, func() bool { return stored.Load() >= n-10 })
+	waitFor(t, "the requests without record 3 stored", 30*time.Second, func() bool { return stored() >= n-10 })
 	time.Sleep(200 * time.Millisecond) // an ack, were one wrongly made, would be in by now
 	if p := sp.Stats().Pending; p != n {
 		t.Fatalf("spool acknowledged past a record InfluxDB has not taken: %d pending, want %d", p, n)
