@@ -212,7 +212,17 @@ func TestSinkIdempotent(t *testing.T) {
 func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
 	t.Parallel()
 	db := testserver.StartInfluxDB(t)
-	px := newProxy(t, db.URL(), nil)
+	// The first write after the warm-up goes out alone (the link is idle);
+	// the proxy holds it until every other write has joined the next
+	// batch, so the bad one always shares a request with good ones.
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	px := testserver.StartInfluxProxy(t, db.URL(), func(r testserver.WriteRequest) (int, http.Header) {
+		if r.N == 1 {
+			close(inFlight)
+			<-release
+		}
+		return 0, nil
+	})
 	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.FlushInterval = 500 * time.Millisecond // room for all writes to join one batch
 	s, _ := startSink(t, cfg, fastTiming)
@@ -225,17 +235,22 @@ func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
 	const writers, bad = 9, 4
 	errs := make([]error, writers)
 	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f := gateway.FloatField("level", float64(w))
-			if w == bad {
-				f = gateway.IntField("level", int64(w)) // type conflict
-			}
-			errs[w] = s.Write(ctx, []gateway.Point{{Measurement: "water", Tags: []gateway.Tag{{Key: "device", Value: "d" + strconv.Itoa(w)}}, Fields: []gateway.Field{f}, Time: time.Unix(2, 0)}})
-		}()
+	write := func(w int) {
+		defer wg.Done()
+		f := gateway.FloatField("level", float64(w))
+		if w == bad {
+			f = gateway.IntField("level", int64(w)) // type conflict
+		}
+		errs[w] = s.Write(ctx, []gateway.Point{{Measurement: "water", Tags: []gateway.Tag{{Key: "device", Value: "d" + strconv.Itoa(w)}}, Fields: []gateway.Field{f}, Time: time.Unix(2, 0)}})
 	}
+	wg.Add(writers)
+	go write(0)
+	<-inFlight
+	for w := 1; w < writers; w++ {
+		go write(w)
+	}
+	waitFor(t, "every write to join a batch", 10*time.Second, func() bool { return s.accepted.Load() == 1+writers })
+	close(release)
 	wg.Wait()
 	for w, err := range errs {
 		if w == bad {
@@ -249,9 +264,11 @@ func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
 	if n := db.Count(t, "water"); n != 1+writers-1 {
 		t.Errorf("InfluxDB holds %d points, want %d", n, writers)
 	}
-	// The first write goes out alone (the link was idle); the rest share
-	// batches, so a rejected batch of several writes must have been split.
-	statuses, lines := px.record()
+	// The batch holding the bad write was refused whole, then split.
+	var statuses, lines []int
+	for _, r := range px.Requests() {
+		statuses, lines = append(statuses, r.Status), append(lines, r.Lines)
+	}
 	batchedReject := false
 	for i := range statuses {
 		if statuses[i] == http.StatusBadRequest && lines[i] > 1 {
