@@ -1,7 +1,6 @@
 package decoders
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -36,15 +35,9 @@ func TestPulse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := pulse.Decode(Input{FPort: 1, Bytes: vecHex(t, tt.hex)})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			res, ok := decodeCase(t, pulse, 1, tt.hex, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			vecCheckSamples(t, res)
 			frame := res.Data["bytes"].(map[string]any)

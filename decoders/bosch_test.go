@@ -1,7 +1,6 @@
 package decoders
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 )
@@ -48,15 +47,9 @@ func TestTPS110(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := tps110.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			res, ok := decodeCase(t, tps110, tt.fport, tt.hex, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			vecCheckSamples(t, res)
 			if !reflect.DeepEqual(res.Data, tt.want) {

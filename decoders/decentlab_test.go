@@ -1,8 +1,6 @@
 package decoders
 
 import (
-	"encoding/hex"
-	"errors"
 	"reflect"
 	"testing"
 )
@@ -73,19 +71,9 @@ func TestDecentlab(t *testing.T) {
 		{name: "group cut off", model: "decentlab-dl-pm", hex: "021b50000d0c2567bd618d", err: ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := hex.DecodeString(tc.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := vendorDecode(t, tc.model, Input{FPort: 1, Bytes: b})
-			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("got %v, want %v", err, tc.err)
-				}
+			res, ok := decodeCase(t, builtin[tc.model], 1, tc.hex, tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(res.Samples, tc.samples) {
 				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)

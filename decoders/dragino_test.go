@@ -1,8 +1,6 @@
 package decoders
 
 import (
-	"encoding/hex"
-	"errors"
 	"reflect"
 	"testing"
 )
@@ -126,19 +124,9 @@ func TestDragino(t *testing.T) {
 		{name: "LSE01 short", model: "dragino-lse01", port: 2, hex: "ce2900f1", err: ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := hex.DecodeString(tc.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := vendorDecode(t, tc.model, Input{FPort: tc.port, Bytes: b})
-			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("got %v, want %v", err, tc.err)
-				}
+			res, ok := decodeCase(t, builtin[tc.model], tc.port, tc.hex, tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(res.Data, tc.data) {
 				t.Errorf("data: got %v, want %v", res.Data, tc.data)

@@ -52,6 +52,31 @@ func vendorDecode(t testing.TB, model string, in Input) (Result, error) {
 	return res, nil
 }
 
+// decodeCase decodes a table case's hex payload and checks its error
+// against wantErr (any error must wrap ErrTruncated or ErrInvalid, and
+// samples must fit the catalogue). ok is false when the case is over: the
+// expected error came.
+func decodeCase(t *testing.T, dec Decoder, fport uint8, payloadHex string, wantErr error) (res Result, ok bool) {
+	t.Helper()
+	res, err := dec.Decode(Input{FPort: fport, Bytes: vecHex(t, payloadHex)})
+	if err != nil && !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrInvalid) {
+		t.Fatalf("%s: error wraps neither ErrTruncated nor ErrInvalid: %v", payloadHex, err)
+	}
+	if wantErr != nil {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("got %v, want %v", err, wantErr)
+		}
+		return res, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Check(res.Samples); err != nil {
+		t.Fatalf("%s: samples do not fit the catalogue: %v", payloadHex, err)
+	}
+	return res, true
+}
+
 // vendorPrefixes decodes every prefix of every example of a vector file:
 // each must decode or fail cleanly, never panic.
 func vendorPrefixes(t *testing.T, model, file string) {
@@ -129,19 +154,9 @@ func TestElsys(t *testing.T) {
 		{name: "empty", model: "elsys-ers", hex: "", err: ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := hex.DecodeString(tc.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := vendorDecode(t, tc.model, Input{FPort: 5, Bytes: b})
-			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("got %v, want %v", err, tc.err)
-				}
+			res, ok := decodeCase(t, builtin[tc.model], 5, tc.hex, tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(res.Data, tc.data) {
 				t.Errorf("data: got %v, want %v", res.Data, tc.data)

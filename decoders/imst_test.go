@@ -1,7 +1,6 @@
 package decoders
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 )
@@ -73,15 +72,9 @@ func TestIOKE868(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := ioke868.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			res, ok := decodeCase(t, ioke868, tt.fport, tt.hex, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			vecCheckSamples(t, res)
 			if len(res.Warnings) != tt.warnings {

@@ -1,7 +1,6 @@
 package decoders
 
 import (
-	"errors"
 	"testing"
 )
 
@@ -65,15 +64,9 @@ func TestKeller(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := keller.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			res, ok := decodeCase(t, keller, tt.fport, tt.hex, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			vecCheckSamples(t, res)
 			tt.check(t, res)

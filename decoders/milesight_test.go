@@ -1,8 +1,6 @@
 package decoders
 
 import (
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -125,19 +123,9 @@ func TestMilesight(t *testing.T) {
 		{name: "empty", model: "milesight-em300-th", hex: "", err: ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := hex.DecodeString(tc.hex)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := vendorDecode(t, tc.model, Input{FPort: 85, Bytes: b})
-			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("got %v, want %v", err, tc.err)
-				}
+			res, ok := decodeCase(t, builtin[tc.model], 85, tc.hex, tc.err)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(res.Data, tc.data) {
 				t.Errorf("data: got %v, want %v", res.Data, tc.data)

@@ -1,7 +1,6 @@
 package decoders
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 )
@@ -67,15 +66,9 @@ func TestNPS405(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := nps405.Decode(Input{FPort: tt.fport, Bytes: vecHex(t, tt.hex)})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			res, ok := decodeCase(t, nps405, tt.fport, tt.hex, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			vecCheckSamples(t, res)
 			for k, v := range tt.want {
