@@ -32,6 +32,10 @@ var builtin = map[string]Decoder{
 	// Milesight: one pair table per codec generation.
 	"milesight-am307":     milesightAM307,
 	"milesight-am308":     milesightAM308,
+	"milesight-am102":     milesightAM102,
+	"milesight-am102l":    milesightAM102,
+	"milesight-am103":     milesightAM103,
+	"milesight-am103l":    milesightAM103,
 	"milesight-am104":     milesightAM100,
 	"milesight-am107":     milesightAM100,
 	"milesight-em300-th":  milesightEM300TH,

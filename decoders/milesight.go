@@ -11,8 +11,11 @@ import (
 //
 // Sources: the Milesight user guides' "Uplink Payload" sections (AM100
 // series, AM300 series, EM300 series, EM310-UDL and VS133 user guides,
-// https://resource.milesight.com/milesight/iot/document/) and the byte
-// layouts in testdata/vectors/ttn-core/milesight-iot-*.json. Every Milesight
+// https://resource.milesight.com/milesight/iot/document/), the byte
+// layouts in testdata/vectors/ttn-core/milesight-iot-*.json, and, for the
+// models without vectors, the payload tables of the READMEs in the
+// Milesight-IoT SensorDecoders repository (am-series/, em-series/; each
+// model names its own). Every Milesight
 // payload is a sequence of [channel id:1][channel type:1][value], values
 // little-endian; the (id, type) pair fixes the value's size. Data keys are
 // those of each device's codec in The Things Network device repository;
@@ -172,6 +175,18 @@ var (
 		msU16(0x07, 0x7D, "co2", 1),
 		msU16(0x08, 0x7D, "tvoc", 1),
 		msU16(0x09, 0x73, "pressure", 10),
+	), maps: msAirMap}
+
+	// AM102/AM102L and AM103/AM103L (AM100 series, Milesight-IoT
+	// SensorDecoders am-series/am102 and am103 READMEs): the AM104/AM107
+	// pairs they have, without PIR, light or TVOC. The L variants send
+	// the same frame.
+	milesightAM102 = &milesightModel{name: "milesight am102", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+	), maps: msAirMap}
+	milesightAM103 = &milesightModel{name: "milesight am103", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+		msU16(0x07, 0x7D, "co2", 1),
 	), maps: msAirMap}
 
 	milesightEM300TH = &milesightModel{name: "milesight em300-th", fields: msFields(

@@ -116,6 +116,36 @@ func TestMilesight(t *testing.T) {
 			data:    map[string]any{"line_4": map[string]any{"period_in": 5.0, "period_out": 3.0}},
 			samples: []Sample{{Quantity: "count.in", Value: 5.0, Channel: "4"}, {Quantity: "count.out", Value: 3.0, Channel: "4"}},
 		},
+		{
+			// SensorDecoders am-series/am102 README example: 0x0118 = 280
+			// -> 28.0 °C, 0x6D = 109 -> 54.5 %.
+			name: "AM102 README example", model: "milesight-am102", hex: "017564036718010468" + "6d",
+			data: map[string]any{"battery": 100.0, "temperature": 28.0, "humidity": 54.5},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 100.0},
+				{Quantity: "air.temperature", Value: 28.0},
+				{Quantity: "air.relativeHumidity", Value: 54.5},
+			},
+		},
+		{
+			// The AM102 has no CO2 sensor: the AM103's pair stops it.
+			name: "AM102 stops at CO2", model: "milesight-am102l", hex: "017564077dc501",
+			data: map[string]any{"battery": 100.0}, samples: []Sample{{Quantity: "batteryLevel", Value: 100.0}},
+			warnings: 1,
+		},
+		{
+			// SensorDecoders am-series/am103 README example: 0x01C5 = 453 ppm.
+			name: "AM103 README example", model: "milesight-am103", hex: "0175640367180104686d077dc501",
+			data: map[string]any{"battery": 100.0, "temperature": 28.0, "humidity": 54.5, "co2": 453.0},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 100.0},
+				{Quantity: "air.temperature", Value: 28.0},
+				{Quantity: "air.relativeHumidity", Value: 54.5},
+				{Quantity: "air.co2", Value: 453.0},
+			},
+		},
+		{name: "AM103 CO2 cut off", model: "milesight-am103l", hex: "017564077dc5", err: ErrTruncated},
+		{name: "AM103 garbage", model: "milesight-am103", hex: "deadbeef", err: ErrInvalid},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
 		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
@@ -157,6 +187,7 @@ func FuzzMilesight(f *testing.F) {
 	models := []string{
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
+		"milesight-am102", "milesight-am103",
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range models {
@@ -167,6 +198,54 @@ func FuzzMilesight(f *testing.F) {
 
 func BenchmarkMilesight(b *testing.B) {
 	vecBenchModels(b, "milesight-am307", "milesight-em310-udl", "milesight-vs133")
+	benchHexModels(b, "milesight-am102", "milesight-am103")
+}
+
+// handPayloads are typical frames of the models no vector file covers,
+// built from the vendor's layout (the table tests say where each value
+// comes from): the benchmarks run on them, TestHexPrefixes cuts them.
+var handPayloads = map[string]struct {
+	port uint8
+	hex  string
+}{
+	"milesight-am102": {85, "0175640367180104686d"},
+	"milesight-am103": {85, "0175640367180104686d077dc501"},
+}
+
+// benchHexModels benchmarks models on their handPayloads frame, one
+// sub-benchmark per model.
+func benchHexModels(b *testing.B, models ...string) {
+	for _, m := range models {
+		b.Run(m, func(b *testing.B) {
+			p, ok := handPayloads[m]
+			if !ok {
+				b.Fatalf("no hand-built payload for model %s", m)
+			}
+			in := Input{FPort: p.port, Bytes: vecHex(b, p.hex)}
+			if _, err := builtin[m].Decode(in); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := builtin[m].Decode(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestHexPrefixes decodes every prefix of the hand-built payloads of the
+// models without a vector file: each must decode or fail cleanly.
+func TestHexPrefixes(t *testing.T) {
+	for model, p := range handPayloads {
+		t.Run(model, func(t *testing.T) {
+			b := vecHex(t, p.hex)
+			for n := 0; n <= len(b); n++ {
+				vendorDecode(t, model, Input{FPort: p.port, Bytes: b[:n]})
+			}
+		})
+	}
 }
 
 // TestMilesightUnknownChannelText holds the hand-built warning to the
