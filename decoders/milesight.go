@@ -140,14 +140,12 @@ func am300v1Fields() []msField {
 	)
 }
 
-var (
-	milesightAM307 = &milesightModel{name: "milesight am307", fields: am300v1Fields(), maps: msAirMap, samples: msPIR}
-
-	// The AM308 codec (AM307/AM308/AM319 v2 firmware) reads TVOC on type
-	// 0x7D as an index in 0.01 and on type 0xE6 in µg/m³. Its history
-	// records (0x20 0xCE) are left to the stop-with-warning rule: they
-	// are retransmissions with their own timestamps.
-	milesightAM308 = &milesightModel{name: "milesight am308", fields: msFields(
+// am300v2Fields is the AM308 codec generation (AM307/AM308/AM319 v2
+// firmware): TVOC on type 0x7D as an index in 0.01 and on type 0xE6 in
+// µg/m³. Its history records (0x20 0xCE) are left to the stop-with-warning
+// rule: they are retransmissions with their own timestamps.
+func am300v2Fields() []msField {
+	return msFields(
 		msBattery, msTemperature, msHumidity,
 		msEnum(0x05, 0x00, "pir", "trigger", "idle", false),
 		msU8(0x06, 0xCB, "light_level", 1),
@@ -160,7 +158,21 @@ var (
 		msU16(0x0C, 0x7D, "pm10", 1),
 		msU16(0x0D, 0x7D, "o3", 100),
 		msEnum(0x0E, 0x01, "beep", "yes", "no", false),
-	), maps: msAirMap, samples: msPIR}
+	)
+}
+
+var (
+	milesightAM307 = &milesightModel{name: "milesight am307", fields: am300v1Fields(), maps: msAirMap, samples: msPIR}
+
+	milesightAM308 = &milesightModel{name: "milesight am308", fields: am300v2Fields(), maps: msAirMap, samples: msPIR}
+
+	// AM319 with the HCHO or the O3 sensor, and their L variants
+	// (SensorDecoders am-series/am319-hcho, am319-o3, am319l-o3 READMEs):
+	// the AM308's v2 pairs; the HCHO and O3 channels (0x0A, 0x0D) are
+	// both in the table, the device sends the one it has. The READMEs
+	// name the buzzer (0x0E 0x01) "buzzer_status" on/off; it keeps the
+	// AM308's "beep" yes/no here, so one family has one key.
+	milesightAM319 = &milesightModel{name: "milesight am319", fields: am300v2Fields(), maps: msAirMap, samples: msPIR}
 
 	// AM104 and AM107 (AM100 series): PIR as an activity count, light in
 	// lux with two raw channels.

@@ -146,6 +146,39 @@ func TestMilesight(t *testing.T) {
 		},
 		{name: "AM103 CO2 cut off", model: "milesight-am103l", hex: "017564077dc5", err: ErrTruncated},
 		{name: "AM103 garbage", model: "milesight-am103", hex: "deadbeef", err: ErrInvalid},
+		{
+			// SensorDecoders am-series/am319-hcho README example: 0x00EE
+			// = 238 -> 23.8 °C, 0x7C = 124 -> 62 %, 0x03A8 = 936 ppm,
+			// TVOC 0x25 = 37 -> 0.37 (index), 0x2766 = 10086 -> 1008.6
+			// hPa, HCHO 7 -> 0.07 mg/m³, PM2.5 0x20, PM10 0x30.
+			name: "AM319 HCHO README example", model: "milesight-am319-hcho",
+			hex: "0367ee0004687c05000106cb02077da803087d2500" + "097366270a7d07000b7d20000c7d3000",
+			data: map[string]any{
+				"temperature": 23.8, "humidity": 62.0, "pir": "trigger", "light_level": 2.0, "co2": 936.0,
+				"tvoc": 0.37, "pressure": 1008.6, "hcho": 0.07, "pm2_5": 32.0, "pm10": 48.0,
+			},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 23.8},
+				{Quantity: "air.relativeHumidity", Value: 62.0},
+				{Quantity: "air.co2", Value: 936.0},
+				{Quantity: "air.pressure", Value: 1008.6},
+				{Quantity: "air.pm25", Value: 32.0},
+				{Quantity: "air.pm10", Value: 48.0},
+				{Quantity: "air.hcho", Value: 0.07},
+				{Quantity: "action.motion.detected", Value: true},
+			},
+		},
+		{
+			// am319-o3 README: O3 on 0x0D 0x7D in 0.01 ppm (5 -> 0.05),
+			// TVOC on type 0xE6 in µg/m³ (0x012C = 300); buzzer 0 -> "no".
+			name: "AM319 O3, TVOC in µg/m³", model: "milesight-am319l-o3", hex: "01755a08e62c010d7d05000e0100",
+			data: map[string]any{"battery": 90.0, "tvoc": 300.0, "o3": 0.05, "beep": "no"},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 90.0},
+				{Quantity: "air.o3", Value: 0.05},
+			},
+		},
+		{name: "AM319 PM10 cut off", model: "milesight-am319-o3", hex: "01755a0c7d30", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
 		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
@@ -187,7 +220,7 @@ func FuzzMilesight(f *testing.F) {
 	models := []string{
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
-		"milesight-am102", "milesight-am103",
+		"milesight-am102", "milesight-am103", "milesight-am319",
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range models {
@@ -198,7 +231,7 @@ func FuzzMilesight(f *testing.F) {
 
 func BenchmarkMilesight(b *testing.B) {
 	vecBenchModels(b, "milesight-am307", "milesight-em310-udl", "milesight-vs133")
-	benchHexModels(b, "milesight-am102", "milesight-am103")
+	benchHexModels(b, "milesight-am102", "milesight-am103", "milesight-am319-hcho")
 }
 
 // handPayloads are typical frames of the models no vector file covers,
@@ -210,6 +243,8 @@ var handPayloads = map[string]struct {
 }{
 	"milesight-am102": {85, "0175640367180104686d"},
 	"milesight-am103": {85, "0175640367180104686d077dc501"},
+	// The AM319 HCHO README example with a battery pair.
+	"milesight-am319-hcho": {85, "01755a0367ee0004687c05000106cb02077da803087d2500097366270a7d07000b7d20000c7d3000"},
 }
 
 // benchHexModels benchmarks models on their handPayloads frame, one
