@@ -122,6 +122,14 @@ func msPIR(d map[string]any, out []Sample) []Sample {
 	return out
 }
 
+// msLeak turns the EM300-SLD/ZLD "leakage_status" into water.leak.
+func msLeak(d map[string]any, out []Sample) []Sample {
+	if s, ok := d["leakage_status"].(string); ok {
+		out = append(out, Sample{Quantity: "water.leak", Value: s == "leak"})
+	}
+	return out
+}
+
 // am300v1Fields is the AM307 codec generation the vectors pin (the AM307L
 // file): TVOC raw.
 func am300v1Fields() []msField {
@@ -219,6 +227,14 @@ var (
 		}
 		return out
 	}}
+
+	// EM300-SLD spot and EM300-ZLD zone leak sensors (SensorDecoders
+	// em-series/em300-sld and em300-zld READMEs, one frame for both):
+	// leakage_status 0 is normal, 1 leak.
+	milesightEM300LD = &milesightModel{name: "milesight em300-sld/zld", fields: msFields(
+		msBattery, msTemperature, msHumidity,
+		msEnum(0x05, 0x00, "leakage_status", "leak", "normal", false),
+	), maps: msAirMap, samples: msLeak}
 
 	// EM310-UDL: distance in mm; position 0 is normal, anything else tilt.
 	milesightEM310UDL = &milesightModel{name: "milesight em310-udl", fields: msFields(

@@ -179,6 +179,24 @@ func TestMilesight(t *testing.T) {
 			},
 		},
 		{name: "AM319 PM10 cut off", model: "milesight-am319-o3", hex: "01755a0c7d30", err: ErrTruncated},
+		{
+			// SensorDecoders em-series/em300-sld README example: 0x5C = 92 %,
+			// 0x0134 = 308 -> 30.8 °C, 0x65 = 101 -> 50.5 %, 0 -> normal.
+			name: "EM300-SLD README example", model: "milesight-em300-sld", hex: "01755c03673401046865050000",
+			data: map[string]any{"battery": 92.0, "temperature": 30.8, "humidity": 50.5, "leakage_status": "normal"},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 92.0},
+				{Quantity: "air.temperature", Value: 30.8},
+				{Quantity: "air.relativeHumidity", Value: 50.5},
+				{Quantity: "water.leak", Value: false},
+			},
+		},
+		{
+			name: "EM300-ZLD leak", model: "milesight-em300-zld", hex: "050001",
+			data:    map[string]any{"leakage_status": "leak"},
+			samples: []Sample{{Quantity: "water.leak", Value: true}},
+		},
+		{name: "EM300-ZLD status cut off", model: "milesight-em300-zld", hex: "01755c0500", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
 		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
@@ -220,7 +238,7 @@ func FuzzMilesight(f *testing.F) {
 	models := []string{
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
-		"milesight-am102", "milesight-am103", "milesight-am319",
+		"milesight-am102", "milesight-am103", "milesight-am319", "milesight-em300-sld",
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range models {
@@ -231,7 +249,7 @@ func FuzzMilesight(f *testing.F) {
 
 func BenchmarkMilesight(b *testing.B) {
 	vecBenchModels(b, "milesight-am307", "milesight-em310-udl", "milesight-vs133")
-	benchHexModels(b, "milesight-am102", "milesight-am103", "milesight-am319-hcho")
+	benchHexModels(b, "milesight-am102", "milesight-am103", "milesight-am319-hcho", "milesight-em300-sld")
 }
 
 // handPayloads are typical frames of the models no vector file covers,
@@ -244,6 +262,7 @@ var handPayloads = map[string]struct {
 	"milesight-am102": {85, "0175640367180104686d"},
 	"milesight-am103": {85, "0175640367180104686d077dc501"},
 	// The AM319 HCHO README example with a battery pair.
+	"milesight-em300-sld":  {85, "01755c03673401046865050000"},
 	"milesight-am319-hcho": {85, "01755a0367ee0004687c05000106cb02077da803087d2500097366270a7d07000b7d20000c7d3000"},
 }
 
