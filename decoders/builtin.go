@@ -45,6 +45,7 @@ var builtin = map[string]Decoder{
 	"milesight-am107":       milesightAM100,
 	"milesight-em300-th":    milesightEM300TH,
 	"milesight-em300-mcs":   milesightEM300MCS,
+	"milesight-em300-di":    milesightEM300DI,
 	"milesight-em300-sld":   milesightEM300LD,
 	"milesight-em300-zld":   milesightEM300LD,
 	"milesight-em310-udl":   milesightEM310UDL,

@@ -197,6 +197,42 @@ func TestMilesight(t *testing.T) {
 			samples: []Sample{{Quantity: "water.leak", Value: true}},
 		},
 		{name: "EM300-ZLD status cut off", model: "milesight-em300-zld", hex: "01755c0500", err: ErrTruncated},
+		{
+			// SensorDecoders em-series/em300-di README layout: pulse is a
+			// uint32 LE, 0x2710 = 10000 pulses.
+			name: "EM300-DI pulse counter", model: "milesight-em300-di", hex: "01755c0367340104686505c810270000",
+			data: map[string]any{"battery": 92.0, "temperature": 30.8, "humidity": 50.5, "pulse": 10000.0},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 92.0},
+				{Quantity: "air.temperature", Value: 30.8},
+				{Quantity: "air.relativeHumidity", Value: 50.5},
+				{Quantity: "metering.pulse.count", Value: 10000.0},
+			},
+		},
+		{
+			// 0x05 0xE1: water_conv 0x0064 = 100 -> 10.0, pulse_conv
+			// 0x000A = 10 -> 1.0, water float32 0x42C80000 = 100.
+			name: "EM300-DI water", model: "milesight-em300-di", hex: "05e164000a000000c842",
+			data: map[string]any{"water_conv": 10.0, "pulse_conv": 1.0, "water": 100.0},
+		},
+		{
+			// 0x85 0xE1: the same and alarm 3 (water flow timeout).
+			name: "EM300-DI water alarm", model: "milesight-em300-di", hex: "85e164000a000000c84203",
+			data: map[string]any{"water_conv": 10.0, "pulse_conv": 1.0, "water": 100.0, "water_alarm": "water flow timeout alarm"},
+		},
+		{
+			// A NaN float32 (0x7FC00000) is no reading; an unknown alarm
+			// code is "unknown", as in the vendor codec.
+			name: "EM300-DI NaN water", model: "milesight-em300-di", hex: "85e10a000a000000c07f09",
+			data: map[string]any{"water_conv": 1.0, "pulse_conv": 1.0, "water_alarm": "unknown"},
+		},
+		{
+			// 0x85 0x00 is two bytes (gpio, gpio_alarm), as the decoder
+			// reads it; the README's LENGTH column says 1.
+			name: "EM300-DI gpio alarm", model: "milesight-em300-di", hex: "85000101",
+			data: map[string]any{"gpio": "high", "gpio_alarm": "gpio alarm"},
+		},
+		{name: "EM300-DI water cut off", model: "milesight-em300-di", hex: "05e164000a000000c8", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
 		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
@@ -239,6 +275,7 @@ func FuzzMilesight(f *testing.F) {
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
 		"milesight-am102", "milesight-am103", "milesight-am319", "milesight-em300-sld",
+		"milesight-em300-di",
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range models {
@@ -249,7 +286,7 @@ func FuzzMilesight(f *testing.F) {
 
 func BenchmarkMilesight(b *testing.B) {
 	vecBenchModels(b, "milesight-am307", "milesight-em310-udl", "milesight-vs133")
-	benchHexModels(b, "milesight-am102", "milesight-am103", "milesight-am319-hcho", "milesight-em300-sld")
+	benchHexModels(b, "milesight-am102", "milesight-am103", "milesight-am319-hcho", "milesight-em300-sld", "milesight-em300-di")
 }
 
 // handPayloads are typical frames of the models no vector file covers,
@@ -263,6 +300,7 @@ var handPayloads = map[string]struct {
 	"milesight-am103": {85, "0175640367180104686d077dc501"},
 	// The AM319 HCHO README example with a battery pair.
 	"milesight-em300-sld":  {85, "01755c03673401046865050000"},
+	"milesight-em300-di":   {85, "01755c0367340104686505c810270000"},
 	"milesight-am319-hcho": {85, "01755a0367ee0004687c05000106cb02077da803087d2500097366270a7d07000b7d20000c7d3000"},
 }
 
