@@ -40,7 +40,7 @@ func TestPulse(t *testing.T) {
 				return
 			}
 			vecCheckSamples(t, res)
-			frame := res.Data["bytes"].(map[string]any)
+			frame := res.DataMap()["bytes"].(map[string]any)
 			if !reflect.DeepEqual(frame["counterValues"], tt.counts) {
 				t.Errorf("counterValues %v, want %v", frame["counterValues"], tt.counts)
 			}

@@ -52,8 +52,8 @@ func TestTPS110(t *testing.T) {
 				return
 			}
 			vecCheckSamples(t, res)
-			if !reflect.DeepEqual(res.Data, tt.want) {
-				t.Errorf("data %#v, want %#v", res.Data, tt.want)
+			if !reflect.DeepEqual(res.DataMap(), tt.want) {
+				t.Errorf("data %#v, want %#v", res.DataMap(), tt.want)
 			}
 			var want []Sample
 			if tt.occupied != nil {

@@ -112,7 +112,9 @@ var _ Decoder = lppDecoder{}
 // whole payload, because the record boundaries after it are unknowable.
 func (d lppDecoder) Decode(in Input) (Result, error) {
 	b := in.Bytes
-	data := make(map[string]any, 8)
+	// A record is at least three bytes and writes one value, or an object
+	// of up to three, plus the ChirpStack style's object per type.
+	rec := NewRecord(len(b)/3*2 + 2)
 	var samples []Sample
 	for i := 0; i < len(b); {
 		if len(b)-i < 2 {
@@ -139,46 +141,45 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 			}
 		}
 
+		// The Things Stack: {"temperature_3": 27.2}; ChirpStack:
+		// {"temperatureSensor": {"3": 27.2}}, one object per type, which
+		// Record merges when a later record reopens it.
 		chs := strconv.Itoa(int(ch))
-		var v any = vals[0]
-		if k.fields != nil {
-			m := make(map[string]any, len(k.fields))
-			for c, f := range k.fields {
-				m[f] = vals[c]
-			}
-			v = m
-		}
+		key := chs
 		if d.tts {
-			data[k.tts+"_"+chs] = v
+			key = k.tts + "_" + chs
 		} else {
-			byCh, ok := data[k.chirp].(map[string]any)
-			if !ok {
-				byCh = make(map[string]any, 1)
-				data[k.chirp] = byCh
+			rec.Object(k.chirp)
+		}
+		if k.fields == nil {
+			rec.Number(key, vals[0])
+		} else {
+			rec.Object(key)
+			for c, f := range k.fields {
+				rec.Number(f, vals[c])
 			}
-			byCh[chs] = v
+			rec.End()
+		}
+		if !d.tts {
+			rec.End()
 		}
 
 		for c, q := range k.quantities {
 			if q == "" {
 				continue
 			}
-			s := Sample{Quantity: q, Value: vals[c], Channel: chs}
 			if samples == nil {
-				// A record is at least three bytes, and most carry one
-				// mapped quantity: room for all at once.
+				// Most records carry one mapped quantity: room for all.
 				samples = make([]Sample, 0, len(b)/3)
 			}
-			switch {
-			case k.isBool:
+			s := Sample{Quantity: q, Value: vals[c], Channel: chs}
+			if k.isBool {
 				s.Value = vals[c] != 0
-			case k.fields == nil:
-				s.Value = v // the scalar Data holds, boxed once
 			}
 			samples = putSample(samples, s)
 		}
 	}
-	return Result{Data: data, Samples: samples}, nil
+	return Result{Record: rec, Samples: samples}, nil
 }
 
 // read converts the record's data bytes, whose length is k.size().

@@ -130,8 +130,8 @@ func TestCayenneVectors(t *testing.T) {
 			}
 			// Exact comparison: the decoder divides integers, giving the
 			// correctly rounded decimals the vectors print.
-			if !reflect.DeepEqual(gotC.Data, wantC) {
-				gj, _ := json.Marshal(gotC.Data)
+			if !reflect.DeepEqual(gotC.DataMap(), wantC) {
+				gj, _ := json.Marshal(gotC.DataMap())
 				wj, _ := json.Marshal(wantC)
 				t.Errorf("chirpstack style:\n got %s\nwant %s", gj, wj)
 			}
@@ -146,14 +146,14 @@ func TestCayenneVectors(t *testing.T) {
 				if errT != nil {
 					t.Fatalf("tts style: %v", errT)
 				}
-				if !reflect.DeepEqual(gotT.Data, wantT) {
-					t.Errorf("tts style:\n got %v\nwant %v", gotT.Data, wantT)
+				if !reflect.DeepEqual(gotT.DataMap(), wantT) {
+					t.Errorf("tts style:\n got %v\nwant %v", gotT.DataMap(), wantT)
 				}
 				if v.TTS != nil {
 					// The file's own TTS rendering (27.200000762939453
 					// is float32(27.2); the others print the decimal).
-					if want := float32ed(v.TTS); !reflect.DeepEqual(comparable(gotT.Data), comparable(want)) {
-						t.Errorf("tts style vs tts_decoded_payload:\n got %v\nwant %v", gotT.Data, want)
+					if want := float32ed(v.TTS); !reflect.DeepEqual(comparable(gotT.DataMap()), comparable(want)) {
+						t.Errorf("tts style vs tts_decoded_payload:\n got %v\nwant %v", gotT.DataMap(), want)
 					}
 				}
 			}
@@ -191,8 +191,8 @@ func TestCayenneOutputShapes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", model, err)
 		}
-		if !reflect.DeepEqual(res.Data, want) {
-			t.Errorf("%s: got %v, want %v", model, res.Data, want)
+		if !reflect.DeepEqual(res.DataMap(), want) {
+			t.Errorf("%s: got %v, want %v", model, res.DataMap(), want)
 		}
 	}
 }
@@ -259,8 +259,8 @@ func TestCayenneExtendedShapes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(res.Data, tc.want) {
-				t.Errorf("got %v, want %v", res.Data, tc.want)
+			if !reflect.DeepEqual(res.DataMap(), tc.want) {
+				t.Errorf("got %v, want %v", res.DataMap(), tc.want)
 			}
 		})
 	}

@@ -28,12 +28,11 @@ import (
 // frame.
 type dlWords [10]float64 // the largest group
 
-// dlValue is one value computed from its group's words. The display name
-// and unit are held in interfaces made once, at package initialisation, so
-// putting them in Data allocates nothing per frame; a nil unit means none.
+// dlValue is one value computed from its group's words; an empty unit
+// means none.
 type dlValue struct {
 	key        string
-	name, unit any
+	name, unit string
 	conv       func(x dlWords) float64
 }
 
@@ -112,7 +111,7 @@ var (
 		groups: []dlGroup{
 			{3, []dlValue{
 				// Topp-style polynomial of the raw permittivity count.
-				{"dielectric_permittivity", "Dielectric permittivity", nil, func(x dlWords) float64 {
+				{"dielectric_permittivity", "Dielectric permittivity", "", func(x dlWords) float64 {
 					v := x[0] / 10
 					p := 2.887e-9*v*v*v - 2.08e-5*v*v + 0.05276*v - 43.39
 					return p * p
@@ -138,7 +137,7 @@ var (
 		groups: []dlGroup{
 			{2, []dlValue{
 				{"distance", "Distance", "mm", dlWord(0, 1)},
-				{"number_of_valid_samples", "Number of valid samples", nil, dlWord(1, 1)},
+				{"number_of_valid_samples", "Number of valid samples", "", dlWord(1, 1)},
 			}},
 			dlBattery,
 		},
@@ -161,15 +160,15 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 		return Result{}, fmt.Errorf("%s: protocol version %d doesn't match v2: %w", m.name, b[0], ErrInvalid)
 	}
 	flags := binary.BigEndian.Uint16(b[3:5])
-	n := 2 // Data's size: the header's two values and each present group's
+	n := 2 // the header's two values, and an object of three per value
 	for bit, g := range m.groups {
 		if flags&(1<<bit) != 0 {
-			n += len(g.values)
+			n += 4 * len(g.values)
 		}
 	}
-	data := make(map[string]any, n)
-	data["protocol_version"] = float64(b[0])
-	data["device_id"] = float64(binary.BigEndian.Uint16(b[1:3]))
+	rec := NewRecord(n)
+	rec.Number("protocol_version", float64(b[0]))
+	rec.Number("device_id", float64(binary.BigEndian.Uint16(b[1:3])))
 	var warnings []string
 	var words dlWords
 	pos := 5
@@ -185,13 +184,13 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 		}
 		pos += 2 * g.words
 		for _, v := range g.values {
-			val := make(map[string]any, 3)
-			val["displayName"] = v.name
-			val["value"] = v.conv(words)
-			if v.unit != nil {
-				val["unit"] = v.unit
+			rec.Object(v.key)
+			rec.String("displayName", v.name)
+			rec.Number("value", v.conv(words))
+			if v.unit != "" {
+				rec.String("unit", v.unit)
 			}
-			data[v.key] = val
+			rec.End()
 		}
 	}
 	if extra := flags >> len(m.groups); extra != 0 {
@@ -200,5 +199,5 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 	if pos < len(b) {
 		warnings = append(warnings, fmt.Sprintf("%s: %d bytes after the last sensor group ignored", m.name, len(b)-pos))
 	}
-	return Result{Data: data, Samples: ApplyMappings(data, m.maps), Warnings: warnings}, nil
+	return Result{Record: rec, Samples: rec.ApplyMappings(m.maps), Warnings: warnings}, nil
 }

@@ -79,12 +79,12 @@ func TestDecentlab(t *testing.T) {
 				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
 			}
 			if tc.keys != nil {
-				if len(res.Data) != len(tc.keys)+2 {
-					t.Errorf("data: got %v, want keys %v", res.Data, tc.keys)
+				if len(res.DataMap()) != len(tc.keys)+2 {
+					t.Errorf("data: got %v, want keys %v", res.DataMap(), tc.keys)
 				}
 				for _, k := range tc.keys {
-					if _, ok := res.Data[k]; !ok {
-						t.Errorf("data: no %q in %v", k, res.Data)
+					if _, ok := res.DataMap()[k]; !ok {
+						t.Errorf("data: no %q in %v", k, res.DataMap())
 					}
 				}
 			}

@@ -22,13 +22,33 @@ type Input struct {
 
 // Result is what a decoder makes of one payload.
 type Result struct {
-	// Data is the decoder's own output, keyed as the vendor's reference
-	// codec keys it, so external vectors can check it.
-	Data map[string]any
+	// Record or Data is the decoder's own output, keyed as the vendor's
+	// reference codec keys it, so external vectors can check it: native
+	// decoders fill Record, JavaScript codecs Data. DataMap reads either.
+	Record *Record
+	Data   map[string]any
 	// Samples are Data mapped onto catalogue quantities.
 	Samples []Sample
 	// Warnings are logged and counted; they do not stop the uplink.
 	Warnings []string
+}
+
+// DataMap returns the decoder's output as a map, building it from Record
+// when the decoder wrote one (not for the hot path: see Record.Map).
+func (r Result) DataMap() map[string]any {
+	if r.Record != nil {
+		return r.Record.Map()
+	}
+	return r.Data
+}
+
+// ApplyMappings maps the decoder's output through maps, whichever form it
+// has.
+func (r Result) ApplyMappings(maps []Mapping) []Sample {
+	if r.Record != nil {
+		return r.Record.ApplyMappings(maps)
+	}
+	return ApplyMappings(r.Data, maps)
 }
 
 // Sample is one value of a catalogue quantity.
@@ -64,21 +84,38 @@ type Mapping struct {
 	Scale    float64 `yaml:"scale"`    // multiplier into the catalogue unit; 0 means 1
 }
 
-// Mapped is a decoder written as a function that returns Data, plus the table
-// that maps its keys onto the catalogue. Most native decoders are one.
+// Mapped is a decoder written as a function that fills a Record, plus the
+// table that maps its keys onto the catalogue. Most native decoders are one.
 type Mapped struct {
+	DecodeRecord func(in Input, r *Record) error
+	// DecodeData is the older form, returning a map; it goes when the last
+	// decoder writes a Record.
 	DecodeData func(in Input) (map[string]any, error)
 	Map        []Mapping
+	// Size is the number of values (and objects) a typical frame writes,
+	// so the record is allocated once; 0 means 16.
+	Size int
 }
 
 // Decode runs the data decoder and applies the mapping. A mapped key that is
 // absent (the device did not report it this time) yields no sample.
 func (m Mapped) Decode(in Input) (Result, error) {
-	data, err := m.DecodeData(in)
-	if err != nil {
+	if m.DecodeRecord == nil {
+		data, err := m.DecodeData(in)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Data: data, Samples: ApplyMappings(data, m.Map)}, nil
+	}
+	size := m.Size
+	if size == 0 {
+		size = 16
+	}
+	r := NewRecord(size)
+	if err := m.DecodeRecord(in, r); err != nil {
 		return Result{}, err
 	}
-	return Result{Data: data, Samples: ApplyMappings(data, m.Map)}, nil
+	return Result{Record: r, Samples: r.ApplyMappings(m.Map)}, nil
 }
 
 // ApplyMappings returns one sample for each mapping whose key holds a number
@@ -116,6 +153,37 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 	}
 	if len(out) == 0 {
 		return nil // no sample, as callers compare
+	}
+	return out
+}
+
+// ApplyMappings returns one sample for each mapping whose key holds a number
+// or a bool in r.
+func (r *Record) ApplyMappings(maps []Mapping) []Sample {
+	var out []Sample
+	for _, mp := range maps {
+		v, ok := r.Lookup(mp.Key)
+		if !ok {
+			continue
+		}
+		s := Sample{Quantity: mp.Quantity}
+		switch v.Kind {
+		case NumberValue:
+			if mp.Scale != 0 {
+				v.Num *= mp.Scale
+			}
+			s.Value = v.Num
+		case BoolValue:
+			s.Value = v.Bool
+		case StringValue:
+			s.Value = v.Str
+		default:
+			continue
+		}
+		if out == nil {
+			out = make([]Sample, 0, len(maps))
+		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -59,8 +59,8 @@ func TestDF703(t *testing.T) {
 			}
 			vecCheckSamples(t, res)
 			for k, v := range tt.want {
-				if res.Data[k] != v {
-					t.Errorf("%s = %#v, want %#v", k, res.Data[k], v)
+				if res.DataMap()[k] != v {
+					t.Errorf("%s = %#v, want %#v", k, res.DataMap()[k], v)
 				}
 			}
 			if !reflect.DeepEqual(res.Samples, tt.samples) {

@@ -158,8 +158,8 @@ func TestElsys(t *testing.T) {
 			if !ok {
 				return
 			}
-			if !reflect.DeepEqual(res.Data, tc.data) {
-				t.Errorf("data: got %v, want %v", res.Data, tc.data)
+			if !reflect.DeepEqual(res.DataMap(), tc.data) {
+				t.Errorf("data: got %v, want %v", res.DataMap(), tc.data)
 			}
 			if !reflect.DeepEqual(res.Samples, tc.samples) {
 				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
@@ -181,9 +181,9 @@ func TestElsysGridEye(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, ok := res.Data["grideye"].([]float64)
+	px, ok := res.DataMap()["grideye"].([]float64)
 	if !ok || len(px) != 64 || px[0] != 21 || px[63] != 21+63.0/10 {
-		t.Fatalf("grideye: %v", res.Data["grideye"])
+		t.Fatalf("grideye: %v", res.DataMap()["grideye"])
 	}
 }
 

@@ -94,7 +94,7 @@ func TestCMi4110(t *testing.T) {
 			}
 			vecCheckSamples(t, res)
 			for k, v := range tt.want {
-				if got := res.Data[k]; got != v {
+				if got := res.DataMap()[k]; got != v {
 					t.Errorf("%s = %#v, want %#v", k, got, v)
 				}
 			}

@@ -91,12 +91,12 @@ func TestIOKE868(t *testing.T) {
 				}
 			}
 			if tt.status != nil {
-				subset("status", res.Data, tt.status)
+				subset("status", res.DataMap(), tt.status)
 				return
 			}
-			subset("general_info", res.Data["general_info"].(map[string]any), tt.info)
+			subset("general_info", res.DataMap()["general_info"].(map[string]any), tt.info)
 			if tt.obj != nil {
-				objs := res.Data["OBIS_IDs"].([]map[string]any)
+				objs := res.DataMap()["OBIS_IDs"].([]map[string]any)
 				if len(objs) == 0 {
 					t.Fatal("no OBIS objects")
 				}

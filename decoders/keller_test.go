@@ -21,8 +21,8 @@ func TestKeller(t *testing.T) {
 		{
 			name: "no channels", fport: 1, hex: "01030000",
 			check: func(t *testing.T, res Result) {
-				if res.Data["channelCount"] != 0 || res.Data["channel"] != "0000000000000000" {
-					t.Errorf("data %v", res.Data)
+				if res.DataMap()["channelCount"] != 0 || res.DataMap()["channel"] != "0000000000000000" {
+					t.Errorf("data %v", res.DataMap())
 				}
 			},
 		},
@@ -31,8 +31,8 @@ func TestKeller(t *testing.T) {
 			// its values, keyed by channel index, and says so.
 			name: "undocumented connection type", fport: 1, hex: "0163000141ae6666",
 			check: func(t *testing.T, res Result) {
-				if res.Data["channel_0"] != 21.799999237060547 {
-					t.Errorf("channel_0 = %v", res.Data["channel_0"])
+				if res.DataMap()["channel_0"] != 21.799999237060547 {
+					t.Errorf("channel_0 = %v", res.DataMap()["channel_0"])
 				}
 				if len(res.Warnings) != 1 || len(res.Samples) != 0 {
 					t.Errorf("warnings %v samples %v", res.Warnings, res.Samples)
@@ -42,8 +42,8 @@ func TestKeller(t *testing.T) {
 		{
 			name: "unsupported function code", fport: 1, hex: "0700",
 			check: func(t *testing.T, res Result) {
-				if len(res.Data) != 3 || len(res.Warnings) != 1 || res.Warnings[0] != kellerUnsupported {
-					t.Errorf("data %v warnings %v", res.Data, res.Warnings)
+				if len(res.DataMap()) != 3 || len(res.Warnings) != 1 || res.Warnings[0] != kellerUnsupported {
+					t.Errorf("data %v warnings %v", res.DataMap(), res.Warnings)
 				}
 			},
 		},

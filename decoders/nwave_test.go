@@ -72,7 +72,7 @@ func TestNPS405(t *testing.T) {
 			}
 			vecCheckSamples(t, res)
 			for k, v := range tt.want {
-				if got, ok := res.Data[k]; !ok || got != v {
+				if got, ok := res.DataMap()[k]; !ok || got != v {
 					t.Errorf("%s = %#v, want %#v", k, got, v)
 				}
 			}

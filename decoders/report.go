@@ -36,8 +36,8 @@ func Explain(d Decoder, in Input) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	if res.Data != nil {
-		rep.Data = res.Data
+	if data := res.DataMap(); data != nil {
+		rep.Data = data
 	}
 	samples, warnings, err := Check(res.Samples)
 	if err != nil {

@@ -102,7 +102,7 @@ func TestTTNCoreVectors(t *testing.T) {
 					res, err := dec.Decode(Input{FPort: ex.FPort, Bytes: b})
 					if len(ex.Expected.Errors) > 0 {
 						if err == nil {
-							t.Fatalf("%s: want error %v, got data %v", ex.Description, ex.Expected.Errors, res.Data)
+							t.Fatalf("%s: want error %v, got data %v", ex.Description, ex.Expected.Errors, res.DataMap())
 						}
 						return
 					}
@@ -113,7 +113,7 @@ func TestTTNCoreVectors(t *testing.T) {
 					if fix, ok := vectorCorrections[name+"#"+strconv.Itoa(i)]; ok {
 						fix(want)
 					}
-					if got := comparable(res.Data); !reflect.DeepEqual(got, comparable(want)) {
+					if got := comparable(res.DataMap()); !reflect.DeepEqual(got, comparable(want)) {
 						gj, _ := json.Marshal(got)
 						wj, _ := json.Marshal(want)
 						t.Fatalf("%s:\n got %s\nwant %s", ex.Description, gj, wj)

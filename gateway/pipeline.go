@@ -223,6 +223,7 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	}
 
 	var (
+		rec      *decoders.Record
 		data     map[string]any
 		samples  []decoders.Sample
 		warnings []string
@@ -237,9 +238,9 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 		if err != nil {
 			return nil, nil, &Rejection{Reason: ReasonDecode, Err: fmt.Errorf("model %s: %w", dev.model, err)}
 		}
-		data, samples, warnings = res.Data, res.Samples, res.Warnings
+		rec, data, samples, warnings = res.Record, res.Data, res.Samples, res.Warnings
 		if len(policy.Map) > 0 {
-			samples = append(samples, decoders.ApplyMappings(data, policy.Map)...)
+			samples = append(samples, res.ApplyMappings(policy.Map)...)
 		}
 	case up.Object != nil || len(up.Normalized) > 0:
 		data = up.Object
@@ -271,18 +272,50 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 		pts = appendGatewayPoints(pts, up, tags)
 	}
 	pts = appendSamplePoints(pts, samples, tags, up.Time)
-	if len(data) > 0 {
-		fields := flattenData(make([]Field, 0, len(data)), "", data)
-		if len(fields) > 0 {
-			slices.SortFunc(fields, byFieldKey)
-			m := dev.decoded
-			if m == "" {
-				m = DecodedMeasurement(dev.model)
-			}
-			pts = append(pts, Point{Measurement: m, Tags: tags, Fields: fields, Time: up.Time})
+	if fields := decodedFields(rec, data); len(fields) > 0 {
+		m := dev.decoded
+		if m == "" {
+			m = DecodedMeasurement(dev.model)
 		}
+		pts = append(pts, Point{Measurement: m, Tags: tags, Fields: fields, Time: up.Time})
 	}
 	return pts, warnings, nil
+}
+
+// decodedFields flattens a decoder's output into the decoded_<model>
+// point's fields, sorted by key. A key a native decoder wrote twice keeps
+// its later value, as it does in the decoder's data.
+func decodedFields(rec *decoders.Record, data map[string]any) []Field {
+	var fields []Field
+	switch {
+	case rec.Len() > 0:
+		fields = make([]Field, 0, rec.Len())
+		rec.Flat(func(k string, v decoders.Value) {
+			switch v.Kind {
+			case decoders.NumberValue:
+				fields = append(fields, FloatField(k, v.Num))
+			case decoders.StringValue:
+				fields = append(fields, StringField(k, v.Str))
+			case decoders.BoolValue:
+				fields = append(fields, BoolField(k, v.Bool))
+			}
+		})
+	case len(data) > 0:
+		fields = flattenData(make([]Field, 0, len(data)), "", data)
+	}
+	if len(fields) < 2 {
+		return fields
+	}
+	slices.SortStableFunc(fields, byFieldKey)
+	out := fields[:1]
+	for _, f := range fields[1:] {
+		if f.Key == out[len(out)-1].Key {
+			out[len(out)-1] = f
+		} else {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func byFieldKey(a, b Field) int { return strings.Compare(a.Key, b.Key) }

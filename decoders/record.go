@@ -1,0 +1,235 @@
+package decoders
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Record is a native decoder's data: its values in the order written,
+// typed, nested as the vendor's reference codec nests them. Natives write
+// into a Record rather than build a map[string]any because the map costs an
+// allocation per value (every number boxed, every nested object a map of
+// its own) while the pipeline only needs the values flat and typed for the
+// decoded_<model> point; the map is built by Map, where somebody looks at
+// it (vectors, `sensorgate decode`, the HTTP API).
+//
+// A decoder opens an object or an array with Object or Array, writes values
+// into it with Number, String, Bool and Null, and closes it with End; keys
+// of array elements are ignored. Writing a key twice is allowed: in Map the
+// later value wins, as a second assignment to a JavaScript object does.
+// Opening an object whose key its parent already holds adds to that object
+// (Cayenne LPP groups a type's channels so).
+type Record struct {
+	nodes []node
+	open  int32 // innermost open container, or -1
+}
+
+// ValueKind is the type of a Value.
+type ValueKind uint8
+
+// Value kinds.
+const (
+	Null ValueKind = iota
+	NumberValue
+	StringValue
+	BoolValue
+	kindObject // containers, in Record only
+	kindArray
+)
+
+// Value is one decoded value, unboxed.
+type Value struct {
+	Num  float64
+	Str  string
+	Kind ValueKind
+	Bool bool
+}
+
+// Any returns v as the interface value JSON decoding would give.
+func (v Value) Any() any {
+	switch v.Kind {
+	case NumberValue:
+		return v.Num
+	case StringValue:
+		return v.Str
+	case BoolValue:
+		return v.Bool
+	}
+	return nil
+}
+
+type node struct {
+	key    string
+	parent int32 // index of the enclosing container, or -1
+	Value
+}
+
+// NewRecord returns a record with room for n values and containers, so a
+// decoder that knows its frame's size writes without growing it.
+func NewRecord(n int) *Record {
+	return &Record{nodes: make([]node, 0, n), open: -1}
+}
+
+func (r *Record) add(key string, v Value) {
+	r.nodes = append(r.nodes, node{key: key, parent: r.open, Value: v})
+}
+
+// Number, String, Bool and Null write one value under key.
+func (r *Record) Number(key string, v float64) { r.add(key, Value{Kind: NumberValue, Num: v}) }
+func (r *Record) String(key, v string)         { r.add(key, Value{Kind: StringValue, Str: v}) }
+func (r *Record) Bool(key string, v bool)      { r.add(key, Value{Kind: BoolValue, Bool: v}) }
+func (r *Record) Null(key string)              { r.add(key, Value{}) }
+
+// Object opens an object under key; End closes it.
+func (r *Record) Object(key string) { r.container(key, kindObject) }
+
+// Array opens an array under key; End closes it.
+func (r *Record) Array(key string) { r.container(key, kindArray) }
+
+func (r *Record) container(key string, k ValueKind) {
+	r.add(key, Value{Kind: k})
+	r.open = int32(len(r.nodes) - 1)
+}
+
+// End closes the innermost open object or array.
+func (r *Record) End() {
+	if r.open >= 0 {
+		r.open = r.nodes[r.open].parent
+	}
+}
+
+// Len is the number of values and containers written.
+func (r *Record) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.nodes)
+}
+
+// Map builds the record as the vendor codec's object: map[string]any with
+// float64, string, bool, nil, []any and nested maps. It allocates the whole
+// tree; it is for display and checks, not the hot path.
+func (r *Record) Map() map[string]any {
+	m := map[string]any{}
+	if r != nil {
+		r.fillObject(m, -1, 0)
+	}
+	return m
+}
+
+// A container's members are the nodes right after it whose parent it is,
+// each followed by its own members: End makes them contiguous. fillObject
+// and fillArray read the members of container c, starting at node i, and
+// return the index after them.
+
+func (r *Record) fillObject(m map[string]any, c int32, i int) int {
+	for i < len(r.nodes) && r.nodes[i].parent == c {
+		n := &r.nodes[i]
+		switch n.Kind {
+		case kindObject:
+			sub, ok := m[n.key].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[n.key] = sub
+			}
+			i = r.fillObject(sub, int32(i), i+1)
+		case kindArray:
+			m[n.key], i = r.fillArray(int32(i), i+1)
+		default:
+			m[n.key] = n.Any()
+			i++
+		}
+	}
+	return i
+}
+
+func (r *Record) fillArray(c int32, i int) ([]any, int) {
+	s := []any{}
+	for i < len(r.nodes) && r.nodes[i].parent == c {
+		n := &r.nodes[i]
+		switch n.Kind {
+		case kindObject:
+			sub := map[string]any{}
+			i = r.fillObject(sub, int32(i), i+1)
+			s = append(s, sub)
+		case kindArray:
+			var sub []any
+			sub, i = r.fillArray(int32(i), i+1)
+			s = append(s, sub)
+		default:
+			s = append(s, n.Any())
+			i++
+		}
+	}
+	return s, i
+}
+
+// Flat calls fn for every value that is not null, in the order written,
+// with its key flattened as the decoded_<model> point's field key: the
+// keys on the way joined with "_", array elements by their index. Keys of
+// nested values are built in one buffer, so a record costs one allocation
+// for all of them; fn may keep them.
+func (r *Record) Flat(fn func(key string, v Value)) {
+	if r == nil {
+		return
+	}
+	var keys strings.Builder
+	r.flat(&keys, fn, -1, "", 0)
+}
+
+func (r *Record) flat(keys *strings.Builder, fn func(string, Value), c int32, prefix string, i int) int {
+	inArray := c >= 0 && r.nodes[c].Kind == kindArray
+	for elem := 0; i < len(r.nodes) && r.nodes[i].parent == c; elem++ {
+		n := &r.nodes[i]
+		key := n.key
+		if c >= 0 {
+			if keys.Cap() == 0 {
+				keys.Grow(32 * (len(r.nodes) - i))
+			}
+			start := keys.Len()
+			keys.WriteString(prefix)
+			keys.WriteByte('_')
+			if inArray {
+				keys.WriteString(strconv.Itoa(elem))
+			} else {
+				keys.WriteString(n.key)
+			}
+			key = keys.String()[start:]
+		}
+		if n.Kind == kindObject || n.Kind == kindArray {
+			i = r.flat(keys, fn, int32(i), key, i+1)
+			continue
+		}
+		if n.Kind != Null {
+			fn(key, n.Value)
+		}
+		i++
+	}
+	return i
+}
+
+// Lookup returns the value at path, whose keys are joined with ".", as
+// Mapping.Key names it; a key written twice gives its later value.
+func (r *Record) Lookup(path string) (Value, bool) {
+	for i := r.Len() - 1; i >= 0; i-- {
+		if n := &r.nodes[i]; n.Kind < kindObject && r.at(int32(i), path) {
+			return n.Value, true
+		}
+	}
+	return Value{}, false
+}
+
+// at reports whether node i's keys from the top are path.
+func (r *Record) at(i int32, path string) bool {
+	for {
+		n := &r.nodes[i]
+		if n.parent < 0 {
+			return n.key == path
+		}
+		rest, ok := strings.CutSuffix(path, n.key)
+		if !ok || !strings.HasSuffix(rest, ".") || r.nodes[n.parent].Kind != kindObject {
+			return false
+		}
+		i, path = n.parent, rest[:len(rest)-1]
+	}
+}

@@ -1,0 +1,190 @@
+package decoders
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestRecord(t *testing.T) {
+	type flat struct {
+		key string
+		val any
+	}
+	tests := []struct {
+		name  string
+		write func(r *Record)
+		data  map[string]any
+		flat  []flat
+		look  map[string]any // path -> value; nil value: absent
+	}{
+		{
+			name:  "empty",
+			write: func(r *Record) {},
+			data:  map[string]any{},
+			look:  map[string]any{"a": nil},
+		},
+		{
+			name: "scalars, a null and a key written twice",
+			write: func(r *Record) {
+				r.Number("t", 21.5)
+				r.String("mode", "eco")
+				r.Bool("alarm", true)
+				r.Null("gone")
+				r.Number("t", 22)
+			},
+			data: map[string]any{"t": 22.0, "mode": "eco", "alarm": true, "gone": nil},
+			flat: []flat{{"t", 21.5}, {"mode", "eco"}, {"alarm", true}, {"t", 22.0}},
+			look: map[string]any{"t": 22.0, "mode": "eco", "alarm": true, "gone": nil, "x": nil},
+		},
+		{
+			name: "nested objects, reopened by key (Cayenne's grouping by type)",
+			write: func(r *Record) {
+				r.Object("temperatureSensor")
+				r.Number("1", 20.1)
+				r.End()
+				r.Object("humiditySensor")
+				r.Number("1", 40)
+				r.End()
+				r.Object("temperatureSensor")
+				r.Number("3", 27.2)
+				r.Object("deeper")
+				r.Bool("ok", false)
+				r.End()
+				r.End()
+				r.Number("after", 1)
+			},
+			data: map[string]any{
+				"temperatureSensor": map[string]any{"1": 20.1, "3": 27.2, "deeper": map[string]any{"ok": false}},
+				"humiditySensor":    map[string]any{"1": 40.0},
+				"after":             1.0,
+			},
+			flat: []flat{{"temperatureSensor_1", 20.1}, {"humiditySensor_1", 40.0}, {"temperatureSensor_3", 27.2},
+				{"temperatureSensor_deeper_ok", false}, {"after", 1.0}},
+			look: map[string]any{"temperatureSensor.3": 27.2, "temperatureSensor.deeper.ok": false, "humiditySensor.1": 40.0,
+				"3": nil, "temperatureSensor": nil, "deeper.ok": nil, "after": 1.0},
+		},
+		{
+			name: "arrays of values, of objects and of arrays",
+			write: func(r *Record) {
+				r.Array("counts")
+				r.Number("", 295)
+				r.Number("ignored", 294)
+				r.End()
+				r.Array("ids")
+				r.Object("")
+				r.String("OBIS_ID", "1_0_1_8_1_255")
+				r.Number("value", 55.2815)
+				r.End()
+				r.Array("")
+				r.End()
+				r.End()
+				r.Array("none")
+				r.End()
+			},
+			data: map[string]any{
+				"counts": []any{295.0, 294.0},
+				"ids":    []any{map[string]any{"OBIS_ID": "1_0_1_8_1_255", "value": 55.2815}, []any{}},
+				"none":   []any{},
+			},
+			flat: []flat{{"counts_0", 295.0}, {"counts_1", 294.0}, {"ids_0_OBIS_ID", "1_0_1_8_1_255"}, {"ids_0_value", 55.2815}},
+			// Mappings reach into objects only, not array elements.
+			look: map[string]any{"counts.0": nil, "ids.0.value": nil, "value": nil},
+		},
+		{
+			name: "a key with a dot",
+			write: func(r *Record) {
+				r.Number("a.b", 1)
+				r.Object("a")
+				r.Number("c", 2)
+				r.End()
+			},
+			data: map[string]any{"a.b": 1.0, "a": map[string]any{"c": 2.0}},
+			flat: []flat{{"a.b", 1.0}, {"a_c", 2.0}},
+			look: map[string]any{"a.b": 1.0, "a.c": 2.0},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRecord(2) // small: growth is exercised
+			tc.write(r)
+			if got := r.Map(); !reflect.DeepEqual(got, tc.data) {
+				t.Errorf("Map:\n got %#v\nwant %#v", got, tc.data)
+			}
+			var got []flat
+			r.Flat(func(k string, v Value) { got = append(got, flat{k, v.Any()}) })
+			if !reflect.DeepEqual(got, tc.flat) {
+				t.Errorf("Flat:\n got %v\nwant %v", got, tc.flat)
+			}
+			for path, want := range tc.look {
+				v, ok := r.Lookup(path)
+				if want == nil {
+					if ok && v.Kind != Null {
+						t.Errorf("Lookup(%q) = %v, want absent", path, v.Any())
+					}
+					continue
+				}
+				if !ok || v.Any() != want {
+					t.Errorf("Lookup(%q) = %v, %v; want %v", path, v.Any(), ok, want)
+				}
+			}
+		})
+	}
+}
+
+func TestRecordNil(t *testing.T) {
+	var r *Record
+	if r.Len() != 0 || len(r.Map()) != 0 {
+		t.Fatal("a nil record is not empty")
+	}
+	r.Flat(func(string, Value) { t.Fatal("a nil record has values") })
+}
+
+func TestRecordApplyMappings(t *testing.T) {
+	r := NewRecord(4)
+	r.Number("battery_voltage", 3.1)
+	r.Object("pressure")
+	r.Number("value", 101325)
+	r.End()
+	r.Bool("leak", true)
+	r.String("mode", "eco")
+	r.Null("level")
+	got := r.ApplyMappings([]Mapping{
+		{Key: "battery_voltage", Quantity: "battery"},
+		{Key: "pressure.value", Quantity: "air.pressure", Scale: 0.01},
+		{Key: "leak", Quantity: "water.leak"},
+		{Key: "mode", Quantity: "air.location"},
+		{Key: "level", Quantity: "level.distance"}, // null: no sample
+		{Key: "absent", Quantity: "air.temperature"},
+	})
+	want := []Sample{
+		{Quantity: "battery", Value: 3.1},
+		{Quantity: "air.pressure", Value: 1013.25},
+		{Quantity: "water.leak", Value: true},
+		{Quantity: "air.location", Value: "eco"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if got := NewRecord(0).ApplyMappings(nil); got != nil {
+		t.Fatalf("no mapping: got %v, want nil", got)
+	}
+}
+
+// BenchmarkRecordFlat measures the pipeline's side of a record: the flat
+// fields of a Decentlab-shaped frame (nested objects, one key buffer).
+func BenchmarkRecordFlat(b *testing.B) {
+	r := NewRecord(64)
+	r.Number("device_id", 1234)
+	for _, k := range []string{"pm1_0", "pm2_5", "pm4", "pm10", "air_temperature", "air_humidity"} {
+		r.Object(k)
+		r.String("displayName", k)
+		r.String("unit", "µg⋅m⁻³")
+		r.Number("value", 12.5)
+		r.End()
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		r.Flat(func(string, Value) { n++ })
+	}
+}
