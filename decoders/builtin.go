@@ -55,6 +55,7 @@ var builtin = map[string]Decoder{
 	"decentlab-dl-trs12": decentlabTRS12,
 	"decentlab-dl-mbx":   decentlabMBX,
 	// Dragino: the LHT65N keeps the LHT65 frame (user manual, fPort 2).
+	"dragino-lht52":  draginoLHT52,
 	"dragino-lht65":  draginoLHT65,
 	"dragino-lht65n": draginoLHT65,
 	"dragino-lse01":  draginoLSE01,

@@ -2,11 +2,13 @@ package decoders
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 )
 
-// Dragino LHT65 / LHT65N temperature-humidity sensors and the LSE01 soil
-// sensor.
+// Dragino LHT65 / LHT65N and LHT52 temperature-humidity sensors and the
+// LSE01 soil sensor (the LHT52's own sources are on decodeLHT52).
 //
 // Sources: Dragino "LHT65 LoRaWAN Temperature & Humidity Sensor User
 // Manual" and "LHT65N ... User Manual" (uplink payload, fPort 2), Dragino
@@ -23,12 +25,16 @@ func draginoPort(name string, port uint8) error {
 	return nil
 }
 
-func draginoLength(name string, b []byte) error {
+func draginoLength(name string, b []byte) error { return draginoSize(name, b, 11) }
+
+// draginoSize checks a fixed-size frame: shorter is cut off, longer is not
+// the frame the port carries.
+func draginoSize(name string, b []byte, n int) error {
 	switch {
-	case len(b) < 11:
-		return fmt.Errorf("%s: %d bytes, the frame has 11: %w", name, len(b), ErrTruncated)
-	case len(b) > 11:
-		return fmt.Errorf("%s: %d bytes, the frame has 11: %w", name, len(b), ErrInvalid)
+	case len(b) < n:
+		return fmt.Errorf("%s: %d bytes, the frame has %d: %w", name, len(b), n, ErrTruncated)
+	case len(b) > n:
+		return fmt.Errorf("%s: %d bytes, the frame has %d: %w", name, len(b), n, ErrInvalid)
 	}
 	return nil
 }
@@ -176,7 +182,80 @@ var lse01Map = []Mapping{
 	{Key: "conduct_SOIL", Quantity: "soil.ec", Scale: 0.001}, // µS/cm -> dS/m
 }
 
+// decodeLHT52 decodes the LHT52 uplinks. Source: Dragino "LHT52 LoRaWAN
+// Temperature & Humidity Sensor User Manual" (wiki.dragino.com, section
+// 2.4 Uplink Payload) for the ports and values, and the Dragino codec in
+// The Things Network device repository (vendor/dragino/lht52.js) for the
+// Data keys. All values are big-endian:
+//   - fPort 2, 11 bytes: built-in temperature (int16, 0.01 °C), humidity
+//     (0.1 %), external DS18B20 temperature (int16, 0.01 °C), Ext (the
+//     external sensor type), the device's Unix time (uint32);
+//   - fPort 4, 8 bytes: the DS18B20 probe's ROM id;
+//   - fPort 5, 7 bytes: device status (model, firmware, band, sub-band,
+//     battery in mV).
+//
+// Differences from the codec: a frame of the wrong size is an error, not
+// {Status: "RPL data or sensor reset"}, so it is kept as a dead letter; a
+// datalog frame (fPort 3) is an error too, for the same reason: the manual
+// gives its entry size (11 bytes) but not its field order, and the one
+// vendor codec that reads it puts the humidity where fPort 2 has the
+// probe temperature, so no value of it is trusted yet.
+// Systimestamp is left in Data and the samples keep the uplink time: the
+// device clock is only right once the network has synchronised it.
+func decodeLHT52(in Input) (map[string]any, error) {
+	const name = "dragino lht52"
+	b := in.Bytes
+	switch in.FPort {
+	case 2:
+		if err := draginoLength(name, b); err != nil {
+			return nil, err
+		}
+		// The humidity is read signed, as the codec reads it: a negative
+		// one is then dropped by the catalogue's range, not wrapped.
+		return map[string]any{
+			"TempC_SHT":    draginoS16(b[0:2]) / 100,
+			"Hum_SHT":      draginoS16(b[2:4]) / 10,
+			"TempC_DS":     draginoS16(b[4:6]) / 100,
+			"Ext":          float64(b[6]),
+			"Systimestamp": float64(binary.BigEndian.Uint32(b[7:11])),
+		}, nil
+	case 3:
+		return nil, fmt.Errorf("%s: datalog frames (fPort 3) are not decoded, their field order is not documented; the uplink is kept for replay: %w", name, ErrInvalid)
+	case 4:
+		if err := draginoSize(name, b, 8); err != nil {
+			return nil, err
+		}
+		return map[string]any{"DS18B20_ID": hex.EncodeToString(b)}, nil
+	case 5:
+		if err := draginoSize(name, b, 7); err != nil {
+			return nil, err
+		}
+		// The codec prints the firmware word in hex, padded to two
+		// digits only: 0x0100 (v1.0.0) is "100".
+		fw := strconv.FormatUint(uint64(binary.BigEndian.Uint16(b[1:3])), 16)
+		if len(fw) < 2 {
+			fw = "0" + fw
+		}
+		return map[string]any{
+			"Sensor_Model":     float64(b[0]),
+			"Firmware_Version": fw,
+			"Freq_Band":        float64(b[3]),
+			"Sub_Band":         float64(b[4]),
+			"Bat_mV":           float64(binary.BigEndian.Uint16(b[5:7])),
+		}, nil
+	}
+	return nil, fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2, status on 5): %w", name, in.FPort, ErrInvalid)
+}
+
+// lht52Map: as for the LHT65, the cable probe (TempC_DS) stays in Data.
+var lht52Map = []Mapping{
+	{Key: "TempC_SHT", Quantity: "air.temperature"},
+	{Key: "Hum_SHT", Quantity: "air.relativeHumidity"},
+	{Key: "Bat_mV", Quantity: "battery", Scale: 0.001}, // mV -> V
+}
+
 var (
+	draginoLHT52 = Mapped{DecodeData: decodeLHT52, Map: lht52Map}
 	draginoLHT65 = Mapped{DecodeData: decodeLHT65, Map: lht65Map}
 	draginoLSE01 = Mapped{DecodeData: decodeLSE01, Map: lse01Map}
 )

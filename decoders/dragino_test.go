@@ -120,6 +120,38 @@ func TestDragino(t *testing.T) {
 				{Quantity: "soil.ec", Value: 0.0},
 			},
 		},
+		{
+			// LHT52 user manual, 2.4.2: 0x08CD -> 22.53 °C, 0x0220 -> 54.4 %,
+			// 0xF5C6 -> -26.18 °C (the probe); Ext 1; Unix time 0x6565F5E1
+			// = 1701180897.
+			name: "LHT52 sensor values", model: "dragino-lht52", port: 2, hex: "08cd0220f5c6016565f5e1",
+			data: map[string]any{
+				"TempC_SHT": 22.53, "Hum_SHT": 54.4, "TempC_DS": -26.18, "Ext": 1.0, "Systimestamp": 1701180897.0,
+			},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 22.53},
+				{Quantity: "air.relativeHumidity", Value: 54.4},
+			},
+		},
+		{
+			// LHT52 user manual, 2.4.1 example: model 9, firmware 0x0100,
+			// EU868, sub-band 0, battery 0x0B3A = 2874 mV.
+			name: "LHT52 device status", model: "dragino-lht52", port: 5, hex: "09010001000b3a",
+			data: map[string]any{
+				"Sensor_Model": 9.0, "Firmware_Version": "100", "Freq_Band": 1.0, "Sub_Band": 0.0, "Bat_mV": 2874.0,
+			},
+			samples: []Sample{{Quantity: "battery", Value: 2.874}},
+		},
+		{
+			name: "LHT52 probe id", model: "dragino-lht52", port: 4, hex: "28ff64031e4e8a0b",
+			data: map[string]any{"DS18B20_ID": "28ff64031e4e8a0b"},
+		},
+		{name: "LHT52 datalog is kept", model: "dragino-lht52", port: 3, hex: "08cd0220f5c6016565f5e1", err: ErrInvalid},
+		{name: "LHT52 wrong port", model: "dragino-lht52", port: 42, hex: "08cd0220f5c6016565f5e1", err: ErrInvalid},
+		{name: "LHT52 short", model: "dragino-lht52", port: 2, hex: "08cd0220f5c6016565f5", err: ErrTruncated},
+		{name: "LHT52 long", model: "dragino-lht52", port: 2, hex: "08cd0220f5c6016565f5e100", err: ErrInvalid},
+		{name: "LHT52 short status", model: "dragino-lht52", port: 5, hex: "0901000100", err: ErrTruncated},
+		{name: "LHT52 long probe id", model: "dragino-lht52", port: 4, hex: "28ff64031e4e8a0b00", err: ErrInvalid},
 		{name: "LSE01 wrong port", model: "dragino-lse01", port: 42, hex: "ce2900f107a5099b6e2890", err: ErrInvalid},
 		{name: "LSE01 short", model: "dragino-lse01", port: 2, hex: "ce2900f1", err: ErrTruncated},
 	} {
@@ -149,14 +181,21 @@ func TestDraginoTruncation(t *testing.T) {
 
 func FuzzDragino(f *testing.F) {
 	// Seeds: the vectors, and testdata/fuzz/FuzzDragino, made from them
-	// and the table tests above. The port is fixed at 2: other ports are
-	// rejected before the bytes are read.
+	// and the table tests above. The port is fixed at 2 (other ports are
+	// rejected before the bytes are read), but for the LHT52's 4 and 5.
 	vecSeedBytes(f, "dragino-lht65-codec.json", "dragino-lse01-codec.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, m := range []string{"dragino-lht65", "dragino-lse01"} {
+		for _, m := range []string{"dragino-lht65", "dragino-lse01", "dragino-lht52"} {
 			vendorDecode(t, m, Input{FPort: 2, Bytes: b})
+		}
+		// The LHT52's other ports read the bytes too.
+		for _, port := range []uint8{4, 5} {
+			vendorDecode(t, "dragino-lht52", Input{FPort: port, Bytes: b})
 		}
 	})
 }
 
-func BenchmarkDragino(b *testing.B) { vecBenchModels(b, "dragino-lht65", "dragino-lse01") }
+func BenchmarkDragino(b *testing.B) {
+	vecBenchModels(b, "dragino-lht65", "dragino-lse01")
+	benchHexModels(b, "dragino-lht52")
+}

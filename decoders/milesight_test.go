@@ -298,6 +298,7 @@ var handPayloads = map[string]struct {
 }{
 	"milesight-am102": {85, "0175640367180104686d"},
 	"milesight-am103": {85, "0175640367180104686d077dc501"},
+	"dragino-lht52":   {2, "08cd0220f5c6016565f5e1"},
 	// The AM319 HCHO README example with a battery pair.
 	"milesight-em300-sld":  {85, "01755c03673401046865050000"},
 	"milesight-em300-di":   {85, "01755c0367340104686505c810270000"},
