@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 )
 
 // Milesight IoT decoders (AM100/AM300 indoor air, EM300/EM310 environment
@@ -32,6 +33,13 @@ import (
 //     measurement, and their keys vary between codec versions.
 //   - A value or a pair cut off by the end of the payload is an error
 //     (ErrTruncated); the vendor codecs read undefined bytes.
+//   - History records (channel 0x20/0x21, type 0xCE: readings the device
+//     stored while it could not send) go to Data's "history" list, as in
+//     the vendor codecs, and become samples at the record's own time. A
+//     record time before 2015 means the device clock was never set: that
+//     record stays in Data only, with a warning, rather than be written
+//     at 1970. Models whose record layout is not documented (AM300,
+//     EM300-TH/MCS) keep the stop-with-warning rule for it.
 
 // msField is one (channel id, channel type) pair.
 type msField struct {
@@ -95,6 +103,7 @@ var (
 	msBattery     = msU8(0x01, 0x75, "battery", 1) // %
 	msTemperature = msS16(0x03, 0x67, "temperature", 10)
 	msHumidity    = msU8(0x04, 0x68, "humidity", 2)
+	msCO2         = msU16(0x07, 0x7D, "co2", 1)
 )
 
 // Catalogue rows shared by most models. TVOC is not mapped: its unit
@@ -169,12 +178,125 @@ func msWaterAlarm(c byte) any {
 	return msWaterAlarms[0]
 }
 
+// diHistoryV1 is the tail of an EM300-DI history record 0x20: the input
+// mode (1 digital, 2 counter), the level, the pulse count (uint32); the
+// mode says which of the two is set.
+func diHistoryV1(d map[string]any, v []byte) {
+	switch v[0] {
+	case 1:
+		d["gpio_type"] = msGPIOType[0]
+		d["gpio"] = msGPIOLevel(v[1])
+	case 2:
+		d["gpio_type"] = msGPIOType[1]
+		d["pulse"] = float64(binary.LittleEndian.Uint32(v[2:6]))
+	}
+}
+
+// diHistoryV2 is the tail of an EM300-DI history record 0x21 (firmware
+// with water conversion): alarm code, mode, level, then the 8 bytes of a
+// 0x05 0xE1 pair.
+func diHistoryV2(d map[string]any, v []byte) {
+	d["alarm"] = msDIAlarm(v[0])
+	switch v[1] {
+	case 1:
+		d["gpio_type"] = msGPIOType[0]
+		d["gpio"] = msGPIOLevel(v[2])
+	case 2:
+		d["gpio_type"] = msGPIOType[1]
+		msDIWater.put(d, v[3:11])
+	}
+}
+
+var (
+	msDIWater  = msWater(0x05, false)
+	msGPIOType = [2]any{"gpio", "counter"}
+	msDIAlarms = [7]any{
+		"none",
+		"water outage timeout alarm",
+		"water outage timeout alarm release",
+		"water flow timeout alarm",
+		"water flow timeout alarm release",
+		"gpio alarm",
+		"gpio alarm release",
+	}
+	msUnknown = any("unknown")
+)
+
+func msGPIOLevel(c byte) any {
+	if c == 1 {
+		return msGPIO[1]
+	}
+	return msGPIO[0]
+}
+
+func msDIAlarm(c byte) any {
+	if int(c) < len(msDIAlarms) {
+		return msDIAlarms[c]
+	}
+	return msUnknown
+}
+
 var msDIMap = []Mapping{
 	{Key: "battery", Quantity: "batteryLevel"},
 	{Key: "temperature", Quantity: "air.temperature"},
 	{Key: "humidity", Quantity: "air.relativeHumidity"},
 	{Key: "pulse", Quantity: "metering.pulse.count"},
 }
+
+// msHistory is a history record (type 0xCE) on channel id: a uint32 Unix
+// time, then the parts back to back, each read as its live pair is (only
+// the parts' size and put are used).
+func msHistory(id byte, parts ...msField) msField {
+	size := 4
+	for _, p := range parts {
+		size += p.size
+	}
+	return msField{id, 0xCE, size, func(d map[string]any, v []byte) {
+		point := make(map[string]any, len(parts)+1)
+		point["timestamp"] = float64(binary.LittleEndian.Uint32(v))
+		off := 4
+		for _, p := range parts {
+			if p.put != nil {
+				p.put(point, v[off:off+p.size])
+			}
+			off += p.size
+		}
+		h, _ := d["history"].([]any)
+		d["history"] = append(h, point)
+	}}
+}
+
+// msEpoch is 2015-01-01 UTC, before any of these models shipped: a history
+// time before it comes from a device clock that was never set.
+const msEpoch = 1420070400
+
+// historySamples adds the samples of the history records, each at its
+// record's time (see the file comment).
+func (m *milesightModel) historySamples(h []any, samples []Sample, warnings []string) ([]Sample, []string) {
+	for _, p := range h {
+		point, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		ts, _ := point["timestamp"].(float64)
+		if ts < msEpoch {
+			warnings = append(warnings, fmt.Sprintf("%s: history record with device time %.0f, before 2015: set the device clock; kept in data only", m.name, ts))
+			continue
+		}
+		at := time.Unix(int64(ts), 0).UTC()
+		ps := ApplyMappings(point, m.maps)
+		if m.samples != nil {
+			ps = m.samples(point, ps)
+		}
+		for i := range ps {
+			ps[i].Time = at
+		}
+		samples = append(samples, ps...)
+	}
+	return samples, warnings
+}
+
+var msLeakage = msEnum(0x05, 0x00, "leakage_status", "leak", "normal", false)
 
 // msLeak turns the EM300-SLD/ZLD "leakage_status" into water.leak.
 func msLeak(d map[string]any, out []Sample) []Sample {
@@ -257,10 +379,11 @@ var (
 	// the same frame.
 	milesightAM102 = &milesightModel{name: "milesight am102", fields: msFields(
 		msBattery, msTemperature, msHumidity,
+		msHistory(0x20, msTemperature, msHumidity),
 	), maps: msAirMap}
 	milesightAM103 = &milesightModel{name: "milesight am103", fields: msFields(
-		msBattery, msTemperature, msHumidity,
-		msU16(0x07, 0x7D, "co2", 1),
+		msBattery, msTemperature, msHumidity, msCO2,
+		msHistory(0x20, msTemperature, msHumidity, msCO2),
 	), maps: msAirMap}
 
 	milesightEM300TH = &milesightModel{name: "milesight em300-th", fields: msFields(
@@ -286,8 +409,8 @@ var (
 	// em-series/em300-sld and em300-zld READMEs, one frame for both):
 	// leakage_status 0 is normal, 1 leak.
 	milesightEM300LD = &milesightModel{name: "milesight em300-sld/zld", fields: msFields(
-		msBattery, msTemperature, msHumidity,
-		msEnum(0x05, 0x00, "leakage_status", "leak", "normal", false),
+		msBattery, msTemperature, msHumidity, msLeakage,
+		msHistory(0x20, msTemperature, msHumidity, msLeakage),
 	), maps: msAirMap, samples: msLeak}
 
 	// EM300-DI pulse counter and digital input (SensorDecoders
@@ -301,17 +424,16 @@ var (
 		msBattery, msTemperature, msHumidity,
 		msEnum(0x05, 0x00, "gpio", "high", "low", false),
 		msU32(0x05, 0xC8, "pulse"),
-		msWater(0x05, false),
+		msDIWater,
 		msField{0x85, 0x00, 2, func(d map[string]any, v []byte) {
-			d["gpio"], d["gpio_alarm"] = msGPIO[0], msGPIOAlarm[0]
-			if v[0] == 1 {
-				d["gpio"] = msGPIO[1]
-			}
+			d["gpio"], d["gpio_alarm"] = msGPIOLevel(v[0]), msGPIOAlarm[0]
 			if v[1] == 1 {
 				d["gpio_alarm"] = msGPIOAlarm[1]
 			}
 		}},
 		msWater(0x85, true),
+		msHistory(0x20, msTemperature, msHumidity, msField{size: 6, put: diHistoryV1}),
+		msHistory(0x21, msTemperature, msHumidity, msField{size: 11, put: diHistoryV2}),
 	), maps: msDIMap}
 
 	// EM310-UDL: distance in mm; position 0 is normal, anything else tilt.
@@ -422,6 +544,9 @@ func (m *milesightModel) Decode(in Input) (Result, error) {
 	samples := ApplyMappings(data, m.maps)
 	if m.samples != nil {
 		samples = m.samples(data, samples)
+	}
+	if h, ok := data["history"].([]any); ok {
+		samples, warnings = m.historySamples(h, samples, warnings)
 	}
 	return Result{Data: data, Samples: samples, Warnings: warnings}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestMilesight(t *testing.T) {
@@ -233,6 +234,93 @@ func TestMilesight(t *testing.T) {
 			data: map[string]any{"gpio": "high", "gpio_alarm": "gpio alarm"},
 		},
 		{name: "EM300-DI water cut off", model: "milesight-em300-di", hex: "05e164000a000000c8", err: ErrTruncated},
+		{
+			// SensorDecoders em-series/em300-sld README history example:
+			// time 0x6346749E = 1665561758, 0x0110 -> 27.2 °C, 0x5D -> 46.5 %,
+			// 1 -> leak; the samples carry the record's time.
+			name: "EM300-SLD history (README example)", model: "milesight-em300-sld", hex: "20ce9e74466310015d01",
+			data: map[string]any{"history": []any{map[string]any{
+				"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5, "leakage_status": "leak",
+			}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+				{Quantity: "water.leak", Value: true, Time: msTestTime},
+			},
+		},
+		{
+			// em300-di README example: live values and one 0x20 record,
+			// mode 2 (counter), pulse 00 01 00 00 LE = 256.
+			name: "EM300-DI history (README example)", model: "milesight-em300-di",
+			hex: "01755c03673401046865" + "20ce9e74466310015d020000010000",
+			data: map[string]any{
+				"battery": 92.0, "temperature": 30.8, "humidity": 50.5,
+				"history": []any{map[string]any{
+					"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5, "gpio_type": "counter", "pulse": 256.0,
+				}},
+			},
+			samples: []Sample{
+				{Quantity: "batteryLevel", Value: 92.0},
+				{Quantity: "air.temperature", Value: 30.8},
+				{Quantity: "air.relativeHumidity", Value: 50.5},
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+				{Quantity: "metering.pulse.count", Value: 256.0, Time: msTestTime},
+			},
+		},
+		{
+			// em300-di README, record 0x21: alarm 5 (gpio alarm), mode 1
+			// (digital), level 1; the water bytes are not read in mode 1.
+			name: "EM300-DI history v2, digital", model: "milesight-em300-di",
+			hex: "21ce9e74466310015d05010100000000" + "00000000",
+			data: map[string]any{"history": []any{map[string]any{
+				"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5,
+				"alarm": "gpio alarm", "gpio_type": "gpio", "gpio": "high",
+			}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+			},
+		},
+		{
+			// Record 0x21, mode 2: water_conv 10.0, pulse_conv 1.0, water
+			// float32 100.
+			name: "EM300-DI history v2, counter", model: "milesight-em300-di",
+			hex: "21ce9e74466310015d000200" + "64000a000000c842",
+			data: map[string]any{"history": []any{map[string]any{
+				"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5,
+				"alarm": "none", "gpio_type": "counter", "water_conv": 10.0, "pulse_conv": 1.0, "water": 100.0,
+			}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+			},
+		},
+		{
+			// am103 README layout (time, temperature, humidity, CO2), two
+			// records; the second 600 s later, CO2 0x01C5 = 453 ppm.
+			name: "AM103 two history records", model: "milesight-am103",
+			hex: "20ce9e74466310015dc501" + "20cef676466310015dc501",
+			data: map[string]any{"history": []any{
+				map[string]any{"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5, "co2": 453.0},
+				map[string]any{"timestamp": 1665562358.0, "temperature": 27.2, "humidity": 46.5, "co2": 453.0},
+			}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+				{Quantity: "air.co2", Value: 453.0, Time: msTestTime},
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime.Add(600 * time.Second)},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime.Add(600 * time.Second)},
+				{Quantity: "air.co2", Value: 453.0, Time: msTestTime.Add(600 * time.Second)},
+			},
+		},
+		{
+			// Device time 16 s: the clock was never set, so no samples.
+			name: "AM102 history before the clock is set", model: "milesight-am102", hex: "20ce1000000010015d",
+			data:     map[string]any{"history": []any{map[string]any{"timestamp": 16.0, "temperature": 27.2, "humidity": 46.5}}},
+			warnings: 1,
+		},
+		{name: "AM102 history cut off", model: "milesight-am102", hex: "20ce9e74466310", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
 		{name: "value cut off", model: "milesight-am307", hex: "01755c0367", err: ErrTruncated},
@@ -256,6 +344,10 @@ func TestMilesight(t *testing.T) {
 		})
 	}
 }
+
+// msTestTime is the history records' time in the SensorDecoders README
+// examples, 0x6346749E.
+var msTestTime = time.Unix(1665561758, 0).UTC()
 
 func TestMilesightTruncation(t *testing.T) {
 	for model, file := range map[string]string{
