@@ -3,6 +3,8 @@ package decoders
 import (
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 )
 
 // Cayenne Low Power Payload (LPP) decoder.
@@ -144,10 +146,10 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 		// The Things Stack: {"temperature_3": 27.2}; ChirpStack:
 		// {"temperatureSensor": {"3": 27.2}}, one object per type, which
 		// Record merges when a later record reopens it.
-		chs := strconv.Itoa(int(ch))
+		chs := lppChannel(ch)
 		key := chs
 		if d.tts {
-			key = k.tts + "_" + chs
+			key = lppTTSKey(typ, ch)
 		} else {
 			rec.Object(k.chirp)
 		}
@@ -180,6 +182,34 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 		}
 	}
 	return Result{Record: rec, Samples: samples}, nil
+}
+
+// lppChannels and lppTTSKeyTables hold the keys payloads are decoded into,
+// made once instead of per record: "3", and "temperature_3" per type, built
+// on the first payload with that type.
+var (
+	lppChannels = sync.OnceValue(func() (keys [256]string) {
+		for c := range keys {
+			keys[c] = strconv.Itoa(c)
+		}
+		return keys
+	})
+	lppTTSKeyTables [256]atomic.Pointer[[256]string]
+)
+
+func lppChannel(ch byte) string { return lppChannels()[ch] }
+
+func lppTTSKey(typ, ch byte) string {
+	keys := lppTTSKeyTables[typ].Load()
+	if keys == nil {
+		keys = new([256]string)
+		for c := range keys {
+			keys[c] = lppKinds[typ].tts + "_" + lppChannel(byte(c))
+		}
+		// A concurrent first payload may have stored its own equal table.
+		lppTTSKeyTables[typ].CompareAndSwap(nil, keys)
+	}
+	return keys[ch]
 }
 
 // read converts the record's data bytes, whose length is k.size().
