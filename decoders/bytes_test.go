@@ -4,8 +4,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -49,12 +52,59 @@ func vecHex(tb testing.TB, s string) []byte {
 	return b
 }
 
-// vecCheckSamples fails unless a successful decode's samples fit the catalogue.
+// vecCheckSamples fails unless a successful decode's samples fit the
+// catalogue and its record reads the same flat (as the pipeline writes it)
+// and as a map (as vectors and operators see it).
 func vecCheckSamples(tb testing.TB, res Result) {
 	tb.Helper()
 	if _, _, err := Check(res.Samples); err != nil {
 		tb.Fatalf("samples do not fit the catalogue: %v (%+v)", err, res.Samples)
 	}
+	if res.Record == nil {
+		return
+	}
+	flat := map[string]any{}
+	res.Record.Flat(func(k string, v Value) { flat[k] = v.Any() })
+	fromMap := map[string]any{}
+	flattenForTest(fromMap, "", res.Record.Map())
+	if !reflect.DeepEqual(nanAsString(flat), nanAsString(fromMap)) {
+		tb.Fatalf("record: flat fields %v differ from the flattened map %v", flat, fromMap)
+	}
+}
+
+// flattenForTest flattens a decoder map the way the pipeline names fields
+// (keys joined with "_", array elements by index, nulls left out), written
+// independently of Record.Flat to check it.
+func flattenForTest(out map[string]any, prefix string, v any) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "_" + k
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			flattenForTest(out, join(k), e)
+		}
+	case []any:
+		for i, e := range x {
+			flattenForTest(out, join(strconv.Itoa(i)), e)
+		}
+	case nil:
+	default:
+		out[prefix] = x
+	}
+}
+
+// nanAsString makes NaN values comparable with reflect.DeepEqual.
+func nanAsString(m map[string]any) map[string]any {
+	for k, v := range m {
+		if f, ok := v.(float64); ok && math.IsNaN(f) {
+			m[k] = "NaN"
+		}
+	}
+	return m
 }
 
 // vecCheckPrefixes decodes every prefix of each vector's bytes: each must decode
