@@ -19,81 +19,87 @@ var tps110ResetCauses = map[byte]string{
 // https://www.bosch-connectivity.com/media/product_detail_pls/parking-lot-sensor-datasheet.pdf).
 // The message is chosen by fPort.
 var tps110 = Mapped{
-	DecodeData: decodeTPS110,
-	Map:        []Mapping{{Key: "occupied", Quantity: "parking.occupied"}},
+	DecodeRecord: decodeTPS110,
+	Map:          []Mapping{{Key: "occupied", Quantity: "parking.occupied"}},
+	// A heartbeat; status and heartbeats are most of a parking sensor's
+	// traffic, the rarer start-up message grows the record.
+	Size: 3,
 }
 
-func decodeTPS110(in Input) (map[string]any, error) {
+func decodeTPS110(in Input, r *Record) error {
 	b := in.Bytes
 	switch in.FPort {
 	case 1:
 		if err := needBytes(b, 1, "tps110 parking status"); err != nil {
-			return nil, err
+			return err
 		}
-		return map[string]any{"type": "parking status", "occupied": b[0]&1 == 1}, nil
+		r.String("type", "parking status")
+		r.Bool("occupied", b[0]&1 == 1)
+		return nil
 	case 2:
 		if err := needBytes(b, 1, "tps110 heartbeat"); err != nil {
-			return nil, err
+			return err
 		}
-		data := map[string]any{"type": "heartbeat", "occupied": b[0]&1 == 1}
+		r.String("type", "heartbeat")
+		r.Bool("occupied", b[0]&1 == 1)
 		if len(b) > 1 {
-			data["temperature"] = int(int8(b[1])) // °C, device temperature
+			r.Number("temperature", float64(int8(b[1]))) // °C, device temperature
 		}
-		return data, nil
+		return nil
 	case 3:
-		return tps110Startup(b)
+		return tps110Startup(b, r)
 	case 4, 5:
 		if err := needBytes(b, 1, "tps110 device information"); err != nil {
-			return nil, err
+			return err
 		}
 		typ := "device information"
 		if in.FPort == 5 {
 			typ = "device usage"
 		}
+		r.String("type", typ)
 		// Passed through as numbers: the layout is not published.
-		raw := make([]int, len(b))
-		for i, c := range b {
-			raw[i] = int(c)
+		r.Array("bytes")
+		for _, c := range b {
+			r.Number("", float64(c))
 		}
-		return map[string]any{"type": typ, "bytes": raw}, nil
+		r.End()
+		return nil
 	case 6:
 		if err := needBytes(b, 10, "tps110 debug message"); err != nil {
-			return nil, err
+			return err
 		}
-		return map[string]any{
-			"type":           "debug",
-			"timestamp":      binary.LittleEndian.Uint32(b[0:4]),
-			"debugCode":      tps110Code(b[4:6]),
-			"sequenceNumber": binary.LittleEndian.Uint16(b[8:10]),
-		}, nil
+		r.String("type", "debug")
+		r.Number("timestamp", float64(binary.LittleEndian.Uint32(b[0:4])))
+		r.Number("debugCode", float64(tps110Code(b[4:6])))
+		r.Number("sequenceNumber", float64(binary.LittleEndian.Uint16(b[8:10])))
+		return nil
 	}
-	return nil, fmt.Errorf("%w: tps110: unknown fPort %d", ErrInvalid, in.FPort)
+	return fmt.Errorf("%w: tps110: unknown fPort %d", ErrInvalid, in.FPort)
 }
 
 // tps110Startup reads the 17-byte start-up message: three debug codes,
 // firmware version, reset cause and the parking state.
-func tps110Startup(b []byte) (map[string]any, error) {
+func tps110Startup(b []byte, r *Record) error {
 	if err := needBytes(b, 17, "tps110 start-up message"); err != nil {
-		return nil, err
+		return err
 	}
-	codes := []int{}
+	r.String("type", "startup")
+	r.Array("debugCodes")
 	for i := 0; i <= 8; i += 4 {
 		// A zero code is an empty slot, not a code.
 		if c := tps110Code(b[i : i+2]); c != 0 {
-			codes = append(codes, c)
+			r.Number("", float64(c))
 		}
 	}
+	r.End()
 	cause, ok := tps110ResetCauses[b[15]]
 	if !ok {
 		cause = "unknown"
 	}
-	return map[string]any{
-		"type":            "startup",
-		"debugCodes":      codes,
-		"firmwareVersion": fmt.Sprintf("%d.%d.%d", b[12], b[13], b[14]),
-		"resetCause":      cause,
-		"occupied":        b[16]&1 == 1,
-	}, nil
+	r.String("firmwareVersion", fmt.Sprintf("%d.%d.%d", b[12], b[13], b[14]))
+	r.String("resetCause", cause)
+	r.Bool("occupied", b[16]&1 == 1)
+	return nil
 }
 
 // tps110Code reads a 12-bit little-endian debug code.

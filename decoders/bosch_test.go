@@ -31,18 +31,18 @@ func TestTPS110(t *testing.T) {
 		{
 			name: "start-up, no debug codes, unknown reset cause", fport: 3, hex: "0000000000000000000000000001000900",
 			want: map[string]any{
-				"type": "startup", "debugCodes": []int{}, "firmwareVersion": "0.1.0",
+				"type": "startup", "debugCodes": []any{}, "firmwareVersion": "0.1.0",
 				"resetCause": "unknown", "occupied": false,
 			},
 			occupied: false,
 		},
 		{
 			name: "device information passes bytes through", fport: 4, hex: "0aff",
-			want: map[string]any{"type": "device information", "bytes": []int{10, 255}},
+			want: map[string]any{"type": "device information", "bytes": []any{10.0, 255.0}},
 		},
 		{
 			name: "debug", fport: 6, hex: "10000000" + "24f3" + "0000" + "0201",
-			want: map[string]any{"type": "debug", "timestamp": uint32(16), "debugCode": 804, "sequenceNumber": uint16(258)},
+			want: map[string]any{"type": "debug", "timestamp": 16.0, "debugCode": 804.0, "sequenceNumber": 258.0},
 		},
 	}
 	for _, tt := range tests {
