@@ -131,7 +131,16 @@ func TestElsys(t *testing.T) {
 		},
 		{
 			name: "two external temperature 2 probes become a list", model: "elsys-elt", hex: "1900641900c8190064",
-			data: map[string]any{"externalTemperature2": []float64{10, 20, 10}},
+			data: map[string]any{"externalTemperature2": []any{10.0, 20.0, 10.0}},
+		},
+		{
+			name: "external temperature 2 probes between other types", model: "elsys-elt", hex: "1900640100e21900c8",
+			data:    map[string]any{"externalTemperature2": []any{10.0, 20.0}, "temperature": 22.6},
+			samples: []Sample{{Quantity: "air.temperature", Value: 22.6}},
+		},
+		{
+			name: "external temperature 2 after an unknown type is not read", model: "elsys-elt", hex: "1900643d1900c8",
+			data: map[string]any{"externalTemperature2": 10.0}, warnings: 1,
 		},
 		{
 			name: "accelerometer, IR temperature, analog uV, TVOC", model: "elsys-ers-voc", hex: "0301ff3f1000c8ff9c1bfffffffe1c0190",
@@ -181,8 +190,8 @@ func TestElsysGridEye(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px, ok := res.DataMap()["grideye"].([]float64)
-	if !ok || len(px) != 64 || px[0] != 21 || px[63] != 21+63.0/10 {
+	px, ok := res.DataMap()["grideye"].([]any)
+	if !ok || len(px) != 64 || px[0] != 21.0 || px[63] != 21+63.0/10 {
 		t.Fatalf("grideye: %v", res.DataMap()["grideye"])
 	}
 }
