@@ -22,18 +22,18 @@ func TestNPS405(t *testing.T) {
 		{name: "unknown fPort", fport: 7, hex: "00", wantErr: ErrInvalid},
 		{
 			name: "coarse duration", fport: 1, hex: "f1", // c = 120
-			want:    map[string]any{"previous_state_duration": 240, "previous_state_duration_error": 59, "previous_state_duration_overflow": false},
+			want:    map[string]any{"previous_state_duration": 240.0, "previous_state_duration_error": 59.0, "previous_state_duration_overflow": false},
 			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
 		},
 		{
 			name: "duration overflow", fport: 1, hex: "fe", // c = 127
-			want:    map[string]any{"occupied": false, "previous_state_duration": 660, "previous_state_duration_error": nil, "previous_state_duration_overflow": true},
+			want:    map[string]any{"occupied": false, "previous_state_duration": 660.0, "previous_state_duration_error": nil, "previous_state_duration_overflow": true},
 			samples: []Sample{{Quantity: "parking.occupied", Value: false}},
 		},
 		{
 			// 2500+4*100 = 2900 mV at 20 °C is below the warm threshold.
 			name: "low battery when warm", fport: 2, hex: "01641400590b",
-			want: map[string]any{"battery_voltage": 2.9, "temperature": 20.0, "battery_health": "low", "hw_health_status": 1},
+			want: map[string]any{"battery_voltage": 2.9, "temperature": 20.0, "battery_health": "low", "hw_health_status": 1.0},
 			samples: []Sample{
 				{Quantity: "parking.occupied", Value: true},
 				{Quantity: "battery", Value: 2.9},
@@ -55,7 +55,7 @@ func TestNPS405(t *testing.T) {
 			// The index variant of the vector file (provisional, newer
 			// firmware): a tag battery byte before the id.
 			name: "registration with tag battery", fport: 10, hex: "d1201f345678",
-			want:    map[string]any{"tag_battery_voltage": 3.2, "tag_id": "1F345678", "previous_state_duration": 160},
+			want:    map[string]any{"tag_battery_voltage": 3.2, "tag_id": "1F345678", "previous_state_duration": 160.0},
 			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
 		},
 		{
