@@ -24,7 +24,8 @@ const (
 // the error-flag record in last position (vector file decoder_quirks); this
 // decoder reads every BCD field as BCD and every record wherever it is.
 var cmi4110 = Mapped{
-	DecodeData: decodeCMi4110,
+	DecodeRecord: decodeCMi4110,
+	Size:         8, // a standard message's eight records
 	Map: []Mapping{
 		{Key: "energy", Quantity: "metering.heat.total"},
 		{Key: "power", Quantity: "metering.heat.power", Scale: 1000}, // kW → W
@@ -35,31 +36,30 @@ var cmi4110 = Mapped{
 	},
 }
 
-func decodeCMi4110(in Input) (map[string]any, error) {
+func decodeCMi4110(in Input, r *Record) error {
 	if in.FPort != cmi4110Port {
-		return nil, fmt.Errorf("%w: cmi4110: unknown fPort %d (uplinks use fPort %d)", ErrInvalid, in.FPort, cmi4110Port)
+		return fmt.Errorf("%w: cmi4110: unknown fPort %d (uplinks use fPort %d)", ErrInvalid, in.FPort, cmi4110Port)
 	}
 	b := in.Bytes
 	if err := needBytes(b, cmi4110MinLen, "cmi4110 standard message"); err != nil {
-		return nil, err
+		return err
 	}
 	if b[0] != cmi4110Standard {
-		return nil, fmt.Errorf("%w: cmi4110: message format %#02x not supported: configure the module for format Standard (0x00)", ErrInvalid, b[0])
+		return fmt.Errorf("%w: cmi4110: message format %#02x not supported: configure the module for format Standard (0x00)", ErrInvalid, b[0])
 	}
-	data := make(map[string]any, 8) // a standard message's eight records
 	for i := 1; i < len(b); {
-		n, err := cmi4110Record(b[i:], data)
+		n, err := cmi4110Record(b[i:], r)
 		if err != nil {
-			return nil, fmt.Errorf("cmi4110: record at byte %d: %w", i, err)
+			return fmt.Errorf("cmi4110: record at byte %d: %w", i, err)
 		}
 		i += n
 	}
-	return data, nil
+	return nil
 }
 
 // cmi4110Record reads one M-Bus data record [DIF][DIFE…][VIF][VIFE][data]
-// into data and returns its length.
-func cmi4110Record(b []byte, data map[string]any) (int, error) {
+// into r and returns its length.
+func cmi4110Record(b []byte, r *Record) (int, error) {
 	if b[0] == mbusFiller {
 		return 1, nil
 	}
@@ -124,7 +124,7 @@ func cmi4110Record(b []byte, data map[string]any) (int, error) {
 	if tariff > 0 {
 		key += "_tariff_" + strconv.Itoa(tariff)
 	}
-	data[key] = mbusScale(v, exp)
+	r.Number(key, mbusScale(v, exp))
 	return i + size, nil
 }
 
@@ -218,9 +218,9 @@ func mbusInt(b []byte) int64 {
 // mbusScale applies a power of ten. Division by an exact power of ten
 // yields the float64 nearest to the decimal value, the same number a JSON
 // reader gives for the reference's output.
-func mbusScale(v int64, exp int) any {
+func mbusScale(v int64, exp int) float64 {
 	if exp >= 0 {
-		return v * int64(math.Pow10(exp))
+		return float64(v) * math.Pow10(exp)
 	}
 	return float64(v) / math.Pow10(-exp)
 }
