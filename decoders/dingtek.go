@@ -41,21 +41,33 @@ func decodeDF703(in Input) (Result, error) {
 	if b[0] != df703Head || b[len(b)-1] != df703Tail || int(b[4]) != len(b) {
 		return Result{}, fmt.Errorf("%w: df703: bad frame head %#02x, tail %#02x or length byte %d", ErrInvalid, b[0], b[len(b)-1], b[4])
 	}
+	// Eight values, and the coordinates of a long level report.
+	size := 8
+	if len(b) == df703Long {
+		size = 10
+	}
+	r := NewRecord(size)
 	switch {
 	case len(b) == df703Short:
-		data := df703Level(b, 7)
-		return Result{Data: data, Samples: df703Samples(data, nil, nil)}, nil
+		level := df703Level(b, 7, r)
+		return Result{Record: r, Samples: []Sample{df703Distance(level)}}, nil
 	case b[3] == df703TypeParams:
-		return Result{Data: df703Params(b)}, nil
+		df703Params(b, r)
+		return Result{Record: r}, nil
 	default:
 		lon := df703Float(b[8:12])
 		lat := df703Float(b[12:16])
-		data := df703Level(b, 15)
+		level := df703Level(b, 15, r)
 		// The vendor renders coordinates with six decimals; exact float32
 		// values (not the reference's approximation, see decoder_quirks).
-		data["longitude"] = strconv.FormatFloat(lon, 'f', 6, 64)
-		data["latitude"] = strconv.FormatFloat(lat, 'f', 6, 64)
-		return Result{Data: data, Samples: df703Samples(data, &lat, &lon)}, nil
+		r.String("longitude", strconv.FormatFloat(lon, 'f', 6, 64))
+		r.String("latitude", strconv.FormatFloat(lat, 'f', 6, 64))
+		// Coordinates are taken from the float, not the rounded strings.
+		return Result{Record: r, Samples: []Sample{
+			df703Distance(level),
+			{Quantity: "position.latitude", Value: lat},
+			{Quantity: "position.longitude", Value: lon},
+		}}, nil
 	}
 }
 
@@ -64,49 +76,42 @@ func df703Float(b []byte) float64 {
 	return float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 }
 
-// df703Level reads the fields common to both level reports; base is the
-// offset of the byte before the temperature (7 without GPS, 15 with), since
-// the GPS block shifts everything after the level by eight bytes.
-func df703Level(b []byte, base int) map[string]any {
+// df703Level writes the fields common to both level reports and returns
+// the level (mm); base is the offset of the byte before the temperature (7
+// without GPS, 15 with), since the GPS block shifts everything after the
+// level by eight bytes.
+func df703Level(b []byte, base int, r *Record) uint16 {
+	// Negated as an integer: a float would give -0 for a zero angle.
 	angle := int(b[base+3])
 	if b[base+2] != 0 {
 		angle = -angle
 	}
-	return map[string]any{
-		"level":        binary.BigEndian.Uint16(b[5:7]),
-		"temperature":  int(int8(b[base+1])), // signed: bins freeze
-		"angle":        angle,
-		"alarmLevel":   b[base+4]>>4 != 0,
-		"alarmFire":    b[base+4]&0x0F != 0,
-		"alarmFall":    b[base+5]>>4 != 0,
-		"alarmBattery": b[base+5]&0x0F != 0,
-		"frameCounter": binary.BigEndian.Uint16(b[base+6 : base+8]),
-	}
+	level := binary.BigEndian.Uint16(b[5:7])
+	r.Number("level", float64(level))
+	r.Number("temperature", float64(int8(b[base+1]))) // signed: bins freeze
+	r.Number("angle", float64(angle))
+	r.Bool("alarmLevel", b[base+4]>>4 != 0)
+	r.Bool("alarmFire", b[base+4]&0x0F != 0)
+	r.Bool("alarmFall", b[base+5]>>4 != 0)
+	r.Bool("alarmBattery", b[base+5]&0x0F != 0)
+	r.Number("frameCounter", float64(binary.BigEndian.Uint16(b[base+6:base+8])))
+	return level
 }
 
-// df703Params reads the parameter report (data type 0x03).
-func df703Params(b []byte) map[string]any {
-	return map[string]any{
-		"firmware":       strconv.Itoa(int(b[5])) + "." + strconv.Itoa(int(b[6])),
-		"uploadInterval": b[7],  // hours
-		"detectInterval": b[8],  // minutes
-		"levelThreshold": b[9],  // cm
-		"fireThreshold":  b[10], // °C
-		"fallThreshold":  b[11], // degrees
-		"fallEnable":     b[12] != 0,
-		"workMode":       b[14],
-	}
+// df703Params writes the parameter report (data type 0x03).
+func df703Params(b []byte, r *Record) {
+	r.String("firmware", strconv.Itoa(int(b[5]))+"."+strconv.Itoa(int(b[6])))
+	r.Number("uploadInterval", float64(b[7])) // hours
+	r.Number("detectInterval", float64(b[8])) // minutes
+	r.Number("levelThreshold", float64(b[9])) // cm
+	r.Number("fireThreshold", float64(b[10])) // °C
+	r.Number("fallThreshold", float64(b[11])) // degrees
+	r.Bool("fallEnable", b[12] != 0)
+	r.Number("workMode", float64(b[14]))
 }
 
-// df703Samples maps a level report: the distance from the sensor to the
-// waste surface (mm → m), and the position where the frame carries one.
-// Coordinates are taken from the float, not the rounded strings.
-func df703Samples(data map[string]any, lat, lon *float64) []Sample {
-	s := []Sample{{Quantity: "level.distance", Value: float64(data["level"].(uint16)) / 1000}}
-	if lat != nil && lon != nil {
-		s = append(s,
-			Sample{Quantity: "position.latitude", Value: *lat},
-			Sample{Quantity: "position.longitude", Value: *lon})
-	}
-	return s
+// df703Distance maps a level report's level, the distance from the sensor
+// to the waste surface (mm → m).
+func df703Distance(mm uint16) Sample {
+	return Sample{Quantity: "level.distance", Value: float64(mm) / 1000}
 }

@@ -26,15 +26,15 @@ func TestDF703(t *testing.T) {
 			// decoder_quirks: the reference always negates the angle;
 			// with a zero sign byte the tilt is positive.
 			name: "positive angle", fport: 3, hex: "8000010111" + "04b0" + "0019" + "000f" + "0000" + "0007" + "0081",
-			want:    map[string]any{"angle": 15, "level": uint16(1200), "frameCounter": uint16(7)},
+			want:    map[string]any{"angle": 15.0, "level": 1200.0, "frameCounter": 7.0},
 			samples: []Sample{{Quantity: "level.distance", Value: 1.2}},
 		},
 		{
 			name: "negative angle, frost, all alarms", fport: 3, hex: "8000010211" + "0064" + "00f6" + "012d" + "1101" + "0100" + "0081",
 			want: map[string]any{
-				"angle": -45, "temperature": -10, "level": uint16(100),
+				"angle": -45.0, "temperature": -10.0, "level": 100.0,
 				"alarmLevel": true, "alarmFire": true, "alarmFall": false, "alarmBattery": true,
-				"frameCounter": uint16(256),
+				"frameCounter": 256.0,
 			},
 			samples: []Sample{{Quantity: "level.distance", Value: 0.1}},
 		},
@@ -48,7 +48,7 @@ func TestDF703(t *testing.T) {
 		},
 		{
 			name: "parameters: no samples", fport: 3, hex: "8000010319010418011e4b1e01000200000000000000000081",
-			want: map[string]any{"fallEnable": true, "workMode": uint8(2), "firmware": "1.4"},
+			want: map[string]any{"fallEnable": true, "workMode": 2.0, "firmware": "1.4"},
 		},
 	}
 	for _, tt := range tests {
