@@ -29,10 +29,8 @@ func decodePulse(in Input) (Result, error) {
 		return Result{}, err
 	}
 	// The frame type as the reference words it ("%#02x Pulse 4 data -
-	// channel %s"), held as constants: an interface made from a constant
-	// costs no allocation, fmt.Sprintf two.
-	var channel string
-	var typ any
+	// channel %s"), held as constants: fmt.Sprintf would allocate.
+	var channel, typ string
 	switch b[0] {
 	case pulseHistoryA:
 		channel, typ = "A", "0x5a Pulse 4 data - channel A"
@@ -58,30 +56,35 @@ func decodePulse(in Input) (Result, error) {
 	if len(body)%2 != 0 {
 		return Result{}, fmt.Errorf("%w: pulse: %d bytes of counter deltas, want an even number", ErrTruncated, len(body))
 	}
+	// bytes, type, status and its five flags, timestamp, decodingInfo,
+	// counterValues and the counters: sized once.
+	r := NewRecord(12 + len(body)/2)
+	r.Object("bytes")
+	r.String("type", typ)
+	r.Object("status")
+	r.Number("frameCounter", float64(st>>5))
+	r.Bool("hardwareError", false)
+	r.Bool("lowBattery", st&0x02 != 0)
+	r.Bool("configurationDone", st&0x01 != 0)
+	r.Bool("timestamp", hasTime)
+	r.End()
+	if hasTime {
+		r.String("timestamp", ts.Format("2006-01-02T15:04:05.000"))
+	}
+	r.String("decodingInfo", "counterValues: [t=0, t-1, t-2, ...]")
 	// The frame carries the counter now and, going back in time, how much
 	// it grew over each history period.
-	counts := make([]int64, 1, 1+len(body)/2)
-	counts[0] = int64(binary.BigEndian.Uint32(b[2:6]))
-	for i := 0; i < len(body); i += 2 {
-		counts = append(counts, counts[len(counts)-1]-int64(binary.BigEndian.Uint16(body[i:i+2])))
+	now := int64(binary.BigEndian.Uint32(b[2:6]))
+	r.Array("counterValues")
+	r.Number("", float64(now))
+	for i, c := 0, now; i < len(body); i += 2 {
+		c -= int64(binary.BigEndian.Uint16(body[i : i+2]))
+		r.Number("", float64(c))
 	}
-	frame := map[string]any{
-		"type": typ,
-		"status": map[string]any{
-			"frameCounter":      int(st >> 5),
-			"hardwareError":     false,
-			"lowBattery":        st&0x02 != 0,
-			"configurationDone": st&0x01 != 0,
-			"timestamp":         hasTime,
-		},
-		"decodingInfo":  "counterValues: [t=0, t-1, t-2, ...]",
-		"counterValues": counts,
-	}
-	if hasTime {
-		frame["timestamp"] = ts.Format("2006-01-02T15:04:05.000")
-	}
+	r.End()
+	r.End()
 	// Only t=0 becomes a sample: the history period that spaces the older
 	// values is a device register (S321), not part of the frame.
-	s := Sample{Quantity: "metering.pulse.count", Value: float64(counts[0]), Channel: channel, Time: ts}
-	return Result{Data: map[string]any{"bytes": frame}, Samples: []Sample{s}}, nil
+	s := Sample{Quantity: "metering.pulse.count", Value: float64(now), Channel: channel, Time: ts}
+	return Result{Record: r, Samples: []Sample{s}}, nil
 }

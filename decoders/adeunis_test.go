@@ -13,7 +13,7 @@ func TestPulse(t *testing.T) {
 		name    string
 		hex     string
 		wantErr error
-		counts  []int64
+		counts  []any
 		ts      string // Data timestamp; "" = absent
 		sample  Sample
 	}{
@@ -24,12 +24,12 @@ func TestPulse(t *testing.T) {
 		{name: "timestamp flag without timestamp", hex: "5a2400000127", wantErr: ErrTruncated},
 		{
 			name: "channel B, no timestamp, no history", hex: "5b01000f4240",
-			counts: []int64{1000000},
+			counts: []any{1000000.0},
 			sample: Sample{Quantity: "metering.pulse.count", Value: 1000000.0, Channel: "B"},
 		},
 		{
 			name: "channel A with timestamp at the epoch", hex: "5ae5" + "0000000a" + "0003" + "00000000",
-			counts: []int64{10, 7}, ts: "2013-01-01T00:00:00.000",
+			counts: []any{10.0, 7.0}, ts: "2013-01-01T00:00:00.000",
 			sample: Sample{Quantity: "metering.pulse.count", Value: 10.0, Channel: "A", Time: pulseEpoch},
 		},
 	}
