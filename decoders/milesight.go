@@ -38,8 +38,9 @@ import (
 //     the vendor codecs, and become samples at the record's own time. A
 //     record time before 2015 means the device clock was never set: that
 //     record stays in Data only, with a warning, rather than be written
-//     at 1970. Models whose record layout is not documented (AM300,
-//     EM300-TH/MCS) keep the stop-with-warning rule for it.
+//     at 1970. Models whose record layout is not documented or not
+//     known (AM307/AM308, the plain AM319, EM300-TH/MCS) keep the
+//     stop-with-warning rule for it.
 
 // msField is one (channel id, channel type) pair.
 type msField struct {
@@ -345,18 +346,36 @@ func am300v2Fields() []msField {
 	)
 }
 
+// am319Fields adds to the v2 pairs the AM319's history records (22 bytes
+// after the time): temperature, humidity (uint16 here, in 0.5 %), PIR,
+// light level, CO2, TVOC (0x20: index in 0.01, 0x21: µg/m³), pressure,
+// PM2.5, PM10, and last, the HCHO or O3 value.
+func am319Fields(last msField) []msField {
+	record := func(id byte, tvoc msField) msField {
+		return msHistory(id, msTemperature, msU16(0, 0, "humidity", 2),
+			msEnum(0, 0, "pir", "trigger", "idle", false), msU8(0, 0, "light_level", 1), msCO2, tvoc,
+			msU16(0, 0, "pressure", 10), msU16(0, 0, "pm2_5", 1), msU16(0, 0, "pm10", 1), last)
+	}
+	return append(am300v2Fields(), record(0x20, msU16(0, 0, "tvoc", 100)), record(0x21, msU16(0, 0, "tvoc", 1)))
+}
+
 var (
 	milesightAM307 = &milesightModel{name: "milesight am307", fields: am300v1Fields(), maps: msAirMap, samples: msPIR}
 
 	milesightAM308 = &milesightModel{name: "milesight am308", fields: am300v2Fields(), maps: msAirMap, samples: msPIR}
 
 	// AM319 with the HCHO or the O3 sensor, and their L variants
-	// (SensorDecoders am-series/am319-hcho, am319-o3, am319l-o3 READMEs):
-	// the AM308's v2 pairs; the HCHO and O3 channels (0x0A, 0x0D) are
-	// both in the table, the device sends the one it has. The READMEs
-	// name the buzzer (0x0E 0x01) "buzzer_status" on/off; it keeps the
-	// AM308's "beep" yes/no here, so one family has one key.
-	milesightAM319 = &milesightModel{name: "milesight am319", fields: am300v2Fields(), maps: msAirMap, samples: msPIR}
+	// (SensorDecoders am-series/am319-hcho, am319-o3, am319l-o3 READMEs
+	// and the am319-hcho decoder): the AM308's v2 pairs; the HCHO and O3
+	// channels (0x0A, 0x0D) are both in the table, the device sends the
+	// one it has. The READMEs name the buzzer (0x0E 0x01)
+	// "buzzer_status" on/off; it keeps the AM308's "beep" yes/no here, so
+	// one family has one key. The history record ends with the HCHO or
+	// the O3 value, with nothing to tell which: only the -hcho and -o3
+	// models decode it, the plain AM319 keeps the stop-with-warning rule.
+	milesightAM319     = &milesightModel{name: "milesight am319", fields: am300v2Fields(), maps: msAirMap, samples: msPIR}
+	milesightAM319HCHO = &milesightModel{name: "milesight am319-hcho", fields: am319Fields(msU16(0, 0, "hcho", 100)), maps: msAirMap, samples: msPIR}
+	milesightAM319O3   = &milesightModel{name: "milesight am319-o3", fields: am319Fields(msU16(0, 0, "o3", 100)), maps: msAirMap, samples: msPIR}
 
 	// AM104 and AM107 (AM100 series): PIR as an activity count, light in
 	// lux with two raw channels.

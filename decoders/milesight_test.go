@@ -320,6 +320,55 @@ func TestMilesight(t *testing.T) {
 			data:     map[string]any{"history": []any{map[string]any{"timestamp": 16.0, "temperature": 27.2, "humidity": 46.5}}},
 			warnings: 1,
 		},
+		{
+			// am319-hcho decoder's record 0x20: humidity 0x007C = 124 ->
+			// 62 %, PIR 1, light 2, CO2 936, TVOC 0.37, pressure 1008.6,
+			// PM2.5 32, PM10 48, HCHO 0.07 (the README example's values).
+			name: "AM319 HCHO history", model: "milesight-am319-hcho",
+			hex: "20ce9e74466310017c000102a80325006627200030000700",
+			data: map[string]any{"history": []any{map[string]any{
+				"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 62.0, "pir": "trigger", "light_level": 2.0,
+				"co2": 936.0, "tvoc": 0.37, "pressure": 1008.6, "pm2_5": 32.0, "pm10": 48.0, "hcho": 0.07,
+			}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 62.0, Time: msTestTime},
+				{Quantity: "air.co2", Value: 936.0, Time: msTestTime},
+				{Quantity: "air.pressure", Value: 1008.6, Time: msTestTime},
+				{Quantity: "air.pm25", Value: 32.0, Time: msTestTime},
+				{Quantity: "air.pm10", Value: 48.0, Time: msTestTime},
+				{Quantity: "air.hcho", Value: 0.07, Time: msTestTime},
+				{Quantity: "action.motion.detected", Value: true, Time: msTestTime},
+			},
+		},
+		{
+			// Record 0x21 of the O3 model: TVOC 0x012C = 300 µg/m³ (no
+			// catalogue quantity), O3 5 -> 0.05 ppm, PIR 0 -> idle.
+			name: "AM319 O3 history, TVOC in µg/m³", model: "milesight-am319-o3",
+			hex: "21ce9e74466310017c000002a8032c016627200030000500",
+			data: map[string]any{"history": []any{map[string]any{
+				"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 62.0, "pir": "idle", "light_level": 2.0,
+				"co2": 936.0, "tvoc": 300.0, "pressure": 1008.6, "pm2_5": 32.0, "pm10": 48.0, "o3": 0.05,
+			}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 62.0, Time: msTestTime},
+				{Quantity: "air.co2", Value: 936.0, Time: msTestTime},
+				{Quantity: "air.pressure", Value: 1008.6, Time: msTestTime},
+				{Quantity: "air.pm25", Value: 32.0, Time: msTestTime},
+				{Quantity: "air.pm10", Value: 48.0, Time: msTestTime},
+				{Quantity: "air.o3", Value: 0.05, Time: msTestTime},
+				{Quantity: "action.motion.detected", Value: false, Time: msTestTime},
+			},
+		},
+		{
+			// The plain AM319 cannot tell HCHO from O3 in a record.
+			name: "AM319 history needs the variant", model: "milesight-am319",
+			hex:  "01755a" + "20ce9e74466310017c000102a80325006627200030000700",
+			data: map[string]any{"battery": 90.0}, samples: []Sample{{Quantity: "batteryLevel", Value: 90.0}},
+			warnings: 1,
+		},
+		{name: "AM319 history cut off", model: "milesight-am319l-hcho", hex: "20ce9e74466310017c000102a8032500662720003000", err: ErrTruncated},
 		{name: "AM102 history cut off", model: "milesight-am102", hex: "20ce9e74466310", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
@@ -366,7 +415,8 @@ func FuzzMilesight(f *testing.F) {
 	models := []string{
 		"milesight-am307", "milesight-am308", "milesight-am107", "milesight-em300-th",
 		"milesight-em300-mcs", "milesight-em310-udl", "milesight-vs133",
-		"milesight-am102", "milesight-am103", "milesight-am319", "milesight-em300-sld",
+		"milesight-am102", "milesight-am103", "milesight-am319", "milesight-am319-hcho",
+		"milesight-am319-o3", "milesight-em300-sld",
 		"milesight-em300-di",
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
