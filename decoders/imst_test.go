@@ -15,6 +15,7 @@ func TestIOKE868(t *testing.T) {
 		wantErr  error
 		info     map[string]any // subset of general_info
 		obj      map[string]any // subset of OBIS_IDs[0]
+		objs     int            // length of OBIS_IDs, if not 1
 		status   map[string]any // subset of a status message
 		samples  []Sample
 		warnings int
@@ -30,13 +31,33 @@ func TestIOKE868(t *testing.T) {
 		{
 			// 1-0:1.8.0*255 in Wh with scaler 0: the total register.
 			name: "energy total sample", fport: 5, hex: "400cfc0100010800ff1e00" + "0186a0",
-			obj:     map[string]any{"OBIS_ID": "1_0_1_8_0_255", "unit": "Wh", "value": 100000.0, "Scaler": 0},
+			obj:     map[string]any{"OBIS_ID": "1_0_1_8_0_255", "unit": "Wh", "value": 100000.0, "Scaler": 0.0},
 			samples: []Sample{{Quantity: "metering.electricity.total", Value: 100.0}},
 		},
 		{
 			name: "power sample, positive scaler", fport: 5, hex: "400afc0100100700ff1b01" + "2a",
-			obj:     map[string]any{"OBIS_ID": "1_0_16_7_0_255", "unit": "W", "value": 420.0, "rawValue": uint64(42)},
+			obj:     map[string]any{"OBIS_ID": "1_0_16_7_0_255", "unit": "W", "value": 420.0, "rawValue": 42.0},
 			samples: []Sample{{Quantity: "metering.electricity.power", Value: 420.0}},
+		},
+		{
+			// The list of OBIS objects is one array however the fields
+			// interleave; a repeated info field counts once, the later.
+			name: "info fields around OBIS objects", fport: 5,
+			hex: "0002" + "0b04" + "400afc0100100700ff1b01" + "2a" + "01045fd75721" + "400cfc0100010800ff1e00" + "0186a0" + "0002" + "0e00",
+			info: map[string]any{
+				"MeterType": "export", "InputType": "reserved", "InfraredInputStatus": "ok",
+				"Time": "Mon, 14 Dec 2020 12:14:25 GMT", "Time_Origin": "device time",
+			},
+			obj:  map[string]any{"OBIS_ID": "1_0_16_7_0_255", "unit": "W", "value": 420.0},
+			objs: 2,
+			samples: []Sample{
+				{Quantity: "metering.electricity.power", Value: 420.0},
+				{Quantity: "metering.electricity.total", Value: 100.0},
+			},
+		},
+		{
+			name: "unknown unit code: named by number, no sample", fport: 5, hex: "400afc0100100700ff6301" + "2a",
+			obj: map[string]any{"unit": "unit 99", "value": 420.0},
 		},
 		{
 			name: "tariff register and unitless values: no sample", fport: 5,
@@ -96,11 +117,14 @@ func TestIOKE868(t *testing.T) {
 			}
 			subset("general_info", res.DataMap()["general_info"].(map[string]any), tt.info)
 			if tt.obj != nil {
-				objs := res.DataMap()["OBIS_IDs"].([]map[string]any)
+				objs := res.DataMap()["OBIS_IDs"].([]any)
 				if len(objs) == 0 {
 					t.Fatal("no OBIS objects")
 				}
-				subset("OBIS", objs[0], tt.obj)
+				subset("OBIS", objs[0].(map[string]any), tt.obj)
+				if want := max(tt.objs, 1); len(objs) != want {
+					t.Errorf("%d OBIS objects, want %d", len(objs), want)
+				}
 			}
 		})
 	}
