@@ -50,31 +50,31 @@ func decodeKeller(in Input) (Result, error) {
 	}
 	// Room for a measurement frame of the documented connection type (3
 	// header keys, 3 measurement keys, 8 channels) without growing.
-	data := make(map[string]any, 14)
-	data["port"] = in.FPort
-	data["payload"] = kellerHex(b)
-	data["func"] = b[0]
+	rec := NewRecord(14)
+	rec.Number("port", float64(in.FPort))
+	rec.String("payload", kellerHex(b))
+	rec.Number("func", float64(b[0]))
 	var warnings []string
 	switch b[0] {
 	case 1:
-		w, err := kellerMeasurements(b, data)
+		w, err := kellerMeasurements(b, rec)
 		if err != nil {
 			return Result{}, err
 		}
 		warnings = append(warnings, w...)
 	case 12:
-		if err := kellerInfo(b, data); err != nil {
+		if err := kellerInfo(b, rec); err != nil {
 			return Result{}, err
 		}
 	default:
 		warnings = append(warnings, kellerUnsupported)
 	}
-	return Result{Data: data, Samples: ApplyMappings(data, kellerMappings), Warnings: warnings}, nil
+	return Result{Record: rec, Samples: rec.ApplyMappings(kellerMappings), Warnings: warnings}, nil
 }
 
 // kellerMeasurements reads function 1: connection type, channel bitmap and
 // one float32 per set bit, lowest channel first.
-func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
+func kellerMeasurements(b []byte, r *Record) ([]string, error) {
 	if err := needBytes(b, 4, "keller measurement header"); err != nil {
 		return nil, err
 	}
@@ -86,13 +86,13 @@ func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
 		// argument would allocate on every frame.
 		return nil, needBytes(b, 4+4*n, fmt.Sprintf("keller measurement with %d channels", n))
 	}
-	data["ct"] = ct
+	r.Number("ct", float64(ct))
 	var bitmap [16]byte // the mask as the reference prints it, bit 15 first
 	for i := range bitmap {
 		bitmap[i] = '0' + byte(mask>>(15-i)&1)
 	}
-	data["channel"] = string(bitmap[:])
-	data["channelCount"] = n
+	r.String("channel", string(bitmap[:]))
+	r.Number("channelCount", float64(n))
 	names := kellerChannelNames[ct]
 	var warnings []string
 	off := 4
@@ -110,24 +110,24 @@ func kellerMeasurements(b []byte, data map[string]any) ([]string, error) {
 			name = "channel_" + strconv.Itoa(ch)
 			warnings = append(warnings, fmt.Sprintf("connection type %d channel %d has no documented name; stored as %s", ct, ch, name))
 		}
-		data[name] = v
+		r.Number(name, v)
 	}
 	return warnings, nil
 }
 
 // kellerInfo reads function 12, the device information frame.
-func kellerInfo(b []byte, data map[string]any) error {
+func kellerInfo(b []byte, r *Record) error {
 	if err := needBytes(b, 20, "keller device information"); err != nil {
 		return err
 	}
-	data["class_group_text"] = fmt.Sprintf("%02d.%02d", b[2], b[3])
-	data["sw_version_text"] = fmt.Sprintf("%02d.%02d", b[4], b[5])
-	data["serial_number"] = binary.BigEndian.Uint32(b[6:10])
+	r.String("class_group_text", fmt.Sprintf("%02d.%02d", b[2], b[3]))
+	r.String("sw_version_text", fmt.Sprintf("%02d.%02d", b[4], b[5]))
+	r.Number("serial_number", float64(binary.BigEndian.Uint32(b[6:10])))
 	secs := binary.BigEndian.Uint32(b[10:14])
-	data["device_local_datetime"] = kellerEpoch.Add(time.Duration(secs) * time.Second).Format(time.DateTime)
-	data["battery_voltage"] = float64(math.Float32frombits(binary.BigEndian.Uint32(b[14:18])))
-	data["battery_capacity_percentage"] = b[18]
-	data["humidity_percentage"] = b[19]
+	r.String("device_local_datetime", kellerEpoch.Add(time.Duration(secs)*time.Second).Format(time.DateTime))
+	r.Number("battery_voltage", float64(math.Float32frombits(binary.BigEndian.Uint32(b[14:18]))))
+	r.Number("battery_capacity_percentage", float64(b[18]))
+	r.Number("humidity_percentage", float64(b[19]))
 	return nil
 }
 

@@ -21,7 +21,7 @@ func TestKeller(t *testing.T) {
 		{
 			name: "no channels", fport: 1, hex: "01030000",
 			check: func(t *testing.T, res Result) {
-				if res.DataMap()["channelCount"] != 0 || res.DataMap()["channel"] != "0000000000000000" {
+				if res.DataMap()["channelCount"] != 0.0 || res.DataMap()["channel"] != "0000000000000000" {
 					t.Errorf("data %v", res.DataMap())
 				}
 			},
