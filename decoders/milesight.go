@@ -39,8 +39,8 @@ import (
 //     record time before 2015 means the device clock was never set: that
 //     record stays in Data only, with a warning, rather than be written
 //     at 1970. Models whose record layout is not documented or not
-//     known (AM307/AM308, the plain AM319, EM300-TH/MCS) keep the
-//     stop-with-warning rule for it.
+//     known (AM307/AM308, the plain AM319) keep the stop-with-warning
+//     rule for it.
 
 // msField is one (channel id, channel type) pair.
 type msField struct {
@@ -404,14 +404,19 @@ var (
 		msHistory(0x20, msTemperature, msHumidity, msCO2),
 	), maps: msAirMap}
 
+	// EM300-TH and EM300-MCS history records: SensorDecoders
+	// em-series/em300-th and em300-mcs READMEs (the TH's last byte is
+	// reserved).
 	milesightEM300TH = &milesightModel{name: "milesight em300-th", fields: msFields(
 		msBattery, msTemperature, msHumidity,
+		msHistory(0x20, msTemperature, msHumidity, msField{size: 1}),
 	), maps: msAirMap}
 
 	// EM300-MCS: magnet 0 is closed, 1 open (EM300 series user guide).
 	milesightEM300MCS = &milesightModel{name: "milesight em300-mcs", fields: msFields(
 		msBattery, msTemperature, msHumidity,
 		msU8(0x06, 0x00, "magnet", 1),
+		msHistory(0x20, msTemperature, msHumidity, msU8(0, 0, "magnet", 1)),
 	), maps: msAirMap, samples: func(d map[string]any, out []Sample) []Sample {
 		if m, ok := d["magnet"].(float64); ok {
 			state := "closed"

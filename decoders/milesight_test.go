@@ -369,6 +369,25 @@ func TestMilesight(t *testing.T) {
 			warnings: 1,
 		},
 		{name: "AM319 history cut off", model: "milesight-am319l-hcho", hex: "20ce9e74466310017c000102a8032500662720003000", err: ErrTruncated},
+		{
+			// em300-th README history example; its last byte is reserved.
+			name: "EM300-TH history (README example)", model: "milesight-em300-th", hex: "20ce9e74466310015d00",
+			data: map[string]any{"history": []any{map[string]any{"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+			},
+		},
+		{
+			// em300-mcs README history example: magnet 1 is open.
+			name: "EM300-MCS history (README example)", model: "milesight-em300-mcs", hex: "20ce9e74466310015d01",
+			data: map[string]any{"history": []any{map[string]any{"timestamp": 1665561758.0, "temperature": 27.2, "humidity": 46.5, "magnet": 1.0}}},
+			samples: []Sample{
+				{Quantity: "air.temperature", Value: 27.2, Time: msTestTime},
+				{Quantity: "air.relativeHumidity", Value: 46.5, Time: msTestTime},
+				{Quantity: "action.contactState", Value: "open", Time: msTestTime},
+			},
+		},
 		{name: "AM102 history cut off", model: "milesight-am102", hex: "20ce9e74466310", err: ErrTruncated},
 		{name: "unknown first pair", model: "milesight-am307", hex: "056a4900", err: ErrInvalid},
 		{name: "VS133 line 5 does not exist", model: "milesight-vs133", hex: "11cc00000000", err: ErrInvalid},
