@@ -17,8 +17,9 @@ import (
 // into it with Number, String, Bool and Null, and closes it with End; keys
 // of array elements are ignored. Writing a key twice is allowed: in Map the
 // later value wins, as a second assignment to a JavaScript object does.
-// Opening an object whose key its parent already holds adds to that object
-// (Cayenne LPP groups a type's channels so).
+// Opening an object or an array whose key its parent already holds adds to
+// it (Cayenne LPP groups a type's channels in one object; history records
+// read one by one go into one list).
 type Record struct {
 	nodes []node
 	open  int32 // innermost open container, or -1
@@ -134,7 +135,12 @@ func (r *Record) fillObject(m map[string]any, c int32, i int) int {
 			}
 			i = r.fillObject(sub, int32(i), i+1)
 		case kindArray:
-			m[n.key], i = r.fillArray(int32(i), i+1)
+			var s []any
+			s, i = r.fillArray(int32(i), i+1)
+			if prev, ok := m[n.key].([]any); ok {
+				s = append(prev, s...)
+			}
+			m[n.key] = s
 		default:
 			m[n.key] = n.Any()
 			i++
@@ -179,7 +185,11 @@ func (r *Record) Flat(fn func(key string, v Value)) {
 
 func (r *Record) flat(keys *strings.Builder, fn func(string, Value), c int32, prefix string, i int) int {
 	inArray := c >= 0 && r.nodes[c].Kind == kindArray
-	for elem := 0; i < len(r.nodes) && r.nodes[i].parent == c; elem++ {
+	elem := 0
+	if inArray {
+		elem = r.earlierElements(c)
+	}
+	for ; i < len(r.nodes) && r.nodes[i].parent == c; elem++ {
 		n := &r.nodes[i]
 		key := n.key
 		if c >= 0 {
@@ -206,6 +216,22 @@ func (r *Record) flat(keys *strings.Builder, fn func(string, Value), c int32, pr
 		i++
 	}
 	return i
+}
+
+// earlierElements counts the elements of the arrays that array c's parent
+// opened under c's key before c: c's elements are numbered after them, as
+// Map appends them.
+func (r *Record) earlierElements(c int32) int {
+	n := 0
+	key, parent := r.nodes[c].key, r.nodes[c].parent
+	for j := parent + 1; j < c; j++ {
+		// An element of an earlier array of the same key: its parent is
+		// that array, a sibling of c.
+		if p := r.nodes[j].parent; p > parent && r.nodes[p].parent == parent && r.nodes[p].Kind == kindArray && r.nodes[p].key == key {
+			n++
+		}
+	}
+	return n
 }
 
 // Lookup returns the value at path, whose keys are joined with ".", as

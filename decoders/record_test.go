@@ -91,6 +91,34 @@ func TestRecord(t *testing.T) {
 			look: map[string]any{"counts.0": nil, "ids.0.value": nil, "value": nil},
 		},
 		{
+			name: "an array reopened by key appends (history records read one by one)",
+			write: func(r *Record) {
+				r.Number("t", 20)
+				r.Array("history")
+				r.Object("")
+				r.Number("t", 19)
+				r.End()
+				r.End()
+				r.Object("inner")
+				r.Array("history") // another parent: another list
+				r.Number("", 1)
+				r.End()
+				r.End()
+				r.Array("history")
+				r.Object("")
+				r.Number("t", 18)
+				r.End()
+				r.Number("", 17)
+				r.End()
+			},
+			data: map[string]any{
+				"t":       20.0,
+				"history": []any{map[string]any{"t": 19.0}, map[string]any{"t": 18.0}, 17.0},
+				"inner":   map[string]any{"history": []any{1.0}},
+			},
+			flat: []flat{{"t", 20.0}, {"history_0_t", 19.0}, {"inner_history_0", 1.0}, {"history_1_t", 18.0}, {"history_2", 17.0}},
+		},
+		{
 			name: "a key with a dot",
 			write: func(r *Record) {
 				r.Number("a.b", 1)
