@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dop251/goja"
+
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
@@ -68,6 +70,49 @@ func BenchmarkScriptDecodeParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkScriptCodecOnly calls each codec's entry points (and
+// normalizeUplink) directly, with arguments built once and no export to
+// Go: the cost of the codec's own JavaScript in goja, which no change to
+// the engine can lower. BenchmarkScriptDecode minus this is the engine.
+func BenchmarkScriptCodecOnly(b *testing.B) {
+	for _, bc := range benchCodecs {
+		payload, _ := hex.DecodeString(bc.hex)
+		in := decoders.Input{FPort: bc.fport, Bytes: payload}
+		b.Run(bc.model, func(b *testing.B) {
+			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
+			e, err := c.get()
+			if err != nil {
+				b.Fatal(err)
+			}
+			args, err := e.args(in)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var norm *goja.Object
+			if e.normalize != nil {
+				ret, err := e.entry(goja.Undefined(), args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				norm = e.rt.NewObject()
+				_ = norm.Set("data", ret.ToObject(e.rt).Get("data"))
+			}
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				if _, err := e.entry(goja.Undefined(), args...); err != nil {
+					b.Fatal(err)
+				}
+				if norm != nil {
+					if _, err := e.normalize(goja.Undefined(), norm); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
 		})
 	}
 }

@@ -34,33 +34,48 @@ func toGo(x any, depth int) (any, error) {
 	}
 	switch v := x.(type) {
 	case nil, bool, string:
-		return v, nil
+		return x, nil
 	case int64:
+		if v >= 0 && v < int64(len(smallInts)) {
+			return smallInts[v], nil
+		}
 		return float64(v), nil
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, nil
 		}
-		return v, nil
+		return x, nil // x, not v: returning v would box it again
 	case map[string]any:
 		// Converted in place: Export made this map for us alone (codecs
 		// see only JavaScript values, never a wrapped Go map), and a copy
-		// would cost an allocation and a rehash per object.
+		// would cost an allocation and a rehash per object. Only values
+		// that change are written back.
 		for k, e := range v {
+			if settled(e) {
+				continue
+			}
 			g, err := toGo(e, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
-			if g == skip {
-				delete(v, k)
-			} else {
-				v[k] = g
+			switch e.(type) {
+			case map[string]any, []any:
+				// Converted in place, so already in v.
+			default:
+				if g == skip {
+					delete(v, k)
+				} else {
+					v[k] = g
+				}
 			}
 		}
-		return v, nil
+		return x, nil
 	case []any:
 		// In place too, for the same reason.
 		for i, e := range v {
+			if settled(e) {
+				continue
+			}
 			g, err := toGo(e, depth+1)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
@@ -70,7 +85,7 @@ func toGo(x any, depth int) (any, error) {
 			}
 			v[i] = g
 		}
-		return v, nil
+		return x, nil
 	case time.Time:
 		return v.UTC().Format("2006-01-02T15:04:05.000Z"), nil
 	case *big.Int:
@@ -103,6 +118,29 @@ func toGo(x any, depth int) (any, error) {
 	}
 	return fmt.Sprint(x), nil
 }
+
+// settled reports whether an exported value is already in its final
+// shape, so toGo need not look at it again.
+func settled(x any) bool {
+	switch v := x.(type) {
+	case nil, bool, string:
+		return true
+	case float64:
+		return !math.IsNaN(v) && !math.IsInf(v, 0)
+	}
+	return false
+}
+
+// smallInts holds small whole numbers boxed as float64. Export gives a
+// whole number as int64, which toGo must turn into float64; counts,
+// percentages and raw readings are mostly small, and boxing each anew
+// was an allocation per field.
+var smallInts = func() (s [1024]any) {
+	for i := range s {
+		s[i] = float64(i)
+	}
+	return s
+}()
 
 // small holds the decimal strings of small array indexes, so reading
 // an array from Go does not format each index anew.

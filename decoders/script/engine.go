@@ -27,6 +27,12 @@ type engine struct {
 	// cleared before the runtime is used again.
 	timer *time.Timer
 	fired chan struct{}
+
+	// items and argv are reused to build each call's arguments: NewArray
+	// copies items into the array it makes, and the call copies argv
+	// onto the JavaScript stack.
+	items []any
+	argv  [3]goja.Value
 }
 
 // errDeadline is the value a timed-out runtime is interrupted with.
@@ -165,54 +171,64 @@ func (c *Codec) classify(fn string, err error) (error, bool) {
 	return &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s: %v", c.file, fn, err)}, true
 }
 
+// args builds the arguments of e's entry point for one payload: fresh
+// JavaScript values each time, as The Things Stack and ChirpStack give
+// them, so a codec that keeps, extends or freezes its input cannot
+// affect the next uplink.
+func (e *engine) args(in decoders.Input) ([]goja.Value, error) {
+	rt := e.rt
+	items := e.items[:0]
+	for _, b := range in.Bytes {
+		items = append(items, int64(b)) // small ints box without allocating
+	}
+	e.items = items
+	bytes := rt.NewArray(items...)
+	vars := rt.NewObject()
+	for k, v := range in.Variables {
+		_ = vars.Set(k, v)
+	}
+	fport := rt.ToValue(int64(in.FPort))
+	switch e.style {
+	case StyleUplink:
+		t := in.Time
+		if t.IsZero() {
+			t = time.Now()
+		}
+		recv, err := rt.New(e.date, rt.ToValue(t.UnixMilli()))
+		if err != nil {
+			return nil, err
+		}
+		input := rt.NewObject()
+		_ = input.Set("bytes", bytes)
+		_ = input.Set("fPort", fport)
+		_ = input.Set("recvTime", recv)
+		_ = input.Set("variables", vars)
+		return append(e.argv[:0], input), nil
+	case StyleChirpStackV3:
+		return append(e.argv[:0], fport, bytes, vars), nil
+	}
+	return append(e.argv[:0], bytes, fport), nil
+}
+
 // run decodes one payload on e. It reports whether e must be discarded.
 func (c *Codec) run(e *engine, in decoders.Input) (out Output, err error, broken bool) {
-	rt := e.rt
 	fn := e.style.String()
 	var data goja.Value
 	err = e.call(c.opts.Timeout, func() error {
-		items := make([]any, len(in.Bytes))
-		for i, b := range in.Bytes {
-			items[i] = int64(b) // small ints box without allocating
+		args, err := e.args(in)
+		if err != nil {
+			return err
 		}
-		bytes := rt.NewArray(items...)
-		vars := rt.NewObject()
-		for k, v := range in.Variables {
-			_ = vars.Set(k, v)
+		ret, err := e.entry(goja.Undefined(), args...)
+		clear(args) // not to keep this uplink's values alive in the pool
+		if err != nil {
+			return err
 		}
-		fport := rt.ToValue(int64(in.FPort))
-		var ret goja.Value
-		var err error
-		switch e.style {
-		case StyleUplink:
-			t := in.Time
-			if t.IsZero() {
-				t = time.Now()
-			}
-			recv, err := rt.New(e.date, rt.ToValue(t.UnixMilli()))
-			if err != nil {
-				return err
-			}
-			input := rt.NewObject()
-			_ = input.Set("bytes", bytes)
-			_ = input.Set("fPort", fport)
-			_ = input.Set("recvTime", recv)
-			_ = input.Set("variables", vars)
-			if ret, err = e.entry(goja.Undefined(), input); err != nil {
-				return err
-			}
+		if e.style == StyleUplink {
 			if data, out.Warnings, err = c.result(fn, ret); err != nil {
 				return err
 			}
-		case StyleChirpStackV3:
-			if ret, err = e.entry(goja.Undefined(), fport, bytes, vars); err != nil {
-				return err
-			}
-			data = ret
-		case StyleTTNv2:
-			if ret, err = e.entry(goja.Undefined(), bytes, fport); err != nil {
-				return err
-			}
+		} else {
 			data = ret
 		}
 		out.Data, err = c.exportData(fn, data)
@@ -228,7 +244,7 @@ func (c *Codec) run(e *engine, in decoders.Input) (out Output, err error, broken
 
 	const nfn = "normalizeUplink"
 	err = e.call(c.opts.Timeout, func() error {
-		input := rt.NewObject()
+		input := e.rt.NewObject()
 		_ = input.Set("data", data)
 		ret, err := e.normalize(goja.Undefined(), input)
 		if err != nil {

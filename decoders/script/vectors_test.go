@@ -137,8 +137,8 @@ func TestScriptVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("native: %v", err)
 			}
-			if !reflect.DeepEqual(comparable(res.Data), comparable(nres.Data)) {
-				t.Fatalf("script and native data differ:\nscript %v\nnative %v", res.Data, nres.Data)
+			if !reflect.DeepEqual(comparable(res.Data), comparable(nres.DataMap())) {
+				t.Fatalf("script and native data differ:\nscript %v\nnative %v", res.Data, nres.DataMap())
 			}
 		})
 	}
