@@ -85,6 +85,6 @@ func decodePulse(in Input) (Result, error) {
 	r.End()
 	// Only t=0 becomes a sample: the history period that spaces the older
 	// values is a device register (S321), not part of the frame.
-	s := Sample{Quantity: "metering.pulse.count", Value: float64(now), Channel: channel, Time: ts}
+	s := Sample{Quantity: "metering.pulse.count", Value: NumberVal(float64(now)), Channel: channel, Time: ts}
 	return Result{Record: r, Samples: []Sample{s}}, nil
 }

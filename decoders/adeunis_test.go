@@ -25,12 +25,12 @@ func TestPulse(t *testing.T) {
 		{
 			name: "channel B, no timestamp, no history", hex: "5b01000f4240",
 			counts: []any{1000000.0},
-			sample: Sample{Quantity: "metering.pulse.count", Value: 1000000.0, Channel: "B"},
+			sample: Sample{Quantity: "metering.pulse.count", Value: NumberVal(1000000.0), Channel: "B"},
 		},
 		{
 			name: "channel A with timestamp at the epoch", hex: "5ae5" + "0000000a" + "0003" + "00000000",
 			counts: []any{10.0, 7.0}, ts: "2013-01-01T00:00:00.000",
-			sample: Sample{Quantity: "metering.pulse.count", Value: 10.0, Channel: "A", Time: pulseEpoch},
+			sample: Sample{Quantity: "metering.pulse.count", Value: NumberVal(10.0), Channel: "A", Time: pulseEpoch},
 		},
 	}
 	for _, tt := range tests {
@@ -63,7 +63,7 @@ func TestPulseVectorTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := time.Date(2023, 12, 28, 19, 22, 17, 0, time.UTC)
-	if len(res.Samples) != 1 || !res.Samples[0].Time.Equal(want) || res.Samples[0].Value != 295.0 {
+	if len(res.Samples) != 1 || !res.Samples[0].Time.Equal(want) || res.Samples[0].Value != NumberVal(295) {
 		t.Errorf("samples %v, want 295 pulses at %v", res.Samples, want)
 	}
 }

@@ -57,7 +57,7 @@ func TestTPS110(t *testing.T) {
 			}
 			var want []Sample
 			if tt.occupied != nil {
-				want = []Sample{{Quantity: "parking.occupied", Value: tt.occupied}}
+				want = []Sample{{Quantity: "parking.occupied", Value: BoolVal(tt.occupied.(bool))}}
 			}
 			if !reflect.DeepEqual(res.Samples, want) {
 				t.Errorf("samples %v, want %v", res.Samples, want)

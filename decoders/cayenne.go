@@ -174,9 +174,9 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 				// Most records carry one mapped quantity: room for all.
 				samples = make([]Sample, 0, len(b)/3)
 			}
-			s := Sample{Quantity: q, Value: vals[c], Channel: chs}
+			s := Sample{Quantity: q, Value: NumberVal(vals[c]), Channel: chs}
 			if k.isBool {
-				s.Value = vals[c] != 0
+				s.Value = BoolVal(vals[c] != 0)
 			}
 			samples = putSample(samples, s)
 		}

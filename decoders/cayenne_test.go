@@ -204,26 +204,26 @@ func TestCayenneSamples(t *testing.T) {
 		want []Sample
 	}{
 		{"temperature and humidity on two channels", "03670110056700ff02686c", []Sample{
-			{Quantity: "air.temperature", Value: 27.2, Channel: "3"},
-			{Quantity: "air.temperature", Value: 25.5, Channel: "5"},
-			{Quantity: "air.relativeHumidity", Value: 54.0, Channel: "2"},
+			{Quantity: "air.temperature", Value: NumberVal(27.2), Channel: "3"},
+			{Quantity: "air.temperature", Value: NumberVal(25.5), Channel: "5"},
+			{Quantity: "air.relativeHumidity", Value: NumberVal(54.0), Channel: "2"},
 		}},
 		{"gps", "018806765ff2960a0003e8", []Sample{
-			{Quantity: "position.latitude", Value: 42.3519, Channel: "1"},
-			{Quantity: "position.longitude", Value: -87.9094, Channel: "1"},
-			{Quantity: "position.altitude", Value: 10.0, Channel: "1"},
+			{Quantity: "position.latitude", Value: NumberVal(42.3519), Channel: "1"},
+			{Quantity: "position.longitude", Value: NumberVal(-87.9094), Channel: "1"},
+			{Quantity: "position.altitude", Value: NumberVal(10.0), Channel: "1"},
 		}},
 		{"presence, illuminance, barometer", "0166010165012c0a7329ef", []Sample{
-			{Quantity: "action.motion.detected", Value: true, Channel: "1"},
-			{Quantity: "air.lightIntensity", Value: 300.0, Channel: "1"},
-			{Quantity: "air.pressure", Value: 1073.5, Channel: "10"},
+			{Quantity: "action.motion.detected", Value: BoolVal(true), Channel: "1"},
+			{Quantity: "air.lightIntensity", Value: NumberVal(300.0), Channel: "1"},
+			{Quantity: "air.pressure", Value: NumberVal(1073.5), Channel: "10"},
 		}},
-		{"no presence", "016600", []Sample{{Quantity: "action.motion.detected", Value: false, Channel: "1"}}},
-		{"repeated channel overwrites", "0367011003670111", []Sample{{Quantity: "air.temperature", Value: 27.3, Channel: "3"}}},
+		{"no presence", "016600", []Sample{{Quantity: "action.motion.detected", Value: BoolVal(false), Channel: "1"}}},
+		{"repeated channel overwrites", "0367011003670111", []Sample{{Quantity: "air.temperature", Value: NumberVal(27.3), Channel: "3"}}},
 		// Voltage, current, concentration, power, energy, percentage:
 		// no catalogue quantity means the same thing on every device.
 		{"extended types stay in data", "037457b8017500ed057d0fef05800d7a01780f", nil},
-		{"altitude", "0579ffef", []Sample{{Quantity: "position.altitude", Value: -17.0, Channel: "5"}}},
+		{"altitude", "0579ffef", []Sample{{Quantity: "position.altitude", Value: NumberVal(-17.0), Channel: "5"}}},
 		{"empty payload", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

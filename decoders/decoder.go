@@ -54,9 +54,9 @@ func (r Result) ApplyMappings(maps []Mapping) []Sample {
 // Sample is one value of a catalogue quantity.
 type Sample struct {
 	Quantity string // catalogue path, e.g. "air.temperature"
-	// Value is float64 for number quantities, bool for booleans and string
-	// for enums; Normalize and Check enforce that.
-	Value any
+	// Value is a number for number quantities, a bool for booleans and a
+	// string for enums; Normalize and Check enforce that.
+	Value Value
 	// Channel tells apart several probes of one quantity on one device
 	// (Cayenne LPP channel, external probe); written as the channel tag.
 	Channel string
@@ -118,74 +118,49 @@ func (m Mapped) Decode(in Input) (Result, error) {
 	return Result{Record: r, Samples: r.ApplyMappings(m.Map)}, nil
 }
 
-// ApplyMappings returns one sample for each mapping whose key holds a number
-// or a bool in data.
+// ApplyMappings returns one sample for each mapping whose key holds a
+// number, a bool or a string in data.
 func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
-	if len(maps) == 0 || len(data) == 0 {
-		return nil
-	}
-	out := make([]Sample, 0, min(len(maps), len(data)))
+	var out []Sample
 	for _, mp := range maps {
-		v, ok := lookupPath(data, mp.Key)
+		x, ok := lookupPath(data, mp.Key)
 		if !ok {
 			continue
 		}
-		switch x := v.(type) {
-		case bool, string:
-			out = append(out, Sample{Quantity: mp.Quantity, Value: x})
-		case float64:
-			if mp.Scale == 0 || mp.Scale == 1 {
-				// Reuse the decoder's box: one allocation less per sample.
-				out = append(out, Sample{Quantity: mp.Quantity, Value: v})
-				continue
-			}
-			out = append(out, Sample{Quantity: mp.Quantity, Value: x * mp.Scale})
-		default:
-			f, ok := ToFloat(v)
-			if !ok {
-				continue
-			}
-			if mp.Scale != 0 {
-				f *= mp.Scale
-			}
-			out = append(out, Sample{Quantity: mp.Quantity, Value: f})
+		if v, ok := ValueOf(x); ok {
+			out = appendMapped(out, mp, v, len(maps))
 		}
-	}
-	if len(out) == 0 {
-		return nil // no sample, as callers compare
 	}
 	return out
 }
 
-// ApplyMappings returns one sample for each mapping whose key holds a number
-// or a bool in r.
+// ApplyMappings returns one sample for each mapping whose key holds a
+// number, a bool or a string in r.
 func (r *Record) ApplyMappings(maps []Mapping) []Sample {
 	var out []Sample
 	for _, mp := range maps {
-		v, ok := r.Lookup(mp.Key)
-		if !ok {
-			continue
+		if v, ok := r.Lookup(mp.Key); ok {
+			out = appendMapped(out, mp, v, len(maps))
 		}
-		s := Sample{Quantity: mp.Quantity}
-		switch v.Kind {
-		case NumberValue:
-			if mp.Scale != 0 {
-				v.Num *= mp.Scale
-			}
-			s.Value = v.Num
-		case BoolValue:
-			s.Value = v.Bool
-		case StringValue:
-			s.Value = v.Str
-		default:
-			continue
-		}
-		if out == nil {
-			out = make([]Sample, 0, len(maps))
-		}
-		out = append(out, s)
 	}
 	return out
+}
+
+// appendMapped appends v as mp's sample, scaled if it is a number; null
+// makes no sample. The first sample makes room for n.
+func appendMapped(out []Sample, mp Mapping, v Value, n int) []Sample {
+	switch v.Kind {
+	case Null:
+		return out
+	case NumberValue:
+		if mp.Scale != 0 {
+			v.Num *= mp.Scale
+		}
+	}
+	if out == nil {
+		out = make([]Sample, 0, n)
+	}
+	return append(out, Sample{Quantity: mp.Quantity, Value: v})
 }
 
 func lookupPath(data map[string]any, path string) (any, bool) {

@@ -65,8 +65,8 @@ func decodeDF703(in Input) (Result, error) {
 		// Coordinates are taken from the float, not the rounded strings.
 		return Result{Record: r, Samples: []Sample{
 			df703Distance(level),
-			{Quantity: "position.latitude", Value: lat},
-			{Quantity: "position.longitude", Value: lon},
+			{Quantity: "position.latitude", Value: NumberVal(lat)},
+			{Quantity: "position.longitude", Value: NumberVal(lon)},
 		}}, nil
 	}
 }
@@ -113,5 +113,5 @@ func df703Params(b []byte, r *Record) {
 // df703Distance maps a level report's level, the distance from the sensor
 // to the waste surface (mm → m).
 func df703Distance(mm uint16) Sample {
-	return Sample{Quantity: "level.distance", Value: float64(mm) / 1000}
+	return Sample{Quantity: "level.distance", Value: NumberVal(float64(mm) / 1000)}
 }

@@ -27,7 +27,7 @@ func TestDF703(t *testing.T) {
 			// with a zero sign byte the tilt is positive.
 			name: "positive angle", fport: 3, hex: "8000010111" + "04b0" + "0019" + "000f" + "0000" + "0007" + "0081",
 			want:    map[string]any{"angle": 15.0, "level": 1200.0, "frameCounter": 7.0},
-			samples: []Sample{{Quantity: "level.distance", Value: 1.2}},
+			samples: []Sample{{Quantity: "level.distance", Value: NumberVal(1.2)}},
 		},
 		{
 			name: "negative angle, frost, all alarms", fport: 3, hex: "8000010211" + "0064" + "00f6" + "012d" + "1101" + "0100" + "0081",
@@ -36,14 +36,14 @@ func TestDF703(t *testing.T) {
 				"alarmLevel": true, "alarmFire": true, "alarmFall": false, "alarmBattery": true,
 				"frameCounter": 256.0,
 			},
-			samples: []Sample{{Quantity: "level.distance", Value: 0.1}},
+			samples: []Sample{{Quantity: "level.distance", Value: NumberVal(0.1)}},
 		},
 		{
 			name: "gps position sample", fport: 3, hex: "800001011907d001cd03e942ef272042190000000000010081",
 			samples: []Sample{
-				{Quantity: "level.distance", Value: 2.0},
-				{Quantity: "position.latitude", Value: 40.038997650146484},
-				{Quantity: "position.longitude", Value: 116.5074234008789},
+				{Quantity: "level.distance", Value: NumberVal(2.0)},
+				{Quantity: "position.latitude", Value: NumberVal(40.038997650146484)},
+				{Quantity: "position.longitude", Value: NumberVal(116.5074234008789)},
 			},
 		},
 		{

@@ -22,9 +22,9 @@ func TestDragino(t *testing.T) {
 				"Hum_SHT": 88.6, "TempC_DS": 27.81, "TempC_SHT": 28.29,
 			},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.062},
-				{Quantity: "air.temperature", Value: 28.29},
-				{Quantity: "air.relativeHumidity", Value: 88.6},
+				{Quantity: "battery", Value: NumberVal(3.062)},
+				{Quantity: "air.temperature", Value: NumberVal(28.29)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(88.6)},
 			},
 		},
 		{
@@ -34,9 +34,9 @@ func TestDragino(t *testing.T) {
 				"Hum_SHT": 88.6, "TempC_DS": 327.67, "TempC_SHT": -5.0,
 			},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.062},
-				{Quantity: "air.temperature", Value: -5.0},
-				{Quantity: "air.relativeHumidity", Value: 88.6},
+				{Quantity: "battery", Value: NumberVal(3.062)},
+				{Quantity: "air.temperature", Value: NumberVal(-5.0)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(88.6)},
 			},
 		},
 		{
@@ -46,10 +46,10 @@ func TestDragino(t *testing.T) {
 				"Work_mode": "Illumination Sensor", "ILL_lx": 300.0,
 			},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.0},
-				{Quantity: "air.temperature", Value: 24.0},
-				{Quantity: "air.relativeHumidity", Value: 50.0},
-				{Quantity: "air.lightIntensity", Value: 300.0},
+				{Quantity: "battery", Value: NumberVal(3.0)},
+				{Quantity: "air.temperature", Value: NumberVal(24.0)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(50.0)},
+				{Quantity: "air.lightIntensity", Value: NumberVal(300.0)},
 			},
 		},
 		{
@@ -59,9 +59,9 @@ func TestDragino(t *testing.T) {
 				"Work_mode": "Interrupt Sensor send", "Exti_pin_level": "High", "Exti_status": "False",
 			},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.0},
-				{Quantity: "air.temperature", Value: 24.0},
-				{Quantity: "air.relativeHumidity", Value: 50.0},
+				{Quantity: "battery", Value: NumberVal(3.0)},
+				{Quantity: "air.temperature", Value: NumberVal(24.0)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(50.0)},
 			},
 		},
 		{
@@ -71,9 +71,9 @@ func TestDragino(t *testing.T) {
 				"Work_mode": "Interrupt Sensor count", "Exit_count": 2147483649.0,
 			},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.0},
-				{Quantity: "air.temperature", Value: 24.0},
-				{Quantity: "air.relativeHumidity", Value: 50.0},
+				{Quantity: "battery", Value: NumberVal(3.0)},
+				{Quantity: "air.temperature", Value: NumberVal(24.0)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(50.0)},
 			},
 		},
 		{
@@ -83,8 +83,8 @@ func TestDragino(t *testing.T) {
 				"Work_mode": "DS18B20 & timestamp", "Systimestamp": 1710612736.0,
 			},
 			samples: []Sample{
-				{Quantity: "air.temperature", Value: 24.0},
-				{Quantity: "air.relativeHumidity", Value: 50.0},
+				{Quantity: "air.temperature", Value: NumberVal(24.0)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(50.0)},
 			},
 		},
 		{
@@ -92,7 +92,7 @@ func TestDragino(t *testing.T) {
 			data: map[string]any{
 				"BatV": 3.0, "Bat_status": 0.0, "Work_mode": "DS18B20ID", "ID": "28 ff 64 03 1e 4e 8a 0b ",
 			},
-			samples: []Sample{{Quantity: "battery", Value: 3.0}},
+			samples: []Sample{{Quantity: "battery", Value: NumberVal(3.0)}},
 		},
 		{name: "LHT65 wrong port", model: "dragino-lht65", port: 42, hex: "cbf60b0d0376010add7fff", err: ErrInvalid},
 		{name: "LHT65 poll reply", model: "dragino-lht65", port: 2, hex: "cbf60b0d0376410add7fff", err: ErrInvalid},
@@ -102,10 +102,10 @@ func TestDragino(t *testing.T) {
 			name: "LSE01 (vector, corrected to numbers)", model: "dragino-lse01", port: 2, hex: "ce2900f107a5099b6e2890",
 			data: map[string]any{"Bat": 3.625, "TempC_DS18B20": 24.1, "conduct_SOIL": 28200.0, "temp_SOIL": 24.59, "water_SOIL": 19.57},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.625},
-				{Quantity: "soil.moisture", Value: 19.57},
-				{Quantity: "soil.temperature", Value: 24.59},
-				{Quantity: "soil.ec", Value: 28.2},
+				{Quantity: "battery", Value: NumberVal(3.625)},
+				{Quantity: "soil.moisture", Value: NumberVal(19.57)},
+				{Quantity: "soil.temperature", Value: NumberVal(24.59)},
+				{Quantity: "soil.ec", Value: NumberVal(28.2)},
 			},
 		},
 		{
@@ -114,10 +114,10 @@ func TestDragino(t *testing.T) {
 			name: "LSE01 negative temperatures", model: "dragino-lse01", port: 2, hex: "0e10ff9c0000ff9c000000",
 			data: map[string]any{"Bat": 3.6, "TempC_DS18B20": -10.0, "conduct_SOIL": 0.0, "temp_SOIL": -1.0, "water_SOIL": 0.0},
 			samples: []Sample{
-				{Quantity: "battery", Value: 3.6},
-				{Quantity: "soil.moisture", Value: 0.0},
-				{Quantity: "soil.temperature", Value: -1.0},
-				{Quantity: "soil.ec", Value: 0.0},
+				{Quantity: "battery", Value: NumberVal(3.6)},
+				{Quantity: "soil.moisture", Value: NumberVal(0.0)},
+				{Quantity: "soil.temperature", Value: NumberVal(-1.0)},
+				{Quantity: "soil.ec", Value: NumberVal(0.0)},
 			},
 		},
 		{
@@ -129,8 +129,8 @@ func TestDragino(t *testing.T) {
 				"TempC_SHT": 22.53, "Hum_SHT": 54.4, "TempC_DS": -26.18, "Ext": 1.0, "Systimestamp": 1701180897.0,
 			},
 			samples: []Sample{
-				{Quantity: "air.temperature", Value: 22.53},
-				{Quantity: "air.relativeHumidity", Value: 54.4},
+				{Quantity: "air.temperature", Value: NumberVal(22.53)},
+				{Quantity: "air.relativeHumidity", Value: NumberVal(54.4)},
 			},
 		},
 		{
@@ -140,7 +140,7 @@ func TestDragino(t *testing.T) {
 			data: map[string]any{
 				"Sensor_Model": 9.0, "Firmware_Version": "100", "Freq_Band": 1.0, "Sub_Band": 0.0, "Bat_mV": 2874.0,
 			},
-			samples: []Sample{{Quantity: "battery", Value: 2.874}},
+			samples: []Sample{{Quantity: "battery", Value: NumberVal(2.874)}},
 		},
 		{
 			name: "LHT52 probe id", model: "dragino-lht52", port: 4, hex: "28ff64031e4e8a0b",

@@ -172,10 +172,10 @@ func decodeElsys(in Input) (Result, error) {
 	samples := rec.ApplyMappings(elsysMap)
 	// Two absolute pulse inputs: one quantity, told apart by channel.
 	if v, ok := rec.Lookup("pulseAbs"); ok {
-		samples = append(samples, Sample{Quantity: "metering.pulse.count", Value: v.Num, Channel: "1"})
+		samples = append(samples, Sample{Quantity: "metering.pulse.count", Value: v, Channel: "1"})
 	}
 	if v, ok := rec.Lookup("pulseAbs2"); ok {
-		samples = append(samples, Sample{Quantity: "metering.pulse.count", Value: v.Num, Channel: "2"})
+		samples = append(samples, Sample{Quantity: "metering.pulse.count", Value: v, Channel: "2"})
 	}
 	return Result{Record: rec, Samples: samples, Warnings: warnings}, nil
 }

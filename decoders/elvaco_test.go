@@ -110,12 +110,12 @@ func TestCMi4110Samples(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Sample{
-		{Quantity: "metering.heat.total", Value: 2616752.0},
-		{Quantity: "metering.heat.power", Value: 1500.0},
-		{Quantity: "metering.heat.volume", Value: 9989.97},
-		{Quantity: "metering.heat.flow", Value: 123.456},
-		{Quantity: "metering.heat.flowTemperature", Value: 63.3},
-		{Quantity: "metering.heat.returnTemperature", Value: 54.1},
+		{Quantity: "metering.heat.total", Value: NumberVal(2616752.0)},
+		{Quantity: "metering.heat.power", Value: NumberVal(1500.0)},
+		{Quantity: "metering.heat.volume", Value: NumberVal(9989.97)},
+		{Quantity: "metering.heat.flow", Value: NumberVal(123.456)},
+		{Quantity: "metering.heat.flowTemperature", Value: NumberVal(63.3)},
+		{Quantity: "metering.heat.returnTemperature", Value: NumberVal(54.1)},
 	}
 	if !reflect.DeepEqual(res.Samples, want) {
 		t.Errorf("samples %v\nwant %v", res.Samples, want)

@@ -267,9 +267,9 @@ func ioke868Sample(mask byte, g []byte, unit int, v float64) (Sample, bool) {
 	}
 	switch {
 	case g[2] == 1 && g[3] == 8 && g[4] == 0 && unit == dlmsUnitWh:
-		return Sample{Quantity: "metering.electricity.total", Value: v / 1000}, true
+		return Sample{Quantity: "metering.electricity.total", Value: NumberVal(v / 1000)}, true
 	case g[2] == 16 && g[3] == 7 && g[4] == 0 && unit == dlmsUnitW:
-		return Sample{Quantity: "metering.electricity.power", Value: v}, true
+		return Sample{Quantity: "metering.electricity.power", Value: NumberVal(v)}, true
 	}
 	return Sample{}, false
 }

@@ -32,12 +32,12 @@ func TestIOKE868(t *testing.T) {
 			// 1-0:1.8.0*255 in Wh with scaler 0: the total register.
 			name: "energy total sample", fport: 5, hex: "400cfc0100010800ff1e00" + "0186a0",
 			obj:     map[string]any{"OBIS_ID": "1_0_1_8_0_255", "unit": "Wh", "value": 100000.0, "Scaler": 0.0},
-			samples: []Sample{{Quantity: "metering.electricity.total", Value: 100.0}},
+			samples: []Sample{{Quantity: "metering.electricity.total", Value: NumberVal(100.0)}},
 		},
 		{
 			name: "power sample, positive scaler", fport: 5, hex: "400afc0100100700ff1b01" + "2a",
 			obj:     map[string]any{"OBIS_ID": "1_0_16_7_0_255", "unit": "W", "value": 420.0, "rawValue": 42.0},
-			samples: []Sample{{Quantity: "metering.electricity.power", Value: 420.0}},
+			samples: []Sample{{Quantity: "metering.electricity.power", Value: NumberVal(420.0)}},
 		},
 		{
 			// The list of OBIS objects is one array however the fields
@@ -51,8 +51,8 @@ func TestIOKE868(t *testing.T) {
 			obj:  map[string]any{"OBIS_ID": "1_0_16_7_0_255", "unit": "W", "value": 420.0},
 			objs: 2,
 			samples: []Sample{
-				{Quantity: "metering.electricity.power", Value: 420.0},
-				{Quantity: "metering.electricity.total", Value: 100.0},
+				{Quantity: "metering.electricity.power", Value: NumberVal(420.0)},
+				{Quantity: "metering.electricity.total", Value: NumberVal(100.0)},
 			},
 		},
 		{

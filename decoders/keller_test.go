@@ -54,7 +54,7 @@ func TestKeller(t *testing.T) {
 			check: func(t *testing.T, res Result) {
 				got := map[string]float64{}
 				for _, s := range res.Samples {
-					got[s.Quantity] = s.Value.(float64)
+					got[s.Quantity] = s.Value.Num
 				}
 				if got["water.pressure"] != 500 || got["air.pressure"] != 970.9699749946594 {
 					t.Errorf("samples %v", res.Samples)

@@ -128,7 +128,7 @@ var msAirMap = []Mapping{
 // msPIR turns the AM300's "pir" state into action.motion.detected.
 func msPIR(d map[string]any, out []Sample) []Sample {
 	if s, ok := d["pir"].(string); ok {
-		out = append(out, Sample{Quantity: "action.motion.detected", Value: s == "trigger"})
+		out = append(out, Sample{Quantity: "action.motion.detected", Value: BoolVal(s == "trigger")})
 	}
 	return out
 }
@@ -300,7 +300,7 @@ var msLeakage = msEnum(0x05, 0x00, "leakage_status", "leak", "normal", false)
 // msLeak turns the EM300-SLD/ZLD "leakage_status" into water.leak.
 func msLeak(d map[string]any, out []Sample) []Sample {
 	if s, ok := d["leakage_status"].(string); ok {
-		out = append(out, Sample{Quantity: "water.leak", Value: s == "leak"})
+		out = append(out, Sample{Quantity: "water.leak", Value: BoolVal(s == "leak")})
 	}
 	return out
 }
@@ -423,7 +423,7 @@ var (
 			if m != 0 {
 				state = "open"
 			}
-			out = append(out, Sample{Quantity: "action.contactState", Value: state})
+			out = append(out, Sample{Quantity: "action.contactState", Value: StringVal(state)})
 		}
 		return out
 	}}
@@ -524,10 +524,10 @@ func vs133Samples(d map[string]any, out []Sample) []Sample {
 		}
 		ch := vs133Channels[n]
 		if v, ok := l["period_in"].(float64); ok {
-			out = append(out, Sample{Quantity: "count.in", Value: v, Channel: ch})
+			out = append(out, Sample{Quantity: "count.in", Value: NumberVal(v), Channel: ch})
 		}
 		if v, ok := l["period_out"].(float64); ok {
-			out = append(out, Sample{Quantity: "count.out", Value: v, Channel: ch})
+			out = append(out, Sample{Quantity: "count.out", Value: NumberVal(v), Channel: ch})
 		}
 	}
 	return out

@@ -39,7 +39,14 @@ func Normalize(obj map[string]any) ([]Sample, []string, error) {
 		if path == "time" {
 			return nil
 		}
-		samples = append(samples, Sample{Quantity: path, Value: v, Time: t})
+		val, ok := ValueOf(v)
+		if !ok {
+			if _, known := catalogue[path]; !known {
+				return unknownQuantity(path)
+			}
+			return fmt.Errorf("%w: %s is %T (%v), want a number, a boolean or a string", ErrWrongType, path, v, v)
+		}
+		samples = append(samples, Sample{Quantity: path, Value: val, Time: t})
 		return nil
 	}); err != nil {
 		return nil, nil, err
@@ -81,18 +88,18 @@ func Check(samples []Sample) ([]Sample, []string, error) {
 	for _, s := range samples {
 		q, ok := catalogue[s.Quantity]
 		if !ok {
-			return nil, nil, fmt.Errorf("%w %q: add it to the catalogue or fix the decoder's mapping", ErrUnknownQuantity, s.Quantity)
+			return nil, nil, unknownQuantity(s.Quantity)
 		}
 		v, err := coerce(q, s.Value)
 		if err != nil {
 			return nil, nil, err
 		}
-		if f, isNum := v.(float64); isNum && !q.InRange(f) {
-			warnings = append(warnings, fmt.Sprintf("%s: %v %s out of range, dropped", q.Path, f, q.Unit))
+		if v.Kind == NumberValue && !q.InRange(v.Num) {
+			warnings = append(warnings, fmt.Sprintf("%s: %v %s out of range, dropped", q.Path, v.Num, q.Unit))
 			continue
 		}
-		if e, isStr := v.(string); isStr && !inEnum(q.Enum, e) {
-			warnings = append(warnings, fmt.Sprintf("%s: %q not one of %v, dropped", q.Path, e, q.Enum))
+		if v.Kind == StringValue && !inEnum(q.Enum, v.Str) {
+			warnings = append(warnings, fmt.Sprintf("%s: %q not one of %v, dropped", q.Path, v.Str, q.Enum))
 			continue
 		}
 		s.Value = v
@@ -101,30 +108,31 @@ func Check(samples []Sample) ([]Sample, []string, error) {
 	return kept, warnings, nil
 }
 
-func coerce(q *Quantity, v any) (any, error) {
+func unknownQuantity(path string) error {
+	return fmt.Errorf("%w %q: add it to the catalogue or fix the decoder's mapping", ErrUnknownQuantity, path)
+}
+
+func coerce(q *Quantity, v Value) (Value, error) {
 	switch q.Kind {
 	case Number:
-		if _, ok := v.(float64); ok {
-			return v, nil // already the type: boxing it again would allocate
-		}
-		if f, ok := ToFloat(v); ok {
-			return f, nil
+		if v.Kind == NumberValue {
+			return v, nil
 		}
 	case Bool:
-		switch x := v.(type) {
-		case bool:
-			return x, nil
-		case string:
-			if b, err := strconv.ParseBool(x); err == nil {
-				return b, nil
+		switch v.Kind {
+		case BoolValue:
+			return v, nil
+		case StringValue:
+			if b, err := strconv.ParseBool(v.Str); err == nil {
+				return BoolVal(b), nil
 			}
 		}
 	case Enum:
-		if s, ok := v.(string); ok {
-			return s, nil
+		if v.Kind == StringValue {
+			return v, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s is %T (%v), want %s", ErrWrongType, q.Path, v, v, q.Kind)
+	return Value{}, fmt.Errorf("%w: %s is %s (%v), want %s", ErrWrongType, q.Path, v.typeName(), v.Any(), q.Kind)
 }
 
 func inEnum(enum []string, s string) bool {

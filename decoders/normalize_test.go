@@ -19,16 +19,16 @@ func TestNormalize(t *testing.T) {
 	}{
 		{"docs example", `{"time":"2022-08-29T13:50:15Z","battery":3.3,"air":{"temperature":21.5,"location":"outdoor","pressure":1032},"water":{"leak":"true","temperature":{"current":15.6}},"action":{"motion":{"detected":true}}}`,
 			[]Sample{
-				{Quantity: "action.motion.detected", Value: true, Time: ts},
-				{Quantity: "air.location", Value: "outdoor", Time: ts},
-				{Quantity: "air.pressure", Value: 1032.0, Time: ts},
-				{Quantity: "air.temperature", Value: 21.5, Time: ts},
-				{Quantity: "battery", Value: 3.3, Time: ts},
-				{Quantity: "water.leak", Value: true, Time: ts},
-				{Quantity: "water.temperature.current", Value: 15.6, Time: ts},
+				{Quantity: "action.motion.detected", Value: BoolVal(true), Time: ts},
+				{Quantity: "air.location", Value: StringVal("outdoor"), Time: ts},
+				{Quantity: "air.pressure", Value: NumberVal(1032.0), Time: ts},
+				{Quantity: "air.temperature", Value: NumberVal(21.5), Time: ts},
+				{Quantity: "battery", Value: NumberVal(3.3), Time: ts},
+				{Quantity: "water.leak", Value: BoolVal(true), Time: ts},
+				{Quantity: "water.temperature.current", Value: NumberVal(15.6), Time: ts},
 			}, 0, nil},
 		{"out of range drops the field only", `{"air":{"pressure":500,"relativeHumidity":101,"temperature":4},"wind":{"direction":360}}`,
-			[]Sample{{Quantity: "air.temperature", Value: 4.0}}, 3, nil},
+			[]Sample{{Quantity: "air.temperature", Value: NumberVal(4.0)}}, 3, nil},
 		{"enum outside its values", `{"air":{"location":"space"}}`, []Sample{}, 1, nil},
 		{"unknown path rejects all", `{"air":{"temperature":4,"smell":1}}`, nil, 0, ErrUnknownQuantity},
 		{"wrong type rejects all", `{"air":{"temperature":"warm"}}`, nil, 0, ErrWrongType},
@@ -73,9 +73,9 @@ func TestApplyMappings(t *testing.T) {
 		{Key: "absent", Quantity: "air.co2"},
 	})
 	want := []Sample{
-		{Quantity: "battery", Value: 3.466},
-		{Quantity: "water.temperature.current", Value: 19.3},
-		{Quantity: "action.motion.detected", Value: true},
+		{Quantity: "battery", Value: NumberVal(3.466)},
+		{Quantity: "water.temperature.current", Value: NumberVal(19.3)},
+		{Quantity: "action.motion.detected", Value: BoolVal(true)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -23,28 +23,28 @@ func TestNPS405(t *testing.T) {
 		{
 			name: "coarse duration", fport: 1, hex: "f1", // c = 120
 			want:    map[string]any{"previous_state_duration": 240.0, "previous_state_duration_error": 59.0, "previous_state_duration_overflow": false},
-			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
+			samples: []Sample{{Quantity: "parking.occupied", Value: BoolVal(true)}},
 		},
 		{
 			name: "duration overflow", fport: 1, hex: "fe", // c = 127
 			want:    map[string]any{"occupied": false, "previous_state_duration": 660.0, "previous_state_duration_error": nil, "previous_state_duration_overflow": true},
-			samples: []Sample{{Quantity: "parking.occupied", Value: false}},
+			samples: []Sample{{Quantity: "parking.occupied", Value: BoolVal(false)}},
 		},
 		{
 			// 2500+4*100 = 2900 mV at 20 °C is below the warm threshold.
 			name: "low battery when warm", fport: 2, hex: "01641400590b",
 			want: map[string]any{"battery_voltage": 2.9, "temperature": 20.0, "battery_health": "low", "hw_health_status": 1.0},
 			samples: []Sample{
-				{Quantity: "parking.occupied", Value: true},
-				{Quantity: "battery", Value: 2.9},
+				{Quantity: "parking.occupied", Value: BoolVal(true)},
+				{Quantity: "battery", Value: NumberVal(2.9)},
 			},
 		},
 		{
 			name: "half degree temperature, critical when cold", fport: 2, hex: "004ac5000000",
 			want: map[string]any{"temperature": -19.5, "battery_health": "critical"},
 			samples: []Sample{
-				{Quantity: "parking.occupied", Value: false},
-				{Quantity: "battery", Value: 2.796},
+				{Quantity: "parking.occupied", Value: BoolVal(false)},
+				{Quantity: "battery", Value: NumberVal(2.796)},
 			},
 		},
 		{
@@ -56,12 +56,12 @@ func TestNPS405(t *testing.T) {
 			// firmware): a tag battery byte before the id.
 			name: "registration with tag battery", fport: 10, hex: "d1201f345678",
 			want:    map[string]any{"tag_battery_voltage": 3.2, "tag_id": "1F345678", "previous_state_duration": 160.0},
-			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
+			samples: []Sample{{Quantity: "parking.occupied", Value: BoolVal(true)}},
 		},
 		{
 			name: "reserved reset cause", fport: 3, hex: "0204090401",
 			want:    map[string]any{"reset_cause": "unknown", "occupied": true},
-			samples: []Sample{{Quantity: "parking.occupied", Value: true}},
+			samples: []Sample{{Quantity: "parking.occupied", Value: BoolVal(true)}},
 		},
 	}
 	for _, tt := range tests {

@@ -46,6 +46,43 @@ type Value struct {
 	Bool bool
 }
 
+// NumberVal, BoolVal and StringVal make values.
+func NumberVal(f float64) Value { return Value{Kind: NumberValue, Num: f} }
+func BoolVal(b bool) Value      { return Value{Kind: BoolValue, Bool: b} }
+func StringVal(s string) Value  { return Value{Kind: StringValue, Str: s} }
+
+// ValueOf converts what JSON decoding or a JavaScript codec's export gives:
+// any number type, a bool, a string or nil. Anything else (an object, an
+// array) is not a value.
+func ValueOf(v any) (Value, bool) {
+	switch x := v.(type) {
+	case nil:
+		return Value{}, true
+	case bool:
+		return BoolVal(x), true
+	case string:
+		return StringVal(x), true
+	}
+	if f, ok := ToFloat(v); ok {
+		return NumberVal(f), true
+	}
+	return Value{}, false
+}
+
+// typeName names v's type as Go prints the type of the interface value
+// Any returns, for error messages.
+func (v Value) typeName() string {
+	switch v.Kind {
+	case NumberValue:
+		return "float64"
+	case StringValue:
+		return "string"
+	case BoolValue:
+		return "bool"
+	}
+	return "<nil>"
+}
+
 // Any returns v as the interface value JSON decoding would give.
 func (v Value) Any() any {
 	switch v.Kind {

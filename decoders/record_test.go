@@ -185,10 +185,10 @@ func TestRecordApplyMappings(t *testing.T) {
 		{Key: "absent", Quantity: "air.temperature"},
 	})
 	want := []Sample{
-		{Quantity: "battery", Value: 3.1},
-		{Quantity: "air.pressure", Value: 1013.25},
-		{Quantity: "water.leak", Value: true},
-		{Quantity: "air.location", Value: "eco"},
+		{Quantity: "battery", Value: NumberVal(3.1)},
+		{Quantity: "air.pressure", Value: NumberVal(1013.25)},
+		{Quantity: "water.leak", Value: BoolVal(true)},
+		{Quantity: "air.location", Value: StringVal("eco")},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)

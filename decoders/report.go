@@ -47,7 +47,7 @@ func Explain(d Decoder, in Input) (Report, error) {
 	rep.Samples = make([]ReportSample, 0, len(samples))
 	for _, s := range samples {
 		q, _ := LookupQuantity(s.Quantity) // Check vetted the path
-		rs := ReportSample{Quantity: s.Quantity, Value: s.Value, Unit: q.Unit, Measurement: q.Measurement, Field: q.Field, Channel: s.Channel}
+		rs := ReportSample{Quantity: s.Quantity, Value: s.Value.Any(), Unit: q.Unit, Measurement: q.Measurement, Field: q.Field, Channel: s.Channel}
 		if !s.Time.IsZero() {
 			rs.Time = s.Time.UTC().Format(time.RFC3339Nano)
 		}

@@ -605,16 +605,14 @@ func channelOf(tags []Tag) string {
 	return ""
 }
 
-func sampleField(key string, v any) Field {
-	switch x := v.(type) {
-	case bool:
-		return BoolField(key, x)
-	case string:
-		return StringField(key, x)
-	case float64:
-		return FloatField(key, x)
+func sampleField(key string, v decoders.Value) Field {
+	switch v.Kind {
+	case decoders.BoolValue:
+		return BoolField(key, v.Bool)
+	case decoders.StringValue:
+		return StringField(key, v.Str)
 	}
-	return StringField(key, fmt.Sprint(v))
+	return FloatField(key, v.Num) // Check let only numbers through
 }
 
 // flattenData turns a decoder's data into decoded_<model> fields: nested

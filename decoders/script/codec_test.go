@@ -137,8 +137,8 @@ func TestNormalizeRange(t *testing.T) {
 	}
 	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	want := []decoders.Sample{
-		{Quantity: "air.temperature", Value: 21.5},
-		{Quantity: "air.temperature", Value: 20.0, Time: at},
+		{Quantity: "air.temperature", Value: decoders.NumberVal(21.5)},
+		{Quantity: "air.temperature", Value: decoders.NumberVal(20.0), Time: at},
 	}
 	if !reflect.DeepEqual(res.Samples, want) {
 		t.Fatalf("samples %+v, want %+v", res.Samples, want)
@@ -176,7 +176,7 @@ func TestElsysNormalize(t *testing.T) {
 func sampleSet(s []decoders.Sample) map[string]any {
 	m := map[string]any{}
 	for _, x := range s {
-		m[x.Quantity+"#"+x.Channel] = x.Value
+		m[x.Quantity+"#"+x.Channel] = x.Value.Any()
 	}
 	return m
 }
@@ -246,7 +246,7 @@ func TestMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []decoders.Sample{{Quantity: "level.distance", Value: 2116 * 0.001}, {Quantity: "batteryLevel", Value: 92.0}}
+	want := []decoders.Sample{{Quantity: "level.distance", Value: decoders.NumberVal(2116 * 0.001)}, {Quantity: "batteryLevel", Value: decoders.NumberVal(92.0)}}
 	if !reflect.DeepEqual(res.Samples, want) {
 		t.Fatalf("samples %+v", res.Samples)
 	}
