@@ -96,11 +96,18 @@ func (v Value) Any() any {
 	return nil
 }
 
+// node is a Value's fields spelled out, so parent fits in what would be
+// the Value's padding: 48 bytes, not 56.
 type node struct {
 	key    string
+	num    float64
+	str    string
 	parent int32 // index of the enclosing container, or -1
-	Value
+	kind   ValueKind
+	b      bool
 }
+
+func (n *node) value() Value { return Value{Num: n.num, Str: n.str, Kind: n.kind, Bool: n.b} }
 
 // NewRecord returns a record with room for n values and containers, so a
 // decoder that knows its frame's size writes without growing it.
@@ -109,7 +116,7 @@ func NewRecord(n int) *Record {
 }
 
 func (r *Record) add(key string, v Value) {
-	r.nodes = append(r.nodes, node{key: key, parent: r.open, Value: v})
+	r.nodes = append(r.nodes, node{key: key, num: v.Num, str: v.Str, parent: r.open, kind: v.Kind, b: v.Bool})
 }
 
 // Number, String, Bool and Null write one value under key.
@@ -163,7 +170,7 @@ func (r *Record) Map() map[string]any {
 func (r *Record) fillObject(m map[string]any, c int32, i int) int {
 	for i < len(r.nodes) && r.nodes[i].parent == c {
 		n := &r.nodes[i]
-		switch n.Kind {
+		switch n.kind {
 		case kindObject:
 			sub, ok := m[n.key].(map[string]any)
 			if !ok {
@@ -179,7 +186,7 @@ func (r *Record) fillObject(m map[string]any, c int32, i int) int {
 			}
 			m[n.key] = s
 		default:
-			m[n.key] = n.Any()
+			m[n.key] = n.value().Any()
 			i++
 		}
 	}
@@ -190,7 +197,7 @@ func (r *Record) fillArray(c int32, i int) ([]any, int) {
 	s := []any{}
 	for i < len(r.nodes) && r.nodes[i].parent == c {
 		n := &r.nodes[i]
-		switch n.Kind {
+		switch n.kind {
 		case kindObject:
 			sub := map[string]any{}
 			i = r.fillObject(sub, int32(i), i+1)
@@ -200,7 +207,7 @@ func (r *Record) fillArray(c int32, i int) ([]any, int) {
 			sub, i = r.fillArray(int32(i), i+1)
 			s = append(s, sub)
 		default:
-			s = append(s, n.Any())
+			s = append(s, n.value().Any())
 			i++
 		}
 	}
@@ -221,7 +228,7 @@ func (r *Record) Flat(fn func(key string, v Value)) {
 }
 
 func (r *Record) flat(keys *strings.Builder, fn func(string, Value), c int32, prefix string, i int) int {
-	inArray := c >= 0 && r.nodes[c].Kind == kindArray
+	inArray := c >= 0 && r.nodes[c].kind == kindArray
 	elem := 0
 	if inArray {
 		elem = r.earlierElements(c)
@@ -243,12 +250,12 @@ func (r *Record) flat(keys *strings.Builder, fn func(string, Value), c int32, pr
 			}
 			key = keys.String()[start:]
 		}
-		if n.Kind == kindObject || n.Kind == kindArray {
+		if n.kind == kindObject || n.kind == kindArray {
 			i = r.flat(keys, fn, int32(i), key, i+1)
 			continue
 		}
-		if n.Kind != Null {
-			fn(key, n.Value)
+		if n.kind != Null {
+			fn(key, n.value())
 		}
 		i++
 	}
@@ -264,7 +271,7 @@ func (r *Record) earlierElements(c int32) int {
 	for j := parent + 1; j < c; j++ {
 		// An element of an earlier array of the same key: its parent is
 		// that array, a sibling of c.
-		if p := r.nodes[j].parent; p > parent && r.nodes[p].parent == parent && r.nodes[p].Kind == kindArray && r.nodes[p].key == key {
+		if p := r.nodes[j].parent; p > parent && r.nodes[p].parent == parent && r.nodes[p].kind == kindArray && r.nodes[p].key == key {
 			n++
 		}
 	}
@@ -275,8 +282,8 @@ func (r *Record) earlierElements(c int32) int {
 // Mapping.Key names it; a key written twice gives its later value.
 func (r *Record) Lookup(path string) (Value, bool) {
 	for i := r.Len() - 1; i >= 0; i-- {
-		if n := &r.nodes[i]; n.Kind < kindObject && r.at(int32(i), path) {
-			return n.Value, true
+		if n := &r.nodes[i]; n.kind < kindObject && r.at(int32(i), path) {
+			return n.value(), true
 		}
 	}
 	return Value{}, false
@@ -290,7 +297,7 @@ func (r *Record) at(i int32, path string) bool {
 			return n.key == path
 		}
 		rest, ok := strings.CutSuffix(path, n.key)
-		if !ok || !strings.HasSuffix(rest, ".") || r.nodes[n.parent].Kind != kindObject {
+		if !ok || !strings.HasSuffix(rest, ".") || r.nodes[n.parent].kind != kindObject {
 			return false
 		}
 		i, path = n.parent, rest[:len(rest)-1]
