@@ -46,9 +46,7 @@ func vendorDecode(t testing.TB, model string, in Input) (Result, error) {
 		}
 		return res, err
 	}
-	if _, _, err := Check(res.Samples); err != nil {
-		t.Fatalf("%s % x: samples do not fit the catalogue: %v", model, in.Bytes, err)
-	}
+	vecCheckSamples(t, res)
 	return res, nil
 }
 
