@@ -227,7 +227,7 @@ func TestDefaults(t *testing.T) {
 	check("influx.batch_size", cfg.Influx.BatchSize, 5000)
 	check("influx.flush_interval", cfg.Influx.FlushInterval, 100*time.Millisecond)
 	check("influx.timeout", cfg.Influx.Timeout, 10*time.Second)
-	check("influx.gzip", *cfg.Influx.Gzip, true)
+	check("influx.gzip", cfg.Influx.Gzip, influx.GzipAuto)
 	check("influx.max_in_flight", cfg.Influx.MaxInFlight, 2)
 
 	type srcDefaults struct {
@@ -253,14 +253,14 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestExplicitValuesKept(t *testing.T) {
-	src := edit(base, "  bucket: sensors", "  bucket: sensors", "  gzip: false", "  batch_size: 10", "  timeout: 2s", "  flush_interval:") +
+	src := edit(base, "  bucket: sensors", "  bucket: sensors", "  gzip: never", "  batch_size: 10", "  timeout: 2s", "  flush_interval:") +
 		lines("    clean_session: true", "decoders: {timeout: 1s}", "log: {level: debug, format: json}")
 	cfg, err := parseString(src, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := cfg.Influx
-	if *in.Gzip || in.BatchSize != 10 || in.Timeout != 2*time.Second || in.FlushInterval != influx.DefaultFlushInterval {
+	if in.Gzip != influx.GzipNever || in.BatchSize != 10 || in.Timeout != 2*time.Second || in.FlushInterval != influx.DefaultFlushInterval {
 		t.Errorf("influx = %+v (flush_interval with no value takes the default)", in)
 	}
 	if !cfg.Sources[0].MQTT.Clean || cfg.Decoders.Timeout != time.Second || cfg.Log != (LogConfig{"debug", "json"}) {
@@ -300,5 +300,22 @@ func TestProblemsError(t *testing.T) {
 		`/etc/sensorgate.yaml:7: sources[1].format: "x" is not a feed format`
 	if got := p.Error(); got != want {
 		t.Errorf("Error() =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestInfluxGzipValues: the three words, and the booleans earlier versions
+// took, are accepted and kept as written (the influx package resolves
+// them).
+func TestInfluxGzipValues(t *testing.T) {
+	for _, v := range []string{"auto", "always", "never", "true", "false"} {
+		t.Run(v, func(t *testing.T) {
+			cfg, err := parseString(edit(base, "  bucket: sensors", "  bucket: sensors", "  gzip: "+v), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Influx.Gzip != v {
+				t.Errorf("influx.gzip = %q, want %q", cfg.Influx.Gzip, v)
+			}
+		})
 	}
 }

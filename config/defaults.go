@@ -53,10 +53,7 @@ func (c *Config) setDefaults(t *tree) {
 	setInt(&in.BatchSize, influx.DefaultBatchSize, t, "influx.batch_size")
 	setDuration(&in.FlushInterval, influx.DefaultFlushInterval, t, "influx.flush_interval")
 	setDuration(&in.Timeout, influx.DefaultTimeout, t, "influx.timeout")
-	if in.Gzip == nil {
-		gz := true
-		in.Gzip = &gz
-	}
+	setString(&in.Gzip, influx.GzipAuto)
 	setInt(&in.MaxInFlight, influx.DefaultMaxInFlight, t, "influx.max_in_flight")
 	setDuration(&c.Decoders.Timeout, defaultDecoderTimeout, t, "decoders.timeout")
 	if c.Spool.Dir == "" && c.StateDir != "" {

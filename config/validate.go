@@ -286,6 +286,9 @@ func (c *Config) checkInflux(p *collector) {
 	atLeastOne(p, "influx.batch_size", in.BatchSize, influx.DefaultBatchSize)
 	positive(p, "influx.flush_interval", in.FlushInterval, influx.DefaultFlushInterval)
 	positive(p, "influx.timeout", in.Timeout, influx.DefaultTimeout)
+	if !influx.ValidGzip(in.Gzip) {
+		p.add("influx.gzip", "%q is not auto, always or never: auto (the default) compresses unless InfluxDB is on this machine", in.Gzip)
+	}
 	atLeastOne(p, "influx.max_in_flight", in.MaxInFlight, influx.DefaultMaxInFlight)
 }
 

@@ -187,7 +187,7 @@ func TestValidateRules(t *testing.T) {
 		{"timeout without unit", edit(base, "  bucket: sensors", "  bucket: sensors", "  timeout: 10"),
 			[]want{{4, "influx.timeout", `"10" is not a duration: write a number with a unit`}}},
 		{"gzip word", edit(base, "  bucket: sensors", "  bucket: sensors", "  gzip: maybe"),
-			[]want{{4, "influx.gzip", `"maybe" is not true or false`}}},
+			[]want{{4, "influx.gzip", `"maybe" is not auto, always or never`}}},
 
 		// devices, decoders
 		{"devices import", base + lines("devices:", "  import: /etc/sensorgate/devices.xlsx"),

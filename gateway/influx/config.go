@@ -3,7 +3,9 @@ package influx
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -21,8 +23,9 @@ type Config struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Timeout bounds one write request (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
-	// Gzip compresses request bodies (default true).
-	Gzip *bool `yaml:"gzip"`
+	// Gzip says when request bodies are compressed: GzipAuto (default),
+	// GzipAlways or GzipNever.
+	Gzip string `yaml:"gzip"`
 	// MaxInFlight is the most write requests under way at once (default
 	// 2): one batch travels while the next one fills, and a slow InfluxDB
 	// pushes back on the writers instead of piling up requests.
@@ -37,6 +40,53 @@ const (
 	DefaultMaxInFlight   = 2
 )
 
+// Values of Config.Gzip.
+const (
+	// GzipAuto compresses unless the URL's host is a loopback address or
+	// localhost. Over loopback nothing is gained from smaller bodies, and
+	// compressing them costs sensorgate, and InfluxDB inflating them, more
+	// CPU than encoding the points did; over a network the bytes saved
+	// (line protocol shrinks about tenfold) are worth it.
+	GzipAuto   = "auto"
+	GzipAlways = "always"
+	GzipNever  = "never"
+)
+
+// gzipValues are the accepted values of Config.Gzip: "true" and "false",
+// which earlier versions took, mean always and never.
+var gzipValues = map[string]bool{GzipAuto: true, GzipAlways: true, GzipNever: true, "true": true, "false": true}
+
+// ValidGzip reports whether v is a value gzip accepts; "" means the
+// default.
+func ValidGzip(v string) bool { return v == "" || gzipValues[v] }
+
+// compress resolves Gzip for the configured URL (after withDefaults and
+// Validate).
+func (c Config) compress() bool {
+	switch c.Gzip {
+	case GzipAlways, "true":
+		return true
+	case GzipNever, "false":
+		return false
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return true
+	}
+	return !loopbackHost(u.Hostname())
+}
+
+// loopbackHost reports whether host names this machine without a
+// lookup: "localhost" or a loopback IP. Any other name may resolve to a
+// remote server, so it counts as remote.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // withDefaults fills in the zero values.
 func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
@@ -48,9 +98,8 @@ func (c Config) withDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
-	if c.Gzip == nil {
-		gz := true
-		c.Gzip = &gz
+	if c.Gzip == "" {
+		c.Gzip = GzipAuto
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight
@@ -80,6 +129,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("influx: timeout %s is negative: set a positive influx.timeout or leave it out for %s", c.Timeout, DefaultTimeout))
+	}
+	if !ValidGzip(c.Gzip) {
+		errs = append(errs, fmt.Errorf("influx: gzip %q is not auto, always or never: set influx.gzip to one of them or leave it out for auto", c.Gzip))
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("influx: max_in_flight %d is negative: set a positive influx.max_in_flight or leave it out for %d", c.MaxInFlight, DefaultMaxInFlight))

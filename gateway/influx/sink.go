@@ -80,6 +80,7 @@ type Sink struct {
 	client   *http.Client
 	svc      ihttp.Service
 	writeURL string
+	gzip     bool // compress request bodies (Config.Gzip resolved)
 	timing   timing
 
 	reqs      chan *request
@@ -139,6 +140,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		client:   client,
 		svc:      ihttp.NewService(cfg.URL, auth, ihttp.DefaultOptions().SetHTTPClient(client).SetApplicationName("sensorgate")),
 		writeURL: u.String(),
+		gzip:     cfg.compress(),
 		timing:   tm,
 		reqs:     make(chan *request),
 		closing:  make(chan struct{}),
@@ -596,15 +598,36 @@ func (s *Sink) backoff(attempt int) time.Duration {
 
 // post sends parts as one request.
 func (s *Sink) post(ctx context.Context, parts []part) outcome {
-	body := s.body(parts)
+	var (
+		body    io.Reader
+		size    int64
+		getBody func() (io.ReadCloser, error)
+	)
+	if s.gzip {
+		body = bytes.NewReader(s.gzipped(parts)) // NewRequest sets the rest
+	} else {
+		// Sent from where the lines are: a batch is up to a few MiB, and
+		// joining it into one buffer would be the sink's largest
+		// allocation. GetBody lets the transport retry on a fresh
+		// connection when a kept-alive one turns out closed.
+		getBody = func() (io.ReadCloser, error) { return io.NopCloser(linesReader(parts)), nil }
+		body = linesReader(parts)
+		for _, p := range parts {
+			size += int64(len(p.lines))
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	perr := s.svc.DoPostRequest(ctx, s.writeURL, bytes.NewReader(body),
+	perr := s.svc.DoPostRequest(ctx, s.writeURL, body,
 		func(req *http.Request) {
 			req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-			if *s.cfg.Gzip {
+			if s.gzip {
 				req.Header.Set("Content-Encoding", "gzip")
+			} else {
+				// Content-Length rather than chunked, which NewRequest
+				// chooses for a reader it does not know.
+				req.ContentLength, req.GetBody = size, getBody
 			}
 		},
 		func(resp *http.Response) error {
@@ -648,18 +671,20 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// body joins the parts' lines, gzipped if configured.
-func (s *Sink) body(parts []part) []byte {
+// linesReader reads the parts' lines one after the other.
+func linesReader(parts []part) *net.Buffers {
+	bufs := make(net.Buffers, len(parts))
+	for i, p := range parts {
+		bufs[i] = p.lines
+	}
+	return &bufs
+}
+
+// gzipped compresses the parts' lines into one buffer.
+func (s *Sink) gzipped(parts []part) []byte {
 	size := 0
 	for _, p := range parts {
 		size += len(p.lines)
-	}
-	if !*s.cfg.Gzip {
-		out := make([]byte, 0, size)
-		for _, p := range parts {
-			out = append(out, p.lines...)
-		}
-		return out
 	}
 	var out bytes.Buffer
 	out.Grow(size/4 + 64)

@@ -401,7 +401,7 @@ func TestSinkStatusPolicy(t *testing.T) {
 func TestSinkMissingDatabase(t *testing.T) {
 	t.Parallel()
 	db := testserver.StartInfluxDB(t)
-	s, logs := startSink(t, Config{URL: db.URL(), Bucket: "later/autogen", Gzip: new(bool)}, fastTiming)
+	s, logs := startSink(t, Config{URL: db.URL(), Bucket: "later/autogen", Gzip: GzipNever}, fastTiming)
 	done := make(chan error, 1)
 	go func() { done <- s.Write(context.Background(), []gateway.Point{point("d1", 1, 1)}) }()
 	waitFor(t, "the bucket error in the log", 10*time.Second, func() bool {
@@ -547,7 +547,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	c := Config{}.withDefaults()
-	if c.BatchSize != 5000 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || !*c.Gzip || c.MaxInFlight != 2 {
+	if c.BatchSize != 5000 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || c.Gzip != GzipAuto || c.MaxInFlight != 2 {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -18,6 +18,7 @@ type WriteRequest struct {
 	Lines  int       // line-protocol lines in its (uncompressed) body
 	Body   [32]byte  // SHA-256 of the uncompressed body: a retry sends the same
 	Status int       // what the proxy answered (injected, or InfluxDB's)
+	Gzip   bool      // the body came with Content-Encoding: gzip
 	// Data is the uncompressed body, for the inject function only
 	// (Requests leaves it out, so a long test does not keep every body).
 	Data []byte
@@ -60,7 +61,8 @@ func (p *InfluxProxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plain := body
-	if r.Header.Get("Content-Encoding") == "gzip" {
+	gzipped := r.Header.Get("Content-Encoding") == "gzip"
+	if gzipped {
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err == nil {
 			plain, err = io.ReadAll(zr)
@@ -70,7 +72,7 @@ func (p *InfluxProxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	req := WriteRequest{At: time.Now(), Lines: bytes.Count(plain, []byte{'\n'}), Body: sha256.Sum256(plain)}
+	req := WriteRequest{At: time.Now(), Lines: bytes.Count(plain, []byte{'\n'}), Body: sha256.Sum256(plain), Gzip: gzipped}
 	p.mu.Lock()
 	req.N = len(p.seen)
 	p.seen = append(p.seen, req)
