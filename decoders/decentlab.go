@@ -16,11 +16,13 @@ import (
 // testdata/vectors/ttn-core/decentlab-*.json, and for the other devices
 // Decentlab's own codecs with their examples as published in The Things
 // Network device repository (github.com/TheThingsNetwork/lorawan-devices,
-// "lorawan-devices" below: vendor/decentlab/dl-*.js, dl-*-codec.yaml). A frame is: protocol version
-// (1 byte, must be 2), device id (uint16), sensor-group flags (uint16), then
-// for every set flag, in bit order, that group's fixed number of uint16
-// words; all big-endian. Data mirrors Decentlab's codec: protocol_version,
-// device_id, and every value as {displayName, unit?, value}.
+// "lorawan-devices" below: vendor/decentlab/dl-*.js, dl-*-codec.yaml).
+//
+// A frame is: protocol version (1 byte, must be 2), device id (uint16),
+// sensor-group flags (uint16), then for every set flag, in bit order, that
+// group's fixed number of uint16 words; all big-endian. Data mirrors
+// Decentlab's codec: protocol_version, device_id, and every value as
+// {displayName, unit?, value}.
 //
 // Some conversions take a device-specific parameter (a transmitter's
 // pressure range, a shunt resistor): Decentlab generates one codec per
@@ -59,7 +61,7 @@ type dlValue struct {
 // dlParam is a device-specific parameter of a model's conversions: the
 // device variable it is read from and the vendor codec's default; a
 // divisor must not be 0. A model's first parameter is x[dlP0], its second
-// x[dlP1].
+// x[dlP1]; a model has at most two (TestDecentlabTables).
 type dlParam struct {
 	name    string
 	def     float64

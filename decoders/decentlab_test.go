@@ -468,6 +468,38 @@ func TestDecentlabParams(t *testing.T) {
 	}
 }
 
+// TestDecentlabTables checks what Decode relies on: every group fits
+// dlWords, every value has a conversion, a model has at most two
+// parameters, and every mapped key is a value of the model.
+func TestDecentlabTables(t *testing.T) {
+	for _, name := range dlModels {
+		m, ok := builtin[name].(*decentlabModel)
+		if !ok {
+			t.Fatalf("%s: not a Decentlab table", name)
+		}
+		if len(m.params) > dlP1-dlP0+1 {
+			t.Errorf("%s: %d parameters", name, len(m.params))
+		}
+		keys := map[string]bool{}
+		for bit, g := range m.groups {
+			if g.words < 1 || g.words > dlMaxWords {
+				t.Errorf("%s: group %d has %d words", name, bit, g.words)
+			}
+			for _, v := range g.values {
+				if v.conv == nil {
+					t.Errorf("%s: %s has no conversion", name, v.key)
+				}
+				keys[v.key+".value"] = true
+			}
+		}
+		for _, mp := range m.maps {
+			if !keys[mp.Key] {
+				t.Errorf("%s: mapping of %s, which the model does not have", name, mp.Key)
+			}
+		}
+	}
+}
+
 // dlModels are the Decentlab models, for the fuzzer.
 var dlModels = []string{
 	"decentlab-dl-pm", "decentlab-dl-trs12", "decentlab-dl-mbx",
