@@ -48,8 +48,8 @@ func draginoBatV(b []byte) float64 {
 func draginoS16(b []byte) float64 { return float64(int16(binary.BigEndian.Uint16(b))) }
 
 // LHT65 external sensor types (byte 6, low nibble) and their Work_mode
-// strings, as the vendor codec names them.
-var lht65ExtModes = map[byte]string{
+// strings, as the vendor codec names them ("" where it sets none).
+var lht65ExtModes = [16]string{
 	4:  "Interrupt Sensor send",
 	5:  "Illumination Sensor",
 	6:  "ADC Sensor",
@@ -66,81 +66,78 @@ var lht65ExtModes = map[byte]string{
 // uplink is kept as a dead letter instead of dropped; the 32-bit counter and
 // timestamp of external types 8 and 9 are unsigned (the codec's 32-bit
 // shifts make them negative from 2^31).
-func decodeLHT65(in Input) (map[string]any, error) {
+func decodeLHT65(in Input, r *Record) error {
 	const name = "dragino lht65"
 	if err := draginoPort(name, in.FPort); err != nil {
-		return nil, err
+		return err
 	}
 	b := in.Bytes
 	if err := draginoLength(name, b); err != nil {
-		return nil, err
+		return err
 	}
 	ext := b[6] & 0x0F
 	if b[6]&0x40 != 0 {
-		return nil, fmt.Errorf("%s: poll reply (datalog) frames are not decoded: %w", name, ErrInvalid)
+		return fmt.Errorf("%s: poll reply (datalog) frames are not decoded: %w", name, ErrInvalid)
 	}
-	d := make(map[string]any, 8)
 	if ext == 9 {
 		// The DS18B20 reading replaces the battery voltage; the status
 		// bits move to byte 4.
-		d["TempC_DS"] = draginoS16(b[0:2]) / 100
-		d["Bat_status"] = draginoBatStatus[b[4]>>6]
+		r.Number("TempC_DS", draginoS16(b[0:2])/100)
+		r.Number("Bat_status", float64(b[4]>>6))
 	} else {
-		d["BatV"] = draginoBatV(b[0:2])
-		d["Bat_status"] = draginoBatStatus[b[0]>>6]
+		r.Number("BatV", draginoBatV(b[0:2]))
+		r.Number("Bat_status", float64(b[0]>>6))
 	}
 	if ext != 15 {
-		d["TempC_SHT"] = draginoS16(b[2:4]) / 100
-		d["Hum_SHT"] = float64(binary.BigEndian.Uint16(b[4:6])&0x0FFF) / 10
+		r.Number("TempC_SHT", draginoS16(b[2:4])/100)
+		r.Number("Hum_SHT", float64(binary.BigEndian.Uint16(b[4:6])&0x0FFF)/10)
 	}
 	if b[6]&0x80 != 0 {
-		d["No_connect"] = "Sensor no connection"
+		r.String("No_connect", "Sensor no connection")
 	}
-	if mode, ok := lht65ExtModes[ext]; ok {
-		d["Work_mode"] = mode
+	if mode := lht65ExtModes[ext]; mode != "" {
+		r.String("Work_mode", mode)
 	}
 	switch ext {
 	case 0:
-		d["Ext_sensor"] = "No external sensor"
+		r.String("Ext_sensor", "No external sensor")
 	case 1:
-		d["Ext_sensor"] = "Temperature Sensor"
-		d["TempC_DS"] = draginoS16(b[7:9]) / 100
+		r.String("Ext_sensor", "Temperature Sensor")
+		r.Number("TempC_DS", draginoS16(b[7:9])/100)
 	case 4:
-		d["Exti_pin_level"], d["Exti_status"] = "Low", "False"
-		if b[7] != 0 {
-			d["Exti_pin_level"] = "High"
-		}
-		if b[8] != 0 {
-			d["Exti_status"] = "True"
-		}
+		r.String("Exti_pin_level", draginoText(b[7] != 0, "High", "Low"))
+		r.String("Exti_status", draginoText(b[8] != 0, "True", "False"))
 	case 5:
-		d["ILL_lx"] = float64(binary.BigEndian.Uint16(b[7:9]))
+		r.Number("ILL_lx", float64(binary.BigEndian.Uint16(b[7:9])))
 	case 6:
-		d["ADC_V"] = float64(binary.BigEndian.Uint16(b[7:9])) / 1000
+		r.Number("ADC_V", float64(binary.BigEndian.Uint16(b[7:9]))/1000)
 	case 7:
-		d["Exit_count"] = float64(binary.BigEndian.Uint16(b[7:9]))
+		r.Number("Exit_count", float64(binary.BigEndian.Uint16(b[7:9])))
 	case 8:
-		d["Exit_count"] = float64(binary.BigEndian.Uint32(b[7:11]))
+		r.Number("Exit_count", float64(binary.BigEndian.Uint32(b[7:11])))
 	case 9:
-		d["Systimestamp"] = float64(binary.BigEndian.Uint32(b[7:11]))
+		r.Number("Systimestamp", float64(binary.BigEndian.Uint32(b[7:11])))
 	case 15:
 		// The probe's 64-bit ROM id, split over bytes 2-5 and 7-10, as
 		// the codec prints it: lower-case hex, each byte followed by a
 		// space.
 		const digits = "0123456789abcdef"
-		id := make([]byte, 0, 24)
-		for _, c := range append(append([]byte(nil), b[2:6]...), b[7:11]...) {
-			id = append(id, digits[c>>4], digits[c&0x0F], ' ')
+		var id [24]byte
+		for i, c := range [8]byte{b[2], b[3], b[4], b[5], b[7], b[8], b[9], b[10]} {
+			id[3*i], id[3*i+1], id[3*i+2] = digits[c>>4], digits[c&0x0F], ' '
 		}
-		d["ID"] = string(id)
+		r.String("ID", string(id[:]))
 	}
-	return d, nil
+	return nil
 }
 
-// draginoBatStatus are the four battery states (the top two bits of the
-// battery word) as the float64s Data holds, put in interfaces once: boxing
-// a non-zero float64 allocates.
-var draginoBatStatus = [4]any{0.0, 1.0, 2.0, 3.0}
+// draginoText is yes if set, else no: the codec's texts for a flag.
+func draginoText(set bool, yes, no string) string {
+	if set {
+		return yes
+	}
+	return no
+}
 
 // lht65Map: the DS18B20 probe (TempC_DS) hangs on a cable wherever it is
 // put (fridge, water, soil), so it stays in Data only.
@@ -157,22 +154,21 @@ var lht65Map = []Mapping{
 // codec's (raw - 0xFFFF)/100 is 0.01 °C off (decoder_quirks of
 // dragino-lse01-codec.json). Byte 10 (mode and flags) is not decoded, as in
 // the codec.
-func decodeLSE01(in Input) (map[string]any, error) {
+func decodeLSE01(in Input, r *Record) error {
 	const name = "dragino lse01"
 	if err := draginoPort(name, in.FPort); err != nil {
-		return nil, err
+		return err
 	}
 	b := in.Bytes
 	if err := draginoLength(name, b); err != nil {
-		return nil, err
+		return err
 	}
-	return map[string]any{
-		"Bat":           draginoBatV(b[0:2]),
-		"TempC_DS18B20": draginoS16(b[2:4]) / 10,
-		"water_SOIL":    float64(binary.BigEndian.Uint16(b[4:6])) / 100,
-		"temp_SOIL":     draginoS16(b[6:8]) / 100,
-		"conduct_SOIL":  float64(binary.BigEndian.Uint16(b[8:10])),
-	}, nil
+	r.Number("Bat", draginoBatV(b[0:2]))
+	r.Number("TempC_DS18B20", draginoS16(b[2:4])/10)
+	r.Number("water_SOIL", float64(binary.BigEndian.Uint16(b[4:6]))/100)
+	r.Number("temp_SOIL", draginoS16(b[6:8])/100)
+	r.Number("conduct_SOIL", float64(binary.BigEndian.Uint16(b[8:10])))
+	return nil
 }
 
 var lse01Map = []Mapping{
@@ -202,49 +198,53 @@ var lse01Map = []Mapping{
 // probe temperature, so no value of it is trusted yet.
 // Systimestamp is left in Data and the samples keep the uplink time: the
 // device clock is only right once the network has synchronised it.
-func decodeLHT52(in Input) (map[string]any, error) {
+func decodeLHT52(in Input, r *Record) error {
 	const name = "dragino lht52"
 	b := in.Bytes
 	switch in.FPort {
 	case 2:
 		if err := draginoLength(name, b); err != nil {
-			return nil, err
+			return err
 		}
 		// The humidity is read signed, as the codec reads it: a negative
 		// one is then dropped by the catalogue's range, not wrapped.
-		return map[string]any{
-			"TempC_SHT":    draginoS16(b[0:2]) / 100,
-			"Hum_SHT":      draginoS16(b[2:4]) / 10,
-			"TempC_DS":     draginoS16(b[4:6]) / 100,
-			"Ext":          float64(b[6]),
-			"Systimestamp": float64(binary.BigEndian.Uint32(b[7:11])),
-		}, nil
+		r.Number("TempC_SHT", draginoS16(b[0:2])/100)
+		r.Number("Hum_SHT", draginoS16(b[2:4])/10)
+		r.Number("TempC_DS", draginoS16(b[4:6])/100)
+		r.Number("Ext", float64(b[6]))
+		r.Number("Systimestamp", float64(binary.BigEndian.Uint32(b[7:11])))
+		return nil
 	case 3:
-		return nil, fmt.Errorf("%s: datalog frames (fPort 3) are not decoded, their field order is not documented; the uplink is kept for replay: %w", name, ErrInvalid)
+		return fmt.Errorf("%s: datalog frames (fPort 3) are not decoded, their field order is not documented; the uplink is kept for replay: %w", name, ErrInvalid)
 	case 4:
 		if err := draginoSize(name, b, 8); err != nil {
-			return nil, err
+			return err
 		}
-		return map[string]any{"DS18B20_ID": hex.EncodeToString(b)}, nil
+		var id [16]byte
+		hex.Encode(id[:], b)
+		r.String("DS18B20_ID", string(id[:]))
+		return nil
 	case 5:
 		if err := draginoSize(name, b, 7); err != nil {
-			return nil, err
+			return err
 		}
 		// The codec prints the firmware word in hex, padded to two
 		// digits only: 0x0100 (v1.0.0) is "100".
-		fw := strconv.FormatUint(uint64(binary.BigEndian.Uint16(b[1:3])), 16)
-		if len(fw) < 2 {
-			fw = "0" + fw
+		v := binary.BigEndian.Uint16(b[1:3])
+		var buf [4]byte
+		fw := buf[:0]
+		if v < 0x10 {
+			fw = append(fw, '0')
 		}
-		return map[string]any{
-			"Sensor_Model":     float64(b[0]),
-			"Firmware_Version": fw,
-			"Freq_Band":        float64(b[3]),
-			"Sub_Band":         float64(b[4]),
-			"Bat_mV":           float64(binary.BigEndian.Uint16(b[5:7])),
-		}, nil
+		fw = strconv.AppendUint(fw, uint64(v), 16)
+		r.Number("Sensor_Model", float64(b[0]))
+		r.String("Firmware_Version", string(fw))
+		r.Number("Freq_Band", float64(b[3]))
+		r.Number("Sub_Band", float64(b[4]))
+		r.Number("Bat_mV", float64(binary.BigEndian.Uint16(b[5:7])))
+		return nil
 	}
-	return nil, fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2, status on 5): %w", name, in.FPort, ErrInvalid)
+	return fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2, status on 5): %w", name, in.FPort, ErrInvalid)
 }
 
 // lht52Map: as for the LHT65, the cable probe (TempC_DS) stays in Data.
@@ -254,8 +254,10 @@ var lht52Map = []Mapping{
 	{Key: "Bat_mV", Quantity: "battery", Scale: 0.001}, // mV -> V
 }
 
+// Each record is sized for its model's longest frame, so it never grows:
+// 8 values for an LHT65 with an interrupt sensor, 5 for the others.
 var (
-	draginoLHT52 = Mapped{DecodeData: decodeLHT52, Map: lht52Map}
-	draginoLHT65 = Mapped{DecodeData: decodeLHT65, Map: lht65Map}
-	draginoLSE01 = Mapped{DecodeData: decodeLSE01, Map: lse01Map}
+	draginoLHT52 = Mapped{DecodeRecord: decodeLHT52, Map: lht52Map, Size: 5}
+	draginoLHT65 = Mapped{DecodeRecord: decodeLHT65, Map: lht65Map, Size: 8}
+	draginoLSE01 = Mapped{DecodeRecord: decodeLSE01, Map: lse01Map, Size: 5}
 )

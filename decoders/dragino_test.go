@@ -160,8 +160,9 @@ func TestDragino(t *testing.T) {
 			if !ok {
 				return
 			}
-			if !reflect.DeepEqual(res.Data, tc.data) {
-				t.Errorf("data: got %v, want %v", res.Data, tc.data)
+			vecCheckSamples(t, res)
+			if got := res.DataMap(); !reflect.DeepEqual(got, tc.data) {
+				t.Errorf("data: got %v, want %v", got, tc.data)
 			}
 			if !reflect.DeepEqual(res.Samples, tc.samples) {
 				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
@@ -186,11 +187,15 @@ func FuzzDragino(f *testing.F) {
 	vecSeedBytes(f, "dragino-lht65-codec.json", "dragino-lse01-codec.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range []string{"dragino-lht65", "dragino-lse01", "dragino-lht52"} {
-			vendorDecode(t, m, Input{FPort: 2, Bytes: b})
+			if res, err := vendorDecode(t, m, Input{FPort: 2, Bytes: b}); err == nil {
+				vecCheckSamples(t, res)
+			}
 		}
 		// The LHT52's other ports read the bytes too.
 		for _, port := range []uint8{4, 5} {
-			vendorDecode(t, "dragino-lht52", Input{FPort: port, Bytes: b})
+			if res, err := vendorDecode(t, "dragino-lht52", Input{FPort: port, Bytes: b}); err == nil {
+				vecCheckSamples(t, res)
+			}
 		}
 	})
 }
