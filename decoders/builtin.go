@@ -63,6 +63,9 @@ var builtin = map[string]Decoder{
 	"decentlab-dl-atm41":    decentlabATM41,
 	"decentlab-dl-dlr2-004": decentlabDLR2004,
 	"decentlab-dl-wrm":      decentlabWRM,
+	"decentlab-dl-iam":      decentlabIAM,
+	"decentlab-dl-ctd10":    decentlabCTD10,
+	"decentlab-dl-tbrg":     decentlabTBRG,
 	// Dragino: the LHT65N keeps the LHT65 frame (user manual, fPort 2).
 	"dragino-lht52":  draginoLHT52,
 	"dragino-lht65":  draginoLHT65,

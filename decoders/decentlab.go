@@ -425,6 +425,104 @@ var (
 		},
 	}
 
+	// DL-IAM, indoor ambiance monitor: battery first, then SHT3x air,
+	// barometer, ambient light, CO2 (Senseair), PIR activity and total VOC.
+	// https://cdn.decentlab.com/download/datasheets/Decentlab-DL-IAM-datasheet.pdf
+	// (codec and examples: lorawan-devices vendor/decentlab/dl-iam.*).
+	decentlabIAM = &decentlabModel{
+		name: "decentlab dl-iam",
+		groups: []dlGroup{
+			dlBattery,
+			dlSHT3x,
+			{1, []dlValue{
+				{"barometric_pressure", "Barometric pressure", "Pa", func(x dlWords) float64 { return x[0] * 2 }},
+			}},
+			{2, []dlValue{
+				{"ambient_light_visible_infrared", "Ambient light (visible + infrared)", "", dlWord(0, 1)},
+				{"ambient_light_infrared", "Ambient light (infrared)", "", dlWord(1, 1)},
+				{"illuminance", "Illuminance", "lx", func(x dlWords) float64 {
+					// float64(...) keeps each product rounded, as in
+					// JavaScript (no fused multiply-add).
+					a := 1.0*x[0] - float64(1.64*x[1])
+					b := float64(0.59*x[0]) - float64(0.86*x[1])
+					return math.Max(math.Max(a, b), 0) * 1.5504
+				}},
+			}},
+			{3, []dlValue{
+				{"co2_concentration", "CO2 concentration", "ppm", func(x dlWords) float64 { return x[0] - 32768 }},
+				{"co2_sensor_status", "CO2 sensor status", "", dlWord(1, 1)},
+				{"raw_ir_reading", "Raw IR reading", "", dlWord(2, 1)},
+			}},
+			{1, []dlValue{
+				{"activity_counter", "Activity counter", "", dlWord(0, 1)},
+			}},
+			{1, []dlValue{
+				{"total_voc", "Total VOC", "ppb", dlWord(0, 1)},
+			}},
+		},
+		maps: []Mapping{
+			{Key: "battery_voltage.value", Quantity: "battery"},
+			{Key: "air_temperature.value", Quantity: "air.temperature"},
+			{Key: "air_humidity.value", Quantity: "air.relativeHumidity"},
+			{Key: "barometric_pressure.value", Quantity: "air.pressure", Scale: 0.01}, // Pa -> hPa
+			{Key: "illuminance.value", Quantity: "air.lightIntensity"},
+			{Key: "co2_concentration.value", Quantity: "air.co2"},
+			{Key: "activity_counter.value", Quantity: "action.motion.count"},
+			{Key: "total_voc.value", Quantity: "air.tvoc"},
+		},
+	}
+
+	// DL-CTD10, water depth, temperature and electrical conductivity
+	// (METER CTD-10). As for the DL-MBX, the level against the site's
+	// datum needs the probe's mounting depth, so the depth is not mapped;
+	// no catalogue quantity holds the water's conductivity.
+	// Source: https://www.decentlab.com/products/pressure-/-liquid-level-temperature-and-electrical-conductivity-sensor-for-lorawan
+	// and the vendor codec with examples, lorawan-devices
+	// vendor/decentlab/dl-ctd10.js and dl-ctd10-codec.yaml.
+	decentlabCTD10 = &decentlabModel{
+		name: "decentlab dl-ctd10",
+		groups: []dlGroup{
+			{4, []dlValue{
+				{"water_depth", "Water depth", "mm", dlOffset(0, 1)},
+				{"temperature", "Temperature", "°C", dlOffset(1, 10)},
+				{"electrical_conductivity", "Electrical conductivity", "µS⋅cm⁻¹", dlWord(2, 1)},
+				{"freezing_flag", "Freezing flag", "", dlWord(3, 1)},
+			}},
+			dlBattery,
+		},
+		maps: []Mapping{
+			{Key: "temperature.value", Quantity: "water.temperature.current"},
+			{Key: "battery_voltage.value", Quantity: "battery"},
+		},
+	}
+
+	// DL-TBRG, tipping-bucket rain gauge: tips times the bucket's
+	// resolution in mm, device variable resolution (the vendor's codec:
+	// 0.1). The cumulative count is two words, low word first. The
+	// interval's amount would need its interval to be an intensity: only
+	// the running total is mapped.
+	// Source: https://www.decentlab.com/products/tipping-bucket-rain-gauge-for-lorawan
+	// and the vendor codec with examples, lorawan-devices
+	// vendor/decentlab/dl-tbrg-01.js and dl-tbrg-01-codec.yaml.
+	decentlabTBRG = &decentlabModel{
+		name:   "decentlab dl-tbrg",
+		params: []dlParam{{name: "resolution", def: 0.1}},
+		groups: []dlGroup{
+			{4, []dlValue{
+				{"precipitation", "Precipitation", "mm", func(x dlWords) float64 { return x[0] * x[dlP0] }},
+				{"precipitation_interval", "Precipitation interval", "s", dlWord(1, 1)},
+				{"cumulative_precipitation", "Cumulative precipitation", "mm", func(x dlWords) float64 {
+					return (x[2] + float64(x[3]*65536)) * x[dlP0]
+				}},
+			}},
+			dlBattery,
+		},
+		maps: []Mapping{
+			{Key: "cumulative_precipitation.value", Quantity: "rain.cumulative"},
+			{Key: "battery_voltage.value", Quantity: "battery"},
+		},
+	}
+
 	// DL-WRM, winter road maintenance: air (SHT3x) and the road surface's
 	// infrared temperature; the surface and sensor-head temperatures have
 	// no catalogue quantity.

@@ -379,6 +379,105 @@ var dlExamples = []struct {
 		data:    dlData(6672, map[string]any{"battery_voltage": dlObj("Battery voltage", "V", 3.168)}),
 		samples: []Sample{{Quantity: "battery", Value: NumberVal(3.168)}},
 	},
+	{
+		model: "decentlab-dl-iam", source: "dl-iam-codec.yaml, example 1",
+		hex: "020bbd007f0b926a515d48bc4e0262006981c7000093d4000b0111",
+		data: dlData(3005, map[string]any{
+			"battery_voltage":                dlObj("Battery voltage", "V", 2.962),
+			"air_temperature":                dlObj("Air temperature", "°C", 27.67833981841764),
+			"air_humidity":                   dlObj("Air humidity", "%", 36.438544289311054),
+			"barometric_pressure":            dlObj("Barometric pressure", "Pa", 96412),
+			"ambient_light_visible_infrared": dlObj("Ambient light (visible + infrared)", "", 610),
+			"ambient_light_infrared":         dlObj("Ambient light (infrared)", "", 105),
+			"illuminance":                    dlObj("Illuminance", "lx", 678.76512),
+			"co2_concentration":              dlObj("CO2 concentration", "ppm", 455),
+			"co2_sensor_status":              dlObj("CO2 sensor status", "", 0),
+			"raw_ir_reading":                 dlObj("Raw IR reading", "", 37844),
+			"activity_counter":               dlObj("Activity counter", "", 11),
+			"total_voc":                      dlObj("Total VOC", "ppb", 273),
+		}),
+		samples: []Sample{
+			{Quantity: "battery", Value: NumberVal(2.962)},
+			{Quantity: "air.temperature", Value: NumberVal(27.67833981841764)},
+			{Quantity: "air.relativeHumidity", Value: NumberVal(36.438544289311054)},
+			{Quantity: "air.pressure", Value: NumberVal(dlScaled(96412, 0.01))},
+			{Quantity: "air.lightIntensity", Value: NumberVal(678.76512)},
+			{Quantity: "air.co2", Value: NumberVal(455)},
+			{Quantity: "action.motion.count", Value: NumberVal(11)},
+			{Quantity: "air.tvoc", Value: NumberVal(273)},
+		},
+	},
+	{
+		model: "decentlab-dl-iam", source: "dl-iam-codec.yaml, example 2 (no CO2 group)",
+		hex: "020bbd006f0b926a515d48bc4e02620069000b0111",
+		data: dlData(3005, map[string]any{
+			"battery_voltage":                dlObj("Battery voltage", "V", 2.962),
+			"air_temperature":                dlObj("Air temperature", "°C", 27.67833981841764),
+			"air_humidity":                   dlObj("Air humidity", "%", 36.438544289311054),
+			"barometric_pressure":            dlObj("Barometric pressure", "Pa", 96412),
+			"ambient_light_visible_infrared": dlObj("Ambient light (visible + infrared)", "", 610),
+			"ambient_light_infrared":         dlObj("Ambient light (infrared)", "", 105),
+			"illuminance":                    dlObj("Illuminance", "lx", 678.76512),
+			"activity_counter":               dlObj("Activity counter", "", 11),
+			"total_voc":                      dlObj("Total VOC", "ppb", 273),
+		}),
+		samples: []Sample{
+			{Quantity: "battery", Value: NumberVal(2.962)},
+			{Quantity: "air.temperature", Value: NumberVal(27.67833981841764)},
+			{Quantity: "air.relativeHumidity", Value: NumberVal(36.438544289311054)},
+			{Quantity: "air.pressure", Value: NumberVal(dlScaled(96412, 0.01))},
+			{Quantity: "air.lightIntensity", Value: NumberVal(678.76512)},
+			{Quantity: "action.motion.count", Value: NumberVal(11)},
+			{Quantity: "air.tvoc", Value: NumberVal(273)},
+		},
+	},
+	{
+		model: "decentlab-dl-iam", source: "dl-iam-codec.yaml, example 3",
+		hex:     "020bbd00010b92",
+		data:    dlData(3005, map[string]any{"battery_voltage": dlObj("Battery voltage", "V", 2.962)}),
+		samples: []Sample{{Quantity: "battery", Value: NumberVal(2.962)}},
+	},
+	{
+		model: "decentlab-dl-ctd10", source: "dl-ctd10-codec.yaml, example 1",
+		hex: "0207d9000390888081006400000c60",
+		data: dlData(2009, map[string]any{
+			"water_depth":             dlObj("Water depth", "mm", 4232),
+			"temperature":             dlObj("Temperature", "°C", 12.9),
+			"electrical_conductivity": dlObj("Electrical conductivity", "µS⋅cm⁻¹", 100),
+			"freezing_flag":           dlObj("Freezing flag", "", 0),
+			"battery_voltage":         dlObj("Battery voltage", "V", 3.168),
+		}),
+		samples: []Sample{
+			{Quantity: "water.temperature.current", Value: NumberVal(12.9)},
+			{Quantity: "battery", Value: NumberVal(3.168)},
+		},
+	},
+	{
+		model: "decentlab-dl-ctd10", source: "dl-ctd10-codec.yaml, example 2",
+		hex:     "0207d900020c60",
+		data:    dlData(2009, map[string]any{"battery_voltage": dlObj("Battery voltage", "V", 3.168)}),
+		samples: []Sample{{Quantity: "battery", Value: NumberVal(3.168)}},
+	},
+	{
+		model: "decentlab-dl-tbrg", source: "dl-tbrg-01-codec.yaml, example 1 (resolution 0.1: the default)",
+		hex: "0202f8000300040258409a00000c54",
+		data: dlData(760, map[string]any{
+			"precipitation":            dlObj("Precipitation", "mm", 0.4),
+			"precipitation_interval":   dlObj("Precipitation interval", "s", 600),
+			"cumulative_precipitation": dlObj("Cumulative precipitation", "mm", 1653.8000000000002),
+			"battery_voltage":          dlObj("Battery voltage", "V", 3.156),
+		}),
+		samples: []Sample{
+			{Quantity: "rain.cumulative", Value: NumberVal(1653.8000000000002)},
+			{Quantity: "battery", Value: NumberVal(3.156)},
+		},
+	},
+	{
+		model: "decentlab-dl-tbrg", source: "dl-tbrg-01-codec.yaml, example 2",
+		hex:     "0202f800020c54",
+		data:    dlData(760, map[string]any{"battery_voltage": dlObj("Battery voltage", "V", 3.156)}),
+		samples: []Sample{{Quantity: "battery", Value: NumberVal(3.156)}},
+	},
 }
 
 // TestDecentlabExamples checks the Data of each example against the
@@ -440,6 +539,9 @@ func TestDecentlabParams(t *testing.T) {
 			vars: map[string]string{"kp": "1024"}, key: "pressure", want: 103.0 / 1024},
 		{name: "DL-DLR2-004 R=100", model: "decentlab-dl-dlr2-004", hex: "0208b200038bb80c60",
 			vars: map[string]string{"R": "100"}, key: "current", want: 1.373291015625},
+		// DL-TBRG example 1 with a 0.2 mm bucket: 4 tips.
+		{name: "DL-TBRG resolution=0.2", model: "decentlab-dl-tbrg", hex: "0202f8000300040258409a00000c54",
+			vars: map[string]string{"resolution": "0.2"}, key: "precipitation", want: 4 * 0.2},
 		{name: "unrelated variables are ignored", model: "decentlab-dl-pr36", hex: "02032b0003806797810c2b",
 			vars: map[string]string{"site": "x"}, key: "pressure", want: 0.0125732421875},
 		{name: "not a number", model: "decentlab-dl-pr26", hex: "02016700020c7f",
@@ -505,6 +607,7 @@ var dlModels = []string{
 	"decentlab-dl-pm", "decentlab-dl-trs12", "decentlab-dl-mbx",
 	"decentlab-dl-sht35", "decentlab-dl-pr26", "decentlab-dl-pr36", "decentlab-dl-lp8p", "decentlab-dl-5tm",
 	"decentlab-dl-smtp", "decentlab-dl-atm41", "decentlab-dl-dlr2-004", "decentlab-dl-wrm",
+	"decentlab-dl-iam", "decentlab-dl-ctd10", "decentlab-dl-tbrg",
 }
 
 func FuzzDecentlab(f *testing.F) {
