@@ -46,7 +46,10 @@ import (
 type msField struct {
 	id, typ byte
 	size    int
-	put     func(d map[string]any, v []byte) // nil: skip the value
+	put     func(r *Record, v []byte) // nil: skip the value
+	// history holds the parts of a history record (type 0xCE), which
+	// Decode reads itself: their samples need the model's mapping.
+	history []msField
 }
 
 // milesightModel is one device's pair table and its catalogue mapping.
@@ -56,31 +59,33 @@ type milesightModel struct {
 	maps   []Mapping
 	// samples adds samples that a Mapping cannot express (enum or boolean
 	// translations, channels); may be nil.
-	samples func(d map[string]any, out []Sample) []Sample
+	samples func(r *Record, out []Sample) []Sample
 }
 
 func msU8(id, typ byte, key string, div float64) msField {
-	return msField{id, typ, 1, func(d map[string]any, v []byte) { d[key] = float64(v[0]) / div }}
+	return msField{id: id, typ: typ, size: 1, put: func(r *Record, v []byte) { r.Number(key, float64(v[0])/div) }}
 }
 
 func msU16(id, typ byte, key string, div float64) msField {
-	return msField{id, typ, 2, func(d map[string]any, v []byte) { d[key] = float64(binary.LittleEndian.Uint16(v)) / div }}
+	return msField{id: id, typ: typ, size: 2, put: func(r *Record, v []byte) {
+		r.Number(key, float64(binary.LittleEndian.Uint16(v))/div)
+	}}
 }
 
 func msS16(id, typ byte, key string, div float64) msField {
-	return msField{id, typ, 2, func(d map[string]any, v []byte) { d[key] = float64(int16(binary.LittleEndian.Uint16(v))) / div }}
+	return msField{id: id, typ: typ, size: 2, put: func(r *Record, v []byte) {
+		r.Number(key, float64(int16(binary.LittleEndian.Uint16(v)))/div)
+	}}
 }
 
 // msEnum maps a one-byte state: 1 (or, with anyNonZero, any non-zero) is
-// on, the rest is off. The two texts are put in interfaces once, here, so
-// decoding one allocates nothing.
+// on, the rest is off.
 func msEnum(id, typ byte, key, onText, offText string, anyNonZero bool) msField {
-	on, off := any(onText), any(offText)
-	return msField{id, typ, 1, func(d map[string]any, v []byte) {
+	return msField{id: id, typ: typ, size: 1, put: func(r *Record, v []byte) {
 		if v[0] == 1 || (anyNonZero && v[0] != 0) {
-			d[key] = on
+			r.String(key, onText)
 		} else {
-			d[key] = off
+			r.String(key, offText)
 		}
 	}}
 }
@@ -88,13 +93,13 @@ func msEnum(id, typ byte, key, onText, offText string, anyNonZero bool) msField 
 // msInfo are the device-information pairs every Milesight device sends on
 // channel 0xFF after joining; skipped (see the file comment).
 var msInfo = []msField{
-	{0xFF, 0x01, 1, nil}, // protocol version
-	{0xFF, 0x09, 2, nil}, // hardware version
-	{0xFF, 0x0A, 2, nil}, // firmware version
-	{0xFF, 0x0B, 1, nil}, // power on
-	{0xFF, 0x0F, 1, nil}, // LoRaWAN class
-	{0xFF, 0x16, 8, nil}, // serial number
-	{0xFF, 0xFF, 2, nil}, // TSL version
+	{id: 0xFF, typ: 0x01, size: 1}, // protocol version
+	{id: 0xFF, typ: 0x09, size: 2}, // hardware version
+	{id: 0xFF, typ: 0x0A, size: 2}, // firmware version
+	{id: 0xFF, typ: 0x0B, size: 1}, // power on
+	{id: 0xFF, typ: 0x0F, size: 1}, // LoRaWAN class
+	{id: 0xFF, typ: 0x16, size: 8}, // serial number
+	{id: 0xFF, typ: 0xFF, size: 2}, // TSL version
 }
 
 func msFields(f ...msField) []msField { return append(f, msInfo...) }
@@ -126,15 +131,17 @@ var msAirMap = []Mapping{
 }
 
 // msPIR turns the AM300's "pir" state into action.motion.detected.
-func msPIR(d map[string]any, out []Sample) []Sample {
-	if s, ok := d["pir"].(string); ok {
-		out = append(out, Sample{Quantity: "action.motion.detected", Value: BoolVal(s == "trigger")})
+func msPIR(r *Record, out []Sample) []Sample {
+	if v, ok := r.Lookup("pir"); ok && v.Kind == StringValue {
+		out = append(out, Sample{Quantity: "action.motion.detected", Value: BoolVal(v.Str == "trigger")})
 	}
 	return out
 }
 
 func msU32(id, typ byte, key string) msField {
-	return msField{id, typ, 4, func(d map[string]any, v []byte) { d[key] = float64(binary.LittleEndian.Uint32(v)) }}
+	return msField{id: id, typ: typ, size: 4, put: func(r *Record, v []byte) {
+		r.Number(key, float64(binary.LittleEndian.Uint32(v)))
+	}}
 }
 
 // msWater is the EM300-DI's converted count (type 0xE1): water_conv and
@@ -147,29 +154,30 @@ func msWater(id byte, alarm bool) msField {
 	if alarm {
 		size = 9
 	}
-	return msField{id, 0xE1, size, func(d map[string]any, v []byte) {
-		d["water_conv"] = float64(binary.LittleEndian.Uint16(v[0:2])) / 10
-		d["pulse_conv"] = float64(binary.LittleEndian.Uint16(v[2:4])) / 10
+	return msField{id: id, typ: 0xE1, size: size, put: func(r *Record, v []byte) {
+		r.Number("water_conv", float64(binary.LittleEndian.Uint16(v[0:2]))/10)
+		r.Number("pulse_conv", float64(binary.LittleEndian.Uint16(v[2:4]))/10)
 		if w := float64(math.Float32frombits(binary.LittleEndian.Uint32(v[4:8]))); !math.IsNaN(w) && !math.IsInf(w, 0) {
-			d["water"] = w
+			r.Number("water", w)
 		}
 		if alarm {
-			d["water_alarm"] = msWaterAlarm(v[8])
+			r.String("water_alarm", msWaterAlarm(v[8]))
 		}
 	}}
 }
 
-// EM300-DI state texts, put in interfaces once (see msEnum). Codes past a
-// table's end are "unknown", as in the vendor codec.
+// EM300-DI state texts. Codes past a table's end are "unknown", as in the
+// vendor codec.
+const msUnknown = "unknown"
+
 var (
-	msUnknown   = any("unknown")
-	msGPIO      = [2]any{"low", "high"}
-	msGPIOType  = [2]any{"gpio", "counter"}
-	msGPIOAlarm = [2]any{"gpio alarm release", "gpio alarm"}
+	msGPIO      = [2]string{"low", "high"}
+	msGPIOType  = [2]string{"gpio", "counter"}
+	msGPIOAlarm = [2]string{"gpio alarm release", "gpio alarm"}
 	// msDIAlarms are the alarm codes of a 0x21 history record; codes 1-4
 	// are also those of the water alarm pair (0x85 0xE1), where 0 does
 	// not occur.
-	msDIAlarms = [7]any{
+	msDIAlarms = [7]string{
 		"none",
 		"water outage timeout alarm",
 		"water outage timeout alarm release",
@@ -180,14 +188,14 @@ var (
 	}
 )
 
-func msGPIOLevel(c byte) any {
+func msGPIOLevel(c byte) string {
 	if c == 1 {
 		return msGPIO[1]
 	}
 	return msGPIO[0]
 }
 
-func msDIAlarm(c byte) any {
+func msDIAlarm(c byte) string {
 	if int(c) < len(msDIAlarms) {
 		return msDIAlarms[c]
 	}
@@ -195,7 +203,7 @@ func msDIAlarm(c byte) any {
 }
 
 // msWaterAlarm reads the water alarm pair's code: 1-4, the rest unknown.
-func msWaterAlarm(c byte) any {
+func msWaterAlarm(c byte) string {
 	if c >= 1 && c <= 4 {
 		return msDIAlarms[c]
 	}
@@ -209,29 +217,29 @@ var msDIWater = msWater(0x05, false)
 // diHistoryV1 is the tail of an EM300-DI history record 0x20: the input
 // mode (1 digital, 2 counter), the level, the pulse count (uint32); the
 // mode says which of the two is set.
-func diHistoryV1(d map[string]any, v []byte) {
+func diHistoryV1(r *Record, v []byte) {
 	switch v[0] {
 	case 1:
-		d["gpio_type"] = msGPIOType[0]
-		d["gpio"] = msGPIOLevel(v[1])
+		r.String("gpio_type", msGPIOType[0])
+		r.String("gpio", msGPIOLevel(v[1]))
 	case 2:
-		d["gpio_type"] = msGPIOType[1]
-		d["pulse"] = float64(binary.LittleEndian.Uint32(v[2:6]))
+		r.String("gpio_type", msGPIOType[1])
+		r.Number("pulse", float64(binary.LittleEndian.Uint32(v[2:6])))
 	}
 }
 
 // diHistoryV2 is the tail of an EM300-DI history record 0x21 (firmware
 // with water conversion): alarm code, mode, level, then the 8 bytes of a
 // 0x05 0xE1 pair.
-func diHistoryV2(d map[string]any, v []byte) {
-	d["alarm"] = msDIAlarm(v[0])
+func diHistoryV2(r *Record, v []byte) {
+	r.String("alarm", msDIAlarm(v[0]))
 	switch v[1] {
 	case 1:
-		d["gpio_type"] = msGPIOType[0]
-		d["gpio"] = msGPIOLevel(v[2])
+		r.String("gpio_type", msGPIOType[0])
+		r.String("gpio", msGPIOLevel(v[2]))
 	case 2:
-		d["gpio_type"] = msGPIOType[1]
-		msDIWater.put(d, v[3:11])
+		r.String("gpio_type", msGPIOType[1])
+		msDIWater.put(r, v[3:11])
 	}
 }
 
@@ -250,57 +258,74 @@ func msHistory(id byte, parts ...msField) msField {
 	for _, p := range parts {
 		size += p.size
 	}
-	return msField{id, 0xCE, size, func(d map[string]any, v []byte) {
-		point := make(map[string]any, len(parts)+1)
-		point["timestamp"] = float64(binary.LittleEndian.Uint32(v))
-		off := 4
-		for _, p := range parts {
-			if p.put != nil {
-				p.put(point, v[off:off+p.size])
-			}
-			off += p.size
-		}
-		h, _ := d["history"].([]any)
-		d["history"] = append(h, point)
-	}}
+	return msField{id: id, typ: 0xCE, size: size, history: parts}
 }
 
 // msEpoch is 2015-01-01 UTC, before any of these models shipped: a history
 // time before it comes from a device clock that was never set.
 const msEpoch = 1420070400
 
-// historySamples adds the samples of the history records, each at its
-// record's time (see the file comment).
-func (m *milesightModel) historySamples(h []any, samples []Sample, warnings []string) ([]Sample, []string) {
-	for _, p := range h {
-		point, ok := p.(map[string]any)
-		if !ok {
-			continue
+// msHistoryValues is room for the values of the longest history record,
+// the AM319's (its time and ten parts), so a record never grows.
+const msHistoryValues = 11
+
+// msHistoryOut collects what the history records of a frame add, to go
+// after the live values' samples and the frame's own warning.
+type msHistoryOut struct {
+	samples  []Sample
+	warnings []string
+}
+
+// readHistory reads a history record into r's "history" list and, at the
+// record's time, its samples (see the file comment). The record is decoded
+// into a record of its own first, so the model's mapping and sample rules
+// read it as they read a live frame.
+func (m *milesightModel) readHistory(r *Record, parts []msField, v []byte, out *msHistoryOut) {
+	point := NewRecord(msHistoryValues)
+	ts := binary.LittleEndian.Uint32(v)
+	point.Number("timestamp", float64(ts))
+	off := 4
+	for _, p := range parts {
+		if p.put != nil {
+			p.put(point, v[off:off+p.size])
 		}
-		ts, _ := point["timestamp"].(float64)
-		if ts < msEpoch {
-			warnings = append(warnings, fmt.Sprintf("%s: history record with device time %.0f, before 2015: set the device clock; kept in data only", m.name, ts))
-			continue
-		}
-		at := time.Unix(int64(ts), 0).UTC()
-		ps := ApplyMappings(point, m.maps)
-		if m.samples != nil {
-			ps = m.samples(point, ps)
-		}
-		for i := range ps {
-			ps[i].Time = at
-		}
-		samples = append(samples, ps...)
+		off += p.size
 	}
-	return samples, warnings
+	r.Array("history")
+	r.Object("")
+	point.Flat(func(key string, x Value) {
+		switch x.Kind {
+		case NumberValue:
+			r.Number(key, x.Num)
+		case StringValue:
+			r.String(key, x.Str)
+		case BoolValue:
+			r.Bool(key, x.Bool)
+		}
+	})
+	r.End()
+	r.End()
+	if ts < msEpoch {
+		out.warnings = append(out.warnings, fmt.Sprintf("%s: history record with device time %d, before 2015: set the device clock; kept in data only", m.name, ts))
+		return
+	}
+	at := time.Unix(int64(ts), 0).UTC()
+	ps := point.ApplyMappings(m.maps)
+	if m.samples != nil {
+		ps = m.samples(point, ps)
+	}
+	for i := range ps {
+		ps[i].Time = at
+	}
+	out.samples = append(out.samples, ps...)
 }
 
 var msLeakage = msEnum(0x05, 0x00, "leakage_status", "leak", "normal", false)
 
 // msLeak turns the EM300-SLD/ZLD "leakage_status" into water.leak.
-func msLeak(d map[string]any, out []Sample) []Sample {
-	if s, ok := d["leakage_status"].(string); ok {
-		out = append(out, Sample{Quantity: "water.leak", Value: BoolVal(s == "leak")})
+func msLeak(r *Record, out []Sample) []Sample {
+	if v, ok := r.Lookup("leakage_status"); ok && v.Kind == StringValue {
+		out = append(out, Sample{Quantity: "water.leak", Value: BoolVal(v.Str == "leak")})
 	}
 	return out
 }
@@ -381,10 +406,10 @@ var (
 	milesightAM100 = &milesightModel{name: "milesight am100", fields: msFields(
 		msBattery, msTemperature, msHumidity,
 		msU16(0x05, 0x6A, "activity", 1),
-		msField{0x06, 0x65, 6, func(d map[string]any, v []byte) {
-			d["illumination"] = float64(binary.LittleEndian.Uint16(v[0:2]))
-			d["infrared_and_visible"] = float64(binary.LittleEndian.Uint16(v[2:4]))
-			d["infrared"] = float64(binary.LittleEndian.Uint16(v[4:6]))
+		msField{id: 0x06, typ: 0x65, size: 6, put: func(r *Record, v []byte) {
+			r.Number("illumination", float64(binary.LittleEndian.Uint16(v[0:2])))
+			r.Number("infrared_and_visible", float64(binary.LittleEndian.Uint16(v[2:4])))
+			r.Number("infrared", float64(binary.LittleEndian.Uint16(v[4:6])))
 		}},
 		msU16(0x07, 0x7D, "co2", 1),
 		msU16(0x08, 0x7D, "tvoc", 1),
@@ -417,10 +442,10 @@ var (
 		msBattery, msTemperature, msHumidity,
 		msU8(0x06, 0x00, "magnet", 1),
 		msHistory(0x20, msTemperature, msHumidity, msU8(0, 0, "magnet", 1)),
-	), maps: msAirMap, samples: func(d map[string]any, out []Sample) []Sample {
-		if m, ok := d["magnet"].(float64); ok {
+	), maps: msAirMap, samples: func(r *Record, out []Sample) []Sample {
+		if m, ok := r.Lookup("magnet"); ok && m.Kind == NumberValue {
 			state := "closed"
-			if m != 0 {
+			if m.Num != 0 {
 				state = "open"
 			}
 			out = append(out, Sample{Quantity: "action.contactState", Value: StringVal(state)})
@@ -448,11 +473,13 @@ var (
 		msEnum(0x05, 0x00, "gpio", "high", "low", false),
 		msU32(0x05, 0xC8, "pulse"),
 		msDIWater,
-		msField{0x85, 0x00, 2, func(d map[string]any, v []byte) {
-			d["gpio"], d["gpio_alarm"] = msGPIOLevel(v[0]), msGPIOAlarm[0]
+		msField{id: 0x85, typ: 0x00, size: 2, put: func(r *Record, v []byte) {
+			alarm := msGPIOAlarm[0]
 			if v[1] == 1 {
-				d["gpio_alarm"] = msGPIOAlarm[1]
+				alarm = msGPIOAlarm[1]
 			}
+			r.String("gpio", msGPIOLevel(v[0]))
+			r.String("gpio_alarm", alarm)
 		}},
 		msWater(0x85, true),
 		msHistory(0x20, msTemperature, msHumidity, msField{size: 6, put: diHistoryV1}),
@@ -471,63 +498,63 @@ var (
 
 // vs133Fields: for line n = 1..4, channel 3n is the cumulative count in,
 // 3n+1 the cumulative count out (uint32), 3n+2 the counts of the period
-// (in, out; uint16 each), grouped per line in Data.
+// (in, out; uint16 each), grouped per line in Data (the line's object is
+// reopened by each pair, and the record merges them).
 func vs133Fields() []msField {
 	var f []msField
 	for n := 1; n <= 4; n++ {
 		key := vs133Lines[n-1]
 		base := byte(3 * n)
 		f = append(f,
-			msField{base, 0xD2, 4, func(d map[string]any, v []byte) {
-				vs133Line(d, key)["total_in"] = float64(binary.LittleEndian.Uint32(v))
+			msField{id: base, typ: 0xD2, size: 4, put: func(r *Record, v []byte) {
+				r.Object(key)
+				r.Number("total_in", float64(binary.LittleEndian.Uint32(v)))
+				r.End()
 			}},
-			msField{base + 1, 0xD2, 4, func(d map[string]any, v []byte) {
-				vs133Line(d, key)["total_out"] = float64(binary.LittleEndian.Uint32(v))
+			msField{id: base + 1, typ: 0xD2, size: 4, put: func(r *Record, v []byte) {
+				r.Object(key)
+				r.Number("total_out", float64(binary.LittleEndian.Uint32(v)))
+				r.End()
 			}},
-			msField{base + 2, 0xCC, 4, func(d map[string]any, v []byte) {
-				l := vs133Line(d, key)
-				l["period_in"] = float64(binary.LittleEndian.Uint16(v[0:2]))
-				l["period_out"] = float64(binary.LittleEndian.Uint16(v[2:4]))
+			msField{id: base + 2, typ: 0xCC, size: 4, put: func(r *Record, v []byte) {
+				r.Object(key)
+				r.Number("period_in", float64(binary.LittleEndian.Uint16(v[0:2])))
+				r.Number("period_out", float64(binary.LittleEndian.Uint16(v[2:4])))
+				r.End()
 			}},
 		)
 	}
 	return msFields(f...)
 }
 
-func vs133Line(d map[string]any, key string) map[string]any {
-	l, ok := d[key].(map[string]any)
-	if !ok {
-		l = make(map[string]any, 4)
-		d[key] = l
-	}
-	return l
-}
-
-// vs133Lines are the Data keys of the counting lines 1..4, and
-// vs133Channels their sample channels.
+// vs133Lines are the Data keys of the counting lines 1..4, vs133Periods
+// the paths of their period counts, and vs133Channels their sample
+// channels.
 var (
-	vs133Lines    = [4]string{"line_1", "line_2", "line_3", "line_4"}
+	vs133Lines   = [4]string{"line_1", "line_2", "line_3", "line_4"}
+	vs133Periods = [4][2]string{
+		{"line_1.period_in", "line_1.period_out"},
+		{"line_2.period_in", "line_2.period_out"},
+		{"line_3.period_in", "line_3.period_out"},
+		{"line_4.period_in", "line_4.period_out"},
+	}
 	vs133Channels = [4]string{"1", "2", "3", "4"}
 )
 
 // vs133Samples: the period counts are count.in/count.out, one channel per
 // counting line. The cumulative totals have no catalogue quantity (they
 // restart with the device) and stay in Data.
-func vs133Samples(d map[string]any, out []Sample) []Sample {
+func vs133Samples(r *Record, out []Sample) []Sample {
 	if out == nil {
 		out = make([]Sample, 0, 2*len(vs133Lines)) // one allocation, not one per doubling
 	}
-	for n, key := range vs133Lines {
-		l, ok := d[key].(map[string]any)
-		if !ok {
-			continue
-		}
+	for n, paths := range vs133Periods {
 		ch := vs133Channels[n]
-		if v, ok := l["period_in"].(float64); ok {
-			out = append(out, Sample{Quantity: "count.in", Value: NumberVal(v), Channel: ch})
+		if v, ok := r.Lookup(paths[0]); ok && v.Kind == NumberValue {
+			out = append(out, Sample{Quantity: "count.in", Value: v, Channel: ch})
 		}
-		if v, ok := l["period_out"].(float64); ok {
-			out = append(out, Sample{Quantity: "count.out", Value: NumberVal(v), Channel: ch})
+		if v, ok := r.Lookup(paths[1]); ok && v.Kind == NumberValue {
+			out = append(out, Sample{Quantity: "count.out", Value: v, Channel: ch})
 		}
 	}
 	return out
@@ -541,8 +568,12 @@ func (m *milesightModel) Decode(in Input) (Result, error) {
 	if len(b) == 0 {
 		return Result{}, fmt.Errorf("%s: empty payload: %w", m.name, ErrTruncated)
 	}
-	data := make(map[string]any, 8)
+	// A pair takes at least two bytes per value or object it writes (a
+	// history record, but for its list and object): the record holds a
+	// frame without growing, unless it carries several history records.
+	r := NewRecord(len(b)/2 + 2)
 	var warnings []string
+	var history msHistoryOut
 	for i := 0; i < len(b); {
 		if len(b)-i < 2 {
 			return Result{}, fmt.Errorf("%s: byte %d: channel id without a type: %w", m.name, i, ErrTruncated)
@@ -559,19 +590,21 @@ func (m *milesightModel) Decode(in Input) (Result, error) {
 		if len(b)-i < f.size {
 			return Result{}, fmt.Errorf("%s: channel %02x %02x needs %d bytes, %d left: %w", m.name, f.id, f.typ, f.size, len(b)-i, ErrTruncated)
 		}
-		if f.put != nil {
-			f.put(data, b[i:i+f.size])
+		switch v := b[i : i+f.size]; {
+		case f.history != nil:
+			m.readHistory(r, f.history, v, &history)
+		case f.put != nil:
+			f.put(r, v)
 		}
 		i += f.size
 	}
-	samples := ApplyMappings(data, m.maps)
+	samples := r.ApplyMappings(m.maps)
 	if m.samples != nil {
-		samples = m.samples(data, samples)
+		samples = m.samples(r, samples)
 	}
-	if h, ok := data["history"].([]any); ok {
-		samples, warnings = m.historySamples(h, samples, warnings)
-	}
-	return Result{Data: data, Samples: samples, Warnings: warnings}, nil
+	samples = append(samples, history.samples...)
+	warnings = append(warnings, history.warnings...)
+	return Result{Record: r, Samples: samples, Warnings: warnings}, nil
 }
 
 // unknownChannel is the warning for an unknown pair at byte i: "<name>:

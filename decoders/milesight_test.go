@@ -400,8 +400,9 @@ func TestMilesight(t *testing.T) {
 			if !ok {
 				return
 			}
-			if !reflect.DeepEqual(res.Data, tc.data) {
-				t.Errorf("data: got %v, want %v", res.Data, tc.data)
+			vecCheckSamples(t, res)
+			if got := res.DataMap(); !reflect.DeepEqual(got, tc.data) {
+				t.Errorf("data: got %v, want %v", got, tc.data)
 			}
 			if !reflect.DeepEqual(res.Samples, tc.samples) {
 				t.Errorf("samples: got %v, want %v", res.Samples, tc.samples)
@@ -440,7 +441,9 @@ func FuzzMilesight(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range models {
-			vendorDecode(t, m, Input{FPort: 85, Bytes: b})
+			if res, err := vendorDecode(t, m, Input{FPort: 85, Bytes: b}); err == nil {
+				vecCheckSamples(t, res)
+			}
 		}
 	})
 }
@@ -496,7 +499,9 @@ func TestHexPrefixes(t *testing.T) {
 		t.Run(model, func(t *testing.T) {
 			b := vecHex(t, p.hex)
 			for n := 0; n <= len(b); n++ {
-				vendorDecode(t, model, Input{FPort: p.port, Bytes: b[:n]})
+				if res, err := vendorDecode(t, model, Input{FPort: p.port, Bytes: b[:n]}); err == nil {
+					vecCheckSamples(t, res)
+				}
 			}
 		})
 	}
