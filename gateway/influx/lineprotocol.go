@@ -43,16 +43,18 @@ var (
 // returned buffer is dst. Callers tell the two apart by the returned
 // length.
 func AppendPoint(dst []byte, p gateway.Point) ([]byte, error) {
-	if err := checkName(p.Measurement, measurementName); err != nil {
-		return dst, pointError(p, "measurement", p.Measurement, err)
+	start := len(dst)
+	dst, err := appendName(dst, p.Measurement, measurementName)
+	if err != nil {
+		return dst[:start], pointError(p, "measurement", p.Measurement, err)
 	}
 	if p.Time.IsZero() {
 		// Without a timestamp InfluxDB uses its arrival time, and a
 		// redelivery would double the point.
-		return dst, fmt.Errorf("%w: measurement %q has no time", ErrInvalidPoint, p.Measurement)
+		return dst[:start], fmt.Errorf("%w: measurement %q has no time", ErrInvalidPoint, p.Measurement)
 	}
 	if p.Time.Before(minTime) || p.Time.After(maxTime) {
-		return dst, fmt.Errorf("%w: measurement %q: time %s is outside InfluxDB's range (1677-09-21 to 2262-04-11)", ErrInvalidPoint, p.Measurement, p.Time.Format(time.RFC3339Nano))
+		return dst[:start], fmt.Errorf("%w: measurement %q: time %s is outside InfluxDB's range (1677-09-21 to 2262-04-11)", ErrInvalidPoint, p.Measurement, p.Time.Format(time.RFC3339Nano))
 	}
 
 	// Tags: already sorted is the normal case (Point promises it) and costs
@@ -83,44 +85,32 @@ func AppendPoint(dst []byte, p gateway.Point) ([]byte, error) {
 			}
 		}
 	}
-	tag := func(i int) gateway.Tag {
-		if sorted {
-			return p.Tags[i]
-		}
-		return p.Tags[order[i]]
-	}
+	// Each name is checked as it is appended (one pass over its bytes); a
+	// bad tag takes back the whole line.
 	prev := ""
 	for i := range p.Tags {
-		t := tag(i)
-		if t.Value == "" {
-			continue
+		t := p.Tags[i]
+		if !sorted {
+			t = p.Tags[order[i]]
 		}
-		if err := checkName(t.Key, keyName); err != nil {
-			return dst, pointError(p, "tag key", t.Key, err)
-		}
-		if t.Key == "time" {
-			return dst, pointError(p, "tag key", t.Key, errTimeKey)
-		}
-		if err := checkName(t.Value, keyName); err != nil {
-			return dst, pointError(p, "value of tag "+strconv.Quote(t.Key), t.Value, err)
-		}
-		if t.Key == prev {
-			return dst, pointError(p, "tag key", t.Key, errDuplicateTag)
-		}
-		prev = t.Key
-	}
-
-	start := len(dst)
-	dst = appendEscaped(dst, p.Measurement, measurementName)
-	for i := range p.Tags {
-		t := tag(i)
 		if t.Value == "" {
 			continue
 		}
 		dst = append(dst, ',')
-		dst = appendEscaped(dst, t.Key, keyName)
+		if dst, err = appendName(dst, t.Key, keyName); err != nil {
+			return dst[:start], pointError(p, "tag key", t.Key, err)
+		}
+		if t.Key == "time" {
+			return dst[:start], pointError(p, "tag key", t.Key, errTimeKey)
+		}
 		dst = append(dst, '=')
-		dst = appendEscaped(dst, t.Value, keyName)
+		if dst, err = appendName(dst, t.Value, keyName); err != nil {
+			return dst[:start], pointError(p, "value of tag "+strconv.Quote(t.Key), t.Value, err)
+		}
+		if t.Key == prev {
+			return dst[:start], pointError(p, "tag key", t.Key, errDuplicateTag)
+		}
+		prev = t.Key
 	}
 
 	var fieldErr error
@@ -128,20 +118,25 @@ func AppendPoint(dst []byte, p gateway.Point) ([]byte, error) {
 	written := 0
 	for i := range p.Fields {
 		f := &p.Fields[i]
-		if err := checkField(f); err != nil {
+		mark := len(dst)
+		if written == 0 {
+			dst = append(dst, ' ')
+		} else {
+			dst = append(dst, ',')
+		}
+		dst, err = appendName(dst, f.Key, keyName)
+		if err == nil {
+			err = checkValue(f)
+		}
+		if err != nil {
+			dst = dst[:mark]
 			dropped++
 			if fieldErr == nil {
 				fieldErr = fmt.Errorf("%w: measurement %q: field %q: %w", ErrInvalidPoint, p.Measurement, f.Key, err)
 			}
 			continue
 		}
-		if written == 0 {
-			dst = append(dst, ' ')
-		} else {
-			dst = append(dst, ',')
-		}
 		written++
-		dst = appendEscaped(dst, f.Key, keyName)
 		dst = append(dst, '=')
 		switch f.Kind {
 		case gateway.Float:
@@ -230,10 +225,17 @@ func checkName(s string, k nameKind) error {
 	return nil
 }
 
+// checkField reports why AppendPoint leaves f out, if it does.
 func checkField(f *gateway.Field) error {
 	if err := checkName(f.Key, keyName); err != nil {
 		return err
 	}
+	return checkValue(f)
+}
+
+// checkValue checks what appendName does not: the reserved key and the
+// value.
+func checkValue(f *gateway.Field) error {
 	if f.Key == "time" {
 		return errTimeKey
 	}
@@ -251,6 +253,40 @@ func checkField(f *gateway.Field) error {
 		return errKind
 	}
 	return nil
+}
+
+// plain marks, per nameKind, the bytes a name may hold as they are: not
+// escaped, not a backslash, not a control character, ASCII. Names are
+// almost always made of these only, and then appendName is one pass of
+// table lookups and a copy.
+var plain = func() (t [2][256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		for k := range t {
+			t[k][c] = c != '\\' && !special(byte(c), nameKind(k))
+		}
+	}
+	return t
+}()
+
+// appendName appends s escaped, or returns an error (and a dst holding
+// part of s) when checkName refuses it.
+func appendName(dst []byte, s string, k nameKind) ([]byte, error) {
+	tbl := &plain[k]
+	for i := 0; i < len(s); i++ {
+		if !tbl[s[i]] {
+			if err := checkName(s, k); err != nil {
+				return dst, err
+			}
+			return appendEscaped(dst, s, k), nil
+		}
+	}
+	if s == "" {
+		return dst, errEmpty
+	}
+	if k == measurementName && s[0] == '#' {
+		return dst, errComment
+	}
+	return append(dst, s...), nil
 }
 
 func appendEscaped(dst []byte, s string, k nameKind) []byte {
