@@ -88,8 +88,9 @@ type Mapping struct {
 // table that maps its keys onto the catalogue. Most native decoders are one.
 type Mapped struct {
 	DecodeRecord func(in Input, r *Record) error
-	// DecodeData is the older form, returning a map; it goes when the last
-	// decoder writes a Record.
+	// DecodeData is the older form, returning a map. No built-in decoder
+	// uses it any more; it goes once the pipeline and dead-letter tests,
+	// which still build a Mapped with it, write a Record.
 	DecodeData func(in Input) (map[string]any, error)
 	Map        []Mapping
 	// Size is the number of values (and objects) a typical frame writes,
