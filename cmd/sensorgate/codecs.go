@@ -24,7 +24,11 @@ import (
 	"github.com/sensorgate/sensorgate/decoders/script"
 )
 
-const codecsUsage = `Usage: sensorgate codecs import -to DIR [-from SRC] [-firmware VERSION] [-force] VENDOR/DEVICE...
+const codecsUsage = `Usage: sensorgate codecs list [-scripts DIR]
+       sensorgate codecs import -to DIR [-from SRC] [-firmware VERSION] [-force] VENDOR/DEVICE...
+
+list prints every model id a device may name, built-in ("native") or a
+JavaScript codec in DIR, which replaces a built-in one of the same id.
 
 Imports the JavaScript codecs of the named devices, one device at a time,
 into DIR (the decoders.scripts folder), as DIR/<vendor>-<device>.js: the
@@ -66,6 +70,8 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	switch args[0] {
 	case "import":
 		return codecsImport(ctx, args[1:], stdout, stderr)
+	case "list":
+		return codecsList(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, codecsUsage)
 		return nil

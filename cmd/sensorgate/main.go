@@ -28,6 +28,8 @@ Usage:
   sensorgate decode (--model NAME | --codec FILE) [--fport N] (--hex H | --base64 B)
                                 decode one payload as the daemon would; print JSON
                                 {data, normalized, warnings, errors}; --batch: JSON lines
+  sensorgate codecs list [-scripts DIR]
+                                every model id: built-in decoders and JavaScript codecs
   sensorgate codecs import -to DIR [-from SRC] VENDOR/DEVICE...
                                 import device codecs (TTN device repository or ChirpStack
                                 device profiles layout) and self-test their examples
