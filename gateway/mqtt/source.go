@@ -1,11 +1,9 @@
 package mqtt
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -13,7 +11,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/rs/zerolog"
-	"golang.org/x/net/proxy"
 
 	"github.com/sensorgate/sensorgate/gateway"
 )
@@ -288,35 +285,6 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 	}
 	return o
 }
-
-// readBufferSize is the read buffer of a broker connection: a few dozen
-// typical uplinks per read system call during a backlog.
-const readBufferSize = 32 << 10
-
-// openBuffered dials a tcp:// or mqtt:// broker as paho does (through a
-// proxy named by ALL_PROXY, if any) and buffers what is read. paho reads
-// a packet straight from the connection in three or four reads (type
-// byte, each length byte, body), a system call each; through the buffer
-// a backlog costs one per readBufferSize.
-func openBuffered(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	dialer := o.Dialer
-	if dialer == nil {
-		dialer = &net.Dialer{Timeout: connectTimeout}
-	}
-	conn, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
-	if err != nil {
-		return nil, err
-	}
-	return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize)}, nil
-}
-
-// bufferedConn is a connection whose reads go through a buffer.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // errStopped is why an in-flight handler's context ends when it did not
 // finish within drainTimeout of shutdown.
