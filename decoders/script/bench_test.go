@@ -70,6 +70,7 @@ func BenchmarkScriptDecodeParallel(b *testing.B) {
 					}
 				}
 			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 		})
 	}
 }
