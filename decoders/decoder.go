@@ -88,11 +88,7 @@ type Mapping struct {
 // table that maps its keys onto the catalogue. Most native decoders are one.
 type Mapped struct {
 	DecodeRecord func(in Input, r *Record) error
-	// DecodeData is the older form, returning a map. No built-in decoder
-	// uses it any more; it goes once the pipeline and dead-letter tests,
-	// which still build a Mapped with it, write a Record.
-	DecodeData func(in Input) (map[string]any, error)
-	Map        []Mapping
+	Map          []Mapping
 	// Size is the number of values (and objects) a typical frame writes,
 	// so the record is allocated once; 0 means 16.
 	Size int
@@ -101,13 +97,6 @@ type Mapped struct {
 // Decode runs the data decoder and applies the mapping. A mapped key that is
 // absent (the device did not report it this time) yields no sample.
 func (m Mapped) Decode(in Input) (Result, error) {
-	if m.DecodeRecord == nil {
-		data, err := m.DecodeData(in)
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{Data: data, Samples: ApplyMappings(data, m.Map)}, nil
-	}
 	size := m.Size
 	if size == 0 {
 		size = 16

@@ -47,8 +47,9 @@ func TestDecryptEncryptedUplink(t *testing.T) {
 		return &Pipeline{
 			Devices: reg, Sink: sink, DeadLetters: dl, Counters: &Counters{}, Decrypt: decrypt,
 			Decoders: decoderTable{"temp-test": decoders.Mapped{
-				DecodeData: func(in decoders.Input) (map[string]any, error) {
-					return map[string]any{"temp": float64(int16(in.Bytes[0])<<8|int16(in.Bytes[1])) / 10}, nil
+				DecodeRecord: func(in decoders.Input, r *decoders.Record) error {
+					r.Number("temp", float64(int16(in.Bytes[0])<<8|int16(in.Bytes[1]))/10)
+					return nil
 				},
 				Map: []decoders.Mapping{{Key: "temp", Quantity: "air.temperature"}},
 			}},

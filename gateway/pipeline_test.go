@@ -75,11 +75,13 @@ func testPipeline(t *testing.T) (*Pipeline, *recordingSink, *recordingDL) {
 		Devices: reg,
 		Decoders: decoderTable{
 			"temp-test": decoders.Mapped{
-				DecodeData: func(in decoders.Input) (map[string]any, error) {
+				DecodeRecord: func(in decoders.Input, r *decoders.Record) error {
 					if len(in.Bytes) < 2 {
-						return nil, decoders.ErrTruncated
+						return decoders.ErrTruncated
 					}
-					return map[string]any{"temp": float64(int16(in.Bytes[0])<<8|int16(in.Bytes[1])) / 10, "mode": "eco"}, nil
+					r.Number("temp", float64(int16(in.Bytes[0])<<8|int16(in.Bytes[1]))/10)
+					r.String("mode", "eco")
+					return nil
 				},
 				Map: []decoders.Mapping{{Key: "temp", Quantity: "air.temperature"}},
 			},

@@ -204,8 +204,9 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Fix the decoder, replay: points; again: skipped; forced: the same points.
-	f.decs["temp"] = decoders.Mapped{DecodeData: func(in decoders.Input) (map[string]any, error) {
-		return map[string]any{"t": float64(in.Bytes[1])}, nil
+	f.decs["temp"] = decoders.Mapped{DecodeRecord: func(in decoders.Input, r *decoders.Record) error {
+		r.Number("t", float64(in.Bytes[1]))
+		return nil
 	}}
 	res, err = f.r.Replay(ctx, Filter{Reason: gateway.ReasonUnknownModel}, false)
 	if err != nil || len(res) != 1 || res[0].Status != StatusReplayed || res[0].Points == 0 {
