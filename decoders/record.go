@@ -281,8 +281,19 @@ func (r *Record) earlierElements(c int32) int {
 // Lookup returns the value at path, whose keys are joined with ".", as
 // Mapping.Key names it; a key written twice gives its later value.
 func (r *Record) Lookup(path string) (Value, bool) {
+	// Most nodes fail on their own key: compare that inline before
+	// walking up the parents. A path whose keys have dots may also name
+	// a top-level key: at tells.
+	last := path
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		last = path[i+1:]
+	}
 	for i := r.Len() - 1; i >= 0; i-- {
-		if n := &r.nodes[i]; n.kind < kindObject && r.at(int32(i), path) {
+		n := &r.nodes[i]
+		if n.kind >= kindObject || (n.key != last && n.key != path) {
+			continue
+		}
+		if r.at(int32(i), path) {
 			return n.value(), true
 		}
 	}
