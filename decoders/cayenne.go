@@ -188,11 +188,12 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 // made once instead of per record: "3", and "temperature_3" per type, built
 // on the first payload with that type.
 var (
-	lppChannels = sync.OnceValue(func() (keys [256]string) {
+	lppChannels = sync.OnceValue(func() *[256]string {
+		var keys [256]string
 		for c := range keys {
 			keys[c] = strconv.Itoa(c)
 		}
-		return keys
+		return &keys
 	})
 	lppTTSKeyTables [256]atomic.Pointer[[256]string]
 )
