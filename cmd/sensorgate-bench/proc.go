@@ -38,6 +38,33 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(ut+st) / userHZ, nil
 }
 
+// ioCalls returns a process's read and write system calls so far (syscr
+// and syscw of /proc/PID/io: read, pread, readv and their write
+// counterparts, on files and sockets alike).
+func ioCalls(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("bench: system calls of %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("bench: /proc/%d/io: %s %q: %w", pid, k, v, err)
+		}
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
+
 // peakRSSKiB returns VmHWM, the process's peak resident set size, from
 // /proc/PID/status.
 func peakRSSKiB(pid int) (int, error) {

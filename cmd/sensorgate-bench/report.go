@@ -87,6 +87,10 @@ func (r Run) summary() string {
 	if r.Ratio > 0 {
 		s += fmt.Sprintf(", ratio %.2f", r.Ratio)
 	}
+	if r.Delivered > 0 {
+		s += fmt.Sprintf(", %.2f read + %.2f write syscalls per msg",
+			float64(r.ReadCalls)/float64(r.Delivered), float64(r.WriteCalls)/float64(r.Delivered))
+	}
 	return s
 }
 

@@ -56,6 +56,10 @@ type Run struct {
 	CPUSeconds float64 `json:"cpu_s"`           // consumer process only, utime+stime
 	CPUPer100k float64 `json:"cpu_s_per_100k"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM, MiB
+	// ReadCalls and WriteCalls are the consumer's read and write system
+	// calls (files and sockets) over the same span as CPUSeconds.
+	ReadCalls  int64 `json:"read_syscalls"`
+	WriteCalls int64 `json:"write_syscalls"`
 	// Delivered is the exact count of uplink points in InfluxDB
 	// (sensorgate) or of messages acknowledged (no-op).
 	Delivered   int   `json:"delivered"`
@@ -164,6 +168,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		go func() { profDone <- fetchProfile(ctx, pprofAddr, prof) }()
 	}
 	cpu0 := 0.0 // backlog: the process starts with the clock
+	var reads0, writes0 int64
 	published := make(chan error, 1)
 	if s.Mode == modeLive {
 		// Publishing starts once the consumer holds its session, so
@@ -172,6 +177,9 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			return err
 		}
 		if cpu0, err = cpuSeconds(p.pid()); err != nil {
+			return err
+		}
+		if reads0, writes0, err = ioCalls(p.pid()); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
@@ -193,6 +201,10 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		return err
 	}
 	cpu1, err := cpuSeconds(p.pid())
+	if err != nil {
+		return err
+	}
+	reads1, writes1, err := ioCalls(p.pid())
 	if err != nil {
 		return err
 	}
@@ -227,6 +239,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	r.Seconds = elapsed.Seconds()
 	r.MsgsPerS = float64(s.N) / r.Seconds
 	r.CPUSeconds = cpu1 - cpu0
+	r.ReadCalls, r.WriteCalls = reads1-reads0, writes1-writes0
 	r.CPUPer100k = r.CPUSeconds / float64(s.N) * 100000
 	r.PeakRSSMB = float64(rss) / 1024
 	if r.Consumer == consumerSensorgate {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -119,6 +120,14 @@ func (w *coalescingWriter) run() {
 	for {
 		select {
 		case <-w.kick:
+			// Let the goroutines made runnable with the packet that woke
+			// us run first: the workers whose messages the same spool
+			// commit made durable are about to acknowledge theirs. Woken
+			// by paho's writer, this goroutine would otherwise run next on
+			// its P and write that one packet alone (in a backlog drain
+			// with ~15 messages per commit: 1.07 write calls per message
+			// without, 0.14 with).
+			runtime.Gosched()
 			w.flush()
 		case <-w.stop:
 			w.flush()

@@ -65,6 +65,9 @@ type Stats struct {
 	CorruptRecords uint64
 	// RepairedBytes counts bytes of torn or corrupt tail cut off by Open.
 	RepairedBytes int64
+	// Syncs counts fdatasync calls on segment files since Open: appended
+	// records per sync is the size of the group commits.
+	Syncs uint64
 }
 
 // segment is one segment file as the spool tracks it.
@@ -495,6 +498,7 @@ func (s *Spool) Stats() Stats {
 		DroppedBytes:   s.dropBytes,
 		CorruptRecords: s.corrupt,
 		RepairedBytes:  s.repaired,
+		Syncs:          s.syncs.Load(),
 	}
 	oldest := max(s.ackSeq+1, s.segs[0].first)
 	if oldest > s.committed {
