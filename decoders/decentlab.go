@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"sync"
 )
 
 // Decentlab DL-series decoders, built on one reader of the Decentlab
@@ -80,7 +82,26 @@ type decentlabModel struct {
 	name   string
 	params []dlParam
 	groups []dlGroup
-	maps   []Mapping
+	maps   []Mapping // keys are "<value key>.value" (TestDecentlabTables)
+
+	// mapOf is, per group and value, the index in maps of the value's
+	// mapping or -1, so a frame maps its values as it reads them instead
+	// of searching its record once per mapping.
+	mapOnce sync.Once
+	mapOf   [][]int
+}
+
+func (m *decentlabModel) mappingIndex() [][]int {
+	m.mapOnce.Do(func() {
+		m.mapOf = make([][]int, len(m.groups))
+		for g, grp := range m.groups {
+			m.mapOf[g] = make([]int, len(grp.values))
+			for v, val := range grp.values {
+				m.mapOf[g][v] = slices.IndexFunc(m.maps, func(mp Mapping) bool { return mp.Key == val.key+".value" })
+			}
+		}
+	})
+	return m.mapOf
 }
 
 // Units exactly as Decentlab writes them (Unicode dot operator and
@@ -592,6 +613,9 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 		}
 		words[dlP0+i] = v
 	}
+	// Samples in the order of maps, as ApplyMappings gives them.
+	mapOf := m.mappingIndex()
+	mapped := make([]Sample, len(m.maps))
 	pos := 5
 	for bit, g := range m.groups {
 		if flags&(1<<bit) == 0 {
@@ -604,14 +628,21 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 			words[i] = float64(binary.BigEndian.Uint16(b[pos+2*i:]))
 		}
 		pos += 2 * g.words
-		for _, v := range g.values {
+		for i, v := range g.values {
+			x := v.conv(words)
 			rec.Object(v.key)
 			rec.String("displayName", v.name)
-			rec.Number("value", v.conv(words))
+			rec.Number("value", x)
 			if v.unit != "" {
 				rec.String("unit", v.unit)
 			}
 			rec.End()
+			if j := mapOf[bit][i]; j >= 0 {
+				if s := m.maps[j].Scale; s != 0 {
+					x *= s
+				}
+				mapped[j] = Sample{Quantity: m.maps[j].Quantity, Value: NumberVal(x)}
+			}
 		}
 	}
 	if extra := flags >> len(m.groups); extra != 0 {
@@ -620,5 +651,9 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 	if pos < len(b) {
 		warnings = append(warnings, fmt.Sprintf("%s: %d bytes after the last sensor group ignored", m.name, len(b)-pos))
 	}
-	return Result{Record: rec, Samples: rec.ApplyMappings(m.maps), Warnings: warnings}, nil
+	samples := slices.DeleteFunc(mapped, func(s Sample) bool { return s.Quantity == "" })
+	if len(samples) == 0 {
+		samples = nil // as ApplyMappings gives none
+	}
+	return Result{Record: rec, Samples: samples, Warnings: warnings}, nil
 }
