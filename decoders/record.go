@@ -20,9 +20,11 @@ import (
 // Opening an object or an array whose key its parent already holds adds to
 // it (Cayenne LPP groups a type's channels in one object; history records
 // read one by one go into one list).
+//
+// The zero Record is empty and ready to use.
 type Record struct {
 	nodes []node
-	open  int32 // innermost open container, or -1
+	open  int32 // innermost open container's index + 1; 0 at the top
 }
 
 // ValueKind is the type of a Value.
@@ -112,11 +114,11 @@ func (n *node) value() Value { return Value{Num: n.num, Str: n.str, Kind: n.kind
 // NewRecord returns a record with room for n values and containers, so a
 // decoder that knows its frame's size writes without growing it.
 func NewRecord(n int) *Record {
-	return &Record{nodes: make([]node, 0, n), open: -1}
+	return &Record{nodes: make([]node, 0, n)}
 }
 
 func (r *Record) add(key string, v Value) {
-	r.nodes = append(r.nodes, node{key: key, num: v.Num, str: v.Str, parent: r.open, kind: v.Kind, b: v.Bool})
+	r.nodes = append(r.nodes, node{key: key, num: v.Num, str: v.Str, parent: r.open - 1, kind: v.Kind, b: v.Bool})
 }
 
 // Number, String, Bool and Null write one value under key.
@@ -133,13 +135,13 @@ func (r *Record) Array(key string) { r.container(key, kindArray) }
 
 func (r *Record) container(key string, k ValueKind) {
 	r.add(key, Value{Kind: k})
-	r.open = int32(len(r.nodes) - 1)
+	r.open = int32(len(r.nodes))
 }
 
 // End closes the innermost open object or array.
 func (r *Record) End() {
-	if r.open >= 0 {
-		r.open = r.nodes[r.open].parent
+	if r.open > 0 {
+		r.open = r.nodes[r.open-1].parent + 1
 	}
 }
 

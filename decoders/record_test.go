@@ -159,6 +159,19 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+func TestRecordZero(t *testing.T) {
+	var r Record
+	r.Object("a")
+	r.Number("b", 1)
+	r.End()
+	r.End() // one End too many is ignored
+	r.Number("c", 2)
+	want := map[string]any{"a": map[string]any{"b": 1.0}, "c": 2.0}
+	if got := r.Map(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
 func TestRecordNil(t *testing.T) {
 	var r *Record
 	if r.Len() != 0 || len(r.Map()) != 0 {
