@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -79,6 +80,13 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&s.Timeout, "timeout", 10*time.Minute, "per run: publishing and draining")
 	fs.DurationVar(&s.Poll, "poll", 100*time.Millisecond, "how often InfluxDB is asked for its uplink count")
 	fs.BoolVar(&s.Keep, "keep", false, "keep each run's directory (logs, data)")
+	fs.Func("sensorgate-env", "KEY=VALUE added to sensorgate's environment only (repeatable), e.g. GOGC=200; the servers and the no-op keep theirs", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		s.Env = append(s.Env, v)
+		return nil
+	})
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
 	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,7 @@ type settings struct {
 	Timeout    time.Duration // per run, publishing and draining
 	Poll       time.Duration // how often InfluxDB is asked for its uplink count
 	Keep       bool          // keep each run's directory (logs, data)
+	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	log        io.Writer     // progress
 }
 
@@ -146,7 +147,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			return err
 		}
 		cmd := exec.Command(s.Sensorgate, "run", "-c", cfg)
-		cmd.Env = os.Environ()
+		cmd.Env = append(os.Environ(), s.Env...)
 		if prof != nil {
 			pprofAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
 			cmd.Env = append(cmd.Env, "SENSORGATE_PPROF="+pprofAddr)

@@ -559,11 +559,19 @@ func split(parts []part) (a, b []part, ok bool) {
 // Sink aborts, so a batch nobody waits for stops retrying.
 func (s *Sink) liveContext(parts []part) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(s.abortCtx)
-	var live atomic.Int64
-	live.Store(int64(len(parts)))
-	stops := make([]func() bool, len(parts))
+	// Parts from one writeLines call (a spool chunk: hundreds of records)
+	// share one context, and they come in a row: watch each context once.
+	var ctxs []context.Context
 	for i, p := range parts {
-		stops[i] = context.AfterFunc(p.r.ctx, func() {
+		if i == 0 || p.r.ctx != parts[i-1].r.ctx {
+			ctxs = append(ctxs, p.r.ctx)
+		}
+	}
+	var live atomic.Int64
+	live.Store(int64(len(ctxs)))
+	stops := make([]func() bool, len(ctxs))
+	for i, c := range ctxs {
+		stops[i] = context.AfterFunc(c, func() {
 			if live.Add(-1) == 0 {
 				cancel()
 			}

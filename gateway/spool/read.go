@@ -163,9 +163,7 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 		if sealed {
 			last = s.segs[i+1].first - 1
 		}
-		if out == nil {
-			out = make([]Record, 0, min(uint64(max), s.committed-s.rd.next+1))
-		}
+		avail := s.committed - s.rd.next + 1
 		s.mu.Unlock()
 
 		err := s.seek(seg, s.rd.next)
@@ -183,6 +181,17 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 					est = min(est, int64(maxBytes)+int64(len(p)))
 				}
 				data = make([]byte, 0, est)
+			}
+			if out == nil {
+				// As many records as are there and the limits let in,
+				// guessing from the first one's size: a delivery chunk
+				// (max 10,000, 1 MiB) of ~1 KB records holds about a
+				// thousand, and the Records stay in memory until acked.
+				n := min(uint64(max), avail)
+				if maxBytes > 0 && len(p) > 0 {
+					n = min(n, uint64(maxBytes/len(p))+1)
+				}
+				out = make([]Record, 0, n)
 			}
 			data = append(data, p...)
 			// Data is fixed up below to point into the final data buffer.
