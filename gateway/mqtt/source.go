@@ -277,6 +277,9 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 	if u, err := url.Parse(c.Broker); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
 		o.SetCustomOpenConnectionFn(openBuffered)
 	}
+	if *c.QoS < 2 {
+		o.SetStore(nopStore{})
+	}
 	if c.Username != "" {
 		o.SetUsername(c.Username)
 	}
