@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonScanner reads one JSON document in a single pass, checking all of
@@ -65,9 +66,13 @@ func (e *jsonTypeError) Error() string {
 	return field + ": want " + e.want + ", got a JSON " + e.got
 }
 
-// newScanner starts reading payload.
+// newScanner starts reading payload. The strings it returns share
+// payload's memory instead of a copy (a ~1 KB allocation and copy per
+// message), which holds because Parse's callers hand the payload over
+// and never write to it again (see Parser.Parse): the Uplink keeps it as
+// Raw anyway. Unescaped strings are copies.
 func newScanner(payload []byte) jsonScanner {
-	return jsonScanner{s: string(payload)}
+	return jsonScanner{s: unsafe.String(unsafe.SliceData(payload), len(payload))}
 }
 
 // finish checks that nothing but whitespace follows the document and
@@ -473,9 +478,17 @@ func fieldKey(key string, names ...string) string {
 			return n
 		}
 	}
+	ascii := true
+	for i := 0; i < len(key); i++ {
+		ascii = ascii && key[i] < utf8.RuneSelf
+	}
 	for _, n := range names {
-		// A key shorter than an ASCII name cannot fold to it.
-		if len(key) >= len(n) && strings.EqualFold(key, n) {
+		// ASCII folds to ASCII byte for byte, so an ASCII key can only
+		// match a name of its own length; a longer key can, if it holds a
+		// multi-byte rune folding to ASCII (U+212A KELVIN SIGN to k). A
+		// shorter one cannot. Most keys of a feed are ones no reader
+		// wants, so this check is what they cost.
+		if (len(key) == len(n) || len(key) > len(n) && !ascii) && strings.EqualFold(key, n) {
 			return n
 		}
 	}
