@@ -330,11 +330,7 @@ func BenchmarkCayenne(b *testing.B) {
 			dec := builtin[model]
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
-			for b.Loop() {
-				if _, err := dec.Decode(Input{FPort: 1, Bytes: payload}); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchDecode(b, dec, Input{FPort: 1, Bytes: payload})
 		})
 	}
 }

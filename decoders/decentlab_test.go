@@ -636,11 +636,7 @@ func BenchmarkDecentlab(b *testing.B) {
 		in := Input{FPort: 1, Bytes: vecHex(b, ex.hex)}
 		b.Run(ex.model, func(b *testing.B) {
 			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := builtin[ex.model].Decode(in); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchDecode(b, builtin[ex.model], in)
 		})
 	}
 }

@@ -213,9 +213,5 @@ func BenchmarkElsys(b *testing.B) {
 	payload, _ := hex.DecodeString("0100e202290400270506060308070e10")
 	dec := builtin["elsys-ers-co2"]
 	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := dec.Decode(Input{FPort: 5, Bytes: payload}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDecode(b, dec, Input{FPort: 5, Bytes: payload})
 }

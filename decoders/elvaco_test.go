@@ -130,11 +130,7 @@ func FuzzCMi4110(f *testing.F) { vecFuzz(f, cmi4110, cmi4110Vectors) }
 func BenchmarkCMi4110(b *testing.B) {
 	in := Input{FPort: 2, Bytes: vecHex(b, cmi4110Frame(cmi4110Standard8...))}
 	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := cmi4110.Decode(in); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchDecode(b, cmi4110, in)
 }
 
 // BenchmarkCMi4110Vector decodes the vector file's example, beside the

@@ -282,6 +282,7 @@ type msHistoryOut struct {
 // read it as they read a live frame.
 func (m *milesightModel) readHistory(r *Record, parts []msField, v []byte, out *msHistoryOut) {
 	point := NewRecord(msHistoryValues)
+	defer point.Release() // r and the samples get copies of its values
 	ts := binary.LittleEndian.Uint32(v)
 	point.Number("timestamp", float64(ts))
 	off := 4

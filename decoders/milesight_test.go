@@ -483,11 +483,7 @@ func benchHexModels(b *testing.B, models ...string) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := builtin[m].Decode(in); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchDecode(b, builtin[m], in)
 		})
 	}
 }

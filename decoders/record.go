@@ -3,6 +3,7 @@ package decoders
 import (
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Record is a native decoder's data: its values in the order written,
@@ -111,10 +112,37 @@ type node struct {
 
 func (n *node) value() Value { return Value{Num: n.num, Str: n.str, Kind: n.kind, Bool: n.b} }
 
-// NewRecord returns a record with room for n values and containers, so a
-// decoder that knows its frame's size writes without growing it.
+// NewRecord returns an empty record with room for n values and containers,
+// so a decoder that knows its frame's size writes without growing it. It
+// reuses a released record where there is one.
 func NewRecord(n int) *Record {
-	return &Record{nodes: make([]node, 0, n)}
+	r := recordPool.Get().(*Record)
+	if cap(r.nodes) < n {
+		r.nodes = make([]node, 0, n)
+	}
+	return r
+}
+
+// recordPool holds released records: the pipeline releases every native
+// decoder's record once the uplink's points are built, so a busy daemon
+// decodes into the same few node arrays instead of allocating one per
+// uplink.
+var recordPool = sync.Pool{New: func() any { return new(Record) }}
+
+const maxPooledNodes = 1024
+
+// Release empties r and hands it back for a later NewRecord. Nothing may
+// use r after; what r gave out stays valid (Map's maps, Flat's keys and
+// Lookup's values do not share its memory). A nil r is ignored.
+func (r *Record) Release() {
+	if r == nil {
+		return
+	}
+	if cap(r.nodes) > maxPooledNodes {
+		return // a rare huge frame's array is not worth keeping
+	}
+	r.nodes, r.open = r.nodes[:0], 0
+	recordPool.Put(r)
 }
 
 func (r *Record) add(key string, v Value) {

@@ -239,6 +239,8 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 			return nil, nil, &Rejection{Reason: ReasonDecode, Err: fmt.Errorf("model %s: %w", dev.model, err)}
 		}
 		rec, data, samples, warnings = res.Record, res.Data, res.Samples, res.Warnings
+		// The points copy what they need of the record.
+		defer rec.Release()
 		if len(policy.Map) > 0 {
 			samples = append(samples, res.ApplyMappings(policy.Map)...)
 		}
