@@ -2,6 +2,7 @@ package decoders
 
 import (
 	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -228,4 +229,52 @@ func BenchmarkRecordFlat(b *testing.B) {
 	for b.Loop() {
 		r.Flat(func(string, Value) { n++ })
 	}
+}
+
+// TestRecordRelease checks what Release promises: what a record gave out
+// (flat keys and values, maps, looked-up values) stays valid after it is
+// released and reused, also by concurrent decoders (run with -race).
+func TestRecordRelease(t *testing.T) {
+	decode := func(ch byte, tenths int16) (map[string]any, map[string]any, Value) {
+		payload := []byte{ch, 103, byte(uint16(tenths) >> 8), byte(tenths), ch, 136, 0x06, 0x76, 0x5f, 0xf2, 0x96, 0x0a, 0x00, 0x03, 0xe8}
+		res, err := builtin["cayenne-lpp"].Decode(Input{FPort: 1, Bytes: payload})
+		if err != nil {
+			t.Error(err)
+			return nil, nil, Value{}
+		}
+		flat := map[string]any{}
+		res.Record.Flat(func(k string, v Value) { flat[k] = v.Any() })
+		m := res.Record.Map()
+		v, _ := res.Record.Lookup("temperatureSensor." + lppChannel(ch))
+		res.Record.Release()
+		return flat, m, v
+	}
+	flat1, map1, v1 := decode(3, 272)
+	for range 10 {
+		decode(200, -15) // reuses the released record
+	}
+	if flat1["temperatureSensor_3"] != 27.2 || flat1["gpsLocation_3_latitude"] != 42.3519 {
+		t.Fatalf("flat fields changed after release: %v", flat1)
+	}
+	if map1["temperatureSensor"].(map[string]any)["3"] != 27.2 || v1 != NumberVal(27.2) {
+		t.Fatalf("map or value changed after release: %v %v", map1, v1)
+	}
+
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				tenths := int16(g*1000 + i)
+				flat, _, _ := decode(byte(g), tenths)
+				key := "temperatureSensor_" + lppChannel(byte(g))
+				if want := float64(tenths) / 10; flat[key] != want {
+					t.Errorf("goroutine %d: %s = %v, want %v", g, key, flat[key], want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
