@@ -172,7 +172,7 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 			}
 			if samples == nil {
 				// Most records carry one mapped quantity: room for all.
-				samples = make([]Sample, 0, len(b)/3)
+				samples = rec.Samples(len(b) / 3)
 			}
 			s := Sample{Quantity: q, Value: NumberVal(vals[c]), Channel: chs}
 			if k.isBool {

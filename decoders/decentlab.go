@@ -615,7 +615,8 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 	}
 	// Samples in the order of maps, as ApplyMappings gives them.
 	mapOf := m.mappingIndex()
-	mapped := make([]Sample, len(m.maps))
+	mapped := rec.Samples(len(m.maps))[:len(m.maps)]
+	clear(mapped) // a reused buffer: empty slots are how unmapped ones show
 	pos := 5
 	for bit, g := range m.groups {
 		if flags&(1<<bit) == 0 {

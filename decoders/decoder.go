@@ -129,9 +129,14 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 func (r *Record) ApplyMappings(maps []Mapping) []Sample {
 	var out []Sample
 	for _, mp := range maps {
-		if v, ok := r.Lookup(mp.Key); ok {
-			out = appendMapped(out, mp, v, len(maps))
+		v, ok := r.Lookup(mp.Key)
+		if !ok || v.Kind == Null {
+			continue
 		}
+		if out == nil {
+			out = r.Samples(len(maps))
+		}
+		out = appendMapped(out, mp, v, len(maps))
 	}
 	return out
 }

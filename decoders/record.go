@@ -24,8 +24,10 @@ import (
 //
 // The zero Record is empty and ready to use.
 type Record struct {
-	nodes []node
-	open  int32 // innermost open container's index + 1; 0 at the top
+	nodes      []node
+	open       int32    // innermost open container's index + 1; 0 at the top
+	samples    []Sample // see Samples
+	samplesOut bool     // Samples gave the buffer out since NewRecord
 }
 
 // ValueKind is the type of a Value.
@@ -123,6 +125,23 @@ func NewRecord(n int) *Record {
 	return r
 }
 
+// Samples returns an empty slice with room for n samples that lives as long
+// as r: a decoder whose result carries r puts its samples there, so a
+// pooled record brings its sample buffer along. Like r, the slice must not
+// be used after r.Release. The buffer is given out once per record; later
+// calls (the pipeline mapping a source's keys too) get a new slice, so
+// they cannot overwrite the decoder's samples.
+func (r *Record) Samples(n int) []Sample {
+	if r.samplesOut {
+		return make([]Sample, 0, n)
+	}
+	r.samplesOut = true
+	if cap(r.samples) < n {
+		r.samples = make([]Sample, 0, n)
+	}
+	return r.samples[:0]
+}
+
 // recordPool holds released records: the pipeline releases every native
 // decoder's record once the uplink's points are built, so a busy daemon
 // decodes into the same few node arrays instead of allocating one per
@@ -132,16 +151,17 @@ var recordPool = sync.Pool{New: func() any { return new(Record) }}
 const maxPooledNodes = 1024
 
 // Release empties r and hands it back for a later NewRecord. Nothing may
-// use r after; what r gave out stays valid (Map's maps, Flat's keys and
-// Lookup's values do not share its memory). A nil r is ignored.
+// use r or the slices its Samples gave after; what else r gave out stays
+// valid (Map's maps, Flat's keys and Lookup's values do not share its
+// memory). A nil r is ignored.
 func (r *Record) Release() {
 	if r == nil {
 		return
 	}
-	if cap(r.nodes) > maxPooledNodes {
+	if cap(r.nodes) > maxPooledNodes || cap(r.samples) > maxPooledNodes {
 		return // a rare huge frame's array is not worth keeping
 	}
-	r.nodes, r.open = r.nodes[:0], 0
+	r.nodes, r.open, r.samplesOut = r.nodes[:0], 0, false
 	recordPool.Put(r)
 }
 

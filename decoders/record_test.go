@@ -160,6 +160,21 @@ func TestRecord(t *testing.T) {
 	}
 }
 
+// TestRecordSamplesOnce: a second mapping of the same record (the
+// pipeline applies a source's map after the decoder's) must not reuse the
+// buffer that holds the decoder's samples.
+func TestRecordSamplesOnce(t *testing.T) {
+	r := NewRecord(4)
+	r.Number("a", 1)
+	r.Number("b", 2)
+	first := r.ApplyMappings([]Mapping{{Key: "a", Quantity: "air.temperature"}})
+	second := r.ApplyMappings([]Mapping{{Key: "b", Quantity: "air.relativeHumidity"}})
+	if len(first) != 1 || first[0].Value != NumberVal(1) || len(second) != 1 || second[0].Value != NumberVal(2) {
+		t.Fatalf("first %v, second %v", first, second)
+	}
+	r.Release()
+}
+
 func TestRecordZero(t *testing.T) {
 	var r Record
 	r.Object("a")
