@@ -547,7 +547,7 @@ var (
 // restart with the device) and stay in Data.
 func vs133Samples(r *Record, out []Sample) []Sample {
 	if out == nil {
-		out = make([]Sample, 0, 2*len(vs133Lines)) // one allocation, not one per doubling
+		out = r.Samples(2 * len(vs133Lines)) // the record's buffer: no allocation in the pipeline
 	}
 	for n, paths := range vs133Periods {
 		ch := vs133Channels[n]
