@@ -166,7 +166,16 @@ func (r *Record) Release() {
 }
 
 func (r *Record) add(key string, v Value) {
-	r.nodes = append(r.nodes, node{key: key, num: v.Num, str: v.Str, parent: r.open - 1, kind: v.Kind, b: v.Bool})
+	// Fill the node in place: appending a composite literal builds it on
+	// the stack and copies it, with write barriers for its strings.
+	n := len(r.nodes)
+	if n == cap(r.nodes) {
+		r.nodes = append(r.nodes, node{})
+	} else {
+		r.nodes = r.nodes[:n+1]
+	}
+	p := &r.nodes[n]
+	p.key, p.num, p.str, p.parent, p.kind, p.b = key, v.Num, v.Str, r.open-1, v.Kind, v.Bool
 }
 
 // Number, String, Bool and Null write one value under key.
