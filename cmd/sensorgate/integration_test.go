@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -136,20 +135,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 
 	publishAll(t, mq.URL(), msgs)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runErr := make(chan error, 1)
-	go func() { runErr <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
-	}()
+	d := startDaemon(t, cfg, zerolog.WarnLevel)
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {

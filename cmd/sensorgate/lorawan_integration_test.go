@@ -85,25 +85,12 @@ devices: {import: %[1]s/devices.csv, tags: [district]}
 	// in a deployment: what is published meanwhile is queued for it.
 	presubscribe(t, mq.URL(), cfg.Sources[1].MQTT.ClientID, cfg.Sources[1].MQTT.Topics)
 
-	d, err := NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
-	}()
+	d := startDaemon(t, cfg, zerolog.WarnLevel)
 	waitUDPListening(t, udpAddr)
 
 	// Semtech UDP: 12 uplinks through the simulated gateways' forwarders.
 	var sent []sentUplink
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	err = simulate.SendSemtech(sctx, fleet, simulate.SemtechSendOptions{Addr: udpAddr, Count: 12,
 		OnSent: func(m simulate.SemtechMessage) { sent = append(sent, sentUplink{m, "udp-gw"}) }})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -116,19 +115,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district]}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.d, err = NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel)); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		r.d.Close()
-	})
+	r.d = startDaemon(t, cfg, zerolog.ErrorLevel)
 	api := opsAPI{t: t, base: r.base, token: rigToken}
 	api.waitFor("readiness", func() bool {
 		resp, err := http.Get(r.base + "/readyz")

@@ -103,20 +103,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district], health_interval: 300ms}
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
-	}()
+	d := startDaemon(t, cfg, zerolog.WarnLevel)
 	api := opsAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), token: "t0ken"}
 	api.waitFor("readiness", func() bool {
 		resp, err := http.Get(api.base + "/readyz")
