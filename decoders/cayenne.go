@@ -3,7 +3,6 @@ package decoders
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 )
 
@@ -184,21 +183,20 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 	return Result{Record: rec, Samples: samples}, nil
 }
 
-// lppChannels and lppTTSKeyTables hold the keys payloads are decoded into,
-// made once instead of per record: "3", and "temperature_3" per type, built
-// on the first payload with that type.
+// The keys payloads are decoded into, made once instead of per record:
+// lppChannels ("3") at start, lppTTSKeyTables ("temperature_3") per type,
+// on the first payload with that type (most of the 256 types never come).
 var (
-	lppChannels = sync.OnceValue(func() *[256]string {
-		var keys [256]string
+	lppChannels = func() (keys [256]string) {
 		for c := range keys {
 			keys[c] = strconv.Itoa(c)
 		}
-		return &keys
-	})
+		return keys
+	}()
 	lppTTSKeyTables [256]atomic.Pointer[[256]string]
 )
 
-func lppChannel(ch byte) string { return lppChannels()[ch] }
+func lppChannel(ch byte) string { return lppChannels[ch] }
 
 func lppTTSKey(typ, ch byte) string {
 	keys := lppTTSKeyTables[typ].Load()

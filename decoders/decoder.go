@@ -117,9 +117,14 @@ func ApplyMappings(data map[string]any, maps []Mapping) []Sample {
 		if !ok {
 			continue
 		}
-		if v, ok := ValueOf(x); ok {
-			out = appendMapped(out, mp, v, len(maps))
+		v, ok := ValueOf(x)
+		if !ok || v.Kind == Null {
+			continue
 		}
+		if out == nil {
+			out = make([]Sample, 0, len(maps))
+		}
+		out = append(out, mapped(mp, v))
 	}
 	return out
 }
@@ -136,26 +141,17 @@ func (r *Record) ApplyMappings(maps []Mapping) []Sample {
 		if out == nil {
 			out = r.Samples(len(maps))
 		}
-		out = appendMapped(out, mp, v, len(maps))
+		out = append(out, mapped(mp, v))
 	}
 	return out
 }
 
-// appendMapped appends v as mp's sample, scaled if it is a number; null
-// makes no sample. The first sample makes room for n.
-func appendMapped(out []Sample, mp Mapping, v Value, n int) []Sample {
-	switch v.Kind {
-	case Null:
-		return out
-	case NumberValue:
-		if mp.Scale != 0 {
-			v.Num *= mp.Scale
-		}
+// mapped is v as mp's sample, scaled if it is a number.
+func mapped(mp Mapping, v Value) Sample {
+	if v.Kind == NumberValue && mp.Scale != 0 {
+		v.Num *= mp.Scale
 	}
-	if out == nil {
-		out = make([]Sample, 0, n)
-	}
-	return append(out, Sample{Quantity: mp.Quantity, Value: v})
+	return Sample{Quantity: mp.Quantity, Value: v}
 }
 
 func lookupPath(data map[string]any, path string) (any, bool) {
