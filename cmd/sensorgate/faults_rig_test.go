@@ -194,6 +194,14 @@ func (r *faultRig) runInProcess(cfgPath string) *inProcess {
 	return p
 }
 
+// daemonState describes d for a failed wait: its counters, its spool and
+// the tail of the rig's log.
+func (r *faultRig) daemonState(d *inProcess) func() string {
+	return func() string {
+		return fmt.Sprintf("counters %v, spool %+v\nlog:\n%s", d.Counters.Snapshot(), d.spool.Stats(), r.logTail())
+	}
+}
+
 // stop shuts the daemon down as SIGTERM would and closes its files.
 func (p *inProcess) stop(t *testing.T) {
 	if p.cancel == nil {

@@ -54,9 +54,7 @@ func TestFaultInfluxDBOutage(t *testing.T) {
 	const warm, outage = 500, 20000
 	r := newFaultRig(t, 101, 300)
 	d := r.runInProcess(r.writeConfig(rigConfig{}))
-	diag := func() string {
-		return fmt.Sprintf("counters %v, spool %+v\nlog:\n%s", d.Counters.Snapshot(), d.spool.Stats(), r.logTail())
-	}
+	diag := r.daemonState(d)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -309,9 +307,7 @@ func TestFaultInfluxErrors(t *testing.T) {
 	}
 	px := startInfluxProxy(t, r.db.URL(), plan, 1000)
 	d := r.runInProcess(r.writeConfig(rigConfig{influxURL: px.URL}))
-	diag := func() string {
-		return fmt.Sprintf("counters %v, spool %+v\nlog:\n%s", d.Counters.Snapshot(), d.spool.Stats(), r.logTail())
-	}
+	diag := r.daemonState(d)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -405,9 +401,7 @@ func TestFaultSpoolFull(t *testing.T) {
 	const warm, outage, inflight = 200, 3000, 200
 	r := newFaultRig(t, 606, 100)
 	d := r.runInProcess(r.writeConfig(rigConfig{extra: "spool: {max_bytes: 524288, segment_bytes: 65536}\n"}))
-	diag := func() string {
-		return fmt.Sprintf("counters %v, spool %+v\nlog:\n%s", d.Counters.Snapshot(), d.spool.Stats(), r.logTail())
-	}
+	diag := r.daemonState(d)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
