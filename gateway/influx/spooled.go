@@ -89,6 +89,7 @@ const chunksInFlight = 2
 // chunk is records read from the spool in one Read and their delivery.
 type chunk struct {
 	recs []spool.Record
+	buf  *spool.Buffer // the memory recs live in
 	done chan struct{}
 	n    int // records done with, from the first: set before done closes
 }
@@ -109,17 +110,20 @@ func (s *Spooled) Run(ctx context.Context) error {
 	defer cancel(nil)
 	slots := make(chan struct{}, chunksInFlight)
 	order := make(chan *chunk, chunksInFlight)
+	// Read buffers of chunks done with, for the next reads: one per
+	// chunk in flight, as many as can be in use at once.
+	free := make(chan *spool.Buffer, chunksInFlight)
 	var wg sync.WaitGroup
 	var ackErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ackErr = s.acknowledge(order, slots)
+		ackErr = s.acknowledge(order, slots, free)
 		if ackErr != nil {
 			cancel(ackErr)
 		}
 	}()
-	err := s.read(ctx, order, slots, &wg)
+	err := s.read(ctx, order, slots, free, &wg)
 	close(order)
 	wg.Wait()
 	if ackErr != nil {
@@ -130,21 +134,27 @@ func (s *Spooled) Run(ctx context.Context) error {
 
 // read hands chunks of the spool to delivery goroutines, at most
 // chunksInFlight at once, and queues them for acknowledge in order.
-func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan struct{}, wg *sync.WaitGroup) error {
+func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan struct{}, free chan *spool.Buffer, wg *sync.WaitGroup) error {
 	for {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		recs, err := s.spool.Read(ctx, s.chunk, s.chunkMax)
+		var buf *spool.Buffer
+		select {
+		case buf = <-free:
+		default:
+			buf = new(spool.Buffer)
+		}
+		recs, err := s.spool.ReadBuffered(ctx, buf, s.chunk, s.chunkMax)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("influx: read spool: %w", err)
 		}
-		c := &chunk{recs: recs, done: make(chan struct{})}
+		c := &chunk{recs: recs, buf: buf, done: make(chan struct{})}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,20 +191,35 @@ func (s *Spooled) full(recs []spool.Record) bool {
 // acknowledge waits for chunks in the order they were read and
 // acknowledges each one's records in the spool. A chunk that ended
 // unfinished (shutdown) is acknowledged up to where it got, and nothing
-// after it is: those records are read again at the next start.
-func (s *Spooled) acknowledge(order <-chan *chunk, slots <-chan struct{}) error {
+// after it is: those records are read again at the next start. The read
+// buffer of a chunk whose every record is done with goes to free; an
+// unfinished chunk's is left to the collector, since a request the Sink
+// still holds may point into it.
+func (s *Spooled) acknowledge(order <-chan *chunk, slots <-chan struct{}, free chan<- *spool.Buffer) error {
 	stuck := false
 	for c := range order {
 		<-c.done
+		// Taken before c.buf is reused by the next read.
+		n, total := c.n, len(c.recs)
+		var last spool.Position
+		if n > 0 {
+			last = c.recs[n-1].Pos
+		}
+		if n == total {
+			select {
+			case free <- c.buf:
+			default:
+			}
+		}
 		<-slots
-		if stuck || c.n == 0 {
-			stuck = stuck || len(c.recs) > 0
+		if stuck || n == 0 {
+			stuck = stuck || total > 0
 			continue
 		}
-		if err := s.spool.Ack(c.recs[c.n-1].Pos); err != nil {
+		if err := s.spool.Ack(last); err != nil {
 			return fmt.Errorf("influx: ack spool: %w", err)
 		}
-		stuck = c.n < len(c.recs)
+		stuck = n < total
 	}
 	return nil
 }

@@ -114,14 +114,33 @@ func (r *segReader) fill(need, limit int64) error {
 // at the first record not acked. Records read but never acked are read
 // again after a restart.
 func (s *Spool) Read(ctx context.Context, max, maxBytes int) ([]Record, error) {
+	return s.ReadBuffered(ctx, nil, max, maxBytes)
+}
+
+// Buffer is memory for ReadBuffered to reuse. The zero value is ready.
+type Buffer struct {
+	recs []Record
+	data []byte
+}
+
+// ReadBuffered is Read, holding the records and their Data in buf's
+// memory (a nil buf is Read): the records are valid until buf is passed
+// to ReadBuffered again. A delivery loop that reads a chunk every few
+// milliseconds then allocates nothing per chunk; fresh megabyte buffers
+// each time were most of the daemon's garbage, and the runtime handed
+// their pages back to the kernel and faulted them in again per chunk.
+func (s *Spool) ReadBuffered(ctx context.Context, buf *Buffer, max, maxBytes int) ([]Record, error) {
 	if max < 1 {
 		max = 1
+	}
+	if buf == nil {
+		buf = new(Buffer)
 	}
 	for {
 		// The reader lock is not held while waiting, so Ack and Close
 		// from other goroutines never wait for new data.
 		s.readMu.Lock()
-		recs, err := s.readAvailable(max, maxBytes)
+		recs, err := s.readAvailable(buf, max, maxBytes)
 		s.readMu.Unlock()
 		if err != nil || len(recs) > 0 {
 			return recs, err
@@ -136,8 +155,8 @@ func (s *Spool) Read(ctx context.Context, max, maxBytes int) ([]Record, error) {
 	}
 }
 
-// readAvailable reads committed records without waiting.
-func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
+// readAvailable reads committed records into buf without waiting.
+func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) {
 	var (
 		out   []Record
 		data  []byte
@@ -180,7 +199,10 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 				if maxBytes > 0 {
 					est = min(est, int64(maxBytes)+int64(len(p)))
 				}
-				data = make([]byte, 0, est)
+				data = buf.data[:0]
+				if int64(cap(data)) < est {
+					data = make([]byte, 0, est)
+				}
 			}
 			if out == nil {
 				// As many records as are there and the limits let in,
@@ -191,7 +213,10 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 				if maxBytes > 0 && len(p) > 0 {
 					n = min(n, uint64(maxBytes/len(p))+1)
 				}
-				out = make([]Record, 0, n)
+				out = buf.recs[:0]
+				if uint64(cap(out)) < n {
+					out = make([]Record, 0, n)
+				}
 			}
 			data = append(data, p...)
 			// Data is fixed up below to point into the final data buffer.
@@ -228,6 +253,7 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 			s.rd.next = last + 1
 		}
 	}
+	buf.recs, buf.data = out, data
 	if len(out) == 0 {
 		s.mu.Lock()
 		s.publishReadLocked()
@@ -249,7 +275,7 @@ func (s *Spool) readAvailable(max, maxBytes int) ([]Record, error) {
 		if len(out) == 0 {
 			// The reader moved on; there may be more to read right now.
 			s.mu.Unlock()
-			return s.readAvailable(max, maxBytes)
+			return s.readAvailable(buf, max, maxBytes)
 		}
 	}
 	for _, r := range out {

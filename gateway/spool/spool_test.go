@@ -294,6 +294,65 @@ func TestReadMaxBytes(t *testing.T) {
 	}
 }
 
+// TestReadBuffered reads a spool in chunks through one Buffer: every
+// chunk holds the right records, whatever the earlier chunks' sizes, and
+// once the buffer has grown a read allocates nothing.
+func TestReadBuffered(t *testing.T) {
+	s, _ := openT(t, Config{Dir: t.TempDir(), SegmentBytes: 64 << 10})
+	// Sizes vary so a later chunk can need more room than the buffer has,
+	// and the records cross segment boundaries.
+	sizes := []int{100, 3000, 40, 1200, 900}
+	var want [][]byte
+	for i := range 200 {
+		p := payload(i, sizes[i%len(sizes)])
+		want = append(want, p)
+		if err := s.Append(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf Buffer
+	got := 0
+	for _, c := range []struct{ max, maxBytes int }{{1, 0}, {30, 0}, {10, 2000}, {50, 0}, {200, 0}} {
+		recs, err := s.ReadBuffered(context.Background(), &buf, c.max, c.maxBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, r := range recs {
+			if !bytes.Equal(r.Data, want[got+k]) {
+				t.Fatalf("chunk (max %d, maxBytes %d) record %d: data %.20q…, want %.20q…", c.max, c.maxBytes, k, r.Data, want[got+k])
+			}
+			if r.Pos != Position(got+k+1) {
+				t.Fatalf("chunk (max %d) record %d: position %d, want %d", c.max, k, r.Pos, got+k+1)
+			}
+		}
+		got += len(recs)
+	}
+	if got != len(want) {
+		t.Fatalf("read %d records, want %d", got, len(want))
+	}
+	if err := s.Ack(Position(got)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Steady state: the same chunk shape again reuses the buffer.
+	// AllocsPerRun calls twice (a warm-up, then the measured run).
+	appendN(t, s, 0, 30, 500)
+	recs, err := s.ReadBuffered(context.Background(), &buf, 10, 0)
+	if err != nil || len(recs) != 10 {
+		t.Fatalf("ReadBuffered = %d records, %v; want 10", len(recs), err)
+	}
+	allocs := testing.AllocsPerRun(1, func() {
+		recs, err = s.ReadBuffered(context.Background(), &buf, 10, 0)
+	})
+	if err != nil || len(recs) != 10 {
+		t.Fatalf("ReadBuffered = %d records, %v; want 10", len(recs), err)
+	}
+	wantRecords(t, recs, 20, 29, 500, 201)
+	if allocs > 0 {
+		t.Errorf("a read into a buffer large enough allocated %.0f times, want 0", allocs)
+	}
+}
+
 func TestConcurrentAppendAndRead(t *testing.T) {
 	const writers, each, size = 16, 300, 200
 	s, _ := openT(t, Config{Dir: t.TempDir(), SegmentBytes: 64 << 10, MaxBytes: 1 << 30})
