@@ -159,7 +159,7 @@ func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan stru
 		go func() {
 			defer wg.Done()
 			defer close(c.done)
-			c.n = s.deliverChunk(ctx, c.recs)
+			c.n = s.deliverChunk(ctx, c.buf, c.recs)
 		}()
 		order <- c // room: a slot is held per queued chunk
 		if !s.full(recs) {
@@ -228,10 +228,10 @@ func (s *Spooled) acknowledge(order <-chan *chunk, slots <-chan struct{}, free c
 // returns how many are, from the first. The spool hands a record out once
 // per run, so records that did not make it are retried from here, not
 // read again.
-func (s *Spooled) deliverChunk(ctx context.Context, recs []spool.Record) int {
+func (s *Spooled) deliverChunk(ctx context.Context, buf *spool.Buffer, recs []spool.Record) int {
 	done := 0
 	for wait := time.Second; done < len(recs); wait = min(2*wait, time.Minute) {
-		n, err := s.deliver(ctx, recs[done:])
+		n, err := s.deliver(ctx, buf, recs[done:])
 		done += n
 		if done == len(recs) || ctx.Err() != nil {
 			break
@@ -246,10 +246,62 @@ func (s *Spooled) deliverChunk(ctx context.Context, recs []spool.Record) int {
 	return done
 }
 
-// deliver sends records to InfluxDB and returns how many of them, from
-// the first, are done with (stored, or kept as dead letters), and the
-// error that stopped the rest.
-func (s *Spooled) deliver(ctx context.Context, recs []spool.Record) (int, error) {
+// deliver sends records of buf to InfluxDB and returns how many of them,
+// from the first, are done with (stored, or kept as dead letters), and
+// the error that stopped the rest.
+//
+// Consecutive records leave together, up to a batch of lines per
+// request, straight from buf: a request per record cost an allocation
+// and a round trip through the Sink's collector per message. A run that
+// InfluxDB refuses for good (400/422) is sent again record by record, so
+// that only the records at fault become dead letters; the run's good
+// lines, which InfluxDB 1.8 stored anyway, are written again, which
+// overwrites them.
+func (s *Spooled) deliver(ctx context.Context, buf *spool.Buffer, recs []spool.Record) (int, error) {
+	type run struct{ from, to int }
+	var (
+		runs  []run
+		lines [][]byte
+	)
+	for from := 0; from < len(recs); {
+		to, n := from, 0
+		for ; to < len(recs); to++ {
+			k := bytes.Count(recs[to].Data, newline)
+			if to > from && n+k > s.sink.cfg.BatchSize {
+				break
+			}
+			n += k
+		}
+		l, ok := buf.Lines(recs[from:to])
+		if !ok {
+			return s.deliverEach(ctx, recs)
+		}
+		runs, lines = append(runs, run{from, to}), append(lines, l)
+		from = to
+	}
+	done := 0
+	for i, err := range s.sink.writeLines(ctx, lines) {
+		r := runs[i]
+		if err != nil && errors.Is(err, ErrRejected) {
+			n, err := s.deliverEach(ctx, recs[r.from:r.to])
+			if done += n; err != nil {
+				return done, err
+			}
+			continue
+		}
+		if err != nil {
+			return done, err
+		}
+		done = r.to
+	}
+	return done, nil
+}
+
+var newline = []byte{'\n'}
+
+// deliverEach sends each record as a request of its own, so InfluxDB's
+// answer is per record: one refused for good becomes a dead letter.
+func (s *Spooled) deliverEach(ctx context.Context, recs []spool.Record) (int, error) {
 	data := make([][]byte, len(recs))
 	for i, r := range recs {
 		data[i] = r.Data

@@ -150,6 +150,47 @@ func TestSpooledRejectedRecordIsDeadLetter(t *testing.T) {
 	}
 }
 
+// TestSpooledRejectedRecordInARun: records already spooled when delivery
+// starts leave together in one request; when InfluxDB refuses it for one
+// record's field type conflict, only that record becomes a dead letter
+// and every other one lands.
+func TestSpooledRejectedRecordInARun(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	ctx := context.Background()
+	const n, badAt = 20, 7
+	for i := range n {
+		f := gateway.FloatField("level", float64(i))
+		if i == badAt {
+			f = gateway.IntField("level", int64(i)) // conflicts with the float field
+		}
+		p := gateway.Point{Measurement: "water", Tags: []gateway.Tag{{Key: "dev_eui", Value: fmt.Sprintf("d%02d", i)}},
+			Fields: []gateway.Field{f}, Time: time.Unix(10, 0)}
+		line, err := AppendPoint(nil, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.Append(ctx, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl := &memDL{}
+	s, _ := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl)
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Count(t, "water"); got != n-1 {
+		t.Fatalf("InfluxDB holds %d points, want %d", got, n-1)
+	}
+	dls := dl.all()
+	if len(dls) != 1 || dls[0].DevEUI != fmt.Sprintf("d%02d", badAt) || dls[0].Reason != gateway.ReasonRejected {
+		t.Fatalf("dead letters %+v, want one for d%02d", dls, badAt)
+	}
+}
+
 // TestSpooledAcksInOrder: with two chunks under way, a chunk InfluxDB
 // keeps refusing holds back the acknowledgement of every record after it,
 // however the other chunk fares; once InfluxDB takes it, all land once.

@@ -123,6 +123,29 @@ type Buffer struct {
 	data []byte
 }
 
+// Lines returns the Data of recs as one slice, without copying, when
+// they are a run of records of the last read into b (consecutive, none
+// left out): those lie next to each other in b's memory, so a run can
+// go out in one write. ok is false for anything else.
+func (b *Buffer) Lines(recs []Record) (lines []byte, ok bool) {
+	if len(recs) == 0 {
+		return nil, true
+	}
+	first, last := recs[0], recs[len(recs)-1]
+	start, end := first.off, last.off+len(last.Data)
+	if start < 0 || end > len(b.data) || start > end {
+		return nil, false
+	}
+	n := 0
+	for _, r := range recs {
+		if r.off != start+n {
+			return nil, false
+		}
+		n += len(r.Data)
+	}
+	return b.data[start:end:end], true
+}
+
 // ReadBuffered is Read, holding the records and their Data in buf's
 // memory (a nil buf is Read): the records are valid until buf is passed
 // to ReadBuffered again. A delivery loop that reads a chunk every few
@@ -264,6 +287,7 @@ func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) 
 	for i := range out {
 		n := len(out[i].Data)
 		out[i].Data = data[off : off+n : off+n]
+		out[i].off = off
 		off += n
 	}
 	s.mu.Lock()

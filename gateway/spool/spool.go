@@ -44,6 +44,8 @@ type Record struct {
 	// Data is the caller's bytes as given to Append. It belongs to the
 	// caller: the spool never touches it again.
 	Data []byte
+
+	off int // where Data starts in its Buffer's memory
 }
 
 // Stats is a snapshot of the spool's state and counters, for metrics and

@@ -325,6 +325,18 @@ func TestReadBuffered(t *testing.T) {
 				t.Fatalf("chunk (max %d) record %d: position %d, want %d", c.max, k, r.Pos, got+k+1)
 			}
 		}
+		// A run of the read is its records' data in one slice.
+		for _, r := range [][2]int{{0, len(recs)}, {len(recs) / 2, len(recs)}, {0, 1}} {
+			lines, ok := buf.Lines(recs[r[0]:r[1]])
+			if !ok || !bytes.Equal(lines, bytes.Join(want[got+r[0]:got+r[1]], nil)) {
+				t.Fatalf("chunk (max %d) Lines of records %d..%d = %.20q…, %v; want their data joined", c.max, r[0], r[1], lines, ok)
+			}
+		}
+		if len(recs) > 2 {
+			if _, ok := buf.Lines([]Record{recs[0], recs[2]}); ok {
+				t.Fatalf("Lines of records 0 and 2 (not a run) reported ok")
+			}
+		}
 		got += len(recs)
 	}
 	if got != len(want) {
