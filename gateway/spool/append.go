@@ -109,6 +109,12 @@ func (s *Spool) run() {
 	}
 }
 
+// commitGroup is the number of records at which a group commit stops
+// waiting for more (CommitDelay). Past a few dozen records a larger group
+// saves little, and the broker's in-flight window (100 recommended) must
+// not run dry while the group waits.
+const commitGroup = 32
+
 // drain commits every waiting batch, oldest first.
 func (s *Spool) drain() {
 	for {
@@ -119,8 +125,21 @@ func (s *Spool) drain() {
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 		} else if s.cur != nil && s.cur.n > 0 {
-			b = s.cur
-			s.cur = nil
+			if s.delay > 0 && s.cur.n >= 2 && s.cur.n < commitGroup {
+				// Appends are arriving together: give the group a moment
+				// to fill before paying for its fsync.
+				s.mu.Unlock()
+				s.gather()
+				s.mu.Lock()
+			}
+			if len(s.queue) > 0 {
+				b = s.queue[0]
+				s.queue[0] = nil
+				s.queue = s.queue[1:]
+			} else {
+				b = s.cur
+				s.cur = nil
+			}
 		}
 		s.mu.Unlock()
 		if b == nil {
@@ -144,6 +163,34 @@ func (s *Spool) drain() {
 			runtime.Gosched()
 		}
 	}
+}
+
+// gather waits until the open batch holds commitGroup records, fills up,
+// the commit delay has passed, or Close begins.
+func (s *Spool) gather() {
+	s.gatherT.Reset(s.delay)
+	defer s.gatherT.Stop()
+	for {
+		select {
+		case <-s.kick:
+			s.mu.Lock()
+			enough := len(s.queue) > 0 || s.cur == nil || s.cur.n >= commitGroup
+			s.mu.Unlock()
+			if enough {
+				return
+			}
+		case <-s.gatherT.C:
+			return
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
 }
 
 // commit writes one batch at the end of the active segment (starting a

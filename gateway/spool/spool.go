@@ -87,6 +87,8 @@ type Spool struct {
 	dir      string
 	log      zerolog.Logger
 	interval time.Duration // 0 means fsync=always
+	delay    time.Duration // commit delay with fsync=always; 0 for none
+	gatherT  *time.Timer   // the writer's commit-delay timer, stopped when idle
 	maxRec   int           // largest payload Append takes
 	maxBatch int           // bytes at which Append starts another batch
 
@@ -152,6 +154,10 @@ func Open(cfg Config, log zerolog.Logger) (*Spool, error) {
 		return nil, err
 	}
 	interval, _ := cfg.syncInterval()
+	delay, _ := cfg.commitDelay()
+	if interval > 0 {
+		delay = 0 // records are committed without a sync: nothing to share
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w: check that state_dir exists and is writable", cfg.Dir, err)
 	}
@@ -160,6 +166,8 @@ func Open(cfg Config, log zerolog.Logger) (*Spool, error) {
 		dir:        cfg.Dir,
 		log:        log,
 		interval:   interval,
+		delay:      delay,
+		gatherT:    stoppedTimer(),
 		maxRec:     int(cfg.SegmentBytes) - segHeaderSize - recHeaderSize,
 		maxBatch:   int(min(cfg.SegmentBytes-segHeaderSize, 1<<20)),
 		kick:       make(chan struct{}, 1),

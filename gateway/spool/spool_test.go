@@ -126,6 +126,11 @@ func TestConfigValidate(t *testing.T) {
 		{"tiny segment", Config{Dir: "/x", SegmentBytes: 100}, "spool.segment_bytes"},
 		{"max below two segments", Config{Dir: "/x", MaxBytes: 1 << 20, SegmentBytes: 1 << 20}, "raise spool.max_bytes"},
 		{"small max picks smaller segments", Config{Dir: "/x", MaxBytes: 1 << 20}, ""},
+		{"commit delay", Config{Dir: "/x", CommitDelay: "5ms"}, ""},
+		{"no commit delay", Config{Dir: "/x", CommitDelay: "0"}, ""},
+		{"bad commit delay", Config{Dir: "/x", CommitDelay: "soon"}, "spool.commit_delay"},
+		{"negative commit delay", Config{Dir: "/x", CommitDelay: "-1ms"}, "spool.commit_delay"},
+		{"commit delay too long", Config{Dir: "/x", CommitDelay: "1s"}, "spool.commit_delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
