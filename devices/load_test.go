@@ -57,6 +57,32 @@ func TestParseYAML(t *testing.T) {
 	if _, err := ParseYAML([]byte("- dev_eui: nope\n")); err == nil {
 		t.Fatal("bad EUI accepted")
 	}
+	// Errors name the file's own lines.
+	typo := "# fleet\ndevices:\n  - dev_eui: \"0101010101010101\"\n  - dev_eui: \"0202020202020202\"\n    nmae: typo\n"
+	if _, err := ParseYAML([]byte(typo)); err == nil || !strings.Contains(err.Error(), "line 5") {
+		t.Fatalf("unknown key on line 5: error %v, want one naming line 5", err)
+	}
+}
+
+func TestYAMLList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"- dev_eui: x\n", true},
+		{"# devices\n\n-\n  dev_eui: x\n", true},
+		{"---\n- dev_eui: x\n", true},
+		{"%YAML 1.2\n--- [ {dev_eui: x} ]\n", true},
+		{"devices:\n  - dev_eui: x\n", false},
+		{"---\ndevices: []\n", false},
+		{"-1\n", false},
+		{"", false},
+		{"# only a comment\n", false},
+	} {
+		if got := yamlList([]byte(c.in)); got != c.want {
+			t.Errorf("yamlList(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
 }
 
 func TestLoadFileByExtension(t *testing.T) {
