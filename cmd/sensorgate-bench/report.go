@@ -128,11 +128,11 @@ func (res *Results) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- Stream: %s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n\n", res.Format, res.Devices, res.Seed, size)
 
-	b.WriteString("| pair | consumer | seconds | msgs/s | ratio | CPU-s / 100k | peak RSS MB | delivered | lost |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| pair | consumer | seconds | msgs/s | ratio | CPU-s / 100k | peak RSS MB | delivered | lost | Mosquitto CPU-s / 100k | InfluxDB CPU-s / 100k |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Runs {
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | |\n", r.Pair, r.Consumer, strings.ReplaceAll(r.Err, "|", "/"))
+			fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | |\n", r.Pair, r.Consumer, strings.ReplaceAll(r.Err, "|", "/"))
 			continue
 		}
 		ratio := ""
@@ -146,8 +146,8 @@ func (res *Results) Markdown() string {
 		case r.DeadLetters > 0:
 			delivered += fmt.Sprintf(" (%d dead letters)", r.DeadLetters)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %.2f | %.1f | %s | %d |\n",
-			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost)
+		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %.2f | %.1f | %s | %d | %.2f | %.2f |\n",
+			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost, r.BrokerCPUPer100k, r.InfluxCPUPer100k)
 	}
 
 	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | CPU-s / 100k | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|\n")
@@ -222,6 +222,9 @@ holds all N uplink points (sensorgate, polled every 100 ms) or N messages were
 acknowledged (no-op). ratio: sensorgate ÷ the no-op of the same pair. CPU-s / 100k:
 the consumer process's utime+stime. peak RSS: its VmHWM. delivered: the exact count
 of uplink points in InfluxDB (sensorgate) or of messages acknowledged (no-op).
+Mosquitto / InfluxDB CPU-s / 100k (sections from 2026-11-27 20:51 UTC on): the
+servers' utime+stime over the same span; they share the two cores with the consumer,
+and InfluxDB's figure includes the benchmark's own count query every 100 ms.
 Compare numbers only between sections from the same machine.
 `
 

@@ -56,6 +56,10 @@ type Run struct {
 	Ratio      float64 `json:"ratio,omitempty"` // sensorgate ÷ the no-op of the same pair
 	CPUSeconds float64 `json:"cpu_s"`           // consumer process only, utime+stime
 	CPUPer100k float64 `json:"cpu_s_per_100k"`
+	// The servers' CPU over the same span, per 100k messages: with them
+	// on the same two cores, they bound what any consumer can reach.
+	BrokerCPUPer100k float64 `json:"broker_cpu_s_per_100k"`
+	InfluxCPUPer100k float64 `json:"influxdb_cpu_s_per_100k"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM, MiB
 	// ReadCalls and WriteCalls are the consumer's read and write system
 	// calls (files and sockets) over the same span as CPUSeconds.
@@ -158,6 +162,16 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		p = newConsumerProc(cmd, filepath.Join(h.dir, "noop.log"), true)
 	}
 
+	servers := func() (broker, influx float64, err error) {
+		if broker, err = cpuSeconds(mq.PID()); err == nil {
+			influx, err = cpuSeconds(db.PID())
+		}
+		return broker, influx, err
+	}
+	broker0, influx0, err := servers()
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	if err := p.start(); err != nil {
 		return err
@@ -181,6 +195,9 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			return err
 		}
 		if reads0, writes0, err = ioCalls(p.pid()); err != nil {
+			return err
+		}
+		if broker0, influx0, err = servers(); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
@@ -213,6 +230,10 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err != nil {
 		return err
 	}
+	broker1, influx1, err := servers()
+	if err != nil {
+		return err
+	}
 	if err := <-published; err != nil {
 		return fmt.Errorf("bench: live publish: %w", err)
 	}
@@ -242,6 +263,8 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	r.CPUSeconds = cpu1 - cpu0
 	r.ReadCalls, r.WriteCalls = reads1-reads0, writes1-writes0
 	r.CPUPer100k = r.CPUSeconds / float64(s.N) * 100000
+	r.BrokerCPUPer100k = (broker1 - broker0) / float64(s.N) * 100000
+	r.InfluxCPUPer100k = (influx1 - influx0) / float64(s.N) * 100000
 	r.PeakRSSMB = float64(rss) / 1024
 	if r.Consumer == consumerSensorgate {
 		// After the daemon stopped: an exact count, with anything that

@@ -270,6 +270,17 @@ func (db *InfluxDB) Stop() {
 }
 
 // URL is the HTTP API base URL ("http://127.0.0.1:PORT").
+// PID is the running server's process id, 0 while it is stopped; the
+// benchmark reads the server's CPU time with it.
+func (db *InfluxDB) PID() int {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.cmd == nil || db.cmd.Process == nil {
+		return 0
+	}
+	return db.cmd.Process.Pid
+}
+
 func (db *InfluxDB) URL() string { return "http://127.0.0.1:" + strconv.Itoa(db.Port) }
 
 // Bucket is the v2-API bucket name of the test database: InfluxDB 1.8

@@ -20,6 +20,14 @@ type Mosquitto struct {
 }
 
 // URL is the broker address for paho ("tcp://127.0.0.1:PORT").
+// PID is the running broker's process id, 0 while it is stopped.
+func (m *Mosquitto) PID() int {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
 func (m *Mosquitto) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(m.Port) }
 
 // MosquittoOption changes the broker's configuration.
