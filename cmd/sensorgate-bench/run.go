@@ -60,7 +60,7 @@ type Run struct {
 	// on the same two cores, they bound what any consumer can reach.
 	BrokerCPUPer100k float64 `json:"broker_cpu_s_per_100k"`
 	InfluxCPUPer100k float64 `json:"influxdb_cpu_s_per_100k"`
-	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM, MiB
+	PeakRSSMB        float64 `json:"peak_rss_mb"` // VmHWM, MiB
 	// ReadCalls and WriteCalls are the consumer's read and write system
 	// calls (files and sockets) over the same span as CPUSeconds.
 	ReadCalls  int64 `json:"read_syscalls"`
