@@ -115,7 +115,12 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	p.count(cUplinks)
-	pts, warnings, err := p.Points(up)
+	var a *arena
+	if _, ok := p.Sink.(PointsCopier); ok {
+		a = arenas.Get().(*arena)
+		defer a.release() // after Write and Observe: neither keeps the points
+	}
+	pts, warnings, err := p.points(up, a)
 	if err != nil {
 		// Declared here, since errors.As puts it on the heap.
 		var rej *Rejection
@@ -205,6 +210,11 @@ func deadLetterCounter(r Reason) string {
 // share Tags slices with each other and with later messages of the
 // device: they must not be modified.
 func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
+	return p.points(up, nil)
+}
+
+// points is Points building the points in a's memory (nil: allocated).
+func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 	policy := p.Sources[up.Source]
 	dev, err := p.device(up, policy)
 	if err != nil {
@@ -268,13 +278,13 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 	if policy.GatewayPoints {
 		n += len(up.Radio.Gateways)
 	}
-	pts := make([]Point, 0, n)
-	pts = append(pts, uplinkPoint(up, tags))
+	pts := a.points(n)
+	pts = append(pts, uplinkPoint(up, tags, a))
 	if policy.GatewayPoints {
-		pts = appendGatewayPoints(pts, up, tags)
+		pts = appendGatewayPoints(pts, up, tags, a)
 	}
-	pts = appendSamplePoints(pts, samples, tags, up.Time)
-	if fields := decodedFields(rec, data); len(fields) > 0 {
+	pts = appendSamplePoints(pts, samples, tags, up.Time, a)
+	if fields := decodedFields(rec, data, a); len(fields) > 0 {
 		m := dev.decoded
 		if m == "" {
 			m = DecodedMeasurement(dev.model)
@@ -287,11 +297,11 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 // decodedFields flattens a decoder's output into the decoded_<model>
 // point's fields, sorted by key. A key a native decoder wrote twice keeps
 // its later value, as it does in the decoder's data.
-func decodedFields(rec *decoders.Record, data map[string]any) []Field {
+func decodedFields(rec *decoders.Record, data map[string]any, a *arena) []Field {
 	var fields []Field
 	switch {
 	case rec.Len() > 0:
-		fields = make([]Field, 0, rec.Len())
+		fields = a.fieldSlice(rec.Len())
 		rec.Flat(func(k string, v decoders.Value) {
 			switch v.Kind {
 			case decoders.NumberValue:
@@ -457,8 +467,8 @@ func decodeSafely(d decoders.Decoder, in decoders.Input) (res decoders.Result, e
 // uplinkPoint builds the uplink measurement's point. Its fields are
 // appended in key order, which Point requires, rather than sorted: this
 // runs for every message.
-func uplinkPoint(up Uplink, tags []Tag) Point {
-	f := make([]Field, 0, 9)
+func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
+	f := a.fieldSlice(9)
 	if up.Radio.DR >= 0 {
 		f = append(f, IntField("dr", int64(up.Radio.DR)))
 	}
@@ -489,13 +499,13 @@ func uplinkPoint(up Uplink, tags []Tag) Point {
 // appendGatewayPoints adds an uplink_gateway point per reception. The
 // gateway id is a tag: gateways are few and fixed, so it does not grow
 // cardinality like a counter would.
-func appendGatewayPoints(pts []Point, up Uplink, tags []Tag) []Point {
+func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
 	for _, g := range up.Radio.Gateways {
 		if g.ID == "" {
 			continue
 		}
-		gt := appendWithTag(make([]Tag, 0, len(tags)+1), tags, Tag{"gateway_id", g.ID})
-		f := []Field{FloatField("rssi", g.RSSI)}
+		gt := appendWithTag(a.tagSlice(len(tags)+1), tags, Tag{"gateway_id", g.ID})
+		f := append(a.fieldSlice(2), FloatField("rssi", g.RSSI))
 		if g.HasSNR {
 			f = append(f, FloatField("snr", g.SNR))
 		}
@@ -511,7 +521,7 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag) []Point {
 // backing array for their fields and one for their channel tags: the
 // first pass finds each sample's point and counts its fields, the second
 // fills each point's window of the array.
-func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t time.Time) []Point {
+func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t time.Time, a *arena) []Point {
 	if len(samples) == 0 {
 		return pts
 	}
@@ -539,7 +549,7 @@ func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t ti
 			ptags := tags
 			if s.Channel != "" {
 				if channelTags == nil {
-					channelTags = make([]Tag, 0, (len(tags)+1)*(len(samples)-i))
+					channelTags = a.tagSlice((len(tags) + 1) * (len(samples) - i))
 				}
 				from := len(channelTags)
 				channelTags = appendWithTag(channelTags, tags, Tag{"channel", s.Channel})
@@ -552,7 +562,7 @@ func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t ti
 		counts[j-first]++
 	}
 	group := pts[first:]
-	fields := make([]Field, len(samples))
+	fields := a.fieldSlice(len(samples))[:len(samples)]
 	for k := range group {
 		group[k].Fields, fields = fields[:0:counts[k]], fields[counts[k]:]
 	}

@@ -22,6 +22,10 @@ import (
 // it.
 type encodingSink struct{ bufs sync.Pool }
 
+// CopiesPoints: like the daemon's sinks, Write is done with the points
+// when it returns, so the pipeline reuses their memory.
+func (s *encodingSink) CopiesPoints() {}
+
 func (s *encodingSink) Write(_ context.Context, pts []gateway.Point) error {
 	bp, _ := s.bufs.Get().(*[]byte)
 	if bp == nil {

@@ -100,7 +100,11 @@ type Sink struct {
 	gzips sync.Pool // *gzip.Writer
 }
 
-var _ gateway.Sink = (*Sink)(nil)
+var _ gateway.PointsCopier = (*Sink)(nil)
+
+// CopiesPoints marks Write as done with the points when it returns: it
+// encodes them before queueing the request.
+func (s *Sink) CopiesPoints() {}
 
 // New checks cfg, fills in its defaults and returns a Sink; call Run to
 // start it. It does not contact InfluxDB: an unreachable server at start

@@ -38,7 +38,11 @@ type Spooled struct {
 	chunkMax int // bytes
 }
 
-var _ gateway.Sink = (*Spooled)(nil)
+var _ gateway.PointsCopier = (*Spooled)(nil)
+
+// CopiesPoints marks Write as done with the points when it returns: it
+// encodes them into its own buffer.
+func (s *Spooled) CopiesPoints() {}
 
 // NewSpooled returns a spooled sink over an open spool and a Sink whose
 // Run is running (or will be).
