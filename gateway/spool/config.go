@@ -25,8 +25,8 @@ type Config struct {
 	// CommitDelay is how long, with fsync=always, a group commit waits
 	// for more records once two or more appends are waiting, before it
 	// writes and syncs them: a duration up to 100ms, or "0" for none
-	// (default "1ms"). A fsync costs about as much CPU for one record as
-	// for sixty; without the wait a steady stream commits every few
+	// (default "1ms"). An fsync costs about as much CPU for one record as
+	// for thirty; without the wait a steady stream commits every few
 	// records. A lone appender never waits, and the wait ends as soon as
 	// commitGroup records have gathered.
 	CommitDelay string `yaml:"commit_delay"`
