@@ -35,18 +35,12 @@ func (a *arena) points(n int) []Point {
 }
 
 // fieldSlice returns an empty slice with room for n fields, carved from
-// a's memory; appending past n allocates rather than overwrite a
-// neighbour.
+// a's memory (nil a: allocated).
 func (a *arena) fieldSlice(n int) []Field {
 	if a == nil {
 		return make([]Field, 0, n)
 	}
-	if cap(a.fields)-len(a.fields) < n {
-		a.fields = make([]Field, 0, max(2*cap(a.fields), n, 32))
-	}
-	l := len(a.fields)
-	a.fields = a.fields[:l+n]
-	return a.fields[l : l : l+n]
+	return carve(&a.fields, n)
 }
 
 // tagSlice is fieldSlice for tags.
@@ -54,12 +48,20 @@ func (a *arena) tagSlice(n int) []Tag {
 	if a == nil {
 		return make([]Tag, 0, n)
 	}
-	if cap(a.tags)-len(a.tags) < n {
-		a.tags = make([]Tag, 0, max(2*cap(a.tags), n, 32))
+	return carve(&a.tags, n)
+}
+
+// carve takes room for n elements off the end of *buf, starting a larger
+// buffer when it has too little (the old one stays with the slices cut
+// from it). The slice is capped at n, so appending past n allocates
+// rather than overwrite the next one.
+func carve[T any](buf *[]T, n int) []T {
+	if cap(*buf)-len(*buf) < n {
+		*buf = make([]T, 0, max(2*cap(*buf), n, 32))
 	}
-	l := len(a.tags)
-	a.tags = a.tags[:l+n]
-	return a.tags[l : l : l+n]
+	l := len(*buf)
+	*buf = (*buf)[:l+n]
+	return (*buf)[l : l : l+n]
 }
 
 // release clears a (so it keeps no strings alive) and returns it to the

@@ -45,7 +45,7 @@ func (s *encodingSink) Write(_ context.Context, pts []gateway.Point) error {
 
 // benchFleet is the simulated stream of one feed format and a pipeline
 // to take it, as the daemon wires one.
-func benchFleet(b *testing.B, format string) ([]simulate.Message, *mqtt.Parser, *gateway.Pipeline) {
+func benchFleet(b testing.TB, format string) ([]simulate.Message, *mqtt.Parser, *gateway.Pipeline) {
 	b.Helper()
 	fleet, err := simulate.NewFleet(simulate.Options{Format: format, Devices: 100, Seed: 3})
 	if err != nil {

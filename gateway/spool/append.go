@@ -119,27 +119,21 @@ const commitGroup = 32
 func (s *Spool) drain() {
 	for {
 		s.mu.Lock()
+		if len(s.queue) == 0 && s.cur != nil && s.delay > 0 && s.cur.n >= 2 && s.cur.n < commitGroup {
+			// Appends are arriving together: give the group a moment to
+			// fill before paying for its fsync.
+			s.mu.Unlock()
+			s.gather()
+			s.mu.Lock()
+		}
 		var b *batch
 		if len(s.queue) > 0 {
 			b = s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
 		} else if s.cur != nil && s.cur.n > 0 {
-			if s.delay > 0 && s.cur.n >= 2 && s.cur.n < commitGroup {
-				// Appends are arriving together: give the group a moment
-				// to fill before paying for its fsync.
-				s.mu.Unlock()
-				s.gather()
-				s.mu.Lock()
-			}
-			if len(s.queue) > 0 {
-				b = s.queue[0]
-				s.queue[0] = nil
-				s.queue = s.queue[1:]
-			} else {
-				b = s.cur
-				s.cur = nil
-			}
+			b = s.cur
+			s.cur = nil
 		}
 		s.mu.Unlock()
 		if b == nil {
@@ -174,7 +168,7 @@ func (s *Spool) gather() {
 		select {
 		case <-s.kick:
 			s.mu.Lock()
-			enough := len(s.queue) > 0 || s.cur == nil || s.cur.n >= commitGroup
+			enough := len(s.queue) > 0 || s.cur.n >= commitGroup // Append never leaves cur nil
 			s.mu.Unlock()
 			if enough {
 				return
