@@ -24,7 +24,8 @@ type Input struct {
 type Result struct {
 	// Record or Data is the decoder's own output, keyed as the vendor's
 	// reference codec keys it, so external vectors can check it: native
-	// decoders fill Record, JavaScript codecs Data. DataMap reads either.
+	// decoders and JavaScript codecs fill Record; Data is for decoders
+	// that hold a map already. DataMap reads either.
 	Record *Record
 	Data   map[string]any
 	// Samples are Data mapped onto catalogue quantities.

@@ -65,8 +65,8 @@ func TestCodecsImportTTN(t *testing.T) {
 		t.Fatalf("no provenance line: %.120s", src)
 	}
 	res, err := c.Decode(decoders.Input{FPort: 1, Bytes: []byte{0x06, 0x03, 0x08}})
-	if err != nil || res.Data["co2"] != 776.0 {
-		t.Fatalf("decode: %v %v", res.Data, err)
+	if err != nil || res.DataMap()["co2"] != 776.0 {
+		t.Fatalf("decode: %v %v", res.DataMap(), err)
 	}
 	// Nothing but the codecs was written (no temporary files left).
 	entries, _ := os.ReadDir(dir)

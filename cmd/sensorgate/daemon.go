@@ -76,6 +76,9 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 			}
 			log.Error().Err(err).Msg("some codecs did not load; the others are in use")
 		}
+		if script.TuneGC() {
+			log.Info().Int("gogc", script.GCPercent).Msg("JavaScript codecs allocate heavily: garbage collector target raised so decoding can use every core (set GOGC to choose another)")
+		}
 	}
 	for _, dev := range devs {
 		if dev.Model != "" {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dop251/goja"
@@ -171,6 +172,7 @@ type Codec struct {
 	opts      Options
 	maps      []decoders.Mapping
 	pool      chan *engine
+	lastLen   atomic.Int32 // values in the last output, see newRecord
 }
 
 var _ decoders.Decoder = (*Codec)(nil)
@@ -237,27 +239,31 @@ func (c *Codec) HasNormalize() bool { return c.normalize }
 // Decode runs the codec and maps its output onto the catalogue: the
 // normalizeUplink objects through decoders.Normalize (an unknown path is
 // an error, an out-of-range value is dropped with a warning), otherwise
-// Options.Mappings.
+// Options.Mappings. The decoded data comes as Result.Record.
 func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
-	out, err := c.Run(in)
+	rec := c.newRecord()
+	out, err := c.exec(in, rec)
 	if err != nil {
+		rec.Release()
 		return decoders.Result{}, err
 	}
-	res := decoders.Result{Data: out.Data, Warnings: out.Warnings}
+	res := decoders.Result{Record: rec, Warnings: out.Warnings}
 	switch {
 	case out.Normalized != nil:
 		res.Warnings = append(res.Warnings, out.NormalizeWarnings...)
 		for _, m := range out.Normalized {
 			s, w, err := decoders.Normalize(m)
 			if err != nil {
+				rec.Release()
 				return decoders.Result{}, fmt.Errorf("script: codec %s: normalizeUplink output rejected: %w", c.file, err)
 			}
 			res.Samples = append(res.Samples, s...)
 			res.Warnings = append(res.Warnings, w...)
 		}
 	case len(c.maps) > 0:
-		s, w, err := decoders.Check(decoders.ApplyMappings(out.Data, c.maps))
+		s, w, err := decoders.Check(rec.ApplyMappings(c.maps))
 		if err != nil {
+			rec.Release()
 			return decoders.Result{}, fmt.Errorf("script: codec %s: mapping: %w", c.file, err)
 		}
 		res.Samples = s
@@ -270,16 +276,35 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 // converted to Go values, without the catalogue check. Import self-tests
 // compare it with a codec's bundled examples.
 func (c *Codec) Run(in decoders.Input) (Output, error) {
+	rec := c.newRecord()
+	defer rec.Release()
+	out, err := c.exec(in, rec)
+	if err != nil {
+		return Output{}, err
+	}
+	out.Data = rec.Map()
+	return out, nil
+}
+
+// newRecord takes a record sized for the codec's last output, so a codec
+// that returns the same shape every time writes without growing it.
+func (c *Codec) newRecord() *decoders.Record {
+	return decoders.NewRecord(int(c.lastLen.Load()))
+}
+
+// exec runs the codec on a pooled runtime, writing its data into rec.
+func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
 	e, err := c.get()
 	if err != nil {
 		return Output{}, err
 	}
-	out, err, broken := c.run(e, in)
+	out, err, broken := c.run(e, in, rec)
 	if broken {
 		e.close()
 	} else {
 		c.put(e)
 	}
+	c.lastLen.Store(int32(rec.Len()))
 	return out, err
 }
 

@@ -65,8 +65,8 @@ func TestInfiniteLoop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after a timeout: %v", err)
 		}
-		if res.Data["length"] != 3.0 {
-			t.Fatalf("after a timeout: data %v", res.Data)
+		if res.DataMap()["length"] != 3.0 {
+			t.Fatalf("after a timeout: data %v", res.DataMap())
 		}
 	}
 }
@@ -122,8 +122,8 @@ func TestWarnings(t *testing.T) {
 	if want := []string{"battery low", "clock not set"}; !reflect.DeepEqual(res.Warnings, want) {
 		t.Fatalf("warnings %q, want %q", res.Warnings, want)
 	}
-	if res.Data["level"] != 7.0 {
-		t.Fatalf("data %v", res.Data)
+	if res.DataMap()["level"] != 7.0 {
+		t.Fatalf("data %v", res.DataMap())
 	}
 }
 
@@ -205,8 +205,8 @@ func TestShapes(t *testing.T) {
 		"fport":    9.0,
 		"vars":     map[string]any{"site": "north"},
 	}
-	if !reflect.DeepEqual(res.Data, want) {
-		t.Fatalf("data\n got %#v\nwant %#v", res.Data, want)
+	if !reflect.DeepEqual(res.DataMap(), want) {
+		t.Fatalf("data\n got %#v\nwant %#v", res.DataMap(), want)
 	}
 }
 
@@ -215,8 +215,8 @@ func TestTTNv2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]any{"port": 3.0, "first": 5.0, "half": 2.5}; !reflect.DeepEqual(res.Data, want) {
-		t.Fatalf("data %v", res.Data)
+	if want := map[string]any{"port": 3.0, "first": 5.0, "half": 2.5}; !reflect.DeepEqual(res.DataMap(), want) {
+		t.Fatalf("data %v", res.DataMap())
 	}
 }
 
@@ -228,8 +228,8 @@ func TestVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Data["fill_mm"] != 384.0 {
-		t.Fatalf("data %v", res.Data)
+	if res.DataMap()["fill_mm"] != 384.0 {
+		t.Fatalf("data %v", res.DataMap())
 	}
 }
 
@@ -306,7 +306,7 @@ func TestConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				if !reflect.DeepEqual(comparable(res.Data), comparable(vc.data)) {
+				if !reflect.DeepEqual(comparable(res.DataMap()), comparable(vc.data)) {
 					errs <- errors.New(vc.name + ": wrong data under concurrency")
 					return
 				}
@@ -336,7 +336,7 @@ func TestRuntimeReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = res.Data["calls"].(float64)
+		last = res.DataMap()["calls"].(float64)
 	}
 	if last != 3 {
 		t.Fatalf("calls = %v, want 3 (one runtime reused)", last)

@@ -2,13 +2,17 @@ package script
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/dop251/goja"
+
+	"github.com/sensorgate/sensorgate/decoders"
 )
 
 // maxDepth bounds the nesting of a codec's output. Real data is a few
@@ -156,4 +160,127 @@ func itoa(i int) string {
 		return small[i]
 	}
 	return strconv.Itoa(i)
+}
+
+// What ExportType reports for a boolean, for an object Export makes a
+// map of, and for an array.
+var (
+	boolType  = reflect.TypeFor[bool]()
+	mapType   = reflect.TypeFor[map[string]any]()
+	sliceType = reflect.TypeFor[[]any]()
+)
+
+// walker writes a codec's data object into a decoders.Record, with the
+// same result as toGo(obj.Export()) followed by building a Record from
+// the map, but without the map: Export makes a map per object, boxes every
+// number and string, and tracks every object it visits in a map of its
+// own, and the pipeline only wants the values flat and typed (see
+// decoders.Record). For a codec returning a few dozen values that was a
+// third of the call. Plain objects and arrays are walked here; anything
+// else (dates, typed arrays, maps, BigInts) goes through Export and toGo,
+// so the rules are the same either way.
+type walker struct {
+	rec *decoders.Record
+}
+
+func (w walker) object(obj *goja.Object, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+	}
+	// Keys costs three allocations per key (its iterator's closures);
+	// calling the runtime's Object.keys instead costs one per key, but an
+	// array object and a wrapped call per object, and measured slower.
+	for _, k := range obj.Keys() {
+		if err := w.value(k, obj.Get(k), false, depth+1); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// value writes one JavaScript value under key; inArray says it is an
+// array element, where a function becomes null (JSON.stringify's rule)
+// instead of being left out.
+func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
+	rec := w.rec
+	switch {
+	case v == nil || goja.IsUndefined(v) || goja.IsNull(v):
+		rec.Null(key)
+		return nil
+	case goja.IsNumber(v):
+		if f := v.ToFloat(); math.IsNaN(f) || math.IsInf(f, 0) {
+			rec.Null(key)
+		} else {
+			rec.Number(key, f)
+		}
+		return nil
+	case goja.IsString(v):
+		rec.String(key, v.String())
+		return nil
+	case v.ExportType() == boolType:
+		rec.Bool(key, v.ToBoolean())
+		return nil
+	}
+	if obj, ok := v.(*goja.Object); ok {
+		// ExportType tells plain objects (and others Export would turn
+		// into a map of their own properties, errors say) from typed
+		// arrays, maps and dates, which all have class "Object" or their
+		// own, and which Export converts by rules of its own.
+		switch typ := obj.ExportType(); {
+		case typ == mapType:
+			rec.Object(key)
+			err := w.object(obj, depth)
+			rec.End()
+			return err
+		case typ == sliceType && obj.ClassName() == "Array":
+			if depth > maxDepth {
+				return fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+			}
+			rec.Array(key)
+			defer rec.End()
+			n := obj.Get("length").ToInteger()
+			for i := range n {
+				if err := w.value("", obj.Get(itoa(int(i))), true, depth+1); err != nil {
+					return fmt.Errorf("[%d]: %w", i, err)
+				}
+			}
+			return nil
+		}
+	}
+	g, err := toGo(v.Export(), depth)
+	if err != nil {
+		return err
+	}
+	writeGo(rec, key, g, inArray)
+	return nil
+}
+
+// writeGo writes a value in toGo's shapes under key.
+func writeGo(rec *decoders.Record, key string, x any, inArray bool) {
+	switch v := x.(type) {
+	case nil:
+		rec.Null(key)
+	case bool:
+		rec.Bool(key, v)
+	case string:
+		rec.String(key, v)
+	case float64:
+		rec.Number(key, v)
+	case map[string]any:
+		rec.Object(key)
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			writeGo(rec, k, v[k], false)
+		}
+		rec.End()
+	case []any:
+		rec.Array(key)
+		for _, e := range v {
+			writeGo(rec, "", e, true)
+		}
+		rec.End()
+	default: // skip: a function
+		if inArray {
+			rec.Null(key)
+		}
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/dop251/goja"
+
+	"github.com/sensorgate/sensorgate/decoders"
 )
 
 // TestToGoInPlace: toGo converts Export's maps and slices in place, so an
@@ -80,5 +82,70 @@ func TestToGoNumbers(t *testing.T) {
 				t.Fatalf("sign of %v lost", f)
 			}
 		})
+	}
+}
+
+// TestWalkerMatchesExport: the data a codec returns reads the same
+// through the walker (the hot path, into a decoders.Record) as through
+// Export and toGo (the reference rules), for every kind of value a codec
+// can put in its result.
+func TestWalkerMatchesExport(t *testing.T) {
+	rt := goja.New()
+	tests := []string{
+		`{}`,
+		`{a: 1, b: -0, c: 2.5, d: 1e21, e: NaN, f: Infinity, g: -Infinity}`,
+		`{s: "x", u: "µg⋅m⁻³", empty: "", t: true, f: false, n: null, un: undefined}`,
+		`{nested: {deeper: {deepest: [1, {x: "y"}, [2, [3]]]}}, after: 4}`,
+		`{list: [1, , 3], fns: [function() {}, 2], f: function() {}, arrow: () => 1}`,
+		`{when: new Date(Date.UTC(2026, 10, 27, 21, 39, 12, 5)), big: 12345678901234567890n}`,
+		`{bytes: new Uint8Array([1, 255]), floats: new Float32Array([0.5]), m: new Map([["k", 1]])}`,
+		`{10: "ten", 2: "two", b: "b", a: "a"}`,
+		`(function() { var o = {shown: 1}; Object.defineProperty(o, "hidden", {value: 2, enumerable: false}); return o; })()`,
+		`{get computed() { return 6 * 7; }}`,
+		`(function() { function P() { this.own = 1; } P.prototype.inherited = 2; return {p: new P()}; })()`,
+		`(function() { var shared = {n: 1}; return {a: shared, b: [shared, shared]}; })()`,
+		`{err: new Error("boom"), sym: Symbol("s")}`,
+		`{arr: Object.assign([1, 2], {extra: 3})}`,
+	}
+	for _, js := range tests {
+		t.Run(js, func(t *testing.T) {
+			v, err := rt.RunString("(" + js + ")")
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := v.(*goja.Object)
+			want, err := toGo(obj.Export(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rec decoders.Record
+			if err := (walker{&rec}).object(obj, 0); err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.Map(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("got  %#v\nwant %#v", got, want)
+			}
+		})
+	}
+}
+
+// TestWalkerDepth: a cyclic object and one nested past maxDepth are
+// errors, through objects and through arrays.
+func TestWalkerDepth(t *testing.T) {
+	rt := goja.New()
+	for _, js := range []string{
+		`(function() { var o = {x: 1}; o.self = o; return o; })()`,
+		`(function() { var o = {a: []}; o.a.push(o); return o; })()`,
+		`(function() { var o = {}; for (var i = 0; i < 40; i++) { o = {in: o}; } return o; })()`,
+		`(function() { var a = []; for (var i = 0; i < 40; i++) { a = [a]; } return {a: a}; })()`,
+	} {
+		v, err := rt.RunString(js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec decoders.Record
+		if err := (walker{&rec}).object(v.(*goja.Object), 0); err == nil {
+			t.Errorf("%s: no error", js)
+		}
 	}
 }

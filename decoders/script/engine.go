@@ -210,8 +210,9 @@ func (e *engine) args(in decoders.Input) ([]goja.Value, error) {
 	return append(e.argv[:0], bytes, fport), nil
 }
 
-// run decodes one payload on e. It reports whether e must be discarded.
-func (c *Codec) run(e *engine, in decoders.Input) (out Output, err error, broken bool) {
+// run decodes one payload on e, writing the decoded data into rec (out.Data
+// stays nil). It reports whether e must be discarded.
+func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Output, err error, broken bool) {
 	fn := e.style.String()
 	var data goja.Value
 	err = e.call(c.opts.Timeout, func() error {
@@ -231,8 +232,7 @@ func (c *Codec) run(e *engine, in decoders.Input) (out Output, err error, broken
 		} else {
 			data = ret
 		}
-		out.Data, err = c.exportData(fn, data)
-		return err
+		return c.exportData(fn, data, walker{rec})
 	})
 	if err != nil {
 		err, broken = c.classify(fn, err)
@@ -313,24 +313,19 @@ func (c *Codec) stringList(fn, key string, v goja.Value) ([]string, error) {
 	return out, nil
 }
 
-// exportData converts the decoded data, which must be an object.
-func (c *Codec) exportData(fn string, v goja.Value) (map[string]any, error) {
+// exportData writes the decoded data, which must be an object, with w.
+func (c *Codec) exportData(fn string, v goja.Value, w walker) error {
 	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
-		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned no data and no errors: fix the codec (it should report why in errors)", c.file, fn)}
+		return &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned no data and no errors: fix the codec (it should report why in errors)", c.file, fn)}
 	}
 	obj, ok := v.(*goja.Object)
 	if !ok || obj.ClassName() == "Array" {
-		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned data %s, want an object: fix the codec", c.file, fn, describe(v))}
+		return &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned data %s, want an object: fix the codec", c.file, fn, describe(v))}
 	}
-	g, err := toGo(obj.Export(), 0)
-	if err != nil {
-		return nil, &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s data: %v: fix the codec", c.file, fn, err)}
+	if err := w.object(obj, 0); err != nil {
+		return &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s data: %v: fix the codec", c.file, fn, err)}
 	}
-	m, _ := g.(map[string]any)
-	if m == nil {
-		m = map[string]any{}
-	}
-	return m, nil
+	return nil
 }
 
 // exportNormalized converts normalizeUplink's data: one object or an

@@ -33,7 +33,7 @@ func FuzzScriptDecode(f *testing.F) {
 				}
 				continue
 			}
-			if res.Data == nil {
+			if res.Record == nil {
 				t.Fatalf("%s: nil data without an error", model)
 			}
 			if _, _, err := decoders.Check(res.Samples); err != nil {

@@ -111,14 +111,14 @@ func TestScriptVectors(t *testing.T) {
 			res, err := codecs[vc.model].Decode(vc.in)
 			if len(vc.errors) > 0 {
 				if err == nil {
-					t.Fatalf("want error %v, got data %v", vc.errors, res.Data)
+					t.Fatalf("want error %v, got data %v", vc.errors, res.DataMap())
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := comparable(res.Data), comparable(vc.data); !reflect.DeepEqual(got, want) {
+			if got, want := comparable(res.DataMap()), comparable(vc.data); !reflect.DeepEqual(got, want) {
 				gj, _ := json.Marshal(got)
 				wj, _ := json.Marshal(want)
 				t.Fatalf("data:\n got %s\nwant %s", gj, wj)
@@ -137,8 +137,8 @@ func TestScriptVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("native: %v", err)
 			}
-			if !reflect.DeepEqual(comparable(res.Data), comparable(nres.DataMap())) {
-				t.Fatalf("script and native data differ:\nscript %v\nnative %v", res.Data, nres.DataMap())
+			if !reflect.DeepEqual(comparable(res.DataMap()), comparable(nres.DataMap())) {
+				t.Fatalf("script and native data differ:\nscript %v\nnative %v", res.DataMap(), nres.DataMap())
 			}
 		})
 	}

@@ -38,7 +38,7 @@ func decodeVersion(reg *decoders.Registry, model string) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	v, _ := res.Data["version"].(string)
+	v, _ := res.DataMap()["version"].(string)
 	return v
 }
 
