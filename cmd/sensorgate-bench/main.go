@@ -87,6 +87,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		s.Env = append(s.Env, v)
 		return nil
 	})
+	fs.StringVar(&s.Scripts, "scripts", "", "decoders.scripts for sensorgate: a folder of JavaScript codecs; testdata/codecs/bench holds a cayenne-lpp.js that replaces the built-in decoder, to measure the JavaScript engine end to end")
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
 	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
 	if err := fs.Parse(args); err != nil {
@@ -141,6 +142,16 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("sensorgate binary: %w", err)
 	}
 
+	if s.Scripts != "" {
+		if s.Scripts, err = filepath.Abs(s.Scripts); err != nil {
+			return fmt.Errorf("-scripts: %w", err)
+		}
+		if _, err := os.Stat(filepath.Join(s.Scripts, simulate.Model+".js")); err != nil {
+			return fmt.Errorf("-scripts: the fleet's model needs a codec: %w", err)
+		}
+		scripts := fmt.Sprintf("Decoded by the JavaScript codec %s.js in %s (decoders.scripts), not the built-in decoder.", simulate.Model, s.Scripts)
+		*note = strings.TrimSpace(scripts + " " + *note)
+	}
 	res := &Results{
 		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,
 		Devices: s.Devices, Seed: s.Seed, Note: *note,

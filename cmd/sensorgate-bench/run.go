@@ -45,6 +45,7 @@ type settings struct {
 	Poll       time.Duration // how often InfluxDB is asked for its uplink count
 	Keep       bool          // keep each run's directory (logs, data)
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
+	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
 	log        io.Writer     // progress
 }
 
@@ -309,6 +310,9 @@ sources:
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
 `, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+	if s.Scripts != "" {
+		cfg += fmt.Sprintf("decoders: {scripts: %q}\n", s.Scripts)
+	}
 	path := filepath.Join(h.dir, "sensorgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("bench: config: %w", err)

@@ -179,3 +179,45 @@ func comparable(v any) any {
 	}
 	return v
 }
+
+// TestBenchCayenneCodec: the end-to-end benchmark's JavaScript Cayenne LPP
+// codec (sensorgate-bench -scripts) reads the simulated fleet's payloads
+// as the built-in decoder does, so a run with it decodes the same values,
+// and refuses a cut-off frame.
+func TestBenchCayenneCodec(t *testing.T) {
+	c := mustLoad(t, filepath.Join(codecsDir, "bench", "cayenne-lpp.js"), relaxed)
+	native, _ := decoders.NewRegistry().Lookup("cayenne-lpp")
+	for _, h := range []string{
+		"0167011602686003732796", // 27.8 °C, 48 %, 1013.4 hPa
+		"0167ff9c02680003732260", // -10.0 °C, 0 %, 880.0 hPa: out of the catalogue's range
+		"016700000268c8037327d8",
+	} {
+		b, _ := hex.DecodeString(h)
+		in := decoders.Input{FPort: 1, Bytes: b}
+		res, err := c.Decode(in)
+		if err != nil {
+			t.Fatalf("%s: %v", h, err)
+		}
+		nres, err := native.Decode(in)
+		if err != nil {
+			t.Fatalf("%s: native: %v", h, err)
+		}
+		values := func(samples []decoders.Sample) map[string]any {
+			m := map[string]any{}
+			for _, s := range samples {
+				m[s.Quantity] = s.Value.Any()
+			}
+			return m
+		}
+		checked, _, err := decoders.Check(nres.Samples) // as the pipeline does; the script's went through Normalize
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := values(res.Samples), values(checked); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: script samples %v, native %v", h, got, want)
+		}
+	}
+	if _, err := c.Decode(decoders.Input{FPort: 1, Bytes: []byte{1, 0x67, 1}}); err == nil {
+		t.Error("cut-off frame: no error")
+	}
+}
