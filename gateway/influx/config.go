@@ -19,7 +19,8 @@ type Config struct {
 	// BatchSize is the most points in one write request (default 5000).
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is how long a point waits for its batch to fill
-	// (default 100ms).
+	// (default 100ms); a Spooled reads the spool at most once per interval
+	// while it has no backlog.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Timeout bounds one write request (default 10s).
 	Timeout time.Duration `yaml:"timeout"`

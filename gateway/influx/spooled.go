@@ -36,6 +36,12 @@ type Spooled struct {
 	// request of typical uplinks, so two keep InfluxDB busy.
 	chunk    int
 	chunkMax int // bytes
+	// linger is the sink's FlushInterval: without a backlog, a chunk is
+	// read at most once per linger, so that records arriving in a steady
+	// stream leave as one request per interval rather than one per spool
+	// commit. InfluxDB 1.8 syncs its WAL for every write request; at a
+	// few hundred small requests a second that was most of its work.
+	linger time.Duration
 }
 
 var _ gateway.PointsCopier = (*Spooled)(nil)
@@ -47,7 +53,7 @@ func (s *Spooled) CopiesPoints() {}
 // NewSpooled returns a spooled sink over an open spool and a Sink whose
 // Run is running (or will be).
 func NewSpooled(sink *Sink, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Spooled {
-	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 2 * sink.cfg.BatchSize, chunkMax: 1 << 20}
+	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 2 * sink.cfg.BatchSize, chunkMax: 1 << 20, linger: sink.cfg.FlushInterval}
 	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	return s
 }
@@ -108,7 +114,8 @@ type chunk struct {
 // retrying until its records are done with; an acknowledger acknowledges
 // them in the order they were read, so a chunk that is still retrying
 // holds back the acknowledgement of those after it. Without a backlog a
-// chunk is delivered before the next is read, as records arrive.
+// chunk is delivered before the next is read, and the next is read no
+// sooner than linger (the sink's FlushInterval) after it.
 func (s *Spooled) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -139,6 +146,9 @@ func (s *Spooled) Run(ctx context.Context) error {
 // read hands chunks of the spool to delivery goroutines, at most
 // chunksInFlight at once, and queues them for acknowledge in order.
 func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan struct{}, free chan *spool.Buffer, wg *sync.WaitGroup) error {
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -152,6 +162,7 @@ func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan stru
 			buf = new(spool.Buffer)
 		}
 		recs, err := s.spool.ReadBuffered(ctx, buf, s.chunk, s.chunkMax)
+		readAt := time.Now()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
 				return nil
@@ -174,6 +185,17 @@ func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan stru
 			case <-c.done:
 			case <-ctx.Done():
 				return nil
+			}
+			// And let the next chunk gather what arrives meanwhile. The
+			// records are already safe in the spool; they reach InfluxDB
+			// at most linger later.
+			if wait := s.linger - time.Since(readAt); wait > 0 {
+				linger.Reset(wait)
+				select {
+				case <-linger.C:
+				case <-ctx.Done():
+					return nil
+				}
 			}
 		}
 	}

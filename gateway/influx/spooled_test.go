@@ -262,3 +262,54 @@ func TestTagValue(t *testing.T) {
 		}
 	}
 }
+
+// TestSpooledLingers: without a backlog, delivery reads the spool at most
+// once per flush_interval, so a trickle of records, each its own spool
+// commit, leaves as a few requests rather than one per record, and every
+// record arrives.
+func TestSpooledLingers(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	px := testserver.StartInfluxProxy(t, db.URL(), nil)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	cfg := cfgFor(px.URL, db.Bucket())
+	cfg.FlushInterval = 100 * time.Millisecond
+	sink, _ := startSink(t, cfg, fastTiming)
+	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Run(ctx) }()
+	const n = 200
+	for i := range n {
+		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i), i, float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the trickle's pace, not a wait for a condition
+	}
+	stored := func() int {
+		lines := 0
+		for _, r := range px.Requests() {
+			if r.Status/100 == 2 {
+				lines += r.Lines
+			}
+		}
+		return lines
+	}
+	waitFor(t, "every record stored", 30*time.Second, func() bool { return stored() >= n })
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// One read per interval, and a read's records go as one request
+	// (fewer than batch_size lines): at most one request per interval
+	// elapsed, plus the first read.
+	if reqs, most := len(px.Requests()), int(elapsed/cfg.FlushInterval)+1; reqs > most {
+		t.Fatalf("%d write requests for %d records in %v, want at most %d (one per flush_interval)", reqs, n, elapsed.Round(time.Millisecond), most)
+	}
+	if got := db.Count(t, "air"); got != n {
+		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
+	}
+}
