@@ -83,6 +83,7 @@ func TestFailures(t *testing.T) {
 		{"normalize-unknown", decoders.ErrUnknownQuantity, `"air.flux"`},
 		{"getter-loop", ErrTimeout, "took longer than"},
 		{"cyclic", ErrCodec, "cyclic"},
+		{"huge", ErrCodec, "more than 100000 values"},
 		{"bad-return", ErrCodec, "decodeUplink returned int64 (42), want an object {data, errors, warnings}"},
 	} {
 		t.Run(tc.codec, func(t *testing.T) {
@@ -340,5 +341,22 @@ func TestRuntimeReuse(t *testing.T) {
 	}
 	if last != 3 {
 		t.Fatalf("calls = %v, want 3 (one runtime reused)", last)
+	}
+}
+
+// TestCodecHugeOutput: a billion-element sparse array in the data, in
+// normalizeUplink's data or as the errors list costs an error each, at
+// once, not memory without end.
+func TestCodecHugeOutput(t *testing.T) {
+	c := behaviour(t, "huge", Options{Timeout: 300 * time.Millisecond})
+	for fport, want := range map[uint8]string{
+		1: "decodeUplink data: values: more than 100000 values",
+		2: "normalizeUplink data: extra: more than 100000 values",
+		3: "decodeUplink returned 1000000001 errors, more than 100000",
+	} {
+		_, err := c.Decode(decoders.Input{FPort: fport, Bytes: []byte{1}})
+		if !errors.Is(err, ErrCodec) || !strings.Contains(err.Error(), want) {
+			t.Errorf("fPort %d: err = %v, want ErrCodec with %q", fport, err, want)
+		}
 	}
 }

@@ -15,6 +15,13 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
+// maxValues bounds the values and containers in a codec's output. Real
+// data holds a few hundred at most (a history buffer); the bound turns a
+// huge sparse array (a[1e9] = 1 has a length of a billion and one
+// element) into an error instead of a billion nulls, which no time limit
+// would stop: the conversion runs in Go, outside the interrupted VM.
+const maxValues = 100_000
+
 // maxDepth bounds the nesting of a codec's output. Real data is a few
 // levels deep; the bound turns a cyclic object (which goja exports as a
 // cyclic Go map) into an error instead of endless recursion.
@@ -175,8 +182,8 @@ var (
 // the map, but without the map: Export makes a map per object, boxes every
 // number and string, and tracks every object it visits in a map of its
 // own, and the pipeline only wants the values flat and typed (see
-// decoders.Record). For a codec returning a few dozen values that was a
-// third of the call. Plain objects and arrays are walked here; anything
+// decoders.Record). For a codec returning a few dozen values Export was a
+// quarter of the call. Plain objects and arrays are walked here; anything
 // else (dates, typed arrays, maps, BigInts) goes through Export and toGo,
 // so the rules are the same either way.
 type walker struct {
@@ -190,7 +197,11 @@ func (w walker) object(obj *goja.Object, depth int) error {
 	// Keys costs three allocations per key (its iterator's closures);
 	// calling the runtime's Object.keys instead costs one per key, but an
 	// array object and a wrapped call per object, and measured slower.
-	for _, k := range obj.Keys() {
+	keys := obj.Keys()
+	if err := w.room(int64(len(keys))); err != nil {
+		return err
+	}
+	for _, k := range keys {
 		if err := w.value(k, obj.Get(k), false, depth+1); err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
@@ -236,9 +247,12 @@ func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
 			if depth > maxDepth {
 				return fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
 			}
+			n := obj.Get("length").ToInteger()
+			if err := w.room(n); err != nil {
+				return err
+			}
 			rec.Array(key)
 			defer rec.End()
-			n := obj.Get("length").ToInteger()
 			for i := range n {
 				if err := w.value("", obj.Get(itoa(int(i))), true, depth+1); err != nil {
 					return fmt.Errorf("[%d]: %w", i, err)
@@ -247,11 +261,27 @@ func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
 			return nil
 		}
 	}
+	if obj, ok := v.(*goja.Object); ok {
+		// Typed arrays and array-likes: Export copies every element.
+		if n := obj.Get("length"); n != nil && goja.IsNumber(n) {
+			if err := w.room(n.ToInteger()); err != nil {
+				return err
+			}
+		}
+	}
 	g, err := toGo(v.Export(), depth)
 	if err != nil {
 		return err
 	}
 	writeGo(rec, key, g, inArray)
+	return nil
+}
+
+// room fails when n more values would take the output past maxValues.
+func (w walker) room(n int64) error {
+	if n > int64(maxValues-w.rec.Len()) {
+		return fmt.Errorf("more than %d values (a huge or sparse array?)", maxValues)
+	}
 	return nil
 }
 

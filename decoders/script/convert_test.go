@@ -129,7 +129,8 @@ func TestWalkerMatchesExport(t *testing.T) {
 	}
 }
 
-// TestWalkerDepth: a cyclic object and one nested past maxDepth are
+// TestWalkerDepth: a cyclic object, one nested past maxDepth and one
+// holding more than maxValues values (a sparse array's length counts) are
 // errors, through objects and through arrays.
 func TestWalkerDepth(t *testing.T) {
 	rt := goja.New()
@@ -138,6 +139,9 @@ func TestWalkerDepth(t *testing.T) {
 		`(function() { var o = {a: []}; o.a.push(o); return o; })()`,
 		`(function() { var o = {}; for (var i = 0; i < 40; i++) { o = {in: o}; } return o; })()`,
 		`(function() { var a = []; for (var i = 0; i < 40; i++) { a = [a]; } return {a: a}; })()`,
+		`(function() { var a = []; a[1e9] = 1; return {sparse: a}; })()`,
+		`({big: new Float64Array(200000)})`,
+		`(function() { var o = {}; for (var i = 0; i < 60000; i++) { o["k" + i] = [i]; } return o; })()`,
 	} {
 		v, err := rt.RunString(js)
 		if err != nil {

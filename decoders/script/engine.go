@@ -306,6 +306,9 @@ func (c *Codec) stringList(fn, key string, v goja.Value) ([]string, error) {
 	if n == 0 {
 		return nil, nil
 	}
+	if n > maxValues {
+		return nil, &callError{kind: ErrCodec, msg: fmt.Sprintf("script: codec %s: %s returned %d %s, more than %d: fix the codec", c.file, fn, n, key, maxValues)}
+	}
 	out := make([]string, n)
 	for i := range out {
 		out[i] = obj.Get(itoa(i)).String()
@@ -341,11 +344,13 @@ func (c *Codec) exportNormalized(v goja.Value) ([]map[string]any, error) {
 	if !ok {
 		return nil, bad(describe(v))
 	}
-	g, err := toGo(obj.Export(), 0)
-	if err != nil {
+	// Through a record, for the walker's bounds; Map gives toGo's shapes.
+	rec := decoders.NewRecord(0)
+	defer rec.Release()
+	if err := (walker{rec}).value("data", obj, false, 0); err != nil {
 		return nil, &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: normalizeUplink data: %v: fix the codec", c.file, err)}
 	}
-	switch x := g.(type) {
+	switch x := rec.Map()["data"].(type) {
 	case map[string]any:
 		return []map[string]any{x}, nil
 	case []any:
