@@ -304,7 +304,9 @@ func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
 	} else {
 		c.put(e)
 	}
-	c.lastLen.Store(int32(rec.Len()))
+	if n := int32(rec.Len()); c.lastLen.Load() != n {
+		c.lastLen.Store(n) // only on a change: concurrent calls share the word
+	}
 	return out, err
 }
 

@@ -7,7 +7,7 @@ import (
 
 // GCPercent is the garbage collector's target (GOGC) for a process that
 // runs JavaScript codecs. goja allocates for every value a codec touches,
-// 5–25 KB per call for our test codecs against a live heap of a few MB,
+// 3.5–22 KB per call for our test codecs against a live heap of a few MB,
 // so at Go's default of 100 the collector runs hundreds of times a
 // second, and two cores decoding at once spend their second core on it:
 // BenchmarkScriptDecodeParallel gained 1.0–1.2× from the second core at
