@@ -27,6 +27,8 @@ const maxValues = 100_000
 // cyclic Go map) into an error instead of endless recursion.
 const maxDepth = 32
 
+var errTooDeep = fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+
 // skip marks a value JSON would drop (a function), so maps leave it out.
 type skipValue struct{}
 
@@ -41,7 +43,7 @@ var skip any = skipValue{}
 // milliseconds (Date.prototype.toJSON), functions are dropped.
 func toGo(x any, depth int) (any, error) {
 	if depth > maxDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+		return nil, errTooDeep
 	}
 	switch v := x.(type) {
 	case nil, bool, string:
@@ -192,7 +194,7 @@ type walker struct {
 
 func (w walker) object(obj *goja.Object, depth int) error {
 	if depth > maxDepth {
-		return fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+		return errTooDeep
 	}
 	// Keys costs three allocations per key (its iterator's closures);
 	// calling the runtime's Object.keys instead costs one per key, but an
@@ -245,7 +247,7 @@ func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
 			return err
 		case typ == sliceType && obj.ClassName() == "Array":
 			if depth > maxDepth {
-				return fmt.Errorf("nested deeper than %d levels (a cyclic object?)", maxDepth)
+				return errTooDeep
 			}
 			n := obj.Get("length").ToInteger()
 			if err := w.room(n); err != nil {
