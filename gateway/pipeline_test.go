@@ -238,3 +238,46 @@ func TestSlug(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodedFieldsRecordOrMap: a decoder's data gives the same
+// decoded_<model> fields whether it comes as a Record (natives, and
+// JavaScript codecs since their output stopped going through a map) or as
+// a map (network-server objects): nested keys joined with "_", array
+// elements by index, nulls left out.
+func TestDecodedFieldsRecordOrMap(t *testing.T) {
+	var rec decoders.Record
+	rec.Number("temperature", 21.5)
+	rec.String("status", "ok")
+	rec.Bool("alarm", false)
+	rec.Null("missing")
+	rec.Object("pm2_5")
+	rec.String("unit", "µg⋅m⁻³")
+	rec.Number("value", 3.9)
+	rec.End()
+	rec.Array("history")
+	rec.Number("", 1)
+	rec.Null("")
+	rec.Object("")
+	rec.Number("t", 2)
+	rec.End()
+	rec.Array("")
+	rec.String("", "x")
+	rec.End()
+	rec.End()
+	rec.Object("empty")
+	rec.End()
+
+	fromRecord := decodedFields(&rec, nil, nil)
+	fromMap := decodedFields(nil, rec.Map(), nil)
+	if !reflect.DeepEqual(fromRecord, fromMap) {
+		t.Fatalf("from the record %v\nfrom its map   %v", fromRecord, fromMap)
+	}
+	var keys []string
+	for _, f := range fromRecord {
+		keys = append(keys, f.Key)
+	}
+	want := []string{"alarm", "history_0", "history_2_t", "history_3_0", "pm2_5_unit", "pm2_5_value", "status", "temperature"}
+	if !reflect.DeepEqual(keys, want) {
+		t.Fatalf("keys %v, want %v", keys, want)
+	}
+}

@@ -11,7 +11,7 @@ import (
 // so at Go's default of 100 the collector runs hundreds of times a
 // second, and two cores decoding at once spend their second core on it:
 // BenchmarkScriptDecodeParallel gained 1.0–1.2× from the second core at
-// 100 and 1.55–1.6× at 400. The price is heap headroom: the heap may grow
+// 100 and 1.45–1.65× at 400. The price is heap headroom: the heap may grow
 // to five times the live data instead of twice.
 const GCPercent = 400
 
