@@ -208,8 +208,12 @@ func (db *InfluxDB) start() error {
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
+			// Only our own process counts: a server that failed to bind
+			// must not pass for another test's server on the port.
 			if resp.StatusCode == http.StatusNoContent {
-				return nil
+				if ok, _ := listensOn(cmd.Process.Pid, db.Port); ok {
+					return nil
+				}
 			}
 		}
 		if time.Now().After(deadline) {

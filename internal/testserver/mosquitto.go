@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,7 +101,7 @@ func (m *Mosquitto) start(bin, confPath string) {
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatalf("start mosquitto: %v", err)
 	}
-	if err := WaitListening(m.Port, 10*time.Second); err != nil {
+	if err := waitOwnListener(m.cmd.Process.Pid, m.Port, 10*time.Second); err != nil {
 		m.Stop()
 		m.t.Fatalf("mosquitto: %v; log: %s", err, m.Log())
 	}
@@ -138,15 +139,49 @@ func (m *Mosquitto) Log() string {
 	return string(b)
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago and
+// that it has not returned before in this process: a test that stops its
+// server and starts it again on the same port must not find that another
+// test has been given the port in between.
 func FreePort(t TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("no free loopback port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("no free loopback port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no loopback port that was not handed out before: the kernel keeps returning used ones")
+	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// waitOwnListener polls until process pid listens on the loopback port,
+// or the timeout passes. Another process listening there does not count.
+func waitOwnListener(pid, port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := listensOn(pid, port)
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d does not listen on 127.0.0.1:%d after %s (port taken by another process?): %v", pid, port, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // WaitListening polls until something accepts TCP connections on the
