@@ -62,11 +62,19 @@ func (s *Spool) Append(ctx context.Context, rec []byte) error {
 	b.buf = append(b.buf, hdr[:]...)
 	b.buf = append(b.buf, rec...)
 	b.n++
+	// Only the changes the writer waits for wake it: a batch's first
+	// record (the writer may be idle) and a group large enough to stop
+	// gathering (a batch queued full starts a new one, so it counts as a
+	// first record). A busy writer looks at cur when its commit is done;
+	// waking it for every record cost a goroutine switch per record.
+	wake := b.n == 1 || b.n == commitGroup
 	s.mu.Unlock()
 
-	select {
-	case s.kick <- struct{}{}:
-	default: // the writer already has a wake-up pending
+	if wake {
+		select {
+		case s.kick <- struct{}{}:
+		default: // the writer already has a wake-up pending
+		}
 	}
 	select {
 	case <-b.done:
