@@ -34,6 +34,7 @@ func benchAppend(b *testing.B, fsync string, goroutines int) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchRecord)))
 	b.ResetTimer()
+	cpu0 := benchCPU(b)
 	if goroutines == 1 {
 		for b.Loop() {
 			if err := s.Append(ctx, benchRecord); err != nil {
@@ -53,6 +54,7 @@ func benchAppend(b *testing.B, fsync string, goroutines int) {
 		})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	b.ReportMetric(float64((benchCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/record")
 	if n := s.syncs.Load(); n > 0 {
 		// The group-commit factor, independent of the disk's latency.
 		b.ReportMetric(float64(b.N)/float64(n), "records/fsync")

@@ -127,6 +127,8 @@ type Spool struct {
 	// owned by the writer goroutine (and by Open before it starts)
 	wf     *os.File
 	wsize  int64  // bytes in wf that are committed
+	wend   int64  // wf's size: wsize plus the zeros written ahead of it
+	zeros  []byte // source of those zeros
 	wnext  uint64 // sequence number the next committed record gets
 	wdirty bool   // interval mode: wf written but not synced
 	syncs  atomic.Uint64
@@ -222,6 +224,7 @@ func (s *Spool) openFiles() error {
 	for _, seg := range s.segs {
 		s.total += seg.size
 	}
+	s.total += s.wend - s.wsize // the active segment's zeros written ahead
 	s.rd.next = max(s.ackSeq+1, s.segs[0].first)
 	s.readNext = s.rd.next
 	return nil
@@ -274,7 +277,7 @@ func (s *Spool) checkSegment(first uint64, last bool) (int64, error) {
 	if !last || (n == segHeaderSize && !blank) {
 		return 0, fmt.Errorf("spool: %s has no valid segment header for record %d (damaged or not a spool file): move it out of %s and restart; its records are lost: %w", path, first, s.dir, ErrCorrupt)
 	}
-	if fi.Size() > segHeaderSize && !allZeroFile(f, fi.Size()) {
+	if fi.Size() > segHeaderSize && !allZeroRange(f, 0, fi.Size()) {
 		return 0, fmt.Errorf("spool: %s has a blank header but data after it (damaged): move it out of %s and restart; its records are lost: %w", path, s.dir, ErrCorrupt)
 	}
 	s.log.Warn().Str("segment", path).Int64("bytes", fi.Size()).
@@ -301,12 +304,13 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// allZeroFile reports whether f holds only zero bytes (a file extended by
-// a power cut before its data reached the disk).
-func allZeroFile(f *os.File, size int64) bool {
+// allZeroRange reports whether f holds only zero bytes from off to end:
+// space written ahead of the records, or a file extended by a power cut
+// before its data reached the disk.
+func allZeroRange(f *os.File, off, end int64) bool {
 	buf := make([]byte, 64<<10)
-	for off := int64(0); off < size; {
-		n, err := f.ReadAt(buf, off)
+	for off < end {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
 		if !allZero(buf[:n]) {
 			return false
 		}
@@ -324,7 +328,7 @@ func (s *Spool) createFirstSegment(first uint64) error {
 	if err != nil {
 		return err
 	}
-	s.wf, s.wsize, s.wnext = f, segHeaderSize, first
+	s.wf, s.wsize, s.wend, s.wnext = f, segHeaderSize, segHeaderSize, first
 	s.committed = first - 1
 	s.segs = []segment{{first: first, size: segHeaderSize}}
 	s.total = segHeaderSize
@@ -334,7 +338,9 @@ func (s *Spool) createFirstSegment(first uint64) error {
 
 // recoverTail verifies every record of the last segment, cuts off the
 // first bad one and everything after it (a torn write or a power cut
-// before fsync), and opens the segment for appending.
+// before fsync), and opens the segment for appending. Zeros after the
+// last record are the space written ahead of the records
+// (preallocation), left by a crash or kill: they are kept, silently.
 func (s *Spool) recoverTail() error {
 	tail := &s.segs[len(s.segs)-1]
 	path := s.segPath(tail.first)
@@ -353,6 +359,10 @@ func (s *Spool) recoverTail() error {
 		sr.skip()
 	}
 	sr.buf = nil
+	fileSize := tail.size
+	if sr.off < tail.size && allZeroRange(f, sr.off, tail.size) {
+		tail.size = sr.off
+	}
 	if sr.off < tail.size {
 		cut := tail.size - sr.off
 		s.log.Warn().Str("segment", path).Int64("offset", sr.off).Uint64("record", sr.seq).
@@ -367,9 +377,9 @@ func (s *Spool) recoverTail() error {
 			return s.ioError("repair", err)
 		}
 		s.repaired += cut
-		tail.size = sr.off
+		tail.size, fileSize = sr.off, sr.off
 	}
-	s.wf, s.wsize, s.wnext = f, tail.size, sr.seq
+	s.wf, s.wsize, s.wend, s.wnext = f, tail.size, fileSize, sr.seq
 	s.committed = sr.seq - 1
 	if s.ackSeq > s.committed {
 		// The ack file is ahead of the data: records were lost from the

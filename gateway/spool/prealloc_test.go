@@ -1,0 +1,158 @@
+package spool
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// snapshot copies a spool directory's segments and ack file as a crash
+// would leave them (the spool stays open), into a new directory.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir()
+	names, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range names {
+		if filepath.Base(p) == lockFileName {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(p)), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return to
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// diskBytes is the size of every segment file in dir.
+func diskBytes(t *testing.T, dir string) int64 {
+	var n int64
+	for _, p := range segFiles(t, dir) {
+		n += fileSize(t, p)
+	}
+	return n
+}
+
+// TestPreallocation: with fsync=always the active segment is filled with
+// zeros ahead of its records. Stats counts them, a crash that leaves them
+// costs no repair and no records, and Close and sealing cut them off.
+func TestPreallocation(t *testing.T) {
+	const n, size = 50, 100
+	dataEnd := int64(segHeaderSize + n*(recHeaderSize+size))
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, SegmentBytes: 4 * preallocStep}
+	s, _ := openT(t, cfg)
+	appendN(t, s, 1, n, size)
+	seg := filepath.Join(dir, segName(1))
+	if got := fileSize(t, seg); got != preallocStep {
+		t.Fatalf("active segment is %d bytes, want %d (records up to %d, then zeros)", got, preallocStep, dataEnd)
+	}
+	if st := s.Stats(); st.Bytes != preallocStep {
+		t.Fatalf("Stats.Bytes = %d, want the file's %d", st.Bytes, preallocStep)
+	}
+
+	t.Run("crash leaves zeros", func(t *testing.T) {
+		s2, lb := openT(t, Config{Dir: snapshot(t, dir), SegmentBytes: cfg.SegmentBytes})
+		wantRecords(t, drain(t, s2, 1000), 1, n, size, 0)
+		if st := s2.Stats(); st.RepairedBytes != 0 || st.Bytes != preallocStep {
+			t.Fatalf("after the crash: RepairedBytes %d, Bytes %d; want 0 and %d", st.RepairedBytes, st.Bytes, preallocStep)
+		}
+		if strings.Contains(lb.String(), "cut off") {
+			t.Fatalf("zeros written ahead were reported as damage:\n%s", lb.String())
+		}
+		// New records go right after the last one, not after the zeros.
+		appendN(t, s2, n+1, 1, size)
+		wantRecords(t, drain(t, s2, 1000), n+1, n+1, size, 0)
+	})
+
+	t.Run("crash leaves zeros and a torn page", func(t *testing.T) {
+		crashed := snapshot(t, dir)
+		f, err := os.OpenFile(filepath.Join(crashed, segName(1)), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A later page of an unsynced write reached the disk, an earlier
+		// one did not.
+		if _, err := f.WriteAt([]byte("torn"), dataEnd+8192); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		s2, lb := openT(t, Config{Dir: crashed, SegmentBytes: cfg.SegmentBytes})
+		wantRecords(t, drain(t, s2, 1000), 1, n, size, 0)
+		if st := s2.Stats(); st.RepairedBytes != preallocStep-dataEnd {
+			t.Fatalf("RepairedBytes = %d, want %d", st.RepairedBytes, preallocStep-dataEnd)
+		}
+		if !strings.Contains(lb.String(), "cut off a torn or corrupt tail") {
+			t.Fatalf("the torn page was not reported:\n%s", lb.String())
+		}
+	})
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, seg); got != dataEnd {
+		t.Fatalf("after Close the segment is %d bytes, want %d (its records)", got, dataEnd)
+	}
+}
+
+// TestPreallocationSealing: every sealed segment ends with its last
+// record, so a crash never leaves zeros where readers take the file's
+// size as the end, and Stats.Bytes is what the files hold.
+func TestPreallocationSealing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, SegmentBytes: MinSegmentBytes, MaxBytes: 1 << 20}
+	s, _ := openT(t, cfg)
+	appendN(t, s, 1, 100, 100)
+	segs := segFiles(t, dir)
+	if len(segs) < 3 {
+		t.Fatalf("%d segments, want ≥ 3", len(segs))
+	}
+	if got, want := s.Stats().Bytes, diskBytes(t, dir); got != want {
+		t.Fatalf("Stats.Bytes = %d, files hold %d", got, want)
+	}
+	if active := fileSize(t, segs[len(segs)-1]); active != MinSegmentBytes {
+		t.Fatalf("active segment is %d bytes, want it filled ahead to %d", active, MinSegmentBytes)
+	}
+	for _, p := range segs[:len(segs)-1] {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) >= MinSegmentBytes || allZero(b[len(b)-recHeaderSize:]) {
+			t.Fatalf("sealed %s is %d bytes ending in zeros: not cut to its records", filepath.Base(p), len(b))
+		}
+	}
+	s2, lb := openT(t, Config{Dir: snapshot(t, dir), SegmentBytes: MinSegmentBytes, MaxBytes: 1 << 20})
+	wantRecords(t, drain(t, s2, 1000), 1, 100, 100, 0)
+	if st := s2.Stats(); st.CorruptRecords != 0 || st.RepairedBytes != 0 {
+		t.Fatalf("after a crash: %d corrupt records, %d bytes repaired:\n%s", st.CorruptRecords, st.RepairedBytes, lb.String())
+	}
+}
+
+// TestNoPreallocationWithInterval: with an fsync interval there are too
+// few syncs to gain from it, and no bytes are written twice.
+func TestNoPreallocationWithInterval(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openT(t, Config{Dir: dir, Fsync: "1s"})
+	appendN(t, s, 1, 10, 100)
+	want := int64(segHeaderSize + 10*(recHeaderSize+100))
+	if got := fileSize(t, filepath.Join(dir, segName(1))); got != want {
+		t.Fatalf("segment is %d bytes, want %d", got, want)
+	}
+}
