@@ -131,9 +131,7 @@ const commitGroup = 32
 func (s *Spool) drain() {
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 && s.cur != nil && s.delay > 0 && s.cur.n >= 2 && s.cur.n < commitGroup {
-			// Appends are arriving together: give the group a moment to
-			// fill before paying for its fsync.
+		if len(s.queue) == 0 && s.cur != nil && s.gatherFor(s.cur.n, time.Now()) {
 			s.mu.Unlock()
 			s.gather()
 			s.mu.Lock()
@@ -152,6 +150,7 @@ func (s *Spool) drain() {
 			return
 		}
 		b.err = s.commit(b)
+		s.lastCommit, s.lastGroup = time.Now(), b.n
 		close(b.done)
 		s.mu.Lock()
 		if len(s.freeBufs) < 4 && cap(b.buf) <= 2*s.maxBatch {
@@ -169,6 +168,20 @@ func (s *Spool) drain() {
 			runtime.Gosched()
 		}
 	}
+}
+
+// gatherFor reports whether the writer should wait for more records
+// before committing an open batch of n: when appends are arriving
+// together, or were a moment ago (a stream from many appenders), the
+// group gets a moment to fill before paying for its fsync. Without the
+// second test a steady stream finds one record waiting after most
+// commits, and the faster the fsync, the smaller the groups. A lone
+// appender, whose groups hold one record, never waits.
+func (s *Spool) gatherFor(n int, now time.Time) bool {
+	if s.delay <= 0 || n >= commitGroup {
+		return false
+	}
+	return n >= 2 || s.lastGroup >= 2 && now.Sub(s.lastCommit) < s.delay
 }
 
 // gather waits until the open batch holds commitGroup records, fills up,

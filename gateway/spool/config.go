@@ -23,12 +23,13 @@ type Config struct {
 	// interval.
 	Fsync string `yaml:"fsync"`
 	// CommitDelay is how long, with fsync=always, a group commit waits
-	// for more records once two or more appends are waiting, before it
-	// writes and syncs them: a duration up to 100ms, or "0" for none
-	// (default "1ms"). An fsync costs about as much CPU for one record as
-	// for thirty; without the wait a steady stream commits every few
-	// records. A lone appender never waits, and the wait ends as soon as
-	// commitGroup records have gathered.
+	// for more records once two or more appends are waiting, or while
+	// the previous group of several is a moment old (a stream flows),
+	// before it writes and syncs them: a duration up to 100ms, or "0" for
+	// none (default "1ms"). An fsync costs about as much CPU for one
+	// record as for thirty; without the wait a steady stream commits
+	// every few records. A lone appender never waits, and the wait ends
+	// as soon as commitGroup records have gathered.
 	CommitDelay string `yaml:"commit_delay"`
 	// MaxBytes bounds the spool's files on disk (default 1 GiB). Beyond
 	// it the oldest segment is dropped, unacked records and all, so the

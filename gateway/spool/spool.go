@@ -89,8 +89,12 @@ type Spool struct {
 	interval time.Duration // 0 means fsync=always
 	delay    time.Duration // commit delay with fsync=always; 0 for none
 	gatherT  *time.Timer   // the writer's commit-delay timer, stopped when idle
-	maxRec   int           // largest payload Append takes
-	maxBatch int           // bytes at which Append starts another batch
+	// lastCommit is when the writer finished its last commit, and
+	// lastGroup how many records that commit held.
+	lastCommit time.Time
+	lastGroup  int
+	maxRec     int // largest payload Append takes
+	maxBatch   int // bytes at which Append starts another batch
 
 	lockF *os.File
 	ackF  *os.File

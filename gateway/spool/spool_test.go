@@ -763,3 +763,30 @@ func TestFsyncErrorStopsAppends(t *testing.T) {
 	wantRecords(t, drain(t, s, 100), 1, 5, 50, 0)
 	appendN(t, s, 6, 1, 50)
 }
+
+// TestGatherFor: when the writer waits for more records before a group
+// commit, and when a record is committed at once.
+func TestGatherFor(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name      string
+		delay     time.Duration
+		n         int
+		lastGroup int
+		since     time.Duration // since the last commit
+		want      bool
+	}{
+		{"appends arriving together", time.Millisecond, 2, 1, time.Hour, true},
+		{"one record, stream flowing", time.Millisecond, 1, 12, 200 * time.Microsecond, true},
+		{"one record, stream stopped", time.Millisecond, 1, 12, 5 * time.Millisecond, false},
+		{"lone appender", time.Millisecond, 1, 1, 10 * time.Microsecond, false},
+		{"first commit ever", time.Millisecond, 1, 0, time.Duration(now.UnixNano()), false},
+		{"group full", time.Millisecond, commitGroup, 12, 0, false},
+		{"no commit delay", 0, 5, 12, 0, false},
+	} {
+		s := &Spool{delay: tt.delay, lastGroup: tt.lastGroup, lastCommit: now.Add(-tt.since)}
+		if got := s.gatherFor(tt.n, now); got != tt.want {
+			t.Errorf("%s: gatherFor(%d) = %v, want %v", tt.name, tt.n, got, tt.want)
+		}
+	}
+}
