@@ -191,22 +191,21 @@ func (h *Health) Observe(o Observation) {
 	if o.Name != "" {
 		st.Name, st.Model, st.Source = o.Name, o.Model, o.Source
 	}
-	if o.HasFCnt {
-		f := o.FCnt
-		st.FCnt = &f
-	}
+	setOpt(&st.FCnt, o.FCnt, o.HasFCnt)
 	setOpt(&st.RSSI, o.RSSI, o.HasRSSI)
 	setOpt(&st.SNR, o.SNR, o.HasSNR)
 	setOpt(&st.Battery, o.Battery, o.HasBattery)
 	setOpt(&st.BatteryLevel, o.BatteryLevel, o.HasBatteryLevel)
 }
 
-func setOpt(dst **float64, v float64, ok bool) {
+// setOpt stores v in *dst if ok, allocating only the first time: this
+// runs for every uplink, and snapshots copy the values out.
+func setOpt[T any](dst **T, v T, ok bool) {
 	if !ok {
 		return
 	}
 	if *dst == nil {
-		*dst = new(float64)
+		*dst = new(T)
 	}
 	**dst = v
 }

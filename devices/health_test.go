@@ -196,3 +196,21 @@ func TestHealthSilentWhenFramesCameNewestFirst(t *testing.T) {
 		t.Fatalf("interval %.0f s, silent %v, lost %d; want 600 s, silent, 0 lost", r.Interval, r.Silent, r.Lost24h)
 	}
 }
+
+// TestHealthReportIsACopy: a report taken before later uplinks keeps its
+// values; Observe updates the last-seen values in place.
+func TestHealthReportIsACopy(t *testing.T) {
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	e := EUI{2}
+	h := NewHealth(3)
+	h.Observe(Observation{EUI: e, Time: t0, FCnt: 1, HasFCnt: true, RSSI: -100, HasRSSI: true})
+	before, _ := h.Get(e, t0)
+	h.Observe(Observation{EUI: e, Time: t0.Add(time.Minute), FCnt: 2, HasFCnt: true, RSSI: -90, HasRSSI: true})
+	if *before.LastFCnt != 1 || *before.RSSI != -100 {
+		t.Fatalf("earlier report changed to f_cnt %d, rssi %v", *before.LastFCnt, *before.RSSI)
+	}
+	after, _ := h.Get(e, t0.Add(time.Minute))
+	if *after.LastFCnt != 2 || *after.RSSI != -90 {
+		t.Fatalf("report after the second uplink: f_cnt %d, rssi %v", *after.LastFCnt, *after.RSSI)
+	}
+}
