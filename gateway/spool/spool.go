@@ -89,12 +89,8 @@ type Spool struct {
 	interval time.Duration // 0 means fsync=always
 	delay    time.Duration // commit delay with fsync=always; 0 for none
 	gatherT  *time.Timer   // the writer's commit-delay timer, stopped when idle
-	// lastCommit is when the writer finished its last commit, and
-	// lastGroup how many records that commit held.
-	lastCommit time.Time
-	lastGroup  int
-	maxRec     int // largest payload Append takes
-	maxBatch   int // bytes at which Append starts another batch
+	maxRec   int           // largest payload Append takes
+	maxBatch int           // bytes at which Append starts another batch
 
 	lockF *os.File
 	ackF  *os.File
@@ -136,6 +132,10 @@ type Spool struct {
 	wnext  uint64 // sequence number the next committed record gets
 	wdirty bool   // interval mode: wf written but not synced
 	syncs  atomic.Uint64
+	// lastCommit is when the writer finished its last commit, and
+	// lastGroup how many records that commit held.
+	lastCommit time.Time
+	lastGroup  int
 
 	// owned by whoever holds readMu (Read, Ack, Close)
 	readMu  sync.Mutex
