@@ -270,7 +270,7 @@ func (s *Spool) commit(b *batch) error {
 // filled with zeros, with fsync=always. An fdatasync after a write that
 // grows the file must also allocate blocks and write the inode; into
 // zeros already on disk it writes only the data. On ext4 that took a
-// lone append and fsync from 160-195 to 120-127 µs of CPU
+// lone append and fsync from about 170 to about 115 µs of CPU
 // (BenchmarkAppendAlways, goroutines=1). The price is
 // writing each byte of a segment twice, once as a zero: a megabyte ahead
 // at a time, so it is not on every commit's path.

@@ -66,9 +66,9 @@
 // With fsync "always" the active segment is filled with zeros up to a
 // megabyte ahead of its last record. An fdatasync then writes only the
 // records' pages; when the file grows it must also allocate blocks and
-// write the inode: on ext4, a lone append and fsync took 160-195 µs of
-// CPU that way against 120-127 µs into zeros (BenchmarkAppendAlways,
-// goroutines=1). The price is that those bytes are written twice
+// write the inode: on ext4, a lone append and fsync took about 170 µs of
+// CPU that way against about 115 µs into zeros (BenchmarkAppendAlways,
+// goroutines=1, medians of three interleaved runs). The price is that those bytes are written twice
 // (once as zeros, in steps of 1 MiB), which matters on flash only at
 // sustained high rates. The zeros count towards max_bytes and Stats.Bytes.
 // Sealing a segment and Close cut them off, so only a crash leaves them,
