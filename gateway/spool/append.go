@@ -237,7 +237,12 @@ func (s *Spool) commit(b *batch) error {
 		return s.rollback(pre, s.ioError("write", err), false)
 	}
 	if err := s.zeroFill(max(end, s.wend), fileEnd); err != nil {
-		return s.rollback(pre, s.ioError("write", err), false)
+		// Filling ahead only saves work: on a disk too full for it the
+		// records go in without it.
+		fileEnd = max(end, s.wend)
+		if terr := s.wf.Truncate(fileEnd); terr != nil {
+			return s.rollback(pre, s.ioError("write", errors.Join(err, terr)), false)
+		}
 	}
 	if s.interval == 0 {
 		if err := s.syncActive(); err != nil {
@@ -295,11 +300,11 @@ func (s *Spool) zeroFill(off, end int64) error {
 		s.zeros = make([]byte, preallocStep)
 	}
 	for off < end {
-		k, err := s.wf.WriteAt(s.zeros[:min(int64(len(s.zeros)), end-off)], off)
-		if err != nil {
+		k := min(int64(len(s.zeros)), end-off)
+		if err := s.write(s.zeros[:k], off); err != nil {
 			return err
 		}
-		off += int64(k)
+		off += k
 	}
 	return nil
 }

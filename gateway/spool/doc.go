@@ -70,7 +70,8 @@
 // CPU that way against about 115 µs into zeros (BenchmarkAppendAlways,
 // goroutines=1, medians of three interleaved runs). The price is that those bytes are written twice
 // (once as zeros, in steps of 1 MiB), which matters on flash only at
-// sustained high rates. The zeros count towards max_bytes and Stats.Bytes.
+// sustained high rates. The zeros count towards max_bytes and Stats.Bytes;
+// on a disk too full for them the records go in without them.
 // Sealing a segment and Close cut them off, so only a crash leaves them,
 // and Open takes zeros after the last record for what they are: no repair
 // and no warning.

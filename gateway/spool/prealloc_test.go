@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -155,4 +157,36 @@ func TestNoPreallocationWithInterval(t *testing.T) {
 	if got := fileSize(t, filepath.Join(dir, segName(1))); got != want {
 		t.Fatalf("segment is %d bytes, want %d", got, want)
 	}
+}
+
+// TestPreallocationDiskFull: when the zeros do not fit on the disk, the
+// records still go in, without them, and the filling resumes once there
+// is room.
+func TestPreallocationDiskFull(t *testing.T) {
+	const size = 100
+	dir := t.TempDir()
+	s, _ := openT(t, Config{Dir: dir, SegmentBytes: 4 * preallocStep})
+	var full atomic.Bool
+	full.Store(true)
+	s.testHookWrite = func(f *os.File, p []byte, off int64) (int, error) {
+		if full.Load() && len(p) > 4096 && allZero(p) {
+			return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+		}
+		return 0, nil
+	}
+	appendN(t, s, 1, 10, size)
+	seg := filepath.Join(dir, segName(1))
+	dataEnd := int64(segHeaderSize + 10*(recHeaderSize+size))
+	if got := fileSize(t, seg); got != dataEnd {
+		t.Fatalf("segment is %d bytes on a full disk, want its %d bytes of records", got, dataEnd)
+	}
+	if got := s.Stats().Bytes; got != dataEnd {
+		t.Fatalf("Stats.Bytes = %d, want %d", got, dataEnd)
+	}
+	full.Store(false)
+	appendN(t, s, 11, 10, size)
+	if got := fileSize(t, seg); got != preallocStep {
+		t.Fatalf("segment is %d bytes with room again, want %d", got, preallocStep)
+	}
+	wantRecords(t, drain(t, s, 100), 1, 20, size, 0)
 }
