@@ -34,8 +34,8 @@ type Results struct {
 	Profiled *Run      `json:"profiled,omitempty"` // the profiling run, outside the medians
 }
 
-// computeRatios sets each sensorgate run's ratio to the no-op run of its
-// pair; a pair with a failed run has none.
+// computeRatios sets each sensorgate run's throughput and CPU ratios to
+// the no-op run of its pair; a pair with a failed run has none.
 func (res *Results) computeRatios() {
 	for i := range res.Runs {
 		r := &res.Runs[i]
@@ -43,8 +43,14 @@ func (res *Results) computeRatios() {
 			continue
 		}
 		for _, o := range res.Runs {
-			if o.Pair == r.Pair && o.Consumer == consumerNoop && o.Err == "" && o.MsgsPerS > 0 {
+			if o.Pair != r.Pair || o.Consumer != consumerNoop || o.Err != "" {
+				continue
+			}
+			if o.MsgsPerS > 0 {
 				r.Ratio = r.MsgsPerS / o.MsgsPerS
+			}
+			if o.CPUPer100k > 0 {
+				r.CPURatio = r.CPUPer100k / o.CPUPer100k
 			}
 		}
 	}
@@ -52,10 +58,20 @@ func (res *Results) computeRatios() {
 
 // median of f over the consumer's successful runs.
 func (res *Results) median(consumer string, f func(Run) float64) (float64, bool) {
+	return res.medianOf(consumer, f, false)
+}
+
+// medianRatio is the median of f, a ratio to the pair's no-op, over the
+// sensorgate runs that have one (not those whose no-op failed).
+func (res *Results) medianRatio(f func(Run) float64) (float64, bool) {
+	return res.medianOf(consumerSensorgate, f, true)
+}
+
+func (res *Results) medianOf(consumer string, f func(Run) float64, positive bool) (float64, bool) {
 	var v []float64
 	for _, r := range res.Runs {
-		if r.Consumer == consumer && r.Err == "" {
-			v = append(v, f(r))
+		if x := f(r); r.Consumer == consumer && r.Err == "" && (x > 0 || !positive) {
+			v = append(v, x)
 		}
 	}
 	if len(v) == 0 {
@@ -150,29 +166,28 @@ func (res *Results) Markdown() string {
 			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost, r.BrokerCPUPer100k, r.InfluxCPUPer100k)
 	}
 
-	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | CPU-s / 100k | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | CPU-s / 100k | CPU ÷ no-op | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range []string{consumerSensorgate, consumerNoop} {
 		rate, ok := res.median(c, func(r Run) float64 { return r.MsgsPerS })
 		if !ok {
-			fmt.Fprintf(&b, "| %s | no successful run | | | | |\n", c)
+			fmt.Fprintf(&b, "| %s | no successful run | | | | | |\n", c)
 			continue
 		}
 		cpu, _ := res.median(c, func(r Run) float64 { return r.CPUPer100k })
 		rss, _ := res.median(c, func(r Run) float64 { return r.PeakRSSMB })
-		ratio := ""
+		ratio, cpuRatio := "", ""
 		if c == consumerSensorgate {
-			if v, ok := res.medianRatio(); ok {
+			if v, ok := res.medianRatio(func(r Run) float64 { return r.Ratio }); ok {
 				ratio = fmt.Sprintf("%.2f", v)
 			}
+			if v, ok := res.medianRatio(func(r Run) float64 { return r.CPURatio }); ok {
+				cpuRatio = fmt.Sprintf("%.2f", v)
+			}
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %.2f | %.1f | %d |\n", c, rate, ratio, cpu, rss, res.lost(c))
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %.2f | %s | %.1f | %d |\n", c, rate, ratio, cpu, cpuRatio, rss, res.lost(c))
 	}
 	b.WriteString("\n" + res.targets() + "\n")
 	return b.String()
-}
-
-func (res *Results) medianRatio() (float64, bool) {
-	return res.median(consumerSensorgate, func(r Run) float64 { return r.Ratio })
 }
 
 func (res *Results) lost(consumer string) int {
@@ -198,7 +213,7 @@ func (res *Results) targets() string {
 		}
 		return "**not met**"
 	}
-	ratio, ok1 := res.medianRatio()
+	ratio, ok1 := res.medianRatio(func(r Run) float64 { return r.Ratio })
 	cpu, ok2 := res.median(consumerSensorgate, func(r Run) float64 { return r.CPUPer100k })
 	rss, ok3 := res.median(consumerSensorgate, func(r Run) float64 { return r.PeakRSSMB })
 	if !ok1 || !ok2 || !ok3 {
@@ -220,7 +235,9 @@ ceiling) on the same deterministic ChirpStack v4 stream. msgs/s: N divided by th
 time from the consumer's start (backlog) or the first publish (live) until InfluxDB
 holds all N uplink points (sensorgate, polled every 100 ms) or N messages were
 acknowledged (no-op). ratio: sensorgate ÷ the no-op of the same pair. CPU-s / 100k:
-the consumer process's utime+stime. peak RSS: its VmHWM. delivered: the exact count
+the consumer process's utime+stime. CPU ÷ no-op (sections from 2026-11-28 01:00 UTC on):
+sensorgate's CPU-s / 100k ÷ the no-op's in the same pair, which moves less than CPU-s
+between machines and hours. peak RSS: its VmHWM. delivered: the exact count
 of uplink points in InfluxDB (sensorgate) or of messages acknowledged (no-op).
 Mosquitto / InfluxDB CPU-s / 100k (sections from 2026-11-27 20:51 UTC on): the
 servers' utime+stime over the same span; they share the two cores with the consumer,

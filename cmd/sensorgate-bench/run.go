@@ -58,6 +58,10 @@ type Run struct {
 	Ratio      float64 `json:"ratio,omitempty"` // sensorgate ÷ the no-op of the same pair
 	CPUSeconds float64 `json:"cpu_s"`           // consumer process only, utime+stime
 	CPUPer100k float64 `json:"cpu_s_per_100k"`
+	// CPURatio is sensorgate's CPU per message ÷ the no-op's in the same
+	// pair: steadier across machines and hours than CPU-s alone, since a
+	// slow spell slows both.
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
 	// The servers' CPU over the same span, per 100k messages: with them
 	// on the same two cores, they bound what any consumer can reach.
 	BrokerCPUPer100k float64 `json:"broker_cpu_s_per_100k"`
