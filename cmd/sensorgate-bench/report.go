@@ -235,7 +235,7 @@ ceiling) on the same deterministic ChirpStack v4 stream. msgs/s: N divided by th
 time from the consumer's start (backlog) or the first publish (live) until InfluxDB
 holds all N uplink points (sensorgate, polled every 100 ms) or N messages were
 acknowledged (no-op). ratio: sensorgate ÷ the no-op of the same pair. CPU-s / 100k:
-the consumer process's utime+stime. CPU ÷ no-op (sections from 2026-11-28 01:00 UTC on):
+the consumer process's utime+stime. CPU ÷ no-op (sections from 2026-11-28 00:53 UTC on):
 sensorgate's CPU-s / 100k ÷ the no-op's in the same pair, which moves less than CPU-s
 between machines and hours. peak RSS: its VmHWM. delivered: the exact count
 of uplink points in InfluxDB (sensorgate) or of messages acknowledged (no-op).
