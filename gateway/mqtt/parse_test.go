@@ -468,3 +468,39 @@ func assertUplink(t *testing.T, got, want gateway.Uplink) {
 }
 
 func show(v any) string { return strings.ReplaceAll(fmt.Sprintf("%#v", v), "gateway.", "") }
+
+// TestFieldKey: a key selects a field as encoding/json selects a struct
+// field: the exact name first, else the one equal under Unicode case
+// folding, also through runes that fold to ASCII.
+func TestFieldKey(t *testing.T) {
+	names := []string{"time", "Time2", "rssi", "spreadingFactor", "s"}
+	for _, tt := range []struct{ key, want string }{
+		{"time", "time"},
+		{"TIME", "time"},
+		{"tImE", "time"},
+		{"time2", "Time2"},
+		{"rssi", "rssi"},
+		{"RSSI", "rssi"},
+		{"rſſi", "rssi"}, // U+017F LATIN SMALL LETTER LONG S folds to s
+		{"ſ", "s"},
+		{"spreading\u212aactor", ""}, // KELVIN SIGN folds to k, not f
+		{"spreadingfactor", "spreadingFactor"},
+		{"\u212a", ""},
+		{"snr", ""},
+		{"", ""},
+		{"times", ""},
+		{"tim", ""},
+	} {
+		if got := fieldKey(tt.key, names...); got != tt.want {
+			t.Errorf("fieldKey(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	// The Kelvin sign selects a field with a k.
+	if got := fieldKey("\u212aey", "key", "other"); got != "key" {
+		t.Errorf("fieldKey(KELVIN SIGN + ey) = %q, want key", got)
+	}
+	// An exact name wins over one that only folds to the key.
+	if got := fieldKey("Time", "time", "Time"); got != "Time" {
+		t.Errorf("fieldKey(Time) = %q, want the exact Time", got)
+	}
+}
