@@ -28,6 +28,7 @@ var (
 	spoolDropRecs = desc("spool_dropped_records_total", "Undelivered records dropped because the spool reached spool.max_bytes.")
 	spoolDropB    = desc("spool_dropped_bytes_total", "Bytes of segment files dropped because the spool reached spool.max_bytes.")
 	spoolCorrupt  = desc("spool_corrupt_records_total", "Spool records lost to checksum or format errors (media damage).")
+	spoolSyncs    = desc("spool_syncs_total", "fdatasync calls on spool segment files: uplinks written per sync is the size of the group commits.")
 
 	influxLatency  = desc("influx_write_duration_seconds", "Duration of InfluxDB write requests, every attempt.")
 	influxRequests = desc("influx_write_requests_total", "InfluxDB write requests by status class (2xx, 4xx, 429, 5xx, network).", "class")
@@ -43,7 +44,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
-		spoolDropB, spoolCorrupt, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge} {
+		spoolDropB, spoolCorrupt, spoolSyncs, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge} {
 		ch <- d
 	}
 }
@@ -70,6 +71,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(spoolDropRecs, float64(st.DroppedRecords))
 		counter(spoolDropB, float64(st.DroppedBytes))
 		counter(spoolCorrupt, float64(st.CorruptRecords))
+		counter(spoolSyncs, float64(st.Syncs))
 	}
 	if opt.Influx != nil {
 		st := opt.Influx()

@@ -34,7 +34,7 @@ func fixture(now *time.Time) *Metrics {
 	return New(Options{
 		Sources: []Source{{Name: "cs", Ready: func() bool { return true }}, {Name: "udp"}},
 		Spool: func() spool.Stats {
-			return spool.Stats{Bytes: 4096, Segments: 1, Pending: 3, OldestAge: 1500 * time.Millisecond, DroppedRecords: 2}
+			return spool.Stats{Bytes: 4096, Segments: 1, Pending: 3, OldestAge: 1500 * time.Millisecond, DroppedRecords: 2, Syncs: 9}
 		},
 		Influx: func() influx.WriteStats {
 			return influx.WriteStats{
@@ -123,6 +123,7 @@ func TestMetrics(t *testing.T) {
 		"sensorgate_spool_pending_records{}":                            3,
 		"sensorgate_spool_oldest_age_seconds{}":                         1.5,
 		"sensorgate_spool_dropped_records_total{}":                      2,
+		"sensorgate_spool_syncs_total{}":                                9,
 		"sensorgate_influx_write_requests_total{class=2xx}":             5,
 		"sensorgate_influx_write_requests_total{class=429}":             0,
 		"sensorgate_influx_write_retries_total{class=5xx}":              1,
