@@ -236,12 +236,14 @@ func (s *Spool) commit(b *batch) error {
 	if err := s.write(b.buf, pre); err != nil {
 		return s.rollback(pre, s.ioError("write", err), false)
 	}
-	if err := s.zeroFill(max(end, s.wend), fileEnd); err != nil {
+	// The file already reaches max(end, s.wend): the records and the
+	// zeros of earlier fills.
+	if reached := max(end, s.wend); s.zeroFill(reached, fileEnd) != nil {
 		// Filling ahead only saves work: on a disk too full for it the
 		// records go in without it.
-		fileEnd = max(end, s.wend)
-		if terr := s.wf.Truncate(fileEnd); terr != nil {
-			return s.rollback(pre, s.ioError("write", errors.Join(err, terr)), false)
+		fileEnd = reached
+		if err := s.wf.Truncate(fileEnd); err != nil {
+			return s.rollback(pre, s.ioError("cut off a partial fill", err), false)
 		}
 	}
 	if s.interval == 0 {

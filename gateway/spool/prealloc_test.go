@@ -49,6 +49,7 @@ func fileSize(t *testing.T, path string) int64 {
 
 // diskBytes is the size of every segment file in dir.
 func diskBytes(t *testing.T, dir string) int64 {
+	t.Helper()
 	var n int64
 	for _, p := range segFiles(t, dir) {
 		n += fileSize(t, p)
