@@ -38,6 +38,37 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(ut+st) / userHZ, nil
 }
 
+// machineBusySeconds returns the CPU time all of the machine's CPUs have
+// spent on work since boot, from the first line of /proc/stat: user,
+// nice, system, irq and softirq. Idle and I/O wait are not work; steal is
+// time the hypervisor gave to other guests, never this machine's.
+func machineBusySeconds() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("bench: machine CPU time: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseBusy(line)
+}
+
+// parseBusy reads the "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal ..., in USER_HZ ticks.
+func parseBusy(line string) (float64, error) {
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("bench: /proc/stat: unexpected first line %q", line)
+	}
+	var busy uint64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/stat: field %d %q: %w", i, f[i], err)
+		}
+		busy += v
+	}
+	return float64(busy) / userHZ, nil
+}
+
 // ioCalls returns a process's read and write system calls so far (syscr
 // and syscw of /proc/PID/io: read, pread, readv and their write
 // counterparts, on files and sockets alike).

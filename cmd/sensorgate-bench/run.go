@@ -66,7 +66,17 @@ type Run struct {
 	// on the same two cores, they bound what any consumer can reach.
 	BrokerCPUPer100k float64 `json:"broker_cpu_s_per_100k"`
 	InfluxCPUPer100k float64 `json:"influxdb_cpu_s_per_100k"`
-	PeakRSSMB        float64 `json:"peak_rss_mb"` // VmHWM, MiB
+	// OthersCPUPer100k is the CPU time the whole machine spent on
+	// anything but the consumer over the same span, per 100k messages:
+	// the servers, in live mode the benchmark's publisher, its polling
+	// of InfluxDB, and whatever else ran.
+	OthersCPUPer100k float64 `json:"others_cpu_s_per_100k"`
+	// RatioBound is the highest ratio any consumer could reach on this
+	// machine while InfluxDB gets the same points: one costing no CPU at
+	// all, with everything else costing what it did in this run (see
+	// ratioBound). Sensorgate runs with a successful no-op only.
+	RatioBound float64 `json:"ratio_bound,omitempty"`
+	PeakRSSMB  float64 `json:"peak_rss_mb"` // VmHWM, MiB
 	// ReadCalls and WriteCalls are the consumer's read and write system
 	// calls (files and sockets) over the same span as CPUSeconds.
 	ReadCalls  int64 `json:"read_syscalls"`
@@ -187,6 +197,10 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err != nil {
 		return err
 	}
+	busy0, err := machineBusySeconds()
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	if err := p.start(); err != nil {
 		return err
@@ -213,6 +227,9 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			return err
 		}
 		if broker0, influx0, err = servers(); err != nil {
+			return err
+		}
+		if busy0, err = machineBusySeconds(); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
@@ -249,6 +266,10 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err != nil {
 		return err
 	}
+	busy1, err := machineBusySeconds()
+	if err != nil {
+		return err
+	}
 	if err := <-published; err != nil {
 		return fmt.Errorf("bench: live publish: %w", err)
 	}
@@ -280,6 +301,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	r.CPUPer100k = r.CPUSeconds / float64(s.N) * 100000
 	r.BrokerCPUPer100k = (broker1 - broker0) / float64(s.N) * 100000
 	r.InfluxCPUPer100k = (influx1 - influx0) / float64(s.N) * 100000
+	r.OthersCPUPer100k = max(0, busy1-busy0-r.CPUSeconds) / float64(s.N) * 100000
 	r.PeakRSSMB = float64(rss) / 1024
 	if r.Consumer == consumerSensorgate {
 		// After the daemon stopped: an exact count, with anything that

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,81 @@ func TestComputeRatios(t *testing.T) {
 		}
 	}
 	// The medians leave out pair 3, which has nothing to compare with.
-	if md := res.Markdown(); !strings.Contains(md, "| sensorgate | 12000 | 0.55 | 6.00 | 1.50 |") {
-		t.Errorf("medians row: want ratio 0.55 and CPU ratio 1.50 from pairs 1 and 2:\n%s", md)
+	if md := res.Markdown(); !strings.Contains(md, "| sensorgate | 12000 | 0.55 |  | 6.00 | 1.50 |") {
+		t.Errorf("medians row: want ratio 0.55 and CPU ratio 1.50 from pairs 1 and 2, no bound without the others' CPU:\n%s", md)
+	}
+}
+
+// TestRatioBound: the bound is the machine's CPUs spread over everything
+// but the consumer, or Mosquitto's one CPU when that is less, against the
+// no-op of the same pair; the report quotes it where the ratio falls short.
+func TestRatioBound(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		cpus           int
+		others, broker float64 // CPU-s per 100k in sensorgate's run
+		noopRate, want float64
+	}{
+		// 2 CPUs for 4 CPU-s per 100k: 50,000 msgs/s at best.
+		{"machine bound", 2, 4, 0.7, 100000, 0.5},
+		// 16 CPUs would carry 400,000 msgs/s, but Mosquitto's one CPU
+		// only 1 / 0.5 CPU-s per 100k = 200,000.
+		{"Mosquitto bound", 16, 4, 0.5, 100000, 2},
+		{"no others measured", 2, 0, 0.7, 100000, 0},
+		{"no broker figure", 2, 4, 0, 25000, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Run{Consumer: consumerSensorgate, OthersCPUPer100k: tc.others, BrokerCPUPer100k: tc.broker}
+			o := Run{Consumer: consumerNoop, MsgsPerS: tc.noopRate}
+			if got := ratioBound(r, o, tc.cpus); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("ratioBound = %v, want %v", got, tc.want)
+			}
+		})
+	}
+
+	res := &Results{Mode: modeBacklog, Machine: Machine{CPUs: 2}, Runs: []Run{
+		{Pair: 1, Consumer: consumerSensorgate, MsgsPerS: 25000, CPUPer100k: 2.5, OthersCPUPer100k: 4},
+		{Pair: 1, Consumer: consumerNoop, MsgsPerS: 70000, CPUPer100k: 1.25, OthersCPUPer100k: 0.8},
+	}}
+	res.computeRatios()
+	if got, want := res.Runs[0].RatioBound, 50000.0/70000; math.Abs(got-want) > 1e-9 {
+		t.Errorf("computeRatios: bound %v, want %v", got, want)
+	}
+	if res.Runs[1].RatioBound != 0 {
+		t.Errorf("computeRatios: the no-op run got a bound %v", res.Runs[1].RatioBound)
+	}
+	md := res.Markdown()
+	for _, want := range []string{
+		"| 1 | sensorgate | 0.00 | 25000 | 0.36 | 0.71 | 2.50 |",
+		"| sensorgate | 25000 | 0.36 | 0.71 | 2.50 | 2.00 |",
+		"ratio ≥ 0.90: **not met** (0.36; a consumer costing no CPU could reach about 0.71 on this machine)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestParseBusy: work is user, nice, system, irq and softirq; idle, I/O
+// wait and steal are not.
+func TestParseBusy(t *testing.T) {
+	for _, tc := range []struct {
+		line    string
+		want    float64
+		wantErr bool
+	}{
+		{"cpu  100 20 30 5000 70 8 9 400 0 0", 1.67, false},
+		{"cpu  100 20 30 5000 70 8 9", 1.67, false}, // old kernels: no steal
+		{"cpu0 100 20 30 5000 70 8 9 400 0 0", 0, true},
+		{"cpu  100 x 30 5000 70 8 9 400 0 0", 0, true},
+		{"cpu  100 20", 0, true},
+	} {
+		got, err := parseBusy(tc.line)
+		if (err != nil) != tc.wantErr || math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("parseBusy(%q) = %v, %v; want %v, error %v", tc.line, got, err, tc.want, tc.wantErr)
+		}
+	}
+	if busy, err := machineBusySeconds(); err != nil || busy <= 0 {
+		t.Errorf("machineBusySeconds() = %v, %v; want the time since boot", busy, err)
 	}
 }
