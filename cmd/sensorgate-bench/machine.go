@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"debug/buildinfo"
 	"fmt"
 	"os"
@@ -101,13 +102,23 @@ func vcsRevision(bi *buildinfo.BuildInfo) string {
 
 // gitRevision is the fallback for a binary built without VCS stamping
 // (go build -buildvcs=false, or from a source tree without .git): the
-// working tree the tool runs in.
+// working tree the tool runs in. Changed Markdown files do not count as
+// uncommitted changes: none is built into the daemon, and the results
+// file itself changes with every set the benchmark appends.
 func gitRevision() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty=+ uncommitted changes", "--abbrev=12").Output()
+	rev, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {
 		return "?"
 	}
-	return "? (binary without VCS stamp; the tree here is " + strings.TrimSpace(string(out)) + ")"
+	tree := strings.TrimSpace(string(rev))
+	changed, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)*.md").Output()
+	switch {
+	case err != nil:
+		tree += ", uncommitted changes unknown"
+	case len(bytes.TrimSpace(changed)) > 0:
+		tree += " + uncommitted changes"
+	}
+	return "? (binary without VCS stamp; the tree here is " + tree + ")"
 }
 
 func mosquittoPath() string {
