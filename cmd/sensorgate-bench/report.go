@@ -277,7 +277,7 @@ servers' utime+stime over the same span; they share the two cores with the consu
 and InfluxDB's figure includes the benchmark's own polling. From 20:57 UTC on that
 polling asks only for the newest 1000 uplinks until they are in, then counts all
 (counting all every 100 ms had cost InfluxDB 1–2 CPU-s per 100k).
-All others CPU-s / 100k and ratio bound (sections from 2026-11-28 02:00 UTC on): the
+All others CPU-s / 100k and ratio bound (sections from 2026-11-28 01:41 UTC on): the
 CPU time the whole machine (/proc/stat) spent on anything but the consumer over the
 same span, and the ratio a consumer costing no CPU at all could reach with
 everything else costing that: the machine's CPUs ÷ all others' CPU per message
