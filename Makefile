@@ -3,7 +3,7 @@ GO        ?= go
 TOOLS     := $(CURDIR)/.tools/bin
 export PATH := $(PATH):$(TOOLS)
 
-.PHONY: demo test build bench bench-e2e bench-e2e-live clean
+.PHONY: demo test fuzz build bench bench-e2e bench-e2e-live clean
 
 ## demo: install what is missing, start InfluxDB, a broker, sensorgate and the simulator; print normalized points
 demo:
@@ -12,6 +12,11 @@ demo:
 ## test: the whole suite (gofmt, vet, staticcheck, unit, fuzz seeds, integration with real servers, -race)
 test:
 	sh scripts/test.sh
+
+## fuzz: every fuzz target for FUZZTIME each (default 30s), stopping at the first failure; a failing
+## input is saved under the package's testdata/fuzz/ and becomes a seed `make test` runs
+fuzz:
+	sh scripts/fuzz.sh
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/sensorgate ./cmd/sensorgate
