@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -145,10 +144,10 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err := presubscribe(ctx, mq.URL(), clientID, topic); err != nil {
 		return err
 	}
-	// The uplinks' times, in publishing order: they let waitUplinks ask
-	// InfluxDB a cheap question (are the newest ones there?) before the
-	// exact count, which scans every uplink point.
-	var times []int64
+	// The uplinks published, in order: they let waitUplinks ask InfluxDB
+	// a cheap question (is the newest one there?) before the exact count,
+	// which scans every uplink point.
+	var sent []uplinkID
 	allPublished := make(chan struct{})
 	publish := func() error {
 		defer close(allPublished)
@@ -156,7 +155,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N,
 			OnPublished: func(m simulate.Message) {
 				r.MsgBytes += int64(len(m.Payload))
-				times = append(times, m.Time.UnixNano())
+				sent = append(sent, uplinkID{m.Time.UnixNano(), m.DevEUI.String()})
 			},
 		})
 	}
@@ -242,7 +241,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	// Wait until the consumer is done: InfluxDB holds N uplinks, or the
 	// no-op acknowledged N messages.
 	if r.Consumer == consumerSensorgate {
-		err = waitUplinks(ctx, h, db, s.N, s.Poll, p, allPublished, &times)
+		err = waitUplinks(ctx, h, db, s.N, s.Poll, p, allPublished, &sent)
 	} else {
 		err = p.waitLine(ctx, "done")
 	}
@@ -393,34 +392,26 @@ func waitConnected(ctx context.Context, port int, p *consumerProc) error {
 	}
 }
 
-// newestGate is how many of the newest uplinks must be in InfluxDB
-// before waitUplinks starts counting all of them.
-const newestGate = 1000
-
 // waitUplinks polls InfluxDB until it holds n uplink points. Counting
 // every uplink point ten times a second cost InfluxDB 1–2 CPU-s per 100k
 // messages, taken from the consumer being measured on the same two
-// cores; so once everything is published (*times is then complete) it
-// first asks only for the newest newestGate uplinks, a short time range,
-// and counts all only when those are in. Delivery keeps the broker's
-// order closely, so that leaves a few full counts at the end.
-func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, times *[]int64) error {
-	gated := false
-	var since int64
-	var want int
+// cores. So once everything is published (*published is then complete)
+// it first asks whether the newest uplink is in: a question about one
+// device's series over a second, which InfluxDB answers without touching
+// the other series (asking about the newest 1000 uplinks of all devices
+// still cost it about 6 % of its CPU in a drain). Only then does it count
+// all. Delivery keeps the broker's order closely, so that leaves a few
+// full counts at the end.
+func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, published *[]uplinkID) error {
+	var gate *uplinkGate
 	for {
 		got := -1
 		select {
 		case <-allPublished:
-			if !gated {
-				since, want = newestSince(*times, newestGate)
-				// A second early: a feed's time may be stored rounded,
-				// and counting a few older uplinks too only opens the
-				// gate a little sooner.
-				since -= int64(time.Second)
-				gated = true
+			if gate == nil {
+				gate = newestGate(*published)
 			}
-			if countUplinksSince(h, db, since) >= want {
+			if gate.count(h, db) >= gate.want {
 				got = countUplinks(h, db)
 			}
 		default:
@@ -438,22 +429,47 @@ func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int
 	}
 }
 
-// newestSince returns a time such that the k newest of times are at or
-// after it, and how many of times are (ties may add a few).
-func newestSince(times []int64, k int) (since int64, count int) {
-	if len(times) == 0 {
-		return 0, 0
-	}
-	sorted := slices.Clone(times)
-	slices.Sort(sorted)
-	since = sorted[max(0, len(sorted)-k)]
-	i, _ := slices.BinarySearch(sorted, since)
-	return since, len(sorted) - i
+// uplinkID is a published uplink: its time (ns) and its device's EUI as
+// the dev_eui tag has it.
+type uplinkID struct {
+	t   int64
+	eui string
 }
 
-// countUplinksSince counts the uplink points at or after a time.
-func countUplinksSince(h *harness, db *testserver.InfluxDB, since int64) int {
-	return sumCounts(db.Query(h, fmt.Sprintf(`SELECT count("rssi") FROM "uplink" WHERE time >= %d`, since)))
+// uplinkGate asks whether the newest uplink has reached InfluxDB: the
+// points of the newest uplink's device from a second before its time on
+// (a feed's time may be stored rounded), and how many were published.
+type uplinkGate struct {
+	eui   string
+	since int64
+	want  int
+}
+
+func newestGate(published []uplinkID) *uplinkGate {
+	if len(published) == 0 {
+		return &uplinkGate{}
+	}
+	newest := published[0]
+	for _, u := range published[1:] {
+		if u.t >= newest.t {
+			newest = u
+		}
+	}
+	g := &uplinkGate{eui: newest.eui, since: newest.t - int64(time.Second)}
+	for _, u := range published {
+		if u.eui == g.eui && u.t >= g.since {
+			g.want++
+		}
+	}
+	return g
+}
+
+// count asks InfluxDB for the gate's points.
+func (g *uplinkGate) count(h *harness, db *testserver.InfluxDB) int {
+	if g.want == 0 {
+		return 0
+	}
+	return sumCounts(db.Query(h, fmt.Sprintf(`SELECT count("rssi") FROM "uplink" WHERE "dev_eui" = '%s' AND time >= %d`, g.eui, g.since)))
 }
 
 // countUplinks asks for count(rssi) of the uplink measurement: every

@@ -4,25 +4,29 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
-func TestNewestSince(t *testing.T) {
+// TestNewestGate: the gate names the newest uplink's device and counts
+// that device's uplinks from a second before it, however the publishing
+// order ran.
+func TestNewestGate(t *testing.T) {
+	const sec = int64(time.Second)
 	for _, c := range []struct {
-		name      string
-		times     []int64
-		k         int
-		since     int64
-		wantCount int
+		name string
+		sent []uplinkID
+		want uplinkGate
 	}{
-		{"none", nil, 3, 0, 0},
-		{"fewer than k", []int64{5, 1, 3}, 10, 1, 3},
-		{"in order", []int64{1, 2, 3, 4, 5}, 2, 4, 2},
-		{"out of order", []int64{5, 2, 4, 1, 3}, 2, 4, 2},
-		{"ties at the cut", []int64{1, 3, 3, 3, 5}, 2, 3, 4},
+		{"none", nil, uplinkGate{}},
+		{"one", []uplinkID{{5 * sec, "a"}}, uplinkGate{"a", 4 * sec, 1}},
+		{"in order", []uplinkID{{1 * sec, "a"}, {2 * sec, "b"}, {3 * sec, "c"}}, uplinkGate{"c", 2 * sec, 1}},
+		{"out of order", []uplinkID{{3 * sec, "c"}, {1 * sec, "a"}, {2 * sec, "b"}}, uplinkGate{"c", 2 * sec, 1}},
+		// Another uplink of the same device within the second counts too;
+		// one of another device does not, nor one older than the second.
+		{"same device", []uplinkID{{1 * sec, "a"}, {5*sec - 10, "a"}, {5*sec - 5, "b"}, {5 * sec, "a"}}, uplinkGate{"a", 4 * sec, 2}},
 	} {
-		since, n := newestSince(c.times, c.k)
-		if since != c.since || n != c.wantCount {
-			t.Errorf("%s: newestSince(%v, %d) = %d, %d; want %d, %d", c.name, c.times, c.k, since, n, c.since, c.wantCount)
+		if got := newestGate(c.sent); *got != c.want {
+			t.Errorf("%s: newestGate = %+v, want %+v", c.name, *got, c.want)
 		}
 	}
 }
