@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -80,6 +81,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&s.Timeout, "timeout", 10*time.Minute, "per run: publishing and draining")
 	fs.DurationVar(&s.Poll, "poll", 100*time.Millisecond, "how often InfluxDB is asked for its uplink count")
 	fs.BoolVar(&s.Keep, "keep", false, "keep each run's directory (logs, data)")
+	fs.StringVar(&s.InfluxURL, "influx", "", "an InfluxDB 1.8 without authentication (http://host:8086) to write to instead of a fresh one on this machine per run, e.g. on a machine of its own so that it does not share the consumer's cores; each run gets its own database, dropped afterwards; its CPU is not measured")
 	fs.Func("sensorgate-env", "KEY=VALUE added to sensorgate's environment only (repeatable), e.g. GOGC=200; the servers and the no-op keep theirs", func(v string) error {
 		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
 			return fmt.Errorf("%q is not KEY=VALUE", v)
@@ -104,6 +106,11 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *pairs == 0 && *profFile == "" {
 		return errors.New("-pairs 0 measures nothing without -profile")
+	}
+	if s.InfluxURL != "" {
+		if u, err := url.Parse(s.InfluxURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("-influx %q: want http://host:port", s.InfluxURL)
+		}
 	}
 
 	self, err := os.Executable()
@@ -154,7 +161,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	res := &Results{
 		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,
-		Devices: s.Devices, Seed: s.Seed, Note: *note,
+		Devices: s.Devices, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
 		Machine: describeMachine(s.Sensorgate, s.WorkDir),
 	}
 	for i := 1; i <= *pairs; i++ {

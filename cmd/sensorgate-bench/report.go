@@ -21,17 +21,20 @@ const (
 
 // Results are one invocation: the machine, the runs, the medians.
 type Results struct {
-	Started  time.Time `json:"started"`
-	Mode     string    `json:"mode"`
-	N        int       `json:"n"`
-	Pairs    int       `json:"pairs"`
-	Format   string    `json:"format"`
-	Devices  int       `json:"devices"`
-	Seed     uint64    `json:"seed"`
-	Note     string    `json:"note,omitempty"`
-	Machine  Machine   `json:"machine"`
-	Runs     []Run     `json:"runs"`
-	Profiled *Run      `json:"profiled,omitempty"` // the profiling run, outside the medians
+	Started time.Time `json:"started"`
+	Mode    string    `json:"mode"`
+	N       int       `json:"n"`
+	Pairs   int       `json:"pairs"`
+	Format  string    `json:"format"`
+	Devices int       `json:"devices"`
+	Seed    uint64    `json:"seed"`
+	Note    string    `json:"note,omitempty"`
+	// InfluxURL is the InfluxDB elsewhere the runs wrote to (-influx);
+	// empty when each run had its own on this machine.
+	InfluxURL string  `json:"influxdb_url,omitempty"`
+	Machine   Machine `json:"machine"`
+	Runs      []Run   `json:"runs"`
+	Profiled  *Run    `json:"profiled,omitempty"` // the profiling run, outside the medians
 }
 
 // computeRatios sets each sensorgate run's throughput and CPU ratios to
@@ -149,8 +152,12 @@ func (res *Results) Markdown() string {
 			persisted = "persistence configured but **no persistence file written** in some runs: the queue lived in memory"
 		}
 	}
-	fmt.Fprintf(&b, "- Servers: Mosquitto %s (%s, max_queued_messages 0, max_inflight_messages 100), InfluxDB %s; their files and the spool on %s\n",
-		m.Mosquitto, persisted, m.InfluxDB, m.WorkFS)
+	influx := "InfluxDB " + m.InfluxDB
+	if res.InfluxURL != "" {
+		influx = "InfluxDB at " + res.InfluxURL + " (not on this machine; its CPU is not measured)"
+	}
+	fmt.Fprintf(&b, "- Servers: Mosquitto %s (%s, max_queued_messages 0, max_inflight_messages 100), %s; their files and the spool on %s\n",
+		m.Mosquitto, persisted, influx, m.WorkFS)
 	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on (every device has model %s)\n",
 		m.Sensorgate, m.GoVersion, "`cayenne-lpp`")
 	var bytes int64
@@ -187,9 +194,13 @@ func (res *Results) Markdown() string {
 		case r.DeadLetters > 0:
 			delivered += fmt.Sprintf(" (%d dead letters)", r.DeadLetters)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %s | %.2f | %.1f | %s | %d | %.2f | %.2f | %.2f |\n",
+		influxCPU := fmt.Sprintf("%.2f", r.InfluxCPUPer100k)
+		if res.InfluxURL != "" {
+			influxCPU = "–"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %s | %.2f | %.1f | %s | %d | %.2f | %s | %.2f |\n",
 			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, bound, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost,
-			r.BrokerCPUPer100k, r.InfluxCPUPer100k, r.OthersCPUPer100k)
+			r.BrokerCPUPer100k, influxCPU, r.OthersCPUPer100k)
 	}
 
 	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | ratio bound | CPU-s / 100k | CPU ÷ no-op | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -43,6 +43,7 @@ type settings struct {
 	Timeout    time.Duration // per run, publishing and draining
 	Poll       time.Duration // how often InfluxDB is asked for its uplink count
 	Keep       bool          // keep each run's directory (logs, data)
+	InfluxURL  string        // an InfluxDB elsewhere instead of one per run here; "" for the latter
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
 	log        io.Writer     // progress
@@ -130,7 +131,17 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	mq := testserver.StartMosquitto(h)
-	db := testserver.StartInfluxDB(h)
+	var db *testserver.InfluxDB
+	if s.InfluxURL == "" {
+		db = testserver.StartInfluxDB(h)
+	} else {
+		db = testserver.UseInfluxDB(h, s.InfluxURL, fmt.Sprintf("sensorgate_bench_%d_%s", time.Now().UnixNano(), strings.ReplaceAll(r.Consumer, "-", "")))
+		h.Cleanup(func() {
+			if err := db.DropDatabase(); err != nil {
+				fmt.Fprintf(s.log, "  %v: drop it by hand\n", err)
+			}
+		})
+	}
 	fleet, err := simulate.NewFleet(simulate.Options{Format: s.Format, Devices: s.Devices, Seed: s.Seed})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -187,8 +198,8 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	}
 
 	servers := func() (broker, influx float64, err error) {
-		if broker, err = cpuSeconds(mq.PID()); err == nil {
-			influx, err = cpuSeconds(db.PID())
+		if broker, err = cpuSeconds(mq.PID()); err == nil && db.PID() != 0 {
+			influx, err = cpuSeconds(db.PID()) // not for an InfluxDB elsewhere
 		}
 		return broker, influx, err
 	}

@@ -127,3 +127,24 @@ func TestParseBusy(t *testing.T) {
 		t.Errorf("machineBusySeconds() = %v, %v; want the time since boot", busy, err)
 	}
 }
+
+// TestMarkdownInfluxElsewhere: with -influx the report names the server
+// and shows no InfluxDB CPU, which this machine cannot see.
+func TestMarkdownInfluxElsewhere(t *testing.T) {
+	res := &Results{Mode: modeBacklog, InfluxURL: "http://influx.example:8086", Machine: Machine{CPUs: 2}, Runs: []Run{
+		{Pair: 1, Consumer: consumerSensorgate, MsgsPerS: 40000, CPUPer100k: 2.5, BrokerCPUPer100k: 0.7, OthersCPUPer100k: 0.8},
+		{Pair: 1, Consumer: consumerNoop, MsgsPerS: 70000, CPUPer100k: 1.3, BrokerCPUPer100k: 0.7, OthersCPUPer100k: 0.75},
+	}}
+	res.computeRatios()
+	md := res.Markdown()
+	// Bound: Mosquitto's one CPU carries 1 / 0.7 CPU-s per 100k = 142,857
+	// msgs/s, less than the two CPUs for the others' 0.8 (250,000).
+	for _, want := range []string{
+		"InfluxDB at http://influx.example:8086 (not on this machine; its CPU is not measured)",
+		"| 1 | sensorgate | 0.00 | 40000 | 0.57 | 2.04 | 2.50 | 0.0 | 0 | 0 | 0.70 | – | 0.80 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

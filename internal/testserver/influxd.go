@@ -26,6 +26,9 @@ type InfluxDB struct {
 	RPCPort int    // backup/restore RPC port, moved off the default 8088
 	Dir     string // config, data and log
 	DB      string // the database created at start ("sensors")
+	// base is the URL of a server this one did not start (UseInfluxDB);
+	// empty for its own.
+	base string
 
 	t      TB
 	bin    string
@@ -86,6 +89,35 @@ func StartInfluxDB(t TB) *InfluxDB {
 		t.Fatalf("influxd: create database: %v", err)
 	}
 	return db
+}
+
+// UseInfluxDB is StartInfluxDB for a server that runs elsewhere, for
+// measurements that must not share their machine with InfluxDB: an
+// InfluxDB 1.8 without authentication at baseURL ("http://host:8086"),
+// where it creates the database name. The caller drops it when done
+// (DropDatabase). It has no PID (the server's CPU time cannot be read
+// from here), and Start cannot restart it.
+func UseInfluxDB(t TB, baseURL, name string) *InfluxDB {
+	t.Helper()
+	db := &InfluxDB{
+		DB:     name,
+		t:      t,
+		base:   strings.TrimRight(baseURL, "/"),
+		client: &http.Client{Timeout: 30 * time.Second},
+	}
+	if err := db.exec("CREATE DATABASE " + QuoteIdent(name)); err != nil {
+		t.Fatalf("influxd at %s: create database %s: %v (an InfluxDB 1.8 without authentication must listen there)", db.base, name, err)
+	}
+	return db
+}
+
+// DropDatabase drops the database, for a server that lives on after the
+// test (UseInfluxDB).
+func (db *InfluxDB) DropDatabase() error {
+	if err := db.exec("DROP DATABASE " + QuoteIdent(db.DB)); err != nil {
+		return fmt.Errorf("influxd at %s: drop database %s: %w", db.URL(), db.DB, err)
+	}
+	return nil
 }
 
 // findInfluxd looks on PATH, then in GOPATH/bin (where go install puts
@@ -247,6 +279,9 @@ func (db *InfluxDB) Start() {
 	if running {
 		db.t.Fatalf("influxd: Start while running")
 	}
+	if db.base != "" {
+		db.t.Fatalf("influxd: Start of the server at %s, which this test did not start", db.base)
+	}
 	if err := db.start(); err != nil {
 		db.Stop()
 		db.t.Fatalf("influxd restart: %v; log:\n%s", err, db.Log())
@@ -273,9 +308,8 @@ func (db *InfluxDB) Stop() {
 	}
 }
 
-// URL is the HTTP API base URL ("http://127.0.0.1:PORT").
-// PID is the running server's process id, 0 while it is stopped; the
-// benchmark reads the server's CPU time with it.
+// PID is the running server's process id, 0 while it is stopped or when
+// it runs elsewhere; the benchmark reads the server's CPU time with it.
 func (db *InfluxDB) PID() int {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -285,7 +319,13 @@ func (db *InfluxDB) PID() int {
 	return db.cmd.Process.Pid
 }
 
-func (db *InfluxDB) URL() string { return "http://127.0.0.1:" + strconv.Itoa(db.Port) }
+// URL is the HTTP API base URL ("http://127.0.0.1:PORT").
+func (db *InfluxDB) URL() string {
+	if db.base != "" {
+		return db.base
+	}
+	return "http://127.0.0.1:" + strconv.Itoa(db.Port)
+}
 
 // Bucket is the v2-API bucket name of the test database: InfluxDB 1.8
 // maps "database/retention-policy" onto its 1.x storage.

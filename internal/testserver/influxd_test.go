@@ -55,3 +55,49 @@ func TestStartInfluxDBWriteQueryRestart(t *testing.T) {
 	db.Start()
 	check()
 }
+
+// TestUseInfluxDB: a server the test did not start gets a database of its
+// own, writes and queries go there and not to the server's other
+// databases, and DropDatabase removes it again.
+func TestUseInfluxDB(t *testing.T) {
+	server := StartInfluxDB(t) // stands in for an InfluxDB on another machine
+	db := UseInfluxDB(t, server.URL()+"/", "bench_run_1")
+	if db.URL() != server.URL() || db.PID() != 0 || db.Bucket() != "bench_run_1/autogen" {
+		t.Fatalf("URL %q, PID %d, bucket %q; want %q, 0, bench_run_1/autogen", db.URL(), db.PID(), db.Bucket(), server.URL())
+	}
+	q := url.Values{"bucket": {db.Bucket()}, "precision": {"ns"}}
+	resp, err := http.Post(db.URL()+"/api/v2/write?"+q.Encode(), "text/plain; charset=utf-8",
+		strings.NewReader("uplink,device=d1 rssi=-80 1700000000000000000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("write: %s", resp.Status)
+	}
+	if n := db.Count(t, "uplink"); n != 1 {
+		t.Errorf("the used database holds %d uplinks, want 1", n)
+	}
+	if n := server.Count(t, "uplink"); n != 0 {
+		t.Errorf("the server's own database holds %d uplinks, want 0", n)
+	}
+
+	databases := func() string {
+		var names []string
+		for _, s := range server.Query(t, "SHOW DATABASES") {
+			for _, row := range s.Values {
+				names = append(names, row[0].(string))
+			}
+		}
+		return strings.Join(names, ",")
+	}
+	if got := databases(); !strings.Contains(got, "bench_run_1") {
+		t.Fatalf("databases %s lack bench_run_1", got)
+	}
+	if err := db.DropDatabase(); err != nil {
+		t.Fatal(err)
+	}
+	if got := databases(); strings.Contains(got, "bench_run_1") {
+		t.Errorf("databases %s still hold bench_run_1 after DropDatabase", got)
+	}
+}
