@@ -12,10 +12,25 @@ FUZZTIME=${FUZZTIME:-30s}
 # meanwhile the run makes no progress (the status line shows 0 execs/s);
 # in short runs that was most of the time. 100 tries per input suffice.
 MINIMIZE=${FUZZMINIMIZETIME:-100x}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for pkg in $($GO list ./...); do
 	list=$($GO test -list '^Fuzz' "$pkg") # a package that does not build stops the run
 	for target in $(printf '%s\n' "$list" | grep '^Fuzz' || true); do
 		echo "== $target in $pkg, $FUZZTIME"
-		$GO test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$MINIMIZE" "$pkg"
+		if $GO test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$MINIMIZE" "$pkg" >"$out" 2>&1; then
+			tail -n 3 "$out"
+			continue
+		fi
+		cat "$out"
+		# Go 1.26's fuzzing coordinator can report the end of -fuzztime
+		# itself as "context deadline exceeded", failing a target that
+		# found nothing (go.dev/issue/75804, fixed in Go 1.27). A real
+		# failure always writes its input; only that one stops the run.
+		if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+			echo "== $target: go test's fuzzing deadline race (go.dev/issue/75804), no failing input: counted as passed"
+			continue
+		fi
+		exit 1
 	done
 done
