@@ -133,6 +133,7 @@ func checkMQTTSource(p *collector, sp string, i int, src *Source, nameDup bool, 
 		oneOf(p, sp+".format", s.Format, feedFormats, "feed format")
 	}
 	checkBroker(p, sp+".broker", s.Broker)
+	checkTLS(p, sp+".tls", s.TLS, s.Broker, "an MQTT broker: write ssl://host:8883 (or wss://)")
 	checkTopics(p, sp+".topics", s.Topics)
 	// A client id derived from a duplicate name is that name's problem.
 	if s.ClientID != "" && !(nameDup && s.ClientID == mqtt.ClientIDPrefix+s.Name) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 var (
@@ -290,6 +292,34 @@ func (c *Config) checkInflux(p *collector) {
 		p.add("influx.gzip", "%q is not auto, always or never: auto (the default) compresses unless InfluxDB is on this machine", in.Gzip)
 	}
 	atLeastOne(p, "influx.max_in_flight", in.MaxInFlight, influx.DefaultMaxInFlight)
+	checkTLS(p, "influx.tls", in.TLS, in.URL, "InfluxDB: write https://host:8086")
+}
+
+// checkTLS checks a tls block: both halves of a client certificate, files
+// that exist, and a URL whose scheme uses them (a tls block beside a plain
+// URL would be silently ignored). howTo says how to write a TLS URL.
+func checkTLS(p *collector, path string, t tlsconfig.Config, rawURL, howTo string) {
+	if t.IsZero() {
+		return
+	}
+	if u, err := url.Parse(rawURL); err == nil && u.Scheme != "" && !tlsconfig.Scheme(u.Scheme) {
+		p.add(path, "set, but %q does not use TLS, so it would be ignored; for %s, or remove tls", u.Redacted(), howTo)
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		if t.CertFile == "" {
+			p.add(path+".cert_file", "missing: a client certificate needs both cert_file and key_file (PEM), or neither")
+		} else {
+			p.add(path+".key_file", "missing: a client certificate needs both cert_file and key_file (PEM), or neither")
+		}
+	}
+	for _, f := range []struct{ key, name string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+		if f.name == "" {
+			continue
+		}
+		if _, err := os.Stat(f.name); err != nil {
+			p.add(path+"."+f.key, "%v: give the path of a PEM file the daemon can read", err)
+		}
+	}
 }
 
 func (c *Config) checkHTTP(p *collector) {

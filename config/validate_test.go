@@ -156,6 +156,16 @@ func TestValidateRules(t *testing.T) {
 			[]want{{12, "sources[0].json.object", `"values." is not a JSON path`}}},
 
 		// influx
+		// tls blocks
+		{"mqtt tls on tcp", base + lines("    tls: {ca_file: validate_test.go}"),
+			[]want{{10, "sources[0].tls", `set, but "tcp://127.0.0.1:1883" does not use TLS`}}},
+		{"mqtt tls", edit(base, "    broker: tcp://127.0.0.1:1883", "    broker: ssl://127.0.0.1:8883") + lines("    tls: {ca_file: validate_test.go, cert_file: validate_test.go, key_file: validate_test.go, server_name: broker.city}"), nil},
+		{"mqtt tls key missing", edit(base, "    broker: tcp://127.0.0.1:1883", "    broker: ssl://127.0.0.1:8883") + lines("    tls:", "      cert_file: validate_test.go"),
+			[]want{{10, "sources[0].tls.key_file", "missing: a client certificate needs both"}}},
+		{"influx tls file missing", edit(base, "  url: http://127.0.0.1:8086", "  url: https://127.0.0.1:8086", "  tls:", "    ca_file: /nonexistent/ca.pem"),
+			[]want{{4, "influx.tls.ca_file", "no such file"}}},
+		{"influx tls on http", edit(base, "  bucket: sensors", "  bucket: sensors", "  tls: {insecure_skip_verify: true}"),
+			[]want{{4, "influx.tls", "does not use TLS"}}},
 		{"influx url missing", edit(base, "  url: http://127.0.0.1:8086"),
 			[]want{{1, "influx.url", "missing: give InfluxDB's URL"}}},
 		{"influx section missing", lines("sources:", "  - {name: a, type: mqtt, format: tts-v3, broker: 'ssl://h:8883', topics: [x]}"),

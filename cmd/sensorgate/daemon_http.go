@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -153,6 +154,12 @@ func (d *Daemon) readyChecks(cfg *config.Config) []httpapi.Check {
 		}})
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
+	if u, err := url.Parse(cfg.Influx.URL); err == nil && u.Scheme == "https" {
+		// The sink built the same configuration at start, so it loads.
+		if tc, err := cfg.Influx.TLS.Client(u.Hostname()); err == nil {
+			client.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
+		}
+	}
 	ping := strings.TrimRight(cfg.Influx.URL, "/") + "/ping"
 	checks = append(checks, httpapi.Check{Name: "influx", Check: func(ctx context.Context) error {
 		err := pingInflux(ctx, client, ping)

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 // Config is the InfluxDB connection and batching policy. Zero values mean
@@ -31,6 +33,9 @@ type Config struct {
 	// 2): one batch travels while the next one fills, and a slow InfluxDB
 	// pushes back on the writers instead of piling up requests.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// TLS is used with an https URL: a private CA, a client certificate,
+	// the name to verify.
+	TLS tlsconfig.Config `yaml:"tls"`
 }
 
 // Defaults.
@@ -136,6 +141,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("influx: max_in_flight %d is negative: set a positive influx.max_in_flight or leave it out for %d", c.MaxInFlight, DefaultMaxInFlight))
+	}
+	if u, err := url.Parse(c.URL); err == nil && !c.TLS.IsZero() && u.Scheme != "https" {
+		errs = append(errs, fmt.Errorf("influx: tls is set but url %q is not https, so it would be ignored: write https://host:8086, or remove influx.tls", c.URL))
+	}
+	if err := c.TLS.Validate("influx.tls"); err != nil {
+		errs = append(errs, fmt.Errorf("influx: %w", err))
 	}
 	return errors.Join(errs...)
 }

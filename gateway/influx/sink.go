@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +120,16 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 	}
 	cfg = cfg.withDefaults()
 	u, _ := url.Parse(cfg.URL) // checked by Validate
+	var tc *tls.Config
+	if u.Scheme == "https" {
+		var err error
+		if tc, err = cfg.TLS.Client(u.Hostname()); err != nil {
+			return nil, fmt.Errorf("influx: %w", err)
+		}
+		if cfg.TLS.InsecureSkipVerify {
+			log.Warn().Msg("influx.tls.insecure_skip_verify is on: InfluxDB's certificate is not checked, so anyone on the network path can read the token and change the data; use influx.tls.ca_file instead")
+		}
+	}
 	u = u.JoinPath("api", "v2", "write")
 	u.RawQuery = url.Values{"org": {cfg.Org}, "bucket": {cfg.Bucket}, "precision": {"ns"}}.Encode()
 
@@ -128,6 +139,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       tc,
 			TLSHandshakeTimeout:   5 * time.Second,
 			ResponseHeaderTimeout: cfg.Timeout,
 			MaxIdleConnsPerHost:   cfg.MaxInFlight + 2,

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 // Feed formats.
@@ -30,8 +31,11 @@ type Config struct {
 	ClientID string   `yaml:"client_id"` // stable: the broker keeps the session under it
 	Username string   `yaml:"username"`
 	Password string   `yaml:"password"`
-	QoS      *int     `yaml:"qos"`           // default 1; The Things Stack's broker offers 0 only
-	Clean    bool     `yaml:"clean_session"` // default false: a persistent session keeps messages while we are down
+	// TLS is used with a TLS broker scheme (ssl, tls, mqtts, tcps, wss):
+	// a private CA, a client certificate, the name to verify.
+	TLS   tlsconfig.Config `yaml:"tls"`
+	QoS   *int             `yaml:"qos"`           // default 1; The Things Stack's broker offers 0 only
+	Clean bool             `yaml:"clean_session"` // default false: a persistent session keeps messages while we are down
 	// UnknownDevices is accept or reject; default accept for network-server
 	// feeds (they name the device) and reject for generic JSON.
 	UnknownDevices string `yaml:"unknown_devices"`

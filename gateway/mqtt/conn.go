@@ -2,6 +2,9 @@ package mqtt
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/url"
 	"runtime"
@@ -10,6 +13,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/net/proxy"
+
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 // readBufferSize is the read buffer of a broker connection: a few dozen
@@ -20,9 +25,9 @@ const readBufferSize = 32 << 10
 // bytes paho wrote last (a DISCONNECT, final acknowledgements) to leave.
 const closeFlushTimeout = time.Second
 
-// openBuffered dials a tcp:// or mqtt:// broker as paho does (through a
-// proxy named by ALL_PROXY, if any) and buffers what is read and what is
-// written.
+// openBuffered dials a broker over TCP as paho does (through a proxy
+// named by ALL_PROXY, if any), does the TLS handshake for a TLS scheme
+// with o.TLSConfig, and buffers what is read and what is written.
 //
 // Reads: paho reads a packet straight from the connection in three or
 // four reads (type byte, each length byte, body), a system call each;
@@ -42,6 +47,20 @@ func openBuffered(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 	conn, err := proxy.FromEnvironmentUsing(dialer).Dial("tcp", uri.Host)
 	if err != nil {
 		return nil, err
+	}
+	if tlsconfig.Scheme(uri.Scheme) {
+		tc := o.TLSConfig
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: uri.Hostname()}
+		}
+		tconn := tls.Client(conn, tc)
+		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		defer cancel()
+		if err := tconn.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", uri.Host, err)
+		}
+		conn = tconn
 	}
 	return newBufferedConn(conn), nil
 }

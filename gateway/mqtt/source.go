@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 // Timeouts of a session; not settings, because no deployment has a reason
@@ -55,6 +57,10 @@ type Source struct {
 
 	// connected, if set, is called on each connection (OnConnect).
 	connected func()
+
+	// tls is the client TLS configuration of a TLS broker URL, nil for
+	// plain TCP and WebSocket.
+	tls *tls.Config
 
 	running atomic.Bool
 	ready   atomic.Bool
@@ -115,6 +121,16 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 			return nil, err
 		}
 		s.parser = parser
+	}
+	if u, err := url.Parse(cfg.Broker); err == nil && tlsconfig.Scheme(u.Scheme) {
+		tc, err := cfg.TLS.Client(u.Hostname())
+		if err != nil {
+			return nil, fmt.Errorf("mqtt source %q: %w", cfg.Name, err)
+		}
+		s.tls = tc
+		if cfg.TLS.InsecureSkipVerify {
+			log.Warn().Msg("tls.insecure_skip_verify is on: the broker's certificate is not checked, so anyone on the network path can read and change this feed; use tls.ca_file instead")
+		}
 	}
 	if cfg.Format == FormatTTSV3 && *cfg.QoS > 0 {
 		log.Warn().Int("qos", *cfg.QoS).Msg("The Things Stack's MQTT server offers QoS 0 only: uplinks published while sensorgate is disconnected are lost; use a TTS webhook or a ChirpStack-style broker where that matters")
@@ -274,7 +290,10 @@ func (s *Source) clientOptions(sess *session) *paho.ClientOptions {
 		SetOnConnectHandler(sess.onConnect).
 		SetConnectionLostHandler(sess.onLost).
 		SetConnectionNotificationHandler(sess.onNotification)
-	if u, err := url.Parse(c.Broker); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+	if s.tls != nil {
+		o.SetTLSConfig(s.tls)
+	}
+	if u, err := url.Parse(c.Broker); err == nil && u.Scheme != "ws" && u.Scheme != "wss" {
 		o.SetCustomOpenConnectionFn(openBuffered)
 	}
 	if *c.QoS < 2 {

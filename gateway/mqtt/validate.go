@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
 // Defaults applied by New.
@@ -78,6 +80,12 @@ func (c Config) Validate() error {
 		default:
 			add("broker %q: scheme %q not supported: want tcp, ssl, ws or wss", c.Broker, u.Scheme)
 		}
+		if !c.TLS.IsZero() && !tlsconfig.Scheme(u.Scheme) {
+			add("tls is set but broker %q is not a TLS URL: write ssl://host:8883 (or wss://) so the settings are used, or remove tls", c.Broker)
+		}
+	}
+	if err := c.TLS.Validate("tls"); err != nil {
+		add("%v", err)
 	}
 	if len(c.Topics) == 0 {
 		add("topics missing: list the topic filters to subscribe to, e.g. application/+/device/+/event/up")

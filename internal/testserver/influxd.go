@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,7 @@ type InfluxDB struct {
 	bin    string
 	conf   string
 	client *http.Client
+	pki    *PKI // HTTPS with its server certificate, if set
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -52,7 +55,7 @@ const influxdStartTimeout = 60 * time.Second
 // answers /ping, creates the database "sensors" and stops the server when
 // the test ends. It fails the test if influxd is not installed; run
 // scripts/install-influxd.sh.
-func StartInfluxDB(t TB) *InfluxDB {
+func StartInfluxDB(t TB, opts ...InfluxOption) *InfluxDB {
 	t.Helper()
 	bin, err := findInfluxd()
 	if err != nil {
@@ -67,6 +70,17 @@ func StartInfluxDB(t TB) *InfluxDB {
 		client: &http.Client{Timeout: 30 * time.Second},
 	}
 	db.conf = filepath.Join(db.Dir, "influxdb.conf")
+	for _, o := range opts {
+		o(db)
+	}
+	if db.pki != nil {
+		pool := x509.NewCertPool()
+		ca, err := os.ReadFile(db.pki.CAFile)
+		if err != nil || !pool.AppendCertsFromPEM(ca) {
+			t.Fatalf("influxd: read the PKI's CA: %v", err)
+		}
+		db.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	t.Cleanup(db.Stop)
 
 	// Free ports can be taken between FreePort and influxd's bind; a
@@ -90,6 +104,13 @@ func StartInfluxDB(t TB) *InfluxDB {
 	}
 	return db
 }
+
+// InfluxOption changes the server's configuration.
+type InfluxOption func(*InfluxDB)
+
+// HTTPS serves the API over HTTPS only, with the PKI's server
+// certificate; URL then starts with https.
+func HTTPS(p *PKI) InfluxOption { return func(db *InfluxDB) { db.pki = p } }
 
 // UseInfluxDB is StartInfluxDB for a server that runs elsewhere, for
 // measurements that must not share their machine with InfluxDB: an
@@ -184,7 +205,7 @@ bind-address = "127.0.0.1:%d"
   log-enabled = false
   flux-enabled = true
   pprof-enabled = false
-
+%s
 [logging]
   level = "warn"
   suppress-logo = true
@@ -200,7 +221,15 @@ bind-address = "127.0.0.1:%d"
 
 [[udp]]
   enabled = false
-`, db.RPCPort, d, d, d, db.Port)
+`, db.RPCPort, d, d, d, db.Port, db.httpsConfig())
+}
+
+// httpsConfig is the HTTPS keys of the [http] section, if any.
+func (db *InfluxDB) httpsConfig() string {
+	if db.pki == nil {
+		return ""
+	}
+	return fmt.Sprintf("  https-enabled = true\n  https-certificate = %q\n  https-private-key = %q\n", db.pki.ServerCert, db.pki.ServerKey)
 }
 
 // start runs influxd and waits for /ping to answer 204.
@@ -229,7 +258,7 @@ func (db *InfluxDB) start() error {
 	db.mu.Unlock()
 
 	deadline := time.Now().Add(influxdStartTimeout)
-	ping := &http.Client{Timeout: time.Second}
+	ping := &http.Client{Timeout: time.Second, Transport: db.client.Transport}
 	for {
 		select {
 		case <-done:
@@ -323,6 +352,9 @@ func (db *InfluxDB) PID() int {
 func (db *InfluxDB) URL() string {
 	if db.base != "" {
 		return db.base
+	}
+	if db.pki != nil {
+		return "https://127.0.0.1:" + strconv.Itoa(db.Port)
 	}
 	return "http://127.0.0.1:" + strconv.Itoa(db.Port)
 }

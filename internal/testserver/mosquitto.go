@@ -15,6 +15,8 @@ import (
 // Mosquitto is a broker started for one test.
 type Mosquitto struct {
 	Port int
+	// TLSPort is the TLS listener's port (option TLSListener), else 0.
+	TLSPort int
 	Dir  string // config and persistence
 	cmd  *exec.Cmd
 	t    TB
@@ -36,7 +38,19 @@ type MosquittoOption func(*mosquittoSettings)
 
 type mosquittoSettings struct {
 	maxQueued int
+	pki       *PKI
 }
+
+// TLSListener adds a second listener (Mosquitto.TLSPort, URL TLSURL) that
+// speaks TLS with the PKI's server certificate and requires a client
+// certificate signed by its authority, as a broker serving ChirpStack
+// v4's per-application integration certificates does.
+func TLSListener(p *PKI) MosquittoOption {
+	return func(s *mosquittoSettings) { s.pki = p }
+}
+
+// TLSURL is the TLS listener's address for paho ("ssl://127.0.0.1:PORT").
+func (m *Mosquitto) TLSURL() string { return "ssl://127.0.0.1:" + strconv.Itoa(m.TLSPort) }
 
 // MaxQueuedMessages sets max_queued_messages: a broker that drops what a
 // persistent session's queue cannot hold, as Mosquitto's own default of
@@ -79,6 +93,16 @@ max_queued_bytes 0
 max_inflight_messages 100
 log_dest file %s
 `, m.Port, m.Dir, set.maxQueued, filepath.Join(m.Dir, "mosquitto.log"))
+	if set.pki != nil {
+		m.TLSPort = FreePort(t)
+		conf += fmt.Sprintf(`listener %d 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+tls_version tlsv1.2
+`, m.TLSPort, set.pki.CAFile, set.pki.ServerCert, set.pki.ServerKey)
+	}
 	if os.Geteuid() == 0 {
 		// Run as root, mosquitto switches to the user "mosquitto", which
 		// cannot write to the test's directory: persistence and the log
@@ -101,9 +125,14 @@ func (m *Mosquitto) start(bin, confPath string) {
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatalf("start mosquitto: %v", err)
 	}
-	if err := waitOwnListener(m.cmd.Process.Pid, m.Port, 10*time.Second); err != nil {
-		m.Stop()
-		m.t.Fatalf("mosquitto: %v; log: %s", err, m.Log())
+	for _, port := range []int{m.Port, m.TLSPort} {
+		if port == 0 {
+			continue
+		}
+		if err := waitOwnListener(m.cmd.Process.Pid, port, 10*time.Second); err != nil {
+			m.Stop()
+			m.t.Fatalf("mosquitto: %v; log: %s", err, m.Log())
+		}
 	}
 }
 
