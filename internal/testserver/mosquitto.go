@@ -17,9 +17,9 @@ type Mosquitto struct {
 	Port int
 	// TLSPort is the TLS listener's port (option TLSListener), else 0.
 	TLSPort int
-	Dir  string // config and persistence
-	cmd  *exec.Cmd
-	t    TB
+	Dir     string // config and persistence
+	cmd     *exec.Cmd
+	t       TB
 }
 
 // URL is the broker address for paho ("tcp://127.0.0.1:PORT").
