@@ -66,6 +66,7 @@ func expandEnv(n *yaml.Node, path string, lookup func(string) (string, bool), c 
 // A $ before anything else is kept, so "pa$word!" needs no escaping, except
 // before a letter or _: "$TOKEN" is almost certainly a reference missing its
 // braces, and is reported instead of being written to InfluxDB as a token.
+// MQTT's own prefixes "$share/" and "$SYS/" are kept as written.
 // The default is taken literally up to the first }.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
@@ -109,13 +110,24 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 			for j < len(s) && isNameChar(s[j]) {
 				j++
 			}
-			return "", fmt.Errorf("%s: write ${%s} to use the environment variable, or $$ for a literal $", s[:j], s[1:j])
+			if mqttReserved(s[:j]) && j < len(s) && s[j] == '/' {
+				// $share/… and $SYS/… are MQTT's own topic prefixes.
+				b.WriteString(s[:j])
+				s = s[j:]
+				continue
+			}
+			return "", fmt.Errorf("%s: write ${%s} to use the environment variable, or $$ for a literal $ (a shared subscription is written $share/GROUP/topic, or use the source's share_group key)", s[:j], s[1:j])
 		default:
 			b.WriteByte('$')
 			s = s[1:]
 		}
 	}
 }
+
+// mqttReserved reports whether word (with its $) starts a topic MQTT
+// reserves: shared subscriptions ($share) and broker statistics ($SYS).
+// Followed by a /, it is kept literally, never read as a variable.
+func mqttReserved(word string) bool { return word == "$share" || word == "$SYS" }
 
 func isName(s string) bool {
 	if s == "" || !isNameStart(s[0]) {

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
@@ -135,6 +137,14 @@ func checkMQTTSource(p *collector, sp string, i int, src *Source, nameDup bool, 
 	checkBroker(p, sp+".broker", s.Broker)
 	checkTLS(p, sp+".tls", s.TLS, s.Broker, "an MQTT broker: write ssl://host:8883 (or wss://)")
 	checkTopics(p, sp+".topics", s.Topics)
+	if msg := mqtt.ShareGroupProblem(s.ShareGroup); msg != "" {
+		p.add(sp+".share_group", "%q %s", s.ShareGroup, msg)
+	}
+	for j, t := range s.Topics {
+		if s.ShareGroup != "" && strings.HasPrefix(t, mqtt.SharePrefix) {
+			p.add(fmt.Sprintf("%s.topics[%d]", sp, j), "%q is a shared subscription already, and share_group would share it again: write the plain topic", t)
+		}
+	}
 	// A client id derived from a duplicate name is that name's problem.
 	if s.ClientID != "" && !(nameDup && s.ClientID == mqtt.ClientIDPrefix+s.Name) {
 		if j, dup := seen.clientIDs[s.ClientID]; dup {

@@ -156,6 +156,16 @@ func TestValidateRules(t *testing.T) {
 			[]want{{12, "sources[0].json.object", `"values." is not a JSON path`}}},
 
 		// influx
+		// shared subscriptions
+		{"literal share topic", edit(base, `    topics: ["application/+/device/+/event/up"]`, `    topics: ["$share/sg/application/+/device/+/event/up", "$SYS/broker/uptime"]`), nil},
+		{"share group", base + lines("    share_group: sg"), nil},
+		{"share group with slash", base + lines("    share_group: a/b"),
+			[]want{{10, "sources[0].share_group", `"a/b" must not contain /, +, # or NUL`}}},
+		{"share group and share topic", edit(base, `    topics: ["application/+/device/+/event/up"]`, `    topics: ["$share/sg/a/+"]`) + lines("    share_group: sg"),
+			[]want{{9, "sources[0].topics[0]", "is a shared subscription already"}}},
+		{"dollar word in topic", edit(base, `    topics: ["application/+/device/+/event/up"]`, `    topics: ["$shared/sg/a/+"]`),
+			[]want{{9, "sources[0].topics[0]", "a shared subscription is written $share/GROUP/topic"}}},
+
 		// tls blocks
 		{"mqtt tls on tcp", base + lines("    tls: {ca_file: validate_test.go}"),
 			[]want{{10, "sources[0].tls", `set, but "tcp://127.0.0.1:1883" does not use TLS`}}},

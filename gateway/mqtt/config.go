@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"strings"
 	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
@@ -23,14 +24,18 @@ const (
 // Config is one MQTT source (an entry of the config's sources list with
 // type: mqtt).
 type Config struct {
-	Name     string   `yaml:"name"`
-	Type     string   `yaml:"type"`
-	Format   string   `yaml:"format"`
-	Broker   string   `yaml:"broker"` // tcp://host:port, ssl://host:port
-	Topics   []string `yaml:"topics"`
-	ClientID string   `yaml:"client_id"` // stable: the broker keeps the session under it
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	Name   string   `yaml:"name"`
+	Type   string   `yaml:"type"`
+	Format string   `yaml:"format"`
+	Broker string   `yaml:"broker"` // tcp://host:port, ssl://host:port
+	Topics []string `yaml:"topics"`
+	// ShareGroup subscribes every topic as the MQTT shared subscription
+	// $share/<ShareGroup>/<topic>: instances with the same group (and
+	// their own client ids) split the feed between them.
+	ShareGroup string `yaml:"share_group"`
+	ClientID   string `yaml:"client_id"` // stable: the broker keeps the session under it
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
 	// TLS is used with a TLS broker scheme (ssl, tls, mqtts, tcps, wss):
 	// a private CA, a client certificate, the name to verify.
 	TLS   tlsconfig.Config `yaml:"tls"`
@@ -71,4 +76,29 @@ type JSONConfig struct {
 	// Object is a JSON path to the object holding the values; empty means
 	// the whole message.
 	Object string `yaml:"object"`
+}
+
+// SharePrefix starts a shared subscription's topic filter (MQTT 5, and
+// MQTT 3.1.1 on Mosquitto, EMQX, HiveMQ and VerneMQ).
+const SharePrefix = "$share/"
+
+// Subscriptions are the topic filters subscribed to: Topics, each under
+// $share/<ShareGroup>/ when a share group is set.
+func (c Config) Subscriptions() []string {
+	if c.ShareGroup == "" {
+		return c.Topics
+	}
+	out := make([]string, len(c.Topics))
+	for i, t := range c.Topics {
+		out[i] = SharePrefix + c.ShareGroup + "/" + t
+	}
+	return out
+}
+
+// ShareGroupProblem says what is wrong with a share group name, or "".
+func ShareGroupProblem(g string) string {
+	if strings.ContainsAny(g, "/+#\x00") {
+		return "must not contain /, +, # or NUL: it is one topic level"
+	}
+	return ""
 }

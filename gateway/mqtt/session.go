@@ -296,8 +296,9 @@ func (s *session) onConnect(c paho.Client) {
 	if src.connected != nil {
 		src.connected() // queued messages may arrive before SUBACK
 	}
-	filters := make(map[string]byte, len(src.cfg.Topics))
-	for _, t := range src.cfg.Topics {
+	subs := src.cfg.Subscriptions()
+	filters := make(map[string]byte, len(subs))
+	for _, t := range subs {
 		filters[t] = byte(*src.cfg.QoS)
 	}
 	tok := c.SubscribeMultiple(filters, nil)
@@ -307,7 +308,7 @@ func (s *session) onConnect(c paho.Client) {
 		return
 	}
 	if err := tok.Error(); err != nil {
-		src.log.Error().Err(err).Strs("topics", src.cfg.Topics).Msg("connected, but subscribing failed; will retry on the next connection")
+		src.log.Error().Err(err).Strs("topics", subs).Msg("connected, but subscribing failed; will retry on the next connection")
 		return
 	}
 	ok := true
@@ -324,7 +325,7 @@ func (s *session) onConnect(c paho.Client) {
 		}
 	}
 	src.ready.Store(ok)
-	src.log.Info().Strs("topics", src.cfg.Topics).Str("client_id", src.cfg.ClientID).Bool("clean_session", src.cfg.Clean).Msg("connected to MQTT broker and subscribed")
+	src.log.Info().Strs("topics", subs).Str("client_id", src.cfg.ClientID).Bool("clean_session", src.cfg.Clean).Msg("connected to MQTT broker and subscribed")
 }
 
 // onLost logs a lost connection; paho reconnects by itself.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
@@ -94,6 +95,12 @@ func (c Config) Validate() error {
 		if t == "" {
 			add("topics[%d] is empty", i)
 		}
+		if c.ShareGroup != "" && strings.HasPrefix(t, SharePrefix) {
+			add("topics[%d] %q is a shared subscription already, and share_group %q would share it again: write the plain topic", i, t, c.ShareGroup)
+		}
+	}
+	if msg := ShareGroupProblem(c.ShareGroup); msg != "" {
+		add("share_group %q %s", c.ShareGroup, msg)
 	}
 	if c.QoS != nil && (*c.QoS < 0 || *c.QoS > 2) {
 		add("qos %d: want 0, 1 or 2 (1 is the default and what the delivery contract needs)", *c.QoS)
