@@ -282,8 +282,30 @@ func (c *Config) checkInflux(p *collector) {
 	case u.RawQuery != "" || u.Fragment != "":
 		p.add("influx.url", "%q has a query or fragment: the write API adds its own; remove it", in.URL)
 	}
-	if in.Bucket == "" {
-		p.add("influx.bucket", "missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)")
+	switch in.Version {
+	case 0, influx.V2:
+		if in.Bucket == "" {
+			p.add("influx.bucket", "missing: name the bucket to write to (database/retention-policy on InfluxDB 1.8, e.g. sensors/autogen)")
+		}
+		for _, k := range []struct{ key, v string }{{"database", in.Database}, {"retention_policy", in.RetentionPolicy}, {"username", in.Username}, {"password", in.Password}} {
+			if k.v != "" {
+				p.add("influx."+k.key, "is a version 1 key, but influx.version is 2 (the default): set version: 1 to write through InfluxDB 1.x's /write, or use bucket and token")
+			}
+		}
+	case influx.V1:
+		if in.Database == "" {
+			p.add("influx.database", "missing: version 1 writes to a database; name it, e.g. sensors")
+		}
+		for _, k := range []struct{ key, v string }{{"org", in.Org}, {"bucket", in.Bucket}, {"token", in.Token}} {
+			if k.v != "" {
+				p.add("influx."+k.key, "is a version 2 key, but influx.version is 1: use database, retention_policy, username and password")
+			}
+		}
+		if in.Password != "" && in.Username == "" {
+			p.add("influx.password", "set without username: set influx.username")
+		}
+	default:
+		p.add("influx.version", "%d is not a write API version: use 1 (InfluxDB 1.x /write) or 2 (/api/v2/write, the default; InfluxDB 2.x, 3.x and 1.8+)", in.Version)
 	}
 	atLeastOne(p, "influx.batch_size", in.BatchSize, influx.DefaultBatchSize)
 	positive(p, "influx.flush_interval", in.FlushInterval, influx.DefaultFlushInterval)

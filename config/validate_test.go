@@ -166,6 +166,17 @@ func TestValidateRules(t *testing.T) {
 		{"dollar word in topic", edit(base, `    topics: ["application/+/device/+/event/up"]`, `    topics: ["$shared/sg/a/+"]`),
 			[]want{{9, "sources[0].topics[0]", "a shared subscription is written $share/GROUP/topic"}}},
 
+		// influx version 1
+		{"influx v1", edit(base, "  bucket: sensors", "  version: 1", "  database: sensors", "  retention_policy: autogen", "  username: sg", "  password: pw"), nil},
+		{"influx v1 without database", edit(base, "  bucket: sensors", "  version: 1"),
+			[]want{{1, "influx.database", "missing: version 1 writes to a database"}}},
+		{"influx v1 with bucket", edit(base, "  bucket: sensors", "  version: 1", "  database: sensors", "  bucket: sensors"),
+			[]want{{5, "influx.bucket", "is a version 2 key"}}},
+		{"influx v2 with username", edit(base, "  bucket: sensors", "  bucket: sensors", "  username: sg"),
+			[]want{{4, "influx.username", "is a version 1 key"}}},
+		{"influx version 3", edit(base, "  bucket: sensors", "  bucket: sensors", "  version: 3"),
+			[]want{{4, "influx.version", "3 is not a write API version"}}},
+
 		// tls blocks
 		{"mqtt tls on tcp", base + lines("    tls: {ca_file: validate_test.go}"),
 			[]want{{10, "sources[0].tls", `set, but "tcp://127.0.0.1:1883" does not use TLS`}}},

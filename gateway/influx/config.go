@@ -1,6 +1,7 @@
 package influx
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -14,10 +15,21 @@ import (
 // Config is the InfluxDB connection and batching policy. Zero values mean
 // the defaults, which New fills in.
 type Config struct {
-	URL    string `yaml:"url"`    // http://127.0.0.1:8086
-	Org    string `yaml:"org"`    // ignored by InfluxDB 1.8
-	Bucket string `yaml:"bucket"` // "db/rp" on InfluxDB 1.8
-	Token  string `yaml:"token"`  // "user:password" on InfluxDB 1.8 with auth
+	// Version is the write API: 2 (default) is /api/v2/write, spoken by
+	// InfluxDB 2.x, 3.x and 1.8+; 1 is the 1.x /write endpoint, for 1.x
+	// servers, with Database, RetentionPolicy, Username and Password.
+	Version int    `yaml:"version"`
+	URL     string `yaml:"url"`    // http://127.0.0.1:8086
+	Org     string `yaml:"org"`    // version 2; ignored by InfluxDB 1.8
+	Bucket  string `yaml:"bucket"` // version 2; "db/rp" on InfluxDB 1.8
+	Token   string `yaml:"token"`  // version 2; "user:password" on InfluxDB 1.8 with auth
+	// Database and RetentionPolicy (empty: the database's default) are
+	// where version 1 writes; Username and Password authenticate it
+	// (HTTP basic authentication) on a server with auth-enabled.
+	Database        string `yaml:"database"`
+	RetentionPolicy string `yaml:"retention_policy"`
+	Username        string `yaml:"username"`
+	Password        string `yaml:"password"`
 	// BatchSize is the most points in one write request (default 5000).
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is how long a point waits for its batch to fill
@@ -93,8 +105,85 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// API versions (Config.Version).
+const (
+	V1 = 1
+	V2 = 2
+)
+
+// versionProblems checks that the keys given are those of the write API
+// chosen: a key of the other one would be silently ignored.
+func (c Config) versionProblems() []error {
+	var errs []error
+	switch c.Version {
+	case 0, V2:
+		if c.Bucket == "" {
+			errs = append(errs, errors.New(`influx: bucket is empty: set influx.bucket ("database/retention-policy" on InfluxDB 1.8, e.g. sensors/autogen), or version: 1 with database for a 1.x server`))
+		}
+		for _, k := range []struct{ key, v string }{{"database", c.Database}, {"retention_policy", c.RetentionPolicy}, {"username", c.Username}, {"password", c.Password}} {
+			if k.v != "" {
+				errs = append(errs, fmt.Errorf("influx: %s is a version 1 key, but version is 2 (the default): set influx.version: 1 to write through /write, or use bucket and token", k.key))
+			}
+		}
+	case V1:
+		if c.Database == "" {
+			errs = append(errs, errors.New("influx: database is empty: version 1 writes to a database; set influx.database (e.g. sensors)"))
+		}
+		for _, k := range []struct{ key, v string }{{"org", c.Org}, {"bucket", c.Bucket}, {"token", c.Token}} {
+			if k.v != "" {
+				errs = append(errs, fmt.Errorf("influx: %s is a version 2 key, but version is 1: use database, retention_policy, username and password", k.key))
+			}
+		}
+		if c.Password != "" && c.Username == "" {
+			errs = append(errs, errors.New("influx: password without username: set influx.username"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("influx: version %d: want 1 (InfluxDB 1.x /write) or 2 (/api/v2/write, the default)", c.Version))
+	}
+	return errs
+}
+
+// writeURL is the write endpoint with its query, and authorization the
+// Authorization header's value ("" for none).
+func (c Config) writeURL() (write, authorization string) {
+	u, _ := url.Parse(c.URL) // checked by Validate
+	if c.Version == V1 {
+		q := url.Values{"db": {c.Database}, "precision": {"ns"}}
+		if c.RetentionPolicy != "" {
+			q.Set("rp", c.RetentionPolicy)
+		}
+		u = u.JoinPath("write")
+		u.RawQuery = q.Encode()
+		if c.Username != "" {
+			authorization = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+c.Password))
+		}
+		return u.String(), authorization
+	}
+	u = u.JoinPath("api", "v2", "write")
+	u.RawQuery = url.Values{"org": {c.Org}, "bucket": {c.Bucket}, "precision": {"ns"}}.Encode()
+	if c.Token != "" {
+		authorization = "Token " + c.Token
+	}
+	return u.String(), authorization
+}
+
+// Target names where points go, for log lines: the bucket, or
+// database/retention_policy for version 1.
+func (c Config) Target() string {
+	if c.Version == V1 {
+		if c.RetentionPolicy == "" {
+			return c.Database
+		}
+		return c.Database + "/" + c.RetentionPolicy
+	}
+	return c.Bucket
+}
+
 // withDefaults fills in the zero values.
 func (c Config) withDefaults() Config {
+	if c.Version == 0 {
+		c.Version = V2
+	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
@@ -124,9 +213,7 @@ func (c Config) Validate() error {
 	} else if u.RawQuery != "" || u.User != nil {
 		errs = append(errs, fmt.Errorf("influx: url must not carry a query or credentials: put the credentials in influx.token"))
 	}
-	if c.Bucket == "" {
-		errs = append(errs, errors.New(`influx: bucket is empty: set influx.bucket ("database/retention-policy" on InfluxDB 1.8, e.g. sensors/autogen)`))
-	}
+	errs = append(errs, c.versionProblems()...)
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("influx: batch_size %d is negative: set a positive influx.batch_size or leave it out for %d", c.BatchSize, DefaultBatchSize))
 	}

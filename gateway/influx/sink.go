@@ -130,8 +130,6 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 			log.Warn().Msg("influx.tls.insecure_skip_verify is on: InfluxDB's certificate is not checked, so anyone on the network path can read the token and change the data; use influx.tls.ca_file instead")
 		}
 	}
-	u = u.JoinPath("api", "v2", "write")
-	u.RawQuery = url.Values{"org": {cfg.Org}, "bucket": {cfg.Bucket}, "precision": {"ns"}}.Encode()
 
 	client := &http.Client{
 		// A backstop only: every request also has its own context deadline.
@@ -146,16 +144,13 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 			IdleConnTimeout:       90 * time.Second,
 		},
 	}
-	auth := ""
-	if cfg.Token != "" {
-		auth = "Token " + cfg.Token
-	}
+	writeURL, auth := cfg.writeURL()
 	s := &Sink{
 		cfg:      cfg,
 		log:      log,
 		client:   client,
 		svc:      ihttp.NewService(cfg.URL, auth, ihttp.DefaultOptions().SetHTTPClient(client).SetApplicationName("sensorgate")),
-		writeURL: u.String(),
+		writeURL: writeURL,
 		gzip:     cfg.compress(),
 		timing:   tm,
 		reqs:     make(chan *request),
@@ -501,7 +496,7 @@ func (s *Sink) deliver(parts []part) {
 				Msg("InfluxDB refuses the token: fix influx.token (on InfluxDB 1.8 with auth: user:password); points are kept and retried")
 		case http.StatusNotFound:
 			delay = s.timing.authRetry
-			s.log.Error().Int("status", o.status).Str("bucket", s.cfg.Bucket).Str("error", o.msg).Dur("retry_in", delay).
+			s.log.Error().Int("status", o.status).Str("bucket", s.cfg.Target()).Str("error", o.msg).Dur("retry_in", delay).
 				Msg(`InfluxDB bucket not found: create it or fix influx.bucket (on InfluxDB 1.8: CREATE DATABASE, bucket "db/rp"); points are kept and retried`)
 		default: // 429, 5xx, no response, timeouts, anything unexpected
 			delay = s.backoff(attempt)

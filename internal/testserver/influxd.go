@@ -37,6 +37,9 @@ type InfluxDB struct {
 	conf   string
 	client *http.Client
 	pki    *PKI // HTTPS with its server certificate, if set
+	// user and password are the admin of a server with authentication
+	// (option Auth); the helpers' requests carry them.
+	user, password string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -99,14 +102,44 @@ func StartInfluxDB(t TB, opts ...InfluxOption) *InfluxDB {
 	if lastErr != nil {
 		t.Fatalf("influxd: %v; log:\n%s", lastErr, db.Log())
 	}
+	if db.user != "" {
+		// The first admin user may be created without credentials.
+		if err := db.exec(fmt.Sprintf("CREATE USER %s WITH PASSWORD '%s' WITH ALL PRIVILEGES", QuoteIdent(db.user), db.password)); err != nil {
+			t.Fatalf("influxd: create admin user: %v", err)
+		}
+		db.client.Transport = basicAuth{next: db.client.Transport, user: db.user, password: db.password}
+	}
 	if err := db.exec("CREATE DATABASE " + db.DB); err != nil {
 		t.Fatalf("influxd: create database: %v", err)
 	}
 	return db
 }
 
+// basicAuth adds HTTP basic authentication to every request.
+type basicAuth struct {
+	next           http.RoundTripper
+	user, password string
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	next := b.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return next.RoundTrip(r)
+}
+
 // InfluxOption changes the server's configuration.
 type InfluxOption func(*InfluxDB)
+
+// Auth enables authentication (auth-enabled = true) with an admin user
+// of that name and password (no quote in it), which the helpers (Query,
+// Exec, Count) use.
+func Auth(user, password string) InfluxOption {
+	return func(db *InfluxDB) { db.user, db.password = user, password }
+}
 
 // HTTPS serves the API over HTTPS only, with the PKI's server
 // certificate; URL then starts with https.
@@ -174,7 +207,9 @@ func findInfluxd() (string, error) {
 // config renders influxd's configuration: every listener on 127.0.0.1,
 // nothing reported home, no _internal monitoring database (it would add
 // writes and series the tests do not expect), and the inputs this project
-// does not use switched off.
+// does not use switched off. Flux is off: nothing here queries with it,
+// /api/v2/write works without it, and with it influxd takes seconds to
+// start on an idle machine and over a minute on a loaded one.
 func (db *InfluxDB) config() string {
 	d := filepath.ToSlash(db.Dir)
 	return fmt.Sprintf(`reporting-disabled = true
@@ -201,9 +236,9 @@ bind-address = "127.0.0.1:%d"
 [http]
   enabled = true
   bind-address = "127.0.0.1:%d"
-  auth-enabled = false
+  auth-enabled = %t
   log-enabled = false
-  flux-enabled = true
+  flux-enabled = false
   pprof-enabled = false
 %s
 [logging]
@@ -221,7 +256,7 @@ bind-address = "127.0.0.1:%d"
 
 [[udp]]
   enabled = false
-`, db.RPCPort, d, d, d, db.Port, db.httpsConfig())
+`, db.RPCPort, d, d, d, db.Port, db.user != "", db.httpsConfig())
 }
 
 // httpsConfig is the HTTPS keys of the [http] section, if any.
