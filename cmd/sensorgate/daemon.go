@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/config"
@@ -229,9 +230,20 @@ func newLogger(cfg config.LogConfig, w io.Writer) (zerolog.Logger, error) {
 		level = zerolog.InfoLevel
 	}
 	if cfg.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !colorTerminal(w)}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+// colorTerminal reports whether w is a terminal that takes colours: not a
+// file or pipe a log is redirected to (escape codes would end up in it),
+// and not with NO_COLOR set (no-color.org).
+func colorTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	return isatty.IsTerminal(f.Fd())
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +123,43 @@ func TestSimulateCommand(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(devs); strings.Count(string(b), "dev_eui:") != 4 {
 		t.Fatalf("devices file:\n%s", b)
+	}
+}
+
+// TestConsoleLogNoColourInFile: format console writes no ANSI escape codes
+// into a file or pipe the log is redirected to (nor with NO_COLOR set).
+func TestConsoleLogNoColourInFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w    func(t *testing.T) io.Writer
+	}{
+		{"file", func(t *testing.T) io.Writer {
+			f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			return f
+		}},
+		{"buffer", func(*testing.T) io.Writer { return &bytes.Buffer{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.w(t)
+			log, err := newLogger(config.LogConfig{Format: "console", Level: "info"}, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.Error().Str("k", "v").Msg("hello")
+			var got []byte
+			switch w := w.(type) {
+			case *os.File:
+				got, _ = os.ReadFile(w.Name())
+			case *bytes.Buffer:
+				got = w.Bytes()
+			}
+			if !bytes.Contains(got, []byte("hello")) || bytes.Contains(got, []byte("\x1b[")) {
+				t.Fatalf("console log %q: want the message without ANSI escape codes", got)
+			}
+		})
 	}
 }
