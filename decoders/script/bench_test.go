@@ -100,7 +100,7 @@ func BenchmarkScriptCodecOnly(b *testing.B) {
 		in := decoders.Input{FPort: bc.fport, Bytes: payload}
 		b.Run(bc.model, func(b *testing.B) {
 			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
-			e, err := c.get()
+			e, err := c.fresh()
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -33,16 +33,18 @@ const (
 // Options configure codecs and the Watcher. The zero value is usable.
 type Options struct {
 	// Timeout bounds each call into a codec (decodeUplink,
-	// normalizeUplink, Decode); zero means DefaultTimeout. Running a file's
-	// top level when a runtime is set up gets ten times as long, at least
-	// a second, because codecs build their lookup tables there.
+	// normalizeUplink, Decode) and each run of the file's top level, which
+	// sets up the fresh state of every call; zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxCallDepth bounds the JavaScript call stack; zero means
 	// DefaultMaxCallDepth.
 	MaxCallDepth int
-	// PoolSize is how many initialised runtimes a codec keeps for reuse;
-	// zero means GOMAXPROCS. More concurrent decodes than that still run,
-	// on runtimes set up for the occasion.
+	// PoolSize is how many fresh runtimes (top level run, never used for
+	// a decode) a codec keeps ready; zero means GOMAXPROCS. Every decode
+	// takes one and discards it afterwards, and a background goroutine
+	// sets up replacements, so the set-up is off the decode's path while
+	// decodes are not back to back. More concurrent decodes than that
+	// still run, on runtimes set up for the occasion.
 	PoolSize int
 	// Mappings lift data keys onto catalogue quantities, by model id, for
 	// codecs that have no normalizeUplink. Ignored for codecs that have
@@ -171,7 +173,8 @@ type Codec struct {
 	normalize bool
 	opts      Options
 	maps      []decoders.Mapping
-	pool      chan *engine
+	spare     chan *engine // fresh runtimes, never used for a decode
+	refilling atomic.Bool  // a goroutine is setting up spare runtimes
 	lastLen   atomic.Int32 // values in the last output, see newRecord
 }
 
@@ -200,7 +203,7 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		prog:  prog,
 		opts:  opts,
 		maps:  maps,
-		pool:  make(chan *engine, opts.PoolSize),
+		spare: make(chan *engine, opts.PoolSize),
 	}
 	e, err := c.newEngine()
 	if err != nil {
@@ -210,7 +213,7 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 	if c.normalize {
 		c.maps = nil
 	}
-	c.put(e)
+	c.spare <- e
 	return c, nil
 }
 
@@ -292,39 +295,90 @@ func (c *Codec) newRecord() *decoders.Record {
 	return decoders.NewRecord(int(c.lastLen.Load()))
 }
 
-// exec runs the codec on a pooled runtime, writing its data into rec.
+// exec runs the codec on a fresh runtime, writing its data into rec.
 func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
-	e, err := c.get()
+	e, err := c.fresh()
 	if err != nil {
 		return Output{}, err
 	}
-	out, err, broken := c.run(e, in, rec)
-	if broken {
-		e.close()
-	} else {
-		c.put(e)
-	}
+	out, err, _ := c.run(e, in, rec)
+	e.close() // whatever the call did to it, it is never used again
 	if n := int32(rec.Len()); c.lastLen.Load() != n {
 		c.lastLen.Store(n) // only on a change: concurrent calls share the word
 	}
 	return out, err
 }
 
-// get takes a pooled runtime or sets up a new one.
-func (c *Codec) get() (*engine, error) {
+// fresh takes a spare runtime, or sets one up when there is none, and
+// has the spares replenished.
+func (c *Codec) fresh() (*engine, error) {
 	select {
-	case e := <-c.pool:
+	case e := <-c.spare:
+		c.refill()
 		return e, nil
 	default:
+		c.refill()
 		return c.newEngine()
 	}
 }
 
-// put returns a runtime to the pool, or drops it when the pool is full.
-func (c *Codec) put(e *engine) {
-	select {
-	case c.pool <- e:
-	default:
-		e.close()
+// refill starts a goroutine that sets up spare runtimes until there are
+// Options.PoolSize, unless one is at it already. It stops at the first
+// failure: the next decode then sets up its own runtime and reports why.
+func (c *Codec) refill() {
+	if len(c.spare) == cap(c.spare) || !c.refilling.CompareAndSwap(false, true) {
+		return
 	}
+	go func() {
+		defer c.refilling.Store(false)
+		for len(c.spare) < cap(c.spare) {
+			e, err := c.newEngine()
+			if err != nil {
+				return
+			}
+			select {
+			case c.spare <- e:
+			default:
+				e.close()
+				return
+			}
+		}
+	}()
+}
+
+// RunReused runs the codec on each input in turn in one runtime, reused
+// from one call to the next, the way no decode runs: a codec whose
+// outputs here differ from Run's keeps state between calls (a global
+// counter, a cache, a last frame). Import self-tests use it to warn
+// about such codecs. After a call that breaks the runtime (a timeout, a
+// stack overflow) the next input gets a new one.
+func (c *Codec) RunReused(ins []decoders.Input) ([]Output, []error) {
+	outs, errs := make([]Output, len(ins)), make([]error, len(ins))
+	var e *engine
+	defer func() {
+		if e != nil {
+			e.close()
+		}
+	}()
+	for i, in := range ins {
+		if e == nil {
+			var err error
+			if e, err = c.newEngine(); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		rec := decoders.NewRecord(0)
+		out, err, broken := c.run(e, in, rec)
+		if err == nil {
+			out.Data = rec.Map()
+		}
+		rec.Release()
+		outs[i], errs[i] = out, err
+		if broken {
+			e.close()
+			e = nil
+		}
+	}
+	return outs, errs
 }

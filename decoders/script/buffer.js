@@ -1,0 +1,5 @@
+(function () {
+  "use strict";
+  class Buffer extends Uint8Array {}
+  return Buffer;
+})()

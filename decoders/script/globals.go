@@ -1,0 +1,118 @@
+package script
+
+import (
+	_ "embed"
+	"strings"
+	"sync"
+
+	"github.com/dop251/goja"
+)
+
+// Bounds of a codec's console output, per call: a codec that logs in a
+// loop, or logs a whole buffer, must not flood the debug log.
+const (
+	// maxConsoleMessages is how many console messages one call may log;
+	// one more line says that the rest were dropped.
+	maxConsoleMessages = 20
+	// maxConsoleBytes bounds one console message; a longer one is cut
+	// and marked truncated.
+	maxConsoleBytes = 1024
+)
+
+// installGlobals gives a fresh runtime what The Things Stack's and
+// ChirpStack's runtimes give a codec beyond ECMAScript: console, and
+// ChirpStack v4's Buffer. Both are cheap to set up because most calls
+// use neither: console is one native function under five names, Buffer
+// is built on first use.
+func (e *engine) installGlobals() {
+	rt := e.rt
+	// Codecs log while they are developed and often keep the calls;
+	// without console they would throw a ReferenceError.
+	console := rt.NewObject()
+	logFn := rt.ToValue(e.console)
+	for _, name := range []string{"log", "info", "warn", "error", "debug"} {
+		_ = console.Set(name, logFn)
+	}
+	_ = rt.Set("console", console)
+
+	// ChirpStack v4 runs every codec as a module that imports Buffer
+	// (Node's Buffer API, for the browser); codecs written for it use
+	// Buffer without declaring it.
+	global := rt.GlobalObject()
+	var getter, setter goja.Value
+	define := func(v goja.Value) {
+		_ = global.DefineDataProperty("Buffer", v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+	}
+	getter = rt.ToValue(func(goja.FunctionCall) goja.Value {
+		ctor, err := rt.RunProgram(bufferProgram())
+		if err != nil {
+			panic(err) // rethrown into the codec by goja
+		}
+		define(ctor)
+		return ctor
+	})
+	setter = rt.ToValue(func(call goja.FunctionCall) goja.Value {
+		define(call.Argument(0)) // a codec bringing its own Buffer
+		return goja.Undefined()
+	})
+	_ = global.DefineAccessorProperty("Buffer", getter, setter, goja.FLAG_TRUE, goja.FLAG_FALSE)
+}
+
+// console writes a codec's console.log (info, warn, error, debug) to the
+// debug log, with the codec, model and device, bounded per call.
+func (e *engine) console(call goja.FunctionCall) goja.Value {
+	ev := e.c.opts.Logger.Debug()
+	if !ev.Enabled() {
+		return goja.Undefined()
+	}
+	e.logs++
+	switch {
+	case e.logs == maxConsoleMessages+1:
+		ev.Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev).
+			Msgf("codec console output of this call dropped after %d messages", maxConsoleMessages)
+		return goja.Undefined()
+	case e.logs > maxConsoleMessages:
+		ev.Discard()
+		return goja.Undefined()
+	}
+	var b strings.Builder
+	truncated := false
+	for i, a := range call.Arguments {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		// String may run the codec's own toString: it does so inside
+		// the call, under its time limit.
+		s := a.String()
+		if room := maxConsoleBytes - b.Len(); len(s) > room {
+			s, truncated = cutUTF8(s, max(room, 0)), true
+		}
+		b.WriteString(s)
+		if truncated {
+			b.WriteString(" …[truncated]")
+			break
+		}
+	}
+	ev.Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev).Bool("truncated", truncated).Msg(b.String())
+	return goja.Undefined()
+}
+
+// cutUTF8 returns s cut to at most n bytes, not inside a character.
+func cutUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+//go:embed buffer.js
+var bufferSource string
+
+// bufferProgram is buffer.js compiled once for every runtime of the
+// process; running it evaluates to the Buffer constructor.
+var bufferProgram = sync.OnceValue(func() *goja.Program {
+	return goja.MustCompile("buffer.js", bufferSource, true)
+})
