@@ -173,6 +173,7 @@ type Codec struct {
 	normalize bool
 	opts      Options
 	maps      []decoders.Mapping
+	globals   globalsUsed
 	spare     chan *engine // fresh runtimes, never used for a decode
 	refilling atomic.Bool  // a goroutine is setting up spare runtimes
 	lastLen   atomic.Int32 // values in the last output, see newRecord
@@ -198,12 +199,13 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		return nil, loadErr(err, "script: codec %s does not compile: %v: fix the file (it is not used until then)", name, err)
 	}
 	c := &Codec{
-		model: model,
-		file:  name,
-		prog:  prog,
-		opts:  opts,
-		maps:  maps,
-		spare: make(chan *engine, opts.PoolSize),
+		model:   model,
+		file:    name,
+		prog:    prog,
+		opts:    opts,
+		maps:    maps,
+		globals: scanGlobals(string(src)),
+		spare:   make(chan *engine, opts.PoolSize),
 	}
 	e, err := c.newEngine()
 	if err != nil {

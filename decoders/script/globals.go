@@ -19,12 +19,34 @@ const (
 	maxConsoleBytes = 1024
 )
 
+// globalsUsed says which of the globals installGlobals provides a codec's
+// source mentions at all. Setting them up is a good part of the cost of
+// a fresh runtime, which every call pays, so a codec that never names
+// one does not get it (reaching one by a computed name, as
+// globalThis["con" + "sole"], finds nothing).
+type globalsUsed struct{ console, buffer bool }
+
+func scanGlobals(src string) globalsUsed {
+	return globalsUsed{
+		console: strings.Contains(src, "console"),
+		buffer:  strings.Contains(src, "Buffer"),
+	}
+}
+
 // installGlobals gives a fresh runtime what The Things Stack's and
 // ChirpStack's runtimes give a codec beyond ECMAScript: console, and
-// ChirpStack v4's Buffer. Both are cheap to set up because most calls
-// use neither: console is one native function under five names, Buffer
-// is built on first use.
+// ChirpStack v4's Buffer, each only if the codec names it. console is one
+// native function under five names; Buffer is built on first use.
 func (e *engine) installGlobals() {
+	if e.c.globals.console {
+		e.installConsole()
+	}
+	if e.c.globals.buffer {
+		e.installBuffer()
+	}
+}
+
+func (e *engine) installConsole() {
 	rt := e.rt
 	// Codecs log while they are developed and often keep the calls;
 	// without console they would throw a ReferenceError.
@@ -34,7 +56,10 @@ func (e *engine) installGlobals() {
 		_ = console.Set(name, logFn)
 	}
 	_ = rt.Set("console", console)
+}
 
+func (e *engine) installBuffer() {
+	rt := e.rt
 	// ChirpStack v4 runs every codec as a module that imports Buffer
 	// (Node's Buffer API, for the browser); codecs written for it use
 	// Buffer without declaring it.
