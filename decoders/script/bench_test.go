@@ -143,3 +143,29 @@ func reportCPU(b *testing.B) func() {
 		}
 	}
 }
+
+// BenchmarkScriptBuffer decodes with a ChirpStack v4 style codec that
+// reads its payload through Buffer: the cost of building Buffer in each
+// call's fresh runtime on top of the decode.
+func BenchmarkScriptBuffer(b *testing.B) {
+	if TuneGC() {
+		defer debug.SetGCPercent(100)
+	}
+	c, err := Compile("cs-buffer.js", []byte(`function decodeUplink(input) {
+  var buf = Buffer.from(input.bytes);
+  return { data: { temperature: buf.readInt16BE(0) / 100, humidity: buf.readUInt8(2), hex: buf.toString('hex') } };
+}`), relaxed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := decoders.Input{FPort: 1, Bytes: []byte{0x09, 0x29, 0x30}}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		res, err := c.Decode(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Record.Release()
+	}
+}
