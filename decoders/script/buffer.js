@@ -503,6 +503,51 @@
       }
       return n;
     }
+    // Typed reads and writes.
+    readUInt8(o) { return rd(this, o, 1, false, false); }
+    readInt8(o) { return rd(this, o, 1, false, true); }
+    readUInt16LE(o) { return rd(this, o, 2, true, false); }
+    readUInt16BE(o) { return rd(this, o, 2, false, false); }
+    readInt16LE(o) { return rd(this, o, 2, true, true); }
+    readInt16BE(o) { return rd(this, o, 2, false, true); }
+    readUInt32LE(o) { return rd(this, o, 4, true, false); }
+    readUInt32BE(o) { return rd(this, o, 4, false, false); }
+    readInt32LE(o) { return rd(this, o, 4, true, true); }
+    readInt32BE(o) { return rd(this, o, 4, false, true); }
+    readUIntLE(o, n) { return rd(this, o, checkByteLength(n), true, false); }
+    readUIntBE(o, n) { return rd(this, o, checkByteLength(n), false, false); }
+    readIntLE(o, n) { return rd(this, o, checkByteLength(n), true, true); }
+    readIntBE(o, n) { return rd(this, o, checkByteLength(n), false, true); }
+    readFloatLE(o) { return readFloat(this, checkOffset(this, o, 4), 4, true); }
+    readFloatBE(o) { return readFloat(this, checkOffset(this, o, 4), 4, false); }
+    readDoubleLE(o) { return readFloat(this, checkOffset(this, o, 8), 8, true); }
+    readDoubleBE(o) { return readFloat(this, checkOffset(this, o, 8), 8, false); }
+    readBigUInt64LE(o) { return read64(this, o, true, false); }
+    readBigUInt64BE(o) { return read64(this, o, false, false); }
+    readBigInt64LE(o) { return read64(this, o, true, true); }
+    readBigInt64BE(o) { return read64(this, o, false, true); }
+    writeUInt8(v, o) { return wr(this, v, o, 1, false, false); }
+    writeInt8(v, o) { return wr(this, v, o, 1, false, true); }
+    writeUInt16LE(v, o) { return wr(this, v, o, 2, true, false); }
+    writeUInt16BE(v, o) { return wr(this, v, o, 2, false, false); }
+    writeInt16LE(v, o) { return wr(this, v, o, 2, true, true); }
+    writeInt16BE(v, o) { return wr(this, v, o, 2, false, true); }
+    writeUInt32LE(v, o) { return wr(this, v, o, 4, true, false); }
+    writeUInt32BE(v, o) { return wr(this, v, o, 4, false, false); }
+    writeInt32LE(v, o) { return wr(this, v, o, 4, true, true); }
+    writeInt32BE(v, o) { return wr(this, v, o, 4, false, true); }
+    writeUIntLE(v, o, n) { return wr(this, v, o, checkByteLength(n), true, false); }
+    writeUIntBE(v, o, n) { return wr(this, v, o, checkByteLength(n), false, false); }
+    writeIntLE(v, o, n) { return wr(this, v, o, checkByteLength(n), true, true); }
+    writeIntBE(v, o, n) { return wr(this, v, o, checkByteLength(n), false, true); }
+    writeFloatLE(v, o) { return writeFloat(this, v, checkOffset(this, o, 4), 4, true); }
+    writeFloatBE(v, o) { return writeFloat(this, v, checkOffset(this, o, 4), 4, false); }
+    writeDoubleLE(v, o) { return writeFloat(this, v, checkOffset(this, o, 8), 8, true); }
+    writeDoubleBE(v, o) { return writeFloat(this, v, checkOffset(this, o, 8), 8, false); }
+    writeBigUInt64LE(v, o) { return write64(this, v, o, true, false); }
+    writeBigUInt64BE(v, o) { return write64(this, v, o, false, false); }
+    writeBigInt64LE(v, o) { return write64(this, v, o, true, true); }
+    writeBigInt64BE(v, o) { return write64(this, v, o, false, true); }
     swap16() {
       return swap(this, 2);
     }
@@ -657,107 +702,43 @@
     return o + n;
   }
 
-  var P = Buffer.prototype;
-  // alias defines name and Node's lower-case alias (readUint8 for
-  // readUInt8) as the same function.
-  function alias(name, fn) {
-    def(P, name, fn);
-    if (name.indexOf("UInt") >= 0) {
-      def(P, name.replace("UInt", "Uint"), fn);
+  function rd(buf, offset, n, le, signed) {
+    var v = readU(buf, checkOffset(buf, offset, n), n, le);
+    return signed ? toSigned(v, n) : v;
+  }
+  function wr(buf, value, offset, n, le, signed) {
+    var half = Math.pow(2, 8 * n - 1);
+    value = Math.floor(signed ? checkValue(value, -half, half - 1) : checkValue(value, 0, 2 * half - 1));
+    return writeU(buf, value < 0 ? value + 2 * half : value, checkOffset(buf, offset, n), n, le);
+  }
+  var two32 = BigInt(4294967296);
+  function read64(buf, offset, le, signed) {
+    var o = checkOffset(buf, offset, 8);
+    var lo = readU(buf, le ? o : o + 4, 4, le), hi = readU(buf, le ? o + 4 : o, 4, le);
+    var v = BigInt(hi) * two32 + BigInt(lo);
+    return signed ? BigInt.asIntN(64, v) : v;
+  }
+  function write64(buf, value, offset, le, signed) {
+    if (typeof value !== "bigint") {
+      throw typeError("ERR_INVALID_ARG_TYPE", 'The "value" argument must be of type bigint. Received ' + describe(value));
+    }
+    if ((signed ? BigInt.asIntN(64, value) : BigInt.asUintN(64, value)) !== value) {
+      throw rangeError("ERR_OUT_OF_RANGE", 'The value of "value" is out of range. Received ' + value + "n");
+    }
+    var o = checkOffset(buf, offset, 8), u = BigInt.asUintN(64, value);
+    writeU(buf, Number(u % two32), le ? o : o + 4, 4, le);
+    writeU(buf, Number(u / two32), le ? o + 4 : o, 4, le);
+    return o + 8;
+  }
+
+  // Node's lower-case aliases (readUint8 for readUInt8), by assignment
+  // as Node and the browser package define their methods.
+  var P = Buffer.prototype, names = Object.getOwnPropertyNames(P);
+  for (var i = 0; i < names.length; i++) {
+    if (names[i].indexOf("UInt") >= 0) {
+      P[names[i].replace("UInt", "Uint")] = P[names[i]];
     }
   }
-  [1, 2, 4].forEach(function (n) {
-    var bits = 8 * n, max = Math.pow(2, bits) - 1, half = Math.pow(2, bits - 1);
-    [true, false].forEach(function (le) {
-      var suffix = n === 1 ? "" : le ? "LE" : "BE";
-      if (n === 1 && !le) {
-        return;
-      }
-      alias("readUInt" + bits + suffix, function (offset) {
-        return readU(this, checkOffset(this, offset, n), n, le);
-      });
-      alias("readInt" + bits + suffix, function (offset) {
-        return toSigned(readU(this, checkOffset(this, offset, n), n, le), n);
-      });
-      alias("writeUInt" + bits + suffix, function (value, offset) {
-        value = checkValue(value, 0, max);
-        return writeU(this, Math.floor(value), checkOffset(this, offset, n), n, le);
-      });
-      alias("writeInt" + bits + suffix, function (value, offset) {
-        value = Math.floor(checkValue(value, -half, half - 1));
-        return writeU(this, value < 0 ? value + 2 * half : value, checkOffset(this, offset, n), n, le);
-      });
-    });
-  });
-  [true, false].forEach(function (le) {
-    var suffix = le ? "LE" : "BE";
-    alias("readUInt" + suffix, function (offset, byteLength) {
-      var n = checkByteLength(byteLength);
-      return readU(this, checkOffset(this, offset, n), n, le);
-    });
-    alias("readInt" + suffix, function (offset, byteLength) {
-      var n = checkByteLength(byteLength);
-      return toSigned(readU(this, checkOffset(this, offset, n), n, le), n);
-    });
-    alias("writeUInt" + suffix, function (value, offset, byteLength) {
-      var n = checkByteLength(byteLength);
-      value = Math.floor(checkValue(value, 0, Math.pow(2, 8 * n) - 1));
-      return writeU(this, value, checkOffset(this, offset, n), n, le);
-    });
-    alias("writeInt" + suffix, function (value, offset, byteLength) {
-      var n = checkByteLength(byteLength), half = Math.pow(2, 8 * n - 1);
-      value = Math.floor(checkValue(value, -half, half - 1));
-      return writeU(this, value < 0 ? value + 2 * half : value, checkOffset(this, offset, n), n, le);
-    });
-    def(P, "readFloat" + suffix, function (offset) {
-      return readFloat(this, checkOffset(this, offset, 4), 4, le);
-    });
-    def(P, "readDouble" + suffix, function (offset) {
-      return readFloat(this, checkOffset(this, offset, 8), 8, le);
-    });
-    def(P, "writeFloat" + suffix, function (value, offset) {
-      return writeFloat(this, value, checkOffset(this, offset, 4), 4, le);
-    });
-    def(P, "writeDouble" + suffix, function (value, offset) {
-      return writeFloat(this, value, checkOffset(this, offset, 8), 8, le);
-    });
-    if (typeof BigInt !== "function") {
-      return;
-    }
-    var two32 = BigInt(4294967296);
-    function read64(buf, offset) {
-      var o = checkOffset(buf, offset, 8);
-      var lo = readU(buf, le ? o : o + 4, 4, le), hi = readU(buf, le ? o + 4 : o, 4, le);
-      return BigInt(hi) * two32 + BigInt(lo);
-    }
-    function write64(buf, value, offset, signed) {
-      if (typeof value !== "bigint") {
-        throw typeError("ERR_INVALID_ARG_TYPE", 'The "value" argument must be of type bigint. Received ' + describe(value));
-      }
-      var min = signed ? -(BigInt(1) << BigInt(63)) : BigInt(0);
-      var max = signed ? (BigInt(1) << BigInt(63)) - BigInt(1) : (BigInt(1) << BigInt(64)) - BigInt(1);
-      if (value < min || value > max) {
-        throw rangeError("ERR_OUT_OF_RANGE", 'The value of "value" is out of range. It must be >= ' + min + "n and <= " + max + "n. Received " + value + "n");
-      }
-      var o = checkOffset(buf, offset, 8), u = BigInt.asUintN(64, value);
-      var hi = Number(u / two32), lo = Number(u % two32);
-      writeU(buf, lo, le ? o : o + 4, 4, le);
-      writeU(buf, hi, le ? o + 4 : o, 4, le);
-      return o + 8;
-    }
-    alias("readBigUInt64" + suffix, function (offset) {
-      return read64(this, offset);
-    });
-    def(P, "readBigInt64" + suffix, function (offset) {
-      return BigInt.asIntN(64, read64(this, offset));
-    });
-    alias("writeBigUInt64" + suffix, function (value, offset) {
-      return write64(this, value, offset, false);
-    });
-    def(P, "writeBigInt64" + suffix, function (value, offset) {
-      return write64(this, value, offset, true);
-    });
-  });
   Buffer.poolSize = 8192;
   return Buffer;
 })()
