@@ -2,13 +2,18 @@ package script
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/decoders"
 )
@@ -343,4 +348,105 @@ func TestCodecHugeOutput(t *testing.T) {
 			t.Errorf("fPort %d: err = %v, want ErrCodec with %q", fport, err, want)
 		}
 	}
+}
+
+// TestConsole: console output goes to the debug log with the codec, its
+// model and the device, each message cut at maxConsoleBytes and each
+// call's messages cut at maxConsoleMessages, with the cuts marked; with
+// debug off nothing is logged.
+func TestConsole(t *testing.T) {
+	src := `function decodeUplink(input) {
+  console.log("first", input.bytes.length, {toString: function () { return "obj"; }});
+  console.warn("x".repeat(5000));
+  console.error("é".repeat(2000));
+  for (var i = 0; i < 40; i++) { console.debug("n", i); }
+  return {data: {ok: true}};
+}`
+	var buf strings.Builder
+	var mu sync.Mutex
+	logger := zerolog.New(syncWriter{&mu, &buf}).Level(zerolog.DebugLevel)
+	c, err := Compile("talky.js", []byte(src), Options{Timeout: relaxed.Timeout, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(decoders.Input{Bytes: []byte{1, 2}, DevEUI: "70b3d57ed0000001"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	mu.Unlock()
+	if len(lines) != maxConsoleMessages+1 {
+		t.Fatalf("%d lines, want %d messages and one saying the rest were dropped", len(lines), maxConsoleMessages+1)
+	}
+	type entry struct {
+		Level, Message, Codec, Model string
+		DevEUI                       string `json:"dev_eui"`
+		Truncated                    bool
+	}
+	var entries []entry
+	for _, l := range lines {
+		var e entry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if e.Level != "debug" || e.Codec != "talky.js" || e.Model != "talky" || e.DevEUI != "70b3d57ed0000001" {
+			t.Fatalf("entry %+v lacks the codec, model or device", e)
+		}
+		if len(e.Message) > maxConsoleBytes+len(" …[truncated]") {
+			t.Fatalf("message of %d bytes", len(e.Message))
+		}
+		entries = append(entries, e)
+	}
+	if entries[0].Message != "first 2 obj" || entries[0].Truncated {
+		t.Errorf("first message %+v", entries[0])
+	}
+	for _, e := range entries[1:3] {
+		if !e.Truncated || !strings.HasSuffix(e.Message, " …[truncated]") || !utf8.ValidString(e.Message) {
+			t.Errorf("long message not cut and marked: %q… truncated=%v", e.Message[:20], e.Truncated)
+		}
+	}
+	if entries[3].Message != "n 0" {
+		t.Errorf("fourth message %q", entries[3].Message)
+	}
+	if last := entries[len(entries)-1].Message; !strings.Contains(last, "dropped after 20 messages") {
+		t.Errorf("last line %q", last)
+	}
+
+	// The bound is per call: the next call logs again.
+	mu.Lock()
+	buf.Reset()
+	mu.Unlock()
+	if _, err := c.Decode(decoders.Input{Bytes: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if n := strings.Count(buf.String(), "\n"); n != maxConsoleMessages+1 {
+		t.Errorf("second call: %d lines", n)
+	}
+	buf.Reset()
+	mu.Unlock()
+
+	quiet, err := Compile("talky.js", []byte(src), Options{Timeout: relaxed.Timeout, Logger: logger.Level(zerolog.InfoLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quiet.Decode(decoders.Input{Bytes: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if buf.Len() != 0 {
+		t.Errorf("info level logged %q", buf.String())
+	}
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (s syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
