@@ -3,8 +3,12 @@ package script
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
 )
@@ -43,6 +47,98 @@ func FuzzScriptDecode(f *testing.F) {
 				t.Fatalf("%s: samples: %v", model, err)
 			}
 			res.Record.Release() // as the pipeline does
+		}
+	})
+}
+
+// FuzzScriptIsolation runs random interleavings of codecs (stateful ones
+// among them) and payloads on shared codecs, from two goroutines, and
+// compares every decode with the same input decoded alone by a Codec
+// loaded for that one call: with a fresh state per call, nothing decoded
+// before or beside a payload may change its result.
+//
+// The input is a program: each op is a codec byte, an fPort byte, a
+// length byte and that many payload bytes.
+func FuzzScriptIsolation(f *testing.F) {
+	type source struct{ name, src string }
+	var sources []source
+	for _, path := range []string{
+		filepath.Join(codecsDir, "elsys-ers-co2.js"),
+		filepath.Join(codecsDir, "dragino-lht65.js"),
+		filepath.Join(codecsDir, "milesight-em310-udl.js"),
+		filepath.Join(codecsDir, "decentlab-dl-pm.js"),
+		filepath.Join(behaviourDir, "state.js"),
+		filepath.Join(behaviourDir, "leaky.js"),
+		filepath.Join(behaviourDir, "ttn-v2.js"),
+	} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sources = append(sources, source{filepath.Base(path), string(b)})
+	}
+	opts := Options{PoolSize: 1, Timeout: relaxed.Timeout}
+	shared := make([]*Codec, len(sources))
+	for i, s := range sources {
+		c, err := Compile(s.name, []byte(s.src), opts)
+		if err != nil {
+			f.Fatal(err)
+		}
+		shared[i] = c
+	}
+	recv := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	type op struct {
+		codec int
+		in    decoders.Input
+	}
+	parse := func(prog []byte) []op {
+		var ops []op
+		for len(prog) >= 3 && len(ops) < 32 {
+			n := min(int(prog[2]), len(prog)-3)
+			ops = append(ops, op{
+				codec: int(prog[0]) % len(sources),
+				in: decoders.Input{FPort: prog[1], Bytes: prog[3 : 3+n], Time: recv,
+					Variables: map[string]string{"dev": fmt.Sprint(prog[0])}, DevEUI: fmt.Sprint(prog[0])},
+			})
+			prog = prog[3+n:]
+		}
+		return ops
+	}
+	for _, vc := range loadVectors(f) {
+		idx := 0
+		for i, s := range sources {
+			if s.name == vc.model+".js" {
+				idx = i
+			}
+		}
+		prog := append([]byte{byte(idx), vc.in.FPort, byte(len(vc.in.Bytes))}, vc.in.Bytes...)
+		f.Add(append(append(prog, 5, 1, 2, 1, 7), prog...)) // a vector, the leaky codec, the vector again
+	}
+	f.Add([]byte{4, 1, 1, 9, 4, 1, 1, 9, 5, 0, 2, 1, 2, 5, 0, 2, 0, 3})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		ops := parse(prog)
+		want := make([]string, len(ops))
+		for i, o := range ops {
+			alone, err := Compile(sources[o.codec].name, []byte(sources[o.codec].src), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[i] = outcome(alone.Decode(o.in))
+		}
+		got := make([]string, len(ops))
+		var wg sync.WaitGroup
+		for g := range 2 { // even ops on one goroutine, odd on the other
+			wg.Go(func() {
+				for i := g; i < len(ops); i += 2 {
+					got[i] = outcome(shared[ops[i].codec].Decode(ops[i].in))
+				}
+			})
+		}
+		wg.Wait()
+		for i := range ops {
+			if got[i] != want[i] {
+				t.Fatalf("op %d (%s, fPort %d, % x):\ninterleaved %s\n      alone %s", i, sources[ops[i].codec].name, ops[i].in.FPort, ops[i].in.Bytes, got[i], want[i])
+			}
 		}
 	})
 }
