@@ -1,9 +1,7 @@
 package script
 
 import (
-	_ "embed"
 	"strings"
-	"sync"
 
 	"github.com/dop251/goja"
 )
@@ -69,7 +67,7 @@ func (e *engine) installBuffer() {
 		_ = global.DefineDataProperty("Buffer", v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	}
 	getter = rt.ToValue(func(goja.FunctionCall) goja.Value {
-		ctor, err := rt.RunProgram(bufferProgram())
+		ctor, err := newBuffer(rt)
 		if err != nil {
 			panic(err) // rethrown into the codec by goja
 		}
@@ -132,12 +130,3 @@ func cutUTF8(s string, n int) string {
 	}
 	return s[:n]
 }
-
-//go:embed buffer.js
-var bufferSource string
-
-// bufferProgram is buffer.js compiled once for every runtime of the
-// process; running it evaluates to the Buffer constructor.
-var bufferProgram = sync.OnceValue(func() *goja.Program {
-	return goja.MustCompile("buffer.js", bufferSource, true)
-})
