@@ -215,7 +215,11 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 	if c.normalize {
 		c.maps = nil
 	}
-	c.spare <- e
+	if c.globals.date {
+		e.close()
+	} else {
+		c.spare <- e
+	}
 	return c, nil
 }
 
@@ -312,8 +316,15 @@ func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
 }
 
 // fresh takes a spare runtime, or sets one up when there is none, and
-// has the spares replenished.
+// has the spares replenished. A codec that names Date gets no spares:
+// its top level may read the clock (var loaded = new Date()), and in a
+// spare it would have read it when the spare was set up, maybe hours
+// before the uplink, where The Things Stack and ChirpStack run it at the
+// call.
 func (c *Codec) fresh() (*engine, error) {
+	if c.globals.date {
+		return c.newEngine()
+	}
 	select {
 	case e := <-c.spare:
 		c.refill()

@@ -33,7 +33,9 @@
 // prototypes or globalThis never reaches another uplink or device. A
 // background goroutine sets up the next runtimes (Options.PoolSize), so
 // the set-up is off a decode's path unless decodes come back to back;
-// its CPU is paid per call either way (BENCHMARKS.md). Codec.RunReused
+// its CPU is paid per call either way (BENCHMARKS.md). A codec whose
+// source names Date gets no spares, so a top level that reads the clock
+// reads it at the call. Codec.RunReused
 // decodes in one reused runtime instead, for import self-tests to spot
 // codecs that depend on state.
 //

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
 )
@@ -205,5 +206,31 @@ func TestRunReused(t *testing.T) {
 	fresh, err := c.Run(ins[0])
 	if err != nil || fresh.Data["calls"] != 1.0 {
 		t.Fatalf("Run: %v %v, want calls 1", fresh.Data, err)
+	}
+}
+
+// TestTopLevelRunsAtCall: a codec whose top level reads the clock reads
+// it at the call, as in The Things Stack and ChirpStack, not when a
+// spare runtime was set up beforehand.
+func TestTopLevelRunsAtCall(t *testing.T) {
+	c, err := Compile("clock.js", []byte(`var loaded = Date.now(); function decodeUplink() { return {data: {loaded: loaded}}; }`), relaxed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiled := time.Now().UnixMilli()
+	for time.Now().UnixMilli() <= compiled+1 {
+		// Wait out the millisecond (JavaScript's clock resolution) in
+		// which a spare runtime could have been set up.
+	}
+	before := time.Now().UnixMilli()
+	for i := range 3 {
+		res, err := c.Decode(decoders.Input{Bytes: []byte{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loaded := int64(res.DataMap()["loaded"].(float64)); loaded < before {
+			t.Fatalf("call %d: top level ran at %d, before the call at %d", i+1, loaded, before)
+		}
+		res.Record.Release()
 	}
 }
