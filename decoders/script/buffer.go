@@ -494,7 +494,10 @@ func (b *bufferEnv) size(v goja.Value) int {
 	return int(f)
 }
 
-var typeBytes = reflect.TypeOf([]byte(nil))
+var (
+	typeBytes       = reflect.TypeOf([]byte(nil))
+	typeArrayBuffer = reflect.TypeOf(goja.ArrayBuffer{})
+)
 
 // maxBufferSize bounds a Buffer a codec can allocate in one piece. Node's
 // limit is about 4 GiB; a codec decodes a LoRaWAN payload of at most a
@@ -515,7 +518,7 @@ func (b *bufferEnv) from(call goja.FunctionCall) goja.Value {
 		}
 		b.typeError("ERR_INVALID_ARG_TYPE", "The first argument must be of type string or an instance of Buffer, ArrayBuffer, or Array or an Array-like Object. Received %s", describeArg(v))
 	}
-	if _, ok := o.Export().(goja.ArrayBuffer); ok {
+	if o.ExportType() == typeArrayBuffer { // not Export: it would copy an array
 		r, err := b.rt.New(b.ctor, v, arg1, arg2) // shares memory
 		if err != nil {
 			panic(err)
