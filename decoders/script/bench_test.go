@@ -24,8 +24,7 @@ var benchCodecs = []struct {
 
 // BenchmarkScriptDecode decodes one vector payload per device with the
 // JavaScript codec and, for comparison, with the native decoder. Each
-// call runs in a fresh runtime; cpu-ns/op is the whole process's CPU, so
-// it includes setting up the spare runtimes in the background. Like the
+// call runs in a fresh runtime, set up on the call's path. Like the
 // daemon with a scripts folder, it runs at the collector target TuneGC
 // sets; GOGC=100 in the environment measures Go's default instead.
 func BenchmarkScriptDecode(b *testing.B) {
@@ -71,8 +70,6 @@ func BenchmarkScriptDecodeParallel(b *testing.B) {
 		payload, _ := hex.DecodeString(bc.hex)
 		in := decoders.Input{FPort: bc.fport, Bytes: payload}
 		b.Run(bc.model, func(b *testing.B) {
-			// The spare runtimes are sized when the codec loads:
-			// GOMAXPROCS, which -cpu sets before each run.
 			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,12 +38,9 @@ type Options struct {
 	// MaxCallDepth bounds the JavaScript call stack; zero means
 	// DefaultMaxCallDepth.
 	MaxCallDepth int
-	// PoolSize is how many fresh runtimes (top level run, never used for
-	// a decode) a codec keeps ready; zero means GOMAXPROCS. Every decode
-	// takes one and discards it afterwards, and a background goroutine
-	// sets up replacements, so the set-up is off the decode's path while
-	// decodes are not back to back. More concurrent decodes than that
-	// still run, on runtimes set up for the occasion.
+	// PoolSize is ignored: every decode sets up a fresh runtime of its
+	// own and discards it afterwards, so no codec state survives a call.
+	// It was the size of a pool of reused runtimes.
 	PoolSize int
 	// Mappings lift data keys onto catalogue quantities, by model id, for
 	// codecs that have no normalizeUplink. Ignored for codecs that have
@@ -64,9 +60,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCallDepth <= 0 {
 		o.MaxCallDepth = DefaultMaxCallDepth
-	}
-	if o.PoolSize <= 0 {
-		o.PoolSize = runtime.GOMAXPROCS(0)
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
@@ -174,8 +167,6 @@ type Codec struct {
 	opts      Options
 	maps      []decoders.Mapping
 	globals   globalsUsed
-	spare     chan *engine // fresh runtimes, never used for a decode
-	refilling atomic.Bool  // a goroutine is setting up spare runtimes
 	lastLen   atomic.Int32 // values in the last output, see newRecord
 }
 
@@ -205,7 +196,6 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		opts:    opts,
 		maps:    maps,
 		globals: scanGlobals(string(src)),
-		spare:   make(chan *engine, opts.PoolSize),
 	}
 	e, err := c.newEngine()
 	if err != nil {
@@ -215,11 +205,7 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 	if c.normalize {
 		c.maps = nil
 	}
-	if c.globals.date {
-		e.close()
-	} else {
-		c.spare <- e
-	}
+	e.close() // each call sets up its own
 	return c, nil
 }
 
@@ -315,48 +301,15 @@ func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
 	return out, err
 }
 
-// fresh takes a spare runtime, or sets one up when there is none, and
-// has the spares replenished. A codec that names Date gets no spares:
-// its top level may read the clock (var loaded = new Date()), and in a
-// spare it would have read it when the spare was set up, maybe hours
-// before the uplink, where The Things Stack and ChirpStack run it at the
-// call.
+// fresh sets up a runtime for one call. It does so on the call's own
+// path, not ahead in a goroutine: with spare runtimes set up by a
+// goroutine, back-to-back decodes cost 20–30 % more CPU each (two cores
+// busy at once, the runtime made on one and used on the other;
+// BENCHMARKS.md), and under load is when CPU counts. It also runs the
+// top level when the call does, as The Things Stack and ChirpStack do,
+// so a top level that reads the clock reads it then.
 func (c *Codec) fresh() (*engine, error) {
-	if c.globals.date {
-		return c.newEngine()
-	}
-	select {
-	case e := <-c.spare:
-		c.refill()
-		return e, nil
-	default:
-		c.refill()
-		return c.newEngine()
-	}
-}
-
-// refill starts a goroutine that sets up spare runtimes until there are
-// Options.PoolSize, unless one is at it already. It stops at the first
-// failure: the next decode then sets up its own runtime and reports why.
-func (c *Codec) refill() {
-	if len(c.spare) == cap(c.spare) || !c.refilling.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer c.refilling.Store(false)
-		for len(c.spare) < cap(c.spare) {
-			e, err := c.newEngine()
-			if err != nil {
-				return
-			}
-			select {
-			case c.spare <- e:
-			default:
-				e.close()
-				return
-			}
-		}
-	}()
+	return c.newEngine()
 }
 
 // RunReused runs the codec on each input in turn in one runtime, reused

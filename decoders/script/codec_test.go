@@ -289,7 +289,7 @@ func TestConcurrent(t *testing.T) {
 	// the looping codec gets a tighter limit (which also bounds the run
 	// of its top level that sets up each call's fresh state).
 	for _, model := range scriptVectors {
-		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), Options{PoolSize: 4, Timeout: relaxed.Timeout})
+		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), relaxed)
 	}
 	loop := behaviour(t, "loop", Options{Timeout: DefaultTimeout})
 	vectors := loadVectors(t)

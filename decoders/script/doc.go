@@ -27,15 +27,11 @@
 // engine costs the one uplink an error, never the daemon.
 //
 // Every call runs in a fresh state, as in The Things Stack and ChirpStack:
-// a codec is compiled once per file version, and each decode takes a
-// runtime in which the file's top level has run and nothing else, and
-// discards it afterwards. Whatever a codec keeps in globals, built-in
-// prototypes or globalThis never reaches another uplink or device. A
-// background goroutine sets up the next runtimes (Options.PoolSize), so
-// the set-up is off a decode's path unless decodes come back to back;
-// its CPU is paid per call either way (BENCHMARKS.md). A codec whose
-// source names Date gets no spares, so a top level that reads the clock
-// reads it at the call. Codec.RunReused
+// a codec is compiled once per file version, and each decode sets up a
+// runtime, runs the file's top level in it, makes its call and discards
+// it. Whatever a codec keeps in globals, built-in prototypes, globalThis
+// or closures never reaches another uplink or device. The set-up is on
+// the call's path; its cost is measured in BENCHMARKS.md. Codec.RunReused
 // decodes in one reused runtime instead, for import self-tests to spot
 // codecs that depend on state.
 //

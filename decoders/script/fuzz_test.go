@@ -78,7 +78,7 @@ func FuzzScriptIsolation(f *testing.F) {
 		}
 		sources = append(sources, source{filepath.Base(path), string(b)})
 	}
-	opts := Options{PoolSize: 1, Timeout: relaxed.Timeout}
+	opts := relaxed
 	shared := make([]*Codec, len(sources))
 	for i, s := range sources {
 		c, err := Compile(s.name, []byte(s.src), opts)

@@ -22,17 +22,12 @@ const (
 // a fresh runtime, which every call pays, so a codec that never names
 // one does not get it (reaching one by a computed name, as
 // globalThis["con" + "sole"], finds nothing).
-//
-// date is whether the source names Date: such a codec's top level may
-// read the clock, so it must run when the call does, not earlier in a
-// spare runtime that waited for an uplink (see Codec.fresh).
-type globalsUsed struct{ console, buffer, date bool }
+type globalsUsed struct{ console, buffer bool }
 
 func scanGlobals(src string) globalsUsed {
 	return globalsUsed{
 		console: strings.Contains(src, "console"),
 		buffer:  strings.Contains(src, "Buffer"),
-		date:    strings.Contains(src, "Date"),
 	}
 }
 

@@ -40,7 +40,7 @@ func outcome(res decoders.Result, err error) string {
 // level again, one call after another and for every device.
 func TestFreshStatePerCall(t *testing.T) {
 	t.Run("counter", func(t *testing.T) {
-		c := behaviour(t, "state", Options{PoolSize: 1, Timeout: relaxed.Timeout})
+		c := behaviour(t, "state", relaxed)
 		for i := range 5 {
 			res, err := c.Decode(decoders.Input{Bytes: []byte{byte(i)}})
 			if err != nil {
@@ -53,7 +53,7 @@ func TestFreshStatePerCall(t *testing.T) {
 		}
 	})
 	t.Run("leaky", func(t *testing.T) {
-		c := behaviour(t, "leaky", Options{PoolSize: 1, Timeout: relaxed.Timeout})
+		c := behaviour(t, "leaky", relaxed)
 		for i, dev := range []string{"a", "b", "a", "c"} {
 			res, err := c.Decode(decoders.Input{Bytes: []byte{byte(i % 2), byte(10 + i)}, Variables: map[string]string{"dev": dev}, DevEUI: dev})
 			if err != nil {
@@ -85,9 +85,9 @@ func TestVectorOrderIrrelevant(t *testing.T) {
 	}
 	codecs := map[string]*Codec{}
 	for _, model := range scriptVectors {
-		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), Options{PoolSize: 1, Timeout: relaxed.Timeout})
+		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), relaxed)
 	}
-	leaky := behaviour(t, "leaky", Options{PoolSize: 1, Timeout: relaxed.Timeout})
+	leaky := behaviour(t, "leaky", relaxed)
 	leakyAlone := decodeAlone(t, filepath.Join(behaviourDir, "leaky.js"), decoders.Input{Bytes: []byte{1, 2}})
 
 	byFile := func() [][]int { // indices of each vector file's examples, in file order
@@ -157,10 +157,10 @@ func TestConcurrentFreshState(t *testing.T) {
 	for i, vc := range vectors {
 		vectorsAlone[i] = decodeAlone(t, filepath.Join(codecsDir, vc.model+".js"), vc.in)
 	}
-	leaky := mustLoad(t, leakyPath, Options{PoolSize: 2, Timeout: relaxed.Timeout})
+	leaky := mustLoad(t, leakyPath, relaxed)
 	codecs := map[string]*Codec{}
 	for _, model := range scriptVectors {
-		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), Options{PoolSize: 2, Timeout: relaxed.Timeout})
+		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), relaxed)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
