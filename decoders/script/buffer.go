@@ -1,6 +1,7 @@
 package script
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -499,10 +500,12 @@ var (
 	typeArrayBuffer = reflect.TypeOf(goja.ArrayBuffer{})
 )
 
-// maxBufferSize bounds a Buffer a codec can allocate in one piece. Node's
-// limit is about 4 GiB; a codec decodes a LoRaWAN payload of at most a
-// few hundred bytes, and memory is not bounded otherwise.
-const maxBufferSize = 1 << 24
+// maxBufferSize bounds a Buffer made by Buffer's own functions (alloc,
+// from, concat). Node's limit is about 4 GiB; a codec decodes a LoRaWAN
+// payload of at most 242 bytes, and the native loops that fill a Buffer
+// (from an array-like, say) cannot be interrupted by the time limit, so
+// the bound also bounds how long one such call runs.
+const maxBufferSize = 1 << 16
 
 // Static functions.
 
@@ -765,20 +768,23 @@ func (b *bufferEnv) search(call goja.FunctionCall, forward bool) int {
 			from += len(p)
 		}
 	}
+	// bytes.Index and LastIndex, not a loop comparing at every offset:
+	// a native call is not interruptible, and p may be a Uint8Array of
+	// any size the codec made (Buffer.prototype.indexOf.call(big, ...)).
 	if forward {
-		for i := max(0, from); i <= last; i++ {
-			if string(p[i:i+len(q)]) == string(q) {
-				return i
-			}
+		from = max(0, from)
+		if from > last {
+			return -1
+		}
+		if i := bytes.Index(p[from:], q); i >= 0 {
+			return from + i
 		}
 		return -1
 	}
-	for i := min(from, last); i >= 0; i-- {
-		if string(p[i:i+len(q)]) == string(q) {
-			return i
-		}
+	if from = min(from, last); from < 0 {
+		return -1
 	}
-	return -1
+	return bytes.LastIndex(p[:from+len(q)], q)
 }
 
 func (b *bufferEnv) fill(call goja.FunctionCall) goja.Value {

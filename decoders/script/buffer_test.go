@@ -193,6 +193,9 @@ func TestBuffer(t *testing.T) {
 		{`(function () { var buf = Buffer.allocUnsafe(8); buf.writeBigUInt64LE(BigInt('0xdecafafecacefade'), 0); return buf.toString('hex'); })()`, "defacecafefacade"},
 		{`Buffer.alloc(4).writeUInt16BE(1, 2)`, 4.0}, // returns offset plus bytes written
 		// a Buffer is a Uint8Array, indexable, with a length
+		{`Buffer.alloc(65536).length`, 65536.0},
+		{`Buffer.prototype.indexOf.call(new Uint8Array(1 << 20), Buffer.alloc(4096, 1))`, -1.0},
+		{`Buffer.prototype.lastIndexOf.call(new Uint8Array(1 << 20).fill(7), 7)`, 1048575.0},
 		{`Buffer.from([1, 2, 3]) instanceof Uint8Array`, true},
 		{`Buffer.from([1, 2, 3])[1] + Buffer.from([1, 2, 3]).length`, 5.0},
 		{`Object.keys(Buffer.from([7, 8])).join()`, "0,1"},
@@ -243,6 +246,12 @@ func TestBufferErrors(t *testing.T) {
 		{`Buffer.concat('ab')`, "TypeError ERR_INVALID_ARG_TYPE"},
 		{`Buffer.concat([[1, 2]])`, "TypeError ERR_INVALID_ARG_TYPE"},
 		{`Buffer.from('a').equals('a')`, "TypeError ERR_INVALID_ARG_TYPE"},
+		// sensorgate's bound on what Buffer's own functions make (Node's
+		// is about 4 GiB): a hostile codec gets an error, not a native
+		// loop over a billion elements.
+		{`Buffer.alloc(65537)`, "RangeError ERR_OUT_OF_RANGE"},
+		{`Buffer.from({length: 1e9})`, "RangeError ERR_OUT_OF_RANGE"},
+		{`Buffer.concat([Buffer.alloc(65536), Buffer.alloc(1)])`, "RangeError ERR_OUT_OF_RANGE"},
 	} {
 		v, err := rt.RunString(`(function () { try { ` + tc.expr + `; return "no error"; } catch (e) { return e.name + " " + e.code; } })()`)
 		if err != nil {
