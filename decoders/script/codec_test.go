@@ -356,7 +356,7 @@ func TestCodecHugeOutput(t *testing.T) {
 // debug off nothing is logged.
 func TestConsole(t *testing.T) {
 	src := `function decodeUplink(input) {
-  console.log("first", input.bytes.length, {toString: function () { return "obj"; }});
+  console.log("first", input.bytes.length, {toString: function () { return "obj"; }}, Symbol("s"));
   console.warn("x".repeat(5000));
   console.error("é".repeat(2000));
   for (var i = 0; i < 40; i++) { console.debug("n", i); }
@@ -397,7 +397,7 @@ func TestConsole(t *testing.T) {
 		}
 		entries = append(entries, e)
 	}
-	if entries[0].Message != "first 2 obj" || entries[0].Truncated {
+	if entries[0].Message != "first 2 obj Symbol(s)" || entries[0].Truncated {
 		t.Errorf("first message %+v", entries[0])
 	}
 	for _, e := range entries[1:3] {

@@ -104,20 +104,35 @@ func (e *engine) console(call goja.FunctionCall) goja.Value {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		// String may run the codec's own toString: it does so inside
-		// the call, under its time limit.
-		s := a.String()
+		s, cut := consoleText(a)
 		if room := maxConsoleBytes - b.Len(); len(s) > room {
-			s, truncated = cutUTF8(s, max(room, 0)), true
+			s, cut = cutUTF8(s, max(room, 0)), true
 		}
 		b.WriteString(s)
-		if truncated {
+		if cut {
+			truncated = true
 			b.WriteString(" …[truncated]")
 			break
 		}
 	}
 	ev.Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev).Bool("truncated", truncated).Msg(b.String())
 	return goja.Undefined()
+}
+
+// consoleText is one console argument as text, and whether it was cut:
+// a long JavaScript string is cut to maxConsoleBytes characters before
+// it is converted to Go, which would copy it whole.
+func consoleText(a goja.Value) (string, bool) {
+	if sym, ok := a.(*goja.Symbol); ok { // printed as Node prints one
+		return "Symbol(" + cutUTF8(sym.String(), maxConsoleBytes) + ")", false
+	}
+	// ToString may run the codec's own toString: it does so inside the
+	// call, under its time limit.
+	js := a.ToString()
+	if str, ok := js.(goja.String); ok && str.Length() > maxConsoleBytes {
+		return str.Substring(0, maxConsoleBytes).String(), true
+	}
+	return js.String(), false
 }
 
 // cutUTF8 returns s cut to at most n bytes, not inside a character.
