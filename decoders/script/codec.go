@@ -38,9 +38,9 @@ type Options struct {
 	// MaxCallDepth bounds the JavaScript call stack; zero means
 	// DefaultMaxCallDepth.
 	MaxCallDepth int
-	// PoolSize is ignored: every decode sets up a fresh runtime of its
-	// own and discards it afterwards, so no codec state survives a call.
-	// It was the size of a pool of reused runtimes.
+	// PoolSize is ignored, kept so that callers setting it still
+	// compile: every decode sets up a fresh runtime of its own and
+	// discards it afterwards, so no codec state survives a call.
 	PoolSize int
 	// Mappings lift data keys onto catalogue quantities, by model id, for
 	// codecs that have no normalizeUplink. Ignored for codecs that have

@@ -210,8 +210,8 @@ func TestRunReused(t *testing.T) {
 }
 
 // TestTopLevelRunsAtCall: a codec whose top level reads the clock reads
-// it at the call, as in The Things Stack and ChirpStack, not when a
-// spare runtime was set up beforehand.
+// it at the call, as in The Things Stack and ChirpStack, not when the
+// codec was loaded or a runtime set up ahead of the call.
 func TestTopLevelRunsAtCall(t *testing.T) {
 	c, err := Compile("clock.js", []byte(`var loaded = Date.now(); function decodeUplink() { return {data: {loaded: loaded}}; }`), relaxed)
 	if err != nil {
@@ -220,7 +220,7 @@ func TestTopLevelRunsAtCall(t *testing.T) {
 	compiled := time.Now().UnixMilli()
 	for time.Now().UnixMilli() <= compiled+1 {
 		// Wait out the millisecond (JavaScript's clock resolution) in
-		// which a spare runtime could have been set up.
+		// which the codec was loaded.
 	}
 	before := time.Now().UnixMilli()
 	for i := range 3 {
