@@ -18,6 +18,7 @@ type Input struct {
 	Bytes     []byte
 	Time      time.Time         // network-server receive time
 	Variables map[string]string // per-device variables from the registry
+	DevEUI    string            // the device, hex, for codecs' console output; "" if unknown
 }
 
 // Result is what a decoder makes of one payload.

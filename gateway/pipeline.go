@@ -244,7 +244,7 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 			// MAC-only uplinks (FPort 0, empty FRMPayload) carry nothing to decode.
 			break
 		}
-		res, err := decodeSafely(dev.decoder, decoders.Input{FPort: up.FPort, Bytes: up.Payload, Time: up.Time, Variables: dev.variables})
+		res, err := decodeSafely(dev.decoder, decoders.Input{FPort: up.FPort, Bytes: up.Payload, Time: up.Time, Variables: dev.variables, DevEUI: eui(up.DevEUI)})
 		if err != nil {
 			return nil, nil, &Rejection{Reason: ReasonDecode, Err: fmt.Errorf("model %s: %w", dev.model, err)}
 		}

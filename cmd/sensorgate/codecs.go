@@ -267,6 +267,7 @@ func importOne(ctx context.Context, src codecSource, m, dir, firmware string, fo
 			fmt.Fprintf(stdout, "  PASS  %d %s\n", i+1, ex.name)
 		}
 	}
+	warnStateful(c, found.examples, stdout)
 	if fails > 0 && !force {
 		return fmt.Errorf("not written: %d of %d examples failed; fix the codec, or use -force to write it anyway", fails, len(found.examples))
 	}
@@ -568,6 +569,42 @@ func exampleInput(fport *int, raw []int, recv string, vars map[string]string) (d
 		in.Time = t
 	}
 	return in, nil
+}
+
+// warnStateful decodes the examples twice over in one reused runtime and
+// warns about each example whose output there differs from its output in
+// a fresh state (which checkExample saw, and which the daemon gives every
+// decode, as The Things Stack and ChirpStack do): the codec keeps state
+// between calls, so its author may have tested it in a way that no
+// network server runs it.
+func warnStateful(c *script.Codec, examples []codecExample, stdout io.Writer) {
+	if len(examples) == 0 {
+		return
+	}
+	ins := make([]decoders.Input, 0, 2*len(examples))
+	for _, ex := range examples {
+		ins = append(ins, ex.in)
+	}
+	ins = append(ins, ins...)
+	outs, errs := c.RunReused(ins)
+	for i, ex := range examples {
+		fresh := runOutcome(c.Run(ex.in))
+		for _, k := range []int{i, len(examples) + i} {
+			if reused := runOutcome(outs[k], errs[k]); reused != fresh {
+				fmt.Fprintf(stdout, "  WARN  %d %s: codec %s keeps state between calls: decoded after %d other decodes in the same runtime it gives %s, in a fresh one %s; sensorgate decodes every uplink in a fresh state, as The Things Stack and ChirpStack do\n",
+					i+1, ex.name, c.File(), k, reused, fresh)
+				break
+			}
+		}
+	}
+}
+
+// runOutcome renders what Codec.Run returned for comparison and display.
+func runOutcome(out script.Output, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return jsonString(map[string]any{"data": out.Data, "warnings": out.Warnings, "normalized": out.Normalized})
 }
 
 // checkExample runs one example, compared as the repositories' own test

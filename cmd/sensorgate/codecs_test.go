@@ -239,3 +239,31 @@ codec = "metadata.js"
 		t.Fatal("unquoted value accepted")
 	}
 }
+
+// TestCodecsImportWarnsAboutState: each example is checked in a fresh
+// state (so a codec that numbers its calls passes every example), and a
+// codec whose output changes when its runtime is reused gets a warning
+// naming the codec and the example; a stateless codec gets none.
+func TestCodecsImportWarnsAboutState(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runImport(t, "-to", dir, "-from", ttnRepo, "acme/counter")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"PASS  1 First reading",
+		"PASS  2 Second reading",
+		`WARN  1 First reading: codec acme-counter.js keeps state between calls: decoded after 2 other decodes in the same runtime it gives {"data":{"reading":16,"sequence":3}`,
+		`WARN  2 Second reading: codec acme-counter.js keeps state between calls: decoded after 1 other decodes in the same runtime it gives {"data":{"reading":32,"sequence":2}`,
+		"in a fresh one {\"data\":{\"reading\":32,\"sequence\":1}",
+		"wrote " + filepath.Join(dir, "acme-counter.js"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = runImport(t, "-to", t.TempDir(), "-from", ttnRepo, "dragino/lht65")
+	if err != nil || strings.Contains(out, "WARN") {
+		t.Fatalf("stateless codec: %v\n%s", err, out)
+	}
+}

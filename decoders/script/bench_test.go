@@ -23,7 +23,8 @@ var benchCodecs = []struct {
 }
 
 // BenchmarkScriptDecode decodes one vector payload per device with the
-// JavaScript codec and, for comparison, with the native decoder. Like the
+// JavaScript codec and, for comparison, with the native decoder. Each
+// call runs in a fresh runtime, set up on the call's path. Like the
 // daemon with a scripts folder, it runs at the collector target TuneGC
 // sets; GOGC=100 in the environment measures Go's default instead.
 func BenchmarkScriptDecode(b *testing.B) {
@@ -56,7 +57,7 @@ func BenchmarkScriptDecode(b *testing.B) {
 }
 
 // BenchmarkScriptDecodeParallel decodes from GOMAXPROCS goroutines at once,
-// each on a runtime of the codec's pool: run with -cpu 1,2 to see whether
+// each call on a fresh runtime of its own: run with -cpu 1,2 to see whether
 // throughput scales with cores (ns/op is per decode across all goroutines,
 // so perfect scaling halves it from 1 to 2 CPUs). Like
 // BenchmarkScriptDecode it runs at TuneGC's collector target unless GOGC
@@ -69,8 +70,6 @@ func BenchmarkScriptDecodeParallel(b *testing.B) {
 		payload, _ := hex.DecodeString(bc.hex)
 		in := decoders.Input{FPort: bc.fport, Bytes: payload}
 		b.Run(bc.model, func(b *testing.B) {
-			// The pool is sized when the codec loads: GOMAXPROCS, which
-			// -cpu sets before each run.
 			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -100,7 +99,7 @@ func BenchmarkScriptCodecOnly(b *testing.B) {
 		in := decoders.Input{FPort: bc.fport, Bytes: payload}
 		b.Run(bc.model, func(b *testing.B) {
 			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
-			e, err := c.get()
+			e, err := c.fresh()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -141,5 +140,55 @@ func reportCPU(b *testing.B) func() {
 		if end, _ := cpuTime(); ok && b.N > 0 {
 			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
+	}
+}
+
+// BenchmarkScriptBuffer decodes with a ChirpStack v4 style codec that
+// reads its payload through Buffer: the cost of building Buffer in each
+// call's fresh runtime on top of the decode.
+func BenchmarkScriptBuffer(b *testing.B) {
+	if TuneGC() {
+		defer debug.SetGCPercent(100)
+	}
+	c, err := Compile("cs-buffer.js", []byte(`function decodeUplink(input) {
+  var buf = Buffer.from(input.bytes);
+  return { data: { temperature: buf.readInt16BE(0) / 100, humidity: buf.readUInt8(2), hex: buf.toString('hex') } };
+}`), relaxed)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := decoders.Input{FPort: 1, Bytes: []byte{0x09, 0x29, 0x30}}
+	b.ReportAllocs()
+	defer reportCPU(b)()
+	for b.Loop() {
+		res, err := c.Decode(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Record.Release()
+	}
+}
+
+// BenchmarkScriptSetUp sets up one fresh runtime per op, as every decode
+// needs one: goja.New, the file's top level, the entry points. This is
+// what the fresh state per call adds to BenchmarkScriptCodecOnly and the
+// conversion.
+func BenchmarkScriptSetUp(b *testing.B) {
+	if TuneGC() {
+		defer debug.SetGCPercent(100)
+	}
+	for _, bc := range benchCodecs {
+		b.Run(bc.model, func(b *testing.B) {
+			c := mustLoad(b, filepath.Join(codecsDir, bc.model+".js"), relaxed)
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				e, err := c.newEngine()
+				if err != nil {
+					b.Fatal(err)
+				}
+				e.close()
+			}
+		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,16 +32,15 @@ const (
 // Options configure codecs and the Watcher. The zero value is usable.
 type Options struct {
 	// Timeout bounds each call into a codec (decodeUplink,
-	// normalizeUplink, Decode); zero means DefaultTimeout. Running a file's
-	// top level when a runtime is set up gets ten times as long, at least
-	// a second, because codecs build their lookup tables there.
+	// normalizeUplink, Decode) and each run of the file's top level, which
+	// sets up the fresh state of every call; zero means DefaultTimeout.
 	Timeout time.Duration
 	// MaxCallDepth bounds the JavaScript call stack; zero means
 	// DefaultMaxCallDepth.
 	MaxCallDepth int
-	// PoolSize is how many initialised runtimes a codec keeps for reuse;
-	// zero means GOMAXPROCS. More concurrent decodes than that still run,
-	// on runtimes set up for the occasion.
+	// PoolSize is ignored, kept so that callers setting it still
+	// compile: every decode sets up a fresh runtime of its own and
+	// discards it afterwards, so no codec state survives a call.
 	PoolSize int
 	// Mappings lift data keys onto catalogue quantities, by model id, for
 	// codecs that have no normalizeUplink. Ignored for codecs that have
@@ -62,9 +60,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxCallDepth <= 0 {
 		o.MaxCallDepth = DefaultMaxCallDepth
-	}
-	if o.PoolSize <= 0 {
-		o.PoolSize = runtime.GOMAXPROCS(0)
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
@@ -171,7 +166,7 @@ type Codec struct {
 	normalize bool
 	opts      Options
 	maps      []decoders.Mapping
-	pool      chan *engine
+	globals   globalsUsed
 	lastLen   atomic.Int32 // values in the last output, see newRecord
 }
 
@@ -195,12 +190,12 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		return nil, loadErr(err, "script: codec %s does not compile: %v: fix the file (it is not used until then)", name, err)
 	}
 	c := &Codec{
-		model: model,
-		file:  name,
-		prog:  prog,
-		opts:  opts,
-		maps:  maps,
-		pool:  make(chan *engine, opts.PoolSize),
+		model:   model,
+		file:    name,
+		prog:    prog,
+		opts:    opts,
+		maps:    maps,
+		globals: scanGlobals(string(src)),
 	}
 	e, err := c.newEngine()
 	if err != nil {
@@ -210,7 +205,7 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 	if c.normalize {
 		c.maps = nil
 	}
-	c.put(e)
+	e.close() // each call sets up its own
 	return c, nil
 }
 
@@ -292,39 +287,64 @@ func (c *Codec) newRecord() *decoders.Record {
 	return decoders.NewRecord(int(c.lastLen.Load()))
 }
 
-// exec runs the codec on a pooled runtime, writing its data into rec.
+// exec runs the codec on a fresh runtime, writing its data into rec.
 func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
-	e, err := c.get()
+	e, err := c.fresh()
 	if err != nil {
 		return Output{}, err
 	}
-	out, err, broken := c.run(e, in, rec)
-	if broken {
-		e.close()
-	} else {
-		c.put(e)
-	}
+	out, err, _ := c.run(e, in, rec)
+	e.close() // whatever the call did to it, it is never used again
 	if n := int32(rec.Len()); c.lastLen.Load() != n {
 		c.lastLen.Store(n) // only on a change: concurrent calls share the word
 	}
 	return out, err
 }
 
-// get takes a pooled runtime or sets up a new one.
-func (c *Codec) get() (*engine, error) {
-	select {
-	case e := <-c.pool:
-		return e, nil
-	default:
-		return c.newEngine()
-	}
+// fresh sets up a runtime for one call. It does so on the call's own
+// path, not ahead in a goroutine: with spare runtimes set up by a
+// goroutine, back-to-back decodes cost 20–30 % more CPU each (two cores
+// busy at once, the runtime made on one and used on the other;
+// BENCHMARKS.md), and under load is when CPU counts. It also runs the
+// top level when the call does, as The Things Stack and ChirpStack do,
+// so a top level that reads the clock reads it then.
+func (c *Codec) fresh() (*engine, error) {
+	return c.newEngine()
 }
 
-// put returns a runtime to the pool, or drops it when the pool is full.
-func (c *Codec) put(e *engine) {
-	select {
-	case c.pool <- e:
-	default:
-		e.close()
+// RunReused runs the codec on each input in turn in one runtime, reused
+// from one call to the next, the way no decode runs: a codec whose
+// outputs here differ from Run's keeps state between calls (a global
+// counter, a cache, a last frame). Import self-tests use it to warn
+// about such codecs. After a call that breaks the runtime (a timeout, a
+// stack overflow) the next input gets a new one.
+func (c *Codec) RunReused(ins []decoders.Input) ([]Output, []error) {
+	outs, errs := make([]Output, len(ins)), make([]error, len(ins))
+	var e *engine
+	defer func() {
+		if e != nil {
+			e.close()
+		}
+	}()
+	for i, in := range ins {
+		if e == nil {
+			var err error
+			if e, err = c.newEngine(); err != nil {
+				errs[i] = err
+				continue
+			}
+		}
+		rec := decoders.NewRecord(0)
+		out, err, broken := c.run(e, in, rec)
+		if err == nil {
+			out.Data = rec.Map()
+		}
+		rec.Release()
+		outs[i], errs[i] = out, err
+		if broken {
+			e.close()
+			e = nil
+		}
 	}
+	return outs, errs
 }

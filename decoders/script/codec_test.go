@@ -2,13 +2,18 @@ package script
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/decoders"
 )
@@ -263,7 +268,7 @@ func TestCompileErrors(t *testing.T) {
 		{"syntax", "function decodeUplink(input) { return {data: {}}", "does not compile"},
 		{"no-entry", "function decode(input) { return {} }", "defines none of decodeUplink"},
 		{"top-throw", "throw new Error('boom'); function decodeUplink(i) {}", "boom"},
-		{"top-loop", "for (;;) {} function decodeUplink(i) {}", "top level ran longer than 1s"},
+		{"top-loop", "for (;;) {} function decodeUplink(i) {}", "top level ran longer than 10ms: it runs before every call"},
 		{"normalize-not-fn", "function decodeUplink(i) {} var normalizeUplink = 3;", "normalizeUplink is not a function"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,11 +286,12 @@ func TestConcurrent(t *testing.T) {
 	codecs := map[string]*Codec{}
 	// The time box is wall time: with -race on a box shared with other
 	// work, a good decode waiting for a core took over a second, so only
-	// the looping codec gets a tight limit.
+	// the looping codec gets a tighter limit (which also bounds the run
+	// of its top level that sets up each call's fresh state).
 	for _, model := range scriptVectors {
-		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), Options{PoolSize: 4, Timeout: relaxed.Timeout})
+		codecs[model] = mustLoad(t, filepath.Join(codecsDir, model+".js"), relaxed)
 	}
-	loop := behaviour(t, "loop", Options{Timeout: 20 * time.Millisecond})
+	loop := behaviour(t, "loop", Options{Timeout: DefaultTimeout})
 	vectors := loadVectors(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -327,23 +333,6 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestRuntimeReuse: pooled runtimes keep the file's globals between calls
-// (the top level runs once per runtime, not per uplink).
-func TestRuntimeReuse(t *testing.T) {
-	c := behaviour(t, "state", Options{PoolSize: 1, Timeout: 10 * time.Second})
-	var last float64
-	for range 3 {
-		res, err := c.Decode(decoders.Input{Bytes: []byte{1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = res.DataMap()["calls"].(float64)
-	}
-	if last != 3 {
-		t.Fatalf("calls = %v, want 3 (one runtime reused)", last)
-	}
-}
-
 // TestCodecHugeOutput: a billion-element sparse array in the data, in
 // normalizeUplink's data or as the errors list costs an error each, at
 // once, not memory without end.
@@ -359,4 +348,105 @@ func TestCodecHugeOutput(t *testing.T) {
 			t.Errorf("fPort %d: err = %v, want ErrCodec with %q", fport, err, want)
 		}
 	}
+}
+
+// TestConsole: console output goes to the debug log with the codec, its
+// model and the device, each message cut at maxConsoleBytes and each
+// call's messages cut at maxConsoleMessages, with the cuts marked; with
+// debug off nothing is logged.
+func TestConsole(t *testing.T) {
+	src := `function decodeUplink(input) {
+  console.log("first", input.bytes.length, {toString: function () { return "obj"; }}, Symbol("s"));
+  console.warn("x".repeat(5000));
+  console.error("é".repeat(2000));
+  for (var i = 0; i < 40; i++) { console.debug("n", i); }
+  return {data: {ok: true}};
+}`
+	var buf strings.Builder
+	var mu sync.Mutex
+	logger := zerolog.New(syncWriter{&mu, &buf}).Level(zerolog.DebugLevel)
+	c, err := Compile("talky.js", []byte(src), Options{Timeout: relaxed.Timeout, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(decoders.Input{Bytes: []byte{1, 2}, DevEUI: "70b3d57ed0000001"}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	mu.Unlock()
+	if len(lines) != maxConsoleMessages+1 {
+		t.Fatalf("%d lines, want %d messages and one saying the rest were dropped", len(lines), maxConsoleMessages+1)
+	}
+	type entry struct {
+		Level, Message, Codec, Model string
+		DevEUI                       string `json:"dev_eui"`
+		Truncated                    bool
+	}
+	var entries []entry
+	for _, l := range lines {
+		var e entry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		if e.Level != "debug" || e.Codec != "talky.js" || e.Model != "talky" || e.DevEUI != "70b3d57ed0000001" {
+			t.Fatalf("entry %+v lacks the codec, model or device", e)
+		}
+		if len(e.Message) > maxConsoleBytes+len(" …[truncated]") {
+			t.Fatalf("message of %d bytes", len(e.Message))
+		}
+		entries = append(entries, e)
+	}
+	if entries[0].Message != "first 2 obj Symbol(s)" || entries[0].Truncated {
+		t.Errorf("first message %+v", entries[0])
+	}
+	for _, e := range entries[1:3] {
+		if !e.Truncated || !strings.HasSuffix(e.Message, " …[truncated]") || !utf8.ValidString(e.Message) {
+			t.Errorf("long message not cut and marked: %q… truncated=%v", e.Message[:20], e.Truncated)
+		}
+	}
+	if entries[3].Message != "n 0" {
+		t.Errorf("fourth message %q", entries[3].Message)
+	}
+	if last := entries[len(entries)-1].Message; !strings.Contains(last, "dropped after 20 messages") {
+		t.Errorf("last line %q", last)
+	}
+
+	// The bound is per call: the next call logs again.
+	mu.Lock()
+	buf.Reset()
+	mu.Unlock()
+	if _, err := c.Decode(decoders.Input{Bytes: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if n := strings.Count(buf.String(), "\n"); n != maxConsoleMessages+1 {
+		t.Errorf("second call: %d lines", n)
+	}
+	buf.Reset()
+	mu.Unlock()
+
+	quiet, err := Compile("talky.js", []byte(src), Options{Timeout: relaxed.Timeout, Logger: logger.Level(zerolog.InfoLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quiet.Decode(decoders.Input{Bytes: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if buf.Len() != 0 {
+		t.Errorf("info level logged %q", buf.String())
+	}
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (s syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

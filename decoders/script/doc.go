@@ -24,9 +24,25 @@
 // Codecs are untrusted code. Every call is time-boxed (Options.Timeout,
 // enforced with goja's Interrupt), recursion is bounded
 // (Options.MaxCallDepth), and a throw, a timeout or even a Go panic in the
-// engine costs the one uplink an error, never the daemon. Each codec is
-// compiled once per file version and keeps a pool of initialised runtimes,
-// so Decode is safe for concurrent use and does not re-run the file.
+// engine costs the one uplink an error, never the daemon.
+//
+// Every call runs in a fresh state, as in The Things Stack and ChirpStack:
+// a codec is compiled once per file version, and each decode sets up a
+// runtime, runs the file's top level in it, makes its call and discards
+// it. Whatever a codec keeps in globals, built-in prototypes, globalThis
+// or closures never reaches another uplink or device. The set-up is on
+// the call's path; its cost is measured in BENCHMARKS.md. Codec.RunReused
+// decodes in one reused runtime instead, for import self-tests to spot
+// codecs that depend on state.
+//
+// Beyond ECMAScript a codec gets console.log, info, warn, error and debug
+// (to the debug log with codec, model and DevEUI, bounded per call) and
+// ChirpStack v4's Buffer (Node's Buffer API, which ChirpStack imports
+// into every codec), built on first use in a call; each is set up only
+// for codecs whose source names it. ChirpStack evaluates a codec as an
+// ES module (strict mode) with Buffer imported, and defines no console;
+// here a codec runs as a script, which both servers' codecs accept.
+//
 // Limits goja cannot enforce: a single built-in call (a huge
 // String.prototype.repeat, a sort of a giant array) is not interruptible,
 // and memory is not bounded beyond what the time limit allows.

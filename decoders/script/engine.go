@@ -3,7 +3,6 @@ package script
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/dop251/goja"
@@ -11,28 +10,31 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
-// engine is one initialised runtime of a codec: the file's top level has
-// run, the entry points are looked up. A runtime runs one call at a time;
-// the pool gives each concurrent decode its own.
+// engine is one runtime of a codec, used for a single call: the file's
+// top level has run in it, the entry points are looked up, and no payload
+// has been decoded in it yet. Every decode gets a fresh engine, as The
+// Things Stack and ChirpStack run every decode in a fresh state, so no
+// variable a codec keeps can carry one uplink (or device) into the next.
 type engine struct {
+	c         *Codec
 	rt        *goja.Runtime
 	style     Style
 	entry     goja.Callable
 	normalize goja.Callable // nil without normalizeUplink
-	date      goja.Value    // the Date constructor, for recvTime
+	date      goja.Value    // the Date constructor, taken before the codec could replace it
 
-	// timer interrupts the runtime when a call overruns. It is created
-	// once and re-armed per call, so a decode allocates no timer; fired
-	// tells a late Stop that the interrupt was delivered and must be
-	// cleared before the runtime is used again.
+	// timer interrupts the runtime when a call overruns; fired tells a
+	// late Stop that the interrupt was delivered and must be cleared
+	// before the runtime is used again.
 	timer *time.Timer
 	fired chan struct{}
 
-	// items and argv are reused to build each call's arguments: NewArray
-	// copies items into the array it makes, and the call copies argv
-	// onto the JavaScript stack.
-	items []any
-	argv  [3]goja.Value
+	argv [3]goja.Value
+
+	// dev is the device of the call running, for console output; logs
+	// counts the call's console messages against maxConsoleMessages.
+	dev  string
+	logs int
 }
 
 // errDeadline is the value a timed-out runtime is interrupted with.
@@ -50,45 +52,36 @@ func (p *enginePanic) Unwrap() error {
 	return err
 }
 
-// newEngine sets up a runtime and runs the file's top level in it.
+// newEngine sets up a runtime and runs the file's top level in it. The
+// first engine of a codec (c.style still zero) finds the entry point;
+// later ones look up the one it found.
 func (c *Codec) newEngine() (*engine, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
-	e := &engine{rt: rt, fired: make(chan struct{}, 1)}
+	e := &engine{c: c, rt: rt, fired: make(chan struct{}, 1)}
 	e.timer = time.AfterFunc(time.Hour, func() {
 		rt.Interrupt(errDeadline)
 		e.fired <- struct{}{}
 	})
 	e.timer.Stop()
-
-	// Codecs log while they are developed and often keep the calls;
-	// without console they would throw a ReferenceError.
-	console := rt.NewObject()
-	logFn := func(call goja.FunctionCall) goja.Value {
-		if ev := c.opts.Logger.Debug(); ev.Enabled() {
-			parts := make([]string, len(call.Arguments))
-			for i, a := range call.Arguments {
-				parts[i] = a.String()
-			}
-			ev.Str("codec", c.file).Msg(strings.Join(parts, " "))
-		}
-		return goja.Undefined()
+	e.installGlobals()
+	if c.style == 0 || c.style == StyleUplink {
+		e.date = rt.Get("Date")
 	}
-	for _, name := range []string{"log", "info", "warn", "error", "debug"} {
-		_ = console.Set(name, logFn)
-	}
-	_ = rt.Set("console", console)
 
-	load := max(10*c.opts.Timeout, time.Second)
-	err := e.call(load, func() error {
+	err := e.call(c.opts.Timeout, func() error {
 		_, err := rt.RunProgram(c.prog)
 		return err
 	})
 	if err != nil {
 		e.close()
-		return nil, c.loadError(err, load)
+		return nil, c.loadError(err, c.opts.Timeout)
 	}
-	for _, s := range []Style{StyleUplink, StyleChirpStackV3, StyleTTNv2} {
+	styles := []Style{StyleUplink, StyleChirpStackV3, StyleTTNv2}
+	if c.style != 0 {
+		styles = []Style{c.style}
+	}
+	for _, s := range styles {
 		if fn, ok := goja.AssertFunction(rt.Get(s.String())); ok {
 			e.style, e.entry = s, fn
 			break
@@ -96,6 +89,9 @@ func (c *Codec) newEngine() (*engine, error) {
 	}
 	if e.entry == nil {
 		e.close()
+		if c.style != 0 {
+			return nil, loadErr(nil, "script: codec %s: its top level did not define %s this time: a codec must define its entry point unconditionally", c.file, c.style)
+		}
 		return nil, loadErr(nil, "script: codec %s defines none of decodeUplink(input), Decode(fPort, bytes, variables) or Decoder(bytes, fPort): it is not a The Things Stack or ChirpStack codec", c.file)
 	}
 	if v := rt.Get("normalizeUplink"); e.style == StyleUplink && v != nil && !goja.IsUndefined(v) {
@@ -106,14 +102,17 @@ func (c *Codec) newEngine() (*engine, error) {
 		}
 		e.normalize = fn
 	}
-	e.date = rt.Get("Date")
+	if c.style != 0 && (e.normalize != nil) != c.normalize {
+		e.close()
+		return nil, loadErr(nil, "script: codec %s: its top level defined normalizeUplink on one run and not on another: define it unconditionally", c.file)
+	}
 	return e, nil
 }
 
 func (c *Codec) loadError(err error, limit time.Duration) error {
 	var ie *goja.InterruptedError
 	if errors.As(err, &ie) {
-		return loadErr(err, "script: codec %s: its top level ran longer than %v: it must only define functions and tables", c.file, limit)
+		return loadErr(err, "script: codec %s: its top level ran longer than %v: it runs before every call, so it must only define functions and tables", c.file, limit)
 	}
 	return loadErr(err, "script: codec %s: its top level failed: %v", c.file, err)
 }
@@ -171,17 +170,14 @@ func (c *Codec) classify(fn string, err error) (error, bool) {
 	return &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: %s: %v", c.file, fn, err)}, true
 }
 
-// args builds the arguments of e's entry point for one payload: fresh
-// JavaScript values each time, as The Things Stack and ChirpStack give
-// them, so a codec that keeps, extends or freezes its input cannot
-// affect the next uplink.
+// args builds the arguments of e's entry point for one payload, as The
+// Things Stack and ChirpStack give them.
 func (e *engine) args(in decoders.Input) ([]goja.Value, error) {
 	rt := e.rt
-	items := e.items[:0]
-	for _, b := range in.Bytes {
-		items = append(items, int64(b)) // small ints box without allocating
+	items := make([]any, len(in.Bytes))
+	for i, b := range in.Bytes {
+		items[i] = int64(b) // small ints box without allocating
 	}
-	e.items = items
 	bytes := rt.NewArray(items...)
 	vars := rt.NewObject()
 	for k, v := range in.Variables {
@@ -220,8 +216,8 @@ func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Out
 		if err != nil {
 			return err
 		}
+		e.dev, e.logs = in.DevEUI, 0
 		ret, err := e.entry(goja.Undefined(), args...)
-		clear(args) // not to keep this uplink's values alive in the pool
 		if err != nil {
 			return err
 		}
