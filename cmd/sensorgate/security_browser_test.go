@@ -204,3 +204,24 @@ func TestForeignPageCannotChangeAnything(t *testing.T) {
 		t.Fatalf("the snapshot misses changes:\n%s", after)
 	}
 }
+
+// TestStatusPageAsksForGeneratedToken: with no http.token the page still
+// asks for a token first, and the generated one opens it.
+func TestStatusPageAsksForGeneratedToken(t *testing.T) {
+	r := startTokenlessRig(t)
+	ctx, cancel := context.WithTimeout(browser(t), 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/status"), chromedp.WaitVisible(chromedp.CSS("#login-form"))); err != nil {
+		t.Fatalf("the page does not ask for the token: %v", err)
+	}
+	refreshes, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.refreshes || "0"`))
+	if err != nil || refreshes != "0" {
+		t.Fatalf("the page called the API before it had a token: %q %v", refreshes, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#token"), " "+r.token+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](`document.body.dataset.refreshes >= 1 && document.querySelector('#devices-registered').textContent === "1"`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("the generated token did not open the page: %v", err)
+	}
+}
