@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +217,48 @@ func TestForeignHostRefusedOverTCP(t *testing.T) {
 	if code, body = get(srv.Addr()); code != 200 || !bytes.Contains(body, []byte("secret-bin")) {
 		t.Fatalf("own Host: %d %s", code, body)
 	}
+}
+
+// FuzzGuards feeds hostile Host and Origin headers (and tokens) to the
+// guards: they never panic, a host is allowed only by a name of the
+// policy (or as an IP address when every interface listens), and an
+// Origin is never the same as a Host that is not allowed.
+func FuzzGuards(f *testing.F) {
+	for _, s := range [][2]string{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"[::1]:8080", "http://[::1]:8080"},
+		{"LOCALHOST.", "https://localhost"},
+		{"attacker.example:8080", "null"},
+		{"[fe80::1%25eth0]:80", "http://[fe80::1%25eth0]"},
+		{"::ffff:127.0.0.1", "http://u:p@127.0.0.1:8080/path"},
+		{"", ""},
+		{"[", "http://["},
+	} {
+		f.Add(s[0], s[1])
+	}
+	loop := newHostPolicy("127.0.0.1:8080", []string{"sensors.example"})
+	every := newHostPolicy(":8080", nil)
+	f.Fuzz(func(t *testing.T, host, origin string) {
+		if loop.allows(host) {
+			if n := normalHost(host); !loop.names[n] {
+				t.Fatalf("Host %q allowed as %q, not a name of %s", host, n, loop)
+			}
+		}
+		if every.allows(host) && !every.names[normalHost(host)] && net.ParseIP(normalHost(host)) == nil {
+			t.Fatalf("Host %q allowed on every interface, neither a name nor an address", host)
+		}
+		if sameOrigin(origin, host) {
+			u, err := url.Parse(origin)
+			if err != nil || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				t.Fatalf("Origin %q taken as the origin of Host %q", origin, host)
+			}
+		}
+		if err := CheckToken(host); err == nil {
+			for i := 0; i < len(host); i++ {
+				if host[i] <= ' ' || host[i] >= 0x7f {
+					t.Fatalf("token %q accepted with byte %#x", host, host[i])
+				}
+			}
+		}
+	})
 }
