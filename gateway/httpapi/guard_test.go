@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,14 @@ func TestHostPolicy(t *testing.T) {
 		{"192.168.1.5:8080", nil, "attacker.example:8080", false},
 		{"gw.example:8080", nil, "gw.example:8080", true},
 		{"gw.example:8080", nil, "attacker.example:8080", false},
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		tests = append(tests, []struct {
+			listen  string
+			allowed []string
+			host    string
+			ok      bool
+		}{{":8080", nil, name + ":8080", true}, {"127.0.0.1:8080", nil, name + ":8080", name == "localhost"}}...)
 	}
 	for _, tt := range tests {
 		if got := newHostPolicy(tt.listen, tt.allowed).allows(tt.host); got != tt.ok {
