@@ -194,12 +194,12 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 		scheme, token, ok := strings.Cut(auth, " ")
 		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>", nil)
+			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>, the config's http.token or else the file state_dir/http.token", nil)
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "wrong bearer token: use the daemon's http.token", nil)
+			writeError(w, http.StatusUnauthorized, "wrong bearer token: use the config's http.token or else the file state_dir/http.token", nil)
 			return
 		}
 		h.ServeHTTP(w, r)
