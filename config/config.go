@@ -48,16 +48,20 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
-// HTTPConfig is the HTTP API (health, metrics, devices, dead letters). It is
-// reserved for the HTTP API issue: the keys are checked now so that configs
-// written today keep working.
+// HTTPConfig is the HTTP API (health, metrics, devices, dead letters, the
+// status page).
 type HTTPConfig struct {
 	// Listen is host:port (default 127.0.0.1:8080: local only, since the
 	// API can replay dead letters).
 	Listen string `yaml:"listen"`
-	// Token, when set, is the bearer token the API requires. Without one
-	// the API must listen on a loopback address.
+	// Token is the bearer token the API requires. Empty: the daemon
+	// generates one at first start into state_dir/http.token (mode 0600)
+	// and reuses it; the CLI reads it from there.
 	Token string `yaml:"token"`
+	// AllowedHosts are names (or addresses) clients reach the API by
+	// besides those of Listen, such as a DNS name or a proxy's; a request
+	// with another Host is refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// TLSCert and TLSKey are PEM files; with both set the API serves HTTPS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`

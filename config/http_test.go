@@ -22,3 +22,18 @@ func TestHTTPAndHealthDefaults(t *testing.T) {
 		t.Errorf("SetDefaults: %+v %+v", c.HTTP, c.Devices)
 	}
 }
+
+// http.token is checked by the rule the API applies to it, so a token that
+// validates is one the daemon starts with.
+func TestTokenRuleIsTheAPIs(t *testing.T) {
+	for _, tok := range []string{"s3cret-token", "Zm9v+/=~!#$%&'*", " lead", "trail ", "trail\n", "in side", "tab\t", "ctl\x01", "del\x7f", "grüße"} {
+		c := Config{HTTP: HTTPConfig{Token: tok}}
+		c.SetDefaults()
+		p := newCollector(nil)
+		c.checkHTTP(p)
+		configOK := len(p.list) == 0
+		if apiOK := httpapi.CheckToken(tok) == nil; configOK != apiOK {
+			t.Errorf("token %q: config accepts %v, httpapi accepts %v", tok, configOK, apiOK)
+		}
+	}
+}

@@ -71,8 +71,13 @@ func checkBroker(p *collector, path, broker string) {
 	}
 	u, err := url.Parse(broker)
 	if err != nil || u.Host == "" {
-		p.add(path, "%q is not a broker URL: write scheme://host:port, e.g. tcp://127.0.0.1:1883", broker)
+		p.add(path, "%q is not a broker URL: write scheme://host:port, e.g. tcp://127.0.0.1:1883", mqtt.RedactBroker(broker))
 		return
+	}
+	if u.User != nil {
+		// The broker URL is logged on every connect; credentials belong
+		// in keys of their own, which are not.
+		p.add(path, "%q carries credentials: remove user:password@ and set the source's username and password keys instead", u.Redacted())
 	}
 	if !slices.Contains(brokerSchemes, u.Scheme) {
 		p.add(path, "scheme %q is not an MQTT transport: use %s", u.Scheme, orList(brokerSchemes))
@@ -346,8 +351,18 @@ func checkTLS(p *collector, path string, t tlsconfig.Config, rawURL, howTo strin
 
 func (c *Config) checkHTTP(p *collector) {
 	h := &c.HTTP
-	if h.Token == "" && !loopbackListen(h.Listen) {
-		p.add("http.token", "empty while http.listen %q accepts remote clients: the API changes devices and replays dead letters, so set a token, or listen on 127.0.0.1", h.Listen)
+	// Empty is fine: the daemon then generates a token into state_dir.
+	// A token with a space or a line break (a paste, $(cat file)) is
+	// refused here rather than trimmed, so that what the file says is
+	// exactly what clients must send (httpapi.CheckToken is the same rule).
+	for i := 0; i < len(h.Token); i++ {
+		if c := h.Token[i]; c <= ' ' || c >= 0x7f {
+			p.add("http.token", "has a space, a line break, a control or a non-ASCII character at byte %d: use visible ASCII only, e.g. the output of openssl rand -hex 32 (tokens are compared exactly)", i)
+			break
+		}
+	}
+	for i, name := range h.AllowedHosts {
+		checkAllowedHost(p, fmt.Sprintf("http.allowed_hosts[%d]", i), name)
 	}
 	if (h.TLSCert == "") != (h.TLSKey == "") {
 		path := "http.tls_key"
@@ -359,18 +374,34 @@ func (c *Config) checkHTTP(p *collector) {
 	atLeastOne(p, "http.max_body_bytes", h.MaxBodyBytes, defaultMaxBodyBytes)
 }
 
-// loopbackListen reports whether a listen address accepts local clients
-// only.
-func loopbackListen(addr string) bool {
-	host, port, err := net.SplitHostPort(addr)
-	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
-		return true // not an address at all: checkListen reports it
+// checkAllowedHost checks a name of http.allowed_hosts: a host name or
+// an IP address as a browser writes it in Host, without scheme or port.
+func checkAllowedHost(p *collector, path, name string) {
+	const hint = "write a host name or address as clients type it, e.g. sensors.example.org or 192.168.1.20"
+	switch {
+	case name == "":
+		p.add(path, "is empty: %s", hint)
+		return
+	case strings.Contains(name, "*"):
+		p.add(path, "%q: wildcards are not supported: list each name", name)
+		return
+	case strings.Contains(name, "://") || strings.Contains(name, "/"):
+		p.add(path, "%q is a URL: %s", name, hint)
+		return
 	}
-	if host == "localhost" {
-		return true
+	if net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")) != nil {
+		return
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	if _, port, err := net.SplitHostPort(name); err == nil {
+		p.add(path, "%q has a port (%s): leave it out; ports are not compared", name, port)
+		return
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if label == "" || !isSlug(label) {
+			p.add(path, "%q is not a host name: %s", name, hint)
+			return
+		}
+	}
 }
 
 func (c *Config) checkDevices(p *collector) {

@@ -260,6 +260,9 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range config.FileWarnings(*path) {
+		log.Warn().Msg(w)
+	}
 	defer servePprof(log)() // opt-in, SENSORGATE_PPROF=127.0.0.1:PORT
 	d, err := NewDaemon(cfg, log)
 	if err != nil {
@@ -289,6 +292,9 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, err)
 			return errors.New("devices file is invalid")
 		}
+	}
+	for _, w := range config.FileWarnings(*path) {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources)\n", *path, len(cfg.Sources))
 	return nil

@@ -83,9 +83,16 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	if !withAPI {
 		return nil
 	}
+	token, err := apiToken(cfg, func(msg string) { d.log.Warn().Msg(msg) }) // token.go
+	if err != nil {
+		return err
+	}
+	if cfg.HTTP.Token == "" {
+		d.log.Info().Str("token_file", filepath.Join(cfg.StateDir, tokenFileName)).Msg("http.token is empty: the API takes the token in this file (the CLI and the status page use it)")
+	}
 	o.api, err = httpapi.New(httpapi.Config{
-		Listen: cfg.HTTP.Listen, Token: cfg.HTTP.Token, TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey,
-		MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
+		Listen: cfg.HTTP.Listen, Token: token, AllowedHosts: cfg.HTTP.AllowedHosts,
+		TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey, MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
 		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),

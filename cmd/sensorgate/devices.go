@@ -53,7 +53,8 @@ func dialAPI(ctx context.Context, path string, stderr io.Writer) (*apiClient, er
 	if err != nil {
 		return nil, err
 	}
-	c := &apiClient{token: cfg.HTTP.Token}
+	c := &apiClient{}
+	warn := func(msg string) { fmt.Fprintln(stderr, "sensorgate: warning:", msg) }
 	scheme := "http"
 	tr := &http.Transport{}
 	if cfg.HTTP.TLSCert != "" {
@@ -79,6 +80,9 @@ func dialAPI(ctx context.Context, path string, stderr io.Writer) (*apiClient, er
 	resp, err := probe.Do(req)
 	if err == nil {
 		resp.Body.Close()
+		if c.token, err = clientToken(cfg, warn); err != nil { // token.go
+			return nil, err
+		}
 		return c, nil
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -90,7 +94,14 @@ func dialAPI(ctx context.Context, path string, stderr io.Writer) (*apiClient, er
 	if err != nil {
 		return nil, err
 	}
-	c.offline, c.base = d, "http://offline"
+	// The in-process API guards as the daemon's does: the requests keep
+	// the listen address as their Host, and carry the token it took
+	// (generated now if this state_dir never had a daemon).
+	c.offline = d
+	if c.token, err = clientToken(cfg, warn); err != nil {
+		d.Close()
+		return nil, err
+	}
 	h := d.ops.api.Handler()
 	c.hc = &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
 		rec := httptest.NewRecorder()
@@ -121,6 +132,9 @@ func (c *apiClient) call(ctx context.Context, method, path, ctype string, body [
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if ctype == "" && method != http.MethodGet {
+		ctype = "application/json" // the API takes no change without it, body or not
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -221,7 +235,11 @@ func devicesCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		return withClient(ctx, *path, stderr, func(c *apiClient) error {
 			q := fmt.Sprintf("/api/v1/devices/import?format=%s&dry_run=%t", *format, *dry)
-			b, err := c.call(ctx, http.MethodPost, q, "", body)
+			ctype := "application/yaml"
+			if *format == "csv" {
+				ctype = "text/csv"
+			}
+			b, err := c.call(ctx, http.MethodPost, q, ctype, body)
 			var ae *apiError
 			if errors.As(err, &ae) && len(ae.Detail) > 0 {
 				var rep devices.ImportReport

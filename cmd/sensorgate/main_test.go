@@ -31,6 +31,17 @@ func TestValidateCommand(t *testing.T) {
 	if code, out, errs := runMain(t, "validate", "-c", good); code != 0 || !strings.Contains(out, "ok (1 sources)") {
 		t.Fatalf("valid config: code %d, out %q, err %q", code, out, errs)
 	}
+	// A literal secret in a file others can read: valid, with a warning.
+	secret := filepath.Join(dir, "secret.yaml")
+	os.WriteFile(secret, []byte("http: {token: s3cret-t0ken}\nstate_dir: "+dir+"\nsources:\n  - {name: a, type: mqtt, format: chirpstack-v4, broker: \"tcp://127.0.0.1:1883\", topics: [\"x/+\"]}\ninflux: {url: \"http://127.0.0.1:8086\", bucket: sensors/autogen}\n"), 0o600)
+	os.Chmod(secret, 0o644)
+	if code, out, errs := runMain(t, "validate", "-c", secret); code != 0 || !strings.Contains(out, "ok") || !strings.Contains(errs, "warning: config file "+secret+" (mode 0644) is readable by others") || strings.Contains(errs, "s3cret") {
+		t.Fatalf("readable config with a token: code %d, out %q, err %q", code, out, errs)
+	}
+	os.Chmod(secret, 0o600)
+	if code, _, errs := runMain(t, "validate", "-c", secret); code != 0 || errs != "" {
+		t.Fatalf("0600 config with a token: code %d, err %q", code, errs)
+	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("log: {level: loud}\nsources:\n  - name: a\n    type: mqtt\n    format: chirpstak-v4\ninflux: {url: \"http://127.0.0.1:8086\", bukcet: x}\n"), 0o644)
 	code, _, errs := runMain(t, "validate", "-c", bad)

@@ -37,6 +37,9 @@ func (a opsAPI) call(method, path string, body any, wantStatus int) map[string]a
 	}
 	req, _ := http.NewRequest(method, a.base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+a.token)
+	if method != "GET" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, path, err)

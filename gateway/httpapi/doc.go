@@ -4,9 +4,12 @@
 // dry run, export), device health, unknown devices and their adoption,
 // dead letters (list, replay) and decode tests.
 //
-// Every /api/ route needs the bearer token when one is configured, and
-// the server refuses to listen beyond loopback without one. Bodies are
-// bounded, errors are JSON {"error": "...", "detail": ...}.
+// Every /api/ route needs the bearer token, which the server cannot run
+// without. Requests whose Host is not one of the server's names are
+// refused (DNS rebinding), and a request that changes state must declare
+// a JSON (or import) body and come from the API's own origin when it
+// names one (guard.go). Bodies are bounded, errors are JSON
+// {"error": "...", "detail": ...}.
 //
 // It also serves /metrics (the handler of the registry it is given), and
 // the status page: an HTML shell with its script and style sheet embedded

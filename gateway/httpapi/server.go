@@ -43,9 +43,13 @@ const (
 type Config struct {
 	// Listen is host:port; port 0 picks a free port (tests).
 	Listen string
-	// Token is the bearer token every /api/ call must carry. Without one
-	// the API only listens on a loopback address.
+	// Token is the bearer token every /api/ call must carry: required
+	// (the daemon generates one when the config has none), visible ASCII
+	// without spaces (CheckToken).
 	Token string
+	// AllowedHosts are names (or addresses) clients may reach the API by
+	// beyond those of Listen; see hostPolicy.
+	AllowedHosts []string
 	// TLSCert and TLSKey are PEM files; both set serves HTTPS.
 	TLSCert, TLSKey string
 	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
@@ -97,6 +101,7 @@ type Server struct {
 	opt    Options
 	mux    *http.ServeMux
 	routes []string // "METHOD /path", for the OpenAPI test
+	hosts  hostPolicy
 
 	mu sync.Mutex
 	ln net.Listener
@@ -111,28 +116,15 @@ func New(cfg Config, opt Options) (*Server, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("httpapi: TLS needs both a certificate and a key: set http.tls_cert and http.tls_key, or neither")
 	}
-	if cfg.Token == "" && !loopback(cfg.Listen) {
-		return nil, fmt.Errorf("httpapi: listen address %q is not loopback and http.token is empty: set a token, or listen on 127.0.0.1", cfg.Listen)
+	if err := CheckToken(cfg.Token); err != nil {
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{cfg: cfg, opt: opt, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, opt: opt, mux: http.NewServeMux(), hosts: newHostPolicy(cfg.Listen, cfg.AllowedHosts)}
 	s.register()
 	return s, nil
-}
-
-// loopback reports whether a listen address only accepts local clients.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Handle adds a route (a net/http pattern with a method, such as
@@ -152,9 +144,14 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) { s.Handle(pattern, 
 // Routes lists the registered patterns.
 func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
-// Handler is the API with body limits and the not-found answer in JSON.
+// Handler is the API with body limits, the browser guards (guard.go)
+// and the not-found answer in JSON.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hosts.allows(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this API's: reach it as %s, or add the name to http.allowed_hosts", r.Host, s.hosts), nil)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			// The mux would answer in plain text; the API answers in JSON.
@@ -164,6 +161,9 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s: see /openapi.json", r.Method, r.URL.Path), nil)
+			return
+		}
+		if changesState(r.Method) && !s.browserSafe(w, r) {
 			return
 		}
 		s.mux.ServeHTTP(w, r)
@@ -184,22 +184,22 @@ func (s *Server) allowedMethods(r *http.Request) string {
 }
 
 // authenticated requires the bearer token, compared in constant time.
+// The configured token has no spaces (CheckToken), so trimming the one
+// sent only forgives a client's padding; both sides are compared as they
+// are otherwise.
 func (s *Server) authenticated(h http.Handler) http.Handler {
-	if s.cfg.Token == "" {
-		return h
-	}
 	want := []byte(s.cfg.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		scheme, token, ok := strings.Cut(auth, " ")
 		if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate"`)
-			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <http.token>", nil)
+			writeError(w, http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>, the config's http.token or else the file state_dir/http.token", nil)
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sensorgate", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "wrong bearer token: use the daemon's http.token", nil)
+			writeError(w, http.StatusUnauthorized, "wrong bearer token: use the config's http.token or else the file state_dir/http.token", nil)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -259,10 +259,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
-	s.opt.Log.Info().Str("listen", s.Addr()).Bool("tls", tlsOn).Bool("token", s.cfg.Token != "").Msg("HTTP API serving")
-	if s.cfg.Token == "" {
-		s.opt.Log.Warn().Msg("http.token is empty: every local user can change devices and replay dead letters; set a token")
-	}
+	s.opt.Log.Info().Str("listen", s.Addr()).Bool("tls", tlsOn).Stringer("hosts", s.hosts).Msg("HTTP API serving")
 	done := make(chan error, 1)
 	go func() {
 		if tlsOn {

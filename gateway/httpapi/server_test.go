@@ -74,13 +74,23 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// do sends a request with the token (auth "" sends none) and decodes
-// a JSON answer into out when out is not nil.
+// apiHost is the Host the tests' requests carry: the fixture listens on
+// 127.0.0.1.
+const apiHost = "127.0.0.1:8080"
+
+// do sends a request with the token (auth "" sends none) to apiHost. A
+// request that changes state is sent as application/json unless ctype
+// says otherwise, as every client of the API does (guard_test.go tests
+// the refusals).
 func (f *fixture) do(t *testing.T, method, path, auth, ctype string, body []byte) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Host = apiHost
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	if ctype == "" && changesState(method) {
+		ctype = "application/json"
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -372,40 +382,36 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 }
 
-func TestNewRefusesOpenListenWithoutToken(t *testing.T) {
-	if _, err := New(Config{Listen: "0.0.0.0:8080"}, Options{}); err == nil || !strings.Contains(err.Error(), "token") {
-		t.Fatalf("err = %v", err)
-	}
-	if _, err := New(Config{Listen: ":8080"}, Options{}); err == nil {
-		t.Fatal("every interface without a token accepted")
-	}
-	for _, ok := range []string{"127.0.0.1:8080", "[::1]:8080", "localhost:8080"} {
-		if _, err := New(Config{Listen: ok}, Options{}); err != nil {
-			t.Errorf("%s: %v", ok, err)
+// TestNewRefusesNoToken: no API without a token, loopback or not (the
+// daemon generates one when the config has none).
+func TestNewRefusesNoToken(t *testing.T) {
+	for _, listen := range []string{"0.0.0.0:8080", ":8080", "127.0.0.1:8080", "[::1]:8080", "localhost:8080"} {
+		if _, err := New(Config{Listen: listen}, Options{}); err == nil || !strings.Contains(err.Error(), "no bearer token") {
+			t.Errorf("%s without a token: %v", listen, err)
+		}
+		if _, err := New(Config{Listen: listen, Token: token}, Options{}); err != nil {
+			t.Errorf("%s with a token: %v", listen, err)
 		}
 	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", TLSCert: "c.pem"}, Options{}); err == nil {
+	if _, err := New(Config{Listen: "127.0.0.1:0", Token: token, TLSCert: "c.pem"}, Options{}); err == nil {
 		t.Fatal("a cert without a key accepted")
 	}
 }
 
 func TestReadyzNotReady(t *testing.T) {
-	s, err := New(Config{Listen: "127.0.0.1:0"}, Options{Ready: []Check{
+	s, err := New(Config{Listen: "127.0.0.1:0", Token: token}, Options{Ready: []Check{
 		{Name: "broker:cs", Check: func(context.Context) error { return errors.New("not connected") }},
 		{Name: "influx", Check: func(context.Context) error { return nil }},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	f := &fixture{h: s.Handler()}
+	rec := f.do(t, "GET", "/readyz", "", "", nil)
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"broker:cs":"not connected"`) || !strings.Contains(rec.Body.String(), `"influx":"ok"`) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
-	// Without a token the API routes are open (loopback only).
-	rec = httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/devices", nil))
-	if rec.Code != 503 {
+	if rec = f.do(t, "GET", "/api/v1/devices", "Bearer "+token, "", nil); rec.Code != 503 {
 		t.Fatalf("no store: %d %s", rec.Code, rec.Body)
 	}
 }

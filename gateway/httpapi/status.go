@@ -134,17 +134,15 @@ func pageHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-cache")
 }
 
-// pageData is what the page's shell is rendered with.
+// pageData is what the page's shell is rendered with. Every daemon has
+// a token, so the script always asks for it before its first call.
 type pageData struct {
 	Version string
-	// TokenRequired tells the script to ask for the token before its
-	// first call rather than after a 401.
-	TokenRequired bool
 }
 
 func (s *Server) statusPage(w http.ResponseWriter, _ *http.Request) {
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, pageData{Version: s.opt.Version, TokenRequired: s.cfg.Token != ""}); err != nil {
+	if err := pageTemplate.Execute(&buf, pageData{Version: s.opt.Version}); err != nil {
 		writeError(w, http.StatusInternalServerError, "render the status page: "+err.Error(), nil)
 		return
 	}

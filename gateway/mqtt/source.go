@@ -99,7 +99,7 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 	if dl == nil {
 		return nil, fmt.Errorf("mqtt source %q: no dead-letter store given: malformed messages could not be kept", cfg.Name)
 	}
-	log = log.With().Str("source", cfg.Name).Str("broker", cfg.Broker).Logger()
+	log = log.With().Str("source", cfg.Name).Str("broker", RedactBroker(cfg.Broker)).Logger()
 	s := &Source{
 		cfg:    cfg,
 		dl:     dl,

@@ -74,12 +74,12 @@ func (c Config) Validate() error {
 	if c.Broker == "" {
 		add("broker missing: want tcp://host:1883 or ssl://host:8883")
 	} else if u, err := url.Parse(c.Broker); err != nil || u.Host == "" {
-		add("broker %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.Broker)
+		add("broker %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", RedactBroker(c.Broker))
 	} else {
 		switch u.Scheme {
 		case "tcp", "mqtt", "ssl", "tls", "mqtts", "tcps", "ws", "wss":
 		default:
-			add("broker %q: scheme %q not supported: want tcp, ssl, ws or wss", c.Broker, u.Scheme)
+			add("broker %q: scheme %q not supported: want tcp, ssl, ws or wss", u.Redacted(), u.Scheme)
 		}
 		if !c.TLS.IsZero() && !tlsconfig.Scheme(u.Scheme) {
 			add("tls is set but broker %q is not a TLS URL: write ssl://host:8883 (or wss://) so the settings are used, or remove tls", c.Broker)
@@ -132,4 +132,23 @@ func (c Config) Validate() error {
 // registry go to dead letters, with the format's default applied.
 func (c Config) RejectUnknown() bool {
 	return c.withDefaults().UnknownDevices == UnknownReject
+}
+
+// RedactBroker is a broker URL fit for a log or a message: a password in
+// it (user:password@) is replaced by xxxxx, also when the URL does not
+// parse. The config refuses credentials in broker URLs; this keeps one
+// out of the logs wherever a URL comes from.
+func RedactBroker(broker string) string {
+	at := strings.LastIndexByte(broker, '@')
+	if at < 0 {
+		return broker
+	}
+	if u, err := url.Parse(broker); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	start := 0
+	if i := strings.Index(broker, "://"); i >= 0 && i < at {
+		start = i + len("://")
+	}
+	return broker[:start] + "xxxxx" + broker[at:]
 }

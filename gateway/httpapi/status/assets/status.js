@@ -12,7 +12,6 @@
   const LAST_ERRORS = 5;
 
   const $ = (sel) => document.querySelector(sel);
-  const tokenRequired = document.body.dataset.tokenRequired === "true";
   let timer = null;
   let refreshes = 0;
   let models = null; // decoder models, loaded once
@@ -38,10 +37,9 @@
     const t = token();
     if (t) headers.Authorization = "Bearer " + t;
     const init = { method, headers, cache: "no-store", credentials: "omit" };
-    if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
+    // The API takes a change only with a JSON Content-Type, body or not.
+    if (method !== "GET") headers["Content-Type"] = "application/json";
+    if (body !== undefined) init.body = JSON.stringify(body);
     const resp = await fetch(path, init);
     let data = null;
     const text = await resp.text();
@@ -485,7 +483,9 @@
       start();
     });
     $("#signout").addEventListener("click", () => askToken(""));
-    if (tokenRequired && !token()) askToken("");
+    // Every daemon has a token (configured or generated): ask for it
+    // before the first call.
+    if (!token()) askToken("");
     else start();
   });
 })();
