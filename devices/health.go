@@ -138,12 +138,12 @@ type Health struct {
 	// uplink (DefaultSilentFactor when 0).
 	SilentFactor float64
 
-	mu       sync.Mutex
-	m        map[EUI]*healthState
-	max      int
-	unknown  *list.List // EUIs of unregistered devices, most recently heard first
-	evicted  uint64
-	changes  changeLog
+	mu      sync.Mutex
+	m       map[EUI]*healthState
+	max     int
+	unknown *list.List // EUIs of unregistered devices, most recently heard first
+	evicted uint64
+	changes changeLog
 }
 
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
