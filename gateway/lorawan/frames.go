@@ -35,7 +35,7 @@ type Frames struct {
 	msgLog zerolog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// state has one entry per registered device with a session whose
 	// DevAddr a frame carried: bounded by the registry, since frames of
 	// other addresses never get one.
