@@ -300,6 +300,9 @@ func (f *Frames) remember(key string, now time.Time) {
 	f.recentQ = append(f.recentQ, recentEntry{key, until})
 }
 
+// Config is the frame policy in use, defaults applied.
+func (f *Frames) Config() FrameConfig { return f.cfg }
+
 // DedupStats returns how many handled frames are remembered and how many
 // were forgotten early because the table was full.
 func (f *Frames) DedupStats() (entries int, evicted uint64) {
