@@ -34,6 +34,9 @@ type InfluxDB struct {
 	bin    string
 	conf   string
 	client *http.Client
+	// maxValuesPerTag is [data] max-values-per-tag; 0 leaves influxd's
+	// default (100,000).
+	maxValuesPerTag int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -48,11 +51,21 @@ const influxDBName = "sensors"
 // second, but a loaded CI machine can be slow.
 const influxdStartTimeout = 60 * time.Second
 
+// InfluxOption changes the configuration StartInfluxDB writes.
+type InfluxOption func(*InfluxDB)
+
+// MaxValuesPerTag sets [data] max-values-per-tag: past n values of one tag
+// key in a measurement, influxd refuses every point with a new value
+// (partial write), as a production server does past its default 100,000.
+func MaxValuesPerTag(n int) InfluxOption {
+	return func(db *InfluxDB) { db.maxValuesPerTag = n }
+}
+
 // StartInfluxDB starts influxd on free loopback ports, waits until it
 // answers /ping, creates the database "sensors" and stops the server when
 // the test ends. It fails the test if influxd is not installed; run
 // scripts/install-influxd.sh.
-func StartInfluxDB(t TB) *InfluxDB {
+func StartInfluxDB(t TB, opts ...InfluxOption) *InfluxDB {
 	t.Helper()
 	bin, err := findInfluxd()
 	if err != nil {
@@ -65,6 +78,9 @@ func StartInfluxDB(t TB) *InfluxDB {
 		bin:    bin,
 		conf:   "",
 		client: &http.Client{Timeout: 30 * time.Second},
+	}
+	for _, o := range opts {
+		o(db)
 	}
 	db.conf = filepath.Join(db.Dir, "influxdb.conf")
 	t.Cleanup(db.Stop)
@@ -156,6 +172,10 @@ func findInfluxd() (string, error) {
 // does not use switched off.
 func (db *InfluxDB) config() string {
 	d := filepath.ToSlash(db.Dir)
+	data := ""
+	if db.maxValuesPerTag > 0 {
+		data = fmt.Sprintf("\n  max-values-per-tag = %d", db.maxValuesPerTag)
+	}
 	return fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 
@@ -166,7 +186,7 @@ bind-address = "127.0.0.1:%d"
 [data]
   dir = "%s/data"
   wal-dir = "%s/wal"
-  query-log-enabled = false
+  query-log-enabled = false%s
 
 [monitor]
   store-enabled = false
@@ -200,7 +220,7 @@ bind-address = "127.0.0.1:%d"
 
 [[udp]]
   enabled = false
-`, db.RPCPort, d, d, d, db.Port)
+`, db.RPCPort, d, d, d, data, db.Port)
 }
 
 // start runs influxd and waits for /ping to answer 204.
