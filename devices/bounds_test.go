@@ -241,3 +241,34 @@ func TestSeriesGuard(t *testing.T) {
 		t.Fatalf("%d new devices admitted after the restart, want 1", ok)
 	}
 }
+
+// TestSaveRaceWithEviction: an entry evicted while its row is being
+// written has the row deleted by the next save; the table never keeps
+// rows of evicted entries.
+func TestSaveRaceWithEviction(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTestStore(t)
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	h := NewHealth(3)
+	h.SetMaxUnknown(10)
+	for i := range 10 {
+		h.Observe(Observation{EUI: flooded(i), Time: t0, Unknown: true})
+	}
+	b, err := h.takeChanges(saveBatch)
+	if err != nil || len(b.rows) != 10 {
+		t.Fatalf("took %d rows (%v)", len(b.rows), err)
+	}
+	for i := 100; i < 110; i++ { // evicts all ten while their rows are in flight
+		h.Observe(Observation{EUI: flooded(i), Time: t0, Unknown: true})
+	}
+	if err := s.writeStates(ctx, "health", b); err != nil {
+		t.Fatal(err)
+	}
+	h.settle(b, true)
+	if err := s.SaveHealth(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if n := rowsIn(t, s, "health"); n != 10 {
+		t.Fatalf("%d health rows for 10 tracked devices", n)
+	}
+}

@@ -447,9 +447,7 @@ func (h *Health) settle(b batch, ok bool) {
 		}
 		return &st.persisted, true
 	}
-	if ok {
-		written(b, lookup)
-	} else {
+	if !ok {
 		h.changes.giveBack(b, lookup)
 	}
 }

@@ -85,7 +85,11 @@ func (c *changeLog) take(n int, encode func(EUI) (p *persisted, state []byte, ok
 		if !ok {
 			continue
 		}
-		p.dirty = false
+		// Marked saved now, not once committed: an entry evicted while its
+		// row is being written must have the row deleted by the next save.
+		// A failed write leaves the mark; deleting a row that is not there
+		// is harmless.
+		p.dirty, p.saved = false, true
 		b.rows = append(b.rows, stateRow{e, st})
 	}
 	return b, nil
@@ -100,15 +104,6 @@ func (c *changeLog) giveBack(b batch, lookup func(EUI) (*persisted, bool)) {
 	for _, r := range b.rows {
 		if p, ok := lookup(r.eui); ok {
 			c.touched(r.eui, p)
-		}
-	}
-}
-
-// written marks a batch's rows as on disk, for the entries still there.
-func written(b batch, lookup func(EUI) (*persisted, bool)) {
-	for _, r := range b.rows {
-		if p, ok := lookup(r.eui); ok {
-			p.saved = true
 		}
 	}
 }

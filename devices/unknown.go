@@ -242,9 +242,7 @@ func (u *Unknowns) settle(b batch, ok bool) {
 		}
 		return &d.persisted, true
 	}
-	if ok {
-		written(b, lookup)
-	} else {
+	if !ok {
 		u.changes.giveBack(b, lookup)
 	}
 }
