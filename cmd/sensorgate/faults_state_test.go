@@ -255,7 +255,7 @@ type unknownList struct {
 	Dropped uint64                  `json:"dropped"`
 }
 
-// TestFaultUnknownDeviceFlood: 20,000 uplinks of distinct made-up
+// TestFaultUnknownDeviceFlood: 5,000 uplinks of distinct made-up
 // dev_euis, mixed with 500 uplinks of 50 registered devices, on a
 // network-server feed that accepts unknown devices, into an InfluxDB that
 // takes at most 1,000 values per tag. The guard writes 800 unknown devices
@@ -271,7 +271,7 @@ func TestFaultUnknownDeviceFlood(t *testing.T) {
 	const (
 		registered = 50
 		regMsgs    = 500
-		n          = 20000
+		n          = 5000
 		maxUnknown = 300
 		maxSeries  = 800
 	)
