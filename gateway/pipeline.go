@@ -80,8 +80,10 @@ type Pipeline struct {
 	// letter (unknown_device_limit).
 	Unknown UnknownGuard
 
-	views    atomic.Pointer[viewCache] // per registered device, see view
-	limitLog limitLogger
+	views atomic.Pointer[viewCache] // per registered device, see view
+	// Dead letters of unknown devices come one per message of a flood:
+	// a few a minute are logged, all are counted.
+	unknownLog, limitLog sampledLog
 }
 
 // UnknownGuard admits the uplinks of devices missing from the registry;
@@ -90,14 +92,13 @@ type UnknownGuard interface {
 	Admit(source string, eui devices.EUI) error
 }
 
-// limitLogger logs refusals of the unknown-device guard: a flood brings
-// one per message, so a few a minute are logged and the rest counted.
-type limitLogger struct {
+// sampledLog logs the first few of its messages a minute.
+type sampledLog struct {
 	once    sync.Once
 	sampler *zerolog.BurstSampler
 }
 
-func (l *limitLogger) logger(log zerolog.Logger) zerolog.Logger {
+func (l *sampledLog) logger(log zerolog.Logger) zerolog.Logger {
 	l.once.Do(func() { l.sampler = &zerolog.BurstSampler{Burst: 10, Period: time.Minute} })
 	return log.Sample(l.sampler)
 }
@@ -177,7 +178,10 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 		p.Counters.Inc(deadLetterCounter(rej.Reason))
 	}
 	log := p.Log
-	if rej.Reason == ReasonUnknownDeviceLimit {
+	switch rej.Reason {
+	case ReasonUnknownDevice:
+		log = p.unknownLog.logger(log)
+	case ReasonUnknownDeviceLimit:
 		log = p.limitLog.logger(log)
 	}
 	log.Warn().Str("source", up.Source).Str("topic", up.Topic).Str("dev_eui", eui(up.DevEUI)).

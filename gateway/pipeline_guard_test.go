@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/devices"
 )
@@ -52,5 +55,32 @@ func TestUnknownDeviceGuard(t *testing.T) {
 	}
 	if n := p.Clone().Unknown; n != p.Unknown {
 		t.Fatal("Clone drops the guard: a replay would bypass it")
+	}
+}
+
+// TestUnknownDeviceLogIsSampled: a flood of unknown devices logs a few
+// dead letters a minute, not one per message; every one is counted.
+func TestUnknownDeviceLogIsSampled(t *testing.T) {
+	for _, tc := range []struct {
+		source string
+		reason Reason
+	}{{"strict", ReasonUnknownDevice}, {"ns", ReasonUnknownDeviceLimit}} {
+		p, _, _ := testPipeline(t)
+		p.Unknown = devices.NewSeriesGuard(1, 1)
+		var logs bytes.Buffer
+		p.Log = zerolog.New(&logs)
+		for i := range 200 {
+			up := Uplink{Source: tc.source, DevEUI: devices.EUI{0xee, byte(i >> 8), byte(i)}, Time: t0, Object: map[string]any{"humidity": 50.0}}
+			if err := p.Handle(context.Background(), up); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lines := strings.Count(logs.String(), "message dead-lettered")
+		if lines == 0 || lines > 10 {
+			t.Errorf("%s: %d log lines for 200 dead letters, want 1 to 10", tc.reason, lines)
+		}
+		if n := p.Counters.Get(deadLetterCounter(tc.reason)); n < 199 {
+			t.Errorf("%s: %d counted", tc.reason, n)
+		}
 	}
 }
