@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -444,6 +445,10 @@ func BenchmarkFloodMillion(b *testing.B) {
 	}
 }
 
+// floodN is how many uplinks BenchmarkFloodMillionPipeline hands over
+// (fewer for a quick profile).
+var floodN = flag.Int("flood-n", 1000000, "uplinks of BenchmarkFloodMillionPipeline")
+
 // BenchmarkFloodMillionPipeline is BenchmarkFloodMillion with the broker
 // left out: 1,000,000 ChirpStack messages of distinct dev_euis are parsed
 // by the source's parser and handed to the running daemon's pipeline by
@@ -454,10 +459,8 @@ func BenchmarkFloodMillion(b *testing.B) {
 // process's (run it alone, -run '^$', -benchtime=1x). Reported: peak
 // resident set (MB), uplinks handled, seconds.
 func BenchmarkFloodMillionPipeline(b *testing.B) {
-	const (
-		n       = 1000000
-		workers = 4
-	)
+	const workers = 4
+	n := *floodN
 	for range b.N {
 		r := newStateRig(b, 1818, 50)
 		shm, err := os.MkdirTemp("/dev/shm", "sensorgate-flood-")
