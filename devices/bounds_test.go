@@ -61,6 +61,14 @@ func TestHealthTracksRegisteredAllAndUnknownBounded(t *testing.T) {
 	if devs, unknown, _ := h.Stats(); devs != 599 || unknown != 98 {
 		t.Fatalf("after Forget: %d devices, %d unknown", devs, unknown)
 	}
+	// Registered devices that leave the registry count as unknown from
+	// their next uplink, within the same limit.
+	for i := range 500 {
+		h.Observe(Observation{EUI: EUI{1, byte(i >> 8), byte(i)}, Time: t0.Add(2 * time.Hour), Unknown: true})
+	}
+	if devs, unknown, _ := h.Stats(); devs != 101 || unknown != 100 {
+		t.Fatalf("after 500 devices left the registry: %d devices, %d unknown; want 101 (the adopted one too), 100", devs, unknown)
+	}
 }
 
 // TestStateSavesOnlyChanges: a save writes what changed since the last

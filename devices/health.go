@@ -194,15 +194,15 @@ func (h *Health) Observe(o Observation) {
 	defer h.mu.Unlock()
 	st, ok := h.m[o.EUI]
 	if !ok {
-		if o.Unknown && h.unknown.Len() >= h.max {
-			h.evictOldest()
-		}
 		st = &healthState{FirstSeen: o.Time}
 		h.m[o.EUI] = st
 	}
 	switch {
-	case o.Unknown && st.unknown == nil:
+	case o.Unknown && st.unknown == nil: // new, or no longer registered
 		st.unknown = h.unknown.PushFront(o.EUI)
+		for h.unknown.Len() > h.max { // never st: it is in front, and max is at least 1
+			h.evictOldest()
+		}
 	case o.Unknown:
 		h.unknown.MoveToFront(st.unknown)
 	case st.unknown != nil: // registered since
