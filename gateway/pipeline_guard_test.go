@@ -56,6 +56,19 @@ func TestUnknownDeviceGuard(t *testing.T) {
 	if n := p.Clone().Unknown; n != p.Unknown {
 		t.Fatal("Clone drops the guard: a replay would bypass it")
 	}
+	// Once registered, a refused device's dead letters replay as points.
+	refused := devices.EUI{0xee, 9}
+	reg := p.Devices.(*devices.Registry)
+	if err := reg.Replace([]devices.Device{{EUI: euiA, Name: "bin-12", Model: "temp-test"}, {EUI: refused, Name: "adopted"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(sink.pts)
+	if err := p.Clone().Handle(ctx, Uplink{Source: "ns", DevEUI: refused, Time: t0, Object: map[string]any{"humidity": 50.0}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.pts) == before || len(dl.dls) != 14 {
+		t.Fatalf("the registered device's replay: %d points, %d dead letters", len(sink.pts)-before, len(dl.dls))
+	}
 }
 
 // TestUnknownDeviceLogIsSampled: a flood of unknown devices logs a few
