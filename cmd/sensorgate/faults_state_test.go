@@ -445,11 +445,11 @@ func BenchmarkFloodMillion(b *testing.B) {
 	}
 }
 
-// floodN is how many uplinks BenchmarkFloodMillionPipeline hands over
+// floodN is how many uplinks BenchmarkFloodMillionDirect hands over
 // (fewer for a quick profile).
-var floodN = flag.Int("flood-n", 1000000, "uplinks of BenchmarkFloodMillionPipeline")
+var floodN = flag.Int("flood-n", 1000000, "uplinks of BenchmarkFloodMillionDirect")
 
-// BenchmarkFloodMillionPipeline is BenchmarkFloodMillion with the broker
+// BenchmarkFloodMillionDirect is BenchmarkFloodMillion with the broker
 // left out: 1,000,000 ChirpStack messages of distinct dev_euis are parsed
 // by the source's parser and handed to the running daemon's pipeline by
 // four workers, as the MQTT source's workers do. Through Mosquitto on two
@@ -458,7 +458,7 @@ var floodN = flag.Int("flood-n", 1000000, "uplinks of BenchmarkFloodMillionPipel
 // The daemon runs in the benchmark's process, so the resident set is the
 // process's (run it alone, -run '^$', -benchtime=1x). Reported: peak
 // resident set (MB), uplinks handled, seconds.
-func BenchmarkFloodMillionPipeline(b *testing.B) {
+func BenchmarkFloodMillionDirect(b *testing.B) {
 	const workers = 4
 	n := *floodN
 	for range b.N {
