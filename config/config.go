@@ -85,6 +85,21 @@ type DevicesConfig struct {
 	// SilentFactor: a device is silent after this many of its usual
 	// intervals without an uplink (default 3, at least 1).
 	SilentFactor float64 `yaml:"silent_factor"`
+	// MaxUnknown bounds the devices missing from the registry that are
+	// listed as unknown and tracked by device health (default 10000);
+	// the least recently heard are evicted for new ones.
+	MaxUnknown int `yaml:"max_unknown"`
+	// UnknownMaxSeries bounds, per source, the unregistered devices whose
+	// uplinks are written to InfluxDB (default 1000); the others' uplinks
+	// are dead letters (unknown_device_limit).
+	UnknownMaxSeries int `yaml:"unknown_max_series"`
+	// UnknownSeriesPerMinute bounds, per source, how many new ones of
+	// those are admitted a minute (default 100).
+	UnknownSeriesPerMinute int `yaml:"unknown_series_per_minute"`
+	// StateSaveInterval is how often what changed in device health, the
+	// unknown devices and the admitted unregistered devices is saved to
+	// state_dir (default 30s); shutdown then saves only what changed since.
+	StateSaveInterval time.Duration `yaml:"state_save_interval"`
 }
 
 // DecodersConfig is the payload decoders' configuration.

@@ -23,6 +23,12 @@ const (
 	defaultMaxBodyBytes   = 16 << 20
 	defaultHealthInterval = 5 * time.Minute
 	defaultSilentFactor   = 3
+	// The bounds of device state; devices' defaults, repeated so that
+	// config stays free of the registry package.
+	defaultMaxUnknown             = 10000
+	defaultUnknownMaxSeries       = 1000
+	defaultUnknownSeriesPerMinute = 100
+	defaultStateSaveInterval      = 30 * time.Second
 	// defaultDecoderTimeout is decoders/script's DefaultTimeout (a test
 	// keeps them equal); config does not import the JavaScript engine for
 	// one constant.
@@ -46,6 +52,10 @@ func (c *Config) setDefaults(t *tree) {
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {
 		c.Devices.SilentFactor = defaultSilentFactor
 	}
+	setInt(&c.Devices.MaxUnknown, defaultMaxUnknown, t, "devices.max_unknown")
+	setInt(&c.Devices.UnknownMaxSeries, defaultUnknownMaxSeries, t, "devices.unknown_max_series")
+	setInt(&c.Devices.UnknownSeriesPerMinute, defaultUnknownSeriesPerMinute, t, "devices.unknown_series_per_minute")
+	setDuration(&c.Devices.StateSaveInterval, defaultStateSaveInterval, t, "devices.state_save_interval")
 	for i := range c.Sources {
 		c.Sources[i].setDefaults(t, sourcePath(i))
 	}

@@ -16,6 +16,12 @@ func TestHTTPAndHealthDefaults(t *testing.T) {
 	if defaultSilentFactor != devices.DefaultSilentFactor {
 		t.Errorf("devices.silent_factor default %d, devices' %d: keep them equal", defaultSilentFactor, devices.DefaultSilentFactor)
 	}
+	if defaultMaxUnknown != devices.DefaultMaxUnknown || defaultUnknownMaxSeries != devices.DefaultUnknownMaxSeries ||
+		defaultUnknownSeriesPerMinute != devices.DefaultUnknownSeriesPerMinute {
+		t.Errorf("devices.max_unknown, unknown_max_series, unknown_series_per_minute defaults %d, %d, %d; devices' %d, %d, %d: keep them equal",
+			defaultMaxUnknown, defaultUnknownMaxSeries, defaultUnknownSeriesPerMinute,
+			devices.DefaultMaxUnknown, devices.DefaultUnknownMaxSeries, devices.DefaultUnknownSeriesPerMinute)
+	}
 	var c Config
 	c.SetDefaults()
 	if c.HTTP.MaxBodyBytes != defaultMaxBodyBytes || c.Devices.HealthInterval != defaultHealthInterval || c.Devices.SilentFactor != defaultSilentFactor {

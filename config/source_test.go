@@ -61,7 +61,8 @@ func TestSourceTypes(t *testing.T) {
 	}
 	want := lorawan.Config{Name: "gw", Type: SourceSemtechUDP, Listen: "0.0.0.0:1700", MaxInFlight: lorawan.DefaultMaxInFlight,
 		DrainTimeout: lorawan.DefaultDrainTimeout, FrameConfig: lorawan.FrameConfig{DedupWindow: lorawan.DefaultDedupWindow,
-			FCntReset: lorawan.FCntResetReject, FCntResetMax: lorawan.DefaultFCntResetMax, FCntResetGap: lorawan.DefaultFCntResetGap, UnknownDevices: lorawan.UnknownDrop}}
+			FCntReset: lorawan.FCntResetReject, FCntResetMax: lorawan.DefaultFCntResetMax, FCntResetGap: lorawan.DefaultFCntResetGap, UnknownDevices: lorawan.UnknownDrop,
+			DedupMaxFrames: lorawan.DefaultDedupMaxFrames}}
 	if udp.Type != SourceSemtechUDP || udp.MQTT != nil || udp.UDP == nil || *udp.UDP != want || udp.Name() != "gw" {
 		t.Errorf("semtech-udp source %+v, want UDP %+v", udp, want)
 	}
@@ -69,7 +70,8 @@ func TestSourceTypes(t *testing.T) {
 		t.Errorf("FrameConfig() = %+v %v", fc, ok)
 	}
 	wantFrames := lorawan.FrameConfig{DedupWindow: 500 * time.Millisecond, FCntReset: lorawan.FCntResetReject,
-		FCntResetMax: lorawan.DefaultFCntResetMax, FCntResetGap: lorawan.DefaultFCntResetGap, UnknownDevices: lorawan.UnknownReject}
+		FCntResetMax: lorawan.DefaultFCntResetMax, FCntResetGap: lorawan.DefaultFCntResetGap, UnknownDevices: lorawan.UnknownReject,
+		DedupMaxFrames: lorawan.DefaultDedupMaxFrames}
 	if br.MQTT == nil || br.MQTT.Format != mqtt.FormatGatewayBridge || br.Frames == nil || *br.Frames != wantFrames || br.MQTT.ClientID != "sensorgate-bridge" {
 		t.Errorf("gateway-bridge source %+v frames %+v, want %+v", br.MQTT, br.Frames, wantFrames)
 	}

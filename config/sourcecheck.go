@@ -60,6 +60,7 @@ func setFrameDefaults(f *lorawan.FrameConfig, t *tree, sp string) {
 	}
 	setDuration(&f.FCntResetGap, lorawan.DefaultFCntResetGap, t, sp+".fcnt_reset_gap")
 	setString(&f.UnknownDevices, lorawan.UnknownDrop)
+	setInt(&f.DedupMaxFrames, lorawan.DefaultDedupMaxFrames, t, sp+".dedup_max_frames")
 }
 
 // checkSources checks every source by its type; names are unique across
@@ -202,6 +203,7 @@ func checkFrames(p *collector, sp string, f *lorawan.FrameConfig) {
 		p.add(sp+".fcnt_reset_max", "%s: must be a whole number of at least 1 (default %d)", p.tree.text(sp+".fcnt_reset_max", "0"), lorawan.DefaultFCntResetMax)
 	}
 	positive(p, sp+".fcnt_reset_gap", f.FCntResetGap, lorawan.DefaultFCntResetGap)
+	atLeastOne(p, sp+".dedup_max_frames", f.DedupMaxFrames, lorawan.DefaultDedupMaxFrames)
 	// A restart setting under reject would be silently ignored; the
 	// default value (as an effective config written back holds it) is not.
 	if f.FCntReset != lorawan.FCntResetAcceptLow {

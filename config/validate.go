@@ -406,6 +406,10 @@ func checkAllowedHost(p *collector, path, name string) {
 
 func (c *Config) checkDevices(p *collector) {
 	positive(p, "devices.health_interval", c.Devices.HealthInterval, defaultHealthInterval)
+	positive(p, "devices.state_save_interval", c.Devices.StateSaveInterval, defaultStateSaveInterval)
+	atLeastOne(p, "devices.max_unknown", c.Devices.MaxUnknown, defaultMaxUnknown)
+	atLeastOne(p, "devices.unknown_max_series", c.Devices.UnknownMaxSeries, defaultUnknownMaxSeries)
+	atLeastOne(p, "devices.unknown_series_per_minute", c.Devices.UnknownSeriesPerMinute, defaultUnknownSeriesPerMinute)
 	if f := c.Devices.SilentFactor; f < 1 || math.IsNaN(f) || math.IsInf(f, 0) {
 		p.add("devices.silent_factor", "%v: give a number of at least 1 (default %d): below 1 every device would count as silent", f, defaultSilentFactor)
 	}

@@ -65,6 +65,9 @@ func TestValidateRules(t *testing.T) {
 			[]want{{11, "devices.silent_factor", "at least 1"}}},
 		{"health interval zero", base + lines("devices:", "  health_interval: 0s"),
 			[]want{{11, "devices.health_interval", "0 is not allowed"}}},
+		{"state bounds zero", base + lines("devices:", "  max_unknown: 0", "  unknown_max_series: -1", "  unknown_series_per_minute: 0", "  state_save_interval: 0s"),
+			[]want{{11, "devices.max_unknown", "at least 1"}, {12, "devices.unknown_max_series", "at least 1"},
+				{13, "devices.unknown_series_per_minute", "at least 1"}, {14, "devices.state_save_interval", "0 is not allowed"}}},
 		{"state_dir empty takes default", base + lines(`state_dir: ""`), nil},
 
 		// sources

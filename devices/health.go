@@ -1,9 +1,9 @@
 package devices
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +23,9 @@ const (
 	intervalWeight = 0.2
 	// hours is the window of the per-day counts, in hourly buckets.
 	hours = 24
+	// DefaultMaxUnknown is how many devices missing from the registry
+	// health and the unknown-device list track (devices.max_unknown).
+	DefaultMaxUnknown = 10000
 )
 
 // Observation is what device health learns from one uplink the pipeline
@@ -49,6 +52,10 @@ type Observation struct {
 	HasBatteryLevel bool
 	// DeadLetter is the dead-letter reason, "" when points were written.
 	DeadLetter string
+	// Unknown is set for a device missing from the registry: health keeps
+	// at most MaxUnknown of those (registered devices are bounded by the
+	// registry).
+	Unknown bool
 }
 
 // DeviceHealth is one device's health report.
@@ -110,24 +117,72 @@ type healthState struct {
 	BatteryLevel   *float64          `json:"battery_level,omitempty"`
 	LastDeadLetter string            `json:"last_dead_letter,omitempty"`
 	Hours          [hours]hourBucket `json:"hours"`
+
+	persisted
+	// unknown is the device's place in Health.unknown while it is not
+	// registered, nil for a registered device.
+	unknown *list.Element
 }
 
 // Health tracks every observed device's link health in memory: last seen,
 // uplinks per day, frame loss from frame-counter gaps, radio, battery and
 // whether it went silent. It is safe for concurrent use; Observe is on the
 // hot path and only takes a lock and updates a few numbers.
+//
+// Registered devices are tracked all; devices missing from the registry
+// (accepted from a network server) at most MaxUnknown, the least recently
+// heard one evicted for a new one, so that a flood of made-up EUIs costs a
+// bounded table.
 type Health struct {
 	// SilentFactor: silent after this many usual intervals without an
 	// uplink (DefaultSilentFactor when 0).
 	SilentFactor float64
 
-	mu sync.Mutex
-	m  map[EUI]*healthState
+	mu      sync.Mutex
+	m       map[EUI]*healthState
+	max     int
+	unknown *list.List // EUIs of unregistered devices, most recently heard first
+	evicted uint64
+	changes changeLog
 }
 
-// NewHealth returns an empty tracker.
+// NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
+// unregistered devices.
 func NewHealth(silentFactor float64) *Health {
-	return &Health{SilentFactor: silentFactor, m: map[EUI]*healthState{}}
+	return &Health{SilentFactor: silentFactor, m: map[EUI]*healthState{}, max: DefaultMaxUnknown,
+		unknown: list.New(), changes: newChangeLog()}
+}
+
+// SetMaxUnknown sets how many unregistered devices are tracked (at least
+// 1), evicting the least recently heard ones beyond it.
+func (h *Health) SetMaxUnknown(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.max = max(n, 1)
+	for h.unknown.Len() > h.max {
+		h.evictOldest()
+	}
+}
+
+// evictOldest drops the least recently heard unregistered device; h.mu is
+// held.
+func (h *Health) evictOldest() {
+	back := h.unknown.Back()
+	e := back.Value.(EUI)
+	h.unknown.Remove(back)
+	if st, ok := h.m[e]; ok {
+		h.changes.removed(e, &st.persisted)
+		delete(h.m, e)
+	}
+	h.evicted++
+}
+
+// Stats returns how many devices are tracked, how many of them are not
+// registered, and how many unregistered ones were evicted since start.
+func (h *Health) Stats() (devices, unknown int, evicted uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m), h.unknown.Len(), h.evicted
 }
 
 // Observe records one uplink.
@@ -142,6 +197,19 @@ func (h *Health) Observe(o Observation) {
 		st = &healthState{FirstSeen: o.Time}
 		h.m[o.EUI] = st
 	}
+	switch {
+	case o.Unknown && st.unknown == nil: // new, or no longer registered
+		st.unknown = h.unknown.PushFront(o.EUI)
+		for h.unknown.Len() > h.max { // never st: it is in front, and max is at least 1
+			h.evictOldest()
+		}
+	case o.Unknown:
+		h.unknown.MoveToFront(st.unknown)
+	case st.unknown != nil: // registered since
+		h.unknown.Remove(st.unknown)
+		st.unknown = nil
+	}
+	h.changes.touched(o.EUI, &st.persisted)
 	if o.Time.Before(st.FirstSeen) {
 		st.FirstSeen = o.Time
 	}
@@ -255,8 +323,21 @@ func (h *Health) LastFCnt(eui EUI) (uint32, bool) {
 // Forget drops a device (deleted from the registry).
 func (h *Health) Forget(eui EUI) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.drop(eui)
+}
+
+// drop removes a device; h.mu is held.
+func (h *Health) drop(eui EUI) {
+	st, ok := h.m[eui]
+	if !ok {
+		return
+	}
+	if st.unknown != nil {
+		h.unknown.Remove(st.unknown)
+	}
+	h.changes.removed(eui, &st.persisted)
 	delete(h.m, eui)
-	h.mu.Unlock()
 }
 
 // Get returns one device's health at now.
@@ -335,26 +416,53 @@ func cloneOpt[T any](p *T) *T {
 	return &v
 }
 
-// SaveHealth persists every device's health state, replacing what was
-// saved before, so a restart keeps last seen, counts and intervals.
+// SaveHealth writes what changed in device health since the last save
+// (changed devices, evicted or forgotten ones), in transactions of a few
+// hundred rows, until done or ctx ends: what is left is written by the
+// next save. A restart keeps last seen, counts and intervals.
 func (s *Store) SaveHealth(ctx context.Context, h *Health) error {
+	return s.saveChanges(ctx, "health", h)
+}
+
+func (h *Health) takeChanges(n int) (batch, error) {
 	h.mu.Lock()
-	states := make(map[EUI][]byte, len(h.m))
-	var err error
-	for e, st := range h.m {
-		if states[e], err = json.Marshal(st); err != nil {
-			break
+	defer h.mu.Unlock()
+	return h.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
+		st, ok := h.m[e]
+		if !ok {
+			return nil, nil, false, nil
 		}
+		b, err := json.Marshal(st)
+		return &st.persisted, b, true, err
+	})
+}
+
+func (h *Health) settle(b batch, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lookup := func(e EUI) (*persisted, bool) {
+		st, ok := h.m[e]
+		if !ok {
+			return nil, false
+		}
+		return &st.persisted, true
 	}
-	h.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("devices: encode health: %w", err)
+	if !ok {
+		h.changes.giveBack(b, lookup)
 	}
-	return s.saveStates(ctx, "health", states)
+}
+
+// PendingChanges is how many rows the next save would write or delete.
+func (h *Health) PendingChanges() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changes.pending()
 }
 
 // LoadHealth reads the persisted health states into h. A state that does
 // not decode is dropped: health rebuilds itself from the next uplinks.
+// Devices the registry does not hold count towards MaxUnknown; beyond it
+// their rows are deleted by the next save.
 func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 	states, err := s.loadStates(ctx, "health")
 	if err != nil {
@@ -362,11 +470,36 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	type loaded struct {
+		eui EUI
+		st  *healthState
+	}
+	var unknown []loaded
 	for e, b := range states {
 		st := new(healthState)
-		if json.Unmarshal(b, st) == nil {
-			h.m[e] = st
+		if json.Unmarshal(b, st) != nil {
+			h.changes.gone[e] = struct{}{}
+			continue
 		}
+		st.saved = true
+		if _, registered := s.reg.Lookup(e); registered {
+			h.m[e] = st
+			continue
+		}
+		unknown = append(unknown, loaded{e, st})
+	}
+	// The most recently heard unregistered devices are kept.
+	sort.Slice(unknown, func(i, j int) bool { return unknown[i].st.LastSeen.After(unknown[j].st.LastSeen) })
+	for _, u := range unknown {
+		if _, dup := h.m[u.eui]; dup {
+			continue
+		}
+		if h.unknown.Len() >= h.max {
+			h.changes.gone[u.eui] = struct{}{}
+			continue
+		}
+		u.st.unknown = h.unknown.PushBack(u.eui)
+		h.m[u.eui] = u.st
 	}
 	return nil
 }

@@ -146,11 +146,13 @@ func TestUnknowns(t *testing.T) {
 	if g, _ := u2.Get(e); len(g.LastRaw) != maxUnknownRaw || !g.RawTruncate {
 		t.Fatalf("raw kept %d bytes", len(g.LastRaw))
 	}
-	for i := 0; i < MaxUnknown+5; i++ {
+	u2.SetMax(100)
+	for i := 0; i < 100+5; i++ {
 		u2.Observe(UnknownObservation{EUI: EUI{0xff, byte(i >> 8), byte(i)}, Time: t0})
 	}
-	if len(u2.List()) != MaxUnknown || u2.Dropped() != 6 {
-		t.Fatalf("%d listed, %d dropped", len(u2.List()), u2.Dropped())
+	// The least recently heard go first: e and the flood's first five.
+	if _, listed := u2.Get(e); u2.Len() != 100 || u2.Dropped() != 6 || listed {
+		t.Fatalf("%d listed, %d dropped, first device listed %v", u2.Len(), u2.Dropped(), listed)
 	}
 	if !u.Remove(e) || u.Remove(e) {
 		t.Fatal("Remove")

@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE TABLE IF NOT EXISTS health (dev_eui TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS unknown_devices (dev_eui TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unknown_series (source TEXT NOT NULL, dev_eui TEXT NOT NULL, PRIMARY KEY (source, dev_eui));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `
 
@@ -422,33 +423,6 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, next map[EUI]Device, chan
 			keys[0], keys[1], keys[2], keys[3], keys[4], now); err != nil {
 			return fmt.Errorf("write %s: %w", e, err)
 		}
-	}
-	return nil
-}
-
-// saveStates replaces the contents of a state table (health,
-// unknown_devices) in one transaction.
-func (s *Store) saveStates(ctx context.Context, table string, states map[EUI][]byte) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("devices: registry %s: %w", s.path, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
-		return fmt.Errorf("devices: registry %s: clear %s: %w", s.path, table, err)
-	}
-	ins, err := tx.PrepareContext(ctx, "INSERT INTO "+table+" (dev_eui, state) VALUES (?, ?)")
-	if err != nil {
-		return fmt.Errorf("devices: registry %s: %w", s.path, err)
-	}
-	defer ins.Close()
-	for e, st := range states {
-		if _, err := ins.ExecContext(ctx, e.String(), string(st)); err != nil {
-			return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
 	}
 	return nil
 }

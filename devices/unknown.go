@@ -1,22 +1,24 @@
 package devices
 
 import (
+	"container/list"
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
 )
 
 // Bounds of the unknown-device list. A misconfigured feed (or a hostile
-// one) could name any number of EUIs; the list must not grow without end.
+// one) could name any number of EUIs; the list must not grow without end,
+// and what it keeps per device is cut so that a full list stays a few tens
+// of megabytes however big the messages.
 const (
-	// MaxUnknown is how many unknown devices are tracked; further new
-	// EUIs are counted in Dropped and not listed.
-	MaxUnknown = 10000
 	// maxUnknownRaw bounds the raw message kept per unknown device.
-	maxUnknownRaw = 8 << 10
+	maxUnknownRaw = 2 << 10
+	// maxUnknownPayload bounds the payload kept: a LoRaWAN application
+	// payload is at most 242 bytes.
+	maxUnknownPayload = 256
 )
 
 // UnknownDevice is a device that sent uplinks but is not in the registry:
@@ -36,10 +38,18 @@ type UnknownDevice struct {
 	// dead-lettered.
 	Accepted    bool   `json:"accepted"`
 	FPort       uint8  `json:"f_port,omitempty"`
-	LastPayload []byte `json:"last_payload"` // application payload (base64 in JSON)
-	// LastRaw is the last message as received, cut to 8 KiB.
+	LastPayload []byte `json:"last_payload"` // application payload (base64 in JSON), cut to 256 bytes
+	// LastRaw is the last message as received, cut to 2 KiB.
 	LastRaw     []byte `json:"last_raw,omitempty"`
 	RawTruncate bool   `json:"last_raw_truncated,omitempty"`
+}
+
+// unknownEntry is a listed device with its place in the eviction order
+// and its save state.
+type unknownEntry struct {
+	UnknownDevice
+	elem *list.Element
+	persisted
 }
 
 // UnknownObservation is one uplink of a device missing from the registry.
@@ -55,16 +65,46 @@ type UnknownObservation struct {
 	Raw      []byte
 }
 
-// Unknowns tracks devices that sent uplinks but are not registered. It is
-// safe for concurrent use; Observe copies what it keeps.
+// Unknowns tracks devices that sent uplinks but are not registered, at
+// most Max of them: a new device evicts the least recently heard one, so
+// the list shows what is out there now. It is safe for concurrent use;
+// Observe copies what it keeps.
 type Unknowns struct {
 	mu      sync.Mutex
-	m       map[EUI]*UnknownDevice
-	dropped uint64
+	m       map[EUI]*unknownEntry
+	order   *list.List // EUIs, most recently heard first
+	max     int
+	evicted uint64
+	changes changeLog
 }
 
-// NewUnknowns returns an empty tracker.
-func NewUnknowns() *Unknowns { return &Unknowns{m: map[EUI]*UnknownDevice{}} }
+// NewUnknowns returns an empty tracker of up to DefaultMaxUnknown devices.
+func NewUnknowns() *Unknowns {
+	return &Unknowns{m: map[EUI]*unknownEntry{}, order: list.New(), max: DefaultMaxUnknown, changes: newChangeLog()}
+}
+
+// SetMax sets how many devices are listed (at least 1), evicting the
+// least recently heard ones beyond it.
+func (u *Unknowns) SetMax(n int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.max = max(n, 1)
+	for u.order.Len() > u.max {
+		u.evictOldest()
+	}
+}
+
+// evictOldest drops the least recently heard device; u.mu is held.
+func (u *Unknowns) evictOldest() {
+	back := u.order.Back()
+	e := back.Value.(EUI)
+	u.order.Remove(back)
+	if d, ok := u.m[e]; ok {
+		u.changes.removed(e, &d.persisted)
+		delete(u.m, e)
+	}
+	u.evicted++
+}
 
 // Observe records one uplink.
 func (u *Unknowns) Observe(o UnknownObservation) {
@@ -75,13 +115,16 @@ func (u *Unknowns) Observe(o UnknownObservation) {
 	defer u.mu.Unlock()
 	d, ok := u.m[o.EUI]
 	if !ok {
-		if len(u.m) >= MaxUnknown {
-			u.dropped++
-			return
+		if u.order.Len() >= u.max {
+			u.evictOldest()
 		}
-		d = &UnknownDevice{DevEUI: o.EUI, FirstSeen: o.Time}
+		d = &unknownEntry{UnknownDevice: UnknownDevice{DevEUI: o.EUI, FirstSeen: o.Time}}
+		d.elem = u.order.PushFront(o.EUI)
 		u.m[o.EUI] = d
+	} else {
+		u.order.MoveToFront(d.elem)
 	}
+	u.changes.touched(o.EUI, &d.persisted)
 	d.Count++
 	if o.Time.Before(d.FirstSeen) {
 		d.FirstSeen = o.Time
@@ -96,7 +139,7 @@ func (u *Unknowns) Observe(o UnknownObservation) {
 	if o.Profile != "" {
 		d.Profile = o.Profile
 	}
-	d.LastPayload = append(d.LastPayload[:0], o.Payload...)
+	d.LastPayload = append(d.LastPayload[:0], o.Payload[:min(len(o.Payload), maxUnknownPayload)]...)
 	raw := o.Raw
 	d.RawTruncate = len(raw) > maxUnknownRaw
 	if d.RawTruncate {
@@ -110,7 +153,7 @@ func (u *Unknowns) List() []UnknownDevice {
 	u.mu.Lock()
 	out := make([]UnknownDevice, 0, len(u.m))
 	for _, d := range u.m {
-		out = append(out, clonedUnknown(d))
+		out = append(out, clonedUnknown(&d.UnknownDevice))
 	}
 	u.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -130,24 +173,36 @@ func (u *Unknowns) Get(eui EUI) (UnknownDevice, bool) {
 	if !ok {
 		return UnknownDevice{}, false
 	}
-	return clonedUnknown(d), true
+	return clonedUnknown(&d.UnknownDevice), true
 }
 
 // Remove drops a device from the list (adopted or dismissed).
 func (u *Unknowns) Remove(eui EUI) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	_, ok := u.m[eui]
+	d, ok := u.m[eui]
+	if !ok {
+		return false
+	}
+	u.order.Remove(d.elem)
+	u.changes.removed(eui, &d.persisted)
 	delete(u.m, eui)
-	return ok
+	return true
 }
 
-// Dropped is how many new unknown EUIs were not listed because the list
-// was full.
+// Len is how many devices are listed.
+func (u *Unknowns) Len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.m)
+}
+
+// Dropped is how many devices were evicted from the full list for newer
+// ones.
 func (u *Unknowns) Dropped() uint64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.dropped
+	return u.evicted
 }
 
 func clonedUnknown(d *UnknownDevice) UnknownDevice {
@@ -157,22 +212,52 @@ func clonedUnknown(d *UnknownDevice) UnknownDevice {
 	return c
 }
 
-// SaveUnknowns persists the unknown-device list, replacing what was
-// saved before.
+// SaveUnknowns writes what changed in the unknown-device list since the
+// last save, in transactions of a few hundred rows, until done or ctx
+// ends: what is left is written by the next save.
 func (s *Store) SaveUnknowns(ctx context.Context, u *Unknowns) error {
-	states := map[EUI][]byte{}
-	for _, d := range u.List() {
-		b, err := json.Marshal(d)
-		if err != nil {
-			return fmt.Errorf("devices: encode unknown device %s: %w", d.DevEUI, err)
+	return s.saveChanges(ctx, "unknown_devices", u)
+}
+
+func (u *Unknowns) takeChanges(n int) (batch, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
+		d, ok := u.m[e]
+		if !ok {
+			return nil, nil, false, nil
 		}
-		states[d.DevEUI] = b
+		b, err := json.Marshal(&d.UnknownDevice)
+		return &d.persisted, b, true, err
+	})
+}
+
+func (u *Unknowns) settle(b batch, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	lookup := func(e EUI) (*persisted, bool) {
+		d, ok := u.m[e]
+		if !ok {
+			return nil, false
+		}
+		return &d.persisted, true
 	}
-	return s.saveStates(ctx, "unknown_devices", states)
+	if !ok {
+		u.changes.giveBack(b, lookup)
+	}
+}
+
+// PendingChanges is how many rows the next save would write or delete.
+func (u *Unknowns) PendingChanges() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.changes.pending()
 }
 
 // LoadUnknowns reads the persisted unknown devices into u, skipping any
-// registered since (they were adopted).
+// registered since (they were adopted) and keeping the most recently heard
+// ones up to the list's size; the rows of the others are deleted by the
+// next save.
 func (s *Store) LoadUnknowns(ctx context.Context, u *Unknowns) error {
 	states, err := s.loadStates(ctx, "unknown_devices")
 	if err != nil {
@@ -180,16 +265,27 @@ func (s *Store) LoadUnknowns(ctx context.Context, u *Unknowns) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	var loaded []*unknownEntry
 	for e, b := range states {
-		if _, registered := s.reg.Lookup(e); registered {
-			continue
-		}
-		var d UnknownDevice
-		if json.Unmarshal(b, &d) != nil || len(u.m) >= MaxUnknown {
+		d := &unknownEntry{persisted: persisted{saved: true}}
+		if _, registered := s.reg.Lookup(e); registered || json.Unmarshal(b, &d.UnknownDevice) != nil {
+			u.changes.gone[e] = struct{}{}
 			continue
 		}
 		d.DevEUI = e
-		u.m[e] = &d
+		loaded = append(loaded, d)
+	}
+	sort.Slice(loaded, func(i, j int) bool { return loaded[i].LastSeen.After(loaded[j].LastSeen) })
+	for _, d := range loaded {
+		if _, dup := u.m[d.DevEUI]; dup {
+			continue
+		}
+		if u.order.Len() >= u.max {
+			u.changes.gone[d.DevEUI] = struct{}{}
+			continue
+		}
+		d.elem = u.order.PushBack(d.DevEUI)
+		u.m[d.DevEUI] = d
 	}
 	return nil
 }

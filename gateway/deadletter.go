@@ -20,6 +20,9 @@ const (
 	ReasonReplay        Reason = "replay"             // LoRaWAN frame counter not increasing
 	ReasonBadMIC        Reason = "bad_mic"            // LoRaWAN MIC matches no session of the DevAddr
 	ReasonEncrypted     Reason = "encrypted"          // payload forwarded encrypted, and no AppSKey to decrypt it
+	// ReasonUnknownDeviceLimit: an unregistered device past its source's
+	// cardinality guard (devices.unknown_max_series, unknown_series_per_minute).
+	ReasonUnknownDeviceLimit Reason = "unknown_device_limit"
 )
 
 // DeadLetter is a message that could not become points, kept with

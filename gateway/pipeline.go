@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,8 +74,33 @@ type Pipeline struct {
 	// cmd injects lorawan.DecryptFRMPayload, which this package must not
 	// import. Nil: such uplinks are dead-lettered.
 	Decrypt func(key devices.Key, devAddr devices.DevAddr, fCnt uint32, uplink bool, payload []byte) ([]byte, error)
+	// Unknown, when set, decides which unregistered devices a source that
+	// accepts them may write (*devices.SeriesGuard): each is a new value
+	// of InfluxDB's dev_eui and device tags. A refused uplink is a dead
+	// letter (unknown_device_limit).
+	Unknown UnknownGuard
 
 	views atomic.Pointer[viewCache] // per registered device, see view
+	// Dead letters of unknown devices come one per message of a flood:
+	// a few a minute are logged, all are counted.
+	unknownLog, limitLog sampledLog
+}
+
+// UnknownGuard admits the uplinks of devices missing from the registry;
+// the error of a refusal tells the operator what to do.
+type UnknownGuard interface {
+	Admit(source string, eui devices.EUI) error
+}
+
+// sampledLog logs the first few of its messages a minute.
+type sampledLog struct {
+	once    sync.Once
+	sampler *zerolog.BurstSampler
+}
+
+func (l *sampledLog) logger(log zerolog.Logger) zerolog.Logger {
+	l.once.Do(func() { l.sampler = &zerolog.BurstSampler{Burst: 10, Period: time.Minute} })
+	return log.Sample(l.sampler)
 }
 
 // Clone returns a pipeline with the same configuration and an empty
@@ -85,7 +111,7 @@ func (p *Pipeline) Clone() *Pipeline {
 	return &Pipeline{
 		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
 		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
-		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt,
+		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt, Unknown: p.Unknown,
 	}
 }
 
@@ -151,7 +177,14 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 	if p.Counters != nil {
 		p.Counters.Inc(deadLetterCounter(rej.Reason))
 	}
-	p.Log.Warn().Str("source", up.Source).Str("topic", up.Topic).Str("dev_eui", eui(up.DevEUI)).
+	log := p.Log
+	switch rej.Reason {
+	case ReasonUnknownDevice:
+		log = p.unknownLog.logger(log)
+	case ReasonUnknownDeviceLimit:
+		log = p.limitLog.logger(log)
+	}
+	log.Warn().Str("source", up.Source).Str("topic", up.Topic).Str("dev_eui", eui(up.DevEUI)).
 		Str("reason", string(rej.Reason)).Err(rej.Err).Msg("message dead-lettered")
 	dl := DeadLetter{
 		Time: p.now(), Source: up.Source, Topic: up.Topic, DevEUI: eui(up.DevEUI),
@@ -191,7 +224,7 @@ func (p *Pipeline) countN(c hotCounter, n uint64) {
 // deadLetterCounters are the counter names of the reasons, joined once.
 var deadLetterCounters = func() map[Reason]string {
 	m := map[Reason]string{}
-	for _, r := range []Reason{ReasonMalformed, ReasonUnknownDevice, ReasonUnknownModel, ReasonDecode, ReasonNormalize, ReasonRejected, ReasonEncrypted} {
+	for _, r := range []Reason{ReasonMalformed, ReasonUnknownDevice, ReasonUnknownModel, ReasonDecode, ReasonNormalize, ReasonRejected, ReasonEncrypted, ReasonUnknownDeviceLimit} {
 		m[r] = "dead_letters." + string(r)
 	}
 	return m
@@ -374,6 +407,11 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 		euiTag = eui(d.EUI)
 	case policy.AcceptUnknown && !up.DevEUI.IsZero():
+		if p.Unknown != nil {
+			if err := p.Unknown.Admit(up.Source, up.DevEUI); err != nil {
+				return resolved{}, &Rejection{Reason: ReasonUnknownDeviceLimit, Err: err}
+			}
+		}
 		p.count(cUnknownAccepted)
 		name, devTags, euiTag = up.DeviceName, up.Tags, eui(up.DevEUI)
 		if name == "" {

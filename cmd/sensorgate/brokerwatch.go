@@ -49,7 +49,7 @@ type dropWatch struct {
 
 	open  atomic.Bool
 	mu    sync.Mutex
-	seen  map[devices.EUI]bool // devices seen in the window: true once one had a gap
+	seen  map[devices.EUI]bool // devices health knows, seen in the window: true once one had a gap
 	timer *time.Timer
 	gen   int // counts windows, so a late timer cannot end the next one
 }
@@ -102,7 +102,12 @@ func (w *dropWatch) Observe(up gateway.Uplink, _ []gateway.Point, _ *gateway.Rej
 		return
 	}
 	last, known := w.health.LastFCnt(up.DevEUI)
-	gap := known && up.FCnt > last+1 && up.FCnt-last <= dropWatchMaxGap
+	if !known {
+		// Nothing to compare with; and seen stays within the devices
+		// health tracks, however many new EUIs a flood brings.
+		return
+	}
+	gap := up.FCnt > last+1 && up.FCnt-last <= dropWatchMaxGap
 	w.mu.Lock()
 	if w.seen != nil {
 		w.seen[up.DevEUI] = w.seen[up.DevEUI] || gap

@@ -154,3 +154,24 @@ func TestDropWatchReconnectRestartsWindow(t *testing.T) {
 		t.Fatal("stop left the window open")
 	}
 }
+
+// TestDropWatchSeenIsBounded: a flood of new EUIs during the window adds
+// nothing to the watch's table; devices health knows are checked.
+func TestDropWatchSeenIsBounded(t *testing.T) {
+	health := devices.NewHealth(0)
+	w := newDropWatch(health, zerolog.Nop())
+	w.window = time.Hour
+	w.connected()
+	defer w.stop()
+	known := devices.EUI{1}
+	health.Observe(devices.Observation{EUI: known, Time: time.Now(), FCnt: 1, HasFCnt: true})
+	w.Observe(gateway.Uplink{DevEUI: known, FCnt: 5, HasFCnt: true}, nil, nil)
+	for i := range 10000 {
+		w.Observe(gateway.Uplink{DevEUI: devices.EUI{0xee, byte(i >> 8), byte(i)}, FCnt: 5, HasFCnt: true}, nil, nil)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.seen) != 1 || !w.seen[known] {
+		t.Fatalf("the watch holds %d devices, want the one health knows (with its gap)", len(w.seen))
+	}
+}

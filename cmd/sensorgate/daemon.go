@@ -46,7 +46,8 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
-	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
+	frames  []*lorawan.Frames // of the raw-frame sources, for their dedup tables' metrics
 }
 
 // NewDaemon builds everything the config describes without connecting to

@@ -31,11 +31,13 @@ type ops struct {
 	store    *devices.Store
 	health   *devices.Health
 	unknowns *devices.Unknowns
+	series   *devices.SeriesGuard // which unregistered devices may be written
 	replayer *deadletter.Replayer
 	api      *httpapi.Server // nil when only replaying (the CLI)
 
 	sink        gateway.Sink // device_health points go where the pipeline's go
 	healthEvery time.Duration
+	saveEvery   time.Duration
 	allowedTags []string
 	now         func() time.Time
 }
@@ -50,7 +52,12 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	o := &ops{
 		log: d.log.With().Str("component", "ops").Logger(), health: devices.NewHealth(cfg.Devices.SilentFactor),
 		unknowns: devices.NewUnknowns(), sink: d.pipeline.Sink, healthEvery: cfg.Devices.HealthInterval,
-		allowedTags: cfg.Devices.Tags, now: time.Now,
+		saveEvery: cfg.Devices.StateSaveInterval, allowedTags: cfg.Devices.Tags, now: time.Now,
+		series: devices.NewSeriesGuard(cfg.Devices.UnknownMaxSeries, float64(cfg.Devices.UnknownSeriesPerMinute)),
+	}
+	if cfg.Devices.MaxUnknown > 0 { // a Config built in code may leave it out
+		o.health.SetMaxUnknown(cfg.Devices.MaxUnknown)
+		o.unknowns.SetMax(cfg.Devices.MaxUnknown)
 	}
 	var err error
 	if o.store, err = devices.OpenStore(ctx, filepath.Join(cfg.StateDir, devices.StoreFileName), d.Devices); err != nil {
@@ -72,6 +79,10 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
 		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
 	}
+	if err := o.store.LoadSeries(ctx, o.series); err != nil {
+		o.log.Warn().Err(err).Msg("the unregistered devices written before were not loaded; up to devices.unknown_max_series new ones per source will be written")
+	}
+	d.pipeline.Unknown = o.series
 	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
 	if d.metrics != nil {
 		obs = observers{obs, d.metrics} // daemon_metrics.go
@@ -221,22 +232,32 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 			}
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		o.healthLoop(ctx)
 	}()
+	go func() {
+		defer wg.Done()
+		o.saveLoop(ctx)
+	}()
 	return func() {
 		cancel()
 		wg.Wait()
-		saveCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		// Only what changed since the last periodic save is left to write.
+		saveCtx, done := context.WithTimeout(context.Background(), stateSaveBudget)
 		defer done()
 		o.save(saveCtx)
 	}, nil
 }
 
-// healthLoop writes device_health points and saves the trackers every
-// healthEvery until ctx ends.
+// stateSaveBudget bounds the save at shutdown. The periodic saves keep
+// what is left to at most one state_save_interval of changes, which
+// takes a fraction of it.
+const stateSaveBudget = 5 * time.Second
+
+// healthLoop writes device_health points every healthEvery until ctx
+// ends.
 func (o *ops) healthLoop(ctx context.Context) {
 	if o.healthEvery <= 0 {
 		return
@@ -251,17 +272,45 @@ func (o *ops) healthLoop(ctx context.Context) {
 			if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
 				o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
 			}
+		}
+	}
+}
+
+// saveLoop saves what changed in the trackers every saveEvery until ctx
+// ends.
+func (o *ops) saveLoop(ctx context.Context) {
+	every := o.saveEvery
+	if every <= 0 {
+		every = o.healthEvery
+	}
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 			o.save(ctx)
 		}
 	}
 }
 
+// save writes what changed in health, the unknown devices and the
+// admitted unregistered devices. Each save stops at ctx's end and leaves
+// the rest to the next; a save cut short at shutdown says how much of it
+// is lost.
 func (o *ops) save(ctx context.Context) {
 	if err := o.store.SaveHealth(ctx, o.health); err != nil {
-		o.log.Warn().Err(err).Msg("device health not saved")
+		o.log.Warn().Err(err).Int("unsaved", o.health.PendingChanges()).Msg("device health not saved completely")
 	}
 	if err := o.store.SaveUnknowns(ctx, o.unknowns); err != nil {
-		o.log.Warn().Err(err).Msg("unknown devices not saved")
+		o.log.Warn().Err(err).Int("unsaved", o.unknowns.PendingChanges()).Msg("unknown devices not saved completely")
+	}
+	if err := o.store.SaveSeries(ctx, o.series); err != nil {
+		o.log.Warn().Err(err).Msg("admitted unregistered devices not saved completely")
 	}
 }
 
@@ -369,7 +418,7 @@ func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.
 			return // not ours to track until adopted
 		}
 	}
-	obs := devices.Observation{EUI: eui, Time: t, Source: up.Source, FCnt: up.FCnt, HasFCnt: up.HasFCnt}
+	obs := devices.Observation{EUI: eui, Time: t, Source: up.Source, FCnt: up.FCnt, HasFCnt: up.HasFCnt, Unknown: !known}
 	if best, ok := up.Radio.Best(); ok {
 		obs.RSSI, obs.HasRSSI = best.RSSI, true
 		obs.SNR, obs.HasSNR = best.SNR, best.HasSNR

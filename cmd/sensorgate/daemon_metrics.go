@@ -44,10 +44,11 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 		Counters: d.Counters.Snapshot,
 		Devices: func() (registered, unknown int) {
 			if d.ops != nil {
-				unknown = len(d.ops.unknowns.List())
+				unknown = d.ops.unknowns.Len()
 			}
 			return d.Devices.Len(), unknown
 		},
+		State: func() []metrics.StateTable { return d.stateTables(cfg) },
 		Model: func(up gateway.Uplink) string {
 			if !up.DevEUI.IsZero() {
 				if dev, ok := d.Devices.Lookup(up.DevEUI); ok {
@@ -61,6 +62,35 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 		},
 		KnownModel: func(m string) bool { _, ok := decs.Lookup(m); return ok },
 	})
+}
+
+// stateTables are the in-memory tables that grow with input, for
+// /metrics: device health, unknown devices, the admitted unregistered
+// devices, and each raw-frame source's dedup table.
+func (d *Daemon) stateTables(cfg *config.Config) []metrics.StateTable {
+	var out []metrics.StateTable
+	if o := d.ops; o != nil {
+		n, _, evicted := o.health.Stats()
+		out = append(out,
+			metrics.StateTable{Name: "health", Entries: n, Limit: cfg.Devices.MaxUnknown, Evictions: evicted},
+			metrics.StateTable{Name: "unknown_devices", Entries: o.unknowns.Len(), Limit: cfg.Devices.MaxUnknown, Evictions: o.unknowns.Dropped()})
+		admitted := 0
+		for _, s := range o.series.Stats() {
+			admitted += s.Admitted
+		}
+		out = append(out, metrics.StateTable{Name: "unknown_series", Entries: admitted, Limit: cfg.Devices.UnknownMaxSeries * len(cfg.Sources)})
+	}
+	dedup := metrics.StateTable{Name: "lorawan_dedup"}
+	for _, f := range d.frames {
+		n, evicted := f.DedupStats()
+		dedup.Entries += n
+		dedup.Evictions += evicted
+		dedup.Limit += f.Config().DedupMaxFrames
+	}
+	if len(d.frames) > 0 {
+		out = append(out, dedup)
+	}
+	return out
 }
 
 // metricsHandler serves GET /metrics; nil (answered 503) without metrics.

@@ -36,7 +36,7 @@ const csTopic = "application/+/device/+/event/up"
 
 // faultRig is one case's servers, files and stream.
 type faultRig struct {
-	t     *testing.T
+	t     testing.TB
 	mq    *testserver.Mosquitto
 	db    *testserver.InfluxDB
 	dir   string
@@ -203,7 +203,7 @@ func (r *faultRig) daemonState(d *inProcess) func() string {
 }
 
 // stop shuts the daemon down as SIGTERM would and closes its files.
-func (p *inProcess) stop(t *testing.T) {
+func (p *inProcess) stop(t testing.TB) {
 	if p.cancel == nil {
 		return
 	}
@@ -235,7 +235,7 @@ var (
 	binErr  error
 )
 
-func sensorgateBinary(t *testing.T) string {
+func sensorgateBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		if binDir, binErr = os.MkdirTemp("", "sensorgate-faults-"); binErr != nil {
@@ -256,7 +256,7 @@ func sensorgateBinary(t *testing.T) string {
 // daemonProc is sensorgate running as a child process, started and
 // stopped by PID only.
 type daemonProc struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	cfg  string
 	log  string

@@ -81,7 +81,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Devices.Registered = s.opt.Store.Registry().Len()
 	}
 	if s.opt.Unknowns != nil {
-		st.Devices.Unknown = len(s.opt.Unknowns.List())
+		st.Devices.Unknown = s.opt.Unknowns.Len() // not List: that copies every payload, per poll
 	}
 	if s.opt.Health != nil {
 		for _, h := range s.opt.Health.Report(s.opt.Now()) {

@@ -40,6 +40,8 @@ const (
 	DefaultFCntResetGap = 10 * time.Minute
 	DefaultMaxInFlight  = 1024
 	DefaultDrainTimeout = 10 * time.Second
+	// DefaultDedupMaxFrames holds a minute of 1,600 frames a second.
+	DefaultDedupMaxFrames = 100000
 )
 
 // FrameConfig is the frame-handling policy, shared by every feed of raw
@@ -58,6 +60,11 @@ type FrameConfig struct {
 	FCntResetGap time.Duration `yaml:"fcnt_reset_gap"`
 	// UnknownDevices is UnknownDrop (default) or UnknownReject.
 	UnknownDevices string `yaml:"unknown_devices"`
+	// DedupMaxFrames bounds the handled frames remembered for a minute so
+	// that late copies are dropped as duplicates (default 100000); past
+	// it the oldest are forgotten early (counted), and a copy of one of
+	// those arriving later is a replay dead letter.
+	DedupMaxFrames int `yaml:"dedup_max_frames"`
 }
 
 func (c FrameConfig) withDefaults() FrameConfig {
@@ -75,6 +82,9 @@ func (c FrameConfig) withDefaults() FrameConfig {
 	}
 	if c.UnknownDevices == "" {
 		c.UnknownDevices = UnknownDrop
+	}
+	if c.DedupMaxFrames == 0 {
+		c.DedupMaxFrames = DefaultDedupMaxFrames
 	}
 	return c
 }
@@ -97,6 +107,9 @@ func (c FrameConfig) Validate() error {
 	case "", UnknownDrop, UnknownReject:
 	default:
 		errs = append(errs, fmt.Errorf("unknown_devices %q: use %s or %s (raw frames carry no device name to accept them with)", c.UnknownDevices, UnknownDrop, UnknownReject))
+	}
+	if c.DedupMaxFrames < 0 {
+		errs = append(errs, fmt.Errorf("dedup_max_frames %d is negative: leave it out for %d", c.DedupMaxFrames, DefaultDedupMaxFrames))
 	}
 	return errors.Join(errs...)
 }

@@ -35,12 +35,16 @@ type Frames struct {
 	msgLog zerolog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// state has one entry per registered device with a session whose
+	// DevAddr a frame carried: bounded by the registry, since frames of
+	// other addresses never get one.
 	state   map[devices.EUI]*fcntState
 	pending map[string]*group    // PHYPayload -> copies gathering in the window
 	recent  map[string]time.Time // PHYPayload -> until when a late copy is dropped
 	recentQ []recentEntry        // recent in insertion order, for pruning
 	recentH int                  // recentQ[:recentH] is pruned
+	evicted uint64               // recent entries forgotten early, past DedupMaxFrames
 }
 
 type recentEntry struct {
@@ -279,10 +283,32 @@ func (f *Frames) deadLetter(ctx context.Context, fr Frame, dev *devices.Device, 
 }
 
 // remember marks key as handled until lateKeep from now; f.mu is held.
+// Past DedupMaxFrames the oldest entries are forgotten early: anyone can
+// send a Semtech UDP source frames, and a flood must not grow the table.
 func (f *Frames) remember(key string, now time.Time) {
+	for len(f.recent) >= f.cfg.DedupMaxFrames && f.recentH < len(f.recentQ) {
+		e := f.recentQ[f.recentH]
+		if until, ok := f.recent[e.key]; ok && !until.After(e.until) {
+			delete(f.recent, e.key)
+			f.evicted++
+		}
+		f.recentQ[f.recentH] = recentEntry{}
+		f.recentH++
+	}
 	until := now.Add(lateKeep)
 	f.recent[key] = until
 	f.recentQ = append(f.recentQ, recentEntry{key, until})
+}
+
+// Config is the frame policy in use, defaults applied.
+func (f *Frames) Config() FrameConfig { return f.cfg }
+
+// DedupStats returns how many handled frames are remembered and how many
+// were forgotten early because the table was full.
+func (f *Frames) DedupStats() (entries int, evicted uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.recent), f.evicted
 }
 
 // pruneRecent forgets handled frames older than lateKeep; f.mu is held.

@@ -350,3 +350,42 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestDedupTableIsBounded: a flood of distinct frames (anyone can send a
+// Semtech UDP source datagrams) keeps at most dedup_max_frames in the
+// table, forgetting the oldest early and counting them.
+func TestDedupTableIsBounded(t *testing.T) {
+	d := abpDevice(1, devices.MACVersion10, devices.DevAddr{0x26, 0, 0, 1})
+	f, dl, _ := newFrames(t, FrameConfig{DedupMaxFrames: 50, DedupWindow: time.Microsecond}, lookup{d})
+	ctx := context.Background()
+	h := func(context.Context, gateway.Uplink) error { return nil }
+	ours := Frame{PHYPayload: encode(t, d, 1, 1, "x")}
+	if err := f.Handle(ctx, ours, h); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 999 {
+		// Frames of a DevAddr no session has: dropped, but remembered as
+		// handled like every frame.
+		fr := Frame{PHYPayload: encode(t, &devices.Device{Session: &devices.Session{DevAddr: devices.DevAddr{0x99, 0, byte(i >> 8), byte(i)}}}, 1, 1, "x")}
+		if err := f.Handle(ctx, fr, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, evicted := f.DedupStats()
+	if entries != 50 || evicted != 950 {
+		t.Fatalf("%d frames remembered, %d forgotten early; want 50, 950", entries, evicted)
+	}
+	// A late copy of a frame forgotten early is no longer dropped as a
+	// duplicate: its counter was accepted, so it is a replay dead letter.
+	if err := f.Handle(ctx, ours, h); err != nil {
+		t.Fatal(err)
+	}
+	if dls := dl.all(); len(dls) != 1 || dls[0].Reason != gateway.ReasonReplay {
+		t.Fatalf("the late copy's dead letters: %+v", dls)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if live := len(f.recentQ) - f.recentH; live > 50 {
+		t.Fatalf("%d live queue entries for 50 remembered frames", live)
+	}
+}

@@ -37,6 +37,10 @@ var (
 
 	pipelineEvents = desc("pipeline_events_total", "Pipeline counters by event name (uplinks, points_written, warnings, local_time, lorawan.duplicates, …).", "event")
 	devicesGauge   = desc("devices", "Devices by state: registered in the registry, or unknown (sent uplinks, not registered).", "state")
+
+	stateEntries   = desc("state_entries", "Entries of an in-memory table that grows with input (health, unknown_devices, unknown_series, lorawan_dedup).", "table")
+	stateLimit     = desc("state_limit", "The most entries a table keeps; health: unregistered devices, on top of every registered one.", "table")
+	stateEvictions = desc("state_evictions_total", "Entries a full table evicted (the least recently heard, or the oldest) to stay within its limit.", "table")
 )
 
 // stateCollector reads the daemon's state when Prometheus scrapes.
@@ -44,7 +48,8 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
-		spoolDropB, spoolCorrupt, spoolSyncs, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge} {
+		spoolDropB, spoolCorrupt, spoolSyncs, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge,
+		stateEntries, stateLimit, stateEvictions} {
 		ch <- d
 	}
 }
@@ -89,6 +94,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		reg, unk := opt.Devices()
 		gauge(devicesGauge, float64(reg), "registered")
 		gauge(devicesGauge, float64(unk), "unknown")
+	}
+	if opt.State != nil {
+		for _, t := range opt.State() {
+			gauge(stateEntries, float64(t.Entries), t.Name)
+			gauge(stateLimit, float64(t.Limit), t.Name)
+			counter(stateEvictions, float64(t.Evictions), t.Name)
+		}
 	}
 }
 

@@ -37,6 +37,17 @@ const (
 var Reasons = []gateway.Reason{
 	gateway.ReasonMalformed, gateway.ReasonUnknownDevice, gateway.ReasonUnknownModel, gateway.ReasonDecode,
 	gateway.ReasonNormalize, gateway.ReasonRejected, gateway.ReasonReplay, gateway.ReasonBadMIC, gateway.ReasonEncrypted,
+	gateway.ReasonUnknownDeviceLimit,
+}
+
+// StateTable is one in-memory table that grows with input (device health,
+// unknown devices, the raw-frame dedup table…): its size, and how many
+// entries it evicted to stay within its limit.
+type StateTable struct {
+	Name      string
+	Entries   int
+	Limit     int
+	Evictions uint64
 }
 
 // Source is one configured source as the metrics see it.
@@ -58,6 +69,8 @@ type Options struct {
 	Counters func() map[string]uint64
 	// Devices counts registered and unknown devices at scrape time.
 	Devices func() (registered, unknown int)
+	// State lists the bounded state tables at scrape time.
+	State func() []StateTable
 	// Model names the decoder model of an uplink that failed to decode
 	// (the registry's entry for its device). It is called only for decode
 	// errors, never on the written path.

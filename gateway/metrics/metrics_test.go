@@ -187,3 +187,23 @@ func TestThroughput(t *testing.T) {
 		t.Fatalf("idle: %+v", tp)
 	}
 }
+
+// TestStateTables: each bounded table's size, limit and evictions are
+// exposed by table.
+func TestStateTables(t *testing.T) {
+	m := New(Options{State: func() []StateTable {
+		return []StateTable{{Name: "health", Entries: 120, Limit: 100, Evictions: 7}, {Name: "unknown_devices", Entries: 100, Limit: 100, Evictions: 9}}
+	}})
+	got := gather(t, m)
+	for k, want := range map[string]float64{
+		"sensorgate_state_entries{table=health}":                  120,
+		"sensorgate_state_limit{table=health}":                    100,
+		"sensorgate_state_evictions_total{table=health}":          7,
+		"sensorgate_state_evictions_total{table=unknown_devices}": 9,
+		"sensorgate_state_entries{table=unknown_devices}":         100,
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}

@@ -40,6 +40,9 @@ type InfluxDB struct {
 	// user and password are the admin of a server with authentication
 	// (option Auth); the helpers' requests carry them.
 	user, password string
+	// maxValuesPerTag is [data] max-values-per-tag; 0 leaves influxd's
+	// default (100,000).
+	maxValuesPerTag int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -53,6 +56,16 @@ const influxDBName = "sensors"
 // fails; a cold start with an empty data directory takes well under a
 // second, but a loaded CI machine can be slow.
 const influxdStartTimeout = 60 * time.Second
+
+// InfluxOption changes the configuration StartInfluxDB writes.
+type InfluxOption func(*InfluxDB)
+
+// MaxValuesPerTag sets [data] max-values-per-tag: past n values of one tag
+// key in a measurement, influxd refuses every point with a new value
+// (partial write), as a production server does past its default 100,000.
+func MaxValuesPerTag(n int) InfluxOption {
+	return func(db *InfluxDB) { db.maxValuesPerTag = n }
+}
 
 // StartInfluxDB starts influxd on free loopback ports, waits until it
 // answers /ping, creates the database "sensors" and stops the server when
@@ -72,10 +85,10 @@ func StartInfluxDB(t TB, opts ...InfluxOption) *InfluxDB {
 		conf:   "",
 		client: &http.Client{Timeout: 30 * time.Second},
 	}
-	db.conf = filepath.Join(db.Dir, "influxdb.conf")
 	for _, o := range opts {
 		o(db)
 	}
+	db.conf = filepath.Join(db.Dir, "influxdb.conf")
 	if db.pki != nil {
 		pool := x509.NewCertPool()
 		ca, err := os.ReadFile(db.pki.CAFile)
@@ -130,9 +143,6 @@ func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return next.RoundTrip(r)
 }
-
-// InfluxOption changes the server's configuration.
-type InfluxOption func(*InfluxDB)
 
 // Auth enables authentication (auth-enabled = true) with an admin user
 // of that name and password (no quote in it), which the helpers (Query,
@@ -212,6 +222,10 @@ func findInfluxd() (string, error) {
 // start on an idle machine and over a minute on a loaded one.
 func (db *InfluxDB) config() string {
 	d := filepath.ToSlash(db.Dir)
+	data := ""
+	if db.maxValuesPerTag > 0 {
+		data = fmt.Sprintf("\n  max-values-per-tag = %d", db.maxValuesPerTag)
+	}
 	return fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 
@@ -222,7 +236,7 @@ bind-address = "127.0.0.1:%d"
 [data]
   dir = "%s/data"
   wal-dir = "%s/wal"
-  query-log-enabled = false
+  query-log-enabled = false%s
 
 [monitor]
   store-enabled = false
@@ -256,7 +270,7 @@ bind-address = "127.0.0.1:%d"
 
 [[udp]]
   enabled = false
-`, db.RPCPort, d, d, d, db.Port, db.user != "", db.httpsConfig())
+`, db.RPCPort, d, d, d, data, db.Port, db.user != "", db.httpsConfig())
 }
 
 // httpsConfig is the HTTPS keys of the [http] section, if any.

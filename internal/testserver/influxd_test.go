@@ -101,3 +101,30 @@ func TestUseInfluxDB(t *testing.T) {
 		t.Errorf("databases %s still hold bench_run_1 after DropDatabase", got)
 	}
 }
+
+// TestMaxValuesPerTag: with the option, influxd refuses a point with a
+// new value of a tag past the limit, as production servers do past their
+// default 100,000.
+func TestMaxValuesPerTag(t *testing.T) {
+	db := StartInfluxDB(t, MaxValuesPerTag(3))
+	client := &http.Client{Timeout: 10 * time.Second}
+	write := func(dev string) int {
+		q := url.Values{"bucket": {db.Bucket()}, "org": {"any"}, "precision": {"s"}}
+		resp, err := client.Post(db.URL()+"/api/v2/write?"+q.Encode(), "text/plain; charset=utf-8",
+			strings.NewReader("air,device="+dev+" temperature=1 1700000000\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	for _, dev := range []string{"a", "b", "c", "a"} {
+		if code := write(dev); code != http.StatusNoContent {
+			t.Fatalf("write of device %s: %d", dev, code)
+		}
+	}
+	if code := write("d"); code == http.StatusNoContent {
+		t.Fatal("a fourth value of the device tag was taken with max-values-per-tag = 3")
+	}
+}
