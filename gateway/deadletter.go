@@ -20,6 +20,11 @@ const (
 	ReasonReplay        Reason = "replay"             // LoRaWAN frame counter not increasing
 	ReasonBadMIC        Reason = "bad_mic"            // LoRaWAN MIC matches no session of the DevAddr
 	ReasonEncrypted     Reason = "encrypted"          // payload forwarded encrypted, and no AppSKey to decrypt it
+	// The message names another device than its topic (with per-device
+	// broker ACLs, a device writing as another), or a time no set clock
+	// gives (1970 or before, past 2262).
+	ReasonDeviceMismatch Reason = "device_mismatch"
+	ReasonBadTime        Reason = "bad_time"
 )
 
 // DeadLetter is a message that could not become points, kept with

@@ -37,6 +37,7 @@ const (
 var Reasons = []gateway.Reason{
 	gateway.ReasonMalformed, gateway.ReasonUnknownDevice, gateway.ReasonUnknownModel, gateway.ReasonDecode,
 	gateway.ReasonNormalize, gateway.ReasonRejected, gateway.ReasonReplay, gateway.ReasonBadMIC, gateway.ReasonEncrypted,
+	gateway.ReasonDeviceMismatch, gateway.ReasonBadTime,
 }
 
 // Source is one configured source as the metrics see it.

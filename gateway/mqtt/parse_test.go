@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -231,6 +232,21 @@ var wantBad = map[string]string{
 	"json/object-not-object":              `json: object "values": want a JSON object, got an array`,
 	"json/topic-too-short":                `topic "sensors" has no segment 1`,
 	"json/trailing-data":                  "more data after the first JSON value",
+	"chirpstack-v4/zero-time":             "chirpstack-v4: time 0001-01-01T00:00:00Z: outside 1970..2262",
+	"chirpstack-v4/device-mismatch":       "the topic names device 0101010101010101, the message 0101010101010102",
+	"tts-v3/device-mismatch":              `the topic names device_id "dev2", end_device_ids.device_id "dev1"`,
+	"tts-v3/pre-1970":                     "uplink_message.received_at 1969-07-20T20:17:40Z: outside 1970..2262",
+	"json/zero-time":                      `json: time "ts" 0001-01-01T00:00:00Z: outside 1970..2262`,
+}
+
+// wantBadReason is the dead-letter reason of files in wantBad that are
+// not malformed.
+var wantBadReason = map[string]gateway.Reason{
+	"chirpstack-v4/zero-time":       gateway.ReasonBadTime,
+	"tts-v3/pre-1970":               gateway.ReasonBadTime,
+	"json/zero-time":                gateway.ReasonBadTime,
+	"chirpstack-v4/device-mismatch": gateway.ReasonDeviceMismatch,
+	"tts-v3/device-mismatch":        gateway.ReasonDeviceMismatch,
 }
 
 // TestParseBadFeeds checks that every file in testdata/feeds/bad fails with
@@ -257,6 +273,14 @@ func TestParseBadFeeds(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q\ndoes not contain %q", err, want)
+			}
+			reason := wantBadReason[f.Name]
+			if reason == "" {
+				reason = gateway.ReasonMalformed
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Reason != reason {
+				t.Errorf("error %T %v: want a *ParseError of reason %s", err, err, reason)
 			}
 		})
 	}
@@ -407,7 +431,7 @@ func TestParseInline(t *testing.T) {
 			}},
 		{name: "json device id missing", cfg: js(JSONConfig{DeviceID: "id"}), payload: `{"x":1}`, wantErr: `device id "id": not in the message`},
 		{name: "json device id empty", cfg: js(JSONConfig{DeviceID: "id"}), payload: `{"id":""}`, wantErr: "want a non-empty string"},
-		{name: "json time out of range", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnix}), payload: `{"id":"a","t":99999999999999}`, wantErr: "outside 1678..2262"},
+		{name: "json time out of range", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnix}), payload: `{"id":"a","t":99999999999999}`, wantErr: "outside 1970..2262"},
 		{name: "json time huge float", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnixMS}), payload: `{"id":"a","t":1e300}`, wantErr: "out of range"},
 		{name: "json time wrong type", cfg: js(JSONConfig{DeviceID: "id", Time: "t"}), payload: `{"id":"a","t":true}`, wantErr: "want a string or number"},
 		{name: "json object path missing", cfg: js(JSONConfig{DeviceID: "id", Object: "v"}), payload: `{"id":"a"}`, wantErr: `object "v": not in the message`},
