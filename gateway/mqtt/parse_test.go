@@ -161,6 +161,28 @@ var wantFeeds = map[string]gateway.Uplink{
 		Radio: gateway.Radio{Frequency: 868100000, DR: -1, SF: 9, Bandwidth: 125000,
 			Gateways: []gateway.GatewayRx{{ID: "a84041fffe000001", RSSI: -70}}},
 	},
+	"chirpstack-v4/cayenne-unix-time": {
+		DevEUI: mustEUI("0101010101010109"), DeviceName: "logger-unix-time", Profile: "Cayenne logger",
+		FPort: 2, FCnt: 12, HasFCnt: true, HasFPort: true,
+		Payload: []byte{0x01, 0x85, 0x67, 0xce, 0x9c, 0x00, 0x03, 0x67, 0x00, 0xe1, 0x05, 0x68, 0x50},
+		Time:    mustTime("2025-03-10T08:15:30.25Z"), ID: "c4e1a7d0-1331-4a8f-9e0b-6b1f0e2d0109",
+		Radio: gateway.Radio{Frequency: 868100000, DR: 5, SF: 7, Bandwidth: 125000,
+			Gateways: []gateway.GatewayRx{gw("0016c001f153a14c", -91, 6.5)}},
+	},
+	"tts-v3/normalized-per-record-time": {
+		DevEUI: mustEUI("010101010101010b"), DeviceName: "soil-11", Profile: "acme-soil-logger",
+		Tags: map[string]string{"site": "park-7"}, FPort: 10, FCnt: 311, HasFCnt: true, HasFPort: true,
+		Payload: []byte{1, 2, 3, 4, 5, 6},
+		Object:  map[string]any{"readings": []any{map[string]any{"t": 8.25, "m": 31.5}, map[string]any{"t": 8.5, "m": 31.0}}, "battery": 3.61},
+		Normalized: []map[string]any{
+			{"time": "2025-03-10T08:30:00Z", "soil": map[string]any{"temperature": 8.25, "moisture": 31.5, "depth": 20.0}},
+			{"time": "2025-03-10T08:45:00+00:00", "soil": map[string]any{"temperature": 8.5, "moisture": 31.0, "depth": 20.0}},
+			{"battery": 3.61},
+		},
+		Time: mustTime("2025-03-10T09:00:00.901Z"), ID: "as:up:01JNZ3K8Q4T5V6W7X8Y9Z0A1B2",
+		Radio: gateway.Radio{Frequency: 868500000, DR: -1, SF: 9, Bandwidth: 125000,
+			Gateways: []gateway.GatewayRx{gw("6a7e111a10000000", -101, 3.5)}},
+	},
 	"json/rfc3339": {
 		DevEUI: mustEUI("0101010101010107"),
 		Object: map[string]any{"temperature": 21.5, "humidity": 40.0, "door": true, "probe": map[string]any{"t": 12.25}},
