@@ -155,45 +155,58 @@ var csvIgnored = []string{
 	"firmware_version", "hardware_version", "band_id",
 }
 
-// csvHeader maps the header's column names (lower case) to their index,
-// or says what is wrong with it: an empty, unknown or repeated column.
-func csvHeader(header []string) (map[string]int, error) {
+// csvHeader maps the header's column names to their index, or says what
+// is wrong with it: an empty, unknown or repeated column. Names are keyed
+// as columnKey gives them. line is the header's line, for the message.
+func csvHeader(header []string, line int) (map[string]int, error) {
 	col := make(map[string]int, len(header))
 	var errs []error
 	for i, h := range header {
 		orig := strings.TrimSpace(h)
-		h = strings.ToLower(orig)
+		key := columnKey(orig)
 		switch {
-		case h == "":
+		case key == "":
 			errs = append(errs, fmt.Errorf("column %d has no name: name it or remove it", i+1))
 			continue
-		case textProblem(h) != "":
-			errs = append(errs, fmt.Errorf("column %d: %s", i+1, textProblem(h)))
+		case textProblem(key) != "":
+			errs = append(errs, fmt.Errorf("column %d: %s", i+1, textProblem(key)))
 			continue
-		case !knownColumn(h):
+		case !knownColumn(key):
 			errs = append(errs, fmt.Errorf("unknown column %q (column %d): %s", orig, i+1, suggestColumn(orig)))
 			continue
 		}
-		if j, dup := col[h]; dup {
-			errs = append(errs, fmt.Errorf("column %q is both column %d and %d: keep one", h, j+1, i+1))
+		if j, dup := col[key]; dup {
+			errs = append(errs, fmt.Errorf("column %q is both column %d and %d: keep one", key, j+1, i+1))
 			continue
 		}
-		col[h] = i
+		col[key] = i
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("devices: csv header (line 1): %w", errors.Join(errs...))
+		return nil, fmt.Errorf("devices: csv header (line %d): %w", line, errors.Join(errs...))
 	}
 	return col, nil
 }
 
-func knownColumn(h string) bool {
-	if k, ok := strings.CutPrefix(h, "tag:"); ok {
+// columnKey is a header name as columns are told apart: lower case, but
+// for tag:KEY and var:KEY only the prefix, since tag keys and variable
+// names keep their case (Pmax is not pmax).
+func columnKey(name string) string {
+	for _, prefix := range []string{"tag:", "var:"} {
+		if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+			return prefix + name[len(prefix):]
+		}
+	}
+	return strings.ToLower(name)
+}
+
+func knownColumn(key string) bool {
+	if k, ok := strings.CutPrefix(key, "tag:"); ok {
 		return k != ""
 	}
-	if k, ok := strings.CutPrefix(h, "var:"); ok {
+	if k, ok := strings.CutPrefix(key, "var:"); ok {
 		return k != ""
 	}
-	return slices.Contains(csvColumns, h) || slices.Contains(csvIgnored, h)
+	return slices.Contains(csvColumns, key) || slices.Contains(csvIgnored, key)
 }
 
 // suggestColumn names the known column closest to an unknown one. A
@@ -307,7 +320,8 @@ func parseCSVRows(r io.Reader) ([]Row, error) {
 		}
 		return nil, fmt.Errorf("devices: csv header: %w", err)
 	}
-	col, err := csvHeader(header)
+	headerLine, _ := cr.FieldPos(0)
+	col, err := csvHeader(header, headerLine)
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +411,7 @@ func csvRow(line int, header, rec []string, get func(string) string, tagSep stri
 		}
 	}
 	for i, h := range header {
-		h = strings.TrimSpace(h)
+		h = columnKey(strings.TrimSpace(h))
 		if i >= len(rec) || rec[i] == "" {
 			continue
 		}

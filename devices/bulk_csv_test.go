@@ -71,6 +71,8 @@ func TestCSVHeaderProblems(t *testing.T) {
 		// The Things Stack's template columns import as they are.
 		{"id;dev_eui;join_eui;name;description;lorawan_version;lorawan_phy_version;frequency_plan_id;brand_id;model_id;firmware_version;hardware_version;band_id;app_key;nwk_key;app_eui", ""},
 		{"DEV_EUI,Name,Model,Tag:Site,var:Pmax", ""},
+		{"dev_eui,tag:site,tag:Site", ""}, // tag keys keep their case
+		{"dev_eui,Tag:site,tag:site", `column "tag:site" is both column 2 and 3`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {
@@ -197,5 +199,23 @@ func TestYAMLBulkControlCharacters(t *testing.T) {
 				t.Errorf("row %d problem %q, want %q…", i, got[j], w[j])
 			}
 		}
+	}
+}
+
+// TestCSVPrefixedColumnsAnyCase: Tag:KEY and VAR:KEY columns set a tag and
+// a variable like tag:KEY and var:KEY, with the key's case kept; the
+// header's line is named when comments come before it.
+func TestCSVPrefixedColumnsAnyCase(t *testing.T) {
+	rows, err := ParseBulk([]byte("DEV_EUI,Name,Tag:Site,VAR:Pmax\n0101010101010101,a,depot,10\n"), BulkCSV)
+	if err != nil || len(rows) != 1 || len(rows[0].Problems) > 0 {
+		t.Fatalf("%+v %v", rows, err)
+	}
+	d := rows[0].Device
+	if d.Tags["Site"] != "depot" || d.Variables["Pmax"] != "10" || d.Name != "a" {
+		t.Fatalf("device %+v: want tag Site and variable Pmax", d)
+	}
+	_, err = ParseBulk([]byte("# exported 2026-03-01\n\ndev_eui,modle\n"), BulkCSV)
+	if err == nil || !strings.Contains(err.Error(), "csv header (line 3)") {
+		t.Fatalf("error %v: want the header's line 3", err)
 	}
 }
