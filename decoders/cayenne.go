@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"time"
 )
 
 // Cayenne Low Power Payload (LPP) decoder.
@@ -29,6 +30,14 @@ import (
 //
 // A record that repeats a (type, channel) pair overwrites the earlier value,
 // in Data as in both network servers, and in Samples so that both agree.
+//
+// A Unix-time record (type 133, 4-byte unsigned seconds) dates the frame:
+// every sample of the frame gets that time, whichever channel carries it
+// and wherever it stands in the frame; the uplink point and the data keep
+// the uplink's time. A frame whose Unix-time records disagree has no one
+// time for its readings: they keep the uplink's, with a warning. A time no
+// set clock gives (0, or implausible next to the uplink) is caught by
+// CheckTimes, like every sample time.
 
 // lppKind describes one LPP data type. Values are integers read as
 // components of width bytes and divided by div; a scalar has one component.
@@ -116,7 +125,12 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 	// A record is at least three bytes and writes one value, or an object
 	// of up to three, plus the ChirpStack style's object per type.
 	rec := NewRecord(len(b)/3*2 + 2)
-	var samples []Sample
+	var (
+		samples     []Sample
+		unixTime    float64 // of the frame's type 133 records
+		timed       bool    // a type 133 record was read
+		timesDiffer bool
+	)
 	for i := 0; i < len(b); {
 		if len(b)-i < 2 {
 			return Result{}, fmt.Errorf("cayenne lpp: byte %d: channel without a type: %w", i, ErrTruncated)
@@ -136,6 +150,10 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 		}
 		vals := k.read(b[i : i+n])
 		i += n
+		if typ == lppUnixTime {
+			timesDiffer = timesDiffer || timed && vals[0] != unixTime
+			unixTime, timed = vals[0], true
+		}
 		if d.tts {
 			for c := range vals {
 				vals[c] = float64(float32(vals[c]))
@@ -180,8 +198,21 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 			samples = putSample(samples, s)
 		}
 	}
-	return Result{Record: rec, Samples: samples}, nil
+	var warnings []string
+	switch {
+	case timesDiffer:
+		warnings = []string{"cayenne lpp: the frame's unix time records disagree: its readings keep the uplink's time"}
+	case timed:
+		t := time.Unix(int64(unixTime), 0).UTC()
+		for j := range samples {
+			samples[j].Time = t
+		}
+	}
+	return Result{Record: rec, Samples: samples, Warnings: warnings}, nil
 }
+
+// lppUnixTime is the LPP type of a Unix time in seconds (IPSO 3333).
+const lppUnixTime = 133
 
 // The keys payloads are decoded into, made once instead of per record:
 // lppChannels ("3") at start, lppTTSKeyTables ("temperature_3") per type,

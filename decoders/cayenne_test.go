@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // lppVectorFile is testdata/vectors/cayenne-lpp.json, copied from
@@ -316,6 +317,15 @@ func FuzzCayenne(f *testing.F) {
 				continue
 			}
 			vecCheckSamples(t, res)
+			// Every sample time, once checked against an uplink, is the
+			// uplink's (zero) or a plausible one of its own.
+			up := time.Date(2025, 3, 10, 8, 15, 30, 0, time.UTC)
+			CheckTimes(res.Samples, up)
+			for _, s := range res.Samples {
+				if !s.Time.IsZero() && !plausibleTime(s.Time, up) {
+					t.Fatalf("%s: sample at %s after CheckTimes", model, s.Time)
+				}
+			}
 		}
 	})
 }

@@ -22,8 +22,14 @@ var ErrWrongType = errors.New("decoders: wrong value type")
 // samples. As in The Things Stack, an unknown path or a wrong type rejects
 // the whole object, while an out-of-range value drops only that field, with
 // a warning.
+//
+// A measurement's time is its samples' own time. One of 1970 or before
+// (Go's zero time among them, which would otherwise read as "no time") is
+// dropped with a warning: the samples keep the uplink's time. CheckTimes
+// then judges the rest against the uplink.
 func Normalize(obj map[string]any) ([]Sample, []string, error) {
 	var t time.Time
+	var timeWarning []string
 	if raw, ok := obj["time"]; ok {
 		s, isStr := raw.(string)
 		if !isStr {
@@ -33,6 +39,11 @@ func Normalize(obj map[string]any) ([]Sample, []string, error) {
 		if t, err = time.Parse(time.RFC3339Nano, s); err != nil {
 			return nil, nil, fmt.Errorf("%w: time %q is not RFC 3339", ErrWrongType, s)
 		}
+		if !t.After(unixEpoch) {
+			timeWarning = []string{fmt.Sprintf("time %s is 1970 or before: the device clock is unset; written at the uplink's time", s)}
+			t = time.Time{}
+		}
+		t = t.UTC()
 	}
 	var samples []Sample
 	if err := flatten("", obj, func(path string, v any) error {
@@ -53,7 +64,11 @@ func Normalize(obj map[string]any) ([]Sample, []string, error) {
 	}
 	// Map iteration order is random; keep output deterministic.
 	slices.SortFunc(samples, func(a, b Sample) int { return strings.Compare(a.Quantity, b.Quantity) })
-	return Check(samples)
+	samples, warnings, err := Check(samples)
+	if err != nil {
+		return nil, nil, err
+	}
+	return samples, append(timeWarning, warnings...), nil
 }
 
 func flatten(prefix string, m map[string]any, emit func(string, any) error) error {

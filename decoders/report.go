@@ -44,6 +44,7 @@ func Explain(d Decoder, in Input) (Report, error) {
 		return rep, err
 	}
 	rep.Warnings = append(append(rep.Warnings, res.Warnings...), warnings...)
+	rep.Warnings = append(rep.Warnings, CheckTimes(samples, in.Time)...)
 	rep.Samples = make([]ReportSample, 0, len(samples))
 	for _, s := range samples {
 		q, _ := LookupQuantity(s.Quantity) // Check vetted the path

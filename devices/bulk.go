@@ -10,7 +10,10 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -74,8 +77,17 @@ type ImportReport struct {
 // through ABP sessions), plus sensorgate's own columns: model, tags
 // (key=value pairs separated by '|' or, in a ',' file, ';'), tag:KEY,
 // var:KEY, and the ABP session columns dev_addr, mac_version, nwk_s_key,
-// s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key. Unknown
-// columns are ignored, as in TTS. Lines starting with '#' are comments.
+// s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key. The other
+// columns of TTS's template (join_eui, frequency_plan_id, …) are read and
+// ignored. Unlike TTS, any other column is an error that names the
+// closest known one: a misspelt column (modle) would otherwise drop its
+// values silently. Lines starting with '#' are comments.
+//
+// The text may start with a UTF-8 byte order mark (spreadsheets write
+// one) and lines may end in LF, CRLF or a bare CR (old Mac exports); each
+// counts as one line. A row with more or fewer fields than the header, or
+// with a control character or invalid UTF-8 in any field (InfluxDB would
+// refuse such a name or tag later), has a problem naming its line.
 func ParseBulk(b []byte, f BulkFormat) ([]Row, error) {
 	switch f {
 	case BulkCSV:
@@ -102,15 +114,204 @@ func csvDelimiter(b []byte) rune {
 	return ','
 }
 
+// csvText returns b without a UTF-8 byte order mark and with CRLF and bare
+// CR line ends made LF, the only line end encoding/csv knows (it reads a
+// CR-only file as one line). A quoted field's line breaks become LF too;
+// the control-character check refuses them in any case.
+func csvText(b []byte) ([]byte, error) {
+	if bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff}) {
+		return nil, errors.New("devices: csv: the file is UTF-16 text: save it as CSV UTF-8")
+	}
+	b = bytes.TrimPrefix(b, []byte("\ufeff"))
+	if bytes.IndexByte(b, '\r') < 0 {
+		return b, nil
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\r' {
+			c = '\n'
+			if i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// csvColumns are the columns ParseBulk reads; tag:KEY and var:KEY come on
+// top.
+var csvColumns = []string{
+	"dev_eui", "id", "name", "model", "brand_id", "model_id", "tags", "app_key", "nwk_key",
+	"dev_addr", "mac_version", "nwk_s_key", "s_nwk_s_int_key", "f_nwk_s_int_key", "nwk_s_enc_key", "app_s_key",
+}
+
+// csvIgnored are the other columns of The Things Stack's CSV template,
+// accepted so its files import as they are, and not used: sensorgate
+// does not join devices or plan frequencies.
+var csvIgnored = []string{
+	"join_eui", "app_eui", "description", "lorawan_version", "lorawan_phy_version", "frequency_plan_id",
+	"firmware_version", "hardware_version", "band_id",
+}
+
+// csvHeader maps the header's column names to their index, or says what
+// is wrong with it: an empty, unknown or repeated column. Names are keyed
+// as columnKey gives them. line is the header's line, for the message.
+func csvHeader(header []string, line int) (map[string]int, error) {
+	col := make(map[string]int, len(header))
+	var errs []error
+	for i, h := range header {
+		orig := strings.TrimSpace(h)
+		key := columnKey(orig)
+		switch {
+		case key == "":
+			errs = append(errs, fmt.Errorf("column %d has no name: name it or remove it", i+1))
+			continue
+		case textProblem(key) != "":
+			errs = append(errs, fmt.Errorf("column %d: %s", i+1, textProblem(key)))
+			continue
+		case !knownColumn(key):
+			errs = append(errs, fmt.Errorf("unknown column %q (column %d): %s", orig, i+1, suggestColumn(orig)))
+			continue
+		}
+		if j, dup := col[key]; dup {
+			errs = append(errs, fmt.Errorf("column %q is both column %d and %d: keep one", key, j+1, i+1))
+			continue
+		}
+		col[key] = i
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("devices: csv header (line %d): %w", line, errors.Join(errs...))
+	}
+	return col, nil
+}
+
+// columnKey is a header name as columns are told apart: lower case, but
+// for tag:KEY and var:KEY only the prefix, since tag keys and variable
+// names keep their case (Pmax is not pmax).
+func columnKey(name string) string {
+	for _, prefix := range []string{"tag:", "var:"} {
+		if len(name) >= len(prefix) && strings.EqualFold(name[:len(prefix)], prefix) {
+			return prefix + name[len(prefix):]
+		}
+	}
+	return strings.ToLower(name)
+}
+
+func knownColumn(key string) bool {
+	if k, ok := strings.CutPrefix(key, "tag:"); ok {
+		return k != ""
+	}
+	if k, ok := strings.CutPrefix(key, "var:"); ok {
+		return k != ""
+	}
+	return slices.Contains(csvColumns, key) || slices.Contains(csvIgnored, key)
+}
+
+// suggestColumn names the known column closest to an unknown one. A
+// tag:KEY or var:KEY column keeps its key's case, which matters.
+func suggestColumn(orig string) string {
+	h := strings.ToLower(orig)
+	if prefix, key, ok := strings.Cut(orig, ":"); ok && key != "" {
+		prefix = strings.ToLower(prefix)
+		for _, p := range []string{"tag", "var"} {
+			if editDistance(prefix, p) <= 1 || prefix == p+"s" {
+				return fmt.Sprintf("did you mean %q?", p+":"+key)
+			}
+		}
+	}
+	best, bestD := "", len(h)+1
+	for _, c := range slices.Concat(csvColumns, csvIgnored) {
+		if d := editDistance(h, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if bestD <= max(2, len(h)/3) {
+		return fmt.Sprintf("did you mean %q?", best)
+	}
+	return "known columns are " + strings.Join(csvColumns, ", ") + ", tag:KEY and var:KEY"
+}
+
+// editDistance is the optimal string alignment distance (Levenshtein with
+// transpositions, so "modle" is one edit from "model"). Column names are
+// short; quadratic is fine.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
+// textProblem says what makes s unfit for a name, tag or value: invalid
+// UTF-8 or a control character (tabs and line breaks included), which
+// InfluxDB refuses in tags or which make a name unreadable. "" if none.
+func textProblem(s string) string {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size <= 1 {
+				return fmt.Sprintf("byte %d is not UTF-8 text: save the file as UTF-8", i+1)
+			}
+		}
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("control character %U at character %d: remove it", r, utf8.RuneCountInString(s[:i])+1)
+		}
+	}
+	return ""
+}
+
+// deviceTextProblems checks the free text of a device (name, model, tags,
+// variables) with textProblem.
+func deviceTextProblems(d Device) []string {
+	var out []string
+	check := func(what, s string) {
+		if p := textProblem(s); p != "" {
+			out = append(out, what+": "+p)
+		}
+	}
+	check("name", d.Name)
+	check("model", d.Model)
+	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
+		check("tag key "+strconv.Quote(k), k)
+		check("tag "+strconv.Quote(k), d.Tags[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Variables)) {
+		check("variable key "+strconv.Quote(k), k)
+		check("variable "+strconv.Quote(k), d.Variables[k])
+	}
+	return out
+}
+
 func parseCSVRows(r io.Reader) ([]Row, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("devices: csv: %w", err)
 	}
+	if b, err = csvText(b); err != nil {
+		return nil, err
+	}
 	cr := csv.NewReader(bytes.NewReader(b))
 	cr.Comma = csvDelimiter(b)
 	cr.Comment = '#'
-	cr.FieldsPerRecord = -1
+	cr.FieldsPerRecord = -1 // a ragged row is a problem of its own, not of the file
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
 	if err != nil {
@@ -119,12 +320,10 @@ func parseCSVRows(r io.Reader) ([]Row, error) {
 		}
 		return nil, fmt.Errorf("devices: csv header: %w", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if _, dup := col[h]; !dup {
-			col[h] = i
-		}
+	headerLine, _ := cr.FieldPos(0)
+	col, err := csvHeader(header, headerLine)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := col["dev_eui"]; !ok {
 		return nil, fmt.Errorf("devices: csv header has no dev_eui column (have %s)", strings.Join(header, string(cr.Comma)))
@@ -151,7 +350,20 @@ func parseCSVRows(r io.Reader) ([]Row, error) {
 			}
 			return ""
 		}
-		rows = append(rows, csvRow(line, header, rec, get, tagSep))
+		row := csvRow(line, header, rec, get, tagSep)
+		if len(rec) != len(header) {
+			row.problem("%d fields, the header has %d: every row needs one per column (quote values holding %q)", len(rec), len(header), cr.Comma)
+		}
+		for i, v := range rec {
+			if p := textProblem(v); p != "" {
+				name := fmt.Sprintf("field %d", i+1)
+				if i < len(header) {
+					name = strings.TrimSpace(header[i])
+				}
+				row.problem("%s: %s", name, p)
+			}
+		}
+		rows = append(rows, row)
 	}
 }
 
@@ -199,7 +411,7 @@ func csvRow(line int, header, rec []string, get func(string) string, tagSep stri
 		}
 	}
 	for i, h := range header {
-		h = strings.TrimSpace(h)
+		h = columnKey(strings.TrimSpace(h))
 		if i >= len(rec) || rec[i] == "" {
 			continue
 		}
@@ -264,6 +476,9 @@ func parseYAMLRows(b []byte) ([]Row, error) {
 			row.problem("dev_eui is missing or all zeros: give the device's real EUI")
 		} else {
 			row.DevEUI = row.Device.EUI.String()
+		}
+		for _, p := range deviceTextProblems(row.Device) {
+			row.problem("%s", p)
 		}
 		row.Name = row.Device.Name
 		rows = append(rows, row)

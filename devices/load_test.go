@@ -105,6 +105,11 @@ func TestLoadFileByExtension(t *testing.T) {
 func FuzzParseCSV(f *testing.F) {
 	f.Add("dev_eui,name,model,tags\n0101010101010101,a,m,k=v;x=y\n")
 	f.Add("dev_eui\n\"unterminated\n")
+	f.Add("\ufeffdev_eui,name\r0101010101010101,a\r0202020202020202,b")
+	f.Add("dev_eui,name\r\n0101010101010101,\"a\r\nb\"\r\n")
+	f.Add("dev_eui,name,modle\n0101010101010101,a,m\n")
+	f.Add("dev_eui,name\n0101010101010101,a,extra\n0202020202020202\n")
+	f.Add("dev_eui,name,tag:site\n0101010101010101,bell\x07,x\xff\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		devs, err := ParseCSV(strings.NewReader(s))
 		if err != nil {
@@ -114,8 +119,27 @@ func FuzzParseCSV(f *testing.F) {
 			if d.EUI.IsZero() {
 				t.Fatalf("device without EUI accepted: %+v", d)
 			}
+			checkDeviceText(t, d)
 		}
 	})
+}
+
+// checkDeviceText fails if an accepted device holds text InfluxDB or an
+// operator could not use: invalid UTF-8 or a control character.
+func checkDeviceText(t *testing.T, d Device) {
+	t.Helper()
+	texts := []string{d.Name, d.Model}
+	for k, v := range d.Tags {
+		texts = append(texts, k, v)
+	}
+	for k, v := range d.Variables {
+		texts = append(texts, k, v)
+	}
+	for _, s := range texts {
+		if p := textProblem(s); p != "" {
+			t.Fatalf("device %s accepted with %q: %s", d.EUI, s, p)
+		}
+	}
 }
 
 func FuzzParseYAML(f *testing.F) {

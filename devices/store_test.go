@@ -360,6 +360,9 @@ func FuzzParseBulk(f *testing.F) {
 	f.Add([]byte("dev_eui,name,tags\n0101010101010101,a,x=1;y=2\n"), true)
 	f.Add([]byte("devices:\n  - dev_eui: \"0101010101010101\"\n"), false)
 	f.Add([]byte(`[{"dev_eui":"0101010101010101","session":{"dev_addr":"26011bda"}}]`), false)
+	f.Add([]byte("\ufeffdev_eui;name;model\r0101010101010101;a;cayenne-lpp\r"), true)
+	f.Add([]byte("dev_eui,name,modle\r\n0101010101010101,a,x\r\n"), true)
+	f.Add([]byte("dev_eui,name\n0101010101010101\n0202020202020202,b,c\n0303030303030303,\x1b[2J\n"), true)
 	f.Fuzz(func(t *testing.T, b []byte, csv bool) {
 		format := BulkYAML
 		if csv {
@@ -379,6 +382,7 @@ func FuzzParseBulk(f *testing.F) {
 				if r.Action == "" {
 					t.Fatalf("valid row without action: %+v", r)
 				}
+				checkDeviceText(t, r.Device)
 			}
 		}
 	})

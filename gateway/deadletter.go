@@ -23,6 +23,11 @@ const (
 	// ReasonUnknownDeviceLimit: an unregistered device past its source's
 	// cardinality guard (devices.unknown_max_series, unknown_series_per_minute).
 	ReasonUnknownDeviceLimit Reason = "unknown_device_limit"
+	// The message names another device than its topic (with per-device
+	// broker ACLs, a device writing as another), or a time no set clock
+	// gives (1970 or before, past 2262).
+	ReasonDeviceMismatch Reason = "device_mismatch"
+	ReasonBadTime        Reason = "bad_time"
 )
 
 // DeadLetter is a message that could not become points, kept with

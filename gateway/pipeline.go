@@ -305,6 +305,10 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 		return nil, nil, &Rejection{Reason: ReasonNormalize, Err: fmt.Errorf("model %s: %w", dev.model, err)}
 	}
 	warnings = append(warnings, w...)
+	// A sample's own time (Cayenne LPP unix time, a normalized
+	// measurement's time) dates its point; one the device's clock cannot
+	// have given falls back to the uplink's, with a warning.
+	warnings = append(warnings, decoders.CheckTimes(samples, up.Time)...)
 
 	tags := dev.tags
 	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,8 @@ func TestFaultMalformedInput(t *testing.T) {
 		info := v["deviceInfo"].(map[string]any)
 		info["devEui"], info["deviceName"] = "00ee00ee00ee0001", "stranger"
 	})
+	// On its own topic: a topic naming another device is a device_mismatch.
+	stranger.Topic = strings.Replace(stranger.Topic, "/device/"+stranger.DevEUI.String()+"/", "/device/00ee00ee00ee0001/", 1)
 	stranger.DevEUI = mustParseEUI(t, "00ee00ee00ee0001")
 	uplinks.add(stranger)                                                  // unknown on a network-server feed: accepted by default; no model, no air point
 	extras := []simulate.Message{macOnly, asStrings, stranger, valid[n/2]} // valid[n/2] again: a redelivery
@@ -81,8 +84,15 @@ func TestFaultMalformedInput(t *testing.T) {
 	// The bad ones, each on a topic of its own so its dead letter can be
 	// told apart.
 	var bad []badInput
+	// The topic names the device the payload names (or, where it names
+	// none readable, some device): else every one would be a device_mismatch.
+	payloadEUI := regexp.MustCompile(`"devEui":"([0-9a-fA-F]{16})"`)
 	cs := func(kind string, reason gateway.Reason, payload []byte) {
-		bad = append(bad, badInput{kind, simulate.Message{Topic: fmt.Sprintf("application/faults/device/bad-%02d/event/up", len(bad)), Payload: payload}, reason})
+		eui := fmt.Sprintf("00bad00000000%03d", len(bad))
+		if m := payloadEUI.FindSubmatch(payload); m != nil {
+			eui = string(m[1])
+		}
+		bad = append(bad, badInput{kind, simulate.Message{Topic: fmt.Sprintf("application/bad-%02d/device/%s/event/up", len(bad), eui), Payload: payload}, reason})
 	}
 	js := func(kind, device string, reason gateway.Reason, payload string) {
 		bad = append(bad, badInput{kind, simulate.Message{Topic: fmt.Sprintf("city/kiosk/%s/data/bad-%02d", device, len(bad)), Payload: []byte(payload)}, reason})

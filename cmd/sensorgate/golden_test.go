@@ -86,7 +86,12 @@ func TestGolden(t *testing.T) {
 				up, err := parser.Parse(strings.TrimSpace(string(topic)), body)
 				if err != nil {
 					// What the MQTT source does with a message it cannot parse.
-					dl.out = append(dl.out, "# dead letter malformed: "+err.Error()+"\n")
+					reason := gateway.ReasonMalformed
+					var pe *mqtt.ParseError
+					if errors.As(err, &pe) {
+						reason = pe.Reason
+					}
+					dl.out = append(dl.out, "# dead letter "+string(reason)+": "+err.Error()+"\n")
 				} else if err := p.Handle(context.Background(), up); err != nil {
 					t.Fatal(err)
 				}

@@ -125,7 +125,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 		{Topic: "city/kiosk/unknown-kiosk/data", Payload: []byte(`{"ts":1,"temp":1}`)},
 	}
 	// A Cayenne device sending a truncated payload: a decode error.
-	bad = append(bad, simulate.Message{Topic: "application/x/device/e/event/up", Payload: []byte(fmt.Sprintf(
+	bad = append(bad, simulate.Message{Topic: "application/x/device/" + devs[0].EUI.String() + "/event/up", Payload: []byte(fmt.Sprintf(
 		`{"time":"2026-05-04T07:00:00Z","deviceInfo":{"devEui":%q},"fPort":2,"fCnt":1,"data":"AWc="}`, devs[0].EUI))})
 	// …except that an unknown device on a ChirpStack feed is accepted by
 	// default (named by the network server); make that explicit:

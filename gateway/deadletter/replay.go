@@ -103,6 +103,11 @@ func (r *Replayer) one(ctx context.Context, l Letter) (Result, error) {
 	up, err := r.Parse(l.DeadLetter)
 	if err != nil {
 		res.Status, res.Reason, res.Detail = StatusFailed, gateway.ReasonMalformed, err.Error()
+		// A feed parser's error may carry another reason (bad_time, device_mismatch).
+		var why interface{ DeadLetterReason() gateway.Reason }
+		if errors.As(err, &why) {
+			res.Reason = why.DeadLetterReason()
+		}
 		return res, nil
 	}
 	kept := &keeper{}

@@ -35,6 +35,7 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 var reasons = []gateway.Reason{
 	gateway.ReasonMalformed, gateway.ReasonUnknownDevice, gateway.ReasonUnknownModel, gateway.ReasonDecode,
 	gateway.ReasonNormalize, gateway.ReasonRejected, gateway.ReasonReplay, gateway.ReasonBadMIC, gateway.ReasonEncrypted,
+	gateway.ReasonDeviceMismatch, gateway.ReasonBadTime, gateway.ReasonUnknownDeviceLimit,
 }
 
 func checkReason(r string) error {

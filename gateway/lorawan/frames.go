@@ -257,15 +257,21 @@ func mergeGateways(frames []Frame) []gateway.GatewayRx {
 }
 
 // earliest is the earliest gateway time of the copies, zero if none has one.
+// A gateway time of 1970 or before is a GPS clock without a fix, not a
+// time: such a copy counts as one without a time. Sensorgate is the
+// network server of raw frames, so its own receive time (LocalTime) is the
+// network server's time, not a stand-in for a broken one.
 func earliest(frames []Frame) time.Time {
 	var t time.Time
 	for _, fr := range frames {
-		if !fr.Time.IsZero() && (t.IsZero() || fr.Time.Before(t)) {
+		if fr.Time.After(unixEpoch) && (t.IsZero() || fr.Time.Before(t)) {
 			t = fr.Time
 		}
 	}
 	return t
 }
+
+var unixEpoch = time.Unix(0, 0)
 
 func (f *Frames) deadLetter(ctx context.Context, fr Frame, dev *devices.Device, rej *gateway.Rejection) error {
 	dl := gateway.DeadLetter{Time: f.now(), Source: f.source, Topic: fr.Topic, Reason: rej.Reason, Detail: rej.Err.Error(), Raw: fr.Raw}

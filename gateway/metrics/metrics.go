@@ -37,7 +37,7 @@ const (
 var Reasons = []gateway.Reason{
 	gateway.ReasonMalformed, gateway.ReasonUnknownDevice, gateway.ReasonUnknownModel, gateway.ReasonDecode,
 	gateway.ReasonNormalize, gateway.ReasonRejected, gateway.ReasonReplay, gateway.ReasonBadMIC, gateway.ReasonEncrypted,
-	gateway.ReasonUnknownDeviceLimit,
+	gateway.ReasonUnknownDeviceLimit, gateway.ReasonDeviceMismatch, gateway.ReasonBadTime,
 }
 
 // StateTable is one in-memory table that grows with input (device health,

@@ -96,6 +96,8 @@ func TestMetrics(t *testing.T) {
 		{Source: "cs", Reason: gateway.ReasonMalformed},
 		{Source: "udp", Reason: gateway.ReasonBadMIC},
 		{Source: "elsewhere", Reason: "invented"},
+		{Source: "cs", Reason: gateway.ReasonDeviceMismatch},
+		{Source: "cs", Reason: gateway.ReasonBadTime},
 	} {
 		if err := dl.Put(ctx, l); err != nil {
 			t.Fatal(err)
@@ -108,31 +110,33 @@ func TestMetrics(t *testing.T) {
 
 	got := gather(t, m)
 	want := map[string]float64{
-		"sensorgate_uplinks_total{result=written,source=cs}":            2,
-		"sensorgate_uplinks_total{result=dead_letter,source=cs}":        2,
-		"sensorgate_uplinks_total{result=written,source=other}":         1,
-		"sensorgate_uplinks_total{result=written,source=udp}":           0,
-		"sensorgate_decode_errors_total{model=elsys-ers}":               1,
-		"sensorgate_decode_errors_total{model=unknown}":                 1,
-		"sensorgate_dead_letters_total{reason=malformed,source=cs}":     1, // the failed Put is not counted
-		"sensorgate_dead_letters_total{reason=bad_mic,source=udp}":      1,
-		"sensorgate_dead_letters_total{reason=other,source=other}":      1,
-		"sensorgate_dead_letters_total{reason=decode_error,source=udp}": 0,
-		"sensorgate_source_connected{source=cs}":                        1,
-		"sensorgate_spool_bytes{}":                                      4096,
-		"sensorgate_spool_pending_records{}":                            3,
-		"sensorgate_spool_oldest_age_seconds{}":                         1.5,
-		"sensorgate_spool_dropped_records_total{}":                      2,
-		"sensorgate_spool_syncs_total{}":                                9,
-		"sensorgate_influx_write_requests_total{class=2xx}":             5,
-		"sensorgate_influx_write_requests_total{class=429}":             0,
-		"sensorgate_influx_write_retries_total{class=5xx}":              1,
-		"sensorgate_influx_points_written_total{}":                      40,
-		"sensorgate_influx_write_duration_seconds{}_count":              6,
-		"sensorgate_influx_write_duration_seconds{}_sum":                100,
-		"sensorgate_pipeline_events_total{event=uplinks}":               7,
-		"sensorgate_devices{state=registered}":                          10,
-		"sensorgate_devices{state=unknown}":                             2,
+		"sensorgate_uplinks_total{result=written,source=cs}":              2,
+		"sensorgate_uplinks_total{result=dead_letter,source=cs}":          2,
+		"sensorgate_uplinks_total{result=written,source=other}":           1,
+		"sensorgate_uplinks_total{result=written,source=udp}":             0,
+		"sensorgate_decode_errors_total{model=elsys-ers}":                 1,
+		"sensorgate_decode_errors_total{model=unknown}":                   1,
+		"sensorgate_dead_letters_total{reason=malformed,source=cs}":       1, // the failed Put is not counted
+		"sensorgate_dead_letters_total{reason=bad_mic,source=udp}":        1,
+		"sensorgate_dead_letters_total{reason=other,source=other}":        1,
+		"sensorgate_dead_letters_total{reason=device_mismatch,source=cs}": 1,
+		"sensorgate_dead_letters_total{reason=bad_time,source=cs}":        1,
+		"sensorgate_dead_letters_total{reason=decode_error,source=udp}":   0,
+		"sensorgate_source_connected{source=cs}":                          1,
+		"sensorgate_spool_bytes{}":                                        4096,
+		"sensorgate_spool_pending_records{}":                              3,
+		"sensorgate_spool_oldest_age_seconds{}":                           1.5,
+		"sensorgate_spool_dropped_records_total{}":                        2,
+		"sensorgate_spool_syncs_total{}":                                  9,
+		"sensorgate_influx_write_requests_total{class=2xx}":               5,
+		"sensorgate_influx_write_requests_total{class=429}":               0,
+		"sensorgate_influx_write_retries_total{class=5xx}":                1,
+		"sensorgate_influx_points_written_total{}":                        40,
+		"sensorgate_influx_write_duration_seconds{}_count":                6,
+		"sensorgate_influx_write_duration_seconds{}_sum":                  100,
+		"sensorgate_pipeline_events_total{event=uplinks}":                 7,
+		"sensorgate_devices{state=registered}":                            10,
+		"sensorgate_devices{state=unknown}":                               2,
 	}
 	for k, v := range want {
 		g, ok := got[k]

@@ -6,6 +6,9 @@
 //
 // The parsers (chirpstack.go, tts.go, json.go) are pure functions of topic
 // and payload, so they are tested, fuzzed and benchmarked without a broker.
+// Parse also refuses a message that names another device than its topic
+// (device_mismatch) and a time of 1970 or before (bad_time), with a
+// *ParseError that gives the dead letter its reason and the topic's DevEUI.
 // ChirpStack v4 and The Things Stack, the high-volume feeds, read messages
 // with a one-pass scanner (scan.go) rather than encoding/json's
 // reflection; differential fuzz tests hold them to the encoding/json

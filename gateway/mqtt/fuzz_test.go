@@ -1,8 +1,14 @@
 package mqtt
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sensorgate/sensorgate/gateway"
 )
 
 // fuzzParser runs one format's parser on arbitrary bytes: it must return
@@ -16,17 +22,39 @@ func fuzzParser(f *testing.F, cfg Config, seeds ...string) {
 	}
 	for _, s := range seeds {
 		f.Add("t/0101010101010101/x", feedPayload(f, s))
+		// The feed's own topic, which names the device: the device check runs.
+		if topic, err := os.ReadFile(filepath.Join(feedsDir, s+".topic")); err == nil {
+			f.Add(strings.TrimSpace(string(topic)), feedPayload(f, s))
+		}
 	}
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		up, err := p.Parse(topic, payload)
 		if err != nil {
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %T, want *ParseError: %v", err, err)
+			}
+			switch pe.Reason {
+			case gateway.ReasonMalformed, gateway.ReasonBadTime, gateway.ReasonDeviceMismatch:
+			default:
+				t.Fatalf("reason %q", pe.Reason)
+			}
 			return
 		}
-		if up.Time.IsZero() {
-			t.Errorf("parsed uplink without a time: %+v", up)
+		if !up.Time.After(time.Unix(0, 0)) {
+			t.Errorf("parsed uplink at %s, want a time after 1970", up.Time)
 		}
 		if len(up.Raw) != len(payload) {
 			t.Errorf("Raw is not the message")
+		}
+		if id, ok := p.topicDevice(topic); ok && cfg.Format != FormatJSON {
+			if cfg.Format == FormatTTSV3 {
+				if id != up.DeviceName {
+					t.Errorf("topic names %q, uplink %q", id, up.DeviceName)
+				}
+			} else if e, err := parseEUI(id); err != nil || e != up.DevEUI {
+				t.Errorf("topic names %q, uplink %s", id, up.DevEUI)
+			}
 		}
 	})
 }

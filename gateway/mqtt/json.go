@@ -63,7 +63,8 @@ func compileJSONConfig(c JSONConfig) (jsonSpec, error) {
 // Config.JSON describes it. Object is the selected object with numbers as
 // float64 (the pipeline lifts values with Config.Map). A device id that is
 // an EUI sets DevEUI, anything else DeviceName only. A message without a
-// value at the time path gets the local clock (LocalTime). ID is the device
+// value (or null) at the time path gets the local clock (LocalTime); a time
+// of 1970 or before is a bad_time error. ID is the device
 // id and the time in Unix nanoseconds, so a redelivery gets the same key.
 func parseJSON(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 	spec := &p.json
@@ -178,11 +179,9 @@ func (s *jsonSpec) time(root map[string]any) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	// Times must fit int64 nanoseconds (InfluxDB, and the ID).
-	if !time.Unix(0, t.UnixNano()).Equal(t) {
-		return time.Time{}, fmt.Errorf("%s: %s is outside 1678..2262", field, t.Format(time.RFC3339))
-	}
-	return t, nil
+	// Times must fit int64 nanoseconds (InfluxDB, and the ID) and come
+	// from a clock that was set.
+	return checkTime(field, t)
 }
 
 // unixTime reads a Unix time in seconds, milliseconds or nanoseconds;

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -66,18 +67,158 @@ func NewParser(cfg Config, now func() time.Time) (*Parser, error) {
 }
 
 // Parse turns one message into an uplink with Source, Topic and Raw set.
-// Raw is payload itself, not a copy: the caller must not reuse it. Errors
-// name the format and the offending field, for the dead-letter detail.
+// Raw is payload itself, not a copy: the caller must not reuse it. An
+// error is a *ParseError, whose text names the format and the offending
+// field, for the dead-letter detail.
+//
+// Where the topic names the device (ChirpStack's .../device/<DevEUI>/event/up,
+// The Things Stack's .../devices/<device_id>/up), the message must name the
+// same one: a broker's per-device ACLs authorize the topic, not the
+// payload, so a device could otherwise write as another.
 func (p *Parser) Parse(topic string, payload []byte) (gateway.Uplink, error) {
 	if len(bytes.TrimSpace(payload)) == 0 {
-		return gateway.Uplink{}, fmt.Errorf("%s: empty message on %q", p.format, truncate(topic, 80))
+		return gateway.Uplink{}, p.parseError(topic, fmt.Errorf("empty message on %q", truncate(topic, 80)))
 	}
 	up, err := p.parse(p, topic, payload)
+	if err == nil {
+		err = p.checkTopicDevice(topic, &up)
+	}
 	if err != nil {
-		return gateway.Uplink{}, fmt.Errorf("%s: %w", p.format, err)
+		return gateway.Uplink{}, p.parseError(topic, err)
 	}
 	up.Source, up.Topic, up.Raw = p.source, topic, payload
 	return up, nil
+}
+
+// ParseError is a message Parse refused: the dead-letter reason
+// (malformed, bad_time or device_mismatch) and the DevEUI the topic names,
+// if it names one, so the dead letter says which device sent it.
+type ParseError struct {
+	Reason gateway.Reason
+	DevEUI devices.EUI // zero when the topic names no DevEUI
+	err    error
+}
+
+func (e *ParseError) Error() string { return e.err.Error() }
+func (e *ParseError) Unwrap() error { return e.err }
+
+// DeadLetterReason is the reason the message's dead letter is kept under.
+func (e *ParseError) DeadLetterReason() gateway.Reason { return e.Reason }
+
+// reasonError marks a parse error whose dead-letter reason is not
+// malformed: the message is well-formed, but what it says cannot be used.
+type reasonError struct {
+	reason gateway.Reason
+	err    error
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
+func (p *Parser) parseError(topic string, err error) *ParseError {
+	pe := &ParseError{Reason: gateway.ReasonMalformed, err: fmt.Errorf("%s: %w", p.format, err)}
+	var re *reasonError
+	if errors.As(err, &re) {
+		pe.Reason = re.reason
+	}
+	pe.DevEUI = p.topicEUI(topic)
+	return pe
+}
+
+// topicDevice returns the device id the topic names by the feed's
+// standard layout: ChirpStack application/<app>/device/<DevEUI>/event/up
+// (v3 also .../rx), The Things Stack v3/<app>[@<tenant>]/devices/<device_id>/up
+// (and .../up/normalized), generic JSON json.device_id "topic:N". ok is
+// false for a topic in another layout, which names no device this parser
+// can know of.
+func (p *Parser) topicDevice(topic string) (id string, ok bool) {
+	var rest, parent string
+	switch p.format {
+	case FormatChirpStackV4, FormatChirpStackV3:
+		if rest, ok = strings.CutSuffix(topic, "/event/up"); !ok {
+			if rest, ok = strings.CutSuffix(topic, "/rx"); !ok {
+				return "", false
+			}
+		}
+		parent = "device"
+	case FormatTTSV3:
+		if rest, ok = strings.CutSuffix(topic, "/up"); !ok {
+			if rest, ok = strings.CutSuffix(topic, "/up/normalized"); !ok {
+				return "", false
+			}
+		}
+		parent = "devices"
+	case FormatJSON:
+		if p.json.topicSegment < 0 {
+			return "", false
+		}
+		id, err := p.json.deviceID(topic, nil)
+		return id, err == nil
+	default:
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", false
+	}
+	id, rest = rest[i+1:], rest[:i]
+	if rest != parent && !strings.HasSuffix(rest, "/"+parent) {
+		return "", false
+	}
+	return id, true
+}
+
+// topicEUI is the DevEUI the topic names, zero if it names none (The
+// Things Stack's topics name the device id, not the DevEUI).
+func (p *Parser) topicEUI(topic string) devices.EUI {
+	if p.format == FormatTTSV3 {
+		return devices.EUI{}
+	}
+	id, ok := p.topicDevice(topic)
+	if !ok {
+		return devices.EUI{}
+	}
+	e, err := parseEUI(id)
+	if err != nil {
+		return devices.EUI{}
+	}
+	return e
+}
+
+// checkTopicDevice refuses an uplink whose message names another device
+// than its topic (reason device_mismatch). Generic JSON takes the device
+// from the topic or from the message, never both, so it has nothing to
+// compare.
+func (p *Parser) checkTopicDevice(topic string, up *gateway.Uplink) error {
+	if p.format == FormatJSON {
+		return nil
+	}
+	id, ok := p.topicDevice(topic)
+	if !ok {
+		return nil
+	}
+	if p.format == FormatTTSV3 {
+		if up.DeviceName == id {
+			return nil
+		}
+		named := "none"
+		if up.DeviceName != "" {
+			named = strconv.Quote(truncate(up.DeviceName, 40))
+		}
+		return mismatch("the topic names device_id %q, end_device_ids.device_id %s", truncate(id, 40), named)
+	}
+	e, err := parseEUI(id)
+	if err != nil {
+		return mismatch("the topic names device %q, which is not a DevEUI; the message names %s", truncate(id, 40), up.DevEUI)
+	}
+	if e != up.DevEUI {
+		return mismatch("the topic names device %s, the message %s", e, up.DevEUI)
+	}
+	return nil
+}
+
+func mismatch(format string, args ...any) error {
+	return &reasonError{gateway.ReasonDeviceMismatch, fmt.Errorf(format+": a device publishes on its own topic only; check the broker's ACLs and which credentials the sender used", args...)}
 }
 
 // localTime is the fallback for messages without a time; LocalTime marks it.
@@ -176,13 +317,34 @@ func decodeBase64(field, s string) ([]byte, error) {
 
 // parseTime reads an RFC 3339 time with any fraction and offset
 // ("2022-07-18T09:34:15.775023242+00:00") and returns it in UTC, so equal
-// instants compare equal and encode identically.
+// instants compare equal and encode identically. A time checkTime refuses
+// is an error of reason bad_time.
 func parseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s %q: not an RFC 3339 time: %w", field, truncate(s, 40), err)
 	}
-	return t.UTC(), nil
+	return checkTime(field, t.UTC())
+}
+
+// Feed times must be after 1970-01-01T00:00:00Z and fit InfluxDB's int64
+// nanoseconds (up to 2262-04-11).
+var (
+	unixEpoch   = time.Unix(0, 0).UTC()
+	maxFeedTime = time.Unix(0, math.MaxInt64).UTC()
+)
+
+// checkTime refuses a time no working clock stamps: 1970 or before (Go's
+// zero time 0001-01-01T00:00:00Z, a negative Unix time: a clock never set)
+// or past what InfluxDB can store. Such a message is a dead letter of
+// reason bad_time rather than written at the local clock, which would
+// pass a broken sender off as a working one; only a message without any
+// time gets the local clock.
+func checkTime(field string, t time.Time) (time.Time, error) {
+	if !t.After(unixEpoch) || t.After(maxFeedTime) {
+		return time.Time{}, &reasonError{gateway.ReasonBadTime, fmt.Errorf("%s %s: outside 1970..2262, so the sender's clock is unset or wrong: fix its time source", field, t.Format(time.RFC3339Nano))}
+	}
+	return t, nil
 }
 
 // earliest returns the earliest of the non-empty RFC 3339 times; ok is false

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -160,6 +161,28 @@ var wantFeeds = map[string]gateway.Uplink{
 		Radio: gateway.Radio{Frequency: 868100000, DR: -1, SF: 9, Bandwidth: 125000,
 			Gateways: []gateway.GatewayRx{{ID: "a84041fffe000001", RSSI: -70}}},
 	},
+	"chirpstack-v4/cayenne-unix-time": {
+		DevEUI: mustEUI("0101010101010109"), DeviceName: "logger-unix-time", Profile: "Cayenne logger",
+		FPort: 2, FCnt: 12, HasFCnt: true, HasFPort: true,
+		Payload: []byte{0x01, 0x85, 0x67, 0xce, 0x9c, 0x00, 0x03, 0x67, 0x00, 0xe1, 0x05, 0x68, 0x50},
+		Time:    mustTime("2025-03-10T08:15:30.25Z"), ID: "c4e1a7d0-1331-4a8f-9e0b-6b1f0e2d0109",
+		Radio: gateway.Radio{Frequency: 868100000, DR: 5, SF: 7, Bandwidth: 125000,
+			Gateways: []gateway.GatewayRx{gw("0016c001f153a14c", -91, 6.5)}},
+	},
+	"tts-v3/normalized-per-record-time": {
+		DevEUI: mustEUI("010101010101010b"), DeviceName: "soil-11", Profile: "acme-soil-logger",
+		Tags: map[string]string{"site": "park-7"}, FPort: 10, FCnt: 311, HasFCnt: true, HasFPort: true,
+		Payload: []byte{1, 2, 3, 4, 5, 6},
+		Object:  map[string]any{"readings": []any{map[string]any{"t": 8.25, "m": 31.5}, map[string]any{"t": 8.5, "m": 31.0}}, "battery": 3.61},
+		Normalized: []map[string]any{
+			{"time": "2025-03-10T08:30:00Z", "soil": map[string]any{"temperature": 8.25, "moisture": 31.5, "depth": 20.0}},
+			{"time": "2025-03-10T08:45:00+00:00", "soil": map[string]any{"temperature": 8.5, "moisture": 31.0, "depth": 20.0}},
+			{"battery": 3.61},
+		},
+		Time: mustTime("2025-03-10T09:00:00.901Z"), ID: "as:up:01JNZ3K8Q4T5V6W7X8Y9Z0A1B2",
+		Radio: gateway.Radio{Frequency: 868500000, DR: -1, SF: 9, Bandwidth: 125000,
+			Gateways: []gateway.GatewayRx{gw("6a7e111a10000000", -101, 3.5)}},
+	},
 	"json/rfc3339": {
 		DevEUI: mustEUI("0101010101010107"),
 		Object: map[string]any{"temperature": 21.5, "humidity": 40.0, "door": true, "probe": map[string]any{"t": 12.25}},
@@ -231,6 +254,21 @@ var wantBad = map[string]string{
 	"json/object-not-object":              `json: object "values": want a JSON object, got an array`,
 	"json/topic-too-short":                `topic "sensors" has no segment 1`,
 	"json/trailing-data":                  "more data after the first JSON value",
+	"chirpstack-v4/zero-time":             "chirpstack-v4: time 0001-01-01T00:00:00Z: outside 1970..2262",
+	"chirpstack-v4/device-mismatch":       "the topic names device 0101010101010101, the message 0101010101010102",
+	"tts-v3/device-mismatch":              `the topic names device_id "dev2", end_device_ids.device_id "dev1"`,
+	"tts-v3/pre-1970":                     "uplink_message.received_at 1969-07-20T20:17:40Z: outside 1970..2262",
+	"json/zero-time":                      `json: time "ts" 0001-01-01T00:00:00Z: outside 1970..2262`,
+}
+
+// wantBadReason is the dead-letter reason of files in wantBad that are
+// not malformed.
+var wantBadReason = map[string]gateway.Reason{
+	"chirpstack-v4/zero-time":       gateway.ReasonBadTime,
+	"tts-v3/pre-1970":               gateway.ReasonBadTime,
+	"json/zero-time":                gateway.ReasonBadTime,
+	"chirpstack-v4/device-mismatch": gateway.ReasonDeviceMismatch,
+	"tts-v3/device-mismatch":        gateway.ReasonDeviceMismatch,
 }
 
 // TestParseBadFeeds checks that every file in testdata/feeds/bad fails with
@@ -257,6 +295,14 @@ func TestParseBadFeeds(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q\ndoes not contain %q", err, want)
+			}
+			reason := wantBadReason[f.Name]
+			if reason == "" {
+				reason = gateway.ReasonMalformed
+			}
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Reason != reason {
+				t.Errorf("error %T %v: want a *ParseError of reason %s", err, err, reason)
 			}
 		})
 	}
@@ -407,7 +453,7 @@ func TestParseInline(t *testing.T) {
 			}},
 		{name: "json device id missing", cfg: js(JSONConfig{DeviceID: "id"}), payload: `{"x":1}`, wantErr: `device id "id": not in the message`},
 		{name: "json device id empty", cfg: js(JSONConfig{DeviceID: "id"}), payload: `{"id":""}`, wantErr: "want a non-empty string"},
-		{name: "json time out of range", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnix}), payload: `{"id":"a","t":99999999999999}`, wantErr: "outside 1678..2262"},
+		{name: "json time out of range", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnix}), payload: `{"id":"a","t":99999999999999}`, wantErr: "outside 1970..2262"},
 		{name: "json time huge float", cfg: js(JSONConfig{DeviceID: "id", Time: "t", TimeFormat: TimeUnixMS}), payload: `{"id":"a","t":1e300}`, wantErr: "out of range"},
 		{name: "json time wrong type", cfg: js(JSONConfig{DeviceID: "id", Time: "t"}), payload: `{"id":"a","t":true}`, wantErr: "want a string or number"},
 		{name: "json object path missing", cfg: js(JSONConfig{DeviceID: "id", Object: "v"}), payload: `{"id":"a"}`, wantErr: `object "v": not in the message`},

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -251,13 +252,21 @@ func (s *session) handle(m paho.Message) {
 			Detail: err.Error(),
 			Raw:    m.Payload(),
 		}
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			dl.Reason = pe.Reason
+			if !pe.DevEUI.IsZero() {
+				dl.DevEUI = pe.DevEUI.String()
+			}
+		}
 		if perr := src.dl.Put(s.ctx, dl); perr != nil {
-			src.msgLog.Error().Err(perr).Str("topic", m.Topic()).Str("problem", err.Error()).
-				Msg("cannot store a malformed message as a dead letter; leaving it unacknowledged for redelivery")
+			src.msgLog.Error().Err(perr).Str("topic", m.Topic()).Str("reason", string(dl.Reason)).Str("problem", err.Error()).
+				Msg("cannot store an unparsable message as a dead letter; leaving it unacknowledged for redelivery")
 			s.signalRefused(m)
 			return
 		}
-		src.msgLog.Warn().Str("topic", m.Topic()).Str("problem", err.Error()).Msg("malformed message kept as a dead letter")
+		src.msgLog.Warn().Str("topic", m.Topic()).Str("reason", string(dl.Reason)).Str("dev_eui", dl.DevEUI).Str("problem", err.Error()).
+			Msg("unparsable message kept as a dead letter")
 		m.Ack()
 		return
 	}
