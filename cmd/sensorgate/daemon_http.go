@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -52,7 +51,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		allowedTags: cfg.Devices.Tags, now: time.Now,
 	}
 	var err error
-	if o.store, err = devices.OpenStore(ctx, filepath.Join(cfg.StateDir, devices.StoreFileName), d.Devices); err != nil {
+	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.log); err != nil { // registry.go
 		return err
 	}
 	d.ops = o
