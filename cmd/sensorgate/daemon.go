@@ -46,6 +46,7 @@ type Daemon struct {
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
 	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers, whose counters the registry keeps
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -124,6 +125,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	d.storeFrameCounters() // daemon_lorawan.go
 	d.watchDrops() // brokerwatch.go
 	// Loading the registry (YAML parsed twice, the store's import) leaves
 	// ~20 MB of garbage whose pages the runtime would return only slowly;

@@ -23,6 +23,9 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 	switch {
 	case sc.UDP != nil:
 		src, err := lorawan.New(*sc.UDP, devs, d.dlw, d.Counters, log)
+		if err == nil {
+			d.frames = append(d.frames, src.Frames())
+		}
 		return src, gateway.SourcePolicy{GatewayPoints: true}, err
 	case sc.MQTT != nil && sc.MQTT.Format == mqtt.FormatGatewayBridge:
 		fc, _ := sc.FrameConfig() // zero (lorawan's defaults) for a Config built without SetDefaults
@@ -30,6 +33,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 		if err != nil {
 			return nil, gateway.SourcePolicy{}, err
 		}
+		d.frames = append(d.frames, frames)
 		h := bridgeHandler(sc.MQTT.Name, frames, d.dlw, d.Counters, log)
 		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(h))
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
@@ -64,5 +68,14 @@ func bridgeHandler(source string, frames *lorawan.Frames, dl gateway.DeadLetters
 			return nil
 		}
 		return frames.Handle(ctx, fr, h)
+	}
+}
+
+// storeFrameCounters keeps the raw-frame sources' counters in the registry
+// (SQLite, or the PostgreSQL the instances share), so that a recorded
+// frame replayed after a restart or to another instance is refused.
+func (d *Daemon) storeFrameCounters() {
+	for _, f := range d.frames {
+		f.UseCounterStore(d.ops.store)
 	}
 }
