@@ -275,3 +275,20 @@ func TestSharedRegistryNeverShowsKeysOrPassword(t *testing.T) {
 		t.Errorf("the DSN's password shows in an error:\n%s", all)
 	}
 }
+
+// FuzzParseNotification: a NOTIFY payload comes from whoever can write to
+// the database; anything but a list of EUIs asks for a full re-read.
+func FuzzParseNotification(f *testing.F) {
+	for _, s := range []string{"*", "", "0101010101010101", "0101010101010101,0202020202020202", "zz", strings.Repeat("0101010101010101,", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		euis, all := parseNotification(p)
+		if all && euis != nil {
+			t.Fatal("a full re-read with a list")
+		}
+		if !all && (len(euis) == 0 || len(euis) > notifyMaxEUIs) {
+			t.Fatalf("%d EUIs from %q", len(euis), p)
+		}
+	})
+}

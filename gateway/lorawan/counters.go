@@ -83,8 +83,9 @@ type claimVerdict int
 
 const (
 	claimAccepted claimVerdict = iota
-	// claimDuplicate: another instance took this very frame (the highest
-	// counter, within lateKeep): a copy from another gateway.
+	// claimDuplicate: a frame taken already (by another instance, or
+	// before a restart), within lateKeep of the device's last accepted
+	// one: a copy from another gateway.
 	claimDuplicate
 	claimReplay
 )
@@ -114,7 +115,10 @@ func claim(stored []byte, addr devices.DevAddr, fp [8]byte, full uint32, now tim
 	if cfg.FCntReset == FCntResetAcceptLow && full <= cfg.FCntResetMax && since >= cfg.FCntResetGap {
 		return fresh, claimAccepted
 	}
-	if full == c.last && since < lateKeep {
+	// Taken already, while the device is talking: a copy another
+	// gateway's path brought to another instance. Dropped like a late
+	// copy here; a replay inside this minute is refused all the same.
+	if d < replayWindow && since < lateKeep {
 		return c, claimDuplicate
 	}
 	return c, claimReplay
