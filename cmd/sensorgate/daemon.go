@@ -45,7 +45,7 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
-	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
 	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers, whose counters the registry keeps
 }
 
@@ -126,7 +126,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.storeFrameCounters() // daemon_lorawan.go
-	d.watchDrops() // brokerwatch.go
+	d.watchDrops()         // brokerwatch.go
 	// Loading the registry (YAML parsed twice, the store's import) leaves
 	// ~20 MB of garbage whose pages the runtime would return only slowly;
 	// return them now, so a drain's peak RSS starts from the idle floor.
