@@ -113,6 +113,18 @@ func TestSharedRegistryChangesReachTheOtherInstance(t *testing.T) {
 			d, ok := a.Registry().Lookup(e2)
 			return ok && d.Model == "m4"
 		}},
+		// More devices than one notification names: B re-reads them all.
+		{"import", func() error {
+			var devs []Device
+			for i := range notifyMaxEUIs + 50 {
+				devs = append(devs, Device{EUI: EUI{0x71, byte(i >> 8), byte(i)}, Name: fmt.Sprint("bulk-", i)})
+			}
+			_, _, err := a.Upsert(ctx, devs)
+			return err
+		}, func() bool {
+			_, ok := b.Registry().LookupName(fmt.Sprint("bulk-", notifyMaxEUIs+49))
+			return ok && b.Registry().Len() == notifyMaxEUIs+50+1
+		}},
 	}
 	for _, st := range steps {
 		if err := st.change(); err != nil {

@@ -79,9 +79,10 @@ func TestRelease(t *testing.T) {
 
 // counterRig is one instance's raw-frame handler on a registry store.
 type counterRig struct {
-	f     *Frames
-	dl    *deadLetters
-	store *devices.Store
+	f        *Frames
+	dl       *deadLetters
+	counters *gateway.Counters
+	store    *devices.Store
 }
 
 func openCounterRig(t *testing.T, o devices.StoreOptions, devs []devices.Device) counterRig {
@@ -96,9 +97,9 @@ func openCounterRig(t *testing.T, o devices.StoreOptions, devs []devices.Device)
 			t.Fatal(err)
 		}
 	}
-	f, dl, _ := newFrames(t, FrameConfig{}, store.Registry())
+	f, dl, c := newFrames(t, FrameConfig{}, store.Registry())
 	f.UseCounterStore(store)
-	return counterRig{f: f, dl: dl, store: store}
+	return counterRig{f: f, dl: dl, counters: c, store: store}
 }
 
 // handle runs one frame past the dedup window and reports whether the
@@ -196,6 +197,9 @@ func TestFrameCounterSharedByInstances(t *testing.T) {
 	// not an uplink twice and not a dead letter.
 	if up, err := b.handle(t, frames[2], nil); up || err != nil || b.replays() != 0 {
 		t.Fatalf("copy of frame 3 on B: uplink %v err %v replays %d", up, err, b.replays())
+	}
+	if n := b.counters.Get("lorawan.duplicates_other_instance"); n != 1 {
+		t.Fatalf("lorawan.duplicates_other_instance = %d, want 1", n)
 	}
 	// B never saw the device: an old frame of it, recorded and sent again
 	// later, is a replay.
