@@ -205,11 +205,15 @@ func TestSharedRegistryConcurrentMigrations(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	for _, s := range stores {
+		if s != nil {
+			t.Cleanup(func() { s.Close() })
+		}
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("instance %d of %d starting together: %v", i, n, err)
 		}
-		defer stores[i].Close()
 	}
 	rows, err := stores[0].db.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
 	if err != nil {
