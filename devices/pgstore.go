@@ -2,9 +2,11 @@ package devices
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -324,4 +326,61 @@ func euisOf(m map[EUI]Device) []EUI {
 		out = append(out, e)
 	}
 	return out
+}
+
+// writePG is write in two statements, whatever the number of devices: a
+// statement is a network round trip, and a 10,000-device import would
+// otherwise make 20,000 of them.
+func (s *Store) writePG(ctx context.Context, tx *sqlTx, next map[EUI]Device, changed []EUI) error {
+	keys := make([]string, len(changed))
+	for i, e := range changed {
+		keys[i] = e.String()
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM devices WHERE dev_eui = ANY(?)", keys); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	var (
+		euis, names, models, tags, vars []string
+		addrs, macs                     []*string
+		keyCols                         [5][][]byte
+		times                           []int64
+	)
+	now := s.now().UnixMilli()
+	for _, e := range changed {
+		d, ok := next[e]
+		if !ok {
+			continue // deleted
+		}
+		t, _ := json.Marshal(orEmpty(d.Tags))
+		v, _ := json.Marshal(orEmpty(d.Variables))
+		euis, names, models = append(euis, e.String()), append(names, d.Name), append(models, d.Model)
+		tags, vars, times = append(tags, string(t)), append(vars, string(v)), append(times, now)
+		var addr, mac *string
+		var ks [5][]byte
+		if ss := d.Session; ss != nil {
+			a, m := ss.DevAddr.String(), ss.MACVersion
+			addr, mac = &a, &m
+			for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
+				if !k.IsZero() {
+					ks[i] = slices.Clone(k[:])
+				}
+			}
+		}
+		addrs, macs = append(addrs, addr), append(macs, mac)
+		for i := range ks {
+			keyCols[i] = append(keyCols[i], ks[i])
+		}
+	}
+	if len(euis) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
+		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at)
+		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+			?::bytea[], ?::bytea[], ?::bytea[], ?::bytea[], ?::bytea[], ?::bigint[])`,
+		euis, names, models, tags, vars, addrs, macs, keyCols[0], keyCols[1], keyCols[2], keyCols[3], keyCols[4], times)
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
 }

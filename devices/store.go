@@ -405,6 +405,9 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 // so that two devices swapping names do not trip the UNIQUE constraint
 // half way.
 func (s *Store) write(ctx context.Context, tx *sqlTx, next map[EUI]Device, changed []EUI) error {
+	if s.db.d.pg {
+		return s.writePG(ctx, tx, next, changed) // pgstore.go
+	}
 	del, err := tx.PrepareContext(ctx, "DELETE FROM devices WHERE dev_eui = ?")
 	if err != nil {
 		return err
