@@ -35,11 +35,15 @@ var primaryKeys = map[string][]string{
 	"frame_counters":  {"dev_eui"},
 }
 
-var insertOrReplace = regexp.MustCompile(`^\s*INSERT OR REPLACE INTO (\w+)\s*\(([^)]*)\)([\s\S]*)$`)
+var (
+	insertOrReplace = regexp.MustCompile(`^\s*INSERT OR REPLACE INTO (\w+)\s*\(([^)]*)\)([\s\S]*)$`)
+	insertOrIgnore  = regexp.MustCompile(`^\s*INSERT OR IGNORE INTO ([\s\S]*)$`)
+)
 
 // q returns query in this dialect's spelling: $n placeholders, BYTEA for
 // BLOB, BIGINT for INTEGER (millisecond times do not fit PostgreSQL's
-// 32-bit INTEGER) and INSERT OR REPLACE as an upsert on the table's key.
+// 32-bit INTEGER), INSERT OR REPLACE as an upsert on the table's key and
+// INSERT OR IGNORE as ON CONFLICT DO NOTHING.
 func (d *dialect) q(query string) string {
 	if !d.pg {
 		return query
@@ -50,6 +54,8 @@ func (d *dialect) q(query string) string {
 	out := query
 	if m := insertOrReplace.FindStringSubmatch(out); m != nil {
 		out = "INSERT INTO " + m[1] + " (" + m[2] + ")" + m[3] + onConflict(m[1], m[2])
+	} else if m := insertOrIgnore.FindStringSubmatch(out); m != nil {
+		out = "INSERT INTO " + m[1] + " ON CONFLICT DO NOTHING"
 	}
 	out = strings.NewReplacer(" BLOB", " BYTEA", " INTEGER", " BIGINT").Replace(out)
 	out = placeholders(out)
