@@ -64,8 +64,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 // applied whole or not at all, on disk and in memory alike. The Registry
 // stays the hot-path lookup; the Store is never read per uplink.
 //
-// Only one process may change a store at a time (the daemon, or the CLI
-// while the daemon is stopped): the in-memory copy is not re-read.
+// With SQLite only one process may change a store at a time (the daemon,
+// or the CLI while the daemon is stopped): the in-memory copy is not
+// re-read. With PostgreSQL any number may: see shared (pgstore.go).
 type Store struct {
 	db   *sqlDB
 	path string // where the database is, for errors: a file, or the DSN without its password
