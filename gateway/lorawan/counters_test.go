@@ -240,6 +240,22 @@ func TestFrameCounterReleasedWhenUplinkNotTaken(t *testing.T) {
 	}
 }
 
+// When the counter cannot be stored the frame is neither an uplink nor a
+// dead letter: Handle's error leaves it unacknowledged, for redelivery.
+func TestFrameCounterStoreUnreachable(t *testing.T) {
+	for _, driver := range []string{devices.DriverSQLite, devices.DriverPostgres} {
+		t.Run(driver, func(t *testing.T) {
+			devs, frames := counterFleet(t)
+			r := openCounterRig(t, storeOptions(t, driver), devs)
+			r.store.Close()
+			up, err := r.handle(t, frames[0], nil)
+			if up || err == nil || !strings.Contains(err.Error(), "frame counters not stored") || len(r.dl.all()) != 0 {
+				t.Fatalf("uplink %v err %v dead letters %d", up, err, len(r.dl.all()))
+			}
+		})
+	}
+}
+
 func TestFrameCounterConcurrentFramesOneWinner(t *testing.T) {
 	devs, frames := counterFleet(t)
 	o := storeOptions(t, devices.DriverPostgres)
