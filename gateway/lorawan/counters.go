@@ -152,6 +152,9 @@ func release(stored []byte, prev []byte, full uint32) []byte {
 type counterSync struct {
 	cs   CounterStore
 	reqs chan *claimReq
+	// flusher admits one batch at a time: the waiting request that gets
+	// it runs the next batch.
+	flusher chan struct{}
 }
 
 // claimReq is one frame's claim (or release, when undo is set).
@@ -165,7 +168,7 @@ type claimReq struct {
 const maxClaimBatch = 512
 
 func newCounterSync(cs CounterStore) *counterSync {
-	return &counterSync{cs: cs, reqs: make(chan *claimReq, maxClaimBatch)}
+	return &counterSync{cs: cs, reqs: make(chan *claimReq, maxClaimBatch), flusher: make(chan struct{}, 1)}
 }
 
 // do runs fn on eui's stored state in the next batch and waits for it to
@@ -181,9 +184,9 @@ func (s *counterSync) do(ctx context.Context, eui devices.EUI, fn func(stored []
 			case s.reqs <- r:
 				queued = true
 				continue
-			case flusher <- struct{}{}: // the queue is full: empty it
+			case s.flusher <- struct{}{}: // the queue is full: empty it
 				s.flush(ctx)
-				<-flusher
+				<-s.flusher
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
@@ -192,16 +195,12 @@ func (s *counterSync) do(ctx context.Context, eui devices.EUI, fn func(stored []
 		select {
 		case err := <-r.done:
 			return err
-		case flusher <- struct{}{}:
+		case s.flusher <- struct{}{}:
 			s.flush(ctx)
-			<-flusher
+			<-s.flusher
 		}
 	}
 }
-
-// flusher admits one batch at a time per process: the store serializes
-// them anyway, and one writer keeps SQLite from waiting on its own lock.
-var flusher = make(chan struct{}, 1)
 
 func (s *counterSync) flush(ctx context.Context) {
 	var batch []*claimReq
