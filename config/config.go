@@ -29,9 +29,12 @@ type Config struct {
 	HTTP HTTPConfig `yaml:"http"`
 	// StateDir holds the embedded device registry, the spool and the dead
 	// letters (deadletters.jsonl). Default /var/lib/sensorgate.
-	StateDir string        `yaml:"state_dir"`
-	Sources  Sources       `yaml:"sources"`
-	Influx   influx.Config `yaml:"influx"`
+	StateDir string `yaml:"state_dir"`
+	// Registry is the device registry's database: SQLite under state_dir
+	// (default) or a PostgreSQL several instances share.
+	Registry RegistryConfig `yaml:"registry"`
+	Sources  Sources        `yaml:"sources"`
+	Influx   influx.Config  `yaml:"influx"`
 	// Spool is the on-disk queue between the sources and InfluxDB; its
 	// dir defaults to <state_dir>/spool.
 	Spool    spool.Config   `yaml:"spool"`

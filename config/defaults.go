@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
@@ -47,6 +48,7 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.Log.Format, defaultLogFormat)
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.StateDir, defaultStateDir)
+	setString(&c.Registry.Driver, devices.DriverSQLite)
 	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
 	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {

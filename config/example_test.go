@@ -22,6 +22,10 @@ func exampleEnv() map[string]string {
 	for _, m := range regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`).FindAllSubmatch(Example, -1) {
 		env[string(m[1])] = "value-of-" + string(m[1])
 	}
+	// A connection string is checked for its form.
+	if _, ok := env["PG_DSN"]; ok {
+		env["PG_DSN"] = "postgres://sensorgate:value-of-password@db.example:5432/sensorgate"
+	}
 	return env
 }
 

@@ -61,6 +61,7 @@ func (c *Config) check(p *collector) {
 	c.checkInflux(p)
 	c.checkSpool(p)
 	c.checkDevices(p)
+	c.checkRegistry(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
 }
 

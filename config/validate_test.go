@@ -70,6 +70,18 @@ func TestValidateRules(t *testing.T) {
 				{13, "devices.unknown_series_per_minute", "at least 1"}, {14, "devices.state_save_interval", "0 is not allowed"}}},
 		{"state_dir empty takes default", base + lines(`state_dir: ""`), nil},
 
+		// registry
+		{"registry postgres", base + lines("registry:", "  driver: postgres", "  dsn: postgres://sg:pw@db:5432/sg"), nil},
+		{"registry postgres key=value dsn", base + lines("registry:", "  driver: postgres", "  dsn: host=db dbname=sg user=sg"), nil},
+		{"registry driver unknown", base + lines("registry:", "  driver: mysql"),
+			[]want{{11, "registry.driver", `"mysql" is not a registry driver: use sqlite or postgres`}}},
+		{"registry postgres without dsn", base + lines("registry:", "  driver: postgres"),
+			[]want{{10, "registry.dsn", "missing: driver postgres needs a connection string"}}},
+		{"registry dsn malformed", base + lines("registry:", "  driver: postgres", "  dsn: 'postgres://sg:s3cret@db:99999999/sg'"),
+			[]want{{12, "registry.dsn", "not a PostgreSQL connection string"}}},
+		{"registry dsn with sqlite", base + lines("registry:", "  dsn: postgres://db/sg"),
+			[]want{{11, "registry.dsn", "only used with driver postgres"}}},
+
 		// sources
 		{"no sources", lines("influx:", "  url: http://127.0.0.1:8086", "  bucket: b"),
 			[]want{{0, "sources", "no source: add at least one"}}},

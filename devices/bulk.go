@@ -3,7 +3,6 @@ package devices
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -563,7 +562,7 @@ func (s *Store) Import(ctx context.Context, rows []Row, knownModel func(string) 
 		rep.Invalid = CheckRows(rows, s.devs, knownModel)
 		s.mu.Unlock()
 	} else {
-		err = s.change(ctx, func(next map[EUI]Device, _ *sql.Tx) ([]EUI, error) {
+		err = s.change(ctx, func(next map[EUI]Device, _ *sqlTx) ([]EUI, error) {
 			rep.Invalid = CheckRows(rows, next, knownModel)
 			if rep.Invalid > 0 {
 				return nil, errInvalidRows

@@ -29,8 +29,10 @@ var (
 	ErrConflict = errors.New("devices: conflicts with a registered device")
 )
 
-// schemaVersion is PRAGMA user_version of a database this code wrote.
-const schemaVersion = 1
+// schemaVersion is the newest migration (migrations in migrate.go): PRAGMA
+// user_version with SQLite, the highest row of schema_migrations with
+// PostgreSQL.
+const schemaVersion = 2
 
 // schema creates the tables. Session keys are columns of their own, raw
 // bytes, because every text form of a Key is masked; the file is created
@@ -63,12 +65,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 // applied whole or not at all, on disk and in memory alike. The Registry
 // stays the hot-path lookup; the Store is never read per uplink.
 //
-// Only one process may change a store at a time (the daemon, or the CLI
-// while the daemon is stopped): the in-memory copy is not re-read.
+// With SQLite only one process may change a store at a time (the daemon,
+// or the CLI while the daemon is stopped): the in-memory copy is not
+// re-read. With PostgreSQL any number may: see shared (pgstore.go).
 type Store struct {
-	db   *sql.DB
-	path string
+	db   *sqlDB
+	path string // where the database is, for errors: a file, or the DSN without its password
 	reg  *Registry
+	// shared is set with PostgreSQL: other instances change the registry
+	// too, and their changes come in as notifications.
+	shared *shared
 
 	mu   sync.Mutex // serializes changes, so the Registry follows commit order
 	devs map[EUI]Device
@@ -102,7 +108,7 @@ func OpenStore(ctx context.Context, path string, reg *Registry) (*Store, error) 
 	// from memory; a single connection also sidesteps SQLITE_BUSY between
 	// our own connections.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db, path: path, reg: reg, now: time.Now}
+	s := &Store{db: &sqlDB{DB: db, d: &dialect{}}, path: path, reg: reg, now: time.Now}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -114,40 +120,48 @@ func OpenStore(ctx context.Context, path string, reg *Registry) (*Store, error) 
 	return s, nil
 }
 
-func (s *Store) migrate(ctx context.Context) error {
-	var v int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("devices: registry %s is not a readable SQLite database: %w", s.path, err)
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("devices: registry %s has schema version %d, newer than this sensorgate (%d): upgrade sensorgate", s.path, v, schemaVersion)
-	}
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("devices: create registry tables in %s: %w", s.path, err)
-	}
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("devices: registry %s: %w", s.path, err)
-	}
-	return nil
+// deviceColumns are the columns scanDevice reads, in its order.
+const deviceColumns = `dev_eui, name, model, tags, variables, dev_addr, mac_version,
+		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key`
+
+// querier is a database or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (s *Store) load(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT dev_eui, name, model, tags, variables, dev_addr, mac_version,
-		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key FROM devices`)
+// readDevices reads the devices the query (SELECT deviceColumns ...)
+// returns.
+func (s *Store) readDevices(ctx context.Context, q querier, query string, args ...any) (map[EUI]Device, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("devices: read registry %s: %w", s.path, err)
+		return nil, fmt.Errorf("devices: read registry %s: %w", s.path, err)
 	}
 	defer rows.Close()
 	devs := map[EUI]Device{}
 	for rows.Next() {
 		d, err := scanDevice(rows)
 		if err != nil {
-			return fmt.Errorf("devices: registry %s: %w", s.path, err)
+			return nil, fmt.Errorf("devices: registry %s: %w", s.path, err)
 		}
 		devs[d.EUI] = d
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("devices: read registry %s: %w", s.path, err)
+		return nil, fmt.Errorf("devices: read registry %s: %w", s.path, err)
+	}
+	return devs, nil
+}
+
+func (s *Store) load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadLocked(ctx, s.db)
+}
+
+// loadLocked replaces the in-memory devices with the table's; s.mu is held.
+func (s *Store) loadLocked(ctx context.Context, q querier) error {
+	devs, err := s.readDevices(ctx, q, "SELECT "+deviceColumns+" FROM devices")
+	if err != nil {
+		return err
 	}
 	next, err := NewRegistry(sortedDevices(devs))
 	if err != nil {
@@ -196,8 +210,11 @@ func scanDevice(rows *sql.Rows) (Device, error) {
 	return d, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops following other instances' changes and closes the database.
+func (s *Store) Close() error {
+	s.shared.stop()
+	return s.db.Close()
+}
 
 // Registry is the in-memory registry the store keeps in step.
 func (s *Store) Registry() *Registry { return s.reg }
@@ -227,7 +244,7 @@ func (s *Store) Len() int {
 // Create adds a device; ErrConflict if its EUI or name is taken.
 func (s *Store) Create(ctx context.Context, d Device) error {
 	d = normalized(d)
-	return s.change(ctx, func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error) {
+	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
 		if prev, ok := next[d.EUI]; ok {
 			return nil, fmt.Errorf("%w: dev_eui %s is registered as %q: update it instead", ErrConflict, d.EUI, prev.Name)
 		}
@@ -240,7 +257,7 @@ func (s *Store) Create(ctx context.Context, d Device) error {
 // ErrConflict if the new name belongs to another device.
 func (s *Store) Update(ctx context.Context, d Device) error {
 	d = normalized(d)
-	return s.change(ctx, func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error) {
+	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
 		if _, ok := next[d.EUI]; !ok {
 			return nil, fmt.Errorf("%w: dev_eui %s: create it first", ErrNotFound, d.EUI)
 		}
@@ -251,7 +268,7 @@ func (s *Store) Update(ctx context.Context, d Device) error {
 
 // Delete removes the device; ErrNotFound if there is none.
 func (s *Store) Delete(ctx context.Context, eui EUI) error {
-	return s.change(ctx, func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error) {
+	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
 		if _, ok := next[eui]; !ok {
 			return nil, fmt.Errorf("%w: dev_eui %s", ErrNotFound, eui)
 		}
@@ -264,7 +281,7 @@ func (s *Store) Delete(ctx context.Context, eui EUI) error {
 // transaction, then from u (which may be nil).
 func (s *Store) Adopt(ctx context.Context, d Device, u *Unknowns) error {
 	d = normalized(d)
-	err := s.change(ctx, func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error) {
+	err := s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
 		if prev, ok := next[d.EUI]; ok {
 			return nil, fmt.Errorf("%w: dev_eui %s is already registered as %q", ErrConflict, d.EUI, prev.Name)
 		}
@@ -284,7 +301,7 @@ func (s *Store) Adopt(ctx context.Context, d Device, u *Unknowns) error {
 // returns how many were created and updated (an identical device counts
 // as neither).
 func (s *Store) Upsert(ctx context.Context, devs []Device) (created, updated int, err error) {
-	err = s.change(ctx, func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error) {
+	err = s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
 		var changed []EUI
 		for _, d := range devs {
 			d = normalized(d)
@@ -349,7 +366,7 @@ func (s *Store) ImportFile(ctx context.Context, path string) (imported bool, cre
 // (and may write other tables through tx) and returns the EUIs it touched;
 // the whole resulting set is validated as a Registry, written, committed,
 // and only then made visible.
-func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql.Tx) ([]EUI, error)) error {
+func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sqlTx) ([]EUI, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -357,6 +374,9 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 		return fmt.Errorf("devices: registry %s: begin: %w", s.path, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if err := s.shared.lock(ctx, s, tx); err != nil {
+		return err
+	}
 	next := maps.Clone(s.devs)
 	if next == nil {
 		next = map[EUI]Device{}
@@ -372,6 +392,9 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 	if err := s.write(ctx, tx, next, changed); err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
+	if err := s.shared.notify(ctx, tx, changed); err != nil {
+		return fmt.Errorf("devices: registry %s: %w", s.path, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("devices: registry %s: commit: %w", s.path, err)
 	}
@@ -383,7 +406,10 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 // write deletes every changed row first and inserts the survivors after,
 // so that two devices swapping names do not trip the UNIQUE constraint
 // half way.
-func (s *Store) write(ctx context.Context, tx *sql.Tx, next map[EUI]Device, changed []EUI) error {
+func (s *Store) write(ctx context.Context, tx *sqlTx, next map[EUI]Device, changed []EUI) error {
+	if s.db.d.pg {
+		return s.writePG(ctx, tx, next, changed) // pgstore.go
+	}
 	del, err := tx.PrepareContext(ctx, "DELETE FROM devices WHERE dev_eui = ?")
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ type Daemon struct {
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
 	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
-	frames  []*lorawan.Frames // of the raw-frame sources, for their dedup tables' metrics
+	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -126,7 +126,8 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	d.watchDrops() // brokerwatch.go
+	d.storeFrameCounters() // daemon_lorawan.go
+	d.watchDrops()         // brokerwatch.go
 	// Loading the registry (YAML parsed twice, the store's import) leaves
 	// ~20 MB of garbage whose pages the runtime would return only slowly;
 	// return them now, so a drain's peak RSS starts from the idle floor.

@@ -70,3 +70,12 @@ func bridgeHandler(source string, frames *lorawan.Frames, dl gateway.DeadLetters
 		return frames.Handle(ctx, fr, h)
 	}
 }
+
+// storeFrameCounters keeps the raw-frame sources' counters in the registry
+// (SQLite, or the PostgreSQL the instances share), so that a recorded
+// frame replayed after a restart or to another instance is refused.
+func (d *Daemon) storeFrameCounters() {
+	for _, f := range d.frames {
+		f.UseCounterStore(d.ops.store)
+	}
+}

@@ -33,7 +33,9 @@ const devicesUsage = `Usage:
 
 The same calls as the HTTP API (/api/v1/devices…). When the daemon of the
 config answers on http.listen, they go to it and apply at once; when it is
-not running, they work on state_dir directly (the next start uses them).
+not running, they work on the registry directly: state_dir (the next start
+uses them), or the PostgreSQL of registry.dsn (running instances apply them
+at once).
 An import is all or nothing: a bad row (invalid EUI, duplicate, unknown
 model, wrong key length) imports nothing and is listed with its line.
 `

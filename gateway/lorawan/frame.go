@@ -86,6 +86,11 @@ type accepted struct {
 	fcnt    uint32
 	reset   bool // accepted as a counter restart under accept-low
 	rollbck func()
+	st      *fcntState
+	// claimed is set once the counter is stored (UseCounterStore);
+	// prevStored is the state it replaced, for unstoreCounter.
+	claimed    bool
+	prevStored []byte
 }
 
 // verdict of matching one frame against the sessions of its DevAddr.
@@ -202,7 +207,7 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 			}
 		}
 		if found {
-			a := accepted{dev: d, fcnt: full, rollbck: st.commit(s, full, now)}
+			a := accepted{dev: d, fcnt: full, rollbck: st.commit(s, full, now), st: st}
 			st.mu.Unlock()
 			return a, accept, ""
 		}
@@ -230,12 +235,12 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 			continue
 		}
 		if st.inWindow(full) {
-			a := accepted{dev: d, fcnt: full, rollbck: st.commit(s, full, now)}
+			a := accepted{dev: d, fcnt: full, rollbck: st.commit(s, full, now), st: st}
 			st.mu.Unlock()
 			return a, accept, ""
 		}
 		if f.cfg.FCntReset == FCntResetAcceptLow && full <= f.cfg.FCntResetMax && now.Sub(st.seen) >= f.cfg.FCntResetGap {
-			a := accepted{dev: d, fcnt: full, reset: true, rollbck: st.commit(s, full, now)}
+			a := accepted{dev: d, fcnt: full, reset: true, rollbck: st.commit(s, full, now), st: st}
 			st.mu.Unlock()
 			return a, accept, ""
 		}

@@ -34,6 +34,9 @@ type Frames struct {
 	// network or a replay storm does not flood the log.
 	msgLog zerolog.Logger
 	now    func() time.Time
+	// sync persists accepted counters (UseCounterStore); nil keeps them
+	// in memory only.
+	sync *counterSync
 
 	mu sync.Mutex
 	// state has one entry per registered device with a session whose
@@ -153,8 +156,12 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 	if err != nil {
 		return err
 	}
+	if handled, err := f.storeCounter(ctx, frames[0], &acc); handled || err != nil { // counters.go
+		return err
+	}
 	if err := h(ctx, up); err != nil {
 		acc.rollbck()
+		f.unstoreCounter(ctx, acc)
 		f.count("uplinks_not_taken")
 		return err
 	}

@@ -1,0 +1,41 @@
+package config
+
+import (
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sensorgate/sensorgate/devices"
+)
+
+// RegistryConfig is where the device registry lives.
+type RegistryConfig struct {
+	// Driver is sqlite (default: registry.db under state_dir, for one
+	// instance) or postgres (a database every instance shares: devices,
+	// sessions, unknown devices, adoption and frame counters).
+	Driver string `yaml:"driver"`
+	// DSN is PostgreSQL's connection string,
+	// postgres://user:password@host:5432/database; give it as ${PG_DSN}
+	// so the password stays out of the file. Only with driver postgres.
+	DSN string `yaml:"dsn"`
+}
+
+var registryDrivers = []string{devices.DriverSQLite, devices.DriverPostgres}
+
+func (c *Config) checkRegistry(p *collector) {
+	r := c.Registry
+	oneOf(p, "registry.driver", r.Driver, registryDrivers, "registry driver")
+	switch r.Driver {
+	case devices.DriverPostgres:
+		if r.DSN == "" {
+			p.add("registry.dsn", "missing: driver postgres needs a connection string, e.g. dsn: \"${PG_DSN}\" with PG_DSN=postgres://sensorgate:PASSWORD@db:5432/sensorgate")
+			return
+		}
+		// The parser's error is not repeated: it could quote the password.
+		if _, err := pgx.ParseConfig(r.DSN); err != nil {
+			p.add("registry.dsn", "not a PostgreSQL connection string: write postgres://user:password@host:5432/database (or key=value pairs: host=... dbname=...)")
+		}
+	case devices.DriverSQLite:
+		if r.DSN != "" {
+			p.add("registry.dsn", "only used with driver postgres: the sqlite registry is registry.db under state_dir; remove dsn or set driver: postgres")
+		}
+	}
+}
