@@ -95,6 +95,8 @@ type Sink struct {
 	accepted atomic.Int64
 	// stats counts requests, retries and latency for Stats (stats.go).
 	stats *writeStats
+	// refusals logs records InfluxDB refused, summed up per period.
+	refusals *refusalLog
 
 	bufs  sync.Pool // *[]byte, one Write's lines
 	gzips sync.Pool // *gzip.Writer
@@ -150,6 +152,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		stats:    newWriteStats(),
+		refusals: newRefusalLog(log, refusalPeriod),
 	}
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -162,6 +165,9 @@ type request struct {
 	buf    *[]byte // encoded lines, from Sink.bufs
 	n      int     // lines in buf
 	result chan error
+	// quiet: the caller logs a refusal itself (a Spooled, which keeps
+	// the record as a dead letter).
+	quiet bool
 
 	mu    sync.Mutex
 	parts int   // parts not yet finished (a 413 may split one request)
@@ -282,6 +288,7 @@ func (s *Sink) writeLines(ctx context.Context, recs [][]byte) []error {
 		}
 		rec := rec
 		r := newRequest(ctx, &rec, n)
+		r.quiet = true
 		if err := s.enqueue(ctx, r); err != nil {
 			for j := i; j < len(recs); j++ {
 				errs[j] = err
@@ -318,6 +325,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		return errors.New("influx: Run called twice")
 	}
 	defer close(s.done)
+	defer s.refusals.close()
 	stop := context.AfterFunc(ctx, s.abort)
 	defer stop()
 	defer s.client.CloseIdleConnections()
@@ -458,18 +466,21 @@ func (s *Sink) deliver(parts []part) {
 		switch o.status {
 		case http.StatusBadRequest, http.StatusUnprocessableEntity:
 			release()
-			if len(parts) > 1 {
-				// One caller's points are bad; InfluxDB 1.8 kept the rest
-				// (partial write). Halve until the culprit stands alone so
-				// only it is rejected; resending the good lines overwrites.
+			ref := &refusal{status: o.status, msg: o.msg}
+			if n, ok := droppedCount(o.msg); ok && n >= countPoints(parts) {
+				ref.all = true
+			}
+			if len(parts) > 1 && !ref.all {
+				// Some callers' points are bad; InfluxDB kept the rest
+				// (partial write) and did not say which. Halve until each
+				// half is taken or refused whole: a run of refused writes
+				// costs a request per halving, not one per write.
+				// Resending the good lines overwrites them.
 				s.log.Debug().Int("status", o.status).Int("writes", len(parts)).Str("error", o.msg).Msg("batch rejected; retrying its writes apart")
-				h := len(parts) / 2
-				s.deliver(parts[:h])
-				s.deliver(parts[h:])
+				s.sortOut(parts)
 				return
 			}
-			s.log.Warn().Int("status", o.status).Int("points", parts[0].n).Str("error", o.msg).Msg("InfluxDB rejected points; their message goes to dead letters")
-			parts[0].r.finish(fmt.Errorf("%w (%d): %s", ErrRejected, o.status, o.msg))
+			s.refuse(parts, ref)
 			return
 		case http.StatusRequestEntityTooLarge:
 			release()
@@ -507,6 +518,30 @@ func (s *Sink) deliver(parts []part) {
 		s.stats.retries[classIndex(o.status)].Add(1)
 		wait(ctx, delay)
 		release()
+	}
+}
+
+// sortOut delivers parts InfluxDB refused, at least in part, as one
+// request: sending them together again would only be refused again, so
+// they go in halves at once, each halved further while refused with some
+// lines taken. It returns when every part is finished or abandoned.
+func (s *Sink) sortOut(parts []part) {
+	if len(parts) < 2 {
+		s.deliver(parts)
+		return
+	}
+	h := len(parts) / 2
+	s.deliver(parts[:h])
+	s.deliver(parts[h:])
+}
+
+// refuse finishes parts InfluxDB refused for good.
+func (s *Sink) refuse(parts []part, ref *refusal) {
+	for _, p := range parts {
+		if !p.r.quiet {
+			s.refusals.add(refusedRecord{lines: p.n, err: ref})
+		}
+		p.r.finish(ref)
 	}
 }
 
