@@ -435,7 +435,13 @@ type outcome struct {
 
 // deliver sends parts until each is stored, rejected, or abandoned by its
 // caller, applying the status policy.
-func (s *Sink) deliver(parts []part) {
+func (s *Sink) deliver(parts []part) { s.deliverProbing(parts, true) }
+
+// deliverProbing is deliver; probe says whether a refusal that names
+// suspect lines may be settled by sending those alone (Sink.probe). A
+// probe that settles nothing delivers its parts without probing, so that
+// the sorting ends however InfluxDB answers.
+func (s *Sink) deliverProbing(parts []part, probe bool) {
 	for attempt := 0; ; attempt++ {
 		parts = alive(parts)
 		if len(parts) == 0 {
@@ -477,7 +483,7 @@ func (s *Sink) deliver(parts []part) {
 				// costs a request per halving, not one per write.
 				// Resending the good lines overwrites them.
 				s.log.Debug().Int("status", o.status).Int("writes", len(parts)).Str("error", o.msg).Msg("batch rejected; retrying its writes apart")
-				s.sortOut(parts)
+				s.sortOut(parts, o.msg, probe)
 				return
 			}
 			s.refuse(parts, ref)
@@ -522,17 +528,93 @@ func (s *Sink) deliver(parts []part) {
 }
 
 // sortOut delivers parts InfluxDB refused, at least in part, as one
-// request: sending them together again would only be refused again, so
-// they go in halves at once, each halved further while refused with some
-// lines taken. It returns when every part is finished or abandoned.
-func (s *Sink) sortOut(parts []part) {
+// request, with msg its refusal: sending them together again would only
+// be refused again. When msg names suspect lines (suspects.go) and
+// InfluxDB refuses each of them alone, their parts are refused and the
+// rest delivered; otherwise the parts go in halves, each halved further
+// while refused with some lines taken. It returns when every part is
+// finished or abandoned.
+func (s *Sink) sortOut(parts []part, msg string, probe bool) {
 	if len(parts) < 2 {
-		s.deliver(parts)
+		s.deliverProbing(parts, probe)
+		return
+	}
+	if probe && s.probe(parts, msg) {
 		return
 	}
 	h := len(parts) / 2
-	s.deliver(parts[:h])
-	s.deliver(parts[h:])
+	s.deliverProbing(parts[:h], probe)
+	s.deliverProbing(parts[h:], probe)
+}
+
+// probe settles parts by their suspect lines, those msg names (see
+// suspects.go), and delivers the other parts; false when msg names none
+// of their lines.
+func (s *Sink) probe(parts []part, msg string) bool {
+	match := suspects(msg)
+	if match == nil {
+		return false
+	}
+	var sus, rest []part
+	var lines [][]byte
+	for _, p := range parts {
+		var mine []byte
+		for ln := p.lines; len(ln) > 0; {
+			line := ln
+			if i := bytes.IndexByte(ln, '\n'); i >= 0 {
+				line, ln = ln[:i+1], ln[i+1:]
+			} else {
+				ln = nil
+			}
+			if match(line) {
+				mine = append(mine, line...)
+			}
+		}
+		if mine != nil {
+			sus, lines = append(sus, p), append(lines, mine)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if len(sus) == 0 {
+		return false
+	}
+	s.probeSuspects(sus, lines)
+	if len(rest) > 0 {
+		s.deliverProbing(rest, true)
+	}
+	return true
+}
+
+// probeSuspects sends the suspect lines of parts (lines[i] of parts[i])
+// as one request. When InfluxDB refuses them all, the parts are refused;
+// when some, each half is probed apart, and a part alone is refused (one
+// refused point refuses the write); when InfluxDB takes them, or fails
+// otherwise, the parts are delivered whole, without probing. The suspect
+// lines are the parts' own, so storing them does no harm.
+func (s *Sink) probeSuspects(parts []part, lines [][]byte) {
+	var body []byte
+	for _, l := range lines {
+		body = append(body, l...)
+	}
+	n := bytes.Count(body, newline)
+	ctx, release := s.liveContext(parts)
+	o := s.post(ctx, []part{{r: parts[0].r, lines: body, n: n}})
+	release()
+	if o.status != http.StatusBadRequest && o.status != http.StatusUnprocessableEntity {
+		s.deliverProbing(parts, false)
+		return
+	}
+	d, ok := droppedCount(o.msg)
+	if all := ok && d >= n; all || len(parts) == 1 {
+		// A part alone is refused, but not all its lines need be: it may
+		// hold several records (a Spooled run), which its caller sorts.
+		s.refuse(parts, &refusal{status: o.status, msg: o.msg, all: all && n == countPoints(parts)})
+		return
+	}
+	h := len(parts) / 2
+	s.probeSuspects(parts[:h], lines[:h])
+	s.probeSuspects(parts[h:], lines[h:])
 }
 
 // refuse finishes parts InfluxDB refused for good.

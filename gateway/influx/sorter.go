@@ -143,15 +143,16 @@ func (l *sorter) resolve(ctx context.Context, h *hold) bool {
 			errs[i] = h.cause
 		}
 	} else {
-		errs = l.sortOut(ctx, h.recs)
+		errs = l.sortOut(ctx, h)
 	}
 	return l.keepRefused(ctx, h.recs, errs)
 }
 
-// sortOut sends recs, which InfluxDB refused together, so that its
+// sortOut sends h's records, which InfluxDB refused together, so that its
 // answers tell the refused records from the others (Sink.sortOut), and
 // returns each one's outcome.
-func (l *sorter) sortOut(ctx context.Context, recs []spool.Record) []error {
+func (l *sorter) sortOut(ctx context.Context, h *hold) []error {
+	recs := h.recs
 	errs := make([]error, len(recs))
 	reqs := make([]*request, len(recs))
 	parts := make([]part, 0, len(recs))
@@ -166,7 +167,12 @@ func (l *sorter) sortOut(ctx context.Context, recs []spool.Record) []error {
 		reqs[i] = r
 		parts = append(parts, part{r: r, lines: data, n: n})
 	}
-	l.s.sink.sortOut(parts)
+	msg := h.cause.Error()
+	var ref *refusal
+	if errors.As(h.cause, &ref) {
+		msg = ref.msg
+	}
+	l.s.sink.sortOut(parts, msg, true)
 	for i, r := range reqs {
 		if r == nil {
 			continue

@@ -45,15 +45,7 @@ func (g *gatedDL) count() int {
 // countOf asks InfluxDB how many values field v of measurement m holds.
 func countOf(t *testing.T, db *testserver.InfluxDB, m string) int {
 	t.Helper()
-	for _, s := range db.Query(t, "SELECT count(v) FROM "+testserver.QuoteIdent(m)) {
-		for _, row := range s.Values {
-			if n, ok := row[1].(json.Number); ok {
-				c, _ := n.Int64()
-				return int(c)
-			}
-		}
-	}
-	return 0
+	return countOf2(t, db, m, "v")
 }
 
 // poll checks cond every 50 ms until it holds or the deadline passes;
@@ -307,4 +299,82 @@ func TestSpooledHoldAcrossRestart(t *testing.T) {
 	if n := countOf(t, db, "good"); n != good {
 		t.Fatalf("InfluxDB holds %d good points, want %d", n, good)
 	}
+}
+
+// TestSpooledRefusedPointsInLargerRecords: records of two lines, as an
+// uplink's are (an uplink point and an air point), where InfluxDB refuses
+// only the air point of the first 3,000 (their shard holds temperature
+// as an integer) and takes the uplink points. The refusal's suspect lines
+// (air points with a float temperature), sent alone and halved, settle
+// whole runs per request, so the refused records cost O(log n) requests
+// rather than one per record; each becomes a dead letter and the 3,000
+// good records land.
+func TestSpooledRefusedPointsInLargerRecords(t *testing.T) {
+	const poison, good = 3000, 3000
+	db := testserver.StartInfluxDB(t)
+	old := int64(1_590_000_000_000_000_000) // 2020: a shard of its own
+	postLines(t, db, fmt.Appendf(nil, "air,dev_eui=x,source=t temperature=20i %d\n", old-1))
+	px := testserver.StartInfluxProxy(t, db.URL(), nil)
+	sp := openQuickSpool(t, t.TempDir())
+	defer sp.Close()
+	ctx := context.Background()
+	rec := func(i int, ts int64) []byte {
+		return fmt.Appendf(nil, "uplink,dev_eui=d%04d,source=t rssi=-70i,fcnt=%di %d\nair,dev_eui=d%04d,source=t temperature=%d.5 %d\n", i, i, ts, i, i, ts)
+	}
+	for i := range poison + good {
+		ts := int64(1_700_000_000_000_000_000) + int64(i)
+		if i < poison {
+			ts = old + int64(i)
+		}
+		if err := sp.Append(ctx, rec(i, ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl := &memDL{}
+	s, stop := runSpooled(t, cfgFor(px.URL, db.Bucket()), sp, dl)
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	seen := map[string]bool{}
+	for _, l := range dl.all() {
+		seen[l.DevEUI] = true
+	}
+	if len(dl.all()) != poison || len(seen) != poison {
+		t.Fatalf("%d dead letters for %d devices, want one for each of the %d refused records", len(dl.all()), len(seen), poison)
+	}
+	for i := range poison {
+		if !seen[fmt.Sprintf("d%04d", i)] {
+			t.Fatalf("no dead letter for d%04d", i)
+		}
+	}
+	if n := countOf2(t, db, "air", "temperature"); n != 1+good {
+		t.Fatalf("InfluxDB holds %d air points, want %d", n, 1+good)
+	}
+	if n := countOf2(t, db, "uplink", "rssi"); n != poison+good {
+		t.Fatalf("InfluxDB holds %d uplink points, want %d (a refused record's other points are taken)", n, poison+good)
+	}
+	lines := 2 * (poison + good)
+	batches := (lines + DefaultBatchSize - 1) / DefaultBatchSize
+	reqs := len(px.Requests())
+	if most := batches * 2 * (log2(DefaultBatchSize) + 1); reqs > most {
+		t.Fatalf("%d write requests for %d batches, want at most %d (O(batches · log n))", reqs, batches, most)
+	}
+	t.Logf("%d write requests for %d records (%d refused)", reqs, poison+good, poison)
+}
+
+// countOf2 asks InfluxDB how many values field f of measurement m holds.
+func countOf2(t *testing.T, db *testserver.InfluxDB, m, f string) int {
+	t.Helper()
+	for _, s := range db.Query(t, "SELECT count("+testserver.QuoteIdent(f)+") FROM "+testserver.QuoteIdent(m)) {
+		for _, row := range s.Values {
+			if n, ok := row[1].(json.Number); ok {
+				c, _ := n.Int64()
+				return int(c)
+			}
+		}
+	}
+	return 0
 }
