@@ -74,6 +74,8 @@ type sorter struct {
 
 	mu   sync.Mutex
 	used int // bytes of the holds in q and in work
+	// waits counts adds that found the lane full; tests wait on it.
+	waits atomic.Int64
 }
 
 func newSorter(s *Spooled) *sorter {
@@ -91,6 +93,7 @@ func (l *sorter) add(ctx context.Context, h *hold) error {
 			break
 		}
 		l.mu.Unlock()
+		l.waits.Add(1)
 		select {
 		case <-l.room:
 		case <-ctx.Done():

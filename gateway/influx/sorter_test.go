@@ -378,3 +378,56 @@ func countOf2(t *testing.T, db *testserver.InfluxDB, m, f string) int {
 	}
 	return 0
 }
+
+// TestSorterBound: the sorting lane takes refused records up to sortMax
+// bytes; past it, delivery waits until the lane is done with a run, and
+// nothing is lost meanwhile.
+func TestSorterBound(t *testing.T) {
+	sink, err := newSink(Config{URL: "http://127.0.0.1:1", Bucket: "b"}, zerolog.Nop(), fastTiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := newGatedDL()
+	s := NewSpooled(sink, nil, dl, zerolog.Nop())
+	s.sortMax = 100
+	lane := newSorter(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan struct{})
+	go func() { defer close(ran); lane.run(ctx) }()
+
+	refused := &refusal{status: 400, msg: "partial write: x dropped=1", all: true}
+	run := func(pos spool.Position) *hold {
+		line := fmt.Appendf(nil, "m,dev_eui=d%02d v=1.5 %d\n", pos, pos)
+		return newHold([]spool.Record{{Pos: pos, Data: line}, {Pos: pos + 1, Data: line}}, refused)
+	}
+	a, b, c := run(1), run(3), run(5)
+	for _, h := range []*hold{a, b} {
+		if err := lane.add(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	added := make(chan error, 1)
+	go func() { added <- lane.add(ctx, c) }()
+	waitFor(t, "the third run to wait for room", 10*time.Second, func() bool { return lane.waits.Load() > 0 })
+	select {
+	case err := <-added:
+		t.Fatalf("the lane took %d bytes past its bound of %d (add: %v)", a.size+b.size+c.size, s.sortMax, err)
+	default:
+	}
+	close(dl.gate)
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	lane.close()
+	<-ran
+	for _, h := range []*hold{a, b, c} {
+		<-h.done
+		if !h.ok {
+			t.Fatalf("hold at %d not resolved", h.first())
+		}
+	}
+	if n := dl.count(); n != 6 {
+		t.Fatalf("%d dead letters, want 6", n)
+	}
+}
