@@ -96,6 +96,8 @@ type Sink struct {
 	accepted atomic.Int64
 	// stats counts requests, retries and latency for Stats (stats.go).
 	stats *writeStats
+	// refusals logs records InfluxDB refused, summed up per period.
+	refusals *refusalLog
 
 	bufs  sync.Pool // *[]byte, one Write's lines
 	gzips sync.Pool // *gzip.Writer
@@ -157,6 +159,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		closing:  make(chan struct{}),
 		done:     make(chan struct{}),
 		stats:    newWriteStats(),
+		refusals: newRefusalLog(log, refusalPeriod),
 	}
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -169,6 +172,9 @@ type request struct {
 	buf    *[]byte // encoded lines, from Sink.bufs
 	n      int     // lines in buf
 	result chan error
+	// quiet: the caller logs a refusal itself (a Spooled, which keeps
+	// the record as a dead letter).
+	quiet bool
 
 	mu    sync.Mutex
 	parts int   // parts not yet finished (a 413 may split one request)
@@ -289,6 +295,7 @@ func (s *Sink) writeLines(ctx context.Context, recs [][]byte) []error {
 		}
 		rec := rec
 		r := newRequest(ctx, &rec, n)
+		r.quiet = true
 		if err := s.enqueue(ctx, r); err != nil {
 			for j := i; j < len(recs); j++ {
 				errs[j] = err
@@ -325,6 +332,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		return errors.New("influx: Run called twice")
 	}
 	defer close(s.done)
+	defer s.refusals.close()
 	stop := context.AfterFunc(ctx, s.abort)
 	defer stop()
 	defer s.client.CloseIdleConnections()
@@ -434,7 +442,13 @@ type outcome struct {
 
 // deliver sends parts until each is stored, rejected, or abandoned by its
 // caller, applying the status policy.
-func (s *Sink) deliver(parts []part) {
+func (s *Sink) deliver(parts []part) { s.deliverProbing(parts, true) }
+
+// deliverProbing is deliver; probe says whether a refusal that names
+// suspect lines may be settled by sending those alone (Sink.probe). A
+// probe that settles nothing delivers its parts without probing, so that
+// the sorting ends however InfluxDB answers.
+func (s *Sink) deliverProbing(parts []part, probe bool) {
 	for attempt := 0; ; attempt++ {
 		parts = alive(parts)
 		if len(parts) == 0 {
@@ -465,18 +479,21 @@ func (s *Sink) deliver(parts []part) {
 		switch o.status {
 		case http.StatusBadRequest, http.StatusUnprocessableEntity:
 			release()
-			if len(parts) > 1 {
-				// One caller's points are bad; InfluxDB 1.8 kept the rest
-				// (partial write). Halve until the culprit stands alone so
-				// only it is rejected; resending the good lines overwrites.
+			ref := &refusal{status: o.status, msg: o.msg}
+			if n, ok := droppedCount(o.msg); ok && n >= countPoints(parts) {
+				ref.all = true
+			}
+			if len(parts) > 1 && !ref.all {
+				// Some callers' points are bad; InfluxDB kept the rest
+				// (partial write) and did not say which. Halve until each
+				// half is taken or refused whole: a run of refused writes
+				// costs a request per halving, not one per write.
+				// Resending the good lines overwrites them.
 				s.log.Debug().Int("status", o.status).Int("writes", len(parts)).Str("error", o.msg).Msg("batch rejected; retrying its writes apart")
-				h := len(parts) / 2
-				s.deliver(parts[:h])
-				s.deliver(parts[h:])
+				s.sortOut(parts, o.msg, probe)
 				return
 			}
-			s.log.Warn().Int("status", o.status).Int("points", parts[0].n).Str("error", o.msg).Msg("InfluxDB rejected points; their message goes to dead letters")
-			parts[0].r.finish(fmt.Errorf("%w (%d): %s", ErrRejected, o.status, o.msg))
+			s.refuse(parts, ref)
 			return
 		case http.StatusRequestEntityTooLarge:
 			release()
@@ -514,6 +531,106 @@ func (s *Sink) deliver(parts []part) {
 		s.stats.retries[classIndex(o.status)].Add(1)
 		wait(ctx, delay)
 		release()
+	}
+}
+
+// sortOut delivers parts InfluxDB refused, at least in part, as one
+// request, with msg its refusal: sending them together again would only
+// be refused again. When msg names suspect lines (suspects.go) and
+// InfluxDB refuses each of them alone, their parts are refused and the
+// rest delivered; otherwise the parts go in halves, each halved further
+// while refused with some lines taken. It returns when every part is
+// finished or abandoned.
+func (s *Sink) sortOut(parts []part, msg string, probe bool) {
+	if len(parts) < 2 {
+		s.deliverProbing(parts, probe)
+		return
+	}
+	if probe && s.probe(parts, msg) {
+		return
+	}
+	h := len(parts) / 2
+	s.deliverProbing(parts[:h], probe)
+	s.deliverProbing(parts[h:], probe)
+}
+
+// probe settles parts by their suspect lines, those msg names (see
+// suspects.go), and delivers the other parts; false when msg names none
+// of their lines.
+func (s *Sink) probe(parts []part, msg string) bool {
+	match := suspects(msg)
+	if match == nil {
+		return false
+	}
+	var sus, rest []part
+	var lines [][]byte
+	for _, p := range parts {
+		var mine []byte
+		for ln := p.lines; len(ln) > 0; {
+			line := ln
+			if i := bytes.IndexByte(ln, '\n'); i >= 0 {
+				line, ln = ln[:i+1], ln[i+1:]
+			} else {
+				ln = nil
+			}
+			if match(line) {
+				mine = append(mine, line...)
+			}
+		}
+		if mine != nil {
+			sus, lines = append(sus, p), append(lines, mine)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if len(sus) == 0 {
+		return false
+	}
+	s.probeSuspects(sus, lines)
+	if len(rest) > 0 {
+		s.deliverProbing(rest, true)
+	}
+	return true
+}
+
+// probeSuspects sends the suspect lines of parts (lines[i] of parts[i])
+// as one request. When InfluxDB refuses them all, the parts are refused;
+// when some, each half is probed apart, and a part alone is refused (one
+// refused point refuses the write); when InfluxDB takes them, or fails
+// otherwise, the parts are delivered whole, without probing. The suspect
+// lines are the parts' own, so storing them does no harm.
+func (s *Sink) probeSuspects(parts []part, lines [][]byte) {
+	var body []byte
+	for _, l := range lines {
+		body = append(body, l...)
+	}
+	n := bytes.Count(body, newline)
+	ctx, release := s.liveContext(parts)
+	o := s.post(ctx, []part{{r: parts[0].r, lines: body, n: n}})
+	release()
+	if o.status != http.StatusBadRequest && o.status != http.StatusUnprocessableEntity {
+		s.deliverProbing(parts, false)
+		return
+	}
+	d, ok := droppedCount(o.msg)
+	if all := ok && d >= n; all || len(parts) == 1 {
+		// A part alone is refused, but not all its lines need be: it may
+		// hold several records (a Spooled run), which its caller sorts.
+		s.refuse(parts, &refusal{status: o.status, msg: o.msg, all: all && n == countPoints(parts)})
+		return
+	}
+	h := len(parts) / 2
+	s.probeSuspects(parts[:h], lines[:h])
+	s.probeSuspects(parts[h:], lines[h:])
+}
+
+// refuse finishes parts InfluxDB refused for good.
+func (s *Sink) refuse(parts []part, ref *refusal) {
+	for _, p := range parts {
+		if !p.r.quiet {
+			s.refusals.add(refusedRecord{lines: p.n, err: ref})
+		}
+		p.r.finish(ref)
 	}
 }
 

@@ -598,3 +598,69 @@ func BenchmarkSinkWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestSinkRefusedBatchSettledAtOnce: when InfluxDB refuses part of a
+// batch of Writes and its refusal names the points (a field type
+// conflict), the suspect points are sent alone: one request settles
+// every Write holding one, and the others are delivered. Without that,
+// halving would take a request or two per refused Write.
+func TestSinkRefusedBatchSettledAtOnce(t *testing.T) {
+	t.Parallel()
+	db := testserver.StartInfluxDB(t)
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	px := testserver.StartInfluxProxy(t, db.URL(), func(r testserver.WriteRequest) (int, http.Header) {
+		if r.N == 1 {
+			close(inFlight)
+			<-release
+		}
+		return 0, nil
+	})
+	cfg := cfgFor(px.URL, db.Bucket())
+	cfg.FlushInterval = 500 * time.Millisecond
+	s, _ := startSink(t, cfg, fastTiming)
+	ctx := context.Background()
+	if err := s.Write(ctx, []gateway.Point{{Measurement: "water", Fields: []gateway.Field{gateway.FloatField("level", 1.5)}, Time: time.Unix(1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 40
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	write := func(w int) {
+		defer wg.Done()
+		// Every Write: a good point, and in every other one a level of
+		// the wrong type.
+		pts := []gateway.Point{{Measurement: "flow", Tags: []gateway.Tag{{Key: "device", Value: "d" + strconv.Itoa(w)}}, Fields: []gateway.Field{gateway.FloatField("rate", 1)}, Time: time.Unix(2, 0)}}
+		f := gateway.FloatField("level", float64(w))
+		if w%2 == 1 {
+			f = gateway.IntField("level", int64(w))
+		}
+		pts = append(pts, gateway.Point{Measurement: "water", Tags: []gateway.Tag{{Key: "device", Value: "d" + strconv.Itoa(w)}}, Fields: []gateway.Field{f}, Time: time.Unix(2, 0)})
+		errs[w] = s.Write(ctx, pts)
+	}
+	wg.Add(writers)
+	go write(0)
+	<-inFlight
+	for w := 1; w < writers; w++ {
+		go write(w)
+	}
+	waitFor(t, "every write to join a batch", 10*time.Second, func() bool { return s.accepted.Load() == 1+writers })
+	close(release)
+	wg.Wait()
+	for w, err := range errs {
+		if bad := w%2 == 1; bad != errors.Is(err, ErrRejected) || (!bad && err != nil) {
+			t.Errorf("write %d: err = %v, want rejected: %v", w, err, bad)
+		}
+	}
+	if n := db.Count(t, "water"); n != 1+writers/2 {
+		t.Errorf("InfluxDB holds %d water points, want %d", n, 1+writers/2)
+	}
+	if n := db.Count(t, "flow"); n != writers {
+		t.Errorf("InfluxDB holds %d flow points, want %d (a refused Write's other points are taken)", n, writers)
+	}
+	// The warm-up, write 0 (held), the batch of the others, its suspect
+	// points alone, the rest again.
+	statuses, lines := proxy{px}.record()
+	if want := []int{204, 204, 400, 400, 204}; fmt.Sprint(statuses) != fmt.Sprint(want) || lines[3] != writers/2 {
+		t.Errorf("requests: statuses %v, lines %v; want statuses %v, the fourth the %d suspect points", statuses, lines, want, writers/2)
+	}
+}

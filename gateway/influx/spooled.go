@@ -22,7 +22,9 @@ import (
 //
 // A record InfluxDB refuses for good (400/422) becomes a dead letter
 // holding its line protocol, reason rejected_by_influx, so it is kept and
-// can be re-sent after the conflict is fixed.
+// can be re-sent after the conflict is fixed. Refused runs are sorted out
+// on a lane of their own (sorter.go), so that while they are, the records
+// after them keep reaching InfluxDB.
 type Spooled struct {
 	sink  *Sink
 	spool *spool.Spool
@@ -44,6 +46,12 @@ type Spooled struct {
 	// commit. InfluxDB 1.8 syncs its WAL for every write request; at a
 	// few hundred small requests a second that was most of its work.
 	linger time.Duration
+	// sortMax bounds the bytes of refused records waiting for, or in,
+	// the sorting lane; past it, delivery waits for the lane.
+	sortMax int
+	// dlConcurrency is how many dead letters the lane stores at once, so
+	// that a store that commits concurrent writes together can.
+	dlConcurrency int
 }
 
 var _ gateway.PointsCopier = (*Spooled)(nil)
@@ -55,7 +63,8 @@ func (s *Spooled) CopiesPoints() {}
 // NewSpooled returns a spooled sink over an open spool and a Sink whose
 // Run is running (or will be).
 func NewSpooled(sink *Sink, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Spooled {
-	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 2 * sink.cfg.BatchSize, chunkMax: 512 << 10, linger: sink.cfg.FlushInterval}
+	s := &Spooled{sink: sink, spool: sp, dl: dl, log: log, chunk: 2 * sink.cfg.BatchSize, chunkMax: 512 << 10, linger: sink.cfg.FlushInterval,
+		sortMax: defaultSortMax, dlConcurrency: 16}
 	s.bufs.New = func() any { b := make([]byte, 0, 2048); return &b }
 	return s
 }
@@ -103,13 +112,21 @@ type chunk struct {
 	recs []spool.Record
 	buf  *spool.Buffer // the memory recs live in
 	done chan struct{}
-	n    int // records done with, from the first: set before done closes
+	// Set before done closes: records done with, from the first (stored,
+	// or handed to the sorting lane), and the lane's holds among them.
+	n     int
+	holds []*hold
 }
 
 // Run delivers spooled records until ctx ends. Records are acknowledged
 // to the spool in order, only up to the last one InfluxDB took (or that
 // was kept as a dead letter), so a crash or shutdown re-sends at most the
 // records in flight — which overwrite, being byte-identical.
+//
+// A run of records InfluxDB refuses goes to the sorting lane, which
+// finds the refused records among them and keeps those as dead letters;
+// delivery goes on with the records after it meanwhile, but none of
+// those is acknowledged before the lane is done with the run.
 //
 // While the spool has a backlog (a Read filled its chunk), up to
 // chunksInFlight chunks are delivered at once, each by its own goroutine
@@ -126,19 +143,28 @@ func (s *Spooled) Run(ctx context.Context) error {
 	// Read buffers of chunks done with, for the next reads: one per
 	// chunk in flight, as many as can be in use at once.
 	free := make(chan *spool.Buffer, chunksInFlight)
-	var wg sync.WaitGroup
+	lane := newSorter(s)
+	var wg, acks, sorting sync.WaitGroup
 	var ackErr error
-	wg.Add(1)
+	acks.Add(1)
 	go func() {
-		defer wg.Done()
+		defer acks.Done()
 		ackErr = s.acknowledge(order, slots, free)
 		if ackErr != nil {
 			cancel(ackErr)
 		}
 	}()
-	err := s.read(ctx, order, slots, free, &wg)
+	sorting.Add(1)
+	go func() {
+		defer sorting.Done()
+		lane.run(ctx)
+	}()
+	err := s.read(ctx, lane, order, slots, free, &wg)
 	close(order)
-	wg.Wait()
+	wg.Wait() // no chunk hands the lane a run any more
+	lane.close()
+	sorting.Wait() // every hold is resolved or abandoned
+	acks.Wait()
 	if ackErr != nil {
 		return ackErr
 	}
@@ -147,7 +173,7 @@ func (s *Spooled) Run(ctx context.Context) error {
 
 // read hands chunks of the spool to delivery goroutines, at most
 // chunksInFlight at once, and queues them for acknowledge in order.
-func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan struct{}, free chan *spool.Buffer, wg *sync.WaitGroup) error {
+func (s *Spooled) read(ctx context.Context, lane *sorter, order chan<- *chunk, slots chan struct{}, free chan *spool.Buffer, wg *sync.WaitGroup) error {
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
 	defer pause.Stop()
@@ -176,7 +202,7 @@ func (s *Spooled) read(ctx context.Context, order chan<- *chunk, slots chan stru
 		go func() {
 			defer wg.Done()
 			defer close(c.done)
-			c.n = s.deliverChunk(ctx, c.buf, c.recs)
+			c.n, c.holds = s.deliverChunk(ctx, lane, c.buf, c.recs)
 		}()
 		order <- c // room: a slot is held per queued chunk
 		if !s.full(recs) {
@@ -217,75 +243,141 @@ func (s *Spooled) full(recs []spool.Record) bool {
 }
 
 // acknowledge waits for chunks in the order they were read and
-// acknowledges each one's records in the spool. A chunk that ended
-// unfinished (shutdown) is acknowledged up to where it got, and nothing
-// after it is: those records are read again at the next start. The read
-// buffer of a chunk whose every record is done with goes to free; an
-// unfinished chunk's is left to the collector, since a request the Sink
-// still holds may point into it.
+// acknowledges their records in the spool, up to the first run the
+// sorting lane still holds. A chunk that ended unfinished (shutdown), or
+// a hold the lane gave up (shutdown), is acknowledged up to where it got,
+// and nothing after it is: those records are read again at the next
+// start. The read buffer of a chunk whose every record is done with goes
+// to free; an unfinished chunk's is left to the collector, since a
+// request the Sink still holds may point into it.
 func (s *Spooled) acknowledge(order <-chan *chunk, slots <-chan struct{}, free chan<- *spool.Buffer) error {
-	stuck := false
-	for c := range order {
-		<-c.done
-		// Taken before c.buf is reused by the next read.
-		n, total := c.n, len(c.recs)
-		var last spool.Position
-		if n > 0 {
-			last = c.recs[n-1].Pos
+	var (
+		in     = order
+		cur    *chunk  // the oldest chunk not yet done with
+		holds  []*hold // holds not yet passed by the acknowledgement, in spool order
+		latest spool.Position
+		acked  spool.Position
+		frozen bool // something ended unfinished: acknowledge nothing more
+	)
+	ack := func(to spool.Position) error {
+		if to <= acked {
+			return nil
 		}
-		if n == total {
-			select {
-			case free <- c.buf:
-			default:
-			}
-		}
-		<-slots
-		if stuck || n == 0 {
-			stuck = stuck || total > 0
-			continue
-		}
-		if err := s.spool.Ack(last); err != nil {
+		if err := s.spool.Ack(to); err != nil {
 			return fmt.Errorf("influx: ack spool: %w", err)
 		}
-		stuck = n < total
+		acked = to
+		return nil
+	}
+	for in != nil || cur != nil || len(holds) > 0 {
+		var (
+			next     <-chan *chunk
+			curDone  <-chan struct{}
+			headDone <-chan struct{}
+		)
+		if cur == nil {
+			next = in
+		} else {
+			curDone = cur.done
+		}
+		if len(holds) > 0 {
+			headDone = holds[0].done
+		}
+		select {
+		case c, ok := <-next:
+			if !ok {
+				in = nil
+			}
+			cur = c
+			continue
+		case <-curDone:
+			c := cur
+			cur = nil
+			// Taken before c.buf is reused by the next read.
+			n, total := c.n, len(c.recs)
+			if n == total {
+				select {
+				case free <- c.buf:
+				default:
+				}
+			}
+			var last spool.Position
+			if n > 0 {
+				last = c.recs[n-1].Pos
+			}
+			<-slots
+			if frozen {
+				continue
+			}
+			holds = append(holds, c.holds...)
+			if n > 0 {
+				latest = last
+			}
+			if n < total {
+				// Nothing from the first record not done with on may be
+				// acknowledged; the records before it may, once the holds
+				// among them are resolved.
+				holds = append(holds, barrier(c.recs[n]))
+			}
+		case <-headDone:
+			h := holds[0]
+			holds = holds[1:]
+			if !h.ok {
+				frozen = true
+				if err := ack(h.first() - 1); err != nil {
+					return err
+				}
+			}
+		}
+		if frozen {
+			holds = nil
+			continue
+		}
+		to := latest
+		if len(holds) > 0 {
+			to = holds[0].first() - 1
+		}
+		if err := ack(to); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // deliverChunk sends recs until every one is done with or ctx ends, and
-// returns how many are, from the first. The spool hands a record out once
-// per run, so records that did not make it are retried from here, not
-// read again.
-func (s *Spooled) deliverChunk(ctx context.Context, buf *spool.Buffer, recs []spool.Record) int {
+// returns how many are, from the first, and the holds it handed the
+// sorting lane among them. The spool hands a record out once per run, so
+// records that did not make it are retried from here, not read again.
+func (s *Spooled) deliverChunk(ctx context.Context, lane *sorter, buf *spool.Buffer, recs []spool.Record) (int, []*hold) {
 	done := 0
+	var holds []*hold
 	for wait := time.Second; done < len(recs); wait = min(2*wait, time.Minute) {
-		n, err := s.deliver(ctx, buf, recs[done:])
+		n, hs, err := s.deliver(ctx, lane, buf, recs[done:])
 		done += n
+		holds = append(holds, hs...)
 		if done == len(recs) || ctx.Err() != nil {
 			break
 		}
 		s.log.Error().Err(err).Int("records", len(recs)-done).Dur("retry_in", wait).Msg("spooled points not delivered; retrying")
 		select {
 		case <-ctx.Done():
-			return done
+			return done, holds
 		case <-time.After(wait):
 		}
 	}
-	return done
+	return done, holds
 }
 
 // deliver sends records of buf to InfluxDB and returns how many of them,
-// from the first, are done with (stored, or kept as dead letters), and
-// the error that stopped the rest.
+// from the first, are done with (stored, or handed to the sorting lane),
+// the lane's holds among them, and the error that stopped the rest.
 //
 // Consecutive records leave together, up to a batch of lines per
 // request, straight from buf: a request per record cost an allocation
 // and a round trip through the Sink's collector per message. A run that
-// InfluxDB refuses for good (400/422) is sent again record by record, so
-// that only the records at fault become dead letters; the run's good
-// lines, which InfluxDB 1.8 stored anyway, are written again, which
-// overwrites them.
-func (s *Spooled) deliver(ctx context.Context, buf *spool.Buffer, recs []spool.Record) (int, error) {
+// InfluxDB refuses for good (400/422) goes to the sorting lane, which
+// tells its refused records from the rest while this goes on.
+func (s *Spooled) deliver(ctx context.Context, lane *sorter, buf *spool.Buffer, recs []spool.Record) (int, []*hold, error) {
 	type run struct{ from, to int }
 	var (
 		runs  []run
@@ -300,62 +392,36 @@ func (s *Spooled) deliver(ctx context.Context, buf *spool.Buffer, recs []spool.R
 			}
 			n += k
 		}
-		l, ok := buf.Lines(recs[from:to])
-		if !ok {
-			return s.deliverEach(ctx, recs)
+		if l, ok := buf.Lines(recs[from:to]); ok {
+			runs, lines = append(runs, run{from, to}), append(lines, l)
+		} else {
+			// Not one piece of buf (not expected of one read): a run per
+			// record.
+			for i := from; i < to; i++ {
+				runs, lines = append(runs, run{i, i + 1}), append(lines, recs[i].Data)
+			}
 		}
-		runs, lines = append(runs, run{from, to}), append(lines, l)
 		from = to
 	}
 	done := 0
+	var holds []*hold
 	for i, err := range s.sink.writeLines(ctx, lines) {
 		r := runs[i]
 		if err != nil && errors.Is(err, ErrRejected) {
-			n, err := s.deliverEach(ctx, recs[r.from:r.to])
-			if done += n; err != nil {
-				return done, err
+			h := newHold(recs[r.from:r.to], err)
+			if err := lane.add(ctx, h); err != nil {
+				return done, holds, err
 			}
-			continue
-		}
-		if err != nil {
-			return done, err
+			holds = append(holds, h)
+		} else if err != nil {
+			return done, holds, err
 		}
 		done = r.to
 	}
-	return done, nil
+	return done, holds, nil
 }
 
 var newline = []byte{'\n'}
-
-// deliverEach sends each record as a request of its own, so InfluxDB's
-// answer is per record: one refused for good becomes a dead letter.
-func (s *Spooled) deliverEach(ctx context.Context, recs []spool.Record) (int, error) {
-	data := make([][]byte, len(recs))
-	for i, r := range recs {
-		data[i] = r.Data
-	}
-	for i, err := range s.sink.writeLines(ctx, data) {
-		if err != nil && errors.Is(err, ErrRejected) {
-			err = s.deadLetter(ctx, recs[i], err)
-		}
-		if err != nil {
-			return i, err
-		}
-	}
-	return len(recs), nil
-}
-
-func (s *Spooled) deadLetter(ctx context.Context, rec spool.Record, cause error) error {
-	dl := gateway.DeadLetter{
-		Time: time.Now(), Source: tagValue(rec.Data, "source"), DevEUI: tagValue(rec.Data, "dev_eui"),
-		Reason: gateway.ReasonRejected, Detail: cause.Error(), Raw: bytes.Clone(rec.Data),
-	}
-	s.log.Warn().Str("source", dl.Source).Str("dev_eui", dl.DevEUI).Err(cause).Msg("InfluxDB refused spooled points for good; kept as a dead letter")
-	if err := s.dl.Put(ctx, dl); err != nil {
-		return fmt.Errorf("influx: keep rejected points as a dead letter: %w", err)
-	}
-	return nil
-}
 
 // Drain waits until every spooled record was delivered or ctx ends: the
 // shutdown flush. What is left stays on disk for the next start.

@@ -45,11 +45,15 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return sp
 }
 
-// runSpooled runs a Spooled over a fresh Sink until the test (or stop) ends.
-func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters) (*Spooled, func()) {
+// runSpooled runs a Spooled over a fresh Sink until the test (or stop)
+// ends; setup changes the Spooled before it runs.
+func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters, setup ...func(*Spooled)) (*Spooled, func()) {
 	t.Helper()
 	sink, _ := startSink(t, cfg, fastTiming)
 	s := NewSpooled(sink, sp, dl, zerolog.Nop())
+	for _, f := range setup {
+		f(s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
