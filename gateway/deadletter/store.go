@@ -1,0 +1,864 @@
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/gateway"
+)
+
+// FileName is the dead-letter store's directory under the state
+// directory. Stores of earlier versions were one file, FileName+".jsonl";
+// Open migrates it.
+const FileName = "deadletters"
+
+// Config bounds the store; it is the deadletters section of the config.
+type Config struct {
+	// MaxBytes bounds the store's files on disk (default 256 MiB). Beyond
+	// it the oldest segment is dropped, its letters counted and logged.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Limits.
+const (
+	DefaultMaxBytes = 256 << 20
+	// MinMaxBytes keeps room for a few segments of letters of UDP size.
+	MinMaxBytes = 1 << 20
+
+	defaultQueueLetters = 4096
+	defaultQueueBytes   = 16 << 20
+	maxSegmentBytes     = 64 << 20
+	minSegmentBytes     = 256 << 10
+	// indexEvery is the spacing of the per-segment offset index: a
+	// listing reads at most this much (or one record) past what it needs.
+	indexEvery = 64 << 10
+	retryMin   = 50 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// Errors of Put.
+var (
+	// ErrQueueFull is Put's answer while the writer is behind by the
+	// whole queue (a flood, or a disk that does not take writes). The
+	// letter is counted (Stats.QueueFull) and not kept; an MQTT source
+	// leaves the message unacknowledged, so the broker sends it again.
+	ErrQueueFull = errors.New("deadletter: write queue full: the disk is not keeping up or refuses writes (check free space in state_dir); the letter is not kept")
+	// ErrClosed is Put's answer after Close.
+	ErrClosed = errors.New("deadletter: store is closed")
+)
+
+// Stats are the store's counters since Open (and the current sizes).
+type Stats struct {
+	Letters  uint64 // letters on disk
+	Bytes    int64  // bytes of segment files
+	Segments int
+	Queued   int // letters waiting for the writer
+	// Dropped letters were removed, oldest first, to keep the files
+	// within max_bytes (DroppedBytes their segments' bytes).
+	Dropped      uint64
+	DroppedBytes int64
+	// Corrupt counts damaged or torn records skipped (found at Open, or
+	// left by a write that failed part-way), CorruptBytes their bytes.
+	Corrupt      uint64
+	CorruptBytes int64
+	// QueueFull counts letters Put refused because the queue was full.
+	QueueFull uint64
+	// Lost counts letters Put took that never reached the disk: larger
+	// than a record may be, or still failing to write at Close.
+	Lost uint64
+	// WriteErrors counts failed writes or syncs (each retried).
+	WriteErrors uint64
+}
+
+// Options configure Open beyond Config.
+type Options struct {
+	Config
+	Log zerolog.Logger
+	// QueueLetters and QueueBytes bound the letters waiting for the
+	// writer (defaults 4096 letters, 16 MiB).
+	QueueLetters int
+	QueueBytes   int64
+
+	// openSeg opens a segment for appending (tests inject failures);
+	// retry is the first wait after a failed write.
+	openSeg func(path string) (segFile, error)
+	retry   time.Duration
+}
+
+// segFile is what the writer needs of an open segment.
+type segFile interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Close() error
+}
+
+func openSegFile(path string) (segFile, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+}
+
+// indexEntry marks a record boundary: letters from minID on are at or
+// after off. The chunk up to the next entry holds letters with the
+// reasons of its mask, dead-lettered between minT and maxT.
+type indexEntry struct {
+	minID      uint64
+	off        int64
+	minT, maxT int64
+	reasons    uint32
+}
+
+// segment is one segment file as the store knows it.
+type segment struct {
+	name    uint64
+	path    string
+	size    int64 // bytes readers may read: whole records (and known damage)
+	letters uint64
+	// firstID and lastID are the ids of its first and last letters (0:
+	// none); minT and maxT bound their times (Unix ns); reasons has a bit
+	// per reason present.
+	firstID, lastID uint64
+	minT, maxT      int64
+	reasons         uint32
+	index           []indexEntry
+	lastIndexed     int64
+}
+
+// markState is what a letter's replays came to.
+type markState struct {
+	replayedAt time.Time
+	attempts   int
+	lastError  string
+}
+
+// item is a record waiting for the writer.
+type item struct {
+	seq    uint64
+	kind   byte
+	id     uint64 // a mark's letter, or a migrated letter's id; 0: assign
+	js     []byte
+	t      int64
+	reason gateway.Reason
+	mark   *markState // the state a mark record sets
+	done   chan error // marks wait for their commit
+}
+
+// group is items written together with one fsync.
+type group struct {
+	items   []*item
+	buf     []byte
+	ids     []uint64 // per item: letter id (letters) or 0
+	lastSeq uint64
+}
+
+// File is the dead-letter store: a directory of segment files of
+// checksummed records, written by one goroutine in group commits.
+//
+// Put encodes the letter and queues it; it never waits for the disk, so
+// a receive loop is not held up by fsyncs. A writer goroutine appends
+// whatever is queued as one group and syncs it once. A crash (kill -9,
+// power cut) loses the letters queued at that moment, a few
+// milliseconds' worth; a failed write is retried until Close.
+type File struct {
+	dir       string
+	log       zerolog.Logger
+	msgLog    zerolog.Logger
+	opt       Options
+	segBytes  int64
+	maxRecord int64
+
+	// qmu guards the queue and commit progress (the Put path).
+	qmu        sync.Mutex
+	queue      []*item
+	queueBytes int64
+	enq        uint64 // seq of the last queued item
+	doneSeq    uint64 // seq of the last item written or given up
+	committed  chan struct{}
+	failing    bool
+	closed     bool
+
+	// mu guards the segments, marks and sizes (writer and readers).
+	mu      sync.Mutex
+	segs    []*segment // oldest first; the last is the one appended to
+	marks   map[uint64]*markState
+	nextID  uint64
+	lowID   uint64 // the oldest letter held (nextID when none)
+	bytes   int64
+	letters uint64
+
+	// Counters read by Stats without a lock.
+	dropped, droppedBytes, corrupt, corruptBytes atomic.Int64
+	queueFull, lost, writeErrors                 atomic.Uint64
+	// listRead counts the bytes listings read (tests bound it).
+	listRead atomic.Int64
+
+	// The writer's own state.
+	active   segFile
+	rollNext bool // the active segment has a fragment at its end: start a new one
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	err  error // what the writer gave up on at Close
+}
+
+var _ gateway.DeadLetters = (*File)(nil)
+
+// Open opens (creating if needed) the dead-letter store in the directory
+// path, migrating a store of an earlier version (path+".jsonl"). It
+// reconciles what a crash left: every record is checked, damaged ones
+// are skipped and counted, and a torn end of the newest segment is cut
+// off so the next letter does not follow it.
+func Open(path string, opt Options) (*File, error) {
+	s, err := openStore(path, opt, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(path + ".jsonl"); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// openStore reads the store at path; readOnly neither creates nor repairs
+// anything and starts no writer.
+func openStore(path string, opt Options, readOnly bool) (*File, error) {
+	if opt.MaxBytes <= 0 {
+		opt.MaxBytes = DefaultMaxBytes
+	}
+	opt.MaxBytes = max(opt.MaxBytes, MinMaxBytes)
+	if opt.QueueLetters <= 0 {
+		opt.QueueLetters = defaultQueueLetters
+	}
+	if opt.QueueBytes <= 0 {
+		opt.QueueBytes = defaultQueueBytes
+	}
+	if opt.openSeg == nil {
+		opt.openSeg = openSegFile
+	}
+	if opt.retry <= 0 {
+		opt.retry = retryMin
+	}
+	s := &File{
+		dir: path, opt: opt, log: opt.Log,
+		msgLog:    opt.Log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		segBytes:  min(max(opt.MaxBytes/8, minSegmentBytes), maxSegmentBytes),
+		maxRecord: min(opt.MaxBytes/4, maxBody),
+		committed: make(chan struct{}),
+		marks:     map[uint64]*markState{},
+		nextID:    1,
+		lowID:     1,
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if !readOnly {
+		if err := os.MkdirAll(path, 0o750); err != nil {
+			return nil, fmt.Errorf("deadletter: create %s: %w (check state_dir exists and is writable)", path, err)
+		}
+		// A migration that did not finish starts over.
+		if err := os.RemoveAll(path + migratingSuffix); err != nil {
+			return nil, fmt.Errorf("deadletter: remove the unfinished migration %s: %w", path+migratingSuffix, err)
+		}
+	}
+	if err := s.load(readOnly); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load scans every segment: summaries, marks, damage.
+func (s *File) load(readOnly bool) error {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, os.ErrNotExist) && readOnly {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("deadletter: read %s: %w", s.dir, err)
+	}
+	var names []uint64
+	for _, e := range entries {
+		if n, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for i, n := range names {
+		seg := &segment{name: n, path: filepath.Join(s.dir, segName(n))}
+		tail, err := s.scanSegment(seg)
+		if err != nil {
+			return err
+		}
+		if tail > 0 && i == len(names)-1 && !readOnly {
+			// The end of the segment appended to: a write the crash cut
+			// short. Cut it off, so the next record does not follow it.
+			if err := os.Truncate(seg.path, seg.size-tail); err != nil {
+				return fmt.Errorf("deadletter: cut the torn end off %s: %w", seg.path, err)
+			}
+			s.log.Warn().Str("file", seg.path).Int64("bytes", tail).Msg("dead letters: cut off a record torn by a crash")
+			seg.size -= tail
+		}
+		s.segs = append(s.segs, seg)
+		s.bytes += seg.size
+	}
+	if n := s.corrupt.Load(); n > 0 {
+		s.log.Warn().Int64("records", n).Int64("bytes", s.corruptBytes.Load()).Str("dir", s.dir).
+			Msg("dead letters: damaged records skipped (torn writes or media damage); the others are kept")
+	}
+	return nil
+}
+
+// scanSegment reads one segment into seg and the marks; it returns the
+// length of a torn end.
+func (s *File) scanSegment(seg *segment) (int64, error) {
+	f, err := os.Open(seg.path)
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("deadletter: %w", err)
+	}
+	sc := newScanner(f, 0, fi.Size(), 1<<20)
+	var head struct {
+		Time   time.Time      `json:"time"`
+		Reason gateway.Reason `json:"reason"`
+	}
+	for {
+		rec, ok := sc.next()
+		if !ok {
+			break
+		}
+		switch rec.kind {
+		case kindLetter:
+			if rec.id < s.nextID {
+				continue // a copy of a letter already read (a retried write)
+			}
+			head.Time, head.Reason = time.Time{}, ""
+			_ = json.Unmarshal(rec.js, &head) // only for the summary
+			s.addLetter(seg, rec.id, rec.off, head.Time.UnixNano(), head.Reason)
+		case kindMark:
+			var m markJSON
+			if json.Unmarshal(rec.js, &m) == nil {
+				s.applyMark(rec.id, m.state())
+			}
+		}
+		seg.size = rec.off + rec.size
+	}
+	if sc.err != nil {
+		return 0, fmt.Errorf("deadletter: read %s: %w", seg.path, sc.err)
+	}
+	s.corrupt.Add(int64(sc.bad))
+	s.corruptBytes.Add(sc.badBytes)
+	seg.size = fi.Size()
+	return sc.tail, nil
+}
+
+// addLetter adds a letter written at off to seg's summary (mu held, or
+// during Open).
+func (s *File) addLetter(seg *segment, id uint64, off, t int64, reason gateway.Reason) {
+	if seg.letters == 0 {
+		seg.firstID, seg.minT, seg.maxT = id, t, t
+	}
+	if s.letters == 0 {
+		s.lowID = id
+	}
+	if len(seg.index) == 0 || off-seg.lastIndexed >= indexEvery {
+		seg.index = append(seg.index, indexEntry{minID: id, off: off, minT: t, maxT: t})
+		seg.lastIndexed = off
+	}
+	e := &seg.index[len(seg.index)-1]
+	e.minT, e.maxT = min(e.minT, t), max(e.maxT, t)
+	e.reasons |= reasonBit(reason)
+	seg.lastID = id
+	seg.minT, seg.maxT = min(seg.minT, t), max(seg.maxT, t)
+	seg.reasons |= reasonBit(reason)
+	seg.letters++
+	s.letters++
+	s.nextID = id + 1
+}
+
+// applyMark records a replay of letter id (mu held, or during Open). A
+// mark for a letter the store does not hold (dropped) is ignored.
+func (s *File) applyMark(id uint64, m markState) {
+	if id < s.lowID || id >= s.nextID {
+		return
+	}
+	st := s.marks[id]
+	if st == nil {
+		st = &markState{}
+		s.marks[id] = st
+	}
+	st.attempts++
+	if !m.replayedAt.IsZero() {
+		st.replayedAt, st.lastError = m.replayedAt, ""
+	} else {
+		st.lastError = m.lastError
+	}
+}
+
+// reasonBit is a reason's bit in segment summaries; reasons outside the
+// known set share the top bit.
+func reasonBit(r gateway.Reason) uint32 {
+	for i, k := range knownReasons {
+		if k == r {
+			return 1 << i
+		}
+	}
+	return 1 << 31
+}
+
+var knownReasons = []gateway.Reason{
+	gateway.ReasonMalformed, gateway.ReasonUnknownDevice, gateway.ReasonUnknownModel, gateway.ReasonDecode,
+	gateway.ReasonNormalize, gateway.ReasonRejected, gateway.ReasonReplay, gateway.ReasonBadMIC, gateway.ReasonEncrypted,
+}
+
+// markJSON is a mark record's JSON.
+type markJSON struct {
+	Status string         `json:"status"`
+	At     time.Time      `json:"at"`
+	Reason gateway.Reason `json:"reason,omitempty"`
+	Detail string         `json:"detail,omitempty"`
+}
+
+func (m markJSON) state() markState {
+	if m.Status == StatusReplayed {
+		return markState{replayedAt: m.At}
+	}
+	return markState{lastError: string(m.Reason) + ": " + m.Detail}
+}
+
+// Put queues one dead letter for the writer and returns at once. It
+// fails with ErrQueueFull (counted) when the writer is a whole queue
+// behind, and with ErrClosed after Close. A letter too large for a record
+// (a quarter of max_bytes, at most 64 MiB encoded) is counted as lost and
+// logged, and Put returns nil: refusing it would only make a broker send
+// it again forever.
+func (s *File) Put(ctx context.Context, dl gateway.DeadLetter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	js, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("deadletter: encode: %w", err)
+	}
+	if recordSize(js) > s.maxRecord {
+		s.lost.Add(1)
+		s.msgLog.Error().Str("source", dl.Source).Str("reason", string(dl.Reason)).Int("raw_bytes", len(dl.Raw)).Int64("max_bytes", s.opt.MaxBytes).
+			Msg("dead letter too large for the store (a quarter of deadletters.max_bytes at most): not kept, counted as lost")
+		return nil
+	}
+	it := &item{kind: kindLetter, js: js, t: dl.Time.UnixNano(), reason: dl.Reason}
+	return s.enqueue(it, false)
+}
+
+// enqueue adds it to the queue; bypass ignores the bounds (replay marks,
+// which an operator's replay waits for one at a time).
+func (s *File) enqueue(it *item, bypass bool) error {
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return ErrClosed
+	}
+	if !bypass && (len(s.queue) >= s.opt.QueueLetters || s.queueBytes+int64(len(it.js)) > s.opt.QueueBytes) {
+		s.qmu.Unlock()
+		s.queueFull.Add(1)
+		s.msgLog.Warn().Int("queued", s.opt.QueueLetters).Msg("dead-letter write queue full: letter refused and counted")
+		return ErrQueueFull
+	}
+	s.enq++
+	it.seq = s.enq
+	s.queue = append(s.queue, it)
+	s.queueBytes += int64(len(it.js))
+	s.qmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// mark appends the outcome of a replay of letter id and waits until it
+// is on disk.
+func (s *File) mark(ctx context.Context, id uint64, status string, at time.Time, reason gateway.Reason, detail string) error {
+	if len(detail) > 1024 {
+		detail = detail[:1024] + "…"
+	}
+	m := markJSON{Status: status, At: at, Reason: reason, Detail: detail}
+	js, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("deadletter: encode mark: %w", err)
+	}
+	st := m.state()
+	it := &item{kind: kindMark, id: id, js: js, mark: &st, done: make(chan error, 1)}
+	if err := s.enqueue(it, true); err != nil {
+		return err
+	}
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush waits until every letter queued before it is written (or given
+// up at Close), or ctx ends.
+func (s *File) Flush(ctx context.Context) error { return s.wait(ctx, true) }
+
+// wait waits for the letters queued before it; unless strict, it does not
+// wait while writes fail (a listing shows what is on disk).
+func (s *File) wait(ctx context.Context, strict bool) error {
+	s.qmu.Lock()
+	target := s.enq
+	for s.doneSeq < target && (strict || !s.failing) {
+		ch := s.committed
+		s.qmu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.qmu.Lock()
+	}
+	s.qmu.Unlock()
+	return nil
+}
+
+// take removes a group's worth of items from the queue.
+func (s *File) take() *group {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) == 0 {
+		return nil
+	}
+	limit := max(s.segBytes/4, 1<<20)
+	n, size := 0, int64(0)
+	for n < len(s.queue) && (n == 0 || size+int64(len(s.queue[n].js)) <= limit) {
+		size += int64(len(s.queue[n].js))
+		n++
+	}
+	g := &group{items: slices.Clone(s.queue[:n])}
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = nil
+	}
+	s.queueBytes -= size
+	g.lastSeq = g.items[n-1].seq
+	return g
+}
+
+// finish records the end of a group (written or given up) and wakes
+// Flush and the marks waiting for it.
+func (s *File) finish(g *group, err error) {
+	s.qmu.Lock()
+	s.doneSeq = g.lastSeq
+	s.failing = err != nil && !errors.Is(err, errGivenUp)
+	close(s.committed)
+	s.committed = make(chan struct{})
+	s.qmu.Unlock()
+	for _, it := range g.items {
+		if it.done != nil {
+			it.done <- err
+		}
+	}
+}
+
+var errGivenUp = errors.New("deadletter: not written before Close")
+
+// setFailing marks the writer as retrying, so Flush does not wait for it.
+func (s *File) setFailing() {
+	s.qmu.Lock()
+	s.failing = true
+	close(s.committed)
+	s.committed = make(chan struct{})
+	s.qmu.Unlock()
+}
+
+// run is the writer: it commits queued groups, retrying a failed one with
+// backoff (new letters queue up meanwhile, up to the queue's bounds), and
+// on Close writes what is queued, giving up on what still fails.
+func (s *File) run() {
+	defer close(s.done)
+	backoff := s.opt.retry
+	stopping := false
+	var pending *group
+	for {
+		g := pending
+		if g == nil {
+			g = s.take()
+		}
+		if g == nil {
+			if stopping {
+				return
+			}
+			select {
+			case <-s.wake:
+			case <-s.stop:
+				stopping = true
+			}
+			continue
+		}
+		err := s.commit(g)
+		if err == nil {
+			pending, backoff = nil, s.opt.retry
+			s.finish(g, nil)
+			continue
+		}
+		s.writeErrors.Add(1)
+		if stopping {
+			letters := 0
+			for _, it := range g.items {
+				if it.kind == kindLetter {
+					letters++
+				}
+			}
+			s.lost.Add(uint64(letters))
+			s.log.Error().Err(err).Int("letters", letters).Msg("dead letters: could not write them before stopping; they are lost (counted)")
+			s.err = errors.Join(s.err, err)
+			pending = nil
+			s.finish(g, fmt.Errorf("%w: %w", errGivenUp, err))
+			continue
+		}
+		s.msgLog.Error().Err(err).Dur("retry_in", backoff).Msg("dead letters: write failed; retrying (letters queue up meanwhile)")
+		pending = g
+		s.setFailing()
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, retryMax)
+		case <-s.stop:
+			stopping = true
+		}
+	}
+}
+
+// commit writes a group and syncs it: room first (dropping the oldest
+// segments past max_bytes), a new segment when the active one is full,
+// then one write and one fsync. A write that fails part-way is cut off
+// again; if that fails too, the fragment stays (readers skip it) and the
+// next group goes to a new segment.
+func (s *File) commit(g *group) error {
+	if g.buf == nil {
+		s.encode(g)
+	}
+	size := int64(len(g.buf))
+	s.makeRoom(size)
+	s.mu.Lock()
+	var seg *segment
+	if n := len(s.segs); n > 0 {
+		seg = s.segs[n-1]
+	}
+	s.mu.Unlock()
+	if seg == nil || s.rollNext || seg.size > 0 && seg.size+size > s.segBytes {
+		var err error
+		if seg, err = s.newSegment(g); err != nil {
+			return err
+		}
+	}
+	if s.active == nil {
+		f, err := s.opt.openSeg(seg.path)
+		if err != nil {
+			return fmt.Errorf("deadletter: open %s: %w (check state_dir is writable)", seg.path, err)
+		}
+		s.active = f
+	}
+	n, err := s.active.Write(g.buf)
+	if err == nil {
+		if err = s.active.Sync(); err != nil {
+			n = int(size)
+			err = fmt.Errorf("deadletter: sync %s: %w (check the disk)", seg.path, err)
+		}
+	} else {
+		err = fmt.Errorf("deadletter: write %s: %w (free space in state_dir)", seg.path, err)
+	}
+	if err != nil {
+		if n > 0 {
+			if terr := s.active.Truncate(seg.size); terr != nil {
+				// The fragment stays: count it, keep readers able to read
+				// past it, and append no more to this segment.
+				s.corrupt.Add(1)
+				s.corruptBytes.Add(int64(n))
+				s.mu.Lock()
+				seg.size += int64(n)
+				s.bytes += int64(n)
+				s.mu.Unlock()
+				s.rollNext = true
+			}
+		}
+		return err
+	}
+	s.mu.Lock()
+	off := seg.size
+	for i, it := range g.items {
+		switch it.kind {
+		case kindLetter:
+			s.addLetter(seg, g.ids[i], off, it.t, it.reason)
+		case kindMark:
+			s.applyMark(it.id, *it.mark)
+		}
+		off += recordSize(it.js)
+	}
+	seg.size += size
+	s.bytes += size
+	s.mu.Unlock()
+	return nil
+}
+
+// encode assigns the letters their ids and frames the group.
+func (s *File) encode(g *group) {
+	s.mu.Lock()
+	next := s.nextID
+	s.mu.Unlock()
+	g.ids = make([]uint64, len(g.items))
+	n := 0
+	for _, it := range g.items {
+		n += int(recordSize(it.js))
+	}
+	g.buf = make([]byte, 0, n)
+	for i, it := range g.items {
+		id := it.id
+		if it.kind == kindLetter {
+			if id == 0 || id < next {
+				id = next
+			}
+			next = id + 1
+			g.ids[i] = id
+		}
+		g.buf = appendRecord(g.buf, it.kind, id, it.js)
+	}
+}
+
+// newSegment closes the active segment and creates the next one.
+func (s *File) newSegment(g *group) (*segment, error) {
+	if s.active != nil {
+		_ = s.active.Close()
+		s.active = nil
+	}
+	s.mu.Lock()
+	name := s.nextID
+	for _, id := range g.ids {
+		if id != 0 {
+			name = id
+			break
+		}
+	}
+	if n := len(s.segs); n > 0 {
+		name = max(name, s.segs[n-1].name+1)
+	}
+	s.mu.Unlock()
+	seg := &segment{name: name, path: filepath.Join(s.dir, segName(name))}
+	f, err := s.opt.openSeg(seg.path)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: create %s: %w (free space in state_dir)", seg.path, err)
+	}
+	syncDir(s.dir)
+	s.active = f
+	s.rollNext = false
+	s.mu.Lock()
+	s.segs = append(s.segs, seg)
+	s.mu.Unlock()
+	return seg, nil
+}
+
+// makeRoom drops the oldest segments until size more bytes fit in
+// max_bytes. The segment appended to is dropped only when it is the last
+// one left, and then the group goes to a new one.
+func (s *File) makeRoom(size int64) {
+	for {
+		s.mu.Lock()
+		if s.bytes+size <= s.opt.MaxBytes || len(s.segs) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		seg := s.segs[0]
+		last := len(s.segs) == 1
+		s.segs = s.segs[1:]
+		s.bytes -= seg.size
+		s.letters -= seg.letters
+		s.dropped.Add(int64(seg.letters))
+		s.droppedBytes.Add(seg.size)
+		s.lowID = s.nextID
+		for _, sg := range s.segs {
+			if sg.letters > 0 {
+				s.lowID = sg.firstID
+				break
+			}
+		}
+		for id := range s.marks {
+			if id < s.lowID {
+				delete(s.marks, id)
+			}
+		}
+		s.mu.Unlock()
+		if last && s.active != nil {
+			_ = s.active.Close()
+			s.active = nil
+		}
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Error().Err(err).Str("file", seg.path).Msg("dead letters: could not remove a dropped segment")
+		}
+		s.log.Warn().Uint64("letters", seg.letters).Int64("bytes", seg.size).Uint64("first_id", seg.firstID).Uint64("last_id", seg.lastID).
+			Int64("max_bytes", s.opt.MaxBytes).Msg("dead letters: oldest segment dropped to stay within deadletters.max_bytes")
+	}
+}
+
+// syncDir makes a new file's directory entry durable; an error only
+// risks the file after a power cut, which Open tolerates.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+// Close writes what is queued (a write still failing is given up and
+// counted as lost) and closes the store.
+func (s *File) Close() error {
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.qmu.Unlock()
+	close(s.stop)
+	<-s.done
+	return errors.Join(s.err, s.closeFiles())
+}
+
+func (s *File) closeFiles() error {
+	if s.active == nil {
+		return nil
+	}
+	err := s.active.Close()
+	s.active = nil
+	return err
+}
+
+// Stats returns the store's sizes and counters.
+func (s *File) Stats() Stats {
+	s.qmu.Lock()
+	queued := len(s.queue)
+	s.qmu.Unlock()
+	s.mu.Lock()
+	st := Stats{Letters: s.letters, Bytes: s.bytes, Segments: len(s.segs)}
+	s.mu.Unlock()
+	st.Queued = queued
+	st.Dropped, st.DroppedBytes = uint64(s.dropped.Load()), s.droppedBytes.Load()
+	st.Corrupt, st.CorruptBytes = uint64(s.corrupt.Load()), s.corruptBytes.Load()
+	st.QueueFull, st.Lost, st.WriteErrors = s.queueFull.Load(), s.lost.Load(), s.writeErrors.Load()
+	return st
+}
