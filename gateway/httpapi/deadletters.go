@@ -3,7 +3,6 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,33 +89,19 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	newest := false
 	switch o := r.URL.Query().Get("order"); o {
 	case "", "oldest":
 	case "newest":
-		// List keeps the first matches; the newest need all of them
-		// (List reads the whole file either way).
-		newest = true
+		f.Newest = true
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("order=%q: use oldest or newest", o), nil)
 		return
 	}
-	limit := f.Limit
-	if newest {
-		f.Limit = 0
-	}
-	list, err := s.opt.DeadLetters.List(f)
+	list, err := s.opt.DeadLetters.List(r.Context(), f)
 	if err != nil {
 		s.opt.Log.Error().Err(err).Msg("read dead letters")
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)
 		return
-	}
-	if newest {
-		slices.Reverse(list)
-		if limit > 0 && len(list) > limit {
-			list = list[:limit]
-		}
-		f.Limit = limit
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": nonNil(list), "count": len(list), "limit": f.Limit})
 }
@@ -139,7 +124,7 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "the dead-letter store")
 		return
 	}
-	l, found, err := s.opt.DeadLetters.Get(id)
+	l, found, err := s.opt.DeadLetters.Get(r.Context(), id)
 	switch {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)
@@ -201,7 +186,7 @@ func (s *Server) replayOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opt.DeadLetters != nil {
-		if _, found, err := s.opt.DeadLetters.Get(id); err == nil && !found {
+		if _, found, err := s.opt.DeadLetters.Get(r.Context(), id); err == nil && !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id), nil)
 			return
 		}
