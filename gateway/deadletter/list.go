@@ -224,12 +224,8 @@ func (ls *lister) segment(ctx context.Context, seg *segment) error {
 		if ls.f.skipChunk(&seg.index[c]) {
 			continue
 		}
-		end := seg.size
-		if c+1 < n {
-			end = seg.index[c+1].off
-		}
 		var got []Letter
-		err := ls.read(seg, seg.index[c].off, end, func(l Letter) bool {
+		err := ls.read(seg, c, func(l Letter) bool {
 			if ls.f.match(&l) {
 				got = append(got, l)
 			}
@@ -251,19 +247,28 @@ func (ls *lister) segment(ctx context.Context, seg *segment) error {
 	return nil
 }
 
-// read decodes the letters of seg between two offsets, marks applied,
-// until each returns false.
-func (ls *lister) read(seg *segment, from, to int64, each func(Letter) bool) error {
+// read decodes the letters of chunk c of seg, marks applied, until each
+// returns false. A chunk holds the ids from its index entry's up to the
+// next entry's; records outside that, or not after the previous one, are
+// copies Open did not count (a retried write) and are passed over.
+func (ls *lister) read(seg *segment, c int, each func(Letter) bool) error {
+	from, to := seg.index[c].off, seg.size
+	lo, hi := seg.index[c].minID, seg.lastID+1
+	if c+1 < len(seg.index) {
+		to, hi = seg.index[c+1].off, seg.index[c+1].minID
+	}
 	sc := newScanner(ls.file, from, to, indexEvery+4<<10)
 	defer func() { ls.s.listRead.Add(sc.read) }()
+	last := uint64(0)
 	for {
 		rec, ok := sc.next()
 		if !ok {
 			break
 		}
-		if rec.kind != kindLetter || rec.id < seg.firstID || rec.id > seg.lastID {
+		if rec.kind != kindLetter || rec.id < lo || rec.id >= hi || rec.id <= last {
 			continue
 		}
+		last = rec.id
 		l := Letter{ID: rec.id}
 		if err := json.Unmarshal(rec.js, &l.DeadLetter); err != nil {
 			continue // checksummed, so written so: not ours to fail on
@@ -305,7 +310,7 @@ func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
 		}
 		c := max(sort.Search(len(seg.index), func(k int) bool { return seg.index[k].minID > id })-1, 0)
 		var found *Letter
-		err = ls.read(seg, seg.index[c].off, seg.size, func(l Letter) bool {
+		err = ls.read(seg, c, func(l Letter) bool {
 			if l.ID == id {
 				found = &l
 			}
