@@ -18,15 +18,19 @@ import (
 //	  magic   4 B   0xFF 'D' 'L' '1'
 //	  length  uint32  bytes of the body
 //	  crc     uint32  CRC-32C over length and body
-//	  body    kind byte ('L' letter, 'M' replay mark) | id uint64 | JSON
+//	  body    kind byte ('L' letter, 'M' replay mark) | id uint64 |
+//	          time int64 (Unix ns: the letter's, or the mark's) |
+//	          reason byte (index in knownReasons, 255 other) | JSON
 //
+// The fixed fields let Open build its summaries and a listing filter by
+// time and reason without decoding JSON.
 // Every record checks itself, so a torn or damaged one anywhere is skipped:
 // the reader looks for the next magic whose record checks. The bodies are
 // JSON, which is valid UTF-8 and so never holds a 0xFF byte: a message's
 // raw bytes (base64 in the JSON) cannot forge a record boundary.
 const (
 	recHeaderSize = 12
-	bodyPrefix    = 9 // kind and id
+	bodyPrefix    = 18 // kind, id, time, reason
 	segSuffix     = ".dl"
 	segNameDigits = 20
 
@@ -43,14 +47,16 @@ var magic = [4]byte{0xFF, 'D', 'L', '1'}
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // appendRecord appends one framed record to dst.
-func appendRecord(dst []byte, kind byte, id uint64, js []byte) []byte {
+func appendRecord(dst []byte, kind byte, id uint64, t int64, reason byte, js []byte) []byte {
 	var hdr [recHeaderSize + bodyPrefix]byte
 	copy(hdr[:4], magic[:])
 	binary.LittleEndian.PutUint32(hdr[4:8], uint32(bodyPrefix+len(js)))
 	hdr[12] = kind
 	binary.LittleEndian.PutUint64(hdr[13:21], id)
+	binary.LittleEndian.PutUint64(hdr[21:29], uint64(t))
+	hdr[29] = reason
 	c := crc32.Update(0, castagnoli, hdr[4:8])
-	c = crc32.Update(c, castagnoli, hdr[12:21])
+	c = crc32.Update(c, castagnoli, hdr[12:])
 	c = crc32.Update(c, castagnoli, js)
 	binary.LittleEndian.PutUint32(hdr[8:12], c)
 	dst = append(dst, hdr[:]...)
@@ -81,9 +87,11 @@ func parseSegName(name string) (uint64, bool) {
 
 // record is one decoded record; js is valid until the scanner's next call.
 type record struct {
-	kind byte
-	id   uint64
-	js   []byte
+	kind   byte
+	id     uint64
+	t      int64
+	reason byte
+	js     []byte
 	off  int64 // where it starts in the file
 	size int64 // framed size
 }
@@ -177,8 +185,8 @@ func (s *scanner) next() (record, bool) {
 				c := crc32.Update(0, castagnoli, h[4:8])
 				c = crc32.Update(c, castagnoli, h[recHeaderSize:size])
 				if c == binary.LittleEndian.Uint32(h[8:12]) {
-					rec := record{kind: h[12], id: binary.LittleEndian.Uint64(h[13:21]), js: h[recHeaderSize+bodyPrefix : size],
-						off: s.bufOff + int64(s.pos), size: int64(size)}
+					rec := record{kind: h[12], id: binary.LittleEndian.Uint64(h[13:21]), t: int64(binary.LittleEndian.Uint64(h[21:29])),
+						reason: h[29], js: h[recHeaderSize+bodyPrefix : size], off: s.bufOff + int64(s.pos), size: int64(size)}
 					if badStart >= 0 {
 						s.bad++
 						s.badBytes += rec.off - badStart

@@ -14,7 +14,11 @@ import (
 // one with nothing more to repair. Seeds are in testdata/fuzz/FuzzOpen:
 // whole segments, torn, flipped and zeroed ones, a foreign file.
 func FuzzOpen(f *testing.F) {
-	f.Fuzz(func(t *testing.T, seg []byte) {
+	f.Fuzz(fuzzBody)
+}
+
+func fuzzBody(t *testing.T, seg []byte) {
+	{
 		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), FileName)
 		if err := os.MkdirAll(path, 0o750); err != nil {
@@ -58,5 +62,5 @@ func FuzzOpen(f *testing.F) {
 		if len(after) != len(before)+1 || after[len(after)-1].Source != "after" {
 			t.Fatalf("reopen lists %d letters, want the %d read before and the new one", len(after), len(before))
 		}
-	})
+	}
 }

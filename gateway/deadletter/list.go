@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,7 +76,7 @@ func (f *Filter) skip(seg *segment) bool {
 	switch {
 	case seg.letters == 0,
 		seg.lastID <= f.After,
-		f.Reason != "" && seg.reasons&reasonBit(f.Reason) == 0,
+		f.Reason != "" && seg.reasons&reasonBit(reasonCode(f.Reason)) == 0,
 		!f.Since.IsZero() && seg.maxT < f.Since.UnixNano(),
 		!f.Until.IsZero() && seg.minT >= f.Until.UnixNano():
 		return true
@@ -86,7 +87,7 @@ func (f *Filter) skip(seg *segment) bool {
 // skipChunk tells from an index entry that none of its chunk's letters
 // match.
 func (f *Filter) skipChunk(e *indexEntry) bool {
-	return f.Reason != "" && e.reasons&reasonBit(f.Reason) == 0 ||
+	return f.Reason != "" && e.reasons&reasonBit(reasonCode(f.Reason)) == 0 ||
 		!f.Since.IsZero() && e.maxT < f.Since.UnixNano() ||
 		!f.Until.IsZero() && e.minT >= f.Until.UnixNano()
 }
@@ -142,11 +143,12 @@ func (s *File) withMarks(l *Letter) {
 
 // lister reads letters of one listing; it keeps one file open at a time.
 type lister struct {
-	s     *File
-	f     *Filter
-	out   []Letter
-	file  *os.File
-	fpath string
+	s       *File
+	f       *Filter
+	out     []Letter
+	file    *os.File
+	fpath   string
+	needles [][]byte
 }
 
 func (s *File) list(ctx context.Context, f Filter) ([]Letter, error) {
@@ -269,6 +271,9 @@ func (ls *lister) read(seg *segment, c int, each func(Letter) bool) error {
 			continue
 		}
 		last = rec.id
+		if !ls.maybe(&rec) {
+			continue
+		}
 		l := Letter{ID: rec.id}
 		if err := json.Unmarshal(rec.js, &l.DeadLetter); err != nil {
 			continue // checksummed, so written so: not ours to fail on
@@ -282,6 +287,37 @@ func (ls *lister) read(seg *segment, c int, each func(Letter) bool) error {
 		return fmt.Errorf("deadletter: read %s: %w", seg.path, sc.err)
 	}
 	return nil
+}
+
+// maybe tells from a record's fixed fields and raw JSON whether its
+// letter can match, so most letters a filter passes over are not decoded.
+// The JSON encoder always writes "source":"…" and "dev_eui":"…" the
+// same way, so a letter that matches holds the needles; one that holds
+// them may still not match (they could be in its detail), which match
+// decides after decoding.
+func (ls *lister) maybe(rec *record) bool {
+	f := ls.f
+	switch {
+	case f.Reason != "" && rec.reason != reasonCode(f.Reason) && reasonCode(f.Reason) != otherReason,
+		!f.Since.IsZero() && rec.t < f.Since.UnixNano(),
+		!f.Until.IsZero() && rec.t >= f.Until.UnixNano():
+		return false
+	}
+	if ls.needles == nil {
+		ls.needles = [][]byte{}
+		for _, kv := range [][2]string{{"source", f.Source}, {"dev_eui", f.DevEUI}} {
+			if kv[1] != "" {
+				v, _ := json.Marshal(kv[1])
+				ls.needles = append(ls.needles, append([]byte(`"`+kv[0]+`":`), v...))
+			}
+		}
+	}
+	for _, n := range ls.needles {
+		if !bytes.Contains(rec.js, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // byIDs looks each id up through the summaries and the offset index.

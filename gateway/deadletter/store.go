@@ -147,7 +147,7 @@ type item struct {
 	id     uint64 // a mark's letter, or a migrated letter's id; 0: assign
 	js     []byte
 	t      int64
-	reason gateway.Reason
+	reason byte
 	mark   *markState // the state a mark record sets
 	done   chan error // marks wait for their commit
 }
@@ -332,10 +332,6 @@ func (s *File) scanSegment(seg *segment) (int64, error) {
 		return 0, fmt.Errorf("deadletter: %w", err)
 	}
 	sc := newScanner(f, 0, fi.Size(), 1<<20)
-	var head struct {
-		Time   time.Time      `json:"time"`
-		Reason gateway.Reason `json:"reason"`
-	}
 	for {
 		rec, ok := sc.next()
 		if !ok {
@@ -346,9 +342,7 @@ func (s *File) scanSegment(seg *segment) (int64, error) {
 			if rec.id < s.nextID {
 				continue // a copy of a letter already read (a retried write)
 			}
-			head.Time, head.Reason = time.Time{}, ""
-			_ = json.Unmarshal(rec.js, &head) // only for the summary
-			s.addLetter(seg, rec.id, rec.off, head.Time.UnixNano(), head.Reason)
+			s.addLetter(seg, rec.id, rec.off, rec.t, rec.reason)
 		case kindMark:
 			var m markJSON
 			if json.Unmarshal(rec.js, &m) == nil {
@@ -368,7 +362,7 @@ func (s *File) scanSegment(seg *segment) (int64, error) {
 
 // addLetter adds a letter written at off to seg's summary (mu held, or
 // during Open).
-func (s *File) addLetter(seg *segment, id uint64, off, t int64, reason gateway.Reason) {
+func (s *File) addLetter(seg *segment, id uint64, off, t int64, reason byte) {
 	if seg.letters == 0 {
 		seg.firstID, seg.minT, seg.maxT = id, t, t
 	}
@@ -409,13 +403,24 @@ func (s *File) applyMark(id uint64, m markState) {
 	}
 }
 
-// reasonBit is a reason's bit in segment summaries; reasons outside the
-// known set share the top bit.
-func reasonBit(r gateway.Reason) uint32 {
+// reasonCode is a reason's byte in records: its index in knownReasons,
+// otherReason for any other.
+func reasonCode(r gateway.Reason) byte {
 	for i, k := range knownReasons {
 		if k == r {
-			return 1 << i
+			return byte(i)
 		}
+	}
+	return otherReason
+}
+
+const otherReason = 255
+
+// reasonBit is a reason code's bit in summaries; codes outside the known
+// set share the top bit.
+func reasonBit(code byte) uint32 {
+	if int(code) < len(knownReasons) {
+		return 1 << code
 	}
 	return 1 << 31
 }
@@ -460,7 +465,7 @@ func (s *File) Put(ctx context.Context, dl gateway.DeadLetter) error {
 			Msg("dead letter too large for the store (a quarter of deadletters.max_bytes at most): not kept, counted as lost")
 		return nil
 	}
-	it := &item{kind: kindLetter, js: js, t: dl.Time.UnixNano(), reason: dl.Reason}
+	it := &item{kind: kindLetter, js: js, t: dl.Time.UnixNano(), reason: reasonCode(dl.Reason)}
 	return s.enqueue(it, false)
 }
 
@@ -502,7 +507,7 @@ func (s *File) mark(ctx context.Context, id uint64, status string, at time.Time,
 		return fmt.Errorf("deadletter: encode mark: %w", err)
 	}
 	st := m.state()
-	it := &item{kind: kindMark, id: id, js: js, mark: &st, done: make(chan error, 1)}
+	it := &item{kind: kindMark, id: id, js: js, t: at.UnixNano(), mark: &st, done: make(chan error, 1)}
 	if err := s.enqueue(it, true); err != nil {
 		return err
 	}
@@ -737,7 +742,7 @@ func (s *File) encode(g *group) {
 			next = id + 1
 			g.ids[i] = id
 		}
-		g.buf = appendRecord(g.buf, it.kind, id, it.js)
+		g.buf = appendRecord(g.buf, it.kind, id, it.t, it.reason, it.js)
 	}
 }
 

@@ -226,7 +226,7 @@ func seg1(t *testing.T, path string) string {
 func TestDamageAnywhereIsSkippedAndCounted(t *testing.T) {
 	frame := func(dl gateway.DeadLetter, id uint64) []byte {
 		js, _ := json.Marshal(dl)
-		return appendRecord(nil, kindLetter, id, js)
+		return appendRecord(nil, kindLetter, id, dl.Time.UnixNano(), reasonCode(dl.Reason), js)
 	}
 	a, b, c := frame(letter("a", 0), 1), frame(letter("b", 1), 2), frame(letter("c", 2), 3)
 	flip := func(r []byte, i int) []byte { r = bytes.Clone(r); r[i] ^= 0x40; return r }
@@ -287,8 +287,9 @@ func TestOpenCutsTornEnd(t *testing.T) {
 	put(t, s, letter("a", 0), letter("b", 1))
 	s.Close()
 	seg := seg1(t, path)
-	js, _ := json.Marshal(letter("torn", 2))
-	rec := appendRecord(nil, kindLetter, 3, js)
+	torn := letter("torn", 2)
+	js, _ := json.Marshal(torn)
+	rec := appendRecord(nil, kindLetter, 3, torn.Time.UnixNano(), reasonCode(torn.Reason), js)
 	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write(rec[:len(rec)-5]) // kill -9 mid-write
 	f.Close()
