@@ -92,8 +92,8 @@ type record struct {
 	t      int64
 	reason byte
 	js     []byte
-	off  int64 // where it starts in the file
-	size int64 // framed size
+	off    int64 // where it starts in the file
+	size   int64 // framed size
 }
 
 // scanner reads the records of r between two offsets, skipping what does
