@@ -2,9 +2,13 @@ package deadletter
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
+
+	"github.com/sensorgate/sensorgate/gateway"
 )
 
 // FuzzOpen feeds arbitrary bytes to Open as the store's only segment.
@@ -63,4 +67,23 @@ func fuzzBody(t *testing.T, seg []byte) {
 			t.Fatalf("reopen lists %d letters, want the %d read before and the new one", len(after), len(before))
 		}
 	}
+}
+
+// FuzzDecodeLetter checks the fast letter decoder against encoding/json:
+// whatever JSON encoding/json reads, decodeLetter reads the same way.
+// Seeds are in testdata/fuzz/FuzzDecodeLetter.
+func FuzzDecodeLetter(f *testing.F) {
+	f.Fuzz(func(t *testing.T, js []byte) {
+		var want, got gateway.DeadLetter
+		if json.Unmarshal(js, &want) != nil {
+			_ = decodeLetter(js, &got) // must not panic
+			return
+		}
+		if err := decodeLetter(js, &got); err != nil {
+			t.Fatalf("encoding/json reads %q, decodeLetter fails: %v", js, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeLetter %+v, encoding/json %+v", got, want)
+		}
+	})
 }
