@@ -205,10 +205,11 @@ type File struct {
 	active   segFile
 	rollNext bool // the active segment has a fragment at its end: start a new one
 
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
-	err  error // what the writer gave up on at Close
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	err   error    // what the writer gave up on at Close
+	lockF *os.File // held while open
 }
 
 var _ gateway.DeadLetters = (*File)(nil)
@@ -218,15 +219,35 @@ var _ gateway.DeadLetters = (*File)(nil)
 // reconciles what a crash left: every record is checked, damaged ones
 // are skipped and counted, and a torn end of the newest segment is cut
 // off so the next letter does not follow it.
+//
+// A lock file beside the directory (path+".lock") keeps a second process
+// (a second daemon, or the CLI's offline mode while a daemon runs) from
+// opening the store: it would take the live writer's unfinished group
+// for a torn end.
 func Open(path string, opt Options) (*File, error) {
-	s, err := openStore(path, opt, false)
+	lf, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
+		return nil, fmt.Errorf("deadletter: %w (check state_dir exists and is writable)", err)
+	}
+	if held, err := lock(lf); held || err != nil {
+		lf.Close()
+		if err != nil {
+			return nil, fmt.Errorf("deadletter: lock %s: %w", path+".lock", err)
+		}
+		return nil, fmt.Errorf("deadletter: %s is in use by another sensorgate process: stop it, or give this one its own state_dir", path)
+	}
+	s, err := openStore(path, opt, false)
+	if err == nil {
+		err = s.migrate(path + ".jsonl")
+		if err != nil {
+			s.closeFiles()
+		}
+	}
+	if err != nil {
+		lf.Close()
 		return nil, err
 	}
-	if err := s.migrate(path + ".jsonl"); err != nil {
-		s.closeFiles()
-		return nil, err
-	}
+	s.lockF = lf
 	go s.run()
 	return s, nil
 }
@@ -841,7 +862,11 @@ func (s *File) Close() error {
 	s.qmu.Unlock()
 	close(s.stop)
 	<-s.done
-	return errors.Join(s.err, s.closeFiles())
+	err := errors.Join(s.err, s.closeFiles())
+	if s.lockF != nil {
+		s.lockF.Close()
+	}
+	return err
 }
 
 func (s *File) closeFiles() error {

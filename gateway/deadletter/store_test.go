@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -139,6 +140,20 @@ func TestPutListReopen(t *testing.T) {
 	if got := fmt.Sprint(sources(t, s, Filter{})); got != "[1:cs 2:tts 3:third]" {
 		t.Fatalf("after reopen: %s", got)
 	}
+}
+
+func TestSecondOpenRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := mustOpen(t, path, Options{})
+	if s2, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another sensorgate process") {
+		if s2 != nil {
+			s2.Close()
+		}
+		t.Fatalf("a second Open of a store in use: %v", err)
+	}
+	s.Close()
+	s = mustOpen(t, path, Options{}) // released by Close
+	s.Close()
 }
 
 func TestPutAfterCloseFails(t *testing.T) {
