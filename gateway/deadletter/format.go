@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/sensorgate/sensorgate/gateway"
 )
 
 // On-disk format (integers little-endian).
@@ -20,17 +22,18 @@ import (
 //	  crc     uint32  CRC-32C over length and body
 //	  body    kind byte ('L' letter, 'M' replay mark) | id uint64 |
 //	          time int64 (Unix ns: the letter's, or the mark's) |
-//	          reason byte (index in knownReasons, 255 other) | JSON
+//	          reason byte (index in knownReasons, 255 other) |
+//	          source hash uint32 | dev_eui hash uint32 (FNV-1a) | JSON
 //
 // The fixed fields let Open build its summaries and a listing filter by
-// time and reason without decoding JSON.
+// time, reason, source and device without decoding JSON.
 // Every record checks itself, so a torn or damaged one anywhere is skipped:
 // the reader looks for the next magic whose record checks. The bodies are
 // JSON, which is valid UTF-8 and so never holds a 0xFF byte: a message's
 // raw bytes (base64 in the JSON) cannot forge a record boundary.
 const (
 	recHeaderSize = 12
-	bodyPrefix    = 18 // kind, id, time, reason
+	bodyPrefix    = 26 // kind, id and meta
 	segSuffix     = ".dl"
 	segNameDigits = 20
 
@@ -46,15 +49,40 @@ var magic = [4]byte{0xFF, 'D', 'L', '1'}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// meta are a record's fixed fields after its id.
+type meta struct {
+	t        int64
+	reason   byte
+	src, dev uint32
+}
+
+// letterMeta is a letter's meta.
+func letterMeta(dl *gateway.DeadLetter) meta {
+	return meta{t: dl.Time.UnixNano(), reason: reasonCode(dl.Reason), src: strHash(dl.Source), dev: strHash(dl.DevEUI)}
+}
+
+// strHash is FNV-1a, for the source and dev_eui fields and their bloom
+// bits.
+func strHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}
+
 // appendRecord appends one framed record to dst.
-func appendRecord(dst []byte, kind byte, id uint64, t int64, reason byte, js []byte) []byte {
+func appendRecord(dst []byte, kind byte, id uint64, m meta, js []byte) []byte {
 	var hdr [recHeaderSize + bodyPrefix]byte
 	copy(hdr[:4], magic[:])
 	binary.LittleEndian.PutUint32(hdr[4:8], uint32(bodyPrefix+len(js)))
 	hdr[12] = kind
 	binary.LittleEndian.PutUint64(hdr[13:21], id)
-	binary.LittleEndian.PutUint64(hdr[21:29], uint64(t))
-	hdr[29] = reason
+	binary.LittleEndian.PutUint64(hdr[21:29], uint64(m.t))
+	hdr[29] = m.reason
+	binary.LittleEndian.PutUint32(hdr[30:34], m.src)
+	binary.LittleEndian.PutUint32(hdr[34:38], m.dev)
 	c := crc32.Update(0, castagnoli, hdr[4:8])
 	c = crc32.Update(c, castagnoli, hdr[12:])
 	c = crc32.Update(c, castagnoli, js)
@@ -87,13 +115,12 @@ func parseSegName(name string) (uint64, bool) {
 
 // record is one decoded record; js is valid until the scanner's next call.
 type record struct {
-	kind   byte
-	id     uint64
-	t      int64
-	reason byte
-	js     []byte
-	off    int64 // where it starts in the file
-	size   int64 // framed size
+	kind byte
+	id   uint64
+	meta
+	js   []byte
+	off  int64 // where it starts in the file
+	size int64 // framed size
 }
 
 // scanner reads the records of r between two offsets, skipping what does
@@ -185,8 +212,10 @@ func (s *scanner) next() (record, bool) {
 				c := crc32.Update(0, castagnoli, h[4:8])
 				c = crc32.Update(c, castagnoli, h[recHeaderSize:size])
 				if c == binary.LittleEndian.Uint32(h[8:12]) {
-					rec := record{kind: h[12], id: binary.LittleEndian.Uint64(h[13:21]), t: int64(binary.LittleEndian.Uint64(h[21:29])),
-						reason: h[29], js: h[recHeaderSize+bodyPrefix : size], off: s.bufOff + int64(s.pos), size: int64(size)}
+					rec := record{kind: h[12], id: binary.LittleEndian.Uint64(h[13:21]),
+						meta: meta{t: int64(binary.LittleEndian.Uint64(h[21:29])), reason: h[29],
+							src: binary.LittleEndian.Uint32(h[30:34]), dev: binary.LittleEndian.Uint32(h[34:38])},
+						js: h[recHeaderSize+bodyPrefix : size], off: s.bufOff + int64(s.pos), size: int64(size)}
 					if badStart >= 0 {
 						s.bad++
 						s.badBytes += rec.off - badStart

@@ -90,7 +90,9 @@ func (f *Filter) skip(seg *segment) bool {
 func (f *Filter) skipChunk(e *indexEntry) bool {
 	return f.Reason != "" && e.reasons&reasonBit(reasonCode(f.Reason)) == 0 ||
 		!f.Since.IsZero() && e.maxT < f.Since.UnixNano() ||
-		!f.Until.IsZero() && e.minT >= f.Until.UnixNano()
+		!f.Until.IsZero() && e.minT >= f.Until.UnixNano() ||
+		f.Source != "" && !e.bloom.has(strHash(f.Source)) ||
+		f.DevEUI != "" && !e.bloom.has(strHash(f.DevEUI)^0x9e3779b9)
 }
 
 // List returns the dead letters that match f, in the order it asks, with
@@ -144,13 +146,12 @@ func (s *File) withMarks(l *Letter) {
 
 // lister reads letters of one listing; it keeps one file open at a time.
 type lister struct {
-	s       *File
-	f       *Filter
-	out     []Letter
-	file    *os.File
-	fpath   string
-	needles [][]byte
-	buf     []byte
+	s     *File
+	f     *Filter
+	out   []Letter
+	file  *os.File
+	fpath string
+	buf   []byte
 }
 
 func (s *File) list(ctx context.Context, f Filter) ([]Letter, error) {
@@ -295,35 +296,17 @@ func (ls *lister) read(seg *segment, c int, each func(Letter) bool) error {
 	return nil
 }
 
-// maybe tells from a record's fixed fields and raw JSON whether its
-// letter can match, so most letters a filter passes over are not decoded.
-// The JSON encoder always writes "source":"…" and "dev_eui":"…" the
-// same way, so a letter that matches holds the needles; one that holds
-// them may still not match (they could be in its detail), which match
-// decides after decoding.
+// maybe tells from a record's fixed fields whether its letter can match,
+// so most letters a filter passes over are not decoded. Equal hashes may
+// still differ in the strings, which match decides after decoding.
 func (ls *lister) maybe(rec *record) bool {
 	f := ls.f
-	switch {
-	case f.Reason != "" && rec.reason != reasonCode(f.Reason) && reasonCode(f.Reason) != otherReason,
-		!f.Since.IsZero() && rec.t < f.Since.UnixNano(),
-		!f.Until.IsZero() && rec.t >= f.Until.UnixNano():
-		return false
-	}
-	if ls.needles == nil {
-		ls.needles = [][]byte{}
-		for _, kv := range [][2]string{{"source", f.Source}, {"dev_eui", f.DevEUI}} {
-			if kv[1] != "" {
-				v, _ := json.Marshal(kv[1])
-				ls.needles = append(ls.needles, append([]byte(`"`+kv[0]+`":`), v...))
-			}
-		}
-	}
-	for _, n := range ls.needles {
-		if !bytes.Contains(rec.js, n) {
-			return false
-		}
-	}
-	return true
+	code := reasonCode(f.Reason)
+	return !(f.Reason != "" && code != otherReason && rec.reason != code ||
+		!f.Since.IsZero() && rec.t < f.Since.UnixNano() ||
+		!f.Until.IsZero() && rec.t >= f.Until.UnixNano() ||
+		f.Source != "" && rec.src != strHash(f.Source) ||
+		f.DevEUI != "" && rec.dev != strHash(f.DevEUI))
 }
 
 // rawField ends a letter's JSON as encoding/json writes it: Raw is the

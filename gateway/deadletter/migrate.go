@@ -140,7 +140,7 @@ func (s *File) migrate(legacy string) error {
 				m.lost.Add(1)
 				return nil
 			}
-			it.js, it.t, it.reason = js, dl.Time.UnixNano(), reasonCode(dl.Reason)
+			it.js, it.meta = js, letterMeta(dl)
 			n++
 		} else {
 			js, err := json.Marshal(mk)
@@ -148,7 +148,7 @@ func (s *File) migrate(legacy string) error {
 				return err
 			}
 			st := mk.state()
-			it.kind, it.js, it.t, it.mark = kindMark, js, mk.At.UnixNano(), &st
+			it.kind, it.js, it.meta, it.mark = kindMark, js, meta{t: mk.At.UnixNano()}, &st
 		}
 		g.items = append(g.items, it)
 		if len(g.items) >= 1024 {

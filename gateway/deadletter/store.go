@@ -115,6 +115,32 @@ type indexEntry struct {
 	off        int64
 	minT, maxT int64
 	reasons    uint32
+	bloom      bloom // sources and devices of its letters
+}
+
+// bloom is a 512-bit Bloom filter of a chunk's sources and devices, two
+// bits per value: a listing for one device skips the chunks without it.
+type bloom [8]uint64
+
+func (b *bloom) set(h uint32) {
+	b[h>>6&7] |= 1 << (h & 63)
+	h >>= 9
+	b[h>>6&7] |= 1 << (h & 63)
+}
+
+func (b *bloom) has(h uint32) bool {
+	if b[h>>6&7]&(1<<(h&63)) == 0 {
+		return false
+	}
+	h >>= 9
+	return b[h>>6&7]&(1<<(h&63)) != 0
+}
+
+// add sets the bits of a letter's source and device; the hashes are
+// salted apart, so a source named like a device does not match it.
+func (b *bloom) add(src, dev uint32) {
+	b.set(src)
+	b.set(dev ^ 0x9e3779b9)
 }
 
 // segment is one segment file as the store knows it.
@@ -142,14 +168,13 @@ type markState struct {
 
 // item is a record waiting for the writer.
 type item struct {
-	seq    uint64
-	kind   byte
-	id     uint64 // a mark's letter, or a migrated letter's id; 0: assign
-	js     []byte
-	t      int64
-	reason byte
-	mark   *markState // the state a mark record sets
-	done   chan error // marks wait for their commit
+	seq  uint64
+	kind byte
+	id   uint64 // a mark's letter, or a migrated letter's id; 0: assign
+	js   []byte
+	meta
+	mark *markState // the state a mark record sets
+	done chan error // marks wait for their commit
 }
 
 // group is items written together with one fsync.
@@ -363,7 +388,7 @@ func (s *File) scanSegment(seg *segment) (int64, error) {
 			if rec.id < s.nextID {
 				continue // a copy of a letter already read (a retried write)
 			}
-			s.addLetter(seg, rec.id, rec.off, rec.t, rec.reason)
+			s.addLetter(seg, rec.id, rec.off, rec.meta)
 		case kindMark:
 			var m markJSON
 			if json.Unmarshal(rec.js, &m) == nil {
@@ -383,7 +408,8 @@ func (s *File) scanSegment(seg *segment) (int64, error) {
 
 // addLetter adds a letter written at off to seg's summary (mu held, or
 // during Open).
-func (s *File) addLetter(seg *segment, id uint64, off, t int64, reason byte) {
+func (s *File) addLetter(seg *segment, id uint64, off int64, m meta) {
+	t, reason := m.t, m.reason
 	if seg.letters == 0 {
 		seg.firstID, seg.minT, seg.maxT = id, t, t
 	}
@@ -397,6 +423,7 @@ func (s *File) addLetter(seg *segment, id uint64, off, t int64, reason byte) {
 	e := &seg.index[len(seg.index)-1]
 	e.minT, e.maxT = min(e.minT, t), max(e.maxT, t)
 	e.reasons |= reasonBit(reason)
+	e.bloom.add(m.src, m.dev)
 	seg.lastID = id
 	seg.minT, seg.maxT = min(seg.minT, t), max(seg.maxT, t)
 	seg.reasons |= reasonBit(reason)
@@ -486,7 +513,7 @@ func (s *File) Put(ctx context.Context, dl gateway.DeadLetter) error {
 			Msg("dead letter too large for the store (a quarter of deadletters.max_bytes at most): not kept, counted as lost")
 		return nil
 	}
-	it := &item{kind: kindLetter, js: js, t: dl.Time.UnixNano(), reason: reasonCode(dl.Reason)}
+	it := &item{kind: kindLetter, js: js, meta: letterMeta(&dl)}
 	return s.enqueue(it, false)
 }
 
@@ -528,7 +555,7 @@ func (s *File) mark(ctx context.Context, id uint64, status string, at time.Time,
 		return fmt.Errorf("deadletter: encode mark: %w", err)
 	}
 	st := m.state()
-	it := &item{kind: kindMark, id: id, js: js, t: at.UnixNano(), mark: &st, done: make(chan error, 1)}
+	it := &item{kind: kindMark, id: id, js: js, meta: meta{t: at.UnixNano()}, mark: &st, done: make(chan error, 1)}
 	if err := s.enqueue(it, true); err != nil {
 		return err
 	}
@@ -731,7 +758,7 @@ func (s *File) commit(g *group) error {
 	for i, it := range g.items {
 		switch it.kind {
 		case kindLetter:
-			s.addLetter(seg, g.ids[i], off, it.t, it.reason)
+			s.addLetter(seg, g.ids[i], off, it.meta)
 		case kindMark:
 			s.applyMark(it.id, *it.mark)
 		}
@@ -763,7 +790,7 @@ func (s *File) encode(g *group) {
 			next = id + 1
 			g.ids[i] = id
 		}
-		g.buf = appendRecord(g.buf, it.kind, id, it.t, it.reason, it.js)
+		g.buf = appendRecord(g.buf, it.kind, id, it.meta, it.js)
 	}
 }
 

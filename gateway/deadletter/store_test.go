@@ -241,7 +241,7 @@ func seg1(t *testing.T, path string) string {
 func TestDamageAnywhereIsSkippedAndCounted(t *testing.T) {
 	frame := func(dl gateway.DeadLetter, id uint64) []byte {
 		js, _ := json.Marshal(dl)
-		return appendRecord(nil, kindLetter, id, dl.Time.UnixNano(), reasonCode(dl.Reason), js)
+		return appendRecord(nil, kindLetter, id, letterMeta(&dl), js)
 	}
 	a, b, c := frame(letter("a", 0), 1), frame(letter("b", 1), 2), frame(letter("c", 2), 3)
 	flip := func(r []byte, i int) []byte { r = bytes.Clone(r); r[i] ^= 0x40; return r }
@@ -304,7 +304,7 @@ func TestOpenCutsTornEnd(t *testing.T) {
 	seg := seg1(t, path)
 	torn := letter("torn", 2)
 	js, _ := json.Marshal(torn)
-	rec := appendRecord(nil, kindLetter, 3, torn.Time.UnixNano(), reasonCode(torn.Reason), js)
+	rec := appendRecord(nil, kindLetter, 3, letterMeta(&torn), js)
 	f, _ := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
 	f.Write(rec[:len(rec)-5]) // kill -9 mid-write
 	f.Close()
@@ -439,6 +439,10 @@ func TestListReadsLittle(t *testing.T) {
 		if i == 6000 {
 			dl.Reason = gateway.ReasonDecode
 		}
+		dl.DevEUI = ""
+		if i == 3333 {
+			dl.DevEUI = "0a0a0a0a0a0a0a0a"
+		}
 		err := s.Put(ctx, dl)
 		if errors.Is(err, ErrQueueFull) {
 			s.Flush(ctx)
@@ -468,6 +472,8 @@ func TestListReadsLittle(t *testing.T) {
 		{"reason newest", Filter{Reason: gateway.ReasonRejected, Newest: true, Limit: 50}, 6000},
 		{"reason oldest", Filter{Reason: gateway.ReasonDecode, Limit: 50}, 6001},
 		{"ids", Filter{IDs: []uint64{11999, 3}}, 3},
+		{"device", Filter{DevEUI: "0a0a0a0a0a0a0a0a", Newest: true, Limit: 50}, 3334},
+		{"source", Filter{Source: "x", Since: t0.Add(11990 * time.Second)}, 11991},
 	}
 	for _, tc := range tests {
 		before := s.listRead.Load()
