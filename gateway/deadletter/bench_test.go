@@ -2,6 +2,7 @@ package deadletter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -90,6 +91,24 @@ func BenchmarkList1GB(b *testing.B) {
 					b.ReportMetric(float64(s.listRead.Load()-read)/float64(b.N), "read-B/op")
 				})
 			}
+			// What GET /api/v1/deadletters?order=newest&limit=50 does: list,
+			// then encode the letters (raw messages in base64) as its body.
+			b.Run("newest-50-json", func(b *testing.B) {
+				b.ReportAllocs()
+				var size int
+				for range b.N {
+					ls, err := s.List(ctx, Filter{Newest: true, Limit: 50})
+					if err != nil {
+						b.Fatal(err)
+					}
+					body, err := json.Marshal(map[string]any{"dead_letters": ls, "count": len(ls), "limit": 50})
+					if err != nil {
+						b.Fatal(err)
+					}
+					size = len(body)
+				}
+				b.ReportMetric(float64(size), "body-B")
+			})
 		})
 	}
 }
