@@ -77,7 +77,7 @@ func TestFaultDeadLetterStore(t *testing.T) {
 	}
 	before, err := deadletter.ReadAll(store)
 	if err != nil || len(before) < 10 {
-		t.Fatalf("%d dead letters before the damage, %v", len(before), err)
+		t.Fatalf("%d dead letters before the damage, %v; store: %s\n%s", len(before), err, lsDir(store), diag())
 	}
 
 	// The damage: garbage in the middle of the newest segment.
@@ -167,6 +167,18 @@ func dirBytes(t *testing.T, dir string) int64 {
 		}
 	}
 	return n
+}
+
+// lsDir lists a directory's files and sizes, for failure messages.
+func lsDir(dir string) string {
+	es, _ := os.ReadDir(dir)
+	var b strings.Builder
+	for _, e := range es {
+		if fi, err := e.Info(); err == nil {
+			fmt.Fprintf(&b, "%s %d; ", e.Name(), fi.Size())
+		}
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {

@@ -85,7 +85,7 @@ type Options struct {
 	Config
 	Log zerolog.Logger
 	// QueueLetters and QueueBytes bound the letters waiting for the
-	// writer (defaults 4096 letters, 16 MiB).
+	// writer (defaults 4096 letters, 16 MiB or a quarter of MaxBytes).
 	QueueLetters int
 	QueueBytes   int64
 
@@ -288,7 +288,7 @@ func openStore(path string, opt Options, readOnly bool) (*File, error) {
 		opt.QueueLetters = defaultQueueLetters
 	}
 	if opt.QueueBytes <= 0 {
-		opt.QueueBytes = defaultQueueBytes
+		opt.QueueBytes = min(defaultQueueBytes, opt.MaxBytes/4)
 	}
 	if opt.openSeg == nil {
 		opt.openSeg = openSegFile
@@ -597,7 +597,9 @@ func (s *File) take() *group {
 	if len(s.queue) == 0 {
 		return nil
 	}
-	limit := max(s.segBytes/4, 1<<20)
+	// A group of a quarter segment keeps a flood's groups from making
+	// room by dropping most of the store at once.
+	limit := max(s.segBytes/4, 64<<10)
 	n, size := 0, int64(0)
 	for n < len(s.queue) && (n == 0 || size+int64(len(s.queue[n].js)) <= limit) {
 		size += int64(len(s.queue[n].js))

@@ -586,3 +586,51 @@ func TestConcurrentPutAndList(t *testing.T) {
 		t.Fatalf("letters unaccounted for: %+v", st)
 	}
 }
+
+// gatedDisk holds fsyncs while its gate is locked, so letters pile up
+// in the queue as behind a slow disk.
+type gatedDisk struct {
+	faultDisk
+	gate sync.Mutex
+}
+
+func (d *gatedDisk) open(path string) (segFile, error) {
+	f, err := d.faultDisk.open(path)
+	return gatedFile{f, &d.gate}, err
+}
+
+type gatedFile struct {
+	segFile
+	gate *sync.Mutex
+}
+
+func (f gatedFile) Sync() error {
+	f.gate.Lock()
+	f.gate.Unlock()
+	return nil
+}
+
+// TestBacklogAfterSlowDiskKeepsTheStore: letters that piled up behind a
+// slow disk are written in groups small enough that making room drops
+// only the oldest segments, not most of the store at once.
+func TestBacklogAfterSlowDiskKeepsTheStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), FileName)
+	d := &gatedDisk{faultDisk: faultDisk{budget: -1}}
+	s := mustOpen(t, path, Options{Config: Config{MaxBytes: MinMaxBytes}, openSeg: d.open})
+	dl := letter("x", 0)
+	dl.Raw = make([]byte, 2048)
+	for range 500 { // the store full, in small groups
+		put(t, s, dl)
+	}
+	d.gate.Lock()
+	for s.Put(ctx, dl) == nil {
+	}
+	d.gate.Unlock()
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Bytes > MinMaxBytes || st.Bytes < MinMaxBytes/2 {
+		t.Fatalf("after the backlog the store holds %d bytes of %d: %+v", st.Bytes, MinMaxBytes, st)
+	}
+}
