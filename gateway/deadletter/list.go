@@ -359,11 +359,19 @@ func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
 		if err := ctx.Err(); err != nil {
 			return ls.out, err
 		}
-		i := sort.Search(len(segs), func(i int) bool { return segs[i].letters > 0 && segs[i].lastID >= id || segs[i].firstID > id })
-		if i == len(segs) || segs[i].letters == 0 || segs[i].firstID > id {
+		// Segments without letters (replay marks only) lie between the
+		// others, so a binary search over the ids would not hold: a
+		// store has tens of segments, not thousands.
+		var seg *segment
+		for i := range segs {
+			if segs[i].letters > 0 && segs[i].firstID <= id && id <= segs[i].lastID {
+				seg = &segs[i]
+				break
+			}
+		}
+		if seg == nil {
 			continue
 		}
-		seg := &segs[i]
 		ok, err := ls.open(seg)
 		if err != nil {
 			return ls.out, err

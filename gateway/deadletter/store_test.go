@@ -156,6 +156,38 @@ func TestSecondOpenRefused(t *testing.T) {
 	s.Close()
 }
 
+// TestGetAcrossMarkOnlySegments: a segment holding only replay marks
+// (a replay after the active segment filled up) does not hide the
+// letters around it from a lookup by id.
+func TestGetAcrossMarkOnlySegments(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, filepath.Join(t.TempDir(), FileName), Options{Config: Config{MaxBytes: 16 << 20}})
+	// Letters that each fill a segment but for 60 bytes, too few for a
+	// mark.
+	big := letter("a", 0)
+	js, _ := json.Marshal(big)
+	big.Raw = make([]byte, (s.segBytes-60-recordSize(js))/4*3)
+	put(t, s, big, big, big)
+	for id := uint64(1); id <= 3; id++ {
+		if err := s.mark(ctx, id, StatusFailed, t0, gateway.ReasonDecode, "still"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(t, s, big, big, letter("b", 1))
+	if st := s.Stats(); st.Segments != 7 || st.Dropped != 0 {
+		t.Fatalf("want a segment of marks between letters: %+v", st)
+	}
+	for id := uint64(1); id <= 6; id++ {
+		l, ok, err := s.Get(ctx, id)
+		if err != nil || !ok || l.ID != id || id <= 3 && l.Attempts != 1 {
+			t.Fatalf("Get(%d): %+v %v %v", id, l.ID, ok, err)
+		}
+	}
+	if got := fmt.Sprint(sources(t, s, Filter{IDs: []uint64{6, 1, 4}})); got != "[1:a 4:a 6:b]" {
+		t.Fatalf("by ids: %s", got)
+	}
+}
+
 func TestPutAfterCloseFails(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), FileName), Options{})
 	s.Close()
