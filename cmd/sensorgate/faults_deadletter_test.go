@@ -100,6 +100,17 @@ func TestFaultDeadLetterStore(t *testing.T) {
 		t.Fatalf("after the damage %d letters readable (%v), want %d or one fewer", len(after), err, len(before))
 	}
 
+	// Back with a new MQTT session: messages the full write queue refused
+	// are still redelivered to the old one, and letters arriving now
+	// would race the counts below.
+	text, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = bytes.Replace(text, []byte("client_id: faults-cs4,"), []byte("client_id: faults-cs4-after,"), 1)
+	if err := os.WriteFile(cfgPath, text, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p.start()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
