@@ -619,26 +619,44 @@ func TestConcurrentPutAndList(t *testing.T) {
 	}
 }
 
-// gatedDisk holds fsyncs while its gate is locked, so letters pile up
+// gatedDisk holds fsyncs while its gate is closed, so letters pile up
 // in the queue as behind a slow disk.
 type gatedDisk struct {
 	faultDisk
-	gate sync.Mutex
+	mu   sync.Mutex
+	gate chan struct{} // nil: open
 }
 
 func (d *gatedDisk) open(path string) (segFile, error) {
 	f, err := d.faultDisk.open(path)
-	return gatedFile{f, &d.gate}, err
+	return gatedFile{f, d}, err
+}
+
+func (d *gatedDisk) close() {
+	d.mu.Lock()
+	d.gate = make(chan struct{})
+	d.mu.Unlock()
+}
+
+func (d *gatedDisk) reopen() {
+	d.mu.Lock()
+	close(d.gate)
+	d.gate = nil
+	d.mu.Unlock()
 }
 
 type gatedFile struct {
 	segFile
-	gate *sync.Mutex
+	d *gatedDisk
 }
 
 func (f gatedFile) Sync() error {
-	f.gate.Lock()
-	f.gate.Unlock()
+	f.d.mu.Lock()
+	gate := f.d.gate
+	f.d.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	return nil
 }
 
@@ -655,10 +673,10 @@ func TestBacklogAfterSlowDiskKeepsTheStore(t *testing.T) {
 	for range 500 { // the store full, in small groups
 		put(t, s, dl)
 	}
-	d.gate.Lock()
+	d.close()
 	for s.Put(ctx, dl) == nil {
 	}
-	d.gate.Unlock()
+	d.reopen()
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
