@@ -273,6 +273,7 @@ func Open(path string, opt Options) (*File, error) {
 		return nil, err
 	}
 	s.lockF = lf
+	s.makeRoom(0) // max_bytes may have been lowered since the last run
 	go s.run()
 	return s, nil
 }

@@ -392,6 +392,21 @@ func TestMaxBytesDropsOldest(t *testing.T) {
 	if ls, _ := s.List(context.Background(), Filter{Newest: true, Limit: 1}); ls[0].ID != n+1 {
 		t.Fatalf("ids restarted after dropping: %d", ls[0].ID)
 	}
+	s.Close()
+	// max_bytes raised, filled, and lowered again: the store shrinks at
+	// start, not at the next letter.
+	s = mustOpen(t, path, Options{Config: Config{MaxBytes: 2 * MinMaxBytes}})
+	for range 100 {
+		put(t, s, big)
+	}
+	if st := s.Stats(); st.Bytes <= MinMaxBytes {
+		t.Fatalf("not filled past the lower max_bytes: %+v", st)
+	}
+	s.Close()
+	s = mustOpen(t, path, Options{Config: Config{MaxBytes: MinMaxBytes}})
+	if st := s.Stats(); st.Bytes > MinMaxBytes || diskBytes(t, path) > MinMaxBytes || st.Dropped == 0 {
+		t.Fatalf("after lowering max_bytes: %+v, %d bytes on disk", st, diskBytes(t, path))
+	}
 }
 
 func TestTooLargeIsCountedNotQueued(t *testing.T) {
