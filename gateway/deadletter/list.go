@@ -103,10 +103,12 @@ func (f *Filter) skipChunk(e *indexEntry) bool {
 // oldest or newest first, whatever the store's size. Damaged records are
 // skipped.
 func (s *File) List(ctx context.Context, f Filter) ([]Letter, error) {
-	if err := s.wait(ctx, false); err != nil {
-		return nil, err
-	}
-	return s.list(ctx, f)
+	var out []Letter
+	err := s.Each(ctx, f, func(l Letter) error {
+		out = append(out, l)
+		return nil
+	})
+	return out, err
 }
 
 // Get returns one dead letter by id.
@@ -148,38 +150,69 @@ func (s *File) withMarks(l *Letter) {
 type lister struct {
 	s     *File
 	f     *Filter
-	out   []Letter
+	emit  func(Letter) error
+	n     int   // letters emitted
+	err   error // what emit returned: the listing stops
 	file  *os.File
 	fpath string
 	buf   []byte
 }
 
-func (s *File) list(ctx context.Context, f Filter) ([]Letter, error) {
-	segs := s.snapshot()
-	ls := &lister{s: s, f: &f}
-	defer ls.close()
-	if len(f.IDs) > 0 {
-		return ls.byIDs(ctx, segs)
+// Each calls fn with each dead letter that matches f, in the order f
+// asks, as List returns them, without holding them all: a caller may
+// stream any number. An error from fn stops it and is returned.
+func (s *File) Each(ctx context.Context, f Filter, fn func(Letter) error) error {
+	if err := s.wait(ctx, false); err != nil {
+		return err
 	}
-	for i := range segs {
-		seg := &segs[i]
-		if f.Newest {
-			seg = &segs[len(segs)-1-i]
-		}
-		if f.skip(seg) {
-			continue
-		}
-		if err := ls.segment(ctx, seg); err != nil {
-			return ls.out, err
-		}
-		if ls.full() {
-			break
-		}
-	}
-	return ls.out, nil
+	return s.each(ctx, f, fn)
 }
 
-func (ls *lister) full() bool { return ls.f.Limit > 0 && len(ls.out) >= ls.f.Limit }
+func (s *File) list(ctx context.Context, f Filter) ([]Letter, error) {
+	var out []Letter
+	err := s.each(ctx, f, func(l Letter) error {
+		out = append(out, l)
+		return nil
+	})
+	return out, err
+}
+
+func (s *File) each(ctx context.Context, f Filter, fn func(Letter) error) error {
+	segs := s.snapshot()
+	ls := &lister{s: s, f: &f, emit: fn}
+	defer ls.close()
+	var err error
+	if len(f.IDs) > 0 {
+		err = ls.byIDs(ctx, segs)
+	} else {
+		for i := range segs {
+			seg := &segs[i]
+			if f.Newest {
+				seg = &segs[len(segs)-1-i]
+			}
+			if f.skip(seg) {
+				continue
+			}
+			if err = ls.segment(ctx, seg); err != nil || ls.full() {
+				break
+			}
+		}
+	}
+	if ls.err != nil {
+		return ls.err
+	}
+	return err
+}
+
+// add emits a matching letter.
+func (ls *lister) add(l Letter) {
+	if ls.err == nil {
+		ls.err = ls.emit(l)
+		ls.n++
+	}
+}
+
+func (ls *lister) full() bool { return ls.err != nil || ls.f.Limit > 0 && ls.n >= ls.f.Limit }
 
 func (ls *lister) close() {
 	if ls.file != nil {
@@ -243,7 +276,7 @@ func (ls *lister) segment(ctx context.Context, seg *segment) error {
 			slices.Reverse(got)
 		}
 		for _, l := range got {
-			ls.out = append(ls.out, l)
+			ls.add(l)
 			if ls.full() {
 				return nil
 			}
@@ -348,7 +381,7 @@ func decodeLetter(js []byte, dl *gateway.DeadLetter) error {
 }
 
 // byIDs looks each id up through the summaries and the offset index.
-func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
+func (ls *lister) byIDs(ctx context.Context, segs []segment) error {
 	ids := slices.Clone(ls.f.IDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -357,7 +390,7 @@ func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
 	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return ls.out, err
+			return err
 		}
 		// Segments without letters (replay marks only) lie between the
 		// others, so a binary search over the ids would not hold: a
@@ -374,7 +407,7 @@ func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
 		}
 		ok, err := ls.open(seg)
 		if err != nil {
-			return ls.out, err
+			return err
 		}
 		if !ok {
 			continue
@@ -388,16 +421,16 @@ func (ls *lister) byIDs(ctx context.Context, segs []segment) ([]Letter, error) {
 			return l.ID < id
 		})
 		if err != nil {
-			return ls.out, err
+			return err
 		}
 		if found != nil && ls.f.match(found) {
-			ls.out = append(ls.out, *found)
+			ls.add(*found)
 			if ls.full() {
 				break
 			}
 		}
 	}
-	return ls.out, nil
+	return nil
 }
 
 // ReadAll reads every dead letter of the store at path (a directory, or a

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -97,13 +99,43 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("order=%q: use oldest or newest", o), nil)
 		return
 	}
-	list, err := s.opt.DeadLetters.List(r.Context(), f)
+	// The letters are streamed as the store reads them, so a listing of
+	// all (limit=0) of a large store does not hold them in memory.
+	n := 0
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	err = s.opt.DeadLetters.Each(r.Context(), f, func(l deadletter.Letter) error {
+		sep := ","
+		if n == 0 {
+			startJSON(w)
+			sep = `{"dead_letters":[`
+		}
+		n++
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		return enc.Encode(l)
+	})
 	if err != nil {
-		s.opt.Log.Error().Err(err).Msg("read dead letters")
-		writeError(w, http.StatusInternalServerError, err.Error(), nil)
-		return
+		s.opt.Log.Error().Err(err).Int("sent", n).Msg("read dead letters")
+		if n == 0 {
+			writeError(w, http.StatusInternalServerError, err.Error(), nil)
+		}
+		return // a body cut short is not valid JSON: the client sees the failure
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": nonNil(list), "count": len(list), "limit": f.Limit})
+	if n == 0 {
+		startJSON(w)
+		_, _ = io.WriteString(w, `{"dead_letters":[`)
+	}
+	_, _ = fmt.Fprintf(w, "],\"count\":%d,\"limit\":%d}\n", n, f.Limit)
+}
+
+// startJSON sends writeJSON's headers and status 200 for a body written
+// piece by piece.
+func startJSON(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
