@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
@@ -28,7 +29,7 @@ type Config struct {
 	Log  LogConfig  `yaml:"log"`
 	HTTP HTTPConfig `yaml:"http"`
 	// StateDir holds the embedded device registry, the spool and the dead
-	// letters (deadletters.jsonl). Default /var/lib/sensorgate.
+	// letters (deadletters/). Default /var/lib/sensorgate.
 	StateDir string `yaml:"state_dir"`
 	// Registry is the device registry's database: SQLite under state_dir
 	// (default) or a PostgreSQL several instances share.
@@ -40,6 +41,9 @@ type Config struct {
 	Spool    spool.Config   `yaml:"spool"`
 	Devices  DevicesConfig  `yaml:"devices"`
 	Decoders DecodersConfig `yaml:"decoders"`
+
+	// DeadLetters bounds the dead-letter store in <state_dir>/deadletters.
+	DeadLetters deadletter.Config `yaml:"deadletters"`
 }
 
 // LogConfig is where and how the daemon logs.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
@@ -74,6 +75,9 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.Spool.Fsync, spool.FsyncAlways)
 	if c.Spool.MaxBytes == 0 && !t.present("spool.max_bytes") {
 		c.Spool.MaxBytes = spool.DefaultMaxBytes
+	}
+	if c.DeadLetters.MaxBytes == 0 && !t.present("deadletters.max_bytes") {
+		c.DeadLetters.MaxBytes = deadletter.DefaultMaxBytes
 	}
 }
 

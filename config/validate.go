@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
@@ -60,6 +61,9 @@ func (c *Config) check(p *collector) {
 	c.checkSources(p)
 	c.checkInflux(p)
 	c.checkSpool(p)
+	if dl := c.DeadLetters.MaxBytes; dl < deadletter.MinMaxBytes {
+		p.add("deadletters.max_bytes", "%d: give the most bytes dead letters may hold on disk, at least %d (1 MiB); default %d (256 MiB)", dl, int64(deadletter.MinMaxBytes), int64(deadletter.DefaultMaxBytes))
+	}
 	c.checkDevices(p)
 	c.checkRegistry(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)

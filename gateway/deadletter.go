@@ -42,7 +42,10 @@ type DeadLetter struct {
 	Raw    []byte    `json:"raw"`    // the message as received (base64 in JSON)
 }
 
-// DeadLetters stores dead letters durably; Put returns nil once stored.
+// DeadLetters stores dead letters; Put returns nil once the letter is
+// taken (the store queues it for a writer that syncs in groups) and an
+// error when it is not kept, so the caller can leave the message for a
+// redelivery.
 type DeadLetters interface {
 	Put(ctx context.Context, dl DeadLetter) error
 }

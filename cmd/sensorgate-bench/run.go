@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
@@ -317,7 +318,8 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		// After the daemon stopped: an exact count, with anything that
 		// arrived after the poll saw N.
 		r.Delivered = countUplinks(h, db)
-		r.DeadLetters = countLines(filepath.Join(h.dir, "state", "deadletters.jsonl"))
+		dls, _ := deadletter.ReadAll(filepath.Join(h.dir, "state", deadletter.FileName))
+		r.DeadLetters = len(dls)
 	} else {
 		r.Delivered, r.DupFlagged = p.final()
 	}
@@ -504,14 +506,6 @@ func sumCounts(series []testserver.Series) int {
 		}
 	}
 	return n
-}
-
-func countLines(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	return strings.Count(string(b), "\n")
 }
 
 // fetchProfile records a CPU profile of the daemon through its opt-in

@@ -92,7 +92,8 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create state_dir %s: %w", cfg.StateDir, err)
 	}
-	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName)); err != nil {
+	dlOpt := deadletter.Options{Config: cfg.DeadLetters, Log: log.With().Str("component", "deadletters").Logger()}
+	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName), dlOpt); err != nil {
 		return nil, err
 	}
 	d.metrics = d.newMetrics(cfg, decs)

@@ -8,6 +8,7 @@ import (
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
@@ -42,6 +43,12 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			return d.sink.Stats()
 		},
 		Counters: d.Counters.Snapshot,
+		DeadLetterStore: func() deadletter.Stats {
+			if d.dl == nil {
+				return deadletter.Stats{}
+			}
+			return d.dl.Stats()
+		},
 		Devices: func() (registered, unknown int) {
 			if d.ops != nil {
 				unknown = d.ops.unknowns.Len()

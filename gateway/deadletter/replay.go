@@ -22,7 +22,7 @@ type Result struct {
 // Replayer runs dead letters through the current pipeline, after a fix
 // (a decoder, a registry entry, a field type).
 //
-// A replayed letter is kept and marked, never deleted: the file is the
+// A replayed letter is kept and marked, never deleted: the store is the
 // audit trail. A replay that still fails adds no new dead letter (the
 // original is still there); its letter gets a failed mark with the new
 // reason. Replaying is idempotent: the pipeline writes byte-identical
@@ -48,33 +48,49 @@ type Replayer struct {
 	mu sync.Mutex // one replay at a time: marks follow results
 }
 
-// Replay replays the letters matching f, oldest first. Letters replayed
-// before are skipped unless force. The error is for a failure that stops
-// the replay (the sink is down, the file cannot be read or marked); the
-// results up to it are returned with it.
+// replayPage is how many letters a replay reads at a time, so replaying
+// a large store does not hold it all in memory.
+const replayPage = 256
+
+// Replay replays the letters matching f, oldest first (f.Limit, if set,
+// bounds how many). Letters replayed before are skipped unless force.
+// The error is for a failure that stops the replay (the sink is down,
+// the store cannot be read or marked); the results up to it are
+// returned with it.
 func (r *Replayer) Replay(ctx context.Context, f Filter, force bool) ([]Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	letters, err := r.Store.List(f)
-	if err != nil {
-		return nil, err
-	}
-	results := make([]Result, 0, len(letters))
-	for _, l := range letters {
-		if l.ReplayedAt != nil && !force {
-			results = append(results, Result{ID: l.ID, Status: StatusSkipped, Detail: "replayed at " + l.ReplayedAt.UTC().Format(time.RFC3339) + "; replay with force to run it again"})
-			continue
+	var results []Result
+	limit := f.Limit
+	f.Newest = false
+	for {
+		f.Limit = replayPage
+		if limit > 0 {
+			f.Limit = min(replayPage, limit-len(results))
 		}
-		res, err := r.one(ctx, l)
+		letters, err := r.Store.List(ctx, f)
 		if err != nil {
-			return results, fmt.Errorf("deadletter: replay letter %d: %w (it stays unreplayed; retry when the sink is back)", l.ID, err)
-		}
-		if err := r.Store.mark(ctx, l.ID, res.Status, r.now(), res.Reason, res.Detail); err != nil {
 			return results, err
 		}
-		results = append(results, res)
+		for _, l := range letters {
+			f.After = l.ID
+			if l.ReplayedAt != nil && !force {
+				results = append(results, Result{ID: l.ID, Status: StatusSkipped, Detail: "replayed at " + l.ReplayedAt.UTC().Format(time.RFC3339) + "; replay with force to run it again"})
+				continue
+			}
+			res, err := r.one(ctx, l)
+			if err != nil {
+				return results, fmt.Errorf("deadletter: replay letter %d: %w (it stays unreplayed; retry when the sink is back)", l.ID, err)
+			}
+			if err := r.Store.mark(ctx, l.ID, res.Status, r.now(), res.Reason, res.Detail); err != nil {
+				return results, err
+			}
+			results = append(results, res)
+		}
+		if len(letters) < f.Limit || limit > 0 && len(results) >= limit {
+			return results, nil
+		}
 	}
-	return results, nil
 }
 
 func (r *Replayer) now() time.Time {

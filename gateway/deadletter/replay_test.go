@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,7 +20,7 @@ var t0 = time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 func openTemp(t *testing.T) (*File, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), FileName)
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +62,13 @@ func TestListFiltersAndMarks(t *testing.T) {
 		{"not replayed", Filter{Replayed: &no}, []uint64{1, 2}},
 		{"ids", Filter{IDs: []uint64{2, 3, 9}}, []uint64{2, 3}},
 		{"limit", Filter{Limit: 2}, []uint64{1, 2}},
+		{"newest", Filter{Newest: true, Limit: 2}, []uint64{3, 2}},
+		{"newest filtered", Filter{Newest: true, Reason: gateway.ReasonDecode}, []uint64{3, 1}},
+		{"after", Filter{After: 1}, []uint64{2, 3}},
+		{"ids newest", Filter{IDs: []uint64{1, 3}, Newest: true}, []uint64{3, 1}},
 	}
 	for _, tc := range tests {
-		got, err := List(path, tc.f)
+		got, err := s.List(ctx, tc.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +80,7 @@ func TestListFiltersAndMarks(t *testing.T) {
 			t.Errorf("%s: ids %v, want %v", tc.name, ids, tc.ids)
 		}
 	}
-	l, ok, _ := s.Get(1)
+	l, ok, _ := s.Get(ctx, 1)
 	if !ok || l.Attempts != 1 || l.LastError != "unknown_model: still" || l.ReplayedAt != nil || string(l.Raw) != "a" {
 		t.Errorf("letter 1: %+v", l)
 	}
@@ -97,26 +100,6 @@ func equalIDs(a, b []uint64) bool {
 		}
 	}
 	return true
-}
-
-func TestOpenRepairsTornTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	whole := `{"time":"2026-01-02T03:04:05Z","source":"s","reason":"malformed","detail":"x","raw":"eyJ9"}` + "\n"
-	if err := os.WriteFile(path, []byte(whole+`{"time":"2026-01-02T0`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Put(context.Background(), gateway.DeadLetter{Source: "after", Reason: gateway.ReasonMalformed}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	got, err := List(path, Filter{})
-	if err != nil || len(got) != 2 || got[1].Source != "after" || got[1].ID != 2 {
-		t.Fatalf("after repair: %+v %v", got, err)
-	}
 }
 
 // replayFixture is a pipeline whose only device names a model the
@@ -199,7 +182,7 @@ func TestReplay(t *testing.T) {
 		res[1].Status != StatusFailed || !strings.Contains(res[1].Detail, "no parser") {
 		t.Fatalf("replay before fix: %+v %v", res, err)
 	}
-	if all, _ := f.store.List(Filter{}); len(all) != 2 {
+	if all, _ := f.store.List(ctx, Filter{}); len(all) != 2 {
 		t.Fatalf("a failed replay added dead letters: %d", len(all))
 	}
 
@@ -229,7 +212,7 @@ func TestReplay(t *testing.T) {
 			t.Fatalf("replays differ: %+v vs %+v", a, b)
 		}
 	}
-	l, _, _ := f.store.Get(1)
+	l, _, _ := f.store.Get(ctx, 1)
 	if l.ReplayedAt == nil || l.Attempts != 3 || l.LastError != "" {
 		t.Fatalf("letter 1 after replays: %+v", l)
 	}
@@ -239,7 +222,7 @@ func TestReplay(t *testing.T) {
 	if _, err := f.r.Replay(ctx, Filter{IDs: []uint64{1}}, true); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("sink down: %v", err)
 	}
-	if l2, _, _ := f.store.Get(1); l2.Attempts != l.Attempts {
+	if l2, _, _ := f.store.Get(ctx, 1); l2.Attempts != l.Attempts {
 		t.Fatal("a replay that did not happen was marked")
 	}
 }

@@ -1,9 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -91,35 +92,51 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
 	}
-	newest := false
 	switch o := r.URL.Query().Get("order"); o {
 	case "", "oldest":
 	case "newest":
-		// List keeps the first matches; the newest need all of them
-		// (List reads the whole file either way).
-		newest = true
+		f.Newest = true
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("order=%q: use oldest or newest", o), nil)
 		return
 	}
-	limit := f.Limit
-	if newest {
-		f.Limit = 0
-	}
-	list, err := s.opt.DeadLetters.List(f)
-	if err != nil {
-		s.opt.Log.Error().Err(err).Msg("read dead letters")
-		writeError(w, http.StatusInternalServerError, err.Error(), nil)
-		return
-	}
-	if newest {
-		slices.Reverse(list)
-		if limit > 0 && len(list) > limit {
-			list = list[:limit]
+	// The letters are streamed as the store reads them, so a listing of
+	// all (limit=0) of a large store does not hold them in memory.
+	n := 0
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	err = s.opt.DeadLetters.Each(r.Context(), f, func(l deadletter.Letter) error {
+		sep := ","
+		if n == 0 {
+			startJSON(w)
+			sep = `{"dead_letters":[`
 		}
-		f.Limit = limit
+		n++
+		if _, err := io.WriteString(w, sep); err != nil {
+			return err
+		}
+		return enc.Encode(l)
+	})
+	if err != nil {
+		s.opt.Log.Error().Err(err).Int("sent", n).Msg("read dead letters")
+		if n == 0 {
+			writeError(w, http.StatusInternalServerError, err.Error(), nil)
+		}
+		return // a body cut short is not valid JSON: the client sees the failure
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": nonNil(list), "count": len(list), "limit": f.Limit})
+	if n == 0 {
+		startJSON(w)
+		_, _ = io.WriteString(w, `{"dead_letters":[`)
+	}
+	_, _ = fmt.Fprintf(w, "],\"count\":%d,\"limit\":%d}\n", n, f.Limit)
+}
+
+// startJSON sends writeJSON's headers and status 200 for a body written
+// piece by piece.
+func startJSON(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
 }
 
 func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
@@ -140,7 +157,7 @@ func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "the dead-letter store")
 		return
 	}
-	l, found, err := s.opt.DeadLetters.Get(id)
+	l, found, err := s.opt.DeadLetters.Get(r.Context(), id)
 	switch {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err.Error(), nil)
@@ -202,7 +219,7 @@ func (s *Server) replayOne(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opt.DeadLetters != nil {
-		if _, found, err := s.opt.DeadLetters.Get(id); err == nil && !found {
+		if _, found, err := s.opt.DeadLetters.Get(r.Context(), id); err == nil && !found {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no dead letter %d", id), nil)
 			return
 		}

@@ -54,7 +54,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	dl, err := deadletter.Open(filepath.Join(dir, deadletter.FileName))
+	dl, err := deadletter.Open(filepath.Join(dir, deadletter.FileName), deadletter.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,13 @@ var (
 	influxRetries  = desc("influx_write_retries_total", "InfluxDB write requests that failed and were retried, by status class.", "class")
 	influxPoints   = desc("influx_points_written_total", "Points InfluxDB answered 2xx for.")
 
+	dlBytes     = desc("dead_letter_store_bytes", "Bytes of dead-letter segment files on disk (bounded by deadletters.max_bytes).")
+	dlLetters   = desc("dead_letter_store_letters", "Dead letters on disk.")
+	dlDropped   = desc("dead_letters_dropped_total", "Dead letters removed, oldest first, because the store reached deadletters.max_bytes.")
+	dlCorrupt   = desc("dead_letters_corrupt_records_total", "Dead-letter records skipped as torn or damaged (found at start, or left by a write that failed part-way).")
+	dlQueueFull = desc("dead_letters_queue_full_total", "Dead letters refused because the write queue was full (MQTT messages stay unacknowledged for redelivery; UDP frames are lost).")
+	dlLost      = desc("dead_letters_lost_total", "Dead letters taken that never reached the disk: too large for a record, or still failing to write at shutdown.")
+
 	pipelineEvents = desc("pipeline_events_total", "Pipeline counters by event name (uplinks, points_written, warnings, local_time, lorawan.duplicates, …).", "event")
 	devicesGauge   = desc("devices", "Devices by state: registered in the registry, or unknown (sent uplinks, not registered).", "state")
 
@@ -48,7 +55,8 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
-		spoolDropB, spoolCorrupt, spoolSyncs, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge,
+		spoolDropB, spoolCorrupt, spoolSyncs,
+		dlBytes, dlLetters, dlDropped, dlCorrupt, dlQueueFull, dlLost, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge,
 		stateEntries, stateLimit, stateEvictions} {
 		ch <- d
 	}
@@ -77,6 +85,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(spoolDropB, float64(st.DroppedBytes))
 		counter(spoolCorrupt, float64(st.CorruptRecords))
 		counter(spoolSyncs, float64(st.Syncs))
+	}
+	if opt.DeadLetterStore != nil {
+		st := opt.DeadLetterStore()
+		gauge(dlBytes, float64(st.Bytes))
+		gauge(dlLetters, float64(st.Letters))
+		counter(dlDropped, float64(st.Dropped))
+		counter(dlCorrupt, float64(st.Corrupt))
+		counter(dlQueueFull, float64(st.QueueFull))
+		counter(dlLost, float64(st.Lost))
 	}
 	if opt.Influx != nil {
 		st := opt.Influx()

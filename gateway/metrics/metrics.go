@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 )
@@ -80,6 +81,10 @@ type Options struct {
 	KnownModel func(model string) bool
 	// Now is the clock of the throughput window (tests set it).
 	Now func() time.Time
+
+	// DeadLetterStore is the dead-letter store's sizes and losses, read
+	// at scrape time.
+	DeadLetterStore func() deadletter.Stats
 }
 
 // Metrics holds the registry and the counters fed per message.
@@ -121,7 +126,7 @@ func New(opt Options) *Metrics {
 	}, []string{"model"})
 	m.dead = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace, Name: "dead_letters_total",
-		Help: "Messages stored as dead letters, by source and reason.",
+		Help: "Messages taken as dead letters, by source and reason (each is then on disk, or counted in sensorgate_dead_letters_lost_total).",
 	}, []string{"source", "reason"})
 	for _, s := range append(slices.Clone(opt.Sources), Source{Name: otherLabel}) {
 		sc := &sourceCounters{
