@@ -65,6 +65,7 @@ func TestDebPackage(t *testing.T) {
 		t.Fatal("a sensorgate package is already installed on this machine: this test installs and purges its own")
 	}
 	cmd := exec.Command("sh", "deb.sh")
+	cmd.Env = append(os.Environ(), "DEB_SENSORGATE="+buildSensorgate(t))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -89,8 +90,11 @@ func TestDebPackage(t *testing.T) {
 	run(t, "dpkg", "-i", deb)
 
 	// The binary, the conffile, the user.
-	if v := run(t, "/usr/bin/sensorgate", "version"); !strings.HasPrefix(v, "sensorgate 0.0.0~git") {
+	if v := run(t, "/usr/bin/sensorgate", "version"); !strings.HasPrefix(v, "sensorgate ") {
 		t.Errorf("installed binary's version: %q", v)
+	}
+	if v := run(t, "dpkg-query", "-W", "-f=${Version}", "sensorgate"); !strings.HasPrefix(v, "0.0.0~git") {
+		t.Errorf("package version %q, want 0.0.0~git<commit>", v)
 	}
 	if c := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "sensorgate"); !strings.Contains(c, confPath) {
 		t.Errorf("conffiles %q lack %s", c, confPath)
