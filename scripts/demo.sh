@@ -161,6 +161,9 @@ CONF
 	[ "$attempt" = 3 ] && die "influxd exited during start three times" "$demo/influxd.log"
 	echo "influxd exited (port $influx_port or $rpc_port taken?); trying other ports"
 done
+# A fresh server lists no database yet: anything else is not ours.
+dbs="$(http -G "http://127.0.0.1:$influx_port/query" --data-urlencode "q=SHOW DATABASES")"
+case "$dbs" in *'"values"'*) die "the InfluxDB on 127.0.0.1:$influx_port already holds databases ($dbs): not the fresh one this demo started" "$demo/influxd.log" ;; esac
 http -XPOST "http://127.0.0.1:$influx_port/query" --data-urlencode "q=CREATE DATABASE sensors" >/dev/null
 echo "started influxd (PID $influx_pid) on 127.0.0.1:$influx_port"
 
