@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +69,22 @@ influx: {url: "http://127.0.0.1:9", bucket: sensors/autogen}
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// The Dockerfile's HEALTHCHECK runs the image's binary with these
+	// arguments: with the config moved to this test's, they pass.
+	argv := dockerHealthcheck(t)
+	if len(argv) < 2 || argv[0] != dockerEntrypoint(t) || argv[1] != "healthcheck" {
+		t.Fatalf("Dockerfile HEALTHCHECK %q: want the ENTRYPOINT binary's healthcheck", argv)
+	}
+	args := slices.Clone(argv[2:])
+	if i := slices.Index(args, "-c"); i >= 0 && i+1 < len(args) {
+		args[i+1] = cfgPath
+	} else {
+		t.Fatalf("Dockerfile HEALTHCHECK %q names no config (-c)", argv)
+	}
+	if code, out, errs := run(args...); code != 0 {
+		t.Fatalf("Dockerfile's HEALTHCHECK arguments: exit %d, %q %q", code, out, errs)
+	}
+
 	// Something else answers 503 with an endless body: 1, the status
 	// named, the body cut.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -115,4 +134,37 @@ influx: {url: "http://127.0.0.1:9", bucket: sensors/autogen}
 	if code, _, errs := run("-addr", "no-port"); code != 1 || !strings.Contains(errs, "not host:port") {
 		t.Errorf("-addr no-port: exit %d, %q", code, errs)
 	}
+}
+
+// dockerHealthcheck is the exec-form command of the Dockerfile's
+// HEALTHCHECK (the image has no shell, so only the exec form works).
+func dockerHealthcheck(t *testing.T) []string {
+	t.Helper()
+	return dockerfileJSON(t, regexp.MustCompile(`(?s)\nHEALTHCHECK [^\n]*?(?:\\\n[^\n]*?)*CMD (\[[^\n]*\])`))
+}
+
+func dockerEntrypoint(t *testing.T) string {
+	t.Helper()
+	ep := dockerfileJSON(t, regexp.MustCompile(`\nENTRYPOINT (\[[^\n]*\])`))
+	if len(ep) != 1 {
+		t.Fatalf("Dockerfile ENTRYPOINT %q: want the binary alone", ep)
+	}
+	return ep[0]
+}
+
+func dockerfileJSON(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := re.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("Dockerfile has no %s in exec form", re)
+	}
+	var argv []string
+	if err := json.Unmarshal(m[1], &argv); err != nil {
+		t.Fatalf("Dockerfile %s: %v", m[1], err)
+	}
+	return argv
 }
