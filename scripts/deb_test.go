@@ -117,7 +117,7 @@ func TestDebPackage(t *testing.T) {
 	for k, want := range map[string]string{
 		"User": "sensorgate", "Group": "sensorgate", "StateDirectory": "sensorgate", "ProtectSystem": "strict",
 		"NoNewPrivileges": "true", "CapabilityBoundingSet": "", "AmbientCapabilities": "", "ProtectHome": "true",
-		"PrivateTmp": "true",
+		"PrivateTmp": "true", "EnvironmentFile": "-/etc/default/sensorgate",
 	} {
 		if got, ok := keys[k]; !ok || got != want {
 			t.Errorf("%s: %s=%q, want %q", unitPath, k, got, want)
