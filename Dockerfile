@@ -15,5 +15,9 @@ COPY --from=build /out/sensorgate /usr/local/bin/sensorgate
 COPY --from=build --chown=nonroot:nonroot /out/state /var/lib/sensorgate
 VOLUME ["/var/lib/sensorgate"]
 USER nonroot:nonroot
+# The image has no shell: the binary asks its own /healthz (http.listen of
+# the config) and exits 0 or 1.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/sensorgate", "healthcheck", "-c", "/etc/sensorgate/sensorgate.yaml", "-timeout", "4s"]
 ENTRYPOINT ["/usr/local/bin/sensorgate"]
 CMD ["run", "-c", "/etc/sensorgate/sensorgate.yaml"]

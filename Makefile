@@ -3,7 +3,7 @@ GO        ?= go
 TOOLS     := $(CURDIR)/.tools/bin
 export PATH := $(PATH):$(TOOLS)
 
-.PHONY: demo test fuzz build bench bench-e2e bench-e2e-live clean
+.PHONY: demo test fuzz build deb bench bench-e2e bench-e2e-live clean
 
 ## demo: install what is missing, start InfluxDB, a broker, sensorgate and the simulator; print normalized points
 demo:
@@ -20,6 +20,10 @@ fuzz:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/sensorgate ./cmd/sensorgate
+
+## deb: Debian package in bin/ (binary, hardened systemd unit, /etc/sensorgate/sensorgate.yaml as conffile)
+deb:
+	sh scripts/deb.sh
 
 ## bench: micro-benchmarks with allocations (feed parsing, decoders, line encoding, spool, the per-message pipeline)
 bench:

@@ -40,6 +40,8 @@ Usage:
   sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
                                 messages that could not become points; replay them
                                 through the current pipeline after a fix
+  sensorgate healthcheck [-c FILE] [-addr HOST:PORT]
+                                exit 0 if the daemon answers GET /healthz, else 1
   sensorgate version            print the version
 
 Run 'sensorgate COMMAND -h' for a command's flags.
@@ -82,6 +84,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = devicesCommand(ctx, args[1:], stdout, stderr)
 	case "deadletters":
 		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		err = healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sensorgate", version)
 	case "-h", "--help", "help":
