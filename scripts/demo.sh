@@ -243,8 +243,8 @@ say "mean air temperature per district (SELECT mean(temperature) FROM air GROUP 
 q 'SELECT mean("temperature") AS mean_temperature, count("temperature") AS readings FROM "air" GROUP BY "district"' | table
 say "three normalized points (SELECT * FROM air LIMIT 3)"
 q 'SELECT * FROM "air" LIMIT 3' | table
-say "the device registry through the HTTP API (sensorgate devices list; the CLI reads the token the daemon generated into .demo/state/http.token)"
-bin/sensorgate devices list -c "$demo/sensorgate.yaml" | head -n 6
+say "the device registry through the HTTP API (sensorgate devices list reads the token the daemon generated into its state_dir)"
+"$sg" devices list -c "$demo/sensorgate.yaml" | head -n 6
 say "sensorgate log (last lines)"
 tail -n 5 "$demo/sensorgate.log"
 ok=1
