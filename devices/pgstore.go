@@ -196,7 +196,7 @@ func (sh *shared) run(ctx context.Context, s *Store, conn *pgx.Conn) {
 				if ctx.Err() != nil {
 					return
 				}
-				sh.log.Warn().Err(err).Dur("retry_in", backoff).Msg("shared registry: cannot listen for other instances' changes; retrying")
+				sh.log.Warn().Err(err).Stringer("retry_in", backoff).Msg("shared registry: cannot listen for other instances' changes; retrying")
 				select {
 				case <-ctx.Done():
 					return

@@ -229,7 +229,7 @@ func (s *File) run() {
 			s.finish(g, fmt.Errorf("%w: %w", errGivenUp, err))
 			continue
 		}
-		s.msgLog.Error().Err(err).Dur("retry_in", backoff).Msg("dead letters: write failed; retrying (letters queue up meanwhile)")
+		s.msgLog.Error().Err(err).Stringer("retry_in", backoff).Msg("dead letters: write failed; retrying (letters queue up meanwhile)")
 		pending = g
 		s.setFailing()
 		select {

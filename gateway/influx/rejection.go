@@ -121,7 +121,7 @@ func (l *refusalLog) add(r refusedRecord) {
 		return
 	}
 	if l.timer == nil {
-		r.fields(l.log.Warn()).Dur("summary_every", l.every).
+		r.fields(l.log.Warn()).Stringer("summary_every", l.every).
 			Msg("InfluxDB refused a record for good; it is kept as a dead letter (further refusals are summed up periodically)")
 		l.timer = time.AfterFunc(l.every, l.flush)
 		return
@@ -149,7 +149,7 @@ func (l *refusalLog) flush() {
 }
 
 func (l *refusalLog) summary() {
-	l.first.fields(l.log.Warn().Int("records", l.n).Dur("period", l.every)).
+	l.first.fields(l.log.Warn().Int("records", l.n).Stringer("period", l.every)).
 		Msgf("%d records refused by InfluxDB in the last %s, kept as dead letters; first: %v", l.n, l.every, l.first.err)
 	l.n = 0
 }

@@ -509,11 +509,11 @@ func (s *Sink) deliverProbing(parts []part, probe bool) {
 			return
 		case http.StatusUnauthorized, http.StatusForbidden:
 			delay = s.timing.authRetry
-			s.log.Error().Int("status", o.status).Str("url", s.cfg.URL).Str("error", o.msg).Dur("retry_in", delay).
+			s.log.Error().Int("status", o.status).Str("url", s.cfg.URL).Str("error", o.msg).Stringer("retry_in", delay).
 				Msg("InfluxDB refuses the token: fix influx.token (on InfluxDB 1.8 with auth: user:password); points are kept and retried")
 		case http.StatusNotFound:
 			delay = s.timing.authRetry
-			s.log.Error().Int("status", o.status).Str("bucket", s.cfg.Target()).Str("error", o.msg).Dur("retry_in", delay).
+			s.log.Error().Int("status", o.status).Str("bucket", s.cfg.Target()).Str("error", o.msg).Stringer("retry_in", delay).
 				Msg(`InfluxDB bucket not found: create it or fix influx.bucket (on InfluxDB 1.8: CREATE DATABASE, bucket "db/rp"); points are kept and retried`)
 		default: // 429, 5xx, no response, timeouts, anything unexpected
 			delay = s.backoff(attempt)
@@ -521,7 +521,7 @@ func (s *Sink) deliverProbing(parts []part, probe bool) {
 				delay = min(o.retryAfter, s.timing.maxRetryAfter)
 			}
 			if attempt&(attempt+1) == 0 { // attempts 0, 1, 3, 7, …: loud at first, then throttled
-				ev := s.log.Warn().Int("attempt", attempt+1).Dur("retry_in", delay).Int("points", countPoints(parts))
+				ev := s.log.Warn().Int("attempt", attempt+1).Stringer("retry_in", delay).Int("points", countPoints(parts))
 				if o.status != 0 {
 					ev = ev.Int("status", o.status)
 				}

@@ -247,7 +247,7 @@ func (l *sorter) keep(ctx context.Context, rec spool.Record, cause error) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		l.s.log.Error().Err(fmt.Errorf("influx: keep refused points as a dead letter: %w", err)).Str("source", dl.Source).Str("dev_eui", dl.DevEUI).Dur("retry_in", wait).
+		l.s.log.Error().Err(fmt.Errorf("influx: keep refused points as a dead letter: %w", err)).Str("source", dl.Source).Str("dev_eui", dl.DevEUI).Stringer("retry_in", wait).
 			Msg("InfluxDB refused spooled points and the dead-letter store failed; they stay in the spool and are tried again (check state_dir's disk)")
 		select {
 		case <-ctx.Done():

@@ -358,7 +358,7 @@ func (s *Spooled) deliverChunk(ctx context.Context, lane *sorter, buf *spool.Buf
 		if done == len(recs) || ctx.Err() != nil {
 			break
 		}
-		s.log.Error().Err(err).Int("records", len(recs)-done).Dur("retry_in", wait).Msg("spooled points not delivered; retrying")
+		s.log.Error().Err(err).Int("records", len(recs)-done).Stringer("retry_in", wait).Msg("spooled points not delivered; retrying")
 		select {
 		case <-ctx.Done():
 			return done, holds

@@ -3,6 +3,7 @@ package influx
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,10 @@ func TestSinkV1Auth(t *testing.T) {
 		log := logs.String()
 		if !strings.Contains(log, `"level":"error"`) || !strings.Contains(log, "401") {
 			t.Fatalf("no error-level log naming the 401:\n%s", log)
+		}
+		// Durations carry their unit ("retry_in":"50ms"), not a bare number.
+		if !regexp.MustCompile(`"retry_in":"[0-9.]+(ms|s|m)`).MatchString(log) {
+			t.Errorf("no retry_in with a unit in the log:\n%s", log)
 		}
 		if strings.Contains(log, "wrong") {
 			t.Fatalf("the log holds the password:\n%s", log)

@@ -142,7 +142,7 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 	select {
 	case <-drained:
 	case <-t.C:
-		s.log.Warn().Dur("drain_timeout", s.cfg.DrainTimeout).Msg("frames still in flight at the drain timeout are given up")
+		s.log.Warn().Stringer("drain_timeout", s.cfg.DrainTimeout).Msg("frames still in flight at the drain timeout are given up")
 		cancelHandlers()
 		<-drained
 	}

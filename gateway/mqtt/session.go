@@ -100,7 +100,7 @@ func (s *session) stop() {
 	case <-done:
 		t.Stop()
 	case <-t.C:
-		s.src.log.Warn().Dur("timeout", drainTimeout).Msg("in-flight messages did not finish in time; cancelling them (they stay unacknowledged and are redelivered)")
+		s.src.log.Warn().Stringer("timeout", drainTimeout).Msg("in-flight messages did not finish in time; cancelling them (they stay unacknowledged and are redelivered)")
 		s.cancel()
 		<-done
 	}
@@ -347,6 +347,6 @@ func (s *session) onLost(_ paho.Client, err error) {
 // retries silently.
 func (s *session) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 	if f, ok := n.(paho.ConnectionNotificationFailed); ok {
-		s.src.msgLog.Warn().Err(f.Reason).Dur("retry_max", s.src.cfg.ReconnectMax).Msg("cannot connect to MQTT broker; retrying")
+		s.src.msgLog.Warn().Err(f.Reason).Stringer("retry_max", s.src.cfg.ReconnectMax).Msg("cannot connect to MQTT broker; retrying")
 	}
 }

@@ -180,7 +180,7 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 		}
 		// Keep handling other messages while waiting, so a short sink
 		// outage costs one reconnect, not one per message.
-		s.log.Info().Dur("after", backoff).Msg("the pipeline refused messages; restarting the session so the broker redelivers them")
+		s.log.Info().Stringer("after", backoff).Msg("the pipeline refused messages; restarting the session so the broker redelivers them")
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
