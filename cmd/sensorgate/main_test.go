@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -172,5 +174,31 @@ func TestConsoleLogNoColourInFile(t *testing.T) {
 				t.Fatalf("console log %q: want the message without ANSI escape codes", got)
 			}
 		})
+	}
+}
+
+// TestREADMECommandsMatchUsage: every command the usage text lists is in
+// the README's Commands block, and the README lists none the binary lacks.
+func TestREADMECommandsMatchUsage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "\n## Commands\n\n```\n")
+	if !ok {
+		t.Fatal("README has no Commands block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	cmd := regexp.MustCompile(`(?m)^\s*sensorgate ([a-z]+(?: (?:list|import)\b)?)`)
+	names := func(s string) []string {
+		var out []string
+		for _, m := range cmd.FindAllStringSubmatch(s, -1) {
+			out = append(out, m[1])
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	if got, want := names(block), names(usage); !slices.Equal(got, want) {
+		t.Fatalf("README's Commands list %v, the usage text %v", got, want)
 	}
 }
