@@ -124,6 +124,11 @@ func deadlettersCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 				}
 			}
 			fmt.Fprintf(stdout, "%d replayed, %d failed, %d skipped\n", resp.Replayed, resp.Failed, resp.Skipped)
+			if resp.Failed > 0 {
+				// A script or an operator must see that the fix did not
+				// take: the exit code says so, as decode --batch's does.
+				return fmt.Errorf("deadletters replay: %d of %d letters failed again; they stay dead letters", resp.Failed, resp.Replayed+resp.Failed)
+			}
 			return nil
 		})
 	}

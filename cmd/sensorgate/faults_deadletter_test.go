@@ -150,9 +150,10 @@ func TestFaultDeadLetterStore(t *testing.T) {
 	if out := cli("list", "-limit", "5"); !strings.Contains(out, "5 dead letters") {
 		t.Fatalf("list -limit 5:\n%s", out)
 	}
-	out := cli("replay", "-reason", "malformed")
-	if !strings.Contains(out, fmt.Sprintf("0 replayed, %d failed, 0 skipped", len(ls))) {
-		t.Fatalf("replay of %d malformed letters:\n%s", len(ls), lastLines(out, 3))
+	var out, errb bytes.Buffer
+	err = deadlettersCommand(ctx, []string{"replay", "-reason", "malformed", "-c", cfgPath}, &out, &errb)
+	if err == nil || !strings.Contains(out.String(), fmt.Sprintf("0 replayed, %d failed, 0 skipped", len(ls))) {
+		t.Fatalf("replay of %d malformed letters: %v (want an error: every one fails again)\n%s", len(ls), err, lastLines(out.String(), 3))
 	}
 	for _, l := range listed() {
 		if l.Attempts != 1 || l.LastError == "" {

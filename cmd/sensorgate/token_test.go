@@ -237,7 +237,7 @@ func TestGeneratedToken(t *testing.T) {
 	if code, out := run("devices", "list", "-c", r.cfgPath); code != 0 || !strings.Contains(out, "bin-3") {
 		t.Fatalf("devices list: %d\n%s", code, out)
 	}
-	if code, out := run("deadletters", "replay", "-c", r.cfgPath); code != 0 || !strings.Contains(out, "1 failed") {
+	if code, out := run("deadletters", "replay", "-c", r.cfgPath); code != 1 || !strings.Contains(out, "1 failed") {
 		t.Fatalf("deadletters replay: %d\n%s", code, out)
 	}
 	// Without the file (another user's state_dir) the CLI says what to do.

@@ -262,7 +262,7 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	if rep.Invalid > 0 {
 		writeError(w, http.StatusUnprocessableEntity,
-			fmt.Sprintf("%d of %d rows are invalid; nothing was imported: fix them and import again (dry_run=true to check)", rep.Invalid, rep.Total), rep)
+			fmt.Sprintf("%d of %d rows are invalid; nothing was imported: fix them and import again (a dry run checks without importing: dry_run=true in the API, -dry-run in the CLI)", rep.Invalid, rep.Total), rep)
 		return
 	}
 	if !dryRun {
