@@ -1,0 +1,43 @@
+package gateway
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestUplinkFieldTypesDocumented: the README's schema names every integer
+// field of the uplink point as an integer, and every float one as float.
+func TestUplinkFieldTypesDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, schema, ok := strings.Cut(string(readme), "\n## InfluxDB schema\n")
+	if !ok {
+		t.Fatal("README has no InfluxDB schema section")
+	}
+	ints, rest, ok := strings.Cut(schema, "are integers")
+	if !ok {
+		t.Fatal("the schema section names no integer fields")
+	}
+	ints = ints[strings.LastIndex(ints, "`uplink`'s"):]
+	floats, _, _ := strings.Cut(rest, "float")
+	up := Uplink{HasFCnt: true, HasFPort: true, Payload: []byte{1}}
+	up.Radio.DR, up.Radio.SF, up.Radio.Frequency = 5, 7, 868100000
+	up.Radio.Gateways = []GatewayRx{{ID: "g", RSSI: -80, SNR: 5, HasSNR: true}}
+	var a arena
+	for _, f := range uplinkPoint(up, nil, &a).Fields {
+		name := "`" + f.Key + "`"
+		switch f.Kind {
+		case Int:
+			if !strings.Contains(ints, name) {
+				t.Errorf("uplink field %s is an integer; the README does not say so", f.Key)
+			}
+		case Float:
+			if !strings.Contains(floats, name) {
+				t.Errorf("uplink field %s is a float; the README does not say so", f.Key)
+			}
+		}
+	}
+}
