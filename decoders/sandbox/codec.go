@@ -1,0 +1,260 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/decoders/script"
+)
+
+// Codec is a codec file registered with a pool: a decoders.Decoder whose
+// calls run in the pool's workers.
+type Codec struct {
+	pool      *Pool
+	file      string
+	model     string
+	src       []byte
+	sum       [hashSize]byte
+	style     script.Style
+	normalize bool
+	// suspectUntil (Unix ns) is set when a call of this version was
+	// killed or timed out: until then its calls take the quarantine slot.
+	suspectUntil atomic.Int64
+}
+
+var _ decoders.Decoder = (*Codec)(nil)
+
+// ErrKilled is a call whose worker was killed or died: it overran
+// Config.CallTimeout, its memory limit, or crashed.
+var ErrKilled = errors.New("sandbox: codec worker killed")
+
+// ErrQuarantined is a call of a codec that overran or killed a worker in
+// the last minute and found the quarantine slot busy.
+var ErrQuarantined = errors.New("sandbox: codec quarantined")
+
+// Load compiles a codec file in a worker, so that a file that does not
+// parse, fails at its top level, defines no entry point, or wrecks the
+// worker while its top level runs, fails here as script.Compile fails;
+// name is "<model-id>.js". The daemon never runs the file itself.
+func (p *Pool) Load(name string, src []byte) (*Codec, error) {
+	if len(src) > MaxSource {
+		return nil, &remoteError{kind: script.ErrLoad, msg: fmt.Sprintf("sandbox: codec %s is %d bytes, more than %d: it is not a codec", name, len(src), MaxSource)}
+	}
+	c := &Codec{pool: p, file: name, model: strings.TrimSuffix(name, ".js"), src: append([]byte(nil), src...), sum: sum(src)}
+	s, err := p.acquire(p.cfg.QueueWait)
+	if err != nil {
+		return nil, err
+	}
+	defer p.release(s)
+	w, err := p.worker(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ensureLoaded(w); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Model is the model id the codec decodes for.
+func (c *Codec) Model() string { return c.model }
+
+// File is the codec's file name.
+func (c *Codec) File() string { return c.file }
+
+// Style is the codec's calling convention.
+func (c *Codec) Style() script.Style { return c.style }
+
+// HasNormalize reports whether the codec defines normalizeUplink.
+func (c *Codec) HasNormalize() bool { return c.normalize }
+
+func (c *Codec) loadTimeout() time.Duration {
+	return max(10*c.pool.cfg.ScriptTimeout, time.Second) + loadTimeoutExtra
+}
+
+// ensureLoaded compiles c in w unless it is there already. A worker with
+// maxCodecs versions compiled is replaced first (its memory would grow
+// with every codec reload otherwise).
+func (c *Codec) ensureLoaded(w *proc) error {
+	if l, ok := w.loaded[c.sum]; ok {
+		c.style, c.normalize = l.style, l.normalize
+		return nil
+	}
+	if len(w.loaded) >= maxCodecs {
+		w.kill() // dead(): the slot starts a fresh worker next time
+		return fmt.Errorf("%w: worker retired after %d codec versions; try again", ErrKilled, maxCodecs)
+	}
+	w.wbuf = appendLoad(beginFrame(w.wbuf, reqLoad), c.sum, c.file, c.src)
+	typ, body, err := w.roundTrip(c.loadTimeout(), c.pool.cfg.MaxOutput)
+	if err != nil {
+		return c.killed(w, err, "its top level")
+	}
+	switch typ {
+	case ansLoaded:
+		style, norm, err := readLoaded(body)
+		if err != nil {
+			w.kill()
+			return c.killed(w, err, "its top level")
+		}
+		c.style, c.normalize = style, norm
+		w.loaded[c.sum] = loaded{style, norm}
+		return nil
+	case ansError:
+		return readError(body)
+	}
+	w.kill()
+	return c.killed(w, fmt.Errorf("%w: load answered with type %d", errFrame, typ), "its top level")
+}
+
+// Decode runs the codec in a worker. Any failure is an error for this
+// uplink only; a worker that overran or died is replaced.
+func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
+	p := c.pool
+	if c.suspect() {
+		return c.decodeQuarantined(in)
+	}
+	s, err := p.acquire(p.cfg.QueueWait)
+	if err != nil {
+		return decoders.Result{}, fmt.Errorf("codec %s: %w", c.file, err)
+	}
+	if c.suspect() {
+		// It went wrong on another worker while this call waited.
+		p.release(s)
+		return c.decodeQuarantined(in)
+	}
+	defer p.release(s)
+	return c.decodeOn(s, in)
+}
+
+// decodeQuarantined runs the call on the quarantine slot, waiting for it
+// at most CallTimeout: a codec that keeps overrunning gets its uplinks
+// dead-lettered within a second or two each, while the other workers
+// serve everyone else.
+func (c *Codec) decodeQuarantined(in decoders.Input) (decoders.Result, error) {
+	p := c.pool
+	t := time.NewTimer(p.cfg.CallTimeout)
+	defer t.Stop()
+	select {
+	case p.suspect <- struct{}{}:
+	case <-p.done:
+		return decoders.Result{}, ErrClosed
+	case <-t.C:
+		return decoders.Result{}, fmt.Errorf("%w: codec %s overran or crashed a worker within the last minute, and its earlier uplinks still hold its one worker: fix the codec (see the dead letters of this model), then replay them", ErrQuarantined, c.file)
+	}
+	defer func() { <-p.suspect }()
+	s, err := p.acquire(p.cfg.QueueWait)
+	if err != nil {
+		return decoders.Result{}, fmt.Errorf("codec %s: %w", c.file, err)
+	}
+	defer p.release(s)
+	return c.decodeOn(s, in)
+}
+
+func (c *Codec) suspect() bool {
+	u := c.suspectUntil.Load()
+	return u != 0 && time.Now().UnixNano() < u
+}
+
+func (c *Codec) markSuspect() {
+	c.suspectUntil.Store(time.Now().Add(quarantine).UnixNano())
+}
+
+func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
+	p := c.pool
+	w, err := p.worker(s)
+	if err != nil {
+		return decoders.Result{}, err
+	}
+	if err := c.ensureLoaded(w); err != nil {
+		return decoders.Result{}, err
+	}
+	var keys [8]string
+	w.wbuf = appendDecode(beginFrame(w.wbuf, reqDecode), c.sum, in, keys[:0])
+	typ, body, err := w.roundTrip(p.cfg.CallTimeout, p.cfg.MaxOutput+frameHeader)
+	if err != nil {
+		return decoders.Result{}, c.killed(w, err, c.entry())
+	}
+	switch typ {
+	case ansResult:
+		res, err := readResult(body, maxNodes(p.cfg.MaxOutput))
+		if err != nil {
+			w.kill()
+			return decoders.Result{}, c.killed(w, err, c.entry())
+		}
+		return res, nil
+	case ansError:
+		err := readError(body)
+		if errors.Is(err, script.ErrTimeout) {
+			c.markSuspect()
+			p.record(numReasons, c.file)
+		}
+		if errors.Is(err, errFrame) {
+			w.kill()
+			return decoders.Result{}, c.killed(w, err, c.entry())
+		}
+		return decoders.Result{}, err
+	}
+	w.kill()
+	return decoders.Result{}, c.killed(w, fmt.Errorf("%w: decode answered with type %d", errFrame, typ), c.entry())
+}
+
+// maxNodes bounds the values of a result: a value takes at least three
+// bytes on the wire.
+func maxNodes(maxOutput int) int { return maxOutput/3 + 1 }
+
+func (c *Codec) entry() string {
+	if c.style == 0 {
+		return "its top level"
+	}
+	return c.style.String()
+}
+
+// killed turns a failed round trip into the uplink's error, records it
+// and quarantines the codec.
+func (c *Codec) killed(w *proc, err error, fn string) error {
+	p := c.pool
+	reason := w.failure(err)
+	p.record(reason, c.file)
+	c.markSuspect()
+	var msg string
+	switch reason {
+	case ReasonTimeout:
+		msg = fmt.Sprintf("codec %s: %s ran longer than %v (decoders.worker_timeout), so its worker was killed: fix the codec (an endless loop, or a regular expression that backtracks) or raise the limit", c.file, fn, p.cfg.CallTimeout)
+	case ReasonMemory:
+		msg = fmt.Sprintf("codec %s: %s allocated more than %d MiB (decoders.worker_memory), so its worker died: fix the codec or raise the limit", c.file, fn, p.cfg.MemoryLimit>>20)
+	case ReasonProtocol:
+		msg = fmt.Sprintf("codec %s: %s: its worker answered out of protocol (%v) and was killed: keep the payload and report it", c.file, fn, err)
+	default:
+		msg = fmt.Sprintf("codec %s: %s: its worker died (%v; %s): keep the payload and report it", c.file, fn, err, w.lastWords())
+	}
+	p.log.Warn().Str("codec", c.file).Stringer("reason", reason).Int("worker", w.cmd.Process.Pid).Msg("codec worker killed; a new one takes its place")
+	e := &remoteError{kind: ErrKilled, msg: "sandbox: " + msg}
+	if reason == ReasonTimeout {
+		return &killedTimeout{e}
+	}
+	return e
+}
+
+// killedTimeout also matches script.ErrTimeout.
+type killedTimeout struct{ *remoteError }
+
+func (e *killedTimeout) Is(target error) bool {
+	return target == script.ErrTimeout || e.remoteError.Is(target)
+}
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if s == "" {
+		return "no message"
+	}
+	return s
+}
+
+func sortStrings(s []string) { sort.Strings(s) }
