@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -106,7 +105,7 @@ func TestDecodeMatchesInProcess(t *testing.T) {
 // wrecked is replaced, and the next uplink of a good codec decodes.
 func TestHostileCodecs(t *testing.T) {
 	for _, tc := range []struct {
-		file   string
+		file string
 		// killed are the reasons its worker may be killed for; none: the
 		// worker survives (goja's interrupt or an ordinary codec error).
 		killed []Reason
@@ -188,4 +187,3 @@ func mustHex(s string) []byte {
 	return b
 }
 
-var _ = sync.Mutex{}
