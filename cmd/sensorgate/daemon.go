@@ -15,6 +15,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/decoders/sandbox"
 	"github.com/sensorgate/sensorgate/decoders/script"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
@@ -38,6 +39,7 @@ type Daemon struct {
 	dl       *deadletter.File
 	sources  []gateway.Source
 	scripts  *script.Watcher // nil without decoders.scripts
+	codecs   *sandbox.Pool   // daemon_codecs.go; nil without scripts or with in-process codecs
 	ops      *ops            // daemon_http.go: registry store, device health, unknown devices, HTTP API
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
@@ -68,15 +70,18 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if cfg.Decoders.Scripts != "" {
 		d.scripts = script.NewWatcher(cfg.Decoders.Scripts, decs, script.Options{
 			Timeout: cfg.Decoders.Timeout, Logger: log.With().Str("component", "scripts").Logger()})
+		d.codecs = newCodecPool(cfg, d.scripts, log.With().Str("component", "codecs").Logger())
 		// A missing folder stops start-up (a typo would silently decode
 		// nothing); one broken codec does not: the good ones are registered.
 		if err := d.scripts.Sync(context.Background()); err != nil {
 			if _, statErr := os.Stat(cfg.Decoders.Scripts); statErr != nil {
+				d.closeCodecs()
 				return nil, fmt.Errorf("decoders.scripts: %w", err)
 			}
 			log.Error().Err(err).Msg("some codecs did not load; the others are in use")
 		}
-		if script.TuneGC() {
+		// Codecs in workers allocate there, not in the daemon.
+		if d.codecs == nil && script.TuneGC() {
 			log.Info().Int("gogc", script.GCPercent).Msg("JavaScript codecs allocate heavily: garbage collector target raised so decoding can use every core (set GOGC to choose another)")
 		}
 	}
@@ -88,20 +93,27 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		}
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		d.closeCodecs()
 		return nil, fmt.Errorf("create state_dir %s: %w", cfg.StateDir, err)
 	}
 	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName)); err != nil {
+		d.closeCodecs()
 		return nil, err
 	}
 	d.metrics = d.newMetrics(cfg, decs)
+	if d.codecs != nil {
+		d.metrics.Registry().MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
+	}
 	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()
 	if d.sink, err = influx.New(cfg.Influx, influxLog); err != nil {
 		d.dl.Close()
+		d.closeCodecs()
 		return nil, err
 	}
 	if d.spool, err = spool.Open(cfg.Spool, log.With().Str("component", "spool").Logger()); err != nil {
 		d.dl.Close()
+		d.closeCodecs()
 		return nil, err
 	}
 	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dlw, influxLog)
@@ -179,6 +191,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	// Every handler has returned: no decode is waiting for a worker.
+	d.closeCodecs()
 	d.drops.stop()
 	stopOps() // before the sink closes: in-flight replays reach the spool
 	// Sources are stopped and their handlers returned: everything they
@@ -211,8 +225,16 @@ func (d *Daemon) logCounters(msg string) {
 	ev.Msg(msg)
 }
 
-// Close releases files.
+// closeCodecs stops the codec workers, if any.
+func (d *Daemon) closeCodecs() {
+	if d.codecs != nil {
+		_ = d.codecs.Close()
+	}
+}
+
+// Close releases files and stops the codec workers.
 func (d *Daemon) Close() error {
+	d.closeCodecs()
 	var errs []error
 	if d.ops != nil {
 		errs = append(errs, d.ops.store.Close())
