@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +23,19 @@ type Codec struct {
 	sum       [hashSize]byte
 	style     script.Style
 	normalize bool
-	// suspectUntil (Unix ns) is set when a call of this version was
-	// killed or timed out: until then its calls take the quarantine slot.
+	// suspectUntil (Unix ns) is set when calls of this version killed
+	// quarantineStrikes workers within a minute: until then its calls
+	// take the quarantine slot.
 	suspectUntil atomic.Int64
+	mu           sync.Mutex
+	strikes      int       // kills since strikeAt
+	strikeAt     time.Time // the first of them
+	// proven is set once a call completed without trouble; until then
+	// first lets one call run at a time.
+	proven atomic.Bool
+	first  chan struct{}
+	// quarantined is closed when the codec first enters quarantine.
+	quarantined chan struct{}
 }
 
 var _ decoders.Decoder = (*Codec)(nil)
@@ -45,7 +56,8 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	if len(src) > MaxSource {
 		return nil, &remoteError{kind: script.ErrLoad, msg: fmt.Sprintf("sandbox: codec %s is %d bytes, more than %d: it is not a codec", name, len(src), MaxSource)}
 	}
-	c := &Codec{pool: p, file: name, model: strings.TrimSuffix(name, ".js"), src: append([]byte(nil), src...), sum: sum(src)}
+	c := &Codec{pool: p, file: name, model: strings.TrimSuffix(name, ".js"), src: append([]byte(nil), src...), sum: sum(src),
+		first: make(chan struct{}, 1), quarantined: make(chan struct{})}
 	s, err := p.acquire(p.cfg.QueueWait)
 	if err != nil {
 		return nil, err
@@ -113,10 +125,27 @@ func (c *Codec) ensureLoaded(w *proc) error {
 
 // Decode runs the codec in a worker. Any failure is an error for this
 // uplink only; a worker that overran or died is replaced.
+//
+// Two rules keep a runaway codec from taking every worker: a codec
+// version runs one call at a time until one call of it has completed
+// without its worker being killed (so a new codec that wrecks workers
+// holds at most one while it is found out), and a codec whose calls
+// killed two workers within a minute runs on the quarantine slot only
+// for the next minute; its call waits for that slot and a worker at most
+// CallTimeout from its start, so each of its uplinks is an error within
+// twice CallTimeout.
 func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 	p := c.pool
+	entry := time.Now()
+	if !c.proven.Load() && !c.suspect() {
+		done, err := c.firstFlight()
+		if err != nil {
+			return decoders.Result{}, err
+		}
+		defer done()
+	}
 	if c.suspect() {
-		return c.decodeQuarantined(in)
+		return c.decodeQuarantined(in, entry)
 	}
 	s, err := p.acquire(p.cfg.QueueWait)
 	if err != nil {
@@ -125,31 +154,66 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 	if c.suspect() {
 		// It went wrong on another worker while this call waited.
 		p.release(s)
-		return c.decodeQuarantined(in)
+		return c.decodeQuarantined(in, entry)
 	}
 	defer p.release(s)
-	return c.decodeOn(s, in)
+	res, err := c.decodeOn(s, in)
+	if !errors.Is(err, ErrKilled) {
+		c.proven.Store(true)
+	}
+	return res, err
 }
 
-// decodeQuarantined runs the call on the quarantine slot, waiting for it
-// at most CallTimeout: a codec that keeps overrunning gets its uplinks
-// dead-lettered within a second or two each, while the other workers
-// serve everyone else.
-func (c *Codec) decodeQuarantined(in decoders.Input) (decoders.Result, error) {
+// firstFlight waits until no other call of an unproven codec runs; done
+// lets the next one go. A codec put in quarantine meanwhile lets its
+// waiting calls go at once (to the quarantine slot).
+func (c *Codec) firstFlight() (done func(), err error) {
 	p := c.pool
-	t := time.NewTimer(p.cfg.CallTimeout)
+	t := time.NewTimer(p.cfg.QueueWait)
+	defer t.Stop()
+	select {
+	case c.first <- struct{}{}:
+		return func() { <-c.first }, nil
+	case <-c.quarantined:
+		return func() {}, nil
+	case <-p.done:
+		return nil, ErrClosed
+	case <-t.C:
+		return nil, fmt.Errorf("codec %s: %w for %v: its first call has not completed", c.file, ErrBusy, p.cfg.QueueWait)
+	}
+}
+
+// decodeQuarantined runs the call on the quarantine slot if it gets the
+// slot and a worker within CallTimeout of entry, and fails otherwise: a
+// codec that keeps overrunning gets its uplinks dead-lettered quickly
+// while the other workers serve everyone else.
+func (c *Codec) decodeQuarantined(in decoders.Input, entry time.Time) (decoders.Result, error) {
+	p := c.pool
+	busy := func() (decoders.Result, error) {
+		return decoders.Result{}, fmt.Errorf("%w: codec %s overran or wrecked a worker within the last minute, and its other uplinks hold the one worker it may use meanwhile: fix the codec (see the dead letters of this model), then replay them", ErrQuarantined, c.file)
+	}
+	wait := time.Until(entry.Add(p.cfg.CallTimeout))
+	if wait <= 0 {
+		return busy()
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case p.suspect <- struct{}{}:
 	case <-p.done:
 		return decoders.Result{}, ErrClosed
 	case <-t.C:
-		return decoders.Result{}, fmt.Errorf("%w: codec %s overran or crashed a worker within the last minute, and its earlier uplinks still hold its one worker: fix the codec (see the dead letters of this model), then replay them", ErrQuarantined, c.file)
+		return busy()
 	}
 	defer func() { <-p.suspect }()
-	s, err := p.acquire(p.cfg.QueueWait)
-	if err != nil {
-		return decoders.Result{}, fmt.Errorf("codec %s: %w", c.file, err)
+	var s *slot
+	select {
+	case s = <-p.prio:
+	case s = <-p.idle:
+	case <-p.done:
+		return decoders.Result{}, ErrClosed
+	case <-t.C:
+		return busy()
 	}
 	defer p.release(s)
 	return c.decodeOn(s, in)
@@ -160,8 +224,25 @@ func (c *Codec) suspect() bool {
 	return u != 0 && time.Now().UnixNano() < u
 }
 
-func (c *Codec) markSuspect() {
-	c.suspectUntil.Store(time.Now().Add(quarantine).UnixNano())
+// quarantineStrikes is how many kills within a minute put a codec in
+// quarantine: one could be a loaded box stalling a good codec; two are
+// a pattern.
+const quarantineStrikes = 2
+
+// strike counts a killed worker against c.
+func (c *Codec) strike() {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.strikeAt) > quarantine {
+		c.strikes, c.strikeAt = 0, now
+	}
+	c.strikes++
+	if c.strikes >= quarantineStrikes {
+		if c.suspectUntil.Swap(now.Add(quarantine).UnixNano()) == 0 {
+			close(c.quarantined)
+		}
+	}
 }
 
 func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
@@ -190,7 +271,8 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 	case ansError:
 		err := readError(body)
 		if errors.Is(err, script.ErrTimeout) {
-			c.markSuspect()
+			// The worker stopped it itself: a bounded cost, counted for
+			// /readyz but no strike.
 			p.record(numReasons, c.file)
 		}
 		if errors.Is(err, errFrame) {
@@ -220,7 +302,7 @@ func (c *Codec) killed(w *proc, err error, fn string) error {
 	p := c.pool
 	reason := w.failure(err)
 	p.record(reason, c.file)
-	c.markSuspect()
+	c.strike()
 	var msg string
 	switch reason {
 	case ReasonTimeout:
@@ -232,7 +314,11 @@ func (c *Codec) killed(w *proc, err error, fn string) error {
 	default:
 		msg = fmt.Sprintf("codec %s: %s: its worker died (%v; %s): keep the payload and report it", c.file, fn, err, w.lastWords())
 	}
-	p.log.Warn().Str("codec", c.file).Stringer("reason", reason).Int("worker", w.cmd.Process.Pid).Msg("codec worker killed; a new one takes its place")
+	ev := p.log.Warn().Str("codec", c.file).Stringer("reason", reason).Int("worker", w.cmd.Process.Pid)
+	if reason != ReasonTimeout {
+		ev = ev.Str("last_words", w.lastWords())
+	}
+	ev.Msg("codec worker killed; a new one takes its place")
 	e := &remoteError{kind: ErrKilled, msg: "sandbox: " + msg}
 	if reason == ReasonTimeout {
 		return &killedTimeout{e}

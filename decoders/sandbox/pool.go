@@ -40,8 +40,8 @@ const (
 	MaxSource = 4 << 20
 )
 
-// quarantine is how long a codec whose call was killed or timed out runs
-// on the quarantine slot only.
+// quarantine is how long a codec whose calls killed workers runs on the
+// quarantine slot only, and the window its kills are counted in.
 const quarantine = time.Minute
 
 // spawnTimeout bounds starting a worker (process start, runtime start,
@@ -112,6 +112,9 @@ type Pool struct {
 	cfg  Config
 	log  zerolog.Logger
 	idle chan *slot // free slots; a slot may hold no live worker
+	// prio hands a released slot straight to a call holding the
+	// quarantine slot, ahead of the calls queued on idle.
+	prio chan *slot
 	// suspect is the quarantine slot: codecs that overran or killed a
 	// worker in the last minute run one call at a time, so they cannot
 	// tie up every worker while other devices wait.
@@ -140,6 +143,7 @@ func New(cfg Config) *Pool {
 	p := &Pool{
 		cfg: cfg, log: cfg.Logger,
 		idle:    make(chan *slot, cfg.Workers),
+		prio:    make(chan *slot),
 		suspect: make(chan struct{}, max(1, cfg.Workers/2)),
 		done:    make(chan struct{}),
 	}
@@ -196,7 +200,13 @@ func (p *Pool) acquire(wait time.Duration) (*slot, error) {
 	}
 }
 
-func (p *Pool) release(s *slot) { p.idle <- s }
+func (p *Pool) release(s *slot) {
+	select {
+	case p.prio <- s:
+	default:
+		p.idle <- s
+	}
+}
 
 // worker returns s's live worker, starting one if needed.
 func (p *Pool) worker(s *slot) (*proc, error) {

@@ -186,4 +186,3 @@ func mustHex(s string) []byte {
 	}
 	return b
 }
-
