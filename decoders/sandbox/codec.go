@@ -62,7 +62,7 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer p.release(s)
+	defer p.releaseSlot(s)
 	w, err := p.worker(s)
 	if err != nil {
 		return nil, err
@@ -70,6 +70,7 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	if err := c.ensureLoaded(w); err != nil {
 		return nil, err
 	}
+	p.warm()
 	return c, nil
 }
 
@@ -132,8 +133,8 @@ func (c *Codec) ensureLoaded(w *proc) error {
 // holds at most one while it is found out), and a codec whose calls
 // killed two workers within a minute runs on the quarantine slot only
 // for the next minute; its call waits for that slot and a worker at most
-// CallTimeout from its start, so each of its uplinks is an error within
-// twice CallTimeout.
+// half CallTimeout from its start, so each of its uplinks is an error
+// within one and a half CallTimeout.
 func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 	p := c.pool
 	entry := time.Now()
@@ -156,8 +157,19 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 		p.release(s)
 		return c.decodeQuarantined(in, entry)
 	}
-	defer p.release(s)
 	res, err := c.decodeOn(s, in)
+	p.releaseSlot(s)
+	var ke *killError
+	if errors.As(err, &ke) && ke.reason != ReasonTimeout && c.proven.Load() && !c.suspect() {
+		// A codec that has decoded before lost its worker to memory or
+		// a crash: the worker may have been left near its limit by an
+		// earlier codec. Once more on a fresh one; a codec that is
+		// itself to blame is quarantined after its second kill.
+		if s, err2 := p.acquire(p.cfg.QueueWait); err2 == nil {
+			res, err = c.decodeOn(s, in)
+			p.releaseSlot(s)
+		}
+	}
 	if !errors.Is(err, ErrKilled) {
 		c.proven.Store(true)
 	}
@@ -184,7 +196,7 @@ func (c *Codec) firstFlight() (done func(), err error) {
 }
 
 // decodeQuarantined runs the call on the quarantine slot if it gets the
-// slot and a worker within CallTimeout of entry, and fails otherwise: a
+// slot and a worker within half CallTimeout of entry, and fails otherwise: a
 // codec that keeps overrunning gets its uplinks dead-lettered quickly
 // while the other workers serve everyone else.
 func (c *Codec) decodeQuarantined(in decoders.Input, entry time.Time) (decoders.Result, error) {
@@ -192,7 +204,7 @@ func (c *Codec) decodeQuarantined(in decoders.Input, entry time.Time) (decoders.
 	busy := func() (decoders.Result, error) {
 		return decoders.Result{}, fmt.Errorf("%w: codec %s overran or wrecked a worker within the last minute, and its other uplinks hold the one worker it may use meanwhile: fix the codec (see the dead letters of this model), then replay them", ErrQuarantined, c.file)
 	}
-	wait := time.Until(entry.Add(p.cfg.CallTimeout))
+	wait := time.Until(entry.Add(p.cfg.CallTimeout / 2))
 	if wait <= 0 {
 		return busy()
 	}
@@ -215,7 +227,7 @@ func (c *Codec) decodeQuarantined(in decoders.Input, entry time.Time) (decoders.
 	case <-t.C:
 		return busy()
 	}
-	defer p.release(s)
+	defer p.releaseSlot(s)
 	return c.decodeOn(s, in)
 }
 
@@ -272,8 +284,11 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 		err := readError(body)
 		if errors.Is(err, script.ErrTimeout) {
 			// The worker stopped it itself: a bounded cost, counted for
-			// /readyz but no strike.
+			// /readyz but no strike. The worker is replaced all the
+			// same: what the interrupted call allocated may leave its
+			// heap near the limit, where the next codec would pay.
 			p.record(numReasons, c.file)
+			w.retire()
 		}
 		if errors.Is(err, errFrame) {
 			w.kill()
@@ -319,18 +334,18 @@ func (c *Codec) killed(w *proc, err error, fn string) error {
 		ev = ev.Str("last_words", w.lastWords())
 	}
 	ev.Msg("codec worker killed; a new one takes its place")
-	e := &remoteError{kind: ErrKilled, msg: "sandbox: " + msg}
-	if reason == ReasonTimeout {
-		return &killedTimeout{e}
-	}
-	return e
+	return &killError{remoteError{kind: ErrKilled, msg: "sandbox: " + msg}, reason}
 }
 
-// killedTimeout also matches script.ErrTimeout.
-type killedTimeout struct{ *remoteError }
+// killError is a call whose worker was killed or died; a timeout also
+// matches script.ErrTimeout.
+type killError struct {
+	remoteError
+	reason Reason
+}
 
-func (e *killedTimeout) Is(target error) bool {
-	return target == script.ErrTimeout || e.remoteError.Is(target)
+func (e *killError) Is(target error) bool {
+	return (e.reason == ReasonTimeout && target == script.ErrTimeout) || e.remoteError.Is(target)
 }
 
 func lastLine(s string) string {

@@ -208,6 +208,41 @@ func (p *Pool) release(s *slot) {
 	}
 }
 
+// releaseSlot returns s. A slot whose worker died gets its replacement
+// started first, in the background, so the call that wrecked the worker
+// returns at once and the next one does not wait for a process start.
+func (p *Pool) releaseSlot(s *slot) {
+	if s.p == nil || !s.p.dead() {
+		p.release(s)
+		return
+	}
+	go func() {
+		_, _ = p.worker(s) // a failure is backed off and reported by the next call
+		p.release(s)
+	}()
+}
+
+// warm starts the workers of free slots that have none, in the
+// background.
+func (p *Pool) warm() {
+	for range p.cfg.Workers {
+		var s *slot
+		select {
+		case s = <-p.idle:
+		default:
+			return
+		}
+		if s.p != nil && !s.p.dead() {
+			p.release(s)
+			continue
+		}
+		go func() {
+			_, _ = p.worker(s)
+			p.release(s)
+		}()
+	}
+}
+
 // worker returns s's live worker, starting one if needed.
 func (p *Pool) worker(s *slot) (*proc, error) {
 	if s.p != nil && !s.p.dead() {
@@ -418,13 +453,14 @@ const maxLogLine = 4 << 10
 
 // proc is one worker process, seen from the daemon.
 type proc struct {
-	cmd    *exec.Cmd
-	in     *os.File // the worker's stdin
-	out    *bufio.Reader
-	outF   *os.File
-	exited chan struct{} // closed once the process is reaped
-	errs   chan struct{} // closed once its stderr is read to the end
-	killed atomic.Bool   // the daemon killed it (deadline, protocol)
+	cmd     *exec.Cmd
+	in      *os.File // the worker's stdin
+	out     *bufio.Reader
+	outF    *os.File
+	exited  chan struct{} // closed once the process is reaped
+	errs    chan struct{} // closed once its stderr is read to the end
+	killed  atomic.Bool   // the daemon killed it (deadline, protocol)
+	retired atomic.Bool   // to be replaced after this call
 
 	loaded map[[hashSize]byte]loaded // codec versions compiled in it
 	wbuf   []byte
@@ -435,6 +471,7 @@ type proc struct {
 	mu    sync.Mutex
 	tail  []byte // end of its stderr
 	fatal string // the first "fatal error" line of its stderr
+	head  []byte
 }
 
 // loaded is what a worker said of a codec version it compiled.
@@ -505,6 +542,10 @@ func (w *proc) readStderr(f *os.File, log zerolog.Logger) {
 			if w.fatal == "" && bytes.HasPrefix(line, []byte("fatal error:")) {
 				w.fatal = string(line[:min(len(line), 200)])
 			}
+			if len(w.head) < 1024 {
+				w.head = append(w.head, line[:min(len(line), 1024-len(w.head))]...)
+				w.head = append(w.head, '\n')
+			}
 			w.tail = append(w.tail, line...)
 			w.tail = append(w.tail, '\n')
 			if len(w.tail) > stderrTail {
@@ -546,9 +587,13 @@ func (w *proc) dead() bool {
 	case <-w.exited:
 		return true
 	default:
-		return w.killed.Load()
+		return w.killed.Load() || w.retired.Load()
 	}
 }
+
+// retire marks a healthy worker for replacement: the slot stops it and
+// starts another when it is released (see Pool.releaseSlot).
+func (w *proc) retire() { w.retired.Store(true) }
 
 // kill sends SIGKILL; the reaper goroutine collects it.
 func (w *proc) kill() {
