@@ -63,7 +63,7 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 		return nil, err
 	}
 	defer p.releaseSlot(s)
-	w, err := p.worker(s)
+	w, err := p.workerFor(s, c)
 	if err != nil {
 		return nil, err
 	}
@@ -90,17 +90,11 @@ func (c *Codec) loadTimeout() time.Duration {
 	return max(10*c.pool.cfg.ScriptTimeout, time.Second) + loadTimeoutExtra
 }
 
-// ensureLoaded compiles c in w unless it is there already. A worker with
-// maxCodecs versions compiled is replaced first (its memory would grow
-// with every codec reload otherwise).
+// ensureLoaded compiles c in w unless it is there already.
 func (c *Codec) ensureLoaded(w *proc) error {
 	if l, ok := w.loaded[c.sum]; ok {
 		c.style, c.normalize = l.style, l.normalize
 		return nil
-	}
-	if len(w.loaded) >= maxCodecs {
-		w.kill() // dead(): the slot starts a fresh worker next time
-		return fmt.Errorf("%w: worker retired after %d codec versions; try again", ErrKilled, maxCodecs)
 	}
 	w.wbuf = appendLoad(beginFrame(w.wbuf, reqLoad), c.sum, c.file, c.src)
 	typ, body, err := w.roundTrip(c.loadTimeout(), c.pool.cfg.MaxOutput)
@@ -259,7 +253,7 @@ func (c *Codec) strike() {
 
 func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 	p := c.pool
-	w, err := p.worker(s)
+	w, err := p.workerFor(s, c)
 	if err != nil {
 		return decoders.Result{}, err
 	}

@@ -243,6 +243,21 @@ func (p *Pool) warm() {
 	}
 }
 
+// workerFor returns s's live worker for running c: a worker that has
+// maxCodecs versions compiled, none of them c, is replaced first (its
+// memory would grow with every codec reload otherwise).
+func (p *Pool) workerFor(s *slot, c *Codec) (*proc, error) {
+	w, err := p.worker(s)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := w.loaded[c.sum]; !ok && len(w.loaded) >= maxCodecs {
+		w.retire()
+		return p.worker(s)
+	}
+	return w, nil
+}
+
 // worker returns s's live worker, starting one if needed.
 func (p *Pool) worker(s *slot) (*proc, error) {
 	if s.p != nil && !s.p.dead() {
@@ -417,13 +432,13 @@ func (p *Pool) spawn() (*proc, error) {
 	}
 	cmd.Env = append(cmd.Env, EnvWorker+"=1", "GOMAXPROCS=1", "GOTRACEBACK=none")
 	setDeathSignal(cmd)
-	w, err := startProc(cmd, p.log)
+	p.live.Add(1)
+	w, err := startProc(cmd, p.log, func() { p.live.Add(-1) })
 	if err != nil {
+		p.live.Add(-1)
 		return nil, err
 	}
 	p.spawned.Add(1)
-	p.live.Add(1)
-	go func() { <-w.exited; p.live.Add(-1) }()
 	h := hello{ScriptTimeout: p.cfg.ScriptTimeout, MemoryLimit: max(p.cfg.MemoryLimit, 0),
 		MaxOutput: p.cfg.MaxOutput, MaxRequest: MaxSource + 64<<10, Debug: p.log.GetLevel() <= zerolog.DebugLevel}
 	w.wbuf = appendHello(beginFrame(w.wbuf, reqHello), h)
@@ -480,7 +495,9 @@ type loaded struct {
 	normalize bool
 }
 
-func startProc(cmd *exec.Cmd, log zerolog.Logger) (*proc, error) {
+// startProc starts cmd as a worker; reaped runs once it has exited and
+// been waited for.
+func startProc(cmd *exec.Cmd, log zerolog.Logger, reaped func()) (*proc, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -518,6 +535,7 @@ func startProc(cmd *exec.Cmd, log zerolog.Logger) (*proc, error) {
 	go w.readStderr(errR, log)
 	go func() {
 		_ = cmd.Wait() // reaps it: no zombies
+		reaped()
 		close(w.exited)
 	}()
 	return w, nil
@@ -535,7 +553,7 @@ func (w *proc) readStderr(f *os.File, log zerolog.Logger) {
 		if len(line) > 0 {
 			// The runtime's fatal error comes first, then a traceback
 			// that may be longer than the tail.
-			if bytes.Contains(line, []byte("out of memory")) || bytes.Contains(line, []byte("cannot allocate memory")) {
+			if isOOM(line) {
 				w.oom.Store(true)
 			}
 			w.mu.Lock()
@@ -563,6 +581,18 @@ func (w *proc) readStderr(f *os.File, log zerolog.Logger) {
 			return
 		}
 	}
+}
+
+// isOOM reports whether a line of a dying worker's stderr says it ran
+// out of memory: the Go runtime's fatal error, or the race detector's
+// allocator (tests run workers built with -race).
+func isOOM(line []byte) bool {
+	for _, s := range []string{"out of memory", "cannot allocate memory", "failed to allocate"} {
+		if bytes.Contains(line, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *proc) stderrTail() string {
