@@ -35,8 +35,8 @@ const maxCodecs = 64
 func ServeWorker() int {
 	runtime.GOMAXPROCS(1)
 	err := serve(os.Stdin, os.Stdout, os.Stderr, setLimits)
-	if err == nil || errors.Is(err, io.EOF) {
-		return 0
+	if errors.Is(err, io.EOF) {
+		return 0 // the daemon closed its end: a clean stop
 	}
 	fmt.Fprintln(os.Stderr, "sensorgate codec worker:", err)
 	return 1
@@ -45,8 +45,8 @@ func ServeWorker() int {
 // serve is the worker loop: a hello, then requests answered one at a
 // time. limit applies the hello's memory limit (the real worker sets
 // rlimits on itself; tests and the fuzz target pass a no-op). It returns
-// when in ends or a request breaks the protocol: the daemon replaces a
-// worker that stops.
+// io.EOF when in ends, another error when a request breaks the protocol:
+// the daemon replaces a worker that stops.
 func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) error) error {
 	rd := bufio.NewReaderSize(in, 64<<10)
 	typ, body, rbuf, err := readFrame(rd, nil, 1<<10)
