@@ -152,9 +152,11 @@ func FuzzHostileSnippets(f *testing.F) {
 		}
 		start := time.Now()
 		res, err := c.Decode(elsysIn)
-		// A call waits for nothing here (one caller) and runs at most
-		// CallTimeout; the rest is the kill and the reaping.
-		if took := time.Since(start); took > cfg.CallTimeout+time.Second {
+		// A call runs at most CallTimeout; before it, it may wait for the
+		// replacement of a worker the previous input had killed (a start
+		// is bounded by spawnTimeout); after it come the kill and the
+		// reaping.
+		if took := time.Since(start); took > cfg.CallTimeout+spawnTimeout+time.Second {
 			t.Fatalf("call took %v: %v", took, err)
 		}
 		if err == nil {
