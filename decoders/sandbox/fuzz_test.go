@@ -133,7 +133,9 @@ func FuzzHostileSnippets(f *testing.F) {
 	}
 	f.Add([]byte{10, 0})
 	f.Add([]byte{7, 8})
-	cfg := Config{Workers: 1, CallTimeout: 300 * time.Millisecond, ScriptTimeout: 50 * time.Millisecond}
+	// Limits with room for a loaded machine: the good codec must not
+	// time out for the CPU the fuzzer itself takes.
+	cfg := Config{Workers: 1, CallTimeout: 600 * time.Millisecond, ScriptTimeout: 200 * time.Millisecond}
 	p := newPool(f, cfg)
 	good := load(f, p, filepath.Join(codecsDir, "elsys-ers-co2.js"))
 	f.Fuzz(func(t *testing.T, pick []byte) {
