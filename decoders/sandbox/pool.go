@@ -498,11 +498,11 @@ type loaded struct {
 // startProc starts cmd as a worker; reaped runs once it has exited and
 // been waited for.
 func startProc(cmd *exec.Cmd, log zerolog.Logger, reaped func()) (*proc, error) {
-	inR, inW, err := os.Pipe()
+	inR, inW, err := blockingPipe()
 	if err != nil {
 		return nil, err
 	}
-	outR, outW, err := os.Pipe()
+	outR, outW, err := blockingPipe()
 	if err != nil {
 		inR.Close()
 		inW.Close()
