@@ -108,6 +108,8 @@ func TestHostileCodecsDaemon(t *testing.T) {
 	}
 	if took := time.Since(stopAt); took > drainMax {
 		t.Errorf("SIGTERM to exit took %v, more than the drain timeout %v", took, drainMax)
+	} else {
+		t.Logf("SIGTERM to exit: %v", took)
 	}
 	procTree.pause()
 
@@ -150,6 +152,8 @@ func TestHostileCodecsDaemon(t *testing.T) {
 	}
 	if took := time.Since(stopAt); took > drainMax {
 		t.Errorf("second SIGTERM to exit took %v, more than the drain timeout %v", took, drainMax)
+	} else {
+		t.Logf("second SIGTERM to exit: %v", took)
 	}
 	procTree.stop()
 	checkGaps(t, r, goodEUIs, start2, end2, maxGap)
