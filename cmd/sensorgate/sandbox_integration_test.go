@@ -44,7 +44,7 @@ func TestHostileCodecsDaemon(t *testing.T) {
 	const (
 		good     = 6
 		tick     = 50 * time.Millisecond // a good message every other tick, a hostile one every fourth
-		phase    = 8 * time.Second
+		phase    = 5 * time.Second
 		maxGap   = 2 * time.Second
 		maxRSS   = 150 << 20
 		drainMax = 10 * time.Second // Run's drain deadline
