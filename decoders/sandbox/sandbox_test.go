@@ -320,3 +320,32 @@ func TestStartFailureBacksOff(t *testing.T) {
 		t.Errorf("health %+v, want the start error", h)
 	}
 }
+
+// TestLoadFailures: a file that does not load fails in Load as it does
+// in script.Compile, and one whose top level wrecks its worker fails
+// there too; the pool serves the next codec either way.
+func TestLoadFailures(t *testing.T) {
+	p := newPool(t, Config{Workers: 1})
+	for _, tc := range []struct {
+		name, src string
+		is        error
+	}{
+		{"syntax error", "function decodeUplink(input) {", script.ErrLoad},
+		{"no entry point", "var x = 1;", script.ErrLoad},
+		{"top level throws", "throw new Error('no'); function decodeUplink(i) {}", script.ErrLoad},
+		{"top level allocates a gigabyte", `var s = "x".repeat(1 << 30); function decodeUplink(i) {}`, ErrKilled},
+		{"top level backtracks", `/^(a+)+(?=b)$/.test(new Array(40).join("a") + "!"); function decodeUplink(i) {}`, ErrKilled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := p.Load("bad.js", []byte(tc.src))
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("Load: %v, want %v", err, tc.is)
+			}
+			res, err := load(t, p, filepath.Join(codecsDir, "elsys-ers-co2.js")).Decode(elsysIn)
+			if err != nil {
+				t.Fatalf("good codec after: %v", err)
+			}
+			res.Record.Release()
+		})
+	}
+}
