@@ -191,10 +191,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	// Every handler has returned: no decode is waiting for a worker.
-	d.closeCodecs()
 	d.drops.stop()
 	stopOps() // before the sink closes: in-flight replays reach the spool
+	// Every handler and replay has returned: no decode needs a worker.
+	d.closeCodecs()
 	// Sources are stopped and their handlers returned: everything they
 	// acknowledged is in the spool. Deliver what InfluxDB takes within the
 	// deadline; the rest stays on disk for the next start.

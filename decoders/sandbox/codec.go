@@ -44,8 +44,9 @@ var _ decoders.Decoder = (*Codec)(nil)
 // Config.CallTimeout, its memory limit, or crashed.
 var ErrKilled = errors.New("sandbox: codec worker killed")
 
-// ErrQuarantined is a call of a codec that overran or killed a worker in
-// the last minute and found the quarantine slot busy.
+// ErrQuarantined is a call of a codec whose calls killed two workers
+// within the last minute, which found no room on the quarantine slot in
+// time.
 var ErrQuarantined = errors.New("sandbox: codec quarantined")
 
 // Load compiles a codec file in a worker, so that a file that does not
@@ -67,9 +68,12 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.ensureLoaded(w); err != nil {
+	l, err := c.ensureLoaded(w)
+	if err != nil {
 		return nil, err
 	}
+	// Set before c is shared: calls only read them.
+	c.style, c.normalize = l.style, l.normalize
 	p.warm()
 	return c, nil
 }
@@ -90,32 +94,35 @@ func (c *Codec) loadTimeout() time.Duration {
 	return max(10*c.pool.cfg.ScriptTimeout, time.Second) + loadTimeoutExtra
 }
 
-// ensureLoaded compiles c in w unless it is there already.
-func (c *Codec) ensureLoaded(w *proc) error {
+// ensureLoaded compiles c in w unless it is there already, and returns
+// what the worker said of it.
+func (c *Codec) ensureLoaded(w *proc) (loaded, error) {
 	if l, ok := w.loaded[c.sum]; ok {
-		c.style, c.normalize = l.style, l.normalize
-		return nil
+		return l, nil
 	}
 	w.wbuf = appendLoad(beginFrame(w.wbuf, reqLoad), c.sum, c.file, c.src)
 	typ, body, err := w.roundTrip(c.loadTimeout(), c.pool.cfg.MaxOutput)
 	if err != nil {
-		return c.killed(w, err, "its top level")
+		return loaded{}, c.killed(w, err, "its top level")
+	}
+	if w.killed.Load() {
+		c.pool.record(ReasonTimeout, c.file) // answered as the deadline hit
 	}
 	switch typ {
 	case ansLoaded:
 		style, norm, err := readLoaded(body)
 		if err != nil {
 			w.kill()
-			return c.killed(w, err, "its top level")
+			return loaded{}, c.killed(w, err, "its top level")
 		}
-		c.style, c.normalize = style, norm
-		w.loaded[c.sum] = loaded{style, norm}
-		return nil
+		l := loaded{style, norm}
+		w.loaded[c.sum] = l
+		return l, nil
 	case ansError:
-		return readError(body)
+		return loaded{}, readError(body)
 	}
 	w.kill()
-	return c.killed(w, fmt.Errorf("%w: load answered with type %d", errFrame, typ), "its top level")
+	return loaded{}, c.killed(w, fmt.Errorf("%w: load answered with type %d", errFrame, typ), "its top level")
 }
 
 // Decode runs the codec in a worker. Any failure is an error for this
@@ -257,7 +264,7 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 	if err != nil {
 		return decoders.Result{}, err
 	}
-	if err := c.ensureLoaded(w); err != nil {
+	if _, err := c.ensureLoaded(w); err != nil {
 		return decoders.Result{}, err
 	}
 	var keys [8]string
@@ -265,6 +272,12 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 	typ, body, err := w.roundTrip(p.cfg.CallTimeout, p.cfg.MaxOutput+frameHeader)
 	if err != nil {
 		return decoders.Result{}, c.killed(w, err, c.entry())
+	}
+	if w.killed.Load() {
+		// The answer came as the deadline killed the worker: it is used,
+		// and the kill counts like any other.
+		p.record(ReasonTimeout, c.file)
+		c.strike()
 	}
 	switch typ {
 	case ansResult:

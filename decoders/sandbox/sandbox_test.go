@@ -131,10 +131,15 @@ func TestHostileCodecs(t *testing.T) {
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
-			p := newPool(t, Config{Workers: 1})
+			// Two workers, both running before the calls: the second call
+			// takes the other one while the first one's replacement (after
+			// a kill or an interrupt) starts, as in the daemon, so each
+			// call's time is its own.
+			p := newPool(t, Config{Workers: 2})
 			hostile := load(t, p, filepath.Join(hostileDir, tc.file))
 			good := load(t, p, filepath.Join(codecsDir, "elsys-ers-co2.js"))
-			for i := range 2 { // the second time on a replacement worker, if it was killed
+			awaitLive(t, p, 2)
+			for i := range 2 {
 				start := time.Now()
 				res, err := hostile.Decode(elsysIn)
 				took := time.Since(start)
@@ -166,13 +171,30 @@ func TestHostileCodecs(t *testing.T) {
 			}
 			// Every kill, and every call goja interrupted, gets its
 			// worker replaced.
-			if want := 1 + uint64(kills) + st.Timeouts; st.Started != want {
+			// Replacements start in the background: wait for them.
+			want := 2 + uint64(kills) + st.Timeouts
+			for deadline := time.Now().Add(30 * time.Second); p.Stats().Started < want && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if st := p.Stats(); st.Started != want {
 				t.Errorf("%d workers started, want %d (one, and a replacement per kill or timeout: %v, %d)", st.Started, want, st.Killed, st.Timeouts)
 			}
 			if h := p.Health(); (kills > 0 || st.Timeouts > 0) && !h.Degraded() {
 				t.Errorf("health %+v, want the kills and timeouts reported", h)
 			}
 		})
+	}
+}
+
+// awaitLive waits until n workers run (started in the background).
+func awaitLive(t *testing.T, p *Pool, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Stats().Live != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers running, want %d", p.Stats().Live, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
