@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -58,5 +60,65 @@ func TestCodecPoolInProcess(t *testing.T) {
 	if pool := newCodecPool(&cfg, script.NewWatcher(t.TempDir(), decoders.NewRegistry(), script.Options{}), zerolog.Nop()); pool != nil {
 		pool.Close()
 		t.Fatal("a worker pool with sandbox: in-process")
+	}
+}
+
+// TestDaemonCodecWorkers: with a scripts folder and the default sandbox
+// the daemon registers codecs that run in workers (a decode through the
+// registry works, and no JavaScript runs in the daemon), leaves the
+// garbage collector's target alone, and stops its workers on Close.
+func TestDaemonCodecWorkers(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set: the daemon would not tune the collector either way")
+	}
+	dir := t.TempDir()
+	scripts := filepath.Join(dir, "codecs")
+	if err := os.MkdirAll(scripts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "codecs", "elsys-ers-co2.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scripts, "elsys-ers-co2.js"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{StateDir: filepath.Join(dir, "state")}
+	cfg.Influx.URL = "http://127.0.0.1:1"
+	cfg.Influx.Bucket = "sensors"
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Decoders.Scripts = scripts
+	cfg.SetDefaults()
+	before := debug.SetGCPercent(100)
+	debug.SetGCPercent(before)
+	d, err := NewDaemon(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.codecs == nil {
+		t.Fatal("no codec workers with the default sandbox")
+	}
+	if now := debug.SetGCPercent(before); now != before {
+		t.Errorf("GOGC %d after NewDaemon, want it left at %d", now, before)
+	}
+	dec, ok := d.pipeline.Decoders.Lookup("elsys-ers-co2")
+	if !ok {
+		t.Fatal("elsys-ers-co2 not registered")
+	}
+	if _, isWorker := dec.(*sandbox.Codec); !isWorker {
+		t.Fatalf("registered %T, want a *sandbox.Codec", dec)
+	}
+	res, err := dec.Decode(decoders.Input{FPort: 1, Bytes: []byte{0x01, 0x00, 0xe2, 0x02, 0x29}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := res.Record.Lookup("temperature"); v.Num != 22.6 {
+		t.Errorf("temperature %v", v)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if live := d.codecs.Stats().Live; live != 0 {
+		t.Errorf("%d codec workers running after Close", live)
 	}
 }
