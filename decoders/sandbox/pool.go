@@ -481,7 +481,8 @@ type proc struct {
 	wbuf   []byte
 	rbuf   []byte
 
-	oom atomic.Bool // its stderr said it ran out of memory
+	oom  atomic.Bool // its stderr said it ran out of memory
+	segv bool        // its stderr reported a segmentation fault (readStderr only)
 
 	mu    sync.Mutex
 	tail  []byte // end of its stderr
@@ -556,6 +557,16 @@ func (w *proc) readStderr(f *os.File, log zerolog.Logger) {
 			if isOOM(line) {
 				w.oom.Store(true)
 			}
+			if bytes.HasPrefix(line, []byte("SIGSEGV")) {
+				w.segv = true
+			}
+			// Go 1.26's collector maps its span queues with sysAlloc and
+			// does not check for failure (runtime.newSpanSPMC): at the
+			// mapping limit it faults on the nil ring instead of
+			// reporting out of memory. That fault is the limit too.
+			if w.segv && bytes.Contains(line, []byte("mgcmark_greenteagc.go")) {
+				w.oom.Store(true)
+			}
 			w.mu.Lock()
 			if w.fatal == "" && bytes.HasPrefix(line, []byte("fatal error:")) {
 				w.fatal = string(line[:min(len(line), 200)])
@@ -608,6 +619,12 @@ func (w *proc) lastWords() string {
 	w.mu.Unlock()
 	if fatal != "" {
 		return fatal
+	}
+	w.mu.Lock()
+	first, _, _ := bytes.Cut(w.head, []byte("\n"))
+	w.mu.Unlock()
+	if len(first) > 0 {
+		return string(first)
 	}
 	return lastLine(w.stderrTail())
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rs/zerolog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -368,6 +369,43 @@ func TestLoadFailures(t *testing.T) {
 				t.Fatalf("good codec after: %v", err)
 			}
 			res.Record.Release()
+		})
+	}
+}
+
+// TestStderrReasons: what a dying worker prints tells out of memory from
+// other deaths, including the Go 1.26 collector's fault at the mapping
+// limit, and gives the line an operator sees.
+func TestStderrReasons(t *testing.T) {
+	for _, tc := range []struct {
+		name, stderr string
+		oom          bool
+		words        string
+	}{
+		{"runtime out of memory", "fatal error: runtime: out of memory\n\nruntime stack:\nruntime.throw(...)\n", true, "fatal error: runtime: out of memory"},
+		{"race detector allocator", "==1==ERROR: ThreadSanitizer failed to allocate 0x80000000 (2147483648) bytes at address 218008000000 (errno: 12)\n", true, "==1==ERROR: ThreadSanitizer failed to allocate 0x80000000 (2147483648) bytes at address 218008000000 (errno: 12)"},
+		{"collector fault at the limit", "SIGSEGV: segmentation violation\nPC=0x43959d m=0 sigcode=1 addr=0x0\ngoroutine 0 gp=0x1 m=0 mp=0x1 [idle]:\nruntime.(*spanQueue).tryDrain(0x1, 0x2, 0x3)\n\t/usr/local/go/src/runtime/mgcmark_greenteagc.go:520 +0x5d\n", true, "SIGSEGV: segmentation violation"},
+		{"other fault", "SIGSEGV: segmentation violation\nPC=0x1 m=0 sigcode=1 addr=0x0\nmain.f()\n\t/src/main.go:3 +0x5\n", false, "SIGSEGV: segmentation violation"},
+		{"panic", "panic: boom\n\ngoroutine 1 [running]:\n", false, "panic: boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, wr, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &proc{errs: make(chan struct{})}
+			go w.readStderr(r, zerolog.Nop())
+			if _, err := wr.WriteString(tc.stderr); err != nil {
+				t.Fatal(err)
+			}
+			wr.Close()
+			<-w.errs
+			if w.oom.Load() != tc.oom {
+				t.Errorf("out of memory %v, want %v", w.oom.Load(), tc.oom)
+			}
+			if got := w.lastWords(); got != tc.words {
+				t.Errorf("last words %q, want %q", got, tc.words)
+			}
 		})
 	}
 }
