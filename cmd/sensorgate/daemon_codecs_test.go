@@ -37,8 +37,12 @@ func TestCodecsReadiness(t *testing.T) {
 	if err := checks["codecs"](ctx); err != nil {
 		t.Fatalf("before any start: %v", err)
 	}
-	if _, err := pool.Load("x.js", []byte("function decodeUplink(i){return {data:{}}}")); err == nil {
-		t.Fatal("loaded without a worker")
+	c, err := pool.Load("x.js", []byte("function decodeUplink(i){return {data:{}}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(decoders.Input{}); err == nil {
+		t.Fatal("decoded without a worker")
 	}
 	if err := checks["codecs"](ctx); err == nil || !strings.Contains(err.Error(), "do not start") {
 		t.Errorf("codecs check %v, want the start error", err)

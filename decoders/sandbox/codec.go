@@ -60,13 +60,16 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	c := &Codec{pool: p, file: name, model: strings.TrimSuffix(name, ".js"), src: append([]byte(nil), src...), sum: sum(src),
 		first: make(chan struct{}, 1), quarantined: make(chan struct{})}
 	s, err := p.acquire(p.cfg.QueueWait)
-	if err != nil {
+	if errors.Is(err, ErrClosed) {
 		return nil, err
+	}
+	if err != nil {
+		return c.unchecked(err), nil
 	}
 	defer p.releaseSlot(s)
 	w, err := p.workerFor(s, c)
 	if err != nil {
-		return nil, err
+		return c.unchecked(err), nil
 	}
 	l, err := c.ensureLoaded(w)
 	if err != nil {
@@ -76,6 +79,16 @@ func (p *Pool) Load(name string, src []byte) (*Codec, error) {
 	c.style, c.normalize = l.style, l.normalize
 	p.warm()
 	return c, nil
+}
+
+// unchecked returns c when no worker could check it (they do not start,
+// or all stay busy): a passing problem must not leave the model without
+// its codec until the file changes (the Watcher loads a version once).
+// A worker compiles it before its first uplink; a codec that does not
+// load then fails each uplink with the load error.
+func (c *Codec) unchecked(err error) *Codec {
+	c.pool.log.Warn().Err(err).Str("codec", c.file).Msg("no codec worker to check the codec now; it is compiled before its first uplink")
+	return c
 }
 
 // Model is the model id the codec decodes for.

@@ -332,9 +332,16 @@ func TestStartFailureBacksOff(t *testing.T) {
 		return exec.Command(filepath.Join(t.TempDir(), "missing"))
 	}})
 	src := readCodec(t, filepath.Join(codecsDir, "elsys-ers-co2.js"))
+	// Load registers the codec unchecked (a worker compiles it before
+	// its first uplink), so a passing start failure does not leave the
+	// model without its codec; its uplinks fail meanwhile.
+	c, err := p.Load("elsys-ers-co2.js", src)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
 	for range 3 {
-		if _, err := p.Load("elsys-ers-co2.js", src); err == nil {
-			t.Fatal("loaded without a worker")
+		if _, err := c.Decode(elsysIn); err == nil || !strings.Contains(err.Error(), "do not start") {
+			t.Fatalf("decoded without a worker: %v", err)
 		}
 	}
 	if starts != 1 {
