@@ -117,7 +117,31 @@ type DecodersConfig struct {
 	// Timeout bounds one script decode (default 100ms), so a codec stuck
 	// in a loop costs one dead letter, not the pipeline.
 	Timeout time.Duration `yaml:"timeout"`
+	// Sandbox is where JavaScript codecs run: "workers" (default), in
+	// child processes with memory and time limits that are killed and
+	// replaced when a codec overruns them, or "in-process" (development:
+	// a runaway codec can then exhaust the daemon).
+	Sandbox string `yaml:"sandbox"`
+	// Workers is the number of codec worker processes (default: the
+	// number of CPUs the daemon may use).
+	Workers int `yaml:"workers"`
+	// WorkerTimeout is the wall-clock limit of one decode in a worker,
+	// after which the worker is killed (default 400ms, or 4 × Timeout
+	// when more); more than twice Timeout, which the worker enforces
+	// itself where it can.
+	WorkerTimeout time.Duration `yaml:"worker_timeout"`
+	// WorkerMemory is the memory in bytes a worker may allocate beyond
+	// its baseline (default 32 MiB); past it the worker dies.
+	WorkerMemory int64 `yaml:"worker_memory"`
+	// MaxOutput bounds one decode's output in bytes (default 256 KiB).
+	MaxOutput int `yaml:"max_output"`
 }
+
+// Where codecs run (DecodersConfig.Sandbox).
+const (
+	SandboxWorkers   = "workers"
+	SandboxInProcess = "in-process"
+)
 
 // Load reads and checks the config file at path: ${ENV} expansion, YAML
 // decoding with unknown keys rejected, defaults, validation. Problems with

@@ -35,6 +35,11 @@ const (
 	// keeps them equal); config does not import the JavaScript engine for
 	// one constant.
 	defaultDecoderTimeout = 100 * time.Millisecond
+	// The codec sandbox's defaults are decoders/sandbox's (a test keeps
+	// them equal).
+	defaultWorkerTimeout = 400 * time.Millisecond
+	defaultWorkerMemory  = 32 << 20
+	defaultMaxOutput     = 256 << 10
 )
 
 // SetDefaults fills every key left at its zero value with its default, for
@@ -69,6 +74,13 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&in.Gzip, influx.GzipAuto)
 	setInt(&in.MaxInFlight, influx.DefaultMaxInFlight, t, "influx.max_in_flight")
 	setDuration(&c.Decoders.Timeout, defaultDecoderTimeout, t, "decoders.timeout")
+	setString(&c.Decoders.Sandbox, SandboxWorkers)
+	// A raised decoders.timeout raises the kill's limit with it.
+	setDuration(&c.Decoders.WorkerTimeout, max(defaultWorkerTimeout, 4*c.Decoders.Timeout), t, "decoders.worker_timeout")
+	if c.Decoders.WorkerMemory == 0 && !t.present("decoders.worker_memory") {
+		c.Decoders.WorkerMemory = defaultWorkerMemory
+	}
+	setInt(&c.Decoders.MaxOutput, defaultMaxOutput, t, "decoders.max_output")
 	if c.Spool.Dir == "" && c.StateDir != "" {
 		c.Spool.Dir = filepath.Join(c.StateDir, "spool")
 	}

@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sensorgate/sensorgate/decoders/sandbox"
 	"github.com/sensorgate/sensorgate/decoders/script"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
@@ -32,6 +34,19 @@ func exampleEnv() map[string]string {
 func TestDecoderTimeoutDefault(t *testing.T) {
 	if defaultDecoderTimeout != script.DefaultTimeout {
 		t.Errorf("decoders.timeout default %s, decoders/script's %s: keep them equal", defaultDecoderTimeout, script.DefaultTimeout)
+	}
+}
+
+func TestSandboxDefaults(t *testing.T) {
+	if defaultWorkerTimeout != sandbox.DefaultCallTimeout || defaultWorkerMemory != sandbox.DefaultMemoryLimit || defaultMaxOutput != sandbox.DefaultMaxOutput {
+		t.Errorf("decoders worker_timeout, worker_memory, max_output defaults %v %v %v, decoders/sandbox's %v %v %v: keep them equal",
+			defaultWorkerTimeout, defaultWorkerMemory, defaultMaxOutput, sandbox.DefaultCallTimeout, sandbox.DefaultMemoryLimit, sandbox.DefaultMaxOutput)
+	}
+	var c Config
+	c.Decoders.Timeout = time.Second
+	c.SetDefaults()
+	if d := c.Decoders; d.Sandbox != SandboxWorkers || d.WorkerTimeout != 4*time.Second || d.WorkerMemory != defaultWorkerMemory || d.MaxOutput != defaultMaxOutput {
+		t.Errorf("defaults with decoders.timeout 1s: %+v, want workers, 4s, 32 MiB, 256 KiB", d)
 	}
 }
 

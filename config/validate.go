@@ -67,6 +67,31 @@ func (c *Config) check(p *collector) {
 	c.checkDevices(p)
 	c.checkRegistry(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
+	c.checkSandbox(p)
+}
+
+// checkSandbox checks the codec sandbox's keys.
+func (c *Config) checkSandbox(p *collector) {
+	d := &c.Decoders
+	oneOf(p, "decoders.sandbox", d.Sandbox, []string{SandboxWorkers, SandboxInProcess}, "codec sandbox")
+	if d.Workers < 0 {
+		p.add("decoders.workers", "%d is negative: give the number of codec worker processes, or remove the key for one per CPU", d.Workers)
+	}
+	positive(p, "decoders.worker_timeout", d.WorkerTimeout, defaultWorkerTimeout)
+	if d.WorkerTimeout > 0 && d.Timeout > 0 && d.WorkerTimeout <= 2*d.Timeout {
+		// decodeUplink and normalizeUplink each get decoders.timeout in
+		// the worker; the kill is for what that cannot stop.
+		p.add("decoders.worker_timeout", "%s is not more than twice decoders.timeout (%s): a slow but working codec would get its worker killed; raise it above %s", d.WorkerTimeout, d.Timeout, 2*d.Timeout)
+	}
+	switch {
+	case d.WorkerMemory < 0:
+		p.add("decoders.worker_memory", "%d is negative: give the bytes a codec worker may allocate, e.g. %d (32 MiB)", d.WorkerMemory, defaultWorkerMemory)
+	case d.WorkerMemory < 4<<20:
+		p.add("decoders.worker_memory", "%d bytes is too little for the JavaScript engine: give at least 4194304 (4 MiB), e.g. %d (32 MiB)", d.WorkerMemory, defaultWorkerMemory)
+	}
+	if d.MaxOutput < 4<<10 {
+		p.add("decoders.max_output", "%d bytes is too little for any decoded uplink: give at least 4096, e.g. %d (256 KiB)", d.MaxOutput, defaultMaxOutput)
+	}
 }
 
 func checkBroker(p *collector, path, broker string) {

@@ -148,3 +148,46 @@ func connectedTo(pid, port int) (bool, error) {
 	}
 	return false, nil
 }
+
+// treeCPUSeconds is cpuSeconds of a process with its children: those it
+// has waited for (cutime and cstime) and those still running, each with
+// theirs. sensorgate runs JavaScript codecs in child processes, whose CPU
+// is the daemon's work as much as its own.
+func treeCPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("bench: cpu time of %d: %w", pid, err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return 0, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 15 {
+		return 0, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
+	}
+	var ticks uint64
+	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, err := strconv.ParseUint(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/%d/stat: field %q", pid, f[k])
+		}
+		ticks += v
+	}
+	total := float64(ticks) / userHZ
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, k := range strings.Fields(string(kids)) {
+			child, err := strconv.Atoi(k)
+			if err != nil {
+				continue
+			}
+			if c, err := treeCPUSeconds(child); err == nil { // gone meanwhile: its parent's cutime has it
+				total += c
+			}
+		}
+	}
+	return total, nil
+}

@@ -47,6 +47,7 @@ type settings struct {
 	InfluxURL  string        // an InfluxDB elsewhere instead of one per run here; "" for the latter
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
+	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
 	log        io.Writer     // progress
 }
 
@@ -231,7 +232,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		if err := waitConnected(ctx, mq.Port, p); err != nil {
 			return err
 		}
-		if cpu0, err = cpuSeconds(p.pid()); err != nil {
+		if cpu0, err = treeCPUSeconds(p.pid()); err != nil {
 			return err
 		}
 		if reads0, writes0, err = ioCalls(p.pid()); err != nil {
@@ -261,7 +262,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err != nil {
 		return err
 	}
-	cpu1, err := cpuSeconds(p.pid())
+	cpu1, err := treeCPUSeconds(p.pid())
 	if err != nil {
 		return err
 	}
@@ -348,7 +349,10 @@ sources:
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
 `, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
-	if s.Scripts != "" {
+	switch {
+	case s.Scripts != "" && s.Sandbox != "":
+		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
+	case s.Scripts != "":
 		cfg += fmt.Sprintf("decoders: {scripts: %q}\n", s.Scripts)
 	}
 	path := filepath.Join(h.dir, "sensorgate.yaml")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/decoders/sandbox"
 	"github.com/sensorgate/sensorgate/decoders/script"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
@@ -39,6 +40,7 @@ type Daemon struct {
 	dl       *deadletter.File
 	sources  []gateway.Source
 	scripts  *script.Watcher // nil without decoders.scripts
+	codecs   *sandbox.Pool   // daemon_codecs.go; nil without scripts or with in-process codecs
 	ops      *ops            // daemon_http.go: registry store, device health, unknown devices, HTTP API
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
@@ -70,15 +72,18 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	if cfg.Decoders.Scripts != "" {
 		d.scripts = script.NewWatcher(cfg.Decoders.Scripts, decs, script.Options{
 			Timeout: cfg.Decoders.Timeout, Logger: log.With().Str("component", "scripts").Logger()})
+		d.codecs = newCodecPool(cfg, d.scripts, log.With().Str("component", "codecs").Logger())
 		// A missing folder stops start-up (a typo would silently decode
 		// nothing); one broken codec does not: the good ones are registered.
 		if err := d.scripts.Sync(context.Background()); err != nil {
 			if _, statErr := os.Stat(cfg.Decoders.Scripts); statErr != nil {
+				d.closeCodecs()
 				return nil, fmt.Errorf("decoders.scripts: %w", err)
 			}
 			log.Error().Err(err).Msg("some codecs did not load; the others are in use")
 		}
-		if script.TuneGC() {
+		// Codecs in workers allocate there, not in the daemon.
+		if d.codecs == nil && script.TuneGC() {
 			log.Info().Int("gogc", script.GCPercent).Msg("JavaScript codecs allocate heavily: garbage collector target raised so decoding can use every core (set GOGC to choose another)")
 		}
 	}
@@ -90,21 +95,28 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		}
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		d.closeCodecs()
 		return nil, fmt.Errorf("create state_dir %s: %w", cfg.StateDir, err)
 	}
 	dlOpt := deadletter.Options{Config: cfg.DeadLetters, Log: log.With().Str("component", "deadletters").Logger()}
 	if d.dl, err = deadletter.Open(filepath.Join(cfg.StateDir, deadletter.FileName), dlOpt); err != nil {
+		d.closeCodecs()
 		return nil, err
 	}
 	d.metrics = d.newMetrics(cfg, decs)
+	if d.codecs != nil {
+		d.metrics.Registry().MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
+	}
 	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()
 	if d.sink, err = influx.New(cfg.Influx, influxLog); err != nil {
 		d.dl.Close()
+		d.closeCodecs()
 		return nil, err
 	}
 	if d.spool, err = spool.Open(cfg.Spool, log.With().Str("component", "spool").Logger()); err != nil {
 		d.dl.Close()
+		d.closeCodecs()
 		return nil, err
 	}
 	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dlw, influxLog)
@@ -185,6 +197,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Wait()
 	d.drops.stop()
 	stopOps() // before the sink closes: in-flight replays reach the spool
+	// Every handler and replay has returned: no decode needs a worker.
+	d.closeCodecs()
 	// Sources are stopped and their handlers returned: everything they
 	// acknowledged is in the spool. Deliver what InfluxDB takes within the
 	// deadline; the rest stays on disk for the next start.
@@ -215,8 +229,16 @@ func (d *Daemon) logCounters(msg string) {
 	ev.Msg(msg)
 }
 
-// Close releases files.
+// closeCodecs stops the codec workers, if any.
+func (d *Daemon) closeCodecs() {
+	if d.codecs != nil {
+		_ = d.codecs.Close()
+	}
+}
+
+// Close releases files and stops the codec workers.
 func (d *Daemon) Close() error {
+	d.closeCodecs()
 	var errs []error
 	if d.ops != nil {
 		errs = append(errs, d.ops.store.Close())

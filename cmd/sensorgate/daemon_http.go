@@ -189,7 +189,7 @@ func (d *Daemon) readyChecks(cfg *config.Config) []httpapi.Check {
 		d.log.Debug().Err(err).Uint64("spool_pending", d.spool.Stats().Pending).Msg("readiness: InfluxDB unreachable, spooling")
 		return nil
 	}})
-	return checks
+	return append(checks, d.codecsCheck()...) // daemon_codecs.go
 }
 
 func pingInflux(ctx context.Context, client *http.Client, url string) error {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensorgate/sensorgate/decoders/sandbox"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 )
@@ -24,6 +25,10 @@ import (
 // set of uplinks published: nothing lost, nothing doubled.
 
 func TestMain(m *testing.M) {
+	if sandbox.IsWorker() {
+		// The in-process daemon's codec workers are this test binary.
+		os.Exit(sandbox.ServeWorker())
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+
+	"github.com/sensorgate/sensorgate/decoders/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -48,6 +50,11 @@ Run 'sensorgate COMMAND -h' for a command's flags.
 `
 
 func main() {
+	if sandbox.IsWorker() {
+		// Re-executed by the daemon to run JavaScript codecs
+		// (decoders/sandbox): nothing else of the daemon starts.
+		os.Exit(sandbox.ServeWorker())
+	}
 	if os.Getenv(pprofEnv) == "" {
 		// No heap profiles without the profiling endpoint: sampling one
 		// allocation per 512 KB costs a stack walk each, and the

@@ -88,13 +88,33 @@ type Watcher struct {
 
 	mu    sync.Mutex // serialises Sync
 	files map[string]*watched
+	// compile turns a file version into its decoder: Compile, or what
+	// LoadWith set.
+	compile func(name string, src []byte) (Loaded, error)
+}
+
+// Loaded is a codec file ready to decode: a *Codec, or a codec run
+// elsewhere (the daemon runs them in worker processes, decoders/sandbox).
+type Loaded interface {
+	decoders.Decoder
+	Style() Style
+	HasNormalize() bool
+}
+
+// LoadWith makes the Watcher turn codec files into decoders with load
+// instead of Compile; load must fail as Compile does for a file that does
+// not load. Call it before the first Sync.
+func (w *Watcher) LoadWith(load func(name string, src []byte) (Loaded, error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.compile = load
 }
 
 // watched is what the Watcher knows of one model's file.
 type watched struct {
 	info    os.FileInfo       // version last looked at; nil: look again
 	sum     [sha256.Size]byte // content of the version last looked at
-	codec   *Codec            // registered; nil when no version ever loaded
+	codec   Loaded            // registered; nil when no version ever loaded
 	failed  bool              // the version last looked at did not load
 	lastErr string            // reported already; not again while it persists
 }
@@ -102,7 +122,15 @@ type watched struct {
 // NewWatcher returns a Watcher of dir that registers codecs in reg. Call
 // Sync to load the folder before the feeds start, then Run.
 func NewWatcher(dir string, reg *decoders.Registry, opts Options) *Watcher {
-	return &Watcher{dir: dir, reg: reg, opts: opts.withDefaults(), files: map[string]*watched{}}
+	w := &Watcher{dir: dir, reg: reg, opts: opts.withDefaults(), files: map[string]*watched{}}
+	w.compile = func(name string, src []byte) (Loaded, error) {
+		c, err := Compile(name, src, w.opts)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return w
 }
 
 // Sync brings the registry in line with the folder once: new and changed
@@ -204,7 +232,7 @@ func (w *Watcher) load(st *watched, model, name, path string) error {
 		st.failed = true
 		return err
 	}
-	c, err := Compile(name, src, w.opts)
+	c, err := w.compile(name, src)
 	if err != nil {
 		st.failed = true
 		return err

@@ -15,7 +15,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz runs every check at once, each bounded by checkTimeout, and is
-// ready only when all pass. Its answer names each check, so an operator
+// ready only when all pass, advisory ones aside (they report only). Its answer names each check, so an operator
 // sees which part is down.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	results := make(map[string]string, len(s.opt.Ready))
@@ -34,7 +34,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				results[c.Name], ready = err.Error(), false
+				results[c.Name] = err.Error()
+				ready = ready && c.Advisory
 			} else {
 				results[c.Name] = "ok"
 			}

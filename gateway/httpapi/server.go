@@ -67,6 +67,10 @@ type Decoders interface {
 type Check struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Advisory: a failure is reported under Name but does not make the
+	// daemon not ready, for trouble that costs some uplinks while the
+	// daemon does its job for the rest (a codec overrunning its limits).
+	Advisory bool
 }
 
 // Options are what the API serves. A nil member turns its routes into

@@ -416,6 +416,35 @@ func TestReadyzNotReady(t *testing.T) {
 	}
 }
 
+// TestReadyzAdvisory: an advisory check's failure is reported under its
+// name while the daemon stays ready; a failing ordinary check still
+// makes it not ready.
+func TestReadyzAdvisory(t *testing.T) {
+	advisory := Check{Name: "codec_limits", Advisory: true, Check: func(context.Context) error { return errors.New("degraded: 2 killed") }}
+	for _, tc := range []struct {
+		name   string
+		checks []Check
+		code   int
+		status string
+	}{
+		{"advisory only", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return nil }}}, 200, `"status":"ready"`},
+		{"and a real failure", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return errors.New("down") }}}, 503, `"status":"not ready"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{Listen: "127.0.0.1:0"}, Options{Ready: tc.checks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			body := rec.Body.String()
+			if rec.Code != tc.code || !strings.Contains(body, tc.status) || !strings.Contains(body, `"codec_limits":"degraded: 2 killed"`) {
+				t.Fatalf("%d %s", rec.Code, body)
+			}
+		})
+	}
+}
+
 // TestRunTLSAndShutdown serves HTTPS on a free port and stops on cancel.
 func TestRunTLSAndShutdown(t *testing.T) {
 	dir := t.TempDir()

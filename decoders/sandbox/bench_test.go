@@ -1,0 +1,113 @@
+package sandbox
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/decoders/script"
+)
+
+// benchCodecs are BenchmarkScriptDecode's test codecs and payloads.
+var benchCodecs = []struct {
+	model, hex string
+	fport      uint8
+}{
+	{"elsys-ers-co2", "0100e202290400270506060308", 1},
+	{"dragino-lht65", "cbf60b0d0376010add7fff", 2},
+	{"milesight-em310-udl", "01755c03824408040001", 85},
+	{"decentlab-dl-pm", "021b50000f0c25002500270027002701f50107012c012d012d012d67bd618dbd10", 1},
+}
+
+// BenchmarkSandboxDecode decodes each test codec's payload through one
+// worker process and, for comparison, in-process. cpu-ns/op is the CPU
+// of both sides per decode: this process (getrusage) plus the worker
+// (/proc/<pid>/stat); with -count N the two run interleaved, so take
+// medians:
+//
+//	go test -run '^$' -bench SandboxDecode -count 5 ./decoders/sandbox
+func BenchmarkSandboxDecode(b *testing.B) {
+	for _, bc := range benchCodecs {
+		payload, _ := hex.DecodeString(bc.hex)
+		in := decoders.Input{FPort: bc.fport, Bytes: payload, Time: time.Unix(1700000000, 0)}
+		path := filepath.Join(codecsDir, bc.model+".js")
+		b.Run(bc.model+"/worker", func(b *testing.B) {
+			p := New(Config{Workers: 1})
+			defer p.Close()
+			c := load(b, p, path)
+			pids := func() []int {
+				var out []int
+				for range p.cfg.Workers {
+					s := <-p.idle
+					if s.p != nil {
+						out = append(out, s.p.cmd.Process.Pid)
+					}
+					p.idle <- s
+				}
+				return out
+			}
+			benchDecode(b, c, in, pids)
+		})
+		b.Run(bc.model+"/inprocess", func(b *testing.B) {
+			c, err := script.LoadFile(path, script.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchDecode(b, c, in, func() []int { return nil })
+		})
+	}
+}
+
+func benchDecode(b *testing.B, d decoders.Decoder, in decoders.Input, pids func() []int) {
+	if _, err := d.Decode(in); err != nil { // warm: workers started, codec compiled
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	start := cpuNow(b, pids())
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := d.Decode(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res.Record.Release()
+	}
+	b.StopTimer()
+	if end := cpuNow(b, pids()); b.N > 0 {
+		b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// cpuNow is this process's CPU time plus that of the workers in pids.
+func cpuNow(b *testing.B, pids []int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	for _, pid := range pids {
+		total += procCPU(b, pid)
+	}
+	return total
+}
+
+// procCPU reads utime+stime of pid from /proc/<pid>/stat (clock ticks,
+// 100 per second on Linux).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}

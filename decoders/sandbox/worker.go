@@ -1,0 +1,140 @@
+package sandbox
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/decoders/script"
+)
+
+// EnvWorker marks a process started as a codec worker: the daemon starts
+// its own binary with it set, and the binary's main (or a test binary's
+// TestMain) calls ServeWorker before doing anything else.
+const EnvWorker = "SENSORGATE_CODEC_WORKER"
+
+// WorkerArg is the worker's command-line argument; it only names the
+// process in ps: EnvWorker is what makes it a worker.
+const WorkerArg = "codec-worker"
+
+// IsWorker reports whether this process was started as a codec worker.
+func IsWorker() bool { return os.Getenv(EnvWorker) == "1" }
+
+// maxCodecs bounds the codec versions a worker keeps compiled; the daemon
+// replaces a worker that would need more (see proc.loaded).
+const maxCodecs = 64
+
+// ServeWorker runs the worker on stdin and stdout until stdin closes,
+// and returns the process exit code.
+func ServeWorker() int {
+	runtime.GOMAXPROCS(1)
+	err := serve(os.Stdin, os.Stdout, os.Stderr, setLimits)
+	if errors.Is(err, io.EOF) {
+		return 0 // the daemon closed its end: a clean stop
+	}
+	fmt.Fprintln(os.Stderr, "sensorgate codec worker:", err)
+	return 1
+}
+
+// serve is the worker loop: a hello, then requests answered one at a
+// time. limit applies the hello's memory limit (the real worker sets
+// rlimits on itself; tests and the fuzz target pass a no-op). It returns
+// io.EOF when in ends, another error when a request breaks the protocol:
+// the daemon replaces a worker that stops.
+func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) error) error {
+	rd := bufio.NewReaderSize(in, 64<<10)
+	typ, body, rbuf, err := readFrame(rd, nil, 1<<10)
+	if err != nil {
+		return err
+	}
+	if typ != reqHello {
+		return fmt.Errorf("%w: first request of type %d, want hello", errFrame, typ)
+	}
+	h, err := readHello(body)
+	if err != nil {
+		return err
+	}
+	// Before any codec runs: past this point an allocation beyond the
+	// limit kills the worker, never the daemon.
+	if h.MemoryLimit > 0 {
+		if err := limit(h.MemoryLimit); err != nil {
+			return fmt.Errorf("set memory limit: %w", err)
+		}
+	}
+	log := zerolog.Nop()
+	if h.Debug {
+		log = zerolog.New(stderr).Level(zerolog.DebugLevel)
+	}
+	opts := script.Options{Timeout: h.ScriptTimeout, PoolSize: 1, Logger: log}
+	codecs := map[[hashSize]byte]*script.Codec{}
+	wbuf := beginFrame(make([]byte, 0, 4<<10), ansReady)
+	if err := writeFrame(out, wbuf); err != nil {
+		return err
+	}
+	for {
+		typ, body, rbuf, err = readFrame(rd, rbuf, h.MaxRequest)
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case reqLoad:
+			sum, name, src, err := readLoad(body)
+			if err != nil {
+				return err
+			}
+			if len(codecs) >= maxCodecs {
+				clear(codecs) // the daemon replaces the worker before this; belt and braces
+			}
+			c, lerr := script.Compile(name, src, opts)
+			if lerr != nil {
+				wbuf = appendError(beginFrame(wbuf, ansError), lerr)
+				break
+			}
+			codecs[sum] = c
+			wbuf = appendLoaded(beginFrame(wbuf, ansLoaded), c.Style(), c.HasNormalize())
+		case reqDecode:
+			sum, in, err := readDecode(body)
+			if err != nil {
+				return err
+			}
+			c := codecs[sum]
+			if c == nil {
+				return fmt.Errorf("%w: decode with a codec not loaded", errFrame)
+			}
+			res, derr := c.Decode(in)
+			if derr != nil {
+				wbuf = appendError(beginFrame(wbuf, ansError), derr)
+				break
+			}
+			wbuf = appendResult(beginFrame(wbuf, ansResult), res)
+			res.Record.Release()
+			if len(wbuf)-frameHeader > h.MaxOutput {
+				wbuf = appendError(beginFrame(wbuf, ansError), &remoteError{kind: script.ErrCodec,
+					msg: fmt.Sprintf("sandbox: codec %s returned %d bytes of output, more than decoders.max_output (%d): fix the codec, or raise the limit if the output is genuine", c.File(), len(wbuf)-frameHeader, h.MaxOutput)})
+			}
+		default:
+			return fmt.Errorf("%w: request type %d", errFrame, typ)
+		}
+		if err := writeFrame(out, wbuf); err != nil {
+			return err
+		}
+		if cap(wbuf) > 4*h.MaxOutput/3+64<<10 {
+			wbuf = make([]byte, 0, 4<<10) // one huge output is not kept for the next
+		}
+		if cap(rbuf) > 1<<20 {
+			rbuf = nil
+		}
+	}
+}
+
+// setMemoryLimit makes the Go runtime collect hard as the heap nears
+// limit; the rlimit (limits_linux.go) makes it die past it.
+func setMemoryLimit(limit int64) {
+	debug.SetMemoryLimit(limit)
+}
