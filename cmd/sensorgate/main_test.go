@@ -62,6 +62,7 @@ func TestValidateCommand(t *testing.T) {
 	for _, v := range []string{"INFLUX_TOKEN", "SENSORGATE_TOKEN", "TTS_API_KEY", "MQTT_PASSWORD", "CHIRPSTACK_MQTT_PASSWORD"} {
 		t.Setenv(v, "secret")
 	}
+	t.Setenv("PG_DSN", "postgres://sensorgate:secret@db.example:5432/sensorgate")
 	if _, err := config.Load(ex); err != nil {
 		t.Fatalf("config/example.yaml: %v", err)
 	}
