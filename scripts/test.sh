@@ -64,6 +64,10 @@ sh scripts/install-influxd.sh >/dev/null
 if ! command -v staticcheck >/dev/null 2>&1; then
 	(cd /tmp && GOFLAGS=-mod=mod go install honnef.co/go/tools/cmd/staticcheck@v0.8.2)
 fi
+# gotestsum shows each package as it finishes and sums up at the end.
+if ! command -v gotestsum >/dev/null 2>&1; then
+	(cd /tmp && GOFLAGS=-mod=mod go install gotest.tools/gotestsum@v1.13.0)
+fi
 
 echo "== gofmt"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
@@ -76,5 +80,5 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 staticcheck ./...
-echo "== go test -race"
-go test -race -count=1 -timeout 20m ./...
+echo "== go test -race: each package as it finishes (its time in brackets), then the count of tests and the total time"
+gotestsum --format pkgname --format-hide-empty-pkg -- -race -count=1 -timeout 20m ./...
