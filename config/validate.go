@@ -34,7 +34,7 @@ var (
 	timeFormats  = []string{mqtt.TimeRFC3339, mqtt.TimeUnix, mqtt.TimeUnixMS, mqtt.TimeUnixNS}
 	// brokerSchemes are those the paho client dials.
 	brokerSchemes = []string{"tcp", "mqtt", "ssl", "tls", "tcps", "mqtts", "ws", "wss"}
-	// pointTags are written by sensorgate on every point (DESIGN §5); a
+	// pointTags are written by sensorgate on every point (ARCHITECTURE §5); a
 	// device tag of the same name would overwrite them.
 	pointTags = []string{"device", "dev_eui", "model", "source", "channel"}
 )

@@ -39,7 +39,7 @@ type Quantity struct {
 	Enum         []string
 	Note         string
 	// Measurement and Field are where the quantity is stored in InfluxDB
-	// (DESIGN §5): first path segment, rest joined with "_"; top-level
+	// (ARCHITECTURE §5): first path segment, rest joined with "_"; top-level
 	// quantities go to measurement "device".
 	Measurement, Field string
 }
@@ -96,7 +96,7 @@ var catalogueTable = []Quantity{
 	num("position.latitude", "°", -90, 90, ""),
 	num("position.longitude", "°", -180, 180, ""),
 
-	// Municipal extensions (DESIGN §4).
+	// Municipal extensions (ARCHITECTURE §4).
 	num("batteryLevel", "%", 0, 100, "battery charge; battery stays volts"),
 	num("air.pm1", "µg/m³", 0, inf, ""),
 	num("air.pm25", "µg/m³", 0, inf, ""),

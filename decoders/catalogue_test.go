@@ -90,7 +90,7 @@ func TestCatalogueShape(t *testing.T) {
 			t.Errorf("%s: field %q needs escaping in line protocol; choose another path", q.Path, q.Field)
 		}
 	}
-	// TTS paths keep their unit (DESIGN §4): spot-check the ones people get wrong.
+	// TTS paths keep their unit (ARCHITECTURE §4): spot-check the ones people get wrong.
 	for path, unit := range map[string]string{"battery": "V", "soil.ec": "dS/m", "metering.water.total": "L", "air.pressure": "hPa"} {
 		if q, ok := LookupQuantity(path); !ok || q.Unit != unit {
 			t.Errorf("%s: unit must stay %s (The Things Stack), got %+v", path, unit, q)

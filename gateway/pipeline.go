@@ -237,7 +237,7 @@ func deadLetterCounter(r Reason) string {
 	return "dead_letters." + string(r)
 }
 
-// Points builds the points of one uplink (DESIGN §5) without writing them:
+// Points builds the points of one uplink (ARCHITECTURE §5) without writing them:
 // the uplink measurement, catalogue measurements and decoded_<model>. The
 // error is a *Rejection when the uplink can never become points. Points
 // share Tags slices with each other and with later messages of the

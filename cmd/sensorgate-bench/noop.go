@@ -14,7 +14,7 @@ import (
 )
 
 // noopCommand is the no-op subscriber, the ceiling sensorgate is measured
-// against: paho with the session sensorgate uses (DESIGN §6: MQTT 3.1.1,
+// against: paho with the session sensorgate uses (ARCHITECTURE §6: MQTT 3.1.1,
 // QoS 1, clean session off, manual ack, order not required), which
 // receives, acknowledges and discards. The benchmark runs it as a
 // subprocess (a re-exec of this binary) so its CPU time and peak RSS come

@@ -437,7 +437,7 @@ func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.
 					obs.Model = tg.Value
 				}
 			}
-		case "device": // top-level catalogue quantities (DESIGN §5)
+		case "device": // top-level catalogue quantities (ARCHITECTURE §5)
 			for _, f := range p.Fields {
 				switch {
 				case f.Key == "battery" && f.Kind == gateway.Float:

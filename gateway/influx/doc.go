@@ -3,7 +3,7 @@
 // (/api/v2/write, which InfluxDB 1.8 serves with bucket "db/rp") with the
 // Sink, which gathers concurrent writes into batched requests (gzipped
 // unless InfluxDB is on this machine) and applies the status-code policy
-// of DESIGN.md §6: retry what InfluxDB may take later, split what is too
+// of ARCHITECTURE §6: retry what InfluxDB may take later, split what is too
 // large, reject only what it refuses for good.
 //
 // It must not decode payloads, parse feeds or build points: it stores the

@@ -18,7 +18,7 @@ import (
 // lines to the on-disk spool and returns once they are durable there, so
 // the MQTT message can be acknowledged even while InfluxDB is down; Run
 // delivers the spool to InfluxDB through a Sink, in order, and removes
-// records only after InfluxDB answered 2xx (DESIGN §6).
+// records only after InfluxDB answered 2xx (ARCHITECTURE §6).
 //
 // A record InfluxDB refuses for good (400/422) becomes a dead letter
 // holding its line protocol, reason rejected_by_influx, so it is kept and

@@ -252,7 +252,7 @@ func (s *Source) orderKey(topic string) string {
 	}
 }
 
-// clientOptions are paho's settings for the delivery contract (DESIGN §6):
+// clientOptions are paho's settings for the delivery contract (ARCHITECTURE §6):
 // persistent session under a stable client id, manual acknowledgement,
 // reconnection with capped backoff.
 //
