@@ -81,6 +81,7 @@ type Sink struct {
 	client   *http.Client
 	svc      ihttp.Service
 	writeURL string
+	auth     string // Authorization header value, "" for none
 	gzip     bool // compress request bodies (Config.Gzip resolved)
 	timing   timing
 
@@ -153,6 +154,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		client:   client,
 		svc:      ihttp.NewService(cfg.URL, auth, ihttp.DefaultOptions().SetHTTPClient(client).SetApplicationName("sensorgate")),
 		writeURL: writeURL,
+		auth:     auth,
 		gzip:     cfg.compress(),
 		timing:   tm,
 		reqs:     make(chan *request),
