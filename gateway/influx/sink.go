@@ -82,7 +82,7 @@ type Sink struct {
 	svc      ihttp.Service
 	writeURL string
 	auth     string // Authorization header value, "" for none
-	gzip     bool // compress request bodies (Config.Gzip resolved)
+	gzip     bool   // compress request bodies (Config.Gzip resolved)
 	timing   timing
 
 	reqs      chan *request
