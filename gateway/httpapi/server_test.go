@@ -429,14 +429,17 @@ func TestReadyzAdvisory(t *testing.T) {
 	}{
 		{"advisory only", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return nil }}}, 200, `"status":"ready"`},
 		{"and a real failure", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return errors.New("down") }}}, 503, `"status":"not ready"`},
+		// An ordinary check may report a degraded state by wrapping ErrDegraded.
+		{"and a degraded one", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return fmt.Errorf("%w: spooling", ErrDegraded) }}}, 200, `"influx":"degraded: spooling"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Config{Listen: "127.0.0.1:0"}, Options{Ready: tc.checks})
+			s, err := New(Config{Listen: "127.0.0.1:0", Token: token}, Options{Ready: tc.checks})
 			if err != nil {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			req := httptest.NewRequest("GET", "http://127.0.0.1/readyz", nil)
+			s.Handler().ServeHTTP(rec, req)
 			body := rec.Body.String()
 			if rec.Code != tc.code || !strings.Contains(body, tc.status) || !strings.Contains(body, `"codec_limits":"degraded: 2 killed"`) {
 				t.Fatalf("%d %s", rec.Code, body)
