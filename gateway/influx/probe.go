@@ -253,6 +253,9 @@ func (m *Monitor) probe(ctx context.Context) {
 		m.downSince = res.At
 	}
 	m.mu.Unlock()
+	if res.Err == nil && prev.Err != nil {
+		m.sink.RetryNow()
+	}
 	if prev.At.IsZero() || errString(prev.Err) != errString(res.Err) {
 		if res.Err == nil {
 			m.log.Info().Str("target", m.sink.cfg.Target()).Str("server_version", res.Version).Msg("InfluxDB takes writes into the target")
