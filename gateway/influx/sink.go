@@ -719,7 +719,7 @@ func (s *Sink) liveContext(parts []part) (context.Context, func()) {
 	}
 }
 
-// waitRetry is wait, cut short when the Monitor saw InfluxDB take
+// waitRetry waits d or until ctx ends, cut short when the Monitor saw InfluxDB take
 // writes again (RetryNow): a database just created, a server back.
 func (s *Sink) waitRetry(ctx context.Context, d time.Duration) {
 	s.retryMu.Lock()
