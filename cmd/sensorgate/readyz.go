@@ -64,21 +64,28 @@ func (d *Daemon) influxReady() error {
 	// A write refused after the last probe is fresher evidence than it:
 	// the database dropped, the token revoked.
 	if ws := d.sink.Stats(); ws.LastErrorTime.After(res.At) && operatorStatus(ws.LastError) {
-		return fmt.Errorf("InfluxDB refused a write at %s (%s); %d records wait in the spool", ws.LastErrorTime.UTC().Format(time.RFC3339), ws.LastError, pending)
+		return fmt.Errorf("InfluxDB refused a write at %s (%s); %s wait in the spool", ws.LastErrorTime.UTC().Format(time.RFC3339), ws.LastError, records(pending))
 	}
 	switch {
 	case res.Err == nil:
 		return nil
 	case res.Unreachable():
-		err := fmt.Errorf("InfluxDB unreachable since %s, %d records spooled, delivered when it is back (%v)", st.DownSince.UTC().Format(time.RFC3339), pending, res.Err)
+		err := fmt.Errorf("InfluxDB unreachable since %s, %s spooled, delivered when it is back (%v)", st.DownSince.UTC().Format(time.RFC3339), records(pending), res.Err)
 		if d.spool.Health() == nil {
 			return fmt.Errorf("%w: %w", httpapi.ErrDegraded, err)
 		}
 		return err
 	case st.CreateErr != nil:
-		return fmt.Errorf("%w; %d records wait in the spool; influx.create_database: %w", res.Err, pending, st.CreateErr)
+		return fmt.Errorf("%w; %s wait in the spool; influx.create_database: %w", res.Err, records(pending), st.CreateErr)
 	}
-	return fmt.Errorf("%w; %d records wait in the spool", res.Err, pending)
+	return fmt.Errorf("%w; %s wait in the spool", res.Err, records(pending))
+}
+
+func records(n uint64) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }
 
 // operatorStatus reports a sink error (WriteStats.LastError) that only an
