@@ -64,7 +64,7 @@ func (d *Daemon) influxReady() error {
 	// A write refused after the last probe is fresher evidence than it:
 	// the database dropped, the token revoked.
 	if ws := d.sink.Stats(); ws.LastErrorTime.After(res.At) && operatorStatus(ws.LastError) {
-		return fmt.Errorf("InfluxDB refused a write at %s (%s); %s wait in the spool", ws.LastErrorTime.UTC().Format(time.RFC3339), ws.LastError, records(pending))
+		return fmt.Errorf("InfluxDB refused a write at %s (%s); %s in the spool", ws.LastErrorTime.UTC().Format(time.RFC3339), ws.LastError, records(pending))
 	}
 	switch {
 	case res.Err == nil:
@@ -76,9 +76,9 @@ func (d *Daemon) influxReady() error {
 		}
 		return err
 	case st.CreateErr != nil:
-		return fmt.Errorf("%w; %s wait in the spool; influx.create_database: %w", res.Err, records(pending), st.CreateErr)
+		return fmt.Errorf("%w; %s in the spool; influx.create_database: %w", res.Err, records(pending), st.CreateErr)
 	}
-	return fmt.Errorf("%w; %s wait in the spool", res.Err, records(pending))
+	return fmt.Errorf("%w; %s in the spool", res.Err, records(pending))
 }
 
 func records(n uint64) string {

@@ -105,7 +105,8 @@ func TestMonitorCreatesDatabase(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := NewMonitor(s, zerolog.Nop())
+			logs := &logBuffer{}
+			m := NewMonitor(s, zerolog.New(logs))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { defer close(done); m.Run(ctx, time.Hour) }()
@@ -116,6 +117,9 @@ func TestMonitorCreatesDatabase(t *testing.T) {
 			if c.created {
 				if st.Last.Err != nil || st.CreateErr != nil {
 					t.Fatalf("state %+v, want the database created and writable", st)
+				}
+				if !strings.Contains(logs.String(), "created the database") {
+					t.Fatalf("the log does not say the database was created:\n%s", logs)
 				}
 				return
 			}
@@ -128,6 +132,10 @@ func TestMonitorCreatesDatabase(t *testing.T) {
 			}
 			if !strings.Contains(msg, c.want) {
 				t.Fatalf("state %q lacks %q", msg, c.want)
+			}
+			// The start-up log says what to run.
+			if log := logs.String(); !strings.Contains(log, `"level":"error"`) || !strings.Contains(log, `-execute 'CREATE DATABASE`) {
+				t.Fatalf("no error-level log with the command to run:\n%s", log)
 			}
 		})
 	}
