@@ -66,8 +66,8 @@ func (r *readyRig) await(status int, check string, want ...string) string {
 	r.t.Helper()
 	var last readiness
 	waitFor(r.t, 20*time.Second, fmt.Sprintf("/readyz %d with %s containing %q", status, check, want), func() bool {
-		var ok bool
-		if last, ok = fetchReadiness(r.base + "/readyz"); !ok || last.status != status {
+		var err error
+		if last, err = fetchReadiness(r.base + "/readyz"); err != nil || last.status != status {
 			return false
 		}
 		for _, w := range want {
@@ -85,21 +85,20 @@ func (r *readyRig) stats() string {
 	return fmt.Sprintf("sink %+v; spool %+v", r.d.sink.Stats(), r.d.spool.Stats())
 }
 
-// fetchReadiness is getJSON that reports a failure (the API not
-// listening yet) instead of failing the test.
-func fetchReadiness(url string) (readiness, bool) {
+// fetchReadiness reads /readyz's answer; getJSON is it failing the test.
+func fetchReadiness(url string) (readiness, error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return readiness{}, false
+		return readiness{}, err
 	}
 	defer resp.Body.Close()
 	var body struct {
 		Checks map[string]string `json:"checks"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return readiness{}, false
+		return readiness{}, fmt.Errorf("%s: %w", url, err)
 	}
-	return readiness{resp.StatusCode, body.Checks}, true
+	return readiness{resp.StatusCode, body.Checks}, nil
 }
 
 // write hands points to the daemon's sink (spool first, then InfluxDB),
