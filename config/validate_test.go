@@ -212,6 +212,9 @@ func TestValidateRules(t *testing.T) {
 			[]want{{4, "influx.username", "is a version 1 key"}}},
 		{"influx version 3", edit(base, "  bucket: sensors", "  bucket: sensors", "  version: 3"),
 			[]want{{4, "influx.version", "3 is not a write API version"}}},
+		{"influx create_database false", edit(base, "  bucket: sensors", "  bucket: sensors", "  create_database: false"), nil},
+		{"influx create_database word", edit(base, "  bucket: sensors", "  bucket: sensors", "  create_database: maybe"),
+			[]want{{4, "influx.create_database", `"maybe" is not true or false`}}},
 
 		// tls blocks
 		{"mqtt tls on tcp", base + lines("    tls: {ca_file: validate_test.go}"),

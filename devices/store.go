@@ -216,6 +216,15 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// Ping reports whether the registry's database still answers (closed,
+// a PostgreSQL server gone, a SQLite file lost).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("registry database: %w", err)
+	}
+	return nil
+}
+
 // Registry is the in-memory registry the store keeps in step.
 func (s *Store) Registry() *Registry { return s.reg }
 

@@ -44,6 +44,10 @@ type Daemon struct {
 	ops      *ops            // daemon_http.go: registry store, device health, unknown devices, HTTP API
 	// statsEvery is how often counters are logged (0: only at exit).
 	statsEvery time.Duration
+	// influxMon probes InfluxDB every probeEvery for /readyz (readyz.go)
+	// and creates the database when influx.create_database holds.
+	influxMon  *influx.Monitor
+	probeEvery time.Duration
 	// dlw is where sources and the pipeline put dead letters: dl,
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
@@ -55,7 +59,7 @@ type Daemon struct {
 // NewDaemon builds everything the config describes without connecting to
 // anything yet.
 func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
-	d := &Daemon{log: log, Counters: &gateway.Counters{}, statsEvery: time.Minute}
+	d := &Daemon{log: log, Counters: &gateway.Counters{}, statsEvery: time.Minute, probeEvery: influxProbeEvery}
 	var devs []devices.Device
 	if cfg.Devices.Import != "" {
 		var err error
@@ -120,6 +124,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dlw, influxLog)
+	d.influxMon = influx.NewMonitor(d.sink, influxLog)
 	policies := map[string]gateway.SourcePolicy{}
 	for _, sc := range cfg.Sources {
 		src, policy, err := d.newSource(sc, reg, log) // daemon_lorawan.go
@@ -163,6 +168,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { deliveryDone <- d.spooled.Run(sinkCtx) }()
 
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.influxMon.Run(ctx, d.probeEvery)
+	}()
 	errs := make([]error, len(d.sources))
 	for i, src := range d.sources {
 		wg.Add(1)

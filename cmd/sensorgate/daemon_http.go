@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -151,61 +147,6 @@ func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
 		},
 	}
 	return r, nil
-}
-
-// readyChecks are /readyz's conditions: every MQTT source connected and
-// subscribed, and InfluxDB answering its ping, or else the spool taking
-// the points meanwhile.
-func (d *Daemon) readyChecks(cfg *config.Config) []httpapi.Check {
-	var checks []httpapi.Check
-	for i, src := range d.sources {
-		r, ok := src.(interface{ Ready() bool })
-		if !ok || i >= len(cfg.Sources) {
-			continue
-		}
-		name := cfg.Sources[i].Name()
-		checks = append(checks, httpapi.Check{Name: "source:" + name, Check: func(context.Context) error {
-			if !r.Ready() {
-				return errors.New("not connected to its broker (or not subscribed) yet")
-			}
-			return nil
-		}})
-	}
-	client := &http.Client{Timeout: 2 * time.Second}
-	if u, err := url.Parse(cfg.Influx.URL); err == nil && u.Scheme == "https" {
-		// The sink built the same configuration at start, so it loads.
-		if tc, err := cfg.Influx.TLS.Client(u.Hostname()); err == nil {
-			client.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}
-		}
-	}
-	ping := strings.TrimRight(cfg.Influx.URL, "/") + "/ping"
-	checks = append(checks, httpapi.Check{Name: "influx", Check: func(ctx context.Context) error {
-		err := pingInflux(ctx, client, ping)
-		if err == nil || d.spool == nil {
-			return err
-		}
-		// The spool keeps taking points while InfluxDB is away: the
-		// daemon still does its job, so it stays ready.
-		d.log.Debug().Err(err).Uint64("spool_pending", d.spool.Stats().Pending).Msg("readiness: InfluxDB unreachable, spooling")
-		return nil
-	}})
-	return append(checks, d.codecsCheck()...) // daemon_codecs.go
-}
-
-func pingInflux(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("InfluxDB unreachable: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("InfluxDB /ping answered %s", resp.Status)
-	}
-	return nil
 }
 
 // startOps starts the HTTP API and the device-health loop; stop ends them

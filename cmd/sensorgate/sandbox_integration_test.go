@@ -465,18 +465,11 @@ type readiness struct {
 
 func getJSON(t *testing.T, url string) readiness {
 	t.Helper()
-	resp, err := http.Get(url)
+	r, err := fetchReadiness(url) // readyz_test.go
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Checks map[string]string `json:"checks"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("%s: %v", url, err)
-	}
-	return readiness{resp.StatusCode, body.Checks}
+	return r
 }
 
 func getText(t *testing.T, url string) string {

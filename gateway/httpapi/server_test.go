@@ -429,6 +429,8 @@ func TestReadyzAdvisory(t *testing.T) {
 	}{
 		{"advisory only", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return nil }}}, 200, `"status":"ready"`},
 		{"and a real failure", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return errors.New("down") }}}, 503, `"status":"not ready"`},
+		// An ordinary check may report a degraded state by wrapping ErrDegraded.
+		{"and a degraded one", []Check{advisory, {Name: "influx", Check: func(context.Context) error { return fmt.Errorf("%w: spooling", ErrDegraded) }}}, 200, `"influx":"degraded: spooling"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := New(Config{Listen: "127.0.0.1:0", Token: token}, Options{Ready: tc.checks})
@@ -436,8 +438,7 @@ func TestReadyzAdvisory(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			req := httptest.NewRequest("GET", "/readyz", nil)
-			req.Host = "127.0.0.1"
+			req := httptest.NewRequest("GET", "http://127.0.0.1/readyz", nil)
 			s.Handler().ServeHTTP(rec, req)
 			body := rec.Body.String()
 			if rec.Code != tc.code || !strings.Contains(body, tc.status) || !strings.Contains(body, `"codec_limits":"degraded: 2 killed"`) {

@@ -30,6 +30,13 @@ type Config struct {
 	RetentionPolicy string `yaml:"retention_policy"`
 	Username        string `yaml:"username"`
 	Password        string `yaml:"password"`
+	// CreateDatabase (default true): when InfluxDB says the target's
+	// database does not exist and the server is 1.x (version 1, or
+	// version 2 against 1.8's "db/rp" bucket), create it with CREATE
+	// DATABASE (idempotent; needs admin credentials with auth on).
+	// False, or InfluxDB 2.x, leaves it to the operator: the log and
+	// /readyz say what to run.
+	CreateDatabase *bool `yaml:"create_database"`
 	// BatchSize is the most points in one write request (default 5000).
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is how long a point waits for its batch to fill

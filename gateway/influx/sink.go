@@ -81,7 +81,8 @@ type Sink struct {
 	client   *http.Client
 	svc      ihttp.Service
 	writeURL string
-	gzip     bool // compress request bodies (Config.Gzip resolved)
+	auth     string // Authorization header value, "" for none
+	gzip     bool   // compress request bodies (Config.Gzip resolved)
 	timing   timing
 
 	reqs      chan *request
@@ -98,6 +99,9 @@ type Sink struct {
 	stats *writeStats
 	// refusals logs records InfluxDB refused, summed up per period.
 	refusals *refusalLog
+	// retryNow is closed (and replaced) by RetryNow.
+	retryMu  sync.Mutex
+	retryNow chan struct{}
 
 	bufs  sync.Pool // *[]byte, one Write's lines
 	gzips sync.Pool // *gzip.Writer
@@ -153,6 +157,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		client:   client,
 		svc:      ihttp.NewService(cfg.URL, auth, ihttp.DefaultOptions().SetHTTPClient(client).SetApplicationName("sensorgate")),
 		writeURL: writeURL,
+		auth:     auth,
 		gzip:     cfg.compress(),
 		timing:   tm,
 		reqs:     make(chan *request),
@@ -160,6 +165,7 @@ func newSink(cfg Config, log zerolog.Logger, tm timing) (*Sink, error) {
 		done:     make(chan struct{}),
 		stats:    newWriteStats(),
 		refusals: newRefusalLog(log, refusalPeriod),
+		retryNow: make(chan struct{}),
 	}
 	s.abortCtx, s.abort = context.WithCancel(context.Background())
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -529,7 +535,7 @@ func (s *Sink) deliverProbing(parts []part, probe bool) {
 			}
 		}
 		s.stats.retries[classIndex(o.status)].Add(1)
-		wait(ctx, delay)
+		s.waitRetry(ctx, delay)
 		release()
 	}
 }
@@ -713,13 +719,28 @@ func (s *Sink) liveContext(parts []part) (context.Context, func()) {
 	}
 }
 
-func wait(ctx context.Context, d time.Duration) {
+// waitRetry waits d or until ctx ends, cut short when the Monitor saw InfluxDB take
+// writes again (RetryNow): a database just created, a server back.
+func (s *Sink) waitRetry(ctx context.Context, d time.Duration) {
+	s.retryMu.Lock()
+	now := s.retryNow
+	s.retryMu.Unlock()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-now:
 	case <-ctx.Done():
 	}
+}
+
+// RetryNow ends every retry delay under way: the target takes writes
+// again, so held points need not wait out their backoff.
+func (s *Sink) RetryNow() {
+	s.retryMu.Lock()
+	close(s.retryNow)
+	s.retryNow = make(chan struct{})
+	s.retryMu.Unlock()
 }
 
 // backoff doubles from minBackoff up to maxBackoff, with jitter (half to

@@ -262,6 +262,7 @@ func (s *Spool) commit(b *batch) error {
 	s.wsize, s.wend = end, fileEnd
 	s.wnext += uint64(b.n)
 	s.mu.Lock()
+	s.lastErr = nil
 	s.committed = s.wnext - 1
 	s.segs[len(s.segs)-1].size = s.wsize
 	s.total += grow
@@ -376,6 +377,9 @@ func (s *Spool) rollback(pre int64, cause error, sticky bool) error {
 		return err
 	}
 	s.log.Warn().Err(cause).Msg("spool: append failed; the batch was not stored")
+	s.mu.Lock()
+	s.lastErr = cause
+	s.mu.Unlock()
 	return cause
 }
 

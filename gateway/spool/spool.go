@@ -103,6 +103,7 @@ type Spool struct {
 	mu        sync.Mutex
 	closed    bool
 	failed    error    // sticky: set when the spool's files are in an unknown state
+	lastErr   error    // the last batch's failure, nil once a batch commits (health.go)
 	cur       *batch   // batch that Append is filling
 	queue     []*batch // full batches waiting for the writer, oldest first
 	freeBufs  [][]byte // batch buffers to reuse
