@@ -112,7 +112,7 @@ type DevicesConfig struct {
 // DecodersConfig is the payload decoders' configuration.
 type DecodersConfig struct {
 	// Scripts is a folder of JavaScript codecs (TTN/ChirpStack style),
-	// reserved for the script decoder issue.
+	// one file per model named <model-id>.js, reloaded when they change.
 	Scripts string `yaml:"scripts"`
 	// Timeout bounds one script decode (default 100ms), so a codec stuck
 	// in a loop costs one dead letter, not the pipeline.

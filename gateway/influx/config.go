@@ -77,8 +77,8 @@ const (
 	GzipNever  = "never"
 )
 
-// gzipValues are the accepted values of Config.Gzip: "true" and "false",
-// which earlier versions took, mean always and never.
+// gzipValues are the accepted values of Config.Gzip; "true" and "false"
+// are kept as always and never, so configs written with them stay valid.
 var gzipValues = map[string]bool{GzipAuto: true, GzipAlways: true, GzipNever: true, "true": true, "false": true}
 
 // ValidGzip reports whether v is a value gzip accepts; "" means the
