@@ -18,9 +18,10 @@ import (
 // fields an Uplink needs and skip the rest, which is still checked.
 //
 // It accepts exactly what encoding/json accepts and decodes like
-// json.Unmarshal into the reference parsers' structs (reference_test.go), because dead letters,
-// golden files and redelivered messages must not change with the parser
-// (a differential fuzz test holds the two together):
+// json.Unmarshal into the reference parsers' structs (reference_test.go),
+// because dead letters, golden files and redelivered messages must not
+// change with the parser (a differential fuzz test holds the two
+// together):
 //   - a key matches a field name exactly, else case-insensitively with
 //     Unicode folding, as encoding/json matches struct fields;
 //   - a repeated key decodes into the same target again: objects and maps
