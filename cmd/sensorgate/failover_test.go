@@ -181,8 +181,11 @@ devices: {import: %[10]s/devices.yaml, tags: [district, site]}
 	t.Logf("C killed at %d uplinks in InfluxDB, restarted at %d", atKill, uplinksIn(t, db))
 
 	// The stranger's uplinks reach A and B as an unknown device; it is
-	// adopted through A, and every instance has it within 2 s (the
-	// registry's promise), while B goes on handling its uplinks.
+	// adopted through A while B goes on handling its uplinks, and the
+	// second half of the stream starts once every instance has the
+	// adoption. (The 2 s promise is TestSharedRegistryChanges…'s; here,
+	// with three daemons racing on two cores, the wait only has a
+	// deadline, and the time it took is logged.)
 	eui := stranger.EUI.String()
 	for _, in := range []*failoverInstance{a, b} {
 		waitFor(t, time.Minute, "instance "+in.name+" lists the unknown device", func() bool {
@@ -190,16 +193,18 @@ devices: {import: %[10]s/devices.yaml, tags: [district, site]}
 			return bytes.Contains(mustJSON(list), []byte(eui))
 		}, diag)
 	}
+	adoptedAt := time.Now()
 	if st, out := a.call("POST", "/api/v1/unknown-devices/"+eui+"/adopt", map[string]any{"name": "adopted-1", "model": simulate.Model}); st != http.StatusCreated {
 		t.Fatalf("adopt through A: %d %v", st, out)
 	}
 	waitFor(t, 30*time.Second, "instance C answers after its restart", func() bool { st, _ := c.call("GET", "/readyz", nil); return st == 200 }, diag)
 	for _, in := range all {
-		waitFor(t, 2*time.Second, "instance "+in.name+" has the adopted device's model", func() bool {
+		waitFor(t, 30*time.Second, "instance "+in.name+" has the adopted device's model", func() bool {
 			st, d := in.call("GET", "/api/v1/devices/"+eui, nil)
 			return st == 200 && d["model"] == simulate.Model
 		}, diag)
 	}
+	t.Logf("the adoption through A was in effect on all three instances after %s", time.Since(adoptedAt).Round(time.Millisecond))
 	close(adopted)
 	if err := <-published; err != nil {
 		t.Fatalf("publish: %v\n%s", err, diag())
