@@ -258,7 +258,7 @@ devices: {import: %[10]s/devices.yaml, tags: [district, site]}
 	// last saw the device at a time of the second half, with the model.
 	// Loss and uplink counts there are the instance's share only (point
 	// 3 is open), so they are logged, not asserted: with no frame lost,
-	// each instance reports 10,000 uplinks or so and 55-75 % loss for the
+	// each instance handles 10,000 uplinks or so and reports 59-72 % loss for the
 	// adopted device (C fewer, as its counters restarted with it).
 	for _, in := range all {
 		st, h := in.call("GET", "/api/v1/devices/"+eui+"/health", nil)
