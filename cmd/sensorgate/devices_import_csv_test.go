@@ -49,6 +49,8 @@ influx: {url: "http://127.0.0.1:1", bucket: b}
 		{"dev_eui;name;modle\r0101010101010101;a;cayenne-lpp\r", `unknown column "modle" (column 3): did you mean "model"?`},
 		{"dev_eui;name;model\r0101010101010101;a\r", "line 2: 0101010101010101: 2 fields, the header has 3"},
 		{"dev_eui;name;model\r\n0101010101010101;a;cayenne-lpp\r\n0202020202020202;b\x1b[1m;\r\n", "line 3: 0202020202020202: name: control character U+001B"},
+		// The advice names the CLI's flag, not only the API's parameter.
+		{"dev_eui;name;model\n0101010101010101;a;acme-unknown\n", "-dry-run in the CLI"},
 	} {
 		code, out := importText(bad.text)
 		if code == 0 || !strings.Contains(out, bad.want) {
