@@ -19,7 +19,8 @@ import (
 // TestFailedReplayCountedOnce: a malformed message and an uplink of a
 // device with a missing model are dead letters; replaying them through
 // the API fails again. sensorgate_dead_letters_total and the pipeline's
-// dead_letters.<reason> events still count each letter once (a failed
+// dead_letters.<reason> events count each letter once, the malformed one
+// the source stored itself included, and still once after it (a failed
 // replay is not a new dead letter in either), and the replays are
 // counted as dead_letters_replay_failed.
 func TestFailedReplayCountedOnce(t *testing.T) {
@@ -69,6 +70,7 @@ devices: {import: %[1]s/devices.yaml}
 		storedMalformed = `sensorgate_dead_letters_total{reason="malformed",source="cs4"}`
 		storedModel     = `sensorgate_dead_letters_total{reason="unknown_model",source="cs4"}`
 		eventModel      = `sensorgate_pipeline_events_total{event="dead_letters.unknown_model"}`
+		eventMalformed  = `sensorgate_pipeline_events_total{event="dead_letters.malformed"}`
 		eventFailed     = `sensorgate_pipeline_events_total{event="dead_letters_replay_failed"}`
 		eventReplayed   = `sensorgate_pipeline_events_total{event="dead_letters_replayed"}`
 	)
@@ -81,7 +83,7 @@ devices: {import: %[1]s/devices.yaml}
 			}
 		}
 	}
-	check("before the replay", map[string]float64{storedMalformed: 1, storedModel: 1, eventModel: 1, eventFailed: 0, eventReplayed: 0})
+	check("before the replay", map[string]float64{storedMalformed: 1, storedModel: 1, eventModel: 1, eventMalformed: 1, eventFailed: 0, eventReplayed: 0})
 
 	res := api.call("POST", "/api/v1/deadletters/replay", map[string]any{}, 200)
 	if res["failed"] != float64(2) || res["replayed"] != float64(0) {
@@ -90,5 +92,5 @@ devices: {import: %[1]s/devices.yaml}
 	if n := api.call("GET", "/api/v1/deadletters", nil, 200)["count"]; n != float64(2) {
 		t.Fatalf("%v dead letters after the failed replay, want the same 2", n)
 	}
-	check("after the failed replay", map[string]float64{storedMalformed: 1, storedModel: 1, eventModel: 1, eventFailed: 2, eventReplayed: 0})
+	check("after the failed replay", map[string]float64{storedMalformed: 1, storedModel: 1, eventModel: 1, eventMalformed: 1, eventFailed: 2, eventReplayed: 0})
 }
