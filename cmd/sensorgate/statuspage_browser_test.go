@@ -153,8 +153,36 @@ func TestStatusPageInBrowser(t *testing.T) {
 		}
 	}
 
+	dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
 	// The daemon has a token: the page asks for it first.
 	step("open the page", chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	step("phone width", chromedp.EmulateViewport(390, 844))
+	var widths [2]int
+	eval(`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`, &widths)
+	if widths[0] > widths[1] || widths[1] > 390 {
+		t.Errorf("sign-in at 390 px: the page is %d px wide in a %d px window", widths[0], widths[1])
+	}
+	screenshot("status-login-390.png")
+	step("reset the viewport", chromedp.EmulateReset())
 	step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "wrong"), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
 	waitFor("the refusal", `!document.querySelector('#login-error').hidden`)
 	if msg := text("#login-error"); !strings.Contains(msg, "refused") {
@@ -222,27 +250,44 @@ func TestStatusPageInBrowser(t *testing.T) {
 		return err
 	}))
 
-	dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
 	screenshot("status-page.png")
+	// checkLayout measures the page on a laptop and on a phone: nothing
+	// wider than the window, tables scrolling inside their card, the
+	// overview's numbers on screen.
+	checkLayout := func(stage string) {
+		t.Helper()
+		for _, vp := range []struct {
+			name string
+			w, h int64
+		}{{"1280", 1280, 900}, {"390", 390, 844}} {
+			step("viewport "+vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+			what := strings.TrimSpace(vp.name + " px " + strings.TrimPrefix(stage, "-"))
+			var l pageLayout
+			eval(layoutJS, &l)
+			if l.ScrollWidth > l.ClientWidth || l.ClientWidth > int(vp.w) {
+				t.Errorf("%s: the page is %d px wide in a %d px window", what, l.ScrollWidth, l.ClientWidth)
+			}
+			if len(l.Overflowing) > 0 {
+				t.Errorf("%s: elements past the window's edge: %v", what, l.Overflowing)
+			}
+			if len(l.Hidden) > 0 {
+				t.Errorf("%s: overview numbers not on screen: %v", what, l.Hidden)
+			}
+			for _, tb := range l.Tables {
+				if tb.Overflow != "auto" || !tb.Fits || tb.TallestRow > 200 {
+					t.Errorf("%s: table %s neither scrolls inside its container nor keeps its rows low (a column squeezed to a letter a line): %+v", what, tb.ID, tb)
+				}
+				// A laptop shows every column, the Adopt and Replay
+				// buttons included, without scrolling.
+				if vp.w >= 1280 && tb.Scrolls {
+					t.Errorf("%s: table %s is wider than its card", what, tb.ID)
+				}
+			}
+			screenshot("status-page-" + vp.name + stage + ".png")
+		}
+		step("reset the viewport", chromedp.EmulateReset())
+	}
+	checkLayout("")
 
 	// Adopt the unknown device under a name and model of our choosing.
 	stranger := r.stranger.EUI.String()
@@ -296,33 +341,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		}
 	}
 
-	// The layout on a laptop and on a phone: nothing wider than the
-	// window, tables scrolling inside their card, the overview's numbers
-	// on screen.
-	for _, vp := range []struct {
-		name string
-		w, h int64
-	}{{"1280", 1280, 900}, {"390", 390, 844}} {
-		step("viewport "+vp.name, chromedp.EmulateViewport(vp.w, vp.h))
-		var l pageLayout
-		eval(layoutJS, &l)
-		if l.ScrollWidth > l.ClientWidth || l.ClientWidth > int(vp.w) {
-			t.Errorf("%s px: the page is %d px wide in a %d px window", vp.name, l.ScrollWidth, l.ClientWidth)
-		}
-		if len(l.Overflowing) > 0 {
-			t.Errorf("%s px: elements past the window's edge: %v", vp.name, l.Overflowing)
-		}
-		if len(l.Hidden) > 0 {
-			t.Errorf("%s px: overview numbers not on screen: %v", vp.name, l.Hidden)
-		}
-		for _, tb := range l.Tables {
-			if tb.Overflow != "auto" || !tb.Fits || tb.TallestRow > 200 {
-				t.Errorf("%s px: table %s neither scrolls inside its container nor keeps its rows low (a column squeezed to a letter a line): %+v", vp.name, tb.ID, tb)
-			}
-		}
-		screenshot("status-page-" + vp.name + ".png")
-	}
-	step("reset the viewport", chromedp.EmulateReset())
+	checkLayout("-replayed")
 }
 
 // pageLayout is what layoutJS measures.
@@ -335,6 +354,8 @@ type pageLayout struct {
 		ID       string `json:"id"`
 		Overflow string `json:"overflow"`
 		Fits     bool   `json:"fits"`
+		// Scrolls is whether the table is wider than its card.
+		Scrolls bool `json:"scrolls"`
 		// TallestRow is the highest body row in px: a few wrapped
 		// lines of detail fit in 200, a column squeezed to a letter a
 		// line (the detail of a dead letter at 390 px) takes 700.
@@ -345,7 +366,8 @@ type pageLayout struct {
 // layoutJS measures the page against the window: the document's width,
 // the elements reaching past either edge (those inside a table's
 // scrolling container excepted), the overview numbers not fully on
-// screen, and each table's container and tallest row.
+// screen, and each table's container (does it scroll, is it wider than
+// the window) and tallest row.
 const layoutJS = `(() => {
 	const de = document.documentElement, w = de.clientWidth;
 	const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '');
@@ -364,7 +386,7 @@ const layoutJS = `(() => {
 	const tables = Array.from(document.querySelectorAll('table.grid')).map(t => {
 		const c = t.parentElement, r = c.getBoundingClientRect();
 		const tallestRow = Math.max(0, ...Array.from(t.tBodies[0].rows).map(tr => tr.getBoundingClientRect().height));
-		return {id: t.id, overflow: getComputedStyle(c).overflowX, fits: r.left >= 0 && r.right <= w + 0.5, tallestRow};
+		return {id: t.id, overflow: getComputedStyle(c).overflowX, fits: r.left >= 0 && r.right <= w + 0.5, tallestRow, scrolls: c.scrollWidth > c.clientWidth};
 	});
 	return {scrollWidth: de.scrollWidth, clientWidth: w, overflowing: overflowing.slice(0, 20), hidden, tables};
 })()`

@@ -344,7 +344,7 @@
     const tr = el("tr", { "data-eui": u.dev_eui },
       el("td", { class: "eui", text: u.dev_eui }),
       el("td"), el("td"), el("td"), el("td", { class: "num" }), el("td"), el("td"),
-      el("td", null, name, " ", model),
+      el("td", { class: "adopt-as" }, name, " ", model),
       el("td", { class: "actions" }, button, result));
     const row = { tr, busy: false };
     button.addEventListener("click", async () => {
