@@ -174,9 +174,6 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 }
 
 func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) error {
-	if p.Counters != nil {
-		p.Counters.Inc(deadLetterCounter(rej.Reason))
-	}
 	log := p.Log
 	switch rej.Reason {
 	case ReasonUnknownDevice:
@@ -192,6 +189,11 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 	}
 	if err := p.DeadLetters.Put(ctx, dl); err != nil {
 		return fmt.Errorf("keep dead letter (%s): %w", rej.Reason, err)
+	}
+	// Counted once stored, like sensorgate_dead_letters_total: a letter
+	// the store refused is redelivered, not a dead letter.
+	if p.Counters != nil {
+		p.Counters.Inc(deadLetterCounter(rej.Reason))
 	}
 	if p.Observer != nil {
 		p.Observer.Observe(up, nil, rej)

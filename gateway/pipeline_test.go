@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,11 +32,15 @@ func (s *recordingSink) Write(_ context.Context, pts []Point) error {
 type recordingDL struct {
 	mu  sync.Mutex
 	dls []DeadLetter
+	err error // Put's answer when set (the store is full or broken)
 }
 
 func (d *recordingDL) Put(_ context.Context, dl DeadLetter) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
 	d.dls = append(d.dls, dl)
 	return nil
 }
@@ -164,6 +169,28 @@ func TestHandleDeadLetters(t *testing.T) {
 				t.Fatalf("counter not incremented: %v", p.Counters.Snapshot())
 			}
 		})
+	}
+}
+
+// TestHandleDeadLetterNotStored: a letter the store refuses is not taken
+// (the source redelivers it) and not counted, as the store's own metric
+// (sensorgate_dead_letters_total) does not count it either.
+func TestHandleDeadLetterNotStored(t *testing.T) {
+	p, _, dl := testPipeline(t)
+	dl.err = errors.New("dead-letter queue full")
+	err := p.Handle(context.Background(), Uplink{Source: "strict", DevEUI: euiA, Payload: []byte{1}, Time: t0})
+	if err == nil || !strings.Contains(err.Error(), "queue full") {
+		t.Fatalf("Handle = %v, want the store's refusal", err)
+	}
+	if n := p.Counters.Get("dead_letters." + string(ReasonDecode)); n != 0 {
+		t.Fatalf("a letter the store refused was counted %d times", n)
+	}
+	dl.err = nil
+	if err := p.Handle(context.Background(), Uplink{Source: "strict", DevEUI: euiA, Payload: []byte{1}, Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Counters.Get("dead_letters." + string(ReasonDecode)); n != 1 {
+		t.Fatalf("the redelivered letter counted %d times, want 1", n)
 	}
 }
 

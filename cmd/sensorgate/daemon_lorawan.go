@@ -38,10 +38,28 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(h))
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
 	case sc.MQTT != nil:
-		src, err := mqtt.New(*sc.MQTT, d.dlw, log)
+		src, err := mqtt.New(*sc.MQTT, eventCounted{next: d.dlw, counters: d.Counters}, log)
 		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
 	}
 	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP)
+}
+
+// eventCounted counts a letter a feed source stores itself (a message
+// its parser refused, before the pipeline sees it) as the pipeline counts
+// its own, dead_letters.<reason>: sensorgate_pipeline_events_total then
+// counts every letter of these sources once, as
+// sensorgate_dead_letters_total does. Reasons are the parser's closed set.
+type eventCounted struct {
+	next     gateway.DeadLetters
+	counters *gateway.Counters
+}
+
+func (e eventCounted) Put(ctx context.Context, dl gateway.DeadLetter) error {
+	if err := e.next.Put(ctx, dl); err != nil {
+		return err
+	}
+	e.counters.Inc("dead_letters." + string(dl.Reason))
+	return nil
 }
 
 // bridgeHandler takes the messages of a gateway-bridge source: each is one

@@ -153,8 +153,36 @@ func TestStatusPageInBrowser(t *testing.T) {
 		}
 	}
 
+	dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	screenshot := func(name string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
 	// The daemon has a token: the page asks for it first.
 	step("open the page", chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	step("phone width", chromedp.EmulateViewport(390, 844))
+	var widths [2]int
+	eval(`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`, &widths)
+	if widths[0] > widths[1] || widths[1] > 390 {
+		t.Errorf("sign-in at 390 px: the page is %d px wide in a %d px window", widths[0], widths[1])
+	}
+	screenshot("status-login-390.png")
+	step("reset the viewport", chromedp.EmulateReset())
 	step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS("#token"), "wrong"), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
 	waitFor("the refusal", `!document.querySelector('#login-error').hidden`)
 	if msg := text("#login-error"); !strings.Contains(msg, "refused") {
@@ -169,6 +197,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		"#sources-connected":  "1 / 1 connected",
 		"#throughput-total":   fmt.Sprint(taken),
 		"#spool-records":      "0",
+		"#spool-bytes":        "0",
 		"#devices-registered": "4",
 		"#devices-unknown":    "1",
 		"#devices-silent":     "1",
@@ -221,27 +250,44 @@ func TestStatusPageInBrowser(t *testing.T) {
 		return err
 	}))
 
-	dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
 	screenshot("status-page.png")
+	// checkLayout measures the page on a laptop and on a phone: nothing
+	// wider than the window, tables scrolling inside their card, the
+	// overview's numbers on screen.
+	checkLayout := func(stage string) {
+		t.Helper()
+		for _, vp := range []struct {
+			name string
+			w, h int64
+		}{{"1280", 1280, 900}, {"390", 390, 844}} {
+			step("viewport "+vp.name, chromedp.EmulateViewport(vp.w, vp.h))
+			what := strings.TrimSpace(vp.name + " px " + strings.TrimPrefix(stage, "-"))
+			var l pageLayout
+			eval(layoutJS, &l)
+			if l.ScrollWidth > l.ClientWidth || l.ClientWidth > int(vp.w) {
+				t.Errorf("%s: the page is %d px wide in a %d px window", what, l.ScrollWidth, l.ClientWidth)
+			}
+			if len(l.Overflowing) > 0 {
+				t.Errorf("%s: elements past the window's edge: %v", what, l.Overflowing)
+			}
+			if len(l.Hidden) > 0 {
+				t.Errorf("%s: overview numbers not on screen: %v", what, l.Hidden)
+			}
+			for _, tb := range l.Tables {
+				if tb.Overflow != "auto" || !tb.Fits || tb.TallestRow > 200 {
+					t.Errorf("%s: table %s neither scrolls inside its container nor keeps its rows low (a column squeezed to a letter a line): %+v", what, tb.ID, tb)
+				}
+				// A laptop shows every column, the Adopt and Replay
+				// buttons included, without scrolling.
+				if vp.w >= 1280 && tb.Scrolls {
+					t.Errorf("%s: table %s is wider than its card", what, tb.ID)
+				}
+			}
+			screenshot("status-page-" + vp.name + stage + ".png")
+		}
+		step("reset the viewport", chromedp.EmulateReset())
+	}
+	checkLayout("")
 
 	// Adopt the unknown device under a name and model of our choosing.
 	stranger := r.stranger.EUI.String()
@@ -277,7 +323,73 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("replay result: %q", res)
 	}
 	screenshot("status-page-adopted.png")
+
+	// The spool figure in human units, checked in Chromium's own engine.
+	for _, tc := range []struct {
+		n    string
+		want string
+	}{
+		{"0", "0"}, {"1", "1 B"}, {"999", "999 B"}, {"1000", "0.977 KiB"}, {"1024", "1 KiB"}, {"1536", "1.5 KiB"},
+		{"10291", "10 KiB"}, {"1023487", "999 KiB"}, {"1023900", "0.977 MiB"}, {"1048575", "1 MiB"},
+		{"5242880", "5 MiB"}, {"123456789", "118 MiB"}, {"1342177280", "1.25 GiB"},
+		{"-1", "–"}, {"NaN", "–"}, {"undefined", "–"},
+	} {
+		var got string
+		eval("window.sensorgateFormat.bytes("+tc.n+")", &got)
+		if got != tc.want {
+			t.Errorf("bytes(%s) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+
+	checkLayout("-replayed")
 }
+
+// pageLayout is what layoutJS measures.
+type pageLayout struct {
+	ScrollWidth int      `json:"scrollWidth"`
+	ClientWidth int      `json:"clientWidth"`
+	Overflowing []string `json:"overflowing"`
+	Hidden      []string `json:"hidden"`
+	Tables      []struct {
+		ID       string `json:"id"`
+		Overflow string `json:"overflow"`
+		Fits     bool   `json:"fits"`
+		// Scrolls is whether the table is wider than its card.
+		Scrolls bool `json:"scrolls"`
+		// TallestRow is the highest body row in px: a few wrapped
+		// lines of detail fit in 200, a column squeezed to a letter a
+		// line (the detail of a dead letter at 390 px) takes 700.
+		TallestRow float64 `json:"tallestRow"`
+	} `json:"tables"`
+}
+
+// layoutJS measures the page against the window: the document's width,
+// the elements reaching past either edge (those inside a table's
+// scrolling container excepted), the overview numbers not fully on
+// screen, and each table's container (does it scroll, is it wider than
+// the window) and tallest row.
+const layoutJS = `(() => {
+	const de = document.documentElement, w = de.clientWidth;
+	const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '');
+	const overflowing = [];
+	for (const e of document.querySelectorAll('body *')) {
+		const r = e.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) continue;
+		const wrap = e.closest('.table-wrap');
+		if (wrap && wrap !== e) continue;
+		if (r.right > w + 0.5 || r.left < -0.5) overflowing.push(name(e) + ' ' + Math.round(r.left) + '..' + Math.round(r.right));
+	}
+	const hidden = ['#sources-connected', '#throughput-rate', '#throughput-total', '#spool-bytes', '#spool-records', '#devices-registered', '#dead-since'].filter(sel => {
+		const e = document.querySelector(sel), r = e.getBoundingClientRect();
+		return r.width === 0 || r.height === 0 || r.left < 0 || r.right > w || getComputedStyle(e).visibility !== 'visible';
+	});
+	const tables = Array.from(document.querySelectorAll('table.grid')).map(t => {
+		const c = t.parentElement, r = c.getBoundingClientRect();
+		const tallestRow = Math.max(0, ...Array.from(t.tBodies[0].rows).map(tr => tr.getBoundingClientRect().height));
+		return {id: t.id, overflow: getComputedStyle(c).overflowX, fits: r.left >= 0 && r.right <= w + 0.5, tallestRow, scrolls: c.scrollWidth > c.clientWidth};
+	});
+	return {scrollWidth: de.scrollWidth, clientWidth: w, overflowing: overflowing.slice(0, 20), hidden, tables};
+})()`
 
 // remarshal converts a value Evaluate decoded into the test's type.
 func remarshal(t *testing.T, v, out any) {

@@ -85,11 +85,33 @@ func (r *Replayer) Replay(ctx context.Context, f Filter, force bool) ([]Result, 
 			if err := r.Store.mark(ctx, l.ID, res.Status, r.now(), res.Reason, res.Detail); err != nil {
 				return results, err
 			}
+			r.count(res)
 			results = append(results, res)
 		}
 		if len(letters) < f.Limit || limit > 0 && len(results) >= limit {
 			return results, nil
 		}
+	}
+}
+
+// Replay events counted in the pipeline's counters
+// (sensorgate_pipeline_events_total). A replay is neither a new uplink
+// nor a new dead letter: the letter was counted when it was stored, so
+// a replay that fails again counts here and nowhere else.
+const (
+	EventReplayed     = "dead_letters_replayed"
+	EventReplayFailed = "dead_letters_replay_failed"
+)
+
+func (r *Replayer) count(res Result) {
+	if r.Pipeline == nil || r.Pipeline.Counters == nil {
+		return
+	}
+	switch res.Status {
+	case StatusReplayed:
+		r.Pipeline.Counters.Inc(EventReplayed)
+	case StatusFailed:
+		r.Pipeline.Counters.Inc(EventReplayFailed)
 	}
 }
 
@@ -128,7 +150,9 @@ func (r *Replayer) one(ctx context.Context, l Letter) (Result, error) {
 	}
 	kept := &keeper{}
 	p := r.Pipeline.Clone()
-	p.DeadLetters, p.Observer = kept, nil
+	// No Observer and no Counters: the uplink and its rejection were
+	// counted when the message first came in; Replay counts the outcome.
+	p.DeadLetters, p.Observer, p.Counters = kept, nil, nil
 	count := &pointCounter{Sink: p.Sink}
 	p.Sink = count
 	if err := p.Handle(ctx, up); err != nil {
@@ -139,9 +163,6 @@ func (r *Replayer) one(ctx context.Context, l Letter) (Result, error) {
 		return res, nil
 	}
 	res.Status, res.Points = StatusReplayed, count.n
-	if p.Counters != nil {
-		p.Counters.Inc("dead_letters_replayed")
-	}
 	return res, nil
 }
 

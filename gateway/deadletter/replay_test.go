@@ -185,6 +185,16 @@ func TestReplay(t *testing.T) {
 	if all, _ := f.store.List(ctx, Filter{}); len(all) != 2 {
 		t.Fatalf("a failed replay added dead letters: %d", len(all))
 	}
+	// Counted as failed replays, not as new dead letters or uplinks.
+	counts := func(when string, want map[string]uint64) {
+		t.Helper()
+		for name, w := range want {
+			if got := p.Counters.Get(name); got != w {
+				t.Errorf("%s: counter %s = %d, want %d (%v)", when, name, got, w, p.Counters.Snapshot())
+			}
+		}
+	}
+	counts("after the failed replay", map[string]uint64{"dead_letters.unknown_model": 1, "uplinks": 1, EventReplayFailed: 2, EventReplayed: 0})
 
 	// Fix the decoder, replay: points; again: skipped; forced: the same points.
 	f.decs["temp"] = decoders.Mapped{DecodeRecord: func(in decoders.Input, r *decoders.Record) error {
@@ -195,6 +205,7 @@ func TestReplay(t *testing.T) {
 	if err != nil || len(res) != 1 || res[0].Status != StatusReplayed || res[0].Points == 0 {
 		t.Fatalf("replay after fix: %+v %v", res, err)
 	}
+	counts("after the replay", map[string]uint64{"dead_letters.unknown_model": 1, "uplinks": 1, "points_written": 0, EventReplayFailed: 2, EventReplayed: 1})
 	first := len(f.sink.pts)
 	res, _ = f.r.Replay(ctx, Filter{Reason: gateway.ReasonUnknownModel}, false)
 	if res[0].Status != StatusSkipped || len(f.sink.pts) != first {

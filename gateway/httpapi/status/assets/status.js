@@ -79,14 +79,25 @@
     if (e) e.textContent = v;
   }
 
+  // bytes is a size in binary units with at most 3 significant digits
+  // and no trailing zeros ("0", "512 B", "1.5 KiB", "0.977 MiB"): a
+  // figure that moves to the next unit at 1000 never shows four digits.
   function bytes(n) {
+    if (typeof n !== "number" || !isFinite(n) || n < 0) return "–";
+    if (n === 0) return "0";
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
+    while (n >= 1000 && i < units.length - 1) {
       n /= 1024;
       i++;
     }
-    return (i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
+    let v = i === 0 ? Math.round(n) : Number(n.toPrecision(3));
+    if (v >= 1000 && i < units.length - 1) {
+      // 999.7 KiB rounds to 1000: one unit up instead.
+      v = Number((v / 1024).toPrecision(3));
+      i++;
+    }
+    return v + " " + units[i];
   }
 
   function duration(s) {
@@ -196,7 +207,11 @@
     setText("#throughput-minute", String(tp.uplinks_last_minute));
     setText("#throughput-total", String(tp.uplinks_total));
     if (st.spool) {
-      setText("#spool-bytes", bytes(st.spool.bytes));
+      // The segment files keep acknowledged records until they rotate:
+      // with nothing pending the backlog is 0, whatever is on disk.
+      const sb = $("#spool-bytes");
+      sb.textContent = st.spool.records > 0 ? bytes(st.spool.bytes) : "0";
+      sb.title = bytes(st.spool.bytes) + " of segment files on disk";
       setText("#spool-records", String(st.spool.records));
       setText("#spool-age", st.spool.records > 0 ? duration(st.spool.oldest_age_s) : "–");
       const dropped = $("#spool-dropped");
@@ -329,7 +344,7 @@
     const tr = el("tr", { "data-eui": u.dev_eui },
       el("td", { class: "eui", text: u.dev_eui }),
       el("td"), el("td"), el("td"), el("td", { class: "num" }), el("td"), el("td"),
-      el("td", null, name, " ", model),
+      el("td", { class: "adopt-as" }, name, " ", model),
       el("td", { class: "actions" }, button, result));
     const row = { tr, busy: false };
     button.addEventListener("click", async () => {
@@ -473,6 +488,10 @@
     $("#signout").hidden = !token();
     refresh();
   }
+
+  // The formatters, read-only, for the browser test to check in
+  // Chromium's own JavaScript engine.
+  window.sensorgateFormat = Object.freeze({ bytes });
 
   document.addEventListener("DOMContentLoaded", () => {
     $("#device-search").addEventListener("input", filterDevices);
