@@ -315,7 +315,7 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 		}
 		return euisOf(s.devs), nil
 	}
-	s.devs = next
+	s.setDevs(next)
 	s.reg.swapFrom(reg)
 	return euis, nil
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver: the daemon stays one static binary
@@ -79,6 +80,9 @@ type Store struct {
 	mu   sync.Mutex // serializes changes, so the Registry follows commit order
 	devs map[EUI]Device
 	now  func() time.Time
+	// view is what listings read without s.mu, so a page is not held up
+	// by a change being written; see setDevs.
+	view atomic.Pointer[deviceView]
 }
 
 // OpenStore opens (creating if needed) the database at path and loads
@@ -167,7 +171,7 @@ func (s *Store) loadLocked(ctx context.Context, q querier) error {
 	if err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
-	s.devs = devs
+	s.setDevs(devs)
 	s.reg.swapFrom(next)
 	return nil
 }
@@ -407,7 +411,7 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("devices: registry %s: commit: %w", s.path, err)
 	}
-	s.devs = next
+	s.setDevs(next)
 	s.reg.swapFrom(reg)
 	return nil
 }
