@@ -185,7 +185,9 @@ type HealthPage struct {
 	Matched, Heard int
 	Colours        map[Colour]int
 	Silent         int
-	More           bool
+	// Unregistered counts the heard devices missing from the registry.
+	Unregistered int
+	More         bool
 }
 
 // Page returns up to limit (> 0) heard devices that match (nil: all)
@@ -207,6 +209,9 @@ func (h *Health) Page(cursor EUI, limit int, now time.Time, match func(*DeviceHe
 		p.Colours[r.Colour]++
 		if r.Silent {
 			p.Silent++
+		}
+		if st.unknown != nil {
+			p.Unregistered++
 		}
 		if match != nil && !match(&r) {
 			continue
