@@ -47,8 +47,9 @@ func parsePage(v url.Values) (pageQuery, error) {
 	} else {
 		p.search = devices.Search(s)
 	}
-	if s, ok := v["cursor"]; ok {
-		c, err := parseCursor(s[0])
+	// An empty cursor is the first page, so a client may always send one.
+	if s := v.Get("cursor"); s != "" {
+		c, err := parseCursor(s)
 		if err != nil {
 			return p, err
 		}
@@ -60,7 +61,7 @@ func parsePage(v url.Values) (pageQuery, error) {
 		case err != nil || n < 0 || n > maxPageLimit:
 			return p, fmt.Errorf("limit=%.20q: give a page size from 1 to %d (0 or none for the whole list)", s[0], maxPageLimit)
 		case n == 0 && p.paged:
-			return p, fmt.Errorf("limit=0 asks for the whole list, which has no cursor: give a page size from 1 to %d", maxPageLimit)
+			return p, fmt.Errorf("limit=0 asks for the whole list, which takes no cursor: give a page size from 1 to %d", maxPageLimit)
 		case n == 0:
 			return p, nil
 		}
