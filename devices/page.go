@@ -9,21 +9,25 @@ import (
 	"time"
 )
 
-// deviceView is one published state of the device set for listings: the
-// map is never written after it is published (a change edits a clone),
-// and order holds its EUIs ascending, so a page is a binary search and a
-// short walk instead of a sort of the whole registry.
+// deviceView is one published state of the device set for listings:
+// the registry's devices (never modified once built) in ascending EUI
+// order, so a page is a binary search and a short walk, and a filter
+// reads each device in place instead of copying it.
 type deviceView struct {
-	devs  map[EUI]Device
-	order []EUI
+	order []*Device
 }
 
-// setDevs makes devs the current set; s.mu is held (or the store is not
-// yet shared). devs must not be written afterwards.
-func (s *Store) setDevs(devs map[EUI]Device) {
-	s.devs = devs
-	order := slices.SortedFunc(maps.Keys(devs), CompareEUI)
-	s.view.Store(&deviceView{devs: devs, order: order})
+// publish makes reg's devices the listed ones; s.mu is held (or the
+// store is not yet shared).
+func (s *Store) publish(reg *Registry) {
+	reg.mu.RLock()
+	order := make([]*Device, 0, len(reg.byEUI))
+	for _, d := range reg.byEUI {
+		order = append(order, d)
+	}
+	reg.mu.RUnlock()
+	slices.SortFunc(order, func(a, b *Device) int { return CompareEUI(a.EUI, b.EUI) })
+	s.view.Store(&deviceView{order: order})
 }
 
 // CompareEUI orders EUIs as their hex text sorts, the order of every
@@ -33,6 +37,11 @@ func CompareEUI(a, b EUI) int { return bytes.Compare(a[:], b[:]) }
 // firstAfter returns the index of the first EUI in order above e.
 func firstAfter(order []EUI, e EUI) int {
 	return sort.Search(len(order), func(i int) bool { return CompareEUI(order[i], e) > 0 })
+}
+
+// firstDeviceAfter is firstAfter over devices.
+func firstDeviceAfter(order []*Device, e EUI) int {
+	return sort.Search(len(order), func(i int) bool { return CompareEUI(order[i].EUI, e) > 0 })
 }
 
 // DevicePage is one page of a device listing in DevEUI order.
@@ -51,35 +60,35 @@ type DevicePage struct {
 // reads a published snapshot: a change made meanwhile shows on the next
 // page, and a device present throughout a paging appears exactly once.
 // Only the page's devices are copied.
+// match must not modify or keep the device.
 func (s *Store) Page(cursor EUI, limit int, match func(*Device) bool) DevicePage {
 	v := s.view.Load()
 	if v == nil {
 		return DevicePage{}
 	}
 	p := DevicePage{Registered: len(v.order)}
-	start := firstAfter(v.order, cursor)
+	start := firstDeviceAfter(v.order, cursor)
 	if match == nil {
 		p.Matched = len(v.order)
 		end := min(start+limit, len(v.order))
 		p.Devices = make([]Device, 0, end-start)
-		for _, e := range v.order[start:end] {
-			p.Devices = append(p.Devices, v.devs[e])
+		for _, d := range v.order[start:end] {
+			p.Devices = append(p.Devices, *d)
 		}
 		p.More = end < len(v.order)
 		return p
 	}
-	// The whole set is walked to count the matches; only references are
-	// taken until a device goes on the page.
-	for i, e := range v.order {
-		d := v.devs[e]
-		if !match(&d) {
+	// The whole set is walked to count the matches; a device is copied
+	// only onto the page.
+	for i, d := range v.order {
+		if !match(d) {
 			continue
 		}
 		p.Matched++
 		switch {
 		case i < start:
 		case len(p.Devices) < limit:
-			p.Devices = append(p.Devices, d)
+			p.Devices = append(p.Devices, *d)
 		default:
 			p.More = true
 		}
@@ -203,9 +212,10 @@ func (h *Health) Page(cursor EUI, limit int, now time.Time, match func(*DeviceHe
 	}
 	p := HealthPage{Heard: len(h.sorted), Colours: map[Colour]int{Green: 0, Amber: 0, Red: 0}}
 	start := firstAfter(h.sorted, cursor)
+	var r DeviceHealth // one for all: match may keep its pointer
 	for i, e := range h.sorted {
 		st := h.m[e]
-		r := h.summary(e, st, now, false)
+		r = h.summary(e, st, now, false)
 		p.Colours[r.Colour]++
 		if r.Silent {
 			p.Silent++

@@ -315,8 +315,9 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 		}
 		return euisOf(s.devs), nil
 	}
-	s.setDevs(next)
+	s.devs = next
 	s.reg.swapFrom(reg)
+	s.publish(reg)
 	return euis, nil
 }
 

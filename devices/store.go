@@ -81,7 +81,7 @@ type Store struct {
 	devs map[EUI]Device
 	now  func() time.Time
 	// view is what listings read without s.mu, so a page is not held up
-	// by a change being written; see setDevs.
+	// by a change being written; see publish.
 	view atomic.Pointer[deviceView]
 }
 
@@ -171,8 +171,9 @@ func (s *Store) loadLocked(ctx context.Context, q querier) error {
 	if err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
-	s.setDevs(devs)
+	s.devs = devs
 	s.reg.swapFrom(next)
+	s.publish(next)
 	return nil
 }
 
@@ -411,8 +412,9 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("devices: registry %s: commit: %w", s.path, err)
 	}
-	s.setDevs(next)
+	s.devs = next
 	s.reg.swapFrom(reg)
+	s.publish(reg)
 	return nil
 }
 
