@@ -146,9 +146,9 @@ type Health struct {
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
 	changes changeLog
-	// sorted holds m's EUIs ascending for paged listings, nil after a
-	// device came or went (rebuilt by the next listing).
-	sorted []EUI
+	// sorted holds m's entries by ascending EUI for paged listings, nil
+	// after a device came or went (rebuilt by the next listing).
+	sorted []healthEntry
 }
 
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown

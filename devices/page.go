@@ -184,6 +184,13 @@ func colourOf(r *DeviceHealth) Colour {
 	return Green
 }
 
+// healthEntry is a tracked device in Health.sorted; st is the map's
+// own entry, so a listing reads it without a lookup.
+type healthEntry struct {
+	eui EUI
+	st  *healthState
+}
+
 // HealthPage is one page of the health listing in DevEUI order, with the
 // counts of every heard device.
 type HealthPage struct {
@@ -208,13 +215,17 @@ func (h *Health) Page(cursor EUI, limit int, now time.Time, match func(*DeviceHe
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.sorted == nil {
-		h.sorted = slices.SortedFunc(maps.Keys(h.m), CompareEUI)
+		h.sorted = make([]healthEntry, 0, len(h.m))
+		for e, st := range h.m {
+			h.sorted = append(h.sorted, healthEntry{e, st})
+		}
+		slices.SortFunc(h.sorted, func(a, b healthEntry) int { return CompareEUI(a.eui, b.eui) })
 	}
 	p := HealthPage{Heard: len(h.sorted), Colours: map[Colour]int{Green: 0, Amber: 0, Red: 0}}
-	start := firstAfter(h.sorted, cursor)
+	start := sort.Search(len(h.sorted), func(i int) bool { return CompareEUI(h.sorted[i].eui, cursor) > 0 })
 	var r DeviceHealth // one for all: match may keep its pointer
-	for i, e := range h.sorted {
-		st := h.m[e]
+	for i, he := range h.sorted {
+		e, st := he.eui, he.st
 		r = h.summary(e, st, now, false)
 		p.Colours[r.Colour]++
 		if r.Silent {
