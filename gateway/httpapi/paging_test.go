@@ -203,11 +203,14 @@ func TestDeviceSearchAndCounts(t *testing.T) {
 			}
 		})
 	}
-	// Without limit and cursor the list is whole, in the shape it had.
-	rec := f.do(t, "GET", "/api/v1/devices", "Bearer "+token, "", nil)
-	var whole map[string]json.RawMessage
-	if err := json.Unmarshal(rec.Body.Bytes(), &whole); err != nil || len(whole) != 2 || string(whole["count"]) != "2000" {
-		t.Fatalf("whole list: keys %v count %s (%v)", len(whole), whole["count"], err)
+	// Without limit and cursor, or with limit=0, the list is whole, in
+	// the shape it had; q filters it too.
+	for path, count := range map[string]string{"/api/v1/devices": "2000", "/api/v1/devices?limit=0": "2000", "/api/v1/devices?q=bin-00123": "10"} {
+		rec := f.do(t, "GET", path, "Bearer "+token, "", nil)
+		var whole map[string]json.RawMessage
+		if err := json.Unmarshal(rec.Body.Bytes(), &whole); err != nil || len(whole) != 2 || string(whole["count"]) != count {
+			t.Fatalf("%s: %d keys, count %s, want %s (%v)", path, len(whole), whole["count"], count, err)
+		}
 	}
 }
 
