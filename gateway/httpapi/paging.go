@@ -128,7 +128,7 @@ func (s *Server) healthPage(w http.ResponseWriter, pq pageQuery, colour devices.
 	body.Colours[devices.Grey] = 0
 	more := hp.More
 	if s.opt.Store != nil {
-		body.Registered = s.opt.Store.Len()
+		body.Registered = s.opt.Store.Registry().Len() // not Store.Len: that waits for a change being written
 		body.Colours[devices.Grey] = max(body.Registered-(hp.Heard-hp.Unregistered), 0)
 		if colour == devices.Grey && !silent {
 			dp := s.opt.Store.Page(pq.cursor, pq.limit, func(d *devices.Device) bool {
