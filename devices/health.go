@@ -86,7 +86,9 @@ type DeviceHealth struct {
 	// moving average per frame), 0 until known.
 	Interval float64 `json:"interval_s"`
 	// Silent is set when no uplink came for SilentFactor intervals.
-	Silent       bool     `json:"silent"`
+	Silent bool `json:"silent"`
+	// Colour sums the health up as the status page shows it: see Colour.
+	Colour       Colour   `json:"colour"`
 	LastFCnt     *uint32  `json:"last_f_cnt,omitempty"`
 	RSSI         *float64 `json:"rssi,omitempty"`
 	SNR          *float64 `json:"snr,omitempty"`
@@ -144,6 +146,9 @@ type Health struct {
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
 	changes changeLog
+	// sorted holds m's entries by ascending EUI for paged listings, nil
+	// after a device came or went (rebuilt by the next listing).
+	sorted []healthEntry
 }
 
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
@@ -173,6 +178,7 @@ func (h *Health) evictOldest() {
 	if st, ok := h.m[e]; ok {
 		h.changes.removed(e, &st.persisted)
 		delete(h.m, e)
+		h.sorted = nil
 	}
 	h.evicted++
 }
@@ -196,6 +202,7 @@ func (h *Health) Observe(o Observation) {
 	if !ok {
 		st = &healthState{FirstSeen: o.Time}
 		h.m[o.EUI] = st
+		h.sorted = nil
 	}
 	switch {
 	case o.Unknown && st.unknown == nil: // new, or no longer registered
@@ -338,6 +345,7 @@ func (h *Health) drop(eui EUI) {
 	}
 	h.changes.removed(eui, &st.persisted)
 	delete(h.m, eui)
+	h.sorted = nil
 }
 
 // Get returns one device's health at now.
@@ -369,24 +377,36 @@ func (h *Health) Report(now time.Time) []DeviceHealth {
 }
 
 func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
+	r := h.summary(eui, st, now, true)
+	r.LastFCnt = cloneOpt(st.FCnt)
+	r.RSSI, r.SNR = cloneOpt(st.RSSI), cloneOpt(st.SNR)
+	r.Battery, r.BatteryLevel = cloneOpt(st.Battery), cloneOpt(st.BatteryLevel)
+	return r
+}
+
+// summary is report without the optional readings, and without the
+// hourly counts unless hourly: what a filter and the counts of a paged
+// listing need, without allocating per device.
+func (h *Health) summary(eui EUI, st *healthState, now time.Time, hourly bool) DeviceHealth {
 	r := DeviceHealth{
 		DevEUI: eui, Name: st.Name, Model: st.Model, Source: st.Source,
 		FirstSeen: st.FirstSeen, LastSeen: st.LastSeen, Interval: st.Interval,
-		LastDeadLetter: st.LastDeadLetter, LastFCnt: cloneOpt(st.FCnt),
-		RSSI: cloneOpt(st.RSSI), SNR: cloneOpt(st.SNR), Battery: cloneOpt(st.Battery), BatteryLevel: cloneOpt(st.BatteryLevel),
+		LastDeadLetter: st.LastDeadLetter,
 	}
 	if r.Name == "" {
 		r.Name = eui.String()
 	}
 	r.LastSeenAge = max(now.Sub(st.LastSeen).Seconds(), 0)
 	first := now.Unix()/3600 - hours + 1
-	r.UplinksHourly = make([]int, hours)
+	if hourly {
+		r.UplinksHourly = make([]int, hours)
+	}
 	for _, b := range st.Hours {
 		if b.Hour >= first {
 			r.Uplinks24h += int(b.Uplinks)
 			r.Lost24h += int(b.Lost)
 			r.DeadLetters24h += int(b.DeadLetters)
-			if i := b.Hour - first; i < hours { // a device clock ahead of ours lands past the end
+			if i := b.Hour - first; hourly && i < hours { // a device clock ahead of ours lands past the end
 				r.UplinksHourly[i] = int(b.Uplinks)
 			}
 		}
@@ -405,6 +425,7 @@ func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
 		factor = DefaultSilentFactor
 	}
 	r.Silent = r.Interval > 0 && r.LastSeenAge > factor*r.Interval
+	r.Colour = colourOf(&r)
 	return r
 }
 
@@ -484,6 +505,7 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 		st.saved = true
 		if _, registered := s.reg.Lookup(e); registered {
 			h.m[e] = st
+			h.sorted = nil
 			continue
 		}
 		unknown = append(unknown, loaded{e, st})
@@ -500,6 +522,7 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 		}
 		u.st.unknown = h.unknown.PushBack(u.eui)
 		h.m[u.eui] = u.st
+		h.sorted = nil
 	}
 	return nil
 }

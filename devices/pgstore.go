@@ -317,6 +317,7 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 	}
 	s.devs = next
 	s.reg.swapFrom(reg)
+	s.publish(reg)
 	return euis, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver: the daemon stays one static binary
@@ -79,6 +80,9 @@ type Store struct {
 	mu   sync.Mutex // serializes changes, so the Registry follows commit order
 	devs map[EUI]Device
 	now  func() time.Time
+	// view is what listings read without s.mu, so a page is not held up
+	// by a change being written; see publish.
+	view atomic.Pointer[deviceView]
 }
 
 // OpenStore opens (creating if needed) the database at path and loads
@@ -169,6 +173,7 @@ func (s *Store) loadLocked(ctx context.Context, q querier) error {
 	}
 	s.devs = devs
 	s.reg.swapFrom(next)
+	s.publish(next)
 	return nil
 }
 
@@ -409,6 +414,7 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 	}
 	s.devs = next
 	s.reg.swapFrom(reg)
+	s.publish(reg)
 	return nil
 }
 

@@ -52,6 +52,9 @@ type Filter struct {
 	// After keeps only letters with a greater id (a cursor for paging
 	// oldest first).
 	After uint64
+	// Before keeps only letters with a smaller id (0: no bound), the
+	// cursor for paging newest first.
+	Before uint64
 	// Newest lists newest first; the default is oldest first.
 	Newest bool
 	// Limit keeps the first Limit matches in the order asked (0: all).
@@ -61,6 +64,7 @@ type Filter struct {
 func (f *Filter) match(l *Letter) bool {
 	switch {
 	case l.ID <= f.After,
+		f.Before > 0 && l.ID >= f.Before,
 		f.Reason != "" && l.Reason != f.Reason,
 		f.Source != "" && l.Source != f.Source,
 		f.DevEUI != "" && l.DevEUI != f.DevEUI,
@@ -77,6 +81,7 @@ func (f *Filter) skip(seg *segment) bool {
 	switch {
 	case seg.letters == 0,
 		seg.lastID <= f.After,
+		f.Before > 0 && seg.firstID >= f.Before,
 		f.Reason != "" && seg.reasons&reasonBit(reasonCode(f.Reason)) == 0,
 		!f.Since.IsZero() && seg.maxT < f.Since.UnixNano(),
 		!f.Until.IsZero() && seg.minT >= f.Until.UnixNano():
@@ -88,7 +93,8 @@ func (f *Filter) skip(seg *segment) bool {
 // skipChunk tells from an index entry that none of its chunk's letters
 // match.
 func (f *Filter) skipChunk(e *indexEntry) bool {
-	return f.Reason != "" && e.reasons&reasonBit(reasonCode(f.Reason)) == 0 ||
+	return f.Before > 0 && e.minID >= f.Before ||
+		f.Reason != "" && e.reasons&reasonBit(reasonCode(f.Reason)) == 0 ||
 		!f.Since.IsZero() && e.maxT < f.Since.UnixNano() ||
 		!f.Until.IsZero() && e.minT >= f.Until.UnixNano() ||
 		f.Source != "" && !e.bloom.has(strHash(f.Source)) ||

@@ -74,6 +74,13 @@ func (s *Server) filterQuery(r *http.Request) (deadletter.Filter, error) {
 		}
 		f.Replayed = &b
 	}
+	if v := q.Get("cursor"); v != "" {
+		// Oldest first it bounds ids from below, newest first from above:
+		// listDeadLetters moves it to Before for order=newest.
+		if f.After, err = strconv.ParseUint(v, 10, 64); err != nil || f.After == 0 {
+			return f, fmt.Errorf("cursor=%.40q is not one this API gave: pass next_cursor of the previous page as it is", v)
+		}
+	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 0 {
 			return f, fmt.Errorf("limit=%q: give a count, 0 for all", v)
@@ -96,6 +103,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	case "", "oldest":
 	case "newest":
 		f.Newest = true
+		f.Before, f.After = f.After, 0
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("order=%q: use oldest or newest", o), nil)
 		return
@@ -103,6 +111,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	// The letters are streamed as the store reads them, so a listing of
 	// all (limit=0) of a large store does not hold them in memory.
 	n := 0
+	var last uint64
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	err = s.opt.DeadLetters.Each(r.Context(), f, func(l deadletter.Letter) error {
@@ -112,6 +121,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 			sep = `{"dead_letters":[`
 		}
 		n++
+		last = l.ID
 		if _, err := io.WriteString(w, sep); err != nil {
 			return err
 		}
@@ -128,7 +138,13 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		startJSON(w)
 		_, _ = io.WriteString(w, `{"dead_letters":[`)
 	}
-	_, _ = fmt.Fprintf(w, "],\"count\":%d,\"limit\":%d}\n", n, f.Limit)
+	// A full page may be followed by more; the client asks and may get
+	// an empty last page, which costs less than looking ahead here.
+	next := ""
+	if f.Limit > 0 && n == f.Limit {
+		next = strconv.FormatUint(last, 10)
+	}
+	_, _ = fmt.Fprintf(w, "],\"count\":%d,\"limit\":%d,\"next_cursor\":%q}\n", n, f.Limit, next)
 }
 
 // startJSON sends writeJSON's headers and status 200 for a body written

@@ -54,4 +54,40 @@ func TestDeadLettersStreamed(t *testing.T) {
 	if len(ids) != 2 || count != 2 || ids[0] != n || ids[1] != n-1 {
 		t.Fatalf("newest 2: %v, count %d", ids, count)
 	}
+	// Paging with next_cursor, both ways, gives every letter once, in
+	// order.
+	for _, order := range []string{"oldest", "newest"} {
+		var all []uint64
+		cursor := ""
+		for {
+			rec := f.do(t, "GET", "/api/v1/deadletters?limit=700&order="+order+"&cursor="+cursor, bearer, "", nil)
+			var resp struct {
+				DeadLetters []struct {
+					ID uint64 `json:"id"`
+				} `json:"dead_letters"`
+				NextCursor string `json:"next_cursor"`
+			}
+			if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &resp) != nil {
+				t.Fatalf("%s page: %d %s", order, rec.Code, rec.Body)
+			}
+			for _, l := range resp.DeadLetters {
+				all = append(all, l.ID)
+			}
+			if cursor = resp.NextCursor; cursor == "" {
+				break
+			}
+		}
+		if len(all) != n {
+			t.Fatalf("%s: paged %d letters, want %d", order, len(all), n)
+		}
+		for i, id := range all {
+			want := uint64(i + 1)
+			if order == "newest" {
+				want = uint64(n - i)
+			}
+			if id != want {
+				t.Fatalf("%s: letter %d is %d, want %d", order, i, id, want)
+			}
+		}
+	}
 }

@@ -85,11 +85,41 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "the device registry")
 		return
 	}
-	devs := s.opt.Store.Devices()
-	if m := r.URL.Query().Get("model"); m != "" {
-		devs = slices.DeleteFunc(devs, func(d devices.Device) bool { return d.Model != m })
+	pq, err := parsePage(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs), "count": len(devs)})
+	model := r.URL.Query().Get("model")
+	if !pq.paged {
+		devs := s.opt.Store.Devices()
+		devs = slices.DeleteFunc(devs, func(d devices.Device) bool { return model != "" && d.Model != model || !pq.search.Match(&d) })
+		writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs), "count": len(devs)})
+		return
+	}
+	var match func(*devices.Device) bool
+	if model != "" || pq.search != "" {
+		match = func(d *devices.Device) bool { return (model == "" || d.Model == model) && pq.search.Match(d) }
+	}
+	p := s.opt.Store.Page(pq.cursor, pq.limit, match)
+	var last devices.EUI
+	if n := len(p.Devices); n > 0 {
+		last = p.Devices[n-1].EUI
+	}
+	writeJSON(w, http.StatusOK, devicePage{
+		Devices: nonNil(p.Devices), Count: len(p.Devices), Total: p.Matched, Registered: p.Registered,
+		Limit: pq.limit, NextCursor: nextCursor(p.More, last),
+	})
+}
+
+// devicePage is a page of GET /api/v1/devices.
+type devicePage struct {
+	Devices    []devices.Device `json:"devices"`
+	Count      int              `json:"count"`
+	Total      int              `json:"total"`
+	Registered int              `json:"registered"`
+	Limit      int              `json:"limit"`
+	NextCursor string           `json:"next_cursor"`
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -322,12 +352,33 @@ type adoptRequest struct {
 	Session   *devices.Session  `json:"session"`
 }
 
-func (s *Server) listUnknown(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) listUnknown(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Unknowns == nil {
 		unavailable(w, "unknown-device tracking")
 		return
 	}
-	list := s.opt.Unknowns.List()
+	pq, err := parsePage(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	if pq.paged {
+		var match func(*devices.UnknownDevice) bool
+		if pq.search != "" {
+			match = pq.search.MatchUnknown
+		}
+		p := s.opt.Unknowns.Page(pq.cursor, pq.limit, match)
+		var last devices.EUI
+		if n := len(p.Devices); n > 0 {
+			last = p.Devices[n-1].DevEUI
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"devices": nonNil(p.Devices), "count": len(p.Devices), "total": p.Matched, "listed": p.Listed,
+			"accepted": p.Accepted, "dropped": s.opt.Unknowns.Dropped(), "limit": pq.limit, "next_cursor": nextCursor(p.More, last),
+		})
+		return
+	}
+	list := slices.DeleteFunc(s.opt.Unknowns.List(), func(d devices.UnknownDevice) bool { return !pq.search.MatchUnknown(&d) })
 	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(list), "count": len(list), "dropped": s.opt.Unknowns.Dropped()})
 }
 
@@ -407,7 +458,26 @@ func (s *Server) listHealth(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	pq, err := parsePage(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error(), nil)
+		return
+	}
+	var colour devices.Colour
+	if c := r.URL.Query().Get("colour"); c != "" {
+		if colour, ok = devices.ParseColour(c); !ok {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("colour=%.20q: use green, amber, red or grey", c), nil)
+			return
+		}
+	}
+	if pq.paged || colour != "" {
+		s.healthPage(w, pq, colour, silent)
+		return
+	}
 	list := s.opt.Health.Report(s.opt.Now())
+	if pq.search != "" {
+		list = slices.DeleteFunc(list, func(h devices.DeviceHealth) bool { return !pq.search.MatchHealth(&h) })
+	}
 	// Registered devices never heard from are the silent ones an
 	// operator most needs to see.
 	var never []string

@@ -46,7 +46,7 @@ type fixture struct {
 	dl       *deadletter.File
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := devices.OpenStore(context.Background(), filepath.Join(dir, devices.StoreFileName), nil)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"path"
 	"time"
+
+	"github.com/sensorgate/sensorgate/devices"
 )
 
 // Status is the daemon's overview for the status page: what only the
@@ -84,11 +86,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Devices.Unknown = s.opt.Unknowns.Len() // not List: that copies every payload, per poll
 	}
 	if s.opt.Health != nil {
-		for _, h := range s.opt.Health.Report(s.opt.Now()) {
-			if h.Silent {
-				st.Devices.Silent++
-			}
-		}
+		// Counts only: no report per device is built.
+		st.Devices.Silent = s.opt.Health.Page(devices.EUI{}, 0, s.opt.Now(), nil).Silent
 	}
 	writeJSON(w, http.StatusOK, st)
 }
