@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/rs/zerolog"
 
@@ -23,6 +25,11 @@ const EnvWorker = "SENSORGATE_CODEC_WORKER"
 // process in ps: EnvWorker is what makes it a worker.
 const WorkerArg = "codec-worker"
 
+// EnvWorkerProfile, set to a folder, makes each worker write its CPU
+// profile there (worker-<pid>.prof) when it stops cleanly: for finding
+// where a worker's time goes under a benchmark.
+const EnvWorkerProfile = "SENSORGATE_WORKER_PPROF"
+
 // IsWorker reports whether this process was started as a codec worker.
 func IsWorker() bool { return os.Getenv(EnvWorker) == "1" }
 
@@ -34,6 +41,14 @@ const maxCodecs = 64
 // and returns the process exit code.
 func ServeWorker() int {
 	runtime.GOMAXPROCS(1)
+	if dir := os.Getenv(EnvWorkerProfile); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.prof", os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := serve(os.Stdin, os.Stdout, os.Stderr, setLimits)
 	if errors.Is(err, io.EOF) {
 		return 0 // the daemon closed its end: a clean stop
