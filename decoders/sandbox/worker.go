@@ -10,9 +10,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/decoders/script"
 )
 
@@ -89,7 +91,8 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 	opts := script.Options{Timeout: h.ScriptTimeout, PoolSize: 1, Logger: log}
 	codecs := map[[hashSize]byte]*script.Codec{}
 	wbuf := beginFrame(make([]byte, 0, 4<<10), ansReady)
-	if err := writeFrame(out, wbuf); err != nil {
+	finishFrame(wbuf, 0)
+	if err := writeAll(out, wbuf); err != nil {
 		return err
 	}
 	for {
@@ -109,10 +112,12 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			c, lerr := script.Compile(name, src, opts)
 			if lerr != nil {
 				wbuf = appendError(beginFrame(wbuf, ansError), lerr)
+				finishFrame(wbuf, 0)
 				break
 			}
 			codecs[sum] = c
 			wbuf = appendLoaded(beginFrame(wbuf, ansLoaded), c.Style(), c.HasNormalize())
+			finishFrame(wbuf, 0)
 		case reqDecode:
 			sum, in, err := readDecode(body)
 			if err != nil {
@@ -122,22 +127,42 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			if c == nil {
 				return fmt.Errorf("%w: decode with a codec not loaded", errFrame)
 			}
-			res, derr := c.Decode(in)
-			if derr != nil {
-				wbuf = appendError(beginFrame(wbuf, ansError), derr)
-				break
+			wbuf = appendAnswer(wbuf[:0], c, in, h.MaxOutput)
+		case reqBatch:
+			// Answers go out together, except that those ready are sent
+			// as soon as a decode took long: the daemon's deadline runs
+			// from one answer to the next, so a slow call never eats
+			// into the time of the calls after it.
+			wbuf = wbuf[:0]
+			var werr error
+			last := time.Now()
+			sum, err := readBatch(body, maxBatch, func(in decoders.Input) {
+				c := codecs[sumOf(body)]
+				if c == nil || werr != nil {
+					return
+				}
+				wbuf = appendAnswer(wbuf, c, in, h.MaxOutput)
+				if now := time.Now(); now.Sub(last) > batchFlush || len(wbuf) > h.MaxOutput {
+					werr = writeAll(out, wbuf)
+					wbuf, last = wbuf[:0], now
+				}
+			})
+			if err == nil && codecs[sum] == nil {
+				err = fmt.Errorf("%w: batch with a codec not loaded", errFrame)
 			}
-			wbuf = appendResult(beginFrame(wbuf, ansResult), res)
-			res.Record.Release()
-			if len(wbuf)-frameHeader > h.MaxOutput {
-				wbuf = appendError(beginFrame(wbuf, ansError), &remoteError{kind: script.ErrCodec,
-					msg: fmt.Sprintf("sandbox: codec %s returned %d bytes of output, more than decoders.max_output (%d): fix the codec, or raise the limit if the output is genuine", c.File(), len(wbuf)-frameHeader, h.MaxOutput)})
+			if err != nil {
+				return err
+			}
+			if werr != nil {
+				return werr
 			}
 		default:
 			return fmt.Errorf("%w: request type %d", errFrame, typ)
 		}
-		if err := writeFrame(out, wbuf); err != nil {
-			return err
+		if len(wbuf) > 0 {
+			if err := writeAll(out, wbuf); err != nil {
+				return err
+			}
 		}
 		if cap(wbuf) > 4*h.MaxOutput/3+64<<10 {
 			wbuf = make([]byte, 0, 4<<10) // one huge output is not kept for the next
@@ -146,6 +171,43 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			rbuf = nil
 		}
 	}
+}
+
+// batchFlush is how long answers of a batch may wait in the worker
+// before those ready are sent.
+const batchFlush = time.Millisecond
+
+// sumOf is the codec hash a decode or batch request starts with.
+func sumOf(body []byte) (sum [hashSize]byte) {
+	copy(sum[:], body)
+	return sum
+}
+
+// appendAnswer decodes in with c and appends the answer frame to buf.
+func appendAnswer(buf []byte, c *script.Codec, in decoders.Input, maxOutput int) []byte {
+	res, derr := c.Decode(in)
+	if derr != nil {
+		buf, start := beginNextFrame(buf, ansError)
+		buf = appendError(buf, derr)
+		finishFrame(buf, start)
+		return buf
+	}
+	buf, start := beginNextFrame(buf, ansResult)
+	buf = appendResult(buf, res)
+	res.Record.Release()
+	if n := len(buf) - start - frameHeader; n > maxOutput {
+		buf, start = beginNextFrame(buf[:start], ansError)
+		buf = appendError(buf, &remoteError{kind: script.ErrCodec,
+			msg: fmt.Sprintf("sandbox: codec %s returned %d bytes of output, more than decoders.max_output (%d): fix the codec, or raise the limit if the output is genuine", c.File(), n, maxOutput)})
+	}
+	finishFrame(buf, start)
+	return buf
+}
+
+// writeAll sends frames already finished.
+func writeAll(w io.Writer, buf []byte) error {
+	_, err := w.Write(buf)
+	return err
 }
 
 // setMemoryLimit makes the Go runtime collect hard as the heap nears
