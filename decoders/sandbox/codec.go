@@ -354,6 +354,7 @@ func (c *Codec) runBatch(s *slot, batch []*call) {
 		}
 		return
 	}
+	p.batches.Add(1)
 	ins := make([]decoders.Input, len(batch))
 	for i, b := range batch {
 		ins[i] = b.in

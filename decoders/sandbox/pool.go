@@ -131,6 +131,7 @@ type Pool struct {
 	killed     [numReasons]atomic.Uint64
 	timeouts   atomic.Uint64
 	spawned    atomic.Uint64
+	batches    atomic.Uint64 // requests that carried more than one decode
 	live       atomic.Int64
 }
 

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -95,6 +96,7 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 	if err := writeAll(out, wbuf); err != nil {
 		return err
 	}
+	bw := newBatchWriter(out)
 	for {
 		typ, body, rbuf, err = readFrame(rd, rbuf, h.MaxRequest)
 		if err != nil {
@@ -129,33 +131,23 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			}
 			wbuf = appendAnswer(wbuf[:0], c, in, h.MaxOutput)
 		case reqBatch:
-			// Answers go out together, except that those ready are sent
-			// as soon as a decode took long: the daemon's deadline runs
-			// from one answer to the next, so a slow call never eats
-			// into the time of the calls after it.
-			wbuf = wbuf[:0]
-			var werr error
-			last := time.Now()
+			bw.begin()
 			sum, err := readBatch(body, maxBatch, func(in decoders.Input) {
-				c := codecs[sumOf(body)]
-				if c == nil || werr != nil {
-					return
-				}
-				wbuf = appendAnswer(wbuf, c, in, h.MaxOutput)
-				if now := time.Now(); now.Sub(last) > batchFlush || len(wbuf) > h.MaxOutput {
-					werr = writeAll(out, wbuf)
-					wbuf, last = wbuf[:0], now
+				if c := codecs[sumOf(body)]; c != nil {
+					wbuf = appendAnswer(wbuf[:0], c, in, h.MaxOutput)
+					bw.add(wbuf)
 				}
 			})
+			if err := bw.end(); err != nil {
+				return err
+			}
 			if err == nil && codecs[sum] == nil {
 				err = fmt.Errorf("%w: batch with a codec not loaded", errFrame)
 			}
 			if err != nil {
 				return err
 			}
-			if werr != nil {
-				return werr
-			}
+			wbuf = wbuf[:0] // sent
 		default:
 			return fmt.Errorf("%w: request type %d", errFrame, typ)
 		}
@@ -176,6 +168,71 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 // batchFlush is how long answers of a batch may wait in the worker
 // before those ready are sent.
 const batchFlush = time.Millisecond
+
+// batchWriter sends a batch's answers: all together when the batch is
+// done, or, while it runs longer than batchFlush, those ready every
+// batchFlush, from a timer. The daemon's deadline runs from one answer
+// to the next, so neither a slow call nor one that never returns (a
+// regular expression backtracking past goja's interrupt) holds back the
+// answers of the calls before it.
+type batchWriter struct {
+	out    io.Writer
+	timer  *time.Timer
+	mu     sync.Mutex
+	buf    []byte // answers not sent yet
+	active bool   // a batch is running: the timer re-arms
+	err    error  // the first failed write
+}
+
+func newBatchWriter(out io.Writer) *batchWriter {
+	b := &batchWriter{out: out, buf: make([]byte, 0, 4<<10)}
+	b.timer = time.AfterFunc(time.Hour, b.tick)
+	b.timer.Stop()
+	return b
+}
+
+func (b *batchWriter) begin() {
+	b.mu.Lock()
+	b.active = true
+	b.mu.Unlock()
+	b.timer.Reset(batchFlush)
+}
+
+// add queues one finished answer frame (copied).
+func (b *batchWriter) add(frame []byte) {
+	b.mu.Lock()
+	b.buf = append(b.buf, frame...)
+	b.mu.Unlock()
+}
+
+func (b *batchWriter) tick() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+	if b.active {
+		b.timer.Reset(batchFlush)
+	}
+}
+
+func (b *batchWriter) flushLocked() {
+	if len(b.buf) > 0 && b.err == nil {
+		b.err = writeAll(b.out, b.buf)
+	}
+	b.buf = b.buf[:0]
+	if cap(b.buf) > 1<<20 {
+		b.buf = make([]byte, 0, 4<<10) // one huge batch is not kept for the next
+	}
+}
+
+// end sends what is left and returns the first write error.
+func (b *batchWriter) end() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.active = false
+	b.timer.Stop()
+	b.flushLocked()
+	return b.err
+}
 
 // sumOf is the codec hash a decode or batch request starts with.
 func sumOf(body []byte) (sum [hashSize]byte) {
