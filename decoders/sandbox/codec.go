@@ -187,7 +187,7 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 		res decoders.Result
 		err error
 	)
-	if c.proven.Load() {
+	if c.proven.Load() && !p.cfg.noBatch {
 		res, err = c.decodeBatched(in, entry)
 	} else {
 		var s *slot

@@ -80,6 +80,9 @@ type Config struct {
 	// Logger gets worker replacements and, at debug level, the codecs'
 	// console output.
 	Logger zerolog.Logger
+	// noBatch sends every decode on its own, as before batching: for
+	// benchmarks comparing the two.
+	noBatch bool
 }
 
 func (c Config) withDefaults() Config {
