@@ -237,6 +237,10 @@ func (c *Codec) decodeBatched(in decoders.Input, entry time.Time) (decoders.Resu
 		select {
 		case <-cl.done:
 			return c.finish(cl, entry)
+		case <-p.done:
+			if c.dequeue(cl) {
+				return decoders.Result{}, ErrClosed
+			}
 		default:
 		}
 		select {
