@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/sensorgate/sensorgate/decoders/script"
 	"testing"
 	"time"
 
@@ -11,8 +13,11 @@ import (
 
 // echoCodec returns its first byte; a first byte of 0xff runs a regular
 // expression that backtracks for ages past goja's interrupt, so its
-// worker is killed.
+// worker is killed; 0xfe loops until goja's interrupt stops it.
 const echoCodec = `function decodeUplink(input) {
+  if (input.bytes[0] === 0xfe) {
+    for (;;) {}
+  }
   if (input.bytes[0] === 0xff) {
     var s = new Array(40).join("a") + "!";
     return { data: { n: /^(a+)+(?=b)$/.test(s) ? 1 : 0 } };
@@ -177,5 +182,49 @@ func TestBatchKillFailsOnlyItsCalls(t *testing.T) {
 	}
 	if got := fmt.Sprint(res.DataMap()["n"]); got != "7" {
 		t.Errorf("replayed call: n=%s", got)
+	}
+}
+
+// TestNoBatchAfterScriptTimeout: a codec whose call ran into the
+// in-worker limit is not batched for the next minute, so a batch of
+// such calls, each taking the whole limit, cannot hold the last of them
+// past a second.
+func TestNoBatchAfterScriptTimeout(t *testing.T) {
+	p := newPool(t, Config{Workers: 1})
+	c := loadSource(t, p, "echo.js", echoCodec)
+	if _, err := c.Decode(decoders.Input{FPort: 1, Bytes: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.batching() {
+		t.Fatal("a proven codec is not batched")
+	}
+	if _, err := c.Decode(decoders.Input{FPort: 1, Bytes: []byte{0xfe}}); !errors.Is(err, script.ErrTimeout) {
+		t.Fatalf("looping call: %v, want script.ErrTimeout", err)
+	}
+	if c.batching() {
+		t.Fatal("still batched after running into the in-worker limit")
+	}
+	release := holdSlots(p)
+	var outs []chan outcome
+	for i := range 4 {
+		ch := make(chan outcome, 1)
+		outs = append(outs, ch)
+		go func() {
+			res, err := c.Decode(decoders.Input{FPort: 1, Bytes: []byte{byte(i)}})
+			o := outcome{err: err}
+			if err == nil {
+				o.n, _ = res.DataMap()["n"].(float64)
+			}
+			ch <- o
+		}()
+	}
+	release()
+	for i, ch := range outs {
+		if o := <-ch; o.err != nil || o.n != float64(i) {
+			t.Errorf("call %d: n=%v err=%v", i, o.n, o.err)
+		}
+	}
+	if n := p.batches.Load(); n != 0 {
+		t.Errorf("%d batches sent after the codec ran into its limit, want none", n)
 	}
 }

@@ -36,6 +36,10 @@ type Codec struct {
 	first  chan struct{}
 	// quarantined is closed when the codec first enters quarantine.
 	quarantined chan struct{}
+	// slowUntil (Unix ns) is set when a call of this version ran into
+	// the in-worker limit: until then its calls are not batched, so a
+	// batch of such calls cannot hold the last of them past a second.
+	slowUntil atomic.Int64
 	// queue holds the calls waiting for a worker; whichever of them gets
 	// one takes up to maxBatch of them along (see decodeBatched).
 	qmu   sync.Mutex
@@ -187,7 +191,7 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 		res decoders.Result
 		err error
 	)
-	if c.proven.Load() && !p.cfg.noBatch {
+	if c.batching() {
 		res, err = c.decodeBatched(in, entry)
 	} else {
 		var s *slot
@@ -281,6 +285,13 @@ func (c *Codec) decodeBatched(in decoders.Input, entry time.Time) (decoders.Resu
 			p.releaseSlot(s)
 		}
 	}
+}
+
+// batching reports whether c's calls go through its queue, to be
+// batched: once it has decoded without trouble, unless a call of it ran
+// into the in-worker limit within the last minute.
+func (c *Codec) batching() bool {
+	return c.proven.Load() && !c.pool.cfg.noBatch && time.Now().UnixNano() >= c.slowUntil.Load()
 }
 
 // errQuarantine marks a queued call to be run on the quarantine slot by
@@ -557,6 +568,7 @@ func (c *Codec) answer(w *proc, typ byte, body []byte) (decoders.Result, error) 
 			// same: what the interrupted call allocated may leave its
 			// heap near the limit, where the next codec would pay.
 			p.record(numReasons, c.file)
+			c.slowUntil.Store(time.Now().Add(quarantine).UnixNano())
 			w.retire()
 		}
 		if errors.Is(err, errFrame) {
