@@ -44,6 +44,11 @@ const maxCodecs = 64
 // and returns the process exit code.
 func ServeWorker() int {
 	runtime.GOMAXPROCS(1)
+	// goja's garbage is most of a worker's allocation: the collector at
+	// script.GCPercent instead of 100 (unless GOGC is set), bounded all
+	// the same by the memory limit the hello sets (SetMemoryLimit makes it
+	// collect hard near the limit).
+	script.TuneGC()
 	if dir := os.Getenv(EnvWorkerProfile); dir != "" {
 		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.prof", os.Getpid()))); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
