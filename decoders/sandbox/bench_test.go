@@ -65,6 +65,73 @@ func BenchmarkSandboxDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkSandboxDecodeParallel decodes the first test codec's payload
+// from 32 goroutines through two workers, the way the pipeline's
+// handlers share them under load, with queued calls batched and, for
+// comparison, each sent on its own. cpu-ns/op is as in
+// BenchmarkSandboxDecode:
+//
+//	go test -run '^$' -bench SandboxDecodeParallel -count 5 ./decoders/sandbox
+func BenchmarkSandboxDecodeParallel(b *testing.B) {
+	for _, bc := range benchCodecs {
+		payload, _ := hex.DecodeString(bc.hex)
+		in := decoders.Input{FPort: bc.fport, Bytes: payload, Time: time.Unix(1700000000, 0)}
+		path := filepath.Join(codecsDir, bc.model+".js")
+		for _, mode := range []struct {
+			name    string
+			noBatch bool
+		}{{"batched", false}, {"single", true}} {
+			b.Run(bc.model+"/"+mode.name, func(b *testing.B) {
+				p := New(Config{Workers: 2, noBatch: mode.noBatch})
+				defer p.Close()
+				c := load(b, p, path)
+				if _, err := c.Decode(in); err != nil { // proven; workers started
+					b.Fatal(err)
+				}
+				var pids []int
+				held := holdSlotsB(p)
+				for _, s := range held {
+					if s.p != nil {
+						pids = append(pids, s.p.cmd.Process.Pid)
+					}
+				}
+				for _, s := range held {
+					p.release(s)
+				}
+				b.ReportAllocs()
+				b.SetParallelism(16) // 16 × GOMAXPROCS goroutines
+				start := cpuNow(b, pids)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						res, err := c.Decode(in)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						res.Record.Release()
+					}
+				})
+				b.StopTimer()
+				if end := cpuNow(b, pids); b.N > 0 {
+					b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
+				}
+			})
+		}
+	}
+}
+
+// holdSlotsB takes every slot (a worker started in each).
+func holdSlotsB(p *Pool) []*slot {
+	var held []*slot
+	for range p.cfg.Workers {
+		s := <-p.idle
+		_, _ = p.worker(s)
+		held = append(held, s)
+	}
+	return held
+}
+
 func benchDecode(b *testing.B, d decoders.Decoder, in decoders.Input, pids func() []int) {
 	if _, err := d.Decode(in); err != nil { // warm: workers started, codec compiled
 		b.Fatal(err)

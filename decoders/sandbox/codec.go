@@ -36,7 +36,32 @@ type Codec struct {
 	first  chan struct{}
 	// quarantined is closed when the codec first enters quarantine.
 	quarantined chan struct{}
+	// slowUntil (Unix ns) is set when a call of this version ran into
+	// the in-worker limit: until then its calls are not batched, so a
+	// batch of such calls cannot hold the last of them past a second.
+	slowUntil atomic.Int64
+	// queue holds the calls waiting for a worker; whichever of them gets
+	// one takes up to maxBatch of them along (see decodeBatched).
+	qmu   sync.Mutex
+	queue []*call
 }
+
+// call is one uplink waiting in a codec's queue.
+type call struct {
+	in    decoders.Input
+	taken bool          // in a batch on a worker (under Codec.qmu)
+	done  chan struct{} // closed once res and err are set
+	res   decoders.Result
+	err   error
+}
+
+// maxBatch bounds the decodes sent to a worker in one request, and
+// maxBatchBytes the request's size: a batch saves a pipe round trip and
+// the wake-ups on both sides per decode; a kill fails the whole batch.
+const (
+	maxBatch      = 16
+	maxBatchBytes = 64 << 10
+)
 
 var _ decoders.Decoder = (*Codec)(nil)
 
@@ -162,17 +187,26 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 	if c.suspect() {
 		return c.decodeQuarantined(in, entry)
 	}
-	s, err := p.acquire(p.cfg.QueueWait)
-	if err != nil {
-		return decoders.Result{}, fmt.Errorf("codec %s: %w", c.file, err)
+	var (
+		res decoders.Result
+		err error
+	)
+	if c.batching() {
+		res, err = c.decodeBatched(in, entry)
+	} else {
+		var s *slot
+		s, err = p.acquire(p.cfg.QueueWait)
+		if err != nil {
+			return decoders.Result{}, fmt.Errorf("codec %s: %w", c.file, err)
+		}
+		if c.suspect() {
+			// It went wrong on another worker while this call waited.
+			p.release(s)
+			return c.decodeQuarantined(in, entry)
+		}
+		res, err = c.decodeOn(s, in)
+		p.releaseSlot(s)
 	}
-	if c.suspect() {
-		// It went wrong on another worker while this call waited.
-		p.release(s)
-		return c.decodeQuarantined(in, entry)
-	}
-	res, err := c.decodeOn(s, in)
-	p.releaseSlot(s)
 	var ke *killError
 	if errors.As(err, &ke) && ke.reason != ReasonTimeout && c.proven.Load() && !c.suspect() {
 		// A codec that has decoded before lost its worker to memory or
@@ -188,6 +222,217 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 		c.proven.Store(true)
 	}
 	return res, err
+}
+
+// decodeBatched queues the call and waits for a worker; the caller that
+// gets one takes the calls of this codec queued by then (its own first
+// if still there) to it in one request, so under load a round trip
+// carries several decodes. Only calls of one codec share a batch: a
+// worker killed for a codec fails only that codec's calls.
+func (c *Codec) decodeBatched(in decoders.Input, entry time.Time) (decoders.Result, error) {
+	p := c.pool
+	cl := &call{in: in, done: make(chan struct{})}
+	c.qmu.Lock()
+	c.queue = append(c.queue, cl)
+	c.qmu.Unlock()
+	t := time.NewTimer(time.Until(entry.Add(p.cfg.QueueWait)))
+	defer t.Stop()
+	for {
+		select {
+		case <-cl.done:
+			return c.finish(cl, entry)
+		case <-p.done:
+			if c.dequeue(cl) {
+				return decoders.Result{}, ErrClosed
+			}
+		default:
+		}
+		select {
+		case <-cl.done:
+			return c.finish(cl, entry)
+		case <-p.done:
+			if c.dequeue(cl) {
+				return decoders.Result{}, ErrClosed
+			}
+			<-cl.done
+			return c.finish(cl, entry)
+		case <-t.C:
+			if c.dequeue(cl) {
+				return decoders.Result{}, fmt.Errorf("codec %s: %w for %v (%d workers): codecs are too slow for the traffic; raise decoders.workers or fix slow codecs", c.file, ErrBusy, p.cfg.QueueWait, p.cfg.Workers)
+			}
+			<-cl.done
+			return c.finish(cl, entry)
+		case s := <-p.idle:
+			batch := c.take()
+			if len(batch) == 0 {
+				// Another caller took this call along: its answer comes
+				// on done.
+				p.release(s)
+				<-cl.done
+				return c.finish(cl, entry)
+			}
+			if c.suspect() {
+				// It went wrong on another worker while these waited:
+				// each goes to the quarantine slot on its own.
+				p.release(s)
+				for _, b := range batch {
+					b.err = errQuarantine
+					close(b.done)
+				}
+				continue
+			}
+			c.runBatch(s, batch)
+			p.releaseSlot(s)
+		}
+	}
+}
+
+// batching reports whether c's calls go through its queue, to be
+// batched: once it has decoded without trouble, unless a call of it ran
+// into the in-worker limit within the last minute.
+func (c *Codec) batching() bool {
+	return c.proven.Load() && !c.pool.cfg.noBatch && time.Now().UnixNano() >= c.slowUntil.Load()
+}
+
+// errQuarantine marks a queued call to be run on the quarantine slot by
+// its own caller.
+var errQuarantine = errors.New("sandbox: to the quarantine slot")
+
+// finish returns a completed call's result.
+func (c *Codec) finish(cl *call, entry time.Time) (decoders.Result, error) {
+	if cl.err == errQuarantine {
+		return c.decodeQuarantined(cl.in, entry)
+	}
+	return cl.res, cl.err
+}
+
+// dequeue removes cl from the queue unless a batch has taken it.
+func (c *Codec) dequeue(cl *call) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if cl.taken {
+		return false
+	}
+	for i, q := range c.queue {
+		if q == cl {
+			c.queue = append(c.queue[:i], c.queue[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// take removes the oldest queued calls, up to maxBatch and
+// maxBatchBytes of payload.
+func (c *Codec) take() []*call {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	n, size := 0, 0
+	for n < len(c.queue) && n < maxBatch {
+		size += len(c.queue[n].in.Bytes) + 64
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	batch := make([]*call, n)
+	copy(batch, c.queue)
+	for _, b := range batch {
+		b.taken = true
+	}
+	c.queue = append(c.queue[:0], c.queue[n:]...)
+	if len(c.queue) == 0 && cap(c.queue) > 1024 {
+		c.queue = nil // a burst's backlog is not kept
+	}
+	return batch
+}
+
+// runBatch decodes the calls on s's worker and completes each.
+func (c *Codec) runBatch(s *slot, batch []*call) {
+	defer func() {
+		for _, b := range batch {
+			close(b.done)
+		}
+	}()
+	if len(batch) == 1 {
+		batch[0].res, batch[0].err = c.decodeOn(s, batch[0].in)
+		return
+	}
+	p := c.pool
+	w, err := p.workerFor(s, c)
+	if err == nil {
+		_, err = c.ensureLoaded(w)
+	}
+	if err != nil {
+		for _, b := range batch {
+			b.err = err
+		}
+		return
+	}
+	p.batches.Add(1)
+	ins := make([]decoders.Input, len(batch))
+	for i, b := range batch {
+		ins[i] = b.in
+	}
+	var keys [8]string
+	w.wbuf = appendBatch(beginFrame(w.wbuf, reqBatch), c.sum, ins, keys[:0])
+	// Each answer has CallTimeout from the one before it (from the
+	// request, for the first): the worker sends what is ready whenever a
+	// decode took long, so one slow call does not shorten the others'
+	// time.
+	timer := time.AfterFunc(p.cfg.CallTimeout, w.kill)
+	err = writeFrame(w.in, w.wbuf)
+	i := 0
+	for ; err == nil && i < len(batch); i++ {
+		var (
+			typ  byte
+			body []byte
+		)
+		typ, body, w.rbuf, err = readFrame(w.out, w.rbuf, p.cfg.MaxOutput+frameHeader)
+		if err != nil {
+			break
+		}
+		if !timer.Stop() {
+			// The answer came as the deadline killed the worker: it is
+			// used, and the kill counts like any other; the calls after
+			// it fail below.
+			p.record(ReasonTimeout, c.file)
+			c.strike()
+			batch[i].res, batch[i].err = c.answer(w, typ, body)
+			i++
+			err = fmt.Errorf("%w: killed after answering %d of %d decodes", ErrKilled, i, len(batch))
+			break
+		}
+		timer.Reset(p.cfg.CallTimeout)
+		var fatal bool
+		batch[i].res, fatal = c.answerFatal(w, typ, body, &batch[i].err)
+		if fatal {
+			timer.Stop()
+			ke := batch[i].err.(*killError)
+			for i++; i < len(batch); i++ {
+				e := *ke // each call its own error
+				batch[i].err = &e
+			}
+			return
+		}
+	}
+	timer.Stop()
+	if i == len(batch) {
+		return
+	}
+	if errors.Is(err, ErrKilled) && w.killed.Load() {
+		// Answered as the deadline hit; the worker is gone.
+		for ; i < len(batch); i++ {
+			batch[i].err = &killError{remoteError{kind: ErrKilled, msg: fmt.Sprintf("sandbox: codec %s: its worker was killed for the call before this one in its batch (decoders.worker_timeout %v); this uplink was not decoded: replay it", c.file, p.cfg.CallTimeout)}, ReasonTimeout}
+		}
+		return
+	}
+	kerr := c.killed(w, err, c.entry())
+	ke := kerr.(*killError)
+	for ; i < len(batch); i++ {
+		e := *ke // each call its own error
+		batch[i].err = &e
+	}
 }
 
 // firstFlight waits until no other call of an unproven codec runs; done
@@ -292,6 +537,21 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 		p.record(ReasonTimeout, c.file)
 		c.strike()
 	}
+	return c.answer(w, typ, body)
+}
+
+// answerFatal is answer, also saying whether the worker was killed for
+// it (so the calls after it in a batch fail too).
+func (c *Codec) answerFatal(w *proc, typ byte, body []byte, err *error) (decoders.Result, bool) {
+	res, e := c.answer(w, typ, body)
+	*err = e
+	var ke *killError
+	return res, errors.As(e, &ke)
+}
+
+// answer turns a worker's answer to a decode into the call's result.
+func (c *Codec) answer(w *proc, typ byte, body []byte) (decoders.Result, error) {
+	p := c.pool
 	switch typ {
 	case ansResult:
 		res, err := readResult(body, maxNodes(p.cfg.MaxOutput))
@@ -308,6 +568,7 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 			// same: what the interrupted call allocated may leave its
 			// heap near the limit, where the next codec would pay.
 			p.record(numReasons, c.file)
+			c.slowUntil.Store(time.Now().Add(quarantine).UnixNano())
 			w.retire()
 		}
 		if errors.Is(err, errFrame) {

@@ -33,6 +33,8 @@ func FuzzWorkerFrames(f *testing.F) {
 	dec := frame(reqDecode, appendDecode(nil, s, elsysIn, nil))
 	f.Add(append(append([]byte{}, load...), dec...))
 	f.Add(dec)
+	batch := frame(reqBatch, appendBatch(nil, s, []decoders.Input{elsysIn, {FPort: 9, Bytes: []byte{1}}, elsysIn}, nil))
+	f.Add(append(append([]byte{}, load...), batch...))
 	f.Add(frame(reqLoad, appendLoad(nil, s, "x.js", []byte("function decodeUplink(i){ for(;;){} }"))))
 	f.Add(frame(reqLoad, appendLoad(nil, s, "x.js", []byte("syntax error ("))))
 	f.Add([]byte{0xff, 0xff, 0xff, 0x7f, 3})

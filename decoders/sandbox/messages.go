@@ -89,6 +89,21 @@ func readLoaded(body []byte) (script.Style, bool, error) {
 // same input is the same frame.
 func appendDecode(b []byte, sum [hashSize]byte, in decoders.Input, keys []string) []byte {
 	b = append(b, sum[:]...)
+	return appendInput(b, in, keys)
+}
+
+// appendBatch writes a batch request: the codec's hash, then each input.
+func appendBatch(b []byte, sum [hashSize]byte, ins []decoders.Input, keys []string) []byte {
+	b = append(b, sum[:]...)
+	b = binary.AppendUvarint(b, uint64(len(ins)))
+	for _, in := range ins {
+		b = appendInput(b, in, keys)
+	}
+	return b
+}
+
+// appendInput writes one uplink of a decode or batch request.
+func appendInput(b []byte, in decoders.Input, keys []string) []byte {
 	b = append(b, in.FPort)
 	b = appendTime(b, in.Time)
 	b = appendString(b, in.DevEUI)
@@ -112,6 +127,35 @@ func appendDecode(b []byte, sum [hashSize]byte, in decoders.Input, keys []string
 func readDecode(body []byte) (sum [hashSize]byte, in decoders.Input, err error) {
 	r := reader{b: body}
 	copy(sum[:], r.fixed(hashSize))
+	in = r.input()
+	return sum, in, r.end()
+}
+
+// readBatch parses a batch request; each input is handed to f as it is
+// read (its Bytes alias body). A batch of more than max inputs breaks
+// the protocol.
+func readBatch(body []byte, max int, f func(decoders.Input)) (sum [hashSize]byte, err error) {
+	r := reader{b: body}
+	copy(sum[:], r.fixed(hashSize))
+	n := r.count(minInput)
+	if n == 0 || n > max {
+		r.fail()
+	}
+	for range n {
+		in := r.input()
+		if r.err != nil {
+			break
+		}
+		f(in)
+	}
+	return sum, r.end()
+}
+
+// minInput is the fewest bytes one input takes on the wire.
+const minInput = 5
+
+// input reads one uplink of a decode or batch request.
+func (r *reader) input() (in decoders.Input) {
 	in.FPort = r.byte()
 	in.Time = r.time()
 	in.DevEUI = r.string()
@@ -123,7 +167,7 @@ func readDecode(body []byte) (sum [hashSize]byte, in decoders.Input, err error) 
 			in.Variables[k] = r.string()
 		}
 	}
-	return sum, in, r.end()
+	return in
 }
 
 // appendResult writes a decode's result.

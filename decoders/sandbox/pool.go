@@ -80,6 +80,9 @@ type Config struct {
 	// Logger gets worker replacements and, at debug level, the codecs'
 	// console output.
 	Logger zerolog.Logger
+	// noBatch sends every decode on its own, as before batching: for
+	// benchmarks comparing the two.
+	noBatch bool
 }
 
 func (c Config) withDefaults() Config {
@@ -131,6 +134,7 @@ type Pool struct {
 	killed     [numReasons]atomic.Uint64
 	timeouts   atomic.Uint64
 	spawned    atomic.Uint64
+	batches    atomic.Uint64 // requests that carried more than one decode
 	live       atomic.Int64
 }
 

@@ -21,6 +21,7 @@ const (
 	reqHello  byte = 1 + iota // limits; the worker answers ansReady
 	reqLoad                   // compile a codec: hash, file name, source
 	reqDecode                 // decode: hash, fport, time, bytes, variables
+	reqBatch                  // decodes of one codec: hash, count, then each input; one answer frame each, in order
 )
 
 // Answer types (worker to daemon).
@@ -49,6 +50,17 @@ func writeFrame(w io.Writer, buf []byte) error {
 // beginFrame resets buf to a frame header and type byte.
 func beginFrame(buf []byte, typ byte) []byte {
 	return append(buf[:0], 0, 0, 0, 0, typ)
+}
+
+// beginNextFrame starts another frame after those already in buf, so
+// several answers go out in one write; finishFrame sets its length.
+func beginNextFrame(buf []byte, typ byte) ([]byte, int) {
+	return append(buf, 0, 0, 0, 0, typ), len(buf)
+}
+
+// finishFrame sets the length of the frame starting at start.
+func finishFrame(buf []byte, start int) {
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(buf)-start-frameHeader))
 }
 
 // readFrame reads one frame into buf (grown as needed) and returns its

@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/decoders/script"
 )
 
@@ -23,6 +28,11 @@ const EnvWorker = "SENSORGATE_CODEC_WORKER"
 // process in ps: EnvWorker is what makes it a worker.
 const WorkerArg = "codec-worker"
 
+// EnvWorkerProfile, set to a folder, makes each worker write its CPU
+// profile there (worker-<pid>.prof) when it stops cleanly: for finding
+// where a worker's time goes under a benchmark.
+const EnvWorkerProfile = "SENSORGATE_WORKER_PPROF"
+
 // IsWorker reports whether this process was started as a codec worker.
 func IsWorker() bool { return os.Getenv(EnvWorker) == "1" }
 
@@ -34,6 +44,19 @@ const maxCodecs = 64
 // and returns the process exit code.
 func ServeWorker() int {
 	runtime.GOMAXPROCS(1)
+	// goja's garbage is most of a worker's allocation: the collector at
+	// script.GCPercent instead of 100 (unless GOGC is set), bounded all
+	// the same by the memory limit the hello sets (SetMemoryLimit makes it
+	// collect hard near the limit).
+	script.TuneGC()
+	if dir := os.Getenv(EnvWorkerProfile); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.prof", os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := serve(os.Stdin, os.Stdout, os.Stderr, setLimits)
 	if errors.Is(err, io.EOF) {
 		return 0 // the daemon closed its end: a clean stop
@@ -74,9 +97,11 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 	opts := script.Options{Timeout: h.ScriptTimeout, PoolSize: 1, Logger: log}
 	codecs := map[[hashSize]byte]*script.Codec{}
 	wbuf := beginFrame(make([]byte, 0, 4<<10), ansReady)
-	if err := writeFrame(out, wbuf); err != nil {
+	finishFrame(wbuf, 0)
+	if err := writeAll(out, wbuf); err != nil {
 		return err
 	}
+	bw := newBatchWriter(out)
 	for {
 		typ, body, rbuf, err = readFrame(rd, rbuf, h.MaxRequest)
 		if err != nil {
@@ -94,10 +119,12 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			c, lerr := script.Compile(name, src, opts)
 			if lerr != nil {
 				wbuf = appendError(beginFrame(wbuf, ansError), lerr)
+				finishFrame(wbuf, 0)
 				break
 			}
 			codecs[sum] = c
 			wbuf = appendLoaded(beginFrame(wbuf, ansLoaded), c.Style(), c.HasNormalize())
+			finishFrame(wbuf, 0)
 		case reqDecode:
 			sum, in, err := readDecode(body)
 			if err != nil {
@@ -107,22 +134,32 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			if c == nil {
 				return fmt.Errorf("%w: decode with a codec not loaded", errFrame)
 			}
-			res, derr := c.Decode(in)
-			if derr != nil {
-				wbuf = appendError(beginFrame(wbuf, ansError), derr)
-				break
+			wbuf = appendAnswer(wbuf[:0], c, in, h.MaxOutput)
+		case reqBatch:
+			bw.begin()
+			sum, err := readBatch(body, maxBatch, func(in decoders.Input) {
+				if c := codecs[sumOf(body)]; c != nil {
+					wbuf = appendAnswer(wbuf[:0], c, in, h.MaxOutput)
+					bw.add(wbuf)
+				}
+			})
+			if err := bw.end(); err != nil {
+				return err
 			}
-			wbuf = appendResult(beginFrame(wbuf, ansResult), res)
-			res.Record.Release()
-			if len(wbuf)-frameHeader > h.MaxOutput {
-				wbuf = appendError(beginFrame(wbuf, ansError), &remoteError{kind: script.ErrCodec,
-					msg: fmt.Sprintf("sandbox: codec %s returned %d bytes of output, more than decoders.max_output (%d): fix the codec, or raise the limit if the output is genuine", c.File(), len(wbuf)-frameHeader, h.MaxOutput)})
+			if err == nil && codecs[sum] == nil {
+				err = fmt.Errorf("%w: batch with a codec not loaded", errFrame)
 			}
+			if err != nil {
+				return err
+			}
+			wbuf = wbuf[:0] // sent
 		default:
 			return fmt.Errorf("%w: request type %d", errFrame, typ)
 		}
-		if err := writeFrame(out, wbuf); err != nil {
-			return err
+		if len(wbuf) > 0 {
+			if err := writeAll(out, wbuf); err != nil {
+				return err
+			}
 		}
 		if cap(wbuf) > 4*h.MaxOutput/3+64<<10 {
 			wbuf = make([]byte, 0, 4<<10) // one huge output is not kept for the next
@@ -131,6 +168,108 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 			rbuf = nil
 		}
 	}
+}
+
+// batchFlush is how long answers of a batch may wait in the worker
+// before those ready are sent.
+const batchFlush = time.Millisecond
+
+// batchWriter sends a batch's answers: all together when the batch is
+// done, or, while it runs longer than batchFlush, those ready every
+// batchFlush, from a timer. The daemon's deadline runs from one answer
+// to the next, so neither a slow call nor one that never returns (a
+// regular expression backtracking past goja's interrupt) holds back the
+// answers of the calls before it.
+type batchWriter struct {
+	out    io.Writer
+	timer  *time.Timer
+	mu     sync.Mutex
+	buf    []byte // answers not sent yet
+	active bool   // a batch is running: the timer re-arms
+	err    error  // the first failed write
+}
+
+func newBatchWriter(out io.Writer) *batchWriter {
+	b := &batchWriter{out: out, buf: make([]byte, 0, 4<<10)}
+	b.timer = time.AfterFunc(time.Hour, b.tick)
+	b.timer.Stop()
+	return b
+}
+
+func (b *batchWriter) begin() {
+	b.mu.Lock()
+	b.active = true
+	b.mu.Unlock()
+	b.timer.Reset(batchFlush)
+}
+
+// add queues one finished answer frame (copied).
+func (b *batchWriter) add(frame []byte) {
+	b.mu.Lock()
+	b.buf = append(b.buf, frame...)
+	b.mu.Unlock()
+}
+
+func (b *batchWriter) tick() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flushLocked()
+	if b.active {
+		b.timer.Reset(batchFlush)
+	}
+}
+
+func (b *batchWriter) flushLocked() {
+	if len(b.buf) > 0 && b.err == nil {
+		b.err = writeAll(b.out, b.buf)
+	}
+	b.buf = b.buf[:0]
+	if cap(b.buf) > 1<<20 {
+		b.buf = make([]byte, 0, 4<<10) // one huge batch is not kept for the next
+	}
+}
+
+// end sends what is left and returns the first write error.
+func (b *batchWriter) end() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.active = false
+	b.timer.Stop()
+	b.flushLocked()
+	return b.err
+}
+
+// sumOf is the codec hash a decode or batch request starts with.
+func sumOf(body []byte) (sum [hashSize]byte) {
+	copy(sum[:], body)
+	return sum
+}
+
+// appendAnswer decodes in with c and appends the answer frame to buf.
+func appendAnswer(buf []byte, c *script.Codec, in decoders.Input, maxOutput int) []byte {
+	res, derr := c.Decode(in)
+	if derr != nil {
+		buf, start := beginNextFrame(buf, ansError)
+		buf = appendError(buf, derr)
+		finishFrame(buf, start)
+		return buf
+	}
+	buf, start := beginNextFrame(buf, ansResult)
+	buf = appendResult(buf, res)
+	res.Record.Release()
+	if n := len(buf) - start - frameHeader; n > maxOutput {
+		buf, start = beginNextFrame(buf[:start], ansError)
+		buf = appendError(buf, &remoteError{kind: script.ErrCodec,
+			msg: fmt.Sprintf("sandbox: codec %s returned %d bytes of output, more than decoders.max_output (%d): fix the codec, or raise the limit if the output is genuine", c.File(), n, maxOutput)})
+	}
+	finishFrame(buf, start)
+	return buf
+}
+
+// writeAll sends frames already finished.
+func writeAll(w io.Writer, buf []byte) error {
+	_, err := w.Write(buf)
+	return err
 }
 
 // setMemoryLimit makes the Go runtime collect hard as the heap nears
