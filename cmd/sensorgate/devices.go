@@ -3,13 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -57,25 +54,11 @@ func dialAPI(ctx context.Context, path string, stderr io.Writer) (*apiClient, er
 	}
 	c := &apiClient{}
 	warn := func(msg string) { fmt.Fprintln(stderr, "sensorgate: warning:", msg) }
-	scheme := "http"
-	tr := &http.Transport{}
-	if cfg.HTTP.TLSCert != "" {
-		scheme = "https"
-		// The daemon's own certificate is trusted, so a self-signed one works.
-		pool, _ := x509.SystemCertPool()
-		if pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if pem, err := os.ReadFile(cfg.HTTP.TLSCert); err == nil {
-			pool.AppendCertsFromPEM(pem)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	base, tr, err := apiEndpoint(cfg.HTTP.Listen, cfg.HTTP.TLSCert) // healthcheck.go
+	if err != nil {
+		return nil, err
 	}
-	host, port, _ := net.SplitHostPort(cfg.HTTP.Listen)
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	c.base = scheme + "://" + net.JoinHostPort(host, port)
+	c.base = base
 	c.hc = &http.Client{Transport: tr, Timeout: 10 * time.Minute}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/healthz", nil)
 	probe := &http.Client{Transport: tr, Timeout: 3 * time.Second}

@@ -63,18 +63,20 @@ func healthcheckCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 	return nil
 }
 
-// healthClient is the /healthz URL for a listen address (an unspecified
-// host is asked on loopback) and a client for it. With the API on HTTPS
-// the daemon's own certificate is trusted, so a self-signed one works.
-func healthClient(listen, tlsCert string, timeout time.Duration) (string, *http.Client, error) {
+// apiEndpoint is the base URL at which a client on this machine reaches
+// the API listening on listen (an unspecified host is asked on loopback),
+// and a transport for it: with the API on HTTPS the daemon's own
+// certificate is trusted, so a self-signed one works. A zero Transport
+// uses no HTTP_PROXY: the daemon is asked directly. The CLI's API
+// commands (dialAPI) and healthcheck share it.
+func apiEndpoint(listen, tlsCert string) (string, *http.Transport, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", nil, fmt.Errorf("healthcheck: listen address %q is not host:port: %w", listen, err)
+		return "", nil, fmt.Errorf("listen address %q is not host:port: %w", listen, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	// A zero Transport uses no HTTP_PROXY: the daemon is asked directly.
 	scheme, tr := "http", &http.Transport{}
 	if tlsCert != "" {
 		scheme = "https"
@@ -84,12 +86,21 @@ func healthClient(listen, tlsCert string, timeout time.Duration) (string, *http.
 		}
 		pem, err := os.ReadFile(tlsCert)
 		if err != nil {
-			return "", nil, fmt.Errorf("healthcheck: read http.tls_cert: %w", err)
+			return "", nil, fmt.Errorf("read http.tls_cert: %w", err)
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return "", nil, errors.New("healthcheck: http.tls_cert holds no PEM certificate")
+			return "", nil, errors.New("http.tls_cert holds no PEM certificate")
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return scheme + "://" + net.JoinHostPort(host, port) + "/healthz", &http.Client{Transport: tr, Timeout: timeout}, nil
+	return scheme + "://" + net.JoinHostPort(host, port), tr, nil
+}
+
+// healthClient is the /healthz URL for a listen address and a client for it.
+func healthClient(listen, tlsCert string, timeout time.Duration) (string, *http.Client, error) {
+	base, tr, err := apiEndpoint(listen, tlsCert)
+	if err != nil {
+		return "", nil, fmt.Errorf("healthcheck: %w", err)
+	}
+	return base + "/healthz", &http.Client{Transport: tr, Timeout: timeout}, nil
 }
