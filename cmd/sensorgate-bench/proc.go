@@ -11,31 +11,40 @@ import (
 // every Linux architecture Go supports (the kernel's USER_HZ, not HZ).
 const userHZ = 100
 
-// cpuSeconds returns a process's user+system CPU time (all threads) from
-// /proc/PID/stat.
-func cpuSeconds(pid int) (float64, error) {
+// statTicks sums the clock-tick fields of /proc/PID/stat at the given
+// indexes, counted after the command name: 11 and 12 are utime and
+// stime (fields 14 and 15), 13 and 14 cutime and cstime. The command
+// name in parentheses may contain spaces, so fields are counted from its
+// closing parenthesis.
+func statTicks(pid int, idx ...int) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, fmt.Errorf("bench: cpu time of %d: %w", pid, err)
 	}
-	// The command name in parentheses may contain spaces; the fields
-	// after its closing parenthesis start at field 3 (state), so utime
-	// and stime, fields 14 and 15, are at 11 and 12 here.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 || i+2 > len(s) {
 		return 0, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(s[i+2:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
+	var ticks uint64
+	for _, k := range idx {
+		if k >= len(f) {
+			return 0, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
+		}
+		v, err := strconv.ParseUint(f[k], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/%d/stat: field %q", pid, f[k])
+		}
+		ticks += v
 	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: utime %q stime %q", pid, f[11], f[12])
-	}
-	return float64(ut+st) / userHZ, nil
+	return ticks, nil
+}
+
+// cpuSeconds returns a process's user+system CPU time (all threads).
+func cpuSeconds(pid int) (float64, error) {
+	t, err := statTicks(pid, 11, 12)
+	return float64(t) / userHZ, err
 }
 
 // machineBusySeconds returns the CPU time all of the machine's CPUs have
@@ -154,26 +163,9 @@ func connectedTo(pid, port int) (bool, error) {
 // theirs. sensorgate runs JavaScript codecs in child processes, whose CPU
 // is the daemon's work as much as its own.
 func treeCPUSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	ticks, err := statTicks(pid, 11, 12, 13, 14) // utime stime cutime cstime
 	if err != nil {
-		return 0, fmt.Errorf("bench: cpu time of %d: %w", pid, err)
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 > len(s) {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 15 {
-		return 0, fmt.Errorf("bench: /proc/%d/stat: %d fields", pid, len(f))
-	}
-	var ticks uint64
-	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-		v, err := strconv.ParseUint(f[k], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bench: /proc/%d/stat: field %q", pid, f[k])
-		}
-		ticks += v
+		return 0, err
 	}
 	total := float64(ticks) / userHZ
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))

@@ -312,14 +312,7 @@ devices: {import: %[1]s/devices.csv, tags: [district, site], health_interval: 30
 	}
 	startDaemon(t, cfg, zerolog.WarnLevel)
 	api := opsAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), token: "t0ken"}
-	api.waitFor("readiness", func() bool {
-		resp, err := http.Get(api.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	api.waitReady()
 
 	var msgs []simulate.Message
 	for i := 0; i < 30; i++ {

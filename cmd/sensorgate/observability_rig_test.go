@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,14 +116,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district]}
 	}
 	r.d = startDaemon(t, cfg, zerolog.ErrorLevel)
 	api := opsAPI{t: t, base: r.base, token: rigToken}
-	api.waitFor("readiness", func() bool {
-		resp, err := http.Get(r.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	api.waitReady()
 	msgs = append(msgs, simulate.Message{Topic: "application/x/device/0000000000000000/event/up", Payload: []byte("{not json")})
 	publishAll(t, mq.URL(), msgs)
 	api.waitFor("every uplink taken", func() bool {

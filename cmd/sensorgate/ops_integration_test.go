@@ -69,6 +69,19 @@ func (a opsAPI) waitFor(what string, cond func() bool) {
 	}
 }
 
+// waitReady waits until the daemon's /readyz answers 200.
+func (a opsAPI) waitReady() {
+	a.t.Helper()
+	a.waitFor("readiness", func() bool {
+		resp, err := http.Get(a.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
 // TestOpsEndToEnd runs the daemon against a real Mosquitto and InfluxDB:
 // a device whose model is wrong sends uplinks, which become dead letters;
 // the registry is fixed through the API, the letters replayed through the
@@ -108,14 +121,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district], health_interval: 300ms}
 	}
 	d := startDaemon(t, cfg, zerolog.WarnLevel)
 	api := opsAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), token: "t0ken"}
-	api.waitFor("readiness", func() bool {
-		resp, err := http.Get(api.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	api.waitReady()
 
 	var brokenMsgs, strangerMsgs []simulate.Message
 	for len(brokenMsgs) < 5 || len(strangerMsgs) < 1 {

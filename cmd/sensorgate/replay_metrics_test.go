@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,14 +50,7 @@ devices: {import: %[1]s/devices.yaml}
 	}
 	startDaemon(t, cfg, zerolog.WarnLevel)
 	api := opsAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), token: "t0ken"}
-	api.waitFor("readiness", func() bool {
-		resp, err := http.Get(api.base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	api.waitReady()
 	up := fleet.Next()
 	malformed := simulate.Message{Topic: "application/x/device/" + dev.EUI.String() + "/event/up", Payload: []byte(`{"deviceInfo": [`)}
 	publishAll(t, mq.URL(), []simulate.Message{malformed, up})
