@@ -2,6 +2,8 @@ package config
 
 import (
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,6 +46,34 @@ func TestREADMEMinimalConfig(t *testing.T) {
 		if _, ok := devs[0].Tags[key]; !ok {
 			t.Errorf("devices.tags allows %q, the example device has no such tag", key)
 		}
+	}
+}
+
+// TestREADMEFeedTable: the README's table of supported feeds has one row
+// per format the config accepts, no more and no fewer.
+func TestREADMEFeedTable(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Supported feeds\n")
+	if !ok {
+		t.Fatal(`README.md has no "Supported feeds" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, rows, ok := strings.Cut(section, "|---|---|---|\n")
+	if !ok {
+		t.Fatal("the Supported feeds section has no table")
+	}
+	var got []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z0-9-]+)` \\|").FindAllStringSubmatch(rows, -1) {
+		got = append(got, m[1])
+	}
+	want := slices.Clone(feedFormats)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the README's feed table lists %q, the config accepts %q", got, want)
 	}
 }
 
