@@ -168,6 +168,13 @@ type Codec struct {
 	maps      []decoders.Mapping
 	globals   globalsUsed
 	lastLen   atomic.Int32 // values in the last output, see newRecord
+
+	// strictProg and reuse are set when the codec may run on locked
+	// runtimes (reuse.go); reuseWhy says why not otherwise.
+	strictProg *goja.Program
+	constsProg *goja.Program
+	reuse      *reuseState
+	reuseWhy   string
 }
 
 var _ decoders.Decoder = (*Codec)(nil)
@@ -206,7 +213,34 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		c.maps = nil
 	}
 	e.close() // each call sets up its own
+	var consts []string
+	c.reuseWhy, consts = checkReusable(name, string(src))
+	if c.reuseWhy == "" {
+		c.strictProg, err = goja.Compile(name, string(src), true)
+		if err == nil {
+			c.constsProg, err = goja.Compile(name+" (consts)", "["+strings.Join(consts, ",")+"]", true)
+		}
+		if err != nil {
+			c.reuseWhy = "is not valid strict-mode code"
+		} else {
+			c.reuse = &reuseState{}
+		}
+	}
 	return c, nil
+}
+
+// Reusable reports whether the codec's calls run on locked runtimes,
+// kept from one call to the next, and if not, why.
+func (c *Codec) Reusable() (bool, string) {
+	if c.reuse == nil {
+		return false, c.reuseWhy
+	}
+	c.reuse.mu.Lock()
+	defer c.reuse.mu.Unlock()
+	if c.reuse.off {
+		return false, "its calls failed on locked runtimes too often"
+	}
+	return true, ""
 }
 
 // LoadFile reads and compiles one codec file; its model id is the file
@@ -287,18 +321,74 @@ func (c *Codec) newRecord() *decoders.Record {
 	return decoders.NewRecord(int(c.lastLen.Load()))
 }
 
-// exec runs the codec on a fresh runtime, writing its data into rec.
+// exec runs the codec on a locked runtime where it can, else (and after
+// any failure there) on a fresh one, writing its data into rec.
 func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
+	if out, err, done := c.execLocked(in, rec); done {
+		c.noteLen(rec)
+		return out, err
+	}
+	rec.Reset()
+	return c.execFresh(in, rec)
+}
+
+// execFresh runs the codec on a fresh runtime, writing its data into rec.
+func (c *Codec) execFresh(in decoders.Input, rec *decoders.Record) (Output, error) {
 	e, err := c.fresh()
 	if err != nil {
 		return Output{}, err
 	}
 	out, err, _ := c.run(e, in, rec)
 	e.close() // whatever the call did to it, it is never used again
+	c.noteLen(rec)
+	return out, err
+}
+
+func (c *Codec) noteLen(rec *decoders.Record) {
 	if n := int32(rec.Len()); c.lastLen.Load() != n {
 		c.lastLen.Store(n) // only on a change: concurrent calls share the word
 	}
-	return out, err
+}
+
+// execLocked runs the codec on a locked runtime. done is false when the
+// call must run on a fresh runtime instead: the codec has no locked
+// runtimes, or the call failed or tainted its runtime (see reuse.go: a
+// call on a locked runtime either does what it does on a fresh one or
+// fails). A call that ran out of time is done, with its timeout: it ran
+// the same steps it would have run on a fresh runtime, so it would run
+// out of time there too, and a hostile codec must not cost two time
+// limits.
+func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output, err error, done bool) {
+	if c.reuse == nil {
+		return Output{}, nil, false
+	}
+	e, use := c.reuse.take()
+	if !use {
+		return Output{}, nil, false
+	}
+	if e == nil {
+		if e, err = c.newLockedEngine(); err != nil {
+			c.reuse.disable()
+			c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
+			return Output{}, nil, false
+		}
+	}
+	out, err, broken := c.run(e, in, rec)
+	switch {
+	case e.tainted:
+		c.reuse.failed(e, false)
+		return Output{}, nil, false
+	case err == nil:
+		e.flushConsole()
+		c.reuse.put(e)
+		return out, nil, true
+	case errors.Is(err, ErrTimeout):
+		c.reuse.failed(e, false)
+		e.flushConsole()
+		return Output{}, err, true
+	}
+	c.reuse.failed(e, !broken)
+	return Output{}, nil, false
 }
 
 // fresh sets up a runtime for one call. It does so on the call's own

@@ -35,6 +35,14 @@ type engine struct {
 	// counts the call's console messages against maxConsoleMessages.
 	dev  string
 	logs int
+
+	// locked: the runtime is frozen for reuse (reuse.go); its console
+	// output waits in held until the call is known to count. tainted: the
+	// codec called a stand-in, so the call must run again on a fresh
+	// runtime.
+	locked  bool
+	tainted bool
+	held    []heldLog
 }
 
 // errDeadline is the value a timed-out runtime is interrupted with.
@@ -52,10 +60,17 @@ func (p *enginePanic) Unwrap() error {
 	return err
 }
 
-// newEngine sets up a runtime and runs the file's top level in it. The
-// first engine of a codec (c.style still zero) finds the entry point;
-// later ones look up the one it found.
-func (c *Codec) newEngine() (*engine, error) {
+// newEngine sets up a fresh runtime and runs the file's top level in it.
+// The first engine of a codec (c.style still zero) finds the entry
+// point; later ones look up the one it found.
+func (c *Codec) newEngine() (*engine, error) { return c.setUp(c.prog, nil) }
+
+// setUp sets up a runtime with prog's top level run in it. With consts
+// set (reuse.go: the program that lists the top level's const values),
+// the runtime is locked: the intrinsics the lock uses are taken before
+// the top level, which cannot then replace them, and everything is
+// frozen after it.
+func (c *Codec) setUp(prog *goja.Program, consts *goja.Program) (*engine, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
 	e := &engine{c: c, rt: rt, fired: make(chan struct{}, 1)}
@@ -68,9 +83,20 @@ func (c *Codec) newEngine() (*engine, error) {
 	if c.style == 0 || c.style == StyleUplink {
 		e.date = rt.Get("Date")
 	}
+	var locker goja.Callable
+	if consts != nil {
+		err := e.call(c.opts.Timeout, func() (err error) {
+			locker, err = e.prelude(lockProgram())
+			return err
+		})
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+	}
 
 	err := e.call(c.opts.Timeout, func() error {
-		_, err := rt.RunProgram(c.prog)
+		_, err := rt.RunProgram(prog)
 		return err
 	})
 	if err != nil {
@@ -105,6 +131,20 @@ func (c *Codec) newEngine() (*engine, error) {
 	if c.style != 0 && (e.normalize != nil) != c.normalize {
 		e.close()
 		return nil, loadErr(nil, "script: codec %s: its top level defined normalizeUplink on one run and not on another: define it unconditionally", c.file)
+	}
+	if locker != nil {
+		e.locked = true
+		if err := e.call(c.opts.Timeout, func() error {
+			values, err := rt.RunProgram(consts)
+			if err != nil {
+				return err
+			}
+			_, err = locker(goja.Undefined(), values)
+			return err
+		}); err != nil {
+			e.close()
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -216,7 +256,7 @@ func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Out
 		if err != nil {
 			return err
 		}
-		e.dev, e.logs = in.DevEUI, 0
+		e.dev, e.logs, e.held = in.DevEUI, 0, e.held[:0]
 		ret, err := e.entry(goja.Undefined(), args...)
 		if err != nil {
 			return err
