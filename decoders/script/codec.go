@@ -169,10 +169,9 @@ type Codec struct {
 	globals   globalsUsed
 	lastLen   atomic.Int32 // values in the last output, see newRecord
 
-	// strictProg and reuse are set when the codec may run on locked
+	// wrapped and reuse are set when the codec may run on locked
 	// runtimes (reuse.go); reuseWhy says why not otherwise.
-	strictProg *goja.Program
-	constsProg *goja.Program
+	wrapped    *goja.Program
 	reuse      *reuseState
 	reuseWhy   string
 }
@@ -213,20 +212,25 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		c.maps = nil
 	}
 	e.close() // each call sets up its own
-	var consts []string
-	c.reuseWhy, consts = checkReusable(name, string(src))
-	if c.reuseWhy == "" {
-		c.strictProg, err = goja.Compile(name, string(src), true)
-		if err == nil {
-			c.constsProg, err = goja.Compile(name+" (consts)", "["+strings.Join(consts, ",")+"]", true)
-		}
-		if err != nil {
-			c.reuseWhy = "is not valid strict-mode code"
+	why, parsed, names := checkReusable(name, string(src))
+	switch {
+	case why != "":
+		c.reuseWhy = why
+	case !compilesStrict(name, src):
+		c.reuseWhy = "is not valid strict-mode code"
+	default:
+		if c.wrapped, err = goja.CompileAST(wrapTopLevel(parsed, names, c.style), true); err != nil {
+			c.reuseWhy = "does not compile as a function: " + err.Error()
 		} else {
 			c.reuse = &reuseState{}
 		}
 	}
 	return c, nil
+}
+
+func compilesStrict(name string, src []byte) bool {
+	_, err := goja.Compile(name, string(src), true)
+	return err == nil
 }
 
 // Reusable reports whether the codec's calls run on locked runtimes,
@@ -348,47 +352,6 @@ func (c *Codec) noteLen(rec *decoders.Record) {
 	if n := int32(rec.Len()); c.lastLen.Load() != n {
 		c.lastLen.Store(n) // only on a change: concurrent calls share the word
 	}
-}
-
-// execLocked runs the codec on a locked runtime. done is false when the
-// call must run on a fresh runtime instead: the codec has no locked
-// runtimes, or the call failed or tainted its runtime (see reuse.go: a
-// call on a locked runtime either does what it does on a fresh one or
-// fails). A call that ran out of time is done, with its timeout: it ran
-// the same steps it would have run on a fresh runtime, so it would run
-// out of time there too, and a hostile codec must not cost two time
-// limits.
-func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output, err error, done bool) {
-	if c.reuse == nil {
-		return Output{}, nil, false
-	}
-	e, use := c.reuse.take()
-	if !use {
-		return Output{}, nil, false
-	}
-	if e == nil {
-		if e, err = c.newLockedEngine(); err != nil {
-			c.reuse.disable()
-			c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
-			return Output{}, nil, false
-		}
-	}
-	out, err, broken := c.run(e, in, rec)
-	switch {
-	case e.tainted:
-		c.reuse.failed(e, false)
-		return Output{}, nil, false
-	case err == nil:
-		e.flushConsole()
-		c.reuse.put(e)
-		return out, nil, true
-	case errors.Is(err, ErrTimeout):
-		c.reuse.failed(e, false)
-		e.flushConsole()
-		return Output{}, err, true
-	}
-	c.reuse.failed(e, !broken)
-	return Output{}, nil, false
 }
 
 // fresh sets up a runtime for one call. It does so on the call's own

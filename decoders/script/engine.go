@@ -36,13 +36,12 @@ type engine struct {
 	dev  string
 	logs int
 
-	// locked: the runtime is frozen for reuse (reuse.go); its console
-	// output waits in held until the call is known to count. tainted: the
-	// codec called a stand-in, so the call must run again on a fresh
-	// runtime.
-	locked  bool
-	tainted bool
-	held    []heldLog
+	// lr is the locked runtime this engine is the codec's part of
+	// (reuse.go), nil for a fresh one; console output of a call on it
+	// waits in held until the call is known to count.
+	lr   *lockedRuntime
+	held []heldLog
+	tops goja.Value // on a locked runtime, the top level's values
 }
 
 // errDeadline is the value a timed-out runtime is interrupted with.
@@ -63,14 +62,7 @@ func (p *enginePanic) Unwrap() error {
 // newEngine sets up a fresh runtime and runs the file's top level in it.
 // The first engine of a codec (c.style still zero) finds the entry
 // point; later ones look up the one it found.
-func (c *Codec) newEngine() (*engine, error) { return c.setUp(c.prog, nil) }
-
-// setUp sets up a runtime with prog's top level run in it. With consts
-// set (reuse.go: the program that lists the top level's const values),
-// the runtime is locked: the intrinsics the lock uses are taken before
-// the top level, which cannot then replace them, and everything is
-// frozen after it.
-func (c *Codec) setUp(prog *goja.Program, consts *goja.Program) (*engine, error) {
+func (c *Codec) newEngine() (*engine, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
 	e := &engine{c: c, rt: rt, fired: make(chan struct{}, 1)}
@@ -83,20 +75,9 @@ func (c *Codec) setUp(prog *goja.Program, consts *goja.Program) (*engine, error)
 	if c.style == 0 || c.style == StyleUplink {
 		e.date = rt.Get("Date")
 	}
-	var locker goja.Callable
-	if consts != nil {
-		err := e.call(c.opts.Timeout, func() (err error) {
-			locker, err = e.prelude(lockProgram())
-			return err
-		})
-		if err != nil {
-			e.close()
-			return nil, err
-		}
-	}
 
 	err := e.call(c.opts.Timeout, func() error {
-		_, err := rt.RunProgram(prog)
+		_, err := rt.RunProgram(c.prog)
 		return err
 	})
 	if err != nil {
@@ -131,20 +112,6 @@ func (c *Codec) setUp(prog *goja.Program, consts *goja.Program) (*engine, error)
 	if c.style != 0 && (e.normalize != nil) != c.normalize {
 		e.close()
 		return nil, loadErr(nil, "script: codec %s: its top level defined normalizeUplink on one run and not on another: define it unconditionally", c.file)
-	}
-	if locker != nil {
-		e.locked = true
-		if err := e.call(c.opts.Timeout, func() error {
-			values, err := rt.RunProgram(consts)
-			if err != nil {
-				return err
-			}
-			_, err = locker(goja.Undefined(), values)
-			return err
-		}); err != nil {
-			e.close()
-			return nil, err
-		}
 	}
 	return e, nil
 }

@@ -122,7 +122,7 @@ func FuzzScriptIsolation(f *testing.F) {
 		f.Add(append(append(prog, 5, 1, 2, 1, 7), prog...)) // a vector, the leaky codec, the vector again
 	}
 	f.Add([]byte{4, 1, 1, 9, 4, 1, 1, 9, 5, 0, 2, 1, 2, 5, 0, 2, 0, 3})
-	for attempt := range byte(48) { // lock-probe: an attempt, then a call that only looks
+	for attempt := range byte(56) { // lock-probe: an attempt, then a call that only looks
 		f.Add([]byte{7, 1, 2, attempt, 1, 7, 1, 0})
 	}
 	f.Fuzz(func(t *testing.T, prog []byte) {

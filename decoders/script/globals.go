@@ -127,7 +127,7 @@ type heldLog struct {
 }
 
 func (e *engine) log(l heldLog) {
-	if e.locked {
+	if e.lr != nil {
 		e.held = append(e.held, l)
 		return
 	}
@@ -141,11 +141,12 @@ func (e *engine) log(l heldLog) {
 
 // flushConsole writes what a call on a locked runtime logged.
 func (e *engine) flushConsole() {
-	e.locked = false
+	lr := e.lr
+	e.lr = nil
 	for _, l := range e.held {
 		e.log(l)
 	}
-	e.locked = true
+	e.lr = lr
 	e.held = e.held[:0]
 }
 

@@ -4,12 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/ast"
 	"github.com/dop251/goja/parser"
 	"github.com/dop251/goja/token"
+	"github.com/dop251/goja/unistring"
+
+	"github.com/sensorgate/sensorgate/decoders"
 )
 
 // Locked runtimes: a codec's calls reuse runtimes whose top level has run
@@ -69,22 +75,36 @@ var reuseBanned = map[string]bool{
 
 // checkReusable reports why a codec's source cannot run on locked
 // runtimes, or "" when it can. It is conservative: anything it does not
-// recognise as safe keeps the codec on fresh runtimes. consts are the
-// names the top level declares with const: their values live outside
-// the global object, so the lock is given them as roots of their own.
-func checkReusable(name, src string) (why string, consts []string) {
+// recognise as safe keeps the codec on fresh runtimes. On success it
+// returns the source parsed, and the names its top level declares.
+func checkReusable(name, src string) (why string, prog *ast.Program, names []string) {
 	prog, err := parser.ParseFile(nil, name, src, 0)
 	if err != nil {
-		return "does not parse: " + err.Error(), nil
+		return "does not parse: " + err.Error(), nil, nil
 	}
 	for _, st := range prog.Body {
 		if why := topLevelOK(st); why != "" {
-			return why, nil
+			return why, nil, nil
 		}
-		if ld, ok := st.(*ast.LexicalDeclaration); ok {
-			for _, b := range ld.List {
-				consts = append(consts, b.Target.(*ast.Identifier).Name.String())
+		switch st := st.(type) {
+		case *ast.FunctionDeclaration:
+			names = append(names, st.Function.Name.Name.String())
+		case *ast.VariableStatement:
+			for _, b := range st.List {
+				names = append(names, b.Target.(*ast.Identifier).Name.String())
 			}
+		case *ast.LexicalDeclaration:
+			for _, b := range st.List {
+				names = append(names, b.Target.(*ast.Identifier).Name.String())
+			}
+		}
+	}
+	for _, n := range names {
+		// On a fresh runtime these stay what they are (the global
+		// properties cannot be written); as a function's variables they
+		// would not.
+		if n == "undefined" || n == "NaN" || n == "Infinity" {
+			return "declares " + n, nil, nil
 		}
 	}
 	// Function declarations are allowed directly in a program's or a
@@ -99,6 +119,10 @@ func checkReusable(name, src string) (why string, consts []string) {
 		}
 	}
 	markBody(prog.Body)
+	top := map[string]bool{}
+	for _, n := range names {
+		top[n] = true
+	}
 	walkAST(reflect.ValueOf(prog), func(n any) bool {
 		switch n := n.(type) {
 		case *ast.FunctionLiteral:
@@ -125,6 +149,20 @@ func checkReusable(name, src string) (why string, consts []string) {
 			if reuseBanned[n.Name.String()] {
 				why = "uses " + n.Name.String()
 			}
+		case *ast.AssignExpression:
+			why = writesTop(n.Left, top)
+		case *ast.UnaryExpression:
+			if n.Operator == token.INCREMENT || n.Operator == token.DECREMENT {
+				why = writesTop(n.Operand, top)
+			}
+		case *ast.ForInStatement:
+			if into, ok := n.Into.(*ast.ForIntoExpression); ok {
+				why = writesTop(into.Expression, top)
+			}
+		case *ast.ForOfStatement:
+			if into, ok := n.Into.(*ast.ForIntoExpression); ok {
+				why = writesTop(into.Expression, top)
+			}
 		case *ast.ThisExpression:
 			why = "uses this"
 		case *ast.TryStatement:
@@ -139,9 +177,60 @@ func checkReusable(name, src string) (why string, consts []string) {
 		return why == ""
 	})
 	if why != "" {
-		return why, nil
+		return why, nil, nil
 	}
-	return "", consts
+	return "", prog, names
+}
+
+// writesTop reports a top-level variable that target (the left side of
+// an assignment, or what ++ or a for-in/of loop writes) assigns. The top
+// level's variables are the locals of its function on a locked runtime
+// (wrapTopLevel), which freezing does not cover; so a codec that assigns
+// one anywhere, even one of the same name in a function of its own, stays
+// on fresh runtimes.
+func writesTop(target ast.Expression, top map[string]bool) string {
+	switch t := target.(type) {
+	case *ast.Identifier:
+		if top[t.Name.String()] {
+			return "assigns its top-level variable " + t.Name.String()
+		}
+	case *ast.ArrayLiteral:
+		for _, el := range t.Value {
+			if why := writesTop(el, top); why != "" {
+				return why
+			}
+		}
+	case *ast.ArrayPattern:
+		for _, el := range append(slices.Clone(t.Elements), t.Rest) {
+			if why := writesTop(el, top); why != "" {
+				return why
+			}
+		}
+	case *ast.ObjectLiteral:
+		for _, p := range t.Value {
+			if why := writesTop(p, top); why != "" {
+				return why
+			}
+		}
+	case *ast.ObjectPattern:
+		for _, p := range t.Properties {
+			if why := writesTop(p, top); why != "" {
+				return why
+			}
+		}
+		return writesTop(t.Rest, top)
+	case *ast.PropertyKeyed:
+		return writesTop(t.Value, top)
+	case *ast.PropertyShort:
+		if top[t.Name.Name.String()] {
+			return "assigns its top-level variable " + t.Name.Name.String()
+		}
+	case *ast.SpreadElement:
+		return writesTop(t.Expression, top)
+	case *ast.AssignExpression: // a default in a pattern
+		return writesTop(t.Left, top)
+	}
+	return ""
 }
 
 // walkAST calls visit on every node reachable from v, parents first,
@@ -277,49 +366,80 @@ func primitiveLiteral(e ast.Expression) bool {
 	return false
 }
 
+
+// wrapTopLevel turns a reusable codec's program into a function whose
+// body is the top level and which returns the values of the names the
+// top level declares, entry points first: [decodeUplink or Decode or
+// Decoder, normalizeUplink or undefined, ...names]. Locked runtimes are
+// shared by codecs, so a codec's declarations must be its own, not
+// properties of the global object; no reusable codec can reach the
+// global object (checkReusable), so it cannot tell the difference. The
+// statements keep their positions in the file.
+func wrapTopLevel(prog *ast.Program, names []string, style Style) *ast.Program {
+	ident := func(n string) ast.Expression {
+		return &ast.Identifier{Name: unistring.NewFromString(n)}
+	}
+	declared := map[string]bool{}
+	for _, n := range names {
+		declared[n] = true
+	}
+	ret := []ast.Expression{ident(style.String()), ident("undefined")}
+	if declared["normalizeUplink"] {
+		ret[1] = ident("normalizeUplink")
+	}
+	for _, n := range names {
+		ret = append(ret, ident(n))
+	}
+	body := append(append([]ast.Statement(nil), prog.Body...), &ast.ReturnStatement{Argument: &ast.ArrayLiteral{Value: ret}})
+	fn := &ast.FunctionLiteral{
+		ParameterList:   &ast.ParameterList{},
+		Body:            &ast.BlockStatement{List: body},
+		DeclarationList: prog.DeclarationList,
+	}
+	return &ast.Program{Body: []ast.Statement{&ast.ExpressionStatement{Expression: fn}}, File: prog.File}
+}
+
 // errTainted interrupts a locked runtime whose codec called a stand-in.
 var errTainted = errors.New("script: codec reached for what a locked runtime cannot give it")
 
-// lockSource is the lock's prelude, run before the codec's top level:
-// it takes the intrinsics it needs and every global's value while they
-// are the engine's own (a top level may replace Object), and returns
-// the function that locks the runtime after the top level. That puts
-// the stand-ins (one Go function, taint, under each name) in place and
-// freezes everything reachable from the roots: own property values,
-// getters and setters (symbol-keyed too) and prototypes. The roots are
-// the global object, the globals' original values and the intrinsics no
-// property leads to.
+// lockSource is a locked runtime's prelude, run in a new runtime: it
+// takes the intrinsics it needs and returns two functions. lock puts the
+// stand-ins (one Go function each, made by taint) in place and freezes
+// everything reachable from the roots: own property values, getters and
+// setters (symbol-keyed too) and prototypes. The roots are the global
+// object and the intrinsics no property leads to. freeze does the same
+// for a codec's top-level values; it stops at frozen objects, which
+// after lock are all deeply frozen (a top level that only declares
+// cannot freeze anything itself).
 const lockSource = `(function (taint) {
   "use strict";
   var O = Object, gOPN = O.getOwnPropertyNames, gOPS = O.getOwnPropertySymbols,
       gOPD = O.getOwnPropertyDescriptor, getProto = O.getPrototypeOf,
-      freeze = O.freeze, isFrozen = O.isFrozen, defProp = O.defineProperty,
-      FunctionProto = getProto(function () {}), SetCtor = Set, setHas = Set.prototype.has,
-      setAdd = Set.prototype.add, global = globalThis;
-  var roots = [
-    global,
-    getProto([][Symbol.iterator]()),
-    getProto(""[Symbol.iterator]()),
-    getProto(new Map()[Symbol.iterator]()),
-    getProto(new Set()[Symbol.iterator]()),
-    getProto("a".matchAll(/a/g)),
-    getProto(function* () {}),
-    getProto(async function () {}),
-    gOPD(FunctionProto, "caller").get,
-    gOPD((function () { return arguments; })(), "callee").get
-  ];
-  var names = gOPN(global);
-  for (var i = 0; i < names.length; i++) {
-    var d = gOPD(global, names[i]);
-    roots.push(d.value, d.get, d.set);
+      freezeObj = O.freeze, isFrozen = O.isFrozen, defProp = O.defineProperty,
+      FunctionProto = getProto(function () {}), global = globalThis;
+  function walk(roots, skipFrozen) {
+    var seen = new Set(), stack = roots.slice();
+    while (stack.length > 0) {
+      var o = stack.pop();
+      if (o === null || (typeof o !== "object" && typeof o !== "function") || seen.has(o)) continue;
+      if (skipFrozen && isFrozen(o)) continue;
+      seen.add(o);
+      freezeObj(o);
+      if (!isFrozen(o)) throw new TypeError("an object could not be frozen");
+      var keys = gOPN(o).concat(gOPS(o));
+      for (var k = 0; k < keys.length; k++) {
+        var desc = gOPD(o, keys[k]);
+        stack.push(desc.value, desc.get, desc.set);
+      }
+      stack.push(getProto(o));
+    }
   }
-  var standIns = [
-    [O, "isFrozen"], [O, "isSealed"], [O, "isExtensible"],
-    [O, "getOwnPropertyDescriptor"], [O, "getOwnPropertyDescriptors"],
-    [FunctionProto, "constructor"]
-  ];
-  return function lock(consts) {
-    roots = roots.concat(consts);
+  function lock() {
+    var standIns = [
+      [O, "isFrozen"], [O, "isSealed"], [O, "isExtensible"],
+      [O, "getOwnPropertyDescriptor"], [O, "getOwnPropertyDescriptors"],
+      [FunctionProto, "constructor"]
+    ];
     for (var i = 0; i < standIns.length; i++) {
       var on = standIns[i][0], name = standIns[i][1], orig = on[name], fn = taint(name);
       defProp(fn, "name", {value: orig.name});
@@ -329,129 +449,270 @@ const lockSource = `(function (taint) {
       }
       defProp(on, name, {value: fn});
     }
-    var seen = new SetCtor(), stack = roots.slice();
-    while (stack.length > 0) {
-      var o = stack.pop();
-      if (o === null || (typeof o !== "object" && typeof o !== "function") || setHas.call(seen, o)) continue;
-      setAdd.call(seen, o);
-      freeze(o);
-      if (!isFrozen(o)) throw new TypeError("an object could not be frozen");
-      var keys = gOPN(o).concat(gOPS(o));
-      for (var k = 0; k < keys.length; k++) {
-        var desc = gOPD(o, keys[k]);
-        stack.push(desc.value, desc.get, desc.set);
-      }
-      stack.push(getProto(o));
-    }
-  };
+    walk([
+      global,
+      getProto([][Symbol.iterator]()),
+      getProto(""[Symbol.iterator]()),
+      getProto(new Map()[Symbol.iterator]()),
+      getProto(new Set()[Symbol.iterator]()),
+      getProto("a".matchAll(/a/g)),
+      getProto(function* () {}),
+      getProto(async function () {}),
+      gOPD(FunctionProto, "caller").get,
+      gOPD((function () { return arguments; })(), "callee").get
+    ], false);
+  }
+  return [lock, function freeze(values) { walk(values, true); }];
 })`
 
 var lockProgram = sync.OnceValue(func() *goja.Program {
 	return goja.MustCompile("lock.js", lockSource, true)
 })
 
-// prelude runs the lock's prelude in e's runtime and returns the lock.
-// Each stand-in is a Go function that taints e and throws; since a
-// stand-in interrupts the runtime too, even a codec that found a way to
-// catch the exception would not go on.
-func (e *engine) prelude(lock *goja.Program) (goja.Callable, error) {
-	rt := e.rt
+// lockedRuntime is a runtime locked once and shared by the reusable
+// codecs, one call at a time: each codec's top level runs in it (as a
+// function, see wrapTopLevel) the first time the codec is called there,
+// and its values are frozen. Locking costs milliseconds and the locked
+// intrinsics a few hundred KB, so a runtime per codec would not do in a
+// worker holding 64 codecs in 32 MiB.
+type lockedRuntime struct {
+	rt      *goja.Runtime
+	timer   *time.Timer
+	fired   chan struct{}
+	date    goja.Value
+	freeze  goja.Callable
+	codecs  map[*Codec]*engine
+	current *engine // the engine of the call running, for console and taint
+	tainted bool    // a stand-in was called during the current call
+}
+
+// maxCodecsPerRuntime bounds the codecs a locked runtime holds: codecs
+// replaced on reload stay in it until it is discarded, which happens
+// when it would hold more.
+const maxCodecsPerRuntime = 128
+
+func newLockedRuntime() (*lockedRuntime, error) {
+	rt := goja.New()
+	lr := &lockedRuntime{rt: rt, fired: make(chan struct{}, 1), codecs: map[*Codec]*engine{}}
+	lr.timer = time.AfterFunc(time.Hour, func() {
+		rt.Interrupt(errDeadline)
+		lr.fired <- struct{}{}
+	})
+	lr.timer.Stop()
+	lr.date = rt.Get("Date")
+	// console for every codec (one that does not name it cannot reach
+	// it: no reusable codec reaches the global object), writing for the
+	// codec whose call runs.
+	console := rt.NewObject()
+	logFn := rt.ToValue(func(call goja.FunctionCall) goja.Value { return lr.current.console(call) })
+	for _, name := range []string{"log", "info", "warn", "error", "debug"} {
+		_ = console.Set(name, logFn)
+	}
+	_ = rt.Set("console", console)
+
 	taint := func(goja.FunctionCall) goja.Value {
-		e.tainted = true
+		lr.tainted = true
 		rt.Interrupt(errTainted)
 		panic(rt.NewTypeError("sensorgate: not available to a codec on a locked runtime"))
 	}
-	v, err := rt.RunProgram(lock)
+	err := lr.try(time.Second, func() error {
+		v, err := rt.RunProgram(lockProgram())
+		if err != nil {
+			return err
+		}
+		prelude, _ := goja.AssertFunction(v)
+		fns, err := prelude(goja.Undefined(), rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(taint) }))
+		if err != nil {
+			return err
+		}
+		obj := fns.ToObject(rt)
+		lock, _ := goja.AssertFunction(obj.Get("0"))
+		lr.freeze, _ = goja.AssertFunction(obj.Get("1"))
+		_, err = lock(goja.Undefined())
+		return err
+	})
 	if err != nil {
-		return nil, err
+		lr.timer.Stop()
+		return nil, fmt.Errorf("script: locking a runtime: %w", err)
 	}
-	fn, _ := goja.AssertFunction(v)
-	ret, err := fn(goja.Undefined(), rt.ToValue(func(goja.FunctionCall) goja.Value { return rt.ToValue(taint) }))
-	if err != nil {
-		return nil, err
-	}
-	locker, ok := goja.AssertFunction(ret)
-	if !ok {
-		return nil, errors.New("script: the lock's prelude returned no function")
-	}
-	return locker, nil
+	return lr, nil
 }
 
-// reuseState is a codec's pool of locked runtimes and its record of how
-// they fare.
+// try runs f under a time limit, with panics recovered, as engine.call.
+func (lr *lockedRuntime) try(limit time.Duration, f func() error) error {
+	e := &engine{rt: lr.rt, timer: lr.timer, fired: lr.fired}
+	return e.call(limit, f)
+}
+
+// engineFor returns c's part of lr, running c's top level in lr the
+// first time.
+func (lr *lockedRuntime) engineFor(c *Codec) (*engine, error) {
+	if e := lr.codecs[c]; e != nil {
+		return e, nil
+	}
+	rt := lr.rt
+	e := &engine{c: c, rt: rt, timer: lr.timer, fired: lr.fired, date: lr.date, lr: lr, style: c.style}
+	err := e.call(c.opts.Timeout, func() error {
+		v, err := rt.RunProgram(c.wrapped)
+		if err != nil {
+			return err
+		}
+		top, _ := goja.AssertFunction(v)
+		values, err := top(goja.Undefined())
+		if err != nil {
+			return err
+		}
+		if _, err := lr.freeze(goja.Undefined(), values); err != nil {
+			return err
+		}
+		obj := values.ToObject(rt)
+		var ok bool
+		if e.entry, ok = goja.AssertFunction(obj.Get("0")); !ok {
+			return fmt.Errorf("%s is not a function", c.style)
+		}
+		if n := obj.Get("1"); !goja.IsUndefined(n) {
+			if e.normalize, ok = goja.AssertFunction(n); !ok {
+				return errors.New("normalizeUplink is not a function")
+			}
+		}
+		if (e.normalize != nil) != c.normalize {
+			return errors.New("normalizeUplink differs from the fresh runtime's")
+		}
+		e.tops = values
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(lr.codecs) >= maxCodecsPerRuntime {
+		return nil, errors.New("locked runtime full")
+	}
+	lr.codecs[c] = e
+	return e, nil
+}
+
+// lockedPool holds the idle locked runtimes. A call takes one, so
+// there are never more than there have been calls at once.
+var lockedPool struct {
+	mu   sync.Mutex
+	idle []*lockedRuntime
+}
+
+// maxIdleLocked bounds the idle locked runtimes kept.
+var maxIdleLocked = max(2, runtime.GOMAXPROCS(0))
+
+func takeLocked() (*lockedRuntime, error) {
+	lockedPool.mu.Lock()
+	if n := len(lockedPool.idle); n > 0 {
+		lr := lockedPool.idle[n-1]
+		lockedPool.idle = lockedPool.idle[:n-1]
+		lockedPool.mu.Unlock()
+		return lr, nil
+	}
+	lockedPool.mu.Unlock()
+	return newLockedRuntime()
+}
+
+func putLocked(lr *lockedRuntime) {
+	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
+	if len(lockedPool.idle) < maxIdleLocked {
+		lockedPool.idle = append(lockedPool.idle, lr)
+		return
+	}
+	lr.timer.Stop()
+}
+
+// reuseState is a codec's record of how its calls fare on locked
+// runtimes.
 type reuseState struct {
 	mu    sync.Mutex
-	idle  []*engine
 	calls int // calls tried on a locked runtime
 	fails int // of those, run again on a fresh runtime
 	off   bool
 }
 
-// maxIdleLocked bounds the locked runtimes a codec keeps between calls:
-// one per concurrent caller is all that is ever reused, and each holds
-// every intrinsic of the engine (a few hundred KB).
-const maxIdleLocked = 4
-
-// take returns an idle locked runtime, or nil when the codec has none
-// or does not use them.
-func (r *reuseState) take() (e *engine, use bool) {
+func (r *reuseState) use() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.off {
-		return nil, false
-	}
-	if n := len(r.idle); n > 0 {
-		e = r.idle[n-1]
-		r.idle = r.idle[:n-1]
-	}
-	return e, true
+	return !r.off
 }
 
-// put returns e after a clean call.
-func (r *reuseState) put(e *engine) {
+// note records a call; one that went on to a fresh runtime is a
+// failure. A codec that needs that more than a quarter of the time
+// (after a few dozen calls) stops trying locked runtimes: each failure
+// costs a second run.
+func (r *reuseState) note(failed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
-	if len(r.idle) < maxIdleLocked {
-		r.idle = append(r.idle, e)
-		return
+	if failed {
+		r.fails++
 	}
-	e.close()
-}
-
-// failed records a call that went to a fresh runtime after the locked
-// one; a codec that needs that more than a quarter of the time (after a
-// few dozen calls) stops trying locked runtimes: each failure costs a
-// second run.
-func (r *reuseState) failed(e *engine, keep bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls++
-	r.fails++
 	if r.calls >= 32 && r.fails*4 > r.calls {
 		r.off = true
 	}
-	if keep && !r.off && len(r.idle) < maxIdleLocked {
-		r.idle = append(r.idle, e)
-		return
-	}
-	e.close()
 }
 
-// disable stops the codec using locked runtimes, for one it could not
-// set up.
+// disable stops the codec using locked runtimes, for one whose top level
+// could not be set up in one.
 func (r *reuseState) disable() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.off = true
 }
 
-// newLockedEngine sets up a runtime for reuse: the strict compilation's
-// top level, then the lock.
-func (c *Codec) newLockedEngine() (*engine, error) {
-	e, err := c.setUp(c.strictProg, c.constsProg)
-	if err != nil {
-		return nil, fmt.Errorf("script: codec %s: setting up a locked runtime: %w", c.file, err)
+// execLocked runs the codec on a locked runtime. done is false when the
+// call must run on a fresh runtime instead: the codec has no locked
+// runtimes, or the call failed or called a stand-in (a call on a locked
+// runtime either does what it does on a fresh one or fails). A call that
+// ran out of time is done, with its timeout: it ran the steps it would
+// have run on a fresh runtime, so it would run out of time there too,
+// and a hostile codec must not cost two time limits.
+func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output, err error, done bool) {
+	if c.reuse == nil || !c.reuse.use() {
+		return Output{}, nil, false
 	}
-	return e, nil
+	lr, err := takeLocked()
+	if err != nil {
+		c.reuse.disable()
+		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
+		return Output{}, nil, false
+	}
+	e, err := lr.engineFor(c)
+	if err != nil {
+		// The runtime may hold part of the top level; it is not reused.
+		lr.timer.Stop()
+		c.reuse.disable()
+		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
+		return Output{}, nil, false
+	}
+	lr.current, lr.tainted = e, false
+	lr.rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
+	out, err, broken := c.run(e, in, rec)
+	tainted := lr.tainted
+	lr.current, lr.tainted = nil, false
+	if tainted {
+		// The stand-in's interrupt may not have been delivered.
+		lr.rt.ClearInterrupt()
+	}
+	switch {
+	case err == nil && !tainted:
+		e.flushConsole()
+		putLocked(lr)
+		c.reuse.note(false)
+		return out, nil, true
+	case broken:
+		// After a timeout, a stack overflow or a panic the engine's own
+		// state is not trusted; the runtime is not reused.
+		lr.timer.Stop()
+	default:
+		putLocked(lr)
+	}
+	e.held = e.held[:0]
+	c.reuse.note(true)
+	if !tainted && errors.Is(err, ErrTimeout) {
+		return Output{}, err, true
+	}
+	return Output{}, nil, false
 }

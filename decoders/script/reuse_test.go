@@ -3,6 +3,7 @@ package script
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,7 @@ func freshOnly(t testing.TB, path string) *Codec {
 // TestReuseCheck: the test codecs run on locked runtimes, and each
 // construct the lock cannot cover keeps a codec on fresh runtimes.
 func TestReuseCheck(t *testing.T) {
-	for _, model := range []string{"elsys-ers-co2", "dragino-lht65", "milesight-em310-udl", "decentlab-dl-pm", "bench/cayenne-lpp", "behaviour/state", "behaviour/lock-probe"} {
+	for _, model := range []string{"elsys-ers-co2", "dragino-lht65", "milesight-em310-udl", "decentlab-dl-pm", "bench/cayenne-lpp", "behaviour/lock-probe"} {
 		c := mustLoad(t, filepath.Join(codecsDir, model+".js"), relaxed)
 		if ok, why := c.Reusable(); !ok {
 			t.Errorf("%s: not reusable: %s", model, why)
@@ -60,6 +61,16 @@ func TestReuseCheck(t *testing.T) {
 		{"var p = Math.PI;" + fmt.Sprintf(entry, ""), "computes"},
 		{"var s = `a${1}`;" + fmt.Sprintf(entry, ""), "computes"},
 		{"let n = 0;" + fmt.Sprintf(entry, ""), "let"},
+		{"var n = 0;" + fmt.Sprintf(entry, "n++;"), "assigns its top-level variable n"},
+		{"var n = 0;" + fmt.Sprintf(entry, "n += 2;"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "[n] = [2];"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "({k: n} = {k: 2});"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "({n} = {n: 2});"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "for (n in {a: 1}) {}"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "for (n of [1]) {}"), "assigns"},
+		{"var n = 0;" + fmt.Sprintf(entry, "var f = function () { n = 3; };"), "assigns"},
+		{fmt.Sprintf(entry, "decodeUplink = null;"), "assigns its top-level variable decodeUplink"},
+		{"var undefined = 1;" + fmt.Sprintf(entry, ""), "declares undefined"},
 		{"var [a] = [1];" + fmt.Sprintf(entry, ""), "destructures"},
 		{"count = 0;" + fmt.Sprintf(entry, ""), "does more"},
 		{"{ var x = 1; }" + fmt.Sprintf(entry, ""), "does more"},
@@ -107,26 +118,34 @@ const snapshotSource = `(function (extra) {
   return out.join("\n");
 })`
 
-// snapshot renders rt's objects; extra is a JavaScript expression for
-// an array of more roots (the top level's const values).
-func snapshot(t testing.TB, rt *goja.Runtime, extra string) string {
+// snapshot renders lr's objects, c's top-level values among the roots.
+func snapshot(t testing.TB, lr *lockedRuntime, c *Codec) string {
 	t.Helper()
-	v, err := rt.RunString(snapshotSource + "(" + extra + ")")
+	v, err := lr.rt.RunString(snapshotSource)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v.String()
+	fn, _ := goja.AssertFunction(v)
+	extra := lr.rt.NewArray()
+	if e := lr.codecs[c]; e != nil {
+		extra = e.tops.ToObject(lr.rt)
+	}
+	out, err := fn(goja.Undefined(), extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }
 
-// idleLocked returns one of c's idle locked runtimes.
-func idleLocked(t *testing.T, c *Codec) *engine {
+// idleLocked returns the idle locked runtimes.
+func idleLocked(t *testing.T) []*lockedRuntime {
 	t.Helper()
-	c.reuse.mu.Lock()
-	defer c.reuse.mu.Unlock()
-	if len(c.reuse.idle) == 0 {
+	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
+	if len(lockedPool.idle) == 0 {
 		t.Fatal("no idle locked runtime")
 	}
-	return c.reuse.idle[len(c.reuse.idle)-1]
+	return slices.Clone(lockedPool.idle)
 }
 
 // TestLockedRuntimeUnchanged runs each of lock-probe.js's attempts at
@@ -142,10 +161,21 @@ func TestLockedRuntimeUnchanged(t *testing.T) {
 	if got, want := outcome(c.Decode(quiet)), outcome(ref.Decode(quiet)); got != want {
 		t.Fatalf("quiet call:\nlocked %s\n fresh %s", got, want)
 	}
-	before := snapshot(t, idleLocked(t, c).rt, "[names]")
-	if !strings.Contains(before, "polluted") && strings.Count(before, "\n") < 500 {
-		// The snapshot must cover the intrinsics, not only the globals.
-		t.Fatalf("snapshot of %d lines looks too small", strings.Count(before, "\n"))
+	var lr *lockedRuntime
+	for _, l := range idleLocked(t) {
+		if l.codecs[c] != nil {
+			lr = l
+		}
+	}
+	if lr == nil {
+		t.Fatal("the codec's call left no locked runtime holding it")
+	}
+	before := snapshot(t, lr, c)
+	// The snapshot must reach the intrinsics and the codec's values.
+	for _, want := range []string{"isFrozen=", "toISOString=", "matchAll=", "next=", "twice=", "nested="} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("snapshot has no %q", want)
+		}
 	}
 	n := int(c.lockProbeAttempts(t))
 	for i := range n {
@@ -156,13 +186,14 @@ func TestLockedRuntimeUnchanged(t *testing.T) {
 				}
 			}
 		}
-		c.reuse.mu.Lock()
-		for _, e := range c.reuse.idle {
-			if after := snapshot(t, e.rt, "[names]"); after != before {
+		for _, lr := range idleLocked(t) {
+			if lr.codecs[c] == nil {
+				continue // a runtime made after the first one was discarded
+			}
+			if after := snapshot(t, lr, c); after != before {
 				t.Fatalf("attempt %d changed a locked runtime:\n%s", i, firstDiff(before, after))
 			}
 		}
-		c.reuse.mu.Unlock()
 		// Most attempts fail on the locked runtime; keep the codec
 		// trying them, so that every attempt meets one.
 		keepTrying(c)
@@ -246,7 +277,11 @@ func TestStandInsLookTheSame(t *testing.T) {
 // stays on the locked runtime, and a codec that fails there most of the
 // time stops trying.
 func TestLockedFallback(t *testing.T) {
-	c := behaviour(t, "state", relaxed)
+	c, err := Compile("counter.js", []byte(`var st = {calls: 0};
+function decodeUplink(input) { st.calls++; return {data: {calls: st.calls}}; }`), relaxed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 40 {
 		res, err := c.Decode(decoders.Input{Bytes: []byte{byte(i)}})
 		if err != nil {
@@ -258,7 +293,7 @@ func TestLockedFallback(t *testing.T) {
 		res.Record.Release()
 	}
 	if ok, _ := c.Reusable(); ok {
-		t.Fatal("state.js writes a global on every call, yet still tries locked runtimes")
+		t.Fatal("counter.js writes its table on every call, yet still tries locked runtimes")
 	}
 	thrower := behaviour(t, "throw", relaxed)
 	ref := freshOnly(t, filepath.Join(behaviourDir, "throw.js"))
@@ -278,11 +313,11 @@ func TestLockedConsole(t *testing.T) {
 	var logs strings.Builder
 	opts := relaxed
 	opts.Logger = zerolog.New(syncWriter{new(sync.Mutex), &logs}).Level(zerolog.DebugLevel)
-	c, err := Compile("log.js", []byte(`var n = 0;
+	c, err := Compile("log.js", []byte(`var st = {n: 0};
 function decodeUplink(input) {
   console.log("call", input.bytes[0]);
-  if (input.bytes[0] === 2) { n++; }
-  return {data: {n: n}};
+  if (input.bytes[0] === 2) { st.n++; }
+  return {data: {n: st.n}};
 }`), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -304,18 +339,34 @@ function decodeUplink(input) {
 	}
 }
 
-// BenchmarkScriptLock is setting up one locked runtime: goja.New, the
-// top level, and freezing every intrinsic, paid once per runtime a codec
-// keeps.
+// BenchmarkScriptLock is setting up one locked runtime (goja.New and
+// freezing every intrinsic), paid once per runtime kept, and running one
+// codec's top level in it, paid once per codec and runtime.
 func BenchmarkScriptLock(b *testing.B) {
 	c := mustLoad(b, filepath.Join(codecsDir, "elsys-ers-co2.js"), relaxed)
-	b.ReportAllocs()
-	defer reportCPU(b)()
-	for b.Loop() {
-		e, err := c.newLockedEngine()
+	b.Run("runtime", func(b *testing.B) {
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			lr, err := newLockedRuntime()
+			if err != nil {
+				b.Fatal(err)
+			}
+			lr.timer.Stop()
+		}
+	})
+	b.Run("codec", func(b *testing.B) {
+		lr, err := newLockedRuntime()
 		if err != nil {
 			b.Fatal(err)
 		}
-		e.close()
-	}
+		b.ReportAllocs()
+		defer reportCPU(b)()
+		for b.Loop() {
+			delete(lr.codecs, c)
+			if _, err := lr.engineFor(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -3,8 +3,10 @@
 // locked runtime (decoders/script/reuse.go) every attempt must either
 // fail there (and the call run again on a fresh runtime) or change
 // nothing, so each call's output is what a fresh runtime gives. It
-// passes the reuse check, so its calls do go to locked runtimes.
-var count = 0;
+// passes the reuse check, so its calls do go to locked runtimes (which
+// is why it keeps its counter in an object: a codec that assigns a
+// top-level variable does not).
+var state = { count: 0 };
 var table = [1, 2, 3];
 var conf = { a: 1, nested: { b: 2 } };
 const names = ["x", "y"];
@@ -12,7 +14,7 @@ function helper(v) { return v + 1; }
 var fns = { twice: function (v) { return v * 2; } };
 
 var attempts = [
-  function () { count++; },
+  function () { state.count++; },
   function () { table.push(4); },
   function () { table[0] = 9; },
   function () { table.length = 0; },
@@ -57,8 +59,15 @@ var attempts = [
   function () { table.shift(); },
   function () { Array.prototype.push.call(names, "w"); },
   function () { Object.getPrototypeOf(function () {}).leak = 1; },
-  function () { var e = new Error("x"); e.name = "Custom"; count = e.name.length; },
-  function () { var o = {}; o.toString = function () { return "own"; }; count = String(o).length; }
+  function () { var e = new Error("x"); e.name = "Custom"; state.count = e.name.length; },
+  function () { var o = {}; o.toString = function () { return "own"; }; state.count = String(o).length; },
+  function () { Map.prototype.set.call(Map.prototype, "k", 1); },
+  function () { Set.prototype.add.call(Set.prototype, 1); },
+  function () { Date.prototype.setTime.call(Date.prototype, 5); },
+  function () { RegExp.prototype.compile.call(RegExp.prototype, "x"); },
+  function () { Array.prototype.push.call(Array.prototype, 1); },
+  function () { state.count = Array.prototype.length + Object.keys(Array.prototype).length; },
+  function () { var t = names; t.push("pushed"); }
 ];
 
 function decodeUplink(input) {
@@ -69,7 +78,7 @@ function decodeUplink(input) {
   var it = [][Symbol.iterator]();
   return {
     data: {
-      count: count,
+      count: state.count,
       table: table.join(","),
       tableFrozen: Object.isFrozen === undefined ? "none" : typeof Object.isFrozen,
       a: conf.a,
