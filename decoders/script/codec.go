@@ -171,9 +171,9 @@ type Codec struct {
 
 	// wrapped and reuse are set when the codec may run on locked
 	// runtimes (reuse.go); reuseWhy says why not otherwise.
-	wrapped    *goja.Program
-	reuse      *reuseState
-	reuseWhy   string
+	wrapped  *goja.Program
+	reuse    *reuseState
+	reuseWhy string
 }
 
 var _ decoders.Decoder = (*Codec)(nil)

@@ -366,7 +366,6 @@ func primitiveLiteral(e ast.Expression) bool {
 	return false
 }
 
-
 // wrapTopLevel turns a reusable codec's program into a function whose
 // body is the top level and which returns the values of the names the
 // top level declares, entry points first: [decodeUplink or Decode or
