@@ -584,22 +584,29 @@ func (lr *lockedRuntime) engineFor(c *Codec) (*engine, error) {
 		return nil, err
 	}
 	if len(lr.codecs) >= maxCodecsPerRuntime {
-		return nil, errors.New("locked runtime full")
+		// Mostly codecs since replaced: start over with this one.
+		clear(lr.codecs)
 	}
 	lr.codecs[c] = e
 	return e, nil
 }
 
-// lockedPool holds the idle locked runtimes. A call takes one, so
-// there are never more than there have been calls at once.
+// lockedPool holds the locked runtimes: live counts them, idle holds the
+// ones no call is using.
 var lockedPool struct {
 	mu   sync.Mutex
+	live int
 	idle []*lockedRuntime
 }
 
-// maxIdleLocked bounds the idle locked runtimes kept.
-var maxIdleLocked = max(2, runtime.GOMAXPROCS(0))
+// maxLocked bounds the locked runtimes: a call that finds none idle when
+// there are that many runs on a fresh runtime rather than lock another
+// (milliseconds) for a burst of concurrent calls. Calls hold one for
+// tens of µs, so with twice the cores one is nearly always idle.
+var maxLocked = 2 * runtime.GOMAXPROCS(0)
 
+// takeLocked returns an idle locked runtime, a new one, or nil when
+// maxLocked are in use.
 func takeLocked() (*lockedRuntime, error) {
 	lockedPool.mu.Lock()
 	if n := len(lockedPool.idle); n > 0 {
@@ -608,18 +615,33 @@ func takeLocked() (*lockedRuntime, error) {
 		lockedPool.mu.Unlock()
 		return lr, nil
 	}
+	if lockedPool.live >= maxLocked {
+		lockedPool.mu.Unlock()
+		return nil, nil
+	}
+	lockedPool.live++
 	lockedPool.mu.Unlock()
-	return newLockedRuntime()
+	lr, err := newLockedRuntime()
+	if err != nil {
+		discardLocked(nil)
+	}
+	return lr, err
 }
 
 func putLocked(lr *lockedRuntime) {
 	lockedPool.mu.Lock()
 	defer lockedPool.mu.Unlock()
-	if len(lockedPool.idle) < maxIdleLocked {
-		lockedPool.idle = append(lockedPool.idle, lr)
-		return
+	lockedPool.idle = append(lockedPool.idle, lr)
+}
+
+// discardLocked drops lr (nil: one that failed to start).
+func discardLocked(lr *lockedRuntime) {
+	if lr != nil {
+		lr.timer.Stop()
 	}
-	lr.timer.Stop()
+	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
+	lockedPool.live--
 }
 
 // reuseState is a codec's record of how its calls fare on locked
@@ -678,10 +700,13 @@ func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output,
 		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
 		return Output{}, nil, false
 	}
+	if lr == nil {
+		return Output{}, nil, false // all in use
+	}
 	e, err := lr.engineFor(c)
 	if err != nil {
 		// The runtime may hold part of the top level; it is not reused.
-		lr.timer.Stop()
+		discardLocked(lr)
 		c.reuse.disable()
 		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
 		return Output{}, nil, false
@@ -704,7 +729,7 @@ func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output,
 	case broken:
 		// After a timeout, a stack overflow or a panic the engine's own
 		// state is not trusted; the runtime is not reused.
-		lr.timer.Stop()
+		discardLocked(lr)
 	default:
 		putLocked(lr)
 	}

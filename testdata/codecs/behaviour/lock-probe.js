@@ -103,6 +103,9 @@ function decodeUplink(input) {
       rxTest: /a/.test("b"),
       helperName: helper.name,
       fnLeak: typeof helper.leak,
+      ownNames: [helper, conf, table, fns.twice, Math, [].constructor].map(function (o) {
+        return Object.getOwnPropertyNames(o).length + ":" + Object.keys(o).join("/");
+      }).join(","),
       second: b.length > 1 ? b[1] : null
     }
   };
