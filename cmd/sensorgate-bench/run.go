@@ -348,7 +348,8 @@ sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+http: {listen: "127.0.0.1:%d"}
+`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath, testserver.FreePort(h))
 	switch {
 	case s.Scripts != "" && s.Sandbox != "":
 		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
