@@ -10,11 +10,11 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
-// engine is one runtime of a codec, used for a single call: the file's
-// top level has run in it, the entry points are looked up, and no payload
-// has been decoded in it yet. Every decode gets a fresh engine, as The
-// Things Stack and ChirpStack run every decode in a fresh state, so no
-// variable a codec keeps can carry one uplink (or device) into the next.
+// engine is a codec in a runtime: the file's top level has run in it and
+// the entry points are looked up. A fresh engine (lr nil) is used for a
+// single call and discarded, as The Things Stack and ChirpStack run every
+// decode in a fresh state; a codec's engine in a locked runtime
+// (reuse.go) is reused, since no call can change what it holds.
 type engine struct {
 	c         *Codec
 	rt        *goja.Runtime

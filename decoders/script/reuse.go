@@ -18,28 +18,30 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
-// Locked runtimes: a codec's calls reuse runtimes whose top level has run
-// once, without any call seeing what an earlier one did. Running the top
-// level is most of a fresh runtime's cost (goja.New is under a
-// microsecond; a top level that builds a table of a dozen functions costs
-// 15–25 µs), so reuse has to keep the top level's objects, and therefore
-// has to make sure no call can change them, nor anything else in the
-// runtime. docs/codec-sandbox.md ("Locked runtimes") gives the argument;
-// in short:
+// Locked runtimes: calls of a codec reuse a runtime in which its top
+// level has run once, without any call seeing what an earlier one did.
+// Running the top level is most of a fresh runtime's cost (goja.New is
+// under a microsecond; a top level that builds a table of a dozen
+// functions costs 15–25 µs), so reuse has to keep the top level's
+// objects, and therefore has to make sure no call can change them, nor
+// anything else in the runtime. docs/codec-sandbox.md ("Fresh state per
+// call: locked runtimes") gives the argument; in short:
 //
-//   - Only codecs whose source passes checkReusable get locked runtimes.
-//     Their top level only declares functions and constants built from
+//   - Only codecs whose source passes checkReusable use locked runtimes.
+//     Their top level only declares functions, var and const built from
 //     literals (it calls nothing, so it reads no clock and leaves no
-//     closure state), and no function of theirs uses this, arguments,
-//     eval, Function, globalThis, Reflect, Proxy, Promise, try,
-//     generators, async, classes, with, let at the top level or a
+//     closure state); no code of theirs assigns a top-level name, or
+//     uses this, arguments, eval, Function, globalThis, Reflect, Proxy,
+//     Promise, Buffer, try, generators, async, classes, with or a
 //     function declared in a block: the places where strict and sloppy
 //     code behave differently without throwing, and the ways to reach
-//     code or state the lock cannot cover.
-//   - The codec is compiled a second time in strict mode and its top
-//     level run once; then every object reachable from the global object
-//     and the engine's hidden intrinsics (iterator prototypes, generator
-//     and async function prototypes, %ThrowTypeError%) is frozen.
+//     the global object, compile code or swallow an exception.
+//   - A locked runtime is locked once: stand-ins, then everything
+//     reachable from the global object and the hidden intrinsics
+//     (iterator, generator and async function prototypes,
+//     %ThrowTypeError%) frozen. Reusable codecs share it, one call at a
+//     time: each codec's top level runs there once, compiled in strict
+//     mode as a function's body (wrapTopLevel), and its values are frozen.
 //   - In strict code every write to a frozen object, and every implicit
 //     global, throws; so do the built-ins that write. With try, promises
 //     and generators excluded, a throw ends the call. The few functions
@@ -48,15 +50,16 @@ import (
 //     getOwnPropertyDescriptors) and the Function constructor (reachable
 //     as any function's constructor, it would compile sloppy code) are
 //     replaced by stand-ins that look the same and, when called, taint
-//     the runtime and throw.
+//     the call and throw.
 //   - So a call on a locked runtime either does exactly what the same
 //     call does on a fresh runtime, or fails. Every failed or tainted
 //     call is run again on a fresh runtime, whose outcome is the one
 //     returned: failures cost a second run, never a different answer.
 //
-// A codec that keeps state (a global counter, a cache) therefore fails on
-// the locked runtime at its first write and is decoded on a fresh one;
-// one that does so on most calls stops trying locked runtimes.
+// A codec that keeps state in a table (a cache, a last frame) therefore
+// fails on the locked runtime at its first write and is decoded on a
+// fresh one; one that does so on most calls stops trying locked
+// runtimes.
 
 // reuseBanned are the names whose mention makes a codec run on fresh
 // runtimes only, wherever they appear (as a variable or a property
