@@ -93,6 +93,9 @@ func FuzzScriptIsolation(f *testing.F) {
 		}
 		shared[i] = c
 	}
+	for _, c := range shared {
+		primeLocked(f, c, decoders.Input{FPort: 1, Bytes: []byte{}})
+	}
 	recv := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	type op struct {
 		codec int

@@ -517,7 +517,8 @@ func newLockedRuntime() (*lockedRuntime, error) {
 		rt.Interrupt(errTainted)
 		panic(rt.NewTypeError("sensorgate: not available to a codec on a locked runtime"))
 	}
-	err := lr.try(time.Second, func() error {
+	// The limit only guards against a bug: no codec runs here.
+	err := lr.try(time.Minute, func() error {
 		v, err := rt.RunProgram(lockProgram())
 		if err != nil {
 			return err
@@ -594,41 +595,82 @@ func (lr *lockedRuntime) engineFor(c *Codec) (*engine, error) {
 	return e, nil
 }
 
-// lockedPool holds the locked runtimes: live counts them, idle holds the
-// ones no call is using.
+// lockedPool holds the locked runtimes: live counts them (built or being
+// built), idle holds the ones no call is using.
 var lockedPool struct {
-	mu   sync.Mutex
-	live int
-	idle []*lockedRuntime
+	mu        sync.Mutex
+	live      int
+	idle      []*lockedRuntime
+	building  bool      // one runtime is being locked, off the calls' path
+	noBuild   bool      // PrepareLocked was called: no locking while serving
+	failedAt  time.Time // the last lock that failed, to wait a minute
+	buildDone sync.WaitGroup
 }
 
-// maxLocked bounds the locked runtimes: a call that finds none idle when
-// there are that many runs on a fresh runtime rather than lock another
-// (milliseconds) for a burst of concurrent calls. Calls hold one for
-// tens of µs, so with twice the cores one is nearly always idle.
+// maxLocked bounds the locked runtimes: a call that finds none idle runs
+// on a fresh runtime. Calls hold one for tens of µs, so with twice the
+// cores one is nearly always idle.
 var maxLocked = 2 * runtime.GOMAXPROCS(0)
 
-// takeLocked returns an idle locked runtime, a new one, or nil when
-// maxLocked are in use.
-func takeLocked() (*lockedRuntime, error) {
+// takeLocked returns an idle locked runtime, or nil when there is none;
+// then, if there may be more, it starts locking one in the background.
+// Locking costs milliseconds of CPU (much more under the race detector)
+// and must not count against the call's time limit, nor a worker's
+// wall-clock deadline: the calls meanwhile run on fresh runtimes.
+func takeLocked() *lockedRuntime {
 	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
 	if n := len(lockedPool.idle); n > 0 {
 		lr := lockedPool.idle[n-1]
 		lockedPool.idle = lockedPool.idle[:n-1]
-		lockedPool.mu.Unlock()
-		return lr, nil
+		return lr
 	}
-	if lockedPool.live >= maxLocked {
+	if lockedPool.noBuild || lockedPool.building || lockedPool.live >= maxLocked || time.Since(lockedPool.failedAt) < time.Minute {
+		return nil
+	}
+	lockedPool.building = true
+	lockedPool.live++
+	lockedPool.buildDone.Add(1)
+	go func() {
+		defer lockedPool.buildDone.Done()
+		lr, err := newLockedRuntime()
+		lockedPool.mu.Lock()
+		defer lockedPool.mu.Unlock()
+		lockedPool.building = false
+		if err != nil {
+			lockedPool.live--
+			lockedPool.failedAt = time.Now()
+			return
+		}
+		lockedPool.idle = append(lockedPool.idle, lr)
+	}()
+	return nil
+}
+
+// PrepareLocked locks a runtime now, for a process that runs one call at
+// a time on one core (a codec worker): locking in the background there
+// would take the core from the calls it serves meanwhile, and under a
+// wall-clock deadline. It is meant to run before the process serves; it
+// also stops any locking later, so a runtime discarded after a timeout
+// leaves the process on fresh runtimes until it is replaced.
+func PrepareLocked() error {
+	lockedPool.mu.Lock()
+	lockedPool.noBuild = true
+	if len(lockedPool.idle) > 0 || lockedPool.live >= maxLocked {
 		lockedPool.mu.Unlock()
-		return nil, nil
+		return nil
 	}
 	lockedPool.live++
 	lockedPool.mu.Unlock()
 	lr, err := newLockedRuntime()
+	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
 	if err != nil {
-		discardLocked(nil)
+		lockedPool.live--
+		return err
 	}
-	return lr, err
+	lockedPool.idle = append(lockedPool.idle, lr)
+	return nil
 }
 
 func putLocked(lr *lockedRuntime) {
@@ -637,11 +679,9 @@ func putLocked(lr *lockedRuntime) {
 	lockedPool.idle = append(lockedPool.idle, lr)
 }
 
-// discardLocked drops lr (nil: one that failed to start).
+// discardLocked drops lr.
 func discardLocked(lr *lockedRuntime) {
-	if lr != nil {
-		lr.timer.Stop()
-	}
+	lr.timer.Stop()
 	lockedPool.mu.Lock()
 	defer lockedPool.mu.Unlock()
 	lockedPool.live--
@@ -697,21 +737,19 @@ func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output,
 	if c.reuse == nil || !c.reuse.use() {
 		return Output{}, nil, false
 	}
-	lr, err := takeLocked()
-	if err != nil {
-		c.reuse.disable()
-		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
-		return Output{}, nil, false
-	}
+	lr := takeLocked()
 	if lr == nil {
-		return Output{}, nil, false // all in use
+		return Output{}, nil, false // none idle yet
 	}
 	e, err := lr.engineFor(c)
 	if err != nil {
 		// The runtime may hold part of the top level; it is not reused.
 		discardLocked(lr)
-		c.reuse.disable()
-		c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
+		var ie *goja.InterruptedError
+		if !errors.As(err, &ie) { // a slow moment is no reason to give up
+			c.reuse.disable()
+			c.opts.Logger.Debug().Err(err).Str("codec", c.file).Msg("codec runs on fresh runtimes only")
+		}
 		return Output{}, nil, false
 	}
 	lr.current, lr.tainted = e, false
@@ -723,20 +761,21 @@ func (c *Codec) execLocked(in decoders.Input, rec *decoders.Record) (out Output,
 		// The stand-in's interrupt may not have been delivered.
 		lr.rt.ClearInterrupt()
 	}
-	switch {
-	case err == nil && !tainted:
+	if err == nil && !tainted {
 		e.flushConsole()
 		putLocked(lr)
 		c.reuse.note(false)
 		return out, nil, true
-	case broken:
+	}
+	e.held = e.held[:0] // the fresh run logs instead
+	if broken {
 		// After a timeout, a stack overflow or a panic the engine's own
 		// state is not trusted; the runtime is not reused.
 		discardLocked(lr)
-	default:
+	} else {
 		putLocked(lr)
 	}
-	e.held = e.held[:0]
+	// From here on lr and e may be another call's.
 	c.reuse.note(true)
 	if !tainted && errors.Is(err, ErrTimeout) {
 		return Output{}, err, true
