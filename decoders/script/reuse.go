@@ -602,7 +602,6 @@ var lockedPool struct {
 	live      int
 	idle      []*lockedRuntime
 	building  bool      // one runtime is being locked, off the calls' path
-	noBuild   bool      // PrepareLocked was called: no locking while serving
 	failedAt  time.Time // the last lock that failed, to wait a minute
 	buildDone sync.WaitGroup
 }
@@ -625,8 +624,27 @@ func takeLocked() *lockedRuntime {
 		lockedPool.idle = lockedPool.idle[:n-1]
 		return lr
 	}
-	if lockedPool.noBuild || lockedPool.building || lockedPool.live >= maxLocked || time.Since(lockedPool.failedAt) < time.Minute {
-		return nil
+	startLocking()
+	return nil
+}
+
+// PrepareLocked starts locking a runtime in the background, if none is
+// idle or being locked, so that one is likely ready by the first call: a
+// codec worker calls it as it starts. No call waits for it.
+func PrepareLocked() {
+	lockedPool.mu.Lock()
+	defer lockedPool.mu.Unlock()
+	if len(lockedPool.idle) == 0 {
+		startLocking()
+	}
+}
+
+// startLocking locks one more runtime in the background, one at a time,
+// up to maxLocked, and not within a minute of a failure. lockedPool.mu
+// is held.
+func startLocking() {
+	if lockedPool.building || lockedPool.live >= maxLocked || time.Since(lockedPool.failedAt) < time.Minute {
+		return
 	}
 	lockedPool.building = true
 	lockedPool.live++
@@ -644,33 +662,6 @@ func takeLocked() *lockedRuntime {
 		}
 		lockedPool.idle = append(lockedPool.idle, lr)
 	}()
-	return nil
-}
-
-// PrepareLocked locks a runtime now, for a process that runs one call at
-// a time on one core (a codec worker): locking in the background there
-// would take the core from the calls it serves meanwhile, and under a
-// wall-clock deadline. It is meant to run before the process serves; it
-// also stops any locking later, so a runtime discarded after a timeout
-// leaves the process on fresh runtimes until it is replaced.
-func PrepareLocked() error {
-	lockedPool.mu.Lock()
-	lockedPool.noBuild = true
-	if len(lockedPool.idle) > 0 || lockedPool.live >= maxLocked {
-		lockedPool.mu.Unlock()
-		return nil
-	}
-	lockedPool.live++
-	lockedPool.mu.Unlock()
-	lr, err := newLockedRuntime()
-	lockedPool.mu.Lock()
-	defer lockedPool.mu.Unlock()
-	if err != nil {
-		lockedPool.live--
-		return err
-	}
-	lockedPool.idle = append(lockedPool.idle, lr)
-	return nil
 }
 
 func putLocked(lr *lockedRuntime) {
