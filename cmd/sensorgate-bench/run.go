@@ -48,6 +48,7 @@ type settings struct {
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
 	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
+	CodecTime  time.Duration // decoders.timeout with Scripts; 0 for the default
 	log        io.Writer     // progress
 }
 
@@ -348,12 +349,17 @@ sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
-	switch {
-	case s.Scripts != "" && s.Sandbox != "":
-		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
-	case s.Scripts != "":
-		cfg += fmt.Sprintf("decoders: {scripts: %q}\n", s.Scripts)
+http: {listen: "127.0.0.1:%d"}
+`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath, testserver.FreePort(h))
+	if s.Scripts != "" {
+		cfg += fmt.Sprintf("decoders: {scripts: %q", s.Scripts)
+		if s.Sandbox != "" {
+			cfg += fmt.Sprintf(", sandbox: %q", s.Sandbox)
+		}
+		if s.CodecTime > 0 {
+			cfg += fmt.Sprintf(", timeout: %s", s.CodecTime) // worker_timeout defaults to 4×
+		}
+		cfg += "}\n"
 	}
 	path := filepath.Join(h.dir, "sensorgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
