@@ -40,7 +40,7 @@ func (r ProbeResult) Unreachable() bool {
 // would prove more but would store a point in the operator's data; a
 // /query for the database's retention policies would not check the write
 // permission.
-func (s *Sink) Probe(ctx context.Context) ProbeResult {
+func (s *Client) Probe(ctx context.Context) ProbeResult {
 	res := ProbeResult{At: time.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.writeURL, http.NoBody)
 	if err != nil {
@@ -82,14 +82,14 @@ func answerMessage(resp *http.Response) string {
 	return strings.TrimSpace(string(b))
 }
 
-func (s *Sink) targetKind() string {
+func (s *Client) targetKind() string {
 	if s.cfg.Version == V1 {
 		return "database"
 	}
 	return "bucket"
 }
 
-func (s *Sink) credentialsHint() string {
+func (s *Client) credentialsHint() string {
 	if s.cfg.Version == V1 {
 		return "fix influx.username and influx.password, or grant the user WRITE on the database"
 	}
@@ -119,7 +119,7 @@ func (r ProbeResult) Server1x() bool {
 
 // CreateCommand is what an operator runs to create the target, on the
 // server that gave res.
-func (s *Sink) CreateCommand(res ProbeResult) string {
+func (s *Client) CreateCommand(res ProbeResult) string {
 	c := s.cfg
 	if c.Version == V1 || res.Server1x() {
 		cmd := "influx"
@@ -143,7 +143,7 @@ func (s *Sink) CreateCommand(res ProbeResult) string {
 // CreateDatabase creates the target's database on an InfluxDB 1.x server
 // (CREATE DATABASE is idempotent there). It needs admin credentials when
 // the server has auth enabled.
-func (s *Sink) CreateDatabase(ctx context.Context) error {
+func (s *Client) CreateDatabase(ctx context.Context) error {
 	u, _ := url.Parse(s.cfg.URL) // checked by Validate
 	name := strings.ReplaceAll(strings.ReplaceAll(s.cfg.DatabaseName(), `\`, `\\`), `"`, `\"`)
 	body := url.Values{"q": {`CREATE DATABASE "` + name + `"`}}.Encode()
@@ -179,7 +179,7 @@ func (s *Sink) CreateDatabase(ctx context.Context) error {
 // request storm on InfluxDB. When the target is missing and
 // Config.CreateDatabase holds, it creates the database on a 1.x server.
 type Monitor struct {
-	sink *Sink
+	sink *Client
 	log  zerolog.Logger
 
 	mu        sync.Mutex
@@ -190,7 +190,7 @@ type Monitor struct {
 }
 
 // NewMonitor returns a Monitor of s; Run starts it.
-func NewMonitor(s *Sink, log zerolog.Logger) *Monitor {
+func NewMonitor(s *Client, log zerolog.Logger) *Monitor {
 	return &Monitor{sink: s, log: log, done: make(chan struct{})}
 }
 

@@ -45,14 +45,30 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return sp
 }
 
-// runSpooled runs a Spooled over a fresh Sink until the test (or stop)
-// ends; setup changes the Spooled before it runs.
-func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters, setup ...func(*Spooled)) (*Spooled, func()) {
+// spooled is the daemon's delivery: the Writer the pipeline writes to and
+// the Deliverer that sends the spool to InfluxDB.
+type spooled struct {
+	*Writer
+	*Deliverer
+}
+
+// newSpooled returns a Writer and a Deliverer over sp, not yet running.
+func newSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters) spooled {
 	t.Helper()
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, dl, zerolog.Nop())
+	c, err := newClient(cfg, zerolog.Nop(), fastTiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spooled{NewWriter(sp), NewDeliverer(c, sp, dl, zerolog.Nop())}
+}
+
+// runSpooled runs delivery until the test (or stop) ends; setup changes
+// the Deliverer before it runs.
+func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters, setup ...func(*Deliverer)) (spooled, func()) {
+	t.Helper()
+	s := newSpooled(t, cfg, sp, dl)
 	for _, f := range setup {
-		f(s)
+		f(s.Deliverer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,7 +78,7 @@ func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetter
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("Spooled.Run: %v", err)
+				t.Errorf("Deliverer.Run: %v", err)
 			}
 		})
 	}
@@ -195,9 +211,9 @@ func TestSpooledRejectedRecordInARun(t *testing.T) {
 	}
 }
 
-// TestSpooledAcksInOrder: with two chunks under way, a chunk InfluxDB
+// TestSpooledAcksInOrder: with two batches under way, a batch InfluxDB
 // keeps refusing holds back the acknowledgement of every record after it,
-// however the other chunk fares; once InfluxDB takes it, all land once.
+// however the other batch fares; once InfluxDB takes it, all land once.
 func TestSpooledAcksInOrder(t *testing.T) {
 	db := testserver.StartInfluxDB(t)
 	var blocked atomic.Bool
@@ -222,9 +238,8 @@ func TestSpooledAcksInOrder(t *testing.T) {
 	defer sp.Close()
 	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.BatchSize, cfg.FlushInterval = 10, 10*time.Millisecond
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
-	s.chunk = 10 // records 0-9 and 10-19: full chunks, two under way at once
+	s := newSpooled(t, cfg, sp, &memDL{})
+	s.chunk = 10 // records 0-9 and 10-19: full chunks, two batches under way at once
 	const n = 20
 	ctx := context.Background()
 	for i := range n {
@@ -278,8 +293,7 @@ func TestSpooledLingers(t *testing.T) {
 	defer sp.Close()
 	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.FlushInterval = 100 * time.Millisecond
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
+	s := newSpooled(t, cfg, sp, &memDL{})
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
