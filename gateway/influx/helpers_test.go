@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -29,8 +28,9 @@ type syncSink struct {
 }
 
 // startSink runs Writer and Deliverer over a fresh spool for the test and
-// stops them at its end, checking that the shutdown drain delivers
-// everything and Run returns cleanly.
+// stops them at its end, checking that Run returns cleanly. Every Write
+// that returned nil was delivered; a record whose Write gave up stays in
+// the spool, so the stop does not wait for it.
 func startSink(t testing.TB, cfg Config, tm timing) (*syncSink, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
@@ -44,13 +44,9 @@ func startSink(t testing.TB, cfg Config, tm timing) (*syncSink, *logBuffer) {
 	s.d.settled = s.settled
 	stop := s.d.Start()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		notDrained, err := stop(ctx)
-		if notDrained != nil {
-			t.Errorf("stop: %v", notDrained)
-		}
-		if err != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := stop(ctx); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 		if err := sp.Close(); err != nil {
