@@ -341,14 +341,17 @@ func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, 
 	if err := os.WriteFile(devPath, devs, 0o644); err != nil {
 		return "", fmt.Errorf("bench: devices file: %w", err)
 	}
+	// The HTTP API on a free port: the default 8080 may be taken by a
+	// daemon already running on the machine, which would fail the run.
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
+http: {listen: "127.0.0.1:%d"}
 spool: {fsync: always}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
 	switch {
 	case s.Scripts != "" && s.Sandbox != "":
 		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
