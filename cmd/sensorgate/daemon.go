@@ -156,8 +156,9 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// Run runs every source and the sink until ctx is cancelled, then stops
-// the sources, lets in-flight messages finish and flushes the sink.
+// Run runs every source and delivery until ctx is cancelled, then stops
+// the sources, lets in-flight messages finish and drains the spool to
+// InfluxDB within the shutdown deadline.
 func (d *Daemon) Run(ctx context.Context) error {
 	stopOps, err := d.startOps(ctx) // daemon_http.go: HTTP API, device health
 	if err != nil {
@@ -204,7 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	d.drops.stop()
-	stopOps() // before the sink closes: in-flight replays reach the spool
+	stopOps() // before delivery stops: in-flight replays reach the spool
 	// Every handler and replay has returned: no decode needs a worker.
 	d.closeCodecs()
 	// Sources are stopped and their handlers returned: everything they
