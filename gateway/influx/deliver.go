@@ -258,7 +258,11 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 			case <-ctx.Done():
 				return nil // the batches not queued are read again at the next start
 			}
-			order <- b // room: a slot is held per batch not yet settled by its worker
+			select {
+			case order <- b:
+			case <-ctx.Done(): // acknowledge failed and is gone
+				return nil
+			}
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
@@ -887,7 +891,12 @@ func put(errs []error, idx []int, from []error) {
 }
 
 // tagValue finds a tag's value in the first line of line protocol, for
-// labelling a dead letter; escapes are left as they are.
+// labelling a dead letter; escapes are left as they are. The lines are
+// AppendPoint's own encoding, read back only for a record InfluxDB
+// refused. Carrying the labels in the record instead would cost bytes in
+// every record for the rare refusal, and a header InfluxDB must not see
+// would split each batch into a piece per record rather than one slice
+// of the read buffer.
 func tagValue(lines []byte, key string) string {
 	line := lines
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
