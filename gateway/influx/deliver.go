@@ -94,7 +94,7 @@ type Deliverer struct {
 
 	// chunk bounds the records one spool read takes; with group commit
 	// they leave as a few large requests. chunkMax bounds its bytes:
-	// MaxInFlight+1 read buffers can be in use at once, so it is what
+	// MaxInFlight read buffers are in use at once, so it is what
 	// delivery adds to the daemon's footprint. 512 KiB is some 2,800
 	// lines of typical uplinks; 1 MiB cost 2–3 MB more peak RSS in the
 	// end-to-end backlog benchmark, with no measurable gain in
@@ -235,6 +235,14 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 	pause.Stop()
 	defer pause.Stop()
 	for {
+		// A slot before the read, for its first batch: a read buffer is
+		// filled only when a batch can leave, so at most MaxInFlight of
+		// them hold records (one chunk is usually one batch).
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		var buf *spool.Buffer
 		select {
 		case buf = <-free:
@@ -252,11 +260,13 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 		batches := d.cut(buf, recs)
 		c := &readChunk{buf: buf, idle: make(chan struct{})}
 		c.left.Store(int32(len(batches)))
-		for _, b := range batches {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				return nil // the batches not queued are read again at the next start
+		for i, b := range batches {
+			if i > 0 {
+				select {
+				case slots <- struct{}{}:
+				case <-ctx.Done():
+					return nil // the batches not queued are read again at the next start
+				}
 			}
 			select {
 			case order <- b:
