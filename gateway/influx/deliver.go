@@ -199,7 +199,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		order = make(chan *batch, d.c.cfg.MaxInFlight)
 		// Read buffers whose batches are done with, for the next reads:
 		// as many as can be in use at once.
-		free          = make(chan *spool.Buffer, d.c.cfg.MaxInFlight+1)
+		free          = make(chan *spool.Buffer, d.c.cfg.MaxInFlight)
 		lane          = newSorter(d)
 		workers, rest sync.WaitGroup
 		ackErr        error
@@ -211,9 +211,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 			cancel(ackErr)
 		}
 	}()
-	laneDone := make(chan struct{})
 	go func() {
-		defer close(laneDone)
 		defer rest.Done()
 		lane.run(ctx)
 	}()
