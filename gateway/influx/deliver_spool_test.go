@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,5 +331,50 @@ func TestSpooledLingers(t *testing.T) {
 	}
 	if got := db.Count(t, "air"); got != n {
 		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
+	}
+}
+
+// TestSpoolOfEarlierVersionDrains: a spool written by the two-layer
+// delivery (testdata/spool-c3a6144: 20 messages of an uplink and a water
+// point, written by that version's Spooled.Write; message 13's level is
+// an integer) drains through the Deliverer: InfluxDB holds every point it
+// takes, and the refused message is a dead letter labelled with its
+// source and device.
+func TestSpoolOfEarlierVersionDrains(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	postLines(t, db, []byte("water,dev_eui=x,source=s level=1.5 1\n")) // level is a float
+	dir := t.TempDir()
+	for _, name := range []string{"00000000000000000001.seg", "ack"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "spool-c3a6144", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	if p := sp.Stats().Pending; p != 20 {
+		t.Fatalf("the fixture holds %d records, want 20", p)
+	}
+	dl := &memDL{}
+	s, stop := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if n := db.Count(t, "uplink"); n != 20 {
+		t.Fatalf("InfluxDB holds %d uplink points, want 20", n)
+	}
+	if n := countOf2(t, db, "water", "level"); n != 1+19 {
+		t.Fatalf("InfluxDB holds %d water points, want 20", n)
+	}
+	dls := dl.all()
+	if len(dls) != 1 || dls[0].DevEUI != "0000000000000013" || dls[0].Source != "old-feed" || dls[0].Reason != gateway.ReasonRejected ||
+		!strings.HasPrefix(string(dls[0].Raw), "uplink,dev_eui=0000000000000013,device=d13,source=old-feed f_cnt=13i") {
+		t.Fatalf("dead letters %+v", dls)
 	}
 }
