@@ -342,15 +342,17 @@ func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, 
 	if err := os.WriteFile(devPath, devs, 0o644); err != nil {
 		return "", fmt.Errorf("bench: devices file: %w", err)
 	}
+	// The HTTP API on a free port: the default 8080 may be taken by a
+	// daemon already running on the machine, which would fail the run.
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
+http: {listen: "127.0.0.1:%d"}
 spool: {fsync: always}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
-http: {listen: "127.0.0.1:%d"}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath, testserver.FreePort(h))
+`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
 	if s.Scripts != "" {
 		cfg += fmt.Sprintf("decoders: {scripts: %q", s.Scripts)
 		if s.Sandbox != "" {
