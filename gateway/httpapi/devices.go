@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -101,6 +102,13 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	if model != "" || pq.search != "" {
 		match = func(d *devices.Device) bool { return (model == "" || d.Model == model) && pq.search.Match(d) }
 	}
+	withHealth := false
+	if v := r.URL.Query().Get("health"); v != "" {
+		if withHealth, err = strconv.ParseBool(v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("health=%.20q: give true or false", v), nil)
+			return
+		}
+	}
 	p := s.opt.Store.Page(pq.cursor, pq.limit, match)
 	var last devices.EUI
 	if n := len(p.Devices); n > 0 {
@@ -108,8 +116,25 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, devicePage{
 		Devices: nonNil(p.Devices), Count: len(p.Devices), Total: p.Matched, Registered: p.Registered,
-		Limit: pq.limit, NextCursor: nextCursor(p.More, last),
+		Limit: pq.limit, NextCursor: nextCursor(p.More, last), Health: s.pageHealth(withHealth, p.Devices),
 	})
+}
+
+// pageHealth is the health of a page's devices heard from, by DevEUI,
+// when asked for: the status page's table shows a page of devices with
+// their health in one request, without listing the health of all.
+func (s *Server) pageHealth(want bool, devs []devices.Device) map[string]devices.DeviceHealth {
+	if !want || s.opt.Health == nil {
+		return nil
+	}
+	now := s.opt.Now()
+	out := make(map[string]devices.DeviceHealth, len(devs))
+	for _, d := range devs {
+		if h, ok := s.opt.Health.Get(d.EUI, now); ok {
+			out[d.EUI.String()] = h
+		}
+	}
+	return out
 }
 
 // devicePage is a page of GET /api/v1/devices.
@@ -120,6 +145,9 @@ type devicePage struct {
 	Registered int              `json:"registered"`
 	Limit      int              `json:"limit"`
 	NextCursor string           `json:"next_cursor"`
+	// Health holds the page's devices heard from, by DevEUI, with
+	// health=true.
+	Health map[string]devices.DeviceHealth `json:"health,omitempty"`
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {

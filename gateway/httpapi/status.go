@@ -63,11 +63,19 @@ type InfluxStatus struct {
 	LastErrorTime *time.Time        `json:"last_error_time,omitempty"`
 }
 
-// DeviceSummary counts devices for the overview.
+// DeviceSummary counts devices for the overview. The status page's tiles
+// read these counts instead of downloading every device: they are summed
+// over the health table without a report per device.
 type DeviceSummary struct {
 	Registered int `json:"registered"`
 	Unknown    int `json:"unknown"`
 	Silent     int `json:"silent"`
+	// Heard counts the devices heard from (registered or not), Colours
+	// the health colours over registered and heard devices (grey: a
+	// registered device never heard from), as GET /api/v1/device-health
+	// counts them.
+	Heard   int                    `json:"heard"`
+	Colours map[devices.Colour]int `json:"colours"`
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -85,9 +93,17 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Unknowns != nil {
 		st.Devices.Unknown = s.opt.Unknowns.Len() // not List: that copies every payload, per poll
 	}
+	st.Devices.Colours = map[devices.Colour]int{devices.Green: 0, devices.Amber: 0, devices.Red: 0, devices.Grey: 0}
 	if s.opt.Health != nil {
 		// Counts only: no report per device is built.
-		st.Devices.Silent = s.opt.Health.Page(devices.EUI{}, 0, s.opt.Now(), nil).Silent
+		hp := s.opt.Health.Page(devices.EUI{}, 0, s.opt.Now(), nil)
+		st.Devices.Silent, st.Devices.Heard = hp.Silent, hp.Heard
+		for c, n := range hp.Colours {
+			st.Devices.Colours[c] = n
+		}
+		st.Devices.Colours[devices.Grey] = max(st.Devices.Registered-(hp.Heard-hp.Unregistered), 0)
+	} else {
+		st.Devices.Colours[devices.Grey] = st.Devices.Registered
 	}
 	writeJSON(w, http.StatusOK, st)
 }

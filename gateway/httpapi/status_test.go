@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"reflect"
 	"testing"
 	"time"
 
@@ -83,7 +84,11 @@ func TestStatusOverview(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || rec.Code != 200 {
 		t.Fatalf("%d %s %v", rec.Code, rec.Body, err)
 	}
-	if st.Devices != (DeviceSummary{Registered: 2, Unknown: 1, Silent: 1}) || st.Throughput.LastMinute != 6 || len(st.Sources) != 1 || !*st.Sources[0].Connected {
+	// The tiles' counts come from the server: one device silent (red),
+	// one registered and never heard from (grey).
+	wantDevs := DeviceSummary{Registered: 2, Unknown: 1, Silent: 1, Heard: 1,
+		Colours: map[devices.Colour]int{devices.Green: 0, devices.Amber: 0, devices.Red: 1, devices.Grey: 1}}
+	if !reflect.DeepEqual(st.Devices, wantDevs) || st.Throughput.LastMinute != 6 || len(st.Sources) != 1 || !*st.Sources[0].Connected {
 		t.Errorf("status %+v", st)
 	}
 	if rec := f.do(t, "GET", "/metrics", "", "", nil); rec.Code != 200 || rec.Body.String() != "sensorgate_up 1\n" {
@@ -96,6 +101,47 @@ func TestStatusOverview(t *testing.T) {
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &h); err != nil || len(h.Hourly) != 24 || h.Hourly[21] != 2 {
 		t.Errorf("health: %s", rec.Body)
+	}
+}
+
+// TestDevicePageWithHealth: a page of devices asked for with health=true
+// carries the health of its devices heard from, and only of those: what
+// the status page's table shows, in one request per page.
+func TestDevicePageWithHealth(t *testing.T) {
+	f := newFixture(t)
+	seedFleet(t, f, 30)
+	for _, i := range []int{1, 12, 25} {
+		f.health.Observe(devices.Observation{EUI: fleetEUI(0x10, i), Time: now.Add(-time.Minute), FCnt: 1, HasFCnt: true})
+	}
+	var body struct {
+		Devices []struct {
+			DevEUI string `json:"dev_eui"`
+		} `json:"devices"`
+		Health     map[string]devices.DeviceHealth `json:"health"`
+		NextCursor string                          `json:"next_cursor"`
+	}
+	get := func(path string) {
+		t.Helper()
+		body.Health = nil
+		rec := f.do(t, "GET", path, "Bearer "+token, "", nil)
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 {
+			t.Fatalf("%s: %d %s %v", path, rec.Code, rec.Body, err)
+		}
+	}
+	get("/api/v1/devices?limit=10&health=true")
+	if len(body.Devices) != 10 || len(body.Health) != 1 || body.Health[fleetEUI(0x10, 1).String()].Uplinks24h != 1 {
+		t.Errorf("first page: %d devices, health %+v", len(body.Devices), body.Health)
+	}
+	get("/api/v1/devices?limit=10&health=true&cursor=" + body.NextCursor)
+	if _, ok := body.Health[fleetEUI(0x10, 12).String()]; !ok || len(body.Health) != 1 {
+		t.Errorf("second page's health: %+v", body.Health)
+	}
+	get("/api/v1/devices?limit=10")
+	if body.Health != nil {
+		t.Errorf("health without health=true: %+v", body.Health)
+	}
+	if rec := f.do(t, "GET", "/api/v1/devices?limit=10&health=maybe", "Bearer "+token, "", nil); rec.Code != 400 {
+		t.Errorf("health=maybe: %d %s", rec.Code, rec.Body)
 	}
 }
 
