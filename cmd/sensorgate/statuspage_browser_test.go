@@ -201,7 +201,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 		"#devices-registered": "4",
 		"#devices-unknown":    "1",
 		"#devices-silent":     "1",
-		"#dead-since":         fmt.Sprint(r.decodeErrors + 1), // and the malformed message
+		// Counted by the daemon over the heard devices (the unknown one
+		// reporting too) and the registered ones never heard from.
+		"#devices-green": "2",
+		"#devices-amber": "1",
+		"#devices-red":   "1",
+		"#devices-grey":  "1",
+		"#dead-since":    fmt.Sprint(r.decodeErrors + 1), // and the malformed message
 	}
 	for sel, w := range want {
 		if got := text(sel); got != w {
@@ -240,7 +246,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 
 	// Search filters the table as one types.
+	// Search asks the daemon once typing pauses.
 	step("search", chromedp.SendKeys(chromedp.CSS("#device-search"), "river"))
+	waitFor("the search's answer", `document.querySelectorAll('#devices tbody tr[data-eui]').length === 1`)
 	eval(rowsJS, &rows)
 	if len(rows) != 1 || rows[0].EUI != r.gone.EUI.String() {
 		t.Errorf("search 'river': %+v", rows)
@@ -249,6 +257,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		_, err := chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelector('#device-search'); s.value = ''; s.dispatchEvent(new Event('input')); })()`)(ctx, tg)
 		return err
 	}))
+	waitFor("every device again", `document.querySelectorAll('#devices tbody tr[data-eui]').length === 4`)
 
 	screenshot("status-page.png")
 	// checkLayout measures the page on a laptop and on a phone: nothing
