@@ -2,12 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"testing"
-	"time"
-
-	"github.com/sensorgate/sensorgate/devices"
 )
 
 // benchGet serves one GET per iteration and fails on anything but 200.
@@ -50,23 +46,13 @@ func BenchmarkListDevices100k(b *testing.B) {
 func BenchmarkDeviceHealth100k(b *testing.B) {
 	f := newFixture(b)
 	f.srv.opt.Status = func(context.Context) Status { return Status{} }
-	const n = 100_000
-	seedFleet(b, f, n)
-	for i := 0; i < n; i++ {
-		end := now
-		if i%10 == 0 {
-			end = now.Add(-3 * time.Hour) // silent
-		}
-		for k := 1; k >= 0; k-- {
-			f.health.Observe(devices.Observation{EUI: fleetEUI(0x10, i), Time: end.Add(-time.Duration(k) * 10 * time.Minute),
-				Name: fmt.Sprintf("bin-%06d", i), FCnt: uint32(10 - k), HasFCnt: true})
-		}
-	}
+	seedHeardFleet(b, f, 100_000)
 	for _, bc := range []struct{ name, path string }{
 		{"first page of 100", "/api/v1/device-health?limit=100"},
 		{"silent, page of 100", "/api/v1/device-health?limit=100&silent=true"},
 		{"search one", "/api/v1/device-health?limit=100&q=bin-054321"},
 		{"status counts", "/api/v1/status"},
+		{"devices page of 50 with health", "/api/v1/devices?limit=50&health=true"},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchGet(b, f, bc.path) })
 	}
