@@ -43,8 +43,11 @@ type SourcePolicy struct {
 	// onto catalogue quantities.
 	Map []decoders.Mapping
 	// GatewayPoints adds one uplink_gateway point per receiving gateway
-	// (fields rssi, snr; the uplink's tags plus gateway_id), for feeds of
-	// raw frames where sensorgate is the only place that sees them all.
+	// (fields rssi, snr; the uplink's tags plus gateway_id), at most
+	// MaxGatewayPoints: raw frames, where sensorgate is the only place
+	// that sees them all, and network-server feeds that list every
+	// gateway's reception (ChirpStack rxInfo[], The Things Stack
+	// rx_metadata[]).
 	GatewayPoints bool
 }
 
@@ -314,14 +317,17 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 
 	tags := dev.tags
 	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>
+	var gws []GatewayRx
 	if policy.GatewayPoints {
-		n += len(up.Radio.Gateways)
+		var dropped int
+		if gws, dropped = receptions(up.Radio.Gateways); dropped > 0 && p.Counters != nil {
+			p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
+		}
+		n += len(gws)
 	}
 	pts := a.points(n)
 	pts = append(pts, uplinkPoint(up, tags, a))
-	if policy.GatewayPoints {
-		pts = appendGatewayPoints(pts, up, tags, a)
-	}
+	pts = appendGatewayPoints(pts, gws, tags, up.Time, a)
 	pts = appendSamplePoints(pts, samples, tags, up.Time, a)
 	if fields := decodedFields(rec, data, a); len(fields) > 0 {
 		m := dev.decoded
@@ -525,7 +531,7 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	if up.Radio.Frequency > 0 {
 		f = append(f, IntField("frequency", int64(up.Radio.Frequency)))
 	}
-	f = append(f, IntField("gateways", int64(len(up.Radio.Gateways))))
+	f = append(f, IntField("gateways", int64(up.Radio.GatewayCount())))
 	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
 	best, hasBest := up.Radio.Best()
 	if hasBest {
@@ -540,11 +546,12 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
 }
 
-// appendGatewayPoints adds an uplink_gateway point per reception. The
+// appendGatewayPoints adds an uplink_gateway point per reception (see
+// receptions), at the uplink's time, so a redelivery overwrites them. The
 // gateway id is a tag: gateways are few and fixed, so it does not grow
 // cardinality like a counter would.
-func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
-	for _, g := range up.Radio.Gateways {
+func appendGatewayPoints(pts []Point, gws []GatewayRx, tags []Tag, t time.Time, a *arena) []Point {
+	for _, g := range gws {
 		if g.ID == "" {
 			continue
 		}
@@ -553,7 +560,7 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
 		if g.HasSNR {
 			f = append(f, FloatField("snr", g.SNR))
 		}
-		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: up.Time})
+		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: t})
 	}
 	return pts
 }

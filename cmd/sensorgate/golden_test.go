@@ -65,7 +65,7 @@ func TestGolden(t *testing.T) {
 		sink, dl := &goldenSink{}, &goldenDL{}
 		p := &gateway.Pipeline{
 			Devices: reg, Decoders: decoders.NewRegistry(), Sink: sink, DeadLetters: dl,
-			Sources:     map[string]gateway.SourcePolicy{cfg.Name: {AcceptUnknown: !cfg.RejectUnknown(), Map: cfg.Map}},
+			Sources:     map[string]gateway.SourcePolicy{cfg.Name: {AcceptUnknown: !cfg.RejectUnknown(), Map: cfg.Map, GatewayPoints: true}},
 			AllowedTags: []string{"district", "site"}, Log: zerolog.Nop(), Now: clock,
 			Decrypt: lorawan.DecryptFRMPayload,
 		}
