@@ -143,6 +143,9 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // Handle implements Handler: nil means the uplink is durable as points or
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
+	if up.Kind != KindUplink {
+		return p.handleEvent(ctx, up)
+	}
 	p.count(cUplinks)
 	var a *arena
 	if _, ok := p.Sink.(PointsCopier); ok {
@@ -436,13 +439,19 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
 	}
-	if r.model == "" && (up.Object != nil || len(up.Normalized) > 0) {
+	switch {
+	case r.model != "":
+	case up.Object != nil || len(up.Normalized) > 0:
 		// Without a device profile (generic JSON), the source names the
 		// kind of sensor: one JSON source is normally one sensor type.
 		r.model = Slug(up.Profile)
 		if r.model == "" {
 			r.model = Slug(up.Source)
 		}
+	case up.Kind != KindUplink:
+		// A network server's device event is tagged as the device's
+		// decoded uplinks are, by its device profile.
+		r.model = Slug(up.Profile)
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	if ok && d.Model != "" {

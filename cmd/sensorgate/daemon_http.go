@@ -335,6 +335,10 @@ type observer struct {
 var _ gateway.Observer = (*observer)(nil)
 
 func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+	if up.Kind != gateway.KindUplink {
+		o.observeEvent(up, rej)
+		return
+	}
 	t := up.Time
 	if t.IsZero() && len(pts) > 0 {
 		t = pts[0].Time // the pipeline stamped a feed without times
@@ -390,4 +394,34 @@ func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.
 		}
 	}
 	o.health.Observe(obs)
+}
+
+// observeEvent feeds device health from a device event the pipeline
+// wrote: last join, latest error, battery level. Events of devices the
+// registry does not list, and events that became dead letters, change
+// nothing (the unknown-device list is of uplinks).
+func (o *observer) observeEvent(up gateway.Uplink, rej *gateway.Rejection) {
+	if rej != nil || (up.Event == nil && up.Status == nil) {
+		return
+	}
+	eui := up.DevEUI
+	_, known := o.reg.Lookup(eui)
+	if eui.IsZero() {
+		var d *devices.Device
+		if d, known = o.reg.LookupName(up.DeviceName); known {
+			eui = d.EUI
+		}
+	}
+	ev := devices.EventObservation{EUI: eui, Time: up.Time, Registered: known}
+	switch {
+	case up.Status != nil:
+		ev.BatteryLevel, ev.HasBatteryLevel = up.Status.BatteryLevel, up.Status.HasBatteryLevel
+	case up.Event.Type == gateway.EventJoin:
+		ev.Join = true
+	case up.Event.Level == gateway.LevelError:
+		ev.Error = up.Event.Code + ": " + up.Event.Description
+	default:
+		return
+	}
+	o.health.ObserveEvent(ev)
 }
