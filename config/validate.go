@@ -18,6 +18,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateways"
 	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
 )
 
@@ -65,6 +66,7 @@ func (c *Config) check(p *collector) {
 		p.add("deadletters.max_bytes", "%d: give the most bytes dead letters may hold on disk, at least %d (1 MiB); default %d (256 MiB)", dl, int64(deadletter.MinMaxBytes), int64(deadletter.DefaultMaxBytes))
 	}
 	c.checkDevices(p)
+	c.checkGateways(p)
 	c.checkRegistry(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
 	c.checkSandbox(p)
@@ -527,4 +529,33 @@ func orList(items []string) string {
 		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+func (c *Config) checkGateways(p *collector) {
+	g := &c.Gateways
+	positive(p, "gateways.stats_interval", g.StatsInterval, gateways.DefaultStatsInterval)
+	atLeastOne(p, "gateways.max", g.Max, gateways.DefaultMax)
+	if f := g.SilentFactor; f < 1 || math.IsNaN(f) || math.IsInf(f, 0) {
+		p.add("gateways.silent_factor", "%v: give a number of at least 1 (default %d): below 1 every gateway would count as silent", f, gateways.DefaultSilentFactor)
+	}
+	seen := map[string]int{}
+	for i, tag := range g.Tags {
+		tp := fmt.Sprintf("gateways.tags[%d]", i)
+		switch {
+		case tag == "":
+			p.add(tp, "is empty: name a gateway tag key, e.g. site")
+		case tag == "gateway_id" || tag == "source":
+			p.add(tp, "%q is written by sensorgate itself on every gateway point: choose another tag key", tag)
+		case strings.HasPrefix(tag, "_"):
+			p.add(tp, "%q: InfluxDB reserves keys starting with _: rename the tag", tag)
+		case !isSlug(tag):
+			p.add(tp, "%q: use letters, digits, '-', '_' and '.' only", tag)
+		default:
+			if j, dup := seen[tag]; dup {
+				p.add(tp, "%q is already listed as gateways.tags[%d]: remove one", tag, j)
+			} else {
+				seen[tag] = i
+			}
+		}
+	}
 }

@@ -122,7 +122,34 @@ func eventPoint(up Uplink, tags []Tag) (Point, string) {
 	return Point{Measurement: "device_event", Tags: t, Fields: f, Time: up.Time}, counter
 }
 
-// gatewayPoints is the gateway point of a stats message.
+// GatewayTagger gives a gateway's configured tags (the gateways file or
+// the API); nil when it has none.
+type GatewayTagger interface {
+	GatewayTags(id string) map[string]string
+}
+
+// gatewayPoints is the gateway point of a stats message: tags gateway_id,
+// source and the gateway's configured tags GatewayTags allows; fields
+// rx, rx_ok, tx, tx_ok (integers, counts of the stats interval) and
+// latitude, longitude, altitude when the gateway sent a location.
 func (p *Pipeline) gatewayPoints(up Uplink) []Point {
-	return nil
+	st := up.Gateway
+	tags := []Tag{{"gateway_id", st.ID}, {"source", up.Source}}
+	if p.Gateways != nil && len(p.GatewayTags) > 0 {
+		if gt := p.Gateways.GatewayTags(st.ID); gt != nil {
+			for _, k := range p.GatewayTags {
+				if v := gt[k]; v != "" && k != "gateway_id" && k != "source" {
+					tags = append(tags, Tag{k, v})
+				}
+			}
+		}
+	}
+	slices.SortFunc(tags, byTagKey)
+	var f []Field
+	if l := st.Location; l != nil {
+		f = append(f, FloatField("altitude", l.Altitude), FloatField("latitude", l.Latitude), FloatField("longitude", l.Longitude))
+	}
+	f = append(f, IntField("rx", int64(min(st.RxReceived, 1<<62))), IntField("rx_ok", int64(min(st.RxOK, 1<<62))),
+		IntField("tx", int64(min(st.TxReceived, 1<<62))), IntField("tx_ok", int64(min(st.TxEmitted, 1<<62))))
+	return []Point{{Measurement: "gateway", Tags: tags, Fields: f, Time: up.Time}}
 }

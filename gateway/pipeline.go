@@ -82,6 +82,10 @@ type Pipeline struct {
 	// of InfluxDB's dev_eui and device tags. A refused uplink is a dead
 	// letter (unknown_device_limit).
 	Unknown UnknownGuard
+	// Gateways gives gateways' configured tags for gateway points, of
+	// which GatewayTags are written (like AllowedTags for devices).
+	Gateways    GatewayTagger
+	GatewayTags []string
 
 	views atomic.Pointer[viewCache] // per registered device, see view
 	// Dead letters of unknown devices come one per message of a flood:
@@ -115,6 +119,7 @@ func (p *Pipeline) Clone() *Pipeline {
 		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
 		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
 		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt, Unknown: p.Unknown,
+		Gateways: p.Gateways, GatewayTags: p.GatewayTags,
 	}
 }
 

@@ -73,22 +73,41 @@ func (e eventCounted) Put(ctx context.Context, dl gateway.DeadLetter) error {
 func bridgeHandler(source string, frames *lorawan.Frames, dl gateway.DeadLetters, counters *gateway.Counters, log zerolog.Logger) mqtt.MessageHandler {
 	msgLog := log.With().Str("source", source).Logger().Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
 	return func(ctx context.Context, topic string, payload []byte, h gateway.Handler) error {
+		switch lorawan.BridgeEvent(topic) {
+		case "up", "":
+		case "stats":
+			up, err := lorawan.ParseBridgeStats(topic, payload)
+			if err != nil {
+				return keepMalformed(ctx, source, topic, payload, err, dl, counters, msgLog)
+			}
+			up.Source = source
+			return h(ctx, up)
+		default: // ack, exec, raw, conn: nothing sensorgate uses
+			counters.Inc("events_ignored")
+			return nil
+		}
 		fr, err := lorawan.ParseBridgeUplink(topic, payload)
 		switch {
 		case errors.Is(err, lorawan.ErrBadCRC):
 			counters.Inc("lorawan.crc_errors")
 			return nil
 		case err != nil:
-			counters.Inc("lorawan.dead_letters." + string(gateway.ReasonMalformed))
-			msgLog.Warn().Err(err).Str("topic", topic).Msg("gateway bridge event kept as a dead letter")
-			letter := gateway.DeadLetter{Time: time.Now().UTC(), Source: source, Topic: topic, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: payload}
-			if err := dl.Put(ctx, letter); err != nil {
-				return fmt.Errorf("keep a malformed gateway bridge event as a dead letter: %w", err)
-			}
-			return nil
+			return keepMalformed(ctx, source, topic, payload, err, dl, counters, msgLog)
 		}
 		return frames.Handle(ctx, fr, h)
 	}
+}
+
+// keepMalformed keeps a gateway bridge event that cannot be read as a
+// malformed dead letter.
+func keepMalformed(ctx context.Context, source, topic string, payload []byte, err error, dl gateway.DeadLetters, counters *gateway.Counters, msgLog zerolog.Logger) error {
+	counters.Inc("lorawan.dead_letters." + string(gateway.ReasonMalformed))
+	msgLog.Warn().Err(err).Str("topic", topic).Msg("gateway bridge event kept as a dead letter")
+	letter := gateway.DeadLetter{Time: time.Now().UTC(), Source: source, Topic: topic, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: payload}
+	if err := dl.Put(ctx, letter); err != nil {
+		return fmt.Errorf("keep a malformed gateway bridge event as a dead letter: %w", err)
+	}
+	return nil
 }
 
 // storeFrameCounters keeps the raw-frame sources' counters in the registry
