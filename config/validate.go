@@ -18,8 +18,8 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
-	"github.com/sensorgate/sensorgate/gateways"
 	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 var (

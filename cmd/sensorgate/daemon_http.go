@@ -16,8 +16,8 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
-	"github.com/sensorgate/sensorgate/gateways"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // ops is the operations side of the daemon: the persisted registry behind
