@@ -452,21 +452,27 @@ func (c *Config) checkDevices(p *collector) {
 			p.add("devices.import", "%q is neither CSV nor YAML: name the file .csv, .yaml or .yml", c.Devices.Import)
 		}
 	}
+	checkTagKeys(p, "devices.tags", "device", c.Devices.Tags, pointTags)
+}
+
+// checkTagKeys checks a list of tag keys written onto points (what is
+// "device" or "gateway"); reserved are the keys sensorgate writes itself.
+func checkTagKeys(p *collector, path, what string, tags, reserved []string) {
 	seen := map[string]int{}
-	for i, tag := range c.Devices.Tags {
-		tp := fmt.Sprintf("devices.tags[%d]", i)
+	for i, tag := range tags {
+		tp := fmt.Sprintf("%s[%d]", path, i)
 		switch {
 		case tag == "":
-			p.add(tp, "is empty: name a device tag key, e.g. site")
-		case slices.Contains(pointTags, tag):
-			p.add(tp, "%q is written by sensorgate itself on every point: choose another tag key", tag)
+			p.add(tp, "is empty: name a %s tag key, e.g. site", what)
+		case slices.Contains(reserved, tag):
+			p.add(tp, "%q is written by sensorgate itself on every %s point: choose another tag key", tag, what)
 		case strings.HasPrefix(tag, "_"):
 			p.add(tp, "%q: InfluxDB reserves keys starting with _: rename the tag", tag)
 		case !isSlug(tag):
 			p.add(tp, "%q: use letters, digits, '-', '_' and '.' only", tag)
 		default:
 			if j, dup := seen[tag]; dup {
-				p.add(tp, "%q is already listed as devices.tags[%d]: remove one", tag, j)
+				p.add(tp, "%q is already listed as %s[%d]: remove one", tag, path, j)
 			} else {
 				seen[tag] = i
 			}
@@ -538,24 +544,5 @@ func (c *Config) checkGateways(p *collector) {
 	if f := g.SilentFactor; f < 1 || math.IsNaN(f) || math.IsInf(f, 0) {
 		p.add("gateways.silent_factor", "%v: give a number of at least 1 (default %d): below 1 every gateway would count as silent", f, gateways.DefaultSilentFactor)
 	}
-	seen := map[string]int{}
-	for i, tag := range g.Tags {
-		tp := fmt.Sprintf("gateways.tags[%d]", i)
-		switch {
-		case tag == "":
-			p.add(tp, "is empty: name a gateway tag key, e.g. site")
-		case tag == "gateway_id" || tag == "source":
-			p.add(tp, "%q is written by sensorgate itself on every gateway point: choose another tag key", tag)
-		case strings.HasPrefix(tag, "_"):
-			p.add(tp, "%q: InfluxDB reserves keys starting with _: rename the tag", tag)
-		case !isSlug(tag):
-			p.add(tp, "%q: use letters, digits, '-', '_' and '.' only", tag)
-		default:
-			if j, dup := seen[tag]; dup {
-				p.add(tp, "%q is already listed as gateways.tags[%d]: remove one", tag, j)
-			} else {
-				seen[tag] = i
-			}
-		}
-	}
+	checkTagKeys(p, "gateways.tags", "gateway", g.Tags, []string{"gateway_id", "source"})
 }

@@ -228,7 +228,8 @@ func (s *Store) save() error {
 		return fmt.Errorf("gateways: save the API's changes: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err == nil {
+	_, err = tmp.Write(b)
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {

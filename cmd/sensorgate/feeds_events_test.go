@@ -15,6 +15,20 @@ import (
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
+// loadConfigText writes a config to dir/sensorgate.yaml and loads it.
+func loadConfigText(t *testing.T, dir, text string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "sensorgate.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // feedMessage reads testdata/feeds/<name>.json and its topic.
 func feedMessage(t *testing.T, name string) simulate.Message {
 	t.Helper()
@@ -54,15 +68,7 @@ sources:
 influx: {url: %[3]q, bucket: sensors/autogen, flush_interval: 20ms}
 devices: {import: %[1]s/devices.yaml, tags: [district]}
 `, dir, mq.URL(), db.URL(), port, rigToken)
-	cfgPath := filepath.Join(dir, "sensorgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, zerolog.ErrorLevel)
+	d := startDaemon(t, loadConfigText(t, dir, cfgText), zerolog.ErrorLevel)
 	api := opsAPI{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), token: rigToken}
 	api.waitReady()
 

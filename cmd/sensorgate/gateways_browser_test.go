@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/rs/zerolog"
 
-	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
@@ -48,15 +47,7 @@ sources:
 influx: {url: %[3]q, bucket: sensors/autogen, flush_interval: 20ms}
 gateways: {file: %[1]s/gateways.yaml, tags: [site]}
 `, dir, mq.URL(), db.URL(), port, rigToken)
-	cfgPath := filepath.Join(dir, "sensorgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, cfg, zerolog.ErrorLevel)
+	d := startDaemon(t, loadConfigText(t, dir, cfgText), zerolog.ErrorLevel)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	api := opsAPI{t: t, base: base, token: rigToken}
 	api.waitReady()

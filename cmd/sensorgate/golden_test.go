@@ -106,23 +106,7 @@ func TestGolden(t *testing.T) {
 				if strings.HasPrefix(rel, "bad") && !strings.HasPrefix(got, "# dead letter") {
 					t.Fatalf("a bad message produced points:\n%s", got)
 				}
-				golden := filepath.Join(root, "golden", rel, name+".lp")
-				if *updateGolden {
-					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./cmd/sensorgate -run Golden -update-golden and review the new file)", err)
-				}
-				if got != string(want) {
-					t.Fatalf("line protocol differs from %s (review, then -update-golden):\n--- got\n%s--- want\n%s", golden, got, want)
-				}
+				checkGolden(t, filepath.Join(root, "golden", rel, name+".lp"), got)
 			})
 		}
 	}
@@ -174,28 +158,34 @@ func TestGoldenGatewayStats(t *testing.T) {
 				if strings.HasPrefix(rel, "bad") != strings.HasPrefix(got, "# dead letter") {
 					t.Fatalf("%s gave:\n%s", rel, got)
 				}
-				golden := filepath.Join(root, "golden", rel, name+".lp")
-				if *updateGolden {
-					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./cmd/sensorgate -run Golden -update-golden and review the new file)", err)
-				}
-				if got != string(want) {
-					t.Fatalf("line protocol differs from %s (review, then -update-golden):\n--- got\n%s--- want\n%s", golden, got, want)
-				}
+				checkGolden(t, filepath.Join(root, "golden", rel, name+".lp"), got)
 			})
 		}
 	}
 	if seen < 6 {
 		t.Fatalf("only %d gateway stats messages checked", seen)
+	}
+}
+
+// checkGolden compares got with the golden file, or rewrites the file
+// with -update-golden.
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/sensorgate -run Golden -update-golden and review the new file)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("line protocol differs from %s (review, then -update-golden):\n--- got\n%s--- want\n%s", golden, got, want)
 	}
 }
 
