@@ -41,6 +41,10 @@ func TestHandleDeviceEvents(t *testing.T) {
 			t.Errorf("counter %s = %d, want %d", name, got, n)
 		}
 	}
+	// Points builds the same points without writing them.
+	if pts, _, err := p.Points(events[1]); err != nil || !reflect.DeepEqual(pts, want[1:2]) {
+		t.Errorf("Points of the join: %+v, %v", pts, err)
+	}
 	stranger := Uplink{Kind: KindEvent, Source: "strict", DevEUI: mustEUI("0909090909090909"), Time: t0, Event: &DeviceEvent{Type: EventJoin}}
 	if err := p.Handle(ctx, stranger); err != nil {
 		t.Fatal(err)

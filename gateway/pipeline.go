@@ -256,6 +256,16 @@ func deadLetterCounter(r Reason) string {
 // share Tags slices with each other and with later messages of the
 // device: they must not be modified.
 func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
+	if up.Kind != KindUplink {
+		if up.Kind == KindIgnored {
+			return nil, nil, nil
+		}
+		if up.Time.IsZero() {
+			up.Time = p.now()
+		}
+		pts, _, err := p.eventPoints(up)
+		return pts, nil, err
+	}
 	return p.points(up, nil)
 }
 
