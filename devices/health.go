@@ -94,6 +94,11 @@ type DeviceHealth struct {
 	SNR          *float64 `json:"snr,omitempty"`
 	Battery      *float64 `json:"battery,omitempty"`       // V
 	BatteryLevel *float64 `json:"battery_level,omitempty"` // %
+	// LastJoin is the device's latest join, LastError the network
+	// server's latest error about it ("code: description") and when.
+	LastJoin      *time.Time `json:"last_join,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorTime *time.Time `json:"last_error_time,omitempty"`
 }
 
 // hourBucket counts one hour of one device.
@@ -119,6 +124,7 @@ type healthState struct {
 	BatteryLevel   *float64          `json:"battery_level,omitempty"`
 	LastDeadLetter string            `json:"last_dead_letter,omitempty"`
 	Hours          [hours]hourBucket `json:"hours"`
+	events
 
 	persisted
 	// unknown is the device's place in Health.unknown while it is not
@@ -381,6 +387,7 @@ func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
 	r.LastFCnt = cloneOpt(st.FCnt)
 	r.RSSI, r.SNR = cloneOpt(st.RSSI), cloneOpt(st.SNR)
 	r.Battery, r.BatteryLevel = cloneOpt(st.Battery), cloneOpt(st.BatteryLevel)
+	st.events.report(&r)
 	return r
 }
 

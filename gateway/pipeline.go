@@ -43,8 +43,11 @@ type SourcePolicy struct {
 	// onto catalogue quantities.
 	Map []decoders.Mapping
 	// GatewayPoints adds one uplink_gateway point per receiving gateway
-	// (fields rssi, snr; the uplink's tags plus gateway_id), for feeds of
-	// raw frames where sensorgate is the only place that sees them all.
+	// (fields rssi, snr; the uplink's tags plus gateway_id), at most
+	// MaxGatewayPoints: raw frames, where sensorgate is the only place
+	// that sees them all, and network-server feeds that list every
+	// gateway's reception (ChirpStack rxInfo[], The Things Stack
+	// rx_metadata[]).
 	GatewayPoints bool
 }
 
@@ -79,6 +82,10 @@ type Pipeline struct {
 	// of InfluxDB's dev_eui and device tags. A refused uplink is a dead
 	// letter (unknown_device_limit).
 	Unknown UnknownGuard
+	// Gateways gives gateways' configured tags for gateway points, of
+	// which GatewayTags are written (like AllowedTags for devices).
+	Gateways    GatewayTagger
+	GatewayTags []string
 
 	views atomic.Pointer[viewCache] // per registered device, see view
 	// Dead letters of unknown devices come one per message of a flood:
@@ -112,6 +119,7 @@ func (p *Pipeline) Clone() *Pipeline {
 		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
 		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
 		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt, Unknown: p.Unknown,
+		Gateways: p.Gateways, GatewayTags: p.GatewayTags,
 	}
 }
 
@@ -141,6 +149,9 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // Handle implements Handler: nil means the uplink is durable as points or
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
+	if up.Kind != KindUplink {
+		return p.handleEvent(ctx, up)
+	}
 	p.count(cUplinks)
 	// The points are built in reused memory: Write and Observe are done
 	// with them when they return (gateway.Sink, Observer).
@@ -245,6 +256,16 @@ func deadLetterCounter(r Reason) string {
 // share Tags slices with each other and with later messages of the
 // device: they must not be modified.
 func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
+	if up.Kind != KindUplink {
+		if up.Kind == KindIgnored {
+			return nil, nil, nil
+		}
+		if up.Time.IsZero() {
+			up.Time = p.now()
+		}
+		pts, _, err := p.eventPoints(up)
+		return pts, nil, err
+	}
 	return p.points(up, nil)
 }
 
@@ -314,14 +335,17 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 
 	tags := dev.tags
 	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>
+	var gws []GatewayRx
 	if policy.GatewayPoints {
-		n += len(up.Radio.Gateways)
+		var dropped int
+		if gws, dropped = receptions(up.Radio.Gateways); dropped > 0 && p.Counters != nil {
+			p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
+		}
+		n += len(gws)
 	}
 	pts := a.points(n)
 	pts = append(pts, uplinkPoint(up, tags, a))
-	if policy.GatewayPoints {
-		pts = appendGatewayPoints(pts, up, tags, a)
-	}
+	pts = appendGatewayPoints(pts, gws, tags, up.Time, a)
 	pts = appendSamplePoints(pts, samples, tags, up.Time, a)
 	if fields := decodedFields(rec, data, a); len(fields) > 0 {
 		m := dev.decoded
@@ -430,13 +454,19 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
 	}
-	if r.model == "" && (up.Object != nil || len(up.Normalized) > 0) {
+	switch {
+	case r.model != "":
+	case up.Object != nil || len(up.Normalized) > 0:
 		// Without a device profile (generic JSON), the source names the
 		// kind of sensor: one JSON source is normally one sensor type.
 		r.model = Slug(up.Profile)
 		if r.model == "" {
 			r.model = Slug(up.Source)
 		}
+	case up.Kind != KindUplink:
+		// A network server's device event is tagged as the device's
+		// decoded uplinks are, by its device profile.
+		r.model = Slug(up.Profile)
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	if ok && d.Model != "" {
@@ -525,7 +555,7 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	if up.Radio.Frequency > 0 {
 		f = append(f, IntField("frequency", int64(up.Radio.Frequency)))
 	}
-	f = append(f, IntField("gateways", int64(len(up.Radio.Gateways))))
+	f = append(f, IntField("gateways", int64(up.Radio.GatewayCount())))
 	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
 	best, hasBest := up.Radio.Best()
 	if hasBest {
@@ -540,11 +570,12 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
 }
 
-// appendGatewayPoints adds an uplink_gateway point per reception. The
+// appendGatewayPoints adds an uplink_gateway point per reception (see
+// receptions), at the uplink's time, so a redelivery overwrites them. The
 // gateway id is a tag: gateways are few and fixed, so it does not grow
 // cardinality like a counter would.
-func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
-	for _, g := range up.Radio.Gateways {
+func appendGatewayPoints(pts []Point, gws []GatewayRx, tags []Tag, t time.Time, a *arena) []Point {
+	for _, g := range gws {
 		if g.ID == "" {
 			continue
 		}
@@ -553,7 +584,7 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
 		if g.HasSNR {
 			f = append(f, FloatField("snr", g.SNR))
 		}
-		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: up.Time})
+		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: t})
 	}
 	return pts
 }

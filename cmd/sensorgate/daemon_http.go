@@ -17,6 +17,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // ops is the operations side of the daemon: the persisted registry behind
@@ -30,6 +31,8 @@ type ops struct {
 	series   *devices.SeriesGuard // which unregistered devices may be written
 	replayer *deadletter.Replayer
 	api      *httpapi.Server // nil when only replaying (the CLI)
+	gateways *gateways.Table // gateway health and the operator's entries
+	gwStore  *gateways.Store
 
 	sink        gateway.Sink // device_health points go where the pipeline's go
 	healthEvery time.Duration
@@ -79,7 +82,13 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		o.log.Warn().Err(err).Msg("the unregistered devices written before were not loaded; up to devices.unknown_max_series new ones per source will be written")
 	}
 	d.pipeline.Unknown = o.series
-	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
+	o.gateways = gateways.NewTable(cfg.Gateways.Max)
+	o.gateways.SilentFactor, o.gateways.StatsInterval = cfg.Gateways.SilentFactor, cfg.Gateways.StatsInterval
+	if o.gwStore, err = gateways.Open(o.gateways, cfg.Gateways.File, filepath.Join(cfg.StateDir, gatewaysStateFile)); err != nil {
+		return fmt.Errorf("gateways.file: %w", err)
+	}
+	d.pipeline.Gateways, d.pipeline.GatewayTags = gatewayTagger{o.gateways}, cfg.Gateways.Tags
+	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, gateways: o.gateways, now: o.now}
 	if d.metrics != nil {
 		obs = observers{obs, d.metrics} // daemon_metrics.go
 	}
@@ -102,6 +111,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey, MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
+		Gateways: o.gateways, GatewayStore: o.gwStore,
 		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),
 		Metrics: d.metricsHandler(), Status: d.status(cfg), Version: version,
 		Log: d.log.With().Str("component", "http").Logger(),
@@ -307,12 +317,17 @@ type observer struct {
 	reg      *devices.Registry
 	health   *devices.Health
 	unknowns *devices.Unknowns
+	gateways *gateways.Table
 	now      func() time.Time
 }
 
 var _ gateway.Observer = (*observer)(nil)
 
 func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+	if up.Kind != gateway.KindUplink {
+		o.observeEvent(up, rej)
+		return
+	}
 	t := up.Time
 	if t.IsZero() && len(pts) > 0 {
 		t = pts[0].Time // the pipeline stamped a feed without times
@@ -368,4 +383,77 @@ func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.
 		}
 	}
 	o.health.Observe(obs)
+}
+
+// observeEvent feeds device health from a device event the pipeline
+// wrote: last join, latest error, battery level. Events of devices the
+// registry does not list, and events that became dead letters, change
+// nothing (the unknown-device list is of uplinks).
+func (o *observer) observeEvent(up gateway.Uplink, rej *gateway.Rejection) {
+	if rej == nil && up.Gateway != nil && o.gateways != nil {
+		o.observeGateway(up)
+		return
+	}
+	if rej != nil || (up.Event == nil && up.Status == nil) {
+		return
+	}
+	eui := up.DevEUI
+	_, known := o.reg.Lookup(eui)
+	if eui.IsZero() {
+		var d *devices.Device
+		if d, known = o.reg.LookupName(up.DeviceName); known {
+			eui = d.EUI
+		}
+	}
+	ev := devices.EventObservation{EUI: eui, Time: up.Time, Registered: known}
+	switch {
+	case up.Status != nil:
+		ev.BatteryLevel, ev.HasBatteryLevel = up.Status.BatteryLevel, up.Status.HasBatteryLevel
+	case up.Event.Type == gateway.EventJoin:
+		ev.Join = true
+	case up.Event.Level == gateway.LevelError:
+		ev.Error = up.Event.Code + ": " + up.Event.Description
+	default:
+		return
+	}
+	o.health.ObserveEvent(ev)
+}
+
+// gatewaysStateFile, under state_dir, keeps the gateway changes made
+// through the API.
+const gatewaysStateFile = "gateways.yaml"
+
+// observeGateway feeds gateway health from a stats message. The gateway
+// was seen when it sent the message, or when it arrived if the message
+// says a later time (a clock ahead) or none: a message queued while
+// sensorgate was down then does not make a gateway that went silent look
+// alive.
+func (o *observer) observeGateway(up gateway.Uplink) {
+	st := up.Gateway
+	id, err := devices.ParseEUI(st.ID)
+	if err != nil {
+		return
+	}
+	seen := o.now()
+	if !up.LocalTime && !up.Time.IsZero() && up.Time.Before(seen) {
+		seen = up.Time
+	}
+	ob := gateways.Observation{ID: id, Source: up.Source, Seen: seen,
+		RxReceived: st.RxReceived, RxOK: st.RxOK, TxReceived: st.TxReceived, TxEmitted: st.TxEmitted}
+	if l := st.Location; l != nil {
+		ob.Location = &gateways.Location{Latitude: l.Latitude, Longitude: l.Longitude, Altitude: l.Altitude}
+	}
+	o.gateways.Observe(ob)
+}
+
+// gatewayTagger gives the pipeline a gateway's configured tags.
+type gatewayTagger struct{ t *gateways.Table }
+
+func (g gatewayTagger) GatewayTags(id string) map[string]string {
+	eui, err := devices.ParseEUI(id)
+	if err != nil {
+		return nil
+	}
+	_, tags, _ := g.t.Lookup(eui)
+	return tags
 }

@@ -15,8 +15,10 @@ import (
 // newSource builds the source of one config entry and the pipeline's
 // policy for it: an MQTT feed of a network server or of sensors, an MQTT
 // feed of raw frames (format gateway-bridge), or a Semtech UDP listener.
-// Raw frames get uplink_gateway points: sensorgate is the only place that
-// sees every gateway's copy.
+// Every source gets uplink_gateway points: raw frames because sensorgate
+// is the only place that sees every gateway's copy, network-server feeds
+// because they list every gateway's reception (a generic JSON feed lists
+// none, so it writes none).
 func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zerolog.Logger) (gateway.Source, gateway.SourcePolicy, error) {
 	switch {
 	case sc.UDP != nil:
@@ -36,7 +38,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
 	case sc.MQTT != nil:
 		src, err := mqtt.New(*sc.MQTT, eventCounted{next: d.dlw, counters: d.Counters}, log)
-		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
+		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map, GatewayPoints: true}, err
 	}
 	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP)
 }

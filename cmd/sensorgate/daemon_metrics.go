@@ -13,6 +13,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // newMetrics builds the Prometheus registry. NewDaemon calls it before
@@ -56,6 +57,20 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			return d.Devices.Len(), unknown
 		},
 		State: func() []metrics.StateTable { return d.stateTables(cfg) },
+		Gateways: func() []metrics.GatewayState {
+			if d.ops == nil || d.ops.gateways == nil {
+				return nil
+			}
+			var out []metrics.GatewayState
+			d.ops.gateways.Each(time.Now(), func(h gateways.Health) {
+				g := metrics.GatewayState{ID: h.ID.String(), Silent: h.Silent}
+				if h.LastSeen != nil {
+					g.LastSeen = *h.LastSeen
+				}
+				out = append(out, g)
+			})
+			return out
+		},
 		Model: func(up gateway.Uplink) string {
 			if !up.DevEUI.IsZero() {
 				if dev, ok := d.Devices.Lookup(up.DevEUI); ok {
@@ -86,6 +101,10 @@ func (d *Daemon) stateTables(cfg *config.Config) []metrics.StateTable {
 			admitted += s.Admitted
 		}
 		out = append(out, metrics.StateTable{Name: "unknown_series", Entries: admitted, Limit: cfg.Devices.UnknownMaxSeries * len(cfg.Sources)})
+		if o.gateways != nil {
+			n, limit, evicted, _ := o.gateways.Stats(time.Now())
+			out = append(out, metrics.StateTable{Name: "gateways", Entries: n, Limit: limit, Evictions: evicted})
+		}
 	}
 	dedup := metrics.StateTable{Name: "lorawan_dedup"}
 	for _, f := range d.frames {

@@ -72,6 +72,8 @@ type Options struct {
 	Devices func() (registered, unknown int)
 	// State lists the bounded state tables at scrape time.
 	State func() []StateTable
+	// Gateways lists every tracked gateway's health at scrape time.
+	Gateways func() []GatewayState
 	// Model names the decoder model of an uplink that failed to decode
 	// (the registry's entry for its device). It is called only for decode
 	// errors, never on the written path.
@@ -177,6 +179,9 @@ func (m *Metrics) source(name string) *sourceCounters {
 // Observe implements gateway.Observer: one counter increment per uplink,
 // and a model lookup only for decode errors.
 func (m *Metrics) Observe(up gateway.Uplink, _ []gateway.Point, rej *gateway.Rejection) {
+	if up.Kind != gateway.KindUplink {
+		return // events are counted by the pipeline (sensorgate_pipeline_events_total)
+	}
 	sc := m.source(up.Source)
 	if rej == nil {
 		sc.written.Inc()
@@ -289,4 +294,12 @@ func (w *window) sum(now int64) uint64 {
 		}
 	}
 	return n
+}
+
+// GatewayState is one gateway's health for /metrics.
+type GatewayState struct {
+	ID string
+	// LastSeen is zero for a configured gateway never heard from.
+	LastSeen time.Time
+	Silent   bool
 }
