@@ -63,7 +63,7 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			}
 			return d.ops.health.ShareStats()
 		},
-		Instance: sharedInstanceID(cfg), // instances.go
+		Instance:   sharedInstanceID(cfg), // instances.go
 		KnownModel: func(m string) bool { _, ok := decs.Lookup(m); return ok },
 	})
 }
