@@ -158,6 +158,10 @@ type Health struct {
 	// registered tells a shared Health which devices the others' rows
 	// name are registered (the rest count towards max).
 	registered func(EUI) bool
+	// journal, when set (a shared Health), records each frame observed
+	// until a sync wrote it: healthjournal.go. Set before the first
+	// Observe, never changed after.
+	journal *healthJournal
 }
 
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
@@ -204,6 +208,11 @@ func (h *Health) Stats() (devices, unknown int, evicted uint64) {
 func (h *Health) Observe(o Observation) {
 	if o.EUI.IsZero() || o.Time.IsZero() {
 		return
+	}
+	if j := h.journal; j != nil && o.HasFCnt {
+		// After the update below (defers run last first): a sync that
+		// starts a new journal file has then taken the frame with it.
+		defer j.append(o.EUI, o.Time, o.FCnt)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

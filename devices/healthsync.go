@@ -275,6 +275,13 @@ func (s *Store) SyncHealth(ctx context.Context, h *Health) error {
 }
 
 func (s *Store) syncHealth(ctx context.Context, h *Health) error {
+	var rotated uint64
+	if j := h.journal; j != nil {
+		if err := j.rotate(); err != nil {
+			return err
+		}
+		rotated = j.gen
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -285,6 +292,9 @@ func (s *Store) syncHealth(ctx context.Context, h *Health) error {
 			return err
 		}
 		if len(b.taken)+len(b.deletes) == 0 {
+			if j := h.journal; j != nil {
+				j.written(rotated)
+			}
 			break
 		}
 		err = s.writeHealthBatch(ctx, b)
@@ -548,6 +558,14 @@ func (s *Store) cleanHealth(ctx context.Context, h *Health) error {
 	h.share.cleaned = hour
 	h.mu.Unlock()
 	return nil
+}
+
+// CloseJournal closes h's journal file, if any; its frames are replayed by
+// the next JournalHealth on the same directory.
+func (h *Health) CloseJournal() {
+	if h.journal != nil {
+		h.journal.close()
+	}
 }
 
 // ShareHealth makes h shared when the registry is (PostgreSQL), with

@@ -305,3 +305,47 @@ func TestSharedHealthBounds(t *testing.T) {
 		t.Errorf("%d blocks, %d overflowed: want at most %d", n, stats.Overflow, maxFrameBlocks)
 	}
 }
+
+// TestSharedHealthJournalSurvivesAKill: frames an instance took but had
+// not yet written to the shared tables when it was killed are replayed
+// from its journal when it starts again, so no instance reports them
+// lost; a sync deletes the journal files it wrote.
+func TestSharedHealthJournalSurvivesAKill(t *testing.T) {
+	db := newStoreDB(t, DriverPostgres)
+	g := newSharedHealthGroup(t, db, 2)
+	a, b := g.health[0], g.health[1]
+	dir := t.TempDir()
+	if n, err := a.JournalHealth(dir); err != nil || n != 0 {
+		t.Fatalf("journal: %d replayed, %v", n, err)
+	}
+	e := EUI{0x70, 12}
+	t0 := time.Now().UTC().Add(-10 * time.Minute)
+	b.Observe(Observation{EUI: e, Time: t0, FCnt: 1, HasFCnt: true})
+	a.Observe(Observation{EUI: e, Time: t0.Add(time.Minute), FCnt: 2, HasFCnt: true})
+	g.sync(t)
+	a.Observe(Observation{EUI: e, Time: t0.Add(2 * time.Minute), FCnt: 3, HasFCnt: true})
+	b.Observe(Observation{EUI: e, Time: t0.Add(3 * time.Minute), FCnt: 4, HasFCnt: true})
+	a.CloseJournal() // killed: frame 3 never reached PostgreSQL
+
+	restarted := NewHealth(0)
+	if _, err := g.stores[0].ShareHealth(context.Background(), restarted); err != nil {
+		t.Fatal(err)
+	}
+	n, err := restarted.JournalHealth(dir)
+	if err != nil || n == 0 {
+		t.Fatalf("journal after the kill: %d replayed, %v", n, err)
+	}
+	g.health[0] = restarted
+	g.sync(t)
+	g.sync(t)
+	for i, h := range g.health {
+		if r, _ := h.Get(e, t0.Add(4*time.Minute)); r.Uplinks24h != 4 || r.Lost24h != 0 {
+			t.Errorf("instance %d: %d uplinks, %d lost; want 4 and 0", i, r.Uplinks24h, r.Lost24h)
+		}
+	}
+	files, err := journalFiles(dir)
+	if err != nil || len(files) != 1 {
+		t.Errorf("journal files after the syncs: %v, %v; want the current one only", files, err)
+	}
+	restarted.CloseJournal()
+}

@@ -70,7 +70,9 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 			o.log.Info().Str("file", cfg.Devices.Import).Int("created", created).Int("updated", updated).Msg("devices file imported into the registry")
 		}
 	}
-	d.shareHealth(ctx, cfg) // instances.go
+	if err := d.shareHealth(ctx, cfg); err != nil { // instances.go
+		return err
+	}
 	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
 		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
 	}
@@ -193,6 +195,7 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 		defer done()
 		o.save(saveCtx)
 		o.sync(saveCtx)
+		o.health.CloseJournal()
 	}, nil
 }
 

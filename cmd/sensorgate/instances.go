@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -54,13 +55,13 @@ func sharedInstanceID(cfg *config.Config) string {
 // shareHealth makes device health count across the instances of a shared
 // registry, reading the shared figures once; on a single instance it
 // loads the health saved in state_dir.
-func (d *Daemon) shareHealth(ctx context.Context, cfg *config.Config) {
+func (d *Daemon) shareHealth(ctx context.Context, cfg *config.Config) error {
 	o := d.ops
 	if !o.store.Shared() {
 		if err := o.store.LoadHealth(ctx, o.health); err != nil {
 			o.log.Warn().Err(err).Msg("saved device health not loaded; it rebuilds from the next uplinks")
 		}
-		return
+		return nil
 	}
 	o.inst = &instances{
 		self:  devices.Instance{ID: instanceID(cfg), Version: version, Started: time.Now().UTC()},
@@ -82,7 +83,19 @@ func (d *Daemon) shareHealth(ctx context.Context, cfg *config.Config) {
 	if _, err := o.store.ShareHealth(ctx, o.health); err != nil {
 		o.log.Warn().Err(err).Msg("shared device health not read at start; it is read again every registry.health_sync_interval")
 	}
+	n, err := o.health.JournalHealth(filepath.Join(cfg.StateDir, healthJournalDir))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		o.log.Info().Int("frames", n).Msg("device health: replayed the frames the last run took but had not yet shared")
+	}
+	return nil
 }
+
+// healthJournalDir is the shared-health journal's directory under
+// state_dir (devices/healthjournal.go).
+const healthJournalDir = "health-journal"
 
 // syncLoop exchanges device health and the heartbeat every
 // health_sync_interval until ctx ends.
