@@ -24,3 +24,24 @@ func BenchmarkHealthObserve(b *testing.B) {
 			FCnt: uint32(i / n), HasFCnt: true, RSSI: -90, HasRSSI: true, SNR: 7, HasSNR: true, Battery: 3.6, HasBattery: true})
 	}
 }
+
+// BenchmarkHealthObserveShared is BenchmarkHealthObserve on a Health
+// shared between instances (frame-counter sets, no journal): the
+// PostgreSQL path's in-memory cost per uplink.
+func BenchmarkHealthObserveShared(b *testing.B) {
+	const n = 1000
+	h := NewHealth(0)
+	h.Share()
+	t0 := time.Now().Add(-time.Hour)
+	euis := make([]EUI, n)
+	for i := range euis {
+		euis[i] = EUI{0x70, byte(i >> 8), byte(i)}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := i % n
+		h.Observe(Observation{EUI: euis[d], Time: t0.Add(time.Duration(i) * time.Millisecond), Name: "d", Model: "m", Source: "s",
+			FCnt: uint32(i / n), HasFCnt: true, RSSI: -90, HasRSSI: true, SNR: 7, HasSNR: true, Battery: 3.6, HasBattery: true})
+	}
+}

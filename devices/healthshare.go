@@ -137,11 +137,16 @@ func (st *healthState) slot(t int64) int {
 // highest counter to the hour's lowest.
 func (st *healthState) rederive() {
 	sh := st.sh
+	// The slots in hour order: an insertion sort of 24, without the
+	// allocation sort.Slice makes on every uplink.
 	var order [hours]int
 	for i := range order {
-		order[i] = i
+		j := i
+		for ; j > 0 && st.Hours[order[j-1]].Hour > st.Hours[i].Hour; j-- {
+			order[j] = order[j-1]
+		}
+		order[j] = i
 	}
-	sort.Slice(order[:], func(a, b int) bool { return st.Hours[order[a]].Hour < st.Hours[order[b]].Hour })
 	var prevHi uint32
 	heard := false
 	for _, i := range order {

@@ -2,6 +2,7 @@ package devices
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -18,15 +19,16 @@ import (
 //	health_hours   (dev_eui, hour) → no_fcnt, dead_letters   added: each instance writes its own counts once
 //	health_devices (dev_eui) → first_seen, last_seen, state  the newest uplink's values win
 //
-// Each row carries updated_at (the server's clock, ms): a sync reads the
-// rows updated since its previous read, less syncOverlap for transactions
-// that committed late. Re-reading a row is harmless: sets are ORed again,
-// totals and newest values replaced.
+// Each row carries updated_xid, the id of the transaction that wrote it
+// last. A sync reads in one snapshot and remembers the snapshot's xmin:
+// every transaction below it had ended, so the next sync reads the rows
+// with updated_xid from there, which covers the transactions that were
+// still running (and commit later) without a time margin. Re-reading a
+// row is harmless: sets are ORed again, totals and newest values
+// replaced.
 const (
 	// syncBatch is how many devices one transaction of a sync writes.
 	syncBatch = 5000
-	// syncOverlap is how far before its previous read a sync reads again.
-	syncOverlap = 30 * time.Second
 	// healthKeep is how long the hourly rows are kept (the report's
 	// window), and how long a heartbeat or an unregistered device's row
 	// without an uplink stays.
@@ -49,7 +51,7 @@ type HealthShareStats struct {
 type shareState struct {
 	dirty map[EUI]struct{}
 	gone  map[EUI]struct{}
-	since int64 // server time (ms) the next read starts from; 0 reads all
+	since int64 // the transaction id the next read starts from; 0 reads all
 	// cleaned is the hour the old rows were last deleted in.
 	cleaned int64
 	stats   HealthShareStats
@@ -309,9 +311,8 @@ func (s *Store) syncHealth(ctx context.Context, h *Health) error {
 	return s.cleanHealth(ctx, h)
 }
 
-// nowMs is the server's clock in milliseconds: the one updated_at is set
-// by, so that instances' clocks need not agree.
-const nowMs = `(extract(epoch from clock_timestamp()) * 1000)::bigint`
+// writerXid is the writing transaction's id, as a number.
+const writerXid = `pg_current_xact_id()::text::bigint`
 
 func (s *Store) writeHealthBatch(ctx context.Context, b *syncBatchRows) error {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -327,31 +328,31 @@ func (s *Store) writeHealthBatch(ctx context.Context, b *syncBatchRows) error {
 		}
 	}
 	if len(b.devEUIs) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO health_devices (dev_eui, first_seen, last_seen, state, updated_at)
-			SELECT e, f, l, st, `+nowMs+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[]) AS u(e, f, l, st)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO health_devices (dev_eui, first_seen, last_seen, state, updated_xid)
+			SELECT e, f, l, st, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[]) AS u(e, f, l, st)
 			ON CONFLICT (dev_eui) DO UPDATE SET
 				first_seen = LEAST(health_devices.first_seen, EXCLUDED.first_seen),
 				last_seen = GREATEST(health_devices.last_seen, EXCLUDED.last_seen),
 				state = CASE WHEN EXCLUDED.last_seen >= health_devices.last_seen THEN EXCLUDED.state ELSE health_devices.state END,
-				updated_at = EXCLUDED.updated_at`,
+				updated_xid = EXCLUDED.updated_xid`,
 			b.devEUIs, b.firstSeen, b.lastSeen, b.states); err != nil {
 			return err
 		}
 	}
 	if len(b.frameEUIs) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO health_frames (dev_eui, hour, block, bits, updated_at)
-			SELECT e, h, k, v, `+nowMs+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, k, v)
-			ON CONFLICT (dev_eui, hour, block) DO UPDATE SET bits = health_frames.bits | EXCLUDED.bits, updated_at = EXCLUDED.updated_at
+		if _, err := tx.ExecContext(ctx, `INSERT INTO health_frames (dev_eui, hour, block, bits, updated_xid)
+			SELECT e, h, k, v, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, k, v)
+			ON CONFLICT (dev_eui, hour, block) DO UPDATE SET bits = health_frames.bits | EXCLUDED.bits, updated_xid = EXCLUDED.updated_xid
 			WHERE health_frames.bits | EXCLUDED.bits <> health_frames.bits`,
 			b.frameEUIs, b.frameHours, b.frameIdx, b.frameBits); err != nil {
 			return err
 		}
 	}
 	if len(b.hourEUIs) > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO health_hours (dev_eui, hour, no_fcnt, dead_letters, updated_at)
-			SELECT e, h, n, d, `+nowMs+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, n, d)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO health_hours (dev_eui, hour, no_fcnt, dead_letters, updated_xid)
+			SELECT e, h, n, d, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, n, d)
 			ON CONFLICT (dev_eui, hour) DO UPDATE SET no_fcnt = health_hours.no_fcnt + EXCLUDED.no_fcnt,
-				dead_letters = health_hours.dead_letters + EXCLUDED.dead_letters, updated_at = EXCLUDED.updated_at`,
+				dead_letters = health_hours.dead_letters + EXCLUDED.dead_letters, updated_xid = EXCLUDED.updated_xid`,
 			b.hourEUIs, b.hourHours, b.noFCnt, b.dead); err != nil {
 			return err
 		}
@@ -368,14 +369,20 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 	h.mu.Lock()
 	since := h.share.since
 	h.mu.Unlock()
-	var serverNow int64
-	if err := s.db.QueryRowContext(ctx, "SELECT "+nowMs).Scan(&serverNow); err != nil {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	var xmin, serverNow int64
+	if err := tx.QueryRowContext(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+		(extract(epoch from clock_timestamp()) * 1000)::bigint`).Scan(&xmin, &serverNow); err != nil {
 		return err
 	}
 	oldest := time.UnixMilli(serverNow).Add(-healthKeep).Unix()/3600 + 1
 
 	// Devices first, so that the hourly rows find their device.
-	rows, err := s.db.QueryContext(ctx, "SELECT dev_eui, first_seen, last_seen, state FROM health_devices WHERE updated_at >= ?", since)
+	rows, err := tx.QueryContext(ctx, "SELECT dev_eui, first_seen, last_seen, state FROM health_devices WHERE updated_xid >= ?", since)
 	if err != nil {
 		return err
 	}
@@ -414,7 +421,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		return err
 	}
 
-	rows, err = s.db.QueryContext(ctx, "SELECT dev_eui, hour, block, bits FROM health_frames WHERE updated_at >= ? AND hour >= ?", since, oldest)
+	rows, err = tx.QueryContext(ctx, "SELECT dev_eui, hour, block, bits FROM health_frames WHERE updated_xid >= ? AND hour >= ?", since, oldest)
 	if err != nil {
 		return err
 	}
@@ -444,7 +451,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		return err
 	}
 
-	rows, err = s.db.QueryContext(ctx, "SELECT dev_eui, hour, no_fcnt, dead_letters FROM health_hours WHERE updated_at >= ? AND hour >= ?", since, oldest)
+	rows, err = tx.QueryContext(ctx, "SELECT dev_eui, hour, no_fcnt, dead_letters FROM health_hours WHERE updated_xid >= ? AND hour >= ?", since, oldest)
 	if err != nil {
 		return err
 	}
@@ -472,7 +479,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		return err
 	}
 	h.mu.Lock()
-	h.share.since = serverNow - syncOverlap.Milliseconds()
+	h.share.since = xmin
 	h.mu.Unlock()
 	return nil
 }
