@@ -57,11 +57,42 @@ func (f *frameSet) add(idx uint32, b uint64) (changed, ok bool) {
 	return true, true
 }
 
-// has reports whether counter c is in the set.
-func (f *frameSet) has(c uint32) bool {
-	idx := c / 64
+// addOne adds counter c, as an uplink does, and reports whether the set
+// changed; ok is false when the set is full. A counter above or below
+// the set, the usual case, updates the figures without a recount.
+func (f *frameSet) addOne(c uint32) (changed, ok bool) {
+	idx, bit := c/64, uint64(1)<<(c%64)
 	i := sort.Search(len(f.blocks), func(i int) bool { return f.blocks[i].idx >= idx })
-	return i < len(f.blocks) && f.blocks[i].idx == idx && f.blocks[i].bits&(1<<(c%64)) != 0
+	switch {
+	case i < len(f.blocks) && f.blocks[i].idx == idx:
+		if f.blocks[i].bits&bit != 0 {
+			return false, true
+		}
+		f.blocks[i].bits |= bit
+	case len(f.blocks) >= maxFrameBlocks:
+		return false, false
+	default:
+		f.blocks = append(f.blocks, frameBlock{})
+		copy(f.blocks[i+1:], f.blocks[i:])
+		f.blocks[i] = frameBlock{idx: idx, bits: bit}
+	}
+	switch {
+	case f.count == 0:
+		f.count, f.lo, f.hi = 1, c, c
+	case c > f.hi:
+		if gap := c - f.hi - 1; gap < maxFCntGap {
+			f.inner += gap
+		}
+		f.count, f.hi = f.count+1, c
+	case c < f.lo:
+		if gap := f.lo - c - 1; gap < maxFCntGap {
+			f.inner += gap
+		}
+		f.count, f.lo = f.count+1, c
+	default:
+		f.derive()
+	}
+	return true, true
 }
 
 func (f *frameSet) reset() { *f = frameSet{blocks: f.blocks[:0]} }

@@ -107,7 +107,7 @@ func (s *shareState) observe(o Observation, st *healthState) {
 		return
 	}
 	if o.HasFCnt {
-		changed, ok := sh.frames[i].add(o.FCnt/64, 1<<(o.FCnt%64))
+		changed, ok := sh.frames[i].addOne(o.FCnt)
 		if !ok {
 			s.stats.Overflow++
 		}

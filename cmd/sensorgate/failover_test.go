@@ -290,7 +290,7 @@ devices: {import: %[10]s/devices.yaml, tags: [district, site]}
 		if handled == 0 || handled >= total {
 			t.Errorf("instance %s handled %v uplinks (its instance label missing?): want a share of %d", in.name, handled, total)
 		}
-		t.Logf("instance %s: %v uplinks handled; reports 0 %% loss and all %d uplinks for each of %d devices", in.name, handled, total, len(perDevice))
+		t.Logf("instance %s: %v uplinks handled; reports, for each of its %d devices, every uplink (%d in all) and 0 %% loss", in.name, handled, len(perDevice), total)
 	}
 	// Each instance lists all three, with version, heartbeat and source.
 	for _, in := range all {
