@@ -96,6 +96,21 @@ type DeviceHealth struct {
 	BatteryLevel *float64 `json:"battery_level,omitempty"` // %
 }
 
+// deviceLatest is what a device's newest uplink said: saved with its
+// health, and what instances sharing health exchange per device.
+type deviceLatest struct {
+	Name           string   `json:"name,omitempty"`
+	Model          string   `json:"model,omitempty"`
+	Source         string   `json:"source,omitempty"`
+	FCnt           *uint32  `json:"f_cnt,omitempty"`
+	Interval       float64  `json:"interval,omitempty"`
+	RSSI           *float64 `json:"rssi,omitempty"`
+	SNR            *float64 `json:"snr,omitempty"`
+	Battery        *float64 `json:"battery,omitempty"`
+	BatteryLevel   *float64 `json:"battery_level,omitempty"`
+	LastDeadLetter string   `json:"last_dead_letter,omitempty"`
+}
+
 // hourBucket counts one hour of one device.
 type hourBucket struct {
 	Hour        int64  `json:"h"` // unix time / 3600
@@ -106,19 +121,10 @@ type hourBucket struct {
 
 // healthState is what is kept per device, and persisted as JSON.
 type healthState struct {
-	Name           string            `json:"name,omitempty"`
-	Model          string            `json:"model,omitempty"`
-	Source         string            `json:"source,omitempty"`
-	FirstSeen      time.Time         `json:"first_seen"`
-	LastSeen       time.Time         `json:"last_seen"`
-	FCnt           *uint32           `json:"f_cnt,omitempty"`
-	Interval       float64           `json:"interval,omitempty"`
-	RSSI           *float64          `json:"rssi,omitempty"`
-	SNR            *float64          `json:"snr,omitempty"`
-	Battery        *float64          `json:"battery,omitempty"`
-	BatteryLevel   *float64          `json:"battery_level,omitempty"`
-	LastDeadLetter string            `json:"last_dead_letter,omitempty"`
-	Hours          [hours]hourBucket `json:"hours"`
+	deviceLatest
+	FirstSeen time.Time         `json:"first_seen"`
+	LastSeen  time.Time         `json:"last_seen"`
+	Hours     [hours]hourBucket `json:"hours"`
 
 	persisted
 	// unknown is the device's place in Health.unknown while it is not

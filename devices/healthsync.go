@@ -123,21 +123,6 @@ func (s *shareState) observe(o Observation, st *healthState) {
 	st.rederive()
 }
 
-// sharedLatest is what health_devices.state holds: the values of the
-// device's newest uplink.
-type sharedLatest struct {
-	Name           string   `json:"name,omitempty"`
-	Model          string   `json:"model,omitempty"`
-	Source         string   `json:"source,omitempty"`
-	FCnt           *uint32  `json:"f_cnt,omitempty"`
-	Interval       float64  `json:"interval,omitempty"`
-	RSSI           *float64 `json:"rssi,omitempty"`
-	SNR            *float64 `json:"snr,omitempty"`
-	Battery        *float64 `json:"battery,omitempty"`
-	BatteryLevel   *float64 `json:"battery_level,omitempty"`
-	LastDeadLetter string   `json:"last_dead_letter,omitempty"`
-}
-
 // syncBatchRows is one transaction's writes, column by column.
 type syncBatchRows struct {
 	devEUIs             []string
@@ -187,10 +172,7 @@ func (h *Health) takeSync(n int) (*syncBatchRows, error) {
 		}
 		sh := st.sh
 		sh.dirty, sh.saved = false, true
-		latest, err := json.Marshal(sharedLatest{
-			Name: st.Name, Model: st.Model, Source: st.Source, FCnt: st.FCnt, Interval: st.Interval,
-			RSSI: st.RSSI, SNR: st.SNR, Battery: st.Battery, BatteryLevel: st.BatteryLevel, LastDeadLetter: st.LastDeadLetter,
-		})
+		latest, err := json.Marshal(st.deviceLatest)
 		if err != nil {
 			return b, err
 		}
@@ -404,16 +386,14 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 			st.FirstSeen = f
 		}
 		if l := time.UnixMilli(last); l.After(st.LastSeen) {
-			var v sharedLatest
+			var v deviceLatest
 			if json.Unmarshal([]byte(state), &v) != nil {
 				return nil
 			}
-			st.LastSeen = l
-			st.Name, st.Model, st.Source, st.FCnt, st.Interval = v.Name, v.Model, v.Source, v.FCnt, v.Interval
-			st.RSSI, st.SNR, st.Battery, st.BatteryLevel = v.RSSI, v.SNR, v.Battery, v.BatteryLevel
-			if v.LastDeadLetter != "" {
-				st.LastDeadLetter = v.LastDeadLetter
+			if v.LastDeadLetter == "" {
+				v.LastDeadLetter = st.LastDeadLetter
 			}
+			st.LastSeen, st.deviceLatest = l, v
 		}
 		return nil
 	})

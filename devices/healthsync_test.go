@@ -219,8 +219,8 @@ func TestSharedHealthWithoutPostgres(t *testing.T) {
 	g.sync(t)
 
 	name := dbName(t, db.opts.DSN)
-	admin(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
-	admin(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+name+"'")
+	testserver.PostgresAdminExec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
+	testserver.PostgresAdminExec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+name+"'")
 	b.Observe(Observation{EUI: e, Time: t0.Add(time.Minute), FCnt: 2, HasFCnt: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := g.stores[1].SyncHealth(ctx, b)
@@ -237,7 +237,7 @@ func TestSharedHealthWithoutPostgres(t *testing.T) {
 		t.Errorf("instance B while PostgreSQL is away: %+v: want A's frame of before and its own", r)
 	}
 
-	admin(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
+	testserver.PostgresAdminExec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
 	// A pooled connection PostgreSQL ended fails its next statement and
 	// is then replaced: a sync or two may still fail.
 	for i, s := range g.stores {
@@ -266,20 +266,6 @@ func dbName(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	return cfg.Database
-}
-
-// admin runs a statement as the test server's administrator.
-func admin(t *testing.T, stmt string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testserver.PostgresAdminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
 }
 
 // TestSharedHealthBounds: one device-hour's frame set holds at most

@@ -207,19 +207,27 @@ const stateSaveBudget = 5 * time.Second
 // healthLoop writes device_health points every healthEvery until ctx
 // ends.
 func (o *ops) healthLoop(ctx context.Context) {
-	if o.healthEvery <= 0 {
+	every(ctx, o.healthEvery, func() {
+		if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
+		}
+	})
+}
+
+// every runs fn every interval until ctx ends; never with an interval
+// of 0 or less.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(o.healthEvery)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
-				o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
-			}
+			fn()
 		}
 	}
 }
@@ -227,23 +235,11 @@ func (o *ops) healthLoop(ctx context.Context) {
 // saveLoop saves what changed in the trackers every saveEvery until ctx
 // ends.
 func (o *ops) saveLoop(ctx context.Context) {
-	every := o.saveEvery
-	if every <= 0 {
-		every = o.healthEvery
+	interval := o.saveEvery
+	if interval <= 0 {
+		interval = o.healthEvery
 	}
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			o.save(ctx)
-		}
-	}
+	every(ctx, interval, func() { o.save(ctx) })
 }
 
 // save writes what changed in health, the unknown devices and the

@@ -104,16 +104,7 @@ func (o *ops) syncLoop(ctx context.Context) {
 		return
 	}
 	o.sync(ctx)
-	t := time.NewTicker(o.inst.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			o.sync(ctx)
-		}
-	}
+	every(ctx, o.inst.every, func() { o.sync(ctx) }) // daemon_http.go
 }
 
 // sync runs one exchange. A failure is logged once until the next

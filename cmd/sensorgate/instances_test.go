@@ -43,8 +43,8 @@ func TestHealthSyncWhilePostgresIsAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminExec(t, "ALTER DATABASE "+cc.Database+" ALLOW_CONNECTIONS false")
-	adminExec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+cc.Database+"'")
+	testserver.PostgresAdminExec(t, "ALTER DATABASE "+cc.Database+" ALLOW_CONNECTIONS false")
+	testserver.PostgresAdminExec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+cc.Database+"'")
 	for range 3 {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		o.sync(sctx)
@@ -56,7 +56,7 @@ func TestHealthSyncWhilePostgresIsAway(t *testing.T) {
 	if st, _ := o.health.ShareStats(); st.Failures < 3 {
 		t.Errorf("%d failures counted, want 3", st.Failures)
 	}
-	adminExec(t, "ALTER DATABASE "+cc.Database+" ALLOW_CONNECTIONS true")
+	testserver.PostgresAdminExec(t, "ALTER DATABASE "+cc.Database+" ALLOW_CONNECTIONS true")
 	// Pooled connections PostgreSQL ended fail once each before they are
 	// replaced; the exchange succeeds within a few tries.
 	for i := 0; i < 10 && !strings.Contains(logs.String(), "exchanging with PostgreSQL again"); i++ {
@@ -70,20 +70,6 @@ func TestHealthSyncWhilePostgresIsAway(t *testing.T) {
 func withStateDir(cfg *config.Config, dir string) *config.Config {
 	cfg.StateDir = dir
 	return cfg
-}
-
-// adminExec runs a statement as the test server's administrator.
-func adminExec(t *testing.T, stmt string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testserver.PostgresAdminDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
 }
 
 // TestInstanceID: registry.instance_id, else the first MQTT source's
