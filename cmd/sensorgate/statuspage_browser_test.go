@@ -536,4 +536,23 @@ devices: {import: %[3]s/devices.yaml}
 			t.Errorf("instance %s: heartbeat %q, sources %q: want seconds ago and 1 / 1 connected", in.ID, in.Heartbeat, in.Sources)
 		}
 	}
+	// On a phone the instances card stays within the window, its table
+	// scrolling inside it.
+	run("phone width", chromedp.EmulateViewport(390, 844))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[any](layoutJS))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l pageLayout
+	remarshal(t, v, &l)
+	if l.ScrollWidth > l.ClientWidth || len(l.Overflowing) > 0 {
+		t.Errorf("390 px: the page is %d px wide in %d, past the edge: %v", l.ScrollWidth, l.ClientWidth, l.Overflowing)
+	}
+	for _, tb := range l.Tables {
+		if tb.ID == "instances" && (tb.Overflow != "auto" || !tb.Fits || tb.TallestRow > 200) {
+			t.Errorf("390 px: the instances table neither scrolls in its card nor keeps its rows low: %+v", tb)
+		}
+	}
 }
