@@ -57,7 +57,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		o.unknowns.SetMax(cfg.Devices.MaxUnknown)
 	}
 	var err error
-	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.log); err != nil { // registry.go
+	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.health, o.log); err != nil { // registry.go
 		return err
 	}
 	d.ops = o
