@@ -146,6 +146,7 @@ type syncTaken struct {
 	eui     EUI
 	slots   uint32
 	pending [hours]hourCounts
+	hours   [hours]int64 // the slots' hours when taken: a slot may move on meanwhile
 }
 
 // takeSync moves up to n changed devices out of h into a batch.
@@ -182,6 +183,7 @@ func (h *Health) takeSync(n int) (*syncBatchRows, error) {
 		t := syncTaken{eui: e, slots: sh.dirtySlots, pending: sh.pending}
 		for i := range hours {
 			hour := st.Hours[i].Hour
+			t.hours[i] = hour
 			if sh.dirtySlots&(1<<i) != 0 {
 				for _, fb := range sh.frames[i].blocks {
 					b.frameEUIs, b.frameHours = append(b.frameEUIs, key), append(b.frameHours, hour)
@@ -225,11 +227,15 @@ func (h *Health) settleSync(b *syncBatchRows, ok bool) {
 			continue
 		}
 		for i := range hours {
+			if st.Hours[i].Hour != t.hours[i] {
+				continue // recycled for a newer hour: the written counts were of an hour now out of the window
+			}
 			sh.counts[i].noFCnt += t.pending[i].noFCnt
 			sh.counts[i].dead += t.pending[i].dead
 			sh.pending[i].noFCnt -= t.pending[i].noFCnt
 			sh.pending[i].dead -= t.pending[i].dead
 		}
+		st.rederive()
 	}
 }
 

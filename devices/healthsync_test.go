@@ -335,3 +335,23 @@ func TestSharedHealthJournalSurvivesAKill(t *testing.T) {
 	}
 	restarted.CloseJournal()
 }
+
+// TestSharedHealthSettleAfterTheHourMoved: counts written for an hour
+// whose slot a newer hour took meanwhile are not taken off the newer
+// hour's.
+func TestSharedHealthSettleAfterTheHourMoved(t *testing.T) {
+	h := NewHealth(0)
+	h.Share()
+	e := EUI{0x70, 13}
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-25 * time.Hour)
+	h.Observe(Observation{EUI: e, Time: t0})
+	b, err := h.takeSync(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Observe(Observation{EUI: e, Time: t0.Add(24 * time.Hour)}) // the same slot, a day later
+	h.settleSync(b, true)
+	if r, _ := h.Get(e, t0.Add(24*time.Hour+time.Minute)); r.Uplinks24h != 1 {
+		t.Errorf("%d uplinks in the newer hour, want 1", r.Uplinks24h)
+	}
+}
