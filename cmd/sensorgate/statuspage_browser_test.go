@@ -536,6 +536,17 @@ devices: {import: %[3]s/devices.yaml}
 			t.Errorf("instance %s: heartbeat %q, sources %q: want seconds ago and 1 / 1 connected", in.ID, in.Heartbeat, in.Sources)
 		}
 	}
+	if dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR"); dir != "" {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "status-page-instances.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// On a phone the instances card stays within the window, its table
 	// scrolling inside it.
 	run("phone width", chromedp.EmulateViewport(390, 844))
