@@ -214,32 +214,14 @@ func (o *ops) healthLoop(ctx context.Context) {
 	})
 }
 
-// every runs fn every interval until ctx ends; never with an interval
-// of 0 or less.
-func every(ctx context.Context, interval time.Duration, fn func()) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
-
 // saveLoop saves what changed in the trackers every saveEvery until ctx
 // ends.
 func (o *ops) saveLoop(ctx context.Context) {
-	interval := o.saveEvery
-	if interval <= 0 {
-		interval = o.healthEvery
+	period := o.saveEvery
+	if period <= 0 {
+		period = o.healthEvery
 	}
-	every(ctx, interval, func() { o.save(ctx) })
+	every(ctx, period, func() { o.save(ctx) })
 }
 
 // save writes what changed in health, the unknown devices and the

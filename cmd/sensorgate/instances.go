@@ -104,7 +104,7 @@ func (o *ops) syncLoop(ctx context.Context) {
 		return
 	}
 	o.sync(ctx)
-	every(ctx, o.inst.every, func() { o.sync(ctx) }) // daemon_http.go
+	every(ctx, o.inst.every, func() { o.sync(ctx) }) // every.go
 }
 
 // sync runs one exchange. A failure is logged once until the next
