@@ -56,6 +56,7 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.StateDir, defaultStateDir)
 	setString(&c.Registry.Driver, devices.DriverSQLite)
+	setDuration(&c.Registry.HealthSyncInterval, DefaultHealthSyncInterval, t, "registry.health_sync_interval")
 	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
 	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {

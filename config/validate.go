@@ -439,6 +439,7 @@ func checkAllowedHost(p *collector, path, name string) {
 func (c *Config) checkDevices(p *collector) {
 	positive(p, "devices.health_interval", c.Devices.HealthInterval, defaultHealthInterval)
 	positive(p, "devices.state_save_interval", c.Devices.StateSaveInterval, defaultStateSaveInterval)
+	positive(p, "registry.health_sync_interval", c.Registry.HealthSyncInterval, DefaultHealthSyncInterval)
 	atLeastOne(p, "devices.max_unknown", c.Devices.MaxUnknown, defaultMaxUnknown)
 	atLeastOne(p, "devices.unknown_max_series", c.Devices.UnknownMaxSeries, defaultUnknownMaxSeries)
 	atLeastOne(p, "devices.unknown_series_per_minute", c.Devices.UnknownSeriesPerMinute, defaultUnknownSeriesPerMinute)

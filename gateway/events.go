@@ -27,14 +27,14 @@ func (p *Pipeline) handleEvent(ctx context.Context, up Uplink) error {
 	if err != nil {
 		var rej *Rejection
 		if errors.As(err, &rej) {
-			return p.deadLetter(ctx, up, rej)
+			return p.deadLetter(ctx, up, rej, Seen{EUI: up.DevEUI, Time: up.Time})
 		}
 		return err
 	}
 	if len(pts) > 0 {
 		if err := p.Sink.Write(ctx, pts); err != nil {
 			if errors.Is(err, ErrRejected) {
-				return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err})
+				return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err}, Seen{EUI: up.DevEUI, Time: up.Time})
 			}
 			return fmt.Errorf("store the %s event's points: %w", counter, err)
 		}
@@ -42,7 +42,7 @@ func (p *Pipeline) handleEvent(ctx context.Context, up Uplink) error {
 	}
 	p.inc(counter)
 	if p.Observer != nil {
-		p.Observer.Observe(up, pts, nil)
+		p.Observer.Observe(up, Seen{Points: pts, EUI: up.DevEUI, Time: up.Time})
 	}
 	return nil
 }

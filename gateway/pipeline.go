@@ -123,14 +123,37 @@ func (p *Pipeline) Clone() *Pipeline {
 	}
 }
 
-// Observer sees each uplink the pipeline took: pts are the points
-// written, or rej is why it became a dead letter instead. Uplinks that
-// were not taken (the sink failed; the source will redeliver) are not
-// observed. It is called from concurrent handlers on the hot path, so it
-// must be quick and must not block; pts and up must not be modified,
-// and pts not retained after Observe returns (as gateway.Sink.Write).
+// Observer sees each uplink the pipeline took, with what the pipeline
+// made of it. Uplinks that were not taken (the sink failed; the source
+// will redeliver) are not observed. It is called from concurrent handlers
+// on the hot path, so it must be quick and must not block; up and the
+// points must not be modified or kept.
 type Observer interface {
-	Observe(up Uplink, pts []Point, rej *Rejection)
+	Observe(up Uplink, seen Seen)
+}
+
+// Seen is what the pipeline learnt of an uplink it took, so observers
+// need not look the device up again or read it back out of points.
+type Seen struct {
+	// Points are the points written; nil for a dead letter.
+	Points []Point
+	// Rejection is why the uplink became a dead letter; nil when written.
+	Rejection *Rejection
+	// EUI is the device's DevEUI: the feed's, or the registry's for a
+	// feed that names devices only. Zero when no device was resolved.
+	EUI devices.EUI
+	// Registered is set for a device of the registry.
+	Registered bool
+	// Name and Model are the device and model tags the points carry
+	// (empty when the uplink was refused before they were known).
+	Name, Model string
+	// Time is the uplink's time as its points carry it: the feed's, or
+	// the local clock for a feed without one. Zero when refused before.
+	Time time.Time
+	// Battery (V) and BatteryLevel (%) are the top-level catalogue
+	// quantities battery and batteryLevel, when the uplink carried them.
+	Battery, BatteryLevel       float64
+	HasBattery, HasBatteryLevel bool
 }
 
 // Rejection is why an uplink cannot become points.
@@ -157,12 +180,13 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	// with them when they return (gateway.Sink, Observer).
 	a := arenas.Get().(*arena)
 	defer a.release()
-	pts, warnings, err := p.points(up, a)
+	var seen Seen
+	pts, warnings, err := p.points(up, a, &seen)
 	if err != nil {
 		// Declared here, since errors.As puts it on the heap.
 		var rej *Rejection
 		if errors.As(err, &rej) {
-			return p.deadLetter(ctx, up, rej)
+			return p.deadLetter(ctx, up, rej, seen)
 		}
 		return err
 	}
@@ -172,19 +196,20 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	}
 	if err := p.Sink.Write(ctx, pts); err != nil {
 		if errors.Is(err, ErrRejected) {
-			return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err})
+			return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err}, seen)
 		}
 		return fmt.Errorf("store points of %s: %w", up.DevEUI, err)
 	}
 	p.count(cUplinksWritten)
 	p.countN(cPointsWritten, uint64(len(pts)))
 	if p.Observer != nil {
-		p.Observer.Observe(up, pts, nil)
+		seen.Points = pts
+		p.Observer.Observe(up, seen)
 	}
 	return nil
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) error {
+func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection, seen Seen) error {
 	log := p.Log
 	switch rej.Reason {
 	case ReasonUnknownDevice:
@@ -207,7 +232,8 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 		p.Counters.Inc(deadLetterCounter(rej.Reason))
 	}
 	if p.Observer != nil {
-		p.Observer.Observe(up, nil, rej)
+		seen.Rejection = rej
+		p.Observer.Observe(up, seen)
 	}
 	return nil
 }
@@ -266,13 +292,16 @@ func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
 		pts, _, err := p.eventPoints(up)
 		return pts, nil, err
 	}
-	return p.points(up, nil)
+	var seen Seen
+	return p.points(up, nil, &seen)
 }
 
-// points is Points building the points in a's memory (nil: allocated).
-func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
+// points is Points building the points in a's memory (nil: allocated),
+// filling seen as far as it got.
+func (p *Pipeline) points(up Uplink, a *arena, seen *Seen) ([]Point, []string, error) {
 	policy := p.Sources[up.Source]
 	dev, err := p.device(up, policy)
+	seen.EUI, seen.Registered, seen.Name, seen.Model = dev.eui, dev.registered, dev.name, dev.model
 	if err != nil {
 		return nil, nil, err
 	}
@@ -287,6 +316,7 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 	if up.LocalTime {
 		p.count(cLocalTime)
 	}
+	seen.Time = up.Time
 
 	var (
 		rec      *decoders.Record
@@ -332,6 +362,15 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 	// measurement's time) dates its point; one the device's clock cannot
 	// have given falls back to the uplink's, with a warning.
 	warnings = append(warnings, decoders.CheckTimes(samples, up.Time)...)
+	for i := range samples {
+		switch s := &samples[i]; {
+		case s.Value.Kind != decoders.NumberValue:
+		case s.Quantity == "battery" && !seen.HasBattery:
+			seen.Battery, seen.HasBattery = s.Value.Num, true
+		case s.Quantity == "batteryLevel" && !seen.HasBatteryLevel:
+			seen.BatteryLevel, seen.HasBatteryLevel = s.Value.Num, true
+		}
+	}
 
 	tags := dev.tags
 	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>
@@ -399,12 +438,15 @@ func byTagKey(a, b Tag) int { return strings.Compare(a.Key, b.Key) }
 
 // resolved is an uplink's device as the pipeline sees it.
 type resolved struct {
-	model     string
-	decoder   decoders.Decoder
-	variables map[string]string
-	tags      []Tag            // sorted, the common tags of every point; shared, read only
-	session   *devices.Session // the registry's LoRaWAN session, nil if none
-	decoded   string           // DecodedMeasurement(model) if known already
+	eui        devices.EUI // zero for a device named by a feed the registry does not know
+	registered bool
+	name       string
+	model      string
+	decoder    decoders.Decoder
+	variables  map[string]string
+	tags       []Tag            // sorted, the common tags of every point; shared, read only
+	session    *devices.Session // the registry's LoRaWAN session, nil if none
+	decoded    string           // DecodedMeasurement(model) if known already
 }
 
 func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
@@ -425,9 +467,10 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	switch {
 	case ok:
 		name, r.model, r.variables, devTags, r.session = d.Name, d.Model, d.Variables, d.Tags, d.Session
+		r.eui, r.registered, r.name = d.EUI, true, d.Name
 		if r.model != "" {
 			if r.decoder, ok = p.Decoders.Lookup(r.model); !ok {
-				return resolved{}, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
+				return r, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
 			}
 			// The rest is the registry entry's and the source's alone.
 			if v, hit := p.cachedView(d, up.Source); hit {
@@ -437,9 +480,10 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 		euiTag = eui(d.EUI)
 	case policy.AcceptUnknown && !up.DevEUI.IsZero():
+		r.eui = up.DevEUI
 		if p.Unknown != nil {
 			if err := p.Unknown.Admit(up.Source, up.DevEUI); err != nil {
-				return resolved{}, &Rejection{Reason: ReasonUnknownDeviceLimit, Err: err}
+				return r, &Rejection{Reason: ReasonUnknownDeviceLimit, Err: err}
 			}
 		}
 		p.count(cUnknownAccepted)
@@ -447,12 +491,13 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		if name == "" {
 			name = euiTag
 		}
+		r.name = name
 	default:
 		id := eui(up.DevEUI)
 		if id == "" {
 			id = up.DeviceName
 		}
-		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
+		return resolved{eui: up.DevEUI}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
 	}
 	switch {
 	case r.model != "":

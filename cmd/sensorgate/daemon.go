@@ -110,7 +110,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	d.metrics = d.newMetrics(cfg, decs)
 	if d.codecs != nil {
-		d.metrics.Registry().MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
+		d.metrics.MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
 	}
 	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateway/health"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateways"
@@ -39,6 +39,7 @@ type ops struct {
 	saveEvery   time.Duration
 	allowedTags []string
 	now         func() time.Time
+	inst        *instances // with a shared registry: instances.go
 }
 
 // setupOps opens the registry store in state_dir (loading it into the
@@ -59,7 +60,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		o.unknowns.SetMax(cfg.Devices.MaxUnknown)
 	}
 	var err error
-	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.log); err != nil { // registry.go
+	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.health, o.log); err != nil { // registry.go
 		return err
 	}
 	d.ops = o
@@ -72,8 +73,8 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 			o.log.Info().Str("file", cfg.Devices.Import).Int("created", created).Int("updated", updated).Msg("devices file imported into the registry")
 		}
 	}
-	if err := o.store.LoadHealth(ctx, o.health); err != nil {
-		o.log.Warn().Err(err).Msg("saved device health not loaded; it rebuilds from the next uplinks")
+	if err := d.shareHealth(ctx, cfg); err != nil { // instances.go
+		return err
 	}
 	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
 		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
@@ -87,8 +88,11 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	if o.gwStore, err = gateways.Open(o.gateways, cfg.Gateways.File, filepath.Join(cfg.StateDir, gatewaysStateFile)); err != nil {
 		return fmt.Errorf("gateways.file: %w", err)
 	}
-	d.pipeline.Gateways, d.pipeline.GatewayTags = gatewayTagger{o.gateways}, cfg.Gateways.Tags
-	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, gateways: o.gateways, now: o.now}
+	d.pipeline.Gateways, d.pipeline.GatewayTags = gateways.Tagger{Table: o.gateways}, cfg.Gateways.Tags
+	var obs gateway.Observer = observers{
+		&health.Observer{Health: o.health, Unknowns: o.unknowns, Registry: d.Devices, Now: o.now},
+		&gateways.Observer{Table: o.gateways, Now: o.now},
+	}
 	if d.metrics != nil {
 		obs = observers{obs, d.metrics} // daemon_metrics.go
 	}
@@ -183,10 +187,14 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		o.healthLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		o.syncLoop(ctx) // instances.go
 	}()
 	go func() {
 		defer wg.Done()
@@ -199,6 +207,8 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 		saveCtx, done := context.WithTimeout(context.Background(), stateSaveBudget)
 		defer done()
 		o.save(saveCtx)
+		o.sync(saveCtx)
+		o.health.CloseJournal()
 	}, nil
 }
 
@@ -246,214 +256,13 @@ func (o *ops) save(ctx context.Context) {
 // writeHealth writes one device_health point per device heard from.
 func (o *ops) writeHealth(ctx context.Context) error {
 	now := o.now().UTC().Truncate(time.Second)
-	pts := healthPoints(o.health.Report(now), o.store.Registry(), o.allowedTags, now)
+	pts := health.Points(o.health.Report(now), o.store.Registry(), o.allowedTags, now)
 	if len(pts) == 0 {
 		return nil
 	}
 	return o.sink.Write(ctx, pts)
 }
 
-// healthPoints turns health reports into device_health points. Tags are
-// those of the device's other points (device, dev_eui, model, source and
-// the allowed device tags), so analysts join on them; field types never
-// change: counts are integers, the rest floats, silent a boolean.
-func healthPoints(reports []devices.DeviceHealth, reg *devices.Registry, allowed []string, now time.Time) []gateway.Point {
-	pts := make([]gateway.Point, 0, len(reports))
-	for _, h := range reports {
-		tags := []gateway.Tag{{Key: "dev_eui", Value: h.DevEUI.String()}, {Key: "device", Value: h.Name}}
-		if h.Model != "" {
-			tags = append(tags, gateway.Tag{Key: "model", Value: h.Model})
-		}
-		if h.Source != "" {
-			tags = append(tags, gateway.Tag{Key: "source", Value: h.Source})
-		}
-		if d, ok := reg.Lookup(h.DevEUI); ok {
-			for _, k := range allowed {
-				if v := d.Tags[k]; v != "" && !pointTag(k) {
-					tags = append(tags, gateway.Tag{Key: k, Value: v})
-				}
-			}
-		}
-		sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
-		f := []gateway.Field{
-			gateway.IntField("dead_letters_24h", int64(h.DeadLetters24h)),
-			gateway.FloatField("last_seen_age_s", h.LastSeenAge),
-			gateway.FloatField("loss_pct", h.LossPct),
-			gateway.IntField("lost_24h", int64(h.Lost24h)),
-			gateway.BoolField("silent", h.Silent),
-			gateway.IntField("uplinks_24h", int64(h.Uplinks24h)),
-		}
-		opt := func(k string, v *float64) {
-			if v != nil {
-				f = append(f, gateway.FloatField(k, *v))
-			}
-		}
-		opt("battery", h.Battery)
-		opt("battery_level", h.BatteryLevel)
-		if h.Interval > 0 {
-			f = append(f, gateway.FloatField("interval_s", h.Interval))
-		}
-		opt("rssi", h.RSSI)
-		opt("snr", h.SNR)
-		sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
-		pts = append(pts, gateway.Point{Measurement: "device_health", Tags: tags, Fields: f, Time: now})
-	}
-	return pts
-}
-
-// pointTag reports the tag keys sensorgate itself writes on every point.
-func pointTag(k string) bool {
-	switch k {
-	case "device", "dev_eui", "model", "source", "channel":
-		return true
-	}
-	return false
-}
-
-// observer feeds device health and the unknown-device list from the
-// pipeline. It runs on the hot path: a registry lookup, a lock, a few
-// numbers; it copies bytes only for unknown devices.
-type observer struct {
-	reg      *devices.Registry
-	health   *devices.Health
-	unknowns *devices.Unknowns
-	gateways *gateways.Table
-	now      func() time.Time
-}
-
-var _ gateway.Observer = (*observer)(nil)
-
-func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
-	if up.Kind != gateway.KindUplink {
-		o.observeEvent(up, rej)
-		return
-	}
-	t := up.Time
-	if t.IsZero() && len(pts) > 0 {
-		t = pts[0].Time // the pipeline stamped a feed without times
-	}
-	if t.IsZero() {
-		t = o.now()
-	}
-	eui := up.DevEUI
-	var known bool
-	if !eui.IsZero() {
-		_, known = o.reg.Lookup(eui)
-	} else if d, ok := o.reg.LookupName(up.DeviceName); ok {
-		eui, known = d.EUI, true
-	}
-	if eui.IsZero() {
-		return
-	}
-	if !known {
-		o.unknowns.Observe(devices.UnknownObservation{EUI: eui, Time: t, Source: up.Source, Name: up.DeviceName,
-			Profile: up.Profile, Accepted: rej == nil, FPort: up.FPort, Payload: up.Payload, Raw: up.Raw})
-		if rej != nil {
-			return // not ours to track until adopted
-		}
-	}
-	obs := devices.Observation{EUI: eui, Time: t, Source: up.Source, FCnt: up.FCnt, HasFCnt: up.HasFCnt, Unknown: !known}
-	if best, ok := up.Radio.Best(); ok {
-		obs.RSSI, obs.HasRSSI = best.RSSI, true
-		obs.SNR, obs.HasSNR = best.SNR, best.HasSNR
-	}
-	if rej != nil {
-		obs.DeadLetter = string(rej.Reason)
-	}
-	for _, p := range pts {
-		switch p.Measurement {
-		case "uplink":
-			for _, tg := range p.Tags {
-				switch tg.Key {
-				case "device":
-					obs.Name = tg.Value
-				case "model":
-					obs.Model = tg.Value
-				}
-			}
-		case "device": // top-level catalogue quantities (ARCHITECTURE §5)
-			for _, f := range p.Fields {
-				switch {
-				case f.Key == "battery" && f.Kind == gateway.Float:
-					obs.Battery, obs.HasBattery = f.F, true
-				case f.Key == "batteryLevel" && f.Kind == gateway.Float:
-					obs.BatteryLevel, obs.HasBatteryLevel = f.F, true
-				}
-			}
-		}
-	}
-	o.health.Observe(obs)
-}
-
-// observeEvent feeds device health from a device event the pipeline
-// wrote: last join, latest error, battery level. Events of devices the
-// registry does not list, and events that became dead letters, change
-// nothing (the unknown-device list is of uplinks).
-func (o *observer) observeEvent(up gateway.Uplink, rej *gateway.Rejection) {
-	if rej == nil && up.Gateway != nil && o.gateways != nil {
-		o.observeGateway(up)
-		return
-	}
-	if rej != nil || (up.Event == nil && up.Status == nil) {
-		return
-	}
-	eui := up.DevEUI
-	_, known := o.reg.Lookup(eui)
-	if eui.IsZero() {
-		var d *devices.Device
-		if d, known = o.reg.LookupName(up.DeviceName); known {
-			eui = d.EUI
-		}
-	}
-	ev := devices.EventObservation{EUI: eui, Time: up.Time, Registered: known}
-	switch {
-	case up.Status != nil:
-		ev.BatteryLevel, ev.HasBatteryLevel = up.Status.BatteryLevel, up.Status.HasBatteryLevel
-	case up.Event.Type == gateway.EventJoin:
-		ev.Join = true
-	case up.Event.Level == gateway.LevelError:
-		ev.Error = up.Event.Code + ": " + up.Event.Description
-	default:
-		return
-	}
-	o.health.ObserveEvent(ev)
-}
-
 // gatewaysStateFile, under state_dir, keeps the gateway changes made
 // through the API.
 const gatewaysStateFile = "gateways.yaml"
-
-// observeGateway feeds gateway health from a stats message. The gateway
-// was seen when it sent the message, or when it arrived if the message
-// says a later time (a clock ahead) or none: a message queued while
-// sensorgate was down then does not make a gateway that went silent look
-// alive.
-func (o *observer) observeGateway(up gateway.Uplink) {
-	st := up.Gateway
-	id, err := devices.ParseEUI(st.ID)
-	if err != nil {
-		return
-	}
-	seen := o.now()
-	if !up.LocalTime && !up.Time.IsZero() && up.Time.Before(seen) {
-		seen = up.Time
-	}
-	ob := gateways.Observation{ID: id, Source: up.Source, Seen: seen,
-		RxReceived: st.RxReceived, RxOK: st.RxOK, TxReceived: st.TxReceived, TxEmitted: st.TxEmitted}
-	if l := st.Location; l != nil {
-		ob.Location = &gateways.Location{Latitude: l.Latitude, Longitude: l.Longitude, Altitude: l.Altitude}
-	}
-	o.gateways.Observe(ob)
-}
-
-// gatewayTagger gives the pipeline a gateway's configured tags.
-type gatewayTagger struct{ t *gateways.Table }
-
-func (g gatewayTagger) GatewayTags(id string) map[string]string {
-	eui, err := devices.ParseEUI(id)
-	if err != nil {
-		return nil
-	}
-	_, tags, _ := g.t.Lookup(eui)
-	return tags
-}

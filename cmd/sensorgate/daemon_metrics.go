@@ -7,6 +7,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
@@ -71,17 +72,13 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			})
 			return out
 		},
-		Model: func(up gateway.Uplink) string {
-			if !up.DevEUI.IsZero() {
-				if dev, ok := d.Devices.Lookup(up.DevEUI); ok {
-					return dev.Model
-				}
+		HealthSync: func() (devices.HealthShareStats, bool) {
+			if d.ops == nil {
+				return devices.HealthShareStats{}, false
 			}
-			if dev, ok := d.Devices.LookupName(up.DeviceName); ok {
-				return dev.Model
-			}
-			return ""
+			return d.ops.health.ShareStats()
 		},
+		Instance:   sharedInstanceID(cfg), // instances.go
 		KnownModel: func(m string) bool { _, ok := decs.Lookup(m); return ok },
 	})
 }
@@ -159,6 +156,10 @@ func (d *Daemon) status(cfg *config.Config) httpapi.StatusFunc {
 			st.Throughput = httpapi.ThroughputStatus{LastMinute: tp.LastMinute, PerSecond: tp.PerSecond, Total: tp.Total}
 			st.DeadLetters = d.metrics.DeadLetterCount()
 		}
+		st.Instances = d.ops.instances() // instances.go
+		if len(st.Instances) > 0 {
+			st.Instance = sharedInstanceID(cfg)
+		}
 		if d.spool != nil {
 			sp := d.spool.Stats()
 			st.Spool = &httpapi.SpoolStatus{Bytes: sp.Bytes, Records: sp.Pending, OldestAge: sp.OldestAge.Seconds(), DroppedRecords: sp.DroppedRecords}
@@ -180,8 +181,8 @@ type observers []gateway.Observer
 
 var _ gateway.Observer = observers(nil)
 
-func (list observers) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+func (list observers) Observe(up gateway.Uplink, seen gateway.Seen) {
 	for _, o := range list {
-		o.Observe(up, pts, rej)
+		o.Observe(up, seen)
 	}
 }

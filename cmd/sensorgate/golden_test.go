@@ -143,7 +143,7 @@ func TestGoldenGatewayStats(t *testing.T) {
 				}
 				sink, dl := &goldenSink{}, &goldenDL{}
 				p := &gateway.Pipeline{Sink: sink, DeadLetters: dl, Log: zerolog.Nop(), Now: clock,
-					Gateways: gatewayTagger{table}, GatewayTags: []string{"site"}}
+					Gateways: gateways.Tagger{Table: table}, GatewayTags: []string{"site"}}
 				var got string
 				up, err := lorawan.ParseBridgeStats(strings.TrimSpace(string(topic)), body)
 				if err != nil {

@@ -52,6 +52,11 @@ var (
 	stateEntries   = desc("state_entries", "Entries of an in-memory table that grows with input (health, unknown_devices, unknown_series, lorawan_dedup).", "table")
 	stateLimit     = desc("state_limit", "The most entries a table keeps; health: unregistered devices, on top of every registered one.", "table")
 	stateEvictions = desc("state_evictions_total", "Entries a full table evicted (the least recently heard, or the oldest) to stay within its limit.", "table")
+
+	healthSyncs    = desc("health_syncs_total", "Exchanges of device health with the other instances through PostgreSQL, by result (ok, failed); only with a shared registry.", "result")
+	healthSyncLast = desc("health_sync_last_success_timestamp_seconds", "Unix time of the last complete exchange of device health (0 before the first): while it lags, health lacks the other instances' uplinks.")
+	healthPending  = desc("health_sync_pending_devices", "Devices whose health changed and waits for the next exchange.")
+	healthOverflow = desc("health_frames_overflow_total", "Frames left out of a device-hour's frame-counter set, which holds at most 4,096 counters (made-up counters).")
 )
 
 // stateCollector reads the daemon's state when Prometheus scrapes.
@@ -61,7 +66,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
 		spoolDropB, spoolCorrupt, spoolSyncs,
 		dlBytes, dlLetters, dlDropped, dlCorrupt, dlQueueFull, dlLost, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge,
-		stateEntries, stateLimit, stateEvictions, gatewaysGauge, gatewayLastSeen, gatewaySilent} {
+		stateEntries, stateLimit, stateEvictions, gatewaysGauge, gatewayLastSeen, gatewaySilent, healthSyncs, healthSyncLast, healthPending, healthOverflow} {
 		ch <- d
 	}
 }
@@ -140,6 +145,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(stateEntries, float64(t.Entries), t.Name)
 			gauge(stateLimit, float64(t.Limit), t.Name)
 			counter(stateEvictions, float64(t.Evictions), t.Name)
+		}
+	}
+	if opt.HealthSync != nil {
+		if st, ok := opt.HealthSync(); ok {
+			counter(healthSyncs, float64(st.Syncs), "ok")
+			counter(healthSyncs, float64(st.Failures), "failed")
+			last := 0.0
+			if !st.LastSync.IsZero() {
+				last = float64(st.LastSync.UnixNano()) / 1e9
+			}
+			gauge(healthSyncLast, last)
+			gauge(healthPending, float64(st.Pending))
+			counter(healthOverflow, float64(st.Overflow))
 		}
 	}
 }

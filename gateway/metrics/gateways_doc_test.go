@@ -33,9 +33,9 @@ func TestEventsAreNotUplinks(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	m := fixture(&now)
 	for _, k := range []gateway.Kind{gateway.KindStatus, gateway.KindEvent, gateway.KindGatewayStats} {
-		m.Observe(gateway.Uplink{Source: "cs", Kind: k}, nil, nil)
+		m.Observe(gateway.Uplink{Source: "cs", Kind: k}, gateway.Seen{})
 	}
-	m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
 	if got := gather(t, m)["sensorgate_uplinks_total{result=written,source=cs}"]; got != 1 {
 		t.Errorf("uplinks written %v, want 1", got)
 	}

@@ -187,6 +187,27 @@
 
   // ---- rendering ----
 
+  // renderInstances lists the instances sharing the registry, from their
+  // heartbeats; the card stays hidden on a single instance.
+  function renderInstances(st) {
+    const list = st.instances || [];
+    $("#card-instances").hidden = list.length === 0;
+    $("#instances tbody").replaceChildren(
+      ...list.map((i) => {
+        const srcs = i.sources || [];
+        const withConn = srcs.filter((s) => s.connected !== null);
+        const up = withConn.filter((s) => s.connected).length;
+        const conn = withConn.length ? up + " / " + withConn.length : srcs.length + " listening";
+        const names = srcs.map((s) => s.name + (s.connected === null ? "" : s.connected ? " ✓" : " ✗")).join(", ");
+        return el("tr", { "data-instance": i.id, "data-self": i.id === st.instance ? "true" : "false" },
+          el("td", { text: i.id + (i.id === st.instance ? " (this one)" : "") }),
+          el("td", { text: i.version }),
+          timeCell(i.last_heartbeat),
+          el("td", { text: conn, title: names }));
+      }),
+    );
+  }
+
   function renderStatus(st) {
     const withConn = st.sources.filter((s) => s.connected !== null);
     const up = withConn.filter((s) => s.connected).length;
@@ -202,6 +223,7 @@
           el("span", { class: "muted", text: s.format || s.type }));
       }),
     );
+    renderInstances(st);
     const tp = st.throughput;
     setText("#throughput-rate", rate(tp.uplinks_per_second));
     setText("#throughput-minute", String(tp.uplinks_last_minute));
