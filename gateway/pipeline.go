@@ -140,6 +140,9 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // Handle implements Handler: nil means the uplink is durable as points or
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
+	if up.GatewayCopies {
+		return p.gatewayCopies(ctx, up)
+	}
 	p.count(cUplinks)
 	var a *arena
 	if _, ok := p.Sink.(PointsCopier); ok {
@@ -170,6 +173,39 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	if p.Observer != nil {
 		p.Observer.Observe(up, pts, nil)
 	}
+	return nil
+}
+
+// gatewayCopies writes the uplink_gateway points of receptions of an
+// uplink another handler took (Uplink.GatewayCopies). The uplink itself
+// was counted, observed and written where it was taken; a copy whose
+// device cannot be resolved (removed meanwhile) has nothing to join and
+// is dropped.
+func (p *Pipeline) gatewayCopies(ctx context.Context, up Uplink) error {
+	policy := p.Sources[up.Source]
+	if !policy.GatewayPoints {
+		return nil
+	}
+	dev, err := p.device(up, policy)
+	if err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return nil
+		}
+		return err
+	}
+	pts := appendGatewayPoints(make([]Point, 0, len(up.Radio.Gateways)), up, dev.tags, nil)
+	if len(pts) == 0 {
+		return nil
+	}
+	if err := p.Sink.Write(ctx, pts); err != nil {
+		if errors.Is(err, ErrRejected) {
+			p.Log.Warn().Str("source", up.Source).Str("dev_eui", up.DevEUI.String()).Err(err).Msg("uplink_gateway points of a frame's late copy refused by the store: dropped")
+			return nil
+		}
+		return fmt.Errorf("store uplink_gateway points of %s: %w", up.DevEUI, err)
+	}
+	p.countN(cPointsWritten, uint64(len(pts)))
 	return nil
 }
 

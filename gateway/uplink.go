@@ -53,6 +53,12 @@ type Uplink struct {
 
 	// Raw is the message as received, kept for dead letters.
 	Raw []byte
+
+	// GatewayCopies marks receptions of an uplink another handler took
+	// already (another instance sharing the feed, or the same frame's
+	// earlier copies): only Radio.Gateways are written, as uplink_gateway
+	// points at Time, the taken uplink's time.
+	GatewayCopies bool
 }
 
 // Radio is the link-layer metadata of an uplink.

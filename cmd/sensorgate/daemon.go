@@ -53,7 +53,7 @@ type Daemon struct {
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
 	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
-	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	frames  []rawFeed // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
 }
 
 // NewDaemon builds everything the config describes without connecting to

@@ -88,11 +88,11 @@ func (d *Daemon) stateTables(cfg *config.Config) []metrics.StateTable {
 		out = append(out, metrics.StateTable{Name: "unknown_series", Entries: admitted, Limit: cfg.Devices.UnknownMaxSeries * len(cfg.Sources)})
 	}
 	dedup := metrics.StateTable{Name: "lorawan_dedup"}
-	for _, f := range d.frames {
-		n, evicted := f.DedupStats()
+	for _, r := range d.frames {
+		n, evicted := r.frames.DedupStats()
 		dedup.Entries += n
 		dedup.Evictions += evicted
-		dedup.Limit += f.Config().DedupMaxFrames
+		dedup.Limit += r.frames.Config().DedupMaxFrames
 	}
 	if len(d.frames) > 0 {
 		out = append(out, dedup)

@@ -241,7 +241,7 @@ func TestSourceReplayAndBadMIC(t *testing.T) {
 	waitFor(t, func() bool { return len(rec.uplinks()) == 1 })
 	// Forget the frame, as a minute later; then the same bytes are a replay.
 	src.frames.mu.Lock()
-	src.frames.recent = map[string]time.Time{}
+	src.frames.recent = map[string]recentEntry{}
 	src.frames.mu.Unlock()
 	send(2, good)
 	bad := append([]byte(nil), good...)
