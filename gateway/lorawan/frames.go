@@ -44,11 +44,11 @@ type Frames struct {
 	// DevAddr a frame carried: bounded by the registry, since frames of
 	// other addresses never get one.
 	state   map[devices.EUI]*fcntState
-	pending map[string]*group       // PHYPayload -> copies gathering in the window
-	recent  map[string]recentEntry  // PHYPayload -> the handled frame, until lateKeep after
-	recentQ []recentEntry           // recent in insertion order, for pruning
-	recentH int                  // recentQ[:recentH] is pruned
-	evicted uint64               // recent entries forgotten early, past DedupMaxFrames
+	pending map[string]*group      // PHYPayload -> copies gathering in the window
+	recent  map[string]recentEntry // PHYPayload -> the handled frame, until lateKeep after
+	recentQ []recentEntry          // recent in insertion order, for pruning
+	recentH int                    // recentQ[:recentH] is pruned
+	evicted uint64                 // recent entries forgotten early, past DedupMaxFrames
 }
 
 type recentEntry struct {
@@ -59,7 +59,7 @@ type recentEntry struct {
 
 // group gathers the copies of one frame during the dedup window.
 type group struct {
-	frames   []Frame // dropped once handled: a late copy needs only taken
+	frames   []Frame   // dropped once handled: a late copy needs only taken
 	received time.Time // local time of the first copy
 	done     chan struct{}
 	err      error
