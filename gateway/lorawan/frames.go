@@ -208,9 +208,9 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 	}
 	var rej *gateway.Rejection
 	if errors.As(err, &rej) {
-		if rej.Reason == gateway.ReasonReplay && acc.maybeCopy && f.sync != nil {
-			// The local state merged another instance's claim of this
-			// frame: the store tells a copy from a replay.
+		if rej.Reason == gateway.ReasonReplay && f.askStore(acc) {
+			// The local state may have merged another instance's claim of
+			// this frame: the store tells a copy from a replay.
 			at, isCopy, err := f.storedCopyTime(ctx, acc)
 			if err != nil {
 				return nil, err
@@ -220,6 +220,7 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 				cp := copiesOf(f.frameUplink(frames, acc, received), frames, at)
 				return taken(cp), f.writeCopies(ctx, cp, h)
 			}
+			f.count("replays")
 		}
 		return nil, f.deadLetter(ctx, frames[0], acc.dev, rej)
 	}
@@ -248,6 +249,11 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 	f.count("uplinks")
 	return taken(up), nil
 }
+
+// askStore reports whether a frame the local state refused as a replay
+// may be another gateway's copy of a frame another instance took, which
+// only the shared store can tell.
+func (f *Frames) askStore(acc accepted) bool { return acc.maybeCopy && f.sync != nil }
 
 // taken is what a group keeps of its uplink for copies that come later.
 func taken(up gateway.Uplink) *gateway.Uplink {
@@ -286,7 +292,9 @@ func (f *Frames) uplink(frames []Frame, received time.Time) (gateway.Uplink, acc
 		return gateway.Uplink{}, accepted{}, &gateway.Rejection{Reason: gateway.ReasonBadMIC,
 			Err: fmt.Errorf("DevAddr %s FCnt %d: the MIC matches none of the %d session(s) with this address: check the device's keys in the devices file (or another network uses the address)", p.addr, p.fcnt, len(cands))}
 	case replay:
-		f.count("replays")
+		if !f.askStore(acc) {
+			f.count("replays") // else counted once the store has said (handleGroup)
+		}
 		return gateway.Uplink{}, acc, &gateway.Rejection{Reason: gateway.ReasonReplay, Err: errors.New(detail)}
 	}
 	if acc.reset {
