@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/sensorgate/sensorgate/devices"
@@ -73,6 +74,17 @@ type claimRec struct {
 	fcnt uint32
 	at   int64  // the uplink's time, unix ns
 	inst uint32 // instanceTag of the claimer, 0 if it has none
+	// sum is frameSum of the PHYPayload taken: a gateway's copy is the
+	// same bytes, a frame with the counter and other bytes is a replay
+	// even within the minute.
+	sum uint64
+}
+
+// frameSum identifies a PHYPayload in a claim record.
+func frameSum(phy []byte) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write(phy)
+	return h.Sum64()
 }
 
 // maxClaimRecs bounds the records kept per device: copies and redeliveries
@@ -82,7 +94,7 @@ const maxClaimRecs = 16
 
 const (
 	storedCounterV1Len = 1 + 4 + 8 + 4 + 8 + 8
-	claimRecLen        = 4 + 8 + 4
+	claimRecLen        = 4 + 8 + 4 + 8
 )
 
 func sessionFP(s *devices.Session) (fp [8]byte) {
@@ -105,6 +117,7 @@ func (c storedCounter) encode() []byte {
 		b = binary.BigEndian.AppendUint32(b, r.fcnt)
 		b = binary.BigEndian.AppendUint64(b, uint64(r.at))
 		b = binary.BigEndian.AppendUint32(b, r.inst)
+		b = binary.BigEndian.AppendUint64(b, r.sum)
 	}
 	return b
 }
@@ -132,7 +145,7 @@ func decodeCounter(b []byte) (storedCounter, bool) {
 	c.nrecs = int(rest[0])
 	for i := range c.recs[:c.nrecs] {
 		r := rest[1+i*claimRecLen:]
-		c.recs[i] = claimRec{fcnt: binary.BigEndian.Uint32(r), at: int64(binary.BigEndian.Uint64(r[4:])), inst: binary.BigEndian.Uint32(r[12:])}
+		c.recs[i] = claimRec{fcnt: binary.BigEndian.Uint32(r), at: int64(binary.BigEndian.Uint64(r[4:])), inst: binary.BigEndian.Uint32(r[12:]), sum: binary.BigEndian.Uint64(r[16:])}
 	}
 	return c, true
 }
@@ -153,7 +166,7 @@ func (c *storedCounter) rec(full uint32) (claimRec, bool) {
 func (c *storedCounter) keep(r claimRec) claimRec {
 	for i := range c.recs[:c.nrecs] {
 		if c.recs[i].fcnt == r.fcnt {
-			c.recs[i].inst = r.inst
+			c.recs[i].inst, c.recs[i].sum = r.inst, r.sum
 			return c.recs[i]
 		}
 	}
@@ -222,9 +235,9 @@ func claim(stored []byte, addr devices.DevAddr, fp [8]byte, r claimRec, now time
 	res := claimResult{state: c, verdict: claimReplay}
 	res.rec, res.hasRec = c.rec(full)
 	// Taken already, while the device is talking: a copy another
-	// gateway's path brought to another instance. Only its reception is
-	// written; a replay inside this minute is refused all the same.
-	if d < replayWindow && since < lateKeep {
+	// gateway's path brought to another instance, when it is the same
+	// bytes (or the record is gone). Only its reception is written.
+	if d < replayWindow && since < lateKeep && (!res.hasRec || res.rec.sum == r.sum) {
 		res.verdict = claimDuplicate
 	}
 	return res
@@ -387,7 +400,7 @@ func (f *Frames) storeCounter(ctx context.Context, fr Frame, acc *accepted, at t
 	)
 	err := f.sync.do(ctx, acc.dev.EUI, func(st []byte) []byte {
 		prev = st
-		res = claim(st, addr, fp, claimRec{fcnt: acc.fcnt, at: at.UnixNano(), inst: f.inst}, now, f.cfg)
+		res = claim(st, addr, fp, claimRec{fcnt: acc.fcnt, at: at.UnixNano(), inst: f.inst, sum: frameSum(fr.PHYPayload)}, now, f.cfg)
 		if res.verdict != claimAccepted {
 			return nil
 		}
@@ -435,12 +448,12 @@ func (f *Frames) storeCounter(ctx context.Context, fr Frame, acc *accepted, at t
 // a frame taken within lateKeep (by another instance, whose claim the
 // local state merged), and the uplink time stored with it. Nothing is
 // stored.
-func (f *Frames) storedCopyTime(ctx context.Context, acc accepted) (time.Time, bool, error) {
+func (f *Frames) storedCopyTime(ctx context.Context, fr Frame, acc accepted) (time.Time, bool, error) {
 	s := acc.dev.Session
 	addr, fp, now := s.DevAddr, sessionFP(s), f.now()
 	var res claimResult
 	err := f.sync.do(ctx, acc.dev.EUI, func(st []byte) []byte {
-		res = claim(st, addr, fp, claimRec{fcnt: acc.fcnt}, now, f.cfg)
+		res = claim(st, addr, fp, claimRec{fcnt: acc.fcnt, sum: frameSum(fr.PHYPayload)}, now, f.cfg)
 		return nil
 	})
 	if err != nil || res.verdict != claimDuplicate || !res.hasRec {

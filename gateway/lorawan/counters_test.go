@@ -70,8 +70,8 @@ func TestClaimRecords(t *testing.T) {
 	at := func(fcnt uint32) int64 { return int64(fcnt) * 1e9 }
 	var st []byte
 	for fc := uint32(1); fc <= 20; fc++ {
-		res := claim(st, addr, fp, claimRec{fcnt: fc, at: at(fc), inst: a}, now, FrameConfig{})
-		if res.verdict != claimAccepted || res.rec != (claimRec{fc, at(fc), a}) {
+		res := claim(st, addr, fp, claimRec{fcnt: fc, at: at(fc), inst: a, sum: uint64(fc)}, now, FrameConfig{})
+		if res.verdict != claimAccepted || res.rec != (claimRec{fcnt: fc, at: at(fc), inst: a, sum: uint64(fc)}) {
 			t.Fatalf("FCnt %d: %+v", fc, res)
 		}
 		st = res.state.encode()
@@ -80,10 +80,14 @@ func TestClaimRecords(t *testing.T) {
 	if c.nrecs != maxClaimRecs || c.recs[0].fcnt != 20-maxClaimRecs+1 || c.recs[maxClaimRecs-1].fcnt != 20 {
 		t.Fatalf("records %+v", c.recs[:c.nrecs])
 	}
-	// B's copy of frame 19: a duplicate, with A's record.
-	res := claim(st, addr, fp, claimRec{fcnt: 19, at: 5, inst: b}, now, FrameConfig{})
-	if res.verdict != claimDuplicate || !res.hasRec || res.rec != (claimRec{19, at(19), a}) {
+	// B's copy of frame 19 (the same bytes): a duplicate, with A's record.
+	res := claim(st, addr, fp, claimRec{fcnt: 19, at: 5, inst: b, sum: 19}, now, FrameConfig{})
+	if res.verdict != claimDuplicate || !res.hasRec || res.rec != (claimRec{fcnt: 19, at: at(19), inst: a, sum: 19}) {
 		t.Fatalf("copy of 19: %+v", res)
+	}
+	// Other bytes with counter 19, within the minute: a replay.
+	if res := claim(st, addr, fp, claimRec{fcnt: 19, at: 5, inst: b, sum: 1919}, now, FrameConfig{}); res.verdict != claimReplay {
+		t.Fatalf("other bytes with counter 19: %+v", res)
 	}
 	// Frame 2's record is gone: a duplicate (in the window, within a
 	// minute) without one, written at the copy's own time.
@@ -92,7 +96,7 @@ func TestClaimRecords(t *testing.T) {
 	}
 	// 18 released (its uplink not taken), then taken by B: A's time stays.
 	st = release(st, nil, 18)
-	if res := claim(st, addr, fp, claimRec{fcnt: 18, at: 7, inst: b}, now, FrameConfig{}); res.verdict != claimAccepted || res.rec != (claimRec{18, at(18), b}) {
+	if res := claim(st, addr, fp, claimRec{fcnt: 18, at: 7, inst: b, sum: 18}, now, FrameConfig{}); res.verdict != claimAccepted || res.rec != (claimRec{fcnt: 18, at: at(18), inst: b, sum: 18}) {
 		t.Fatalf("18 taken again: %+v", res)
 	}
 	// A version 1 state (before records) is read as one without records.
@@ -408,8 +412,8 @@ func TestFrameCounterConcurrentFramesOneWinner(t *testing.T) {
 func FuzzDecodeCounter(f *testing.F) {
 	f.Add(storedCounter{addr: devices.DevAddr{1, 2, 3, 4}, fp: [8]byte{5}, last: 70000, window: 3, seen: 1}.encode())
 	withRecs := storedCounter{addr: devices.DevAddr{1, 2, 3, 4}, fp: [8]byte{5}, last: 70000, window: 3, seen: 1}
-	withRecs.keep(claimRec{fcnt: 69999, at: 1_700_000_000_000_000_000, inst: instanceTag("a")})
-	withRecs.keep(claimRec{fcnt: 70000, at: 1_700_000_001_000_000_000, inst: instanceTag("b")})
+	withRecs.keep(claimRec{fcnt: 69999, at: 1_700_000_000_000_000_000, inst: instanceTag("a"), sum: frameSum([]byte("frame 69999"))})
+	withRecs.keep(claimRec{fcnt: 70000, at: 1_700_000_001_000_000_000, inst: instanceTag("b"), sum: frameSum([]byte("frame 70000"))})
 	f.Add(withRecs.encode())
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

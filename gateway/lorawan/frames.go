@@ -211,7 +211,7 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 		if rej.Reason == gateway.ReasonReplay && f.askStore(acc) {
 			// The local state may have merged another instance's claim of
 			// this frame: the store tells a copy from a replay.
-			at, isCopy, err := f.storedCopyTime(ctx, acc)
+			at, isCopy, err := f.storedCopyTime(ctx, frames[0], acc)
 			if err != nil {
 				return nil, err
 			}
