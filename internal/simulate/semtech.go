@@ -36,16 +36,16 @@ const (
 // SemtechOptions shape a simulated fleet of ABP devices heard by gateways
 // running the Semtech UDP packet forwarder.
 type SemtechOptions struct {
-	Devices  int       // fleet size (default 10)
-	Gateways int       // gateways in range; each frame is heard by 1..Gateways (default 3)
+	Devices  int // fleet size (default 10)
+	Gateways int // gateways in range; each frame is heard by 1..Gateways (default 3)
 	// MinGateways raises the least number of gateways that hear a frame
 	// (at most Gateways; 0 or 1: any number). A seed's PHYPayloads stay
 	// the same bytes; the radio values drawn for the added receptions
 	// shift the later ones.
 	MinGateways int
-	Seed     uint64    // same seed, same frames, byte for byte
-	Start    time.Time // time of the first uplink (default 2026-01-01T00:00:00Z)
-	Interval time.Duration
+	Seed        uint64    // same seed, same frames, byte for byte
+	Start       time.Time // time of the first uplink (default 2026-01-01T00:00:00Z)
+	Interval    time.Duration
 	// MACVersion is the devices' LoRaWAN version: "1.0" (default) or "1.1".
 	MACVersion string
 }
