@@ -59,16 +59,15 @@ type recentEntry struct {
 
 // group gathers the copies of one frame during the dedup window.
 type group struct {
-	frames   []Frame   // dropped once handled: a late copy needs only taken
+	frames   []Frame   // dropped once handled: a later copy needs only taken
 	received time.Time // local time of the first copy
 	done     chan struct{}
 	err      error
-	// taken is the uplink the copies became (or the copies' uplink when
-	// another instance took the frame), without payload and receptions:
-	// a copy arriving after the window is written as its reception at
-	// taken's time. Nil when the frame was dropped or dead-lettered. Set
-	// before done is closed.
-	taken *gateway.Uplink
+	// taken is the uplink the copies became (or the one another instance
+	// made of the frame): a copy arriving after the window is written as
+	// its reception at taken's time. Nil when the frame was dropped or
+	// dead-lettered. Set before done is closed.
+	taken *takenFrame
 }
 
 // NewFrames returns the frame handler of the source named source. dl keeps
@@ -172,20 +171,37 @@ func (f *Frames) lateCopy(ctx context.Context, g *group, fr Frame, h gateway.Han
 	if g.taken == nil {
 		return nil
 	}
-	return f.writeCopies(ctx, copiesOf(*g.taken, []Frame{fr}, g.taken.Time), h)
+	return f.writeCopies(ctx, f.copiesOf(*g.taken, []Frame{fr}), h)
 }
 
-// copiesOf is up reduced to the receptions of frames, for an uplink
-// another handler took: the pipeline writes their uplink_gateway points
-// only, at time at (the taken uplink's).
-func copiesOf(up gateway.Uplink, frames []Frame, at time.Time) gateway.Uplink {
-	cp := gateway.Uplink{
-		Source: up.Source, Topic: frames[0].Topic, DevEUI: up.DevEUI, DeviceName: up.DeviceName,
-		FCnt: up.FCnt, HasFCnt: up.HasFCnt, FPort: up.FPort, HasFPort: up.HasFPort, ID: up.ID,
-		Time: at, LocalTime: up.LocalTime, GatewayCopies: true, Raw: frames[0].Raw,
-		Radio: gateway.Radio{Frequency: up.Radio.Frequency, DR: up.Radio.DR, SF: up.Radio.SF, Bandwidth: up.Radio.Bandwidth, Gateways: mergeGateways(frames)},
+// takenFrame is what the group of a handled frame keeps for copies that
+// come later (for up to lateKeep, up to DedupMaxFrames of them): the
+// uplink's device, counter and time, not its payload or receptions.
+type takenFrame struct {
+	eui      devices.EUI
+	name     string
+	fcnt     uint32
+	at       time.Time
+	local    bool
+	fport    uint8
+	hasFPort bool
+}
+
+func takenOf(up gateway.Uplink) *takenFrame {
+	return &takenFrame{eui: up.DevEUI, name: up.DeviceName, fcnt: up.FCnt, at: up.Time, local: up.LocalTime, fport: up.FPort, hasFPort: up.HasFPort}
+}
+
+// copiesOf is the uplink of frames' receptions only, for a frame another
+// handler took (t): the pipeline writes their uplink_gateway points, at
+// t's time.
+func (f *Frames) copiesOf(t takenFrame, frames []Frame) gateway.Uplink {
+	first := frames[0]
+	return gateway.Uplink{
+		Source: f.source, Topic: first.Topic, DevEUI: t.eui, DeviceName: t.name,
+		FCnt: t.fcnt, HasFCnt: true, FPort: t.fport, HasFPort: t.hasFPort, ID: counterID(t.eui, t.fcnt),
+		Time: t.at, LocalTime: t.local, GatewayCopies: true, Raw: first.Raw,
+		Radio: gateway.Radio{Frequency: first.Frequency, DR: first.DR, SF: first.SF, Bandwidth: first.Bandwidth, Gateways: mergeGateways(frames)},
 	}
-	return cp
 }
 
 // writeCopies hands an uplink of receptions only to h.
@@ -201,7 +217,7 @@ func (f *Frames) writeCopies(ctx context.Context, cp gateway.Uplink, h gateway.H
 // handleGroup handles the merged copies of one frame. It returns the
 // uplink later copies of the frame belong to (without its payload and
 // receptions), nil if the frame did not become one.
-func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.Time, h gateway.Handler) (*gateway.Uplink, error) {
+func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.Time, h gateway.Handler) (*takenFrame, error) {
 	up, acc, err := f.uplink(frames, received)
 	if errors.Is(err, errDropped) {
 		return nil, nil
@@ -217,8 +233,10 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 			}
 			if isCopy {
 				f.count("duplicates_other_instance")
-				cp := copiesOf(f.frameUplink(frames, acc, received), frames, at)
-				return taken(cp), f.writeCopies(ctx, cp, h)
+				up := f.frameUplink(frames, acc, received)
+				up.Time = at
+				t := takenOf(up)
+				return t, f.writeCopies(ctx, f.copiesOf(*t, frames), h)
 			}
 			f.count("replays")
 		}
@@ -234,8 +252,9 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 	case how == storedHandled:
 		return nil, nil
 	case how == storedCopy:
-		cp := copiesOf(up, frames, at)
-		return taken(cp), f.writeCopies(ctx, cp, h)
+		up.Time = at
+		t := takenOf(up)
+		return t, f.writeCopies(ctx, f.copiesOf(*t, frames), h)
 	}
 	up.Time = at
 	if err := h(ctx, up); err != nil {
@@ -247,19 +266,13 @@ func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.
 		return nil, err
 	}
 	f.count("uplinks")
-	return taken(up), nil
+	return takenOf(up), nil
 }
 
 // askStore reports whether a frame the local state refused as a replay
 // may be another gateway's copy of a frame another instance took, which
 // only the shared store can tell.
 func (f *Frames) askStore(acc accepted) bool { return acc.maybeCopy && f.sync != nil }
-
-// taken is what a group keeps of its uplink for copies that come later.
-func taken(up gateway.Uplink) *gateway.Uplink {
-	up.Payload, up.Raw, up.Object, up.Normalized, up.Radio.Gateways = nil, nil, nil, nil, nil
-	return &up
-}
 
 // uplink turns the copies of one frame (the same PHYPayload from one or
 // more gateways) into an uplink, committing its frame counter. The error
