@@ -316,6 +316,40 @@ func TestFrameCounterRetakenAfterKill(t *testing.T) {
 	}
 }
 
+// TestFrameCounterCopyAfterMerge: B's memory holds A's claims (merged
+// with a later frame's), so its own check calls an older frame's copy a
+// replay; the store tells it is a copy, written at A's uplink time, and
+// other bytes with that counter are still a replay.
+func TestFrameCounterCopyAfterMerge(t *testing.T) {
+	devs, frames := counterFleet(t)
+	o := storeOptions(t, devices.DriverPostgres)
+	a, b := openCounterRig(t, o, devs, "a"), openCounterRig(t, o, devs, "b")
+	times := map[uint32]time.Time{}
+	record := func(_ context.Context, up gateway.Uplink) error { times[up.FCnt] = up.Time; return nil }
+	for i := 0; i < 3; i++ {
+		if up, err := a.handle(t, frames[i], record); !up || err != nil {
+			t.Fatalf("A, frame %d: uplink %v err %v", i+1, up, err)
+		}
+	}
+	var copies []gateway.Uplink
+	keep := func(_ context.Context, up gateway.Uplink) error { copies = append(copies, up); return nil }
+	for _, i := range []int{2, 1} { // frame 3's copy merges A's state into B's memory, then frame 2's
+		if up, err := b.handle(t, frames[i], keep); up || err != nil {
+			t.Fatalf("B, copy of frame %d: uplink %v err %v", i+1, up, err)
+		}
+	}
+	if len(copies) != 2 || !copies[0].Time.Equal(times[3]) || !copies[1].Time.Equal(times[2]) || b.replays() != 0 || b.counters.Get("lorawan.replays") != 0 {
+		t.Fatalf("B's copies %+v, want frames 3 and 2 at A's times %v; replays %d", copies, times, b.replays())
+	}
+	other, err := simulate.EncodeUplink(devs[0].Session, 2, 2, []byte{9, 9, 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up, err := b.handle(t, other, nil); up || err != nil || b.replays() != 1 {
+		t.Fatalf("other bytes with counter 2 on B: uplink %v err %v replays %d", up, err, b.replays())
+	}
+}
+
 func TestFrameCounterReleasedWhenUplinkNotTaken(t *testing.T) {
 	for _, driver := range []string{devices.DriverSQLite, devices.DriverPostgres} {
 		t.Run(driver, func(t *testing.T) {
