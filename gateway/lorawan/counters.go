@@ -78,6 +78,9 @@ type claimRec struct {
 	// same bytes, a frame with the counter and other bytes is a replay
 	// even within the minute.
 	sum uint64
+	// claimed is when the claim was stored (unix ms, the claimer's
+	// clock): a record is kept for lateKeep, the time a copy is one.
+	claimed int64
 }
 
 // frameSum identifies a PHYPayload in a claim record.
@@ -87,14 +90,15 @@ func frameSum(phy []byte) uint64 {
 	return h.Sum64()
 }
 
-// maxClaimRecs bounds the records kept per device: copies and redeliveries
-// come within seconds of the frame, while a device sends a few frames a
-// minute at most (duty cycle).
-const maxClaimRecs = 16
+// maxClaimRecs bounds the records kept per device. A record lives for
+// lateKeep (a copy later than that is a replay), so a device sending a
+// few frames a minute (duty cycle) has a few; one sending faster (a test,
+// a misconfigured device) has at most as many as the replay window.
+const maxClaimRecs = replayWindow
 
 const (
 	storedCounterV1Len = 1 + 4 + 8 + 4 + 8 + 8
-	claimRecLen        = 4 + 8 + 4 + 8
+	claimRecLen        = 4 + 8 + 4 + 8 + 8
 )
 
 func sessionFP(s *devices.Session) (fp [8]byte) {
@@ -118,6 +122,7 @@ func (c storedCounter) encode() []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(r.at))
 		b = binary.BigEndian.AppendUint32(b, r.inst)
 		b = binary.BigEndian.AppendUint64(b, r.sum)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.claimed))
 	}
 	return b
 }
@@ -145,7 +150,8 @@ func decodeCounter(b []byte) (storedCounter, bool) {
 	c.nrecs = int(rest[0])
 	for i := range c.recs[:c.nrecs] {
 		r := rest[1+i*claimRecLen:]
-		c.recs[i] = claimRec{fcnt: binary.BigEndian.Uint32(r), at: int64(binary.BigEndian.Uint64(r[4:])), inst: binary.BigEndian.Uint32(r[12:]), sum: binary.BigEndian.Uint64(r[16:])}
+		c.recs[i] = claimRec{fcnt: binary.BigEndian.Uint32(r), at: int64(binary.BigEndian.Uint64(r[4:])), inst: binary.BigEndian.Uint32(r[12:]),
+			sum: binary.BigEndian.Uint64(r[16:]), claimed: int64(binary.BigEndian.Uint64(r[24:]))}
 	}
 	return c, true
 }
@@ -160,19 +166,30 @@ func (c *storedCounter) rec(full uint32) (claimRec, bool) {
 	return claimRec{}, false
 }
 
-// keep records r, replacing full's record if there is one (its time stays:
-// copies may have been written at it) and forgetting the oldest when full.
-// It returns the record kept.
+// keep records r, replacing full's record if there is one (its time
+// stays: copies may have been written at it), after forgetting the
+// records claimed over lateKeep before r and, when all are younger, the
+// oldest. It returns the record kept.
 func (c *storedCounter) keep(r claimRec) claimRec {
 	for i := range c.recs[:c.nrecs] {
 		if c.recs[i].fcnt == r.fcnt {
-			c.recs[i].inst, c.recs[i].sum = r.inst, r.sum
+			c.recs[i].inst, c.recs[i].sum, c.recs[i].claimed = r.inst, r.sum, r.claimed
 			return c.recs[i]
 		}
 	}
-	if c.nrecs == maxClaimRecs {
-		copy(c.recs[:], c.recs[1:])
-		c.nrecs--
+	old := 0
+	for old < c.nrecs && r.claimed-c.recs[old].claimed >= lateKeep.Milliseconds() {
+		old++
+	}
+	if old == 0 && c.nrecs == maxClaimRecs {
+		old = 1
+	}
+	if old > 0 {
+		copy(c.recs[:], c.recs[old:c.nrecs])
+		for i := c.nrecs - old; i < c.nrecs; i++ {
+			c.recs[i] = claimRec{}
+		}
+		c.nrecs -= old
 	}
 	c.recs[c.nrecs] = r
 	c.nrecs++
@@ -207,6 +224,7 @@ func claim(stored []byte, addr devices.DevAddr, fp [8]byte, r claimRec, now time
 	full := r.fcnt
 	c, ok := decodeCounter(stored)
 	nowMS := now.UnixMilli()
+	r.claimed = nowMS
 	fresh := storedCounter{addr: addr, fp: fp, last: full, window: 1, seen: nowMS}
 	accepted := func(c storedCounter) claimResult {
 		kept := c.keep(r)
@@ -380,7 +398,8 @@ const (
 	// this copy came): only this copy's receptions are written, at the
 	// stored time.
 	storedCopy
-	// storedHandled: a replay, dead-lettered.
+	// storedHandled: a replay, dead-lettered, or a copy whose frame's
+	// record is gone, dropped.
 	storedHandled
 )
 
@@ -430,6 +449,12 @@ func (f *Frames) storeCounter(ctx context.Context, fr Frame, acc *accepted, at t
 	case retaken:
 		f.count("uplinks_retaken")
 		return storedRetaken, at, nil
+	case res.verdict == claimDuplicate && !res.hasRec:
+		// A copy of a frame whose record is gone (taken over a minute
+		// ago, or past maxClaimRecs frames in a minute): its uplink's
+		// time is unknown, so its reception is dropped.
+		f.count("copies_unmatched")
+		return storedHandled, at, nil
 	case res.verdict == claimDuplicate:
 		f.count("duplicates_other_instance")
 		return storedCopy, at, nil

@@ -59,45 +59,64 @@ func TestClaim(t *testing.T) {
 	}
 }
 
-// TestClaimRecords: each accepted frame's record (claimer, uplink time)
-// is kept with the state, the latest maxClaimRecs of them; a copy or a
-// replay gets the record of its frame, and a frame taken again after a
-// release keeps the time copies may have been written at.
+// TestClaimRecords: each accepted frame's record (claimer, uplink time,
+// checksum) is kept with the state for a minute, at most maxClaimRecs of
+// them; a copy or a replay gets the record of its frame, and a frame
+// taken again after a release keeps the time copies may have been
+// written at.
 func TestClaimRecords(t *testing.T) {
 	addr, fp := devices.DevAddr{0x26, 1, 2, 3}, [8]byte{1}
 	now := time.Unix(1_000_000, 0)
 	a, b := instanceTag("a"), instanceTag("b")
 	at := func(fcnt uint32) int64 { return int64(fcnt) * 1e9 }
-	var st []byte
-	for fc := uint32(1); fc <= 20; fc++ {
-		res := claim(st, addr, fp, claimRec{fcnt: fc, at: at(fc), inst: a, sum: uint64(fc)}, now, FrameConfig{})
-		if res.verdict != claimAccepted || res.rec != (claimRec{fcnt: fc, at: at(fc), inst: a, sum: uint64(fc)}) {
+	rec := func(fc uint32, inst uint32, when time.Time) claimRec {
+		return claimRec{fcnt: fc, at: at(fc), inst: inst, sum: uint64(fc), claimed: when.UnixMilli()}
+	}
+	take := func(st []byte, fc uint32, when time.Time) []byte {
+		t.Helper()
+		res := claim(st, addr, fp, claimRec{fcnt: fc, at: at(fc), inst: a, sum: uint64(fc)}, when, FrameConfig{})
+		if res.verdict != claimAccepted || res.rec != rec(fc, a, when) {
 			t.Fatalf("FCnt %d: %+v", fc, res)
 		}
-		st = res.state.encode()
+		return res.state.encode()
+	}
+	var st []byte
+	for fc := uint32(1); fc <= 2; fc++ {
+		st = take(st, fc, now.Add(-lateKeep-time.Second))
+	}
+	for fc := uint32(3); fc <= 20; fc++ {
+		st = take(st, fc, now)
 	}
 	c, _ := decodeCounter(st)
-	if c.nrecs != maxClaimRecs || c.recs[0].fcnt != 20-maxClaimRecs+1 || c.recs[maxClaimRecs-1].fcnt != 20 {
-		t.Fatalf("records %+v", c.recs[:c.nrecs])
+	if c.nrecs != 18 || c.recs[0].fcnt != 3 || c.recs[17].fcnt != 20 {
+		t.Fatalf("records %+v, want 3 to 20: those over a minute old are gone", c.recs[:c.nrecs])
 	}
 	// B's copy of frame 19 (the same bytes): a duplicate, with A's record.
 	res := claim(st, addr, fp, claimRec{fcnt: 19, at: 5, inst: b, sum: 19}, now, FrameConfig{})
-	if res.verdict != claimDuplicate || !res.hasRec || res.rec != (claimRec{fcnt: 19, at: at(19), inst: a, sum: 19}) {
+	if res.verdict != claimDuplicate || !res.hasRec || res.rec != rec(19, a, now) {
 		t.Fatalf("copy of 19: %+v", res)
 	}
 	// Other bytes with counter 19, within the minute: a replay.
 	if res := claim(st, addr, fp, claimRec{fcnt: 19, at: 5, inst: b, sum: 1919}, now, FrameConfig{}); res.verdict != claimReplay {
 		t.Fatalf("other bytes with counter 19: %+v", res)
 	}
-	// Frame 2's record is gone: a duplicate (in the window, within a
-	// minute) without one, written at the copy's own time.
-	if res := claim(st, addr, fp, claimRec{fcnt: 2, inst: b}, now, FrameConfig{}); res.verdict != claimDuplicate || res.hasRec {
+	// Frame 2's record is gone: a duplicate (in the window, while the
+	// device talks) without one.
+	if res := claim(st, addr, fp, claimRec{fcnt: 2, inst: b, sum: 2}, now, FrameConfig{}); res.verdict != claimDuplicate || res.hasRec {
 		t.Fatalf("copy of 2: %+v", res)
 	}
 	// 18 released (its uplink not taken), then taken by B: A's time stays.
 	st = release(st, nil, 18)
-	if res := claim(st, addr, fp, claimRec{fcnt: 18, at: 7, inst: b, sum: 18}, now, FrameConfig{}); res.verdict != claimAccepted || res.rec != (claimRec{fcnt: 18, at: at(18), inst: b, sum: 18}) {
+	if res := claim(st, addr, fp, claimRec{fcnt: 18, at: 7, inst: b, sum: 18}, now, FrameConfig{}); res.verdict != claimAccepted || res.rec != rec(18, b, now) {
 		t.Fatalf("18 taken again: %+v", res)
+	}
+	// A device sending faster than the window in a minute: the latest
+	// maxClaimRecs are kept.
+	for fc := uint32(21); fc <= 100; fc++ {
+		st = take(st, fc, now)
+	}
+	if c, _ := decodeCounter(st); c.nrecs != maxClaimRecs || c.recs[0].fcnt != 100-maxClaimRecs+1 || c.recs[maxClaimRecs-1].fcnt != 100 {
+		t.Fatalf("%d records, %d to %d", c.nrecs, c.recs[0].fcnt, c.recs[c.nrecs-1].fcnt)
 	}
 	// A version 1 state (before records) is read as one without records.
 	v1 := []byte{1, 0x26, 1, 2, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40}
