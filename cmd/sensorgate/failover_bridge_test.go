@@ -102,7 +102,7 @@ func TestFailoverGatewayBridge(t *testing.T) {
 			m := scrape(in.api)
 			var parts []string
 			for _, ev := range []string{"lorawan.uplinks", "lorawan.copies_written", "lorawan.duplicates", "lorawan.late_duplicates",
-				"lorawan.duplicates_other_instance", "lorawan.uplinks_retaken", "lorawan.replays", "lorawan.unknown_dev_addr"} {
+				"lorawan.duplicates_other_instance", "lorawan.uplinks_retaken", "lorawan.copies_unmatched", "lorawan.replays", "lorawan.unknown_dev_addr"} {
 				parts = append(parts, fmt.Sprintf("%s=%v", strings.TrimPrefix(ev, "lorawan."), m[`sensorgate_pipeline_events_total{event="`+ev+`"}`]))
 			}
 			s = append(s, in.name+": "+strings.Join(parts, " "))
