@@ -119,7 +119,8 @@ func (p *Pipeline) Clone() *Pipeline {
 // written, or rej is why it became a dead letter instead. Uplinks that
 // were not taken (the sink failed; the source will redeliver) are not
 // observed. It is called from concurrent handlers on the hot path, so it
-// must be quick and must not block; pts and up must not be modified.
+// must be quick and must not block; pts and up must not be modified,
+// and pts not retained after Observe returns (as gateway.Sink.Write).
 type Observer interface {
 	Observe(up Uplink, pts []Point, rej *Rejection)
 }
@@ -144,11 +145,10 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 		return p.gatewayCopies(ctx, up)
 	}
 	p.count(cUplinks)
-	var a *arena
-	if _, ok := p.Sink.(PointsCopier); ok {
-		a = arenas.Get().(*arena)
-		defer a.release() // after Write and Observe: neither keeps the points
-	}
+	// The points are built in reused memory: Write and Observe are done
+	// with them when they return (gateway.Sink, Observer).
+	a := arenas.Get().(*arena)
+	defer a.release()
 	pts, warnings, err := p.points(up, a)
 	if err != nil {
 		// Declared here, since errors.As puts it on the heap.

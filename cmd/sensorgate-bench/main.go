@@ -1,5 +1,5 @@
-// Command sensorgate-bench is the end-to-end benchmark of issue 7: it
-// measures sensorgate against a no-op MQTT subscriber on the same stream,
+// Command sensorgate-bench is the end-to-end benchmark: it measures
+// sensorgate against a no-op MQTT subscriber on the same stream,
 // with real servers, and appends the results to a file kept in the repo
 // (BENCHMARKS.md) so that regressions show in review.
 //
@@ -90,6 +90,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return nil
 	})
 	fs.StringVar(&s.Scripts, "scripts", "", "decoders.scripts for sensorgate: a folder of JavaScript codecs; testdata/codecs/bench holds a cayenne-lpp.js that replaces the built-in decoder, to measure the JavaScript engine end to end")
+	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
 	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")

@@ -37,10 +37,10 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			return d.spool.Stats()
 		},
 		Influx: func() influx.WriteStats {
-			if d.sink == nil {
+			if d.influx == nil {
 				return influx.WriteStats{}
 			}
-			return d.sink.Stats()
+			return d.influx.Stats()
 		},
 		Counters: d.Counters.Snapshot,
 		DeadLetterStore: func() deadletter.Stats {
@@ -144,8 +144,8 @@ func (d *Daemon) status(cfg *config.Config) httpapi.StatusFunc {
 			sp := d.spool.Stats()
 			st.Spool = &httpapi.SpoolStatus{Bytes: sp.Bytes, Records: sp.Pending, OldestAge: sp.OldestAge.Seconds(), DroppedRecords: sp.DroppedRecords}
 		}
-		if d.sink != nil {
-			w := d.sink.Stats()
+		if d.influx != nil {
+			w := d.influx.Stats()
 			st.Influx = &httpapi.InfluxStatus{Points: w.Points, Requests: w.Requests, Retries: w.Retries, LastError: w.LastError}
 			if !w.LastErrorTime.IsZero() {
 				st.Influx.LastErrorTime = &w.LastErrorTime

@@ -18,13 +18,9 @@ import (
 )
 
 // encodingSink encodes points as the InfluxDB sink would and drops them.
-// Buffers are pooled, as in influx.Spooled, so concurrent handlers share
+// Buffers are pooled, as in influx.Writer, so concurrent handlers share
 // it.
 type encodingSink struct{ bufs sync.Pool }
-
-// CopiesPoints: like the daemon's sinks, Write is done with the points
-// when it returns, so the pipeline reuses their memory.
-func (s *encodingSink) CopiesPoints() {}
 
 func (s *encodingSink) Write(_ context.Context, pts []gateway.Point) error {
 	bp, _ := s.bufs.Get().(*[]byte)

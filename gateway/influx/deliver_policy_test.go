@@ -41,33 +41,6 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// startSink runs a Sink for the test and closes it at the end, checking
-// that Close flushes and Run returns cleanly.
-func startSink(t *testing.T, cfg Config, tm timing) (*Sink, *logBuffer) {
-	t.Helper()
-	logs := &logBuffer{}
-	s, err := newSink(cfg, zerolog.New(logs), tm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runErr := make(chan error, 1)
-	go func() { runErr <- s.Run(context.Background()) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("sink log:\n%s", logs)
-		}
-	})
-	return s, logs
-}
-
 // proxy is testserver's fault-injecting proxy in front of the real
 // InfluxDB, with the shorthand these tests use.
 type proxy struct{ *testserver.InfluxProxy }
@@ -249,7 +222,7 @@ func TestSinkRejectsOnlyTheBadWrite(t *testing.T) {
 	for w := 1; w < writers; w++ {
 		go write(w)
 	}
-	waitFor(t, "every write to join a batch", 10*time.Second, func() bool { return s.accepted.Load() == 1+writers })
+	waitFor(t, "every write in the spool", 10*time.Second, func() bool { return s.pending() == writers })
 	close(release)
 	wg.Wait()
 	for w, err := range errs {
@@ -413,114 +386,88 @@ func TestSinkMissingDatabase(t *testing.T) {
 	}
 }
 
-// TestSinkCallerGivesUp: a Write whose ctx ends returns ctx.Err(), and
-// the Sink stops retrying its points.
-func TestSinkCallerGivesUp(t *testing.T) {
+// TestDeliveryStop is the shutdown drain: stop delivers what the spool
+// holds at once (without waiting out flush_interval); a drain that runs
+// out of time while InfluxDB fails says so, stops without waiting for
+// InfluxDB, and leaves the record in the spool; Run ends cleanly when its
+// ctx ends.
+func TestDeliveryStop(t *testing.T) {
 	t.Parallel()
 	db := testserver.StartInfluxDB(t)
-	px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
-	s, _ := startSink(t, Config{URL: px.URL, Bucket: db.Bucket()}, fastTiming)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if err := s.Write(ctx, []gateway.Point{point("d1", 1, 1)}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want DeadlineExceeded", err)
-	}
-	// Close returns only when no batch is under way: the abandoned one
-	// stopped retrying rather than waiting for InfluxDB.
-	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer ccancel()
-	if err := s.Close(cctx); err != nil {
-		t.Fatalf("Close: %v (the abandoned batch is still retrying)", err)
-	}
-}
-
-// TestSinkClose: Close sends what is pending at once, later writes get
-// ErrClosed; a Close that runs out of time fails the waiting writes.
-func TestSinkClose(t *testing.T) {
-	t.Parallel()
-	db := testserver.StartInfluxDB(t)
-
-	t.Run("flushes", func(t *testing.T) {
-		logs := &logBuffer{}
-		cfg := Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: time.Hour}
-		s, err := newSink(cfg, zerolog.New(logs), fastTiming)
+	point1 := []gateway.Point{{Measurement: "closing", Fields: []gateway.Field{gateway.FloatField("v", 1)}, Time: time.Unix(1, 0)}}
+	point2 := []gateway.Point{{Measurement: "closing", Fields: []gateway.Field{gateway.FloatField("v", 2)}, Time: time.Unix(2, 0)}}
+	start := func(t *testing.T, cfg Config) (*syncSink, func(context.Context) (error, error)) {
+		c, err := newClient(cfg, zerolog.Nop(), fastTiming)
 		if err != nil {
 			t.Fatal(err)
 		}
-		runErr := make(chan error, 1)
-		go func() { runErr <- s.Run(context.Background()) }()
-		done := make(chan error, 1)
-		go func() {
-			done <- s.Write(context.Background(), []gateway.Point{{Measurement: "closing", Fields: []gateway.Field{gateway.FloatField("v", 1)}, Time: time.Unix(1, 0)}})
-		}()
-		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		sp := openQuickSpool(t, t.TempDir())
+		t.Cleanup(func() { sp.Close() })
+		s := &syncSink{w: NewWriter(sp), sp: sp, dl: &memDL{}, waits: map[string][]chan error{}}
+		s.d = NewDeliverer(c, sp, s.dl, zerolog.Nop())
+		s.d.settled = s.settled
+		return s, s.d.Start()
+	}
+
+	t.Run("flushes", func(t *testing.T) {
+		s, stop := start(t, Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: time.Hour})
+		if err := s.Write(context.Background(), point1); err != nil {
+			t.Fatal(err)
+		}
+		// Delivery lingers an hour before its next read; the drain does not.
+		if err := s.w.Write(context.Background(), point2); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Fatal(err)
+		if notDrained, err := stop(ctx); notDrained != nil || err != nil {
+			t.Fatalf("stop: %v, %v", notDrained, err)
 		}
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		if err := <-runErr; err != nil {
-			t.Fatal(err)
-		}
-		if n := db.Count(t, "closing"); n != 1 {
-			t.Fatalf("InfluxDB holds %d points, want 1", n)
-		}
-		if err := s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Write after Close: %v", err)
+		if n := db.Count(t, "closing"); n != 2 {
+			t.Fatalf("InfluxDB holds %d points, want 2", n)
 		}
 	})
 
 	t.Run("gives up", func(t *testing.T) {
 		px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
-		s, err := newSink(Config{URL: px.URL, Bucket: db.Bucket()}, zerolog.Nop(), fastTiming)
-		if err != nil {
+		s, stop := start(t, Config{URL: px.URL, Bucket: db.Bucket()})
+		if err := s.w.Write(context.Background(), point1); err != nil {
 			t.Fatal(err)
 		}
-		runErr := make(chan error, 1)
-		go func() { runErr <- s.Run(context.Background()) }()
-		done := make(chan error, 1)
-		go func() { done <- s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}) }()
-		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		waitFor(t, "a refused attempt", 10*time.Second, func() bool { return len(px.Requests()) > 0 })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Close: %v", err)
+		notDrained, err := stop(ctx)
+		if !errors.Is(notDrained, context.DeadlineExceeded) || !strings.Contains(notDrained.Error(), "1 spooled records not yet in InfluxDB") {
+			t.Fatalf("stop: %v", notDrained)
 		}
-		if err := <-done; !errors.Is(err, ErrClosed) {
-			t.Fatalf("Write: %v, want ErrClosed", err)
-		}
-		if err := <-runErr; err != nil {
+		if err != nil {
 			t.Fatalf("Run: %v", err)
+		}
+		if p := s.pending(); p != 1 {
+			t.Fatalf("%d records in the spool after the stop, want 1", p)
 		}
 	})
 
 	t.Run("run ctx cancelled", func(t *testing.T) {
 		px := newProxy(t, db.URL(), func(int, int) (int, http.Header) { return 503, nil })
-		s, err := newSink(Config{URL: px.URL, Bucket: db.Bucket()}, zerolog.Nop(), fastTiming)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _ := start(t, Config{URL: px.URL, Bucket: db.Bucket()})
+		// A second Deliverer's Run, cancelled while InfluxDB fails.
+		c, _ := newClient(Config{URL: px.URL, Bucket: db.Bucket()}, zerolog.Nop(), fastTiming)
+		d := NewDeliverer(c, s.sp, &memDL{}, zerolog.Nop())
 		ctx, cancel := context.WithCancel(context.Background())
 		runErr := make(chan error, 1)
-		go func() { runErr <- s.Run(ctx) }()
-		done := make(chan error, 1)
-		go func() { done <- s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}) }()
-		waitFor(t, "the write to join a batch", 5*time.Second, func() bool { return s.accepted.Load() == 1 })
+		go func() { runErr <- d.Run(ctx) }()
+		if err := s.w.Write(context.Background(), point1); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a refused attempt", 10*time.Second, func() bool { return len(px.Requests()) > 0 })
 		cancel()
-		if err := <-runErr; !errors.Is(err, context.Canceled) {
+		if err := <-runErr; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		if err := <-done; !errors.Is(err, ErrClosed) {
-			t.Fatalf("Write: %v, want ErrClosed", err)
-		}
-		if err := s.Write(context.Background(), []gateway.Point{point("d", 1, 1)}); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Write after Run ended: %v", err)
-		}
-		if err := s.Close(context.Background()); err != nil {
-			t.Fatalf("Close after Run ended: %v", err)
+		if p := s.pending(); p != 1 {
+			t.Fatalf("%d records in the spool after Run ended, want 1", p)
 		}
 	})
 }
@@ -554,17 +501,14 @@ func TestConfigValidate(t *testing.T) {
 
 // BenchmarkSinkWrite measures messages of five points written by 256
 // concurrent callers (the MQTT source's in-flight limit) into a real
-// InfluxDB, each call waiting for its 2xx.
+// InfluxDB through the spool, each call waiting for its 2xx. The daemon's
+// callers do not wait for InfluxDB; these do, so without a backlog their
+// rate is bounded by one spool read per flush interval.
 func BenchmarkSinkWrite(b *testing.B) {
 	db := testserver.StartInfluxDB(b)
 	for _, flush := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
 		b.Run("flush="+flush.String(), func(b *testing.B) {
-			s, err := New(Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: flush}, zerolog.Nop())
-			if err != nil {
-				b.Fatal(err)
-			}
-			runErr := make(chan error, 1)
-			go func() { runErr <- s.Run(context.Background()) }()
+			s, _ := startSink(b, Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: flush}, defaultTiming)
 			var seq sync.Mutex
 			n := 0
 			b.ReportAllocs()
@@ -589,12 +533,6 @@ func BenchmarkSinkWrite(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-			if err := s.Close(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-			if err := <-runErr; err != nil {
-				b.Fatal(err)
-			}
 		})
 	}
 }
@@ -643,7 +581,7 @@ func TestSinkRefusedBatchSettledAtOnce(t *testing.T) {
 	for w := 1; w < writers; w++ {
 		go write(w)
 	}
-	waitFor(t, "every write to join a batch", 10*time.Second, func() bool { return s.accepted.Load() == 1+writers })
+	waitFor(t, "every write in the spool", 10*time.Second, func() bool { return s.pending() == writers })
 	close(release)
 	wg.Wait()
 	for w, err := range errs {

@@ -63,7 +63,7 @@ func poll(t *testing.T, what string, deadline time.Duration, cond func() bool) {
 
 // openQuickSpool opens a spool that syncs once a second: quick to fill
 // with many records, for tests where durability is not under test.
-func openQuickSpool(t *testing.T, dir string) *spool.Spool {
+func openQuickSpool(t testing.TB, dir string) *spool.Spool {
 	t.Helper()
 	sp, err := spool.Open(spool.Config{Dir: dir, Fsync: "1s"}, zerolog.Nop())
 	if err != nil {
@@ -272,7 +272,7 @@ func TestSpooledHoldAcrossRestart(t *testing.T) {
 	}
 	dl := newGatedDL()
 	// Chunks of 100 records: the first good ones are a chunk of their own.
-	_, stop := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl, func(s *Spooled) { s.chunk = good / 2 })
+	_, stop := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl, func(d *Deliverer) { d.chunk = good / 2 })
 	poll(t, "the good records stored", 30*time.Second, func() bool { return countOf(t, db, "good") == good })
 	poll(t, "the records before the refused ones acknowledged", 30*time.Second, func() bool { return sp.Stats().Pending == poison+good/2 })
 	stop()
@@ -383,14 +383,14 @@ func countOf2(t *testing.T, db *testserver.InfluxDB, m, f string) int {
 // bytes; past it, delivery waits until the lane is done with a run, and
 // nothing is lost meanwhile.
 func TestSorterBound(t *testing.T) {
-	sink, err := newSink(Config{URL: "http://127.0.0.1:1", Bucket: "b"}, zerolog.Nop(), fastTiming)
+	c, err := newClient(Config{URL: "http://127.0.0.1:1", Bucket: "b"}, zerolog.Nop(), fastTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dl := newGatedDL()
-	s := NewSpooled(sink, nil, dl, zerolog.Nop())
-	s.sortMax = 100
-	lane := newSorter(s)
+	d := NewDeliverer(c, nil, dl, zerolog.Nop())
+	d.sortMax = 100
+	lane := newSorter(d)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan struct{})
@@ -399,20 +399,21 @@ func TestSorterBound(t *testing.T) {
 	refused := &refusal{status: 400, msg: "partial write: x dropped=1", all: true}
 	run := func(pos spool.Position) *hold {
 		line := fmt.Appendf(nil, "m,dev_eui=d%02d v=1.5 %d\n", pos, pos)
-		return newHold([]spool.Record{{Pos: pos, Data: line}, {Pos: pos + 1, Data: line}}, refused)
+		b := &batch{recs: []spool.Record{{Pos: pos, Data: line}, {Pos: pos + 1, Data: line}}, last: pos + 1, done: make(chan struct{})}
+		return newHold(b, []error{refused, refused})
 	}
-	a, b, c := run(1), run(3), run(5)
+	a, b, c3 := run(1), run(3), run(5)
 	for _, h := range []*hold{a, b} {
 		if err := lane.add(ctx, h); err != nil {
 			t.Fatal(err)
 		}
 	}
 	added := make(chan error, 1)
-	go func() { added <- lane.add(ctx, c) }()
+	go func() { added <- lane.add(ctx, c3) }()
 	waitFor(t, "the third run to wait for room", 10*time.Second, func() bool { return lane.waits.Load() > 0 })
 	select {
 	case err := <-added:
-		t.Fatalf("the lane took %d bytes past its bound of %d (add: %v)", a.size+b.size+c.size, s.sortMax, err)
+		t.Fatalf("the lane took %d bytes past its bound of %d (add: %v)", a.size+b.size+c3.size, d.sortMax, err)
 	default:
 	}
 	close(dl.gate)
@@ -421,10 +422,10 @@ func TestSorterBound(t *testing.T) {
 	}
 	lane.close()
 	<-ran
-	for _, h := range []*hold{a, b, c} {
-		<-h.done
-		if !h.ok {
-			t.Fatalf("hold at %d not resolved", h.first())
+	for _, h := range []*hold{a, b, c3} {
+		<-h.b.done
+		if !h.b.ok {
+			t.Fatalf("hold at %d not resolved", h.recs[0].Pos)
 		}
 	}
 	if n := dl.count(); n != 6 {

@@ -21,7 +21,7 @@ var drainProfile = flag.String("drain.cpuprofile", "", "BenchmarkSpooledDrain: w
 
 // BenchmarkSpooledDrain delivers a spool holding b.N records, each a
 // message's five points (~1 KB of line protocol: an uplink point and four
-// readings), to a real InfluxDB through Spooled and the Sink with their
+// readings), to a real InfluxDB through the Deliverer with its
 // defaults, as the daemon does after a backlog: read, batch, post,
 // acknowledge. InfluxDB runs in its own process, so cpu-ns/op and
 // allocs/op are sensorgate's delivery side alone:
@@ -47,11 +47,11 @@ func BenchmarkSpooledDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	sink, err := New(Config{URL: db.URL(), Bucket: db.Bucket()}, zerolog.Nop())
+	c, err := New(Config{URL: db.URL(), Bucket: db.Bucket()}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
+	s := NewDeliverer(c, sp, &memDL{}, zerolog.Nop())
 
 	if *drainProfile != "" {
 		f, err := os.Create(*drainProfile)
@@ -68,8 +68,7 @@ func BenchmarkSpooledDrain(b *testing.B) {
 	b.ResetTimer()
 	cpu0 := benchCPU(b)
 	runCtx, cancel := context.WithCancel(ctx)
-	sinkDone, runDone := make(chan error, 1), make(chan error, 1)
-	go func() { sinkDone <- sink.Run(runCtx) }()
+	runDone := make(chan error, 1)
 	go func() { runDone <- s.Run(runCtx) }()
 	deadline := time.Now().Add(5 * time.Minute)
 	for sp.Stats().Pending > 0 {
@@ -83,7 +82,6 @@ func BenchmarkSpooledDrain(b *testing.B) {
 	pprof.StopCPUProfile()
 	cancel()
 	<-runDone
-	<-sinkDone
 	if n := db.Count(b, "uplink"); n != b.N {
 		b.Fatalf("InfluxDB holds %d uplink points, want %d", n, b.N)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,14 +47,30 @@ func openSpool(t *testing.T, dir string) *spool.Spool {
 	return sp
 }
 
-// runSpooled runs a Spooled over a fresh Sink until the test (or stop)
-// ends; setup changes the Spooled before it runs.
-func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters, setup ...func(*Spooled)) (*Spooled, func()) {
+// spooled is the daemon's delivery: the Writer the pipeline writes to and
+// the Deliverer that sends the spool to InfluxDB.
+type spooled struct {
+	*Writer
+	*Deliverer
+}
+
+// newSpooled returns a Writer and a Deliverer over sp, not yet running.
+func newSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters) spooled {
 	t.Helper()
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, dl, zerolog.Nop())
+	c, err := newClient(cfg, zerolog.Nop(), fastTiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spooled{NewWriter(sp), NewDeliverer(c, sp, dl, zerolog.Nop())}
+}
+
+// runSpooled runs delivery until the test (or stop) ends; setup changes
+// the Deliverer before it runs.
+func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetters, setup ...func(*Deliverer)) (spooled, func()) {
+	t.Helper()
+	s := newSpooled(t, cfg, sp, dl)
 	for _, f := range setup {
-		f(s)
+		f(s.Deliverer)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -62,7 +80,7 @@ func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetter
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("Spooled.Run: %v", err)
+				t.Errorf("Deliverer.Run: %v", err)
 			}
 		})
 	}
@@ -195,9 +213,9 @@ func TestSpooledRejectedRecordInARun(t *testing.T) {
 	}
 }
 
-// TestSpooledAcksInOrder: with two chunks under way, a chunk InfluxDB
+// TestSpooledAcksInOrder: with two batches under way, a batch InfluxDB
 // keeps refusing holds back the acknowledgement of every record after it,
-// however the other chunk fares; once InfluxDB takes it, all land once.
+// however the other batch fares; once InfluxDB takes it, all land once.
 func TestSpooledAcksInOrder(t *testing.T) {
 	db := testserver.StartInfluxDB(t)
 	var blocked atomic.Bool
@@ -222,9 +240,8 @@ func TestSpooledAcksInOrder(t *testing.T) {
 	defer sp.Close()
 	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.BatchSize, cfg.FlushInterval = 10, 10*time.Millisecond
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
-	s.chunk = 10 // records 0-9 and 10-19: full chunks, two under way at once
+	s := newSpooled(t, cfg, sp, &memDL{})
+	s.chunk = 10 // records 0-9 and 10-19: full chunks, two batches under way at once
 	const n = 20
 	ctx := context.Background()
 	for i := range n {
@@ -278,8 +295,7 @@ func TestSpooledLingers(t *testing.T) {
 	defer sp.Close()
 	cfg := cfgFor(px.URL, db.Bucket())
 	cfg.FlushInterval = 100 * time.Millisecond
-	sink, _ := startSink(t, cfg, fastTiming)
-	s := NewSpooled(sink, sp, &memDL{}, zerolog.Nop())
+	s := newSpooled(t, cfg, sp, &memDL{})
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -315,5 +331,50 @@ func TestSpooledLingers(t *testing.T) {
 	}
 	if got := db.Count(t, "air"); got != n {
 		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
+	}
+}
+
+// TestSpoolOfEarlierVersionDrains: a spool written by the two-layer
+// delivery (testdata/spool-c3a6144: 20 messages of an uplink and a water
+// point, written by that version's Spooled.Write; message 13's level is
+// an integer) drains through the Deliverer: InfluxDB holds every point it
+// takes, and the refused message is a dead letter labelled with its
+// source and device.
+func TestSpoolOfEarlierVersionDrains(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	postLines(t, db, []byte("water,dev_eui=x,source=s level=1.5 1\n")) // level is a float
+	dir := t.TempDir()
+	for _, name := range []string{"00000000000000000001.seg", "ack"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "spool-c3a6144", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := openSpool(t, dir)
+	defer sp.Close()
+	if p := sp.Stats().Pending; p != 20 {
+		t.Fatalf("the fixture holds %d records, want 20", p)
+	}
+	dl := &memDL{}
+	s, stop := runSpooled(t, cfgFor(db.URL(), db.Bucket()), sp, dl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if n := db.Count(t, "uplink"); n != 20 {
+		t.Fatalf("InfluxDB holds %d uplink points, want 20", n)
+	}
+	if n := countOf2(t, db, "water", "level"); n != 1+19 {
+		t.Fatalf("InfluxDB holds %d water points, want 20", n)
+	}
+	dls := dl.all()
+	if len(dls) != 1 || dls[0].DevEUI != "0000000000000013" || dls[0].Source != "old-feed" || dls[0].Reason != gateway.ReasonRejected ||
+		!strings.HasPrefix(string(dls[0].Raw), "uplink,dev_eui=0000000000000013,device=d13,source=old-feed f_cnt=13i") {
+		t.Fatalf("dead letters %+v", dls)
 	}
 }
