@@ -175,6 +175,9 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	if up.Kind != KindUplink {
 		return p.handleEvent(ctx, up)
 	}
+	if up.GatewayCopies {
+		return p.gatewayCopies(ctx, up)
+	}
 	p.count(cUplinks)
 	// The points are built in reused memory: Write and Observe are done
 	// with them when they return (gateway.Sink, Observer).
@@ -206,6 +209,43 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 		seen.Points = pts
 		p.Observer.Observe(up, seen)
 	}
+	return nil
+}
+
+// gatewayCopies writes the uplink_gateway points of receptions of an
+// uplink another handler took (Uplink.GatewayCopies). The uplink itself
+// was counted, observed and written where it was taken; a copy whose
+// device cannot be resolved (removed meanwhile) has nothing to join and
+// is dropped.
+func (p *Pipeline) gatewayCopies(ctx context.Context, up Uplink) error {
+	policy := p.Sources[up.Source]
+	if !policy.GatewayPoints {
+		return nil
+	}
+	dev, err := p.device(up, policy)
+	if err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return nil
+		}
+		return err
+	}
+	gws, dropped := receptions(up.Radio.Gateways)
+	if dropped > 0 && p.Counters != nil {
+		p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
+	}
+	pts := appendGatewayPoints(make([]Point, 0, len(gws)), gws, dev.tags, up.Time, nil)
+	if len(pts) == 0 {
+		return nil
+	}
+	if err := p.Sink.Write(ctx, pts); err != nil {
+		if errors.Is(err, ErrRejected) {
+			p.Log.Warn().Str("source", up.Source).Str("dev_eui", up.DevEUI.String()).Err(err).Msg("uplink_gateway points of a frame's late copy refused by the store: dropped")
+			return nil
+		}
+		return fmt.Errorf("store uplink_gateway points of %s: %w", up.DevEUI, err)
+	}
+	p.countN(cPointsWritten, uint64(len(pts)))
 	return nil
 }
 

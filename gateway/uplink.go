@@ -63,6 +63,12 @@ type Uplink struct {
 	Status  *DeviceStatus
 	Event   *DeviceEvent
 	Gateway *GatewayStats
+
+	// GatewayCopies marks receptions of an uplink another handler took
+	// already (another instance sharing the feed, or the same frame's
+	// earlier copies): only Radio.Gateways are written, as uplink_gateway
+	// points at Time, the taken uplink's time.
+	GatewayCopies bool
 }
 
 // Kind is the kind of message a feed delivered.

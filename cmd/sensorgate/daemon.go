@@ -53,8 +53,8 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
-	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
-	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	frames  []rawFeed  // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
 }
 
 // NewDaemon builds everything the config describes without connecting to

@@ -24,7 +24,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 	case sc.UDP != nil:
 		src, err := lorawan.New(*sc.UDP, devs, d.dlw, d.Counters, log)
 		if err == nil {
-			d.frames = append(d.frames, src.Frames())
+			d.frames = append(d.frames, rawFeed{frames: src.Frames()}) // UDP cannot redeliver: no instance name
 		}
 		return src, gateway.SourcePolicy{GatewayPoints: true}, err
 	case sc.MQTT != nil && sc.MQTT.Format == mqtt.FormatGatewayBridge:
@@ -33,7 +33,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 		if err != nil {
 			return nil, gateway.SourcePolicy{}, err
 		}
-		d.frames = append(d.frames, frames)
+		d.frames = append(d.frames, rawFeed{frames: frames, instance: sc.MQTT.ClientID})
 		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(frames.HandleBridge))
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
 	case sc.MQTT != nil:
@@ -65,7 +65,15 @@ func (e eventCounted) Put(ctx context.Context, dl gateway.DeadLetter) error {
 // (SQLite, or the PostgreSQL the instances share), so that a recorded
 // frame replayed after a restart or to another instance is refused.
 func (d *Daemon) storeFrameCounters() {
-	for _, f := range d.frames {
-		f.UseCounterStore(d.ops.store)
+	for _, r := range d.frames {
+		r.frames.UseCounterStore(d.ops.store, r.instance)
 	}
+}
+
+// rawFeed is a raw-frame source's handler and the name its frame-counter
+// claims carry: an MQTT source's client id, under which the broker
+// redelivers what a killed instance had not acknowledged.
+type rawFeed struct {
+	frames   *lorawan.Frames
+	instance string
 }

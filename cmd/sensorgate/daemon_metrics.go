@@ -104,11 +104,11 @@ func (d *Daemon) stateTables(cfg *config.Config) []metrics.StateTable {
 		}
 	}
 	dedup := metrics.StateTable{Name: "lorawan_dedup"}
-	for _, f := range d.frames {
-		n, evicted := f.DedupStats()
+	for _, r := range d.frames {
+		n, evicted := r.frames.DedupStats()
 		dedup.Entries += n
 		dedup.Evictions += evicted
-		dedup.Limit += f.Config().DedupMaxFrames
+		dedup.Limit += r.frames.Config().DedupMaxFrames
 	}
 	if len(d.frames) > 0 {
 		out = append(out, dedup)
