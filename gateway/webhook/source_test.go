@@ -227,9 +227,9 @@ func TestRequestChecks(t *testing.T) {
 	big := `{"deviceInfo":{"devEui":"0101010101010101"},"pad":"` + strings.Repeat("x", 5000) + `"}`
 	for _, c := range []struct {
 		name, method, path, body string
-		headers              []string
-		status               int
-		answer               string
+		headers                  []string
+		status                   int
+		answer                   string
 	}{
 		{"other path", "POST", "/elsewhere", upBody(t), nil, 404, "post to /hook/"},
 		{"GET", "GET", "/hook/", "", nil, 405, "use POST"},
@@ -346,7 +346,9 @@ type blocker struct {
 	release chan struct{}
 }
 
-func newBlocker() *blocker { return &blocker{entered: make(chan struct{}, 100), release: make(chan struct{})} }
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}, 100), release: make(chan struct{})}
+}
 
 func (b *blocker) handle(ctx context.Context, _ gateway.Uplink) error {
 	b.entered <- struct{}{}
