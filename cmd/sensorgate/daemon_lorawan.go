@@ -12,11 +12,13 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // newSource builds the source of one config entry and the pipeline's
 // policy for it: an MQTT feed of a network server or of sensors, an MQTT
-// feed of raw frames (format gateway-bridge), or a Semtech UDP listener.
+// feed of raw frames (format gateway-bridge), a Semtech UDP listener, or
+// an HTTP listener for network-server webhooks.
 // Raw frames get uplink_gateway points: sensorgate is the only place that
 // sees every gateway's copy.
 func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zerolog.Logger) (gateway.Source, gateway.SourcePolicy, error) {
@@ -40,8 +42,14 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 	case sc.MQTT != nil:
 		src, err := mqtt.New(*sc.MQTT, eventCounted{next: d.dlw, counters: d.Counters}, log)
 		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
+	case sc.HTTP != nil:
+		src, err := webhook.New(*sc.HTTP, eventCounted{next: d.dlw, counters: d.Counters}, d.Counters, log)
+		if err == nil {
+			d.webhooks = append(d.webhooks, src)
+		}
+		return src, gateway.SourcePolicy{AcceptUnknown: !sc.HTTP.RejectUnknown(), Map: sc.HTTP.Map}, err
 	}
-	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP)
+	return nil, gateway.SourcePolicy{}, fmt.Errorf("source %q: type %q is not one sensorgate runs: use %s, %s or %s", sc.Name(), sc.Type, config.SourceMQTT, config.SourceSemtechUDP, config.SourceHTTP)
 }
 
 // eventCounted counts a letter a feed source stores itself (a message

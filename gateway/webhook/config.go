@@ -60,7 +60,7 @@ type Config struct {
 	TLSKey  string `yaml:"tls_key"`
 	// MaxBodyBytes bounds a request body (default 1 MiB); a larger one is
 	// answered 413 without being read.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxInFlight bounds the requests being handled at once (default 64);
 	// beyond it a request is answered 503 with Retry-After at once.
 	MaxInFlight int `yaml:"max_in_flight"`
@@ -107,7 +107,9 @@ type authFields Auth // without the methods, for the YAML codec
 func (a *Auth) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
 		if strings.TrimSpace(n.Value) != authNone {
-			return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: auth %q: write auth: none, or a mapping with header and value, username and password, or bearer_token", n.Line, n.Value)}}
+			// The value is not repeated: it may be a secret written in
+			// the wrong place.
+			return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: auth: write auth: none, or a mapping with header and value, username and password, or bearer_token", n.Line)}}
 		}
 		*a = Auth{None: true}
 		return nil

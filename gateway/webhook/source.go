@@ -304,7 +304,7 @@ func (s *Source) pathMatches(p string) bool {
 // bound. Either way the connection is closed after the answer, so the rest
 // is never read.
 func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
-	limit := s.cfg.MaxBodyBytes
+	limit := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > limit {
 		s.count("too_large")
 		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes is over this source's max_body_bytes %d", r.ContentLength, limit)
