@@ -55,7 +55,7 @@ type Source struct {
 
 	// slots holds one token per request being handled (MaxInFlight).
 	slots    chan struct{}
-	drained  int // slots taken by drain (Run's goroutine only)
+	drained  atomic.Int64 // slots taken by drain
 	draining atomic.Bool
 	running  atomic.Bool
 	ready    chan struct{}
@@ -131,6 +131,10 @@ func (s *Source) Addr() net.Addr {
 		return nil
 	}
 }
+
+// InFlight is the number of requests being handled (reading their body,
+// in the pipeline), before shutdown begins.
+func (s *Source) InFlight() int { return len(s.slots) - int(s.drained.Load()) }
 
 // Run listens and serves until ctx ends. Then it drains: requests already
 // taken finish (for at most DrainTimeout) while new ones are answered 503
@@ -210,9 +214,10 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 func (s *Source) drain(timeout time.Duration) bool {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	for ; s.drained < cap(s.slots); s.drained++ {
+	for int(s.drained.Load()) < cap(s.slots) {
 		select {
 		case s.slots <- struct{}{}:
+			s.drained.Add(1)
 		case <-t.C:
 			return false
 		}
