@@ -188,6 +188,10 @@ func TestWebhookSources(t *testing.T) {
 	if len(malformed) != 1 || len(r.deadLetters()) != 1 {
 		t.Fatalf("dead letters %+v, want the one malformed message", r.deadLetters())
 	}
+	// Secrets are never logged, not even those of refused requests.
+	if log, err := os.ReadFile(r.log); err != nil || strings.Contains(string(log), hookSecret) {
+		t.Fatalf("the daemon's log holds a webhook secret (or cannot be read: %v)", err)
+	}
 }
 
 // TestWebhookRetryAcrossRestart: senders post uplinks and retry whatever

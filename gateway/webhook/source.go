@@ -52,6 +52,8 @@ type Source struct {
 	tls      *tls.Config
 	// retryAfter is the Retry-After header of every 503, in seconds.
 	retryAfter string
+	// headerTimeout and readTimeout cut off slow clients (tests shorten them).
+	headerTimeout, readTimeout time.Duration
 
 	// slots holds one token per request being handled (MaxInFlight).
 	slots    chan struct{}
@@ -96,9 +98,10 @@ func New(cfg Config, dl gateway.DeadLetters, counters *gateway.Counters, log zer
 	s := &Source{
 		cfg: cfg, parser: parser, dl: dl, counters: counters, auth: newAuthenticator(cfg.Auth),
 		log: log, msgLog: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
-		retryAfter: strconv.FormatInt(max(secs, 1), 10),
-		slots:      make(chan struct{}, cfg.MaxInFlight),
-		ready:      make(chan struct{}),
+		retryAfter:    strconv.FormatInt(max(secs, 1), 10),
+		headerTimeout: readHeaderTimeout, readTimeout: readTimeout,
+		slots: make(chan struct{}, cfg.MaxInFlight),
+		ready: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -160,8 +163,8 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 	defer cancelHandlers()
 	srv := &http.Server{
 		Handler:           s.Handler(h),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
+		ReadHeaderTimeout: s.headerTimeout,
+		ReadTimeout:       s.readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,

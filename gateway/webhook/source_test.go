@@ -462,3 +462,43 @@ func TestDrainTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSlowClients: a client that sends its headers, or its body, too
+// slowly is cut off, and the slot it held is free again.
+func TestSlowClients(t *testing.T) {
+	short := func(s *Source) { s.headerTimeout, s.readTimeout = 200*time.Millisecond, 400*time.Millisecond }
+	cfg := testConfig(mqtt.FormatChirpStackV4)
+	cfg.MaxInFlight = 1
+	r := startRig(t, cfg, (&recorder{}).handle, short)
+	addr := strings.TrimPrefix(r.url, "http://")
+	for _, c := range []struct{ name, send string }{
+		{"headers", "POST /hook/ HTTP/1.1\r\nHost: x\r\n"},
+		{"body", "POST /hook/ HTTP/1.1\r\nHost: x\r\nX-Secret: s3cret\r\nContent-Length: 100\r\n\r\n{"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(c.send)); err != nil {
+			t.Fatal(err)
+		}
+		// The server closes the connection, so the reads end (an answer
+		// to the cut-off body may come first).
+		if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 512)
+		for {
+			if _, err := conn.Read(b); err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("slow %s: not cut off within 30s", c.name)
+				}
+				break
+			}
+		}
+		conn.Close()
+	}
+	if status, answer, _ := r.post("/hook/", upBody(t)); status != http.StatusNoContent {
+		t.Fatalf("after the slow clients: %d %q", status, answer)
+	}
+}
