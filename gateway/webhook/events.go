@@ -47,13 +47,12 @@ type Events func(format, eventType string) EventHandler
 // error where v4 has log).
 var chirpStackEvents = []string{EventUp, "status", "join", "ack", "txack", "log", "location", "integration", "error"}
 
-// messageKind says what a request carries: EventUp for an uplink, else
-// the event type. ChirpStack names it in the query (?event=up); a request
+// messageKind says what a request carries by its query: EventUp for an
+// uplink, else the event type. ChirpStack names it (?event=up); a request
 // without one is an uplink, as ChirpStack v3's per-event URLs (dataUpURL)
-// post uplinks without it. The Things Stack names it by the message's
-// one top-level field. A body kind cannot tell (not JSON, no known field)
-// is read as an uplink, so the parser's error says what is wrong with it.
-func messageKind(format string, query url.Values, body []byte) string {
+// post uplinks without it. The Things Stack names it in the body only
+// (ttsKind).
+func messageKind(format string, query url.Values) string {
 	switch format {
 	case mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3:
 		ev := query.Get("event")
@@ -64,8 +63,6 @@ func messageKind(format string, query url.Values, body []byte) string {
 			return ev
 		}
 		return eventOther
-	case mqtt.FormatTTSV3:
-		return ttsKind(body)
 	}
 	return EventUp
 }
@@ -87,8 +84,8 @@ type ttsFields struct {
 }
 
 // ttsKind is EventUp for an uplink_message or uplink_normalized message
-// (or one that is not a The Things Stack message at all), else the
-// message field of the event.
+// (or one that is not a The Things Stack message at all, so the parser's
+// error says what is wrong with it), else the message field of the event.
 func ttsKind(body []byte) string {
 	var f ttsFields
 	if json.Unmarshal(body, &f) != nil || f.UplinkMessage != nil || f.UplinkNormalized != nil {

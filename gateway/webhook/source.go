@@ -280,12 +280,21 @@ func (s *Source) serve(w http.ResponseWriter, r *http.Request, h gateway.Handler
 		return
 	}
 	ctx := r.Context()
-	if kind := messageKind(s.cfg.Format, r.URL.Query(), body); kind != EventUp {
+	if kind := messageKind(s.cfg.Format, r.URL.Query()); kind != EventUp {
 		s.event(ctx, w, r, kind, body)
 		return
 	}
 	up, err := s.parser.Parse(r.URL.Path, body)
 	if err != nil {
+		// The Things Stack says what a message is in its body only: read
+		// that once the parser refused it as an uplink, so that uplinks,
+		// nearly all of the traffic, are read once.
+		if s.cfg.Format == mqtt.FormatTTSV3 {
+			if kind := ttsKind(body); kind != EventUp {
+				s.event(ctx, w, r, kind, body)
+				return
+			}
+		}
 		s.malformed(ctx, w, r, body, err)
 		return
 	}
