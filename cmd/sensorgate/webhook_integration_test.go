@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 	"github.com/sensorgate/sensorgate/internal/testserver"
@@ -415,4 +416,47 @@ func TestWebhookHugeBody(t *testing.T) {
 	if err := p.terminate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWebhookDeadLetterReplay: an uplink posted to an http source that
+// cannot become points (its device names a model no decoder has) is
+// answered 204, since sending it again would not help, and kept as a dead
+// letter; once the device is fixed, replaying the letter through the API
+// reads it with the source's parser and writes it.
+func TestWebhookDeadLetterReplay(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t, 1905, 2)
+	r.devs[0].Model = "acme-missing"
+	port := testserver.FreePort(t)
+	cfgPath := r.writeConfig(rigConfig{sources: hookSource("cs-hook", port, "")})
+	d := r.runInProcess(cfgPath)
+	<-d.webhooks[0].Ready()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m simulate.Message
+	for m = r.stream(1)[0]; m.DevEUI != r.devs[0].EUI; m = r.stream(1)[0] {
+	}
+	status, answer, _, err := hookPost(&http.Client{Timeout: 30 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/cs?event=up", port), m.Payload)
+	if err != nil || status != http.StatusNoContent {
+		t.Fatalf("uplink of a device without a decoder: %d %q %v, want 204", status, answer, err)
+	}
+	token, err := os.ReadFile(filepath.Join(cfg.StateDir, tokenFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := opsAPI{t: t, base: "http://" + cfg.HTTP.Listen, token: strings.TrimSpace(string(token))}
+	api.waitFor("the dead letter", func() bool {
+		return api.call("GET", "/api/v1/deadletters?source=cs-hook&reason=unknown_model", nil, 200)["count"] == float64(1)
+	})
+	dev := r.devs[0]
+	api.call("PUT", "/api/v1/devices/"+dev.EUI.String(), map[string]any{"name": dev.Name, "model": simulate.Model, "tags": dev.Tags}, 200)
+	if res := api.call("POST", "/api/v1/deadletters/replay", map[string]any{"source": "cs-hook"}, 200); res["replayed"] != float64(1) {
+		t.Fatalf("replay: %v, want the letter replayed", res)
+	}
+	want := expectSet{}
+	want.add(m)
+	awaitUplinks(t, r.db, 1, time.Minute, r.daemonState(d))
+	assertExactly(t, r.db, want)
 }
