@@ -43,7 +43,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 		src, err := mqtt.New(*sc.MQTT, eventCounted{next: d.dlw, counters: d.Counters}, log)
 		return src, gateway.SourcePolicy{AcceptUnknown: !sc.MQTT.RejectUnknown(), Map: sc.MQTT.Map}, err
 	case sc.HTTP != nil:
-		src, err := webhook.New(*sc.HTTP, eventCounted{next: d.dlw, counters: d.Counters}, d.Counters, log)
+		src, err := webhook.New(*sc.HTTP, eventCounted{next: d.dlw, counters: d.Counters}, d.Counters, log, webhook.WithEvents(webhookEvents))
 		if err == nil {
 			d.webhooks = append(d.webhooks, src)
 		}
@@ -104,4 +104,16 @@ func (d *Daemon) storeFrameCounters() {
 	for _, f := range d.frames {
 		f.UseCounterStore(d.ops.store)
 	}
+}
+
+// webhookEvents routes the http sources' messages that are not uplinks:
+// ChirpStack's status, join, log, … events and The Things Stack's
+// join_accept, downlink_*, … messages. None has a handler yet, so each is
+// counted (webhook.events.<type>) and answered 204; device and gateway
+// events (issue 19, items 2 and 3) are to be routed here, e.g. format
+// chirpstack-v4 with event "status" to the handler that writes the
+// device's battery and margin.
+func webhookEvents(format, event string) webhook.EventHandler {
+	_, _ = format, event
+	return nil
 }
