@@ -113,7 +113,4 @@ func (d *Daemon) storeFrameCounters() {
 // events (issue 19, items 2 and 3) are to be routed here, e.g. format
 // chirpstack-v4 with event "status" to the handler that writes the
 // device's battery and margin.
-func webhookEvents(format, event string) webhook.EventHandler {
-	_, _ = format, event
-	return nil
-}
+func webhookEvents(format, event string) webhook.EventHandler { return nil }
