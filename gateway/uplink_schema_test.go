@@ -6,16 +6,17 @@ import (
 	"testing"
 )
 
-// TestUplinkFieldTypesDocumented: the README's schema names every integer
-// field of the uplink point as an integer, and every float one as float.
+// TestUplinkFieldTypesDocumented: the schema page (docs/schema.md) names
+// every integer field of the uplink point as an integer, and every float
+// one as float.
 func TestUplinkFieldTypesDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	doc, err := os.ReadFile("../docs/schema.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, schema, ok := strings.Cut(string(readme), "\n## InfluxDB schema\n")
+	_, schema, ok := strings.Cut(string(doc), "\n## Measurements, tags and time\n")
 	if !ok {
-		t.Fatal("README has no InfluxDB schema section")
+		t.Fatal("docs/schema.md has no \"Measurements, tags and time\" section")
 	}
 	ints, rest, ok := strings.Cut(schema, "are integers")
 	if !ok {
@@ -32,11 +33,11 @@ func TestUplinkFieldTypesDocumented(t *testing.T) {
 		switch f.Kind {
 		case Int:
 			if !strings.Contains(ints, name) {
-				t.Errorf("uplink field %s is an integer; the README does not say so", f.Key)
+				t.Errorf("uplink field %s is an integer; docs/schema.md does not say so", f.Key)
 			}
 		case Float:
 			if !strings.Contains(floats, name) {
-				t.Errorf("uplink field %s is a float; the README does not say so", f.Key)
+				t.Errorf("uplink field %s is a float; docs/schema.md does not say so", f.Key)
 			}
 		}
 	}

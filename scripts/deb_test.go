@@ -96,6 +96,12 @@ func TestDebPackage(t *testing.T) {
 	if v := run(t, "dpkg-query", "-W", "-f=${Version}", "sensorgate"); !strings.HasPrefix(v, "0.0.0~git") {
 		t.Errorf("package version %q, want 0.0.0~git<commit>", v)
 	}
+	// The README's links into docs/ resolve in the installed copy too.
+	for _, doc := range []string{"README.md", "docs/delivery.md", "docs/schema.md", "docs/ARCHITECTURE.md", "docs/status-page.png"} {
+		if _, err := os.Stat(filepath.Join("/usr/share/doc/sensorgate", doc)); err != nil {
+			t.Errorf("the package lacks its documentation: %v", err)
+		}
+	}
 	if c := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "sensorgate"); !strings.Contains(c, confPath) {
 		t.Errorf("conffiles %q lack %s", c, confPath)
 	}

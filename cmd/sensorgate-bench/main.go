@@ -1,5 +1,5 @@
-// Command sensorgate-bench is the end-to-end benchmark of issue 7: it
-// measures sensorgate against a no-op MQTT subscriber on the same stream,
+// Command sensorgate-bench is the end-to-end benchmark: it measures
+// sensorgate against a no-op MQTT subscriber on the same stream,
 // with real servers, and appends the results to a file kept in the repo
 // (BENCHMARKS.md) so that regressions show in review.
 //

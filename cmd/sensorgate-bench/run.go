@@ -331,7 +331,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 // writeSensorgateConfig writes the daemon's config and devices file: the
 // simulated fleet with its decoder model, so every uplink is decoded and
 // normalized, and the spool syncing every append (fsync: always), the
-// configuration issue 7's targets are set for.
+// configuration the targets (report.go) are set for.
 func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
 	devs, err := yaml.Marshal(map[string]any{"devices": fleet.Devices()})
 	if err != nil {

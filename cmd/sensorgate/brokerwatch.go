@@ -153,5 +153,5 @@ func (w *dropWatch) evaluate(gen int) {
 	w.log.Warn().Int("devices", len(seen)).Int("devices_with_gaps", gaps).Stringer("after_connect", w.window).
 		Msg("frame counters skip frames on many devices at once after connecting: the broker probably dropped messages it queued for sensorgate while it was away. " +
 			"Lift the broker's queue limit for this client: Mosquitto max_queued_messages 0 and max_queued_bytes 0 (default 1000 messages), " +
-			"EMQX mqtt.max_mqueue_len, HiveMQ queued-messages/max-queue-size; keep clean_session false (README: Broker settings)")
+			"EMQX mqtt.max_mqueue_len, HiveMQ queued-messages/max-queue-size; keep clean_session false (docs/delivery.md: Broker settings)")
 }

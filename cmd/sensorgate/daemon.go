@@ -191,22 +191,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.scripts.Run(ctx) // nil on cancellation; reload errors are logged inside
 		}()
 	}
-	if d.statsEvery > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(d.statsEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					d.logCounters("stats")
-				}
-			}
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, d.statsEvery, func() { d.logCounters("stats") })
+	}()
 	wg.Wait()
 	d.drops.stop()
 	stopOps() // before the sink closes: in-flight replays reach the spool

@@ -206,43 +206,21 @@ const stateSaveBudget = 5 * time.Second
 // healthLoop writes device_health points every healthEvery until ctx
 // ends.
 func (o *ops) healthLoop(ctx context.Context) {
-	if o.healthEvery <= 0 {
-		return
-	}
-	t := time.NewTicker(o.healthEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
-				o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
-			}
+	every(ctx, o.healthEvery, func() {
+		if err := o.writeHealth(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn().Err(err).Msg("device_health points not written; next try in one health_interval")
 		}
-	}
+	})
 }
 
 // saveLoop saves what changed in the trackers every saveEvery until ctx
 // ends.
 func (o *ops) saveLoop(ctx context.Context) {
-	every := o.saveEvery
-	if every <= 0 {
-		every = o.healthEvery
+	period := o.saveEvery
+	if period <= 0 {
+		period = o.healthEvery
 	}
-	if every <= 0 {
-		return
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			o.save(ctx)
-		}
-	}
+	every(ctx, period, func() { o.save(ctx) })
 }
 
 // save writes what changed in health, the unknown devices and the

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -36,8 +34,7 @@ func (d *Daemon) newSource(sc config.Source, devs lorawan.DevAddrLookup, log zer
 			return nil, gateway.SourcePolicy{}, err
 		}
 		d.frames = append(d.frames, frames)
-		h := bridgeHandler(sc.MQTT.Name, frames, d.dlw, d.Counters, log)
-		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(h))
+		src, err := mqtt.New(*sc.MQTT, d.dlw, log, mqtt.WithMessageHandler(frames.HandleBridge))
 		return src, gateway.SourcePolicy{GatewayPoints: true, Map: sc.MQTT.Map}, err
 	case sc.MQTT != nil:
 		src, err := mqtt.New(*sc.MQTT, eventCounted{next: d.dlw, counters: d.Counters}, log)
@@ -68,33 +65,6 @@ func (e eventCounted) Put(ctx context.Context, dl gateway.DeadLetter) error {
 	}
 	e.counters.Inc("dead_letters." + string(dl.Reason))
 	return nil
-}
-
-// bridgeHandler takes the messages of a gateway-bridge source: each is one
-// gateway's copy of a raw frame, which frames de-duplicates, checks and
-// decrypts before the pipeline's handler gets the uplink. A frame the
-// gateway received with a bad CRC is counted and acknowledged (nothing in
-// it can be trusted, and the bridge forwards such frames routinely); a
-// message that is not a bridge event is kept as a malformed dead letter.
-func bridgeHandler(source string, frames *lorawan.Frames, dl gateway.DeadLetters, counters *gateway.Counters, log zerolog.Logger) mqtt.MessageHandler {
-	msgLog := log.With().Str("source", source).Logger().Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
-	return func(ctx context.Context, topic string, payload []byte, h gateway.Handler) error {
-		fr, err := lorawan.ParseBridgeUplink(topic, payload)
-		switch {
-		case errors.Is(err, lorawan.ErrBadCRC):
-			counters.Inc("lorawan.crc_errors")
-			return nil
-		case err != nil:
-			counters.Inc("lorawan.dead_letters." + string(gateway.ReasonMalformed))
-			msgLog.Warn().Err(err).Str("topic", topic).Msg("gateway bridge event kept as a dead letter")
-			letter := gateway.DeadLetter{Time: time.Now().UTC(), Source: source, Topic: topic, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: payload}
-			if err := dl.Put(ctx, letter); err != nil {
-				return fmt.Errorf("keep a malformed gateway bridge event as a dead letter: %w", err)
-			}
-			return nil
-		}
-		return frames.Handle(ctx, fr, h)
-	}
 }
 
 // storeFrameCounters keeps the raw-frame sources' counters in the registry

@@ -11,17 +11,18 @@ import (
 )
 
 // TestDeadLetterReasonsDocumented: every dead-letter reason the metrics
-// label (the closed set) is named in README's Dead letters section and in
+// label (the closed set) is named in the Dead letters section of
+// docs/delivery.md and in
 // the API's openapi enum, so an operator filtering or alerting by reason
 // finds it.
 func TestDeadLetterReasonsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	doc, err := os.ReadFile("../../docs/delivery.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## Dead letters\n")
+	_, section, ok := strings.Cut(string(doc), "\n## Dead letters\n")
 	if !ok {
-		t.Fatal("README has no Dead letters section")
+		t.Fatal("docs/delivery.md has no Dead letters section")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	openapi, err := os.ReadFile("../../gateway/httpapi/openapi.yaml")
@@ -46,7 +47,7 @@ func TestDeadLetterReasonsDocumented(t *testing.T) {
 	}
 	for _, r := range metrics.Reasons {
 		if !strings.Contains(section, "`"+string(r)+"`") {
-			t.Errorf("README's Dead letters section does not name reason %s", r)
+			t.Errorf("the Dead letters section of docs/delivery.md does not name reason %s", r)
 		}
 		if !slices.Contains(enum, string(r)) {
 			t.Errorf("openapi.yaml's Reason enum %v lacks %s", enum, r)

@@ -288,10 +288,11 @@ func (f *Frames) deadLetter(ctx context.Context, fr Frame, dev *devices.Device, 
 		ev = ev.Str("dev_eui", dl.DevEUI).Str("dev_addr", dev.Session.DevAddr.String())
 	}
 	ev.Msg("frame dead-lettered")
-	f.count("dead_letters." + string(rej.Reason))
 	if err := f.dl.Put(ctx, dl); err != nil {
 		return fmt.Errorf("lorawan: keep dead letter (%s): %w", rej.Reason, err)
 	}
+	// Counted once stored, so a reader who sees the count finds the letter.
+	f.count("dead_letters." + string(rej.Reason))
 	return nil
 }
 
