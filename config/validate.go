@@ -25,7 +25,7 @@ import (
 var (
 	logLevels      = []string{"debug", "info", "warn", "error"}
 	logFormats     = []string{"console", "json"}
-	sourceTypes    = []string{SourceMQTT, SourceSemtechUDP}
+	sourceTypes    = []string{SourceMQTT, SourceSemtechUDP, SourceHTTP}
 	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON, mqtt.FormatGatewayBridge}
 	unknownDevices = []string{mqtt.UnknownAccept, mqtt.UnknownReject}
 	// frameUnknown is unknown_devices of raw frames: they carry no device

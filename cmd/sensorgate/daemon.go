@@ -25,6 +25,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // Daemon is sensorgate wired from a config: sources, pipeline, sink and
@@ -55,6 +56,8 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
 	frames  []rawFeed  // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	// webhooks are the http sources, for tests that need their address.
+	webhooks []*webhook.Source
 }
 
 // NewDaemon builds everything the config describes without connecting to

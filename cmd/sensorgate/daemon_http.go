@@ -123,8 +123,8 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	return err
 }
 
-// newReplayer replays dead letters with one feed parser per MQTT source of
-// the config. A letter whose feed carried no time is parsed at the time it
+// newReplayer replays dead letters with one feed parser per MQTT or HTTP
+// source of the config. A letter whose feed carried no time is parsed at the time it
 // was dead-lettered, so a replay writes the points the first try would
 // have. Raw-frame feeds (semtech-udp, gateway-bridge) are not replayed:
 // their frame counters have moved on.
@@ -136,14 +136,20 @@ func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
 	parsers := map[string]*mqtt.Parser{}
 	for _, sc := range cfg.Sources {
-		if sc.MQTT == nil || sc.MQTT.Format == mqtt.FormatGatewayBridge {
+		var pc mqtt.Config
+		switch {
+		case sc.HTTP != nil:
+			pc = sc.HTTP.ParserConfig() // webhooks post the MQTT feeds' messages
+		case sc.MQTT != nil && sc.MQTT.Format != mqtt.FormatGatewayBridge:
+			pc = *sc.MQTT
+		default:
 			continue
 		}
-		p, err := mqtt.NewParser(*sc.MQTT, clock)
+		p, err := mqtt.NewParser(pc, clock)
 		if err != nil {
-			return nil, fmt.Errorf("dead-letter replay: source %q: %w", sc.MQTT.Name, err)
+			return nil, fmt.Errorf("dead-letter replay: source %q: %w", sc.Name(), err)
 		}
-		parsers[sc.MQTT.Name] = p
+		parsers[sc.Name()] = p
 	}
 	r := &deadletter.Replayer{
 		Store:    d.dl,
@@ -152,7 +158,7 @@ func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
 		Parse: func(dl gateway.DeadLetter) (gateway.Uplink, error) {
 			p, ok := parsers[dl.Source]
 			if !ok {
-				return gateway.Uplink{}, fmt.Errorf("%w %q: replay covers the MQTT feeds of the config (network servers and JSON), and this one is not among them", deadletter.ErrNoParser, dl.Source)
+				return gateway.Uplink{}, fmt.Errorf("%w %q: replay covers the MQTT and HTTP feeds of the config (network servers and JSON), and this one is not among them", deadletter.ErrNoParser, dl.Source)
 			}
 			mu.Lock()
 			at = dl.Time
