@@ -255,6 +255,44 @@ func TestFailoverGatewayBridge(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatalf("%d problems, first: %v\n%s", len(problems), first(problems), counters())
 	}
+
+	// Health is shared: every instance reports, for every device of the
+	// devices file, each of its frames and no loss, though the frames and
+	// their copies were spread over the three instances.
+	perDevice := map[string]int{}
+	for _, m := range want {
+		if m.DevEUI != newcomer.EUI {
+			perDevice[m.DevEUI.String()]++
+		}
+	}
+	for _, in := range all {
+		var bad []string
+		waitFor(t, time.Minute, "instance "+in.name+" reports every device's frames and 0 % loss", func() bool {
+			st, list := in.call("GET", "/api/v1/device-health", nil)
+			devs, _ := list["devices"].([]any)
+			if st != 200 {
+				bad = []string{fmt.Sprintf("status %d", st)}
+				return false
+			}
+			bad = bad[:0]
+			found := 0
+			for _, d := range devs {
+				h := d.(map[string]any)
+				n, ok := perDevice[fmt.Sprint(h["dev_eui"])]
+				if !ok {
+					continue
+				}
+				found++
+				if h["loss_pct"] != 0.0 || h["uplinks_24h"] != float64(n) || h["lost_24h"] != 0.0 {
+					bad = append(bad, fmt.Sprintf("%v: %v uplinks (want %d), %v lost, loss %v %%", h["dev_eui"], h["uplinks_24h"], n, h["lost_24h"], h["loss_pct"]))
+				}
+			}
+			if found != len(perDevice) {
+				bad = append(bad, fmt.Sprintf("%d of %d devices reported", found, len(perDevice)))
+			}
+			return len(bad) == 0
+		}, func() string { return fmt.Sprintf("%d devices wrong, e.g. %v\n%s", len(bad), first(bad), diag()) })
+	}
 	t.Logf("per instance:\n%s", counters())
 }
 
