@@ -22,7 +22,9 @@ const (
 	defaultStateDir   = "/var/lib/sensorgate"
 	// defaultMaxBodyBytes is httpapi.DefaultMaxBodyBytes (a test keeps
 	// them equal).
-	defaultMaxBodyBytes   = 16 << 20
+	defaultMaxBodyBytes = 16 << 20
+	// defaultMaxImportBytes is httpapi.DefaultMaxImportBytes.
+	defaultMaxImportBytes = 256 << 20
 	defaultHealthInterval = 5 * time.Minute
 	defaultSilentFactor   = 3
 	// The bounds of device state; devices' defaults, repeated so that
@@ -56,6 +58,7 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.StateDir, defaultStateDir)
 	setString(&c.Registry.Driver, devices.DriverSQLite)
 	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
+	setInt(&c.HTTP.MaxImportBytes, defaultMaxImportBytes, t, "http.max_import_bytes")
 	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {
 		c.Devices.SilentFactor = defaultSilentFactor

@@ -214,7 +214,7 @@ func TestImportExport(t *testing.T) {
 
 	rec := f.do(t, "POST", "/api/v1/devices/import?dry_run=true", bearer, "text/csv", csv)
 	var rep devices.ImportReport
-	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || !rep.DryRun || rep.Applied || rep.Created != 10000 || len(rep.Rows) != 10000 {
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || !rep.DryRun || rep.Applied || rep.Created != 10000 || rep.Total != 10000 || len(rep.Rows) != 0 {
 		t.Fatalf("dry run: %d %+v", rec.Code, rep.Total)
 	}
 	if f.store.Len() != 0 {
@@ -231,8 +231,8 @@ func TestImportExport(t *testing.T) {
 		Detail devices.ImportReport `json:"detail"`
 	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &e)
-	if e.Detail.Invalid != 1 || e.Detail.Rows[5000].Line != 5002 || !strings.Contains(strings.Join(e.Detail.Rows[5000].Problems, ""), "acme-unknown") {
-		t.Fatalf("report of the bad row: %+v", e.Detail.Rows[5000])
+	if e.Detail.Invalid != 1 || len(e.Detail.Rows) != 1 || e.Detail.Rows[0].Line != 5002 || !strings.Contains(strings.Join(e.Detail.Rows[0].Problems, ""), "acme-unknown") {
+		t.Fatalf("report of the bad row: %+v", e.Detail.Rows)
 	}
 	if f.store.Len() != 0 || f.store.Registry().Len() != 0 {
 		t.Fatal("a refused import left devices behind")
