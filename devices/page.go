@@ -18,7 +18,6 @@ func firstAfter(order []EUI, e EUI) int {
 	return sort.Search(len(order), func(i int) bool { return CompareEUI(order[i], e) > 0 })
 }
 
-
 // DevicePage is one page of a device listing in DevEUI order.
 type DevicePage struct {
 	Devices []Device
