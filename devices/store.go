@@ -11,6 +11,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -544,46 +546,102 @@ func (s *Store) write(ctx context.Context, tx *sqlTx, p edits) error {
 	if s.db.d.pg {
 		return s.writePG(ctx, tx, p) // pgstore.go
 	}
+	// Only rows that exist are deleted: the registry is the table (this
+	// process is SQLite's one writer), and a created device has none.
+	base := s.reg.set()
 	del, err := tx.PrepareContext(ctx, "DELETE FROM devices WHERE dev_eui = ?")
 	if err != nil {
 		return err
 	}
 	defer del.Close()
 	for _, e := range p.changedEUIs() {
+		if _, ok := base.lookup(e); !ok {
+			continue
+		}
 		if _, err := del.ExecContext(ctx, e.String()); err != nil {
 			return fmt.Errorf("delete %s: %w", e, err)
 		}
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
-		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// Rows go in sqliteBatch to a statement: a statement's execution
+	// costs more than a row's.
+	one := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	insert := `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
+		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at) VALUES `
+	batch, err := tx.PrepareContext(ctx, insert+strings.Repeat(one+",", sqliteBatch-1)+one)
 	if err != nil {
 		return err
 	}
-	defer ins.Close()
+	defer batch.Close()
+	single, err := tx.PrepareContext(ctx, insert+one)
+	if err != nil {
+		return err
+	}
+	defer single.Close()
 	now := s.now().UnixMilli()
-	return p.each(func(e EUI, d *Device) error {
+	var enc rowEncoder
+	args := make([]any, 0, 13*sqliteBatch)
+	err = p.each(func(e EUI, d *Device) error {
 		if d == nil {
 			return nil // deleted
 		}
-		tags, _ := json.Marshal(orEmpty(d.Tags))
-		vars, _ := json.Marshal(orEmpty(d.Variables))
-		var addr, mac any
-		keys := make([]any, 5)
-		if ss := d.Session; ss != nil {
-			addr, mac = ss.DevAddr.String(), ss.MACVersion
-			for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
-				if !k.IsZero() {
-					keys[i] = k[:]
-				}
+		args = enc.append(args, e, d, now)
+		if len(args) == cap(args) {
+			if _, err := batch.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("write: %w", err)
 			}
-		}
-		if _, err := ins.ExecContext(ctx, e.String(), d.Name, d.Model, string(tags), string(vars), addr, mac,
-			keys[0], keys[1], keys[2], keys[3], keys[4], now); err != nil {
-			return fmt.Errorf("write %s: %w", e, err)
+			args = args[:0]
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(args); i += 13 {
+		if _, err := single.ExecContext(ctx, args[i:i+13]...); err != nil {
+			return fmt.Errorf("write %s: %w", args[i], err)
+		}
+	}
+	return nil
+}
+
+// sqliteBatch is the number of rows per INSERT with SQLite (13
+// parameters each, far below its limit of 32766).
+const sqliteBatch = 64
+
+// rowEncoder turns devices into the devices table's columns. Devices
+// share their tag and variable maps (interner), so the JSON of a map is
+// kept for the next device with the same one.
+type rowEncoder struct {
+	lastTags, lastVars map[string]string
+	tagsJSON, varsJSON string
+}
+
+func sameMap(a, b map[string]string) bool {
+	return a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+func (re *rowEncoder) json(m map[string]string, last *map[string]string, text *string) string {
+	if !sameMap(m, *last) || *text == "" {
+		b, _ := json.Marshal(orEmpty(m))
+		*last, *text = m, string(b)
+	}
+	return *text
+}
+
+// append adds d's 13 columns in the order of the INSERTs.
+func (re *rowEncoder) append(args []any, e EUI, d *Device, now int64) []any {
+	var addr, mac any
+	keys := make([]any, 5)
+	if ss := d.Session; ss != nil {
+		addr, mac = ss.DevAddr.String(), ss.MACVersion
+		for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
+			if !k.IsZero() {
+				keys[i] = slices.Clone(k[:])
+			}
+		}
+	}
+	return append(args, e.String(), d.Name, d.Model, re.json(d.Tags, &re.lastTags, &re.tagsJSON), re.json(d.Variables, &re.lastVars, &re.varsJSON),
+		addr, mac, keys[0], keys[1], keys[2], keys[3], keys[4], now)
 }
 
 // loadStates reads a state table.

@@ -107,8 +107,11 @@ type fleetRow struct {
 	Devices      int
 	CSVBytes     int64
 	DryRunS      float64
+	DryRunCPU    float64
 	DryRunPeak   float64
+	BadRowPeak   float64 // the import with its last row bad: refused whole
 	ImportS      float64
+	ImportCPU    float64
 	ImportPeak   float64
 	IdleRSS      float64
 	ListedRSS    float64
@@ -117,7 +120,7 @@ type fleetRow struct {
 
 // fleetCSV writes n devices named and tagged as internal/simulate's fleet
 // names and tags them (district of 5, site of 7).
-func fleetCSV(path string, n int) (int64, error) {
+func fleetCSV(path string, n int, badLast bool) (int64, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return 0, err
@@ -126,7 +129,11 @@ func fleetCSV(path string, n int) (int64, error) {
 	districts := []string{"centre", "north", "east", "south", "west"}
 	fmt.Fprintln(w, "dev_eui;name;model;tags")
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(w, "70b3d57ed1%06x;sensor-%07d;cayenne-lpp;district=%s|site=site-%02d\n", i, i, districts[i%5], i%7)
+		model := "cayenne-lpp"
+		if badLast && i == n-1 {
+			model = "acme-no-such-model"
+		}
+		fmt.Fprintf(w, "70b3d57ed1%06x;sensor-%07d;%s;district=%s|site=site-%02d\n", i, i, model, districts[i%5], i%7)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -273,44 +280,74 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 	r := fleetRow{Devices: n}
 	csvPath := filepath.Join(h.dir, fmt.Sprintf("fleet-%d.csv", n))
 	var err error
-	if r.CSVBytes, err = fleetCSV(csvPath, n); err != nil {
+	if r.CSVBytes, err = fleetCSV(csvPath, n, false); err != nil {
 		return r, err
 	}
 	defer os.Remove(csvPath)
+	badPath := filepath.Join(h.dir, fmt.Sprintf("fleet-%d-bad.csv", n))
+	if _, err = fleetCSV(badPath, n, true); err != nil {
+		return r, err
+	}
+	defer os.Remove(badPath)
 	state := filepath.Join(h.dir, fmt.Sprintf("state-%d", n))
 	defer os.RemoveAll(state)
-	importOnce := func(dry bool, i int) (float64, float64, error) {
+	// importOnce posts file to a fresh daemon and returns the wall and
+	// CPU seconds of the request and the process's peak RSS.
+	importOnce := func(file string, dry, bad bool, i int) (secs, cpu, peak float64, err error) {
 		d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, i)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		defer d.p.stop()
-		start := time.Now()
-		code, _, head, err := d.call(http.MethodPost, "/api/v1/devices/import?format=csv&dry_run="+strconv.FormatBool(dry), csvPath)
-		secs := time.Since(start).Seconds()
+		cpu0, err := cpuSeconds(d.p.pid())
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		if code != http.StatusOK {
-			return 0, 0, fmt.Errorf("import (dry run %v): %d %s", dry, code, head)
+		start := time.Now()
+		code, _, head, err := d.call(http.MethodPost, "/api/v1/devices/import?format=csv&dry_run="+strconv.FormatBool(dry), file)
+		secs = time.Since(start).Seconds()
+		if err != nil {
+			return 0, 0, 0, err
 		}
-		var rep struct{ Total, Created int }
-		if err := json.Unmarshal(head, &rep); err != nil || rep.Total != n || rep.Created != n {
-			return 0, 0, fmt.Errorf("import (dry run %v): report %s", dry, head)
+		if cpu, err = cpuSeconds(d.p.pid()); err != nil {
+			return 0, 0, 0, err
+		}
+		cpu -= cpu0
+		var rep struct {
+			Total, Created, Invalid int
+			Detail                  struct{ Total, Invalid int }
+		}
+		_ = json.Unmarshal(head, &rep)
+		switch {
+		case bad && (code != http.StatusUnprocessableEntity || rep.Detail.Total != n || rep.Detail.Invalid != 1):
+			return 0, 0, 0, fmt.Errorf("import with a bad last row: %d %s", code, head)
+		case !bad && (code != http.StatusOK || rep.Total != n || rep.Created != n):
+			return 0, 0, 0, fmt.Errorf("import (dry run %v): %d %s", dry, code, head)
+		}
+		if bad {
+			// All or nothing: the registry is still empty.
+			code, _, head, err := d.call(http.MethodGet, "/api/v1/devices?limit=1", "")
+			if err != nil || code != http.StatusOK || !strings.Contains(string(head), `"registered":0`) {
+				return 0, 0, 0, fmt.Errorf("after the refused import: %d %v %s", code, err, head)
+			}
 		}
 		hwm, err := peakRSSKiB(d.p.pid())
-		return secs, mib(hwm), err
+		return secs, cpu, mib(hwm), err
 	}
 	fmt.Fprintln(log, "  dry run")
-	if r.DryRunS, r.DryRunPeak, err = importOnce(true, 1); err != nil {
+	if r.DryRunS, r.DryRunCPU, r.DryRunPeak, err = importOnce(csvPath, true, false, 1); err != nil {
+		return r, err
+	}
+	fmt.Fprintln(log, "  import with a bad last row")
+	if _, _, r.BadRowPeak, err = importOnce(badPath, false, true, 2); err != nil {
 		return r, err
 	}
 	fmt.Fprintln(log, "  import")
-	if r.ImportS, r.ImportPeak, err = importOnce(false, 2); err != nil {
+	if r.ImportS, r.ImportCPU, r.ImportPeak, err = importOnce(csvPath, false, false, 3); err != nil {
 		return r, err
 	}
 	fmt.Fprintln(log, "  idle")
-	d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, 3)
+	d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, 4)
 	if err != nil {
 		return r, err
 	}
@@ -336,10 +373,11 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 func fleetMarkdown(rows []fleetRow, machine string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s — fleet size: idle RSS and CSV import through the API (issue 22)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "`sensorgate-bench fleet` on %s. Per size: a CSV (name, model, two tags) posted to a fresh daemon as a dry run, then to another as the import (peak RSS = VmHWM of that process); then a third starts with the fleet registered: RSS once settled (<1 %% change over 5 s), and again after one unpaged `GET /api/v1/devices`.\n\n", machine)
-	b.WriteString("| devices | CSV MB | dry run s | dry run peak MiB | import s | import peak MiB | idle RSS MiB | after listing MiB | listing MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "`sensorgate-bench fleet` on %s. Per size: a CSV (name, model, two tags) posted to a fresh daemon as a dry run, then with its last row bad to another (answered 422, registry left empty), then whole to a third as the import (peak RSS = VmHWM of that process; CPU s = the daemon's during the request); then a third starts with the fleet registered: RSS once settled (<1 %% change over 5 s), and again after one unpaged `GET /api/v1/devices`.\n\n", machine)
+	b.WriteString("| devices | CSV MB | dry run s (CPU s) | dry run peak MiB | bad last row: peak MiB | import s (CPU s) | import peak MiB | idle RSS MiB | after listing MiB | listing MB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.0f | %.1f | %.0f | %.1f | %.1f | %.1f |\n", r.Devices, float64(r.CSVBytes)/1e6, r.DryRunS, r.DryRunPeak, r.ImportS, r.ImportPeak, r.IdleRSS, r.ListedRSS, float64(r.ListingBytes)/1e6)
+		fmt.Fprintf(&b, "| %d | %.1f | %.1f (%.1f) | %.0f | %.0f | %.1f (%.1f) | %.0f | %.1f | %.1f | %.1f |\n", r.Devices, float64(r.CSVBytes)/1e6,
+			r.DryRunS, r.DryRunCPU, r.DryRunPeak, r.BadRowPeak, r.ImportS, r.ImportCPU, r.ImportPeak, r.IdleRSS, r.ListedRSS, float64(r.ListingBytes)/1e6)
 	}
 	return b.String()
 }
