@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -282,6 +283,11 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
 	// one tree, so it keeps the ordinary body limit.
 	if format != devices.BulkCSV {
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	} else {
+		// Rows are checked while the body arrives, so reading a large
+		// import takes longer than the server's read timeout allows
+		// other requests.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout))
 	}
 	rep, err := s.opt.Store.Import(r.Context(), r.Body, format, s.knownModel, dryRun)
 	var fileErr *devices.BulkFileError
@@ -327,6 +333,10 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, rep)
 }
+
+// importReadTimeout bounds reading a CSV import's body (a million rows
+// take seconds of CPU; a slow link or a busy machine, longer).
+const importReadTimeout = 10 * time.Minute
 
 // isReadError reports whether err came from reading the request body
 // rather than from the registry's database.

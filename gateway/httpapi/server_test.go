@@ -517,3 +517,32 @@ func selfSigned(t *testing.T, dir string) (string, string) {
 	}
 	return certFile, keyFile
 }
+
+// A CSV import is bounded by http.max_import_bytes, not the ordinary body
+// limit (it streams); a YAML import keeps the ordinary limit.
+func TestImportBodyLimits(t *testing.T) {
+	f := newFixture(t) // MaxBodyBytes 4 MiB
+	bearer := "Bearer " + token
+	csv := bulk(80000)
+	if len(csv) <= 4<<20 {
+		t.Fatalf("the CSV is %d bytes: make it larger than max_body_bytes", len(csv))
+	}
+	rec := f.do(t, "POST", "/api/v1/devices/import?dry_run=true", bearer, "text/csv", csv)
+	var rep devices.ImportReport
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || rep.Total != 80000 {
+		t.Fatalf("CSV over max_body_bytes: %d %s", rec.Code, rec.Body.String()[:min(200, rec.Body.Len())])
+	}
+	yml := append([]byte("devices:\n"), bytes.Repeat([]byte("  - {dev_eui: 0101010101010101, name: a}\n"), 4<<20/40)...)
+	rec = f.do(t, "POST", "/api/v1/devices/import?dry_run=true", bearer, "application/yaml", yml)
+	if rec.Code != 413 || !strings.Contains(errorOf(t, rec), "http.max_body_bytes") {
+		t.Fatalf("YAML over max_body_bytes: %d %s", rec.Code, errorOf(t, rec))
+	}
+	f.srv.cfg.MaxImportBytes = 1 << 20
+	rec = f.do(t, "POST", "/api/v1/devices/import?dry_run=true", bearer, "text/csv", csv)
+	if rec.Code != 413 || !strings.Contains(errorOf(t, rec), "http.max_import_bytes") {
+		t.Fatalf("CSV over max_import_bytes: %d %s", rec.Code, errorOf(t, rec))
+	}
+	if f.store.Len() != 0 {
+		t.Fatal("a refused import changed the store")
+	}
+}
