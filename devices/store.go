@@ -188,9 +188,8 @@ func (s *Store) loadLocked(ctx context.Context, q querier) error {
 // text and most devices of a fleet share theirs: the same text is decoded
 // once.
 type deviceScanner struct {
-	tags, vars         map[string]map[string]string
-	tagText, varText   sql.RawBytes
-	lastTags, lastVars string
+	tags, vars       map[string]map[string]string
+	tagText, varText sql.RawBytes
 }
 
 func (sc *deviceScanner) scan(rows *sql.Rows) (Device, error) {
