@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"maps"
 	"slices"
 	"strconv"
@@ -711,6 +712,7 @@ func actionOf(prev Device, registered bool, d Device) string {
 func (s *Store) Import(ctx context.Context, body io.Reader, format BulkFormat, knownModel func(string) bool, dryRun bool) (ImportReport, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer tightGC()()
 	var tx *sqlTx
 	begin := func() error {
 		var err error
@@ -760,6 +762,26 @@ func (s *Store) Import(ctx context.Context, body io.Reader, format BulkFormat, k
 	}
 	rep.Applied = true
 	return rep, nil
+}
+
+// importGCPercent is the garbage collector's goal while an import runs.
+// What an import holds is the next registry; the rest is garbage (rows,
+// their text, the rows' encoding for the database), and at the default
+// goal (GOGC=100) the heap grows to twice what is held before a
+// collection: 490 MB for a million-device import instead of 250 MB. A
+// tighter goal costs some CPU for the import's seconds and keeps the peak
+// near what it holds.
+const importGCPercent = 25
+
+// tightGC lowers the GC goal to importGCPercent unless it is lower (or
+// off) already, and returns the function that restores it.
+func tightGC() func() {
+	prev := debug.SetGCPercent(importGCPercent)
+	if prev <= importGCPercent { // lower already, or off (-1)
+		debug.SetGCPercent(prev)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(prev) }
 }
 
 // importer is the state of an import being read. The valid rows' devices
