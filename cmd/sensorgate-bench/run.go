@@ -350,8 +350,9 @@ spool: {fsync: always}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
-devices: {import: %q, tags: [district, site]}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+devices: {tags: [district, site]}
+http: {listen: "127.0.0.1:%d"}
+`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, testserver.FreePort(h))
 	switch {
 	case s.Scripts != "" && s.Sandbox != "":
 		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
@@ -361,6 +362,14 @@ devices: {import: %q, tags: [district, site]}
 	path := filepath.Join(h.dir, "sensorgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("bench: config: %w", err)
+	}
+	// The fleet is imported into the registry before the measured
+	// process starts, as an operator's fleet is: the daemon loads it from
+	// its database, and a devices file parsed at every start (devices.
+	// import) would put the parse's garbage into the measurement.
+	imp := exec.Command(s.Sensorgate, "devices", "import", "-c", path, devPath)
+	if out, err := imp.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench: import the fleet: %w\n%s", err, out)
 	}
 	return path, nil
 }
