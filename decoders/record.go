@@ -165,6 +165,12 @@ func (r *Record) Release() {
 	recordPool.Put(r)
 }
 
+// Reset empties r for writing again, keeping its memory: a decoder whose
+// attempt failed half-way writes its next attempt into the same record.
+func (r *Record) Reset() {
+	r.nodes, r.open, r.samplesOut = r.nodes[:0], 0, false
+}
+
 func (r *Record) add(key string, v Value) {
 	// Fill the node in place: appending a composite literal builds it on
 	// the stack and copies it, with write barriers for its strings.

@@ -219,6 +219,13 @@ func (s *Store) SaveUnknowns(ctx context.Context, u *Unknowns) error {
 	return s.saveChanges(ctx, "unknown_devices", u)
 }
 
+// takeChanges, settle, PendingChanges and LoadUnknowns have the shape of
+// Health's takeChanges, settle, PendingChanges and LoadHealth on purpose:
+// both are trackers of the incremental save (persist.go), and each pair
+// differs only in the lock, the map and the entry type it reads (an
+// unknownEntry here, a healthState there). What they share, which rows
+// to write and what to give back after a failed write, is changeLog's.
+
 func (u *Unknowns) takeChanges(n int) (batch, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -2,18 +2,12 @@ package gateway
 
 import "sync"
 
-// PointsCopier is implemented by a Sink whose Write is done with the
-// points when it returns (it encodes or copies them). Handle then builds
-// each uplink's points in reused memory instead of allocating them anew:
-// the points, their fields and their tags were a third of the daemon's
-// own garbage per message. Observers see the points only during Observe.
-type PointsCopier interface {
-	Sink
-	CopiesPoints()
-}
-
-// arena holds the memory of one uplink's points for reuse. A nil arena
-// allocates, as Points does for callers that keep the points.
+// arena holds the memory of one uplink's points for reuse: Handle builds
+// each uplink's points in it rather than allocating them anew (the
+// points, their fields and their tags were a third of the daemon's own
+// garbage per message), which the Sink's rule that Write does not retain
+// the points allows. A nil arena allocates, as Points does for callers
+// that keep the points.
 type arena struct {
 	pts    []Point
 	fields []Field

@@ -7,8 +7,8 @@ import (
 )
 
 // Counters counts pipeline events by name ("uplinks", "dead_letters.decode_error",
-// …). It is what the log summary and, later, the metrics endpoint read;
-// names form a small closed set, never per-device values.
+// …). The log summary and the metrics endpoint read it; names form a
+// small closed set, never per-device values.
 //
 // The names the pipeline counts for every message are fixed slots, so the
 // hot path costs an atomic add instead of a map lookup by name; like the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,19 @@ func (s *recordingSink) Write(_ context.Context, pts []Point) error {
 	if s.err != nil {
 		return s.err
 	}
-	s.pts = append(s.pts, pts...)
+	s.pts = append(s.pts, clonePoints(pts)...)
 	return nil
+}
+
+// clonePoints copies pts with their tags and fields: a Sink must not
+// retain the points it is given (the pipeline reuses their memory).
+func clonePoints(pts []Point) []Point {
+	out := make([]Point, len(pts))
+	for i, p := range pts {
+		p.Tags, p.Fields = slices.Clone(p.Tags), slices.Clone(p.Fields)
+		out[i] = p
+	}
+	return out
 }
 
 type recordingDL struct {

@@ -49,6 +49,10 @@ type Point struct {
 
 // Sink stores points durably. Write returns nil only when the points are
 // stored (or spooled); it blocks under backpressure until ctx ends.
+//
+// Write must not retain pts, their tags or their fields: they are the
+// caller's again when Write returns (the pipeline reuses their memory for
+// the next uplink). A Sink that keeps points copies them.
 type Sink interface {
 	Write(ctx context.Context, pts []Point) error
 }

@@ -46,7 +46,7 @@ func (h *harness) TempDir() string {
 	}
 	// Writable by everyone: Mosquitto started as root drops to its own
 	// user before it opens its log and persistence files, and the
-	// benchmark's broker must really persist (issue 7: persistence on).
+	// benchmark's broker must really persist, as a deployment's does.
 	if err := os.Chmod(d, 0o777); err != nil {
 		h.Fatalf("bench: temp dir: %v", err)
 	}

@@ -11,7 +11,9 @@ import (
 	"time"
 )
 
-// Issue 7's targets, as medians of interleaved pairs.
+// The targets sensorgate is held to, as medians of interleaved pairs:
+// throughput as a fraction of the no-op subscriber's (a backlog drained,
+// a live stream kept up with), CPU per 100,000 uplinks and peak RSS.
 const (
 	targetRatioBacklog = 0.90
 	targetRatioLive    = 0.95
@@ -240,8 +242,8 @@ func (res *Results) lost(consumer string) int {
 	return n
 }
 
-// targets says, for each of issue 7's targets, whether sensorgate's
-// medians meet it.
+// targets says, for each target (targetRatioBacklog and the others),
+// whether sensorgate's medians meet it.
 func (res *Results) targets() string {
 	want := targetRatioBacklog
 	if res.Mode == modeLive {

@@ -30,6 +30,9 @@ const (
 
 	modeBacklog = "backlog"
 	modeLive    = "live"
+
+	registrySQLite   = "sqlite"
+	registryPostgres = "postgres"
 )
 
 // settings are what every run of one invocation shares.
@@ -49,6 +52,8 @@ type settings struct {
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
 	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
+	Registry   string        // registry.driver: sqlite (under state_dir) or postgres (a fresh database per run)
+	CodecTime  time.Duration // decoders.timeout with Scripts; 0 for the default
 	log        io.Writer     // progress
 }
 
@@ -332,7 +337,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 // writeSensorgateConfig writes the daemon's config and devices file: the
 // simulated fleet with its decoder model, so every uplink is decoded and
 // normalized, and the spool syncing every append (fsync: always), the
-// configuration issue 7's targets are set for.
+// configuration the targets (report.go) are set for.
 func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
 	// CSV rather than YAML: a YAML file is parsed as one tree, which
 	// for 100,000 devices took the daemon to 600 MB at start.
@@ -344,20 +349,31 @@ func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, 
 	if err := os.WriteFile(devPath, devs.Bytes(), 0o644); err != nil {
 		return "", fmt.Errorf("bench: devices file: %w", err)
 	}
+	// The HTTP API on a free port: the default 8080 may be taken by a
+	// daemon already running on the machine, which would fail the run.
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
+http: {listen: "127.0.0.1:%d"}
 spool: {fsync: always}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
-http: {listen: "127.0.0.1:%d"}
-`, filepath.Join(h.dir, "state"), s.Format, broker, topic, clientID, influxURL, bucket, testserver.FreePort(h))
-	switch {
-	case s.Scripts != "" && s.Sandbox != "":
-		cfg += fmt.Sprintf("decoders: {scripts: %q, sandbox: %q}\n", s.Scripts, s.Sandbox)
-	case s.Scripts != "":
-		cfg += fmt.Sprintf("decoders: {scripts: %q}\n", s.Scripts)
+`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket)
+	if s.Registry == registryPostgres {
+		// A database of its own on the machine's PostgreSQL, dropped when
+		// the run closes (testserver.PostgresDB through the harness).
+		cfg += fmt.Sprintf("registry: {driver: postgres, dsn: %q}\n", testserver.PostgresDB(h))
+	}
+	if s.Scripts != "" {
+		cfg += fmt.Sprintf("decoders: {scripts: %q", s.Scripts)
+		if s.Sandbox != "" {
+			cfg += fmt.Sprintf(", sandbox: %q", s.Sandbox)
+		}
+		if s.CodecTime > 0 {
+			cfg += fmt.Sprintf(", timeout: %s", s.CodecTime) // worker_timeout defaults to 4×
+		}
+		cfg += "}\n"
 	}
 	path := filepath.Join(h.dir, "sensorgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {

@@ -10,15 +10,13 @@ import (
 	"github.com/sensorgate/sensorgate/internal/simulate"
 )
 
-// linesSink counts the uplinks it is given by their encoded lines, and
-// is done with the points when Write returns (a PointsCopier), so the
-// pipeline builds them in reused memory.
+// linesSink counts the uplinks it is given by their encoded lines; like
+// every gateway.Sink it is done with the points when Write returns, so
+// the pipeline builds them in reused memory.
 type linesSink struct {
 	mu    sync.Mutex
 	lines map[string]int
 }
-
-func (s *linesSink) CopiesPoints() {}
 
 func (s *linesSink) Write(_ context.Context, pts []gateway.Point) error {
 	buf, err := encode(pts)

@@ -25,6 +25,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // Daemon is sensorgate wired from a config: sources, pipeline, sink and
@@ -34,9 +35,10 @@ type Daemon struct {
 	Counters *gateway.Counters
 	Devices  *devices.Registry
 	pipeline *gateway.Pipeline
-	sink     *influx.Sink // writes to InfluxDB, fed by spooled
+	influx   *influx.Client // InfluxDB's HTTP side: requests, probes, statistics
 	spool    *spool.Spool
-	spooled  *influx.Spooled // the pipeline's sink: spool first, then InfluxDB
+	writer   *influx.Writer    // the pipeline's sink: points into the spool
+	delivery *influx.Deliverer // the spool to InfluxDB
 	dl       *deadletter.File
 	sources  []gateway.Source
 	scripts  *script.Watcher // nil without decoders.scripts
@@ -52,8 +54,10 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
-	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
-	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	frames  []rawFeed  // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	// webhooks are the http sources, for tests that need their address.
+	webhooks []*webhook.Source
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -109,11 +113,11 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	d.metrics = d.newMetrics(cfg, decs)
 	if d.codecs != nil {
-		d.metrics.Registry().MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
+		d.metrics.MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
 	}
 	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()
-	if d.sink, err = influx.New(cfg.Influx, influxLog); err != nil {
+	if d.influx, err = influx.New(cfg.Influx, influxLog); err != nil {
 		d.dl.Close()
 		d.closeCodecs()
 		return nil, err
@@ -123,8 +127,9 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.closeCodecs()
 		return nil, err
 	}
-	d.spooled = influx.NewSpooled(d.sink, d.spool, d.dlw, influxLog)
-	d.influxMon = influx.NewMonitor(d.sink, influxLog)
+	d.writer = influx.NewWriter(d.spool)
+	d.delivery = influx.NewDeliverer(d.influx, d.spool, d.dlw, influxLog)
+	d.influxMon = influx.NewMonitor(d.influx, influxLog)
 	policies := map[string]gateway.SourcePolicy{}
 	for _, sc := range cfg.Sources {
 		src, policy, err := d.newSource(sc, reg, log) // daemon_lorawan.go
@@ -136,7 +141,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		policies[sc.Name()] = policy
 	}
 	d.pipeline = &gateway.Pipeline{
-		Devices: reg, Decoders: decs, Sink: d.spooled, DeadLetters: d.dlw, Sources: policies,
+		Devices: reg, Decoders: decs, Sink: d.writer, DeadLetters: d.dlw, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
 		Decrypt: lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
 	}
@@ -154,18 +159,15 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// Run runs every source and the sink until ctx is cancelled, then stops
-// the sources, lets in-flight messages finish and flushes the sink.
+// Run runs every source and delivery until ctx is cancelled, then stops
+// the sources, lets in-flight messages finish and drains the spool to
+// InfluxDB within the shutdown deadline.
 func (d *Daemon) Run(ctx context.Context) error {
 	stopOps, err := d.startOps(ctx) // daemon_http.go: HTTP API, device health
 	if err != nil {
 		return err
 	}
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSink()
-	sinkDone, deliveryDone := make(chan error, 1), make(chan error, 1)
-	go func() { sinkDone <- d.sink.Run(sinkCtx) }()
-	go func() { deliveryDone <- d.spooled.Run(sinkCtx) }()
+	stopDelivery := d.delivery.Start()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -188,25 +190,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.scripts.Run(ctx) // nil on cancellation; reload errors are logged inside
 		}()
 	}
-	if d.statsEvery > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(d.statsEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					d.logCounters("stats")
-				}
-			}
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, d.statsEvery, func() { d.logCounters("stats") })
+	}()
 	wg.Wait()
 	d.drops.stop()
-	stopOps() // before the sink closes: in-flight replays reach the spool
+	stopOps() // before delivery stops: in-flight replays reach the spool
 	// Every handler and replay has returned: no decode needs a worker.
 	d.closeCodecs()
 	// Sources are stopped and their handlers returned: everything they
@@ -214,17 +205,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// deadline; the rest stays on disk for the next start.
 	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.spooled.Drain(flushCtx); err != nil {
-		d.log.Warn().Err(err).Msg("shutdown before InfluxDB took everything")
+	notDrained, err := stopDelivery(flushCtx)
+	if notDrained != nil {
+		d.log.Warn().Err(notDrained).Msg("shutdown before InfluxDB took everything")
 	}
-	stopSink()
-	if err := <-deliveryDone; err != nil {
-		errs = append(errs, err)
-	}
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
-	defer cancelClose()
-	_ = d.sink.Close(closeCtx)
-	if err := <-sinkDone; err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil {
 		errs = append(errs, err)
 	}
 	d.logCounters("shutdown")

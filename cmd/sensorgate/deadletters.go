@@ -137,30 +137,24 @@ func deadlettersCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 }
 
 // deliver runs the in-process daemon's delivery (spool to InfluxDB) for
-// an offline replay; stop drains what InfluxDB takes within 30s and stops
-// it, the way Daemon.Run shuts down. Talking to a running daemon, it does
-// nothing: that daemon delivers.
+// an offline replay; stop is the daemon's shutdown drain, with 30s for
+// InfluxDB to take what the replay spooled. Talking to a running daemon,
+// it does nothing: that daemon delivers.
 func (c *apiClient) deliver(ctx context.Context, stderr io.Writer) (stop func()) {
 	d := c.offline
 	if d == nil {
 		return func() {}
 	}
-	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
-	sinkDone, deliveryDone := make(chan error, 1), make(chan error, 1)
-	go func() { sinkDone <- d.sink.Run(sinkCtx) }()
-	go func() { deliveryDone <- d.spooled.Run(sinkCtx) }()
+	stopDelivery := d.delivery.Start()
 	return func() {
 		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := d.spooled.Drain(drainCtx); err != nil {
-			fmt.Fprintln(stderr, "sensorgate:", err)
+		notDrained, err := stopDelivery(drainCtx)
+		for _, err := range []error{notDrained, err} {
+			if err != nil {
+				fmt.Fprintln(stderr, "sensorgate:", err)
+			}
 		}
-		stopSink()
-		<-deliveryDone
-		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
-		defer cancelClose()
-		_ = d.sink.Close(closeCtx)
-		<-sinkDone
 	}
 }
 

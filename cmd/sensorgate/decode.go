@@ -10,8 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -166,11 +164,7 @@ func decodeCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 		level = zerolog.DebugLevel
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true, PartsExclude: []string{zerolog.TimestampFieldName}}).Level(level)
-	r := &resolver{
-		reg: decoders.NewRegistry(), scripts: *scripts,
-		opts:   script.Options{Timeout: *timeout, Logger: log},
-		loaded: map[string]resolved{},
-	}
+	r := newResolver(*scripts, script.Options{Timeout: *timeout, Logger: log})
 	defaults := decodeJob{model: *model, codec: *codec, in: decoders.Input{FPort: uint8(*fport), Time: now, Variables: vars}}
 
 	if *batch {
@@ -326,15 +320,26 @@ type resolved struct {
 	err  error
 }
 
-// resolver finds decoders as the daemon does: DIR/<model>.js in scripts,
-// else the built-in table; or one codec file. What it loads it keeps, so a
-// batch compiles each codec once, and a codec that fails to load fails
-// each of its lines with the same message.
+// resolver finds decoders with the daemon's lookup: a decoders.Registry
+// into which a script.Watcher of the scripts folder loads
+// <model>.js, replacing a built-in decoder of that model; or one codec
+// file. Unlike the daemon it loads only the models asked for. What it
+// finds it keeps, so a batch compiles each codec once, and a codec that
+// fails to load fails each of its lines with the same message.
 type resolver struct {
 	reg     *decoders.Registry
-	scripts string
+	scripts *script.Watcher // nil without --scripts
+	dir     string          // the --scripts folder
 	opts    script.Options
 	loaded  map[string]resolved // by "model:NAME" or "codec:FILE"
+}
+
+func newResolver(scripts string, opts script.Options) *resolver {
+	r := &resolver{reg: decoders.NewRegistry(), dir: scripts, opts: opts, loaded: map[string]resolved{}}
+	if scripts != "" {
+		r.scripts = script.NewWatcher(scripts, r.reg, opts)
+	}
+	return r
 }
 
 func (r *resolver) model(name string) resolved {
@@ -348,24 +353,22 @@ func (r *resolver) model(name string) resolved {
 }
 
 func (r *resolver) lookupModel(name string) resolved {
-	if r.scripts != "" {
-		path := filepath.Join(r.scripts, name+".js")
-		c, err := script.LoadFile(path, r.opts)
-		switch {
-		case err == nil:
-			return resolved{dec: c, kind: "script " + path}
-		case errors.Is(err, fs.ErrNotExist):
-			// No script for this model: the built-in decoder, as in the daemon.
-		default:
+	kind := "native"
+	if r.scripts != nil {
+		path, err := r.scripts.LoadModel(name)
+		if err != nil {
 			return resolved{err: err}
+		}
+		if path != "" {
+			kind = "script " + path
 		}
 	}
 	if dec, ok := r.reg.Lookup(name); ok {
-		return resolved{dec: dec, kind: "native"}
+		return resolved{dec: dec, kind: kind}
 	}
 	hint := "name a built-in model (" + strings.Join(r.reg.Models(), ", ") + ")"
-	if r.scripts != "" {
-		hint += " or put " + name + ".js in " + r.scripts
+	if r.dir != "" {
+		hint += " or put " + name + ".js in " + r.dir
 	} else {
 		hint += ", give --scripts DIR holding " + name + ".js, or --codec FILE"
 	}

@@ -127,6 +127,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown model", []string{"--model", "no-such-model", "--hex", "00"}, false, `no decoder for model "no-such-model"`},
 		{"missing codec", []string{"--codec", filepath.Join(t.TempDir(), "none.js"), "--hex", "00"}, false, "no such file"},
 		{"broken codec", []string{"--codec", badCodec, "--hex", "00"}, false, "broken.js"},
+		{"broken script", []string{"--model", "broken", "--scripts", filepath.Dir(badCodec), "--hex", "00"}, false, "broken.js"},
 		{"no payload", []string{"--model", "elsys-ers"}, true, "give the payload once"},
 		{"two payloads", []string{"--model", "elsys-ers", "--hex", "00", "--base64", "AA=="}, true, "give the payload once"},
 		{"two positionals", []string{"--model", "elsys-ers", "00", "01"}, true, "want one payload argument, got 2"},

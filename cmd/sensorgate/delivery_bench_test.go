@@ -15,27 +15,23 @@ import (
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
-// BenchmarkDeliveryPaths compares the spine's synchronous path (each
-// message acknowledged after InfluxDB took its batch) with the spooled
-// path the daemon runs (acknowledged after an fsynced spool append,
-// delivered from the spool), on the same backlog of uplinks through a
-// real Mosquitto into a real InfluxDB, in-process. Run it interleaved:
+// BenchmarkDeliveryPaths drains a backlog of uplinks through the path
+// the daemon runs (each message acknowledged after an fsynced spool
+// append, delivered from the spool), through a real Mosquitto into a real
+// InfluxDB, in-process. The synchronous path it was once compared with
+// (acknowledged after InfluxDB's 2xx) no longer exists: delivery is the
+// spool's alone. Run it interleaved with the tree to compare against:
 //
 //	go test -run '^$' -bench DeliveryPaths -benchtime 1x -count 3 ./cmd/sensorgate
 func BenchmarkDeliveryPaths(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		// Alternate the two paths so machine noise hits both alike.
-		sync := deliveryRun(b, "sync")
-		spooled := deliveryRun(b, "spooled")
-		b.ReportMetric(sync, "sync-msgs/s")
-		b.ReportMetric(spooled, "spooled-msgs/s")
-		b.ReportMetric(spooled/sync, "spooled/sync")
+		b.ReportMetric(deliveryRun(b), "spooled-msgs/s")
 	}
 }
 
-// deliveryRun drains one backlog of e2e.n uplinks through the daemon with
-// the given path and returns messages per second.
-func deliveryRun(b *testing.B, mode string) float64 {
+// deliveryRun drains one backlog of e2e.n uplinks through the daemon and
+// returns messages per second.
+func deliveryRun(b *testing.B) float64 {
 	b.StopTimer()
 	mq := testserver.StartMosquitto(b)
 	db := testserver.StartInfluxDB(b)
@@ -67,10 +63,6 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 	d, err := NewDaemon(cfg, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
-	}
-	if mode == "sync" {
-		// The spine before the spool: ack after InfluxDB's 2xx.
-		d.pipeline.Sink = d.sink
 	}
 	b.StartTimer()
 	began := time.Now()

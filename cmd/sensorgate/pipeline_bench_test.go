@@ -19,13 +19,9 @@ import (
 )
 
 // encodingSink encodes points as the InfluxDB sink would and drops them.
-// Buffers are pooled, as in influx.Spooled, so concurrent handlers share
+// Buffers are pooled, as in influx.Writer, so concurrent handlers share
 // it.
 type encodingSink struct{ bufs sync.Pool }
-
-// CopiesPoints: like the daemon's sinks, Write is done with the points
-// when it returns, so the pipeline reuses their memory.
-func (s *encodingSink) CopiesPoints() {}
 
 func (s *encodingSink) Write(_ context.Context, pts []gateway.Point) error {
 	bp, _ := s.bufs.Get().(*[]byte)
@@ -71,7 +67,7 @@ func benchFleetOf(b testing.TB, format string, n, m int) ([]simulate.Message, *m
 	}
 	p := &gateway.Pipeline{
 		Devices: reg, Decoders: decoders.NewRegistry(), Sink: &encodingSink{}, DeadLetters: nil,
-		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true}}, AllowedTags: []string{"district", "site"},
+		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true, GatewayPoints: true}}, AllowedTags: []string{"district", "site"},
 		Log: zerolog.Nop(), Counters: &gateway.Counters{},
 	}
 	return msgs, parser, p

@@ -63,7 +63,7 @@ func (d *Daemon) influxReady() error {
 	pending := d.spool.Stats().Pending
 	// A write refused after the last probe is fresher evidence than it:
 	// the database dropped, the token revoked.
-	if ws := d.sink.Stats(); ws.LastErrorTime.After(res.At) && operatorStatus(ws.LastError) {
+	if ws := d.influx.Stats(); ws.LastErrorTime.After(res.At) && operatorStatus(ws.LastError) {
 		return fmt.Errorf("InfluxDB refused a write at %s (%s); %s in the spool", ws.LastErrorTime.UTC().Format(time.RFC3339), ws.LastError, records(pending))
 	}
 	switch {

@@ -80,9 +80,9 @@ func (r *readyRig) await(status int, check string, want ...string) string {
 	return last.checks[check]
 }
 
-// stats describes the sink's and the spool's state, for a failure.
+// stats describes the InfluxDB client's and the spool's state, for a failure.
 func (r *readyRig) stats() string {
-	return fmt.Sprintf("sink %+v; spool %+v", r.d.sink.Stats(), r.d.spool.Stats())
+	return fmt.Sprintf("sink %+v; spool %+v", r.d.influx.Stats(), r.d.spool.Stats())
 }
 
 // fetchReadiness reads /readyz's answer; getJSON is it failing the test.
@@ -101,7 +101,7 @@ func fetchReadiness(url string) (readiness, error) {
 	return readiness{resp.StatusCode, body.Checks}, nil
 }
 
-// write hands points to the daemon's sink (spool first, then InfluxDB),
+// write hands points to the daemon's sink (the spool, then InfluxDB),
 // as the pipeline does.
 func (r *readyRig) write(measurement string, n int) {
 	r.t.Helper()
@@ -113,7 +113,7 @@ func (r *readyRig) write(measurement string, n int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.d.spooled.Write(ctx, pts); err != nil {
+	if err := r.d.writer.Write(ctx, pts); err != nil {
 		r.t.Fatalf("write: %v", err)
 	}
 }
@@ -160,7 +160,7 @@ func TestReadyzInflux(t *testing.T) {
 		// Recreated, the record goes out at the next retry (cut short
 		// here as the monitor's next good probe would).
 		db.Exec(t, "CREATE DATABASE dropped")
-		r.d.sink.RetryNow()
+		r.d.influx.RetryNow()
 		waitFor(t, 20*time.Second, "the held point delivered", func() bool { return countIn(t, db, "dropped", "lost") == 1 }, r.stats)
 	})
 

@@ -94,6 +94,10 @@ func serve(in io.Reader, out io.Writer, stderr io.Writer, limit func(int64) erro
 	if h.Debug {
 		log = zerolog.New(stderr).Level(zerolog.DebugLevel)
 	}
+	// The locked runtime reusable codecs share (script's reuse.go) is
+	// made in the background from the start: no call waits for it, and
+	// until it is there the codecs run on fresh runtimes.
+	script.PrepareLocked()
 	opts := script.Options{Timeout: h.ScriptTimeout, PoolSize: 1, Logger: log}
 	codecs := map[[hashSize]byte]*script.Codec{}
 	wbuf := beginFrame(make([]byte, 0, 4<<10), ansReady)

@@ -168,6 +168,12 @@ type Codec struct {
 	maps      []decoders.Mapping
 	globals   globalsUsed
 	lastLen   atomic.Int32 // values in the last output, see newRecord
+
+	// wrapped and reuse are set when the codec may run on locked
+	// runtimes (reuse.go); reuseWhy says why not otherwise.
+	wrapped  *goja.Program
+	reuse    *reuseState
+	reuseWhy string
 }
 
 var _ decoders.Decoder = (*Codec)(nil)
@@ -206,7 +212,39 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 		c.maps = nil
 	}
 	e.close() // each call sets up its own
+	why, parsed, names := checkReusable(name, string(src))
+	switch {
+	case why != "":
+		c.reuseWhy = why
+	case !compilesStrict(name, src):
+		c.reuseWhy = "is not valid strict-mode code"
+	default:
+		if c.wrapped, err = goja.CompileAST(wrapTopLevel(parsed, names, c.style), true); err != nil {
+			c.reuseWhy = "does not compile as a function: " + err.Error()
+		} else {
+			c.reuse = &reuseState{}
+		}
+	}
 	return c, nil
+}
+
+func compilesStrict(name string, src []byte) bool {
+	_, err := goja.Compile(name, string(src), true)
+	return err == nil
+}
+
+// Reusable reports whether the codec's calls run on locked runtimes,
+// kept from one call to the next, and if not, why.
+func (c *Codec) Reusable() (bool, string) {
+	if c.reuse == nil {
+		return false, c.reuseWhy
+	}
+	c.reuse.mu.Lock()
+	defer c.reuse.mu.Unlock()
+	if c.reuse.off {
+		return false, "its calls failed on locked runtimes too often"
+	}
+	return true, ""
 }
 
 // LoadFile reads and compiles one codec file; its model id is the file
@@ -287,18 +325,33 @@ func (c *Codec) newRecord() *decoders.Record {
 	return decoders.NewRecord(int(c.lastLen.Load()))
 }
 
-// exec runs the codec on a fresh runtime, writing its data into rec.
+// exec runs the codec on a locked runtime where it can, else (and after
+// any failure there) on a fresh one, writing its data into rec.
 func (c *Codec) exec(in decoders.Input, rec *decoders.Record) (Output, error) {
+	if out, err, done := c.execLocked(in, rec); done {
+		c.noteLen(rec)
+		return out, err
+	}
+	rec.Reset()
+	return c.execFresh(in, rec)
+}
+
+// execFresh runs the codec on a fresh runtime, writing its data into rec.
+func (c *Codec) execFresh(in decoders.Input, rec *decoders.Record) (Output, error) {
 	e, err := c.fresh()
 	if err != nil {
 		return Output{}, err
 	}
 	out, err, _ := c.run(e, in, rec)
 	e.close() // whatever the call did to it, it is never used again
+	c.noteLen(rec)
+	return out, err
+}
+
+func (c *Codec) noteLen(rec *decoders.Record) {
 	if n := int32(rec.Len()); c.lastLen.Load() != n {
 		c.lastLen.Store(n) // only on a change: concurrent calls share the word
 	}
-	return out, err
 }
 
 // fresh sets up a runtime for one call. It does so on the call's own

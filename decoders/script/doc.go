@@ -27,13 +27,15 @@
 // engine costs the one uplink an error, never the daemon.
 //
 // Every call runs in a fresh state, as in The Things Stack and ChirpStack:
-// a codec is compiled once per file version, and each decode sets up a
-// runtime, runs the file's top level in it, makes its call and discards
-// it. Whatever a codec keeps in globals, built-in prototypes, globalThis
-// or closures never reaches another uplink or device. The set-up is on
-// the call's path; its cost is measured in BENCHMARKS.md. Codec.RunReused
-// decodes in one reused runtime instead, for import self-tests to spot
-// codecs that depend on state.
+// whatever a codec keeps in globals, built-in prototypes, globalThis or
+// closures never reaches another uplink or device. A codec that passes a
+// static check runs on a locked runtime (reuse.go): its top level run
+// once, compiled in strict mode, everything reachable frozen, so that a
+// call either does what it does on a fresh runtime or fails, and a failed
+// call runs again on a fresh runtime. Other codecs get a fresh runtime per
+// call: set up, the file's top level run, the call made, discarded.
+// Codec.RunReused decodes in one reused unlocked runtime instead, for
+// import self-tests to spot codecs that depend on state.
 //
 // Beyond ECMAScript a codec gets console.log, info, warn, error and debug
 // (to the debug log with codec, model and DevEUI, bounded per call) and

@@ -10,11 +10,11 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 )
 
-// engine is one runtime of a codec, used for a single call: the file's
-// top level has run in it, the entry points are looked up, and no payload
-// has been decoded in it yet. Every decode gets a fresh engine, as The
-// Things Stack and ChirpStack run every decode in a fresh state, so no
-// variable a codec keeps can carry one uplink (or device) into the next.
+// engine is a codec in a runtime: the file's top level has run in it and
+// the entry points are looked up. A fresh engine (lr nil) is used for a
+// single call and discarded, as The Things Stack and ChirpStack run every
+// decode in a fresh state; a codec's engine in a locked runtime
+// (reuse.go) is reused, since no call can change what it holds.
 type engine struct {
 	c         *Codec
 	rt        *goja.Runtime
@@ -35,6 +35,13 @@ type engine struct {
 	// counts the call's console messages against maxConsoleMessages.
 	dev  string
 	logs int
+
+	// lr is the locked runtime this engine is the codec's part of
+	// (reuse.go), nil for a fresh one; console output of a call on it
+	// waits in held until the call is known to count.
+	lr   *lockedRuntime
+	held []heldLog
+	tops goja.Value // on a locked runtime, the top level's values
 }
 
 // errDeadline is the value a timed-out runtime is interrupted with.
@@ -52,9 +59,9 @@ func (p *enginePanic) Unwrap() error {
 	return err
 }
 
-// newEngine sets up a runtime and runs the file's top level in it. The
-// first engine of a codec (c.style still zero) finds the entry point;
-// later ones look up the one it found.
+// newEngine sets up a fresh runtime and runs the file's top level in it.
+// The first engine of a codec (c.style still zero) finds the entry
+// point; later ones look up the one it found.
 func (c *Codec) newEngine() (*engine, error) {
 	rt := goja.New()
 	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
@@ -216,7 +223,7 @@ func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Out
 		if err != nil {
 			return err
 		}
-		e.dev, e.logs = in.DevEUI, 0
+		e.dev, e.logs, e.held = in.DevEUI, 0, e.held[:0]
 		ret, err := e.entry(goja.Undefined(), args...)
 		if err != nil {
 			return err

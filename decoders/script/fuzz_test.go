@@ -55,8 +55,13 @@ func FuzzScriptDecode(f *testing.F) {
 // FuzzScriptIsolation runs random interleavings of codecs (stateful ones
 // among them) and payloads on shared codecs, from two goroutines, and
 // compares every decode with the same input decoded alone by a Codec
-// loaded for that one call: with a fresh state per call, nothing decoded
-// before or beside a payload may change its result.
+// loaded for that one call, on a fresh runtime: with a fresh state per
+// call, nothing decoded before or beside a payload may change its
+// result. Most of the codecs run on locked runtimes (reuse.go);
+// lock-probe.js tries, as its payload's first byte picks, each way of
+// keeping state or changing a runtime that a locked runtime must turn
+// into a failure (and a fresh run) or make impossible, and reports the
+// state it can see.
 //
 // The input is a program: each op is a codec byte, an fPort byte, a
 // length byte and that many payload bytes.
@@ -71,6 +76,7 @@ func FuzzScriptIsolation(f *testing.F) {
 		filepath.Join(behaviourDir, "state.js"),
 		filepath.Join(behaviourDir, "leaky.js"),
 		filepath.Join(behaviourDir, "ttn-v2.js"),
+		filepath.Join(behaviourDir, "lock-probe.js"),
 	} {
 		b, err := os.ReadFile(path)
 		if err != nil {
@@ -86,6 +92,9 @@ func FuzzScriptIsolation(f *testing.F) {
 			f.Fatal(err)
 		}
 		shared[i] = c
+	}
+	for _, c := range shared {
+		primeLocked(f, c, decoders.Input{FPort: 1, Bytes: []byte{}})
 	}
 	recv := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	type op struct {
@@ -116,6 +125,9 @@ func FuzzScriptIsolation(f *testing.F) {
 		f.Add(append(append(prog, 5, 1, 2, 1, 7), prog...)) // a vector, the leaky codec, the vector again
 	}
 	f.Add([]byte{4, 1, 1, 9, 4, 1, 1, 9, 5, 0, 2, 1, 2, 5, 0, 2, 0, 3})
+	for attempt := range byte(56) { // lock-probe: an attempt, then a call that only looks
+		f.Add([]byte{7, 1, 2, attempt, 1, 7, 1, 0})
+	}
 	f.Fuzz(func(t *testing.T, prog []byte) {
 		ops := parse(prog)
 		want := make([]string, len(ops))
@@ -124,7 +136,11 @@ func FuzzScriptIsolation(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			alone.reuse = nil // a fresh runtime, as before locked ones existed
 			want[i] = outcome(alone.Decode(o.in))
+		}
+		for _, c := range shared {
+			keepTrying(c)
 		}
 		got := make([]string, len(ops))
 		var wg sync.WaitGroup

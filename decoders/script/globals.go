@@ -82,20 +82,19 @@ func (e *engine) installBuffer() {
 }
 
 // console writes a codec's console.log (info, warn, error, debug) to the
-// debug log, with the codec, model and device, bounded per call.
+// debug log, with the codec, model and device, bounded per call. On a
+// locked runtime the messages wait until the call has succeeded there: a
+// call that goes on to a fresh runtime logs from that one only.
 func (e *engine) console(call goja.FunctionCall) goja.Value {
-	ev := e.c.opts.Logger.Debug()
-	if !ev.Enabled() {
+	if !e.c.opts.Logger.Debug().Enabled() {
 		return goja.Undefined()
 	}
 	e.logs++
 	switch {
 	case e.logs == maxConsoleMessages+1:
-		ev.Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev).
-			Msgf("codec console output of this call dropped after %d messages", maxConsoleMessages)
+		e.log(heldLog{dropped: true})
 		return goja.Undefined()
 	case e.logs > maxConsoleMessages:
-		ev.Discard()
 		return goja.Undefined()
 	}
 	var b strings.Builder
@@ -115,8 +114,40 @@ func (e *engine) console(call goja.FunctionCall) goja.Value {
 			break
 		}
 	}
-	ev.Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev).Bool("truncated", truncated).Msg(b.String())
+	e.log(heldLog{msg: b.String(), truncated: truncated})
 	return goja.Undefined()
+}
+
+// heldLog is one console message: its text, or the notice that the
+// call's further messages were dropped.
+type heldLog struct {
+	msg       string
+	truncated bool
+	dropped   bool
+}
+
+func (e *engine) log(l heldLog) {
+	if e.lr != nil {
+		e.held = append(e.held, l)
+		return
+	}
+	ev := e.c.opts.Logger.Debug().Str("codec", e.c.file).Str("model", e.c.model).Str("dev_eui", e.dev)
+	if l.dropped {
+		ev.Msgf("codec console output of this call dropped after %d messages", maxConsoleMessages)
+		return
+	}
+	ev.Bool("truncated", l.truncated).Msg(l.msg)
+}
+
+// flushConsole writes what a call on a locked runtime logged.
+func (e *engine) flushConsole() {
+	lr := e.lr
+	e.lr = nil
+	for _, l := range e.held {
+		e.log(l)
+	}
+	e.lr = lr
+	e.held = e.held[:0]
 }
 
 // consoleText is one console argument as text, and whether it was cut:

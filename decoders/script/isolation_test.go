@@ -15,10 +15,11 @@ import (
 )
 
 // decodeAlone decodes in with a Codec of its own, loaded for this one
-// call: the reference a decode in fresh state must match.
+// call and running it on a fresh runtime (never a locked one): the
+// reference a decode in fresh state must match.
 func decodeAlone(t testing.TB, path string, in decoders.Input) string {
 	t.Helper()
-	return outcome(mustLoad(t, path, relaxed).Decode(in))
+	return outcome(freshOnly(t, path).Decode(in))
 }
 
 // outcome renders a decode's result (data, samples, warnings) or error as

@@ -40,9 +40,10 @@ func checkModelID(name, model string) error {
 	return nil
 }
 
-// Load compiles every <model-id>.js file in dir, for one-off use (the
-// decode command, tests); the daemon uses a Watcher. Files that fail are
-// left out and reported together in the error; the others are returned.
+// Load compiles every <model-id>.js file in dir at once, without a
+// registry; the daemon uses a Watcher, the decode command
+// Watcher.LoadModel. Files that fail are left out and reported together
+// in the error; the others are returned.
 func Load(dir string, opts Options) (map[string]*Codec, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -214,6 +215,38 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		delete(w.files, model)
 	}
 	return errors.Join(errs...)
+}
+
+// LoadModel loads the codec file of one model, <dir>/<model>.js, into the
+// registry as Sync does for every file of the folder, for a one-off
+// lookup (the decode command) that should not compile a whole folder of
+// codecs. It returns the file's path, "" when the model has none (the
+// registry's built-in decoder, if any, stands), and why the file does not
+// load.
+func (w *Watcher) LoadModel(model string) (path string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	name := model + ".js"
+	if _, ok := codecFile(name); !ok {
+		return "", nil
+	}
+	path = filepath.Join(w.dir, name)
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("script: codec file %s: %w", name, err)
+	case info.IsDir():
+		return "", nil
+	}
+	st := w.files[model]
+	if st == nil {
+		st = &watched{}
+		w.files[model] = st
+	}
+	st.info = info
+	return path, w.load(st, model, name, path)
 }
 
 // load reads, compiles and registers one file version.

@@ -268,3 +268,34 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// TestLoadModel: one model's file is loaded into the registry, replacing
+// the built-in decoder, and no other file of the folder is read; a model
+// without a file keeps its built-in decoder; a file that does not load is
+// the error.
+func TestLoadModel(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "cayenne-lpp.js"), versionCodec("script"))
+	writeFile(t, filepath.Join(dir, "broken.js"), "function decodeUplink(input) {")
+	reg := decoders.NewRegistry()
+	w := NewWatcher(dir, reg, Options{})
+	path, err := w.LoadModel("cayenne-lpp")
+	if err != nil || path != filepath.Join(dir, "cayenne-lpp.js") {
+		t.Fatalf("cayenne-lpp: %q %v", path, err)
+	}
+	if got := decodeVersion(reg, "cayenne-lpp"); got != "script" {
+		t.Fatalf("cayenne-lpp decodes as %q, want the script", got)
+	}
+	if got := w.Models(); !equalStrings(got, []string{"cayenne-lpp"}) {
+		t.Fatalf("models %v: only the model asked for is loaded", got)
+	}
+	if path, err := w.LoadModel("elsys-ers"); err != nil || path != "" || decodeVersion(reg, "elsys-ers") != "native" {
+		t.Fatalf("elsys-ers: %q %v, decodes as %q", path, err, decodeVersion(reg, "elsys-ers"))
+	}
+	if _, err := w.LoadModel("broken"); err == nil || !strings.Contains(err.Error(), "broken.js") {
+		t.Fatalf("broken: %v", err)
+	}
+	if _, ok := reg.Lookup("broken"); ok {
+		t.Fatal("a codec that does not compile was registered")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -127,7 +128,11 @@ func (m *memSink) Write(_ context.Context, pts []gateway.Point) error {
 	if m.fail != nil {
 		return m.fail
 	}
-	m.pts = append(m.pts, pts...)
+	// A Sink must not retain the points it is given: copy them.
+	for _, p := range pts {
+		p.Tags, p.Fields = slices.Clone(p.Tags), slices.Clone(p.Fields)
+		m.pts = append(m.pts, p)
+	}
 	return nil
 }
 

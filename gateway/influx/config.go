@@ -40,17 +40,18 @@ type Config struct {
 	// BatchSize is the most points in one write request (default 5000).
 	BatchSize int `yaml:"batch_size"`
 	// FlushInterval is how long a point waits for its batch to fill
-	// (default 100ms); a Spooled reads the spool at most once per interval
-	// while it has no backlog.
+	// (default 100ms): without a backlog, delivery reads the spool at most
+	// once per interval.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Timeout bounds one write request (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
 	// Gzip says when request bodies are compressed: GzipAuto (default),
 	// GzipAlways or GzipNever.
 	Gzip string `yaml:"gzip"`
-	// MaxInFlight is the most write requests under way at once (default
-	// 2): one batch travels while the next one fills, and a slow InfluxDB
-	// pushes back on the writers instead of piling up requests.
+	// MaxInFlight is the most batches under way at once (default 2): one
+	// travels while the next is read and cut, and a slow InfluxDB leaves
+	// the backlog in the spool instead of piling up requests. The sorting
+	// lane's request comes on top.
 	MaxInFlight int `yaml:"max_in_flight"`
 	// TLS is used with an https URL: a private CA, a client certificate,
 	// the name to verify.

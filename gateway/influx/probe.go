@@ -40,7 +40,7 @@ func (r ProbeResult) Unreachable() bool {
 // would prove more but would store a point in the operator's data; a
 // /query for the database's retention policies would not check the write
 // permission.
-func (s *Sink) Probe(ctx context.Context) ProbeResult {
+func (s *Client) Probe(ctx context.Context) ProbeResult {
 	res := ProbeResult{At: time.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.writeURL, http.NoBody)
 	if err != nil {
@@ -82,14 +82,14 @@ func answerMessage(resp *http.Response) string {
 	return strings.TrimSpace(string(b))
 }
 
-func (s *Sink) targetKind() string {
+func (s *Client) targetKind() string {
 	if s.cfg.Version == V1 {
 		return "database"
 	}
 	return "bucket"
 }
 
-func (s *Sink) credentialsHint() string {
+func (s *Client) credentialsHint() string {
 	if s.cfg.Version == V1 {
 		return "fix influx.username and influx.password, or grant the user WRITE on the database"
 	}
@@ -119,7 +119,7 @@ func (r ProbeResult) Server1x() bool {
 
 // CreateCommand is what an operator runs to create the target, on the
 // server that gave res.
-func (s *Sink) CreateCommand(res ProbeResult) string {
+func (s *Client) CreateCommand(res ProbeResult) string {
 	c := s.cfg
 	if c.Version == V1 || res.Server1x() {
 		cmd := "influx"
@@ -143,7 +143,7 @@ func (s *Sink) CreateCommand(res ProbeResult) string {
 // CreateDatabase creates the target's database on an InfluxDB 1.x server
 // (CREATE DATABASE is idempotent there). It needs admin credentials when
 // the server has auth enabled.
-func (s *Sink) CreateDatabase(ctx context.Context) error {
+func (s *Client) CreateDatabase(ctx context.Context) error {
 	u, _ := url.Parse(s.cfg.URL) // checked by Validate
 	name := strings.ReplaceAll(strings.ReplaceAll(s.cfg.DatabaseName(), `\`, `\\`), `"`, `\"`)
 	body := url.Values{"q": {`CREATE DATABASE "` + name + `"`}}.Encode()
@@ -179,8 +179,8 @@ func (s *Sink) CreateDatabase(ctx context.Context) error {
 // request storm on InfluxDB. When the target is missing and
 // Config.CreateDatabase holds, it creates the database on a 1.x server.
 type Monitor struct {
-	sink *Sink
-	log  zerolog.Logger
+	c   *Client
+	log zerolog.Logger
 
 	mu        sync.Mutex
 	last      ProbeResult
@@ -190,8 +190,8 @@ type Monitor struct {
 }
 
 // NewMonitor returns a Monitor of s; Run starts it.
-func NewMonitor(s *Sink, log zerolog.Logger) *Monitor {
-	return &Monitor{sink: s, log: log, done: make(chan struct{})}
+func NewMonitor(s *Client, log zerolog.Logger) *Monitor {
+	return &Monitor{c: s, log: log, done: make(chan struct{})}
 }
 
 // MonitorState is a Monitor's view: the last probe, when the failures
@@ -232,12 +232,12 @@ func (m *Monitor) Run(ctx context.Context, every time.Duration) {
 }
 
 func (m *Monitor) probe(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, m.sink.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, m.c.cfg.Timeout)
 	defer cancel()
-	res := m.sink.Probe(ctx)
-	if res.Status == http.StatusNotFound && m.sink.cfg.CreatesDatabase() {
+	res := m.c.Probe(ctx)
+	if res.Status == http.StatusNotFound && m.c.cfg.CreatesDatabase() {
 		if err := m.create(ctx, res); err == nil {
-			res = m.sink.Probe(ctx)
+			res = m.c.Probe(ctx)
 		}
 	}
 	if ctx.Err() != nil && errors.Is(res.Err, context.Canceled) {
@@ -254,13 +254,13 @@ func (m *Monitor) probe(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	if res.Err == nil && prev.Err != nil {
-		m.sink.RetryNow()
+		m.c.RetryNow()
 	}
 	if prev.At.IsZero() || errString(prev.Err) != errString(res.Err) {
 		if res.Err == nil {
-			m.log.Info().Str("target", m.sink.cfg.Target()).Str("server_version", res.Version).Msg("InfluxDB takes writes into the target")
+			m.log.Info().Str("target", m.c.cfg.Target()).Str("server_version", res.Version).Msg("InfluxDB takes writes into the target")
 		} else {
-			m.log.Error().Err(res.Err).Str("target", m.sink.cfg.Target()).Msg("InfluxDB does not take writes into the target; points wait in the spool")
+			m.log.Error().Err(res.Err).Str("target", m.c.cfg.Target()).Msg("InfluxDB does not take writes into the target; points wait in the spool")
 		}
 	}
 }
@@ -269,10 +269,10 @@ func (m *Monitor) probe(ctx context.Context) {
 // per distinct failure.
 func (m *Monitor) create(ctx context.Context, res ProbeResult) error {
 	var err error
-	if m.sink.cfg.Version != V1 && !res.Server1x() {
-		err = fmt.Errorf("InfluxDB 2.x creates buckets with the influx CLI, not through the write token: run %s", m.sink.CreateCommand(res))
-	} else if err = m.sink.CreateDatabase(ctx); err != nil {
-		err = fmt.Errorf("creating database %q: %w; run %s as an admin", m.sink.cfg.DatabaseName(), err, m.sink.CreateCommand(res))
+	if m.c.cfg.Version != V1 && !res.Server1x() {
+		err = fmt.Errorf("InfluxDB 2.x creates buckets with the influx CLI, not through the write token: run %s", m.c.CreateCommand(res))
+	} else if err = m.c.CreateDatabase(ctx); err != nil {
+		err = fmt.Errorf("creating database %q: %w; run %s as an admin", m.c.cfg.DatabaseName(), err, m.c.CreateCommand(res))
 	}
 	m.mu.Lock()
 	prev := m.createErr
@@ -280,7 +280,7 @@ func (m *Monitor) create(ctx context.Context, res ProbeResult) error {
 	m.mu.Unlock()
 	switch {
 	case err == nil:
-		m.log.Info().Str("database", m.sink.cfg.DatabaseName()).Msg("influx.create_database: created the database on InfluxDB")
+		m.log.Info().Str("database", m.c.cfg.DatabaseName()).Msg("influx.create_database: created the database on InfluxDB")
 	case errString(prev) != err.Error():
 		m.log.Error().Err(err).Msg("influx.create_database: the database could not be created")
 	}

@@ -21,6 +21,10 @@ type refusal struct {
 	// partial-write count reached the request's lines, so there is no
 	// accepted line to tell apart and nothing to send again.
 	all bool
+	// mixed says the request held several records and InfluxDB refused
+	// some of its lines, not all: which records it took is not known
+	// until the sorting lane finds out.
+	mixed bool
 }
 
 func (r *refusal) Error() string {

@@ -77,14 +77,13 @@ func FuzzDroppedCount(f *testing.F) {
 func TestInfluxDBPartialWrites(t *testing.T) {
 	t.Parallel()
 	db := testserver.StartInfluxDB(t)
-	s, err := newSink(cfgFor(db.URL(), db.Bucket()), zerolog.Nop(), fastTiming)
+	s, err := newClient(cfgFor(db.URL(), db.Bucket()), zerolog.Nop(), fastTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
 	post := func(body string) outcome {
 		t.Helper()
-		r := newRequest(context.Background(), nil, 0)
-		return s.post(context.Background(), []part{{r: r, lines: []byte(body), n: strings.Count(body, "\n")}})
+		return s.post(context.Background(), [][]byte{[]byte(body)})
 	}
 	if o := post("pw,d=a v=1i 1\n"); o.err != nil {
 		t.Fatalf("first write: %v", o.err)

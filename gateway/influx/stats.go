@@ -13,7 +13,7 @@ import (
 // one in seconds, and the request timeout caps the rest.
 var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
-// WriteStats is a snapshot of the Sink's write requests, for metrics and
+// WriteStats is a snapshot of the Client's write requests, for metrics and
 // the status page. This package stays free of a metrics library: the
 // caller turns the snapshot into whatever its exporter needs.
 type WriteStats struct {
@@ -125,4 +125,4 @@ func (w *writeStats) snapshot() WriteStats {
 }
 
 // Stats returns a snapshot of the write requests made so far.
-func (s *Sink) Stats() WriteStats { return s.stats.snapshot() }
+func (s *Client) Stats() WriteStats { return s.stats.snapshot() }

@@ -36,7 +36,7 @@ func TestSinkStats(t *testing.T) {
 	if err := s.Write(context.Background(), pts); err != nil {
 		t.Fatal(err)
 	}
-	st := s.Stats()
+	st := s.d.c.Stats()
 	if st.Requests["5xx"] != 2 || st.Requests["2xx"] != 1 || st.Retries["5xx"] != 2 || len(st.Retries) != 1 {
 		t.Errorf("requests %v retries %v, want 2 5xx and 1 2xx, 2 5xx retries", st.Requests, st.Retries)
 	}

@@ -1,6 +1,7 @@
 package lorawan
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -40,15 +41,51 @@ type bridgeUplink struct {
 }
 
 // ErrBadCRC is returned by ParseBridgeUplink for a frame the gateway
-// received with a failed CRC: the MQTT source should count it and
-// acknowledge the message, not dead-letter it.
+// received with a failed CRC: HandleBridge counts it and acknowledges the
+// message rather than dead-lettering it.
 var ErrBadCRC = errors.New("lorawan: frame received with a bad CRC")
 
+// HandleBridge takes one message of a gateway-bridge MQTT feed (its
+// mqtt.MessageHandler): one gateway's copy of a raw frame, which Handle
+// de-duplicates, checks and decrypts before h gets the uplink. A frame the
+// gateway received with a bad CRC is counted (lorawan.crc_errors) and
+// acknowledged: nothing in it can be trusted, and the bridge forwards such
+// frames routinely. A message that is not a bridge uplink event is kept as
+// a malformed dead letter. A stats event becomes the gateway's stats
+// uplink for h; the other events (ack, exec, raw, conn) are counted as
+// events_ignored and acknowledged.
+func (f *Frames) HandleBridge(ctx context.Context, topic string, payload []byte, h gateway.Handler) error {
+	switch BridgeEvent(topic) {
+	case "up", "":
+	case "stats":
+		up, err := ParseBridgeStats(topic, payload)
+		if err != nil {
+			return f.deadLetter(ctx, Frame{Topic: topic, Raw: payload}, nil, &gateway.Rejection{Reason: gateway.ReasonMalformed, Err: err})
+		}
+		up.Source = f.source
+		return h(ctx, up)
+	default:
+		if f.counters != nil {
+			f.counters.Inc("events_ignored")
+		}
+		return nil
+	}
+	fr, err := ParseBridgeUplink(topic, payload)
+	switch {
+	case errors.Is(err, ErrBadCRC):
+		f.count("crc_errors")
+		return nil
+	case err != nil:
+		return f.deadLetter(ctx, Frame{Topic: topic, Raw: payload}, nil, &gateway.Rejection{Reason: gateway.ReasonMalformed, Err: err})
+	}
+	return f.Handle(ctx, fr, h)
+}
+
 // ParseBridgeUplink reads a ChirpStack Gateway Bridge or MQTT Forwarder
-// uplink event (topic BridgeTopic, JSON encoding) into a Frame; the MQTT
-// source hands it to Frames.Handle. The gateway id comes from rxInfo, or
-// from the topic when rxInfo has none. Protobuf-encoded events are not
-// supported: configure the bridge's marshaler as "json".
+// uplink event (topic BridgeTopic, JSON encoding) into a Frame for
+// Frames.Handle (HandleBridge does both). The gateway id comes from
+// rxInfo, or from the topic when rxInfo has none. Protobuf-encoded events
+// are not supported: configure the bridge's marshaler as "json".
 func ParseBridgeUplink(topic string, payload []byte) (Frame, error) {
 	var m bridgeUplink
 	if err := json.Unmarshal(payload, &m); err != nil {

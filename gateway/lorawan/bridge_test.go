@@ -1,6 +1,7 @@
 package lorawan
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -50,5 +51,38 @@ func TestParseBridgeUplink(t *testing.T) {
 	}
 	if _, err := ParseBridgeUplink(topic, []byte(`{"phyPayload":"QAQD","rxInfo":{"crcStatus":"BAD_CRC"}}`)); !errors.Is(err, ErrBadCRC) {
 		t.Errorf("bad CRC: %v", err)
+	}
+}
+
+// TestHandleBridge: a bad-CRC event is counted and acknowledged, a message
+// that is not an event is a malformed dead letter with its topic and
+// bytes, and an event goes on to Handle.
+func TestHandleBridge(t *testing.T) {
+	topic := "eu868/gateway/0016c001f153a14c/event/up"
+	f, dl, c := newFrames(t, FrameConfig{DedupWindow: time.Millisecond}, lookup{})
+	h := func(context.Context, gateway.Uplink) error {
+		t.Fatal("handler called for a frame of no registered device")
+		return nil
+	}
+	ctx := context.Background()
+	if err := f.HandleBridge(ctx, topic, []byte(`{"phyPayload":"QAQD","rxInfo":{"crcStatus":"BAD_CRC"}}`), h); err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("lorawan.crc_errors") != 1 || c.Get("lorawan.frames") != 0 || len(dl.all()) != 0 {
+		t.Fatalf("bad CRC: counters %v, dead letters %v", c.Snapshot(), dl.all())
+	}
+	if err := f.HandleBridge(ctx, topic, []byte("\x0a\x08protobuf"), h); err != nil {
+		t.Fatal(err)
+	}
+	got := dl.all()
+	if len(got) != 1 || got[0].Reason != gateway.ReasonMalformed || got[0].Topic != topic || string(got[0].Raw) != "\x0a\x08protobuf" ||
+		got[0].Source != "udp-test" || !strings.Contains(got[0].Detail, "not JSON") || c.Get("lorawan.dead_letters.malformed") != 1 {
+		t.Fatalf("not an event: dead letters %+v, counters %v", got, c.Snapshot())
+	}
+	if err := f.HandleBridge(ctx, topic, []byte(bridgeEvent), h); err != nil {
+		t.Fatal(err)
+	}
+	if c.Get("lorawan.frames") != 1 || c.Get("lorawan.unknown_dev_addr") != 1 {
+		t.Fatalf("event: counters %v", c.Snapshot())
 	}
 }

@@ -7,8 +7,8 @@
 //
 // Frames come from the Semtech UDP packet-forwarder protocol (Source) or
 // from ChirpStack Gateway Bridge / MQTT Forwarder JSON events
-// (ParseBridgeUplink, which the daemon's gateway-bridge handler calls for
-// each message the MQTT source takes); both end in
+// (Frames.HandleBridge, the message handler of a gateway-bridge MQTT
+// source, which parses each with ParseBridgeUplink); both end in
 // Frames.Handle. Parsing, MIC and encryption are github.com/brocaar/lorawan.
 //
 // It must not log or return a session key, send downlinks (it is not a

@@ -21,6 +21,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
+	"github.com/sensorgate/sensorgate/gateway/spool"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
@@ -60,22 +61,27 @@ func TestSemtechToInfluxDB(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sink, err := influx.New(influx.Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: 10 * time.Millisecond}, log)
+	client, err := influx.New(influx.Config{URL: db.URL(), Bucket: db.Bucket(), FlushInterval: 10 * time.Millisecond}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- sink.Run(context.Background()) }()
+	sp, err := spool.Open(spool.Config{Dir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	dl := &deadLetters{}
+	sink := influx.NewWriter(sp)
+	delivery := influx.NewDeliverer(client, sp, dl, log)
+	stopDelivery := delivery.Start()
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := sink.Close(ctx); err != nil {
-			t.Error(err)
+		if notDrained, err := stopDelivery(ctx); notDrained != nil || err != nil {
+			t.Error(notDrained, err)
 		}
-		<-sinkDone
 	}()
 
-	dl := &deadLetters{}
 	counters := &gateway.Counters{}
 	p := &gateway.Pipeline{
 		Devices: reg, Decoders: decoders.NewRegistry(), Sink: sink, DeadLetters: dl,
@@ -115,6 +121,11 @@ func TestSemtechToInfluxDB(t *testing.T) {
 	})
 	if got := dl.all(); len(got) != 1 || got[0].Reason != gateway.ReasonBadMIC || got[0].Source != "gateways" {
 		t.Fatalf("dead letters %+v", got)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer dcancel()
+	if err := delivery.Drain(dctx); err != nil {
+		t.Fatal(err)
 	}
 
 	byName := map[devices.EUI]devices.Device{}

@@ -2,7 +2,7 @@
 // its own (never the global default) with the daemon's metric families.
 //
 // Most families are read from existing state when Prometheus scrapes
-// (spool Stats, the InfluxDB sink's Stats, the pipeline's Counters,
+// (spool Stats, the InfluxDB client's Stats, the pipeline's Counters,
 // sources' Ready), so the per-message path pays nothing for them. The
 // few that need per-message labels (uplinks by source and result, decode
 // errors by model) come from the pipeline's Observer hook, and dead

@@ -53,108 +53,60 @@ type csV4Rx struct {
 
 // readCSV4 reads an uplink event into m (see jsonScanner for the rules).
 func (sc *jsonScanner) readCSV4(m *csV4Up) {
-	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, "deduplicationId", "time", "deviceInfo", "devAddr", "dr", "fCnt", "fPort", "data", "object", "rxInfo", "txInfo", "joinServerContext") {
-		case "deduplicationId":
-			sc.setString(&m.DeduplicationID, "deduplicationId")
-		case "time":
-			sc.setString(&m.Time, "time")
-		case "deviceInfo":
-			d := &m.DeviceInfo
-			for key, ok := sc.structOpen("deviceInfo"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "deviceProfileName", "deviceName", "devEui", "tags") {
-				case "deviceProfileName":
-					sc.setString(&d.DeviceProfileName, "deviceInfo.deviceProfileName")
-				case "deviceName":
-					sc.setString(&d.DeviceName, "deviceInfo.deviceName")
-				case "devEui":
-					sc.setString(&d.DevEUI, "deviceInfo.devEui")
-				case "tags":
-					sc.setStringMap(&d.Tags, "deviceInfo.tags")
-				default:
-					sc.skip()
-				}
-			}
-		case "devAddr":
-			sc.setString(&m.DevAddr, "devAddr")
-		case "dr":
-			sc.setNumber(&m.DR)
-		case "fCnt":
-			sc.setNumber(&m.FCnt)
-		case "fPort":
-			sc.setNumber(&m.FPort)
-		case "data":
-			sc.setString(&m.Data, "data")
-		case "object":
-			sc.setAnyMap(&m.Object, "object")
-		case "rxInfo":
-			readSlice(sc, &m.RxInfo, "rxInfo", sc.readCSV4Rx)
-		case "txInfo":
-			for key, ok := sc.structOpen("txInfo"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "frequency", "modulation") {
-				case "frequency":
-					sc.setNumber(&m.TxInfo.Frequency)
-				case "modulation":
-					for key, ok := sc.structOpen("txInfo.modulation"); ok; key, ok = sc.nextKey() {
-						if fieldKey(key, "lora") == "" {
-							sc.skip()
-							continue
-						}
-						readPointer(sc, &m.TxInfo.LoRa, "txInfo.modulation.lora", func(l *loraModulation) {
-							sc.readLoRa(l, "txInfo.modulation.lora", "bandwidth", "spreadingFactor")
-						})
-					}
-				default:
-					sc.skip()
-				}
-			}
-		case "joinServerContext":
+	d := &m.DeviceInfo
+	sc.readMembers("",
+		stringMember("deduplicationId", "deduplicationId", &m.DeduplicationID),
+		stringMember("time", "time", &m.Time),
+		readMember("deviceInfo", func() {
+			sc.readMembers("deviceInfo",
+				stringMember("deviceProfileName", "deviceInfo.deviceProfileName", &d.DeviceProfileName),
+				stringMember("deviceName", "deviceInfo.deviceName", &d.DeviceName),
+				stringMember("devEui", "deviceInfo.devEui", &d.DevEUI),
+				stringMapMember("tags", "deviceInfo.tags", &d.Tags))
+		}),
+		stringMember("devAddr", "devAddr", &m.DevAddr),
+		numberMember("dr", &m.DR),
+		numberMember("fCnt", &m.FCnt),
+		numberMember("fPort", &m.FPort),
+		stringMember("data", "data", &m.Data),
+		readMember("object", func() { sc.setAnyMap(&m.Object, "object") }),
+		readMember("rxInfo", func() { readSlice(sc, &m.RxInfo, "rxInfo", sc.readCSV4Rx) }),
+		readMember("txInfo", func() {
+			sc.readMembers("txInfo",
+				numberMember("frequency", &m.TxInfo.Frequency),
+				readMember("modulation", func() {
+					sc.readLoRaIn(&m.TxInfo.LoRa, "txInfo.modulation", "txInfo.modulation.lora", "bandwidth", "spreadingFactor")
+				}))
+		}),
+		readMember("joinServerContext", func() {
 			readPointer(sc, &m.JoinServerContext, "joinServerContext", func(j *struct{ AppSKey string }) {
-				for key, ok := sc.structOpen("joinServerContext"); ok; key, ok = sc.nextKey() {
-					if fieldKey(key, "appSKey") == "" {
-						sc.skip()
-						continue
-					}
-					j.AppSKey = sc.raw()
-				}
+				sc.readMembers("joinServerContext", readMember("appSKey", func() { j.AppSKey = sc.raw() }))
 			})
-		default:
-			sc.skip()
-		}
-	}
+		}))
 }
 
 func (sc *jsonScanner) readCSV4Rx(rx *csV4Rx) {
-	for key, ok := sc.structOpen("rxInfo"); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, "gatewayId", "nsTime", "time", "rssi", "snr") {
-		case "gatewayId":
-			sc.setString(&rx.GatewayID, "rxInfo.gatewayId")
-		case "nsTime":
-			sc.setString(&rx.NsTime, "rxInfo.nsTime")
-		case "time":
-			sc.setString(&rx.Time, "rxInfo.time")
-		case "rssi":
-			sc.setNumber(&rx.RSSI)
-		case "snr":
-			sc.setNumber(&rx.SNR)
-		default:
-			sc.skip()
-		}
-	}
+	sc.readMembers("rxInfo",
+		stringMember("gatewayId", "rxInfo.gatewayId", &rx.GatewayID),
+		stringMember("nsTime", "rxInfo.nsTime", &rx.NsTime),
+		stringMember("time", "rxInfo.time", &rx.Time),
+		numberMember("rssi", &rx.RSSI),
+		numberMember("snr", &rx.SNR))
 }
 
-// readLoRa reads LoRa modulation info at field, whose keys the feeds
-// spell differently.
-func (sc *jsonScanner) readLoRa(l *loraModulation, field, bandwidth, spreadingFactor string) {
+// readLoRaIn reads the LoRa modulation info in the "lora" member of the
+// object at field (ChirpStack's txInfo.modulation, The Things Stack's
+// settings.data_rate) into *l; lora is its path, and the feeds spell the
+// bandwidth and spreading factor keys differently.
+func (sc *jsonScanner) readLoRaIn(l **loraModulation, field, lora, bandwidth, spreadingFactor string) {
 	for key, ok := sc.structOpen(field); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, bandwidth, spreadingFactor) {
-		case bandwidth:
-			sc.setNumber(&l.Bandwidth)
-		case spreadingFactor:
-			sc.setNumber(&l.SpreadingFactor)
-		default:
+		if fieldKey(key, "lora") == "" {
 			sc.skip()
+			continue
 		}
+		readPointer(sc, l, lora, func(m *loraModulation) {
+			sc.readMembers(lora, numberMember(bandwidth, &m.Bandwidth), numberMember(spreadingFactor, &m.SpreadingFactor))
+		})
 	}
 }
 
@@ -168,7 +120,25 @@ type loraModulation struct {
 // parseChirpStackV4 reads a ChirpStack v4 "up" event. Time is the event's
 // time, else the earliest rxInfo nsTime, else the earliest rxInfo time, else
 // the local clock. ID is deduplicationId, else DevEUI:FCnt.
-func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
+//
+// Other events on .../event/<event> topics: status, join and log are read
+// by parseCSV4DeviceEvent, the rest are ignored.
+func parseChirpStackV4(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
+	return parseCSV4Event(p, csV4Event(topic), payload)
+}
+
+// parseCSV4Event reads a ChirpStack v4 event of the named kind.
+func parseCSV4Event(p *Parser, event string, payload []byte) (gateway.Uplink, error) {
+	switch event {
+	case "up":
+		return parseCSV4Up(p, payload)
+	case "status", "join", "log":
+		return parseCSV4DeviceEvent(p, event, payload)
+	}
+	return ignored(), nil
+}
+
+func parseCSV4Up(p *Parser, payload []byte) (gateway.Uplink, error) {
 	var m csV4Up
 	sc := newScanner(payload)
 	sc.readCSV4(&m)

@@ -152,10 +152,15 @@ func (sc *jsonScanner) mismatch(field, want string) {
 		case 't', 'f':
 			got = "bool"
 		}
+		// A copy, so that field does not escape: readMembers passes paths
+		// in one slice with the pointers its values go to, and escape
+		// analysis would move every message's struct to the heap with
+		// them. It runs once per message at most.
+		path := strings.Clone(field)
 		if sc.prefix != "" {
-			field = sc.prefix + field
+			path = sc.prefix + field
 		}
-		sc.typeErr = &jsonTypeError{field: field, want: want, got: got}
+		sc.typeErr = &jsonTypeError{field: path, want: want, got: got}
 	}
 	sc.skip()
 }
@@ -474,26 +479,83 @@ func hex4(s string) rune {
 // under Unicode case folding; "" if none. No two names of one object
 // fold to the same string, so the order of names does not matter.
 func fieldKey(key string, names ...string) string {
-	for _, n := range names {
+	if i := fieldIndex(key, names); i >= 0 {
+		return names[i]
+	}
+	return ""
+}
+
+// fieldIndex is fieldKey's index into names, -1 if none.
+func fieldIndex(key string, names []string) int {
+	for i, n := range names {
 		if key == n {
-			return n
+			return i
 		}
 	}
 	ascii := true
 	for i := 0; i < len(key); i++ {
 		ascii = ascii && key[i] < utf8.RuneSelf
 	}
-	for _, n := range names {
+	for i, n := range names {
 		// ASCII folds to ASCII byte for byte, so an ASCII key can only
 		// match a name of its own length; a longer key can, if it holds a
 		// multi-byte rune folding to ASCII (U+212A KELVIN SIGN to k). A
 		// shorter one cannot. Most keys of a feed are ones no reader
 		// wants, so this check is what they cost.
 		if (len(key) == len(n) || len(key) > len(n) && !ascii) && strings.EqualFold(key, n) {
-			return n
+			return i
 		}
 	}
-	return ""
+	return -1
+}
+
+// member is one member of an object that readMembers reads: its key, its
+// path for a type error, and where the value goes (one of str, num and
+// strs), or read, which reads it. Feeds name the same things with
+// different keys, so readers list members rather than repeat a switch
+// per object.
+type member struct {
+	key, path string
+	str       *string
+	num       *number
+	strs      *map[string]string
+	read      func()
+}
+
+func stringMember(key, path string, dst *string) member {
+	return member{key: key, path: path, str: dst}
+}
+func numberMember(key string, dst *number) member { return member{key: key, num: dst} }
+func stringMapMember(key, path string, dst *map[string]string) member {
+	return member{key: key, path: path, strs: dst}
+}
+func readMember(key string, read func()) member { return member{key: key, read: read} }
+
+// readMembers reads the object at field into members, each value into
+// the member its key selects (fieldKey's rules); the rest is skipped.
+func (sc *jsonScanner) readMembers(field string, members ...member) {
+	// An array, not a slice: a store through a slice would make escape
+	// analysis move the members, and with them the message's struct, to
+	// the heap. No reader lists more than 16.
+	var keys [16]string
+	for i := range members {
+		keys[i] = members[i].key
+	}
+	for key, ok := sc.structOpen(field); ok; key, ok = sc.nextKey() {
+		i := fieldIndex(key, keys[:len(members)])
+		switch {
+		case i < 0:
+			sc.skip()
+		case members[i].str != nil:
+			sc.setString(members[i].str, members[i].path)
+		case members[i].num != nil:
+			sc.setNumber(members[i].num)
+		case members[i].strs != nil:
+			sc.setStringMap(members[i].strs, members[i].path)
+		default:
+			members[i].read()
+		}
+	}
 }
 
 // Typed readers. Each reads one value into its target as json.Unmarshal

@@ -65,34 +65,24 @@ type ttsRx struct {
 // readTTS reads an up or up/normalized message into m (see jsonScanner
 // for the rules).
 func (sc *jsonScanner) readTTS(m *ttsMessage) {
-	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, "end_device_ids", "correlation_ids", "received_at", "uplink_message", "uplink_normalized") {
-		case "end_device_ids":
-			ids := &m.EndDeviceIDs
-			for key, ok := sc.structOpen("end_device_ids"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "device_id", "dev_eui", "dev_addr") {
-				case "device_id":
-					sc.setString(&ids.DeviceID, "end_device_ids.device_id")
-				case "dev_eui":
-					sc.setString(&ids.DevEUI, "end_device_ids.dev_eui")
-				case "dev_addr":
-					sc.setString(&ids.DevAddr, "end_device_ids.dev_addr")
-				default:
-					sc.skip()
-				}
-			}
-		case "correlation_ids":
+	ids := &m.EndDeviceIDs
+	sc.readMembers("",
+		readMember("end_device_ids", func() {
+			sc.readMembers("end_device_ids",
+				stringMember("device_id", "end_device_ids.device_id", &ids.DeviceID),
+				stringMember("dev_eui", "end_device_ids.dev_eui", &ids.DevEUI),
+				stringMember("dev_addr", "end_device_ids.dev_addr", &ids.DevAddr))
+		}),
+		readMember("correlation_ids", func() {
 			readSlice(sc, &m.CorrelationIDs, "correlation_ids", func(id *string) { sc.setString(id, "correlation_ids") })
-		case "received_at":
-			sc.setString(&m.ReceivedAt, "received_at")
-		case "uplink_message":
+		}),
+		stringMember("received_at", "received_at", &m.ReceivedAt),
+		readMember("uplink_message", func() {
 			readPointer(sc, &m.UplinkMessage, "uplink_message", func(u *ttsUplink) { sc.readTTSUplink(u, "uplink_message.") })
-		case "uplink_normalized":
+		}),
+		readMember("uplink_normalized", func() {
 			readPointer(sc, &m.UplinkNormalized, "uplink_normalized", func(u *ttsUplink) { sc.readTTSUplink(u, "uplink_normalized.") })
-		default:
-			sc.skip()
-		}
-	}
+		}))
 }
 
 // readTTSUplink reads uplink_message or uplink_normalized; prefix is its
@@ -100,90 +90,42 @@ func (sc *jsonScanner) readTTS(m *ttsMessage) {
 func (sc *jsonScanner) readTTSUplink(u *ttsUplink, prefix string) {
 	sc.prefix = prefix
 	defer func() { sc.prefix = "" }()
-	for key, ok := sc.structOpen(""); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, "f_port", "f_cnt", "frm_payload", "decoded_payload", "normalized_payload", "app_s_key",
-			"rx_metadata", "settings", "received_at", "version_ids", "attributes") {
-		case "f_port":
-			sc.setNumber(&u.FPort)
-		case "f_cnt":
-			sc.setNumber(&u.FCnt)
-		case "frm_payload":
-			sc.setString(&u.FRMPayload, "frm_payload")
-		case "decoded_payload":
-			sc.setAnyMap(&u.DecodedPayload, "decoded_payload")
-		case "normalized_payload":
-			u.NormalizedPayload = sc.raw()
-		case "app_s_key":
-			u.AppSKey = sc.raw()
-		case "rx_metadata":
-			readSlice(sc, &u.RxMetadata, "rx_metadata", sc.readTTSRx)
-		case "settings":
-			s := &u.Settings
-			for key, ok := sc.structOpen("settings"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "data_rate", "data_rate_index", "frequency") {
-				case "data_rate":
-					for key, ok := sc.structOpen("settings.data_rate"); ok; key, ok = sc.nextKey() {
-						if fieldKey(key, "lora") == "" {
-							sc.skip()
-							continue
-						}
-						readPointer(sc, &s.LoRa, "settings.data_rate.lora", func(l *loraModulation) {
-							sc.readLoRa(l, "settings.data_rate.lora", "bandwidth", "spreading_factor")
-						})
-					}
-				case "data_rate_index":
-					sc.setNumber(&s.DataRateIndex)
-				case "frequency":
-					sc.setNumber(&s.Frequency)
-				default:
-					sc.skip()
-				}
-			}
-		case "received_at":
-			sc.setString(&u.ReceivedAt, "received_at")
-		case "version_ids":
-			for key, ok := sc.structOpen("version_ids"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "brand_id", "model_id") {
-				case "brand_id":
-					sc.setString(&u.VersionIDs.BrandID, "version_ids.brand_id")
-				case "model_id":
-					sc.setString(&u.VersionIDs.ModelID, "version_ids.model_id")
-				default:
-					sc.skip()
-				}
-			}
-		case "attributes":
-			sc.setStringMap(&u.Attributes, "attributes")
-		default:
-			sc.skip()
-		}
-	}
+	s := &u.Settings
+	sc.readMembers("",
+		numberMember("f_port", &u.FPort),
+		numberMember("f_cnt", &u.FCnt),
+		stringMember("frm_payload", "frm_payload", &u.FRMPayload),
+		readMember("decoded_payload", func() { sc.setAnyMap(&u.DecodedPayload, "decoded_payload") }),
+		readMember("normalized_payload", func() { u.NormalizedPayload = sc.raw() }),
+		readMember("app_s_key", func() { u.AppSKey = sc.raw() }),
+		readMember("rx_metadata", func() { readSlice(sc, &u.RxMetadata, "rx_metadata", sc.readTTSRx) }),
+		readMember("settings", func() {
+			sc.readMembers("settings",
+				readMember("data_rate", func() {
+					sc.readLoRaIn(&s.LoRa, "settings.data_rate", "settings.data_rate.lora", "bandwidth", "spreading_factor")
+				}),
+				numberMember("data_rate_index", &s.DataRateIndex),
+				numberMember("frequency", &s.Frequency))
+		}),
+		stringMember("received_at", "received_at", &u.ReceivedAt),
+		readMember("version_ids", func() {
+			sc.readMembers("version_ids",
+				stringMember("brand_id", "version_ids.brand_id", &u.VersionIDs.BrandID),
+				stringMember("model_id", "version_ids.model_id", &u.VersionIDs.ModelID))
+		}),
+		stringMapMember("attributes", "attributes", &u.Attributes))
 }
 
 func (sc *jsonScanner) readTTSRx(rx *ttsRx) {
-	for key, ok := sc.structOpen("rx_metadata"); ok; key, ok = sc.nextKey() {
-		switch fieldKey(key, "gateway_ids", "rssi", "channel_rssi", "snr") {
-		case "gateway_ids":
-			for key, ok := sc.structOpen("rx_metadata.gateway_ids"); ok; key, ok = sc.nextKey() {
-				switch fieldKey(key, "gateway_id", "eui") {
-				case "gateway_id":
-					sc.setString(&rx.GatewayID, "rx_metadata.gateway_ids.gateway_id")
-				case "eui":
-					sc.setString(&rx.EUI, "rx_metadata.gateway_ids.eui")
-				default:
-					sc.skip()
-				}
-			}
-		case "rssi":
-			sc.setNumber(&rx.RSSI)
-		case "channel_rssi":
-			sc.setNumber(&rx.ChannelRSSI)
-		case "snr":
-			sc.setNumber(&rx.SNR)
-		default:
-			sc.skip()
-		}
-	}
+	sc.readMembers("rx_metadata",
+		readMember("gateway_ids", func() {
+			sc.readMembers("rx_metadata.gateway_ids",
+				stringMember("gateway_id", "rx_metadata.gateway_ids.gateway_id", &rx.GatewayID),
+				stringMember("eui", "rx_metadata.gateway_ids.eui", &rx.EUI))
+		}),
+		numberMember("rssi", &rx.RSSI),
+		numberMember("channel_rssi", &rx.ChannelRSSI),
+		numberMember("snr", &rx.SNR))
 }
 
 // parseTTS reads a The Things Stack v3 up or up/normalized message.
@@ -208,7 +150,10 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 		u, normalized = m.UplinkNormalized, true
 	}
 	if u == nil {
-		return gateway.Uplink{}, fmt.Errorf("neither uplink_message nor uplink_normalized in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized) only", truncate(topic, 80))
+		if up, ok, err := parseTTSOther(p, payload); ok {
+			return up, err
+		}
+		return gateway.Uplink{}, fmt.Errorf("neither uplink_message, uplink_normalized nor join_accept in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized and join) only", truncate(topic, 80))
 	}
 	up := gateway.Uplink{
 		DeviceName: m.EndDeviceIDs.DeviceID,
