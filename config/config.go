@@ -76,6 +76,10 @@ type HTTPConfig struct {
 	// MaxBodyBytes bounds a request body (default 16 MiB: a 10,000-device
 	// import is about 1 MiB).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxImportBytes bounds a CSV device import (default 256 MiB: a
+	// 1,000,000-device CSV is about 75 MB), which is read as it is
+	// checked, never held whole.
+	MaxImportBytes int `yaml:"max_import_bytes"`
 }
 
 // DevicesConfig is the device registry's input.

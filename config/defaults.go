@@ -23,7 +23,9 @@ const (
 	defaultStateDir   = "/var/lib/sensorgate"
 	// defaultMaxBodyBytes is httpapi.DefaultMaxBodyBytes (a test keeps
 	// them equal).
-	defaultMaxBodyBytes   = 16 << 20
+	defaultMaxBodyBytes = 16 << 20
+	// defaultMaxImportBytes is httpapi.DefaultMaxImportBytes.
+	defaultMaxImportBytes = 256 << 20
 	defaultHealthInterval = 5 * time.Minute
 	defaultSilentFactor   = 3
 	// The bounds of device state; devices' defaults, repeated so that
@@ -58,6 +60,7 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.Registry.Driver, devices.DriverSQLite)
 	setDuration(&c.Registry.HealthSyncInterval, DefaultHealthSyncInterval, t, "registry.health_sync_interval")
 	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
+	setInt(&c.HTTP.MaxImportBytes, defaultMaxImportBytes, t, "http.max_import_bytes")
 	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {
 		c.Devices.SilentFactor = defaultSilentFactor

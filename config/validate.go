@@ -404,6 +404,7 @@ func (c *Config) checkHTTP(p *collector) {
 		p.add(path, "missing: HTTPS needs both tls_cert and tls_key (PEM files), or neither for plain HTTP")
 	}
 	atLeastOne(p, "http.max_body_bytes", h.MaxBodyBytes, defaultMaxBodyBytes)
+	atLeastOne(p, "http.max_import_bytes", h.MaxImportBytes, defaultMaxImportBytes)
 }
 
 // checkAllowedHost checks a name of http.allowed_hosts: a host name or

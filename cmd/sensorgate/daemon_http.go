@@ -113,6 +113,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	o.api, err = httpapi.New(httpapi.Config{
 		Listen: cfg.HTTP.Listen, Token: token, AllowedHosts: cfg.HTTP.AllowedHosts,
 		TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey, MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
+		MaxImportBytes: int64(cfg.HTTP.MaxImportBytes),
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
 		Gateways: o.gateways, GatewayStore: o.gwStore,
