@@ -33,7 +33,7 @@ var (
 // schemaVersion is the newest migration (migrations in migrate.go): PRAGMA
 // user_version with SQLite, the highest row of schema_migrations with
 // PostgreSQL.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema creates the tables. Session keys are columns of their own, raw
 // bytes, because every text form of a Key is masked; the file is created

@@ -29,6 +29,9 @@ const (
 
 	modeBacklog = "backlog"
 	modeLive    = "live"
+
+	registrySQLite   = "sqlite"
+	registryPostgres = "postgres"
 )
 
 // settings are what every run of one invocation shares.
@@ -48,6 +51,7 @@ type settings struct {
 	Env        []string      // added to sensorgate's environment (KEY=VALUE), e.g. GOGC experiments
 	Scripts    string        // decoders.scripts for sensorgate, absolute; "" for the built-in decoders
 	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
+	Registry   string        // registry.driver: sqlite (under state_dir) or postgres (a fresh database per run)
 	CodecTime  time.Duration // decoders.timeout with Scripts; 0 for the default
 	log        io.Writer     // progress
 }
@@ -353,6 +357,11 @@ sources:
 influx: {url: %q, bucket: %q}
 devices: {import: %q, tags: [district, site]}
 `, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket, devPath)
+	if s.Registry == registryPostgres {
+		// A database of its own on the machine's PostgreSQL, dropped when
+		// the run closes (testserver.PostgresDB through the harness).
+		cfg += fmt.Sprintf("registry: {driver: postgres, dsn: %q}\n", testserver.PostgresDB(h))
+	}
 	if s.Scripts != "" {
 		cfg += fmt.Sprintf("decoders: {scripts: %q", s.Scripts)
 		if s.Sandbox != "" {

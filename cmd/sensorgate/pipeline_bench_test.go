@@ -61,7 +61,7 @@ func benchFleet(b testing.TB, format string) ([]simulate.Message, *mqtt.Parser, 
 	}
 	p := &gateway.Pipeline{
 		Devices: reg, Decoders: decoders.NewRegistry(), Sink: &encodingSink{}, DeadLetters: nil,
-		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true}}, AllowedTags: []string{"district", "site"},
+		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true, GatewayPoints: true}}, AllowedTags: []string{"district", "site"},
 		Log: zerolog.Nop(), Counters: &gateway.Counters{},
 	}
 	return msgs, parser, p

@@ -49,6 +49,7 @@ func (s *Server) register() {
 	s.handle("GET /api/v1/deadletters/{id}", s.getDeadLetter)
 	s.handle("POST /api/v1/deadletters/replay", s.replay)
 	s.handle("POST /api/v1/deadletters/{id}/replay", s.replayOne)
+	s.registerGateways()
 }
 
 // unavailable answers 503 for a route whose backing part is not wired.

@@ -20,6 +20,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // DefaultMaxBodyBytes bounds a request body: a 10,000-device CSV with
@@ -81,6 +82,10 @@ type Options struct {
 	Health   *devices.Health
 	Unknowns *devices.Unknowns
 	Decoders Decoders
+	// Gateways is gateway health and entries; GatewayStore saves the
+	// API's changes to the entries.
+	Gateways     *gateways.Table
+	GatewayStore *gateways.Store
 	// DeadLetters lists letters; Replayer replays them.
 	DeadLetters *deadletter.File
 	Replayer    *deadletter.Replayer
