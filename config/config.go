@@ -40,6 +40,7 @@ type Config struct {
 	// dir defaults to <state_dir>/spool.
 	Spool    spool.Config   `yaml:"spool"`
 	Devices  DevicesConfig  `yaml:"devices"`
+	Gateways GatewaysConfig `yaml:"gateways"`
 	Decoders DecodersConfig `yaml:"decoders"`
 
 	// DeadLetters bounds the dead-letter store in <state_dir>/deadletters.
@@ -75,6 +76,10 @@ type HTTPConfig struct {
 	// MaxBodyBytes bounds a request body (default 16 MiB: a 10,000-device
 	// import is about 1 MiB).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxImportBytes bounds a CSV device import (default 256 MiB: a
+	// 1,000,000-device CSV is about 75 MB), which is read as it is
+	// checked, never held whole.
+	MaxImportBytes int `yaml:"max_import_bytes"`
 }
 
 // DevicesConfig is the device registry's input.
@@ -107,6 +112,26 @@ type DevicesConfig struct {
 	// unknown devices and the admitted unregistered devices is saved to
 	// state_dir (default 30s); shutdown then saves only what changed since.
 	StateSaveInterval time.Duration `yaml:"state_save_interval"`
+}
+
+// GatewaysConfig is what sensorgate knows of the LoRaWAN gateways, from
+// their statistics (gateway-bridge sources) and the operator.
+type GatewaysConfig struct {
+	// File is a YAML gateways file ({id, name, tags} entries) loaded at
+	// start; the API's changes are saved under state_dir and win.
+	File string `yaml:"file"`
+	// Tags are the gateway tag keys written onto gateway points (default
+	// none, as devices.tags).
+	Tags []string `yaml:"tags"`
+	// Max bounds the gateways heard but not in the file or the API
+	// (default 1000); the least recently heard are evicted.
+	Max int `yaml:"max"`
+	// SilentFactor: a gateway is silent after this many stats intervals
+	// without a stats message (default 3, at least 1).
+	SilentFactor float64 `yaml:"silent_factor"`
+	// StatsInterval is a gateway's stats interval until its own is
+	// measured (default 30s, the Gateway Bridge's).
+	StatsInterval time.Duration `yaml:"stats_interval"`
 }
 
 // DecodersConfig is the payload decoders' configuration.

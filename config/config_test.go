@@ -52,7 +52,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"top level with suggestion", base + lines("influxdb:", "  url: x"),
 			[]want{{10, "influxdb", `unknown key "influxdb": did you mean "influx"?`}}},
 		{"top level without suggestion", lines("metrics: true") + base,
-			[]want{{1, "metrics", `unknown key "metrics": the keys here are log, http, state_dir, registry, sources, influx, spool, devices, decoders`}}},
+			[]want{{1, "metrics", `unknown key "metrics": the keys here are log, http, state_dir, registry, sources, influx, spool, devices, gateways, decoders`}}},
 		{"in a source", base + lines("    qso: 0"),
 			[]want{{10, "sources[0].qso", `unknown key "qso": did you mean "qos"?`}}},
 		{"in a second source", base + second + lines("    clientid: x"),

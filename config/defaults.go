@@ -11,6 +11,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // Defaults of the daemon-level keys a file may leave out; example.yaml
@@ -22,7 +23,9 @@ const (
 	defaultStateDir   = "/var/lib/sensorgate"
 	// defaultMaxBodyBytes is httpapi.DefaultMaxBodyBytes (a test keeps
 	// them equal).
-	defaultMaxBodyBytes   = 16 << 20
+	defaultMaxBodyBytes = 16 << 20
+	// defaultMaxImportBytes is httpapi.DefaultMaxImportBytes.
+	defaultMaxImportBytes = 256 << 20
 	defaultHealthInterval = 5 * time.Minute
 	defaultSilentFactor   = 3
 	// The bounds of device state; devices' defaults, repeated so that
@@ -55,7 +58,9 @@ func (c *Config) setDefaults(t *tree) {
 	setString(&c.HTTP.Listen, defaultHTTPListen)
 	setString(&c.StateDir, defaultStateDir)
 	setString(&c.Registry.Driver, devices.DriverSQLite)
+	setDuration(&c.Registry.HealthSyncInterval, DefaultHealthSyncInterval, t, "registry.health_sync_interval")
 	setInt(&c.HTTP.MaxBodyBytes, defaultMaxBodyBytes, t, "http.max_body_bytes")
+	setInt(&c.HTTP.MaxImportBytes, defaultMaxImportBytes, t, "http.max_import_bytes")
 	setDuration(&c.Devices.HealthInterval, defaultHealthInterval, t, "devices.health_interval")
 	if c.Devices.SilentFactor == 0 && !t.present("devices.silent_factor") {
 		c.Devices.SilentFactor = defaultSilentFactor
@@ -64,6 +69,11 @@ func (c *Config) setDefaults(t *tree) {
 	setInt(&c.Devices.UnknownMaxSeries, defaultUnknownMaxSeries, t, "devices.unknown_max_series")
 	setInt(&c.Devices.UnknownSeriesPerMinute, defaultUnknownSeriesPerMinute, t, "devices.unknown_series_per_minute")
 	setDuration(&c.Devices.StateSaveInterval, defaultStateSaveInterval, t, "devices.state_save_interval")
+	setInt(&c.Gateways.Max, gateways.DefaultMax, t, "gateways.max")
+	if c.Gateways.SilentFactor == 0 && !t.present("gateways.silent_factor") {
+		c.Gateways.SilentFactor = gateways.DefaultSilentFactor
+	}
+	setDuration(&c.Gateways.StatsInterval, gateways.DefaultStatsInterval, t, "gateways.stats_interval")
 	for i := range c.Sources {
 		c.Sources[i].setDefaults(t, sourcePath(i))
 	}

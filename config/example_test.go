@@ -16,6 +16,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders/script"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // exampleEnv sets every variable example.yaml references without a default.
@@ -80,7 +81,7 @@ func TestExampleIsValid(t *testing.T) {
 	if err := cfg.Influx.Validate(); err != nil {
 		t.Errorf("influx is valid here but not for the influx package: %v", err)
 	}
-	for _, f := range []string{"chirpstack-v4", "tts-v3", "json", "gateway-bridge", "semtech-udp"} {
+	for _, f := range []string{"chirpstack-v4", "tts-v3", "json", "gateway-bridge", "semtech-udp", "http"} {
 		if !slices.Contains(formats, f) {
 			t.Errorf("example.yaml has no %s source", f)
 		}
@@ -108,6 +109,7 @@ func structKeys(t reflect.Type, prefix string, out *[]string) {
 		var keys []string
 		structKeys(reflect.TypeFor[mqtt.Config](), prefix, &keys)
 		structKeys(reflect.TypeFor[lorawan.Config](), prefix, &keys)
+		structKeys(reflect.TypeFor[webhook.Config](), prefix, &keys)
 		for _, k := range keys {
 			if !seen[k] {
 				seen[k] = true

@@ -13,6 +13,9 @@ func TestHTTPAndHealthDefaults(t *testing.T) {
 	if defaultMaxBodyBytes != httpapi.DefaultMaxBodyBytes {
 		t.Errorf("http.max_body_bytes default %d, httpapi's %d: keep them equal", defaultMaxBodyBytes, httpapi.DefaultMaxBodyBytes)
 	}
+	if defaultMaxImportBytes != httpapi.DefaultMaxImportBytes {
+		t.Errorf("http.max_import_bytes default %d, httpapi's %d: keep them equal", defaultMaxImportBytes, httpapi.DefaultMaxImportBytes)
+	}
 	if defaultSilentFactor != devices.DefaultSilentFactor {
 		t.Errorf("devices.silent_factor default %d, devices' %d: keep them equal", defaultSilentFactor, devices.DefaultSilentFactor)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // schema is the key tree of Config. It is built by encoding a sample value:
@@ -41,6 +42,7 @@ func schema() (*yaml.Node, error) {
 // type gives every source key, so a typo is still caught there.
 func sourceSchema(typ, format string) (*yaml.Node, error) {
 	mq := &mqtt.Config{Map: []decoders.Mapping{{}}}
+	hook := &webhook.Config{Map: []decoders.Mapping{{}}}
 	var n *yaml.Node
 	var err error
 	switch {
@@ -50,8 +52,10 @@ func sourceSchema(typ, format string) (*yaml.Node, error) {
 		n, err = mergedMapping(mq)
 	case typ == SourceSemtechUDP:
 		n, err = mergedMapping(&lorawan.Config{})
+	case typ == SourceHTTP:
+		n, err = mergedMapping(hook)
 	default:
-		n, err = mergedMapping(mq, &lorawan.Config{})
+		n, err = mergedMapping(mq, &lorawan.Config{}, hook)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: build key schema of %s sources: %w", typ, err)
@@ -65,6 +69,7 @@ var sourceKinds = []struct{ typ, format, desc string }{
 	{SourceMQTT, "", "mqtt sources"},
 	{SourceMQTT, mqtt.FormatGatewayBridge, "mqtt sources of format gateway-bridge"},
 	{SourceSemtechUDP, "", "semtech-udp sources"},
+	{SourceHTTP, "", "http sources"},
 }
 
 // schemaAt is the schema node for path (list indices stand for the list's

@@ -7,12 +7,14 @@ import (
 
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // Source types: the type key of an entry of sources.
 const (
 	SourceMQTT       = "mqtt"
 	SourceSemtechUDP = lorawan.SourceType
+	SourceHTTP       = webhook.SourceType
 )
 
 // Source is one entry of sources. Its type says which package runs it,
@@ -20,7 +22,7 @@ const (
 // others are nil. One list keeps the order the operator wrote and names
 // unique across all feeds, and each package keeps owning its keys.
 type Source struct {
-	// Type is SourceMQTT or SourceSemtechUDP; anything else (or nothing)
+	// Type is SourceMQTT, SourceSemtechUDP or SourceHTTP; anything else (or nothing)
 	// leaves every struct nil and is reported by Validate.
 	Type string
 	// MQTT is a type mqtt source.
@@ -28,6 +30,8 @@ type Source struct {
 	// UDP is a type semtech-udp source: a Semtech UDP packet-forwarder
 	// listener.
 	UDP *lorawan.Config
+	// HTTP is a type http source: network-server webhooks.
+	HTTP *webhook.Config
 	// Frames is the frame handling of a type mqtt source of format
 	// gateway-bridge, whose raw frames need it as a semtech-udp source
 	// does: its keys (dedup_window, fcnt_reset, …, unknown_devices) are
@@ -67,6 +71,8 @@ func (s *Source) Name() string {
 		return s.MQTT.Name
 	case s.UDP != nil:
 		return s.UDP.Name
+	case s.HTTP != nil:
+		return s.HTTP.Name
 	}
 	return ""
 }
@@ -113,6 +119,9 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 	case SourceSemtechUDP:
 		s.UDP = new(lorawan.Config)
 		return n.Decode(s.UDP)
+	case SourceHTTP:
+		s.HTTP = new(webhook.Config)
+		return n.Decode(s.HTTP)
 	}
 	return nil // the type is Validate's to report
 }
@@ -129,6 +138,8 @@ func (s Source) MarshalYAML() (any, error) {
 		}
 	case s.UDP != nil:
 		parts = append(parts, s.UDP)
+	case s.HTTP != nil:
+		parts = append(parts, s.HTTP)
 	default:
 		return map[string]string{"type": s.Type}, nil
 	}

@@ -23,6 +23,9 @@ func (s *Source) validateInPackage() error {
 	if s.UDP != nil {
 		errs = append(errs, s.UDP.Validate())
 	}
+	if s.HTTP != nil {
+		errs = append(errs, s.HTTP.Validate())
+	}
 	if s.Frames != nil {
 		errs = append(errs, s.Frames.Validate())
 	}
@@ -97,11 +100,11 @@ func TestSourceProblems(t *testing.T) {
 		want []want
 	}{
 		{"type missing, guessed from listen", edit(udpBase, "    type: semtech-udp"),
-			[]want{{10, "sources[1].type", "missing: use mqtt or semtech-udp (listen suggests semtech-udp)"}}},
+			[]want{{10, "sources[1].type", "missing: use mqtt, semtech-udp or http (listen suggests semtech-udp)"}}},
 		{"type missing, guessed from broker", edit(base, "    type: mqtt"),
-			[]want{{5, "sources[0].type", "missing: use mqtt or semtech-udp (broker suggests mqtt)"}}},
+			[]want{{5, "sources[0].type", "missing: use mqtt, semtech-udp or http (broker suggests mqtt)"}}},
 		{"unknown type", edit(udpBase, "    type: semtech-udp", "    type: semtech"),
-			[]want{{11, "sources[1].type", `"semtech" is not a source type: use mqtt or semtech-udp`}}},
+			[]want{{11, "sources[1].type", `"semtech" is not a source type: use mqtt, semtech-udp or http`}}},
 		{"typo in a semtech-udp key", udpBase + lines("    dedup_windo: 1s"),
 			[]want{{13, "sources[1].dedup_windo", `unknown key "dedup_windo": did you mean "dedup_window"?`}}},
 		{"mqtt key in a semtech-udp source", udpBase + lines("    broker: tcp://h:1883"),
@@ -189,7 +192,7 @@ func TestSourceInCode(t *testing.T) {
 	}}
 	c.SetDefaults()
 	err := c.Validate()
-	if err == nil || err.Error() != "sources[2]: type mqtt without its settings: fill Source.MQTT or Source.UDP" {
+	if err == nil || err.Error() != "sources[2]: type mqtt without its settings: fill Source.MQTT, Source.UDP or Source.HTTP" {
 		t.Fatalf("Validate() = %v", err)
 	}
 	if f := c.Sources[1].Frames; f == nil || f.DedupWindow != lorawan.DefaultDedupWindow || f.UnknownDevices != lorawan.UnknownDrop {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // maxDedupWindow bounds dedup_window as lorawan.FrameConfig.Validate does:
@@ -44,6 +45,16 @@ func (s *Source) setDefaults(t *tree, sp string) {
 			s.Frames.UnknownDevices = m.UnknownDevices // one key, both structs
 			setFrameDefaults(s.Frames, t, sp)
 		}
+	}
+	if h := s.HTTP; h != nil {
+		setString(&h.Path, webhook.DefaultPath)
+		if h.UnknownDevices == "" {
+			h.UnknownDevices = h.WithDefaults().UnknownDevices
+		}
+		setInt(&h.MaxBodyBytes, webhook.DefaultMaxBodyBytes, t, sp+".max_body_bytes")
+		setInt(&h.MaxInFlight, webhook.DefaultMaxInFlight, t, sp+".max_in_flight")
+		setDuration(&h.DrainTimeout, webhook.DefaultDrainTimeout, t, sp+".drain_timeout")
+		setDuration(&h.RetryAfter, webhook.DefaultRetryAfter, t, sp+".retry_after")
 	}
 	if u := s.UDP; u != nil {
 		setInt(&u.MaxInFlight, lorawan.DefaultMaxInFlight, t, sp+".max_in_flight")
@@ -81,8 +92,8 @@ func (c *Config) checkSources(p *collector) {
 		case !slices.Contains(sourceTypes, s.Type):
 			oneOf(p, sp+".type", s.Type, sourceTypes, "source type")
 			continue
-		case s.MQTT == nil && s.UDP == nil:
-			p.add(sp, "type %s without its settings: fill Source.MQTT or Source.UDP", s.Type)
+		case s.MQTT == nil && s.UDP == nil && s.HTTP == nil:
+			p.add(sp, "type %s without its settings: fill Source.MQTT, Source.UDP or Source.HTTP", s.Type)
 			continue
 		}
 		nameDup := seen.name(p, sp, i, s.Name())
@@ -91,6 +102,9 @@ func (c *Config) checkSources(p *collector) {
 		}
 		if s.UDP != nil {
 			checkUDPSource(p, sp, i, s.UDP, &seen)
+		}
+		if s.HTTP != nil {
+			checkHTTPSource(p, sp, i, s.HTTP, c.HTTP.Listen, &seen)
 		}
 	}
 }
@@ -120,6 +134,8 @@ func (seen *sourceSeen) name(p *collector, sp string, i int, name string) (dup b
 // typeHint guesses a missing type from the keys the entry has.
 func typeHint(t *tree, sp string) string {
 	switch {
+	case t.present(sp+".listen") && (t.present(sp+".auth") || t.present(sp+".path") || t.present(sp+".format")):
+		return " (listen with auth, path or format suggests http)"
 	case t.present(sp + ".listen"):
 		return " (listen suggests semtech-udp)"
 	case t.present(sp + ".broker"):
@@ -217,4 +233,34 @@ func checkFrames(p *collector, sp string, f *lorawan.FrameConfig) {
 	if !slices.Contains(frameUnknown, f.UnknownDevices) {
 		p.add(sp+".unknown_devices", "%q: use %s (raw frames carry no device name to accept an unknown device with)", f.UnknownDevices, orList(frameUnknown))
 	}
+}
+
+// checkHTTPSource checks an http source: the package's own rules (format,
+// listen, path, auth, TLS, unknown_devices) at their keys, the counts and
+// durations as every source's are, and a listen address no other source
+// (nor the HTTP API, apiListen) takes.
+func checkHTTPSource(p *collector, sp string, i int, h *webhook.Config, apiListen string, seen *sourceSeen) {
+	own := map[string]bool{"max_body_bytes": true, "max_in_flight": true, "drain_timeout": true, "retry_after": true}
+	for _, pr := range h.Problems() {
+		if !own[pr.Key] {
+			p.add(joinKey(sp, pr.Key), "%s", pr.Msg)
+		}
+	}
+	if h.Listen != "" {
+		key := "tcp " + h.Listen
+		if j, dup := seen.listens[key]; dup {
+			p.add(sp+".listen", "%q is also where sources[%d] listens: give each http source its own port, or one source with path / for several senders", h.Listen, j)
+		} else {
+			seen.listens[key] = i
+		}
+		if h.Listen == apiListen {
+			p.add(sp+".listen", "%q is also http.listen, the HTTP API's: give the source its own port", h.Listen)
+		}
+	}
+	atLeastOne(p, sp+".max_body_bytes", h.MaxBodyBytes, webhook.DefaultMaxBodyBytes)
+	atLeastOne(p, sp+".max_in_flight", h.MaxInFlight, webhook.DefaultMaxInFlight)
+	positive(p, sp+".drain_timeout", h.DrainTimeout, webhook.DefaultDrainTimeout)
+	positive(p, sp+".retry_after", h.RetryAfter, webhook.DefaultRetryAfter)
+	checkMap(p, sp+".map", h.Map)
+	checkJSON(p, sp, &mqtt.Config{Format: h.Format, JSON: h.JSON})
 }

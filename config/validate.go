@@ -19,12 +19,13 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/spool"
 	"github.com/sensorgate/sensorgate/gateway/tlsconfig"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 var (
 	logLevels      = []string{"debug", "info", "warn", "error"}
 	logFormats     = []string{"console", "json"}
-	sourceTypes    = []string{SourceMQTT, SourceSemtechUDP}
+	sourceTypes    = []string{SourceMQTT, SourceSemtechUDP, SourceHTTP}
 	feedFormats    = []string{mqtt.FormatChirpStackV4, mqtt.FormatChirpStackV3, mqtt.FormatTTSV3, mqtt.FormatJSON, mqtt.FormatGatewayBridge}
 	unknownDevices = []string{mqtt.UnknownAccept, mqtt.UnknownReject}
 	// frameUnknown is unknown_devices of raw frames: they carry no device
@@ -65,6 +66,7 @@ func (c *Config) check(p *collector) {
 		p.add("deadletters.max_bytes", "%d: give the most bytes dead letters may hold on disk, at least %d (1 MiB); default %d (256 MiB)", dl, int64(deadletter.MinMaxBytes), int64(deadletter.DefaultMaxBytes))
 	}
 	c.checkDevices(p)
+	c.checkGateways(p)
 	c.checkRegistry(p)
 	positive(p, "decoders.timeout", c.Decoders.Timeout, defaultDecoderTimeout)
 	c.checkSandbox(p)
@@ -402,6 +404,7 @@ func (c *Config) checkHTTP(p *collector) {
 		p.add(path, "missing: HTTPS needs both tls_cert and tls_key (PEM files), or neither for plain HTTP")
 	}
 	atLeastOne(p, "http.max_body_bytes", h.MaxBodyBytes, defaultMaxBodyBytes)
+	atLeastOne(p, "http.max_import_bytes", h.MaxImportBytes, defaultMaxImportBytes)
 }
 
 // checkAllowedHost checks a name of http.allowed_hosts: a host name or
@@ -437,6 +440,7 @@ func checkAllowedHost(p *collector, path, name string) {
 func (c *Config) checkDevices(p *collector) {
 	positive(p, "devices.health_interval", c.Devices.HealthInterval, defaultHealthInterval)
 	positive(p, "devices.state_save_interval", c.Devices.StateSaveInterval, defaultStateSaveInterval)
+	positive(p, "registry.health_sync_interval", c.Registry.HealthSyncInterval, DefaultHealthSyncInterval)
 	atLeastOne(p, "devices.max_unknown", c.Devices.MaxUnknown, defaultMaxUnknown)
 	atLeastOne(p, "devices.unknown_max_series", c.Devices.UnknownMaxSeries, defaultUnknownMaxSeries)
 	atLeastOne(p, "devices.unknown_series_per_minute", c.Devices.UnknownSeriesPerMinute, defaultUnknownSeriesPerMinute)
@@ -450,21 +454,27 @@ func (c *Config) checkDevices(p *collector) {
 			p.add("devices.import", "%q is neither CSV nor YAML: name the file .csv, .yaml or .yml", c.Devices.Import)
 		}
 	}
+	checkTagKeys(p, "devices.tags", "device", c.Devices.Tags, pointTags)
+}
+
+// checkTagKeys checks a list of tag keys written onto points (what is
+// "device" or "gateway"); reserved are the keys sensorgate writes itself.
+func checkTagKeys(p *collector, path, what string, tags, reserved []string) {
 	seen := map[string]int{}
-	for i, tag := range c.Devices.Tags {
-		tp := fmt.Sprintf("devices.tags[%d]", i)
+	for i, tag := range tags {
+		tp := fmt.Sprintf("%s[%d]", path, i)
 		switch {
 		case tag == "":
-			p.add(tp, "is empty: name a device tag key, e.g. site")
-		case slices.Contains(pointTags, tag):
-			p.add(tp, "%q is written by sensorgate itself on every point: choose another tag key", tag)
+			p.add(tp, "is empty: name a %s tag key, e.g. site", what)
+		case slices.Contains(reserved, tag):
+			p.add(tp, "%q is written by sensorgate itself on every %s point: choose another tag key", tag, what)
 		case strings.HasPrefix(tag, "_"):
 			p.add(tp, "%q: InfluxDB reserves keys starting with _: rename the tag", tag)
 		case !isSlug(tag):
 			p.add(tp, "%q: use letters, digits, '-', '_' and '.' only", tag)
 		default:
 			if j, dup := seen[tag]; dup {
-				p.add(tp, "%q is already listed as devices.tags[%d]: remove one", tag, j)
+				p.add(tp, "%q is already listed as %s[%d]: remove one", tag, path, j)
 			} else {
 				seen[tag] = i
 			}
@@ -527,4 +537,14 @@ func orList(items []string) string {
 		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+func (c *Config) checkGateways(p *collector) {
+	g := &c.Gateways
+	positive(p, "gateways.stats_interval", g.StatsInterval, gateways.DefaultStatsInterval)
+	atLeastOne(p, "gateways.max", g.Max, gateways.DefaultMax)
+	if f := g.SilentFactor; f < 1 || math.IsNaN(f) || math.IsInf(f, 0) {
+		p.add("gateways.silent_factor", "%v: give a number of at least 1 (default %d): below 1 every gateway would count as silent", f, gateways.DefaultSilentFactor)
+	}
+	checkTagKeys(p, "gateways.tags", "gateway", g.Tags, []string{"gateway_id", "source"})
 }

@@ -33,6 +33,7 @@ var primaryKeys = map[string][]string{
 	"unknown_series":  {"source", "dev_eui"},
 	"meta":            {"key"},
 	"frame_counters":  {"dev_eui"},
+	"instances":       {"id"},
 }
 
 var (

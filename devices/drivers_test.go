@@ -26,7 +26,7 @@ func forEachDriver(t *testing.T, fn func(t *testing.T, db storeDB)) {
 	}
 }
 
-func newStoreDB(t *testing.T, driver string) storeDB {
+func newStoreDB(t testing.TB, driver string) storeDB {
 	t.Helper()
 	o := StoreOptions{Driver: driver, StateDir: t.TempDir(), Log: zerolog.New(zerolog.NewTestWriter(t))}
 	if driver == DriverPostgres {
@@ -39,7 +39,7 @@ func (db storeDB) openErr(ctx context.Context, reg *Registry) (*Store, error) {
 	return Open(ctx, db.opts, reg)
 }
 
-func (db storeDB) open(t *testing.T, reg *Registry) *Store {
+func (db storeDB) open(t testing.TB, reg *Registry) *Store {
 	t.Helper()
 	s, err := db.openErr(context.Background(), reg)
 	if err != nil {

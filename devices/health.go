@@ -94,6 +94,26 @@ type DeviceHealth struct {
 	SNR          *float64 `json:"snr,omitempty"`
 	Battery      *float64 `json:"battery,omitempty"`       // V
 	BatteryLevel *float64 `json:"battery_level,omitempty"` // %
+	// LastJoin is the device's latest join, LastError the network
+	// server's latest error about it ("code: description") and when.
+	LastJoin      *time.Time `json:"last_join,omitempty"`
+	LastError     string     `json:"last_error,omitempty"`
+	LastErrorTime *time.Time `json:"last_error_time,omitempty"`
+}
+
+// deviceLatest is what a device's newest uplink said: saved with its
+// health, and what instances sharing health exchange per device.
+type deviceLatest struct {
+	Name           string   `json:"name,omitempty"`
+	Model          string   `json:"model,omitempty"`
+	Source         string   `json:"source,omitempty"`
+	FCnt           *uint32  `json:"f_cnt,omitempty"`
+	Interval       float64  `json:"interval,omitempty"`
+	RSSI           *float64 `json:"rssi,omitempty"`
+	SNR            *float64 `json:"snr,omitempty"`
+	Battery        *float64 `json:"battery,omitempty"`
+	BatteryLevel   *float64 `json:"battery_level,omitempty"`
+	LastDeadLetter string   `json:"last_dead_letter,omitempty"`
 }
 
 // hourBucket counts one hour of one device.
@@ -106,24 +126,19 @@ type hourBucket struct {
 
 // healthState is what is kept per device, and persisted as JSON.
 type healthState struct {
-	Name           string            `json:"name,omitempty"`
-	Model          string            `json:"model,omitempty"`
-	Source         string            `json:"source,omitempty"`
-	FirstSeen      time.Time         `json:"first_seen"`
-	LastSeen       time.Time         `json:"last_seen"`
-	FCnt           *uint32           `json:"f_cnt,omitempty"`
-	Interval       float64           `json:"interval,omitempty"`
-	RSSI           *float64          `json:"rssi,omitempty"`
-	SNR            *float64          `json:"snr,omitempty"`
-	Battery        *float64          `json:"battery,omitempty"`
-	BatteryLevel   *float64          `json:"battery_level,omitempty"`
-	LastDeadLetter string            `json:"last_dead_letter,omitempty"`
-	Hours          [hours]hourBucket `json:"hours"`
+	deviceLatest
+	FirstSeen time.Time         `json:"first_seen"`
+	LastSeen  time.Time         `json:"last_seen"`
+	Hours     [hours]hourBucket `json:"hours"`
+	events
 
 	persisted
 	// unknown is the device's place in Health.unknown while it is not
 	// registered, nil for a registered device.
 	unknown *list.Element
+	// sh holds the figures shared with other instances; nil on a single
+	// instance (see Share).
+	sh *sharedHealth
 }
 
 // Health tracks every observed device's link health in memory: last seen,
@@ -149,6 +164,16 @@ type Health struct {
 	// sorted holds m's entries by ascending EUI for paged listings, nil
 	// after a device came or went (rebuilt by the next listing).
 	sorted []healthEntry
+	// share is set when instances share health (Share); nil, the figures
+	// are this instance's own and saved through changes.
+	share *shareState
+	// registered tells a shared Health which devices the others' rows
+	// name are registered (the rest count towards max).
+	registered func(EUI) bool
+	// journal, when set (a shared Health), records each frame observed
+	// until a sync wrote it: healthjournal.go. Set before the first
+	// Observe, never changed after.
+	journal *healthJournal
 }
 
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
@@ -176,7 +201,7 @@ func (h *Health) evictOldest() {
 	e := back.Value.(EUI)
 	h.unknown.Remove(back)
 	if st, ok := h.m[e]; ok {
-		h.changes.removed(e, &st.persisted)
+		h.removed(e, st)
 		delete(h.m, e)
 		h.sorted = nil
 	}
@@ -195,6 +220,11 @@ func (h *Health) Stats() (devices, unknown int, evicted uint64) {
 func (h *Health) Observe(o Observation) {
 	if o.EUI.IsZero() || o.Time.IsZero() {
 		return
+	}
+	if j := h.journal; j != nil && o.HasFCnt {
+		// After the update below (defers run last first): a sync that
+		// starts a new journal file has then taken the frame with it.
+		defer j.append(o.EUI, o.Time, o.FCnt)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -216,13 +246,14 @@ func (h *Health) Observe(o Observation) {
 		h.unknown.Remove(st.unknown)
 		st.unknown = nil
 	}
-	h.changes.touched(o.EUI, &st.persisted)
+	h.touched(o.EUI, st)
 	if o.Time.Before(st.FirstSeen) {
 		st.FirstSeen = o.Time
 	}
 	latest := !o.Time.Before(st.LastSeen)
 	lost := uint32(0)
 	frames := uint32(1)
+	late := false
 	if o.HasFCnt && st.FCnt != nil {
 		last := *st.FCnt
 		switch {
@@ -235,16 +266,22 @@ func (h *Health) Observe(o Observation) {
 			// A late frame (handled after a later one, e.g. concurrent
 			// handlers or a redelivery after a reconnect) fills a gap
 			// that was counted as lost when the later frame came.
-			st.found()
+			late = true
 		}
 		// Lower with a newer time (a reset) or a huge jump: a new sequence.
 	}
-	b := st.bucket(o.Time)
-	if b != nil {
-		b.Uplinks++
-		b.Lost += lost
-		if o.DeadLetter != "" {
-			b.DeadLetters++
+	if h.share != nil {
+		h.share.observe(o, st)
+	} else {
+		if late {
+			st.found()
+		}
+		if b := st.bucket(o.Time); b != nil {
+			b.Uplinks++
+			b.Lost += lost
+			if o.DeadLetter != "" {
+				b.DeadLetters++
+			}
 		}
 	}
 	if o.DeadLetter != "" {
@@ -271,6 +308,25 @@ func (h *Health) Observe(o Observation) {
 	setOpt(&st.SNR, o.SNR, o.HasSNR)
 	setOpt(&st.Battery, o.Battery, o.HasBattery)
 	setOpt(&st.BatteryLevel, o.BatteryLevel, o.HasBatteryLevel)
+}
+
+// touched marks a device changed for the next save, or the next sync
+// when shared; h.mu is held.
+func (h *Health) touched(e EUI, st *healthState) {
+	if h.share != nil {
+		h.share.touched(e, st)
+		return
+	}
+	h.changes.touched(e, &st.persisted)
+}
+
+// removed notes a device left the table; h.mu is held.
+func (h *Health) removed(e EUI, st *healthState) {
+	if h.share != nil {
+		h.share.removed(e, st)
+		return
+	}
+	h.changes.removed(e, &st.persisted)
 }
 
 // setOpt stores v in *dst if ok, allocating only the first time: this
@@ -343,7 +399,7 @@ func (h *Health) drop(eui EUI) {
 	if st.unknown != nil {
 		h.unknown.Remove(st.unknown)
 	}
-	h.changes.removed(eui, &st.persisted)
+	h.removed(eui, st)
 	delete(h.m, eui)
 	h.sorted = nil
 }
@@ -381,6 +437,7 @@ func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
 	r.LastFCnt = cloneOpt(st.FCnt)
 	r.RSSI, r.SNR = cloneOpt(st.RSSI), cloneOpt(st.SNR)
 	r.Battery, r.BatteryLevel = cloneOpt(st.Battery), cloneOpt(st.BatteryLevel)
+	st.events.report(&r)
 	return r
 }
 

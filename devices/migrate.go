@@ -13,6 +13,22 @@ var migrations = map[int]string{
 	// 2: raw-LoRaWAN frame counters, so a replayed frame is rejected
 	// after a restart and on every instance sharing the registry.
 	2: `CREATE TABLE IF NOT EXISTS frame_counters (dev_eui TEXT PRIMARY KEY, state BLOB NOT NULL)`,
+	// 3: device health shared by instances (healthsync.go) and their
+	// heartbeats (instances.go). Times are milliseconds, hours unix
+	// hours; updated_xid is the writing transaction's id.
+	3: `CREATE TABLE IF NOT EXISTS health_devices (dev_eui TEXT PRIMARY KEY, first_seen INTEGER NOT NULL,
+		last_seen INTEGER NOT NULL, state TEXT NOT NULL, updated_xid INTEGER NOT NULL);
+	CREATE INDEX IF NOT EXISTS health_devices_updated ON health_devices (updated_xid);
+	CREATE TABLE IF NOT EXISTS health_frames (dev_eui TEXT NOT NULL, hour INTEGER NOT NULL, block INTEGER NOT NULL,
+		bits INTEGER NOT NULL, updated_xid INTEGER NOT NULL, PRIMARY KEY (dev_eui, hour, block));
+	CREATE INDEX IF NOT EXISTS health_frames_updated ON health_frames (updated_xid);
+	CREATE INDEX IF NOT EXISTS health_frames_hour ON health_frames (hour);
+	CREATE TABLE IF NOT EXISTS health_hours (dev_eui TEXT NOT NULL, hour INTEGER NOT NULL, no_fcnt INTEGER NOT NULL,
+		dead_letters INTEGER NOT NULL, updated_xid INTEGER NOT NULL, PRIMARY KEY (dev_eui, hour));
+	CREATE INDEX IF NOT EXISTS health_hours_updated ON health_hours (updated_xid);
+	CREATE INDEX IF NOT EXISTS health_hours_hour ON health_hours (hour);
+	CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, version TEXT NOT NULL, started_at INTEGER NOT NULL,
+		heartbeat_at INTEGER NOT NULL, sources TEXT NOT NULL)`,
 }
 
 // migrateLock is the pg_advisory_lock key migrations run under, so that
@@ -78,8 +94,11 @@ func (s *Store) migrateWith(ctx context.Context, db execer, ver versioner) error
 		if err != nil {
 			return fmt.Errorf("devices: registry %s: migrate to version %d: %w", s.path, next, err)
 		}
-		if m, ok := migrations[next]; ok {
-			if _, err := tx.ExecContext(ctx, m); err != nil {
+		for _, stmt := range strings.Split(migrations[next], ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				tx.Rollback() //nolint:errcheck // the error above is the one to report
 				return fmt.Errorf("devices: registry %s: migrate to version %d: %w", s.path, next, err)
 			}

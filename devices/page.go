@@ -9,27 +9,6 @@ import (
 	"time"
 )
 
-// deviceView is one published state of the device set for listings:
-// the registry's devices (never modified once built) in ascending EUI
-// order, so a page is a binary search and a short walk, and a filter
-// reads each device in place instead of copying it.
-type deviceView struct {
-	order []*Device
-}
-
-// publish makes reg's devices the listed ones; s.mu is held (or the
-// store is not yet shared).
-func (s *Store) publish(reg *Registry) {
-	reg.mu.RLock()
-	order := make([]*Device, 0, len(reg.byEUI))
-	for _, d := range reg.byEUI {
-		order = append(order, d)
-	}
-	reg.mu.RUnlock()
-	slices.SortFunc(order, func(a, b *Device) int { return CompareEUI(a.EUI, b.EUI) })
-	s.view.Store(&deviceView{order: order})
-}
-
 // CompareEUI orders EUIs as their hex text sorts, the order of every
 // paged listing.
 func CompareEUI(a, b EUI) int { return bytes.Compare(a[:], b[:]) }
@@ -37,11 +16,6 @@ func CompareEUI(a, b EUI) int { return bytes.Compare(a[:], b[:]) }
 // firstAfter returns the index of the first EUI in order above e.
 func firstAfter(order []EUI, e EUI) int {
 	return sort.Search(len(order), func(i int) bool { return CompareEUI(order[i], e) > 0 })
-}
-
-// firstDeviceAfter is firstAfter over devices.
-func firstDeviceAfter(order []*Device, e EUI) int {
-	return sort.Search(len(order), func(i int) bool { return CompareEUI(order[i].EUI, e) > 0 })
 }
 
 // DevicePage is one page of a device listing in DevEUI order.
@@ -57,36 +31,38 @@ type DevicePage struct {
 
 // Page returns up to limit devices (limit > 0) that match (nil: all) with
 // an EUI above cursor (the zero EUI: from the start), in DevEUI order. It
-// reads a published snapshot: a change made meanwhile shows on the next
-// page, and a device present throughout a paging appears exactly once.
-// Only the page's devices are copied.
-// match must not modify or keep the device.
+// reads the registry's current set, which a change replaces rather than
+// modifies: a change made meanwhile shows on the next page, and a device
+// present throughout a paging appears exactly once. Only the page's
+// devices are copied. match must not modify or keep the device.
 func (s *Store) Page(cursor EUI, limit int, match func(*Device) bool) DevicePage {
-	v := s.view.Load()
-	if v == nil {
+	set := s.reg.set()
+	if set == nil {
 		return DevicePage{}
 	}
-	p := DevicePage{Registered: len(v.order)}
-	start := firstDeviceAfter(v.order, cursor)
+	order := set.order
+	p := DevicePage{Registered: len(order)}
+	start := sort.Search(len(order), func(i int) bool { return CompareEUI(set.at(order[i]).EUI, cursor) > 0 })
 	if match == nil {
-		p.Matched = len(v.order)
-		end := min(start+limit, len(v.order))
+		p.Matched = len(order)
+		end := min(start+limit, len(order))
 		p.Devices = make([]Device, 0, end-start)
-		for _, d := range v.order[start:end] {
-			p.Devices = append(p.Devices, *d)
+		for _, i := range order[start:end] {
+			p.Devices = append(p.Devices, *set.at(i))
 		}
-		p.More = end < len(v.order)
+		p.More = end < len(order)
 		return p
 	}
 	// The whole set is walked to count the matches; a device is copied
 	// only onto the page.
-	for i, d := range v.order {
+	for k, i := range order {
+		d := set.at(i)
 		if !match(d) {
 			continue
 		}
 		p.Matched++
 		switch {
-		case i < start:
+		case k < start:
 		case len(p.Devices) < limit:
 			p.Devices = append(p.Devices, *d)
 		default:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -141,8 +140,8 @@ func (sh *shared) stop() {
 	<-sh.done
 }
 
-// lock serializes changes across instances and brings s.devs up to date
-// within tx; s.mu is held.
+// lock serializes changes across instances and brings the registry up to
+// date within tx; s.mu is held.
 func (sh *shared) lock(ctx context.Context, s *Store, tx *sqlTx) error {
 	if sh == nil {
 		return nil
@@ -285,7 +284,7 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 		if err := s.loadLocked(ctx, s.db); err != nil {
 			return nil, err
 		}
-		return euisOf(s.devs), nil
+		return s.allEUIs(), nil
 	}
 	keys := make([]string, len(euis))
 	for i, e := range euis {
@@ -295,17 +294,15 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := maps.Clone(s.devs)
-	if next == nil {
-		next = map[EUI]Device{}
-	}
+	p := &pending{base: s.reg.set(), put: map[EUI]*Device{}}
 	for _, e := range euis {
-		delete(next, e)
 		if d, ok := got[e]; ok {
-			next[e] = d
+			p.set(d)
+		} else {
+			p.del(e)
 		}
 	}
-	reg, err := NewRegistry(sortedDevices(next))
+	next, err := p.build()
 	if err != nil {
 		// Rows of a later change than the notification (a rename that
 		// another one made room for) can clash with older rows here: the
@@ -313,75 +310,102 @@ func (s *Store) reread(ctx context.Context, euis []EUI) ([]EUI, error) {
 		if err := s.loadLocked(ctx, s.db); err != nil {
 			return nil, err
 		}
-		return euisOf(s.devs), nil
+		return s.allEUIs(), nil
 	}
-	s.devs = next
-	s.reg.swapFrom(reg)
-	s.publish(reg)
+	s.reg.swap(next)
 	return euis, nil
 }
 
-func euisOf(m map[EUI]Device) []EUI {
-	out := make([]EUI, 0, len(m))
-	for e := range m {
-		out = append(out, e)
-	}
+func (s *Store) allEUIs() []EUI {
+	set := s.reg.set()
+	out := make([]EUI, 0, set.len())
+	set.all(func(d *Device) bool {
+		out = append(out, d.EUI)
+		return true
+	})
 	return out
 }
 
-// writePG is write in two statements, whatever the number of devices: a
-// statement is a network round trip, and a 10,000-device import would
-// otherwise make 20,000 of them.
-func (s *Store) writePG(ctx context.Context, tx *sqlTx, next map[EUI]Device, changed []EUI) error {
-	keys := make([]string, len(changed))
-	for i, e := range changed {
-		keys[i] = e.String()
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM devices WHERE dev_eui = ANY(?)", keys); err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
-	var (
-		euis, names, models, tags, vars []string
-		addrs, macs                     []*string
-		keyCols                         [5][][]byte
-		times                           []int64
-	)
-	now := s.now().UnixMilli()
-	for _, e := range changed {
-		d, ok := next[e]
-		if !ok {
-			continue // deleted
+// writePG is write in a few statements, whatever the number of
+// devices: a statement is a network round trip, and a 10,000-device
+// import would otherwise make 20,000 of them. Batches of pgBatch rows
+// bound what one statement holds; every delete still comes before every
+// insert.
+func (s *Store) writePG(ctx context.Context, tx *sqlTx, p edits) error {
+	changed := p.changedEUIs()
+	for start := 0; start < len(changed); start += pgBatch {
+		part := changed[start:min(start+pgBatch, len(changed))]
+		keys := make([]string, len(part))
+		for i, e := range part {
+			keys[i] = e.String()
 		}
-		t, _ := json.Marshal(orEmpty(d.Tags))
-		v, _ := json.Marshal(orEmpty(d.Variables))
-		euis, names, models = append(euis, e.String()), append(names, d.Name), append(models, d.Model)
-		tags, vars, times = append(tags, string(t)), append(vars, string(v)), append(times, now)
-		var addr, mac *string
-		var ks [5][]byte
-		if ss := d.Session; ss != nil {
-			a, m := ss.DevAddr.String(), ss.MACVersion
-			addr, mac = &a, &m
-			for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
-				if !k.IsZero() {
-					ks[i] = slices.Clone(k[:])
-				}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM devices WHERE dev_eui = ANY(?)", keys); err != nil {
+			return fmt.Errorf("delete: %w", err)
+		}
+	}
+	var b pgRows
+	now := s.now().UnixMilli()
+	err := p.each(func(e EUI, d *Device) error {
+		if d == nil {
+			return nil // deleted
+		}
+		b.add(e, d, now)
+		if len(b.euis) >= pgBatch {
+			return b.flush(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return b.flush(ctx, tx)
+}
+
+// pgBatch is the number of rows per statement of writePG.
+const pgBatch = 10000
+
+// pgRows are the columns of rows to insert with unnest.
+type pgRows struct {
+	euis, names, models, tags, vars []string
+	addrs, macs                     []*string
+	keyCols                         [5][][]byte
+	times                           []int64
+}
+
+func (b *pgRows) add(e EUI, d *Device, now int64) {
+	t, _ := json.Marshal(orEmpty(d.Tags))
+	v, _ := json.Marshal(orEmpty(d.Variables))
+	b.euis, b.names, b.models = append(b.euis, e.String()), append(b.names, d.Name), append(b.models, d.Model)
+	b.tags, b.vars, b.times = append(b.tags, string(t)), append(b.vars, string(v)), append(b.times, now)
+	var addr, mac *string
+	var ks [5][]byte
+	if ss := d.Session; ss != nil {
+		a, m := ss.DevAddr.String(), ss.MACVersion
+		addr, mac = &a, &m
+		for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
+			if !k.IsZero() {
+				ks[i] = slices.Clone(k[:])
 			}
 		}
-		addrs, macs = append(addrs, addr), append(macs, mac)
-		for i := range ks {
-			keyCols[i] = append(keyCols[i], ks[i])
-		}
 	}
-	if len(euis) == 0 {
+	b.addrs, b.macs = append(b.addrs, addr), append(b.macs, mac)
+	for i := range ks {
+		b.keyCols[i] = append(b.keyCols[i], ks[i])
+	}
+}
+
+func (b *pgRows) flush(ctx context.Context, tx *sqlTx) error {
+	if len(b.euis) == 0 {
 		return nil
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
 		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at)
 		SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 			?::bytea[], ?::bytea[], ?::bytea[], ?::bytea[], ?::bytea[], ?::bigint[])`,
-		euis, names, models, tags, vars, addrs, macs, keyCols[0], keyCols[1], keyCols[2], keyCols[3], keyCols[4], times)
+		b.euis, b.names, b.models, b.tags, b.vars, b.addrs, b.macs, b.keyCols[0], b.keyCols[1], b.keyCols[2], b.keyCols[3], b.keyCols[4], b.times)
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
+	*b = pgRows{}
 	return nil
 }

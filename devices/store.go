@@ -11,11 +11,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite driver: the daemon stays one static binary
@@ -33,7 +32,7 @@ var (
 // schemaVersion is the newest migration (migrations in migrate.go): PRAGMA
 // user_version with SQLite, the highest row of schema_migrations with
 // PostgreSQL.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // schema creates the tables. Session keys are columns of their own, raw
 // bytes, because every text form of a Key is masked; the file is created
@@ -77,12 +76,12 @@ type Store struct {
 	// too, and their changes come in as notifications.
 	shared *shared
 
-	mu   sync.Mutex // serializes changes, so the Registry follows commit order
-	devs map[EUI]Device
-	now  func() time.Time
-	// view is what listings read without s.mu, so a page is not held up
-	// by a change being written; see publish.
-	view atomic.Pointer[deviceView]
+	// mu serializes changes, so the Registry follows commit order. The
+	// devices themselves live only in the Registry's current set, which
+	// reads and listings use without mu, so they are never held up by a
+	// change being written.
+	mu  sync.Mutex
+	now func() time.Time
 }
 
 // OpenStore opens (creating if needed) the database at path and loads
@@ -134,25 +133,33 @@ type querier interface {
 }
 
 // readDevices reads the devices the query (SELECT deviceColumns ...)
-// returns.
+// returns, for re-reading a few rows.
 func (s *Store) readDevices(ctx context.Context, q querier, query string, args ...any) (map[EUI]Device, error) {
+	devs := map[EUI]Device{}
+	err := s.scanDevices(ctx, q, func(d Device) { devs[d.EUI] = d }, query, args...)
+	return devs, err
+}
+
+// scanDevices calls fn with each device the query (SELECT deviceColumns
+// ...) returns, so the whole table is never held twice while loading.
+func (s *Store) scanDevices(ctx context.Context, q querier, fn func(Device), query string, args ...any) error {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("devices: read registry %s: %w", s.path, err)
+		return fmt.Errorf("devices: read registry %s: %w", s.path, err)
 	}
 	defer rows.Close()
-	devs := map[EUI]Device{}
+	var sc deviceScanner
 	for rows.Next() {
-		d, err := scanDevice(rows)
+		d, err := sc.scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("devices: registry %s: %w", s.path, err)
+			return fmt.Errorf("devices: registry %s: %w", s.path, err)
 		}
-		devs[d.EUI] = d
+		fn(d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("devices: read registry %s: %w", s.path, err)
+		return fmt.Errorf("devices: read registry %s: %w", s.path, err)
 	}
-	return devs, nil
+	return nil
 }
 
 func (s *Store) load(ctx context.Context) error {
@@ -161,40 +168,48 @@ func (s *Store) load(ctx context.Context) error {
 	return s.loadLocked(ctx, s.db)
 }
 
-// loadLocked replaces the in-memory devices with the table's; s.mu is held.
+// loadLocked replaces the registry's devices with the table's; s.mu is
+// held.
 func (s *Store) loadLocked(ctx context.Context, q querier) error {
-	devs, err := s.readDevices(ctx, q, "SELECT "+deviceColumns+" FROM devices")
+	next := &deviceSet{}
+	var in interner
+	err := s.scanDevices(ctx, q, func(d Device) { next.add(in.device(d)) }, "SELECT "+deviceColumns+" FROM devices")
 	if err != nil {
 		return err
 	}
-	next, err := NewRegistry(sortedDevices(devs))
-	if err != nil {
+	if err := next.index(); err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
-	s.devs = devs
-	s.reg.swapFrom(next)
-	s.publish(next)
+	s.reg.swap(next)
 	return nil
 }
 
-func scanDevice(rows *sql.Rows) (Device, error) {
+// deviceScanner reads device rows. Tags and variables are stored as JSON
+// text and most devices of a fleet share theirs: the same text is decoded
+// once.
+type deviceScanner struct {
+	tags, vars       map[string]map[string]string
+	tagText, varText sql.RawBytes
+}
+
+func (sc *deviceScanner) scan(rows *sql.Rows) (Device, error) {
 	var (
-		d               Device
-		eui, tags, vars string
-		addr, mac       sql.NullString
-		keys            [5][]byte
+		d         Device
+		eui       string
+		addr, mac sql.NullString
+		keys      [5][]byte
 	)
-	if err := rows.Scan(&eui, &d.Name, &d.Model, &tags, &vars, &addr, &mac, &keys[0], &keys[1], &keys[2], &keys[3], &keys[4]); err != nil {
+	if err := rows.Scan(&eui, &d.Name, &d.Model, &sc.tagText, &sc.varText, &addr, &mac, &keys[0], &keys[1], &keys[2], &keys[3], &keys[4]); err != nil {
 		return d, err
 	}
 	var err error
 	if d.EUI, err = ParseEUI(eui); err != nil {
 		return d, err
 	}
-	if err := json.Unmarshal([]byte(tags), &d.Tags); err != nil {
+	if d.Tags, err = sc.jsonMap(&sc.tags, sc.tagText); err != nil {
 		return d, fmt.Errorf("device %s: tags: %w", eui, err)
 	}
-	if err := json.Unmarshal([]byte(vars), &d.Variables); err != nil {
+	if d.Variables, err = sc.jsonMap(&sc.vars, sc.varText); err != nil {
 		return d, fmt.Errorf("device %s: variables: %w", eui, err)
 	}
 	d = normalized(d)
@@ -215,6 +230,28 @@ func scanDevice(rows *sql.Rows) (Device, error) {
 	return d, nil
 }
 
+// jsonMap decodes a JSON object of strings, reusing the map decoded from
+// the same text before (the interner shares it between devices anyway;
+// this saves decoding it again). The cache is bounded: past 4096
+// distinct texts it starts over.
+func (sc *deviceScanner) jsonMap(cache *map[string]map[string]string, text []byte) (map[string]string, error) {
+	if len(text) == 0 || string(text) == "{}" {
+		return nil, nil
+	}
+	if m, ok := (*cache)[string(text)]; ok {
+		return m, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(text, &m); err != nil {
+		return nil, err
+	}
+	if *cache == nil || len(*cache) >= 4096 {
+		*cache = map[string]map[string]string{}
+	}
+	(*cache)[string(text)] = m
+	return m, nil
+}
+
 // Close stops following other instances' changes and closes the database.
 func (s *Store) Close() error {
 	s.shared.stop()
@@ -233,37 +270,49 @@ func (s *Store) Ping(ctx context.Context) error {
 // Registry is the in-memory registry the store keeps in step.
 func (s *Store) Registry() *Registry { return s.reg }
 
-// Devices returns every device, sorted by name.
+// Devices returns every device, sorted by name. It copies the registry:
+// listings of a large one use EachByName or Page.
 func (s *Store) Devices() []Device {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sortedDevices(s.devs)
+	set := s.reg.set()
+	out := make([]Device, 0, set.len())
+	for _, i := range set.byNameOrder() {
+		out = append(out, *set.at(i))
+	}
+	return out
+}
+
+// EachByName calls fn with every device in name order until it returns
+// false, without copying them. fn must not modify or keep the device.
+func (s *Store) EachByName(fn func(*Device) bool) {
+	set := s.reg.set()
+	for _, i := range set.byNameOrder() {
+		if !fn(set.at(i)) {
+			return
+		}
+	}
 }
 
 // Device returns the device with the EUI.
 func (s *Store) Device(eui EUI) (Device, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.devs[eui]
-	return d, ok
+	d, ok := s.reg.set().lookup(eui)
+	if !ok {
+		return Device{}, false
+	}
+	return *d, true
 }
 
 // Len returns the number of stored devices.
-func (s *Store) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.devs)
-}
+func (s *Store) Len() int { return s.reg.Len() }
 
 // Create adds a device; ErrConflict if its EUI or name is taken.
 func (s *Store) Create(ctx context.Context, d Device) error {
 	d = normalized(d)
-	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
-		if prev, ok := next[d.EUI]; ok {
-			return nil, fmt.Errorf("%w: dev_eui %s is registered as %q: update it instead", ErrConflict, d.EUI, prev.Name)
+	return s.change(ctx, func(p *pending, tx *sqlTx) error {
+		if prev, ok := p.get(d.EUI); ok {
+			return fmt.Errorf("%w: dev_eui %s is registered as %q: update it instead", ErrConflict, d.EUI, prev.Name)
 		}
-		next[d.EUI] = d
-		return []EUI{d.EUI}, nil
+		p.set(d)
+		return nil
 	})
 }
 
@@ -271,23 +320,23 @@ func (s *Store) Create(ctx context.Context, d Device) error {
 // ErrConflict if the new name belongs to another device.
 func (s *Store) Update(ctx context.Context, d Device) error {
 	d = normalized(d)
-	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
-		if _, ok := next[d.EUI]; !ok {
-			return nil, fmt.Errorf("%w: dev_eui %s: create it first", ErrNotFound, d.EUI)
+	return s.change(ctx, func(p *pending, tx *sqlTx) error {
+		if _, ok := p.get(d.EUI); !ok {
+			return fmt.Errorf("%w: dev_eui %s: create it first", ErrNotFound, d.EUI)
 		}
-		next[d.EUI] = d
-		return []EUI{d.EUI}, nil
+		p.set(d)
+		return nil
 	})
 }
 
 // Delete removes the device; ErrNotFound if there is none.
 func (s *Store) Delete(ctx context.Context, eui EUI) error {
-	return s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
-		if _, ok := next[eui]; !ok {
-			return nil, fmt.Errorf("%w: dev_eui %s", ErrNotFound, eui)
+	return s.change(ctx, func(p *pending, tx *sqlTx) error {
+		if _, ok := p.get(eui); !ok {
+			return fmt.Errorf("%w: dev_eui %s", ErrNotFound, eui)
 		}
-		delete(next, eui)
-		return []EUI{eui}, nil
+		p.del(eui)
+		return nil
 	})
 }
 
@@ -295,15 +344,13 @@ func (s *Store) Delete(ctx context.Context, eui EUI) error {
 // transaction, then from u (which may be nil).
 func (s *Store) Adopt(ctx context.Context, d Device, u *Unknowns) error {
 	d = normalized(d)
-	err := s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
-		if prev, ok := next[d.EUI]; ok {
-			return nil, fmt.Errorf("%w: dev_eui %s is already registered as %q", ErrConflict, d.EUI, prev.Name)
+	err := s.change(ctx, func(p *pending, tx *sqlTx) error {
+		if prev, ok := p.get(d.EUI); ok {
+			return fmt.Errorf("%w: dev_eui %s is already registered as %q", ErrConflict, d.EUI, prev.Name)
 		}
-		next[d.EUI] = d
-		if _, err := tx.ExecContext(ctx, "DELETE FROM unknown_devices WHERE dev_eui = ?", d.EUI.String()); err != nil {
-			return nil, err
-		}
-		return []EUI{d.EUI}, nil
+		p.set(d)
+		_, err := tx.ExecContext(ctx, "DELETE FROM unknown_devices WHERE dev_eui = ?", d.EUI.String())
+		return err
 	})
 	if err == nil && u != nil {
 		u.Remove(d.EUI)
@@ -315,11 +362,10 @@ func (s *Store) Adopt(ctx context.Context, d Device, u *Unknowns) error {
 // returns how many were created and updated (an identical device counts
 // as neither).
 func (s *Store) Upsert(ctx context.Context, devs []Device) (created, updated int, err error) {
-	err = s.change(ctx, func(next map[EUI]Device, tx *sqlTx) ([]EUI, error) {
-		var changed []EUI
+	err = s.change(ctx, func(p *pending, tx *sqlTx) error {
 		for _, d := range devs {
 			d = normalized(d)
-			prev, ok := next[d.EUI]
+			prev, ok := p.get(d.EUI)
 			switch {
 			case !ok:
 				created++
@@ -328,10 +374,9 @@ func (s *Store) Upsert(ctx context.Context, devs []Device) (created, updated int
 			default:
 				updated++
 			}
-			next[d.EUI] = d
-			changed = append(changed, d.EUI)
+			p.set(d)
 		}
-		return changed, nil
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
@@ -376,11 +421,11 @@ func (s *Store) ImportFile(ctx context.Context, path string) (imported bool, cre
 	return true, created, updated, nil
 }
 
-// change runs one all-or-nothing change: fn edits a copy of the device set
-// (and may write other tables through tx) and returns the EUIs it touched;
-// the whole resulting set is validated as a Registry, written, committed,
-// and only then made visible.
-func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sqlTx) ([]EUI, error)) error {
+// change runs one all-or-nothing change: fn records edits on top of the
+// current devices (and may write other tables through tx); the whole
+// resulting set is validated as a registry, the edits written and
+// committed, and only then is the set made visible.
+func (s *Store) change(ctx context.Context, fn func(p *pending, tx *sqlTx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -391,81 +436,211 @@ func (s *Store) change(ctx context.Context, fn func(next map[EUI]Device, tx *sql
 	if err := s.shared.lock(ctx, s, tx); err != nil {
 		return err
 	}
-	next := maps.Clone(s.devs)
-	if next == nil {
-		next = map[EUI]Device{}
-	}
-	changed, err := fn(next, tx)
-	if err != nil {
+	p := &pending{base: s.reg.set(), put: map[EUI]*Device{}}
+	if err := fn(p, tx); err != nil {
 		return err
 	}
-	reg, err := NewRegistry(sortedDevices(next))
+	next, err := p.build()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
-	if err := s.write(ctx, tx, next, changed); err != nil {
+	return s.commit(ctx, tx, next, p)
+}
+
+// commit writes p's edits in tx, announces them, commits and makes next
+// the registry's set.
+func (s *Store) commit(ctx context.Context, tx *sqlTx, next *deviceSet, p edits) error {
+	if err := s.write(ctx, tx, p); err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
-	if err := s.shared.notify(ctx, tx, changed); err != nil {
+	if err := s.shared.notify(ctx, tx, p.changedEUIs()); err != nil {
 		return fmt.Errorf("devices: registry %s: %w", s.path, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("devices: registry %s: commit: %w", s.path, err)
 	}
-	s.devs = next
-	s.reg.swapFrom(reg)
-	s.publish(reg)
+	s.reg.swap(next)
 	return nil
+}
+
+// edits is what a change writes: the EUIs it touched, and per EUI the
+// device it now holds (nil: deleted).
+type edits interface {
+	changedEUIs() []EUI
+	each(fn func(e EUI, d *Device) error) error
+}
+
+// pending is a change being made: edits over a base set.
+type pending struct {
+	base    *deviceSet
+	put     map[EUI]*Device // nil: deleted
+	changed []EUI
+}
+
+func (p *pending) get(e EUI) (Device, bool) {
+	if d, ok := p.put[e]; ok {
+		if d == nil {
+			return Device{}, false
+		}
+		return *d, true
+	}
+	if d, ok := p.base.lookup(e); ok {
+		return *d, true
+	}
+	return Device{}, false
+}
+
+func (p *pending) touch(e EUI) {
+	if _, ok := p.put[e]; !ok {
+		p.changed = append(p.changed, e)
+	}
+}
+
+func (p *pending) set(d Device) {
+	p.touch(d.EUI)
+	p.put[d.EUI] = &d
+}
+
+func (p *pending) del(e EUI) {
+	p.touch(e)
+	p.put[e] = nil
+}
+
+func (p *pending) changedEUIs() []EUI { return p.changed }
+
+func (p *pending) each(fn func(e EUI, d *Device) error) error {
+	for _, e := range p.changed {
+		if err := fn(e, p.put[e]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// build returns the base set with the edits applied, validated.
+func (p *pending) build() (*deviceSet, error) {
+	next := &deviceSet{}
+	p.base.all(func(d *Device) bool {
+		if _, edited := p.put[d.EUI]; !edited {
+			next.add(*d)
+		}
+		return true
+	})
+	var in interner
+	for _, e := range p.changed {
+		if d := p.put[e]; d != nil {
+			next.add(in.device(*d))
+		}
+	}
+	if err := next.index(); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
 // write deletes every changed row first and inserts the survivors after,
 // so that two devices swapping names do not trip the UNIQUE constraint
 // half way.
-func (s *Store) write(ctx context.Context, tx *sqlTx, next map[EUI]Device, changed []EUI) error {
+func (s *Store) write(ctx context.Context, tx *sqlTx, p edits) error {
 	if s.db.d.pg {
-		return s.writePG(ctx, tx, next, changed) // pgstore.go
+		return s.writePG(ctx, tx, p) // pgstore.go
 	}
+	// Only rows that exist are deleted: the registry is the table (this
+	// process is SQLite's one writer), and a created device has none.
+	base := s.reg.set()
 	del, err := tx.PrepareContext(ctx, "DELETE FROM devices WHERE dev_eui = ?")
 	if err != nil {
 		return err
 	}
 	defer del.Close()
-	for _, e := range changed {
+	for _, e := range p.changedEUIs() {
+		if _, ok := base.lookup(e); !ok {
+			continue
+		}
 		if _, err := del.ExecContext(ctx, e.String()); err != nil {
 			return fmt.Errorf("delete %s: %w", e, err)
 		}
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
-		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// Rows go in sqliteBatch to a statement: a statement's execution
+	// costs more than a row's.
+	one := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	insert := `INSERT INTO devices (dev_eui, name, model, tags, variables, dev_addr, mac_version,
+		nwk_s_key, s_nwk_s_int_key, f_nwk_s_int_key, nwk_s_enc_key, app_s_key, updated_at) VALUES `
+	batch, err := tx.PrepareContext(ctx, insert+strings.Repeat(one+",", sqliteBatch-1)+one)
 	if err != nil {
 		return err
 	}
-	defer ins.Close()
+	defer batch.Close()
+	single, err := tx.PrepareContext(ctx, insert+one)
+	if err != nil {
+		return err
+	}
+	defer single.Close()
 	now := s.now().UnixMilli()
-	for _, e := range changed {
-		d, ok := next[e]
-		if !ok {
-			continue // deleted
+	var enc rowEncoder
+	args := make([]any, 0, 13*sqliteBatch)
+	err = p.each(func(e EUI, d *Device) error {
+		if d == nil {
+			return nil // deleted
 		}
-		tags, _ := json.Marshal(orEmpty(d.Tags))
-		vars, _ := json.Marshal(orEmpty(d.Variables))
-		var addr, mac any
-		keys := make([]any, 5)
-		if ss := d.Session; ss != nil {
-			addr, mac = ss.DevAddr.String(), ss.MACVersion
-			for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
-				if !k.IsZero() {
-					keys[i] = k[:]
-				}
+		args = enc.append(args, e, d, now)
+		if len(args) == cap(args) {
+			if _, err := batch.ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("write: %w", err)
 			}
+			args = args[:0]
 		}
-		if _, err := ins.ExecContext(ctx, e.String(), d.Name, d.Model, string(tags), string(vars), addr, mac,
-			keys[0], keys[1], keys[2], keys[3], keys[4], now); err != nil {
-			return fmt.Errorf("write %s: %w", e, err)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(args); i += 13 {
+		if _, err := single.ExecContext(ctx, args[i:i+13]...); err != nil {
+			return fmt.Errorf("write %s: %w", args[i], err)
 		}
 	}
 	return nil
+}
+
+// sqliteBatch is the number of rows per INSERT with SQLite (13
+// parameters each, far below its limit of 32766).
+const sqliteBatch = 64
+
+// rowEncoder turns devices into the devices table's columns. Devices
+// share their tag and variable maps (interner), so the JSON of a map is
+// kept for the next device with the same one.
+type rowEncoder struct {
+	lastTags, lastVars map[string]string
+	tagsJSON, varsJSON string
+}
+
+func sameMap(a, b map[string]string) bool {
+	return a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+func (re *rowEncoder) json(m map[string]string, last *map[string]string, text *string) string {
+	if !sameMap(m, *last) || *text == "" {
+		b, _ := json.Marshal(orEmpty(m))
+		*last, *text = m, string(b)
+	}
+	return *text
+}
+
+// append adds d's 13 columns in the order of the INSERTs.
+func (re *rowEncoder) append(args []any, e EUI, d *Device, now int64) []any {
+	var addr, mac any
+	keys := make([]any, 5)
+	if ss := d.Session; ss != nil {
+		addr, mac = ss.DevAddr.String(), ss.MACVersion
+		for i, k := range []Key{ss.NwkSKey, ss.SNwkSIntKey, ss.FNwkSIntKey, ss.NwkSEncKey, ss.AppSKey} {
+			if !k.IsZero() {
+				keys[i] = slices.Clone(k[:])
+			}
+		}
+	}
+	return append(args, e.String(), d.Name, d.Model, re.json(d.Tags, &re.lastTags, &re.tagsJSON), re.json(d.Variables, &re.lastVars, &re.varsJSON),
+		addr, mac, keys[0], keys[1], keys[2], keys[3], keys[4], now)
 }
 
 // loadStates reads a state table.
@@ -525,12 +700,6 @@ func SameDevice(a, b Device) bool {
 		return false
 	}
 	return a.Session == nil || *a.Session == *b.Session
-}
-
-func sortedDevices(m map[EUI]Device) []Device {
-	out := slices.Collect(maps.Values(m))
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 func orEmpty(m map[string]string) map[string]string {

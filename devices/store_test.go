@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -211,12 +212,8 @@ func TestImport10000(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, db storeDB) {
 		ctx := context.Background()
 		s := db.open(t, nil)
-		rows, err := ParseBulk([]byte(bulkCSV(10000)), BulkCSV)
-		if err != nil {
-			t.Fatal(err)
-		}
 		start := time.Now()
-		rep, err := s.Import(ctx, rows, knownModels, false)
+		rep, err := s.Import(ctx, strings.NewReader(bulkCSV(10000)), BulkCSV, knownModels, false)
 		elapsed := time.Since(start)
 		if err != nil || !rep.Applied || rep.Created != 10000 || rep.Invalid != 0 {
 			t.Fatalf("import: %v applied %v created %d invalid %d", err, rep.Applied, rep.Created, rep.Invalid)
@@ -227,9 +224,8 @@ func TestImport10000(t *testing.T) {
 		}
 
 		// Again, unchanged: nothing to write.
-		rows, _ = ParseBulk([]byte(bulkCSV(10000)), BulkCSV)
 		start = time.Now()
-		rep, err = s.Import(ctx, rows, knownModels, false)
+		rep, err = s.Import(ctx, strings.NewReader(bulkCSV(10000)), BulkCSV, knownModels, false)
 		if err != nil || rep.Unchanged != 10000 {
 			t.Fatalf("re-import: %v, unchanged %d", err, rep.Unchanged)
 		}
@@ -248,16 +244,16 @@ func TestImportAllOrNothing(t *testing.T) {
 		// One bad row in the middle: an EUI with a typo.
 		lines := strings.Split(text, "\n")
 		lines[5000] = strings.Replace(lines[5000], ";0004a30b", ";0004a30x", 1)
-		rows, err := ParseBulk([]byte(strings.Join(lines, "\n")), BulkCSV)
+		rep, err := s.Import(ctx, strings.NewReader(strings.Join(lines, "\n")), BulkCSV, knownModels, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := s.Import(ctx, rows, knownModels, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Applied || rep.Invalid != 1 || rows[4999].Line != 5001 || len(rows[4999].Problems) != 1 {
-			t.Fatalf("applied %v invalid %d row %+v", rep.Applied, rep.Invalid, rows[4999])
+		// Every row warns of its app_key; the one with a problem is
+		// listed first, warnings fill the rest of the bounded list.
+		bad := slices.IndexFunc(rep.Rows, func(r Row) bool { return len(r.Problems) > 0 })
+		if rep.Applied || rep.Invalid != 1 || rep.Warned != 10000 || len(rep.Rows) != MaxReportRows || rep.RowsOmitted != 10000-MaxReportRows ||
+			bad < 0 || rep.Rows[bad].Line != 5001 || len(rep.Rows[bad].Problems) != 1 {
+			t.Fatalf("applied %v invalid %d warned %d listed %d omitted %d, bad row %d", rep.Applied, rep.Invalid, rep.Warned, len(rep.Rows), rep.RowsOmitted, bad)
 		}
 		if s.Len() != 1 || s.Registry().Len() != 1 {
 			t.Fatalf("a refused import left %d devices (registry %d)", s.Len(), s.Registry().Len())
@@ -292,34 +288,30 @@ func TestImportReport(t *testing.T) {
 			"ee02000000000000,same,,,,,\n" +
 			"0606060606060606,bad-app-key,,,,,abcd\n" +
 			"0707070707070707,with-app-key,,,,,0102030405060708090a0b0c0d0e0f10\n"
-		rows, err := ParseBulk([]byte(csv), BulkCSV)
+		rep, err := s.Import(ctx, strings.NewReader(csv), BulkCSV, knownModels, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := s.Import(ctx, rows, knownModels, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// Rows without problems or warnings are counted, not listed.
 		want := []struct {
+			line            int
 			action, problem string
 		}{
-			{ActionCreate, ""},
-			{"", "invalid EUI"},
-			{"", "duplicate: dev_eui 0101010101010101 is also on line 2"},
-			{"", `duplicate: name "ok" is also on line 2`},
-			{"", `unknown model "acme-nothing"`},
-			{"", "nwk_s_key: devices: invalid key: want 32 hex digits, have 4 characters"},
-			{"", `name "taken" belongs to registered device ee01000000000000`},
-			{ActionUnchanged, ""},
-			{"", "app_key"},
-			{ActionCreate, ""},
+			{3, "", "invalid EUI"},
+			{4, "", "duplicate: dev_eui 0101010101010101 is also on line 2"},
+			{5, "", `duplicate: name "ok" is also on line 2`},
+			{6, "", `unknown model "acme-nothing"`},
+			{7, "", "nwk_s_key: devices: invalid key: want 32 hex digits, have 4 characters"},
+			{8, "", `name "taken" belongs to registered device ee01000000000000`},
+			{10, "", "app_key"},
+			{11, ActionCreate, ""},
 		}
 		if len(rep.Rows) != len(want) {
 			t.Fatalf("%d rows, want %d", len(rep.Rows), len(want))
 		}
 		for i, w := range want {
 			r := rep.Rows[i]
-			if r.Line != i+2 || r.Action != w.action || (w.problem == "") != (len(r.Problems) == 0) ||
+			if r.Line != w.line || r.Action != w.action || (w.problem == "") != (len(r.Problems) == 0) ||
 				(w.problem != "" && !strings.Contains(strings.Join(r.Problems, "; "), w.problem)) {
 				t.Errorf("line %d: action %q problems %q, want %q %q", r.Line, r.Action, r.Problems, w.action, w.problem)
 			}
@@ -327,10 +319,10 @@ func TestImportReport(t *testing.T) {
 				t.Errorf("line %d echoes a key: %v", r.Line, r.Problems)
 			}
 		}
-		if len(rep.Rows[9].Warnings) != 1 {
-			t.Errorf("app_key warning missing: %+v", rep.Rows[9])
+		if len(rep.Rows[7].Warnings) != 1 {
+			t.Errorf("app_key warning missing: %+v", rep.Rows[7])
 		}
-		if !rep.DryRun || rep.Applied || rep.Invalid != 7 || rep.Created != 2 || rep.Unchanged != 1 {
+		if !rep.DryRun || rep.Applied || rep.Invalid != 7 || rep.Created != 2 || rep.Unchanged != 1 || rep.Total != 10 || rep.Warned != 1 || rep.RowsOmitted != 0 {
 			t.Errorf("report %+v", rep)
 		}
 		if s.Len() != 2 {

@@ -43,8 +43,11 @@ type SourcePolicy struct {
 	// onto catalogue quantities.
 	Map []decoders.Mapping
 	// GatewayPoints adds one uplink_gateway point per receiving gateway
-	// (fields rssi, snr; the uplink's tags plus gateway_id), for feeds of
-	// raw frames where sensorgate is the only place that sees them all.
+	// (fields rssi, snr; the uplink's tags plus gateway_id), at most
+	// MaxGatewayPoints: raw frames, where sensorgate is the only place
+	// that sees them all, and network-server feeds that list every
+	// gateway's reception (ChirpStack rxInfo[], The Things Stack
+	// rx_metadata[]).
 	GatewayPoints bool
 }
 
@@ -79,6 +82,10 @@ type Pipeline struct {
 	// of InfluxDB's dev_eui and device tags. A refused uplink is a dead
 	// letter (unknown_device_limit).
 	Unknown UnknownGuard
+	// Gateways gives gateways' configured tags for gateway points, of
+	// which GatewayTags are written (like AllowedTags for devices).
+	Gateways    GatewayTagger
+	GatewayTags []string
 
 	views atomic.Pointer[viewCache] // per registered device, see view
 	// Dead letters of unknown devices come one per message of a flood:
@@ -112,17 +119,41 @@ func (p *Pipeline) Clone() *Pipeline {
 		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
 		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
 		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt, Unknown: p.Unknown,
+		Gateways: p.Gateways, GatewayTags: p.GatewayTags,
 	}
 }
 
-// Observer sees each uplink the pipeline took: pts are the points
-// written, or rej is why it became a dead letter instead. Uplinks that
-// were not taken (the sink failed; the source will redeliver) are not
-// observed. It is called from concurrent handlers on the hot path, so it
-// must be quick and must not block; pts and up must not be modified,
-// and pts not retained after Observe returns (as gateway.Sink.Write).
+// Observer sees each uplink the pipeline took, with what the pipeline
+// made of it. Uplinks that were not taken (the sink failed; the source
+// will redeliver) are not observed. It is called from concurrent handlers
+// on the hot path, so it must be quick and must not block; up and the
+// points must not be modified or kept.
 type Observer interface {
-	Observe(up Uplink, pts []Point, rej *Rejection)
+	Observe(up Uplink, seen Seen)
+}
+
+// Seen is what the pipeline learnt of an uplink it took, so observers
+// need not look the device up again or read it back out of points.
+type Seen struct {
+	// Points are the points written; nil for a dead letter.
+	Points []Point
+	// Rejection is why the uplink became a dead letter; nil when written.
+	Rejection *Rejection
+	// EUI is the device's DevEUI: the feed's, or the registry's for a
+	// feed that names devices only. Zero when no device was resolved.
+	EUI devices.EUI
+	// Registered is set for a device of the registry.
+	Registered bool
+	// Name and Model are the device and model tags the points carry
+	// (empty when the uplink was refused before they were known).
+	Name, Model string
+	// Time is the uplink's time as its points carry it: the feed's, or
+	// the local clock for a feed without one. Zero when refused before.
+	Time time.Time
+	// Battery (V) and BatteryLevel (%) are the top-level catalogue
+	// quantities battery and batteryLevel, when the uplink carried them.
+	Battery, BatteryLevel       float64
+	HasBattery, HasBatteryLevel bool
 }
 
 // Rejection is why an uplink cannot become points.
@@ -141,17 +172,24 @@ func reject(reason Reason, format string, args ...any) *Rejection {
 // Handle implements Handler: nil means the uplink is durable as points or
 // as a dead letter, so the source may acknowledge it.
 func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
+	if up.Kind != KindUplink {
+		return p.handleEvent(ctx, up)
+	}
+	if up.GatewayCopies {
+		return p.gatewayCopies(ctx, up)
+	}
 	p.count(cUplinks)
 	// The points are built in reused memory: Write and Observe are done
 	// with them when they return (gateway.Sink, Observer).
 	a := arenas.Get().(*arena)
 	defer a.release()
-	pts, warnings, err := p.points(up, a)
+	var seen Seen
+	pts, warnings, err := p.points(up, a, &seen)
 	if err != nil {
 		// Declared here, since errors.As puts it on the heap.
 		var rej *Rejection
 		if errors.As(err, &rej) {
-			return p.deadLetter(ctx, up, rej)
+			return p.deadLetter(ctx, up, rej, seen)
 		}
 		return err
 	}
@@ -161,19 +199,57 @@ func (p *Pipeline) Handle(ctx context.Context, up Uplink) error {
 	}
 	if err := p.Sink.Write(ctx, pts); err != nil {
 		if errors.Is(err, ErrRejected) {
-			return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err})
+			return p.deadLetter(ctx, up, &Rejection{Reason: ReasonRejected, Err: err}, seen)
 		}
 		return fmt.Errorf("store points of %s: %w", up.DevEUI, err)
 	}
 	p.count(cUplinksWritten)
 	p.countN(cPointsWritten, uint64(len(pts)))
 	if p.Observer != nil {
-		p.Observer.Observe(up, pts, nil)
+		seen.Points = pts
+		p.Observer.Observe(up, seen)
 	}
 	return nil
 }
 
-func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) error {
+// gatewayCopies writes the uplink_gateway points of receptions of an
+// uplink another handler took (Uplink.GatewayCopies). The uplink itself
+// was counted, observed and written where it was taken; a copy whose
+// device cannot be resolved (removed meanwhile) has nothing to join and
+// is dropped.
+func (p *Pipeline) gatewayCopies(ctx context.Context, up Uplink) error {
+	policy := p.Sources[up.Source]
+	if !policy.GatewayPoints {
+		return nil
+	}
+	dev, err := p.device(up, policy)
+	if err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return nil
+		}
+		return err
+	}
+	gws, dropped := receptions(up.Radio.Gateways)
+	if dropped > 0 && p.Counters != nil {
+		p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
+	}
+	pts := appendGatewayPoints(make([]Point, 0, len(gws)), gws, dev.tags, up.Time, nil)
+	if len(pts) == 0 {
+		return nil
+	}
+	if err := p.Sink.Write(ctx, pts); err != nil {
+		if errors.Is(err, ErrRejected) {
+			p.Log.Warn().Str("source", up.Source).Str("dev_eui", up.DevEUI.String()).Err(err).Msg("uplink_gateway points of a frame's late copy refused by the store: dropped")
+			return nil
+		}
+		return fmt.Errorf("store uplink_gateway points of %s: %w", up.DevEUI, err)
+	}
+	p.countN(cPointsWritten, uint64(len(pts)))
+	return nil
+}
+
+func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection, seen Seen) error {
 	log := p.Log
 	switch rej.Reason {
 	case ReasonUnknownDevice:
@@ -196,7 +272,8 @@ func (p *Pipeline) deadLetter(ctx context.Context, up Uplink, rej *Rejection) er
 		p.Counters.Inc(deadLetterCounter(rej.Reason))
 	}
 	if p.Observer != nil {
-		p.Observer.Observe(up, nil, rej)
+		seen.Rejection = rej
+		p.Observer.Observe(up, seen)
 	}
 	return nil
 }
@@ -245,13 +322,26 @@ func deadLetterCounter(r Reason) string {
 // share Tags slices with each other and with later messages of the
 // device: they must not be modified.
 func (p *Pipeline) Points(up Uplink) ([]Point, []string, error) {
-	return p.points(up, nil)
+	if up.Kind != KindUplink {
+		if up.Kind == KindIgnored {
+			return nil, nil, nil
+		}
+		if up.Time.IsZero() {
+			up.Time = p.now()
+		}
+		pts, _, err := p.eventPoints(up)
+		return pts, nil, err
+	}
+	var seen Seen
+	return p.points(up, nil, &seen)
 }
 
-// points is Points building the points in a's memory (nil: allocated).
-func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
+// points is Points building the points in a's memory (nil: allocated),
+// filling seen as far as it got.
+func (p *Pipeline) points(up Uplink, a *arena, seen *Seen) ([]Point, []string, error) {
 	policy := p.Sources[up.Source]
 	dev, err := p.device(up, policy)
+	seen.EUI, seen.Registered, seen.Name, seen.Model = dev.eui, dev.registered, dev.name, dev.model
 	if err != nil {
 		return nil, nil, err
 	}
@@ -266,6 +356,7 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 	if up.LocalTime {
 		p.count(cLocalTime)
 	}
+	seen.Time = up.Time
 
 	var (
 		rec      *decoders.Record
@@ -311,17 +402,29 @@ func (p *Pipeline) points(up Uplink, a *arena) ([]Point, []string, error) {
 	// measurement's time) dates its point; one the device's clock cannot
 	// have given falls back to the uplink's, with a warning.
 	warnings = append(warnings, decoders.CheckTimes(samples, up.Time)...)
+	for i := range samples {
+		switch s := &samples[i]; {
+		case s.Value.Kind != decoders.NumberValue:
+		case s.Quantity == "battery" && !seen.HasBattery:
+			seen.Battery, seen.HasBattery = s.Value.Num, true
+		case s.Quantity == "batteryLevel" && !seen.HasBatteryLevel:
+			seen.BatteryLevel, seen.HasBatteryLevel = s.Value.Num, true
+		}
+	}
 
 	tags := dev.tags
 	n := 2 + len(samples) // uplink, samples (at most one point each), decoded_<model>
+	var gws []GatewayRx
 	if policy.GatewayPoints {
-		n += len(up.Radio.Gateways)
+		var dropped int
+		if gws, dropped = receptions(up.Radio.Gateways); dropped > 0 && p.Counters != nil {
+			p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
+		}
+		n += len(gws)
 	}
 	pts := a.points(n)
 	pts = append(pts, uplinkPoint(up, tags, a))
-	if policy.GatewayPoints {
-		pts = appendGatewayPoints(pts, up, tags, a)
-	}
+	pts = appendGatewayPoints(pts, gws, tags, up.Time, a)
 	pts = appendSamplePoints(pts, samples, tags, up.Time, a)
 	if fields := decodedFields(rec, data, a); len(fields) > 0 {
 		m := dev.decoded
@@ -375,12 +478,15 @@ func byTagKey(a, b Tag) int { return strings.Compare(a.Key, b.Key) }
 
 // resolved is an uplink's device as the pipeline sees it.
 type resolved struct {
-	model     string
-	decoder   decoders.Decoder
-	variables map[string]string
-	tags      []Tag            // sorted, the common tags of every point; shared, read only
-	session   *devices.Session // the registry's LoRaWAN session, nil if none
-	decoded   string           // DecodedMeasurement(model) if known already
+	eui        devices.EUI // zero for a device named by a feed the registry does not know
+	registered bool
+	name       string
+	model      string
+	decoder    decoders.Decoder
+	variables  map[string]string
+	tags       []Tag            // sorted, the common tags of every point; shared, read only
+	session    *devices.Session // the registry's LoRaWAN session, nil if none
+	decoded    string           // DecodedMeasurement(model) if known already
 }
 
 func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
@@ -401,9 +507,10 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	switch {
 	case ok:
 		name, r.model, r.variables, devTags, r.session = d.Name, d.Model, d.Variables, d.Tags, d.Session
+		r.eui, r.registered, r.name = d.EUI, true, d.Name
 		if r.model != "" {
 			if r.decoder, ok = p.Decoders.Lookup(r.model); !ok {
-				return resolved{}, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
+				return r, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
 			}
 			// The rest is the registry entry's and the source's alone.
 			if v, hit := p.cachedView(d, up.Source); hit {
@@ -413,9 +520,10 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		}
 		euiTag = eui(d.EUI)
 	case policy.AcceptUnknown && !up.DevEUI.IsZero():
+		r.eui = up.DevEUI
 		if p.Unknown != nil {
 			if err := p.Unknown.Admit(up.Source, up.DevEUI); err != nil {
-				return resolved{}, &Rejection{Reason: ReasonUnknownDeviceLimit, Err: err}
+				return r, &Rejection{Reason: ReasonUnknownDeviceLimit, Err: err}
 			}
 		}
 		p.count(cUnknownAccepted)
@@ -423,20 +531,27 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 		if name == "" {
 			name = euiTag
 		}
+		r.name = name
 	default:
 		id := eui(up.DevEUI)
 		if id == "" {
 			id = up.DeviceName
 		}
-		return resolved{}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
+		return resolved{eui: up.DevEUI}, reject(ReasonUnknownDevice, "device %s is not in the registry and source %q rejects unknown devices: add it to the devices file", id, up.Source)
 	}
-	if r.model == "" && (up.Object != nil || len(up.Normalized) > 0) {
+	switch {
+	case r.model != "":
+	case up.Object != nil || len(up.Normalized) > 0:
 		// Without a device profile (generic JSON), the source names the
 		// kind of sensor: one JSON source is normally one sensor type.
 		r.model = Slug(up.Profile)
 		if r.model == "" {
 			r.model = Slug(up.Source)
 		}
+	case up.Kind != KindUplink:
+		// A network server's device event is tagged as the device's
+		// decoded uplinks are, by its device profile.
+		r.model = Slug(up.Profile)
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	if ok && d.Model != "" {
@@ -525,7 +640,7 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	if up.Radio.Frequency > 0 {
 		f = append(f, IntField("frequency", int64(up.Radio.Frequency)))
 	}
-	f = append(f, IntField("gateways", int64(len(up.Radio.Gateways))))
+	f = append(f, IntField("gateways", int64(up.Radio.GatewayCount())))
 	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
 	best, hasBest := up.Radio.Best()
 	if hasBest {
@@ -540,11 +655,12 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	return Point{Measurement: "uplink", Tags: tags, Fields: f, Time: up.Time}
 }
 
-// appendGatewayPoints adds an uplink_gateway point per reception. The
+// appendGatewayPoints adds an uplink_gateway point per reception (see
+// receptions), at the uplink's time, so a redelivery overwrites them. The
 // gateway id is a tag: gateways are few and fixed, so it does not grow
 // cardinality like a counter would.
-func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
-	for _, g := range up.Radio.Gateways {
+func appendGatewayPoints(pts []Point, gws []GatewayRx, tags []Tag, t time.Time, a *arena) []Point {
+	for _, g := range gws {
 		if g.ID == "" {
 			continue
 		}
@@ -553,7 +669,7 @@ func appendGatewayPoints(pts []Point, up Uplink, tags []Tag, a *arena) []Point {
 		if g.HasSNR {
 			f = append(f, FloatField("snr", g.SNR))
 		}
-		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: up.Time})
+		pts = append(pts, Point{Measurement: "uplink_gateway", Tags: gt, Fields: f, Time: t})
 	}
 	return pts
 }

@@ -53,6 +53,70 @@ type Uplink struct {
 
 	// Raw is the message as received, kept for dead letters.
 	Raw []byte
+
+	// Kind is what the message carries: an uplink (the zero value) or a
+	// network-server event, which feeds hand to the same Handler so that
+	// every source acknowledges it the same way. An event sets the member
+	// of its kind (Status, Event, Gateway) and, for a device event, the
+	// device fields, Time and ID above.
+	Kind    Kind
+	Status  *DeviceStatus
+	Event   *DeviceEvent
+	Gateway *GatewayStats
+
+	// GatewayCopies marks receptions of an uplink another handler took
+	// already (another instance sharing the feed, or the same frame's
+	// earlier copies): only Radio.Gateways are written, as uplink_gateway
+	// points at Time, the taken uplink's time.
+	GatewayCopies bool
+}
+
+// Kind is the kind of message a feed delivered.
+type Kind uint8
+
+// Message kinds.
+const (
+	KindUplink       Kind = iota // a device uplink
+	KindStatus                   // device status (LoRaWAN DevStatusAns): Status
+	KindEvent                    // device join or log event: Event
+	KindGatewayStats             // gateway statistics: Gateway
+	// KindIgnored is an event sensorgate does not use (downlink acks,
+	// locations): counted (events_ignored) and acknowledged.
+	KindIgnored
+)
+
+// DeviceStatus is a device's answer to the network server's status
+// request, as ChirpStack's status event carries it.
+type DeviceStatus struct {
+	BatteryLevel    float64 // percent
+	HasBatteryLevel bool    // false when the device cannot measure it
+	Margin          int     // demodulation margin, dB
+	HasMargin       bool
+	ExternalPower   bool // powered from an external source
+}
+
+// Device event types and log levels: the device_event measurement's
+// type and level tags, a closed set.
+const (
+	EventJoin = "join"
+	EventLog  = "log"
+
+	LevelInfo    = "info"
+	LevelWarning = "warning"
+	LevelError   = "error"
+)
+
+// DeviceEvent is a device's join or a network server's log event about a
+// device (a frame-counter reset, a codec error, a MIC mismatch).
+type DeviceEvent struct {
+	Type string // EventJoin or EventLog
+	// Level and Code are a log event's level (LevelInfo, …) and its
+	// network server's code in lower case ("uplink_codec"); the parser
+	// maps codes outside the server's documented set to "other", since
+	// both are tags.
+	Level, Code string
+	Description string // log text, truncated
+	DevAddr     string // a join's new device address, lower-case hex
 }
 
 // Radio is the link-layer metadata of an uplink.
@@ -98,4 +162,23 @@ type Handler func(ctx context.Context, up Uplink) error
 // Source delivers uplinks from one feed until ctx is cancelled.
 type Source interface {
 	Run(ctx context.Context, h Handler) error
+}
+
+// GatewayStats is one statistics message of a gateway (ChirpStack Gateway
+// Bridge or MQTT Forwarder stats event), sent every stats interval
+// (30 s by default). Counts are of that interval.
+type GatewayStats struct {
+	ID string // gateway EUI, lower-case hex
+	// RxReceived and RxOK count frames received, and received with a
+	// good CRC; TxReceived and TxEmitted downlinks asked of the gateway,
+	// and sent.
+	RxReceived, RxOK, TxReceived, TxEmitted uint64
+	// Location is set when the message carries one (a GPS gateway, or a
+	// location configured in the bridge).
+	Location *GatewayLocation
+}
+
+// GatewayLocation is where a gateway says it is.
+type GatewayLocation struct {
+	Latitude, Longitude, Altitude float64
 }

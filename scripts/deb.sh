@@ -30,4 +30,8 @@ else
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o bin/deb/sensorgate ./cmd/sensorgate
 fi
 "$nfpm" package -f deploy/debian/nfpm.yaml -p deb -t bin/ >&2
-ls bin/sensorgate_*"$GOARCH".deb | tail -n 1
+# The package of this version: bin/ may hold older ones, whose names can
+# sort after it.
+deb="bin/sensorgate_${VERSION}_${GOARCH}.deb"
+[ -f "$deb" ] || { echo "nfpm did not write $deb" >&2; exit 1; }
+echo "$deb"

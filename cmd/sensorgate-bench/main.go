@@ -22,7 +22,8 @@
 //
 // Usage:
 //
-//	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
+//	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-registry sqlite|postgres] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
+//	sensorgate-bench fleet [-sizes 500,10000,100000,1000000] [-out BENCHMARKS.md]   (idle RSS and CSV import by fleet size: fleet.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
 
@@ -61,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "noop" {
 		return noopCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "fleet" {
+		return fleetCommand(ctx, args[1:], stdout, stderr)
+	}
 	return benchCommand(ctx, args, stdout, stderr)
 }
 
@@ -92,6 +96,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&s.Scripts, "scripts", "", "decoders.scripts for sensorgate: a folder of JavaScript codecs; testdata/codecs/bench holds a cayenne-lpp.js that replaces the built-in decoder, to measure the JavaScript engine end to end")
 	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
+	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
 	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +107,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if s.Mode != modeBacklog && s.Mode != modeLive {
 		return fmt.Errorf("-mode %q: use %s or %s", s.Mode, modeBacklog, modeLive)
+	}
+	if s.Registry != registrySQLite && s.Registry != registryPostgres {
+		return fmt.Errorf("-registry %q: use %s or %s", s.Registry, registrySQLite, registryPostgres)
 	}
 	if s.N <= 0 || *pairs < 0 || s.Devices <= 0 {
 		return errors.New("-n and -devices must be positive, -pairs not negative")
@@ -160,6 +168,9 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		scripts := fmt.Sprintf("Decoded by the JavaScript codec %s.js in %s (decoders.scripts), not the built-in decoder.", simulate.Model, s.Scripts)
 		*note = strings.TrimSpace(scripts + " " + *note)
+	}
+	if s.Registry == registryPostgres {
+		*note = strings.TrimSpace("Registry in PostgreSQL (registry.driver: postgres, a fresh database per run on this machine). " + *note)
 	}
 	res := &Results{
 		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,

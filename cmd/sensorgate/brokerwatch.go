@@ -62,8 +62,12 @@ func newDropWatch(health *devices.Health, log zerolog.Logger) *dropWatch {
 
 // watchDrops puts the check in front of the pipeline's Observer and opens
 // its window on every connection of an MQTT source.
+//
+// Not with a shared registry: on a shared subscription every instance
+// sees gaps in every device's counters (the other instances' frames), and
+// the previous counter health holds may be another instance's.
 func (d *Daemon) watchDrops() {
-	if d.ops == nil || d.ops.health == nil {
+	if d.ops == nil || d.ops.health == nil || d.ops.inst != nil {
 		return
 	}
 	w := newDropWatch(d.ops.health, d.log.With().Str("component", "broker").Logger())
@@ -97,7 +101,7 @@ func (w *dropWatch) connected() {
 
 // Observe notes whether an uplink's frame counter skips frames after the
 // device's previous one.
-func (w *dropWatch) Observe(up gateway.Uplink, _ []gateway.Point, _ *gateway.Rejection) {
+func (w *dropWatch) Observe(up gateway.Uplink, _ gateway.Seen) {
 	if !w.open.Load() || !up.HasFCnt || up.DevEUI.IsZero() {
 		return
 	}

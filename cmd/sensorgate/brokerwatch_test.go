@@ -112,7 +112,7 @@ func TestDropWatch(t *testing.T) {
 				for _, u := range ups {
 					i++
 					up := gateway.Uplink{DevEUI: eui(u.dev), FCnt: u.fcnt, HasFCnt: true, Time: t0.Add(time.Duration(i) * time.Second)}
-					w.Observe(up, nil, nil)
+					w.Observe(up, gateway.Seen{})
 					health.Observe(devices.Observation{EUI: up.DevEUI, Time: up.Time, FCnt: up.FCnt, HasFCnt: true})
 				}
 			}
@@ -165,9 +165,9 @@ func TestDropWatchSeenIsBounded(t *testing.T) {
 	defer w.stop()
 	known := devices.EUI{1}
 	health.Observe(devices.Observation{EUI: known, Time: time.Now(), FCnt: 1, HasFCnt: true})
-	w.Observe(gateway.Uplink{DevEUI: known, FCnt: 5, HasFCnt: true}, nil, nil)
+	w.Observe(gateway.Uplink{DevEUI: known, FCnt: 5, HasFCnt: true}, gateway.Seen{})
 	for i := range 10000 {
-		w.Observe(gateway.Uplink{DevEUI: devices.EUI{0xee, byte(i >> 8), byte(i)}, FCnt: 5, HasFCnt: true}, nil, nil)
+		w.Observe(gateway.Uplink{DevEUI: devices.EUI{0xee, byte(i >> 8), byte(i)}, FCnt: 5, HasFCnt: true}, gateway.Seen{})
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

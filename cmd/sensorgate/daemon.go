@@ -25,6 +25,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
 // Daemon is sensorgate wired from a config: sources, pipeline, sink and
@@ -53,8 +54,10 @@ type Daemon struct {
 	// counted by metrics (daemon_metrics.go).
 	dlw     gateway.DeadLetters
 	metrics *metrics.Metrics
-	drops   *dropWatch        // brokerwatch.go: warns when the broker dropped queued messages
-	frames  []*lorawan.Frames // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	drops   *dropWatch // brokerwatch.go: warns when the broker dropped queued messages
+	frames  []rawFeed  // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
+	// webhooks are the http sources, for tests that need their address.
+	webhooks []*webhook.Source
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -110,7 +113,7 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	}
 	d.metrics = d.newMetrics(cfg, decs)
 	if d.codecs != nil {
-		d.metrics.Registry().MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
+		d.metrics.MustRegister(codecCollector{d.codecs}) // daemon_codecs.go
 	}
 	d.dlw = d.metrics.DeadLetters(d.dl)
 	influxLog := log.With().Str("component", "influx").Logger()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -15,8 +14,10 @@ import (
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateway/health"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // ops is the operations side of the daemon: the persisted registry behind
@@ -30,12 +31,15 @@ type ops struct {
 	series   *devices.SeriesGuard // which unregistered devices may be written
 	replayer *deadletter.Replayer
 	api      *httpapi.Server // nil when only replaying (the CLI)
+	gateways *gateways.Table // gateway health and the operator's entries
+	gwStore  *gateways.Store
 
 	sink        gateway.Sink // device_health points go where the pipeline's go
 	healthEvery time.Duration
 	saveEvery   time.Duration
 	allowedTags []string
 	now         func() time.Time
+	inst        *instances // with a shared registry: instances.go
 }
 
 // setupOps opens the registry store in state_dir (loading it into the
@@ -56,7 +60,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		o.unknowns.SetMax(cfg.Devices.MaxUnknown)
 	}
 	var err error
-	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.log); err != nil { // registry.go
+	if o.store, err = openRegistry(ctx, cfg, d.Devices, o.unknowns, o.health, o.log); err != nil { // registry.go
 		return err
 	}
 	d.ops = o
@@ -69,8 +73,8 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 			o.log.Info().Str("file", cfg.Devices.Import).Int("created", created).Int("updated", updated).Msg("devices file imported into the registry")
 		}
 	}
-	if err := o.store.LoadHealth(ctx, o.health); err != nil {
-		o.log.Warn().Err(err).Msg("saved device health not loaded; it rebuilds from the next uplinks")
+	if err := d.shareHealth(ctx, cfg); err != nil { // instances.go
+		return err
 	}
 	if err := o.store.LoadUnknowns(ctx, o.unknowns); err != nil {
 		o.log.Warn().Err(err).Msg("saved unknown devices not loaded; they reappear with their next uplinks")
@@ -79,7 +83,16 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 		o.log.Warn().Err(err).Msg("the unregistered devices written before were not loaded; up to devices.unknown_max_series new ones per source will be written")
 	}
 	d.pipeline.Unknown = o.series
-	var obs gateway.Observer = &observer{reg: d.Devices, health: o.health, unknowns: o.unknowns, now: o.now}
+	o.gateways = gateways.NewTable(cfg.Gateways.Max)
+	o.gateways.SilentFactor, o.gateways.StatsInterval = cfg.Gateways.SilentFactor, cfg.Gateways.StatsInterval
+	if o.gwStore, err = gateways.Open(o.gateways, cfg.Gateways.File, filepath.Join(cfg.StateDir, gatewaysStateFile)); err != nil {
+		return fmt.Errorf("gateways.file: %w", err)
+	}
+	d.pipeline.Gateways, d.pipeline.GatewayTags = gateways.Tagger{Table: o.gateways}, cfg.Gateways.Tags
+	var obs gateway.Observer = observers{
+		&health.Observer{Health: o.health, Unknowns: o.unknowns, Registry: d.Devices, Now: o.now},
+		&gateways.Observer{Table: o.gateways, Now: o.now},
+	}
 	if d.metrics != nil {
 		obs = observers{obs, d.metrics} // daemon_metrics.go
 	}
@@ -100,8 +113,10 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	o.api, err = httpapi.New(httpapi.Config{
 		Listen: cfg.HTTP.Listen, Token: token, AllowedHosts: cfg.HTTP.AllowedHosts,
 		TLSCert: cfg.HTTP.TLSCert, TLSKey: cfg.HTTP.TLSKey, MaxBodyBytes: int64(cfg.HTTP.MaxBodyBytes),
+		MaxImportBytes: int64(cfg.HTTP.MaxImportBytes),
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
+		Gateways: o.gateways, GatewayStore: o.gwStore,
 		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),
 		Metrics: d.metricsHandler(), Status: d.status(cfg), Version: version,
 		Log: d.log.With().Str("component", "http").Logger(),
@@ -109,8 +124,8 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	return err
 }
 
-// newReplayer replays dead letters with one feed parser per MQTT source of
-// the config. A letter whose feed carried no time is parsed at the time it
+// newReplayer replays dead letters with one feed parser per MQTT or HTTP
+// source of the config. A letter whose feed carried no time is parsed at the time it
 // was dead-lettered, so a replay writes the points the first try would
 // have. Raw-frame feeds (semtech-udp, gateway-bridge) are not replayed:
 // their frame counters have moved on.
@@ -122,14 +137,20 @@ func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
 	parsers := map[string]*mqtt.Parser{}
 	for _, sc := range cfg.Sources {
-		if sc.MQTT == nil || sc.MQTT.Format == mqtt.FormatGatewayBridge {
+		var pc mqtt.Config
+		switch {
+		case sc.HTTP != nil:
+			pc = sc.HTTP.ParserConfig() // webhooks post the MQTT feeds' messages
+		case sc.MQTT != nil && sc.MQTT.Format != mqtt.FormatGatewayBridge:
+			pc = *sc.MQTT
+		default:
 			continue
 		}
-		p, err := mqtt.NewParser(*sc.MQTT, clock)
+		p, err := mqtt.NewParser(pc, clock)
 		if err != nil {
-			return nil, fmt.Errorf("dead-letter replay: source %q: %w", sc.MQTT.Name, err)
+			return nil, fmt.Errorf("dead-letter replay: source %q: %w", sc.Name(), err)
 		}
-		parsers[sc.MQTT.Name] = p
+		parsers[sc.Name()] = p
 	}
 	r := &deadletter.Replayer{
 		Store:    d.dl,
@@ -138,7 +159,7 @@ func newReplayer(cfg *config.Config, d *Daemon) (*deadletter.Replayer, error) {
 		Parse: func(dl gateway.DeadLetter) (gateway.Uplink, error) {
 			p, ok := parsers[dl.Source]
 			if !ok {
-				return gateway.Uplink{}, fmt.Errorf("%w %q: replay covers the MQTT feeds of the config (network servers and JSON), and this one is not among them", deadletter.ErrNoParser, dl.Source)
+				return gateway.Uplink{}, fmt.Errorf("%w %q: replay covers the MQTT and HTTP feeds of the config (network servers and JSON), and this one is not among them", deadletter.ErrNoParser, dl.Source)
 			}
 			mu.Lock()
 			at = dl.Time
@@ -173,10 +194,14 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		o.healthLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		o.syncLoop(ctx) // instances.go
 	}()
 	go func() {
 		defer wg.Done()
@@ -189,6 +214,8 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 		saveCtx, done := context.WithTimeout(context.Background(), stateSaveBudget)
 		defer done()
 		o.save(saveCtx)
+		o.sync(saveCtx)
+		o.health.CloseJournal()
 	}, nil
 }
 
@@ -236,136 +263,13 @@ func (o *ops) save(ctx context.Context) {
 // writeHealth writes one device_health point per device heard from.
 func (o *ops) writeHealth(ctx context.Context) error {
 	now := o.now().UTC().Truncate(time.Second)
-	pts := healthPoints(o.health.Report(now), o.store.Registry(), o.allowedTags, now)
+	pts := health.Points(o.health.Report(now), o.store.Registry(), o.allowedTags, now)
 	if len(pts) == 0 {
 		return nil
 	}
 	return o.sink.Write(ctx, pts)
 }
 
-// healthPoints turns health reports into device_health points. Tags are
-// those of the device's other points (device, dev_eui, model, source and
-// the allowed device tags), so analysts join on them; field types never
-// change: counts are integers, the rest floats, silent a boolean.
-func healthPoints(reports []devices.DeviceHealth, reg *devices.Registry, allowed []string, now time.Time) []gateway.Point {
-	pts := make([]gateway.Point, 0, len(reports))
-	for _, h := range reports {
-		tags := []gateway.Tag{{Key: "dev_eui", Value: h.DevEUI.String()}, {Key: "device", Value: h.Name}}
-		if h.Model != "" {
-			tags = append(tags, gateway.Tag{Key: "model", Value: h.Model})
-		}
-		if h.Source != "" {
-			tags = append(tags, gateway.Tag{Key: "source", Value: h.Source})
-		}
-		if d, ok := reg.Lookup(h.DevEUI); ok {
-			for _, k := range allowed {
-				if v := d.Tags[k]; v != "" && !pointTag(k) {
-					tags = append(tags, gateway.Tag{Key: k, Value: v})
-				}
-			}
-		}
-		sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
-		f := []gateway.Field{
-			gateway.IntField("dead_letters_24h", int64(h.DeadLetters24h)),
-			gateway.FloatField("last_seen_age_s", h.LastSeenAge),
-			gateway.FloatField("loss_pct", h.LossPct),
-			gateway.IntField("lost_24h", int64(h.Lost24h)),
-			gateway.BoolField("silent", h.Silent),
-			gateway.IntField("uplinks_24h", int64(h.Uplinks24h)),
-		}
-		opt := func(k string, v *float64) {
-			if v != nil {
-				f = append(f, gateway.FloatField(k, *v))
-			}
-		}
-		opt("battery", h.Battery)
-		opt("battery_level", h.BatteryLevel)
-		if h.Interval > 0 {
-			f = append(f, gateway.FloatField("interval_s", h.Interval))
-		}
-		opt("rssi", h.RSSI)
-		opt("snr", h.SNR)
-		sort.Slice(f, func(i, j int) bool { return f[i].Key < f[j].Key })
-		pts = append(pts, gateway.Point{Measurement: "device_health", Tags: tags, Fields: f, Time: now})
-	}
-	return pts
-}
-
-// pointTag reports the tag keys sensorgate itself writes on every point.
-func pointTag(k string) bool {
-	switch k {
-	case "device", "dev_eui", "model", "source", "channel":
-		return true
-	}
-	return false
-}
-
-// observer feeds device health and the unknown-device list from the
-// pipeline. It runs on the hot path: a registry lookup, a lock, a few
-// numbers; it copies bytes only for unknown devices.
-type observer struct {
-	reg      *devices.Registry
-	health   *devices.Health
-	unknowns *devices.Unknowns
-	now      func() time.Time
-}
-
-var _ gateway.Observer = (*observer)(nil)
-
-func (o *observer) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
-	t := up.Time
-	if t.IsZero() && len(pts) > 0 {
-		t = pts[0].Time // the pipeline stamped a feed without times
-	}
-	if t.IsZero() {
-		t = o.now()
-	}
-	eui := up.DevEUI
-	var known bool
-	if !eui.IsZero() {
-		_, known = o.reg.Lookup(eui)
-	} else if d, ok := o.reg.LookupName(up.DeviceName); ok {
-		eui, known = d.EUI, true
-	}
-	if eui.IsZero() {
-		return
-	}
-	if !known {
-		o.unknowns.Observe(devices.UnknownObservation{EUI: eui, Time: t, Source: up.Source, Name: up.DeviceName,
-			Profile: up.Profile, Accepted: rej == nil, FPort: up.FPort, Payload: up.Payload, Raw: up.Raw})
-		if rej != nil {
-			return // not ours to track until adopted
-		}
-	}
-	obs := devices.Observation{EUI: eui, Time: t, Source: up.Source, FCnt: up.FCnt, HasFCnt: up.HasFCnt, Unknown: !known}
-	if best, ok := up.Radio.Best(); ok {
-		obs.RSSI, obs.HasRSSI = best.RSSI, true
-		obs.SNR, obs.HasSNR = best.SNR, best.HasSNR
-	}
-	if rej != nil {
-		obs.DeadLetter = string(rej.Reason)
-	}
-	for _, p := range pts {
-		switch p.Measurement {
-		case "uplink":
-			for _, tg := range p.Tags {
-				switch tg.Key {
-				case "device":
-					obs.Name = tg.Value
-				case "model":
-					obs.Model = tg.Value
-				}
-			}
-		case "device": // top-level catalogue quantities (ARCHITECTURE §5)
-			for _, f := range p.Fields {
-				switch {
-				case f.Key == "battery" && f.Kind == gateway.Float:
-					obs.Battery, obs.HasBattery = f.F, true
-				case f.Key == "batteryLevel" && f.Kind == gateway.Float:
-					obs.BatteryLevel, obs.HasBatteryLevel = f.F, true
-				}
-			}
-		}
-	}
-	o.health.Observe(obs)
-}
+// gatewaysStateFile, under state_dir, keeps the gateway changes made
+// through the API.
+const gatewaysStateFile = "gateways.yaml"

@@ -7,12 +7,14 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/decoders"
+	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/influx"
 	"github.com/sensorgate/sensorgate/gateway/metrics"
 	"github.com/sensorgate/sensorgate/gateway/spool"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // newMetrics builds the Prometheus registry. NewDaemon calls it before
@@ -56,17 +58,27 @@ func (d *Daemon) newMetrics(cfg *config.Config, decs *decoders.Registry) *metric
 			return d.Devices.Len(), unknown
 		},
 		State: func() []metrics.StateTable { return d.stateTables(cfg) },
-		Model: func(up gateway.Uplink) string {
-			if !up.DevEUI.IsZero() {
-				if dev, ok := d.Devices.Lookup(up.DevEUI); ok {
-					return dev.Model
+		Gateways: func() []metrics.GatewayState {
+			if d.ops == nil || d.ops.gateways == nil {
+				return nil
+			}
+			var out []metrics.GatewayState
+			d.ops.gateways.Each(time.Now(), func(h gateways.Health) {
+				g := metrics.GatewayState{ID: h.ID.String(), Silent: h.Silent}
+				if h.LastSeen != nil {
+					g.LastSeen = *h.LastSeen
 				}
-			}
-			if dev, ok := d.Devices.LookupName(up.DeviceName); ok {
-				return dev.Model
-			}
-			return ""
+				out = append(out, g)
+			})
+			return out
 		},
+		HealthSync: func() (devices.HealthShareStats, bool) {
+			if d.ops == nil {
+				return devices.HealthShareStats{}, false
+			}
+			return d.ops.health.ShareStats()
+		},
+		Instance:   sharedInstanceID(cfg), // instances.go
 		KnownModel: func(m string) bool { _, ok := decs.Lookup(m); return ok },
 	})
 }
@@ -86,13 +98,17 @@ func (d *Daemon) stateTables(cfg *config.Config) []metrics.StateTable {
 			admitted += s.Admitted
 		}
 		out = append(out, metrics.StateTable{Name: "unknown_series", Entries: admitted, Limit: cfg.Devices.UnknownMaxSeries * len(cfg.Sources)})
+		if o.gateways != nil {
+			n, limit, evicted, _ := o.gateways.Stats(time.Now())
+			out = append(out, metrics.StateTable{Name: "gateways", Entries: n, Limit: limit, Evictions: evicted})
+		}
 	}
 	dedup := metrics.StateTable{Name: "lorawan_dedup"}
-	for _, f := range d.frames {
-		n, evicted := f.DedupStats()
+	for _, r := range d.frames {
+		n, evicted := r.frames.DedupStats()
 		dedup.Entries += n
 		dedup.Evictions += evicted
-		dedup.Limit += f.Config().DedupMaxFrames
+		dedup.Limit += r.frames.Config().DedupMaxFrames
 	}
 	if len(d.frames) > 0 {
 		out = append(out, dedup)
@@ -140,6 +156,10 @@ func (d *Daemon) status(cfg *config.Config) httpapi.StatusFunc {
 			st.Throughput = httpapi.ThroughputStatus{LastMinute: tp.LastMinute, PerSecond: tp.PerSecond, Total: tp.Total}
 			st.DeadLetters = d.metrics.DeadLetterCount()
 		}
+		st.Instances = d.ops.instances() // instances.go
+		if len(st.Instances) > 0 {
+			st.Instance = sharedInstanceID(cfg)
+		}
 		if d.spool != nil {
 			sp := d.spool.Stats()
 			st.Spool = &httpapi.SpoolStatus{Bytes: sp.Bytes, Records: sp.Pending, OldestAge: sp.OldestAge.Seconds(), DroppedRecords: sp.DroppedRecords}
@@ -161,8 +181,8 @@ type observers []gateway.Observer
 
 var _ gateway.Observer = observers(nil)
 
-func (list observers) Observe(up gateway.Uplink, pts []gateway.Point, rej *gateway.Rejection) {
+func (list observers) Observe(up gateway.Uplink, seen gateway.Seen) {
 	for _, o := range list {
-		o.Observe(up, pts, rej)
+		o.Observe(up, seen)
 	}
 }

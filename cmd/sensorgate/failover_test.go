@@ -3,54 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/internal/simulate"
-	"github.com/sensorgate/sensorgate/internal/testserver"
 )
-
-// failoverToken is the API token of the failover test's instances.
-const failoverToken = "failover-test-token-5c1e88"
-
-// failoverInstance is one sensorgate process of the group, with its own
-// state directory, log, client id and API.
-type failoverInstance struct {
-	name string
-	api  string
-	proc *daemonProc
-}
-
-// call sends an API request to the instance and decodes the JSON answer;
-// status is 0 while the instance does not answer.
-func (in *failoverInstance) call(method, path string, body any) (int, map[string]any) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, in.api+path, rd)
-	if err != nil {
-		return 0, nil
-	}
-	req.Header.Set("Authorization", "Bearer "+failoverToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
-}
 
 // TestFailoverSharedSubscription runs three sensorgate processes with one
 // config (their own client_id and state_dir) on a shared subscription of
@@ -67,11 +27,11 @@ func (in *failoverInstance) call(method, path string, body any) (int, map[string
 // doubled), and each of the adopted device's uplinks after the adoption
 // carries its model, whichever instance handled it.
 //
-// Health is not asserted: it is still per instance (issue 17 point 3).
-// Each instance sees only its share of a device's frame counters, so its
-// /api/v1/devices/{eui}/health reports about a third of the uplinks and a
-// loss of roughly two thirds of the frame counters (the test logs what
-// each instance reports).
+// Device health is shared (registry.health_sync_interval 200ms here):
+// every instance reports, for every device, every uplink it published
+// and 0 % loss, though each handled only its share. /api/v1/status of
+// every instance lists the three instances, and /metrics carries each
+// one's instance label.
 func TestFailoverSharedSubscription(t *testing.T) {
 	const (
 		total   = 30000
@@ -81,10 +41,8 @@ func TestFailoverSharedSubscription(t *testing.T) {
 		restart = 2000  // more uplinks in InfluxDB before C is restarted
 		group   = "failover"
 	)
-	mq := testserver.StartMosquitto(t)
-	db := testserver.StartInfluxDB(t)
-	dsn := testserver.PostgresDB(t)
-	dir := t.TempDir()
+	rig := newFailoverRig(t)
+	mq, db, dir := rig.mq, rig.db, rig.dir
 	// Recent times: health counts the last 24 hours of the clock.
 	fleet, err := simulate.NewFleet(simulate.Options{Format: simulate.ChirpStackV4, Devices: fleetN, Seed: 1717,
 		Start: time.Now().UTC().Truncate(time.Second).Add(-time.Hour), Interval: time.Millisecond})
@@ -99,59 +57,16 @@ func TestFailoverSharedSubscription(t *testing.T) {
 		stream[i] = fleet.Next()
 	}
 
-	bin := sensorgateBinary(t)
-	start := func(name string) *failoverInstance {
-		idir := filepath.Join(dir, name)
-		if err := os.MkdirAll(idir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		port := testserver.FreePort(t)
-		clientID := "failover-" + name
-		text := fmt.Sprintf(`log: {level: info, format: json}
-state_dir: %[1]s/state
-http: {listen: "127.0.0.1:%[2]d", token: %[3]q}
-registry: {driver: postgres, dsn: %[4]q}
-sources:
-  - {name: cs4, type: mqtt, format: chirpstack-v4, broker: %[5]q, topics: [%[6]q], share_group: %[7]s, client_id: %[8]s, reconnect_max: 500ms}
-influx: {url: %[9]q, bucket: sensors/autogen, flush_interval: 20ms}
-devices: {import: %[10]s/devices.yaml, tags: [district, site]}
-`, idir, port, failoverToken, dsn, mq.URL(), csTopic, group, clientID, db.URL(), dir)
-		cfgPath := filepath.Join(idir, "sensorgate.yaml")
-		if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := config.Load(cfgPath); err != nil {
-			t.Fatalf("config: %v\n%s", err, text)
-		}
-		// The persistent session exists before the stream starts, as in
-		// a running deployment: the group's share for this member is
-		// queued even before its first connect.
-		presubscribe(t, mq.URL(), clientID, []string{"$share/" + group + "/" + csTopic})
-		p := &daemonProc{t: t, bin: bin, cfg: cfgPath, log: filepath.Join(idir, "sensorgate.log")}
-		p.start()
-		t.Cleanup(func() {
-			if p.running() {
-				p.kill()
-			}
-		})
-		return &failoverInstance{name: name, api: fmt.Sprintf("http://127.0.0.1:%d", port), proc: p}
+	src := failoverSource{
+		entry: fmt.Sprintf(`{name: cs4, type: mqtt, format: chirpstack-v4, broker: %%[1]q, topics: [%q], share_group: %s, client_id: %%[2]s, reconnect_max: 500ms}`,
+			csTopic, group),
+		subscriptions: []string{"$share/" + group + "/" + csTopic},
 	}
-	a, b, c := start("a"), start("b"), start("c")
+	devicesFile := filepath.Join(dir, "devices.yaml")
+	a, b, c := rig.start("a", src, devicesFile), rig.start("b", src, devicesFile), rig.start("c", src, devicesFile)
 	all := []*failoverInstance{a, b, c}
-	diag := func() string {
-		var s string
-		for _, in := range all {
-			lg, _ := os.ReadFile(in.proc.log)
-			if len(lg) > 3000 {
-				lg = lg[len(lg)-3000:]
-			}
-			s += fmt.Sprintf("--- instance %s (running %v) log tail:\n%s\n", in.name, in.proc.running(), lg)
-		}
-		return s
-	}
-	for _, in := range all {
-		waitFor(t, time.Minute, "instance "+in.name+" answers", func() bool { st, _ := in.call("GET", "/readyz", nil); return st == 200 }, diag)
-	}
+	diag := rig.diag
+	rig.awaitReady(time.Minute, all...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -253,27 +168,59 @@ devices: {import: %[10]s/devices.yaml, tags: [district, site]}
 		t.Fatalf("adopted device after the adoption: %d points of %d published; %d without model %q: %v", len(adoptedAfter), strangerAfter, len(wrongModel), simulate.Model, first(wrongModel))
 	}
 
-	// Every instance handled some of the adopted device's uplinks after
-	// the adoption, under its model: its own health entry (per instance)
-	// last saw the device at a time of the second half, with the model.
-	// Loss and uplink counts there are the instance's share only (point
-	// 3 is open), so they are logged, not asserted: with no frame lost,
-	// each instance handles 10,000 uplinks or so and reports 59-72 % loss for the
-	// adopted device (C fewer, as its counters restarted with it).
+	// Health counts every instance's uplinks: each instance reports, for
+	// every device, all the uplinks published for it and no loss (the
+	// fleet loses no frame). The adopted device's entry last saw it in
+	// the second half, under its model.
+	perDevice := map[string]int{}
+	for _, m := range stream {
+		perDevice[m.DevEUI.String()]++
+	}
 	for _, in := range all {
+		var bad []string
+		waitFor(t, time.Minute, "instance "+in.name+" reports every device's uplinks and 0 % loss", func() bool {
+			st, list := in.call("GET", "/api/v1/device-health", nil)
+			devs, _ := list["devices"].([]any)
+			if st != 200 || len(devs) != len(perDevice) {
+				bad = []string{fmt.Sprintf("status %d, %d devices of %d", st, len(devs), len(perDevice))}
+				return false
+			}
+			bad = bad[:0]
+			for _, d := range devs {
+				h := d.(map[string]any)
+				eui := fmt.Sprint(h["dev_eui"])
+				if h["loss_pct"] != 0.0 || h["uplinks_24h"] != float64(perDevice[eui]) || h["lost_24h"] != 0.0 {
+					bad = append(bad, fmt.Sprintf("%s: %v uplinks (want %d), %v lost, loss %v %%", eui, h["uplinks_24h"], perDevice[eui], h["lost_24h"], h["loss_pct"]))
+				}
+			}
+			return len(bad) == 0
+		}, func() string { return fmt.Sprintf("%d devices wrong, e.g. %v\n%s", len(bad), first(bad), diag()) })
 		st, h := in.call("GET", "/api/v1/devices/"+eui+"/health", nil)
 		last, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(h["last_seen"]))
 		if st != 200 || last.Before(after) || h["model"] != simulate.Model {
 			t.Errorf("instance %s: adopted device's health %d %v: want last_seen at or after %s with model %q", in.name, st, h, after.Format(time.RFC3339Nano), simulate.Model)
 		}
 		m := scrape(in.api)
-		t.Logf("instance %s: %v uplinks handled; adopted device health: uplinks_24h %v, loss_pct %v", in.name,
-			m[`sensorgate_pipeline_events_total{event="uplinks"}`], h["uplinks_24h"], h["loss_pct"])
+		handled := m[fmt.Sprintf(`sensorgate_pipeline_events_total{event="uplinks",instance="failover-%s"}`, in.name)]
+		if handled == 0 || handled >= total {
+			t.Errorf("instance %s handled %v uplinks (its instance label missing?): want a share of %d", in.name, handled, total)
+		}
+		t.Logf("instance %s: %v uplinks handled; reports, for each of its %d devices, every uplink (%d in all) and 0 %% loss", in.name, handled, len(perDevice), total)
 	}
-}
-
-// mustJSON is v as JSON, for a substring check.
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
+	// Each instance lists all three, with version, heartbeat and source.
+	for _, in := range all {
+		waitFor(t, 30*time.Second, "instance "+in.name+" lists the three instances", func() bool {
+			_, st := in.call("GET", "/api/v1/status", nil)
+			list, _ := st["instances"].([]any)
+			ids := map[string]bool{}
+			for _, i := range list {
+				i := i.(map[string]any)
+				srcs, _ := i["sources"].([]any)
+				if i["version"] == version && len(srcs) == 1 && srcs[0].(map[string]any)["connected"] == true {
+					ids[fmt.Sprint(i["id"])] = true
+				}
+			}
+			return st["instance"] == "failover-"+in.name && len(ids) == 3 && ids["failover-a"] && ids["failover-b"] && ids["failover-c"]
+		}, diag)
+	}
 }

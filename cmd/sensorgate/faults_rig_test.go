@@ -111,6 +111,9 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 		r.t.Fatalf("config: %v\n%s", err, text)
 	}
 	for _, s := range cfg.Sources {
+		if s.MQTT == nil {
+			continue // an http or semtech-udp source has no session
+		}
 		// Through the rig's broker directly: a proxy in the config may be
 		// cut at this moment.
 		presubscribe(r.t, r.mq.URL(), s.MQTT.ClientID, s.MQTT.Topics)

@@ -59,7 +59,8 @@ func TestValidateCommand(t *testing.T) {
 	// The documented example validates (with the variables it names set).
 	ex := filepath.Join(dir, "example.yaml")
 	os.WriteFile(ex, config.Example, 0o644)
-	for _, v := range []string{"INFLUX_TOKEN", "SENSORGATE_TOKEN", "TTS_API_KEY", "MQTT_PASSWORD", "CHIRPSTACK_MQTT_PASSWORD"} {
+	for _, v := range []string{"INFLUX_TOKEN", "SENSORGATE_TOKEN", "TTS_API_KEY", "MQTT_PASSWORD", "CHIRPSTACK_MQTT_PASSWORD",
+		"TTS_WEBHOOK_SECRET", "CHIRPSTACK_HOOK_TOKEN", "KIOSK_HOOK_PASSWORD"} {
 		t.Setenv(v, "secret")
 	}
 	t.Setenv("PG_DSN", "postgres://sensorgate:secret@db.example:5432/sensorgate")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,12 +43,17 @@ func (s *encodingSink) Write(_ context.Context, pts []gateway.Point) error {
 // benchFleet is the simulated stream of one feed format and a pipeline
 // to take it, as the daemon wires one.
 func benchFleet(b testing.TB, format string) ([]simulate.Message, *mqtt.Parser, *gateway.Pipeline) {
+	return benchFleetOf(b, format, 100, 1000)
+}
+
+// benchFleetOf is benchFleet with n devices registered and m messages.
+func benchFleetOf(b testing.TB, format string, n, m int) ([]simulate.Message, *mqtt.Parser, *gateway.Pipeline) {
 	b.Helper()
-	fleet, err := simulate.NewFleet(simulate.Options{Format: format, Devices: 100, Seed: 3})
+	fleet, err := simulate.NewFleet(simulate.Options{Format: format, Devices: n, Seed: 3})
 	if err != nil {
 		b.Fatal(err)
 	}
-	msgs := make([]simulate.Message, 1000)
+	msgs := make([]simulate.Message, m)
 	for i := range msgs {
 		msgs[i] = fleet.Next()
 	}
@@ -61,7 +67,7 @@ func benchFleet(b testing.TB, format string) ([]simulate.Message, *mqtt.Parser, 
 	}
 	p := &gateway.Pipeline{
 		Devices: reg, Decoders: decoders.NewRegistry(), Sink: &encodingSink{}, DeadLetters: nil,
-		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true}}, AllowedTags: []string{"district", "site"},
+		Sources: map[string]gateway.SourcePolicy{"bench": {AcceptUnknown: true, GatewayPoints: true}}, AllowedTags: []string{"district", "site"},
 		Log: zerolog.Nop(), Counters: &gateway.Counters{},
 	}
 	return msgs, parser, p
@@ -90,6 +96,31 @@ func BenchmarkPipeline(b *testing.B) {
 	for _, format := range []string{simulate.ChirpStackV4, simulate.TTSV3} {
 		b.Run(format, func(b *testing.B) {
 			msgs, parser, p := benchFleet(b, format)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime(b)
+			for i := 0; i < b.N; i++ {
+				m := msgs[i%len(msgs)]
+				up, err := parser.Parse(m.Topic, m.Payload)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Handle(context.Background(), up); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkPipelineFleetSize is BenchmarkPipeline's work with 500 and
+// 100,000 devices registered, the messages spread over them (issue 22:
+// CPU per uplink must not grow with the fleet).
+func BenchmarkPipelineFleetSize(b *testing.B) {
+	for _, n := range []int{500, 100000} {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			msgs, parser, p := benchFleetOf(b, simulate.ChirpStackV4, n, 20000)
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := cpuTime(b)

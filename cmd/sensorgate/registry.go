@@ -12,8 +12,9 @@ import (
 // openRegistry opens the registry the config's registry section names
 // (SQLite under state_dir, or a PostgreSQL shared with other instances)
 // into reg. With a shared registry, a device another instance registers
-// or adopts leaves this instance's unknown devices at once.
-func openRegistry(ctx context.Context, cfg *config.Config, reg *devices.Registry, unknowns *devices.Unknowns, log zerolog.Logger) (*devices.Store, error) {
+// or adopts leaves this instance's unknown devices at once, and one
+// another instance deletes leaves its health, as on the deleting one.
+func openRegistry(ctx context.Context, cfg *config.Config, reg *devices.Registry, unknowns *devices.Unknowns, health *devices.Health, log zerolog.Logger) (*devices.Store, error) {
 	store, err := devices.Open(ctx, devices.StoreOptions{
 		Driver: cfg.Registry.Driver, DSN: cfg.Registry.DSN, StateDir: cfg.StateDir, Log: log,
 	}, reg)
@@ -24,6 +25,8 @@ func openRegistry(ctx context.Context, cfg *config.Config, reg *devices.Registry
 		for _, e := range euis {
 			if _, ok := reg.Lookup(e); ok {
 				unknowns.Remove(e)
+			} else {
+				health.Forget(e)
 			}
 		}
 	})

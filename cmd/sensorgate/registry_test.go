@@ -19,21 +19,22 @@ import (
 )
 
 // Two daemons' registries on one PostgreSQL: a device adopted through one
-// leaves the other's unknown devices, as its status page lists them.
+// leaves the other's unknown devices, as its status page lists them; once
+// deleted through one, it leaves the other's health.
 func TestSharedRegistryAdoptionLeavesOtherInstancesUnknowns(t *testing.T) {
 	ctx := context.Background()
 	cfg := &config.Config{StateDir: t.TempDir(), Registry: config.RegistryConfig{Driver: devices.DriverPostgres, DSN: testserver.PostgresDB(t)}}
-	open := func() (*devices.Store, *devices.Unknowns) {
-		u := devices.NewUnknowns()
-		s, err := openRegistry(ctx, cfg, &devices.Registry{}, u, zerolog.Nop())
+	open := func() (*devices.Store, *devices.Unknowns, *devices.Health) {
+		u, h := devices.NewUnknowns(), devices.NewHealth(0)
+		s, err := openRegistry(ctx, cfg, &devices.Registry{}, u, h, zerolog.Nop())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return s, u
+		return s, u, h
 	}
-	a, ua := open()
-	b, ub := open()
+	a, ua, _ := open()
+	b, ub, hb := open()
 	e := devices.EUI{0x70, 0xb3, 1}
 	for _, u := range []*devices.Unknowns{ua, ub} {
 		u.Observe(devices.UnknownObservation{EUI: e, Time: time.Now(), Source: "cs", Name: "ns-name"})
@@ -50,6 +51,20 @@ func TestSharedRegistryAdoptionLeavesOtherInstancesUnknowns(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("2 s after the adoption on A, B lists it as unknown %v, registered %v", unknown, registered)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	hb.Observe(devices.Observation{EUI: e, Time: time.Now(), FCnt: 1, HasFCnt: true})
+	if err := a.Delete(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for {
+		if _, tracked := hb.Get(e, time.Now()); !tracked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("2 s after the deletion on A, B still has the device's health")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

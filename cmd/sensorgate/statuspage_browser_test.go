@@ -14,6 +14,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
+
+	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/internal/simulate"
+	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
 // chromiumPath finds Debian's chromium (or $SENSORGATE_CHROMIUM). The
@@ -409,5 +414,165 @@ func remarshal(t *testing.T, v, out any) {
 	}
 	if err != nil {
 		t.Fatalf("page value %v: %v", v, err)
+	}
+}
+
+// TestStatusPageInstancesInBrowser runs two daemons on a shared
+// subscription of a real Mosquitto with one registry in a real PostgreSQL,
+// publishes a fleet's uplinks (each daemon handles a share), and opens
+// instance A's status page in headless Chromium: it lists both instances
+// with version, a recent heartbeat and their source connected, marks A as
+// the one serving the page, and shows every device with all its uplinks
+// and 0.0 % loss, though A handled only part of them.
+func TestStatusPageInstancesInBrowser(t *testing.T) {
+	mq := testserver.StartMosquitto(t)
+	db := testserver.StartInfluxDB(t)
+	dsn := testserver.PostgresDB(t)
+	dir := t.TempDir()
+	const devicesN, uplinks = 6, 120
+	fleet, err := simulate.NewFleet(simulate.Options{Format: simulate.ChirpStackV4, Devices: devicesN, Seed: 23,
+		Start: time.Now().UTC().Add(-uplinks * 10 * time.Second), Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeYAML(t, filepath.Join(dir, "devices.yaml"), map[string]any{"devices": fleet.Devices()})
+	var msgs []simulate.Message
+	perDevice := map[string]int{}
+	for range uplinks {
+		m := fleet.Next()
+		msgs = append(msgs, m)
+		perDevice[m.DevEUI.String()]++
+	}
+	start := func(name string) (*Daemon, string) {
+		port := testserver.FreePort(t)
+		clientID := "status-" + name
+		presubscribe(t, mq.URL(), clientID, []string{"$share/page/" + csTopic})
+		cfgPath := filepath.Join(dir, name+".yaml")
+		text := fmt.Sprintf(`log: {level: warn, format: json}
+http: {listen: "127.0.0.1:%[1]d", token: %[2]q}
+state_dir: %[3]s/%[4]s
+registry: {driver: postgres, dsn: %[5]q, health_sync_interval: 200ms}
+sources:
+  - {name: cs4, type: mqtt, format: chirpstack-v4, broker: %[6]q, topics: [%[7]q], share_group: page, client_id: %[8]s}
+influx: {url: %[9]q, bucket: sensors/autogen, flush_interval: 20ms}
+devices: {import: %[3]s/devices.yaml}
+`, port, rigToken, dir, name, dsn, mq.URL(), csTopic, clientID, db.URL())
+		if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := startDaemon(t, cfg, zerolog.ErrorLevel)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		opsAPI{t: t, base: base, token: rigToken}.waitReady()
+		return d, base
+	}
+	a, base := start("a")
+	b, _ := start("b")
+	publishAll(t, mq.URL(), msgs)
+	api := opsAPI{t: t, base: base, token: rigToken}
+	api.waitFor("every uplink taken by the two", func() bool {
+		return a.Counters.Get("uplinks_written")+b.Counters.Get("uplinks_written") == uplinks
+	})
+	if a.Counters.Get("uplinks_written") == 0 || b.Counters.Get("uplinks_written") == 0 {
+		t.Fatalf("the shared subscription did not split: A took %d, B %d", a.Counters.Get("uplinks_written"), b.Counters.Get("uplinks_written"))
+	}
+
+	ctx := browser(t)
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	run("open the page", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	run("sign in", chromedp.SendKeys(chromedp.CSS("#token"), rigToken), chromedp.Click(chromedp.CSS("#login-form button[type=submit]")))
+	type instanceRow struct {
+		ID, Self, Text, Heartbeat, Sources string
+	}
+	type page struct {
+		Shown     bool          `json:"shown"`
+		Instances []instanceRow `json:"instances"`
+		Devices   [][]string    `json:"devices"`
+		Refreshes int           `json:"refreshes"`
+	}
+	const pageJS = `({
+		shown: !document.querySelector('#card-instances').hidden,
+		refreshes: Number(document.body.dataset.refreshes || 0),
+		instances: Array.from(document.querySelectorAll('#instances tbody tr')).map(tr => ({
+			ID: tr.dataset.instance, Self: tr.dataset.self, Text: tr.cells[0].textContent,
+			Heartbeat: tr.cells[2].textContent, Sources: tr.cells[3].textContent})),
+		devices: Array.from(document.querySelectorAll('#devices tbody tr[data-eui]')).map(tr =>
+			[tr.dataset.eui, tr.cells[6].textContent, tr.cells[7].textContent]),
+	})`
+	var p page
+	deadline := time.Now().Add(time.Minute)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		v, err := chromedp.Run(sctx, chromedp.Evaluate[any](pageJS))
+		cancel()
+		if err != nil {
+			t.Fatalf("read the page: %v", err)
+		}
+		remarshal(t, v, &p)
+		ok := p.Shown && len(p.Instances) == 2 && len(p.Devices) == devicesN
+		for _, d := range p.Devices {
+			ok = ok && d[1] == fmt.Sprint(perDevice[d[0]]) && d[2] == "0.0 %"
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page after a minute: %+v; want both instances and every device with all its uplinks (%v) and 0.0 %% loss", p, perDevice)
+		}
+		// The page refreshes itself; wait for its next refresh.
+		run("the next refresh", chromedp.Poll[chromedp.Void](fmt.Sprintf(`Number(document.body.dataset.refreshes || 0) > %d`, p.Refreshes), chromedp.WithPollingTimeout(20*time.Second)))
+	}
+	ids := map[string]instanceRow{}
+	for _, in := range p.Instances {
+		ids[in.ID] = in
+	}
+	self, other := ids["status-a"], ids["status-b"]
+	if self.Self != "true" || !strings.Contains(self.Text, "this one") || other.Self != "false" || other.ID != "status-b" {
+		t.Errorf("instances %+v: want status-a marked as this one and status-b", p.Instances)
+	}
+	for _, in := range p.Instances {
+		if !strings.HasSuffix(in.Heartbeat, " s ago") || in.Sources != "1 / 1" {
+			t.Errorf("instance %s: heartbeat %q, sources %q: want seconds ago and 1 / 1 connected", in.ID, in.Heartbeat, in.Sources)
+		}
+	}
+	if dir := os.Getenv("SENSORGATE_SCREENSHOT_DIR"); dir != "" {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "status-page-instances.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// On a phone the instances card stays within the window, its table
+	// scrolling inside it.
+	run("phone width", chromedp.EmulateViewport(390, 844))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[any](layoutJS))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l pageLayout
+	remarshal(t, v, &l)
+	if l.ScrollWidth > l.ClientWidth || len(l.Overflowing) > 0 {
+		t.Errorf("390 px: the page is %d px wide in %d, past the edge: %v", l.ScrollWidth, l.ClientWidth, l.Overflowing)
+	}
+	for _, tb := range l.Tables {
+		if tb.ID == "instances" && (tb.Overflow != "auto" || !tb.Fits || tb.TallestRow > 200) {
+			t.Errorf("390 px: the instances table neither scrolls in its card nor keeps its rows low: %+v", tb)
+		}
 	}
 }

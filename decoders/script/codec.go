@@ -191,6 +191,7 @@ func Compile(name string, src []byte, opts Options) (*Codec, error) {
 			return nil, loadErr(nil, "script: codec %s: mapping of %q names %q, which is not in the catalogue: fix the mapping", name, m.Key, m.Quantity)
 		}
 	}
+	layout() // checked here, once, rather than inside a call's time limit
 	prog, err := goja.Compile(name, string(src), false)
 	if err != nil {
 		return nil, loadErr(err, "script: codec %s does not compile: %v: fix the file (it is not used until then)", name, err)

@@ -189,12 +189,31 @@ var (
 // else (dates, typed arrays, maps, BigInts) goes through Export and toGo,
 // so the rules are the same either way.
 type walker struct {
-	rec *decoders.Record
+	rec  *decoders.Record
+	keys bool // read every object through Keys and Get (tests compare)
 }
 
 func (w walker) object(obj *goja.Object, depth int) error {
 	if depth > maxDepth {
 		return errTooDeep
+	}
+	if values, names, ok := layout().props(obj); ok && !w.keys {
+		// An ordinary object of plain data properties, read directly
+		// (plainobj.go): what Keys and Get give, without their cost.
+		if err := w.room(int64(len(names))); err != nil {
+			return err
+		}
+		for _, n := range names {
+			v := values[n]
+			if v == nil {
+				continue // deleted, as Keys skips it
+			}
+			k := n.String()
+			if err := w.value(k, v, false, depth+1); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		return nil
 	}
 	// Keys costs three allocations per key (its iterator's closures);
 	// calling the runtime's Object.keys instead costs one per key, but an
@@ -216,7 +235,28 @@ func (w walker) object(obj *goja.Object, depth int) error {
 // instead of being left out.
 func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
 	rec := w.rec
+	obj, isObj := v.(*goja.Object)
 	switch {
+	case isObj:
+		// ExportType tells plain objects (and others Export would turn
+		// into a map of their own properties, errors say) from typed
+		// arrays, maps and dates, which all have class "Object" or their
+		// own, and which Export converts by rules of its own.
+		switch typ := obj.ExportType(); {
+		case typ == mapType:
+			rec.Object(key)
+			err := w.object(obj, depth)
+			rec.End()
+			return err
+		case typ == sliceType && obj.ClassName() == "Array":
+			return w.array(key, obj, depth)
+		}
+		// Typed arrays and array-likes: Export copies every element.
+		if n := obj.Get("length"); n != nil && goja.IsNumber(n) {
+			if err := w.room(n.ToInteger()); err != nil {
+				return err
+			}
+		}
 	case v == nil || goja.IsUndefined(v) || goja.IsNull(v):
 		rec.Null(key)
 		return nil
@@ -234,48 +274,31 @@ func (w walker) value(key string, v goja.Value, inArray bool, depth int) error {
 		rec.Bool(key, v.ToBoolean())
 		return nil
 	}
-	if obj, ok := v.(*goja.Object); ok {
-		// ExportType tells plain objects (and others Export would turn
-		// into a map of their own properties, errors say) from typed
-		// arrays, maps and dates, which all have class "Object" or their
-		// own, and which Export converts by rules of its own.
-		switch typ := obj.ExportType(); {
-		case typ == mapType:
-			rec.Object(key)
-			err := w.object(obj, depth)
-			rec.End()
-			return err
-		case typ == sliceType && obj.ClassName() == "Array":
-			if depth > maxDepth {
-				return errTooDeep
-			}
-			n := obj.Get("length").ToInteger()
-			if err := w.room(n); err != nil {
-				return err
-			}
-			rec.Array(key)
-			defer rec.End()
-			for i := range n {
-				if err := w.value("", obj.Get(itoa(int(i))), true, depth+1); err != nil {
-					return fmt.Errorf("[%d]: %w", i, err)
-				}
-			}
-			return nil
-		}
-	}
-	if obj, ok := v.(*goja.Object); ok {
-		// Typed arrays and array-likes: Export copies every element.
-		if n := obj.Get("length"); n != nil && goja.IsNumber(n) {
-			if err := w.room(n.ToInteger()); err != nil {
-				return err
-			}
-		}
-	}
 	g, err := toGo(v.Export(), depth)
 	if err != nil {
 		return err
 	}
 	writeGo(rec, key, g, inArray)
+	return nil
+}
+
+// array writes a JavaScript array under key.
+func (w walker) array(key string, obj *goja.Object, depth int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	n := obj.Get("length").ToInteger()
+	if err := w.room(n); err != nil {
+		return err
+	}
+	rec := w.rec
+	rec.Array(key)
+	defer rec.End()
+	for i := range n {
+		if err := w.value("", obj.Get(itoa(int(i))), true, depth+1); err != nil {
+			return fmt.Errorf("[%d]: %w", i, err)
+		}
+	}
 	return nil
 }
 

@@ -29,7 +29,8 @@ type engine struct {
 	timer *time.Timer
 	fired chan struct{}
 
-	argv [3]goja.Value
+	argv  [3]goja.Value
+	items []any // the payload's bytes for NewArray, reused: NewArray copies them
 
 	// dev is the device of the call running, for console output; logs
 	// counts the call's console messages against maxConsoleMessages.
@@ -181,11 +182,15 @@ func (c *Codec) classify(fn string, err error) (error, bool) {
 // Things Stack and ChirpStack give them.
 func (e *engine) args(in decoders.Input) ([]goja.Value, error) {
 	rt := e.rt
-	items := make([]any, len(in.Bytes))
-	for i, b := range in.Bytes {
-		items[i] = int64(b) // small ints box without allocating
+	items := e.items[:0]
+	for _, b := range in.Bytes {
+		items = append(items, byteValues[b])
 	}
 	bytes := rt.NewArray(items...)
+	clear(items) // hold no values between calls
+	if cap(items) <= maxReusedItems {
+		e.items = items[:0]
+	}
 	vars := rt.NewObject()
 	for k, v := range in.Variables {
 		_ = vars.Set(k, v)
@@ -213,6 +218,18 @@ func (e *engine) args(in decoders.Input) ([]goja.Value, error) {
 	return append(e.argv[:0], bytes, fport), nil
 }
 
+// byteValues holds the byte values boxed once, for args.
+var byteValues = func() (s [256]any) {
+	for i := range s {
+		s[i] = int64(i)
+	}
+	return s
+}()
+
+// maxReusedItems bounds the bytes buffer an engine keeps between calls,
+// so one huge payload does not pin its size for the engine's life.
+const maxReusedItems = 1024
+
 // run decodes one payload on e, writing the decoded data into rec (out.Data
 // stays nil). It reports whether e must be discarded.
 func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Output, err error, broken bool) {
@@ -235,7 +252,7 @@ func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Out
 		} else {
 			data = ret
 		}
-		return c.exportData(fn, data, walker{rec})
+		return c.exportData(fn, data, walker{rec: rec})
 	})
 	if err != nil {
 		err, broken = c.classify(fn, err)
@@ -350,7 +367,7 @@ func (c *Codec) exportNormalized(v goja.Value) ([]map[string]any, error) {
 	// Through a record, for the walker's bounds; Map gives toGo's shapes.
 	rec := decoders.NewRecord(0)
 	defer rec.Release()
-	if err := (walker{rec}).value("data", obj, false, 0); err != nil {
+	if err := (walker{rec: rec}).value("data", obj, false, 0); err != nil {
 		return nil, &callError{kind: ErrCodec, cause: err, msg: fmt.Sprintf("script: codec %s: normalizeUplink data: %v: fix the codec", c.file, err)}
 	}
 	switch x := rec.Map()["data"].(type) {

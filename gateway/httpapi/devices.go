@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -8,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,6 +53,7 @@ func (s *Server) register() {
 	s.handle("GET /api/v1/deadletters/{id}", s.getDeadLetter)
 	s.handle("POST /api/v1/deadletters/replay", s.replay)
 	s.handle("POST /api/v1/deadletters/{id}/replay", s.replayOne)
+	s.registerGateways()
 }
 
 // unavailable answers 503 for a route whose backing part is not wired.
@@ -93,9 +97,12 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	model := r.URL.Query().Get("model")
 	if !pq.paged {
-		devs := s.opt.Store.Devices()
-		devs = slices.DeleteFunc(devs, func(d devices.Device) bool { return model != "" && d.Model != model || !pq.search.Match(&d) })
-		writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs), "count": len(devs)})
+		// The whole list, streamed: a registry of 100,000 devices is 11 MB
+		// of JSON, which is not built in memory.
+		n := writeDeviceList(w, "{\"devices\":[", s.opt.Store, func(d *devices.Device) bool {
+			return (model == "" || d.Model == model) && pq.search.Match(d)
+		})
+		fmt.Fprintf(w, "],\"count\":%d}\n", n)
 		return
 	}
 	var match func(*devices.Device) bool
@@ -300,22 +307,40 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	b, ok := readBody(w, r)
-	if !ok {
-		return
+	// The body is read as it is checked: a CSV import is bounded by
+	// http.max_import_bytes (Handler), not held whole. YAML is parsed as
+	// one tree, so it keeps the ordinary body limit.
+	if format != devices.BulkCSV {
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	} else {
+		// Rows are checked while the body arrives, so reading a large
+		// import takes longer than the server's read timeout allows
+		// other requests.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout))
 	}
-	rows, err := devices.ParseBulk(b, format)
-	if err != nil {
+	rep, err := s.opt.Store.Import(r.Context(), r.Body, format, s.knownModel, dryRun)
+	var fileErr *devices.BulkFileError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &fileErr):
 		writeError(w, http.StatusBadRequest, err.Error(), nil)
 		return
-	}
-	if len(rows) == 0 {
-		writeError(w, http.StatusBadRequest, "the import holds no device", nil)
+	case errors.As(err, &tooBig):
+		key := "http.max_body_bytes"
+		if format == devices.BulkCSV {
+			key = "http.max_import_bytes"
+		}
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("import body is over %d bytes: split the import, or raise %s", tooBig.Limit, key), nil)
+		return
+	case isReadError(err):
+		writeError(w, http.StatusBadRequest, "could not read the request body: "+err.Error(), nil)
+		return
+	case err != nil:
+		s.storeError(w, err)
 		return
 	}
-	rep, err := s.opt.Store.Import(r.Context(), rows, s.knownModel, dryRun)
-	if err != nil {
-		s.storeError(w, err)
+	if rep.Total == 0 {
+		writeError(w, http.StatusBadRequest, "the import holds no device", nil)
 		return
 	}
 	if rep.Invalid > 0 {
@@ -326,12 +351,27 @@ func (s *Server) importDevices(w http.ResponseWriter, r *http.Request) {
 	if !dryRun {
 		s.opt.Log.Info().Int("created", rep.Created).Int("updated", rep.Updated).Int("unchanged", rep.Unchanged).Msg("devices imported through the API")
 		if s.opt.Unknowns != nil {
-			for _, row := range rows {
-				s.opt.Unknowns.Remove(row.Device.EUI)
+			// The unknown list is bounded; the import may not be.
+			reg := s.opt.Store.Registry()
+			for _, u := range s.opt.Unknowns.List() {
+				if _, ok := reg.Lookup(u.DevEUI); ok {
+					s.opt.Unknowns.Remove(u.DevEUI)
+				}
 			}
 		}
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// importReadTimeout bounds reading a CSV import's body (a million rows
+// take seconds of CPU; a slow link or a busy machine, longer).
+const importReadTimeout = 10 * time.Minute
+
+// isReadError reports whether err came from reading the request body
+// rather than from the registry's database.
+func isReadError(err error) bool {
+	var re *devices.ReadError
+	return errors.As(err, &re)
 }
 
 func (s *Server) exportDevices(w http.ResponseWriter, r *http.Request) {
@@ -339,12 +379,13 @@ func (s *Server) exportDevices(w http.ResponseWriter, r *http.Request) {
 		unavailable(w, "the device registry")
 		return
 	}
-	devs := s.opt.Store.Devices()
 	switch f := r.URL.Query().Get("format"); f {
 	case "", "json":
 		w.Header().Set("Content-Disposition", `attachment; filename="devices.json"`)
-		writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(devs)})
+		writeDeviceList(w, "{\"devices\":[", s.opt.Store, nil)
+		fmt.Fprint(w, "]}\n")
 	case "yaml", "yml":
+		devs := s.opt.Store.Devices()
 		b, err := yaml.Marshal(map[string]any{"devices": nonNil(devs)})
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "encode YAML: "+err.Error(), nil)
@@ -356,10 +397,36 @@ func (s *Server) exportDevices(w http.ResponseWriter, r *http.Request) {
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="devices.csv"`)
-		_ = devices.WriteCSV(w, devs)
+		_ = devices.WriteCSV(w, s.opt.Store.Devices())
 	default:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: use json, yaml or csv", f), nil)
 	}
+}
+
+// writeDeviceList answers 200 with JSON that starts with head and goes on
+// with the devices match accepts (nil: all), in name order, encoded one
+// by one, and returns how many it wrote; the caller closes the JSON.
+func writeDeviceList(w http.ResponseWriter, head string, store *devices.Store, match func(*devices.Device) bool) int {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	defer bw.Flush()
+	bw.WriteString(head) //nolint:errcheck // a client gone is seen at Flush, and nothing can be told to it
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	n := 0
+	store.EachByName(func(d *devices.Device) bool {
+		if match != nil && !match(d) {
+			return true
+		}
+		if n > 0 {
+			bw.WriteByte(',') //nolint:errcheck // as above
+		}
+		n++
+		return enc.Encode(d) == nil
+	})
+	return n
 }
 
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request) {
@@ -514,11 +581,12 @@ func (s *Server) listHealth(w http.ResponseWriter, r *http.Request) {
 		for _, h := range list {
 			heard[h.DevEUI] = true
 		}
-		for _, d := range s.opt.Store.Devices() {
+		s.opt.Store.EachByName(func(d *devices.Device) bool {
 			if !heard[d.EUI] {
 				never = append(never, d.EUI.String())
 			}
-		}
+			return true
+		})
 	}
 	if silent {
 		list = slices.DeleteFunc(list, func(h devices.DeviceHealth) bool { return !h.Silent })

@@ -20,12 +20,21 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateways"
 )
 
 // DefaultMaxBodyBytes bounds a request body: a 10,000-device CSV with
 // session keys is about 2 MiB, so 16 MiB leaves room without letting one
 // request exhaust memory.
 const DefaultMaxBodyBytes = 16 << 20
+
+// DefaultMaxImportBytes bounds a CSV import: 1,000,000 devices with name,
+// model and two tags are about 75 MB. The import streams, so the bound is
+// about how long one request may hold the registry, not memory.
+const DefaultMaxImportBytes = 256 << 20
+
+// importPath is the route of bulk imports, whose body limit is its own.
+const importPath = "/api/v1/devices/import"
 
 // Timeouts of the HTTP server. Writes get long because a replay of many
 // dead letters answers only when it is done.
@@ -54,6 +63,9 @@ type Config struct {
 	TLSCert, TLSKey string
 	// MaxBodyBytes bounds request bodies (DefaultMaxBodyBytes when 0).
 	MaxBodyBytes int64
+	// MaxImportBytes bounds a CSV device import, which is read as it is
+	// checked rather than held (DefaultMaxImportBytes when 0).
+	MaxImportBytes int64
 }
 
 // Decoders resolves and lists decoder models; *decoders.Registry
@@ -81,6 +93,10 @@ type Options struct {
 	Health   *devices.Health
 	Unknowns *devices.Unknowns
 	Decoders Decoders
+	// Gateways is gateway health and entries; GatewayStore saves the
+	// API's changes to the entries.
+	Gateways     *gateways.Table
+	GatewayStore *gateways.Store
 	// DeadLetters lists letters; Replayer replays them.
 	DeadLetters *deadletter.File
 	Replayer    *deadletter.Replayer
@@ -114,6 +130,9 @@ type Server struct {
 // New checks cfg and returns a server with every route registered; call
 // Listen and Run to serve, or use Handler in tests.
 func New(cfg Config, opt Options) (*Server, error) {
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -156,7 +175,11 @@ func (s *Server) Handler() http.Handler {
 			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("host %q is not this API's: reach it as %s, or add the name to http.allowed_hosts", r.Host, s.hosts), nil)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		limit := s.cfg.MaxBodyBytes
+		if r.URL.Path == importPath {
+			limit = s.cfg.MaxImportBytes // importDevices: CSV streams, YAML gets MaxBodyBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if _, pattern := s.mux.Handler(r); pattern == "" {
 			// The mux would answer in plain text; the API answers in JSON.
 			if allowed := s.allowedMethods(r); allowed != "" {

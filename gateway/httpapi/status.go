@@ -26,6 +26,11 @@ type Status struct {
 	// DeadLetters counts dead letters stored since start.
 	DeadLetters uint64        `json:"dead_letters"`
 	Devices     DeviceSummary `json:"devices"`
+	// Instance is this instance's id and Instances every instance sharing
+	// the registry (this one included) as their last heartbeats said;
+	// both empty on a single instance.
+	Instance  string             `json:"instance,omitempty"`
+	Instances []devices.Instance `json:"instances,omitempty"`
 }
 
 // SourceStatus is one configured source.

@@ -51,8 +51,25 @@ var ErrBadCRC = errors.New("lorawan: frame received with a bad CRC")
 // gateway received with a bad CRC is counted (lorawan.crc_errors) and
 // acknowledged: nothing in it can be trusted, and the bridge forwards such
 // frames routinely. A message that is not a bridge uplink event is kept as
-// a malformed dead letter.
+// a malformed dead letter. A stats event becomes the gateway's stats
+// uplink for h; the other events (ack, exec, raw, conn) are counted as
+// events_ignored and acknowledged.
 func (f *Frames) HandleBridge(ctx context.Context, topic string, payload []byte, h gateway.Handler) error {
+	switch BridgeEvent(topic) {
+	case "up", "":
+	case "stats":
+		up, err := ParseBridgeStats(topic, payload)
+		if err != nil {
+			return f.deadLetter(ctx, Frame{Topic: topic, Raw: payload}, nil, &gateway.Rejection{Reason: gateway.ReasonMalformed, Err: err})
+		}
+		up.Source = f.source
+		return h(ctx, up)
+	default:
+		if f.counters != nil {
+			f.counters.Inc("events_ignored")
+		}
+		return nil
+	}
 	fr, err := ParseBridgeUplink(topic, payload)
 	switch {
 	case errors.Is(err, ErrBadCRC):

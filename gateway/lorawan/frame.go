@@ -91,6 +91,10 @@ type accepted struct {
 	// prevStored is the state it replaced, for unstoreCounter.
 	claimed    bool
 	prevStored []byte
+	// maybeCopy marks a frame the local state refused as taken already
+	// within the window, while the device is talking: with a shared
+	// store, another gateway's copy of a frame another instance took.
+	maybeCopy bool
 }
 
 // verdict of matching one frame against the sessions of its DevAddr.
@@ -251,8 +255,9 @@ func (f *Frames) match(p *parsed, cands []*devices.Device, now time.Time) (accep
 		} else {
 			detail += "; set fcnt_reset: accept-low to accept counter restarts"
 		}
+		maybeCopy := full <= st.last && st.last-full < replayWindow && now.Sub(st.seen) < lateKeep
 		st.mu.Unlock()
-		return accepted{dev: d, fcnt: full}, replay, detail
+		return accepted{dev: d, fcnt: full, maybeCopy: maybeCopy}, replay, detail
 	}
 	return accepted{}, noMatch, ""
 }

@@ -212,7 +212,7 @@ func TestVectors(t *testing.T) {
 				if !errors.As(err, &rej) || rej.Reason != gateway.ReasonBadMIC || c.Get("lorawan.bad_mic") != 1 {
 					t.Fatalf("err = %v, want bad_mic", err)
 				}
-				if err := f.handleGroup(context.Background(), []Frame{{PHYPayload: raw, Raw: []byte("raw")}}, time.Now(), nil); err != nil {
+				if _, err := f.handleGroup(context.Background(), []Frame{{PHYPayload: raw, Raw: []byte("raw")}}, time.Now(), nil); err != nil {
 					t.Fatal(err)
 				}
 				if d := dl.all(); len(d) != 1 || d[0].Reason != gateway.ReasonBadMIC || string(d[0].Raw) != "raw" || d[0].Source != "udp-test" {

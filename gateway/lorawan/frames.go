@@ -35,32 +35,39 @@ type Frames struct {
 	msgLog zerolog.Logger
 	now    func() time.Time
 	// sync persists accepted counters (UseCounterStore); nil keeps them
-	// in memory only.
+	// in memory only. inst is this handler's instanceTag.
 	sync *counterSync
+	inst uint32
 
 	mu sync.Mutex
 	// state has one entry per registered device with a session whose
 	// DevAddr a frame carried: bounded by the registry, since frames of
 	// other addresses never get one.
 	state   map[devices.EUI]*fcntState
-	pending map[string]*group    // PHYPayload -> copies gathering in the window
-	recent  map[string]time.Time // PHYPayload -> until when a late copy is dropped
-	recentQ []recentEntry        // recent in insertion order, for pruning
-	recentH int                  // recentQ[:recentH] is pruned
-	evicted uint64               // recent entries forgotten early, past DedupMaxFrames
+	pending map[string]*group      // PHYPayload -> copies gathering in the window
+	recent  map[string]recentEntry // PHYPayload -> the handled frame, until lateKeep after
+	recentQ []recentEntry          // recent in insertion order, for pruning
+	recentH int                    // recentQ[:recentH] is pruned
+	evicted uint64                 // recent entries forgotten early, past DedupMaxFrames
 }
 
 type recentEntry struct {
 	key   string
 	until time.Time
+	g     *group
 }
 
 // group gathers the copies of one frame during the dedup window.
 type group struct {
-	frames   []Frame
+	frames   []Frame   // dropped once handled: a later copy needs only taken
 	received time.Time // local time of the first copy
 	done     chan struct{}
 	err      error
+	// taken is the uplink the copies became (or the one another instance
+	// made of the frame): a copy arriving after the window is written as
+	// its reception at taken's time. Nil when the frame was dropped or
+	// dead-lettered. Set before done is closed.
+	taken *takenFrame
 }
 
 // NewFrames returns the frame handler of the source named source. dl keeps
@@ -78,7 +85,7 @@ func NewFrames(source string, cfg FrameConfig, devs DevAddrLookup, dl gateway.De
 		source: source, cfg: cfg.withDefaults(), devs: devs, dl: dl, counters: counters,
 		log: log, msgLog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Minute}),
 		now:   time.Now,
-		state: map[devices.EUI]*fcntState{}, pending: map[string]*group{}, recent: map[string]time.Time{},
+		state: map[devices.EUI]*fcntState{}, pending: map[string]*group{}, recent: map[string]recentEntry{},
 	}, nil
 }
 
@@ -86,17 +93,19 @@ func NewFrames(source string, cfg FrameConfig, devs DevAddrLookup, dl gateway.De
 // dedup window for the others, then the merged uplink goes to h; every
 // copy's Handle returns h's result (or nil once a rejected frame is a dead
 // letter), so an MQTT source may acknowledge each copy on nil. A copy
-// arriving after its frame was handled is dropped and returns nil.
+// arriving after its frame was handled goes to h as that uplink's
+// reception only (Uplink.GatewayCopies): one uplink_gateway point at the
+// uplink's time.
 func (f *Frames) Handle(ctx context.Context, fr Frame, h gateway.Handler) error {
 	f.count("frames")
 	key := string(fr.PHYPayload)
 	now := f.now()
 	f.mu.Lock()
 	f.pruneRecent(now)
-	if _, late := f.recent[key]; late {
+	if r, late := f.recent[key]; late {
 		f.mu.Unlock()
 		f.count("late_duplicates")
-		return nil
+		return f.lateCopy(ctx, r.g, fr, h)
 	}
 	if g, ok := f.pending[key]; ok {
 		g.frames = append(g.frames, fr)
@@ -128,46 +137,142 @@ func (f *Frames) Handle(ctx context.Context, fr Frame, h gateway.Handler) error 
 	f.mu.Lock()
 	delete(f.pending, key)
 	frames := g.frames
-	f.remember(key, f.now())
+	g.frames = nil
+	f.remember(key, g, f.now())
 	f.mu.Unlock()
 
-	g.err = f.handleGroup(ctx, frames, g.received, h)
+	g.taken, g.err = f.handleGroup(ctx, frames, g.received, h)
 	if g.err != nil {
 		// Not taken: a redelivered copy must be handled again, not
 		// dropped as late.
 		f.mu.Lock()
-		delete(f.recent, key)
+		if r, ok := f.recent[key]; ok && r.g == g {
+			delete(f.recent, key)
+		}
 		f.mu.Unlock()
 	}
 	close(g.done)
 	return g.err
 }
 
-// handleGroup handles the merged copies of one frame.
-func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.Time, h gateway.Handler) error {
-	up, acc, err := f.uplink(frames, received)
-	if errors.Is(err, errDropped) {
+// lateCopy handles a copy of a frame handled already (g): once g is
+// done, its reception is written as an uplink_gateway point of g's
+// uplink, at its time. A copy of a frame that was dropped or
+// dead-lettered is dropped.
+func (f *Frames) lateCopy(ctx context.Context, g *group, fr Frame, h gateway.Handler) error {
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		return fmt.Errorf("lorawan: frame copy from gateway %s not handled: %w", fr.Gateway.ID, ctx.Err())
+	}
+	if g.err != nil {
+		return g.err
+	}
+	if g.taken == nil {
 		return nil
 	}
-	var rej *gateway.Rejection
-	if errors.As(err, &rej) {
-		return f.deadLetter(ctx, frames[0], acc.dev, rej)
+	return f.writeCopies(ctx, f.copiesOf(*g.taken, []Frame{fr}), h)
+}
+
+// takenFrame is what the group of a handled frame keeps for copies that
+// come later (for up to lateKeep, up to DedupMaxFrames of them): the
+// uplink's device, counter and time, not its payload or receptions.
+type takenFrame struct {
+	eui      devices.EUI
+	name     string
+	fcnt     uint32
+	at       time.Time
+	local    bool
+	fport    uint8
+	hasFPort bool
+}
+
+func takenOf(up gateway.Uplink) *takenFrame {
+	return &takenFrame{eui: up.DevEUI, name: up.DeviceName, fcnt: up.FCnt, at: up.Time, local: up.LocalTime, fport: up.FPort, hasFPort: up.HasFPort}
+}
+
+// copiesOf is the uplink of frames' receptions only, for a frame another
+// handler took (t): the pipeline writes their uplink_gateway points, at
+// t's time.
+func (f *Frames) copiesOf(t takenFrame, frames []Frame) gateway.Uplink {
+	first := frames[0]
+	return gateway.Uplink{
+		Source: f.source, Topic: first.Topic, DevEUI: t.eui, DeviceName: t.name,
+		FCnt: t.fcnt, HasFCnt: true, FPort: t.fport, HasFPort: t.hasFPort, ID: counterID(t.eui, t.fcnt),
+		Time: t.at, LocalTime: t.local, GatewayCopies: true, Raw: first.Raw,
+		Radio: gateway.Radio{Frequency: first.Frequency, DR: first.DR, SF: first.SF, Bandwidth: first.Bandwidth, Gateways: mergeGateways(frames)},
 	}
-	if err != nil {
-		return err
-	}
-	if handled, err := f.storeCounter(ctx, frames[0], &acc); handled || err != nil { // counters.go
-		return err
-	}
-	if err := h(ctx, up); err != nil {
-		acc.rollbck()
-		f.unstoreCounter(ctx, acc)
+}
+
+// writeCopies hands an uplink of receptions only to h.
+func (f *Frames) writeCopies(ctx context.Context, cp gateway.Uplink, h gateway.Handler) error {
+	if err := h(ctx, cp); err != nil {
 		f.count("uplinks_not_taken")
 		return err
 	}
-	f.count("uplinks")
+	f.count("copies_written")
 	return nil
 }
+
+// handleGroup handles the merged copies of one frame. It returns the
+// uplink later copies of the frame belong to (without its payload and
+// receptions), nil if the frame did not become one.
+func (f *Frames) handleGroup(ctx context.Context, frames []Frame, received time.Time, h gateway.Handler) (*takenFrame, error) {
+	up, acc, err := f.uplink(frames, received)
+	if errors.Is(err, errDropped) {
+		return nil, nil
+	}
+	var rej *gateway.Rejection
+	if errors.As(err, &rej) {
+		if rej.Reason == gateway.ReasonReplay && f.askStore(acc) {
+			// The local state may have merged another instance's claim of
+			// this frame: the store tells a copy from a replay.
+			at, isCopy, err := f.storedCopyTime(ctx, frames[0], acc)
+			if err != nil {
+				return nil, err
+			}
+			if isCopy {
+				f.count("duplicates_other_instance")
+				up := f.frameUplink(frames, acc, received)
+				up.Time = at
+				t := takenOf(up)
+				return t, f.writeCopies(ctx, f.copiesOf(*t, frames), h)
+			}
+			f.count("replays")
+		}
+		return nil, f.deadLetter(ctx, frames[0], acc.dev, rej)
+	}
+	if err != nil {
+		return nil, err
+	}
+	how, at, err := f.storeCounter(ctx, frames[0], &acc, up.Time) // counters.go
+	switch {
+	case err != nil:
+		return nil, err
+	case how == storedHandled:
+		return nil, nil
+	case how == storedCopy:
+		up.Time = at
+		t := takenOf(up)
+		return t, f.writeCopies(ctx, f.copiesOf(*t, frames), h)
+	}
+	up.Time = at
+	if err := h(ctx, up); err != nil {
+		acc.rollbck()
+		if how == storedTaken {
+			f.unstoreCounter(ctx, acc)
+		}
+		f.count("uplinks_not_taken")
+		return nil, err
+	}
+	f.count("uplinks")
+	return takenOf(up), nil
+}
+
+// askStore reports whether a frame the local state refused as a replay
+// may be another gateway's copy of a frame another instance took, which
+// only the shared store can tell.
+func (f *Frames) askStore(acc accepted) bool { return acc.maybeCopy && f.sync != nil }
 
 // uplink turns the copies of one frame (the same PHYPayload from one or
 // more gateways) into an uplink, committing its frame counter. The error
@@ -200,7 +305,9 @@ func (f *Frames) uplink(frames []Frame, received time.Time) (gateway.Uplink, acc
 		return gateway.Uplink{}, accepted{}, &gateway.Rejection{Reason: gateway.ReasonBadMIC,
 			Err: fmt.Errorf("DevAddr %s FCnt %d: the MIC matches none of the %d session(s) with this address: check the device's keys in the devices file (or another network uses the address)", p.addr, p.fcnt, len(cands))}
 	case replay:
-		f.count("replays")
+		if !f.askStore(acc) {
+			f.count("replays") // else counted once the store has said (handleGroup)
+		}
 		return gateway.Uplink{}, acc, &gateway.Rejection{Reason: gateway.ReasonReplay, Err: errors.New(detail)}
 	}
 	if acc.reset {
@@ -208,15 +315,7 @@ func (f *Frames) uplink(frames []Frame, received time.Time) (gateway.Uplink, acc
 		f.log.Warn().Str("dev_addr", p.addr.String()).Str("dev_eui", acc.dev.EUI.String()).Str("device", acc.dev.Name).
 			Uint32("f_cnt", acc.fcnt).Msg("frame counter restart accepted (fcnt_reset: accept-low)")
 	}
-	up := gateway.Uplink{
-		Source: f.source, Topic: first.Topic, DevEUI: acc.dev.EUI, DeviceName: acc.dev.Name,
-		FCnt: acc.fcnt, HasFCnt: true, ID: counterID(acc.dev.EUI, acc.fcnt), Raw: first.Raw,
-		Radio: gateway.Radio{Frequency: first.Frequency, DR: first.DR, SF: first.SF, Bandwidth: first.Bandwidth, Gateways: mergeGateways(frames)},
-	}
-	up.Time = earliest(frames)
-	if up.Time.IsZero() {
-		up.Time, up.LocalTime = received, true
-	}
+	up := f.frameUplink(frames, acc, received)
 	if p.mac.FPort != nil {
 		up.FPort, up.HasFPort = *p.mac.FPort, true
 		s := acc.dev.Session
@@ -238,6 +337,22 @@ func (f *Frames) uplink(frames []Frame, received time.Time) (gateway.Uplink, acc
 		}
 	}
 	return up, acc, nil
+}
+
+// frameUplink is the uplink of the copies of a frame acc matched, without
+// its payload: device, counter, receptions and time.
+func (f *Frames) frameUplink(frames []Frame, acc accepted, received time.Time) gateway.Uplink {
+	first := frames[0]
+	up := gateway.Uplink{
+		Source: f.source, Topic: first.Topic, DevEUI: acc.dev.EUI, DeviceName: acc.dev.Name,
+		FCnt: acc.fcnt, HasFCnt: true, ID: counterID(acc.dev.EUI, acc.fcnt), Raw: first.Raw,
+		Radio: gateway.Radio{Frequency: first.Frequency, DR: first.DR, SF: first.SF, Bandwidth: first.Bandwidth, Gateways: mergeGateways(frames)},
+	}
+	up.Time = earliest(frames)
+	if up.Time.IsZero() {
+		up.Time, up.LocalTime = received, true
+	}
+	return up
 }
 
 // mergeGateways lists each gateway once (its strongest copy), sorted by
@@ -299,10 +414,10 @@ func (f *Frames) deadLetter(ctx context.Context, fr Frame, dev *devices.Device, 
 // remember marks key as handled until lateKeep from now; f.mu is held.
 // Past DedupMaxFrames the oldest entries are forgotten early: anyone can
 // send a Semtech UDP source frames, and a flood must not grow the table.
-func (f *Frames) remember(key string, now time.Time) {
+func (f *Frames) remember(key string, g *group, now time.Time) {
 	for len(f.recent) >= f.cfg.DedupMaxFrames && f.recentH < len(f.recentQ) {
 		e := f.recentQ[f.recentH]
-		if until, ok := f.recent[e.key]; ok && !until.After(e.until) {
+		if r, ok := f.recent[e.key]; ok && !r.until.After(e.until) {
 			delete(f.recent, e.key)
 			f.evicted++
 		}
@@ -310,8 +425,8 @@ func (f *Frames) remember(key string, now time.Time) {
 		f.recentH++
 	}
 	until := now.Add(lateKeep)
-	f.recent[key] = until
-	f.recentQ = append(f.recentQ, recentEntry{key, until})
+	f.recent[key] = recentEntry{until: until, g: g}
+	f.recentQ = append(f.recentQ, recentEntry{key: key, until: until})
 }
 
 // Config is the frame policy in use, defaults applied.
@@ -329,7 +444,7 @@ func (f *Frames) DedupStats() (entries int, evicted uint64) {
 func (f *Frames) pruneRecent(now time.Time) {
 	for ; f.recentH < len(f.recentQ) && now.After(f.recentQ[f.recentH].until); f.recentH++ {
 		e := f.recentQ[f.recentH]
-		if until, ok := f.recent[e.key]; ok && !until.After(e.until) {
+		if r, ok := f.recent[e.key]; ok && !r.until.After(e.until) {
 			delete(f.recent, e.key)
 		}
 		f.recentQ[f.recentH] = recentEntry{}

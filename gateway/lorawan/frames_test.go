@@ -205,6 +205,7 @@ func TestUnknownDevAddrPolicy(t *testing.T) {
 type recorder struct {
 	mu   sync.Mutex
 	ups  []gateway.Uplink
+	cps  []gateway.Uplink // receptions of uplinks taken already (GatewayCopies)
 	fail error
 }
 
@@ -214,8 +215,18 @@ func (r *recorder) handle(_ context.Context, up gateway.Uplink) error {
 	if r.fail != nil {
 		return r.fail
 	}
-	r.ups = append(r.ups, up)
+	if up.GatewayCopies {
+		r.cps = append(r.cps, up)
+	} else {
+		r.ups = append(r.ups, up)
+	}
 	return nil
+}
+
+func (r *recorder) copies() []gateway.Uplink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]gateway.Uplink(nil), r.cps...)
 }
 
 func (r *recorder) uplinks() []gateway.Uplink {
@@ -226,7 +237,8 @@ func (r *recorder) uplinks() []gateway.Uplink {
 
 // TestDedup: copies of one frame from three gateways within the window
 // make one uplink with all three receptions; a copy after the window is
-// dropped; every copy's Handle returns the handler's result.
+// its reception only, at the uplink's time; every copy's Handle returns
+// the handler's result.
 func TestDedup(t *testing.T) {
 	d := abpDevice(1, devices.MACVersion10, devices.DevAddr{0x26, 0, 0, 1})
 	f, dl, c := newFrames(t, FrameConfig{DedupWindow: 100 * time.Millisecond}, lookup{d})
@@ -267,12 +279,22 @@ func TestDedup(t *testing.T) {
 	if !up.Time.Equal(t0) || up.LocalTime || up.Radio.Frequency != 868100000 || up.Radio.SF != 9 || up.Source != "udp-test" || up.FCnt != 42 || up.ID != d.EUI.String()+":42" {
 		t.Fatalf("uplink %+v", up)
 	}
-	// Late copy: dropped, not a replay dead letter.
-	if err := f.Handle(context.Background(), copies[0], rec.handle); err != nil {
+	// Late copy: its reception at the uplink's time, not an uplink again
+	// and not a replay dead letter. (A gateway that forwarded a frame
+	// after its window had its copy dropped before; its uplink_gateway
+	// point was then missing.)
+	late := copies[0]
+	late.Gateway.ID = "b827ebfffe000004"
+	if err := f.Handle(context.Background(), late, rec.handle); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.uplinks()) != 1 || len(dl.all()) != 0 || c.Get("lorawan.late_duplicates") != 1 || c.Get("lorawan.duplicates") != 3 {
 		t.Fatalf("late copy: uplinks %d, dead letters %v, counters %v", len(rec.uplinks()), dl.all(), c.Snapshot())
+	}
+	cps := rec.copies()
+	if len(cps) != 1 || !cps[0].Time.Equal(up.Time) || len(cps[0].Radio.Gateways) != 1 || cps[0].Radio.Gateways[0] != late.Gateway ||
+		cps[0].DevEUI != d.EUI || cps[0].Source != "udp-test" || len(cps[0].Payload) != 0 {
+		t.Fatalf("late copy: %+v", cps)
 	}
 }
 
@@ -298,7 +320,7 @@ func TestHandlerRefusalRollsBack(t *testing.T) {
 		t.Fatal("late duplicate handled again")
 	}
 	f.mu.Lock()
-	f.recent = map[string]time.Time{}
+	f.recent = map[string]recentEntry{}
 	f.mu.Unlock()
 	if err := f.Handle(context.Background(), fr, rec.handle); err != nil {
 		t.Fatal(err)
@@ -329,7 +351,7 @@ func TestRecentIsPruned(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := 0; i < 1000; i++ {
-		f.remember(string(rune(i)), clk.now())
+		f.remember(string(rune(i)), nil, clk.now())
 		clk.add(time.Second)
 		f.pruneRecent(clk.now())
 	}

@@ -45,9 +45,18 @@ var (
 	pipelineEvents = desc("pipeline_events_total", "Pipeline counters by event name (uplinks, points_written, warnings, local_time, lorawan.duplicates, …).", "event")
 	devicesGauge   = desc("devices", "Devices by state: registered in the registry, or unknown (sent uplinks, not registered).", "state")
 
+	gatewaysGauge   = desc("gateways", "Gateways by state: reporting, silent (no stats for gateways.silent_factor stats intervals), or never_heard (configured, no stats yet).", "state")
+	gatewayLastSeen = desc("gateway_last_seen_timestamp_seconds", "Unix time of the gateway's latest stats message; alert on time() minus it.", "gateway_id")
+	gatewaySilent   = desc("gateway_silent", "1 while the gateway is silent (no stats for gateways.silent_factor stats intervals), else 0.", "gateway_id")
+
 	stateEntries   = desc("state_entries", "Entries of an in-memory table that grows with input (health, unknown_devices, unknown_series, lorawan_dedup).", "table")
 	stateLimit     = desc("state_limit", "The most entries a table keeps; health: unregistered devices, on top of every registered one.", "table")
 	stateEvictions = desc("state_evictions_total", "Entries a full table evicted (the least recently heard, or the oldest) to stay within its limit.", "table")
+
+	healthSyncs    = desc("health_syncs_total", "Exchanges of device health with the other instances through PostgreSQL, by result (ok, failed); only with a shared registry.", "result")
+	healthSyncLast = desc("health_sync_last_success_timestamp_seconds", "Unix time of the last complete exchange of device health (0 before the first): while it lags, health lacks the other instances' uplinks.")
+	healthPending  = desc("health_sync_pending_devices", "Devices whose health changed and waits for the next exchange.")
+	healthOverflow = desc("health_frames_overflow_total", "Frames left out of a device-hour's frame-counter set, which holds at most 4,096 counters (made-up counters).")
 )
 
 // stateCollector reads the daemon's state when Prometheus scrapes.
@@ -57,7 +66,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{sourceConnected, spoolBytes, spoolSegments, spoolPending, spoolAge, spoolDropRecs,
 		spoolDropB, spoolCorrupt, spoolSyncs,
 		dlBytes, dlLetters, dlDropped, dlCorrupt, dlQueueFull, dlLost, influxLatency, influxRequests, influxRetries, influxPoints, pipelineEvents, devicesGauge,
-		stateEntries, stateLimit, stateEvictions} {
+		stateEntries, stateLimit, stateEvictions, gatewaysGauge, gatewayLastSeen, gatewaySilent, healthSyncs, healthSyncLast, healthPending, healthOverflow} {
 		ch <- d
 	}
 }
@@ -112,11 +121,43 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(devicesGauge, float64(reg), "registered")
 		gauge(devicesGauge, float64(unk), "unknown")
 	}
+	if opt.Gateways != nil {
+		states := map[string]int{"reporting": 0, "silent": 0, "never_heard": 0}
+		for _, g := range opt.Gateways() {
+			switch {
+			case g.LastSeen.IsZero():
+				states["never_heard"]++
+				continue
+			case g.Silent:
+				states["silent"]++
+			default:
+				states["reporting"]++
+			}
+			gauge(gatewayLastSeen, float64(g.LastSeen.UnixNano())/1e9, g.ID)
+			gauge(gatewaySilent, b2f(g.Silent), g.ID)
+		}
+		for st, n := range states {
+			gauge(gatewaysGauge, float64(n), st)
+		}
+	}
 	if opt.State != nil {
 		for _, t := range opt.State() {
 			gauge(stateEntries, float64(t.Entries), t.Name)
 			gauge(stateLimit, float64(t.Limit), t.Name)
 			counter(stateEvictions, float64(t.Evictions), t.Name)
+		}
+	}
+	if opt.HealthSync != nil {
+		if st, ok := opt.HealthSync(); ok {
+			counter(healthSyncs, float64(st.Syncs), "ok")
+			counter(healthSyncs, float64(st.Failures), "failed")
+			last := 0.0
+			if !st.LastSync.IsZero() {
+				last = float64(st.LastSync.UnixNano()) / 1e9
+			}
+			gauge(healthSyncLast, last)
+			gauge(healthPending, float64(st.Pending))
+			counter(healthOverflow, float64(st.Overflow))
 		}
 	}
 }

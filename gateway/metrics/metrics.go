@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/influx"
@@ -72,10 +73,8 @@ type Options struct {
 	Devices func() (registered, unknown int)
 	// State lists the bounded state tables at scrape time.
 	State func() []StateTable
-	// Model names the decoder model of an uplink that failed to decode
-	// (the registry's entry for its device). It is called only for decode
-	// errors, never on the written path.
-	Model func(up gateway.Uplink) string
+	// Gateways lists every tracked gateway's health at scrape time.
+	Gateways func() []GatewayState
 	// KnownModel bounds the model label: a model it does not know is
 	// counted as "unknown".
 	KnownModel func(model string) bool
@@ -85,6 +84,14 @@ type Options struct {
 	// DeadLetterStore is the dead-letter store's sizes and losses, read
 	// at scrape time.
 	DeadLetterStore func() deadletter.Stats
+	// HealthSync is the exchange of device health between instances; ok
+	// is false on a single instance (no families then).
+	HealthSync func() (devices.HealthShareStats, bool)
+	// Instance, when set (instances sharing a registry), is the instance
+	// label of every family, so that one Prometheus tells the instances'
+	// figures apart whatever its scrape target labels (with honor_labels
+	// false Prometheus keeps it as exported_instance).
+	Instance string
 }
 
 // Metrics holds the registry and the counters fed per message.
@@ -99,6 +106,8 @@ type Metrics struct {
 	observed atomic.Uint64
 	letters  atomic.Uint64 // dead letters stored, all labels
 	started  time.Time
+	// registerer adds the instance label, when there is one.
+	registerer prometheus.Registerer
 }
 
 // sourceCounters are one source's uplink counters, resolved once so the
@@ -144,15 +153,22 @@ func New(opt Options) *Metrics {
 			}
 		}
 	}
-	m.reg.MustRegister(uplinks, m.decode, m.dead, &stateCollector{m: m},
+	m.registerer = m.reg
+	if opt.Instance != "" {
+		m.registerer = prometheus.WrapRegistererWith(prometheus.Labels{"instance": opt.Instance}, m.reg)
+	}
+	m.registerer.MustRegister(uplinks, m.decode, m.dead, &stateCollector{m: m},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
-// Registry is the registry, for tests and further collectors.
+// Registry is the registry, for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// MustRegister adds further collectors, labelled like the rest.
+func (m *Metrics) MustRegister(c ...prometheus.Collector) { m.registerer.MustRegister(c...) }
 
 // Handler serves the registry in the Prometheus text (or OpenMetrics)
 // format. Errors of a collector are served as far as possible and logged
@@ -175,26 +191,26 @@ func (m *Metrics) source(name string) *sourceCounters {
 }
 
 // Observe implements gateway.Observer: one counter increment per uplink,
-// and a model lookup only for decode errors.
-func (m *Metrics) Observe(up gateway.Uplink, _ []gateway.Point, rej *gateway.Rejection) {
+// and a label lookup only for decode errors.
+func (m *Metrics) Observe(up gateway.Uplink, seen gateway.Seen) {
+	if up.Kind != gateway.KindUplink {
+		return // events are counted by the pipeline (sensorgate_pipeline_events_total)
+	}
 	sc := m.source(up.Source)
-	if rej == nil {
+	if rej := seen.Rejection; rej == nil {
 		sc.written.Inc()
 	} else {
 		sc.deadLetter.Inc()
 		if rej.Reason == gateway.ReasonDecode {
-			m.decode.WithLabelValues(m.model(up)).Inc()
+			m.decode.WithLabelValues(m.model(seen.Model)).Inc()
 		}
 	}
 	m.observed.Add(1)
 	m.rate.add(m.opt.Now().Unix())
 }
 
-func (m *Metrics) model(up gateway.Uplink) string {
-	if m.opt.Model == nil {
-		return unknownModel
-	}
-	model := m.opt.Model(up)
+// model bounds the decode-error label to the models KnownModel knows.
+func (m *Metrics) model(model string) string {
 	if model == "" || (m.opt.KnownModel != nil && !m.opt.KnownModel(model)) {
 		return unknownModel
 	}
@@ -289,4 +305,12 @@ func (w *window) sum(now int64) uint64 {
 		}
 	}
 	return n
+}
+
+// GatewayState is one gateway's health for /metrics.
+type GatewayState struct {
+	ID string
+	// LastSeen is zero for a configured gateway never heard from.
+	LastSeen time.Time
+	Silent   bool
 }

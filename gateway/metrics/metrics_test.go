@@ -44,7 +44,6 @@ func fixture(now *time.Time) *Metrics {
 		},
 		Counters:   func() map[string]uint64 { return map[string]uint64{"uplinks": 7, "warnings": 1} },
 		Devices:    func() (int, int) { return 10, 2 },
-		Model:      func(up gateway.Uplink) string { return up.DeviceName },
 		KnownModel: func(m string) bool { return m == "elsys-ers" },
 		Now:        func() time.Time { return *now },
 	})
@@ -83,11 +82,11 @@ func TestMetrics(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	m := fixture(&now)
 	decodeErr := &gateway.Rejection{Reason: gateway.ReasonDecode, Err: errors.New("bad")}
-	m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
-	m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
-	m.Observe(gateway.Uplink{Source: "cs", DeviceName: "elsys-ers"}, nil, decodeErr)
-	m.Observe(gateway.Uplink{Source: "cs", DeviceName: "no-such-model"}, nil, decodeErr)
-	m.Observe(gateway.Uplink{Source: "not-configured"}, nil, nil)
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{Rejection: decodeErr, Model: "elsys-ers"})
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{Rejection: decodeErr, Model: "no-such-model"})
+	m.Observe(gateway.Uplink{Source: "not-configured"}, gateway.Seen{})
 
 	store := &fakeStore{}
 	dl := m.DeadLetters(store)
@@ -170,8 +169,8 @@ func TestThroughput(t *testing.T) {
 	// 30 s after start: 60 uplinks, 2 per second over the uptime.
 	for i := 0; i < 30; i++ {
 		now = now.Add(time.Second)
-		m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
-		m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
+		m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
+		m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
 	}
 	if tp := m.Throughput(); tp.LastMinute != 60 || tp.PerSecond != 2 || tp.Total != 60 {
 		t.Fatalf("after 30 s: %+v", tp)
@@ -182,7 +181,7 @@ func TestThroughput(t *testing.T) {
 		t.Fatalf("after 80 s: %+v", tp)
 	}
 	// A slot is reused a minute later, from zero.
-	m.Observe(gateway.Uplink{Source: "cs"}, nil, nil)
+	m.Observe(gateway.Uplink{Source: "cs"}, gateway.Seen{})
 	if tp := m.Throughput(); tp.LastMinute != 21 {
 		t.Fatalf("reused slot: %+v", tp)
 	}

@@ -120,7 +120,25 @@ type loraModulation struct {
 // parseChirpStackV4 reads a ChirpStack v4 "up" event. Time is the event's
 // time, else the earliest rxInfo nsTime, else the earliest rxInfo time, else
 // the local clock. ID is deduplicationId, else DevEUI:FCnt.
-func parseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
+//
+// Other events on .../event/<event> topics: status, join and log are read
+// by parseCSV4DeviceEvent, the rest are ignored.
+func parseChirpStackV4(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
+	return parseCSV4Event(p, csV4Event(topic), payload)
+}
+
+// parseCSV4Event reads a ChirpStack v4 event of the named kind.
+func parseCSV4Event(p *Parser, event string, payload []byte) (gateway.Uplink, error) {
+	switch event {
+	case "up":
+		return parseCSV4Up(p, payload)
+	case "status", "join", "log":
+		return parseCSV4DeviceEvent(p, event, payload)
+	}
+	return ignored(), nil
+}
+
+func parseCSV4Up(p *Parser, payload []byte) (gateway.Uplink, error) {
 	var m csV4Up
 	sc := newScanner(payload)
 	sc.readCSV4(&m)

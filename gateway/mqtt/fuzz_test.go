@@ -41,6 +41,12 @@ func fuzzParser(f *testing.F, cfg Config, seeds ...string) {
 			}
 			return
 		}
+		if up.Kind == gateway.KindIgnored {
+			if len(up.Raw) != len(payload) {
+				t.Errorf("Raw is not the message")
+			}
+			return // an event sensorgate does not read: no device, no time
+		}
 		if !up.Time.After(time.Unix(0, 0)) {
 			t.Errorf("parsed uplink at %s, want a time after 1970", up.Time)
 		}
@@ -63,6 +69,22 @@ func FuzzChirpStackV4(f *testing.F) {
 	fuzzParser(f, Config{Format: FormatChirpStackV4},
 		"chirpstack-v4/docs-example", "chirpstack-v4/field-realistic", "chirpstack-v4/multi-gateway-object-upper",
 		"chirpstack-v4/no-time-nstime", "bad/chirpstack-v4/encrypted")
+}
+
+// FuzzChirpStackV4Events: the status, join and log events on their
+// .../event/<event> topics.
+func FuzzChirpStackV4Events(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatChirpStackV4},
+		"chirpstack-v4/status-docs-example", "chirpstack-v4/join-docs-example", "chirpstack-v4/log-docs-example",
+		"chirpstack-v4/status-external-power", "chirpstack-v4/log-codec-unknown-code", "chirpstack-v4/ack-docs-example",
+		"bad/chirpstack-v4/status-battery-out-of-range", "bad/chirpstack-v4/join-bad-devaddr")
+}
+
+// FuzzTTSJoin: The Things Stack's join messages and the messages it
+// publishes besides uplinks.
+func FuzzTTSJoin(f *testing.F) {
+	fuzzParser(f, Config{Format: FormatTTSV3},
+		"tts-v3/join-docs-example", "tts-v3/join-received-at", "tts-v3/downlink-queued", "bad/tts-v3/join-accept-null")
 }
 
 func FuzzChirpStackV3(f *testing.F) {

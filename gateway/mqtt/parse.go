@@ -80,7 +80,34 @@ func (p *Parser) Parse(topic string, payload []byte) (gateway.Uplink, error) {
 		return gateway.Uplink{}, p.parseError(topic, fmt.Errorf("empty message on %q", truncate(topic, 80)))
 	}
 	up, err := p.parse(p, topic, payload)
-	if err == nil {
+	return p.done(topic, payload, up, err)
+}
+
+// ParseEvent is Parse for a message whose event the transport names
+// rather than the topic (ChirpStack's HTTP integration: ?event=up,
+// status, join, log, …): ChirpStack v4 reads it as that event; other
+// formats tell their messages apart by content and parse it as Parse
+// does. topic is only for the dead letter and the device check.
+func (p *Parser) ParseEvent(event, topic string, payload []byte) (gateway.Uplink, error) {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return gateway.Uplink{}, p.parseError(topic, fmt.Errorf("empty message on %q", truncate(topic, 80)))
+	}
+	var (
+		up  gateway.Uplink
+		err error
+	)
+	if p.format == FormatChirpStackV4 {
+		up, err = parseCSV4Event(p, event, payload)
+	} else {
+		up, err = p.parse(p, topic, payload)
+	}
+	return p.done(topic, payload, up, err)
+}
+
+// done completes what a parse function returned: the device check, the
+// error's wording, Source, Topic and Raw.
+func (p *Parser) done(topic string, payload []byte, up gateway.Uplink, err error) (gateway.Uplink, error) {
+	if err == nil && up.Kind != gateway.KindIgnored {
 		err = p.checkTopicDevice(topic, &up)
 	}
 	if err != nil {
@@ -126,25 +153,29 @@ func (p *Parser) parseError(topic string, err error) *ParseError {
 }
 
 // topicDevice returns the device id the topic names by the feed's
-// standard layout: ChirpStack application/<app>/device/<DevEUI>/event/up
+// standard layout: ChirpStack application/<app>/device/<DevEUI>/event/<event>
 // (v3 also .../rx), The Things Stack v3/<app>[@<tenant>]/devices/<device_id>/up
-// (and .../up/normalized), generic JSON json.device_id "topic:N". ok is
+// (and .../up/normalized, .../join), generic JSON json.device_id "topic:N". ok is
 // false for a topic in another layout, which names no device this parser
 // can know of.
 func (p *Parser) topicDevice(topic string) (id string, ok bool) {
 	var rest, parent string
 	switch p.format {
 	case FormatChirpStackV4, FormatChirpStackV3:
-		if rest, ok = strings.CutSuffix(topic, "/event/up"); !ok {
-			if rest, ok = strings.CutSuffix(topic, "/rx"); !ok {
+		if rest, ok = strings.CutSuffix(topic, "/rx"); !ok {
+			i := strings.LastIndex(topic, "/event/")
+			if i < 0 || strings.IndexByte(topic[i+len("/event/"):], '/') >= 0 {
 				return "", false
 			}
+			rest = topic[:i]
 		}
 		parent = "device"
 	case FormatTTSV3:
 		if rest, ok = strings.CutSuffix(topic, "/up"); !ok {
 			if rest, ok = strings.CutSuffix(topic, "/up/normalized"); !ok {
-				return "", false
+				if rest, ok = strings.CutSuffix(topic, "/join"); !ok {
+					return "", false
+				}
 			}
 		}
 		parent = "devices"

@@ -53,7 +53,10 @@ type refCSV4Up struct {
 // refParseChirpStackV4 reads a ChirpStack v4 "up" event. Time is the event's
 // time, else the earliest rxInfo nsTime, else the earliest rxInfo time, else
 // the local clock. ID is deduplicationId, else DevEUI:FCnt.
-func refParseChirpStackV4(p *Parser, _ string, payload []byte) (gateway.Uplink, error) {
+func refParseChirpStackV4(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
+	if ev := csV4Event(topic); ev != "up" {
+		return parseCSV4Event(p, ev, payload) // events other than up have one parser
+	}
 	var m refCSV4Up
 	if err := json.Unmarshal(payload, &m); err != nil {
 		return gateway.Uplink{}, fmt.Errorf("not a ChirpStack v4 uplink event (JSON encoding): %w", jsonError(err))
@@ -197,7 +200,10 @@ func refParseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error
 		u, normalized = m.UplinkNormalized, true
 	}
 	if u == nil {
-		return gateway.Uplink{}, fmt.Errorf("neither uplink_message nor uplink_normalized in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized) only", truncate(topic, 80))
+		if up, ok, err := parseTTSOther(p, payload); ok {
+			return up, err
+		}
+		return gateway.Uplink{}, fmt.Errorf("neither uplink_message, uplink_normalized nor join_accept in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized and join) only", truncate(topic, 80))
 	}
 	up := gateway.Uplink{
 		DeviceName: m.EndDeviceIDs.DeviceID,

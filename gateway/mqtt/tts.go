@@ -150,7 +150,10 @@ func parseTTS(p *Parser, topic string, payload []byte) (gateway.Uplink, error) {
 		u, normalized = m.UplinkNormalized, true
 	}
 	if u == nil {
-		return gateway.Uplink{}, fmt.Errorf("neither uplink_message nor uplink_normalized in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized) only", truncate(topic, 80))
+		if up, ok, err := parseTTSOther(p, payload); ok {
+			return up, err
+		}
+		return gateway.Uplink{}, fmt.Errorf("neither uplink_message, uplink_normalized nor join_accept in the message on %q: subscribe to v3/+/devices/+/up (and optionally up/normalized and join) only", truncate(topic, 80))
 	}
 	up := gateway.Uplink{
 		DeviceName: m.EndDeviceIDs.DeviceID,

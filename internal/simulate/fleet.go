@@ -76,6 +76,9 @@ func NewFleet(opt Options) (*Fleet, error) {
 	if opt.Devices <= 0 {
 		opt.Devices = 10
 	}
+	if opt.Devices > 1<<24 {
+		return nil, fmt.Errorf("simulate: %d devices: at most %d", opt.Devices, 1<<24)
+	}
 	if opt.Start.IsZero() {
 		opt.Start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
@@ -86,7 +89,7 @@ func NewFleet(opt Options) (*Fleet, error) {
 	f.appID = f.uuid()
 	for i := 0; i < opt.Devices; i++ {
 		var eui devices.EUI
-		binary.BigEndian.PutUint64(eui[:], 0x70b3d57ed0000000|uint64(opt.Seed&0xfff)<<16|uint64(i))
+		binary.BigEndian.PutUint64(eui[:], fleetEUI(opt.Seed, i))
 		f.devs = append(f.devs, simDevice{
 			dev: devices.Device{
 				EUI: eui, Name: fmt.Sprintf("sim-%s-%04d", shortFormat(opt.Format), i), Model: Model,
@@ -99,6 +102,16 @@ func NewFleet(opt Options) (*Fleet, error) {
 		})
 	}
 	return f, nil
+}
+
+// fleetEUI is the i-th device's EUI. The first 65,536 keep the form they
+// always had (tests and golden files know them); past that the seed has
+// fewer bits and the index more, so a fleet of millions stays unique.
+func fleetEUI(seed uint64, i int) uint64 {
+	if i < 1<<16 {
+		return 0x70b3d57ed0000000 | (seed&0xfff)<<16 | uint64(i)
+	}
+	return 0x70b3d57f00000000 | (seed&0xff)<<24 | uint64(i)&0xffffff
 }
 
 func shortFormat(format string) string {

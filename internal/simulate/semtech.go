@@ -36,11 +36,16 @@ const (
 // SemtechOptions shape a simulated fleet of ABP devices heard by gateways
 // running the Semtech UDP packet forwarder.
 type SemtechOptions struct {
-	Devices  int       // fleet size (default 10)
-	Gateways int       // gateways in range; each frame is heard by 1..Gateways (default 3)
-	Seed     uint64    // same seed, same frames, byte for byte
-	Start    time.Time // time of the first uplink (default 2026-01-01T00:00:00Z)
-	Interval time.Duration
+	Devices  int // fleet size (default 10)
+	Gateways int // gateways in range; each frame is heard by 1..Gateways (default 3)
+	// MinGateways raises the least number of gateways that hear a frame
+	// (at most Gateways; 0 or 1: any number). A seed's PHYPayloads stay
+	// the same bytes; the radio values drawn for the added receptions
+	// shift the later ones.
+	MinGateways int
+	Seed        uint64    // same seed, same frames, byte for byte
+	Start       time.Time // time of the first uplink (default 2026-01-01T00:00:00Z)
+	Interval    time.Duration
 	// MACVersion is the devices' LoRaWAN version: "1.0" (default) or "1.1".
 	MACVersion string
 }
@@ -54,6 +59,7 @@ type SemtechFleet struct {
 	devs   []devices.Device
 	index  map[devices.EUI]int
 	gws    [][8]byte
+	minGws int
 	token  uint16
 }
 
@@ -97,7 +103,7 @@ func NewSemtechFleet(opt SemtechOptions) (*SemtechFleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &SemtechFleet{values: values, rng: rand.New(rand.NewPCG(opt.Seed^0x5e3c7ec4, opt.Seed)), index: map[devices.EUI]int{}}
+	f := &SemtechFleet{values: values, rng: rand.New(rand.NewPCG(opt.Seed^0x5e3c7ec4, opt.Seed)), index: map[devices.EUI]int{}, minGws: min(opt.MinGateways, opt.Gateways)}
 	for i, d := range values.Devices() {
 		d.Name = fmt.Sprintf("sim-udp-%04d", i)
 		s := &devices.Session{MACVersion: opt.MACVersion}
@@ -182,7 +188,7 @@ func (f *SemtechFleet) Next() SemtechMessage {
 	if err != nil {
 		panic(err) // only for keys of the wrong size, which a Key cannot be
 	}
-	n := 1 + f.rng.IntN(len(f.gws))
+	n := max(1+f.rng.IntN(len(f.gws)), f.minGws)
 	first := f.rng.IntN(len(f.gws))
 	for i := 0; i < n; i++ {
 		g := f.gws[(first+i)%len(f.gws)]

@@ -72,6 +72,34 @@ func TestSemtechFleetIsDeterministic(t *testing.T) {
 	}
 }
 
+// TestSemtechMinGateways: with MinGateways every frame is heard by at
+// least that many gateways, and the frames are the bytes the same seed
+// gives without it.
+func TestSemtechMinGateways(t *testing.T) {
+	any3, _ := NewSemtechFleet(SemtechOptions{Devices: 5, Gateways: 3, Seed: 3})
+	all3, _ := NewSemtechFleet(SemtechOptions{Devices: 5, Gateways: 3, MinGateways: 3, Seed: 3})
+	fewer := 0
+	for i := 0; i < 50; i++ {
+		ma, mb := any3.Next(), all3.Next()
+		if !bytes.Equal(ma.PHYPayload, mb.PHYPayload) || len(mb.Rx) != 3 || len(mb.Datagrams) != 3 {
+			t.Fatalf("message %d: %d receptions, payload equal %v", i, len(mb.Rx), bytes.Equal(ma.PHYPayload, mb.PHYPayload))
+		}
+		seen := map[devices.EUI]bool{}
+		for _, rx := range mb.Rx {
+			seen[rx.GatewayEUI] = true
+		}
+		if len(seen) != 3 {
+			t.Fatalf("message %d: gateways %+v, want three different", i, mb.Rx)
+		}
+		if len(ma.Rx) < 3 {
+			fewer++
+		}
+	}
+	if fewer == 0 {
+		t.Fatal("without MinGateways every frame had three gateways: the test proves nothing")
+	}
+}
+
 // TestSendSemtech runs the sender against a minimal acknowledger: every
 // PULL_DATA and PUSH_DATA is answered, and each is sent once.
 func TestSendSemtech(t *testing.T) {

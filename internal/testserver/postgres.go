@@ -70,3 +70,20 @@ func dropPostgresDB(t TB, admin *pgx.ConnConfig, name string) {
 		t.Fatalf("testserver: drop database %s: %v", name, err)
 	}
 }
+
+// PostgresAdminExec runs one statement as the server's administrator: a
+// test that takes its database away (ALTER DATABASE … ALLOW_CONNECTIONS
+// false, pg_terminate_backend) and gives it back.
+func PostgresAdminExec(t TB, stmt string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, PostgresAdminDSN())
+	if err != nil {
+		t.Fatalf("testserver: connect as administrator: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		t.Fatalf("testserver: %s: %v", stmt, err)
+	}
+}

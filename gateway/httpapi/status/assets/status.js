@@ -187,6 +187,27 @@
 
   // ---- rendering ----
 
+  // renderInstances lists the instances sharing the registry, from their
+  // heartbeats; the card stays hidden on a single instance.
+  function renderInstances(st) {
+    const list = st.instances || [];
+    $("#card-instances").hidden = list.length === 0;
+    $("#instances tbody").replaceChildren(
+      ...list.map((i) => {
+        const srcs = i.sources || [];
+        const withConn = srcs.filter((s) => s.connected !== null);
+        const up = withConn.filter((s) => s.connected).length;
+        const conn = withConn.length ? up + " / " + withConn.length : srcs.length + " listening";
+        const names = srcs.map((s) => s.name + (s.connected === null ? "" : s.connected ? " ✓" : " ✗")).join(", ");
+        return el("tr", { "data-instance": i.id, "data-self": i.id === st.instance ? "true" : "false" },
+          el("td", { text: i.id + (i.id === st.instance ? " (this one)" : "") }),
+          el("td", { text: i.version }),
+          timeCell(i.last_heartbeat),
+          el("td", { text: conn, title: names }));
+      }),
+    );
+  }
+
   function renderStatus(st) {
     const withConn = st.sources.filter((s) => s.connected !== null);
     const up = withConn.filter((s) => s.connected).length;
@@ -202,6 +223,7 @@
           el("span", { class: "muted", text: s.format || s.type }));
       }),
     );
+    renderInstances(st);
     const tp = st.throughput;
     setText("#throughput-rate", rate(tp.uplinks_per_second));
     setText("#throughput-minute", String(tp.uplinks_last_minute));
@@ -515,6 +537,39 @@
       el("td", { class: "actions" }, button, result));
   }
 
+  // ---- gateways ----
+
+  // GATEWAYS bounds the gateways listed (one page of the API's).
+  const GATEWAYS = 500;
+
+  function renderGateways(page) {
+    const gws = page.gateways || [];
+    const tbody = $("#gateways tbody");
+    if (!gws.length) {
+      tbody.replaceChildren(el("tr", null, el("td", { class: "empty", colSpan: 9, text: "No gateway heard from or configured." })));
+    } else {
+      tbody.replaceChildren(...gws.map(gatewayRow));
+    }
+    const shown = gws.length < page.total ? gws.length + " of " + page.total : String(page.total);
+    setText("#gateways-count", shown + " gateways · " + page.silent + " silent");
+  }
+
+  function gatewayRow(g) {
+    const c = !g.last_seen ? "grey" : g.silent ? "red" : "green";
+    const tags = Object.entries(g.tags || {}).map(([k, v]) => k + "=" + v).join(", ");
+    return el("tr", { "data-gateway": g.id, "data-health": c },
+      el("td", null, el("span", { class: "dot health-" + c, title: { grey: "never heard from", red: "silent", green: "reporting" }[c] })),
+      el("td", { text: g.name || "–" }),
+      el("td", { class: "eui", text: g.id }),
+      el("td", { text: tags || "–" }),
+      el("td", { text: g.source || "–" }),
+      g.last_seen ? timeCell(g.last_seen) : el("td", { class: "muted", text: "never" }),
+      el("td", { class: "num", text: duration(g.stats_interval_s) }),
+      el("td", { class: "num", text: g.stats ? g.rx + " / " + g.rx_ok : "–" }),
+      el("td", { class: "num", text: g.stats ? g.tx + " / " + g.tx_ok : "–" }),
+    );
+  }
+
   // ---- refresh loop ----
 
   async function refresh() {
@@ -523,13 +578,15 @@
       if (models === null) {
         models = (await api("GET", "/api/v1/models")).models || [];
       }
-      const [st, unk, dl] = await Promise.all([
+      const [st, unk, dl, gws] = await Promise.all([
         api("GET", "/api/v1/status"),
         api("GET", "/api/v1/unknown-devices"),
         api("GET", "/api/v1/deadletters?order=newest&limit=" + LETTERS),
+        api("GET", "/api/v1/gateways?limit=" + GATEWAYS),
         loadDevicePage(),
       ]);
       renderStatus(st);
+      renderGateways(gws);
       renderUnknown(unk.devices);
       renderLetters(dl.dead_letters);
       renderErrors(dl.dead_letters);

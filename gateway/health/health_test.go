@@ -1,4 +1,4 @@
-package main
+package health
 
 import (
 	"testing"
@@ -8,41 +8,43 @@ import (
 	"github.com/sensorgate/sensorgate/gateway"
 )
 
-// TestObserverAndHealthPoints: the pipeline's Observer feeds health (with
-// battery from the device measurement) and the unknown list, and health
-// becomes device_health points tagged like the device's other points.
-func TestObserverAndHealthPoints(t *testing.T) {
+// TestObserverAndPoints: the Observer feeds health (with the battery the
+// pipeline saw) and the unknown list, and health becomes device_health
+// points tagged like the device's other points.
+func TestObserverAndPoints(t *testing.T) {
 	known, stranger, rejected := devices.EUI{1}, devices.EUI{2}, devices.EUI{3}
 	reg, err := devices.NewRegistry([]devices.Device{{EUI: known, Name: "bin-1", Model: "m", Tags: map[string]string{"district": "north", "secret": "x"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
-	o := &observer{reg: reg, health: devices.NewHealth(3), unknowns: devices.NewUnknowns(), now: time.Now}
-	tags := []gateway.Tag{{Key: "dev_eui", Value: known.String()}, {Key: "device", Value: "bin-1"}, {Key: "model", Value: "m"}, {Key: "source", Value: "cs"}}
+	o := &Observer{Health: devices.NewHealth(3), Unknowns: devices.NewUnknowns(), Now: time.Now}
 	for i := 0; i < 3; i++ {
-		up := gateway.Uplink{Source: "cs", DevEUI: known, FCnt: uint32(2 * i), HasFCnt: true, Time: t0.Add(time.Duration(i) * 10 * time.Minute),
+		at := t0.Add(time.Duration(i) * 10 * time.Minute)
+		up := gateway.Uplink{Source: "cs", DevEUI: known, FCnt: uint32(2 * i), HasFCnt: true, Time: at,
 			Radio: gateway.Radio{Gateways: []gateway.GatewayRx{{ID: "g", RSSI: -100, SNR: 4, HasSNR: true}}}}
-		o.Observe(up, []gateway.Point{
-			{Measurement: "uplink", Tags: tags},
-			{Measurement: "device", Tags: tags, Fields: []gateway.Field{gateway.FloatField("battery", 3.5), gateway.FloatField("batteryLevel", 71)}},
-		}, nil)
+		o.Observe(up, gateway.Seen{EUI: known, Registered: true, Name: "bin-1", Model: "m", Time: at,
+			Battery: 3.5, HasBattery: true, BatteryLevel: 71, HasBatteryLevel: true})
 	}
-	o.Observe(gateway.Uplink{Source: "cs", DevEUI: stranger, DeviceName: "ns-name", Time: t0, Payload: []byte{1}}, []gateway.Point{{Measurement: "uplink"}}, nil)
-	o.Observe(gateway.Uplink{Source: "json", DevEUI: rejected, Time: t0}, nil, &gateway.Rejection{Reason: gateway.ReasonUnknownDevice})
+	o.Observe(gateway.Uplink{Source: "cs", DevEUI: stranger, DeviceName: "ns-name", Time: t0, Payload: []byte{1}}, gateway.Seen{EUI: stranger, Name: "ns-name", Time: t0})
+	o.Observe(gateway.Uplink{Source: "json", DevEUI: rejected, Time: t0}, gateway.Seen{EUI: rejected, Rejection: &gateway.Rejection{Reason: gateway.ReasonUnknownDevice}})
+	o.Observe(gateway.Uplink{Source: "json"}, gateway.Seen{Rejection: &gateway.Rejection{Reason: gateway.ReasonMalformed}})
 
-	h, ok := o.health.Get(known, t0.Add(30*time.Minute))
+	h, ok := o.Health.Get(known, t0.Add(30*time.Minute))
 	if !ok || h.Uplinks24h != 3 || h.Lost24h != 2 || h.Battery == nil || *h.Battery != 3.5 || *h.BatteryLevel != 71 || h.Name != "bin-1" || h.Model != "m" {
 		t.Fatalf("health %+v", h)
 	}
-	if u := o.unknowns.List(); len(u) != 2 || !u[0].Accepted && !u[1].Accepted {
+	if u := o.Unknowns.List(); len(u) != 2 || !u[0].Accepted && !u[1].Accepted {
 		t.Fatalf("unknowns %+v", u)
 	}
-	if _, ok := o.health.Get(rejected, t0); ok {
+	if _, ok := o.Health.Get(rejected, t0); ok {
 		t.Fatal("a rejected unknown device has health")
 	}
+	if n, _, _ := o.Health.Stats(); n != 2 {
+		t.Fatalf("%d devices tracked, want the registered one and the accepted stranger", n)
+	}
 
-	pts := healthPoints(o.health.Report(t0.Add(30*time.Minute)), reg, []string{"district", "secret", "model"}, t0)
+	pts := Points(o.Health.Report(t0.Add(30*time.Minute)), reg, []string{"district", "secret", "model"}, t0)
 	var p gateway.Point
 	for _, q := range pts {
 		if q.Tags[0].Value == known.String() {
@@ -51,7 +53,7 @@ func TestObserverAndHealthPoints(t *testing.T) {
 	}
 	kv := func(k, v string) gateway.Tag { return gateway.Tag{Key: k, Value: v} }
 	wantTags := []gateway.Tag{kv("dev_eui", known.String()), kv("device", "bin-1"), kv("district", "north"), kv("model", "m"), kv("secret", "x"), kv("source", "cs")}
-	if p.Measurement != "device_health" || len(p.Tags) != len(wantTags) {
+	if p.Measurement != Measurement || len(p.Tags) != len(wantTags) {
 		t.Fatalf("point %+v", p)
 	}
 	for i, tg := range wantTags {
