@@ -141,11 +141,13 @@ func TestDropWatchReconnectRestartsWindow(t *testing.T) {
 	logs := &lockedBuffer{}
 	health := devices.NewHealth(0)
 	w := newDropWatch(health, zerolog.New(logs))
-	w.window = 100 * time.Millisecond
+	w.window = time.Hour // the timers do not fire: the test fires the first one itself
 	w.connected()
-	time.Sleep(60 * time.Millisecond)
-	w.connected() // the first window's timer fires in 40 ms: it must not close this one
-	time.Sleep(70 * time.Millisecond)
+	w.mu.Lock()
+	first := w.gen
+	w.mu.Unlock()
+	w.connected()
+	w.evaluate(first) // the first window's timer, firing after the reconnection
 	if !w.open.Load() {
 		t.Fatal("the window of the second connection was closed by the first one's timer")
 	}
