@@ -275,7 +275,10 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 			go func() {
 				defer workers.Done()
 				d.work(ctx, lane, b)
-				<-slots
+				// The buffer goes back before the slot does: the reader,
+				// waiting for a slot, takes a free buffer at once, and
+				// finding none it would allocate and clear a fresh one
+				// per read.
 				if c.left.Add(-1) == 0 {
 					select {
 					case free <- c.buf:
@@ -283,6 +286,7 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 					}
 					close(c.idle)
 				}
+				<-slots
 			}()
 		}
 		if !d.full(recs) {
