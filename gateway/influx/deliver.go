@@ -116,6 +116,9 @@ type Deliverer struct {
 	// settled, when set (tests), hears each record's outcome: nil stored,
 	// else the refusal it was kept as a dead letter for.
 	settled func(data []byte, err error)
+	// buffers counts the read buffers allocated: at most MaxInFlight
+	// when finished batches hand theirs back in time (tests check).
+	buffers atomic.Int64
 	// hurry is closed by Drain: the shutdown drain does not linger.
 	hurry     chan struct{}
 	hurryOnce sync.Once
@@ -246,6 +249,7 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 		case buf = <-free:
 		default:
 			buf = new(spool.Buffer)
+			d.buffers.Add(1)
 		}
 		recs, err := d.spool.ReadBuffered(ctx, buf, d.chunk, d.chunkMax)
 		readAt := time.Now()
