@@ -116,6 +116,9 @@ type Deliverer struct {
 	// settled, when set (tests), hears each record's outcome: nil stored,
 	// else the refusal it was kept as a dead letter for.
 	settled func(data []byte, err error)
+	// buffers counts the read buffers allocated: at most MaxInFlight
+	// when finished batches hand theirs back in time (tests check).
+	buffers atomic.Int64
 	// hurry is closed by Drain: the shutdown drain does not linger.
 	hurry     chan struct{}
 	hurryOnce sync.Once
@@ -246,6 +249,7 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 		case buf = <-free:
 		default:
 			buf = new(spool.Buffer)
+			d.buffers.Add(1)
 		}
 		recs, err := d.spool.ReadBuffered(ctx, buf, d.chunk, d.chunkMax)
 		readAt := time.Now()
@@ -275,7 +279,10 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 			go func() {
 				defer workers.Done()
 				d.work(ctx, lane, b)
-				<-slots
+				// The buffer goes back before the slot does: the reader,
+				// waiting for a slot, takes a free buffer at once, and
+				// finding none it would allocate and clear a fresh one
+				// per read.
 				if c.left.Add(-1) == 0 {
 					select {
 					case free <- c.buf:
@@ -283,6 +290,7 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 					}
 					close(c.idle)
 				}
+				<-slots
 			}()
 		}
 		if !d.full(recs) {

@@ -378,3 +378,42 @@ func TestSpoolOfEarlierVersionDrains(t *testing.T) {
 		t.Fatalf("dead letters %+v", dls)
 	}
 }
+
+// TestDelivererReusesReadBuffers: draining a backlog of many chunks,
+// with MaxInFlight batches under way, delivery reads every chunk into
+// one of MaxInFlight buffers; a reader that found no free buffer when a
+// slot came free would allocate (and clear) a fresh one per chunk.
+func TestDelivererReusesReadBuffers(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	cfg := cfgFor(db.URL(), db.Bucket())
+	cfg.BatchSize = 10
+	s := newSpooled(t, cfg, sp, &memDL{})
+	s.chunk = 10 // full chunks of one batch each: the pipelined path
+	const n = 600
+	ctx := context.Background()
+	for i := range n {
+		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i%50), i, float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := db.Count(t, "air"); got != n {
+		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
+	}
+	if got, most := s.buffers.Load(), int64(s.c.cfg.MaxInFlight); got > most {
+		t.Fatalf("delivery allocated %d read buffers for %d chunks, want at most MaxInFlight = %d", got, n/10, most)
+	}
+}
