@@ -1,6 +1,7 @@
 package lorawan
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -68,24 +69,12 @@ type FrameConfig struct {
 }
 
 func (c FrameConfig) withDefaults() FrameConfig {
-	if c.DedupWindow == 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
-	if c.FCntReset == "" {
-		c.FCntReset = FCntResetReject
-	}
-	if c.FCntResetMax == 0 {
-		c.FCntResetMax = DefaultFCntResetMax
-	}
-	if c.FCntResetGap == 0 {
-		c.FCntResetGap = DefaultFCntResetGap
-	}
-	if c.UnknownDevices == "" {
-		c.UnknownDevices = UnknownDrop
-	}
-	if c.DedupMaxFrames == 0 {
-		c.DedupMaxFrames = DefaultDedupMaxFrames
-	}
+	c.DedupWindow = cmp.Or(c.DedupWindow, DefaultDedupWindow)
+	c.FCntReset = cmp.Or(c.FCntReset, FCntResetReject)
+	c.FCntResetMax = cmp.Or(c.FCntResetMax, DefaultFCntResetMax)
+	c.FCntResetGap = cmp.Or(c.FCntResetGap, DefaultFCntResetGap)
+	c.UnknownDevices = cmp.Or(c.UnknownDevices, UnknownDrop)
+	c.DedupMaxFrames = cmp.Or(c.DedupMaxFrames, DefaultDedupMaxFrames)
 	return c
 }
 
@@ -141,15 +130,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Type == "" {
-		c.Type = SourceType
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
+	c.Type = cmp.Or(c.Type, SourceType)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
 	c.FrameConfig = c.FrameConfig.withDefaults()
 	return c
 }
