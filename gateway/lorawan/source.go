@@ -74,11 +74,8 @@ func (s *Source) Addr() net.Addr {
 // already received (for at most DrainTimeout) and returns nil. It returns
 // an error only when it cannot listen.
 func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
-	if h == nil {
-		return fmt.Errorf("lorawan source %q: Run without a handler", s.cfg.Name)
-	}
-	if !s.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("lorawan source %q: already running", s.cfg.Name)
+	if err := gateway.StartRun(fmt.Sprintf("lorawan source %q", s.cfg.Name), h, &s.running); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Listen)

@@ -144,11 +144,8 @@ func (s *Source) InFlight() int { return len(s.slots) - int(s.drained.Load()) }
 // with Retry-After; then it stops listening and returns nil. It returns an
 // error only when it cannot listen.
 func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
-	if h == nil {
-		return fmt.Errorf("http source %q: Run without a handler", s.cfg.Name)
-	}
-	if !s.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("http source %q: already running", s.cfg.Name)
+	if err := gateway.StartRun(fmt.Sprintf("http source %q", s.cfg.Name), h, &s.running); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
@@ -381,14 +378,7 @@ func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 // log event) to the pipeline, which writes its points, and answers 204
 // once they are in the spool.
 func (s *Source) deviceEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, kind string, up gateway.Uplink, h gateway.Handler) {
-	if err := h(ctx, up); err != nil {
-		s.count("not_taken")
-		s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
-		s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
-		return
-	}
-	s.count("events." + kind)
-	w.WriteHeader(http.StatusNoContent)
+	s.answerEvent(w, r, kind, h(ctx, up))
 }
 
 // event hands a message that is not an uplink to its route, by default
@@ -398,13 +388,22 @@ func (s *Source) event(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if s.events != nil {
 		eh = s.events(s.cfg.Format, kind)
 	}
+	var err error
 	if eh != nil {
-		if err := eh(ctx, Event{Source: s.cfg.Name, Format: s.cfg.Format, Type: kind, Body: body}); err != nil {
-			s.count("not_taken")
-			s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
-			s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
-			return
-		}
+		err = eh(ctx, Event{Source: s.cfg.Name, Format: s.cfg.Format, Type: kind, Body: body})
+	}
+	s.answerEvent(w, r, kind, err)
+}
+
+// answerEvent answers an event message by what taking it returned: 503
+// with Retry-After when it was not taken, so the sender retries; else 204,
+// counted by kind.
+func (s *Source) answerEvent(w http.ResponseWriter, r *http.Request, kind string, err error) {
+	if err != nil {
+		s.count("not_taken")
+		s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
+		s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
+		return
 	}
 	s.count("events." + kind)
 	w.WriteHeader(http.StatusNoContent)
