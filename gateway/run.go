@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"sync/atomic"
 )
 
@@ -16,4 +17,33 @@ func StartRun(source string, h Handler, running *atomic.Bool) error {
 		return fmt.Errorf("%s: already running", source)
 	}
 	return nil
+}
+
+// Listening publishes the address a source listens on, once it listens:
+// tests and the daemon wait on Ready, then read Addr.
+type Listening struct {
+	ready chan struct{}
+	addr  net.Addr
+}
+
+// NewListening returns a Listening not yet ready.
+func NewListening() *Listening { return &Listening{ready: make(chan struct{})} }
+
+// Ready is closed once Listen has been called.
+func (l *Listening) Ready() <-chan struct{} { return l.ready }
+
+// Addr is the address given to Listen, nil before Ready.
+func (l *Listening) Addr() net.Addr {
+	select {
+	case <-l.ready:
+		return l.addr
+	default:
+		return nil
+	}
+}
+
+// Listen records the address and closes Ready; call it once.
+func (l *Listening) Listen(addr net.Addr) {
+	l.addr = addr
+	close(l.ready)
 }

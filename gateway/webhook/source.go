@@ -60,8 +60,7 @@ type Source struct {
 	drained  atomic.Int64 // slots taken by drain
 	draining atomic.Bool
 	running  atomic.Bool
-	ready    chan struct{}
-	addr     net.Addr
+	lis      *gateway.Listening
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -101,7 +100,7 @@ func New(cfg Config, dl gateway.DeadLetters, counters *gateway.Counters, log zer
 		retryAfter:    strconv.FormatInt(max(secs, 1), 10),
 		headerTimeout: readHeaderTimeout, readTimeout: readTimeout,
 		slots: make(chan struct{}, cfg.MaxInFlight),
-		ready: make(chan struct{}),
+		lis:   gateway.NewListening(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -122,18 +121,11 @@ func New(cfg Config, dl gateway.DeadLetters, counters *gateway.Counters, log zer
 }
 
 // Ready is closed once the source listens; Addr is valid from then on.
-func (s *Source) Ready() <-chan struct{} { return s.ready }
+func (s *Source) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Addr is the address the source listens on (with the port the kernel
 // chose for ":0"), nil before Ready.
-func (s *Source) Addr() net.Addr {
-	select {
-	case <-s.ready:
-		return s.addr
-	default:
-		return nil
-	}
-}
+func (s *Source) Addr() net.Addr { return s.lis.Addr() }
 
 // InFlight is the number of requests being handled (reading their body,
 // in the pipeline), before shutdown begins.
@@ -152,8 +144,7 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 	if err != nil {
 		return fmt.Errorf("http source %q: listen on %s: %w (is another process bound to it? change listen)", s.cfg.Name, s.cfg.Listen, err)
 	}
-	s.addr = ln.Addr()
-	close(s.ready)
+	s.lis.Listen(ln.Addr())
 	// Handlers outlive ctx by the drain: their context ends only at the
 	// drain timeout (or when their client goes away).
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
@@ -171,7 +162,7 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 		ErrorLog:  stdlog.New(s.msgLog, "http source: ", 0),
 		TLSConfig: s.tls,
 	}
-	s.log.Info().Str("listen", s.addr.String()).Str("path", s.cfg.Path).Str("format", s.cfg.Format).
+	s.log.Info().Str("listen", s.lis.Addr().String()).Str("path", s.cfg.Path).Str("format", s.cfg.Format).
 		Str("auth", s.auth.method).Bool("tls", s.tls != nil).Msg("http source listening")
 	done := make(chan error, 1)
 	go func() {
