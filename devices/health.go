@@ -503,32 +503,15 @@ func (s *Store) SaveHealth(ctx context.Context, h *Health) error {
 }
 
 func (h *Health) takeChanges(n int) (batch, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
-		st, ok := h.m[e]
-		if !ok {
-			return nil, nil, false, nil
-		}
-		b, err := json.Marshal(st)
-		return &st.persisted, b, true, err
-	})
+	return takeChangesOf(&h.mu, &h.changes, &h.m, n, healthStateRow)
 }
 
 func (h *Health) settle(b batch, ok bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	lookup := func(e EUI) (*persisted, bool) {
-		st, ok := h.m[e]
-		if !ok {
-			return nil, false
-		}
-		return &st.persisted, true
-	}
-	if !ok {
-		h.changes.giveBack(b, lookup)
-	}
+	settleOf(&h.mu, &h.changes, &h.m, b, ok, healthStateRow)
 }
+
+// healthStateRow is a health state's save state and row.
+func healthStateRow(st *healthState) (*persisted, any) { return &st.persisted, st }
 
 // PendingChanges is how many rows the next save would write or delete.
 func (h *Health) PendingChanges() int {

@@ -2,7 +2,9 @@ package devices
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // saveBatch is how many rows one transaction of an incremental save
@@ -106,6 +108,45 @@ func (c *changeLog) giveBack(b batch, lookup func(EUI) (*persisted, bool)) {
 			c.touched(r.eui, p)
 		}
 	}
+}
+
+// entryOf gives a tracker's entry's save state and the value written as
+// its row (JSON).
+type entryOf[V any] func(V) (p *persisted, row any)
+
+// takeChangesOf is a tracker's takeChanges: under mu, the next n changes
+// of c, the rows encoded from the entries of *m (a pointer, as the map is
+// read under the lock).
+func takeChangesOf[V any](mu *sync.Mutex, c *changeLog, m *map[EUI]V, n int, entry entryOf[V]) (batch, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	return c.take(n, func(e EUI) (*persisted, []byte, bool, error) {
+		v, ok := (*m)[e]
+		if !ok {
+			return nil, nil, false, nil
+		}
+		p, row := entry(v)
+		b, err := json.Marshal(row)
+		return p, b, true, err
+	})
+}
+
+// settleOf is a tracker's settle: a batch that was not written goes back
+// to c, under mu, for the entries of *m still there.
+func settleOf[V any](mu *sync.Mutex, c *changeLog, m *map[EUI]V, b batch, ok bool, entry entryOf[V]) {
+	mu.Lock()
+	defer mu.Unlock()
+	if ok {
+		return
+	}
+	c.giveBack(b, func(e EUI) (*persisted, bool) {
+		v, found := (*m)[e]
+		if !found {
+			return nil, false
+		}
+		p, _ := entry(v)
+		return p, true
+	})
 }
 
 // tracker is what saveChanges needs of health or the unknown devices:

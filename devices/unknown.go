@@ -219,40 +219,16 @@ func (s *Store) SaveUnknowns(ctx context.Context, u *Unknowns) error {
 	return s.saveChanges(ctx, "unknown_devices", u)
 }
 
-// takeChanges, settle, PendingChanges and LoadUnknowns have the shape of
-// Health's takeChanges, settle, PendingChanges and LoadHealth on purpose:
-// both are trackers of the incremental save (persist.go), and each pair
-// differs only in the lock, the map and the entry type it reads (an
-// unknownEntry here, a healthState there). What they share, which rows
-// to write and what to give back after a failed write, is changeLog's.
-
 func (u *Unknowns) takeChanges(n int) (batch, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
-		d, ok := u.m[e]
-		if !ok {
-			return nil, nil, false, nil
-		}
-		b, err := json.Marshal(&d.UnknownDevice)
-		return &d.persisted, b, true, err
-	})
+	return takeChangesOf(&u.mu, &u.changes, &u.m, n, unknownEntryRow)
 }
 
 func (u *Unknowns) settle(b batch, ok bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	lookup := func(e EUI) (*persisted, bool) {
-		d, ok := u.m[e]
-		if !ok {
-			return nil, false
-		}
-		return &d.persisted, true
-	}
-	if !ok {
-		u.changes.giveBack(b, lookup)
-	}
+	settleOf(&u.mu, &u.changes, &u.m, b, ok, unknownEntryRow)
 }
+
+// unknownEntryRow is an unknown device's save state and row.
+func unknownEntryRow(d *unknownEntry) (*persisted, any) { return &d.persisted, &d.UnknownDevice }
 
 // PendingChanges is how many rows the next save would write or delete.
 func (u *Unknowns) PendingChanges() int {
