@@ -114,39 +114,59 @@ func (c *changeLog) giveBack(b batch, lookup func(EUI) (*persisted, bool)) {
 // its row (JSON).
 type entryOf[V any] func(V) (p *persisted, row any)
 
-// takeChangesOf is a tracker's takeChanges: under mu, the next n changes
-// of c, the rows encoded from the entries of *m (a pointer, as the map is
-// read under the lock).
-func takeChangesOf[V any](mu *sync.Mutex, c *changeLog, m *map[EUI]V, n int, entry entryOf[V]) (batch, error) {
-	mu.Lock()
-	defer mu.Unlock()
-	return c.take(n, func(e EUI) (*persisted, []byte, bool, error) {
-		v, ok := (*m)[e]
+// tracked is what health and the unknown devices share as trackers of the
+// incremental save: their entries by EUI and the change log, both under
+// mu (which guards the rest of the tracker too), and how an entry is
+// written.
+type tracked[V any] struct {
+	mu      sync.Mutex
+	m       map[EUI]V
+	changes changeLog
+	row     entryOf[V]
+}
+
+func newTracked[V any](row entryOf[V]) tracked[V] {
+	return tracked[V]{m: map[EUI]V{}, changes: newChangeLog(), row: row}
+}
+
+// takeChanges returns the next n changes, their rows encoded.
+func (t *tracked[V]) takeChanges(n int) (batch, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
+		v, ok := t.m[e]
 		if !ok {
 			return nil, nil, false, nil
 		}
-		p, row := entry(v)
+		p, row := t.row(v)
 		b, err := json.Marshal(row)
 		return p, b, true, err
 	})
 }
 
-// settleOf is a tracker's settle: a batch that was not written goes back
-// to c, under mu, for the entries of *m still there.
-func settleOf[V any](mu *sync.Mutex, c *changeLog, m *map[EUI]V, b batch, ok bool, entry entryOf[V]) {
-	mu.Lock()
-	defer mu.Unlock()
+// settle gives a batch that was not written back, for the entries still
+// there.
+func (t *tracked[V]) settle(b batch, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if ok {
 		return
 	}
-	c.giveBack(b, func(e EUI) (*persisted, bool) {
-		v, found := (*m)[e]
+	t.changes.giveBack(b, func(e EUI) (*persisted, bool) {
+		v, found := t.m[e]
 		if !found {
 			return nil, false
 		}
-		p, _ := entry(v)
+		p, _ := t.row(v)
 		return p, true
 	})
+}
+
+// PendingChanges is how many rows the next save would write or delete.
+func (t *tracked[V]) PendingChanges() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changes.pending()
 }
 
 // tracker is what saveChanges needs of health or the unknown devices:

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -70,17 +69,17 @@ type UnknownObservation struct {
 // the list shows what is out there now. It is safe for concurrent use;
 // Observe copies what it keeps.
 type Unknowns struct {
-	mu      sync.Mutex
-	m       map[EUI]*unknownEntry
+	// tracked holds the devices and their save state; its mu guards all
+	// of Unknowns.
+	tracked[*unknownEntry]
 	order   *list.List // EUIs, most recently heard first
 	max     int
 	evicted uint64
-	changes changeLog
 }
 
 // NewUnknowns returns an empty tracker of up to DefaultMaxUnknown devices.
 func NewUnknowns() *Unknowns {
-	return &Unknowns{m: map[EUI]*unknownEntry{}, order: list.New(), max: DefaultMaxUnknown, changes: newChangeLog()}
+	return &Unknowns{tracked: newTracked(unknownEntryRow), order: list.New(), max: DefaultMaxUnknown}
 }
 
 // SetMax sets how many devices are listed (at least 1), evicting the
@@ -219,23 +218,8 @@ func (s *Store) SaveUnknowns(ctx context.Context, u *Unknowns) error {
 	return s.saveChanges(ctx, "unknown_devices", u)
 }
 
-func (u *Unknowns) takeChanges(n int) (batch, error) {
-	return takeChangesOf(&u.mu, &u.changes, &u.m, n, unknownEntryRow)
-}
-
-func (u *Unknowns) settle(b batch, ok bool) {
-	settleOf(&u.mu, &u.changes, &u.m, b, ok, unknownEntryRow)
-}
-
 // unknownEntryRow is an unknown device's save state and row.
 func unknownEntryRow(d *unknownEntry) (*persisted, any) { return &d.persisted, &d.UnknownDevice }
-
-// PendingChanges is how many rows the next save would write or delete.
-func (u *Unknowns) PendingChanges() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.changes.pending()
-}
 
 // LoadUnknowns reads the persisted unknown devices into u, skipping any
 // registered since (they were adopted) and keeping the most recently heard
