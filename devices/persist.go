@@ -208,32 +208,38 @@ func (s *Store) writeStates(ctx context.Context, table string, b batch) error {
 		return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if len(b.deletes) > 0 {
-		del, err := tx.PrepareContext(ctx, "DELETE FROM "+table+" WHERE dev_eui = ?")
-		if err != nil {
-			return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-		}
-		defer del.Close()
-		for _, e := range b.deletes {
-			if _, err := del.ExecContext(ctx, e.String()); err != nil {
-				return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-			}
-		}
+	err = execEach(ctx, tx, "DELETE FROM "+table+" WHERE dev_eui = ?", len(b.deletes), func(i int) []any {
+		return []any{b.deletes[i].String()}
+	})
+	if err == nil {
+		err = execEach(ctx, tx, "INSERT OR REPLACE INTO "+table+" (dev_eui, state) VALUES (?, ?)", len(b.rows), func(i int) []any {
+			return []any{b.rows[i].eui.String(), string(b.rows[i].state)}
+		})
 	}
-	if len(b.rows) > 0 {
-		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO "+table+" (dev_eui, state) VALUES (?, ?)")
-		if err != nil {
-			return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-		}
-		defer ins.Close()
-		for _, r := range b.rows {
-			if _, err := ins.ExecContext(ctx, r.eui.String(), string(r.state)); err != nil {
-				return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-			}
-		}
+	if err == nil {
+		err = tx.Commit()
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
+	}
+	return nil
+}
+
+// execEach runs query, prepared once, with the arguments of each of n
+// rows; none, it prepares nothing.
+func execEach(ctx context.Context, tx *sqlTx, query string, n int, args func(i int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range n {
+		if _, err := st.ExecContext(ctx, args(i)...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
