@@ -122,6 +122,17 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// configFlag parses the flags of a command whose only flag is -c, the
+// config file, and returns its path.
+func configFlag(name string, args []string, stderr io.Writer) (string, error) {
+	fs := newFlagSet(name, stderr)
+	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return "", err
+	}
+	return *path, nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
