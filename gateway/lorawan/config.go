@@ -81,22 +81,20 @@ func (c FrameConfig) withDefaults() FrameConfig {
 // Validate reports every problem at once; zero values mean the defaults.
 func (c FrameConfig) Validate() error {
 	var errs []error
+	// oneOf checks a policy setting: empty (the default), a or b.
+	oneOf := func(key, v, a, b, why string) {
+		if v != "" && v != a && v != b {
+			errs = append(errs, fmt.Errorf("%s %q: use %s or %s%s", key, v, a, b, why))
+		}
+	}
 	if c.DedupWindow < 0 || c.DedupWindow > 10*time.Second {
 		errs = append(errs, fmt.Errorf("dedup_window %s: set a duration between 0 and 10s, or leave it out for %s", c.DedupWindow, DefaultDedupWindow))
 	}
-	switch c.FCntReset {
-	case "", FCntResetReject, FCntResetAcceptLow:
-	default:
-		errs = append(errs, fmt.Errorf("fcnt_reset %q: use %s or %s", c.FCntReset, FCntResetReject, FCntResetAcceptLow))
-	}
+	oneOf("fcnt_reset", c.FCntReset, FCntResetReject, FCntResetAcceptLow, "")
 	if c.FCntResetGap < 0 {
 		errs = append(errs, fmt.Errorf("fcnt_reset_gap %s is negative: set a positive duration or leave it out for %s", c.FCntResetGap, DefaultFCntResetGap))
 	}
-	switch c.UnknownDevices {
-	case "", UnknownDrop, UnknownReject:
-	default:
-		errs = append(errs, fmt.Errorf("unknown_devices %q: use %s or %s (raw frames carry no device name to accept them with)", c.UnknownDevices, UnknownDrop, UnknownReject))
-	}
+	oneOf("unknown_devices", c.UnknownDevices, UnknownDrop, UnknownReject, " (raw frames carry no device name to accept them with)")
 	if c.DedupMaxFrames < 0 {
 		errs = append(errs, fmt.Errorf("dedup_max_frames %d is negative: leave it out for %d", c.DedupMaxFrames, DefaultDedupMaxFrames))
 	}
