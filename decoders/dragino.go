@@ -17,12 +17,14 @@ import (
 // testdata/vectors/ttn-core/dragino-*.json. Both send an 11-byte frame on
 // fPort 2, big-endian; the top two bits of the battery word are a status.
 
-// draginoPort rejects any port but 2, as the vendor codecs do ("unknown FPort").
-func draginoPort(name string, port uint8) error {
-	if port != 2 {
-		return fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2): %w", name, port, ErrInvalid)
+// draginoFrame returns the 11-byte measurement frame of a device that
+// sends nothing else: any port but 2 is rejected, as the vendor codecs do
+// ("unknown FPort").
+func draginoFrame(name string, in Input) ([]byte, error) {
+	if in.FPort != 2 {
+		return nil, fmt.Errorf("%s: unknown FPort %d (measurements come on fPort 2): %w", name, in.FPort, ErrInvalid)
 	}
-	return nil
+	return in.Bytes, draginoLength(name, in.Bytes)
 }
 
 func draginoLength(name string, b []byte) error { return draginoSize(name, b, 11) }
@@ -68,11 +70,8 @@ var lht65ExtModes = [16]string{
 // shifts make them negative from 2^31).
 func decodeLHT65(in Input, r *Record) error {
 	const name = "dragino lht65"
-	if err := draginoPort(name, in.FPort); err != nil {
-		return err
-	}
-	b := in.Bytes
-	if err := draginoLength(name, b); err != nil {
+	b, err := draginoFrame(name, in)
+	if err != nil {
 		return err
 	}
 	ext := b[6] & 0x0F
@@ -156,11 +155,8 @@ var lht65Map = []Mapping{
 // the codec.
 func decodeLSE01(in Input, r *Record) error {
 	const name = "dragino lse01"
-	if err := draginoPort(name, in.FPort); err != nil {
-		return err
-	}
-	b := in.Bytes
-	if err := draginoLength(name, b); err != nil {
+	b, err := draginoFrame(name, in)
+	if err != nil {
 		return err
 	}
 	r.Number("Bat", draginoBatV(b[0:2]))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -155,12 +154,12 @@ type Health struct {
 	// uplink (DefaultSilentFactor when 0).
 	SilentFactor float64
 
-	mu      sync.Mutex
-	m       map[EUI]*healthState
+	// tracked holds the devices' states and their save state; its mu
+	// guards all of Health.
+	tracked[*healthState]
 	max     int
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
-	changes changeLog
 	// sorted holds m's entries by ascending EUI for paged listings, nil
 	// after a device came or went (rebuilt by the next listing).
 	sorted []healthEntry
@@ -179,8 +178,8 @@ type Health struct {
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
 // unregistered devices.
 func NewHealth(silentFactor float64) *Health {
-	return &Health{SilentFactor: silentFactor, m: map[EUI]*healthState{}, max: DefaultMaxUnknown,
-		unknown: list.New(), changes: newChangeLog()}
+	return &Health{SilentFactor: silentFactor, tracked: newTracked(healthStateRow), max: DefaultMaxUnknown,
+		unknown: list.New()}
 }
 
 // SetMaxUnknown sets how many unregistered devices are tracked (at least
@@ -502,40 +501,8 @@ func (s *Store) SaveHealth(ctx context.Context, h *Health) error {
 	return s.saveChanges(ctx, "health", h)
 }
 
-func (h *Health) takeChanges(n int) (batch, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
-		st, ok := h.m[e]
-		if !ok {
-			return nil, nil, false, nil
-		}
-		b, err := json.Marshal(st)
-		return &st.persisted, b, true, err
-	})
-}
-
-func (h *Health) settle(b batch, ok bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	lookup := func(e EUI) (*persisted, bool) {
-		st, ok := h.m[e]
-		if !ok {
-			return nil, false
-		}
-		return &st.persisted, true
-	}
-	if !ok {
-		h.changes.giveBack(b, lookup)
-	}
-}
-
-// PendingChanges is how many rows the next save would write or delete.
-func (h *Health) PendingChanges() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.changes.pending()
-}
+// healthStateRow is a health state's save state and row.
+func healthStateRow(st *healthState) (*persisted, any) { return &st.persisted, st }
 
 // LoadHealth reads the persisted health states into h. A state that does
 // not decode is dropped: health rebuilds itself from the next uplinks.

@@ -2,7 +2,9 @@ package devices
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 )
 
 // saveBatch is how many rows one transaction of an incremental save
@@ -108,6 +110,65 @@ func (c *changeLog) giveBack(b batch, lookup func(EUI) (*persisted, bool)) {
 	}
 }
 
+// entryOf gives a tracker's entry's save state and the value written as
+// its row (JSON).
+type entryOf[V any] func(V) (p *persisted, row any)
+
+// tracked is what health and the unknown devices share as trackers of the
+// incremental save: their entries by EUI and the change log, both under
+// mu (which guards the rest of the tracker too), and how an entry is
+// written.
+type tracked[V any] struct {
+	mu      sync.Mutex
+	m       map[EUI]V
+	changes changeLog
+	row     entryOf[V]
+}
+
+func newTracked[V any](row entryOf[V]) tracked[V] {
+	return tracked[V]{m: map[EUI]V{}, changes: newChangeLog(), row: row}
+}
+
+// takeChanges returns the next n changes, their rows encoded.
+func (t *tracked[V]) takeChanges(n int) (batch, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
+		v, ok := t.m[e]
+		if !ok {
+			return nil, nil, false, nil
+		}
+		p, row := t.row(v)
+		b, err := json.Marshal(row)
+		return p, b, true, err
+	})
+}
+
+// settle gives a batch that was not written back, for the entries still
+// there.
+func (t *tracked[V]) settle(b batch, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ok {
+		return
+	}
+	t.changes.giveBack(b, func(e EUI) (*persisted, bool) {
+		v, found := t.m[e]
+		if !found {
+			return nil, false
+		}
+		p, _ := t.row(v)
+		return p, true
+	})
+}
+
+// PendingChanges is how many rows the next save would write or delete.
+func (t *tracked[V]) PendingChanges() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changes.pending()
+}
+
 // tracker is what saveChanges needs of health or the unknown devices:
 // take a batch of changes, and settle it once written or failed.
 type tracker interface {
@@ -147,32 +208,38 @@ func (s *Store) writeStates(ctx context.Context, table string, b batch) error {
 		return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if len(b.deletes) > 0 {
-		del, err := tx.PrepareContext(ctx, "DELETE FROM "+table+" WHERE dev_eui = ?")
-		if err != nil {
-			return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-		}
-		defer del.Close()
-		for _, e := range b.deletes {
-			if _, err := del.ExecContext(ctx, e.String()); err != nil {
-				return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-			}
-		}
+	err = execEach(ctx, tx, "DELETE FROM "+table+" WHERE dev_eui = ?", len(b.deletes), func(i int) []any {
+		return []any{b.deletes[i].String()}
+	})
+	if err == nil {
+		err = execEach(ctx, tx, "INSERT OR REPLACE INTO "+table+" (dev_eui, state) VALUES (?, ?)", len(b.rows), func(i int) []any {
+			return []any{b.rows[i].eui.String(), string(b.rows[i].state)}
+		})
 	}
-	if len(b.rows) > 0 {
-		ins, err := tx.PrepareContext(ctx, "INSERT OR REPLACE INTO "+table+" (dev_eui, state) VALUES (?, ?)")
-		if err != nil {
-			return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-		}
-		defer ins.Close()
-		for _, r := range b.rows {
-			if _, err := ins.ExecContext(ctx, r.eui.String(), string(r.state)); err != nil {
-				return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
-			}
-		}
+	if err == nil {
+		err = tx.Commit()
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		return fmt.Errorf("devices: registry %s: save %s: %w", s.path, table, err)
+	}
+	return nil
+}
+
+// execEach runs query, prepared once, with the arguments of each of n
+// rows; none, it prepares nothing.
+func execEach(ctx context.Context, tx *sqlTx, query string, n int, args func(i int) []any) error {
+	if n == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for i := range n {
+		if _, err := st.ExecContext(ctx, args(i)...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -72,7 +72,12 @@ func (s *deviceSet) lookup(e EUI) (*Device, bool) {
 	if s == nil {
 		return nil, false
 	}
-	i, ok := s.byEUI[e]
+	return deviceAt(s, s.byEUI, e)
+}
+
+// deviceAt is the device at index[k] of s, if k is there.
+func deviceAt[K comparable](s *deviceSet, index map[K]int32, k K) (*Device, bool) {
+	i, ok := index[k]
 	if !ok {
 		return nil, false
 	}
@@ -191,11 +196,7 @@ func (r *Registry) LookupName(name string) (*Device, bool) {
 	if s == nil {
 		return nil, false
 	}
-	i, ok := s.byName[name]
-	if !ok {
-		return nil, false
-	}
-	return s.at(i), true
+	return deviceAt(s, s.byName, name)
 }
 
 // LookupDevAddr returns the devices whose session has the DevAddr, in

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -70,17 +69,17 @@ type UnknownObservation struct {
 // the list shows what is out there now. It is safe for concurrent use;
 // Observe copies what it keeps.
 type Unknowns struct {
-	mu      sync.Mutex
-	m       map[EUI]*unknownEntry
+	// tracked holds the devices and their save state; its mu guards all
+	// of Unknowns.
+	tracked[*unknownEntry]
 	order   *list.List // EUIs, most recently heard first
 	max     int
 	evicted uint64
-	changes changeLog
 }
 
 // NewUnknowns returns an empty tracker of up to DefaultMaxUnknown devices.
 func NewUnknowns() *Unknowns {
-	return &Unknowns{m: map[EUI]*unknownEntry{}, order: list.New(), max: DefaultMaxUnknown, changes: newChangeLog()}
+	return &Unknowns{tracked: newTracked(unknownEntryRow), order: list.New(), max: DefaultMaxUnknown}
 }
 
 // SetMax sets how many devices are listed (at least 1), evicting the
@@ -219,47 +218,8 @@ func (s *Store) SaveUnknowns(ctx context.Context, u *Unknowns) error {
 	return s.saveChanges(ctx, "unknown_devices", u)
 }
 
-// takeChanges, settle, PendingChanges and LoadUnknowns have the shape of
-// Health's takeChanges, settle, PendingChanges and LoadHealth on purpose:
-// both are trackers of the incremental save (persist.go), and each pair
-// differs only in the lock, the map and the entry type it reads (an
-// unknownEntry here, a healthState there). What they share, which rows
-// to write and what to give back after a failed write, is changeLog's.
-
-func (u *Unknowns) takeChanges(n int) (batch, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.changes.take(n, func(e EUI) (*persisted, []byte, bool, error) {
-		d, ok := u.m[e]
-		if !ok {
-			return nil, nil, false, nil
-		}
-		b, err := json.Marshal(&d.UnknownDevice)
-		return &d.persisted, b, true, err
-	})
-}
-
-func (u *Unknowns) settle(b batch, ok bool) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	lookup := func(e EUI) (*persisted, bool) {
-		d, ok := u.m[e]
-		if !ok {
-			return nil, false
-		}
-		return &d.persisted, true
-	}
-	if !ok {
-		u.changes.giveBack(b, lookup)
-	}
-}
-
-// PendingChanges is how many rows the next save would write or delete.
-func (u *Unknowns) PendingChanges() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.changes.pending()
-}
+// unknownEntryRow is an unknown device's save state and row.
+func unknownEntryRow(d *unknownEntry) (*persisted, any) { return &d.persisted, &d.UnknownDevice }
 
 // LoadUnknowns reads the persisted unknown devices into u, skipping any
 // registered since (they were adopted) and keeping the most recently heard

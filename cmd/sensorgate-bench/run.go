@@ -205,17 +205,19 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		p = newConsumerProc(cmd, filepath.Join(h.dir, "noop.log"), true)
 	}
 
-	servers := func() (broker, influx float64, err error) {
-		if broker, err = cpuSeconds(mq.PID()); err == nil && db.PID() != 0 {
-			influx, err = cpuSeconds(db.PID()) // not for an InfluxDB elsewhere
+	// others reads the CPU seconds of the servers and of the machine as
+	// a whole, what the run cost besides the consumer.
+	type cpuOthers struct{ broker, influx, busy float64 }
+	others := func() (o cpuOthers, err error) {
+		if o.broker, err = cpuSeconds(mq.PID()); err == nil && db.PID() != 0 {
+			o.influx, err = cpuSeconds(db.PID()) // not for an InfluxDB elsewhere
 		}
-		return broker, influx, err
+		if err == nil {
+			o.busy, err = machineBusySeconds()
+		}
+		return o, err
 	}
-	broker0, influx0, err := servers()
-	if err != nil {
-		return err
-	}
-	busy0, err := machineBusySeconds()
+	others0, err := others()
 	if err != nil {
 		return err
 	}
@@ -244,10 +246,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		if reads0, writes0, err = ioCalls(p.pid()); err != nil {
 			return err
 		}
-		if broker0, influx0, err = servers(); err != nil {
-			return err
-		}
-		if busy0, err = machineBusySeconds(); err != nil {
+		if others0, err = others(); err != nil {
 			return err
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
@@ -280,11 +279,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if err != nil {
 		return err
 	}
-	broker1, influx1, err := servers()
-	if err != nil {
-		return err
-	}
-	busy1, err := machineBusySeconds()
+	others1, err := others()
 	if err != nil {
 		return err
 	}
@@ -317,9 +312,9 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	r.CPUSeconds = cpu1 - cpu0
 	r.ReadCalls, r.WriteCalls = reads1-reads0, writes1-writes0
 	r.CPUPer100k = r.CPUSeconds / float64(s.N) * 100000
-	r.BrokerCPUPer100k = (broker1 - broker0) / float64(s.N) * 100000
-	r.InfluxCPUPer100k = (influx1 - influx0) / float64(s.N) * 100000
-	r.OthersCPUPer100k = max(0, busy1-busy0-r.CPUSeconds) / float64(s.N) * 100000
+	r.BrokerCPUPer100k = (others1.broker - others0.broker) / float64(s.N) * 100000
+	r.InfluxCPUPer100k = (others1.influx - others0.influx) / float64(s.N) * 100000
+	r.OthersCPUPer100k = max(0, others1.busy-others0.busy-r.CPUSeconds) / float64(s.N) * 100000
 	r.PeakRSSMB = float64(rss) / 1024
 	if r.Consumer == consumerSensorgate {
 		// After the daemon stopped: an exact count, with anything that

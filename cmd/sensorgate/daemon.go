@@ -267,12 +267,11 @@ func colorTerminal(w io.Writer) bool {
 }
 
 func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("run", stderr)
-	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
-	if err := parseFlags(fs, args); err != nil {
+	path, err := configFlag("run", args, stderr)
+	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
@@ -280,7 +279,7 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range config.FileWarnings(*path) {
+	for _, w := range config.FileWarnings(path) {
 		log.Warn().Msg(w)
 	}
 	defer servePprof(log)() // opt-in, SENSORGATE_PPROF=127.0.0.1:PORT
@@ -293,12 +292,11 @@ func runCommand(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func validateCommand(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("validate", stderr)
-	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
-	if err := parseFlags(fs, args); err != nil {
+	path, err := configFlag("validate", args, stderr)
+	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return errors.New("config is invalid")
@@ -313,9 +311,9 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 			return errors.New("devices file is invalid")
 		}
 	}
-	for _, w := range config.FileWarnings(*path) {
+	for _, w := range config.FileWarnings(path) {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d sources)\n", *path, len(cfg.Sources))
+	fmt.Fprintf(stdout, "%s: ok (%d sources)\n", path, len(cfg.Sources))
 	return nil
 }

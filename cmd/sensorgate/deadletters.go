@@ -49,17 +49,10 @@ func (f *idsFlag) Set(s string) error {
 
 // deadlettersCommand implements "sensorgate deadletters".
 func deadlettersCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, deadlettersUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	sub, args, fs, path, err := subcommand("deadletters", deadlettersUsage, args, stderr)
+	if fs == nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("deadletters "+sub, stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, deadlettersUsage) }
-	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
 	reason := fs.String("reason", "", "only this reason (decode_error, unknown_model, …)")
 	since := fs.String("since", "", "only letters from this time on (RFC 3339, or a duration back from now: 24h)")
 	source := fs.String("source", "", "only this source")

@@ -154,17 +154,10 @@ func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message
 
 // devicesCommand implements "sensorgate devices".
 func devicesCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, devicesUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	sub, args, fs, path, err := subcommand("devices", devicesUsage, args, stderr)
+	if fs == nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("devices "+sub, stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, devicesUsage) }
-	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
 	switch sub {
 	case "list":
 		model := fs.String("model", "", "only devices of this model")

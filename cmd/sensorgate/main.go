@@ -122,6 +122,35 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// configFlag parses the flags of a command whose only flag is -c, the
+// config file, and returns its path.
+func configFlag(name string, args []string, stderr io.Writer) (string, error) {
+	fs := newFlagSet(name, stderr)
+	path := fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
+	if err := parseFlags(fs, args); err != nil {
+		return "", err
+	}
+	return *path, nil
+}
+
+// subcommand splits the arguments of a command with subcommands ("name
+// sub flags…") and returns the subcommand's flag set, with -c (the config
+// file) on it. With no subcommand, or -h, it prints usage and returns no
+// flag set, and errUsage when there was no subcommand.
+func subcommand(name, usage string, args []string, stderr io.Writer) (sub string, rest []string, fs *flag.FlagSet, path *string, err error) {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return "", nil, nil, nil, errUsage
+		}
+		return "", nil, nil, nil, nil
+	}
+	fs = newFlagSet(name+" "+args[0], stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	path = fs.String("c", "/etc/sensorgate/sensorgate.yaml", "config file")
+	return args[0], args[1:], fs, path, nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

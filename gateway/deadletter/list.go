@@ -109,12 +109,7 @@ func (f *Filter) skipChunk(e *indexEntry) bool {
 // oldest or newest first, whatever the store's size. Damaged records are
 // skipped.
 func (s *File) List(ctx context.Context, f Filter) ([]Letter, error) {
-	var out []Letter
-	err := s.Each(ctx, f, func(l Letter) error {
-		out = append(out, l)
-		return nil
-	})
-	return out, err
+	return collect(ctx, f, s.Each)
 }
 
 // Get returns one dead letter by id.
@@ -175,8 +170,13 @@ func (s *File) Each(ctx context.Context, f Filter, fn func(Letter) error) error 
 }
 
 func (s *File) list(ctx context.Context, f Filter) ([]Letter, error) {
+	return collect(ctx, f, s.each)
+}
+
+// collect gathers what each (Each or each) emits.
+func collect(ctx context.Context, f Filter, each func(context.Context, Filter, func(Letter) error) error) ([]Letter, error) {
 	var out []Letter
-	err := s.each(ctx, f, func(l Letter) error {
+	err := each(ctx, f, func(l Letter) error {
 		out = append(out, l)
 		return nil
 	})

@@ -1,6 +1,7 @@
 package influx
 
 import (
+	stdcmp "cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -189,24 +190,12 @@ func (c Config) Target() string {
 
 // withDefaults fills in the zero values.
 func (c Config) withDefaults() Config {
-	if c.Version == 0 {
-		c.Version = V2
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = DefaultFlushInterval
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.Gzip == "" {
-		c.Gzip = GzipAuto
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
+	c.Version = stdcmp.Or(c.Version, V2)
+	c.BatchSize = stdcmp.Or(c.BatchSize, DefaultBatchSize)
+	c.FlushInterval = stdcmp.Or(c.FlushInterval, DefaultFlushInterval)
+	c.Timeout = stdcmp.Or(c.Timeout, DefaultTimeout)
+	c.Gzip = stdcmp.Or(c.Gzip, GzipAuto)
+	c.MaxInFlight = stdcmp.Or(c.MaxInFlight, DefaultMaxInFlight)
 	return c
 }
 

@@ -164,24 +164,14 @@ func lineFieldType(line []byte, m, f string) string {
 		return ""
 	}
 	// Skip the tags, to the first unescaped space.
-	i := 0
-	for ; i < len(rest) && rest[i] != ' '; i++ {
-		if rest[i] == '\\' {
-			i++
-		}
-	}
+	i := unescapedIndex(rest, ' ')
 	if i >= len(rest) {
 		return ""
 	}
 	fields := rest[i+1:]
 	for len(fields) > 0 {
 		// The key, to an unescaped '='.
-		k := 0
-		for ; k < len(fields) && fields[k] != '='; k++ {
-			if fields[k] == '\\' {
-				k++
-			}
-		}
+		k := unescapedIndex(fields, '=')
 		if k >= len(fields) {
 			return ""
 		}
@@ -207,6 +197,18 @@ func lineFieldType(line []byte, m, f string) string {
 		fields = val[v+1:]
 	}
 	return ""
+}
+
+// unescapedIndex is the index of the first c in b that no backslash
+// escapes; len(b) or more when there is none.
+func unescapedIndex(b []byte, c byte) int {
+	i := 0
+	for ; i < len(b) && b[i] != c; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i
 }
 
 // valueType is the type of a field value as line protocol writes it.

@@ -1,6 +1,7 @@
 package lorawan
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -68,46 +69,32 @@ type FrameConfig struct {
 }
 
 func (c FrameConfig) withDefaults() FrameConfig {
-	if c.DedupWindow == 0 {
-		c.DedupWindow = DefaultDedupWindow
-	}
-	if c.FCntReset == "" {
-		c.FCntReset = FCntResetReject
-	}
-	if c.FCntResetMax == 0 {
-		c.FCntResetMax = DefaultFCntResetMax
-	}
-	if c.FCntResetGap == 0 {
-		c.FCntResetGap = DefaultFCntResetGap
-	}
-	if c.UnknownDevices == "" {
-		c.UnknownDevices = UnknownDrop
-	}
-	if c.DedupMaxFrames == 0 {
-		c.DedupMaxFrames = DefaultDedupMaxFrames
-	}
+	c.DedupWindow = cmp.Or(c.DedupWindow, DefaultDedupWindow)
+	c.FCntReset = cmp.Or(c.FCntReset, FCntResetReject)
+	c.FCntResetMax = cmp.Or(c.FCntResetMax, DefaultFCntResetMax)
+	c.FCntResetGap = cmp.Or(c.FCntResetGap, DefaultFCntResetGap)
+	c.UnknownDevices = cmp.Or(c.UnknownDevices, UnknownDrop)
+	c.DedupMaxFrames = cmp.Or(c.DedupMaxFrames, DefaultDedupMaxFrames)
 	return c
 }
 
 // Validate reports every problem at once; zero values mean the defaults.
 func (c FrameConfig) Validate() error {
 	var errs []error
+	// oneOf checks a policy setting: empty (the default), a or b.
+	oneOf := func(key, v, a, b, why string) {
+		if v != "" && v != a && v != b {
+			errs = append(errs, fmt.Errorf("%s %q: use %s or %s%s", key, v, a, b, why))
+		}
+	}
 	if c.DedupWindow < 0 || c.DedupWindow > 10*time.Second {
 		errs = append(errs, fmt.Errorf("dedup_window %s: set a duration between 0 and 10s, or leave it out for %s", c.DedupWindow, DefaultDedupWindow))
 	}
-	switch c.FCntReset {
-	case "", FCntResetReject, FCntResetAcceptLow:
-	default:
-		errs = append(errs, fmt.Errorf("fcnt_reset %q: use %s or %s", c.FCntReset, FCntResetReject, FCntResetAcceptLow))
-	}
+	oneOf("fcnt_reset", c.FCntReset, FCntResetReject, FCntResetAcceptLow, "")
 	if c.FCntResetGap < 0 {
 		errs = append(errs, fmt.Errorf("fcnt_reset_gap %s is negative: set a positive duration or leave it out for %s", c.FCntResetGap, DefaultFCntResetGap))
 	}
-	switch c.UnknownDevices {
-	case "", UnknownDrop, UnknownReject:
-	default:
-		errs = append(errs, fmt.Errorf("unknown_devices %q: use %s or %s (raw frames carry no device name to accept them with)", c.UnknownDevices, UnknownDrop, UnknownReject))
-	}
+	oneOf("unknown_devices", c.UnknownDevices, UnknownDrop, UnknownReject, " (raw frames carry no device name to accept them with)")
 	if c.DedupMaxFrames < 0 {
 		errs = append(errs, fmt.Errorf("dedup_max_frames %d is negative: leave it out for %d", c.DedupMaxFrames, DefaultDedupMaxFrames))
 	}
@@ -141,15 +128,9 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Type == "" {
-		c.Type = SourceType
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
+	c.Type = cmp.Or(c.Type, SourceType)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
 	c.FrameConfig = c.FrameConfig.withDefaults()
 	return c
 }

@@ -27,8 +27,7 @@ type Source struct {
 	msgLog   zerolog.Logger
 
 	running atomic.Bool
-	ready   chan struct{}
-	addr    net.Addr
+	lis     *gateway.Listening
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -49,7 +48,7 @@ func New(cfg Config, devs DevAddrLookup, dl gateway.DeadLetters, counters *gatew
 	return &Source{
 		cfg: cfg, frames: frames, counters: counters, log: log,
 		msgLog: log.Sample(&zerolog.BurstSampler{Burst: 20, Period: time.Minute}),
-		ready:  make(chan struct{}),
+		lis:    gateway.NewListening(),
 	}, nil
 }
 
@@ -57,28 +56,18 @@ func New(cfg Config, devs DevAddrLookup, dl gateway.DeadLetters, counters *gatew
 func (s *Source) Frames() *Frames { return s.frames }
 
 // Ready is closed once the source listens; Addr is valid from then on.
-func (s *Source) Ready() <-chan struct{} { return s.ready }
+func (s *Source) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Addr is the address the source listens on (with the port the kernel
 // chose for ":0"), nil before Ready.
-func (s *Source) Addr() net.Addr {
-	select {
-	case <-s.ready:
-		return s.addr
-	default:
-		return nil
-	}
-}
+func (s *Source) Addr() net.Addr { return s.lis.Addr() }
 
 // Run listens until ctx ends, then stops reading, finishes the frames
 // already received (for at most DrainTimeout) and returns nil. It returns
 // an error only when it cannot listen.
 func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
-	if h == nil {
-		return fmt.Errorf("lorawan source %q: Run without a handler", s.cfg.Name)
-	}
-	if !s.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("lorawan source %q: already running", s.cfg.Name)
+	if err := gateway.StartRun(fmt.Sprintf("lorawan source %q", s.cfg.Name), h, &s.running); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Listen)
@@ -86,9 +75,8 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 		return fmt.Errorf("lorawan source %q: listen on %s: %w (is another process, e.g. a network server, bound to it?)", s.cfg.Name, s.cfg.Listen, err)
 	}
 	defer pc.Close()
-	s.addr = pc.LocalAddr()
-	close(s.ready)
-	s.log.Info().Str("listen", s.addr.String()).Msg("semtech-udp source listening")
+	s.lis.Listen(pc.LocalAddr())
+	s.log.Info().Str("listen", s.lis.Addr().String()).Msg("semtech-udp source listening")
 
 	// Frames already received are finished after shutdown begins: their
 	// gateways got a PUSH_ACK, and nothing will send them again.

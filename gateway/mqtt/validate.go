@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -46,12 +47,8 @@ func (c Config) withDefaults() Config {
 			c.UnknownDevices = UnknownReject
 		}
 	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.ReconnectMax == 0 {
-		c.ReconnectMax = DefaultReconnectMax
-	}
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.ReconnectMax = cmp.Or(c.ReconnectMax, DefaultReconnectMax)
 	return c
 }
 

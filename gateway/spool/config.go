@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,15 +60,9 @@ const (
 
 // withDefaults fills in the zero values.
 func (c Config) withDefaults() Config {
-	if c.Fsync == "" {
-		c.Fsync = FsyncAlways
-	}
-	if c.CommitDelay == "" {
-		c.CommitDelay = DefaultCommitDelay
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultMaxBytes
-	}
+	c.Fsync = cmp.Or(c.Fsync, FsyncAlways)
+	c.CommitDelay = cmp.Or(c.CommitDelay, DefaultCommitDelay)
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = min(DefaultSegmentBytes, c.MaxBytes/8)
 		c.SegmentBytes = max(c.SegmentBytes, MinSegmentBytes)

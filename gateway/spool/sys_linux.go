@@ -9,25 +9,32 @@ import (
 // fdatasync flushes f's data and the metadata needed to read it back (its
 // size), skipping timestamps: all a record needs to survive a power cut.
 func fdatasync(f *os.File) error {
+	return onFD(f, func(fd int) error {
+		for {
+			err := syscall.Fdatasync(fd)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	})
+}
+
+// onFD calls fn with f's descriptor and returns what fn returns, or why
+// the descriptor could not be had.
+func onFD(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = syscall.Fdatasync(int(fd))
-			if serr != syscall.EINTR {
-				return
-			}
-		}
-	}); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
-	}
-	return nil
+	return ferr
 }
 
 // syncDir makes created, renamed and removed names in dir durable.
@@ -46,18 +53,11 @@ var errLocked = errors.New("locked")
 // lockFile takes an exclusive advisory lock on f without waiting; the
 // kernel drops it when the process dies, so kill -9 leaves no stale lock.
 func lockFile(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
+	return onFD(f, func(fd int) error {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == syscall.EWOULDBLOCK {
+			return errLocked
+		}
 		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		lerr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
-	}); err != nil {
-		return err
-	}
-	if lerr == syscall.EWOULDBLOCK {
-		return errLocked
-	}
-	return lerr
+	})
 }

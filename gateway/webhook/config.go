@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -154,24 +155,12 @@ func (a Auth) Method() string {
 
 // WithDefaults fills what the operator may leave out.
 func (c Config) WithDefaults() Config {
-	if c.Type == "" {
-		c.Type = SourceType
-	}
-	if c.Path == "" {
-		c.Path = DefaultPath
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
+	c.Type = cmp.Or(c.Type, SourceType)
+	c.Path = cmp.Or(c.Path, DefaultPath)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, DefaultMaxInFlight)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, DefaultDrainTimeout)
+	c.RetryAfter = cmp.Or(c.RetryAfter, DefaultRetryAfter)
 	if c.UnknownDevices == "" {
 		c.UnknownDevices = mqtt.UnknownAccept
 		if c.Format == mqtt.FormatJSON {

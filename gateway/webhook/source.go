@@ -60,8 +60,7 @@ type Source struct {
 	drained  atomic.Int64 // slots taken by drain
 	draining atomic.Bool
 	running  atomic.Bool
-	ready    chan struct{}
-	addr     net.Addr
+	lis      *gateway.Listening
 }
 
 var _ gateway.Source = (*Source)(nil)
@@ -101,7 +100,7 @@ func New(cfg Config, dl gateway.DeadLetters, counters *gateway.Counters, log zer
 		retryAfter:    strconv.FormatInt(max(secs, 1), 10),
 		headerTimeout: readHeaderTimeout, readTimeout: readTimeout,
 		slots: make(chan struct{}, cfg.MaxInFlight),
-		ready: make(chan struct{}),
+		lis:   gateway.NewListening(),
 	}
 	for _, o := range opts {
 		o(s)
@@ -122,18 +121,11 @@ func New(cfg Config, dl gateway.DeadLetters, counters *gateway.Counters, log zer
 }
 
 // Ready is closed once the source listens; Addr is valid from then on.
-func (s *Source) Ready() <-chan struct{} { return s.ready }
+func (s *Source) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Addr is the address the source listens on (with the port the kernel
 // chose for ":0"), nil before Ready.
-func (s *Source) Addr() net.Addr {
-	select {
-	case <-s.ready:
-		return s.addr
-	default:
-		return nil
-	}
-}
+func (s *Source) Addr() net.Addr { return s.lis.Addr() }
 
 // InFlight is the number of requests being handled (reading their body,
 // in the pipeline), before shutdown begins.
@@ -144,19 +136,15 @@ func (s *Source) InFlight() int { return len(s.slots) - int(s.drained.Load()) }
 // with Retry-After; then it stops listening and returns nil. It returns an
 // error only when it cannot listen.
 func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
-	if h == nil {
-		return fmt.Errorf("http source %q: Run without a handler", s.cfg.Name)
-	}
-	if !s.running.CompareAndSwap(false, true) {
-		return fmt.Errorf("http source %q: already running", s.cfg.Name)
+	if err := gateway.StartRun(fmt.Sprintf("http source %q", s.cfg.Name), h, &s.running); err != nil {
+		return err
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("http source %q: listen on %s: %w (is another process bound to it? change listen)", s.cfg.Name, s.cfg.Listen, err)
 	}
-	s.addr = ln.Addr()
-	close(s.ready)
+	s.lis.Listen(ln.Addr())
 	// Handlers outlive ctx by the drain: their context ends only at the
 	// drain timeout (or when their client goes away).
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
@@ -174,7 +162,7 @@ func (s *Source) Run(ctx context.Context, h gateway.Handler) error {
 		ErrorLog:  stdlog.New(s.msgLog, "http source: ", 0),
 		TLSConfig: s.tls,
 	}
-	s.log.Info().Str("listen", s.addr.String()).Str("path", s.cfg.Path).Str("format", s.cfg.Format).
+	s.log.Info().Str("listen", s.lis.Addr().String()).Str("path", s.cfg.Path).Str("format", s.cfg.Format).
 		Str("auth", s.auth.method).Bool("tls", s.tls != nil).Msg("http source listening")
 	done := make(chan error, 1)
 	go func() {
@@ -381,14 +369,7 @@ func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 // log event) to the pipeline, which writes its points, and answers 204
 // once they are in the spool.
 func (s *Source) deviceEvent(ctx context.Context, w http.ResponseWriter, r *http.Request, kind string, up gateway.Uplink, h gateway.Handler) {
-	if err := h(ctx, up); err != nil {
-		s.count("not_taken")
-		s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
-		s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
-		return
-	}
-	s.count("events." + kind)
-	w.WriteHeader(http.StatusNoContent)
+	s.answerEvent(w, r, kind, h(ctx, up))
 }
 
 // event hands a message that is not an uplink to its route, by default
@@ -398,13 +379,22 @@ func (s *Source) event(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	if s.events != nil {
 		eh = s.events(s.cfg.Format, kind)
 	}
+	var err error
 	if eh != nil {
-		if err := eh(ctx, Event{Source: s.cfg.Name, Format: s.cfg.Format, Type: kind, Body: body}); err != nil {
-			s.count("not_taken")
-			s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
-			s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
-			return
-		}
+		err = eh(ctx, Event{Source: s.cfg.Name, Format: s.cfg.Format, Type: kind, Body: body})
+	}
+	s.answerEvent(w, r, kind, err)
+}
+
+// answerEvent answers an event message by what taking it returned: 503
+// with Retry-After when it was not taken, so the sender retries; else 204,
+// counted by kind.
+func (s *Source) answerEvent(w http.ResponseWriter, r *http.Request, kind string, err error) {
+	if err != nil {
+		s.count("not_taken")
+		s.msgLog.Warn().Err(err).Str("event", kind).Msg("event not taken: answered 503 so the sender retries")
+		s.unavailable(w, r, "not stored: "+err.Error()+": retry later")
+		return
 	}
 	s.count("events." + kind)
 	w.WriteHeader(http.StatusNoContent)
