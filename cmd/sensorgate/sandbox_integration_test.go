@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -159,9 +158,9 @@ func TestHostileCodecsDaemon(t *testing.T) {
 	checkGaps(t, r, pub, goodEUIs, start2, end2, tick, maxGap)
 
 	if peak := procTree.peak(); peak >= maxRSS {
-		t.Errorf("the daemon's process tree peaked at %d MB resident, want under %d MB", peak>>20, maxRSS>>20)
+		t.Errorf("the daemon's process tree peaked at %d MB resident (PSS; %s), want under %d MB", peak>>20, procTree.peakParts(), maxRSS>>20)
 	} else {
-		t.Logf("process tree peak RSS %d MB (%d samples)", peak>>20, procTree.samples())
+		t.Logf("process tree peak %d MB resident (PSS; %s; %d samples)", peak>>20, procTree.peakParts(), procTree.samples())
 	}
 	// Until a codec has shown what it does (two killed workers), its
 	// first uplinks queue for workers like any codec's; after that each
@@ -501,14 +500,24 @@ func metricValue(text, series string) float64 {
 
 // rssSampler samples the resident memory of a process and its children
 // (the codec workers) from /proc every 20 ms, and keeps the peak.
+// rssSampler follows the resident memory of a process tree: the daemon
+// and its codec workers. What the tree costs the machine is the sum of
+// the processes' proportional set sizes (PSS): the workers run the
+// daemon's binary, and summing their VmRSS would count its shared text
+// pages once per process. The VmRSS sum is kept for the log.
 type rssSampler struct {
 	mu     sync.Mutex
 	pid    int
-	max    int64
+	max    int64     // the largest PSS sum seen
+	parts  []procMem // at that peak: the daemon first, then each descendant
+	maxRSS int64     // the largest VmRSS sum seen
 	n      int
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// procMem is one process's resident memory, in bytes.
+type procMem struct{ rss, pss int64 }
 
 func (s *rssSampler) start(pid int) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -521,9 +530,17 @@ func (s *rssSampler) start(pid int) {
 		tk := time.NewTicker(20 * time.Millisecond)
 		defer tk.Stop()
 		for {
-			total := treeRSS(pid)
+			parts := treeMem(pid, nil)
+			var pss, rss int64
+			for _, p := range parts {
+				pss, rss = pss+p.pss, rss+p.rss
+			}
 			s.mu.Lock()
-			s.max, s.n = max(s.max, total), s.n+1
+			if pss > s.max {
+				s.max, s.parts = pss, parts
+			}
+			s.maxRSS = max(s.maxRSS, rss)
+			s.n++
 			s.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -548,10 +565,24 @@ func (s *rssSampler) pause() {
 func (s *rssSampler) resume(pid int) { s.start(pid) }
 func (s *rssSampler) stop()          { s.pause() }
 
+// peak is the largest PSS sum of the tree.
 func (s *rssSampler) peak() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.max
+}
+
+// peakParts describes the peak, so a failure says which process grew:
+// each process's PSS (VmRSS) in MB, the daemon first, and the largest
+// VmRSS sum seen.
+func (s *rssSampler) peakParts() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := make([]string, len(s.parts))
+	for i, p := range s.parts {
+		mb[i] = fmt.Sprintf("%d (%d)", p.pss>>20, p.rss>>20)
+	}
+	return fmt.Sprintf("PSS (RSS) of each process: %s MB; VmRSS sum at most %d MB", strings.Join(mb, " + "), s.maxRSS>>20)
 }
 
 func (s *rssSampler) samples() int {
@@ -560,13 +591,13 @@ func (s *rssSampler) samples() int {
 	return s.n
 }
 
-// treeRSS sums VmRSS over pid and its descendants.
-func treeRSS(pid int) int64 {
-	total := procRSS(pid)
+// treeMem appends to parts the memory of pid and of its descendants.
+func treeMem(pid int, parts []procMem) []procMem {
+	parts = append(parts, readProcMem(pid))
 	for _, c := range childrenOf(pid) {
-		total += treeRSS(c)
+		parts = treeMem(c, parts)
 	}
-	return total
+	return parts
 }
 
 func childrenOf(pid int) []int {
@@ -583,18 +614,29 @@ func childrenOf(pid int) []int {
 	return out
 }
 
-func procRSS(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// readProcMem reads Rss and Pss from /proc/PID/smaps_rollup; a process
+// that is gone, or a zombie, has none.
+func readProcMem(pid int) procMem {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	if err != nil {
-		return 0
+		return procMem{}
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
+	var m procMem
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "Rss":
+			m.rss = kb << 10
+		case "Pss":
+			m.pss = kb << 10
 		}
 	}
-	return 0
+	return m
 }
