@@ -39,6 +39,8 @@ var backfillRowHook func(rows int64)
 // pipeline refuses, become dead letters; rows over the size bound are
 // skipped and counted.
 func backfillChirpStack(ctx context.Context, r backfillRange, dsnArg, app string, stdout, stderr io.Writer) error {
+	// The pipeline logs from every worker, and the progress lines too.
+	stderr = zerolog.SyncWriter(stderr)
 	dsn, err := chirpStackDSN(dsnArg, stderr)
 	if err != nil {
 		return err
