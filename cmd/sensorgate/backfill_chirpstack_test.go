@@ -270,7 +270,7 @@ func TestChirpStackBackfillHostileRows(t *testing.T) {
 		{"20000000-0000-4000-8000-000000000002", "dev_eui", `object = '{"temperature": 21.5,'`},
 		{"20000000-0000-4000-8000-000000000003", "dev_eui", `rx_info = '[{"gatewayId": "0016c001f153a14c", "rssi": -3'`},
 		{"20000000-0000-4000-8000-000000000004", "dev_eui", "data = decode(repeat('ab', 1100000), 'hex')"},
-		{"20000000-0000-4000-8000-000000000005", "'0badc0de0badc0de'", "data = data"},              // not in the registry, and the source rejects unknowns
+		{"20000000-0000-4000-8000-000000000005", "'0badc0de0badc0de'", "data = data"},                    // not in the registry, and the source rejects unknowns
 		{"20000000-0000-4000-8000-000000000006", "dev_eui", `rx_info = '{"gatewayId": "not an array"}'`}, // JSON, not ChirpStack's
 		{"20000000-0000-4000-8000-000000000007", "dev_eui", "data = NULL"},
 	}
