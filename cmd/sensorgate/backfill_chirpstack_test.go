@@ -385,6 +385,7 @@ influx: {url: "http://127.0.0.1:1", bucket: sensors/autogen}
 		want string
 	}{
 		{"no table", []string{"-c", cs, "--chirpstack-pg", withPassword, "--since", "24h"}, 1, "is this ChirpStack's PostgreSQL integration database?"},
+		{"password on the command line", []string{"-c", cs, "--chirpstack-pg", withPassword, "--since", "24h"}, 1, "the DSN's password is visible in the process list"},
 		{"bad DSN", []string{"-c", cs, "--chirpstack-pg", "postgres://u:" + secret + "@h:port/db", "--since", "24h"}, 1, "does not parse"},
 		{"empty env", []string{"-c", cs, "--chirpstack-pg", "env:SG_TEST_EMPTY_DSN", "--since", "24h"}, 2, "SG_TEST_EMPTY_DSN is empty or unset"},
 		{"no since", []string{"-c", cs, "--chirpstack-pg", withPassword}, 2, "give --since"},

@@ -253,13 +253,13 @@ func (r *Reader) streamError(pos Position, what string, err error) error {
 	if errors.As(err, &pe) && pe.Code == "42501" {
 		return fmt.Errorf("%s may not %s: GRANT SELECT ON event_up TO that user: %w", r.target, what, err)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: stopped after %d rows: %w", what, pos.Rows, err)
-	}
 	where := "before the first row"
 	if pos.Rows > 0 {
 		where = fmt.Sprintf("after %d rows (the last at %s): run the backfill again, --since %s at the latest (rows written twice overwrite themselves)",
 			pos.Rows, pos.LastTime.UTC().Format(time.RFC3339Nano), pos.LastTime.UTC().Format(time.RFC3339Nano))
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stopped %s: %w", where, err)
 	}
 	if r.conn.IsClosed() || pgconn.SafeToRetry(err) || isConnLost(err) {
 		return fmt.Errorf("lost the connection to ChirpStack's PostgreSQL (%s) %s: %w", r.target, where, err)

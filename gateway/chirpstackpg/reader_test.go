@@ -174,10 +174,16 @@ func TestCheckSaysWhatIsWrong(t *testing.T) {
 		{"no event_up", withUser(empty, "postgres"), "is this ChirpStack's PostgreSQL integration database?", true},
 		{"not ChirpStack's columns", withUser(noColumns, "postgres"), "lacks column(s) tenant_id", true},
 		{"may not read", withUser(locked, role), "GRANT SELECT ON event_up", true},
+		{"may read", withUser(locked, role), "", true}, // after the GRANT below
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
+			if tt.want == "" {
+				// SELECT on event_up is all the backfill needs.
+				testserver.PostgresExec(t, locked, "GRANT SELECT ON event_up TO "+role)
+				t.Cleanup(func() { testserver.PostgresExec(t, locked, "REVOKE SELECT ON event_up FROM "+role) })
+			}
 			r, err := chirpstackpg.Connect(ctx, tt.dsn)
 			if err == nil {
 				defer r.Close(ctx)
@@ -187,6 +193,15 @@ func TestCheckSaysWhatIsWrong(t *testing.T) {
 				err = r.Check(ctx)
 			} else if tt.connects {
 				t.Fatalf("connect: %v", err)
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Stream(ctx, chirpstackpg.Filter{}, func(*chirpstackpg.Row) error { return nil }); err != nil {
+					t.Fatalf("stream with SELECT granted: %v", err)
+				}
+				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one saying %q", err, tt.want)
@@ -364,7 +379,7 @@ func TestStreamCancelled(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "run the backfill again, --since") {
 		t.Fatalf("stream with a cancelled context: %v", err)
 	}
 	if n >= 600 {
@@ -390,3 +405,22 @@ func TestRedactDSN(t *testing.T) {
 }
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
+
+// TestEventCannotTellOmittedDefaults: the table keeps 0 where an event of
+// ChirpStack before 4.1 left fCnt out, so the rebuilt event carries
+// fCnt 0 (docs/backfill.md, Limits).
+func TestEventCannotTellOmittedDefaults(t *testing.T) {
+	id, eui, at, zero, data := "3ac7e3c4-4401-4b8d-9386-a5c902f9202d", "0101010101010101", time.Unix(1658136855, 775023000).UTC(), int64(0), []byte{0xaa}
+	row := chirpstackpg.Row{DeduplicationID: &id, DevEUI: &eui, Time: &at, FCnt: &zero, Data: &data}
+	ev, err := row.Event(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := newParser(t).ParseEvent("up", row.Topic(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.HasFCnt || up.FCnt != 0 {
+		t.Fatalf("fCnt %d (present %v), want 0, present", up.FCnt, up.HasFCnt)
+	}
+}
