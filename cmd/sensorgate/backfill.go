@@ -28,7 +28,7 @@ now (24h); --until is exclusive, default now.
 
 The pipeline runs in this process, on the config's state_dir: stop the
 daemon first, or give backfill a copy of the config with another
-state_dir. Points reach InfluxDB before the command returns; what
+state_dir (and spool.dir, if set). Points reach InfluxDB before the command returns; what
 InfluxDB does not take in 30s stays in the spool for the daemon's next
 start.
 `

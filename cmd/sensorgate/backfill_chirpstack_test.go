@@ -24,7 +24,7 @@ import (
 // csBackfillRig is a ChirpStack v4 feed's world: a broker, an InfluxDB,
 // devices, and ChirpStack's PostgreSQL integration database.
 type csBackfillRig struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	mq   *testserver.Mosquitto
 	db   *testserver.InfluxDB // its server holds every database of the test
@@ -32,7 +32,11 @@ type csBackfillRig struct {
 	msgs []simulate.Message   // ChirpStack v4 uplink events, as published
 }
 
-func newCSBackfillRig(t *testing.T, n int) *csBackfillRig {
+func newCSBackfillRig(t *testing.T, n int) *csBackfillRig { return newCSBackfillRigTB(t, n) }
+
+// newCSBackfillRigTB starts the servers and stores n simulated uplinks
+// and three of the corpus' real events in event_up.
+func newCSBackfillRigTB(t testing.TB, n int) *csBackfillRig {
 	r := &csBackfillRig{t: t, dir: t.TempDir(), mq: testserver.StartMosquitto(t), db: testserver.StartInfluxDB(t),
 		pg: testserver.ChirpStackIntegrationDB(t)}
 	fleet, err := simulate.NewFleet(simulate.Options{Format: simulate.ChirpStackV4, Devices: 6, Seed: 20, Start: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
@@ -42,7 +46,11 @@ func newCSBackfillRig(t *testing.T, n int) *csBackfillRig {
 	devs := fleet.Devices()
 	// The field-realistic sample's device, registered with a model its
 	// payload is not: a decode_error dead letter either way.
-	devs = append(devs, devices.Device{EUI: mustParseEUI(t, "1000000000000001"), Name: "agrosense-1", Model: "cayenne-lpp"})
+	eui, err := devices.ParseEUI("1000000000000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devs = append(devs, devices.Device{EUI: eui, Name: "agrosense-1", Model: "cayenne-lpp"})
 	writeYAML(t, filepath.Join(r.dir, "devices.yaml"), map[string]any{"devices": devs})
 	for range n {
 		r.msgs = append(r.msgs, fleet.Next())
@@ -50,8 +58,10 @@ func newCSBackfillRig(t *testing.T, n int) *csBackfillRig {
 	// The corpus' real events: several gateways, a codec's object from
 	// ChirpStack (an unregistered device: its points come from the
 	// object), a Cayenne LPP time, nanosecond event times.
-	for _, name := range []string{"chirpstack-v4/field-realistic", "chirpstack-v4/multi-gateway-object-upper", "chirpstack-v4/cayenne-unix-time"} {
-		r.msgs = append(r.msgs, feedMessage(t, name))
+	for _, name := range []string{"field-realistic", "multi-gateway-object-upper", "cayenne-unix-time"} {
+		body := mustRead(t, filepath.Join("../../testdata/feeds/chirpstack-v4", name+".json"))
+		topic := mustRead(t, filepath.Join("../../testdata/feeds/chirpstack-v4", name+".topic"))
+		r.msgs = append(r.msgs, simulate.Message{Topic: strings.TrimSpace(topic), Payload: []byte(body)})
 	}
 	var events [][]byte
 	for _, m := range r.msgs {
@@ -93,28 +103,28 @@ devices: {import: %[7]s/devices.yaml, tags: [district, site]}
 // live runs a daemon on config path until it has taken msgs off the
 // broker (uplinks written or dead-lettered) and delivered them, then
 // stops it.
-func (r *csBackfillRig) live(path string, msgs []simulate.Message, deadLetters int) {
-	r.t.Helper()
-	cfg := loadConfigText(r.t, filepath.Dir(path), mustRead(r.t, path))
-	d, err := NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(r.t)).Level(zerolog.ErrorLevel))
+func (r *csBackfillRig) live(t *testing.T, path string, msgs []simulate.Message, deadLetters int) {
+	t.Helper()
+	cfg := loadConfigText(t, filepath.Dir(path), mustRead(t, path))
+	d, err := NewDaemon(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	waitFor(r.t, 30*time.Second, "the daemon subscribed", func() bool {
+	waitFor(t, 30*time.Second, "the daemon subscribed", func() bool {
 		src, ok := d.sources[0].(interface{ Ready() bool })
 		return ok && src.Ready()
 	}, func() string { return "" })
-	publishAll(r.t, r.mq.URL(), msgs)
+	publishAll(t, r.mq.URL(), msgs)
 	want := uint64(len(msgs) - deadLetters)
-	waitFor(r.t, 60*time.Second, "the live uplinks written and delivered", func() bool {
+	waitFor(t, 60*time.Second, "the live uplinks written and delivered", func() bool {
 		return d.Counters.Get("uplinks_written") == want && d.spool.Stats().Pending == 0
 	}, func() string { return fmt.Sprintf("written %d of %d", d.Counters.Get("uplinks_written"), want) })
 	cancel()
 	if err := <-done; err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	d.Close()
 }
@@ -199,10 +209,10 @@ func TestChirpStackBackfillGolden(t *testing.T) {
 
 	gap := testserver.UseInfluxDB(t, r.db.URL(), "gap")
 	gapCfg := r.config("gap", "gap")
-	r.live(gapCfg, r.msgs[:n/2], 0) // the second half never arrives
+	r.live(t, gapCfg, r.msgs[:n/2], 0) // the second half never arrives
 
 	liveCfg := r.config("live", r.db.DB)
-	r.live(liveCfg, r.msgs, 1)
+	r.live(t, liveCfg, r.msgs, 1)
 	live := dump(t, r.db)
 
 	bf := testserver.UseInfluxDB(t, r.db.URL(), "backfill")
@@ -239,7 +249,7 @@ func TestChirpStackBackfillGolden(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, path string) string {
+func mustRead(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -407,5 +417,38 @@ influx: {url: "http://127.0.0.1:1", bucket: sensors/autogen}
 				t.Fatalf("the output shows the password:\n%s", all)
 			}
 		})
+	}
+}
+
+// TestChirpStackBackfillBesideTheDaemon: backfill on the running daemon's
+// own state_dir is refused with what to do; with a copy of the config
+// whose state_dir is another directory it writes into the same InfluxDB
+// while the daemon runs, and the uplinks then received live too are one
+// point each.
+func TestChirpStackBackfillBesideTheDaemon(t *testing.T) {
+	const n = 30
+	r := newCSBackfillRig(t, n)
+	liveCfg := r.config("live", r.db.DB)
+	d := startDaemon(t, loadConfigText(t, filepath.Dir(liveCfg), mustRead(t, liveCfg)), zerolog.ErrorLevel)
+	since := "--since=2000-01-01T00:00:00Z"
+	_, errOut := r.backfill(1, "-c", liveCfg, "--chirpstack-pg", r.pg, since)
+	if !strings.Contains(errOut, "in use by another sensorgate process") || !strings.Contains(errOut, "a copy of the config whose state_dir") {
+		t.Fatalf("backfill on the daemon's state_dir said:\n%s", errOut)
+	}
+	r.backfill(0, "-c", r.config("beside", r.db.DB), "--chirpstack-pg", r.pg, since)
+	backfilled := dump(t, r.db)
+	if got := r.db.Count(t, "uplink"); got != len(r.msgs)-1 {
+		t.Fatalf("InfluxDB holds %d uplinks after the backfill, want %d", got, len(r.msgs)-1)
+	}
+	waitFor(t, 30*time.Second, "the daemon subscribed", func() bool {
+		src, ok := d.sources[0].(interface{ Ready() bool })
+		return ok && src.Ready()
+	}, func() string { return "" })
+	publishAll(t, r.mq.URL(), r.msgs)
+	waitFor(t, 60*time.Second, "the live uplinks written and delivered", func() bool {
+		return d.Counters.Get("uplinks_written") == uint64(len(r.msgs)-1) && d.spool.Stats().Pending == 0
+	}, func() string { return fmt.Sprint(d.Counters.Get("uplinks_written")) })
+	if diff := diffLines(backfilled, dump(t, r.db)); diff != "" {
+		t.Fatalf("the live uplinks changed what the backfill wrote:\n%s", diff)
 	}
 }
