@@ -82,21 +82,14 @@ func backfillChirpStack(ctx context.Context, r backfillRange, dsnArg, app string
 	dl := &countedLetters{next: d.pipeline.DeadLetters, reasons: map[gateway.Reason]int{}}
 	d.pipeline.DeadLetters = dl
 	written0 := d.Counters.Get("uplinks_written")
-	stopDelivery := d.delivery.Start()
+	stopDelivery := offlineDelivery(ctx, d, stderr) // deadletters.go
 	fmt.Fprintf(stderr, "sensorgate backfill: reading event_up of %s from %s to %s into source %q\n",
 		pg.Target(), r.since.UTC().Format(time.RFC3339Nano), r.until.UTC().Format(time.RFC3339Nano), pc.Name)
 
 	b := &csBackfill{parser: parser, source: pc.Name, dl: dl, log: stderr, start: time.Now(), lastProgress: time.Now()}
 	pos, streamErr := b.run(ctx, pg, chirpstackpg.Filter{Since: r.since, Until: r.until, ApplicationID: app}, d.pipeline.Handle)
 
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	notDrained, drainErr := stopDelivery(drainCtx)
-	for _, err := range []error{notDrained, drainErr} {
-		if err != nil {
-			fmt.Fprintln(stderr, "sensorgate:", err)
-		}
-	}
+	stopDelivery()
 	fmt.Fprintf(stdout, "backfill: %d rows of event_up: %d uplinks written, %s, %d skipped (over %d bytes)\n",
 		pos.Rows, d.Counters.Get("uplinks_written")-written0, dl.summary(), b.tooLarge, chirpstackpg.DefaultMaxRowBytes)
 	return streamErr
