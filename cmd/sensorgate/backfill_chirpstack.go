@@ -267,7 +267,7 @@ func chirpStackDSN(arg string, stderr io.Writer) (string, error) {
 		}
 		return dsn, nil
 	}
-	if chirpstackpg.RedactDSN(arg) != arg {
+	if strings.Contains(chirpstackpg.RedactDSN(arg), "xxxxx") && !strings.Contains(arg, "xxxxx") {
 		fmt.Fprintln(stderr, "sensorgate backfill: warning: the DSN's password is visible in the process list; use --chirpstack-pg env:NAME, PGPASSWORD or ~/.pgpass")
 	}
 	return arg, nil
