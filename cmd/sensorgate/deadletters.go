@@ -134,10 +134,16 @@ func deadlettersCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 // InfluxDB to take what the replay spooled. Talking to a running daemon,
 // it does nothing: that daemon delivers.
 func (c *apiClient) deliver(ctx context.Context, stderr io.Writer) (stop func()) {
-	d := c.offline
-	if d == nil {
+	if c.offline == nil {
 		return func() {}
 	}
+	return offlineDelivery(ctx, c.offline, stderr)
+}
+
+// offlineDelivery starts the delivery of a daemon built in-process by a
+// command (an offline replay, a backfill); stop drains the spool into
+// InfluxDB for up to 30s and says what it could not deliver.
+func offlineDelivery(ctx context.Context, d *Daemon, stderr io.Writer) (stop func()) {
 	stopDelivery := d.delivery.Start()
 	return func() {
 		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

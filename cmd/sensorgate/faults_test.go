@@ -322,7 +322,7 @@ func TestFaultInfluxErrors(t *testing.T) {
 	// air.temperature as an integer (written past sensorgate), so InfluxDB
 	// refuses its air point with 400 and keeps its other points.
 	pos := rand.New(rand.NewPCG(505, 4)).IntN(n)
-	poisonTime := time.Date(2020, 6, 1, 12, 0, 0, 123456789, time.UTC)
+	poisonTime := time.Date(2020, 6, 1, 12, 0, 0, 123456000, time.UTC) // ChirpStack v4 times are whole microseconds
 	msgs[pos] = withJSON(t, msgs[pos], func(v map[string]any) { v["time"] = poisonTime.Format(time.RFC3339Nano) })
 	msgs[pos].Time = poisonTime
 	uplinks.add(msgs...)

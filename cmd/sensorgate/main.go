@@ -42,6 +42,9 @@ Usage:
   sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
                                 messages that could not become points; replay them
                                 through the current pipeline after a fix
+  sensorgate backfill [-c FILE] --chirpstack-pg DSN --since T [--until T] [--application ID]
+                                write the uplinks ChirpStack's PostgreSQL integration kept
+                                while sensorgate did not receive them (same points as live)
   sensorgate healthcheck [-c FILE] [-addr HOST:PORT]
                                 exit 0 if the daemon answers GET /healthz, else 1
   sensorgate version            print the version
@@ -91,6 +94,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = devicesCommand(ctx, args[1:], stdout, stderr)
 	case "deadletters":
 		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
+	case "backfill":
+		err = backfillCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -151,7 +151,11 @@ func TestParseBadTime(t *testing.T) {
 		{"v4 the epoch itself", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"1970-01-01T00:00:00Z"`), ""},
 		{"v4 epoch as an offset time", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"1970-01-01T01:00:00+01:00"`), ""},
 		{"v4 past 2262", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"2263-01-01T00:00:00Z"`), ""},
-		{"v4 a nanosecond after the epoch", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"1970-01-01T00:00:00.000000001Z"`), "1970-01-01T00:00:00.000000001Z"},
+		{"v4 a microsecond after the epoch", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"1970-01-01T00:00:00.000001Z"`), "1970-01-01T00:00:00.000001Z"},
+		// v4 event times are cut to microseconds (ChirpStack's PostgreSQL
+		// integration keeps no more), and the cut one is checked.
+		{"v4 a nanosecond after the epoch", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"1970-01-01T00:00:00.000000001Z"`), ""},
+		{"v4 nanoseconds cut", FormatChirpStackV4, rfc, topicV4, v4(`,"time":"2024-03-05T11:22:33.123456789+00:00"`), "2024-03-05T11:22:33.123456Z"},
 		{"v4 zero nsTime without event time", FormatChirpStackV4, rfc, topicV4, v4(`,"rxInfo":[{"nsTime":"0001-01-01T00:00:00Z"}]`), ""},
 		{"v4 zero gateway time without event time", FormatChirpStackV4, rfc, topicV4, v4(`,"rxInfo":[{"time":"0001-01-01T00:00:00Z"}]`), ""},
 		{"v4 no time at all", FormatChirpStackV4, rfc, topicV4, v4(``), "local"},

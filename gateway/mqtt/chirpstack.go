@@ -198,7 +198,7 @@ func parseCSV4Up(p *Parser, payload []byte) (gateway.Uplink, error) {
 	}
 
 	if m.Time != "" {
-		if up.Time, err = parseTime("time", m.Time); err != nil {
+		if up.Time, err = parseEventTime("time", m.Time); err != nil {
 			return gateway.Uplink{}, err
 		}
 		return up, nil
@@ -219,6 +219,21 @@ func parseCSV4Up(p *Parser, payload []byte) (gateway.Uplink, error) {
 		up.Time = p.localTime()
 	}
 	return up, nil
+}
+
+// parseEventTime reads a ChirpStack v4 event time in whole microseconds.
+// ChirpStack's PostgreSQL integration keeps the time as a timestamptz
+// (microseconds), so an uplink backfilled from its event_up table
+// (gateway/chirpstackpg) must meet the point written live at the same
+// instant, or an overlap would write every uplink twice; the nanoseconds
+// of a network server's receive clock carry nothing a reading needs. The
+// range is checked after the cut, as InfluxDB will store it.
+func parseEventTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: not an RFC 3339 time: %w", field, truncate(s, 40), err)
+	}
+	return checkTime(field, t.UTC().Truncate(time.Microsecond))
 }
 
 // firstTime returns the earliest time of the first list that has one, or

@@ -115,7 +115,7 @@ func refParseChirpStackV4(p *Parser, topic string, payload []byte) (gateway.Upli
 	}
 
 	if m.Time != "" {
-		up.Time, err = parseTime("time", m.Time)
+		up.Time, err = parseEventTime("time", m.Time)
 		return up, err
 	}
 	if up.Time, err = firstTime("rxInfo[].nsTime", nsTimes, "rxInfo[].time", gwTimes); err != nil {
