@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,21 +243,7 @@ func (s *session) handle(m paho.Message) {
 	}
 	up, err := src.parser.Parse(m.Topic(), m.Payload())
 	if err != nil {
-		dl := gateway.DeadLetter{
-			Time:   time.Now().UTC(),
-			Source: src.cfg.Name,
-			Topic:  m.Topic(),
-			Reason: gateway.ReasonMalformed,
-			Detail: err.Error(),
-			Raw:    m.Payload(),
-		}
-		var pe *ParseError
-		if errors.As(err, &pe) {
-			dl.Reason = pe.Reason
-			if !pe.DevEUI.IsZero() {
-				dl.DevEUI = pe.DevEUI.String()
-			}
-		}
+		dl := DeadLetterOf(src.cfg.Name, m.Topic(), m.Payload(), err)
 		if perr := src.dl.Put(s.ctx, dl); perr != nil {
 			src.msgLog.Error().Err(perr).Str("topic", m.Topic()).Str("reason", string(dl.Reason)).Str("problem", err.Error()).
 				Msg("cannot store an unparsable message as a dead letter; leaving it unacknowledged for redelivery")
