@@ -61,6 +61,8 @@ type Client struct {
 	hc      *http.Client
 	log     zerolog.Logger
 	maxLine int
+	// backoff is the first wait after a failed request (doubling).
+	backoff time.Duration
 
 	mu   sync.Mutex
 	next time.Time // no request before this (request_interval, rate limits)
@@ -77,7 +79,7 @@ func New(source string, cfg Config, log zerolog.Logger) (*Client, error) {
 	tr.DialContext = (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = cfg.Timeout
 	return &Client{
-		source: source, cfg: cfg, hc: &http.Client{Transport: tr}, maxLine: MaxLineBytes,
+		source: source, cfg: cfg, hc: &http.Client{Transport: tr}, maxLine: MaxLineBytes, backoff: time.Second,
 		log: log.With().Str("source", source).Str("application_id", cfg.ApplicationID).Logger(),
 	}, nil
 }
@@ -153,12 +155,14 @@ func (c *Client) page(ctx context.Context, after, before time.Time, st *Stats, f
 			if attempts >= maxAttempts {
 				return n, last, fmt.Errorf("source %q: fetching stored uplinks failed %d times, last: %w", c.source, attempts, err)
 			}
-			backoff := time.Duration(1<<attempts) * time.Second
+			backoff := c.backoff << attempts
 			c.log.Warn().Err(err).Int("attempt", attempts).Stringer("retry_in", backoff).Msg("fetching stored uplinks failed; retrying")
 			c.delay(backoff)
 		}
-		if !glast.IsZero() {
-			after = glast.Add(-time.Nanosecond) // resume the page where it broke off
+		if next := glast.Add(-time.Nanosecond); !glast.IsZero() && next.After(after) {
+			// Resume the page where it broke off; a failure after progress
+			// is a new one, so a flaky server still gets through.
+			after, attempts = next, 0
 		}
 	}
 }
