@@ -91,6 +91,8 @@ func (c Config) Problems() []string {
 	}
 	if c.APIKey.Secret() == "" {
 		add("api_key: required: an API key of the application with the right to read application traffic (Read application traffic), e.g. \"${TTS_STORAGE_API_KEY}\"")
+	} else if strings.Contains(c.APIKey.Secret(), "***") {
+		add("api_key: masked: this is how sensorgate shows a key, not the key; give the key itself (or \"${NAME}\" of an environment variable holding it)")
 	} else if strings.ContainsAny(c.APIKey.Secret(), " \t\r\n") {
 		add("api_key: holds white space: a stray space or line break from copying; give the key exactly")
 	}
@@ -165,13 +167,8 @@ func (k APIKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 // MarshalYAML writes the masked form.
 func (k APIKey) MarshalYAML() (any, error) { return k.String(), nil }
 
-// UnmarshalText reads a key. A masked key is refused: it is what a config
-// re-encoded by sensorgate would hold, not a key.
+// UnmarshalText reads a key; Problems refuses a masked one.
 func (k *APIKey) UnmarshalText(text []byte) error {
-	s := string(text)
-	if strings.Contains(s, "***") {
-		return errors.New("the API key is masked: give the key itself (or \"${NAME}\" of an environment variable holding it)")
-	}
-	k.s = s
+	k.s = string(text)
 	return nil
 }
