@@ -287,8 +287,8 @@ func (s *session) onConnect(c paho.Client) {
 	}
 	defer s.wg.Done()
 	src := s.src
-	if src.connected != nil {
-		src.connected() // queued messages may arrive before SUBACK
+	for _, f := range src.connected {
+		f() // queued messages may arrive before SUBACK
 	}
 	subs := src.cfg.Subscriptions()
 	filters := make(map[string]byte, len(subs))

@@ -55,8 +55,8 @@ type Source struct {
 	// (orderKey).
 	unordered bool
 
-	// connected, if set, is called on each connection (OnConnect).
-	connected func()
+	// connected are called on each connection (OnConnect).
+	connected []func()
 
 	// tls is the client TLS configuration of a TLS broker URL, nil for
 	// plain TCP and WebSocket.
@@ -140,9 +140,9 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 
 // OnConnect has f called on every connection, the first and each
 // reconnection, as the broker accepted it: the moment a persistent
-// session's queued messages start to arrive. Call it before Run; f must
-// not block.
-func (s *Source) OnConnect(f func()) { s.connected = f }
+// session's queued messages start to arrive, before the first of them is
+// handed on. Call it before Run; f must not block. Each call adds one.
+func (s *Source) OnConnect(f func()) { s.connected = append(s.connected, f) }
 
 // Ready reports whether the source is connected and the broker accepted its
 // subscriptions, for readiness checks.
