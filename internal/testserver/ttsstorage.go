@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -67,7 +68,12 @@ func (s *TTSStorage) Store(ups ...[]byte) error {
 		if err := json.Unmarshal(up, &head); err != nil || head.ReceivedAt.IsZero() {
 			return fmt.Errorf("testserver: stored message without received_at: %v", err)
 		}
-		s.stored = append(s.stored, storedUp{head.ReceivedAt, up})
+		// One line per message, as the server marshals it.
+		var line bytes.Buffer
+		if err := json.Compact(&line, up); err != nil {
+			return err
+		}
+		s.stored = append(s.stored, storedUp{head.ReceivedAt, line.Bytes()})
 	}
 	sort.SliceStable(s.stored, func(i, j int) bool { return s.stored[i].at.Before(s.stored[j].at) })
 	return nil
