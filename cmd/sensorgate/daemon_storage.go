@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/gateway"
+	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
 	"github.com/sensorgate/sensorgate/gateway/ttsstorage"
 )
@@ -63,9 +67,13 @@ func (d *Daemon) newBackfill(sc config.Source, log zerolog.Logger) (*ttsstorage.
 		DeadLetters: eventCounted{next: d.dlw, counters: d.Counters}, Log: log}, nil
 }
 
-// setupRefills prepares a refill for every source with a storage key and
-// reads their cursors. Called once the pipeline exists.
+// setupRefills prepares a refill for every source with a storage key,
+// reads their cursors and adds POST /api/v1/backfill to the API. Called
+// once the pipeline exists.
 func (d *Daemon) setupRefills(cfg *config.Config) error {
+	if d.ops != nil && d.ops.api != nil {
+		d.ops.api.Handle("POST /api/v1/backfill", d.backfillHandler(cfg), false)
+	}
 	r := &refills{bySrc: map[int]*refill{}, log: d.log.With().Str("component", "storage").Logger(), counters: d.Counters}
 	apps := map[string]string{}
 	for i, sc := range cfg.Sources {
@@ -221,10 +229,12 @@ func (r *refills) run(ctx context.Context, f *refill) error {
 }
 
 // count adds a run's figures to the daemon's counters (storage.*).
-func (r *refills) count(res ttsstorage.Result) {
-	r.counters.Add("storage.uplinks", uint64(res.Uplinks))
-	r.counters.Add("storage.requests", uint64(res.Requests))
-	r.counters.Add("storage.skipped_lines", uint64(res.Skipped))
+func (r *refills) count(res ttsstorage.Result) { countStorage(r.counters, res) }
+
+func countStorage(c *gateway.Counters, res ttsstorage.Result) {
+	c.Add("storage.uplinks", uint64(res.Uplinks))
+	c.Add("storage.requests", uint64(res.Requests))
+	c.Add("storage.skipped_lines", uint64(res.Skipped))
 }
 
 // sleepCtx waits d, or until ctx ends (false).
@@ -239,5 +249,94 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// BackfillRequest is the body of POST /api/v1/backfill.
+type BackfillRequest struct {
+	Source string `json:"source"`
+	Since  string `json:"since"`           // RFC 3339, or a duration back from now (24h)
+	Until  string `json:"until,omitempty"` // the same; empty: up to now
+}
+
+// BackfillResponse says what a backfill did.
+type BackfillResponse struct {
+	Source       string    `json:"source"`
+	Since        time.Time `json:"since"`
+	Until        time.Time `json:"until,omitzero"`
+	Uplinks      int       `json:"uplinks"`
+	DeadLetters  int       `json:"dead_letters"`
+	Requests     int       `json:"requests"`
+	SkippedLines int       `json:"skipped_lines"`
+	// DurableUntil is the received_at up to which every fetched uplink is
+	// durable; after a failure, where running it again may start.
+	DurableUntil time.Time `json:"durable_until,omitzero"`
+}
+
+// apiErrorBody is the API's error form, {"error": …, "detail": …}.
+type apiErrorBody struct {
+	Error  string `json:"error"`
+	Detail any    `json:"detail"`
+}
+
+func writeAPIJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// backfillHandler runs a backfill of one source's range through the
+// pipeline and answers once it ended: what sensorgate backfill calls,
+// on the running daemon or on one it builds in-process.
+func (d *Daemon) backfillHandler(cfg *config.Config) http.HandlerFunc {
+	sources := map[string]config.Source{}
+	for _, sc := range cfg.Sources {
+		sources[sc.Name()] = sc
+	}
+	log := d.log.With().Str("component", "storage").Logger()
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req BackfillRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			writeAPIJSON(w, http.StatusBadRequest, apiErrorBody{"body: want {\"source\": …, \"since\": …}: " + err.Error(), nil})
+			return
+		}
+		sc, ok := sources[req.Source]
+		if !ok {
+			writeAPIJSON(w, http.StatusNotFound, apiErrorBody{fmt.Sprintf("no source %q in the config", req.Source), nil})
+			return
+		}
+		now := time.Now()
+		since, err := httpapi.ParseSince(req.Since, now)
+		if req.Since == "" || err != nil {
+			writeAPIJSON(w, http.StatusBadRequest, apiErrorBody{fmt.Sprintf("since: %v: give where to start (RFC 3339, or a duration back from now: 24h)", errors.Join(err, errors.New("required"))), nil})
+			return
+		}
+		var until time.Time
+		if req.Until != "" {
+			if until, err = httpapi.ParseSince(req.Until, now); err != nil || !until.After(since) {
+				writeAPIJSON(w, http.StatusBadRequest, apiErrorBody{fmt.Sprintf("until %q: want a time after since", req.Until), nil})
+				return
+			}
+		}
+		fill, err := d.newBackfill(sc, log)
+		if err != nil {
+			writeAPIJSON(w, http.StatusBadRequest, apiErrorBody{err.Error(), nil})
+			return
+		}
+		// A long range takes longer than the API's write timeout, which
+		// is for answers that do not wait on anything.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		res, err := fill.Run(r.Context(), ttsstorage.Range{After: since, Before: until}, nil)
+		countStorage(d.Counters, res)
+		resp := BackfillResponse{Source: req.Source, Since: since.UTC(), Until: until.UTC(), Uplinks: res.Uplinks, DeadLetters: res.DeadLetters,
+			Requests: res.Requests, SkippedLines: res.Skipped, DurableUntil: res.Durable}
+		if err != nil {
+			log.Error().Str("source", req.Source).Int("uplinks", res.Uplinks).Msg("backfill: " + err.Error())
+			writeAPIJSON(w, http.StatusBadGateway, apiErrorBody{err.Error(), resp})
+			return
+		}
+		log.Info().Str("source", req.Source).Time("since", since).Int("uplinks", res.Uplinks).Int("requests", res.Requests).Msg("backfilled from the Storage Integration")
+		writeAPIJSON(w, http.StatusOK, resp)
 	}
 }

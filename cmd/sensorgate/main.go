@@ -42,6 +42,9 @@ Usage:
   sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
                                 messages that could not become points; replay them
                                 through the current pipeline after a fix
+  sensorgate backfill [-c FILE] --source S --since T [--until T]
+                                fetch uplinks the network server kept (The Things Stack
+                                Storage Integration) and write them as the feed would have
   sensorgate healthcheck [-c FILE] [-addr HOST:PORT]
                                 exit 0 if the daemon answers GET /healthz, else 1
   sensorgate version            print the version
@@ -89,6 +92,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = codecsCommand(ctx, args[1:], stdout, stderr)
 	case "devices":
 		err = devicesCommand(ctx, args[1:], stdout, stderr)
+	case "backfill":
+		err = backfillCommand(ctx, args[1:], stdout, stderr)
 	case "deadletters":
 		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,53 @@ func TestStorageRefillRevokedKey(t *testing.T) {
 	want.add(msgs...)
 	awaitUplinks(t, s.db, 300, time.Minute, s.daemonState(p))
 	assertExactly(t, s.db, want)
+}
+
+// TestBackfillCommand: sensorgate backfill writes a range of stored
+// uplinks offline (delivering them before it exits) and through a running
+// daemon; a second, larger range overwrites the first, doubling nothing;
+// a refused key exits non-zero with the key named by its id only.
+func TestBackfillCommand(t *testing.T) {
+	const devicesN = 10
+	s := newStorageRig(t, devicesN)
+	msgs := s.stream(300, devicesN) // stored only: never published
+	run := func(args ...string) (int, string, string) {
+		var out, errOut strings.Builder
+		code := Main(context.Background(), append([]string{"backfill", "-c", s.cfgPath}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	since := msgs[0].Time.Add(-time.Second).Format(time.RFC3339Nano)
+
+	// Offline: no daemon answers.
+	code, out, errOut := run("--source", "tts", "--since", since, "--until", msgs[199].Time.Add(500*time.Millisecond).Format(time.RFC3339Nano))
+	if code != 0 || !strings.Contains(out, "tts: 200 uplinks") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	want := expectSet{}
+	want.add(msgs[:200]...)
+	assertExactly(t, s.db, want)
+
+	// Through the running daemon, the whole range.
+	p := s.start()
+	code, out, errOut = run("--source", "tts", "--since", since)
+	if code != 0 || !strings.Contains(out, "tts: 300 uplinks") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	want.add(msgs[200:]...)
+	awaitUplinks(t, s.db, 300, time.Minute, s.daemonState(p))
+	assertExactly(t, s.db, want)
+	if !slices.Contains(p.ops.api.Routes(), "POST /api/v1/backfill") {
+		t.Errorf("the daemon's API does not serve POST /api/v1/backfill (openapi.yaml says it does): %v", p.ops.api.Routes())
+	}
+
+	s.storage.Revoke(true)
+	code, out, errOut = run("--source", "tts", "--since", since)
+	if code == 0 || !strings.Contains(errOut, "NNSXS.E2EKEYID.***") || strings.Contains(errOut+out, "E2ESECRET") || !strings.Contains(out, "tts: 0 uplinks") {
+		t.Errorf("refused key: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"--since", since}, {"--source", "tts"}, {"--source", "nope", "--since", "1h"}} {
+		if code, _, _ := run(args...); code == 0 {
+			t.Errorf("backfill %v: exit 0", args)
+		}
+	}
 }
