@@ -30,7 +30,9 @@ type storageRig struct {
 	cfgPath string
 }
 
-func newStorageRig(t *testing.T, devicesN int) *storageRig {
+// newStorageRig starts the servers and writes the config; extra adds keys
+// to the source's storage map (", timeout: 1h").
+func newStorageRig(t *testing.T, devicesN int, extra ...string) *storageRig {
 	t.Helper()
 	r := &faultRig{t: t, mq: testserver.StartMosquitto(t), db: testserver.StartInfluxDB(t), dir: t.TempDir()}
 	r.log = filepath.Join(r.dir, "sensorgate.log")
@@ -53,10 +55,10 @@ sources:
     client_id: storage-e2e
     qos: 0
     reconnect_max: 500ms
-    storage: {url: %[4]q, api_key: "${E2E_STORAGE_KEY}", application_id: weather, request_interval: 1ms, delay: 10ms}
+    storage: {url: %[4]q, api_key: "${E2E_STORAGE_KEY}", application_id: weather, request_interval: 1ms, delay: 10ms%[6]s}
 influx: {url: %[5]q, bucket: sensors/autogen, flush_interval: 20ms}
 devices: {import: %[1]s/devices.yaml, tags: [district, site]}
-`, r.dir, testserver.FreePort(t), r.mq.URL(), s.storage.URL(), r.db.URL())
+`, r.dir, testserver.FreePort(t), r.mq.URL(), s.storage.URL(), r.db.URL(), strings.Join(extra, ""))
 	t.Setenv("E2E_STORAGE_KEY", storageKey)
 	s.cfgPath = filepath.Join(r.dir, "sensorgate.yaml")
 	if err := os.WriteFile(s.cfgPath, []byte(text), 0o600); err != nil {
@@ -260,4 +262,39 @@ func TestBackfillCommand(t *testing.T) {
 			t.Errorf("backfill %v: exit 0", args)
 		}
 	}
+}
+
+// TestStorageRefillStalledShutdown: a Storage Integration that stalls in
+// the middle of a refill does not hold up shutdown (the refill is
+// cancelled with the daemon), and what the refill had not written is
+// fetched at the next start.
+func TestStorageRefillStalledShutdown(t *testing.T) {
+	const devicesN = 10
+	s := newStorageRig(t, devicesN, ", timeout: 1h, page_size: 10")
+	p := s.start()
+	msgs := s.stream(200, devicesN)
+	s.publish(msgs[:50])
+	awaitUplinks(t, s.db, 50, time.Minute, s.daemonState(p))
+	p.stop(t)
+	s.publish(msgs[50:100]) // the gap
+
+	s.storage.StallAfter(5) // every response: five lines, then nothing
+	before := len(s.storage.Requests())
+	p = s.start()
+	deadline := time.Now().Add(time.Minute)
+	for len(s.storage.Requests()) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refill request\n%s", s.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.stop(t) // fails the test if Run does not return within 60s
+
+	s.storage.StallAfter(0)
+	p = s.start()
+	s.publish(msgs[100:])
+	want := expectSet{}
+	want.add(msgs...)
+	awaitUplinks(t, s.db, 200, time.Minute, s.daemonState(p))
+	assertExactly(t, s.db, want)
 }

@@ -142,6 +142,28 @@ func TestCursors(t *testing.T) {
 	if got := c.Resume("tts"); !got.Equal(t0.Add(2 * time.Hour)) {
 		t.Errorf("resume %s after the refill, want the newest live uplink %s", got, t0.Add(2*time.Hour))
 	}
+	// A reconnection while a backfill runs: that backfill may end before
+	// the new gap, so Done leaves the next one to start there.
+	if from, ok := c.Begin("tts", t0.Add(3*time.Hour)); !ok || !from.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("begin %s %v, want %s", from, ok, t0.Add(2*time.Hour))
+	}
+	c.Seen("tts", t0.Add(4*time.Hour))
+	if _, ok := c.Begin("tts", t0.Add(5*time.Hour)); !ok { // again, while it runs
+		t.Fatal("a reconnection during a backfill has something to refill")
+	}
+	c.Progress("tts", t0.Add(150*time.Minute))
+	if got := c.Resume("tts"); !got.Equal(t0.Add(150 * time.Minute)) {
+		t.Errorf("resume %s during the backfill, want its progress %s", got, t0.Add(150*time.Minute))
+	}
+	c.Done("tts")
+	if got := c.Resume("tts"); !got.Equal(t0.Add(4 * time.Hour)) {
+		t.Errorf("resume %s after the first backfill, want the second gap's start %s", got, t0.Add(4*time.Hour))
+	}
+	c.Done("tts")
+	if got := c.Resume("tts"); !got.Equal(t0.Add(4 * time.Hour)) {
+		t.Errorf("resume %s after the second backfill, want %s", got, t0.Add(4*time.Hour))
+	}
+
 	// Another application under the same name starts afresh.
 	if err := c.Save(); err != nil {
 		t.Fatal(err)

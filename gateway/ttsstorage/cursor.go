@@ -42,11 +42,19 @@ type cursor struct {
 	// set at a connection, moved by the backfill's progress, cleared when
 	// it finished.
 	hole *time.Time
+	// again, when set, is where a connection during a backfill left its
+	// gap: the running backfill may end before it, so the next one
+	// starts there.
+	again *time.Time
 }
 
-// resume is where the next backfill starts.
+// resume is where the next backfill starts: the earliest time uplinks may
+// be missing from.
 func (c *cursor) resume() time.Time {
-	if c.hole != nil {
+	switch {
+	case c.again != nil && (c.hole == nil || c.again.Before(*c.hole)):
+		return *c.again
+	case c.hole != nil:
 		return *c.hole
 	}
 	return c.live
@@ -128,7 +136,14 @@ func (c *Cursors) Begin(source string, now time.Time) (from time.Time, ok bool) 
 		return time.Time{}, false
 	}
 	if cur.hole != nil {
-		return *cur.hole, true // a backfill is still to finish; it starts where that one is
+		// A backfill is under way or failed: this connection's gap starts
+		// at the newest uplink taken, which that backfill may never reach
+		// (it may have fetched up to before it); the next one covers it.
+		if cur.again == nil || cur.live.Before(*cur.again) {
+			a := cur.live
+			cur.again = &a
+		}
+		return cur.resume(), true
 	}
 	if cur.live.IsZero() {
 		cur.live = now.UTC()
@@ -150,17 +165,21 @@ func (c *Cursors) Progress(source string, t time.Time) {
 	}
 }
 
-// Done ends source's backfill: nothing is missing any more.
+// Done ends source's backfill: nothing before the time it reached is
+// missing any more, and nothing at all unless a connection during it left
+// a gap of its own (then Resume is that gap, for the next backfill).
 func (c *Cursors) Done(source string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cur, ok := c.m[source]; ok && cur.hole != nil {
-		if cur.hole.After(cur.live) {
-			cur.live = *cur.hole
-		}
-		cur.hole = nil
-		c.saved = false
+	cur, ok := c.m[source]
+	if !ok || cur.hole == nil {
+		return
 	}
+	c.saved = false
+	if cur.hole.After(cur.live) {
+		cur.live = *cur.hole
+	}
+	cur.hole, cur.again = cur.again, nil
 }
 
 // Save writes the cursors if they changed: to a new file, synced, then
