@@ -216,9 +216,13 @@ func (c *Client) request(ctx context.Context, after, before time.Time, st *Stats
 		case m.Up == nil:
 			continue
 		}
+		// The timeout is the server's: not while the pipeline takes the
+		// uplink (a full spool may hold it up for long).
+		stall.Stop()
 		if err := fn(ctx, m); err != nil {
 			return n, last, &permanentError{err}
 		}
+		stall.Reset(c.cfg.Timeout)
 		n++
 		st.Messages++
 		if !m.ReceivedAt.IsZero() {

@@ -267,3 +267,27 @@ func TestFetchNotFound(t *testing.T) {
 		t.Errorf("error %v after %d requests", err, st.Requests)
 	}
 }
+
+// TestFetchSlowHandler: time the handler takes (a full spool holding the
+// pipeline up) is not the server stalling. The page is larger than the
+// read buffer, so the response is still being read after the slow call.
+func TestFetchSlowHandler(t *testing.T) {
+	srv := testserver.StartTTSStorage(t, testApp, testKey)
+	for i := range 999 {
+		if err := srv.Store(storedUp("dev", i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := testClient(t, srv, func(c *Config) { c.Timeout = 50 * time.Millisecond })
+	var got int
+	st, err := c.Fetch(context.Background(), Range{}, func(context.Context, Message) error {
+		got++
+		if got == 1 {
+			time.Sleep(200 * time.Millisecond) // the pipeline waiting on a full spool
+		}
+		return nil
+	})
+	if err != nil || got != 999 || st.Requests != 1 {
+		t.Errorf("%d messages in %d requests, error %v: want 999 in 1, no error", got, st.Requests, err)
+	}
+}
