@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -180,5 +181,49 @@ func TestCursors(t *testing.T) {
 	}
 	if _, err := OpenCursors(path, nil); err == nil || !strings.Contains(err.Error(), "delete the file") {
 		t.Errorf("a damaged file: %v", err)
+	}
+}
+
+// TestBackfillBatches: uplinks are taken in batches of fillBatch, on at
+// most fillWorkers workers, and progress moves once per batch, when all of
+// it is durable.
+func TestBackfillBatches(t *testing.T) {
+	srv := testserver.StartTTSStorage(t, testApp, testKey)
+	n := 2*fillBatch + 100
+	for i := range n {
+		if err := srv.Store(storedUp(string(rune('a'+i%26)), i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	inFlight, peak, taken := 0, 0, 0
+	var progress []int
+	b := testBackfill(t, srv, &recorder{})
+	b.Handler = func(context.Context, gateway.Uplink) error {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		runtime.Gosched() // let the other workers in
+		mu.Lock()
+		inFlight--
+		taken++
+		mu.Unlock()
+		return nil
+	}
+	res, err := b.Run(context.Background(), Range{}, func(time.Time) {
+		mu.Lock()
+		progress = append(progress, taken)
+		mu.Unlock()
+	})
+	total := n + 1 // the first page's last uplink begins the second page too
+	if err != nil || res.Uplinks != total {
+		t.Fatalf("%d uplinks, %v: want %d", res.Uplinks, err, total)
+	}
+	if want := []int{fillBatch, 2 * fillBatch, total}; len(progress) != 3 || progress[0] != want[0] || progress[1] != want[1] || progress[2] != want[2] {
+		t.Errorf("progress after %v uplinks taken, want %v", progress, want)
+	}
+	if peak > fillWorkers {
+		t.Errorf("%d uplinks in the handler at once, want at most %d", peak, fillWorkers)
 	}
 }
