@@ -298,3 +298,60 @@ func TestStorageRefillStalledShutdown(t *testing.T) {
 	awaitUplinks(t, s.db, 200, time.Minute, s.daemonState(p))
 	assertExactly(t, s.db, want)
 }
+
+// TestStorageRefillAfterCut: the refill follows a reconnection, not only a
+// start: the network to the broker is cut while the daemon runs, a third
+// of the uplinks is published meanwhile (QoS 0: the broker keeps none of
+// them), and after paho reconnects InfluxDB holds every uplink once.
+func TestStorageRefillAfterCut(t *testing.T) {
+	const devicesN = 20
+	s := newStorageRig(t, devicesN)
+	px := startTCPProxy(t, s.mq.URL()[len("tcp://"):])
+	cfg, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.cfgPath, []byte(strings.Replace(string(cfg), s.mq.URL(), px.URL(), 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := s.start()
+	msgs := s.stream(3000, devicesN)
+	s.publish(msgs[:1000])
+	awaitUplinks(t, s.db, 1000, time.Minute, s.daemonState(p))
+
+	px.cut()
+	src := p.sources[0].(*mqtt.Source)
+	deadline := time.Now().Add(time.Minute)
+	for src.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not notice the cut\n%s", s.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.publish(msgs[1000:2000]) // nobody receives these
+	if err := px.restore(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for !src.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not reconnect\n%s", s.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.publish(msgs[2000:])
+	awaitUplinks(t, s.db, 3000, 2*time.Minute, s.daemonState(p))
+	want := expectSet{}
+	want.add(msgs...)
+	assertExactly(t, s.db, want)
+	deadline = time.Now().Add(time.Minute)
+	for len(s.logLines("refilled from the Storage Integration")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refill logged\n%s", s.logTail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := uplinksIn(t, s.db); n != 3000 {
+		t.Errorf("InfluxDB holds %d uplinks after the refill ended, want 3000", n)
+	}
+}

@@ -214,6 +214,7 @@ func (s *Source) start(ctx context.Context, h gateway.Handler) *session {
 		closing: make(chan struct{}),
 		refused: make(chan struct{}, 1),
 	}
+	sess.gate.Store(newGate(len(s.connected) == 0))
 	// As many workers as the window: every message taken can be in a
 	// handler at once, which is what fills the spool's group commits.
 	sess.wg.Add(n)
