@@ -189,9 +189,14 @@ func (c *Client) request(ctx context.Context, after, before time.Time, st *Stats
 	stall := time.AfterFunc(c.cfg.Timeout, func() { cancel(errStalled) })
 	defer stall.Stop()
 	lr := newLineReader(&idleReader{r: resp.Body, t: stall, d: c.cfg.Timeout}, c.maxLine)
-	n := 0
+	n, skipped := 0, 0
 	var last time.Time
 	for lineNo := 1; ; lineNo++ {
+		if n == c.cfg.PageSize {
+			// A full page: what a server sends beyond the limit it was
+			// asked for is not read; the next page starts after the last.
+			return n, last, nil
+		}
 		line, long, err := lr.next()
 		if err == io.EOF {
 			return n, last, nil
@@ -199,7 +204,13 @@ func (c *Client) request(ctx context.Context, after, before time.Time, st *Stats
 		if err != nil {
 			return n, last, c.cause(rctx, err)
 		}
+		if skipped > c.cfg.PageSize {
+			// Lines that are no uplink are logged and skipped, but a
+			// response of nothing else must end.
+			return n, last, &permanentError{fmt.Errorf("source %q: the Storage Integration's response holds more than %d lines that are no stored uplink: is storage.url The Things Stack's address?", c.source, c.cfg.PageSize)}
+		}
 		if long > 0 {
+			skipped++
 			st.Skipped++
 			c.log.Warn().Int("line", lineNo).Int("bytes", long).Int("max_bytes", c.maxLine).Msg("skipped a response line longer than any stored uplink")
 			continue
@@ -210,6 +221,7 @@ func (c *Client) request(ctx context.Context, after, before time.Time, st *Stats
 		case errors.As(err, &se):
 			return n, last, fmt.Errorf("source %q: %w", c.source, se)
 		case err != nil:
+			skipped++
 			st.Skipped++
 			c.log.Warn().Int("line", lineNo).Err(err).Msg("skipped a response line that is not a stored uplink")
 			continue
@@ -390,15 +402,20 @@ func (r *idleReader) Read(p []byte) (int, error) {
 }
 
 // lineReader reads lines of at most max bytes; a longer one is read
-// through and reported by its length, without being kept.
+// through and reported by its length, without being kept, up to skipMax
+// bytes: a line longer still ends the response (errEndlessLine).
 type lineReader struct {
-	r   *bufio.Reader
-	buf []byte
-	max int
+	r       *bufio.Reader
+	buf     []byte
+	max     int
+	skipMax int
 }
 
-func newLineReader(r io.Reader, max int) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+// errEndlessLine is a line longer than a reader reads through.
+var errEndlessLine = errors.New("a response line runs on past 64 MiB: not a stored uplink; the response was abandoned")
+
+func newLineReader(r io.Reader, maxLine int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: maxLine, skipMax: max(64<<20, 2*maxLine)}
 }
 
 // next returns the next line without its newline; or, for a line longer
@@ -413,6 +430,8 @@ func (l *lineReader) next() (line []byte, long int, err error) {
 			l.buf = append(l.buf, chunk...)
 		}
 		switch {
+		case err == bufio.ErrBufferFull && total > l.skipMax:
+			return nil, total, errEndlessLine
 		case err == bufio.ErrBufferFull:
 			continue
 		case err == io.EOF && total > 0:

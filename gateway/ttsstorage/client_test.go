@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -155,7 +156,7 @@ func TestFetchStall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := testClient(t, srv, func(c *Config) { c.Timeout = 100 * time.Millisecond })
+	c := testClient(t, srv, func(c *Config) { c.Timeout = 300 * time.Millisecond })
 
 	// Two lines per response, each next request starting just before the
 	// last one taken: 0 1, 1 2, 2 3, and 3 4 ends the range.
@@ -169,7 +170,7 @@ func TestFetchStall(t *testing.T) {
 	// retries never get past it.
 	srv.StallAfter(1)
 	got, st, err = collect(t, c, Range{})
-	if err == nil || !strings.Contains(err.Error(), "sent nothing for 100ms") {
+	if err == nil || !strings.Contains(err.Error(), "sent nothing for 300ms") {
 		t.Fatalf("error %v, want a stall (messages %v, %d requests)", err, got, st.Requests)
 	}
 	if fmt.Sprint(got) != "[0 0 0 0 0 0]" || st.Requests != 1+maxAttempts || !st.Last.Equal(t0.Add(20*time.Millisecond)) {
@@ -278,16 +279,66 @@ func TestFetchSlowHandler(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := testClient(t, srv, func(c *Config) { c.Timeout = 50 * time.Millisecond })
+	c := testClient(t, srv, func(c *Config) { c.Timeout = 500 * time.Millisecond })
 	var got int
 	st, err := c.Fetch(context.Background(), Range{}, func(context.Context, Message) error {
 		got++
 		if got == 1 {
-			time.Sleep(200 * time.Millisecond) // the pipeline waiting on a full spool
+			time.Sleep(time.Second) // the pipeline waiting on a full spool
 		}
 		return nil
 	})
 	if err != nil || got != 999 || st.Requests != 1 {
 		t.Errorf("%d messages in %d requests, error %v: want 999 in 1, no error", got, st.Requests, err)
 	}
+}
+
+// TestFetchBoundsResponses: a response is read up to the limit asked for,
+// whatever the server sends after it, and a response of nothing but lines
+// that are no uplink ends with an error instead of being read forever.
+func TestFetchBoundsResponses(t *testing.T) {
+	srv := testserver.StartTTSStorage(t, testApp, testKey)
+	for i := range 10 {
+		if err := srv.Store(storedUp("dev", i, t0.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.IgnoreLimit(true)
+	c := testClient(t, srv, func(c *Config) { c.PageSize = 4 })
+	got, st, err := collect(t, c, Range{})
+	if err != nil || fmt.Sprint(got) != "[0 1 2 3 3 4 5 6 6 7 8 9 9]" || st.Requests != 4 {
+		t.Errorf("messages %v in %d requests, error %v: want pages of 4 as asked", got, st.Requests, err)
+	}
+
+	srv.IgnoreLimit(false)
+	junk := make([][]byte, 5)
+	for i := range junk {
+		junk[i] = []byte("<html>not the API</html>")
+	}
+	srv.ExtraLines(junk...)
+	got, st, err = collect(t, c, Range{})
+	if err == nil || !strings.Contains(err.Error(), "more than 4 lines that are no stored uplink") || len(got) != 0 || st.Requests != 1 {
+		t.Errorf("messages %v in %d requests, error %v: want the junk refused at once", got, st.Requests, err)
+	}
+}
+
+// TestLineReaderEndlessLine: a line that never ends is read through up to
+// a bound, then the response is abandoned.
+func TestLineReaderEndlessLine(t *testing.T) {
+	lr := newLineReader(io.LimitReader(endless{}, 1<<40), 1024)
+	lr.skipMax = 1 << 20
+	line, long, err := lr.next()
+	if err != errEndlessLine || line != nil || long <= lr.skipMax || long > lr.skipMax+64<<10 {
+		t.Errorf("line %d bytes, long %d, error %v: want errEndlessLine just past %d", len(line), long, err, lr.skipMax)
+	}
+}
+
+// endless reads as an endless run of 'x'.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
 }

@@ -44,12 +44,19 @@ func FuzzLineReader(f *testing.F) {
 			return
 		}
 		lr := newLineReader(bytes.NewReader(data), max)
+		lr.skipMax = 4 * max
 		total := 0
 		for range len(data) + 1 {
 			line, long, err := lr.next()
 			if err == io.EOF {
 				if total > len(data) {
 					t.Fatalf("read %d bytes of %d", total, len(data))
+				}
+				return
+			}
+			if err == errEndlessLine {
+				if long <= lr.skipMax {
+					t.Fatalf("gave up on a line of %d bytes, bound %d", long, lr.skipMax)
 				}
 				return
 			}

@@ -39,7 +39,13 @@ type TTSStorage struct {
 	limit429 int
 	// extra lines are sent at the start of every response.
 	extra [][]byte
+	// ignoreLimit sends every stored message whatever limit asks.
+	ignoreLimit bool
 }
+
+// IgnoreLimit makes responses hold every stored message after after,
+// as a server that ignores limit would.
+func (s *TTSStorage) IgnoreLimit(on bool) { s.mu.Lock(); s.ignoreLimit = on; s.mu.Unlock() }
 
 type storedUp struct {
 	at time.Time
@@ -168,7 +174,7 @@ func (s *TTSStorage) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var page [][]byte
 	for _, st := range s.stored {
-		if len(page) == limit {
+		if len(page) == limit && !s.ignoreLimit {
 			break
 		}
 		if (after.IsZero() || st.at.After(after)) && (before.IsZero() || st.at.Before(before)) {
