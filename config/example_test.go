@@ -110,6 +110,7 @@ func structKeys(t reflect.Type, prefix string, out *[]string) {
 		structKeys(reflect.TypeFor[mqtt.Config](), prefix, &keys)
 		structKeys(reflect.TypeFor[lorawan.Config](), prefix, &keys)
 		structKeys(reflect.TypeFor[webhook.Config](), prefix, &keys)
+		structKeys(reflect.TypeFor[storageKeys](), prefix, &keys)
 		for _, k := range keys {
 			if !seen[k] {
 				seen[k] = true

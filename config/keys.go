@@ -9,6 +9,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/ttsstorage"
 	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
@@ -45,9 +46,12 @@ func sourceSchema(typ, format string) (*yaml.Node, error) {
 	hook := &webhook.Config{Map: []decoders.Mapping{{}}}
 	var n *yaml.Node
 	var err error
+	storage := storageKeys{&ttsstorage.Config{}}
 	switch {
 	case typ == SourceMQTT && format == mqtt.FormatGatewayBridge:
 		n, err = mergedMapping(mq, &lorawan.FrameConfig{})
+	case typ == SourceMQTT && format == mqtt.FormatTTSV3:
+		n, err = mergedMapping(mq, storage)
 	case typ == SourceMQTT:
 		n, err = mergedMapping(mq)
 	case typ == SourceSemtechUDP:
@@ -55,7 +59,7 @@ func sourceSchema(typ, format string) (*yaml.Node, error) {
 	case typ == SourceHTTP:
 		n, err = mergedMapping(hook)
 	default:
-		n, err = mergedMapping(mq, &lorawan.Config{}, hook)
+		n, err = mergedMapping(mq, &lorawan.Config{}, hook, storage)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config: build key schema of %s sources: %w", typ, err)
@@ -68,6 +72,7 @@ func sourceSchema(typ, format string) (*yaml.Node, error) {
 var sourceKinds = []struct{ typ, format, desc string }{
 	{SourceMQTT, "", "mqtt sources"},
 	{SourceMQTT, mqtt.FormatGatewayBridge, "mqtt sources of format gateway-bridge"},
+	{SourceMQTT, mqtt.FormatTTSV3, "mqtt sources of format tts-v3"},
 	{SourceSemtechUDP, "", "semtech-udp sources"},
 	{SourceHTTP, "", "http sources"},
 }
@@ -176,7 +181,7 @@ func (w keyWalker) sourceItem(path string, n *yaml.Node) (*yaml.Node, string) {
 		Format string `yaml:"format"`
 	}
 	_ = n.Decode(&head) // a type or format of the wrong shape is the decoder's to report
-	if head.Format != mqtt.FormatGatewayBridge || head.Type != SourceMQTT {
+	if head.Type != SourceMQTT || head.Format != mqtt.FormatGatewayBridge && head.Format != mqtt.FormatTTSV3 {
 		head.Format = ""
 	}
 	kind := head.Type + "/" + head.Format

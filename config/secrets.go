@@ -72,6 +72,9 @@ func literalSecrets(b []byte) []string {
 		for i, s := range src.Content {
 			if s.Kind == yaml.MappingNode {
 				check(fmt.Sprintf("sources[%d].password", i), lookupKey(s, "password"))
+				if st := lookupKey(s, "storage"); st != nil && st.Kind == yaml.MappingNode {
+					check(fmt.Sprintf("sources[%d].storage.api_key", i), lookupKey(st, "api_key"))
+				}
 				if a := lookupKey(s, "auth"); a != nil && a.Kind == yaml.MappingNode {
 					for _, k := range []string{"value", "password", "bearer_token"} {
 						check(fmt.Sprintf("sources[%d].auth.%s", i, k), lookupKey(a, k))

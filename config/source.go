@@ -7,6 +7,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/ttsstorage"
 	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
@@ -37,7 +38,20 @@ type Source struct {
 	// does: its keys (dedup_window, fcnt_reset, …, unknown_devices) are
 	// written among the mqtt keys. Nil for other sources.
 	Frames *lorawan.FrameConfig
+	// Storage is the storage key of a type mqtt source of format tts-v3:
+	// where The Things Stack's Storage Integration refills what the QoS 0
+	// feed lost while disconnected. Nil when the key is absent.
+	Storage *ttsstorage.Config
 }
+
+// storageKeys is the one key of a tts-v3 mqtt source that
+// gateway/ttsstorage owns, decoded from the same entry as the mqtt keys.
+type storageKeys struct {
+	Storage *ttsstorage.Config `yaml:"storage"`
+}
+
+// isTTS reports whether an mqtt source reads The Things Stack's feed.
+func isTTS(c *mqtt.Config) bool { return c != nil && c.Format == mqtt.FormatTTSV3 }
 
 // Sources is the sources list. Its unmarshaller keeps every entry, even
 // one with a value of the wrong type, so that sources[i] in a problem is
@@ -109,6 +123,11 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 	case SourceMQTT:
 		s.MQTT = new(mqtt.Config)
 		err := n.Decode(s.MQTT)
+		if isTTS(s.MQTT) {
+			var k storageKeys
+			err = joinTypeErrors(err, n.Decode(&k))
+			s.Storage = k.Storage
+		}
 		if !isGatewayBridge(s.MQTT) {
 			return err
 		}
@@ -135,6 +154,9 @@ func (s Source) MarshalYAML() (any, error) {
 		parts = append(parts, s.MQTT)
 		if s.Frames != nil {
 			parts = append(parts, s.Frames)
+		}
+		if s.Storage != nil {
+			parts = append(parts, storageKeys{s.Storage})
 		}
 	case s.UDP != nil:
 		parts = append(parts, s.UDP)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/gateway/lorawan"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/ttsstorage"
 	"github.com/sensorgate/sensorgate/gateway/webhook"
 )
 
@@ -35,6 +36,12 @@ func (s *Source) setDefaults(t *tree, sp string) {
 		}
 		if m.Format == mqtt.FormatJSON && m.JSON.Time != "" {
 			setString(&m.JSON.TimeFormat, mqtt.TimeRFC3339)
+		}
+		if st := s.Storage; st != nil {
+			setInt(&st.PageSize, ttsstorage.DefaultPageSize, t, sp+".storage.page_size")
+			setDuration(&st.RequestInterval, ttsstorage.DefaultRequestInterval, t, sp+".storage.request_interval")
+			setDuration(&st.Timeout, ttsstorage.DefaultTimeout, t, sp+".storage.timeout")
+			setDuration(&st.Delay, ttsstorage.DefaultDelay, t, sp+".storage.delay")
 		}
 		setInt(&m.MaxInFlight, mqtt.DefaultMaxInFlight, t, sp+".max_in_flight")
 		setDuration(&m.ReconnectMax, mqtt.DefaultReconnectMax, t, sp+".reconnect_max")
@@ -188,6 +195,15 @@ func checkMQTTSource(p *collector, sp string, i int, src *Source, nameDup bool, 
 	}
 	checkMap(p, sp+".map", s.Map)
 	checkJSON(p, sp, s)
+	if st := src.Storage; st != nil {
+		if s.QoS != nil && *s.QoS > 0 {
+			p.add(sp+".storage", "set with qos %d: the Storage Integration refills what The Things Stack's QoS 0 feed loses; set qos: 0 (its MQTT server offers nothing else)", *s.QoS)
+		}
+		for _, prob := range st.Problems() {
+			key, msg, _ := strings.Cut(prob, ": ")
+			p.add(sp+".storage."+key, "%s", msg)
+		}
+	}
 }
 
 func checkUDPSource(p *collector, sp string, i int, u *lorawan.Config, seen *sourceSeen) {

@@ -58,6 +58,7 @@ type Daemon struct {
 	frames  []rawFeed  // daemon_lorawan.go: raw-frame handlers (dedup-table metrics; counters kept by the registry)
 	// webhooks are the http sources, for tests that need their address.
 	webhooks []*webhook.Source
+	refills  *refills // daemon_storage.go: tts-v3 sources refilled from the Storage Integration; nil without
 }
 
 // NewDaemon builds everything the config describes without connecting to
@@ -149,6 +150,10 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	if err := d.setupRefills(cfg); err != nil { // daemon_storage.go
+		d.Close()
+		return nil, err
+	}
 	d.storeFrameCounters() // daemon_lorawan.go
 	d.watchDrops()         // brokerwatch.go
 	// Loading the registry (YAML parsed twice, the store's import) leaves
@@ -175,12 +180,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.influxMon.Run(ctx, d.probeEvery)
 	}()
+	waitRefills := d.refills.start(ctx) // before the sources: a connection asks it for a refill
 	errs := make([]error, len(d.sources))
 	for i, src := range d.sources {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = src.Run(ctx, d.pipeline.Handle)
+			errs[i] = src.Run(ctx, d.refills.handler(i, d.pipeline.Handle))
 		}()
 	}
 	if d.scripts != nil {
@@ -196,6 +202,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		every(ctx, d.statsEvery, func() { d.logCounters("stats") })
 	}()
 	wg.Wait()
+	waitRefills() // cancelled with ctx; their cursors saved
 	d.drops.stop()
 	stopOps() // before delivery stops: in-flight replays reach the spool
 	// Every handler and replay has returned: no decode needs a worker.

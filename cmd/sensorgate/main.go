@@ -42,6 +42,9 @@ Usage:
   sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
                                 messages that could not become points; replay them
                                 through the current pipeline after a fix
+  sensorgate backfill [-c FILE] --source S --since T [--until T]
+                                fetch uplinks the network server kept (The Things Stack
+                                Storage Integration) and write them as the feed would have
   sensorgate backfill [-c FILE] --chirpstack-pg DSN --since T [--until T] [--application ID]
                                 write the uplinks ChirpStack's PostgreSQL integration kept
                                 while sensorgate did not receive them (same points as live)

@@ -132,6 +132,22 @@ func (e *ParseError) Unwrap() error { return e.err }
 // DeadLetterReason is the reason the message's dead letter is kept under.
 func (e *ParseError) DeadLetterReason() gateway.Reason { return e.Reason }
 
+// DeadLetterOf is the dead letter of a message Parse refused with err: the
+// reason and DevEUI a *ParseError carries (malformed otherwise), raw as
+// the message. Every source that parses with these parsers keeps its
+// refused messages this way.
+func DeadLetterOf(source, topic string, raw []byte, err error) gateway.DeadLetter {
+	dl := gateway.DeadLetter{Time: time.Now().UTC(), Source: source, Topic: topic, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: raw}
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		dl.Reason = pe.Reason
+		if !pe.DevEUI.IsZero() {
+			dl.DevEUI = pe.DevEUI.String()
+		}
+	}
+	return dl
+}
+
 // reasonError marks a parse error whose dead-letter reason is not
 // malformed: the message is well-formed, but what it says cannot be used.
 type reasonError struct {

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +62,23 @@ type session struct {
 	// a new session gets redelivered. clean records a later success.
 	refused chan struct{}
 	clean   atomic.Bool
+
+	// gate holds messages back until the OnConnect callbacks of their
+	// connection ran: a persistent session's queued messages (or a kept
+	// subscription's) arrive right after CONNACK, while paho starts the
+	// OnConnect handler in a goroutine of its own. Open (closed channel)
+	// when the source has no callbacks. gateMu orders onConnect and onLost.
+	gate   atomic.Pointer[chan struct{}]
+	gateMu sync.Mutex
+}
+
+// newGate returns a shut gate, or an open one when open.
+func newGate(open bool) *chan struct{} {
+	g := make(chan struct{})
+	if open {
+		close(g)
+	}
+	return &g
 }
 
 // delivery is a message on its way to a worker, with its order key ("" for
@@ -115,6 +131,11 @@ func (s *session) stop() {
 // room. The message goes to an idle worker, or queues behind the message
 // of the same device being handled.
 func (s *session) onMessage(_ paho.Client, m paho.Message) {
+	select {
+	case <-*s.gate.Load():
+	case <-s.closing:
+		return // stopping: unacknowledged, the broker redelivers it
+	}
 	seq, ok := s.admit()
 	if !ok {
 		return // stopping: unacknowledged, the broker redelivers it
@@ -244,21 +265,7 @@ func (s *session) handle(m paho.Message) {
 	}
 	up, err := src.parser.Parse(m.Topic(), m.Payload())
 	if err != nil {
-		dl := gateway.DeadLetter{
-			Time:   time.Now().UTC(),
-			Source: src.cfg.Name,
-			Topic:  m.Topic(),
-			Reason: gateway.ReasonMalformed,
-			Detail: err.Error(),
-			Raw:    m.Payload(),
-		}
-		var pe *ParseError
-		if errors.As(err, &pe) {
-			dl.Reason = pe.Reason
-			if !pe.DevEUI.IsZero() {
-				dl.DevEUI = pe.DevEUI.String()
-			}
-		}
+		dl := DeadLetterOf(src.cfg.Name, m.Topic(), m.Payload(), err)
 		if perr := src.dl.Put(s.ctx, dl); perr != nil {
 			src.msgLog.Error().Err(perr).Str("topic", m.Topic()).Str("reason", string(dl.Reason)).Str("problem", err.Error()).
 				Msg("cannot store an unparsable message as a dead letter; leaving it unacknowledged for redelivery")
@@ -302,9 +309,16 @@ func (s *session) onConnect(c paho.Client) {
 	}
 	defer s.wg.Done()
 	src := s.src
-	if src.connected != nil {
-		src.connected() // queued messages may arrive before SUBACK
+	s.gateMu.Lock()
+	for _, f := range src.connected {
+		f() // queued messages may arrive before SUBACK; the gate holds them until now
 	}
+	select {
+	case <-*s.gate.Load():
+	default:
+		close(*s.gate.Load())
+	}
+	s.gateMu.Unlock()
 	subs := src.cfg.Subscriptions()
 	filters := make(map[string]byte, len(subs))
 	for _, t := range subs {
@@ -338,8 +352,24 @@ func (s *session) onConnect(c paho.Client) {
 }
 
 // onLost logs a lost connection; paho reconnects by itself.
-func (s *session) onLost(_ paho.Client, err error) {
+func (s *session) onLost(c paho.Client, err error) {
 	s.src.ready.Store(false)
+	if len(s.src.connected) > 0 {
+		// Shut the gate for the next connection, unless that is up
+		// already (paho runs this handler in a goroutine of its own, so
+		// it may come after the reconnection's OnConnect), or the gate
+		// is still shut (a message waiting at it must be let through by
+		// the next OnConnect, not left behind a new gate).
+		s.gateMu.Lock()
+		select {
+		case <-*s.gate.Load():
+			if !c.IsConnectionOpen() {
+				s.gate.Store(newGate(false))
+			}
+		default:
+		}
+		s.gateMu.Unlock()
+	}
 	s.src.log.Warn().Err(err).Msg("connection to MQTT broker lost; reconnecting")
 }
 

@@ -55,8 +55,8 @@ type Source struct {
 	// (orderKey).
 	unordered bool
 
-	// connected, if set, is called on each connection (OnConnect).
-	connected func()
+	// connected are called on each connection (OnConnect).
+	connected []func()
 
 	// tls is the client TLS configuration of a TLS broker URL, nil for
 	// plain TCP and WebSocket.
@@ -140,9 +140,9 @@ func New(cfg Config, dl gateway.DeadLetters, log zerolog.Logger, opts ...Option)
 
 // OnConnect has f called on every connection, the first and each
 // reconnection, as the broker accepted it: the moment a persistent
-// session's queued messages start to arrive. Call it before Run; f must
-// not block.
-func (s *Source) OnConnect(f func()) { s.connected = f }
+// session's queued messages start to arrive, before the first of them is
+// handed on. Call it before Run; f must not block. Each call adds one.
+func (s *Source) OnConnect(f func()) { s.connected = append(s.connected, f) }
 
 // Ready reports whether the source is connected and the broker accepted its
 // subscriptions, for readiness checks.
@@ -214,6 +214,7 @@ func (s *Source) start(ctx context.Context, h gateway.Handler) *session {
 		closing: make(chan struct{}),
 		refused: make(chan struct{}, 1),
 	}
+	sess.gate.Store(newGate(len(s.connected) == 0))
 	// As many workers as the window: every message taken can be in a
 	// handler at once, which is what fills the spool's group commits.
 	sess.wg.Add(n)

@@ -512,3 +512,42 @@ func TestOrderKey(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceOnConnectBeforeMessages: the OnConnect callbacks of a
+// connection have run before any of its messages reaches the handler,
+// also for the messages a persistent session queued, which the broker
+// sends right after CONNACK.
+func TestSourceOnConnectBeforeMessages(t *testing.T) {
+	m := testserver.StartMosquitto(t)
+	s := newTestSource(t, m.URL(), "gate", &memDeadLetters{})
+	var connected atomic.Int32
+	s.OnConnect(func() {
+		time.Sleep(100 * time.Millisecond) // a slow callback widens the race it must win
+		connected.Add(1)
+	})
+	var early atomic.Int32
+	var rec recorder
+	h := func(ctx context.Context, up gateway.Uplink) error {
+		if connected.Load() == 0 {
+			early.Add(1)
+		}
+		return rec.handle(ctx, up)
+	}
+	stop := startRun(t, s, h)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Queued while the source is away: they arrive right after CONNACK.
+	pub := publisher(t, m.URL())
+	const n = 50
+	for i := range n {
+		topic, payload, _ := v4Message(i)
+		publish(t, pub, topic, payload)
+	}
+	connected.Store(0)
+	startRun(t, s, h)
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d uplinks", n), func() bool { return len(rec.list()) >= n })
+	if early.Load() != 0 {
+		t.Errorf("%d messages reached the handler before the connection's OnConnect callbacks ran", early.Load())
+	}
+}

@@ -404,14 +404,7 @@ func (s *Source) answerEvent(w http.ResponseWriter, r *http.Request, kind string
 // answers 400 with the reason; if even the dead letter is not kept, 503,
 // so the sender tries again.
 func (s *Source) malformed(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, err error) {
-	dl := gateway.DeadLetter{Time: time.Now().UTC(), Source: s.cfg.Name, Topic: r.URL.Path, Reason: gateway.ReasonMalformed, Detail: err.Error(), Raw: body}
-	var pe *mqtt.ParseError
-	if errors.As(err, &pe) {
-		dl.Reason = pe.Reason
-		if !pe.DevEUI.IsZero() {
-			dl.DevEUI = pe.DevEUI.String()
-		}
-	}
+	dl := mqtt.DeadLetterOf(s.cfg.Name, r.URL.Path, body, err)
 	if perr := s.dl.Put(ctx, dl); perr != nil {
 		s.count("not_taken")
 		s.msgLog.Error().Err(perr).Msg("malformed message not kept as a dead letter: answered 503 so the sender retries")
