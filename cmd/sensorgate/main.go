@@ -42,6 +42,10 @@ Usage:
   sensorgate deadletters list|replay [-c FILE] [-reason R] [-since T] ...
                                 messages that could not become points; replay them
                                 through the current pipeline after a fix
+  sensorgate redecode [-c FILE] --since T [--until T] [--device EUI ... | --model M | --source S]
+                    [--model-override M] [--dry-run]
+                                decode stored uplinks again after a decoder fix: replace
+                                their decoded points in InfluxDB (--dry-run: print the diff)
   sensorgate healthcheck [-c FILE] [-addr HOST:PORT]
                                 exit 0 if the daemon answers GET /healthz, else 1
   sensorgate version            print the version
@@ -91,6 +95,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = devicesCommand(ctx, args[1:], stdout, stderr)
 	case "deadletters":
 		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
+	case "redecode":
+		err = redecodeCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -185,8 +185,12 @@ func (js *Jobs) Cancel(id int) (JobStatus, bool) {
 	return js.Get(id)
 }
 
-// Close interrupts a running job and waits for it.
+// Close interrupts a running job and waits for it. A nil Jobs has
+// nothing to close.
 func (js *Jobs) Close() {
+	if js == nil {
+		return
+	}
 	js.mu.Lock()
 	js.closed = true
 	for _, e := range js.jobs {

@@ -245,6 +245,9 @@ func (j *job) run(ctx context.Context) error {
 			return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", eui, err)
 		}
 		if err := j.device(ctx, eui); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", eui, ctx.Err())
+			}
 			return fmt.Errorf("redecode: device %s: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", eui, err)
 		}
 		j.update(func(p *Progress) { p.DevicesDone++ })
