@@ -16,8 +16,8 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
 	"github.com/sensorgate/sensorgate/gateway/health"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
-	"github.com/sensorgate/sensorgate/gateway/redecode"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/redecode"
 	"github.com/sensorgate/sensorgate/gateways"
 )
 
@@ -31,7 +31,7 @@ type ops struct {
 	unknowns *devices.Unknowns
 	series   *devices.SeriesGuard // which unregistered devices may be written
 	replayer *deadletter.Replayer
-	redecode *redecode.Jobs // re-decode jobs (redecode.go)
+	redecode *redecode.Jobs  // re-decode jobs (redecode.go)
 	api      *httpapi.Server // nil when only replaying (the CLI)
 	gateways *gateways.Table // gateway health and the operator's entries
 	gwStore  *gateways.Store
