@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The codec of the fix scenario, as an operator's scripts folder holds
+// it: v1 divides the temperature by 100 instead of 10, writes humidity as
+// "humidity", a "legacy" field and air.lightIntensity; v2 is the vendor's
+// fix: /10, humidity renamed "rh", legacy and light dropped, pressure
+// added. Both read the simulator's Cayenne LPP frame (temperature at
+// bytes 2–3, humidity at 6, pressure at 9–10).
+const (
+	weatherCodecV1 = `function decodeUplink(input) {
+  var b = input.bytes;
+  var t = (b[2] << 8) | b[3]; if (t > 0x7fff) t -= 0x10000;
+  return { data: { temperature: t / 100, humidity: b[6] / 2, legacy: 1 } };
+}
+function normalizeUplink(input) {
+  return { data: { air: { temperature: input.data.temperature, relativeHumidity: input.data.humidity, lightIntensity: 0 } } };
+}
+`
+	weatherCodecV2 = `function decodeUplink(input) {
+  var b = input.bytes;
+  if (b.length < 11) return { errors: ["short frame"] };
+  var t = (b[2] << 8) | b[3]; if (t > 0x7fff) t -= 0x10000;
+  return { data: { temperature: t / 10, rh: b[6] / 2, pressure: ((b[9] << 8) | b[10]) / 10 } };
+}
+function normalizeUplink(input) {
+  return { data: { air: { temperature: input.data.temperature, relativeHumidity: input.data.rh, pressure: input.data.pressure } } };
+}
+`
+)
+
+// TestRedecodeCommand runs the operator's story end to end: a daemon
+// decoded a day of uplinks from Mosquitto with a buggy JavaScript codec
+// into InfluxDB and was stopped; the codec file is fixed; "sensorgate
+// redecode --dry-run" shows the change and writes nothing; "sensorgate
+// redecode" (no daemon running: in-process, delivering before it exits)
+// corrects every value and leaves no field of the old codec.
+func TestRedecodeCommand(t *testing.T) {
+	r := newFaultRig(t, 21, 4)
+	scripts := filepath.Join(r.dir, "scripts")
+	if err := os.MkdirAll(scripts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	codec := filepath.Join(scripts, "city-weather.js")
+	if err := os.WriteFile(codec, []byte(weatherCodecV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.devs {
+		r.devs[i].Model = "city-weather"
+	}
+	cfgPath := r.writeConfig(rigConfig{extra: fmt.Sprintf("decoders: {scripts: %q, sandbox: in-process}\n", scripts)})
+	d := r.runInProcess(cfgPath)
+	msgs := r.stream(300)
+	publishAll(t, r.mq.URL(), msgs)
+	awaitUplinks(t, r.db, len(msgs), time.Minute, r.daemonState(d))
+	d.stop(t)
+	want := expectSet{}
+	want.add(msgs...)
+	buggy := expectSet{}
+	for k, v := range want {
+		buggy[k] = math.Round(v*10) / 100 // as the codec computes it
+	}
+	assertPoints(t, r.db, want, buggy) // the bug, as stored
+
+	if err := os.WriteFile(codec, []byte(weatherCodecV2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	redecode := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := Main(ctx, append([]string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z"}, args...), &out, &errb); code != 0 {
+			t.Fatalf("redecode %v: exit %d\n%s\n%s", args, code, out.String(), errb.String())
+		}
+		if !strings.Contains(errb.String(), "no daemon on") || !strings.Contains(errb.String(), "redecode job 1: 300/300 uplinks") {
+			t.Errorf("redecode %v: stderr should say it works in-process and end with a plain progress line:\n%s", args, errb.String())
+		}
+		return out.String()
+	}
+
+	out := redecode("--dry-run")
+	for _, s := range []string{
+		"job 1 done: 300 uplinks of 4 devices",
+		"that would be written (dry run: nothing changed)",
+		"fields added:   air.pressure, decoded_city_weather.pressure, decoded_city_weather.rh",
+		"fields removed: air.lightIntensity, decoded_city_weather.humidity, decoded_city_weather.legacy",
+		"air.temperature: before ",
+	} {
+		if strings.Count(out, s) != map[bool]int{true: 4, false: 1}[strings.HasPrefix(s, "fields") || strings.HasPrefix(s, "air.")] {
+			t.Errorf("dry run output lacks %q (once per device):\n%s", s, out)
+		}
+	}
+	assertPoints(t, r.db, want, buggy) // unchanged
+
+	out = redecode()
+	if !strings.Contains(out, "job 1 done: 300 uplinks of 4 devices") {
+		t.Errorf("redecode output:\n%s", out)
+	}
+	assertExactly(t, r.db, want) // corrected, one point per uplink
+	for _, orphan := range [][2]string{{"air", "lightIntensity"}, {"decoded_city_weather", "humidity"}, {"decoded_city_weather", "legacy"}} {
+		if n := countOf(t, r.db, orphan[0], orphan[1]); n != 0 {
+			t.Errorf("%s.%s: %d values of the old codec left", orphan[0], orphan[1], n)
+		}
+	}
+	for _, field := range []string{"temperature", "rh", "pressure"} {
+		if n := countOf(t, r.db, "decoded_city_weather", field); n != len(msgs) {
+			t.Errorf("decoded_city_weather.%s: %d values, want %d", field, n, len(msgs))
+		}
+	}
+}
+
+// TestRedecodeWhileLive: the daemon runs and takes uplinks from
+// Mosquitto, dated inside the range, while "sensorgate redecode" (through
+// the daemon's API) re-decodes that range: every uplink ends in InfluxDB
+// exactly once with its decoded temperature, none lost, none doubled.
+func TestRedecodeWhileLive(t *testing.T) {
+	r := newFaultRig(t, 22, 20)
+	cfgPath := r.writeConfig(rigConfig{})
+	d := r.runInProcess(cfgPath)
+	history := r.stream(1500)
+	publishAll(t, r.mq.URL(), history)
+	awaitUplinks(t, r.db, len(history), time.Minute, r.daemonState(d))
+
+	live := r.stream(1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var pubErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pubErr = publishReliably(ctx, r.mq.URL(), "redecode-live", live, 2000, nil)
+	}()
+	var out, errb bytes.Buffer
+	code := Main(ctx, []string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z"}, &out, &errb)
+	wg.Wait()
+	if pubErr != nil {
+		t.Fatal(pubErr)
+	}
+	if code != 0 || strings.Contains(errb.String(), "no daemon on") || !strings.Contains(out.String(), " done: ") {
+		t.Fatalf("redecode through the daemon: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	all := append(history, live...)
+	awaitUplinks(t, r.db, len(all), time.Minute, r.daemonState(d))
+	want := expectSet{}
+	want.add(all...)
+	assertExactly(t, r.db, want)
+}
