@@ -252,6 +252,9 @@ func (j *job) run(ctx context.Context) error {
 		}
 		j.update(func(p *Progress) { p.DevicesDone++ })
 	}
+	// Uplinks stored after the count (dated inside the range, delivered
+	// late) were decoded too: the total is what was done.
+	j.update(func(p *Progress) { p.Uplinks = max(p.Uplinks, p.UplinksDone) })
 	return nil
 }
 
