@@ -99,13 +99,23 @@ func checkFixed(t *testing.T, r *rig, rs []reading, short reading, model string)
 // uplinks, gateway receptions, events and status points as they were,
 // counts the stored uplinks it cannot decode; running it again, over a
 // huge range, changes nothing.
+//
+// It runs with windows of at most 200 uplinks (each device cut into
+// windows) and of 5,000 (the devices deleted and read as one group).
 func TestRedecodeFixesHistory(t *testing.T) {
+	for _, chunk := range []int{200, 5000} {
+		t.Run(fmt.Sprintf("max_chunk=%d", chunk), func(t *testing.T) { testRedecodeFixesHistory(t, chunk) })
+	}
+}
+
+func testRedecodeFixesHistory(t *testing.T, chunk int) {
 	r := newRig(t, 5, "meter")
 	rs, short, _ := history(t, r, 1000, "meter")
 	ctx := context.Background()
 	rawBefore, all := raw(r), r.snapshot()
 	statusBefore := r.snapshot(gateway.MeasurementDevice)
 	run := r.runner(r.pipeline("meter", afterFix), nil)
+	run.MaxChunk = chunk
 	req := Request{Since: t0.Add(-time.Hour), Until: t0.Add(2 * 1000 * time.Minute)}
 
 	dry := req

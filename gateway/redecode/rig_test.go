@@ -80,7 +80,7 @@ type reading struct {
 }
 
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	db     *testserver.InfluxDB
 	client *influx.Client
 	sp     *spool.Spool
@@ -90,7 +90,7 @@ type rig struct {
 	stopDelivery func(context.Context) (error, error)
 }
 
-func newRig(t *testing.T, nDevices int, model string) *rig {
+func newRig(t testing.TB, nDevices int, model string) *rig {
 	t.Helper()
 	r := &rig{t: t, db: testserver.StartInfluxDB(t)}
 	var err error

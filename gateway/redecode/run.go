@@ -222,40 +222,56 @@ func (j *job) run(ctx context.Context) error {
 	if !hasField(keys, "payload") {
 		return fmt.Errorf("%w: InfluxDB has no uplink measurement with a payload field, so there is nothing to decode again; raw payloads are stored with every uplink since sensorgate 1.0 (uplink.payload), and uplinks received before were not kept: %s", ErrNoPayloads, "backfill them from the network server instead")
 	}
-	devs, err := j.devices(ctx)
-	if err != nil {
-		return err
-	}
-	total, err := j.count(ctx, j.devicesClause(), j.req.Since, j.req.Until)
+	counts, err := j.counts(ctx)
 	if err != nil {
 		return fmt.Errorf("redecode: count the stored uplinks: %w", err)
+	}
+	var total int64
+	for _, c := range counts {
+		total += c.n
 	}
 	if total == 0 {
 		return fmt.Errorf("%w between %s and %s%s: check --since, --until and the filters (uplink.payload holds what can be decoded again)", ErrNoPayloads,
 			j.req.Since.Format(time.RFC3339), j.req.Until.Format(time.RFC3339), j.describeFilter())
 	}
-	j.update(func(p *Progress) { p.Devices, p.Uplinks = len(devs), total })
+	j.update(func(p *Progress) { p.Devices, p.Uplinks = len(counts), total })
 	if !j.req.DryRun && j.r.Barrier != nil {
 		if err := j.r.Barrier(ctx); err != nil {
 			return fmt.Errorf("redecode: %w", err)
 		}
 	}
-	for _, eui := range devs {
+	var todo []deviceCount
+	for _, c := range counts {
+		if reason := j.decodable(c.eui); reason != "" {
+			j.skip(c.eui, reason)
+			j.update(func(p *Progress) { p.DevicesDone++; p.UplinksDone += c.n })
+			continue
+		}
+		todo = append(todo, c)
+	}
+	for _, g := range j.groups(todo) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", eui, err)
+			return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", g[0].eui, err)
 		}
-		if err := j.device(ctx, eui); err != nil {
+		if err := j.group(ctx, g); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", eui, ctx.Err())
+				return fmt.Errorf("redecode: interrupted at device %s: %w; run the same command again to finish (re-decoding writes the same points again)", g[0].eui, ctx.Err())
 			}
-			return fmt.Errorf("redecode: device %s: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", eui, err)
+			return fmt.Errorf("redecode: device %s: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", groupName(g), err)
 		}
-		j.update(func(p *Progress) { p.DevicesDone++ })
+		j.update(func(p *Progress) { p.DevicesDone += len(g) })
 	}
 	// Uplinks stored after the count (dated inside the range, delivered
 	// late) were decoded too: the total is what was done.
 	j.update(func(p *Progress) { p.Uplinks = max(p.Uplinks, p.UplinksDone) })
 	return nil
+}
+
+func groupName(g []deviceCount) string {
+	if len(g) == 1 {
+		return g[0].eui.String()
+	}
+	return fmt.Sprintf("%s (or one of the %d devices after it)", g[0].eui, len(g)-1)
 }
 
 func (j *job) describeFilter() string {
@@ -275,80 +291,93 @@ func (j *job) describeFilter() string {
 	return " for " + strings.Join(parts, ", ")
 }
 
-// devices lists the DevEUIs to visit: the named ones, or every device
-// with stored uplinks matching the filter (at any time: SHOW TAG VALUES
-// ignores time, and devices without uplinks in the range cost one count).
-func (j *job) devices(ctx context.Context) ([]devices.EUI, error) {
+// deviceCount is a device and its stored uplinks in the range.
+type deviceCount struct {
+	eui devices.EUI
+	n   int64
+}
+
+// counts is every device with stored uplinks in the range that match the
+// request, in DevEUI order, from one query.
+func (j *job) counts(ctx context.Context) ([]deviceCount, error) {
+	cond := j.filter
 	if len(j.req.Devices) > 0 {
-		out := slices.Clone(j.req.Devices)
-		slices.SortFunc(out, func(a, b devices.EUI) int { return strings.Compare(a.String(), b.String()) })
-		return slices.Compact(out), nil
+		cond += " AND " + euiCond(j.req.Devices)
 	}
-	q := `SHOW TAG VALUES FROM "uplink" WITH KEY = "dev_eui"`
-	if j.filter != "" {
-		q += " WHERE " + strings.TrimPrefix(j.filter, " AND ")
-	}
-	series, err := j.r.Store.Query(ctx, q)
+	series, err := j.r.Store.Query(ctx, `SELECT count("payload") FROM "uplink" WHERE `+j.timeRange(j.req.Since, j.req.Until)+cond+` GROUP BY "dev_eui"`)
 	if err != nil {
-		return nil, fmt.Errorf("redecode: list the devices with stored uplinks: %w", err)
+		return nil, err
 	}
-	var out []devices.EUI
+	var out []deviceCount
 	for _, s := range series {
-		vi := slices.Index(s.Columns, "value")
-		for _, row := range s.Values {
-			if vi < 0 || vi >= len(row) {
-				continue
-			}
-			v, _ := row[vi].(string)
-			e, err := devices.ParseEUI(v)
-			if err != nil {
-				continue // not a DevEUI sensorgate wrote; nothing to decode
-			}
-			out = append(out, e)
+		e, err := devices.ParseEUI(s.Tags["dev_eui"])
+		if err != nil {
+			continue // not a DevEUI sensorgate wrote; nothing to decode
 		}
-	}
-	return out, nil
-}
-
-func (j *job) devicesClause() string {
-	if len(j.req.Devices) == 0 {
-		return j.filter
-	}
-	terms := make([]string, len(j.req.Devices))
-	for i, e := range j.req.Devices {
-		terms[i] = `"dev_eui" = '` + e.String() + `'`
-	}
-	return j.filter + " AND (" + strings.Join(terms, " OR ") + ")"
-}
-
-// count is how many stored uplinks match cond in [from, to).
-func (j *job) count(ctx context.Context, cond string, from, to time.Time) (int64, error) {
-	series, err := j.r.Store.Query(ctx, `SELECT count("payload") FROM "uplink" WHERE `+j.timeRange(from, to)+cond)
-	if err != nil {
-		return 0, err
-	}
-	var n int64
-	for _, s := range series {
+		var n int64
 		for _, row := range s.Values {
 			if len(row) > 1 {
 				c, _ := toInt(row[1])
 				n += c
 			}
 		}
+		if n > 0 {
+			out = append(out, deviceCount{e, n})
+		}
 	}
-	return n, nil
+	slices.SortFunc(out, func(a, b deviceCount) int { return strings.Compare(a.eui.String(), b.eui.String()) })
+	return slices.CompactFunc(out, func(a, b deviceCount) bool { return a.eui == b.eui }), nil
 }
 
-// device re-decodes one device's range.
-func (j *job) device(ctx context.Context, eui devices.EUI) error {
-	if reason := j.decodable(eui); reason != "" {
-		j.skip(eui, reason)
-		return nil
+// maxGroup bounds the devices of one group: each is a term of its
+// statements' tag condition.
+const maxGroup = 500
+
+// groups packs devices into groups of at most MaxChunk uplinks: InfluxDB
+// 1.8 takes about as long for a DELETE of one device as of hundreds, so
+// a fleet of devices with few uplinks each is deleted and read a group at
+// a time. A device with more than MaxChunk is a group of its own, cut
+// into windows.
+func (j *job) groups(counts []deviceCount) [][]deviceCount {
+	limit := int64(j.maxChunk())
+	var out [][]deviceCount
+	var cur []deviceCount
+	var n int64
+	for _, c := range counts {
+		if len(cur) > 0 && (n+c.n > limit || len(cur) == maxGroup) {
+			out, cur, n = append(out, cur), nil, 0
+		}
+		cur, n = append(cur, c), n+c.n
 	}
-	devCond := j.filter + ` AND "dev_eui" = '` + eui.String() + `'`
-	ms, err := j.r.Store.Query(ctx, `SHOW MEASUREMENTS WHERE "dev_eui" = '`+eui.String()+`'`)
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// euiCond is the tag condition selecting devices.
+func euiCond(euis []devices.EUI) string {
+	if len(euis) == 1 {
+		return `"dev_eui" = '` + euis[0].String() + `'`
+	}
+	parts := make([]string, len(euis))
+	for i, e := range euis {
+		parts[i] = e.String()
+	}
+	return `"dev_eui" =~ /^(` + strings.Join(parts, "|") + `)$/`
+}
+
+// group re-decodes one group of devices over the range.
+func (j *job) group(ctx context.Context, g []deviceCount) error {
+	euis := make([]devices.EUI, len(g))
+	for i, c := range g {
+		euis[i] = c.eui
+	}
+	sel := euiCond(euis)
+	cond := j.filter + " AND " + sel
+	ms, err := j.r.Store.Query(ctx, `SHOW MEASUREMENTS WHERE `+sel)
 	if err != nil {
-		return fmt.Errorf("list its measurements: %w", err)
+		return fmt.Errorf("list their measurements: %w", err)
 	}
 	var decoded []string
 	for _, s := range ms {
@@ -358,27 +387,36 @@ func (j *job) device(ctx context.Context, eui devices.EUI) error {
 			}
 		}
 	}
-	windows, err := j.plan(ctx, devCond, j.req.Since, j.req.Until)
-	if err != nil {
-		return fmt.Errorf("count its uplinks: %w", err)
+	windows := []window{{j.req.Since, j.req.Until}}
+	if len(g) == 1 && g[0].n > int64(j.maxChunk()) {
+		if windows, err = j.plan(ctx, cond, j.req.Since, j.req.Until); err != nil {
+			return fmt.Errorf("count its uplinks: %w", err)
+		}
 	}
-	var diff *DeviceDiff
+	var diffs map[devices.EUI]*DeviceDiff
 	if j.req.DryRun {
-		diff = newDeviceDiff(eui)
+		diffs = make(map[devices.EUI]*DeviceDiff, len(g))
+		for _, e := range euis {
+			diffs[e] = newDeviceDiff(e)
+		}
 	}
 	for _, w := range windows {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := j.window(ctx, eui, devCond, decoded, w, diff); err != nil {
+		if err := j.window(ctx, cond, decoded, w, diffs); err != nil {
 			return err
 		}
 	}
-	if diff != nil && diff.Uplinks > 0 {
-		diff.finish()
+	for _, e := range euis {
+		d := diffs[e]
+		if d == nil || d.Uplinks == 0 {
+			continue
+		}
+		d.finish()
 		j.mu.Lock()
 		if len(j.rep.Diffs) < maxListed {
-			j.rep.Diffs = append(j.rep.Diffs, *diff)
+			j.rep.Diffs = append(j.rep.Diffs, *d)
 		} else {
 			j.rep.Truncated = true
 		}
@@ -502,20 +540,26 @@ func (j *job) plan(ctx context.Context, cond string, from, to time.Time) ([]wind
 	return out, nil
 }
 
-// window re-decodes one window of a device: keep its status points,
-// delete its decoder output, read its raw uplinks, write the new points
-// (and the status points again).
-func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded []string, w window, diff *DeviceDiff) error {
+// window re-decodes one window of a group of devices: keep their status
+// points, delete their decoder output, read their raw uplinks, write the
+// new points (and the status points again). A dry run (diffs set) reads
+// the decoder output instead of deleting it.
+func (j *job) window(ctx context.Context, cond string, decoded []string, w window, diffs map[devices.EUI]*DeviceDiff) error {
 	where := " WHERE " + j.timeRange(w.from, w.to) + cond
 	var keep []gateway.Point
+	dry := diffs != nil
 	switch {
-	case diff != nil:
+	case dry:
 		for _, m := range decoded {
 			series, err := j.r.Store.Query(ctx, `SELECT * FROM `+quoteIdent(m)+where+` GROUP BY *`)
 			if err != nil {
-				return fmt.Errorf("read its %s points: %w", m, err)
+				return fmt.Errorf("read their %s points: %w", m, err)
 			}
-			diff.before(m, series)
+			for _, s := range series {
+				if e, err := devices.ParseEUI(s.Tags["dev_eui"]); err == nil && diffs[e] != nil {
+					diffs[e].before(m, []Series{s})
+				}
+			}
 		}
 	case len(decoded) > 0:
 		if slices.Contains(decoded, gateway.MeasurementDevice) {
@@ -534,7 +578,7 @@ func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded 
 	}
 	// Read after the delete: an uplink stored meanwhile is read here, or
 	// its points were written by the live pipeline after the delete.
-	series, err := j.r.Store.Query(ctx, `SELECT "f_port", "payload" FROM "uplink"`+where+` GROUP BY "source" LIMIT `+strconv.Itoa(2*j.maxChunk()))
+	series, err := j.r.Store.Query(ctx, `SELECT "f_port", "payload" FROM "uplink"`+where+` GROUP BY "dev_eui", "source" LIMIT `+strconv.Itoa(2*j.maxChunk()))
 	if err != nil {
 		return fmt.Errorf("read its stored uplinks: %w", err)
 	}
@@ -542,7 +586,7 @@ func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded 
 	var uplinks, written int64
 	batch := 0
 	flush := func() error {
-		if len(pts) > 0 && diff == nil {
+		if len(pts) > 0 && !dry {
 			if err := j.r.Sink.Write(ctx, pts); err != nil {
 				return fmt.Errorf("spool the new points: %w", err)
 			}
@@ -556,11 +600,15 @@ func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded 
 	}
 	for _, s := range series {
 		if len(s.Values) >= 2*j.maxChunk() {
-			return fmt.Errorf("more than %d uplinks between %s and %s, where at most %d were counted a moment before: is something else writing this device's history?", 2*j.maxChunk(), w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), j.maxChunk())
+			return fmt.Errorf("more than %d uplinks between %s and %s, where at most %d were counted a moment before: is something else writing these devices' history?", 2*j.maxChunk(), w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), j.maxChunk())
 		}
 	}
 	for _, s := range series {
 		fi, pi := slices.Index(s.Columns, "f_port"), slices.Index(s.Columns, "payload")
+		eui, err := devices.ParseEUI(s.Tags["dev_eui"])
+		if err != nil {
+			continue // the group's condition selected only DevEUIs
+		}
 		for _, row := range s.Values {
 			uplinks++
 			up, err := storedUplink(eui, s.Tags["source"], row, fi, pi)
@@ -580,8 +628,8 @@ func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded 
 					pts = append(pts, pt)
 				}
 			}
-			if diff != nil {
-				diff.after(out)
+			if d := diffs[eui]; d != nil {
+				d.after(out)
 			}
 			if batch++; batch >= j.writeBatch() {
 				if err := flush(); err != nil {
@@ -593,8 +641,8 @@ func (j *job) window(ctx context.Context, eui devices.EUI, cond string, decoded 
 	if err := flush(); err != nil {
 		return err
 	}
-	if diff != nil {
-		diff.endWindow()
+	for _, d := range diffs {
+		d.endWindow()
 	}
 	return nil
 }
