@@ -36,7 +36,7 @@ type Store interface {
 
 // Defaults of Runner.
 const (
-	DefaultMaxChunk   = 5000
+	DefaultMaxChunk   = 20000
 	DefaultWriteBatch = 500
 	// MaxDevices bounds Request.Devices: each is a term of every
 	// statement's WHERE clause.
