@@ -30,8 +30,8 @@ func TestRedecodeRoutes(t *testing.T) {
 	f.h = f.srv.Handler()
 	for _, tc := range []struct {
 		name, method, path, auth, ctype, body string
-		code                                 int
-		want                                 string
+		code                                  int
+		want                                  string
 	}{
 		{"no since", "POST", "/api/v1/redecode", "Bearer " + token, "", `{}`, 400, "since is required"},
 		{"bad since", "POST", "/api/v1/redecode", "Bearer " + token, "", `{"since":"last week"}`, 400, "neither an RFC 3339 time"},
