@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The codec of the fix scenario, as an operator's scripts folder holds
@@ -104,9 +107,22 @@ func TestRedecodeCommand(t *testing.T) {
 	}
 	assertPoints(t, r.db, want, buggy) // unchanged
 
-	out = redecode()
-	if !strings.Contains(out, "job 1 done: 300 uplinks of 4 devices") {
-		t.Errorf("redecode output:\n%s", out)
+	// On a terminal the progress is one line, rewritten in place.
+	master, tty := openPTY(t)
+	var progress bytes.Buffer
+	copied := make(chan struct{})
+	go func() { defer close(copied); _, _ = io.Copy(&progress, master) }()
+	var outb bytes.Buffer
+	if code := Main(ctx, []string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z"}, &outb, tty); code != 0 {
+		t.Fatalf("redecode: exit %d\n%s", code, outb.String())
+	}
+	tty.Close()
+	<-copied
+	if !strings.Contains(outb.String(), "job 1 done: 300 uplinks of 4 devices") {
+		t.Errorf("redecode output:\n%s", outb.String())
+	}
+	if p := progress.String(); !strings.Contains(p, "\r\x1b[Kredecode job 1: 300/300 uplinks (100%), 4/4 devices, ") || !strings.Contains(p, " uplinks/s, ETA ") {
+		t.Errorf("progress on a terminal: %q", p)
 	}
 	assertExactly(t, r.db, want) // corrected, one point per uplink
 	for _, orphan := range [][2]string{{"air", "lightIntensity"}, {"decoded_city_weather", "humidity"}, {"decoded_city_weather", "legacy"}} {
@@ -157,4 +173,37 @@ func TestRedecodeWhileLive(t *testing.T) {
 	want := expectSet{}
 	want.add(all...)
 	assertExactly(t, r.db, want)
+}
+
+// openPTY opens a pseudo-terminal: what the command writes to tty, the
+// test reads from master. Closing tty ends master's reads.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx: %v", err)
+	}
+	master = os.NewFile(uintptr(fd), "/dev/ptmx")
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock the pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Raw output: no newline translation, so the test sees the bytes.
+	termios, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	termios.Oflag &^= unix.OPOST
+	if err := unix.IoctlSetTermios(int(tty.Fd()), unix.TCSETS, termios); err != nil {
+		t.Fatal(err)
+	}
+	return master, tty
 }
