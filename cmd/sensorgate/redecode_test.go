@@ -3,17 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sensorgate/sensorgate/gateway/redecode"
+	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
 // The codec of the fix scenario, as an operator's scripts folder holds
@@ -160,13 +166,15 @@ func TestRedecodeWhileLive(t *testing.T) {
 		pubErr = publishReliably(ctx, r.mq.URL(), "redecode-live", live, 2000, nil)
 	}()
 	var out, errb bytes.Buffer
-	code := Main(ctx, []string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z"}, &out, &errb)
+	code := Main(ctx, []string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z", "--json"}, &out, &errb)
 	wg.Wait()
 	if pubErr != nil {
 		t.Fatal(pubErr)
 	}
-	if code != 0 || strings.Contains(errb.String(), "no daemon on") || !strings.Contains(out.String(), " done: ") {
-		t.Fatalf("redecode through the daemon: exit %d\n%s\n%s", code, out.String(), errb.String())
+	var job redecode.JobStatus
+	if err := json.Unmarshal(out.Bytes(), &job); code != 0 || strings.Contains(errb.String(), "no daemon on") || err != nil ||
+		job.State != redecode.StateDone || job.Progress.UplinksDone < int64(len(history)) || job.Report == nil {
+		t.Fatalf("redecode through the daemon: exit %d, job %+v (%v)\n%s\n%s", code, job, err, out.String(), errb.String())
 	}
 	all := append(history, live...)
 	awaitUplinks(t, r.db, len(all), time.Minute, r.daemonState(d))
@@ -206,4 +214,47 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 		t.Fatal(err)
 	}
 	return master, tty
+}
+
+// TestRedecodeWaitsForTheSpool: a job deletes nothing while points
+// spooled before it are not in InfluxDB (they could be an older
+// decoder's); when InfluxDB does not take them in time the job fails,
+// saying why, the command exits 1, and nothing was deleted.
+func TestRedecodeWaitsForTheSpool(t *testing.T) {
+	r := newFaultRig(t, 24, 2)
+	var refuse atomic.Bool
+	proxy := testserver.StartInfluxProxy(t, r.db.URL(), func(testserver.WriteRequest) (int, http.Header) {
+		if refuse.Load() {
+			return http.StatusServiceUnavailable, nil
+		}
+		return 0, nil
+	})
+	cfgPath := r.writeConfig(rigConfig{influxURL: proxy.URL})
+	d := r.runInProcess(cfgPath)
+	msgs := r.stream(40)
+	publishAll(t, r.mq.URL(), msgs[:39])
+	awaitUplinks(t, r.db, 39, time.Minute, r.daemonState(d))
+	airBefore := countOf(t, r.db, "air", "temperature")
+	refuse.Store(true)
+	publishAll(t, r.mq.URL(), msgs[39:])
+	for deadline := time.Now().Add(time.Minute); d.spool.Stats().Pending == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last uplink did not reach the spool\n%s", r.daemonState(d)())
+		}
+	}
+	defer func(w time.Duration) { redecodeBarrierWait = w }(redecodeBarrierWait)
+	redecodeBarrierWait = 500 * time.Millisecond
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"redecode", "-c", cfgPath, "--since", "2026-03-01T00:00:00Z"}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "job 1 failed") || !strings.Contains(errb.String(), "the spool holds 1 records that InfluxDB did not take") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if n := countOf(t, r.db, "air", "temperature"); n != airBefore {
+		t.Fatalf("air points %d, before the job %d: the job deleted while waiting", n, airBefore)
+	}
+	refuse.Store(false)
+	awaitUplinks(t, r.db, len(msgs), time.Minute, r.daemonState(d))
+	want := expectSet{}
+	want.add(msgs...)
+	assertExactly(t, r.db, want)
 }

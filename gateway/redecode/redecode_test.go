@@ -30,6 +30,7 @@ func history(t *testing.T, r *rig, n int, model string) (rs []reading, short rea
 	r.writeLines(
 		statusLine,
 		fmt.Sprintf("device_event,%s,type=join dev_addr=\"01020304\" %d", tags, t0.Add(40*time.Second).UnixNano()),
+		fmt.Sprintf("device_health,%s frames_lost=0,silent=false %d", tags, t0.Add(45*time.Second).UnixNano()),
 		fmt.Sprintf("uplink,%s f_port=2i,payload=\"%%%%not base64\" %d", tags, t0.Add(50*time.Second).UnixNano()),
 	)
 	return rs, short, statusLine
@@ -37,7 +38,7 @@ func history(t *testing.T, r *rig, n int, model string) (rs []reading, short rea
 
 // raw is what a re-decode must never change.
 func raw(r *rig) []string {
-	return r.snapshot(gateway.MeasurementUplink, gateway.MeasurementUplinkGateway, gateway.MeasurementDeviceEvent)
+	return r.snapshot(gateway.MeasurementUplink, gateway.MeasurementUplinkGateway, gateway.MeasurementDeviceEvent, gateway.MeasurementDeviceHealth)
 }
 
 // checkFixed asserts that every reading's decoded and normalized values
@@ -154,7 +155,7 @@ func testRedecodeFixesHistory(t *testing.T, chunk int) {
 	r.settle()
 	checkFixed(t, r, rs, short, "meter")
 	if a, b := diffLines(rawBefore, raw(r)); len(a)+len(b) > 0 {
-		t.Errorf("raw uplinks, receptions or events changed: gone %v, new %v", a, b)
+		t.Errorf("raw uplinks, receptions, events or health changed: gone %v, new %v", a, b)
 	}
 	if a, b := diffLines(statusBefore, r.snapshot(gateway.MeasurementDevice)); len(a)+len(b) > 0 {
 		t.Errorf("status points changed: gone %v, new %v", a, b)
@@ -349,6 +350,46 @@ func TestRequestCheck(t *testing.T) {
 		err := tc.req.Check()
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestGroups(t *testing.T) {
+	dc := func(ns ...int64) []deviceCount {
+		out := make([]deviceCount, len(ns))
+		for i, n := range ns {
+			out[i] = deviceCount{devices.EUI{7: byte(i)}, n}
+		}
+		return out
+	}
+	sizes := func(gs [][]deviceCount) []int {
+		var out []int
+		for _, g := range gs {
+			out = append(out, len(g))
+		}
+		return out
+	}
+	many := make([]int64, 1200)
+	for i := range many {
+		many[i] = 1
+	}
+	for _, tc := range []struct {
+		name   string
+		counts []deviceCount
+		want   []int
+	}{
+		{"one group", dc(10, 20, 30), []int{3}},
+		{"split at the chunk", dc(60, 50, 1, 99), []int{1, 2, 1}},
+		{"a large device alone", dc(5, 250, 5), []int{1, 1, 1}},
+		{"at most maxGroup devices", dc(many...), []int{500, 500, 200}},
+		{"none", nil, nil},
+	} {
+		j := &job{r: &Runner{MaxChunk: 100}}
+		if tc.name == "at most maxGroup devices" {
+			j.r.MaxChunk = 10000
+		}
+		if got := sizes(j.groups(tc.counts)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: groups of %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
