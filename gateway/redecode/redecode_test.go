@@ -32,13 +32,20 @@ func history(t *testing.T, r *rig, n int, model string) (rs []reading, short rea
 		fmt.Sprintf("device_event,%s,type=join dev_addr=\"01020304\" %d", tags, t0.Add(40*time.Second).UnixNano()),
 		fmt.Sprintf("device_health,%s frames_lost=0,silent=false %d", tags, t0.Add(45*time.Second).UnixNano()),
 		fmt.Sprintf("uplink,%s f_port=2i,payload=\"%%%%not base64\" %d", tags, t0.Add(50*time.Second).UnixNano()),
+		// A device the registry does not know: the network server decoded it.
+		fmt.Sprintf("uplink,dev_eui=%s,device=stranger,model=ns-profile,source=cs f_port=2i,payload=\"AQID\" %d", stranger, t0.Add(70*time.Second).UnixNano()),
+		fmt.Sprintf("decoded_ns_profile,dev_eui=%s,device=stranger,model=ns-profile,source=cs level=3 %d", stranger, t0.Add(70*time.Second).UnixNano()),
 	)
 	return rs, short, statusLine
 }
 
+// stranger is a device outside the registry, decoded by the network
+// server: a re-decode leaves it alone.
+const stranger = "ffffffffffff0001"
+
 // raw is what a re-decode must never change.
 func raw(r *rig) []string {
-	return r.snapshot(gateway.MeasurementUplink, gateway.MeasurementUplinkGateway, gateway.MeasurementDeviceEvent, gateway.MeasurementDeviceHealth)
+	return r.snapshot(gateway.MeasurementUplink, gateway.MeasurementUplinkGateway, gateway.MeasurementDeviceEvent, gateway.MeasurementDeviceHealth, "decoded_ns_profile")
 }
 
 // checkFixed asserts that every reading's decoded and normalized values
@@ -129,7 +136,7 @@ func testRedecodeFixesHistory(t *testing.T, chunk int) {
 	if a, b := diffLines(all, r.snapshot()); len(a)+len(b) > 0 {
 		t.Fatalf("the dry run changed InfluxDB: gone %v, new %v", a, b)
 	}
-	if len(rep.Diffs) != 5 {
+	if len(rep.Diffs) != 5 { // the stranger is skipped
 		t.Fatalf("dry run: %d device diffs, want 5: %+v", len(rep.Diffs), rep.Diffs)
 	}
 	d := rep.Diffs[0]
@@ -161,8 +168,11 @@ func testRedecodeFixesHistory(t *testing.T, chunk int) {
 		t.Errorf("status points changed: gone %v, new %v", a, b)
 	}
 	p := rep.Progress
-	if p.Uplinks != 1002 || p.UplinksDone != 1002 || p.Malformed != 1 || p.DecodeErrors != 1 || p.Devices != 5 || p.DevicesDone != 5 {
-		t.Errorf("progress %+v: want 1002 uplinks done of 5 devices, 1 malformed, 1 decode error", p)
+	if p.Uplinks != 1002 || p.UplinksDone != 1002 || p.Malformed != 1 || p.DecodeErrors != 1 || p.Devices != 6 || p.DevicesDone != 6 || p.Skipped != 1 {
+		t.Errorf("progress %+v: want 1002 uplinks done of 6 devices, 1 skipped, 1 malformed, 1 decode error", p)
+	}
+	if len(rep.Skipped) != 1 || rep.Skipped[0].DevEUI != stranger || !strings.Contains(rep.Skipped[0].Reason, "not in the registry") {
+		t.Errorf("skipped %+v, want %s as not in the registry", rep.Skipped, stranger)
 	}
 	if len(progress) == 0 || progress[len(progress)-1] != p {
 		t.Errorf("progress callbacks end with %+v, want the report's %+v", progress[len(progress)-1:], p)

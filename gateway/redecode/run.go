@@ -89,7 +89,7 @@ func (r Request) Check() error {
 type Progress struct {
 	Devices     int   `json:"devices"`      // devices with stored uplinks in the range
 	DevicesDone int   `json:"devices_done"` // processed or skipped
-	Uplinks     int64 `json:"uplinks"`      // stored uplinks in the range (at the start)
+	Uplinks     int64 `json:"uplinks"`      // stored uplinks in the range to decode again (skipped devices' not counted)
 	UplinksDone int64 `json:"uplinks_done"`
 	// PointsWritten are the points spooled (dry run: that would be).
 	PointsWritten int64 `json:"points_written"`
@@ -244,7 +244,9 @@ func (j *job) run(ctx context.Context) error {
 	for _, c := range counts {
 		if reason := j.decodable(c.eui); reason != "" {
 			j.skip(c.eui, reason)
-			j.update(func(p *Progress) { p.DevicesDone++; p.UplinksDone += c.n })
+			// Its uplinks are not to do: the total and the rate are of
+			// the uplinks decoded again.
+			j.update(func(p *Progress) { p.DevicesDone++; p.Uplinks -= c.n })
 			continue
 		}
 		todo = append(todo, c)
