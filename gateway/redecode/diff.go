@@ -227,6 +227,8 @@ func (d *DeviceDiff) finish() {
 			d.Ranges = append(d.Ranges, *f)
 		}
 	}
+	// The report keeps the summary only, not the last window's points.
+	d.old, d.cur, d.fields = nil, nil, nil
 }
 
 func channel(tags []gateway.Tag) string {
