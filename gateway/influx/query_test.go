@@ -76,3 +76,34 @@ func writeLines(t *testing.T, db *testserver.InfluxDB, lines ...string) {
 		t.Fatalf("write: %s", resp.Status)
 	}
 }
+
+// TestQueryWithAuth: on an InfluxDB with authentication, reads and
+// deletes carry the write settings' credentials (a version 2 token
+// "user:password", version 1 basic authentication), and wrong ones are
+// refused with a hint.
+func TestQueryWithAuth(t *testing.T) {
+	db := testserver.StartInfluxDB(t, testserver.Auth("admin", "adm-pw"))
+	ctx := context.Background()
+	for _, cfg := range []Config{
+		{URL: db.URL(), Bucket: db.Bucket(), Token: "admin:adm-pw"},
+		{Version: V1, URL: db.URL(), Database: db.DB, Username: "admin", Password: "adm-pw"},
+	} {
+		c, err := New(cfg, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Query(ctx, `SHOW MEASUREMENTS`); err != nil {
+			t.Errorf("version %d: %v", cfg.Version, err)
+		}
+		if err := c.Exec(ctx, `DELETE FROM "m"`); err != nil {
+			t.Errorf("version %d: %v", cfg.Version, err)
+		}
+	}
+	c, err := New(Config{URL: db.URL(), Bucket: db.Bucket(), Token: "admin:wrong"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(ctx, `SHOW MEASUREMENTS`); !errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), "refuses the credentials") {
+		t.Fatalf("wrong credentials: %v", err)
+	}
+}
