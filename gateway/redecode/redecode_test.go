@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,21 +310,26 @@ func TestRedecodeKeepsLiveUplinks(t *testing.T) {
 	checkFixed(t, r, rs, reading{}, "meter")
 }
 
-// hookStore calls before ahead of every statement.
+// hookStore calls before ahead of every statement, one at a time.
 type hookStore struct {
 	Store
 	before func()
+	mu     sync.Mutex
 	execs  int
 }
 
 func (h *hookStore) Query(ctx context.Context, q string) ([]Series, error) {
+	h.mu.Lock()
 	h.before()
+	h.mu.Unlock()
 	return h.Store.Query(ctx, q)
 }
 
 func (h *hookStore) Exec(ctx context.Context, s string) error {
+	h.mu.Lock()
 	h.before()
 	h.execs++
+	h.mu.Unlock()
 	return h.Store.Exec(ctx, s)
 }
 
