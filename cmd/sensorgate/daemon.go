@@ -240,6 +240,9 @@ func (d *Daemon) closeCodecs() {
 
 // Close releases files and stops the codec workers.
 func (d *Daemon) Close() error {
+	if d.ops != nil {
+		d.ops.redecode.Close() // before the spool: its points go there
+	}
 	d.closeCodecs()
 	var errs []error
 	if d.ops != nil {

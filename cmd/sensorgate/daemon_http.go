@@ -17,6 +17,7 @@ import (
 	"github.com/sensorgate/sensorgate/gateway/health"
 	"github.com/sensorgate/sensorgate/gateway/httpapi"
 	"github.com/sensorgate/sensorgate/gateway/mqtt"
+	"github.com/sensorgate/sensorgate/gateway/redecode"
 	"github.com/sensorgate/sensorgate/gateways"
 )
 
@@ -30,6 +31,7 @@ type ops struct {
 	unknowns *devices.Unknowns
 	series   *devices.SeriesGuard // which unregistered devices may be written
 	replayer *deadletter.Replayer
+	redecode *redecode.Jobs  // re-decode jobs (redecode.go)
 	api      *httpapi.Server // nil when only replaying (the CLI)
 	gateways *gateways.Table // gateway health and the operator's entries
 	gwStore  *gateways.Store
@@ -100,6 +102,10 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	if o.replayer, err = newReplayer(cfg, d); err != nil {
 		return err
 	}
+	o.redecode = redecode.NewJobs(&redecode.Runner{
+		Store: influxStore{d.influx}, Pipeline: d.pipeline, Sink: d.writer, Barrier: spoolBarrier(d.spool),
+		Log: d.log.With().Str("component", "redecode").Logger(),
+	})
 	if !withAPI {
 		return nil
 	}
@@ -117,7 +123,7 @@ func (d *Daemon) setupOps(cfg *config.Config, decs *decoders.Registry, withAPI b
 	}, httpapi.Options{
 		Store: o.store, Health: o.health, Unknowns: o.unknowns, Decoders: decs,
 		Gateways: o.gateways, GatewayStore: o.gwStore,
-		DeadLetters: d.dl, Replayer: o.replayer, Ready: d.readyChecks(cfg),
+		DeadLetters: d.dl, Replayer: o.replayer, Redecode: o.redecode, Ready: d.readyChecks(cfg),
 		Metrics: d.metricsHandler(), Status: d.status(cfg), Version: version,
 		Log: d.log.With().Str("component", "http").Logger(),
 	})
@@ -210,6 +216,9 @@ func (d *Daemon) startOps(ctx context.Context) (stop func(), err error) {
 	return func() {
 		cancel()
 		wg.Wait()
+		// A re-decode's points reach the spool before it closes; the job
+		// is interrupted and says to run it again.
+		o.redecode.Close()
 		// Only what changed since the last periodic save is left to write.
 		saveCtx, done := context.WithTimeout(context.Background(), stateSaveBudget)
 		defer done()

@@ -48,6 +48,10 @@ Usage:
   sensorgate backfill [-c FILE] --chirpstack-pg DSN --since T [--until T] [--application ID]
                                 write the uplinks ChirpStack's PostgreSQL integration kept
                                 while sensorgate did not receive them (same points as live)
+  sensorgate redecode [-c FILE] --since T [--until T] [--device EUI ... | --model M | --source S]
+                    [--model-override M] [--dry-run]
+                                decode stored uplinks again after a decoder fix: replace
+                                their decoded points in InfluxDB (--dry-run: print the diff)
   sensorgate healthcheck [-c FILE] [-addr HOST:PORT]
                                 exit 0 if the daemon answers GET /healthz, else 1
   sensorgate version            print the version
@@ -99,6 +103,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = deadlettersCommand(ctx, args[1:], stdout, stderr)
 	case "backfill":
 		err = backfillCommand(ctx, args[1:], stdout, stderr)
+	case "redecode":
+		err = redecodeCommand(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -54,6 +54,7 @@ func (s *Server) register() {
 	s.handle("POST /api/v1/deadletters/replay", s.replay)
 	s.handle("POST /api/v1/deadletters/{id}/replay", s.replayOne)
 	s.registerGateways()
+	s.registerRedecode()
 }
 
 // unavailable answers 503 for a route whose backing part is not wired.

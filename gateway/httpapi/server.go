@@ -20,6 +20,7 @@ import (
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/devices"
 	"github.com/sensorgate/sensorgate/gateway/deadletter"
+	"github.com/sensorgate/sensorgate/gateway/redecode"
 	"github.com/sensorgate/sensorgate/gateways"
 )
 
@@ -100,6 +101,9 @@ type Options struct {
 	// DeadLetters lists letters; Replayer replays them.
 	DeadLetters *deadletter.File
 	Replayer    *deadletter.Replayer
+	// Redecode runs re-decode jobs (POST /api/v1/redecode); the status
+	// page shows them.
+	Redecode *redecode.Jobs
 	// Ready are the /readyz conditions, all of which must hold.
 	Ready []Check
 	// Metrics serves GET /metrics (the Prometheus registry); Status

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway/redecode"
 )
 
 // Status is the daemon's overview for the status page: what only the
@@ -31,6 +32,9 @@ type Status struct {
 	// both empty on a single instance.
 	Instance  string             `json:"instance,omitempty"`
 	Instances []devices.Instance `json:"instances,omitempty"`
+	// Redecode lists the re-decode jobs since start, newest first,
+	// without their reports (GET /api/v1/redecode/{id} has them).
+	Redecode []redecode.JobStatus `json:"redecode,omitempty"`
 }
 
 // SourceStatus is one configured source.
@@ -109,6 +113,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		st.Devices.Colours[devices.Grey] = max(st.Devices.Registered-(hp.Heard-hp.Unregistered), 0)
 	} else {
 		st.Devices.Colours[devices.Grey] = st.Devices.Registered
+	}
+	if s.opt.Redecode != nil {
+		st.Redecode = s.opt.Redecode.List()
 	}
 	writeJSON(w, http.StatusOK, st)
 }

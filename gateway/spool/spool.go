@@ -580,3 +580,12 @@ func readRecordTime(path string, off int64) int64 {
 	}
 	return int64(binary.LittleEndian.Uint64(hdr[8:16]))
 }
+
+// Positions returns the last committed record's position and the last
+// acknowledged one: a caller that must wait for everything appended so
+// far to be delivered waits until acked reaches committed.
+func (s *Spool) Positions() (committed, acked Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Position(s.committed), Position(s.ackSeq)
+}

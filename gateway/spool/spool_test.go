@@ -790,3 +790,20 @@ func TestGatherFor(t *testing.T) {
 		}
 	}
 }
+
+// TestPositions: what a caller waiting for delivery compares.
+func TestPositions(t *testing.T) {
+	s, _ := openT(t, Config{Dir: t.TempDir()})
+	defer s.Close()
+	if c, a := s.Positions(); c != 0 || a != 0 {
+		t.Fatalf("empty spool: committed %d, acked %d", c, a)
+	}
+	appendN(t, s, 1, 5, 10)
+	drain(t, s, 1000)
+	if err := s.Ack(3); err != nil {
+		t.Fatal(err)
+	}
+	if c, a := s.Positions(); c != 5 || a != 3 {
+		t.Fatalf("committed %d, acked %d; want 5, 3", c, a)
+	}
+}

@@ -208,6 +208,29 @@
     );
   }
 
+  // renderRedecode lists re-decode jobs since start, newest first; the
+  // card stays hidden until one ran.
+  function renderRedecode(st) {
+    const jobs = st.redecode || [];
+    $("#card-redecode").hidden = jobs.length === 0;
+    $("#redecode tbody").replaceChildren(
+      ...jobs.map((j) => {
+        const p = j.progress || {};
+        const pct = p.uplinks > 0 ? " (" + Math.floor((100 * p.uplinks_done) / p.uplinks) + " %)" : "";
+        const r = j.request || {};
+        const state = j.state + (r.dry_run ? ", dry run" : "");
+        return el("tr", { "data-job": String(j.id), "data-state": j.state },
+          el("td", { text: String(j.id) }),
+          el("td", { text: state, title: j.error || "" }),
+          el("td", { text: (r.since || "") + " – " + (r.until || "") }),
+          el("td", { class: "uplinks", text: p.uplinks_done + " / " + p.uplinks + pct }),
+          el("td", { text: rate(j.uplinks_per_second) }),
+          el("td", { class: "eta", text: j.eta_s === undefined || j.eta_s === null ? "–" : duration(j.eta_s) }),
+          el("td", { text: p.devices_done + " / " + p.devices + (p.skipped ? ", " + p.skipped + " skipped" : "") }));
+      }),
+    );
+  }
+
   function renderStatus(st) {
     const withConn = st.sources.filter((s) => s.connected !== null);
     const up = withConn.filter((s) => s.connected).length;
@@ -224,6 +247,7 @@
       }),
     );
     renderInstances(st);
+    renderRedecode(st);
     const tp = st.throughput;
     setText("#throughput-rate", rate(tp.uplinks_per_second));
     setText("#throughput-minute", String(tp.uplinks_last_minute));
