@@ -43,6 +43,10 @@ type InfluxDB struct {
 	// maxValuesPerTag is [data] max-values-per-tag; 0 leaves influxd's
 	// default (100,000).
 	maxValuesPerTag int
+	// coldCompaction makes the shards cold after a second without writes
+	// (CompactFully): the cache is snapshotted and the shard fully
+	// compacted then, instead of after influxd's 10 minutes and 4 hours.
+	coldCompaction bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -225,6 +229,9 @@ func (db *InfluxDB) config() string {
 	data := ""
 	if db.maxValuesPerTag > 0 {
 		data = fmt.Sprintf("\n  max-values-per-tag = %d", db.maxValuesPerTag)
+	}
+	if db.coldCompaction {
+		data += "\n  cache-snapshot-write-cold-duration = \"1s\"\n  compact-full-write-cold-duration = \"1s\""
 	}
 	return fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
