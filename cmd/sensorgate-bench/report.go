@@ -138,6 +138,13 @@ func (r Run) summary() string {
 		s += fmt.Sprintf(", %.2f read + %.2f write syscalls per msg",
 			float64(r.ReadCalls)/float64(r.Delivered), float64(r.WriteCalls)/float64(r.Delivered))
 	}
+	if r.InfluxPoints > 0 {
+		s += fmt.Sprintf("; InfluxDB %.2f CPU-s/100k, %.2f points and %.0f LP bytes per uplink in %d requests",
+			r.InfluxCPUPer100k, r.InfluxPoints, r.InfluxLPBytes, r.InfluxRequests)
+	}
+	if r.DiskBytes > 0 {
+		s += fmt.Sprintf(", %.1f disk bytes per uplink", r.DiskBytes)
+	}
 	return s
 }
 
@@ -164,8 +171,7 @@ func (res *Results) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- Servers: Mosquitto %s (%s, max_queued_messages 0, max_inflight_messages 100), %s; their files and the spool on %s\n",
 		m.Mosquitto, persisted, influx, m.WorkFS)
-	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on (every device has model %s)\n",
-		m.Sensorgate, m.GoVersion, "`cayenne-lpp`")
+	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on\n", m.Sensorgate, m.GoVersion)
 	var bytes int64
 	for _, r := range res.Runs {
 		if r.MsgBytes > 0 {
@@ -184,6 +190,8 @@ func (res *Results) Markdown() string {
 	fmt.Fprintf(&b, "- Stream: %s%s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n", res.Format, object, res.Devices, res.Seed, size)
 	if res.Fleet != "" {
 		fmt.Fprintf(&b, "- Fleet: %s (%s)\n", res.Fleet, fleetDescription[res.Fleet])
+	} else {
+		fmt.Fprintf(&b, "- Fleet: %s\n", fleetDescription[fleetCayenne])
 	}
 	b.WriteString("- InfluxDB points, LP bytes and requests: InfluxDB's own write statistics (/debug/vars) over the run, per uplink; disk: its TSM bytes per uplink after a full compaction (restarted with 1 s cold durations until one generation and an empty WAL)\n\n")
 
