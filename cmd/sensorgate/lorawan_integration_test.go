@@ -344,5 +344,3 @@ func weatherPayload(m simulate.SemtechMessage) []byte {
 	return b
 }
 
-// fmtFloat is how InfluxDB's JSON writes a float field.
-func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
