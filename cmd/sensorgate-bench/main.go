@@ -99,6 +99,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
 	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
+	fs.Float64Var(&s.Rate, "rate", 0, "live mode: uplinks offered per second (e.g. 10000); 0 publishes as fast as the broker takes them")
 	fs.StringVar(&s.Fleet, "fleet", fleetCayenne, "how the fleet is decoded: cayenne (sensorgate's built-in Cayenne LPP decoder), object (the network server's decoded object, lifted onto the catalogue by the source's map; the stream carries ChirpStack's object) or js (the JavaScript Cayenne LPP codec of testdata/codecs/bench, unless -scripts names another folder)")
 	consumers := fs.String("consumers", consumerSensorgate+","+consumerNoop, "the consumers of each round, in order: sensorgate, no-op, baseline (-baseline), telegraf (Telegraf v1.37.2 with cmd/sensorgate-bench/telegraf.conf, built by scripts/install-telegraf.sh into .tools/bin when missing; the stream then carries ChirpStack's decoded object for every consumer)")
 	fs.BoolVar(&s.Disk, "disk", true, "after each run, restart InfluxDB so that it compacts its shard fully, and report its TSM bytes per uplink")
@@ -225,7 +226,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		*note = strings.TrimSpace("Registry in PostgreSQL (registry.driver: postgres, a fresh database per run on this machine). " + *note)
 	}
 	res := &Results{
-		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format, Fleet: s.Fleet, Object: s.Object, Consumers: order,
+		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format, Fleet: s.Fleet, Object: s.Object, Consumers: order, Rate: s.Rate,
 		Devices: s.Devices, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
 		Machine: describeMachine(s.Sensorgate, s.WorkDir),
 	}

@@ -32,6 +32,7 @@ type Results struct {
 	// Object says the stream carried the network server's decoded object.
 	Object    bool     `json:"object,omitempty"`
 	Consumers []string `json:"consumers,omitempty"`
+	Rate      float64  `json:"rate,omitempty"` // live mode: uplinks offered per second, 0 as fast as possible
 	Devices   int      `json:"devices"`
 	Seed      uint64   `json:"seed"`
 	Note      string   `json:"note,omitempty"`
@@ -145,6 +146,9 @@ func (r Run) summary() string {
 	if r.DiskBytes > 0 {
 		s += fmt.Sprintf(", %.1f disk bytes per uplink", r.DiskBytes)
 	}
+	if r.LatencyN > 0 {
+		s += fmt.Sprintf("; publish to InfluxDB p50 %.0f ms, p99 %.0f ms (%d samples)", r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyN)
+	}
 	return s
 }
 
@@ -186,6 +190,9 @@ func (res *Results) Markdown() string {
 	object := ""
 	if res.Object {
 		object = ", with ChirpStack's decoded object"
+	}
+	if res.Rate > 0 {
+		object += fmt.Sprintf(", offered at %.0f uplinks/s", res.Rate)
 	}
 	fmt.Fprintf(&b, "- Stream: %s%s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n", res.Format, object, res.Devices, res.Seed, size)
 	if res.Fleet != "" {
@@ -259,11 +266,29 @@ func (res *Results) Markdown() string {
 			influxCPU, med("%.2f", func(r Run) float64 { return r.InfluxPoints }), med("%.0f", func(r Run) float64 { return r.InfluxLPBytes }),
 			med("%.1f", func(r Run) float64 { return r.DiskBytes }))
 	}
+	if lat := res.latencies(); lat != "" {
+		b.WriteString("\n" + lat + "\n")
+	}
 	if cmp := res.sideBySide(); cmp != "" {
 		b.WriteString("\n" + cmp + "\n")
 	}
 	b.WriteString("\n" + res.targets() + "\n")
 	return b.String()
+}
+
+// latencies lists, in live mode, each consumer's medians over its runs
+// of the latency from publish to InfluxDB (latencyProbe).
+func (res *Results) latencies() string {
+	var lines []string
+	for _, c := range res.consumers() {
+		p50, ok := res.medianOf(c, func(r Run) float64 { return r.LatencyP50Ms }, true)
+		if !ok {
+			continue
+		}
+		p99, _ := res.medianOf(c, func(r Run) float64 { return r.LatencyP99Ms }, true)
+		lines = append(lines, fmt.Sprintf("- %s: publish (broker's acknowledgement) to the uplink point answering a query in InfluxDB, medians over the runs: p50 %.0f ms, p99 %.0f ms", c, p50, p99))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // fleetDescription says how each -fleet decodes the stream.

@@ -65,6 +65,7 @@ type settings struct {
 	Disk       bool          // measure InfluxDB's disk after a full compaction
 	Telegraf   string        // Telegraf binary, for consumerTelegraf
 	Baseline   string        // sensorgate binary of consumerBaseline
+	Rate       float64       // live mode: uplinks offered per second; 0 as fast as the broker takes them
 	log        io.Writer     // progress
 }
 
@@ -126,7 +127,13 @@ type Run struct {
 	InfluxLPBytes  float64 `json:"influxdb_lp_bytes_per_uplink,omitempty"`
 	InfluxRequests int64   `json:"influxdb_write_requests,omitempty"`
 	DiskBytes      float64 `json:"influxdb_disk_bytes_per_uplink,omitempty"`
-	Err            string  `json:"error,omitempty"`
+	// Live mode: the time from the broker's acknowledgement of a publish
+	// to its uplink point answering a query, median and 99th percentile
+	// over LatencyN sampled uplinks (latencyProbe).
+	LatencyP50Ms float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP99Ms float64 `json:"latency_p99_ms,omitempty"`
+	LatencyN     int     `json:"latency_samples,omitempty"`
+	Err          string  `json:"error,omitempty"`
 }
 
 // profiling asks a sensorgate run to record a CPU profile.
@@ -194,14 +201,21 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	// a cheap question (is the newest one there?) before the exact count,
 	// which scans every uplink point.
 	var sent []uplinkID
+	var probe *latencyProbe
+	if s.Mode == modeLive && r.Consumer != consumerNoop {
+		probe = newLatencyProbe(db, s.N)
+	}
 	allPublished := make(chan struct{})
 	publish := func() error {
 		defer close(allPublished)
 		return simulate.Publish(ctx, fleet, simulate.PublishOptions{
-			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N,
+			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N, Rate: s.Rate,
 			OnPublished: func(m simulate.Message) {
 				r.MsgBytes += int64(len(m.Payload))
 				sent = append(sent, uplinkID{m.Time.UnixNano(), m.DevEUI.String()})
+				if probe != nil {
+					probe.published(m.DevEUI.String(), m.Time)
+				}
 			},
 		})
 	}
@@ -288,6 +302,11 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
 		began = time.Now()
+		if probe != nil {
+			probeCtx, stopProbe := context.WithCancel(ctx)
+			defer stopProbe()
+			go probe.run(probeCtx, 10*time.Millisecond)
+		}
 		go func() { published <- publish() }()
 	} else {
 		published <- nil
@@ -303,6 +322,17 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	elapsed := time.Since(began)
 	if err != nil {
 		return err
+	}
+	if probe != nil {
+		// Every uplink is in: settle the samples still pending.
+		if err := probe.poll(); err != nil {
+			return fmt.Errorf("bench: latency probe: %w", err)
+		}
+		p50, p99, n, err := probe.result()
+		if err != nil {
+			return err
+		}
+		r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyN = float64(p50)/float64(time.Millisecond), float64(p99)/float64(time.Millisecond), n
 	}
 	cpu1, err := treeCPUSeconds(p.pid())
 	if err != nil {
