@@ -343,4 +343,3 @@ func weatherPayload(m simulate.SemtechMessage) []byte {
 	binary.BigEndian.PutUint16(b[9:], uint16(math.Round(m.Pressure*10)))
 	return b
 }
-
