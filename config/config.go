@@ -160,6 +160,10 @@ type DecodersConfig struct {
 	WorkerMemory int64 `yaml:"worker_memory"`
 	// MaxOutput bounds one decode's output in bytes (default 256 KiB).
 	MaxOutput int `yaml:"max_output"`
+	// DecodedAll names models whose decoded_<model> points keep every
+	// value of the decoder, those written as catalogue quantities too
+	// (schema 1); the others keep only the values no quantity holds.
+	DecodedAll []string `yaml:"decoded_all"`
 }
 
 // Where codecs run (DecodersConfig.Sandbox).

@@ -94,6 +94,11 @@ func (c *Config) checkSandbox(p *collector) {
 	if d.MaxOutput < 4<<10 {
 		p.add("decoders.max_output", "%d bytes is too little for any decoded uplink: give at least 4096, e.g. %d (256 KiB)", d.MaxOutput, defaultMaxOutput)
 	}
+	for i, m := range d.DecodedAll {
+		if strings.TrimSpace(m) == "" {
+			p.add(fmt.Sprintf("decoders.decoded_all[%d]", i), "is empty: give a model id (sensorgate codecs list), or remove the entry")
+		}
+	}
 }
 
 func checkBroker(p *collector, path, broker string) {

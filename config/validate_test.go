@@ -290,6 +290,9 @@ func TestValidateRules(t *testing.T) {
 			[]want{{11, "decoders.worker_memory", "-1 is negative"}}},
 		{"max output too small", base + lines("decoders:", "  max_output: 0"),
 			[]want{{11, "decoders.max_output", "0 bytes is too little"}}},
+		{"decoded_all ok", base + lines("decoders:", "  decoded_all: [cayenne-lpp, dragino-lht65]"), nil},
+		{"decoded_all empty model", base + lines("decoders:", "  decoded_all:", "    - cayenne-lpp", "    - ' '"),
+			[]want{{13, "decoders.decoded_all[1]", "is empty: give a model id"}}},
 		{"section of the wrong shape", base + lines("log: debug"),
 			[]want{{10, "log", "is a single value, but a mapping of keys belongs here"}}},
 	}

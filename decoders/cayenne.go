@@ -191,7 +191,7 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 				// Most records carry one mapped quantity: room for all.
 				samples = rec.Samples(len(b) / 3)
 			}
-			s := Sample{Quantity: q, Value: NumberVal(vals[c]), Channel: chs}
+			s := Sample{Quantity: q, Value: NumberVal(vals[c]), Channel: chs, Key: lppFlatKey(d.tts, k, key, c)}
 			if k.isBool {
 				s.Value = BoolVal(vals[c] != 0)
 			}
@@ -209,6 +209,20 @@ func (d lppDecoder) Decode(in Input) (Result, error) {
 		}
 	}
 	return Result{Record: rec, Samples: samples, Warnings: warnings}, nil
+}
+
+// lppFlatKey is the decoded_<model> field of component c of a record
+// written under key: "temperatureSensor_3" (ChirpStack style),
+// "temperature_3" (The Things Stack style), "gpsLocation_1_latitude" for
+// a vector's component.
+func lppFlatKey(tts bool, k *lppKind, key string, c int) string {
+	if !tts {
+		key = k.chirp + "_" + key
+	}
+	if k.fields != nil {
+		key += "_" + k.fields[c]
+	}
+	return key
 }
 
 // lppUnixTime is the LPP type of a Unix time in seconds (IPSO 3333).

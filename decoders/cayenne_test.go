@@ -162,6 +162,9 @@ func TestCayenneVectors(t *testing.T) {
 				if _, warn, err := Check(res.Samples); err != nil || len(warn) > 0 {
 					t.Errorf("%s samples: %v %v", style, err, warn)
 				}
+				if res.Record != nil {
+					checkSampleKeys(t, res)
+				}
 			}
 		})
 	}
@@ -233,7 +236,7 @@ func TestCayenneSamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(res.Samples, tc.want) {
+			if !reflect.DeepEqual(withoutKeys(res.Samples), tc.want) {
 				t.Errorf("got %v, want %v", res.Samples, tc.want)
 			}
 			if _, warn, err := Check(res.Samples); err != nil || len(warn) > 0 {

@@ -642,7 +642,7 @@ func (m *decentlabModel) Decode(in Input) (Result, error) {
 				if s := m.maps[j].Scale; s != 0 {
 					x *= s
 				}
-				mapped[j] = Sample{Quantity: m.maps[j].Quantity, Value: NumberVal(x)}
+				mapped[j] = Sample{Quantity: m.maps[j].Quantity, Value: NumberVal(x), Key: v.key + "_value"}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package decoders
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,12 @@ type Sample struct {
 	// Time is the sample's own time, for devices that buffer readings; zero
 	// means the uplink's time.
 	Time time.Time
+	// Key is the decoder's own key the value was read from, flattened as
+	// decoded_<model> names its fields (nested keys joined with "_",
+	// "temperatureSensor_3"), so that the pipeline does not write the
+	// value a second time there; "" when the sample was computed from
+	// several keys or its decoder does not say.
+	Key string
 }
 
 // Decoder decodes one payload. Implementations must be safe for concurrent
@@ -153,7 +160,16 @@ func mapped(mp Mapping, v Value) Sample {
 	if v.Kind == NumberValue && mp.Scale != 0 {
 		v.Num *= mp.Scale
 	}
-	return Sample{Quantity: mp.Quantity, Value: v}
+	return Sample{Quantity: mp.Quantity, Value: v, Key: FlatKey(mp.Key)}
+}
+
+// FlatKey is a mapping's key ("a.b") as decoded_<model> names the field
+// it reaches ("a_b").
+func FlatKey(key string) string {
+	if !strings.Contains(key, ".") {
+		return key
+	}
+	return strings.ReplaceAll(key, ".", "_")
 }
 
 func lookupPath(data map[string]any, path string) (any, bool) {

@@ -73,9 +73,9 @@ func TestApplyMappings(t *testing.T) {
 		{Key: "absent", Quantity: "air.co2"},
 	})
 	want := []Sample{
-		{Quantity: "battery", Value: NumberVal(3.466)},
-		{Quantity: "water.temperature.current", Value: NumberVal(19.3)},
-		{Quantity: "action.motion.detected", Value: BoolVal(true)},
+		{Quantity: "battery", Value: NumberVal(3.466), Key: "vdd"},
+		{Quantity: "water.temperature.current", Value: NumberVal(19.3), Key: "probe_t"},
+		{Quantity: "action.motion.detected", Value: BoolVal(true), Key: "door"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)

@@ -214,10 +214,10 @@ func TestRecordApplyMappings(t *testing.T) {
 		{Key: "absent", Quantity: "air.temperature"},
 	})
 	want := []Sample{
-		{Quantity: "battery", Value: NumberVal(3.1)},
-		{Quantity: "air.pressure", Value: NumberVal(1013.25)},
-		{Quantity: "water.leak", Value: BoolVal(true)},
-		{Quantity: "air.location", Value: StringVal("eco")},
+		{Quantity: "battery", Value: NumberVal(3.1), Key: "battery_voltage"},
+		{Quantity: "air.pressure", Value: NumberVal(1013.25), Key: "pressure_value"},
+		{Quantity: "water.leak", Value: BoolVal(true), Key: "leak"},
+		{Quantity: "air.location", Value: StringVal("eco"), Key: "mode"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)

@@ -121,6 +121,7 @@ func TestTTNCoreVectors(t *testing.T) {
 					if _, _, err := Check(res.Samples); err != nil {
 						t.Fatalf("%s: samples do not fit the catalogue: %v", ex.Description, err)
 					}
+					checkSampleKeys(t, res)
 				})
 			}
 		})
@@ -164,4 +165,43 @@ func comparable(v any) any {
 		return out
 	}
 	return v
+}
+
+// checkSampleKeys checks that every sample's Key names a field the
+// decoder's data has once flattened as decoded_<model> flattens it: the
+// pipeline leaves a value out of decoded_<model> because of its Key, so a
+// wrong Key would drop a vendor value no quantity holds.
+func checkSampleKeys(t *testing.T, res Result) {
+	t.Helper()
+	flat := map[string]Value{}
+	if res.Record != nil {
+		res.Record.Flat(func(k string, v Value) { flat[k] = v })
+	}
+	for _, s := range res.Samples {
+		if s.Key == "" {
+			continue
+		}
+		if _, ok := flat[s.Key]; !ok {
+			keys := make([]string, 0, len(flat))
+			for k := range flat {
+				keys = append(keys, k)
+			}
+			t.Errorf("sample %s has Key %q, which the decoder's data does not have (it has %v)", s.Quantity, s.Key, keys)
+		}
+	}
+}
+
+// withoutKeys is samples with Key cleared, for tests that compare a
+// decoder's quantities, values, channels and times: checkSampleKeys holds
+// the keys to the decoder's data.
+func withoutKeys(samples []Sample) []Sample {
+	if samples == nil {
+		return nil
+	}
+	out := make([]Sample, len(samples))
+	for i, s := range samples {
+		s.Key = ""
+		out[i] = s
+	}
+	return out
 }

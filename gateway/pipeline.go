@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,11 @@ type Pipeline struct {
 	// which GatewayTags are written (like AllowedTags for devices).
 	Gateways    GatewayTagger
 	GatewayTags []string
+	// DecodedAll names the models whose decoded_<model> point keeps every
+	// value of the decoder's data, those written as catalogue quantities
+	// too (schema 1). Other models' decoded_<model> holds only the values
+	// no sample was read from (Sample.Key), so a value is stored once.
+	DecodedAll map[string]bool
 
 	views atomic.Pointer[viewCache] // per registered device, see view
 	// Dead letters of unknown devices come one per message of a flood:
@@ -114,13 +120,20 @@ func (l *sampledLog) logger(log zerolog.Logger) zerolog.Logger {
 // cache, for a caller that swaps a dependency for one run (dead-letter
 // replay counts points and keeps failures to itself). Copying the struct
 // itself would copy the cache's atomic pointer.
+//
+// Every exported field is copied, found by reflection, so that a field
+// added to the configuration cannot be left behind by a hand-kept list
+// (decoders.decoded_all once was, and re-decoding then wrote schema 2's
+// decoded_<model> for a model configured to keep every value).
 func (p *Pipeline) Clone() *Pipeline {
-	return &Pipeline{
-		Devices: p.Devices, Decoders: p.Decoders, Sink: p.Sink, DeadLetters: p.DeadLetters,
-		Sources: p.Sources, AllowedTags: p.AllowedTags, Log: p.Log, Counters: p.Counters,
-		Now: p.Now, Observer: p.Observer, Decrypt: p.Decrypt, Unknown: p.Unknown,
-		Gateways: p.Gateways, GatewayTags: p.GatewayTags,
+	c := &Pipeline{}
+	src, dst := reflect.ValueOf(p).Elem(), reflect.ValueOf(c).Elem()
+	for i := range src.NumField() {
+		if src.Type().Field(i).IsExported() {
+			dst.Field(i).Set(src.Field(i))
+		}
 	}
+	return c
 }
 
 // Observer sees each uplink the pipeline took, with what the pipeline
@@ -234,7 +247,7 @@ func (p *Pipeline) gatewayCopies(ctx context.Context, up Uplink) error {
 	if dropped > 0 && p.Counters != nil {
 		p.Counters.Add("uplink_gateways_dropped", uint64(dropped))
 	}
-	pts := appendGatewayPoints(make([]Point, 0, len(gws)), gws, dev.tags, up.Time, nil)
+	pts := appendGatewayPoints(make([]Point, 0, len(gws)), gws, dev.tags, PointTime(up.Time), nil)
 	if len(pts) == 0 {
 		return nil
 	}
@@ -356,6 +369,7 @@ func (p *Pipeline) points(up Uplink, a *arena, seen *Seen) ([]Point, []string, e
 	if up.LocalTime {
 		p.count(cLocalTime)
 	}
+	up.Time = PointTime(up.Time)
 	seen.Time = up.Time
 
 	var (
@@ -423,10 +437,14 @@ func (p *Pipeline) points(up Uplink, a *arena, seen *Seen) ([]Point, []string, e
 		n += len(gws)
 	}
 	pts := a.points(n)
-	pts = append(pts, uplinkPoint(up, tags, a))
+	pts = append(pts, uplinkPoint(up, tags, receivedBy(up.Radio.Gateways, gws), a))
 	pts = appendGatewayPoints(pts, gws, tags, up.Time, a)
 	pts = appendSamplePoints(pts, samples, tags, up.Time, a)
-	if fields := decodedFields(rec, data, a); len(fields) > 0 {
+	var stored []decoders.Sample // samples whose vendor value stays out of decoded_<model>
+	if !p.DecodedAll[dev.model] {
+		stored = samples
+	}
+	if fields := decodedFields(rec, data, stored, a); len(fields) > 0 {
 		m := dev.decoded
 		if m == "" {
 			m = DecodedMeasurement(dev.model)
@@ -437,14 +455,19 @@ func (p *Pipeline) points(up Uplink, a *arena, seen *Seen) ([]Point, []string, e
 }
 
 // decodedFields flattens a decoder's output into the decoded_<model>
-// point's fields, sorted by key. A key a native decoder wrote twice keeps
-// its later value, as it does in the decoder's data.
-func decodedFields(rec *decoders.Record, data map[string]any, a *arena) []Field {
+// point's fields, sorted by key, leaving out the keys a sample of stored
+// was read from: their values are in the catalogue's measurements
+// already. A key a native decoder wrote twice keeps its later value, as
+// it does in the decoder's data.
+func decodedFields(rec *decoders.Record, data map[string]any, stored []decoders.Sample, a *arena) []Field {
 	var fields []Field
 	switch {
 	case rec.Len() > 0:
 		fields = a.fieldSlice(rec.Len())
 		rec.Flat(func(k string, v decoders.Value) {
+			if sampledKey(stored, k) {
+				return
+			}
 			switch v.Kind {
 			case decoders.NumberValue:
 				fields = append(fields, FloatField(k, v.Num))
@@ -456,6 +479,9 @@ func decodedFields(rec *decoders.Record, data map[string]any, a *arena) []Field 
 		})
 	case len(data) > 0:
 		fields = flattenData(make([]Field, 0, len(data)), "", data)
+		if len(stored) > 0 {
+			fields = slices.DeleteFunc(fields, func(f Field) bool { return sampledKey(stored, f.Key) })
+		}
 	}
 	if len(fields) < 2 {
 		return fields
@@ -470,6 +496,17 @@ func decodedFields(rec *decoders.Record, data map[string]any, a *arena) []Field 
 		}
 	}
 	return out
+}
+
+// sampledKey says whether a sample was read from the decoder's key k. A
+// frame carries a handful of samples, so a scan beats building a set.
+func sampledKey(samples []decoders.Sample, k string) bool {
+	for i := range samples {
+		if samples[i].Key == k {
+			return true
+		}
+	}
+	return false
 }
 
 func byFieldKey(a, b Field) int { return strings.Compare(a.Key, b.Key) }
@@ -623,10 +660,37 @@ func decodeSafely(d decoders.Decoder, in decoders.Input) (res decoders.Result, e
 	return d.Decode(in)
 }
 
-// uplinkPoint builds the uplink measurement's point. Its fields are
-// appended in key order, which Point requires, rather than sorted: this
-// runs for every message.
-func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
+// PointTime is the time an uplink's points are written at: the uplink's
+// time cut to the millisecond (schema 2). InfluxDB stores a timestamp
+// per value, and cut to the millisecond the gaps between one series'
+// timestamps pack into a third of the bits they took in nanoseconds,
+// which halved the disk of the benchmark's uplinks (ARCHITECTURE §11).
+// One device's uplinks are never a millisecond apart (a LoRaWAN frame
+// alone is on air for tens of milliseconds), so no two of them share a
+// point, and a redelivery is cut to the same millisecond and overwrites.
+func PointTime(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
+
+// receivedBy says whether the uplink_gateway points gws hold every
+// reception of the uplink, its best one included: then the uplink point
+// leaves out rssi and snr (schema 2), which would repeat the best
+// reception's point.
+func receivedBy(all, gws []GatewayRx) bool {
+	if len(gws) == 0 {
+		return false
+	}
+	for _, g := range all {
+		if g.ID == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// uplinkPoint builds the uplink measurement's point; with gatewayPoints
+// the best reception's rssi and snr are left to its uplink_gateway
+// point. Its fields are appended in key order, which Point requires,
+// rather than sorted: this runs for every message.
+func uplinkPoint(up Uplink, tags []Tag, gatewayPoints bool, a *arena) Point {
 	f := a.fieldSlice(9)
 	if up.Radio.DR >= 0 {
 		f = append(f, IntField("dr", int64(up.Radio.DR)))
@@ -643,6 +707,7 @@ func uplinkPoint(up Uplink, tags []Tag, a *arena) Point {
 	f = append(f, IntField("gateways", int64(up.Radio.GatewayCount())))
 	f = append(f, StringField("payload", base64.StdEncoding.EncodeToString(up.Payload)))
 	best, hasBest := up.Radio.Best()
+	hasBest = hasBest && !gatewayPoints
 	if hasBest {
 		f = append(f, FloatField("rssi", best.RSSI))
 	}
@@ -695,9 +760,9 @@ func appendSamplePoints(pts []Point, samples []decoders.Sample, tags []Tag, t ti
 	var channelTags []Tag
 	for i, s := range samples {
 		q, _ := decoders.LookupQuantity(s.Quantity) // Check already vetted the path
-		st := s.Time
-		if st.IsZero() {
-			st = t
+		st := t
+		if !s.Time.IsZero() {
+			st = PointTime(s.Time)
 		}
 		j := first
 		for ; j < len(pts); j++ {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -94,6 +95,58 @@ func TestUnknownDeviceLogIsSampled(t *testing.T) {
 		}
 		if n := p.Counters.Get(deadLetterCounter(tc.reason)); n < 199 {
 			t.Errorf("%s: %d counted", tc.reason, n)
+		}
+	}
+}
+
+// TestCloneCopiesConfiguration: every exported field of a Pipeline comes
+// through Clone, whatever its type; the cache does not.
+func TestCloneCopiesConfiguration(t *testing.T) {
+	p := &Pipeline{}
+	v := reflect.ValueOf(p).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Map:
+			v.Field(i).Set(reflect.MakeMap(f.Type))
+		case reflect.Slice:
+			v.Field(i).Set(reflect.MakeSlice(f.Type, 1, 1))
+		case reflect.Pointer:
+			v.Field(i).Set(reflect.New(f.Type.Elem()))
+		case reflect.Func:
+			v.Field(i).Set(reflect.MakeFunc(f.Type, func([]reflect.Value) []reflect.Value { return nil }))
+		case reflect.Interface:
+			// Any value of a type that implements the interface: the
+			// pipeline itself is an Observer, Sink, …; otherwise a nil
+			// value stays nil and the field is checked as unset.
+			if reflect.TypeOf(p).Implements(f.Type) {
+				v.Field(i).Set(reflect.ValueOf(p))
+			}
+		case reflect.Struct:
+			if f.Type == reflect.TypeOf(zerolog.Logger{}) {
+				v.Field(i).Set(reflect.ValueOf(zerolog.Nop()))
+			}
+		}
+	}
+	c := reflect.ValueOf(p.Clone()).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		a, b := v.Field(i), c.Field(i)
+		same := false
+		switch f.Type.Kind() {
+		case reflect.Map, reflect.Slice, reflect.Pointer, reflect.Func:
+			same = a.Pointer() == b.Pointer()
+		default:
+			same = reflect.DeepEqual(a.Interface(), b.Interface())
+		}
+		if !same {
+			t.Errorf("Clone drops or changes Pipeline.%s", f.Name)
 		}
 	}
 }

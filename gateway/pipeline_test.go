@@ -130,7 +130,8 @@ func TestHandleRegisteredDevice(t *testing.T) {
 			IntField("dr", 5), IntField("f_cnt", 7), IntField("f_port", 2), IntField("frequency", 868100000),
 			IntField("gateways", 2), StringField("payload", "AOI="), FloatField("rssi", -60), IntField("sf", 7), FloatField("snr", 9.5)}},
 		{Measurement: "air", Tags: tags, Time: t0, Fields: []Field{FloatField("temperature", 22.6)}},
-		{Measurement: "decoded_temp_test", Tags: tags, Time: t0, Fields: []Field{StringField("mode", "eco"), FloatField("temp", 22.6)}},
+		// temp is air.temperature already: decoded_<model> keeps only mode.
+		{Measurement: "decoded_temp_test", Tags: tags, Time: t0, Fields: []Field{StringField("mode", "eco")}},
 	}
 	if !reflect.DeepEqual(sink.pts, want) {
 		t.Fatalf("points\n got %+v\nwant %+v", sink.pts, want)
@@ -225,14 +226,25 @@ func TestHandleNetworkServerData(t *testing.T) {
 		// Pressure 10 hPa is out of range: dropped with a warning.
 		{Measurement: "air", Tags: tags, Time: st, Fields: []Field{FloatField("temperature", -21.3)}},
 		{Measurement: "air", Tags: tags, Time: t0, Fields: []Field{FloatField("relativeHumidity", 41)}},
+		// humidity is air.relativeHumidity already (the source's map).
 		{Measurement: "decoded_elsys_ers_v2", Tags: tags, Time: t0, Fields: []Field{
-			FloatField("humidity", 41), BoolField("nested_a", true), FloatField("nested_list_0", 1), StringField("nested_list_1", "x")}},
+			BoolField("nested_a", true), FloatField("nested_list_0", 1), StringField("nested_list_1", "x")}},
 	}
 	if !reflect.DeepEqual(sink.pts, want) {
 		t.Fatalf("points\n got %+v\nwant %+v", sink.pts, want)
 	}
 	if p.Counters.Get("warnings") != 1 {
 		t.Fatalf("want one out-of-range warning, counters %v", p.Counters.Snapshot())
+	}
+
+	// A model named in DecodedAll keeps every value (schema 1).
+	sink.pts = nil
+	p.DecodedAll = map[string]bool{"elsys-ers-v2": true}
+	if err := p.Handle(context.Background(), up); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.pts[len(sink.pts)-1]; got.Measurement != "decoded_elsys_ers_v2" || fieldOf(got, "humidity").F != 41 {
+		t.Fatalf("with DecodedAll the decoded point is %+v, want humidity kept", got)
 	}
 }
 
@@ -306,8 +318,8 @@ func TestDecodedFieldsRecordOrMap(t *testing.T) {
 	rec.Object("empty")
 	rec.End()
 
-	fromRecord := decodedFields(&rec, nil, nil)
-	fromMap := decodedFields(nil, rec.Map(), nil)
+	fromRecord := decodedFields(&rec, nil, nil, nil)
+	fromMap := decodedFields(nil, rec.Map(), nil, nil)
 	if !reflect.DeepEqual(fromRecord, fromMap) {
 		t.Fatalf("from the record %v\nfrom its map   %v", fromRecord, fromMap)
 	}
@@ -318,5 +330,19 @@ func TestDecodedFieldsRecordOrMap(t *testing.T) {
 	want := []string{"alarm", "history_0", "history_2_t", "history_3_0", "pm2_5_unit", "pm2_5_value", "status", "temperature"}
 	if !reflect.DeepEqual(keys, want) {
 		t.Fatalf("keys %v, want %v", keys, want)
+	}
+
+	// Keys a sample was read from stay out, from either form; a key no
+	// sample names (history_2_t) stays in.
+	stored := []decoders.Sample{{Quantity: "air.temperature", Key: "temperature"}, {Quantity: "air.pm25", Key: "pm2_5_value"}, {Quantity: "battery"}}
+	for name, fields := range map[string][]Field{"record": decodedFields(&rec, nil, stored, nil), "map": decodedFields(nil, rec.Map(), stored, nil)} {
+		keys = keys[:0]
+		for _, f := range fields {
+			keys = append(keys, f.Key)
+		}
+		want := []string{"alarm", "history_0", "history_2_t", "history_3_0", "pm2_5_unit", "status"}
+		if !reflect.DeepEqual(keys, want) {
+			t.Errorf("from the %s with samples: keys %v, want %v", name, keys, want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/hex"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +149,51 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestPointsAtTheMillisecond: every point of an uplink is at its time cut
+// to the millisecond (schema 2), a reading's own time too; the same
+// uplink again gives the same points, so a redelivery overwrites.
+func TestPointsAtTheMillisecond(t *testing.T) {
+	p, _, _ := testPipeline(t)
+	p.Sources["ns"] = SourcePolicy{AcceptUnknown: true, GatewayPoints: true, Map: []decoders.Mapping{{Key: "humidity", Quantity: "air.relativeHumidity"}}}
+	up := Uplink{Source: "ns", DevEUI: euiNone, Time: t0.Add(123456789), Radio: Radio{DR: -1, Gateways: []GatewayRx{{ID: "g1", RSSI: -80}}},
+		Object:     map[string]any{"humidity": 41.0, "alarm": true},
+		Normalized: []map[string]any{{"air": map[string]any{"temperature": 20.5}, "time": "2026-03-01T11:59:00.987654321Z"}},
+	}
+	pts, _, err := p.Points(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reading := time.Date(2026, 3, 1, 11, 59, 0, 987000000, time.UTC)
+	want := map[string]time.Time{"uplink": t0.Add(123 * time.Millisecond), "uplink_gateway": t0.Add(123 * time.Millisecond), "decoded_": t0.Add(123 * time.Millisecond)}
+	seenReading := false
+	for _, pt := range pts {
+		switch {
+		case pt.Measurement == "air" && pt.Time.Equal(reading):
+			seenReading = true
+		case pt.Measurement == "air":
+			if !pt.Time.Equal(t0.Add(123 * time.Millisecond)) {
+				t.Errorf("air point at %v, want the uplink's time cut to the millisecond", pt.Time)
+			}
+		default:
+			m := pt.Measurement
+			if strings.HasPrefix(m, "decoded_") {
+				m = "decoded_"
+			}
+			if w, ok := want[m]; !ok || !pt.Time.Equal(w) {
+				t.Errorf("%s point at %v, want %v", pt.Measurement, pt.Time, w)
+			}
+		}
+	}
+	if !seenReading {
+		t.Errorf("no air point at the reading's time cut to the millisecond (%v): %+v", reading, pts)
+	}
+	again, _, err := p.Points(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, pts) {
+		t.Fatalf("the same uplink gave other points:\n%+v\n%+v", pts, again)
+	}
 }

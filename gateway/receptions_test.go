@@ -27,20 +27,25 @@ func TestGatewayPointsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	var gws int
-	weakest := 0.0
+	weakest, best := 0.0, -200.0
 	for _, pt := range pts {
 		switch pt.Measurement {
 		case "uplink_gateway":
 			gws++
-			weakest = min(weakest, pt.Fields[0].F)
+			weakest, best = min(weakest, pt.Fields[0].F), max(best, pt.Fields[0].F)
 		case "uplink":
 			if f := fieldOf(pt, "gateways"); f.I != n {
 				t.Errorf("uplink gateways = %d, want %d", f.I, n)
 			}
-			if f := fieldOf(pt, "rssi"); f.F != -40 {
-				t.Errorf("uplink rssi = %v, want the best, -40", f.F)
+			// Schema 2: the best reception is the strongest
+			// uplink_gateway point, not repeated on the uplink.
+			if f := fieldOf(pt, "rssi"); f.Key != "" {
+				t.Errorf("uplink has rssi %v; it is the best uplink_gateway point's", f.F)
 			}
 		}
+	}
+	if best != -40 {
+		t.Errorf("strongest uplink_gateway rssi = %v, want the best, -40", best)
 	}
 	if gws != MaxGatewayPoints {
 		t.Fatalf("%d uplink_gateway points, want %d", gws, MaxGatewayPoints)
@@ -95,6 +100,11 @@ func TestGatewayPointsOnePerGateway(t *testing.T) {
 		case "uplink":
 			if f := fieldOf(pt, "gateways"); f.I != 3 {
 				t.Errorf("uplink gateways = %d, want 3 (a, b and the unnamed one)", f.I)
+			}
+			// The unnamed reception, the best, has no uplink_gateway
+			// point: the uplink keeps its rssi (schema 2).
+			if f := fieldOf(pt, "rssi"); f.F != -80 {
+				t.Errorf("uplink rssi = %v, want the unnamed best reception's -80", f.F)
 			}
 		}
 	}

@@ -20,6 +20,7 @@ func TestDecoderOutputClassifiesPipelinePoints(t *testing.T) {
 		DecodeRecord: func(in decoders.Input, r *decoders.Record) error {
 			r.Number("temp", 21.5)
 			r.Number("volts", 3.6)
+			r.Number("serial", 7) // no quantity: decoded_<model> keeps it (schema 2)
 			return nil
 		},
 		Map: []decoders.Mapping{{Key: "temp", Quantity: "air.temperature"}, {Key: "volts", Quantity: "battery"}},

@@ -28,7 +28,7 @@ func TestUplinkFieldTypesDocumented(t *testing.T) {
 	up.Radio.DR, up.Radio.SF, up.Radio.Frequency = 5, 7, 868100000
 	up.Radio.Gateways = []GatewayRx{{ID: "g", RSSI: -80, SNR: 5, HasSNR: true}}
 	var a arena
-	for _, f := range uplinkPoint(up, nil, &a).Fields {
+	for _, f := range uplinkPoint(up, nil, false, &a).Fields { // rssi and snr too
 		name := "`" + f.Key + "`"
 		switch f.Kind {
 		case Int:

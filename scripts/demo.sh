@@ -230,7 +230,7 @@ for res in json.load(sys.stdin)["results"]:
 n=0
 deadline=$(($(date +%s) + timeout))
 while [ "$(date +%s)" -le "$deadline" ]; do
-	n="$(q 'SELECT count(rssi) FROM uplink' | sed -n 's/.*"values":\[\[[^,]*,\([0-9]*\)\]\].*/\1/p')"
+	n="$(q 'SELECT count(gateways) FROM uplink' | sed -n 's/.*"values":\[\[[^,]*,\([0-9]*\)\]\].*/\1/p')"
 	[ "${n:-0}" -ge "$count" ] && break
 	sleep 0.1
 done

@@ -28,6 +28,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -39,6 +40,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -97,6 +99,12 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
 	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
+	fs.Float64Var(&s.Rate, "rate", 0, "live mode: uplinks offered per second (e.g. 10000); 0 publishes as fast as the broker takes them")
+	fs.StringVar(&s.Fleet, "fleet", fleetCayenne, "how the fleet is decoded: cayenne (sensorgate's built-in Cayenne LPP decoder), object (the network server's decoded object, lifted onto the catalogue by the source's map; the stream carries ChirpStack's object) or js (the JavaScript Cayenne LPP codec of testdata/codecs/bench, unless -scripts names another folder)")
+	consumers := fs.String("consumers", consumerSensorgate+","+consumerNoop, "the consumers of each round, in order: sensorgate, no-op, baseline (-baseline), telegraf (Telegraf v1.37.2 with cmd/sensorgate-bench/telegraf.conf, built by scripts/install-telegraf.sh into .tools/bin when missing; the stream then carries ChirpStack's decoded object for every consumer)")
+	fs.BoolVar(&s.Disk, "disk", true, "after each run, restart InfluxDB so that it compacts its shard fully, and report its TSM bytes per uplink")
+	fs.StringVar(&s.Baseline, "baseline", "", "another sensorgate binary (e.g. a build of the commit before a change) for -consumers baseline, run with the same configuration")
+	fs.StringVar(&s.Telegraf, "telegraf", "", "Telegraf binary for -consumers telegraf (default: scripts/install-telegraf.sh's, installed on request)")
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
 	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +121,37 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if s.N <= 0 || *pairs < 0 || s.Devices <= 0 {
 		return errors.New("-n and -devices must be positive, -pairs not negative")
+	}
+	if s.Fleet != fleetCayenne && s.Fleet != fleetObject && s.Fleet != fleetJS {
+		return fmt.Errorf("-fleet %q: use %s, %s or %s", s.Fleet, fleetCayenne, fleetObject, fleetJS)
+	}
+	var order []string
+	for _, c := range strings.Split(*consumers, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case consumerSensorgate, consumerNoop, consumerTelegraf, consumerBaseline:
+			if slices.Contains(order, c) {
+				return fmt.Errorf("-consumers: %s twice", c)
+			}
+			order = append(order, c)
+		default:
+			return fmt.Errorf("-consumers: %q: use %s, %s, %s or %s", c, consumerSensorgate, consumerNoop, consumerTelegraf, consumerBaseline)
+		}
+	}
+	if len(order) == 0 {
+		return errors.New("-consumers names none")
+	}
+	if slices.Contains(order, consumerBaseline) {
+		if s.Baseline == "" {
+			return errors.New("-consumers baseline needs -baseline BIN")
+		}
+		abs, err := filepath.Abs(s.Baseline)
+		if err != nil {
+			return fmt.Errorf("-baseline: %w", err)
+		}
+		s.Baseline = abs
+		if _, err := os.Stat(s.Baseline); err != nil {
+			return fmt.Errorf("-baseline: %w", err)
+		}
 	}
 	if *pairs == 0 && *profFile == "" {
 		return errors.New("-pairs 0 measures nothing without -profile")
@@ -159,6 +198,20 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("sensorgate binary: %w", err)
 	}
 
+	if s.Fleet == fleetJS && s.Scripts == "" {
+		s.Scripts = filepath.Join("testdata", "codecs", "bench")
+	}
+	if s.Fleet == fleetObject || slices.Contains(order, consumerTelegraf) {
+		if s.Format != simulate.ChirpStackV4 {
+			return fmt.Errorf("-fleet %s and Telegraf take ChirpStack v4's decoded object: use -format %s", s.Fleet, simulate.ChirpStackV4)
+		}
+		s.Object = true
+	}
+	if slices.Contains(order, consumerTelegraf) && s.Telegraf == "" {
+		if s.Telegraf, err = installTelegraf(ctx, stderr); err != nil {
+			return err
+		}
+	}
 	if s.Scripts != "" {
 		if s.Scripts, err = filepath.Abs(s.Scripts); err != nil {
 			return fmt.Errorf("-scripts: %w", err)
@@ -173,12 +226,12 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		*note = strings.TrimSpace("Registry in PostgreSQL (registry.driver: postgres, a fresh database per run on this machine). " + *note)
 	}
 	res := &Results{
-		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,
+		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format, Fleet: s.Fleet, Object: s.Object, Consumers: order, Rate: s.Rate,
 		Devices: s.Devices, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
 		Machine: describeMachine(s.Sensorgate, s.WorkDir),
 	}
 	for i := 1; i <= *pairs; i++ {
-		for _, c := range []string{consumerSensorgate, consumerNoop} {
+		for _, c := range order {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("interrupted: %w", err)
 			}
@@ -226,4 +279,22 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("some runs failed; see the table")
 	}
 	return nil
+}
+
+// installTelegraf runs scripts/install-telegraf.sh, which builds Telegraf
+// v1.37.2 into .tools/bin unless it is there, and returns the binary's
+// path (the script's last line). It runs from the repository's root, as
+// make does.
+func installTelegraf(ctx context.Context, stderr io.Writer) (string, error) {
+	cmd := exec.CommandContext(ctx, "sh", filepath.Join("scripts", "install-telegraf.sh"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("install Telegraf (scripts/install-telegraf.sh, run from the repository's root; or pass -telegraf BIN): %w", err)
+	}
+	lines := strings.Fields(strings.TrimSpace(out.String()))
+	if len(lines) == 0 {
+		return "", errors.New("install Telegraf: scripts/install-telegraf.sh printed no path")
+	}
+	return filepath.Abs(lines[len(lines)-1])
 }

@@ -28,9 +28,14 @@ type Results struct {
 	N       int       `json:"n"`
 	Pairs   int       `json:"pairs"`
 	Format  string    `json:"format"`
-	Devices int       `json:"devices"`
-	Seed    uint64    `json:"seed"`
-	Note    string    `json:"note,omitempty"`
+	Fleet   string    `json:"fleet,omitempty"`
+	// Object says the stream carried the network server's decoded object.
+	Object    bool     `json:"object,omitempty"`
+	Consumers []string `json:"consumers,omitempty"`
+	Rate      float64  `json:"rate,omitempty"` // live mode: uplinks offered per second, 0 as fast as possible
+	Devices   int      `json:"devices"`
+	Seed      uint64   `json:"seed"`
+	Note      string   `json:"note,omitempty"`
 	// InfluxURL is the InfluxDB elsewhere the runs wrote to (-influx);
 	// empty when each run had its own on this machine.
 	InfluxURL string  `json:"influxdb_url,omitempty"`
@@ -44,7 +49,7 @@ type Results struct {
 func (res *Results) computeRatios() {
 	for i := range res.Runs {
 		r := &res.Runs[i]
-		if r.Consumer != consumerSensorgate || r.Err != "" {
+		if r.Consumer == consumerNoop || r.Err != "" {
 			continue
 		}
 		for _, o := range res.Runs {
@@ -134,6 +139,16 @@ func (r Run) summary() string {
 		s += fmt.Sprintf(", %.2f read + %.2f write syscalls per msg",
 			float64(r.ReadCalls)/float64(r.Delivered), float64(r.WriteCalls)/float64(r.Delivered))
 	}
+	if r.InfluxPoints > 0 {
+		s += fmt.Sprintf("; InfluxDB %.2f CPU-s/100k, %.2f points and %.0f LP bytes per uplink in %d requests",
+			r.InfluxCPUPer100k, r.InfluxPoints, r.InfluxLPBytes, r.InfluxRequests)
+	}
+	if r.DiskBytes > 0 {
+		s += fmt.Sprintf(", %.1f disk bytes per uplink", r.DiskBytes)
+	}
+	if r.LatencyN > 0 {
+		s += fmt.Sprintf("; publish to InfluxDB p50 %.0f ms, p99 %.0f ms (%d samples)", r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyN)
+	}
 	return s
 }
 
@@ -160,8 +175,7 @@ func (res *Results) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- Servers: Mosquitto %s (%s, max_queued_messages 0, max_inflight_messages 100), %s; their files and the spool on %s\n",
 		m.Mosquitto, persisted, influx, m.WorkFS)
-	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on (every device has model %s)\n",
-		m.Sensorgate, m.GoVersion, "`cayenne-lpp`")
+	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; decoding and normalization on\n", m.Sensorgate, m.GoVersion)
 	var bytes int64
 	for _, r := range res.Runs {
 		if r.MsgBytes > 0 {
@@ -173,13 +187,26 @@ func (res *Results) Markdown() string {
 	if bytes > 0 {
 		size = fmt.Sprintf(", %d B per uplink on average", bytes/int64(res.N))
 	}
-	fmt.Fprintf(&b, "- Stream: %s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n\n", res.Format, res.Devices, res.Seed, size)
+	object := ""
+	if res.Object {
+		object = ", with ChirpStack's decoded object"
+	}
+	if res.Rate > 0 {
+		object += fmt.Sprintf(", offered at %.0f uplinks/s", res.Rate)
+	}
+	fmt.Fprintf(&b, "- Stream: %s%s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n", res.Format, object, res.Devices, res.Seed, size)
+	if res.Fleet != "" {
+		fmt.Fprintf(&b, "- Fleet: %s (%s)\n", res.Fleet, fleetDescription[res.Fleet])
+	} else {
+		fmt.Fprintf(&b, "- Fleet: %s\n", fleetDescription[fleetCayenne])
+	}
+	b.WriteString("- InfluxDB points, LP bytes and requests: InfluxDB's own write statistics (/debug/vars) over the run, per uplink; disk: its TSM bytes per uplink after a full compaction (restarted with 1 s cold durations until one generation and an empty WAL)\n\n")
 
-	b.WriteString("| pair | consumer | seconds | msgs/s | ratio | ratio bound | CPU-s / 100k | peak RSS MB | delivered | lost | Mosquitto CPU-s / 100k | InfluxDB CPU-s / 100k | all others CPU-s / 100k |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| pair | consumer | seconds | msgs/s | ratio | ratio bound | CPU-s / 100k | peak RSS MB | delivered | lost | Mosquitto CPU-s / 100k | InfluxDB CPU-s / 100k | all others CPU-s / 100k | points / uplink | LP B / uplink | write requests | disk B / uplink |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range res.Runs {
 		if r.Err != "" {
-			fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | | | |\n", r.Pair, r.Consumer, strings.ReplaceAll(r.Err, "|", "/"))
+			fmt.Fprintf(&b, "| %d | %s | failed: %s | | | | | | | | | | | | | | |\n", r.Pair, r.Consumer, strings.ReplaceAll(r.Err, "|", "/"))
 			continue
 		}
 		ratio, bound := "", ""
@@ -200,36 +227,123 @@ func (res *Results) Markdown() string {
 		if res.InfluxURL != "" {
 			influxCPU = "–"
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %s | %.2f | %.1f | %s | %d | %.2f | %s | %.2f |\n",
+		fmt.Fprintf(&b, "| %d | %s | %.2f | %.0f | %s | %s | %.2f | %.1f | %s | %d | %.2f | %s | %.2f | %s | %s | %s | %s |\n",
 			r.Pair, r.Consumer, r.Seconds, r.MsgsPerS, ratio, bound, r.CPUPer100k, r.PeakRSSMB, delivered, r.Lost,
-			r.BrokerCPUPer100k, influxCPU, r.OthersCPUPer100k)
+			r.BrokerCPUPer100k, influxCPU, r.OthersCPUPer100k,
+			optional("%.2f", r.InfluxPoints), optional("%.0f", r.InfluxLPBytes), optional("%.0f", float64(r.InfluxRequests)), optional("%.1f", r.DiskBytes))
 	}
 
-	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | ratio bound | CPU-s / 100k | CPU ÷ no-op | peak RSS MB | lost (all runs) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, c := range []string{consumerSensorgate, consumerNoop} {
+	b.WriteString("\nMedians:\n\n| consumer | msgs/s | ratio | ratio bound | CPU-s / 100k | CPU ÷ no-op | peak RSS MB | lost (all runs) | InfluxDB CPU-s / 100k | points / uplink | LP B / uplink | disk B / uplink |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range res.consumers() {
 		rate, ok := res.median(c, func(r Run) float64 { return r.MsgsPerS })
 		if !ok {
-			fmt.Fprintf(&b, "| %s | no successful run | | | | | | |\n", c)
+			fmt.Fprintf(&b, "| %s | no successful run | | | | | | | | | | |\n", c)
 			continue
 		}
 		cpu, _ := res.median(c, func(r Run) float64 { return r.CPUPer100k })
 		rss, _ := res.median(c, func(r Run) float64 { return r.PeakRSSMB })
 		ratio, bound, cpuRatio := "", "", ""
-		if c == consumerSensorgate {
-			if v, ok := res.medianRatio(func(r Run) float64 { return r.Ratio }); ok {
+		if c != consumerNoop {
+			if v, ok := res.medianOf(c, func(r Run) float64 { return r.Ratio }, true); ok {
 				ratio = fmt.Sprintf("%.2f", v)
 			}
-			if v, ok := res.medianRatio(func(r Run) float64 { return r.RatioBound }); ok {
+			if v, ok := res.medianOf(c, func(r Run) float64 { return r.RatioBound }, true); ok {
 				bound = fmt.Sprintf("%.2f", v)
 			}
-			if v, ok := res.medianRatio(func(r Run) float64 { return r.CPURatio }); ok {
+			if v, ok := res.medianOf(c, func(r Run) float64 { return r.CPURatio }, true); ok {
 				cpuRatio = fmt.Sprintf("%.2f", v)
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.2f | %s | %.1f | %d |\n", c, rate, ratio, bound, cpu, cpuRatio, rss, res.lost(c))
+		med := func(format string, f func(Run) float64) string {
+			v, _ := res.medianOf(c, f, true)
+			return optional(format, v)
+		}
+		influxCPU := med("%.2f", func(r Run) float64 { return r.InfluxCPUPer100k })
+		if res.InfluxURL != "" || c == consumerNoop {
+			influxCPU = ""
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %.2f | %s | %.1f | %d | %s | %s | %s | %s |\n", c, rate, ratio, bound, cpu, cpuRatio, rss, res.lost(c),
+			influxCPU, med("%.2f", func(r Run) float64 { return r.InfluxPoints }), med("%.0f", func(r Run) float64 { return r.InfluxLPBytes }),
+			med("%.1f", func(r Run) float64 { return r.DiskBytes }))
+	}
+	if lat := res.latencies(); lat != "" {
+		b.WriteString("\n" + lat + "\n")
+	}
+	if cmp := res.sideBySide(); cmp != "" {
+		b.WriteString("\n" + cmp + "\n")
 	}
 	b.WriteString("\n" + res.targets() + "\n")
 	return b.String()
+}
+
+// latencies lists, in live mode, each consumer's medians over its runs
+// of the latency from publish to InfluxDB (latencyProbe).
+func (res *Results) latencies() string {
+	var lines []string
+	for _, c := range res.consumers() {
+		p50, ok := res.medianOf(c, func(r Run) float64 { return r.LatencyP50Ms }, true)
+		if !ok {
+			continue
+		}
+		p99, _ := res.medianOf(c, func(r Run) float64 { return r.LatencyP99Ms }, true)
+		lines = append(lines, fmt.Sprintf("- %s: publish (broker's acknowledgement) to the uplink point answering a query in InfluxDB, medians over the runs: p50 %.0f ms, p99 %.0f ms", c, p50, p99))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// fleetDescription says how each -fleet decodes the stream.
+var fleetDescription = map[string]string{
+	fleetCayenne: "sensorgate's built-in Cayenne LPP decoder, every device of model `cayenne-lpp`",
+	fleetObject:  "no model: ChirpStack's decoded object, lifted onto the catalogue by the source's `map`",
+	fleetJS:      "the JavaScript Cayenne LPP codec (decodeUplink and normalizeUplink) in codec workers",
+}
+
+// optional formats v, or gives "" for a figure not measured (0).
+func optional(format string, v float64) string {
+	if v == 0 {
+		return ""
+	}
+	return fmt.Sprintf(format, v)
+}
+
+// consumers are the consumers of the runs, in the order they ran.
+func (res *Results) consumers() []string {
+	if len(res.Consumers) > 0 {
+		return res.Consumers
+	}
+	var out []string
+	for _, r := range res.Runs {
+		if !slices.Contains(out, r.Consumer) {
+			out = append(out, r.Consumer)
+		}
+	}
+	return out
+}
+
+// sideBySide compares sensorgate's medians with the baseline's and
+// Telegraf's, as ratios (sensorgate ÷ other) of the medians of
+// interleaved runs: what a shared machine moves, it moves for both.
+func (res *Results) sideBySide() string {
+	var lines []string
+	for _, other := range []string{consumerBaseline, consumerTelegraf} {
+		ratio := func(f func(Run) float64) string {
+			a, ok1 := res.medianOf(consumerSensorgate, f, true)
+			o, ok2 := res.medianOf(other, f, true)
+			if !ok1 || !ok2 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", a/o)
+		}
+		if _, ok := res.median(other, func(r Run) float64 { return r.MsgsPerS }); !ok {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("- sensorgate ÷ %s (medians): msgs/s %s, CPU-s / 100k %s, peak RSS %s, InfluxDB CPU-s / 100k %s, points / uplink %s, LP bytes / uplink %s, disk / uplink %s",
+			other, ratio(func(r Run) float64 { return r.MsgsPerS }), ratio(func(r Run) float64 { return r.CPUPer100k }),
+			ratio(func(r Run) float64 { return r.PeakRSSMB }), ratio(func(r Run) float64 { return r.InfluxCPUPer100k }),
+			ratio(func(r Run) float64 { return r.InfluxPoints }), ratio(func(r Run) float64 { return r.InfluxLPBytes }),
+			ratio(func(r Run) float64 { return r.DiskBytes })))
+	}
+	return strings.Join(lines, "\n")
 }
 
 func (res *Results) lost(consumer string) int {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +28,11 @@ import (
 const (
 	consumerSensorgate = "sensorgate"
 	consumerNoop       = "no-op"
+	consumerTelegraf   = "telegraf"
+	// consumerBaseline is another build of sensorgate (-baseline), run
+	// with the same configuration, so that a change is measured against
+	// the build before it in interleaved rounds.
+	consumerBaseline = "baseline"
 
 	modeBacklog = "backlog"
 	modeLive    = "live"
@@ -54,8 +60,21 @@ type settings struct {
 	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
 	Registry   string        // registry.driver: sqlite (under state_dir) or postgres (a fresh database per run)
 	CodecTime  time.Duration // decoders.timeout with Scripts; 0 for the default
+	Fleet      string        // fleetCayenne, fleetObject or fleetJS
+	Object     bool          // the stream carries the network server's decoded object
+	Disk       bool          // measure InfluxDB's disk after a full compaction
+	Telegraf   string        // Telegraf binary, for consumerTelegraf
+	Baseline   string        // sensorgate binary of consumerBaseline
+	Rate       float64       // live mode: uplinks offered per second; 0 as fast as the broker takes them
 	log        io.Writer     // progress
 }
+
+// Fleets: how the devices of the stream are decoded.
+const (
+	fleetCayenne = "cayenne" // sensorgate's built-in Cayenne LPP decoder (model cayenne-lpp)
+	fleetObject  = "object"  // the network server's decoded object, lifted onto the catalogue by the source's map
+	fleetJS      = "js"      // a JavaScript Cayenne LPP codec (testdata/codecs/bench)
+)
 
 // Run is the measurement of one consumer on one fresh broker and database.
 type Run struct {
@@ -98,8 +117,23 @@ type Run struct {
 	MsgBytes    int64 `json:"msg_bytes"` // payload bytes published, the same for every run
 	// BrokerPersisted says the broker could write its persistence file:
 	// persistence was on in fact, not only in its config.
-	BrokerPersisted bool   `json:"broker_persisted"`
-	Err             string `json:"error,omitempty"`
+	BrokerPersisted bool `json:"broker_persisted"`
+	// What the consumer wrote to InfluxDB per uplink over the run, from
+	// InfluxDB's own statistics (GET /debug/vars): points, bytes of line
+	// protocol (after gzip was undone) and write requests; and the bytes
+	// of its TSM files per uplink after a full compaction. Zero when not
+	// measured (the no-op; an InfluxDB elsewhere; -disk=false).
+	InfluxPoints   float64 `json:"influxdb_points_per_uplink,omitempty"`
+	InfluxLPBytes  float64 `json:"influxdb_lp_bytes_per_uplink,omitempty"`
+	InfluxRequests int64   `json:"influxdb_write_requests,omitempty"`
+	DiskBytes      float64 `json:"influxdb_disk_bytes_per_uplink,omitempty"`
+	// Live mode: the time from the broker's acknowledgement of a publish
+	// to its uplink point answering a query, median and 99th percentile
+	// over LatencyN sampled uplinks (latencyProbe).
+	LatencyP50Ms float64 `json:"latency_p50_ms,omitempty"`
+	LatencyP99Ms float64 `json:"latency_p99_ms,omitempty"`
+	LatencyN     int     `json:"latency_samples,omitempty"`
+	Err          string  `json:"error,omitempty"`
 }
 
 // profiling asks a sensorgate run to record a CPU profile.
@@ -150,7 +184,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 			}
 		})
 	}
-	fleet, err := simulate.NewFleet(simulate.Options{Format: s.Format, Devices: s.Devices, Seed: s.Seed})
+	fleet, err := simulate.NewFleet(simulate.Options{Format: s.Format, Devices: s.Devices, Seed: s.Seed, Object: s.Object})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
@@ -167,14 +201,21 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	// a cheap question (is the newest one there?) before the exact count,
 	// which scans every uplink point.
 	var sent []uplinkID
+	var probe *latencyProbe
+	if s.Mode == modeLive && r.Consumer != consumerNoop {
+		probe = newLatencyProbe(db, s.N)
+	}
 	allPublished := make(chan struct{})
 	publish := func() error {
 		defer close(allPublished)
 		return simulate.Publish(ctx, fleet, simulate.PublishOptions{
-			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N,
+			Broker: mq.URL(), ClientID: "bench-publisher", QoS: 1, Count: s.N, Rate: s.Rate,
 			OnPublished: func(m simulate.Message) {
 				r.MsgBytes += int64(len(m.Payload))
 				sent = append(sent, uplinkID{m.Time.UnixNano(), m.DevEUI.String()})
+				if probe != nil {
+					probe.published(m.DevEUI.String(), m.Time)
+				}
 			},
 		})
 	}
@@ -188,18 +229,28 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	var p *consumerProc
 	var pprofAddr string
 	switch r.Consumer {
-	case consumerSensorgate:
-		cfg, err := s.writeSensorgateConfig(h, mq.URL(), db.URL(), db.Bucket(), clientID, topic, fleet)
+	case consumerSensorgate, consumerBaseline:
+		bin := s.Sensorgate
+		if r.Consumer == consumerBaseline {
+			bin = s.Baseline
+		}
+		cfg, err := s.writeSensorgateConfig(h, bin, mq.URL(), db.URL(), db.Bucket(), clientID, topic, fleet)
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command(s.Sensorgate, "run", "-c", cfg)
+		cmd := exec.Command(bin, "run", "-c", cfg)
 		cmd.Env = append(os.Environ(), s.Env...)
 		if prof != nil {
 			pprofAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
 			cmd.Env = append(cmd.Env, "SENSORGATE_PPROF="+pprofAddr)
 		}
 		p = newConsumerProc(cmd, filepath.Join(h.dir, "sensorgate.log"), false)
+	case consumerTelegraf:
+		cmd, err := s.telegrafCommand(h, mq.URL(), db.URL(), db.Bucket(), clientID, topic)
+		if err != nil {
+			return err
+		}
+		p = newConsumerProc(cmd, filepath.Join(h.dir, "telegraf.log"), false)
 	default:
 		cmd := exec.Command(s.Self, "noop", "-broker", mq.URL(), "-client-id", clientID, "-topic", topic, "-n", strconv.Itoa(s.N))
 		p = newConsumerProc(cmd, filepath.Join(h.dir, "noop.log"), true)
@@ -251,6 +302,11 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		}
 		fmt.Fprintf(s.log, "  %s connected; publishing %d uplinks\n", r.Consumer, s.N)
 		began = time.Now()
+		if probe != nil {
+			probeCtx, stopProbe := context.WithCancel(ctx)
+			defer stopProbe()
+			go probe.run(probeCtx, 10*time.Millisecond)
+		}
 		go func() { published <- publish() }()
 	} else {
 		published <- nil
@@ -258,7 +314,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 
 	// Wait until the consumer is done: InfluxDB holds N uplinks, or the
 	// no-op acknowledged N messages.
-	if r.Consumer == consumerSensorgate {
+	if r.Consumer != consumerNoop {
 		err = waitUplinks(ctx, h, db, s.N, s.Poll, p, allPublished, &sent)
 	} else {
 		err = p.waitLine(ctx, "done")
@@ -266,6 +322,17 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	elapsed := time.Since(began)
 	if err != nil {
 		return err
+	}
+	if probe != nil {
+		// Every uplink is in: settle the samples still pending.
+		if err := probe.poll(); err != nil {
+			return fmt.Errorf("bench: latency probe: %w", err)
+		}
+		p50, p99, n, err := probe.result()
+		if err != nil {
+			return err
+		}
+		r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyN = float64(p50)/float64(time.Millisecond), float64(p99)/float64(time.Millisecond), n
 	}
 	cpu1, err := treeCPUSeconds(p.pid())
 	if err != nil {
@@ -282,6 +349,12 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	others1, err := others()
 	if err != nil {
 		return err
+	}
+	var writes testserver.WriteStats
+	if r.Consumer != consumerNoop && db.PID() != 0 {
+		if writes, err = db.WriteStats(); err != nil {
+			return err
+		}
 	}
 	if err := <-published; err != nil {
 		return fmt.Errorf("bench: live publish: %w", err)
@@ -316,8 +389,8 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	r.InfluxCPUPer100k = (others1.influx - others0.influx) / float64(s.N) * 100000
 	r.OthersCPUPer100k = max(0, others1.busy-others0.busy-r.CPUSeconds) / float64(s.N) * 100000
 	r.PeakRSSMB = float64(rss) / 1024
-	if r.Consumer == consumerSensorgate {
-		// After the daemon stopped: an exact count, with anything that
+	if r.Consumer != consumerNoop {
+		// After the consumer stopped: an exact count, with anything that
 		// arrived after the poll saw N.
 		r.Delivered = countUplinks(h, db)
 		dls, _ := deadletter.ReadAll(filepath.Join(h.dir, "state", deadletter.FileName))
@@ -326,18 +399,62 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		r.Delivered, r.DupFlagged = p.final()
 	}
 	r.Lost = max(0, s.N-r.Delivered)
+	if writes.Requests > 0 {
+		r.InfluxPoints = float64(writes.Points) / float64(s.N)
+		r.InfluxLPBytes = float64(writes.Bytes) / float64(s.N)
+		r.InfluxRequests = writes.Requests
+	}
+	if r.Consumer != consumerNoop && db.PID() != 0 && s.Disk {
+		fmt.Fprintf(s.log, "  compacting InfluxDB fully to measure its disk\n")
+		tsm, err := db.CompactFully(5 * time.Minute)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		r.DiskBytes = float64(tsm) / float64(s.N)
+	}
 	return nil
+}
+
+// telegrafConfig is the Telegraf configuration of the comparison, kept
+// in the repository beside this file (telegraf.conf).
+//
+//go:embed telegraf.conf
+var telegrafConfig []byte
+
+// telegrafCommand writes the Telegraf configuration into the run's
+// directory and returns the command running it against this run's
+// broker and database.
+func (s *settings) telegrafCommand(h *harness, broker, influxURL, bucket, clientID, topic string) (*exec.Cmd, error) {
+	path := filepath.Join(h.dir, "telegraf.conf")
+	if err := os.WriteFile(path, telegrafConfig, 0o644); err != nil {
+		return nil, fmt.Errorf("bench: telegraf config: %w", err)
+	}
+	cmd := exec.Command(s.Telegraf, "--config", path)
+	cmd.Env = append(os.Environ(), "SG_BROKER="+broker, "SG_TOPIC="+topic, "SG_CLIENT_ID="+clientID,
+		"SG_INFLUX_URL="+influxURL, "SG_BUCKET="+bucket)
+	return cmd, nil
 }
 
 // writeSensorgateConfig writes the daemon's config and devices file: the
 // simulated fleet with its decoder model, so every uplink is decoded and
 // normalized, and the spool syncing every append (fsync: always), the
 // configuration the targets (report.go) are set for.
-func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
+func (s *settings) writeSensorgateConfig(h *harness, bin, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
 	// CSV rather than YAML: a YAML file is parsed as one tree, which
 	// for 100,000 devices took the daemon to 600 MB at start.
 	var devs bytes.Buffer
-	if err := devices.WriteCSV(&devs, fleet.Devices()); err != nil {
+	fleetDevs := fleet.Devices()
+	source := ""
+	if s.Fleet == fleetObject {
+		// The network server decodes: the devices have no model, and the
+		// source lifts the object's keys onto the catalogue, as an
+		// operator configures a ChirpStack feed with codecs of its own.
+		for i := range fleetDevs {
+			fleetDevs[i].Model = ""
+		}
+		source = `, map: [{key: temperatureSensor.1, quantity: air.temperature}, {key: humiditySensor.2, quantity: air.relativeHumidity}, {key: barometer.3, quantity: air.pressure}]`
+	}
+	if err := devices.WriteCSV(&devs, fleetDevs); err != nil {
 		return "", fmt.Errorf("bench: devices file: %w", err)
 	}
 	devPath := filepath.Join(h.dir, "devices.csv")
@@ -351,10 +468,10 @@ state_dir: %q
 http: {listen: "127.0.0.1:%d"}
 spool: {fsync: always}
 sources:
-  - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
+  - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1%s}
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
-`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket)
+`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, source, influxURL, bucket)
 	if s.Registry == registryPostgres {
 		// A database of its own on the machine's PostgreSQL, dropped when
 		// the run closes (testserver.PostgresDB through the harness).
@@ -378,7 +495,7 @@ devices: {tags: [district, site]}
 	// process starts, as an operator's fleet is: the daemon loads it from
 	// its database, and a devices file parsed at every start (devices.
 	// import) would put the parse's garbage into the measurement.
-	imp := exec.Command(s.Sensorgate, "devices", "import", "-c", path, devPath)
+	imp := exec.Command(bin, "devices", "import", "-c", path, devPath)
 	if out, err := imp.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("bench: import the fleet: %w\n%s", err, out)
 	}
@@ -509,14 +626,15 @@ func (g *uplinkGate) count(h *harness, db *testserver.InfluxDB) int {
 	if g.want == 0 {
 		return 0
 	}
-	return sumCounts(db.Query(h, fmt.Sprintf(`SELECT count("rssi") FROM "uplink" WHERE "dev_eui" = '%s' AND time >= %d`, g.eui, g.since)))
+	return sumCounts(db.Query(h, fmt.Sprintf(`SELECT count("f_cnt") FROM "uplink" WHERE "dev_eui" = '%s' AND time >= %d`, g.eui, g.since)))
 }
 
-// countUplinks asks for count(rssi) of the uplink measurement: every
-// uplink point has rssi, and the aggregate is answered from the index and
+// countUplinks asks for count(f_cnt) of the uplink measurement: every
+// uplink point of the stream has f_cnt (sensorgate's and Telegraf's
+// alike; rssi left sensorgate's uplink point in schema 2), and the aggregate is answered from the index and
 // blocks without returning the rows, so polling it stays cheap.
 func countUplinks(h *harness, db *testserver.InfluxDB) int {
-	return sumCounts(db.Query(h, `SELECT count("rssi") FROM "uplink"`))
+	return sumCounts(db.Query(h, `SELECT count("f_cnt") FROM "uplink"`))
 }
 
 // sumCounts adds up the counts of a count() query's rows.

@@ -148,3 +148,31 @@ func TestMarkdownInfluxElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestSideBySide: sensorgate's medians are compared with the baseline's
+// and Telegraf's as ratios of medians, InfluxDB's points, bytes and disk
+// included; a consumer that did not run gets no line.
+func TestSideBySide(t *testing.T) {
+	res := &Results{Mode: modeBacklog, N: 100000, Consumers: []string{consumerBaseline, consumerSensorgate, consumerTelegraf}, Runs: []Run{
+		{Pair: 1, Consumer: consumerBaseline, MsgsPerS: 5000, CPUPer100k: 4, PeakRSSMB: 40, InfluxCPUPer100k: 6, InfluxPoints: 6.84, InfluxLPBytes: 1248, DiskBytes: 174.7},
+		{Pair: 1, Consumer: consumerSensorgate, MsgsPerS: 10000, CPUPer100k: 3, PeakRSSMB: 36, InfluxCPUPer100k: 3, InfluxPoints: 3.42, InfluxLPBytes: 624, DiskBytes: 87.35},
+		{Pair: 1, Consumer: consumerTelegraf, MsgsPerS: 5000, CPUPer100k: 12, PeakRSSMB: 320, InfluxCPUPer100k: 3, InfluxPoints: 1, InfluxLPBytes: 164, DiskBytes: 30},
+	}}
+	got := res.sideBySide()
+	for _, want := range []string{
+		"sensorgate ÷ baseline (medians): msgs/s 2.00, CPU-s / 100k 0.75, peak RSS 0.90, InfluxDB CPU-s / 100k 0.50, points / uplink 0.50, LP bytes / uplink 0.50, disk / uplink 0.50",
+		"sensorgate ÷ telegraf (medians): msgs/s 2.00, CPU-s / 100k 0.25",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("side by side:\n%s\nwant a line with %q", got, want)
+		}
+	}
+	res.Runs = res.Runs[:2]
+	if got := res.sideBySide(); strings.Contains(got, "telegraf") {
+		t.Errorf("Telegraf did not run, yet: %s", got)
+	}
+	md := res.Markdown()
+	if !strings.Contains(md, "| baseline | 5000 |") || !strings.Contains(md, "| 6.84 | 1248 | 174.7 |") {
+		t.Errorf("the medians table lacks the baseline or InfluxDB's figures:\n%s", md)
+	}
+}

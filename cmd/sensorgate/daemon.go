@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,7 +145,8 @@ func NewDaemon(cfg *config.Config, log zerolog.Logger) (*Daemon, error) {
 	d.pipeline = &gateway.Pipeline{
 		Devices: reg, Decoders: decs, Sink: d.writer, DeadLetters: d.dlw, Sources: policies,
 		AllowedTags: cfg.Devices.Tags, Log: log, Counters: d.Counters,
-		Decrypt: lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
+		Decrypt:    lorawan.DecryptFRMPayload, // payloads a network server forwarded encrypted
+		DecodedAll: modelSet(cfg.Decoders.DecodedAll),
 	}
 	if err := d.setupOps(cfg, decs, true); err != nil { // daemon_http.go
 		d.Close()
@@ -173,6 +175,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	stopDelivery := d.delivery.Start()
+	// The schema point says from when on InfluxDB holds this version's
+	// schema; a daemon that cannot spool it still runs.
+	if err := d.writer.Write(ctx, []gateway.Point{gateway.SchemaPoint(version, time.Now())}); err != nil {
+		d.log.Warn().Err(err).Int("schema_version", gateway.SchemaVersion).Msg("could not spool the sensorgate schema point; the data points are written as usual")
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -326,4 +333,17 @@ func validateCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d sources)\n", path, len(cfg.Sources))
 	return nil
+}
+
+// modelSet is decoders.decoded_all as the pipeline looks it up; nil for
+// none.
+func modelSet(models []string) map[string]bool {
+	if len(models) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(models))
+	for _, m := range models {
+		set[strings.TrimSpace(m)] = true
+	}
+	return set
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -124,5 +125,25 @@ func TestDaemonCodecWorkers(t *testing.T) {
 	}
 	if live := d.codecs.Stats().Live; live != 0 {
 		t.Errorf("%d codec workers running after Close", live)
+	}
+}
+
+// TestDaemonDecodedAll: decoders.decoded_all reaches the pipeline, which
+// keeps every value of those models in decoded_<model>.
+func TestDaemonDecodedAll(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &config.Config{StateDir: filepath.Join(dir, "state")}
+	cfg.Influx.URL = "http://127.0.0.1:1"
+	cfg.Influx.Bucket = "sensors"
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Decoders.DecodedAll = []string{"cayenne-lpp", " dragino-lht65 "}
+	cfg.SetDefaults()
+	d, err := NewDaemon(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if want := map[string]bool{"cayenne-lpp": true, "dragino-lht65": true}; !reflect.DeepEqual(d.pipeline.DecodedAll, want) {
+		t.Fatalf("pipeline DecodedAll %v, want %v", d.pipeline.DecodedAll, want)
 	}
 }

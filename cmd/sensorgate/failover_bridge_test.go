@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 )
 
@@ -307,7 +308,7 @@ func withGatewayTime(m simulate.SemtechMessage, rx simulate.SemtechRx) simulate.
 // gateways (withGatewayTime).
 func gatewayTime(m simulate.SemtechMessage, at time.Time) bool {
 	for _, rx := range m.Rx {
-		if withGatewayTime(m, rx).Time.Equal(at) {
+		if gateway.PointTime(withGatewayTime(m, rx).Time).Equal(at) { // points are at the millisecond
 			return true
 		}
 	}

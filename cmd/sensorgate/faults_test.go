@@ -348,7 +348,7 @@ func TestFaultInfluxErrors(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1 (the poisoned point): %+v\n%s", len(dls), dls, diag())
 	}
 	dl := dls[0]
-	wantLine := fmt.Sprintf(" %d\n", poisonTime.UnixNano())
+	wantLine := fmt.Sprintf(" %d\n", gateway.PointTime(poisonTime).UnixNano())
 	if dl.Reason != gateway.ReasonRejected || dl.DevEUI != msgs[pos].DevEUI.String() || dl.Source != "cs4" ||
 		!bytes.Contains(dl.Raw, []byte("air,")) || !bytes.Contains(dl.Raw, []byte(wantLine)) || !strings.Contains(dl.Detail, "field type conflict") {
 		t.Fatalf("dead letter %+v (raw %q), want reason %s for %s with its air line at %s", dl, dl.Raw, gateway.ReasonRejected, msgs[pos].DevEUI, poisonTime)

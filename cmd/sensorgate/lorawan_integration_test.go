@@ -179,16 +179,12 @@ devices: {import: %[1]s/devices.csv, tags: [district]}
 			t.Fatalf("no uplink for %s (%s FCnt %d)", k, m.source, m.FCnt)
 		}
 		dev := deviceOf(devs, m.DevEUI)
-		best := m.Rx[0]
-		for _, rx := range m.Rx[1:] {
-			if rx.RSSI > best.RSSI || (rx.RSSI == best.RSSI && rx.SNR > best.SNR) {
-				best = rx
-			}
-		}
 		wantFields := map[string]string{
 			"source": m.source, "device": dev.Name, "model": "cayenne-lpp", "district": dev.Tags["district"],
 			"f_cnt": strconv.FormatUint(uint64(m.FCnt), 10), "f_port": "2", "frequency": strconv.FormatUint(m.Frequency, 10),
-			"sf": strconv.Itoa(m.SF), "gateways": strconv.Itoa(len(m.Rx)), "rssi": strconv.Itoa(best.RSSI), "snr": fmtFloat(best.SNR),
+			"sf": strconv.Itoa(m.SF), "gateways": strconv.Itoa(len(m.Rx)),
+			// Schema 2: the best reception is its uplink_gateway point's.
+			"rssi": "<nil>", "snr": "<nil>",
 			"payload": base64.StdEncoding.EncodeToString(weatherPayload(m.SemtechMessage)),
 		}
 		for f, w := range wantFields {
@@ -347,6 +343,3 @@ func weatherPayload(m simulate.SemtechMessage) []byte {
 	binary.BigEndian.PutUint16(b[9:], uint16(math.Round(m.Pressure*10)))
 	return b
 }
-
-// fmtFloat is how InfluxDB's JSON writes a float field.
-func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

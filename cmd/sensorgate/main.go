@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/sensorgate/sensorgate/decoders/sandbox"
+	"github.com/sensorgate/sensorgate/gateway"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -108,7 +109,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		err = healthcheckCommand(ctx, args[1:], stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "sensorgate", version)
+		fmt.Fprintf(stdout, "sensorgate %s (InfluxDB schema %d)\n", version, gateway.SchemaVersion)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sensorgate/sensorgate/config"
+	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
 
@@ -75,7 +77,7 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: exit code %d, want 2", args, code)
 		}
 	}
-	if code, out, _ := runMain(t, "version"); code != 0 || !strings.HasPrefix(out, "sensorgate ") {
+	if code, out, _ := runMain(t, "version"); code != 0 || !strings.HasPrefix(out, "sensorgate ") || !strings.Contains(out, fmt.Sprintf("(InfluxDB schema %d)", gateway.SchemaVersion)) {
 		t.Errorf("version: %d %q", code, out)
 	}
 	if code, _, errs := runMain(t, "run", "-c", filepath.Join(t.TempDir(), "missing.yaml")); code != 1 || !strings.Contains(errs, "missing.yaml") {

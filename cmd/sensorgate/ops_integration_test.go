@@ -17,6 +17,7 @@ import (
 
 	"github.com/sensorgate/sensorgate/config"
 	"github.com/sensorgate/sensorgate/devices"
+	"github.com/sensorgate/sensorgate/gateway"
 	"github.com/sensorgate/sensorgate/internal/simulate"
 	"github.com/sensorgate/sensorgate/internal/testserver"
 )
@@ -158,7 +159,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district], health_interval: 300ms}
 	api.waitFor("5 temperatures in InfluxDB", func() bool { return len(temperatures()) == 5 })
 	rows := temperatures()
 	for i, r := range rows {
-		if r.str("device") != "bin-7" || !r.time.Equal(brokenMsgs[i].Time) || r.float("temperature") != brokenMsgs[i].Temperature {
+		if r.str("device") != "bin-7" || !r.time.Equal(gateway.PointTime(brokenMsgs[i].Time)) || r.float("temperature") != brokenMsgs[i].Temperature {
 			t.Fatalf("air point %d: %v, want bin-7 at %v, %v", i, r.values, brokenMsgs[i].Time, brokenMsgs[i].Temperature)
 		}
 	}

@@ -252,7 +252,7 @@ func TestMappings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []decoders.Sample{{Quantity: "level.distance", Value: decoders.NumberVal(2116 * 0.001)}, {Quantity: "batteryLevel", Value: decoders.NumberVal(92.0)}}
+	want := []decoders.Sample{{Quantity: "level.distance", Value: decoders.NumberVal(2116 * 0.001), Key: "distance"}, {Quantity: "batteryLevel", Value: decoders.NumberVal(92.0), Key: "battery"}}
 	if !reflect.DeepEqual(res.Samples, want) {
 		t.Fatalf("samples %+v", res.Samples)
 	}

@@ -157,22 +157,17 @@ func TestSemtechToInfluxDB(t *testing.T) {
 	totalRx := 0
 	for _, m := range sent {
 		d := byName[m.DevEUI]
-		k := key(m.DevEUI.String(), json.Number(strconv.FormatInt(m.Time.UnixNano(), 10)))
+		// Points are at the uplink's time cut to the millisecond (schema 2).
+		k := key(m.DevEUI.String(), json.Number(strconv.FormatInt(gateway.PointTime(m.Time).UnixNano(), 10)))
 		us := uplinks[k]
 		if len(us) != 1 {
 			t.Fatalf("uplink %s: %d points", k, len(us))
 		}
 		u := us[0]
-		best := m.Rx[0]
-		for _, rx := range m.Rx[1:] {
-			if rx.RSSI > best.RSSI || (rx.RSSI == best.RSSI && rx.SNR > best.SNR) {
-				best = rx
-			}
-		}
 		payload := base64.StdEncoding.EncodeToString(lppWeather(m))
 		want := row{
 			"device": d.Name, "dev_eui": d.EUI.String(), "model": "cayenne-lpp", "source": "gateways", "district": d.Tags["district"],
-			"rssi": num(float64(best.RSSI)), "snr": num(best.SNR), "f_cnt": json.Number(strconv.FormatUint(uint64(m.FCnt), 10)), "f_port": json.Number("2"),
+			"f_cnt": json.Number(strconv.FormatUint(uint64(m.FCnt), 10)), "f_port": json.Number("2"),
 			"frequency": json.Number(strconv.FormatUint(m.Frequency, 10)), "sf": json.Number(strconv.Itoa(m.SF)),
 			"gateways": json.Number(strconv.Itoa(len(m.Rx))), "payload": payload,
 		}
@@ -180,6 +175,11 @@ func TestSemtechToInfluxDB(t *testing.T) {
 			if fmt.Sprint(u[c]) != fmt.Sprint(w) {
 				t.Errorf("uplink %s: %s = %v, want %v", k, c, u[c], w)
 			}
+		}
+		// Schema 2: every reception has its uplink_gateway point (checked
+		// below), so the best one's rssi and snr are not repeated here.
+		if u["rssi"] != nil || u["snr"] != nil {
+			t.Errorf("uplink %s: rssi %v, snr %v; they belong to the best uplink_gateway point", k, u["rssi"], u["snr"])
 		}
 		if u["dr"] != nil {
 			t.Errorf("uplink %s: dr %v, but a gateway feed cannot know the region's data-rate index", k, u["dr"])

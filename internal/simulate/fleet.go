@@ -34,6 +34,12 @@ type Options struct {
 	// Interval is the time between two uplinks of the stream (not of one
 	// device); default 1s.
 	Interval time.Duration
+	// Object adds the network server's decoded object to ChirpStack v4
+	// uplinks, as ChirpStack's Cayenne LPP codec writes it
+	// ({"temperatureSensor": {"1": 21.3}, …}), for consumers that take
+	// the network server's decoding (the benchmark's object fleet and
+	// Telegraf). The stream's other bytes and values stay the same.
+	Object bool
 }
 
 // Message is one publishable uplink.
@@ -159,7 +165,7 @@ func (f *Fleet) Next() Message {
 	case TTSV3:
 		m.Topic, m.Payload = f.tts(d, payload, t, gws, sf, freq)
 	default:
-		m.Topic, m.Payload = f.chirpstack(d, payload, t, gws, sf, freq)
+		m.Topic, m.Payload = f.chirpstack(d, payload, t, gws, sf, freq, temp, hum, pres)
 	}
 	return m
 }
@@ -192,7 +198,7 @@ func (f *Fleet) uuid() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-func (f *Fleet) chirpstack(d *simDevice, payload []byte, t time.Time, gws []gwRx, sf, freq int) (string, []byte) {
+func (f *Fleet) chirpstack(d *simDevice, payload []byte, t time.Time, gws []gwRx, sf, freq int, temp, hum, pres float64) (string, []byte) {
 	type rx struct {
 		GatewayID string            `json:"gatewayId"`
 		UplinkID  uint32            `json:"uplinkId"`
@@ -235,6 +241,13 @@ func (f *Fleet) chirpstack(d *simDevice, payload []byte, t time.Time, gws []gwRx
 		"txInfo": map[string]any{"frequency": freq, "modulation": map[string]any{"lora": map[string]any{
 			"bandwidth": 125000, "spreadingFactor": sf, "codeRate": "CR_4_5"}}},
 		"regionConfigId": "eu868",
+	}
+	if f.opt.Object {
+		msg["object"] = map[string]any{
+			"temperatureSensor": map[string]float64{"1": temp},
+			"humiditySensor":    map[string]float64{"2": hum},
+			"barometer":         map[string]float64{"3": pres},
+		}
 	}
 	b, _ := json.Marshal(msg)
 	return "application/" + f.appID + "/device/" + d.dev.EUI.String() + "/event/up", b

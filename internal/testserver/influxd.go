@@ -43,6 +43,10 @@ type InfluxDB struct {
 	// maxValuesPerTag is [data] max-values-per-tag; 0 leaves influxd's
 	// default (100,000).
 	maxValuesPerTag int
+	// coldCompaction makes the shards cold after a second without writes
+	// (CompactFully): the cache is snapshotted and the shard fully
+	// compacted then, instead of after influxd's 10 minutes and 4 hours.
+	coldCompaction bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -225,6 +229,9 @@ func (db *InfluxDB) config() string {
 	data := ""
 	if db.maxValuesPerTag > 0 {
 		data = fmt.Sprintf("\n  max-values-per-tag = %d", db.maxValuesPerTag)
+	}
+	if db.coldCompaction {
+		data += "\n  cache-snapshot-write-cold-duration = \"1s\"\n  compact-full-write-cold-duration = \"1s\""
 	}
 	return fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
@@ -443,36 +450,46 @@ type queryResponse struct {
 // any error, including an error inside the result.
 func (db *InfluxDB) Query(t TB, influxql string) []Series {
 	t.Helper()
+	out, err := db.QueryErr(influxql)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return out
+}
+
+// QueryErr is Query returning its error, for a goroutine other than the
+// test's (Fatalf must not be called there).
+func (db *InfluxDB) QueryErr(influxql string) ([]Series, error) {
 	q := url.Values{"db": {db.DB}, "epoch": {"ns"}, "q": {influxql}}
 	resp, err := db.client.Get(db.URL() + "/query?" + q.Encode())
 	if err != nil {
-		t.Fatalf("influxd query %q: %v", influxql, err)
+		return nil, fmt.Errorf("influxd query %q: %w", influxql, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("influxd query %q: read: %v", influxql, err)
+		return nil, fmt.Errorf("influxd query %q: read: %w", influxql, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("influxd query %q: %s: %s", influxql, resp.Status, body)
+		return nil, fmt.Errorf("influxd query %q: %s: %s", influxql, resp.Status, body)
 	}
 	var r queryResponse
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {
-		t.Fatalf("influxd query %q: decode %s: %v", influxql, body, err)
+		return nil, fmt.Errorf("influxd query %q: decode %s: %w", influxql, body, err)
 	}
 	if r.Error != "" {
-		t.Fatalf("influxd query %q: %s", influxql, r.Error)
+		return nil, fmt.Errorf("influxd query %q: %s", influxql, r.Error)
 	}
 	var out []Series
 	for _, res := range r.Results {
 		if res.Error != "" {
-			t.Fatalf("influxd query %q: %s", influxql, res.Error)
+			return nil, fmt.Errorf("influxd query %q: %s", influxql, res.Error)
 		}
 		out = append(out, res.Series...)
 	}
-	return out
+	return out, nil
 }
 
 // Count returns how many points the measurement holds (rows of SELECT *,
