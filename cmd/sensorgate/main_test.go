@@ -62,7 +62,7 @@ func TestValidateCommand(t *testing.T) {
 	ex := filepath.Join(dir, "example.yaml")
 	os.WriteFile(ex, config.Example, 0o644)
 	for _, v := range []string{"INFLUX_TOKEN", "SENSORGATE_TOKEN", "TTS_API_KEY", "MQTT_PASSWORD", "CHIRPSTACK_MQTT_PASSWORD",
-		"TTS_WEBHOOK_SECRET", "CHIRPSTACK_HOOK_TOKEN", "KIOSK_HOOK_PASSWORD"} {
+		"TTS_WEBHOOK_SECRET", "CHIRPSTACK_HOOK_TOKEN", "KIOSK_HOOK_PASSWORD", "TTS_STORAGE_API_KEY"} {
 		t.Setenv(v, "secret")
 	}
 	t.Setenv("PG_DSN", "postgres://sensorgate:secret@db.example:5432/sensorgate")
