@@ -96,6 +96,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&s.Scripts, "scripts", "", "decoders.scripts for sensorgate: a folder of JavaScript codecs; testdata/codecs/bench holds a cayenne-lpp.js that replaces the built-in decoder, to measure the JavaScript engine end to end")
 	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
+	fs.BoolVar(&s.Warm, "warm", false, "live mode: before each sensorgate run is measured, publish one uplink from every device and wait until InfluxDB holds them, so the measurement is the steady state of a fleet whose devices have all been heard (the no-op runs are not warmed)")
 	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
 	profFile := fs.String("profile", "", "after the pairs, run sensorgate once more with SENSORGATE_PPROF and write its CPU profile here (that run is not in the medians)")
 	profSecs := fs.Int("profile-seconds", 0, "profile length (default: the median sensorgate run time, rounded up; 10 without pairs)")
@@ -174,7 +175,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	res := &Results{
 		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format,
-		Devices: s.Devices, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
+		Devices: s.Devices, Warm: s.Warm, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
 		Machine: describeMachine(s.Sensorgate, s.WorkDir),
 	}
 	for i := 1; i <= *pairs; i++ {

@@ -29,8 +29,11 @@ type Results struct {
 	Pairs   int       `json:"pairs"`
 	Format  string    `json:"format"`
 	Devices int       `json:"devices"`
-	Seed    uint64    `json:"seed"`
-	Note    string    `json:"note,omitempty"`
+	// Warm: each sensorgate run heard every device once before it was
+	// measured (-warm).
+	Warm bool   `json:"warm,omitempty"`
+	Seed uint64 `json:"seed"`
+	Note string `json:"note,omitempty"`
 	// InfluxURL is the InfluxDB elsewhere the runs wrote to (-influx);
 	// empty when each run had its own on this machine.
 	InfluxURL string  `json:"influxdb_url,omitempty"`
@@ -172,6 +175,9 @@ func (res *Results) Markdown() string {
 	size := ""
 	if bytes > 0 {
 		size = fmt.Sprintf(", %d B per uplink on average", bytes/int64(res.N))
+	}
+	if res.Warm {
+		size += "; sensorgate warmed: every device heard once, and in InfluxDB, before the measured uplinks"
 	}
 	fmt.Fprintf(&b, "- Stream: %s, %d devices, seed %d%s; QoS 1, persistent session, manual ack\n\n", res.Format, res.Devices, res.Seed, size)
 
