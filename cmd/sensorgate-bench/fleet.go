@@ -156,6 +156,12 @@ type fleetDaemon struct {
 }
 
 func startFleetDaemon(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket string, i int) (*fleetDaemon, error) {
+	return startDaemonWith(ctx, h, bin, stateDir, broker, influxURL, bucket, "", i)
+}
+
+// startDaemonWith is startFleetDaemon with extra lines of configuration
+// (YAML at the top level), and returns once /readyz answers 200.
+func startDaemonWith(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket, extra string, i int) (*fleetDaemon, error) {
 	port := testserver.FreePort(h)
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
@@ -163,7 +169,7 @@ sources:
   - {name: fleet, type: mqtt, format: chirpstack-v4, broker: %q, topics: ["application/+/device/+/event/up"], client_id: fleet-bench, qos: 1}
 influx: {url: %q, bucket: %q}
 http: {listen: "127.0.0.1:%d", token: %q}
-`, stateDir, broker, influxURL, bucket, port, fleetToken)
+%s`, stateDir, broker, influxURL, bucket, port, fleetToken, extra)
 	path := filepath.Join(h.dir, fmt.Sprintf("sensorgate-%d.yaml", i))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err

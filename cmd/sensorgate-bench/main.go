@@ -24,6 +24,7 @@
 //
 //	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-registry sqlite|postgres] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
 //	sensorgate-bench fleet [-sizes 500,10000,100000,1000000] [-out BENCHMARKS.md]   (idle RSS and CSV import by fleet size: fleet.go)
+//	sensorgate-bench codecs [-n 300] [-pairs 3] [-out BENCHMARKS.md]   (start-up and memory with many JavaScript codecs: codecs.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
 
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "fleet" {
 		return fleetCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "codecs" {
+		return codecsCommand(ctx, args[1:], stdout, stderr)
 	}
 	return benchCommand(ctx, args, stdout, stderr)
 }
