@@ -22,7 +22,7 @@ fi
 i=1
 while [ "$i" -le "$PAIRS" ]; do
 	for d in 500 100000; do
-		/tmp/sensorgate-bench-fleet -mode live -n "$N" -pairs 1 -devices "$d" $WARMFLAG -sensorgate "$SENSORGATE" -out "$OUT" -note "fleet $d"
+		/tmp/sensorgate-bench-fleet -mode live -n "$N" -pairs 1 -devices "$d" $WARMFLAG -poll 1s -sensorgate "$SENSORGATE" -out "$OUT" -note "fleet $d" || echo "run failed (fleet $d); see above"
 	done
 	i=$((i + 1))
 done
