@@ -86,7 +86,7 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 					return fmt.Errorf("pair %d, %d codecs: %w", i, k, err)
 				}
 				r.Pair, r.Codecs = i, k
-				fmt.Fprintf(stderr, "  ready after %.2f s (%.2f CPU-s), RSS %.1f MiB (daemon %.1f, %d workers)\n", r.ReadyS, r.CPU, r.RSS, r.DaemonRSS, r.Workers)
+				fmt.Fprintf(stderr, "  ready after %.2f s (%.2f CPU-s), RSS %.1f MiB (daemon %.1f, %d workers), anonymous %.1f MiB\n", r.ReadyS, r.CPU, r.RSS, r.DaemonRSS, r.Workers, r.Anon)
 				rows = append(rows, r)
 			}
 		}
@@ -148,6 +148,7 @@ type codecsRow struct {
 	Pair, Codecs   int
 	ReadyS, CPU    float64
 	RSS, DaemonRSS float64 // the daemon and its workers; the daemon alone
+	Anon           float64 // RssAnon of the daemon and its workers: their own memory, without the binary's pages they share
 	Workers        int
 }
 
@@ -170,16 +171,34 @@ func measureStart(ctx context.Context, h *harness, bin, state, broker, influxURL
 	pids := append([]int{d.p.pid()}, childPIDs(d.p.pid())...)
 	r.Workers = len(pids) - 1
 	for k, pid := range pids {
-		kib, err := rssKiB(pid)
+		kib, err := statusKiB(pid, "VmRSS")
 		if err != nil {
 			return r, err
 		}
-		r.RSS += mib(kib)
+		anon, err := statusKiB(pid, "RssAnon")
+		if err != nil {
+			return r, err
+		}
+		r.RSS, r.Anon = r.RSS+mib(kib), r.Anon+mib(anon)
 		if k == 0 {
 			r.DaemonRSS = mib(kib)
 		}
 	}
 	return r, nil
+}
+
+// statusKiB reads one kB line of /proc/PID/status (VmRSS, RssAnon…).
+func statusKiB(pid int, key string) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
 // childPIDs lists a process's children (the daemon's codec workers).
@@ -200,10 +219,10 @@ func childPIDs(pid int) []int {
 func codecsMarkdown(rows []codecsRow, n int, machine string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s — %d JavaScript codecs: daemon start-up and memory (issue 22)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), n)
-	fmt.Fprintf(&b, "`sensorgate-bench codecs -n %d` on %s. Interleaved starts of the real binary without scripts and with a scripts folder of %d distinct codecs (the test codecs and generated copies): seconds from exec to /readyz 200 (every codec compiled in a worker first), CPU of the daemon and its workers until then, RSS of both once settled.\n\n", n, machine, n)
-	b.WriteString("| pair | codecs | ready s | CPU s | RSS MiB (daemon + workers) | daemon MiB | workers |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "`sensorgate-bench codecs -n %d` on %s. Interleaved starts of the real binary without scripts and with a scripts folder of %d distinct codecs (the test codecs and generated copies): seconds from exec to /readyz 200 (every codec compiled in a worker first), CPU of the daemon and its workers until then, RSS of both once settled, and of that their anonymous memory (RssAnon: without the pages of the binary, which the workers share with the daemon).\n\n", n, machine, n)
+	b.WriteString("| pair | codecs | ready s | CPU s | RSS MiB (daemon + workers) | daemon MiB | workers | anonymous MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %d | %.2f | %.2f | %.1f | %.1f | %d |\n", r.Pair, r.Codecs, r.ReadyS, r.CPU, r.RSS, r.DaemonRSS, r.Workers)
+		fmt.Fprintf(&b, "| %d | %d | %.2f | %.2f | %.1f | %.1f | %d | %.1f |\n", r.Pair, r.Codecs, r.ReadyS, r.CPU, r.RSS, r.DaemonRSS, r.Workers, r.Anon)
 	}
 	return b.String()
 }
