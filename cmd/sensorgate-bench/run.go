@@ -265,29 +265,45 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	}
 
 	// Wait until the consumer is done: InfluxDB holds N uplinks, or the
-	// no-op acknowledged N messages.
+	// no-op acknowledged N messages. The consumer's clock and counters
+	// are read as soon as it is done: for sensorgate when the newest
+	// uplink is in InfluxDB, before the exact count, which over 100,000
+	// series took InfluxDB tens of seconds on a loaded machine, during
+	// which the daemon's idle CPU would have counted as the uplinks'.
+	var end struct {
+		elapsed       time.Duration
+		cpu           float64
+		reads, writes int64
+		others        cpuOthers
+		err           error
+		taken         bool
+	}
+	sample := func() {
+		end.elapsed, end.taken = time.Since(began), true
+		if end.cpu, end.err = treeCPUSeconds(p.pid()); end.err != nil {
+			return
+		}
+		if end.reads, end.writes, end.err = ioCalls(p.pid()); end.err != nil {
+			return
+		}
+		end.others, end.err = others()
+	}
 	if r.Consumer == consumerSensorgate {
-		err = waitUplinks(ctx, h, db, warm+s.N, s.Poll, p, allPublished, &sent)
+		err = waitUplinks(ctx, h, db, warm+s.N, s.Poll, p, allPublished, &sent, sample)
 	} else {
 		err = p.waitLine(ctx, "done")
 	}
-	elapsed := time.Since(began)
 	if err != nil {
 		return err
 	}
-	cpu1, err := treeCPUSeconds(p.pid())
-	if err != nil {
-		return err
+	if !end.taken {
+		sample()
 	}
-	reads1, writes1, err := ioCalls(p.pid())
-	if err != nil {
-		return err
+	if end.err != nil {
+		return end.err
 	}
+	elapsed, cpu1, reads1, writes1, others1 := end.elapsed, end.cpu, end.reads, end.writes, end.others
 	rss, err := peakRSSKiB(p.pid())
-	if err != nil {
-		return err
-	}
-	others1, err := others()
 	if err != nil {
 		return err
 	}
@@ -358,7 +374,7 @@ func warmUp(ctx context.Context, h *harness, db *testserver.InfluxDB, broker str
 	// a query may take.
 	done := make(chan struct{})
 	close(done)
-	if err := waitUplinks(ctx, h, db, n, max(poll, time.Second), p, done, &sent); err != nil {
+	if err := waitUplinks(ctx, h, db, n, max(poll, time.Second), p, done, &sent, nil); err != nil {
 		return fmt.Errorf("bench: warm-up: %w", err)
 	}
 	return nil
@@ -485,7 +501,7 @@ func waitConnected(ctx context.Context, port int, p *consumerProc) error {
 // still cost it about 6 % of its CPU in a drain). Only then does it count
 // all. Delivery keeps the broker's order closely, so that leaves a few
 // full counts at the end.
-func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, published *[]uplinkID) error {
+func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, published *[]uplinkID, atNewest func()) error {
 	var gate *uplinkGate
 	for {
 		got := -1
@@ -495,6 +511,10 @@ func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int
 				gate = newestGate(*published)
 			}
 			if gate.count(h, db) >= gate.want {
+				if atNewest != nil {
+					atNewest()
+					atNewest = nil
+				}
 				got = countUplinks(h, db)
 			}
 		default:
@@ -559,8 +579,13 @@ func (g *uplinkGate) count(h *harness, db *testserver.InfluxDB) int {
 // uplink point has rssi, and the aggregate is answered from the index and
 // blocks without returning the rows, so polling it stays cheap.
 func countUplinks(h *harness, db *testserver.InfluxDB) int {
-	return sumCounts(db.Query(h, `SELECT count("rssi") FROM "uplink"`))
+	return sumCounts(db.QueryWithin(h, `SELECT count("rssi") FROM "uplink"`, countTimeout))
 }
+
+// countTimeout bounds the exact count: over 100,000 series (-devices
+// 100000) on a loaded machine it took more than the 30 s of other
+// queries.
+const countTimeout = 5 * time.Minute
 
 // sumCounts adds up the counts of a count() query's rows.
 func sumCounts(series []testserver.Series) int {

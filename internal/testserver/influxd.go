@@ -443,8 +443,23 @@ type queryResponse struct {
 // any error, including an error inside the result.
 func (db *InfluxDB) Query(t TB, influxql string) []Series {
 	t.Helper()
+	return db.query(t, influxql, db.client)
+}
+
+// QueryWithin is Query with its own time limit instead of the client's
+// 30 s: a count over 100,000 series of a database still being written
+// can take longer on a loaded machine.
+func (db *InfluxDB) QueryWithin(t TB, influxql string, limit time.Duration) []Series {
+	t.Helper()
+	c := *db.client
+	c.Timeout = limit
+	return db.query(t, influxql, &c)
+}
+
+func (db *InfluxDB) query(t TB, influxql string, client *http.Client) []Series {
+	t.Helper()
 	q := url.Values{"db": {db.DB}, "epoch": {"ns"}, "q": {influxql}}
-	resp, err := db.client.Get(db.URL() + "/query?" + q.Encode())
+	resp, err := client.Get(db.URL() + "/query?" + q.Encode())
 	if err != nil {
 		t.Fatalf("influxd query %q: %v", influxql, err)
 	}
