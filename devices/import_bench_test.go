@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -195,4 +196,38 @@ func FuzzCSVStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestImportGCGoal: an import keeps the collector's goal while it holds
+// few devices (a tight goal there only cost CPU), tightens it once it
+// holds tightGCAfter (the memory bound of a million-row import), and
+// restores it at the end.
+func TestImportGCGoal(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+	s := newStoreDB(t, DriverSQLite).open(t, nil)
+	goal := func() int {
+		g := debug.SetGCPercent(100)
+		debug.SetGCPercent(g)
+		return g
+	}
+	var rows int
+	goals := map[int]int{}
+	known := func(model string) bool {
+		rows++
+		if rows == tightGCAfter/2 || rows == tightGCAfter+2 {
+			goals[rows] = goal()
+		}
+		return knownModels(model)
+	}
+	rep, err := s.Import(context.Background(), strings.NewReader(fleetCSV(tightGCAfter+10)), BulkCSV, known, true)
+	if err != nil || rep.Invalid > 0 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	if goals[tightGCAfter/2] != 100 || goals[tightGCAfter+2] != importGCPercent {
+		t.Errorf("GC goal during the import: %v, want 100 at %d devices and %d past %d", goals, tightGCAfter/2, importGCPercent, tightGCAfter)
+	}
+	if g := goal(); g != 100 {
+		t.Errorf("GC goal after the import: %d, want 100 back", g)
+	}
 }
