@@ -171,7 +171,7 @@ func measureStart(ctx context.Context, h *harness, bin, state, broker, influxURL
 	pids := append([]int{d.p.pid()}, childPIDs(d.p.pid())...)
 	r.Workers = len(pids) - 1
 	for k, pid := range pids {
-		kib, err := statusKiB(pid, "VmRSS")
+		kib, err := rssKiB(pid)
 		if err != nil {
 			return r, err
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -238,18 +237,7 @@ func (d *fleetDaemon) call(method, path, file string) (int, int64, []byte, error
 func mib(kib int) float64 { return float64(kib) / 1024 }
 
 // rssKiB reads VmRSS.
-func rssKiB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
+func rssKiB(pid int) (int, error) { return statusKiB(pid, "VmRSS") }
 
 // settledRSS waits until VmRSS has changed by less than 1 % over 5 s (the
 // runtime returns freed memory gradually), or until max has passed.
