@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/rs/zerolog"
 
@@ -564,7 +565,8 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	if ok && d.Model != "" {
-		r.decoded = DecodedMeasurement(r.model)
+		// Kept per device: one copy per model, not per device.
+		r.decoded = unique.Make(DecodedMeasurement(r.model)).Value()
 		p.storeView(ref, deviceView{source: up.Source, tags: r.tags, decoded: r.decoded})
 	}
 	return r, nil
