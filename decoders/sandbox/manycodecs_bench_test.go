@@ -65,7 +65,9 @@ func BenchmarkSandboxManyCodecs(b *testing.B) {
 		b.Run(fmt.Sprintf("codecs=%d", n), func(b *testing.B) {
 			codecs := manyCodecs(b, n)
 			heap0 := heapInUse()
-			p := New(Config{Workers: 2, MemoryLimit: 0})
+			// Time limits far above a call's: on a loaded machine a kill
+			// would end the benchmark, not measure anything.
+			p := New(Config{Workers: 2, ScriptTimeout: 10 * time.Second, CallTimeout: 40 * time.Second})
 			defer p.Close()
 			loaded := make([]*Codec, n)
 			cpu0 := treeCPU(b, p)
@@ -179,12 +181,17 @@ func heapInUse() int64 {
 // TestManyCodecsInUse: a deployment's 300 distinct codecs decode in turn
 // on one worker without it being replaced (issue 22 point 6: at a bound
 // of 64 versions per worker, every 64th call started a new worker and
-// compiled again) and without a kill under the default memory limit.
+// compiled again) and without a kill under the default memory limit:
+// their sources are within the worker's budget (overBudget).
 func TestManyCodecsInUse(t *testing.T) {
-	p := newPool(t, Config{Workers: 1})
+	// Time limits far above the calls' (about 0.1 ms each): the test is of
+	// bounds, and a shared machine under load must not fail it by a kill.
+	p := newPool(t, Config{Workers: 1, ScriptTimeout: 10 * time.Second, CallTimeout: 40 * time.Second})
 	codecs := manyCodecs(t, 300)
 	loaded := make([]*Codec, len(codecs))
+	total := 0
 	for i, mc := range codecs {
+		total += len(mc.src)
 		c, err := p.Load(mc.name, mc.src)
 		if err != nil {
 			t.Fatalf("load %s: %v", mc.name, err)
@@ -200,6 +207,9 @@ func TestManyCodecsInUse(t *testing.T) {
 			res.Record.Release()
 		}
 	}
+	if p.overBudget(total) {
+		t.Fatalf("the 300 codecs' %d bytes of source are over a worker's budget", total)
+	}
 	st := p.Stats()
 	var killed uint64
 	for _, k := range st.Killed {
@@ -207,5 +217,39 @@ func TestManyCodecsInUse(t *testing.T) {
 	}
 	if st.Started != 1 || killed != 0 {
 		t.Errorf("%d workers started, kills %v; want the one worker throughout", st.Started, st.Killed)
+	}
+}
+
+// TestWorkerSourceBudget: a worker whose compiled codecs' sources would
+// pass its budget (overBudget: the memory limit over what a compiled
+// byte of source costs) is replaced before it compiles another, instead
+// of growing into its memory limit in the middle of a call.
+func TestWorkerSourceBudget(t *testing.T) {
+	const limit = 4 << 20 // a budget of about 44 KB of source
+	p := newPool(t, Config{Workers: 1, MemoryLimit: limit, ScriptTimeout: 10 * time.Second, CallTimeout: 40 * time.Second})
+	codecs := manyCodecs(t, 60) // about 125 KB of source
+	total := 0
+	for _, mc := range codecs {
+		total += len(mc.src)
+		c, err := p.Load(mc.name, mc.src)
+		if err != nil {
+			t.Fatalf("load %s: %v", mc.name, err)
+		}
+		res, err := c.Decode(mc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", mc.name, err)
+		}
+		res.Record.Release()
+	}
+	if !p.overBudget(total) {
+		t.Fatalf("%d bytes of source are within the budget of a %d-byte limit: the test needs more", total, limit)
+	}
+	st := p.Stats()
+	var killed uint64
+	for _, k := range st.Killed {
+		killed += k
+	}
+	if st.Started < 2 || killed != 0 {
+		t.Errorf("%d workers started, kills %v; want workers replaced at their budget, none killed", st.Started, st.Killed)
 	}
 }
