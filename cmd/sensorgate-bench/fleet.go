@@ -34,8 +34,12 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	bin := fs.String("sensorgate", "", "sensorgate binary (default: go build ./cmd/sensorgate)")
 	out := fs.String("out", "", "append the table to this Markdown file")
 	settle := fs.Duration("settle", 60*time.Second, "longest wait for the idle RSS to settle")
+	registry := fs.String("registry", registrySQLite, "registry.driver: sqlite (under state_dir) or postgres (a fresh database per size on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *registry != registrySQLite && *registry != registryPostgres {
+		return fmt.Errorf("-registry %q: use %s or %s", *registry, registrySQLite, registryPostgres)
 	}
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -73,7 +77,11 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		db := testserver.StartInfluxDB(h)
 		for _, n := range ns {
 			fmt.Fprintf(stderr, "fleet of %d devices\n", n)
-			r, err := measureFleet(ctx, h, *bin, n, mq.URL(), db.URL(), db.Bucket(), *settle, stderr)
+			extra := ""
+			if *registry == registryPostgres {
+				extra = fmt.Sprintf("registry: {driver: postgres, dsn: %q}\n", testserver.PostgresDB(h))
+			}
+			r, err := measureFleet(ctx, h, *bin, n, mq.URL(), db.URL(), db.Bucket(), extra, *settle, stderr)
 			if err != nil {
 				return fmt.Errorf("fleet of %d: %w", n, err)
 			}
@@ -154,12 +162,9 @@ type fleetDaemon struct {
 	base string
 }
 
-func startFleetDaemon(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket string, i int) (*fleetDaemon, error) {
-	return startDaemonWith(ctx, h, bin, stateDir, broker, influxURL, bucket, "", i)
-}
-
-// startDaemonWith is startFleetDaemon with extra lines of configuration
-// (YAML at the top level), and returns once /readyz answers 200.
+// startDaemonWith starts a daemon of a fleet measurement with extra
+// lines of configuration (YAML at the top level, "" for none) and returns
+// once /readyz answers 200.
 func startDaemonWith(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket, extra string, i int) (*fleetDaemon, error) {
 	port := testserver.FreePort(h)
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
@@ -270,7 +275,7 @@ func max2(a, b int) int {
 	return b
 }
 
-func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, influxURL, bucket string, settle time.Duration, log io.Writer) (fleetRow, error) {
+func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, influxURL, bucket, extra string, settle time.Duration, log io.Writer) (fleetRow, error) {
 	r := fleetRow{Devices: n}
 	csvPath := filepath.Join(h.dir, fmt.Sprintf("fleet-%d.csv", n))
 	var err error
@@ -288,7 +293,7 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 	// importOnce posts file to a fresh daemon and returns the wall and
 	// CPU seconds of the request and the process's peak RSS.
 	importOnce := func(file string, dry, bad bool, i int) (secs, cpu, peak float64, err error) {
-		d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, i)
+		d, err := startDaemonWith(ctx, h, bin, state, broker, influxURL, bucket, extra, i)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -341,7 +346,7 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 		return r, err
 	}
 	fmt.Fprintln(log, "  idle")
-	d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, 4)
+	d, err := startDaemonWith(ctx, h, bin, state, broker, influxURL, bucket, extra, 4)
 	if err != nil {
 		return r, err
 	}
