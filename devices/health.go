@@ -138,6 +138,13 @@ type healthState struct {
 	// sh holds the figures shared with other instances; nil on a single
 	// instance (see Share).
 	sh *sharedHealth
+	// readings is where deviceLatest's optional readings point once set
+	// by an uplink (setOpt): a state is never copied, so they stay its
+	// own.
+	readings struct {
+		fcnt                             uint32
+		rssi, snr, battery, batteryLevel float64
+	}
 }
 
 // Health tracks every observed device's link health in memory: last seen,
@@ -302,11 +309,11 @@ func (h *Health) Observe(o Observation) {
 	if o.Name != "" {
 		st.Name, st.Model, st.Source = o.Name, o.Model, o.Source
 	}
-	setOpt(&st.FCnt, o.FCnt, o.HasFCnt)
-	setOpt(&st.RSSI, o.RSSI, o.HasRSSI)
-	setOpt(&st.SNR, o.SNR, o.HasSNR)
-	setOpt(&st.Battery, o.Battery, o.HasBattery)
-	setOpt(&st.BatteryLevel, o.BatteryLevel, o.HasBatteryLevel)
+	setOpt(&st.FCnt, &st.readings.fcnt, o.FCnt, o.HasFCnt)
+	setOpt(&st.RSSI, &st.readings.rssi, o.RSSI, o.HasRSSI)
+	setOpt(&st.SNR, &st.readings.snr, o.SNR, o.HasSNR)
+	setOpt(&st.Battery, &st.readings.battery, o.Battery, o.HasBattery)
+	setOpt(&st.BatteryLevel, &st.readings.batteryLevel, o.BatteryLevel, o.HasBatteryLevel)
 }
 
 // touched marks a device changed for the next save, or the next sync
@@ -328,14 +335,16 @@ func (h *Health) removed(e EUI, st *healthState) {
 	h.changes.removed(e, &st.persisted)
 }
 
-// setOpt stores v in *dst if ok, allocating only the first time: this
-// runs for every uplink, and snapshots copy the values out.
-func setOpt[T any](dst **T, v T, ok bool) {
+// setOpt stores v in *dst if ok, pointing *dst at backing (memory of
+// the state itself) the first time: this runs for every uplink, and a
+// reading of its own was an allocation per device and a cache miss per
+// uplink with a large fleet. Snapshots copy the values out.
+func setOpt[T any](dst **T, backing *T, v T, ok bool) {
 	if !ok {
 		return
 	}
 	if *dst == nil {
-		*dst = new(T)
+		*dst = backing
 	}
 	**dst = v
 }

@@ -66,6 +66,6 @@ func (h *Health) ObserveEvent(o EventObservation) {
 		st.LastError, st.LastErrorTime = o.Error, o.Time
 	}
 	if o.HasBatteryLevel && !o.Time.Before(st.LastSeen) {
-		setOpt(&st.BatteryLevel, o.BatteryLevel, true)
+		setOpt(&st.BatteryLevel, &st.readings.batteryLevel, o.BatteryLevel, true)
 	}
 }

@@ -2,7 +2,6 @@ package devices
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -370,13 +369,12 @@ type pgRows struct {
 	addrs, macs                     []*string
 	keyCols                         [5][][]byte
 	times                           []int64
+	enc                             rowEncoder
 }
 
 func (b *pgRows) add(e EUI, d *Device, now int64) {
-	t, _ := json.Marshal(orEmpty(d.Tags))
-	v, _ := json.Marshal(orEmpty(d.Variables))
 	b.euis, b.names, b.models = append(b.euis, e.String()), append(b.names, d.Name), append(b.models, d.Model)
-	b.tags, b.vars, b.times = append(b.tags, string(t)), append(b.vars, string(v)), append(b.times, now)
+	b.tags, b.vars, b.times = append(b.tags, b.enc.json(d.Tags)), append(b.vars, b.enc.json(d.Variables)), append(b.times, now)
 	var addr, mac *string
 	var ks [5][]byte
 	if ss := d.Session; ss != nil {
@@ -406,6 +404,6 @@ func (b *pgRows) flush(ctx context.Context, tx *sqlTx) error {
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	*b = pgRows{}
+	*b = pgRows{enc: b.enc}
 	return nil
 }

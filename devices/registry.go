@@ -46,6 +46,8 @@ type deviceSet struct {
 	// byAddr lists the devices with a session per DevAddr: several
 	// devices may share one, and only the MIC tells them apart.
 	byAddr map[DevAddr][]*Device
+	// gen is the registry's Generation when the set was published.
+	gen uint64
 }
 
 func (s *deviceSet) at(i int32) *Device { return &s.chunks[i>>chunkBits][i&(chunkLen-1)] }
@@ -171,8 +173,8 @@ func (r *Registry) Replace(devs []Device) error {
 }
 
 func (r *Registry) swap(s *deviceSet) {
+	s.gen = r.gen.Add(1)
 	r.cur.Store(s)
-	r.gen.Add(1)
 }
 
 func (r *Registry) set() *deviceSet { return r.cur.Load() }
@@ -185,6 +187,45 @@ func (r *Registry) Generation() uint64 { return r.gen.Load() }
 // Lookup returns the device with the EUI. The returned Device must not be
 // modified.
 func (r *Registry) Lookup(eui EUI) (*Device, bool) { return r.set().lookup(eui) }
+
+// Ref is a registered device as one state of the registry holds it: the
+// device, that state's generation and the device's index in it (below
+// Len). A cache of what is derived from devices can be a slice by Index
+// per Gen, which costs a lookup far fewer cache misses than a map keyed
+// by device once the fleet outgrows the CPU's caches.
+type Ref struct {
+	Device *Device
+	Gen    uint64
+	Index  int32
+	Len    int32
+}
+
+// Ref returns the device with the EUI and its place in the registry.
+func (r *Registry) Ref(eui EUI) (Ref, bool) {
+	s := r.set()
+	if s == nil {
+		return Ref{}, false
+	}
+	return refAt(s, s.byEUI, eui)
+}
+
+// RefName is Ref by operator-given name.
+func (r *Registry) RefName(name string) (Ref, bool) {
+	s := r.set()
+	if s == nil {
+		return Ref{}, false
+	}
+	return refAt(s, s.byName, name)
+}
+
+// refAt is the Ref of the device at index[k] of s, if k is there.
+func refAt[K comparable](s *deviceSet, index map[K]int32, k K) (Ref, bool) {
+	i, ok := index[k]
+	if !ok {
+		return Ref{}, false
+	}
+	return Ref{Device: s.at(i), Gen: s.gen, Index: i, Len: int32(s.n)}, true
+}
 
 // Len returns the number of devices.
 func (r *Registry) Len() int { return r.set().len() }

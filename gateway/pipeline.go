@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/rs/zerolog"
 
@@ -528,14 +529,23 @@ type resolved struct {
 
 func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	var (
-		d  *devices.Device
-		ok bool
+		d   *devices.Device
+		ok  bool
+		ref devices.Ref // with a refLookup: where the device is, for the view cache
 	)
-	if !up.DevEUI.IsZero() {
+	rl, hasRefs := p.Devices.(refLookup)
+	switch {
+	case !up.DevEUI.IsZero() && hasRefs:
+		ref, ok = rl.Ref(up.DevEUI)
+		d = ref.Device
+	case !up.DevEUI.IsZero():
 		d, ok = p.Devices.Lookup(up.DevEUI)
-	} else if up.DeviceName != "" {
+	case up.DeviceName != "" && hasRefs:
+		ref, ok = rl.RefName(up.DeviceName)
+		d = ref.Device
+	case up.DeviceName != "":
 		d, ok = p.Devices.LookupName(up.DeviceName)
-	} else {
+	default:
 		return resolved{}, reject(ReasonMalformed, "message names no device")
 	}
 	var r resolved
@@ -550,7 +560,7 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 				return r, reject(ReasonUnknownModel, "device %s names model %q, which no decoder provides: fix the devices file or add a codec", name, r.model)
 			}
 			// The rest is the registry entry's and the source's alone.
-			if v, hit := p.cachedView(d, up.Source); hit {
+			if v, hit := p.cachedView(ref, up.Source); hit {
 				r.tags, r.decoded = v.tags, v.decoded
 				return r, nil
 			}
@@ -592,8 +602,9 @@ func (p *Pipeline) device(up Uplink, policy SourcePolicy) (resolved, error) {
 	}
 	r.tags = p.tags(name, euiTag, r.model, up.Source, devTags)
 	if ok && d.Model != "" {
-		r.decoded = DecodedMeasurement(r.model)
-		p.storeView(d, deviceView{source: up.Source, tags: r.tags, decoded: r.decoded})
+		// Kept per device: one copy per model, not per device.
+		r.decoded = unique.Make(DecodedMeasurement(r.model)).Value()
+		p.storeView(ref, deviceView{source: up.Source, tags: r.tags, decoded: r.decoded})
 	}
 	return r, nil
 }

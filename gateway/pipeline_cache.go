@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"sync"
+	"sync/atomic"
 
 	"github.com/sensorgate/sensorgate/devices"
 )
@@ -15,68 +15,78 @@ type deviceView struct {
 	decoded string
 }
 
-// viewCache holds deviceViews of one registry generation. It is keyed by
-// the registry's *Device: a reload builds new Devices, so an entry is
-// never stale, and dropping the cache when the generation moves only
-// frees the entries of replaced ones.
+// viewList is a device's views, one per source it was heard from; the
+// first is inline, so a device heard from one source costs one pointer
+// to follow. Never modified once stored.
+type viewList struct {
+	deviceView
+	next *viewList
+}
+
+// viewCache holds the deviceViews of one registry state (generation), a
+// slot per device by its index in that state. A slice rather than a map
+// keyed by device: with 100,000 devices a sync.Map lookup walked several
+// trie nodes, each a cache miss, on every uplink (issue 22). A reload is
+// a new generation and a new cache, so an entry is never stale.
 type viewCache struct {
-	gen uint64
-	m   sync.Map // *devices.Device -> []deviceView, one per source; copied on write
+	gen   uint64
+	slots []atomic.Pointer[viewList]
 }
 
-// generational is a DeviceLookup that says when its contents changed;
-// *devices.Registry is one. Without it, views are built per message.
-type generational interface {
-	Generation() uint64
+// refLookup is a DeviceLookup that says where in its current state a
+// device is; *devices.Registry is one. Without it, views are built per
+// message.
+type refLookup interface {
+	Ref(eui devices.EUI) (devices.Ref, bool)
+	RefName(name string) (devices.Ref, bool)
 }
 
-// cachedView returns d's view for source, if one was stored.
-func (p *Pipeline) cachedView(d *devices.Device, source string) (deviceView, bool) {
-	c := p.viewCache()
+// cachedView returns the view of ref's device for source, if one was
+// stored.
+func (p *Pipeline) cachedView(ref devices.Ref, source string) (deviceView, bool) {
+	c := p.viewCache(ref)
 	if c == nil {
 		return deviceView{}, false
 	}
-	if v, ok := c.m.Load(d); ok {
-		for _, dv := range v.([]deviceView) {
-			if dv.source == source {
-				return dv, true
-			}
+	for l := c.slots[ref.Index].Load(); l != nil; l = l.next {
+		if l.source == source {
+			return l.deviceView, true
 		}
 	}
 	return deviceView{}, false
 }
 
-// storeView keeps dv for d's later messages. Concurrent first messages of
-// one device may each store; the last one wins and the others' views are
-// built again on a later miss, harmless for a value that is the same
-// whoever builds it.
-func (p *Pipeline) storeView(d *devices.Device, dv deviceView) {
-	c := p.viewCache()
+// storeView keeps dv for the device's later messages. Concurrent first
+// messages of one device may each store; the last one wins and the
+// others' views are built again on a later miss, harmless for a value
+// that is the same whoever builds it.
+func (p *Pipeline) storeView(ref devices.Ref, dv deviceView) {
+	c := p.viewCache(ref)
 	if c == nil {
 		return
 	}
-	var views []deviceView
-	if v, ok := c.m.Load(d); ok {
-		views = v.([]deviceView)
-	}
-	c.m.Store(d, append(views[:len(views):len(views)], dv))
+	slot := &c.slots[ref.Index]
+	slot.Store(&viewList{deviceView: dv, next: slot.Load()})
 }
 
-// viewCache returns the cache of the registry's current generation,
-// starting a fresh one when the generation moved; nil if the registry
-// does not say when it changes.
-func (p *Pipeline) viewCache() *viewCache {
-	g, ok := p.Devices.(generational)
-	if !ok {
+// viewCache returns the cache of ref's generation, starting a fresh one
+// when the generation moved; nil for a device not from a refLookup, or
+// from an older generation than the cache's (a reload raced this
+// message: its view is built, not kept).
+func (p *Pipeline) viewCache(ref devices.Ref) *viewCache {
+	if ref.Device == nil || ref.Index < 0 || ref.Index >= ref.Len {
 		return nil
 	}
-	gen := g.Generation()
 	for {
 		c := p.views.Load()
-		if c != nil && c.gen == gen {
+		switch {
+		case c != nil && c.gen == ref.Gen:
 			return c
+		case c != nil && c.gen > ref.Gen:
+			return nil
 		}
-		if fresh := (&viewCache{gen: gen}); p.views.CompareAndSwap(c, fresh) {
+		fresh := &viewCache{gen: ref.Gen, slots: make([]atomic.Pointer[viewList], ref.Len)}
+		if p.views.CompareAndSwap(c, fresh) {
 			return fresh
 		}
 	}

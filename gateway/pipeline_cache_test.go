@@ -161,3 +161,34 @@ func TestCountersHotAndNamed(t *testing.T) {
 		t.Fatalf("Get: %v", c.Snapshot())
 	}
 }
+
+// TestViewCacheGenerations: a view is kept per registry generation and
+// device index; a message that resolved its device before a reload (an
+// older generation) neither reads the newer cache nor replaces it.
+func TestViewCacheGenerations(t *testing.T) {
+	reg, err := devices.NewRegistry([]devices.Device{{EUI: euiA, Name: "a", Model: "temp-test"}, {EUI: euiB, Name: "b", Model: "temp-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Pipeline{Devices: reg}
+	old, _ := reg.Ref(euiA)
+	if err := reg.Replace([]devices.Device{{EUI: euiA, Name: "a2", Model: "temp-test"}}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := reg.Ref(euiA)
+	p.storeView(cur, deviceView{source: "s", decoded: "decoded_new"})
+	p.storeView(cur, deviceView{source: "t", decoded: "decoded_t"})
+	if v, ok := p.cachedView(cur, "s"); !ok || v.decoded != "decoded_new" {
+		t.Fatalf("current view: %+v %v", v, ok)
+	}
+	if v, ok := p.cachedView(cur, "t"); !ok || v.decoded != "decoded_t" {
+		t.Fatalf("second source's view: %+v %v", v, ok)
+	}
+	if v, ok := p.cachedView(old, "s"); ok {
+		t.Fatalf("a ref of the older generation read %+v", v)
+	}
+	p.storeView(old, deviceView{source: "s", decoded: "decoded_old"})
+	if v, ok := p.cachedView(cur, "s"); !ok || v.decoded != "decoded_new" {
+		t.Fatalf("after a store with an older ref: %+v %v", v, ok)
+	}
+}

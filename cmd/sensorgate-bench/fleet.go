@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,8 +34,12 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	bin := fs.String("sensorgate", "", "sensorgate binary (default: go build ./cmd/sensorgate)")
 	out := fs.String("out", "", "append the table to this Markdown file")
 	settle := fs.Duration("settle", 60*time.Second, "longest wait for the idle RSS to settle")
+	registry := fs.String("registry", registrySQLite, "registry.driver: sqlite (under state_dir) or postgres (a fresh database per size on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *registry != registrySQLite && *registry != registryPostgres {
+		return fmt.Errorf("-registry %q: use %s or %s", *registry, registrySQLite, registryPostgres)
 	}
 	var ns []int
 	for _, f := range strings.Split(*sizes, ",") {
@@ -74,7 +77,11 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		db := testserver.StartInfluxDB(h)
 		for _, n := range ns {
 			fmt.Fprintf(stderr, "fleet of %d devices\n", n)
-			r, err := measureFleet(ctx, h, *bin, n, mq.URL(), db.URL(), db.Bucket(), *settle, stderr)
+			extra := ""
+			if *registry == registryPostgres {
+				extra = fmt.Sprintf("registry: {driver: postgres, dsn: %q}\n", testserver.PostgresDB(h))
+			}
+			r, err := measureFleet(ctx, h, *bin, n, mq.URL(), db.URL(), db.Bucket(), extra, *settle, stderr)
 			if err != nil {
 				return fmt.Errorf("fleet of %d: %w", n, err)
 			}
@@ -155,7 +162,10 @@ type fleetDaemon struct {
 	base string
 }
 
-func startFleetDaemon(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket string, i int) (*fleetDaemon, error) {
+// startDaemonWith starts a daemon of a fleet measurement with extra
+// lines of configuration (YAML at the top level, "" for none) and returns
+// once /readyz answers 200.
+func startDaemonWith(ctx context.Context, h *harness, bin, stateDir, broker, influxURL, bucket, extra string, i int) (*fleetDaemon, error) {
 	port := testserver.FreePort(h)
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
@@ -163,7 +173,7 @@ sources:
   - {name: fleet, type: mqtt, format: chirpstack-v4, broker: %q, topics: ["application/+/device/+/event/up"], client_id: fleet-bench, qos: 1}
 influx: {url: %q, bucket: %q}
 http: {listen: "127.0.0.1:%d", token: %q}
-`, stateDir, broker, influxURL, bucket, port, fleetToken)
+%s`, stateDir, broker, influxURL, bucket, port, fleetToken, extra)
 	path := filepath.Join(h.dir, fmt.Sprintf("sensorgate-%d.yaml", i))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -232,18 +242,7 @@ func (d *fleetDaemon) call(method, path, file string) (int, int64, []byte, error
 func mib(kib int) float64 { return float64(kib) / 1024 }
 
 // rssKiB reads VmRSS.
-func rssKiB(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
+func rssKiB(pid int) (int, error) { return statusKiB(pid, "VmRSS") }
 
 // settledRSS waits until VmRSS has changed by less than 1 % over 5 s (the
 // runtime returns freed memory gradually), or until max has passed.
@@ -276,7 +275,7 @@ func max2(a, b int) int {
 	return b
 }
 
-func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, influxURL, bucket string, settle time.Duration, log io.Writer) (fleetRow, error) {
+func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, influxURL, bucket, extra string, settle time.Duration, log io.Writer) (fleetRow, error) {
 	r := fleetRow{Devices: n}
 	csvPath := filepath.Join(h.dir, fmt.Sprintf("fleet-%d.csv", n))
 	var err error
@@ -294,7 +293,7 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 	// importOnce posts file to a fresh daemon and returns the wall and
 	// CPU seconds of the request and the process's peak RSS.
 	importOnce := func(file string, dry, bad bool, i int) (secs, cpu, peak float64, err error) {
-		d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, i)
+		d, err := startDaemonWith(ctx, h, bin, state, broker, influxURL, bucket, extra, i)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -347,7 +346,7 @@ func measureFleet(ctx context.Context, h *harness, bin string, n int, broker, in
 		return r, err
 	}
 	fmt.Fprintln(log, "  idle")
-	d, err := startFleetDaemon(ctx, h, bin, state, broker, influxURL, bucket, 4)
+	d, err := startDaemonWith(ctx, h, bin, state, broker, influxURL, bucket, extra, 4)
 	if err != nil {
 		return r, err
 	}

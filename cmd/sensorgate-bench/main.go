@@ -24,6 +24,7 @@
 //
 //	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-registry sqlite|postgres] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
 //	sensorgate-bench fleet [-sizes 500,10000,100000,1000000] [-out BENCHMARKS.md]   (idle RSS and CSV import by fleet size: fleet.go)
+//	sensorgate-bench codecs [-n 300] [-pairs 3] [-out BENCHMARKS.md]   (start-up and memory with many JavaScript codecs: codecs.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
 
@@ -67,6 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "fleet" {
 		return fleetCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "codecs" {
+		return codecsCommand(ctx, args[1:], stdout, stderr)
+	}
 	return benchCommand(ctx, args, stdout, stderr)
 }
 
@@ -98,6 +102,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&s.Scripts, "scripts", "", "decoders.scripts for sensorgate: a folder of JavaScript codecs; testdata/codecs/bench holds a cayenne-lpp.js that replaces the built-in decoder, to measure the JavaScript engine end to end")
 	fs.DurationVar(&s.CodecTime, "codec-timeout", 0, "decoders.timeout with -scripts (default: sensorgate's, 100ms; decoders.worker_timeout follows at 4×): on a machine loaded by other work a wall-clock limit that short turns stalls into dead letters, and a run waits for every uplink")
 	fs.StringVar(&s.Sandbox, "codec-sandbox", "", "decoders.sandbox with -scripts: workers or in-process (default: sensorgate's, workers); CPU-s counts the codec workers too")
+	fs.BoolVar(&s.Warm, "warm", false, "live mode: before each sensorgate run is measured, publish one uplink from every device and wait until InfluxDB holds them, so the measurement is the steady state of a fleet whose devices have all been heard (the no-op runs are not warmed)")
 	fs.StringVar(&s.Registry, "registry", registrySQLite, "sensorgate's registry.driver: sqlite (the embedded default) or postgres (a fresh database per run on the machine's PostgreSQL, SG_TEST_PG_DSN to point elsewhere; dropped after the run)")
 	fs.Float64Var(&s.Rate, "rate", 0, "live mode: uplinks offered per second (e.g. 10000); 0 publishes as fast as the broker takes them")
 	fs.StringVar(&s.Fleet, "fleet", fleetCayenne, "how the fleet is decoded: cayenne (sensorgate's built-in Cayenne LPP decoder), object (the network server's decoded object, lifted onto the catalogue by the source's map; the stream carries ChirpStack's object) or js (the JavaScript Cayenne LPP codec of testdata/codecs/bench, unless -scripts names another folder)")
@@ -227,7 +232,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	res := &Results{
 		Started: time.Now().UTC(), Mode: s.Mode, N: s.N, Pairs: *pairs, Format: s.Format, Fleet: s.Fleet, Object: s.Object, Consumers: order, Rate: s.Rate,
-		Devices: s.Devices, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
+		Devices: s.Devices, Warm: s.Warm, Seed: s.Seed, Note: *note, InfluxURL: s.InfluxURL,
 		Machine: describeMachine(s.Sensorgate, s.WorkDir),
 	}
 	for i := 1; i <= *pairs; i++ {

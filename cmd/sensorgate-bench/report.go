@@ -34,8 +34,11 @@ type Results struct {
 	Consumers []string `json:"consumers,omitempty"`
 	Rate      float64  `json:"rate,omitempty"` // live mode: uplinks offered per second, 0 as fast as possible
 	Devices   int      `json:"devices"`
-	Seed      uint64   `json:"seed"`
-	Note      string   `json:"note,omitempty"`
+	// Warm: each sensorgate run heard every device once before it was
+	// measured (-warm).
+	Warm bool   `json:"warm,omitempty"`
+	Seed uint64 `json:"seed"`
+	Note string `json:"note,omitempty"`
 	// InfluxURL is the InfluxDB elsewhere the runs wrote to (-influx);
 	// empty when each run had its own on this machine.
 	InfluxURL string  `json:"influxdb_url,omitempty"`
@@ -186,6 +189,9 @@ func (res *Results) Markdown() string {
 	size := ""
 	if bytes > 0 {
 		size = fmt.Sprintf(", %d B per uplink on average", bytes/int64(res.N))
+	}
+	if res.Warm {
+		size += "; sensorgate warmed: every device heard once, and in InfluxDB, before the measured uplinks"
 	}
 	object := ""
 	if res.Object {

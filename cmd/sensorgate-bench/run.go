@@ -66,6 +66,7 @@ type settings struct {
 	Telegraf   string        // Telegraf binary, for consumerTelegraf
 	Baseline   string        // sensorgate binary of consumerBaseline
 	Rate       float64       // live mode: uplinks offered per second; 0 as fast as the broker takes them
+	Warm       bool          // live sensorgate runs: every device heard once before the measurement
 	log        io.Writer     // progress
 }
 
@@ -283,6 +284,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		go func() { profDone <- fetchProfile(ctx, pprofAddr, prof) }()
 	}
 	cpu0 := 0.0 // backlog: the process starts with the clock
+	warm := 0   // uplinks of the warm-up, in InfluxDB before the measured ones
 	var reads0, writes0 int64
 	published := make(chan error, 1)
 	if s.Mode == modeLive {
@@ -290,6 +292,12 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		// publishing and consuming overlap from the first message.
 		if err := waitConnected(ctx, mq.Port, p); err != nil {
 			return err
+		}
+		if s.Warm && r.Consumer == consumerSensorgate {
+			if err := warmUp(ctx, h, db, mq.URL(), fleet, p, s.Poll, s.log); err != nil {
+				return err
+			}
+			warm = s.Devices
 		}
 		if cpu0, err = treeCPUSeconds(p.pid()); err != nil {
 			return err
@@ -313,13 +321,34 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	}
 
 	// Wait until the consumer is done: InfluxDB holds N uplinks, or the
-	// no-op acknowledged N messages.
+	// no-op acknowledged N messages. The consumer's clock and counters
+	// are read as soon as it is done: for sensorgate when the newest
+	// uplink is in InfluxDB, before the exact count, which over 100,000
+	// series took InfluxDB tens of seconds on a loaded machine, during
+	// which the daemon's idle CPU would have counted as the uplinks'.
+	var end struct {
+		elapsed       time.Duration
+		cpu           float64
+		reads, writes int64
+		others        cpuOthers
+		err           error
+		taken         bool
+	}
+	sample := func() {
+		end.elapsed, end.taken = time.Since(began), true
+		if end.cpu, end.err = treeCPUSeconds(p.pid()); end.err != nil {
+			return
+		}
+		if end.reads, end.writes, end.err = ioCalls(p.pid()); end.err != nil {
+			return
+		}
+		end.others, end.err = others()
+	}
 	if r.Consumer != consumerNoop {
-		err = waitUplinks(ctx, h, db, s.N, s.Poll, p, allPublished, &sent)
+		err = waitUplinks(ctx, h, db, warm+s.N, s.Poll, p, allPublished, &sent, sample)
 	} else {
 		err = p.waitLine(ctx, "done")
 	}
-	elapsed := time.Since(began)
 	if err != nil {
 		return err
 	}
@@ -334,19 +363,14 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 		}
 		r.LatencyP50Ms, r.LatencyP99Ms, r.LatencyN = float64(p50)/float64(time.Millisecond), float64(p99)/float64(time.Millisecond), n
 	}
-	cpu1, err := treeCPUSeconds(p.pid())
-	if err != nil {
-		return err
+	if !end.taken {
+		sample()
 	}
-	reads1, writes1, err := ioCalls(p.pid())
-	if err != nil {
-		return err
+	if end.err != nil {
+		return end.err
 	}
+	elapsed, cpu1, reads1, writes1, others1 := end.elapsed, end.cpu, end.reads, end.writes, end.others
 	rss, err := peakRSSKiB(p.pid())
-	if err != nil {
-		return err
-	}
-	others1, err := others()
 	if err != nil {
 		return err
 	}
@@ -392,7 +416,7 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 	if r.Consumer != consumerNoop {
 		// After the consumer stopped: an exact count, with anything that
 		// arrived after the poll saw N.
-		r.Delivered = countUplinks(h, db)
+		r.Delivered = countUplinks(h, db) - warm
 		dls, _ := deadletter.ReadAll(filepath.Join(h.dir, "state", deadletter.FileName))
 		r.DeadLetters = len(dls)
 	} else {
@@ -435,6 +459,33 @@ func (s *settings) telegrafCommand(h *harness, broker, influxURL, bucket, client
 	return cmd, nil
 }
 
+// warmUp publishes one uplink of every device of the fleet, in turn, and
+// waits until InfluxDB holds them all: what a measurement that follows
+// sees is the daemon's steady state, every device heard before (its
+// health record, its cached tags, its series in InfluxDB), as in a city
+// whose sensors have all reported since the last restart. The first
+// uplink of a device costs more, once (BENCHMARKS.md, fleet size).
+func warmUp(ctx context.Context, h *harness, db *testserver.InfluxDB, broker string, fleet *simulate.Fleet, p *consumerProc, poll time.Duration, log io.Writer) error {
+	n := len(fleet.Devices())
+	fmt.Fprintf(log, "  warm-up: one uplink from each of the %d devices\n", n)
+	var sent []uplinkID
+	err := simulate.Publish(ctx, fleet, simulate.PublishOptions{Broker: broker, ClientID: "bench-warmup", QoS: 1, Count: n, InOrder: true,
+		OnPublished: func(m simulate.Message) { sent = append(sent, uplinkID{m.Time.UnixNano(), m.DevEUI.String()}) }})
+	if err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	// As for the measured uplinks: the cheap question (is the newest
+	// there?) before the exact count, which scans every series and, asked
+	// twice a second of 100,000 devices, held InfluxDB up for longer than
+	// a query may take.
+	done := make(chan struct{})
+	close(done)
+	if err := waitUplinks(ctx, h, db, n, max(poll, time.Second), p, done, &sent, nil); err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	return nil
+}
+
 // writeSensorgateConfig writes the daemon's config and devices file: the
 // simulated fleet with its decoder model, so every uplink is decoded and
 // normalized, and the spool syncing every append (fsync: always), the
@@ -472,6 +523,14 @@ sources:
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
 `, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, source, influxURL, bucket)
+	if s.Warm {
+		// The periodic state save (every 30 s by default) writes a health
+		// row per device heard since the last one: after a warm-up, all of
+		// them, at once, in whichever run the tick falls. Its cost is per
+		// device heard per interval, not per uplink, and is measured on
+		// its own (BenchmarkSaveHealth10k); here it stays out of the runs.
+		cfg = strings.Replace(cfg, "devices: {tags: [district, site]}", "devices: {tags: [district, site], state_save_interval: 1h}", 1)
+	}
 	if s.Registry == registryPostgres {
 		// A database of its own on the machine's PostgreSQL, dropped when
 		// the run closes (testserver.PostgresDB through the harness).
@@ -559,7 +618,7 @@ func waitConnected(ctx context.Context, port int, p *consumerProc) error {
 // still cost it about 6 % of its CPU in a drain). Only then does it count
 // all. Delivery keeps the broker's order closely, so that leaves a few
 // full counts at the end.
-func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, published *[]uplinkID) error {
+func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int, every time.Duration, p *consumerProc, allPublished <-chan struct{}, published *[]uplinkID, atNewest func()) error {
 	var gate *uplinkGate
 	for {
 		got := -1
@@ -569,6 +628,10 @@ func waitUplinks(ctx context.Context, h *harness, db *testserver.InfluxDB, n int
 				gate = newestGate(*published)
 			}
 			if gate.count(h, db) >= gate.want {
+				if atNewest != nil {
+					atNewest()
+					atNewest = nil
+				}
 				got = countUplinks(h, db)
 			}
 		default:
@@ -634,8 +697,13 @@ func (g *uplinkGate) count(h *harness, db *testserver.InfluxDB) int {
 // alike; rssi left sensorgate's uplink point in schema 2), and the aggregate is answered from the index and
 // blocks without returning the rows, so polling it stays cheap.
 func countUplinks(h *harness, db *testserver.InfluxDB) int {
-	return sumCounts(db.Query(h, `SELECT count("f_cnt") FROM "uplink"`))
+	return sumCounts(db.QueryWithin(h, `SELECT count("f_cnt") FROM "uplink"`, countTimeout))
 }
+
+// countTimeout bounds the exact count: over 100,000 series (-devices
+// 100000) on a loaded machine it took more than the 30 s of other
+// queries.
+const countTimeout = 5 * time.Minute
 
 // sumCounts adds up the counts of a count() query's rows.
 func sumCounts(series []testserver.Series) int {

@@ -155,6 +155,7 @@ func (c *Codec) ensureLoaded(w *proc) (loaded, error) {
 		}
 		l := loaded{style, norm}
 		w.loaded[c.sum] = l
+		w.loadedBytes += len(c.src)
 		return l, nil
 	case ansError:
 		return loaded{}, readError(body)

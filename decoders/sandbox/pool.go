@@ -248,19 +248,40 @@ func (p *Pool) warm() {
 	}
 }
 
-// workerFor returns s's live worker for running c: a worker that has
-// maxCodecs versions compiled, none of them c, is replaced first (its
-// memory would grow with every codec reload otherwise).
+// workerFor returns s's live worker for running c: a worker without c
+// compiled that holds maxCodecs versions, or whose compiled sources and c
+// would pass sourceBudget, is replaced first (its memory would grow with
+// every codec reload otherwise, until the memory limit killed it in the
+// middle of some codec's call).
 func (p *Pool) workerFor(s *slot, c *Codec) (*proc, error) {
 	w, err := p.worker(s)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := w.loaded[c.sum]; !ok && len(w.loaded) >= maxCodecs {
+	if _, ok := w.loaded[c.sum]; !ok && len(w.loaded) > 0 &&
+		(len(w.loaded) >= maxCodecs || p.overBudget(w.loadedBytes+len(c.src))) {
 		w.retire()
 		return p.worker(s)
 	}
 	return w, nil
+}
+
+// compiledPerSourceByte is what a compiled codec costs a worker per byte
+// of its source, with some margin: 495 versions of a 2.3 KB test codec
+// (about 68 KB each, its top level frozen in the locked runtimes
+// included) filled the default 32 MiB. budgetReserve is the part of the
+// memory limit kept for the rest: the locked runtimes themselves and the
+// calls' garbage.
+const (
+	compiledPerSourceByte = 48
+	budgetReserve         = 2 << 20
+)
+
+// overBudget reports whether compiled sources of n bytes in total would
+// take a worker past its memory limit (about 650 KB of source at the
+// default 32 MiB; 300 codecs of the test codecs' 2 KB fit).
+func (p *Pool) overBudget(n int) bool {
+	return p.cfg.MemoryLimit > 0 && int64(n)*compiledPerSourceByte > p.cfg.MemoryLimit-budgetReserve
 }
 
 // worker returns s's live worker, starting one if needed.
@@ -482,9 +503,10 @@ type proc struct {
 	killed  atomic.Bool   // the daemon killed it (deadline, protocol)
 	retired atomic.Bool   // to be replaced after this call
 
-	loaded map[[hashSize]byte]loaded // codec versions compiled in it
-	wbuf   []byte
-	rbuf   []byte
+	loaded      map[[hashSize]byte]loaded // codec versions compiled in it
+	loadedBytes int                       // their sources' bytes
+	wbuf        []byte
+	rbuf        []byte
 
 	oom  atomic.Bool // its stderr said it ran out of memory
 	segv bool        // its stderr reported a segmentation fault (readStderr only)

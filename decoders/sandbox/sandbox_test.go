@@ -221,10 +221,11 @@ func mustHex(s string) []byte {
 	return b
 }
 
-// TestManyCodecVersions: a worker that has compiled maxCodecs versions
-// (a codec file edited over and over) is replaced, not failed.
+// TestManyCodecVersions: a worker that has compiled maxCodecs versions,
+// or its budget of source (overBudget), of a codec file edited over and
+// over is replaced, not failed, and not killed for its memory.
 func TestManyCodecVersions(t *testing.T) {
-	p := newPool(t, Config{Workers: 1})
+	p := newPool(t, Config{Workers: 1, ScriptTimeout: 10 * time.Second, CallTimeout: 40 * time.Second})
 	src := readCodec(t, filepath.Join(codecsDir, "elsys-ers-co2.js"))
 	for i := range maxCodecs + 2 {
 		c, err := p.Load("elsys-ers-co2.js", append(append([]byte{}, src...), fmt.Sprintf("\n// version %d\n", i)...))
@@ -237,8 +238,13 @@ func TestManyCodecVersions(t *testing.T) {
 		}
 		res.Record.Release()
 	}
-	if st := p.Stats(); st.Started != 2 {
-		t.Errorf("%d workers started, want 2 (one replaced after %d versions)", st.Started, maxCodecs)
+	st := p.Stats()
+	var killed uint64
+	for _, k := range st.Killed {
+		killed += k
+	}
+	if st.Started < 2 || killed != 0 {
+		t.Errorf("%d workers started, kills %v: want the worker replaced at its bound (%d versions or its source budget), never killed", st.Started, st.Killed, maxCodecs)
 	}
 }
 

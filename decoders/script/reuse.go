@@ -490,8 +490,9 @@ type lockedRuntime struct {
 
 // maxCodecsPerRuntime bounds the codecs a locked runtime holds: codecs
 // replaced on reload stay in it until it is discarded, which happens
-// when it would hold more.
-const maxCodecsPerRuntime = 128
+// when it would hold more. Like the worker's bound it must exceed the
+// codecs in use: past it every codec's top level runs again.
+const maxCodecsPerRuntime = 512
 
 func newLockedRuntime() (*lockedRuntime, error) {
 	rt := goja.New()

@@ -60,6 +60,7 @@ type Fleet struct {
 	rng   *rand.Rand
 	devs  []simDevice
 	n     int
+	sweep int // the next device of NextInOrder
 	appID string
 }
 
@@ -138,9 +139,21 @@ func (f *Fleet) Devices() []devices.Device {
 
 // Next returns the next uplink of the stream.
 func (f *Fleet) Next() Message {
+	return f.next(&f.devs[f.rng.IntN(len(f.devs))])
+}
+
+// NextInOrder is Next from the fleet's devices in turn rather than at
+// random: len(Devices()) calls give every device one uplink, as a
+// benchmark's warm-up wants (every device heard once before it measures).
+func (f *Fleet) NextInOrder() Message {
+	d := &f.devs[f.sweep%len(f.devs)]
+	f.sweep++
+	return f.next(d)
+}
+
+func (f *Fleet) next(d *simDevice) Message {
 	i := f.n
 	f.n++
-	d := &f.devs[f.rng.IntN(len(f.devs))]
 	d.fcnt++
 	// Bounded random walks, quantized as Cayenne LPP carries them.
 	d.temp = clamp(d.temp+f.rng.NormFloat64()*0.3, -20, 40)

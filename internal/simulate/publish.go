@@ -15,6 +15,9 @@ type PublishOptions struct {
 	QoS      byte    // default 1
 	Rate     float64 // messages per second; 0 = as fast as the broker takes them
 	Count    int     // how many messages
+	// InOrder publishes the fleet's devices in turn (Fleet.NextInOrder)
+	// instead of at random.
+	InOrder bool
 	// OnPublished is called after each message the broker acknowledged.
 	OnPublished func(Message)
 }
@@ -78,7 +81,11 @@ func Publish(ctx context.Context, f *Fleet, opt PublishOptions) error {
 		if err = ctx.Err(); err != nil {
 			break
 		}
-		m := f.Next()
+		next := f.Next
+		if opt.InOrder {
+			next = f.NextInOrder
+		}
+		m := next()
 		inflight <- pending{c.Publish(m.Topic, opt.QoS, false, m.Payload), m}
 	}
 	close(inflight)

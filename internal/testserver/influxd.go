@@ -450,7 +450,22 @@ type queryResponse struct {
 // any error, including an error inside the result.
 func (db *InfluxDB) Query(t TB, influxql string) []Series {
 	t.Helper()
-	out, err := db.QueryErr(influxql)
+	return db.mustQuery(t, influxql, db.client)
+}
+
+// QueryWithin is Query with its own time limit instead of the client's
+// 30 s: a count over 100,000 series of a database still being written
+// can take longer on a loaded machine.
+func (db *InfluxDB) QueryWithin(t TB, influxql string, limit time.Duration) []Series {
+	t.Helper()
+	c := *db.client
+	c.Timeout = limit
+	return db.mustQuery(t, influxql, &c)
+}
+
+func (db *InfluxDB) mustQuery(t TB, influxql string, client *http.Client) []Series {
+	t.Helper()
+	out, err := db.query(influxql, client)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -460,8 +475,12 @@ func (db *InfluxDB) Query(t TB, influxql string) []Series {
 // QueryErr is Query returning its error, for a goroutine other than the
 // test's (Fatalf must not be called there).
 func (db *InfluxDB) QueryErr(influxql string) ([]Series, error) {
+	return db.query(influxql, db.client)
+}
+
+func (db *InfluxDB) query(influxql string, client *http.Client) ([]Series, error) {
 	q := url.Values{"db": {db.DB}, "epoch": {"ns"}, "q": {influxql}}
-	resp, err := db.client.Get(db.URL() + "/query?" + q.Encode())
+	resp, err := client.Get(db.URL() + "/query?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("influxd query %q: %w", influxql, err)
 	}
