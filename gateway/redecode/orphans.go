@@ -2,24 +2,195 @@ package redecode
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sensorgate/sensorgate/gateway"
 )
 
 // Deleting is what makes a re-decode slow: InfluxDB 1.8 writes
 // tombstones and rewrites TSM data for every DELETE, whatever it
-// deletes. It is needed only for what the new points would not
-// overwrite: InfluxDB replaces a point of the same measurement, tag set
-// and time field by field, so an old point is left behind (orphaned)
-// only when the new output has no point at its key, or lacks one of its
-// fields. A window therefore reads its old decoder output (a SELECT
-// costs a fraction of a DELETE), compares it with the new points, and
-// deletes only the measurements where something would be orphaned.
+// deletes. It is needed only for what the new points do not overwrite:
+// InfluxDB replaces a point of the same measurement, tag set and time
+// field by field, so an old point is left behind (orphaned) only where
+// the new output has no point at its key, or lacks one of its fields.
+//
+// A window's new points are therefore written over the old ones, and
+// once they are in InfluxDB the window's fields are counted (count(*),
+// a small answer, cheap next to a DELETE or reading the points): InfluxDB
+// then holds the union of the old and the new points, so each field's
+// count equals the new points' only when nothing old is left beside
+// them. Where a count is higher — an orphan, or a live uplink's points
+// that arrived meanwhile — the window is done again the safe way:
+// delete, read the raw uplinks, write. A measurement found so is deleted
+// up front in the job's later windows (a renamed field needs it in
+// every one). Status points (MeasurementDevice with the marker field)
+// are not decoder output; a window with some has its MeasurementDevice
+// done the safe way, which writes them back.
+
+// maxPending bounds the windows written and not yet checked: a check
+// waits for the spool (Runner.Barrier), so windows are checked a few at
+// a time, the job's first at once (to learn what needs deleting).
+const maxPending = 8
+
+// check is a window written over its old points, to be counted.
+type check struct {
+	where string
+	w     window
+	ms    []string
+	// want is, per measurement and field, how many points of the window
+	// the new output holds with that field.
+	want map[string]map[string]int64
+}
+
+// expected counts the new points of measurements ms dated inside w per
+// field, each point identity (measurement, tag set, time) once.
+func expected(ms []string, pts []gateway.Point, w window) map[string]map[string]int64 {
+	want := make(map[string]map[string]int64, len(ms))
+	for _, m := range ms {
+		want[m] = map[string]int64{}
+	}
+	seen := make(map[string]struct{}, len(pts))
+	var b []byte
+	for i := range pts {
+		pt := &pts[i]
+		fields := want[pt.Measurement]
+		if fields == nil || pt.Time.Before(w.from) || !pt.Time.Before(w.to) {
+			continue
+		}
+		b = identity(b[:0], pt.Measurement, pt.Tags, pt.Time.UnixNano())
+		n := len(b)
+		for _, f := range pt.Fields {
+			b = append(append(b[:n], 0), f.Key...)
+			if _, dup := seen[string(b)]; !dup {
+				seen[string(b)] = struct{}{}
+				fields[f.Key]++
+			}
+		}
+	}
+	return want
+}
+
+// checkLater queues c, and checks the queue when it is full or holds the
+// job's first window.
+func (j *job) checkLater(ctx context.Context, c check) error {
+	j.pending = append(j.pending, c)
+	if len(j.pending) >= maxPending || !j.checkedOnce {
+		return j.checkPending(ctx)
+	}
+	return nil
+}
+
+// checkPending waits until the points written reached InfluxDB, counts
+// each pending window, and does again the safe way those where something
+// old is left.
+func (j *job) checkPending(ctx context.Context) error {
+	if len(j.pending) == 0 {
+		return nil
+	}
+	j.checkedOnce = true
+	if err := j.r.Barrier(ctx); err != nil {
+		return err
+	}
+	for len(j.pending) > 0 {
+		c := j.pending[0]
+		stale, err := j.counted(ctx, c)
+		if err != nil {
+			return err
+		}
+		if len(stale) > 0 {
+			for _, m := range stale {
+				j.stale[m] = true
+			}
+			if err := j.redo(ctx, c, stale); err != nil {
+				return err
+			}
+		}
+		j.pending = j.pending[1:]
+	}
+	j.pending = nil
+	return nil
+}
+
+// counted returns the measurements of c where InfluxDB holds more than
+// the new points: orphans (or live points that arrived since, which the
+// safe way keeps too).
+func (j *job) counted(ctx context.Context, c check) ([]string, error) {
+	from := make([]string, len(c.ms))
+	for i, m := range c.ms {
+		from[i] = quoteIdent(m)
+	}
+	series, err := j.r.Store.Query(ctx, `SELECT count(*) FROM `+strings.Join(from, ", ")+c.where)
+	if err != nil {
+		return nil, fmt.Errorf("count their decoded points between %s and %s: %w", c.w.from.Format(time.RFC3339Nano), c.w.to.Format(time.RFC3339Nano), err)
+	}
+	got := map[string]map[string]int64{}
+	for _, s := range series {
+		if got[s.Name] == nil {
+			got[s.Name] = map[string]int64{}
+		}
+		for _, row := range s.Values {
+			for i, col := range s.Columns {
+				f, ok := strings.CutPrefix(col, "count_")
+				if !ok || i >= len(row) {
+					continue
+				}
+				if n, ok := toInt(row[i]); ok {
+					got[s.Name][f] += n
+				}
+			}
+		}
+	}
+	var stale []string
+	for _, m := range c.ms {
+		same := true
+		if m == gateway.MeasurementDevice && got[m][gateway.StatusMarkerField] > 0 {
+			same = false // status points: written back by the safe way
+		}
+		for f, n := range got[m] {
+			same = same && n == c.want[m][f]
+		}
+		for f, n := range c.want[m] {
+			same = same && n == got[m][f]
+		}
+		if !same {
+			stale = append(stale, m)
+		}
+	}
+	return stale, nil
+}
+
+// redo does window c again the safe way for measurements ms: delete
+// (keeping status points), read the raw uplinks, write. Its uplinks and
+// decode errors were counted the first time.
+func (j *job) redo(ctx context.Context, c check, ms []string) error {
+	keep, err := j.delete(ctx, ms, nil, c.where, c.w)
+	if err != nil {
+		return err
+	}
+	series, err := j.uplinks(ctx, c.where, c.w)
+	if err != nil {
+		return err
+	}
+	return j.write(ctx, keep, j.decode(series, nil), false, false)
+}
+
+// conflicts returns the measurements of ms where a new point's field
+// has a type other than one InfluxDB holds for it: InfluxDB would
+// refuse it next to the old points.
+func (j *job) conflicts(ms []string, pts []gateway.Point) []string {
+	var out []string
+	for i := range pts {
+		m := pts[i].Measurement
+		if slices.Contains(ms, m) && !slices.Contains(out, m) && j.types.conflicts(&pts[i]) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // fieldTypes are the field types InfluxDB holds per measurement, as
 // SHOW FIELD KEYS names them ("float", "integer", "string", "boolean").
@@ -106,123 +277,4 @@ func sortedTags(m map[string]string) []gateway.Tag {
 	}
 	slices.SortFunc(tags, func(a, b gateway.Tag) int { return strings.Compare(a.Key, b.Key) })
 	return tags
-}
-
-// newPoints indexes the new points of a window by identity. A point
-// written twice in the window counts with the fields of both.
-func newPoints(pts []gateway.Point) map[string][]*gateway.Point {
-	idx := make(map[string][]*gateway.Point, len(pts))
-	var b []byte
-	for i := range pts {
-		b = identity(b[:0], pts[i].Measurement, pts[i].Tags, pts[i].Time.UnixNano())
-		idx[string(b)] = append(idx[string(b)], &pts[i])
-	}
-	return idx
-}
-
-// overwrites reports whether the new points at a key carry field c with
-// a value of v's type.
-func overwrites(news []*gateway.Point, c string, v any) bool {
-	for _, pt := range news {
-		for _, f := range pt.Fields {
-			if f.Key != c {
-				continue
-			}
-			switch v.(type) {
-			case json.Number, float64:
-				return f.Kind == gateway.Float || f.Kind == gateway.Int
-			case string:
-				return f.Kind == gateway.String
-			case bool:
-				return f.Kind == gateway.Bool
-			}
-			return false
-		}
-	}
-	return false
-}
-
-// oldPoints reads the window's old points of measurements ms (where
-// selects the window and devices), at most as many as a window holds:
-// orphaned counts a series at the bound as orphaned.
-func (j *job) oldPoints(ctx context.Context, ms []string, where string) ([]Series, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	from := make([]string, len(ms))
-	for i, m := range ms {
-		from[i] = quoteIdent(m)
-	}
-	series, err := j.r.Store.Query(ctx, fmt.Sprintf(`SELECT * FROM %s%s GROUP BY * LIMIT %d SLIMIT %d`, strings.Join(from, ", "), where, j.rowLimit(), seriesLimit))
-	if err != nil {
-		return nil, fmt.Errorf("read their decoded points: %w", err)
-	}
-	return series, nil
-}
-
-// seriesLimit bounds the series of oldPoints' answer.
-const seriesLimit = 20 * maxGroup
-
-func (j *job) rowLimit() int { return 2 * j.maxChunk() }
-
-// orphaned returns the measurements of ms where the window's old points
-// (old, read by oldPoints) hold something the new points pts would not
-// overwrite, or whose new fields' types InfluxDB would refuse: those
-// must be deleted before the new points are written. A status point's
-// status fields are not decoder output and are left alone. An answer
-// at its bounds (more rows of a series, or more series, than a window
-// can hold) counts as orphaned: what was not read is deleted.
-func (j *job) orphaned(ms []string, old []Series, pts []gateway.Point) []string {
-	if len(ms) == 0 {
-		return nil
-	}
-	stale := map[string]bool{}
-	for i := range pts {
-		if slices.Contains(ms, pts[i].Measurement) && j.types.conflicts(&pts[i]) {
-			stale[pts[i].Measurement] = true
-		}
-	}
-	idx := newPoints(pts)
-	var b []byte
-	for _, s := range old {
-		if stale[s.Name] {
-			continue
-		}
-		if len(s.Values) >= j.rowLimit() || len(old) >= seriesLimit {
-			stale[s.Name] = true
-			continue
-		}
-		tags := sortedTags(s.Tags)
-		marker := -1
-		if s.Name == gateway.MeasurementDevice {
-			marker = slices.Index(s.Columns, gateway.StatusMarkerField)
-		}
-	rows:
-		for _, row := range s.Values {
-			t, ok := toInt(row[0])
-			if !ok {
-				continue
-			}
-			b = identity(b[:0], s.Name, tags, t)
-			news := idx[string(b)]
-			status := marker > 0 && marker < len(row) && row[marker] != nil
-			for i, c := range s.Columns[1:] {
-				v := row[i+1]
-				if v == nil || (status && slices.Contains(gateway.StatusFields, c)) {
-					continue
-				}
-				if !overwrites(news, c, v) {
-					stale[s.Name] = true
-					break rows
-				}
-			}
-		}
-	}
-	var out []string
-	for _, m := range ms {
-		if stale[m] {
-			out = append(out, m)
-		}
-	}
-	return out
 }

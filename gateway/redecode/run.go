@@ -147,11 +147,15 @@ type job struct {
 	filter string // tag conditions of every statement: " AND …"
 	// types are InfluxDB's field types at the job's start; stale the
 	// measurements a window had to delete, deleted up front in the next.
-	types    fieldTypes
-	stale    map[string]bool
-	rep      *Report
-	progress func(Progress)
-	mu       sync.Mutex // guards rep.Progress for progress readers
+	types fieldTypes
+	stale map[string]bool
+	// pending are windows written over their old points and not yet
+	// checked (checkLater); checkedOnce says the first check ran.
+	pending     []check
+	checkedOnce bool
+	rep         *Report
+	progress    func(Progress)
+	mu          sync.Mutex // guards rep.Progress for progress readers
 }
 
 // Run re-decodes req. progress, when set, is called with the counts as
@@ -267,6 +271,12 @@ func (j *job) run(ctx context.Context) error {
 			return fmt.Errorf("redecode: device %s: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", groupName(g), err)
 		}
 		j.update(func(p *Progress) { p.DevicesDone += len(g) })
+	}
+	if err := j.checkPending(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("redecode: interrupted checking the last windows: %w; run the same command again to finish (re-decoding writes the same points again)", ctx.Err())
+		}
+		return fmt.Errorf("redecode: check the last windows for old points left: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", err)
 	}
 	// Uplinks stored after the count (dated inside the range, delivered
 	// late) were decoded too: the total is what was done.
@@ -548,20 +558,17 @@ func (j *job) plan(ctx context.Context, cond string, from, to time.Time) ([]wind
 }
 
 // window re-decodes one window of a group of devices: read their raw
-// uplinks, decode them, delete only the decoder output the new points
-// would not overwrite (keeping status points), and write the new points
-// (and the status points again). A dry run (diffs set) reads the decoder
-// output and compares instead.
-//
-// Measurements a previous window of the job had to delete are deleted
-// before the read, as a fix that renamed a field needs in every window;
-// the others are compared first (orphaned) and deleted only when
-// something would be left behind.
+// uplinks, decode them, write the new points over the old ones, and
+// have the window checked for what they did not overwrite (checkLater).
+// Measurements that need deleting anyway — a previous window's check
+// found orphans in them, or a new field's type differs from the stored
+// one — are deleted first, keeping status points, and the uplinks read
+// after the delete. A dry run (diffs set) reads the decoder output and
+// compares instead.
 func (j *job) window(ctx context.Context, cond string, decoded []string, w window, diffs map[devices.EUI]*DeviceDiff) error {
 	where := " WHERE " + j.timeRange(w.from, w.to) + cond
 	var keep []gateway.Point
-	var deleted, rest []string
-	var old []Series
+	var first, rest []string
 	dry := diffs != nil
 	if dry {
 		for _, m := range decoded {
@@ -576,26 +583,17 @@ func (j *job) window(ctx context.Context, cond string, decoded []string, w windo
 			}
 		}
 	} else {
-		var first []string
 		for _, m := range decoded {
-			if j.stale[m] {
+			// Without a barrier the new points cannot be checked once in
+			// InfluxDB: delete everything first.
+			if j.stale[m] || j.r.Barrier == nil {
 				first = append(first, m)
+			} else {
+				rest = append(rest, m)
 			}
 		}
 		var err error
 		if keep, err = j.delete(ctx, first, nil, where, w); err != nil {
-			return err
-		}
-		deleted = first
-		for _, m := range decoded {
-			if !slices.Contains(deleted, m) {
-				rest = append(rest, m)
-			}
-		}
-		// The old points before the uplinks: a live uplink's points are
-		// stored with it, so those read here have their uplink read below,
-		// and are not taken for orphans.
-		if old, err = j.oldPoints(ctx, rest, where); err != nil {
 			return err
 		}
 	}
@@ -606,39 +604,31 @@ func (j *job) window(ctx context.Context, cond string, decoded []string, w windo
 		return err
 	}
 	out := j.decode(series, diffs)
-	if !dry {
-		if stale := j.orphaned(rest, old, out.pts); len(stale) > 0 {
-			more, err := j.delete(ctx, stale, deleted, where, w)
-			if err != nil {
-				return err
-			}
-			keep = append(keep, more...)
-			for _, m := range stale {
-				j.stale[m] = true
-			}
-			// An uplink stored since the read may have had its points
-			// deleted just now: read again when the counts moved.
-			moved, err := j.uplinksMoved(ctx, where, series)
-			if err != nil {
-				return err
-			}
-			if moved {
-				if series, err = j.uplinks(ctx, where, w); err != nil {
-					return err
-				}
-				out = j.decode(series, diffs)
-			}
+	if conflicts := j.conflicts(rest, out.pts); len(conflicts) > 0 {
+		// InfluxDB would refuse these points next to the old ones.
+		more, err := j.delete(ctx, conflicts, first, where, w)
+		if err != nil {
+			return err
 		}
+		keep = append(keep, more...)
+		if series, err = j.uplinks(ctx, where, w); err != nil {
+			return err
+		}
+		out = j.decode(series, diffs)
+		rest = slices.DeleteFunc(rest, func(m string) bool { return slices.Contains(conflicts, m) })
 	}
 	for _, e := range out.errs {
 		j.noteError(e.eui, e.err)
 	}
 	j.update(func(p *Progress) { p.Malformed += out.malformed; p.DecodeErrors += out.decodeErrors })
-	if err := j.write(ctx, keep, out, dry); err != nil {
+	if err := j.write(ctx, keep, out, dry, true); err != nil {
 		return err
 	}
 	for _, d := range diffs {
 		d.endWindow()
+	}
+	if len(rest) > 0 {
+		return j.checkLater(ctx, check{where: where, w: w, ms: rest, want: expected(rest, out.pts, w)})
 	}
 	return nil
 }
@@ -679,44 +669,6 @@ func (j *job) uplinks(ctx context.Context, where string, w window) ([]Series, er
 		}
 	}
 	return series, nil
-}
-
-// uplinksMoved reports whether the window holds other stored payloads
-// per device than series, the uplinks read before.
-func (j *job) uplinksMoved(ctx context.Context, where string, series []Series) (bool, error) {
-	had := map[string]int64{}
-	for _, s := range series {
-		pi := slices.Index(s.Columns, "payload")
-		for _, row := range s.Values {
-			if pi > 0 && pi < len(row) && row[pi] != nil {
-				had[s.Tags["dev_eui"]]++
-			}
-		}
-	}
-	counts, err := j.r.Store.Query(ctx, `SELECT count("payload") FROM "uplink"`+where+` GROUP BY "dev_eui"`)
-	if err != nil {
-		return false, fmt.Errorf("count its stored uplinks again: %w", err)
-	}
-	now := map[string]int64{}
-	for _, s := range counts {
-		for _, row := range s.Values {
-			if len(row) > 1 {
-				n, _ := toInt(row[1])
-				now[s.Tags["dev_eui"]] += n
-			}
-		}
-	}
-	for k, n := range now {
-		if n > 0 && n != had[k] {
-			return true, nil
-		}
-	}
-	for k, n := range had {
-		if now[k] != n {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // decodedWindow is a window's new points and what decoding its uplinks met.
@@ -784,8 +736,8 @@ func (j *job) decode(series []Series, diffs map[devices.EUI]*DeviceDiff) decoded
 
 // write spools the status points kept and the new points, a record per
 // WriteBatch uplinks, counting progress as it goes (a dry run counts
-// only).
-func (j *job) write(ctx context.Context, keep []gateway.Point, out decodedWindow, dry bool) error {
+// only; progress false counts nothing, for points written again).
+func (j *job) write(ctx context.Context, keep []gateway.Point, out decodedWindow, dry, progress bool) error {
 	start := 0
 	for i, c := range out.cuts {
 		pts := out.pts[start:c.end]
@@ -797,8 +749,9 @@ func (j *job) write(ctx context.Context, keep []gateway.Point, out decodedWindow
 				return fmt.Errorf("spool the new points: %w", err)
 			}
 		}
-		n := int64(c.end - start)
-		j.update(func(p *Progress) { p.PointsWritten += n; p.UplinksDone += c.uplinks })
+		if n := int64(c.end - start); progress {
+			j.update(func(p *Progress) { p.PointsWritten += n; p.UplinksDone += c.uplinks })
+		}
 		start = c.end
 	}
 	if len(out.cuts) == 0 && len(keep) > 0 && !dry {
