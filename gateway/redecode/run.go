@@ -141,21 +141,13 @@ type Runner struct {
 
 // job is one run's state.
 type job struct {
-	r      *Runner
-	req    Request
-	p      *gateway.Pipeline
-	filter string // tag conditions of every statement: " AND …"
-	// types are InfluxDB's field types at the job's start; stale the
-	// measurements a window had to delete, deleted up front in the next.
-	types fieldTypes
-	stale map[string]bool
-	// pending are windows written over their old points and not yet
-	// checked (checkLater); checkedOnce says the first check ran.
-	pending     []check
-	checkedOnce bool
-	rep         *Report
-	progress    func(Progress)
-	mu          sync.Mutex // guards rep.Progress for progress readers
+	r        *Runner
+	req      Request
+	p        *gateway.Pipeline
+	filter   string // tag conditions of every statement: " AND …"
+	rep      *Report
+	progress func(Progress)
+	mu       sync.Mutex // guards rep.Progress for progress readers
 }
 
 // Run re-decodes req. progress, when set, is called with the counts as
@@ -223,12 +215,11 @@ func (j *job) timeRange(from, to time.Time) string {
 }
 
 func (j *job) run(ctx context.Context) error {
-	keys, err := j.r.Store.Query(ctx, `SHOW FIELD KEYS`)
+	keys, err := j.r.Store.Query(ctx, `SHOW FIELD KEYS FROM "uplink"`)
 	if err != nil {
-		return fmt.Errorf("redecode: list the measurements' fields: %w", err)
+		return fmt.Errorf("redecode: list the uplink measurement's fields: %w", err)
 	}
-	j.types, j.stale = newFieldTypes(keys), map[string]bool{}
-	if len(j.types[gateway.MeasurementUplink]["payload"]) == 0 {
+	if !hasField(keys, "payload") {
 		return fmt.Errorf("%w: InfluxDB has no uplink measurement with a payload field, so there is nothing to decode again; raw payloads are stored with every uplink since sensorgate 1.0 (uplink.payload), and uplinks received before were not kept: %s", ErrNoPayloads, "backfill them from the network server instead")
 	}
 	counts, err := j.counts(ctx)
@@ -271,12 +262,6 @@ func (j *job) run(ctx context.Context) error {
 			return fmt.Errorf("redecode: device %s: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", groupName(g), err)
 		}
 		j.update(func(p *Progress) { p.DevicesDone += len(g) })
-	}
-	if err := j.checkPending(ctx); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("redecode: interrupted checking the last windows: %w; run the same command again to finish (re-decoding writes the same points again)", ctx.Err())
-		}
-		return fmt.Errorf("redecode: check the last windows for old points left: %w; nothing stored was lost (raw uplinks are kept): run the same command again to finish", err)
 	}
 	// Uplinks stored after the count (dated inside the range, delivered
 	// late) were decoded too: the total is what was done.
@@ -557,20 +542,16 @@ func (j *job) plan(ctx context.Context, cond string, from, to time.Time) ([]wind
 	return out, nil
 }
 
-// window re-decodes one window of a group of devices: read their raw
-// uplinks, decode them, write the new points over the old ones, and
-// have the window checked for what they did not overwrite (checkLater).
-// Measurements that need deleting anyway — a previous window's check
-// found orphans in them, or a new field's type differs from the stored
-// one — are deleted first, keeping status points, and the uplinks read
-// after the delete. A dry run (diffs set) reads the decoder output and
-// compares instead.
+// window re-decodes one window of a group of devices: keep their status
+// points, delete their decoder output, read their raw uplinks, write the
+// new points (and the status points again). A dry run (diffs set) reads
+// the decoder output instead of deleting it.
 func (j *job) window(ctx context.Context, cond string, decoded []string, w window, diffs map[devices.EUI]*DeviceDiff) error {
 	where := " WHERE " + j.timeRange(w.from, w.to) + cond
 	var keep []gateway.Point
-	var first, rest []string
 	dry := diffs != nil
-	if dry {
+	switch {
+	case dry:
 		for _, m := range decoded {
 			series, err := j.r.Store.Query(ctx, `SELECT * FROM `+quoteIdent(m)+where+` GROUP BY *`)
 			if err != nil {
@@ -582,123 +563,47 @@ func (j *job) window(ctx context.Context, cond string, decoded []string, w windo
 				}
 			}
 		}
-	} else {
-		for _, m := range decoded {
-			// Without a barrier the new points cannot be checked once in
-			// InfluxDB: delete everything first.
-			if j.stale[m] || j.r.Barrier == nil {
-				first = append(first, m)
-			} else {
-				rest = append(rest, m)
+	case len(decoded) > 0:
+		if slices.Contains(decoded, gateway.MeasurementDevice) {
+			var err error
+			if keep, err = j.statusPoints(ctx, where); err != nil {
+				return err
 			}
 		}
-		var err error
-		if keep, err = j.delete(ctx, first, nil, where, w); err != nil {
-			return err
+		stmts := make([]string, len(decoded))
+		for i, m := range decoded {
+			stmts[i] = `DELETE FROM ` + quoteIdent(m) + where
+		}
+		if err := j.r.Store.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
+			return fmt.Errorf("delete its decoded points between %s and %s: %w", w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), err)
 		}
 	}
-	// Read after any delete: an uplink stored meanwhile is read here, or
+	// Read after the delete: an uplink stored meanwhile is read here, or
 	// its points were written by the live pipeline after the delete.
-	series, err := j.uplinks(ctx, where, w)
-	if err != nil {
-		return err
-	}
-	out := j.decode(series, diffs)
-	if conflicts := j.conflicts(rest, out.pts); len(conflicts) > 0 {
-		// InfluxDB would refuse these points next to the old ones.
-		more, err := j.delete(ctx, conflicts, first, where, w)
-		if err != nil {
-			return err
-		}
-		keep = append(keep, more...)
-		if series, err = j.uplinks(ctx, where, w); err != nil {
-			return err
-		}
-		out = j.decode(series, diffs)
-		rest = slices.DeleteFunc(rest, func(m string) bool { return slices.Contains(conflicts, m) })
-	}
-	for _, e := range out.errs {
-		j.noteError(e.eui, e.err)
-	}
-	j.update(func(p *Progress) { p.Malformed += out.malformed; p.DecodeErrors += out.decodeErrors })
-	if err := j.write(ctx, keep, out, dry, true); err != nil {
-		return err
-	}
-	for _, d := range diffs {
-		d.endWindow()
-	}
-	if len(rest) > 0 {
-		return j.checkLater(ctx, check{where: where, w: w, ms: rest, want: expected(rest, out.pts, w)})
-	}
-	return nil
-}
-
-// delete deletes the window's points of measurements ms, first reading
-// the status points among them (unless already read with those of
-// done) to be written back.
-func (j *job) delete(ctx context.Context, ms, done []string, where string, w window) ([]gateway.Point, error) {
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	var keep []gateway.Point
-	if slices.Contains(ms, gateway.MeasurementDevice) && !slices.Contains(done, gateway.MeasurementDevice) {
-		var err error
-		if keep, err = j.statusPoints(ctx, where); err != nil {
-			return nil, err
-		}
-	}
-	stmts := make([]string, len(ms))
-	for i, m := range ms {
-		stmts[i] = `DELETE FROM ` + quoteIdent(m) + where
-	}
-	if err := j.r.Store.Exec(ctx, strings.Join(stmts, "; ")); err != nil {
-		return nil, fmt.Errorf("delete its decoded points between %s and %s: %w", w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), err)
-	}
-	return keep, nil
-}
-
-// uplinks reads the window's stored raw uplinks.
-func (j *job) uplinks(ctx context.Context, where string, w window) ([]Series, error) {
 	series, err := j.r.Store.Query(ctx, `SELECT "f_port", "payload" FROM "uplink"`+where+` GROUP BY "dev_eui", "source" LIMIT `+strconv.Itoa(2*j.maxChunk()))
 	if err != nil {
-		return nil, fmt.Errorf("read its stored uplinks: %w", err)
+		return fmt.Errorf("read its stored uplinks: %w", err)
+	}
+	pts := keep
+	var uplinks, written int64
+	batch := 0
+	flush := func() error {
+		if len(pts) > 0 && !dry {
+			if err := j.r.Sink.Write(ctx, pts); err != nil {
+				return fmt.Errorf("spool the new points: %w", err)
+			}
+		}
+		written += int64(len(pts)) - int64(len(keep))
+		keep = nil
+		n, ups := written, uplinks
+		j.update(func(p *Progress) { p.PointsWritten += n; p.UplinksDone += ups })
+		written, uplinks, pts, batch = 0, 0, pts[:0], 0
+		return nil
 	}
 	for _, s := range series {
 		if len(s.Values) >= 2*j.maxChunk() {
-			return nil, fmt.Errorf("more than %d uplinks between %s and %s, where at most %d were counted a moment before: is something else writing these devices' history?", 2*j.maxChunk(), w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), j.maxChunk())
+			return fmt.Errorf("more than %d uplinks between %s and %s, where at most %d were counted a moment before: is something else writing these devices' history?", 2*j.maxChunk(), w.from.Format(time.RFC3339Nano), w.to.Format(time.RFC3339Nano), j.maxChunk())
 		}
-	}
-	return series, nil
-}
-
-// decodedWindow is a window's new points and what decoding its uplinks met.
-type decodedWindow struct {
-	pts []gateway.Point
-	// cuts ends each spool record: the points of WriteBatch uplinks.
-	cuts                    []cut
-	malformed, decodeErrors int64
-	errs                    []deviceError
-}
-
-type cut struct {
-	end     int
-	uplinks int64
-}
-
-type deviceError struct {
-	eui devices.EUI
-	err error
-}
-
-// decode runs the window's stored uplinks through the pipeline.
-func (j *job) decode(series []Series, diffs map[devices.EUI]*DeviceDiff) decodedWindow {
-	var out decodedWindow
-	var uplinks int64
-	cutHere := func() {
-		if uplinks > 0 {
-			out.cuts = append(out.cuts, cut{len(out.pts), uplinks})
-		}
-		uplinks = 0
 	}
 	for _, s := range series {
 		fi, pi := slices.Index(s.Columns, "f_port"), slices.Index(s.Columns, "payload")
@@ -710,54 +615,36 @@ func (j *job) decode(series []Series, diffs map[devices.EUI]*DeviceDiff) decoded
 			uplinks++
 			up, err := storedUplink(eui, s.Tags["source"], row, fi, pi)
 			if err != nil {
-				out.malformed++
-				out.errs = append(out.errs, deviceError{eui, err})
-			} else if pts, _, err := j.p.Points(up); err != nil {
-				out.decodeErrors++
-				out.errs = append(out.errs, deviceError{eui, fmt.Errorf("uplink at %s: %w", up.Time.Format(time.RFC3339Nano), err)})
-			} else {
-				for _, pt := range pts {
-					if gateway.DecoderOutput(pt.Measurement) {
-						out.pts = append(out.pts, pt)
-					}
-				}
-				if d := diffs[eui]; d != nil {
-					d.after(pts)
+				j.update(func(p *Progress) { p.Malformed++ })
+				j.noteError(eui, err)
+				continue
+			}
+			out, _, err := j.p.Points(up)
+			if err != nil {
+				j.update(func(p *Progress) { p.DecodeErrors++ })
+				j.noteError(eui, fmt.Errorf("uplink at %s: %w", up.Time.Format(time.RFC3339Nano), err))
+				continue
+			}
+			for _, pt := range out {
+				if gateway.DecoderOutput(pt.Measurement) {
+					pts = append(pts, pt)
 				}
 			}
-			if uplinks >= int64(j.writeBatch()) {
-				cutHere()
+			if d := diffs[eui]; d != nil {
+				d.after(out)
+			}
+			if batch++; batch >= j.writeBatch() {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	cutHere()
-	return out
-}
-
-// write spools the status points kept and the new points, a record per
-// WriteBatch uplinks, counting progress as it goes (a dry run counts
-// only; progress false counts nothing, for points written again).
-func (j *job) write(ctx context.Context, keep []gateway.Point, out decodedWindow, dry, progress bool) error {
-	start := 0
-	for i, c := range out.cuts {
-		pts := out.pts[start:c.end]
-		if i == 0 && len(keep) > 0 {
-			pts = append(keep, pts...)
-		}
-		if len(pts) > 0 && !dry {
-			if err := j.r.Sink.Write(ctx, pts); err != nil {
-				return fmt.Errorf("spool the new points: %w", err)
-			}
-		}
-		if n := int64(c.end - start); progress {
-			j.update(func(p *Progress) { p.PointsWritten += n; p.UplinksDone += c.uplinks })
-		}
-		start = c.end
+	if err := flush(); err != nil {
+		return err
 	}
-	if len(out.cuts) == 0 && len(keep) > 0 && !dry {
-		if err := j.r.Sink.Write(ctx, keep); err != nil {
-			return fmt.Errorf("spool the new points: %w", err)
-		}
+	for _, d := range diffs {
+		d.endWindow()
 	}
 	return nil
 }
@@ -778,7 +665,13 @@ func (j *job) statusPoints(ctx context.Context, where string) ([]gateway.Point, 
 	}
 	var out []gateway.Point
 	for _, s := range series {
-		tags := sortedTags(s.Tags)
+		tags := make([]gateway.Tag, 0, len(s.Tags))
+		for k, v := range s.Tags {
+			if v != "" {
+				tags = append(tags, gateway.Tag{Key: k, Value: v})
+			}
+		}
+		slices.SortFunc(tags, func(a, b gateway.Tag) int { return strings.Compare(a.Key, b.Key) })
 		marker := slices.Index(s.Columns, gateway.StatusMarkerField)
 		for _, row := range s.Values {
 			if marker < 0 || marker >= len(row) || row[marker] == nil {
@@ -873,6 +766,17 @@ func toInt(v any) (int64, bool) {
 		return int64(x), true
 	}
 	return 0, false
+}
+
+func hasField(series []Series, name string) bool {
+	for _, s := range series {
+		for _, row := range s.Values {
+			if len(row) > 0 && row[0] == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // quoteString is an InfluxQL string literal.
