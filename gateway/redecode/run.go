@@ -481,12 +481,8 @@ func (j *job) scopeAtOnce(ctx context.Context, sc [][]deviceCount) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	if len(keep) > 0 {
-		// Spooled at once, they are InfluxDB's again whatever stops the
-		// job after the delete.
-		if err := j.r.Sink.Write(ctx, keep); err != nil {
-			return false, fmt.Errorf("spool their status points again: %w", err)
-		}
+	if err := j.spoolStatus(ctx, keep); err != nil {
+		return false, err
 	}
 	for _, g := range sc {
 		ge := make([]devices.EUI, len(g))
@@ -496,7 +492,7 @@ func (j *job) scopeAtOnce(ctx context.Context, sc [][]deviceCount) (bool, error)
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		if err := j.rewrite(ctx, " WHERE "+j.timeRange(w.from, w.to)+j.filter+" AND "+euiCond(ge), w, nil, nil); err != nil {
+		if err := j.rewrite(ctx, " WHERE "+j.timeRange(w.from, w.to)+j.filter+" AND "+euiCond(ge), w, nil); err != nil {
 			return false, err
 		}
 		j.update(func(p *Progress) { p.DevicesDone += len(g) })
@@ -675,7 +671,6 @@ func (j *job) plan(ctx context.Context, cond string, from, to time.Time) ([]wind
 // the decoder output instead of deleting it.
 func (j *job) window(ctx context.Context, cond string, decoded []string, w window, diffs map[devices.EUI]*DeviceDiff) error {
 	where := " WHERE " + j.timeRange(w.from, w.to) + cond
-	var keep []gateway.Point
 	switch {
 	case diffs != nil:
 		for _, m := range decoded {
@@ -690,12 +685,27 @@ func (j *job) window(ctx context.Context, cond string, decoded []string, w windo
 			}
 		}
 	default:
-		var err error
-		if keep, err = j.deleteDecoded(ctx, decoded, where, w); err != nil {
+		keep, err := j.deleteDecoded(ctx, decoded, where, w)
+		if err != nil {
+			return err
+		}
+		if err := j.spoolStatus(ctx, keep); err != nil {
 			return err
 		}
 	}
-	return j.rewrite(ctx, where, w, keep, diffs)
+	return j.rewrite(ctx, where, w, diffs)
+}
+
+// spoolStatus writes the status points a delete took back at once, so
+// they are InfluxDB's again whatever stops the job after the delete.
+func (j *job) spoolStatus(ctx context.Context, keep []gateway.Point) error {
+	if len(keep) == 0 {
+		return nil
+	}
+	if err := j.r.Sink.Write(ctx, keep); err != nil {
+		return fmt.Errorf("spool their status points again: %w", err)
+	}
+	return nil
 }
 
 // deleteDecoded deletes the decoder output (measurements decoded) that
@@ -724,8 +734,8 @@ func (j *job) deleteDecoded(ctx context.Context, decoded []string, where string,
 
 // rewrite reads the stored raw uplinks where selects, after their
 // decoder output was deleted (or, dry, read), decodes them and writes the
-// new points, with keep (status points) in the first record.
-func (j *job) rewrite(ctx context.Context, where string, w window, keep []gateway.Point, diffs map[devices.EUI]*DeviceDiff) error {
+// new points.
+func (j *job) rewrite(ctx context.Context, where string, w window, diffs map[devices.EUI]*DeviceDiff) error {
 	dry := diffs != nil
 	// Read after the delete: an uplink stored meanwhile is read here, or
 	// its points were written by the live pipeline after the delete.
@@ -733,7 +743,7 @@ func (j *job) rewrite(ctx context.Context, where string, w window, keep []gatewa
 	if err != nil {
 		return fmt.Errorf("read its stored uplinks: %w", err)
 	}
-	pts := keep
+	var pts []gateway.Point
 	var uplinks, written int64
 	batch := 0
 	flush := func() error {
@@ -742,8 +752,7 @@ func (j *job) rewrite(ctx context.Context, where string, w window, keep []gatewa
 				return fmt.Errorf("spool the new points: %w", err)
 			}
 		}
-		written += int64(len(pts)) - int64(len(keep))
-		keep = nil
+		written += int64(len(pts))
 		n, ups := written, uplinks
 		j.update(func(p *Progress) { p.PointsWritten += n; p.UplinksDone += ups })
 		written, uplinks, pts, batch = 0, 0, pts[:0], 0
