@@ -52,7 +52,7 @@ func raw(r *rig) []string {
 // checkFixed asserts that every reading's decoded and normalized values
 // are the fixed codec's, and that no field only the buggy codec wrote is
 // left anywhere.
-func checkFixed(t *testing.T, r *rig, rs []reading, short reading, model string) {
+func checkFixed(t testing.TB, r *rig, rs []reading, short reading, model string) {
 	t.Helper()
 	decoded := gateway.DecodedMeasurement(model)
 	mine := map[string]bool{}
