@@ -54,7 +54,15 @@ type settings struct {
 	Sandbox    string        // decoders.sandbox with Scripts; "" for sensorgate's default
 	Registry   string        // registry.driver: sqlite (under state_dir) or postgres (a fresh database per run)
 	CodecTime  time.Duration // decoders.timeout with Scripts; 0 for the default
-	log        io.Writer     // progress
+	// JSEvery > 0 gives every JSEvery-th device of the fleet the model
+	// JSModel, a JavaScript codec in Scripts (the soak's quarter of
+	// devices decoded in JavaScript); the others keep the built-in one.
+	JSEvery int
+	JSModel string
+	// httpAddr is where the last config written has the daemon's HTTP
+	// API (metrics) listen.
+	httpAddr string
+	log      io.Writer // progress
 }
 
 // Run is the measurement of one consumer on one fresh broker and database.
@@ -336,8 +344,14 @@ func (s *settings) measure(ctx context.Context, h *harness, r *Run, prof *profil
 func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
 	// CSV rather than YAML: a YAML file is parsed as one tree, which
 	// for 100,000 devices took the daemon to 600 MB at start.
+	fleetDevs := fleet.Devices()
+	if s.JSEvery > 0 {
+		for i := 0; i < len(fleetDevs); i += s.JSEvery {
+			fleetDevs[i].Model = s.JSModel
+		}
+	}
 	var devs bytes.Buffer
-	if err := devices.WriteCSV(&devs, fleet.Devices()); err != nil {
+	if err := devices.WriteCSV(&devs, fleetDevs); err != nil {
 		return "", fmt.Errorf("bench: devices file: %w", err)
 	}
 	devPath := filepath.Join(h.dir, "devices.csv")
@@ -346,15 +360,16 @@ func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, 
 	}
 	// The HTTP API on a free port: the default 8080 may be taken by a
 	// daemon already running on the machine, which would fail the run.
+	s.httpAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
-http: {listen: "127.0.0.1:%d"}
+http: {listen: %q}
 spool: {fsync: always}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
-`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, influxURL, bucket)
+`, filepath.Join(h.dir, "state"), s.httpAddr, s.Format, broker, topic, clientID, influxURL, bucket)
 	if s.Registry == registryPostgres {
 		// A database of its own on the machine's PostgreSQL, dropped when
 		// the run closes (testserver.PostgresDB through the harness).
