@@ -25,6 +25,7 @@
 //	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-registry sqlite|postgres] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
 //	sensorgate-bench fleet [-sizes 500,10000,100000,1000000] [-out BENCHMARKS.md]   (idle RSS and CSV import by fleet size: fleet.go)
 //	sensorgate-bench soak [-rate 1000] [-duration 1h] [-devices 10000] [-json soak.json] [-out BENCHMARKS.md]   (a long steady run, sampled every 10 s: soak.go)
+//	sensorgate-bench outage [-n 1000000] [-live-rate 100] [-out BENCHMARKS.md]   (InfluxDB down while n uplinks arrive: spool bytes per uplink, drain rate, live latency during the drain: outage.go)
 //	sensorgate-bench plot -in soak.json -out soak.png   (RSS, CPU per uplink and drain lag of a soak over time: plot.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
@@ -69,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "soak" {
 		return soakCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "outage" {
+		return outageCommand(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "plot" {
 		return plotCommand(args[1:], stderr)

@@ -59,6 +59,8 @@ type settings struct {
 	// devices decoded in JavaScript); the others keep the built-in one.
 	JSEvery int
 	JSModel string
+	// SpoolMaxBytes is spool.max_bytes; 0 for the default (1 GiB).
+	SpoolMaxBytes int64
 	// httpAddr is where the last config written has the daemon's HTTP
 	// API (metrics) listen.
 	httpAddr string
@@ -361,15 +363,19 @@ func (s *settings) writeSensorgateConfig(h *harness, broker, influxURL, bucket, 
 	// The HTTP API on a free port: the default 8080 may be taken by a
 	// daemon already running on the machine, which would fail the run.
 	s.httpAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
+	spoolMax := ""
+	if s.SpoolMaxBytes > 0 {
+		spoolMax = fmt.Sprintf(", max_bytes: %d", s.SpoolMaxBytes)
+	}
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
 http: {listen: %q}
-spool: {fsync: always}
+spool: {fsync: always%s}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1}
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
-`, filepath.Join(h.dir, "state"), s.httpAddr, s.Format, broker, topic, clientID, influxURL, bucket)
+`, filepath.Join(h.dir, "state"), s.httpAddr, spoolMax, s.Format, broker, topic, clientID, influxURL, bucket)
 	if s.Registry == registryPostgres {
 		// A database of its own on the machine's PostgreSQL, dropped when
 		// the run closes (testserver.PostgresDB through the harness).
