@@ -194,3 +194,20 @@ func TestParseMetrics(t *testing.T) {
 		t.Errorf("parsed %v", m)
 	}
 }
+
+// TestSizingTable: disk is rate × duration × bytes per uplink; the drain
+// is the backlog over what delivery carries less the live stream.
+func TestSizingTable(t *testing.T) {
+	tbl := sizingTable(1300, 10100)
+	for _, want := range []string{
+		"| 17 | 1 h | 61 k | 76 MiB | 6 s |",                // 61,200 × 1300 B; 61,200 ÷ 10,083/s
+		"| 1000 | 24 h | 86.4 M | 104.6 GiB | 2 h 38 min |", // 86.4 M ÷ 9,100/s = 9,495 s
+	} {
+		if !strings.Contains(tbl, want) {
+			t.Errorf("no row %q in\n%s", want, tbl)
+		}
+	}
+	if tbl := sizingTable(1300, 500); !strings.Contains(tbl, "| 1000 | 1 h | 3.6 M | 4.4 GiB | never") {
+		t.Errorf("a stream faster than delivery never drains:\n%s", tbl)
+	}
+}

@@ -362,5 +362,69 @@ func (res *outageResult) Markdown() string {
 		res.Live, res.Probes, res.LatencyMed, res.LatencyMax)
 	fmt.Fprintf(&b, "| sensorgate peak RSS, CPU per uplink (whole run) | %.1f MB, %.0f µs |\n", res.PeakRSSMB, res.CPUPerUplink)
 	fmt.Fprintf(&b, "| published / in InfluxDB / lost / dead letters | %d / %d / **%d** / %d |\n", res.Published, res.Delivered, res.Lost, res.DeadLetters)
+	if res.BytesPer > 0 && res.DrainRate > 0 {
+		fmt.Fprintf(&b, "\nSizing from these measurements (spool disk = rate × duration × %.0f B; drain = backlog ÷ (%.0f − rate) uplinks/s, what delivery carried during the drain, backlog and live, less the live stream at that rate):\n\n",
+			res.BytesPer, res.DrainRate+res.LiveRate)
+		b.WriteString(sizingTable(res.BytesPer, res.DrainRate+res.LiveRate))
+	}
 	return b.String()
+}
+
+// Outage sizing: the rates and durations of the table.
+var (
+	sizingRates = []float64{17, 100, 1000}
+	sizingHours = []float64{1, 6, 24}
+)
+
+// sizingTable is the spool's disk and the drain's time for an outage of
+// each duration at each rate: a backlog of rate × duration uplinks of
+// bytesPer bytes each, drained at throughput (uplinks/s delivery
+// carried, backlog and live together) less the live stream, which keeps
+// arriving at the same rate.
+func sizingTable(bytesPer, throughput float64) string {
+	var b strings.Builder
+	b.WriteString("| uplinks/s | outage | backlog | spool disk | drain |\n|---:|---:|---:|---:|---:|\n")
+	for _, r := range sizingRates {
+		for _, hrs := range sizingHours {
+			n := r * hrs * 3600
+			drain := "never (delivery cannot keep up)"
+			if throughput > r {
+				drain = roundDuration(time.Duration(n / (throughput - r) * float64(time.Second)))
+			}
+			fmt.Fprintf(&b, "| %.0f | %.0f h | %s | %s | %s |\n", r, hrs, humanCount(n), humanBytes(n*bytesPer), drain)
+		}
+	}
+	return b.String()
+}
+
+func humanCount(n float64) string {
+	switch {
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f M", n/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.0f k", n/1e3)
+	}
+	return fmt.Sprintf("%.0f", n)
+}
+
+func humanBytes(n float64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", n/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", n/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", n/(1<<10))
+}
+
+// roundDuration prints d to the second under a minute, else to the minute.
+func roundDuration(d time.Duration) string {
+	if d < time.Minute {
+		return fmt.Sprintf("%.0f s", d.Seconds())
+	}
+	d = d.Round(time.Minute)
+	if d < time.Hour {
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
 }
