@@ -211,3 +211,21 @@ func TestSizingTable(t *testing.T) {
 		t.Errorf("a stream faster than delivery never drains:\n%s", tbl)
 	}
 }
+
+// FuzzParseMetrics: any text parses without panicking, and every name
+// it returns is a line's first field.
+func FuzzParseMetrics(f *testing.F) {
+	f.Add("go_goroutines 171\n")
+	f.Add("# HELP x\nname \n \nx{a=\"b\"} 1\ny 1 1700000000000\nz NaN\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		m, err := parseMetrics(strings.NewReader(in))
+		if err != nil {
+			return // a line longer than the scanner takes
+		}
+		for name := range m {
+			if strings.ContainsAny(name, " \t\n{") || name == "" {
+				t.Fatalf("name %q", name)
+			}
+		}
+	})
+}

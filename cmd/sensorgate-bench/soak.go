@@ -438,12 +438,12 @@ func parseMetrics(r io.Reader) (map[string]float64, error) {
 		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
 			continue
 		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
+		f := strings.Fields(line) // name value [timestamp]
+		if len(f) < 2 {
 			continue
 		}
-		if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
-			out[name] = v
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
 		}
 	}
 	if err := sc.Err(); err != nil {
