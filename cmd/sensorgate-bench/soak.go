@@ -73,7 +73,12 @@ type soakSample struct {
 	CPUPerUplinkUs float64 `json:"cpu_us_per_uplink"`
 	// DaemonCPUPerUplinkUs is the daemon's share, without the workers.
 	DaemonCPUPerUplinkUs float64 `json:"daemon_cpu_us_per_uplink"`
-	CPUSeconds           float64 `json:"cpu_s"` // since publishing began
+	// OthersCores is the CPU everything else on the machine used over
+	// the interval (servers, publisher, other users), in cores: on a
+	// shared machine it tells a drift of CPU per uplink caused by
+	// contention from one of the daemon's own.
+	OthersCores float64 `json:"others_cores"`
+	CPUSeconds  float64 `json:"cpu_s"` // since publishing began
 	// DrainLagS is the age of the spool's oldest undelivered record: how
 	// far delivery to InfluxDB lags behind.
 	DrainLagS float64 `json:"drain_lag_s"`
@@ -257,6 +262,11 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 		return err
 	}
 	lastCPU, lastPub := cpu0, int64(0)
+	lastBusy, err := machineBusySeconds()
+	if err != nil {
+		return err
+	}
+	lastAt := time.Now()
 	tick := time.NewTicker(ss.Sample)
 	defer tick.Stop()
 	metricsURL := "http://" + s.httpAddr + "/metrics"
@@ -282,6 +292,11 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 		if err != nil {
 			return err
 		}
+		busy, err := machineBusySeconds()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
 		rss, err := rssKiB(p.pid())
 		if err != nil {
 			return err
@@ -298,7 +313,8 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 			sm.CPUPerUplinkUs = (cpu - lastCPU) / float64(pub-lastPub) * 1e6
 			sm.DaemonCPUPerUplinkUs = (own - lastOwn) / float64(pub-lastPub) * 1e6
 		}
-		lastCPU, lastOwn, lastPub = cpu, own, pub
+		sm.OthersCores = max(0, (busy-lastBusy)-(cpu-lastCPU)) / now.Sub(lastAt).Seconds()
+		lastCPU, lastOwn, lastPub, lastBusy, lastAt = cpu, own, pub, busy, now
 		res.Samples = append(res.Samples, sm)
 		if err := writeJSONFile(ss.JSON, res); err != nil {
 			return err
@@ -471,6 +487,8 @@ type soakSummary struct {
 	CPUFirstUs       float64 `json:"cpu_first_us"`
 	CPULastUs        float64 `json:"cpu_last_us"`
 	CPURatio         float64 `json:"cpu_ratio"` // last ÷ first
+	OthersFirst      float64 `json:"others_first_cores"`
+	OthersLast       float64 `json:"others_last_cores"`
 	LagMedianS       float64 `json:"lag_median_s"`
 	LagMaxS          float64 `json:"lag_max_s"`
 }
@@ -522,7 +540,9 @@ func summarize(samples []soakSample, warmup float64) *soakSummary {
 		RSSFirstMB: med(first, rss), RSSLastMB: med(last, rss),
 		WorkersFirstMB: med(first, wk), WorkersLastMB: med(last, wk),
 		GoroutinesFirst: med(first, gr), GoroutinesLast: med(last, gr),
-		CPUFirstUs: med(first, cpu), CPULastUs: med(last, cpu), LagMedianS: med(after, lag)}
+		CPUFirstUs: med(first, cpu), CPULastUs: med(last, cpu), LagMedianS: med(after, lag),
+		OthersFirst: med(first, func(s soakSample) float64 { return s.OthersCores }),
+		OthersLast:  med(last, func(s soakSample) float64 { return s.OthersCores })}
 	sum.RSSGrowth = growth(sum.RSSFirstMB, sum.RSSLastMB)
 	sum.WorkersGrowth = growth(sum.WorkersFirstMB, sum.WorkersLastMB)
 	sum.GoroutinesGrowth = growth(sum.GoroutinesFirst, sum.GoroutinesLast)
@@ -569,6 +589,9 @@ func (res *SoakResult) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| goroutines | %.0f | %.0f | %s |\n", s.GoroutinesFirst, s.GoroutinesLast, pct(s.GoroutinesGrowth))
 	fmt.Fprintf(&b, "| CPU µs per uplink (daemon + workers) | %.1f | %.1f | ×%.2f |\n", s.CPUFirstUs, s.CPULastUs, s.CPURatio)
+	if s.OthersFirst > 0 || s.OthersLast > 0 {
+		fmt.Fprintf(&b, "| everything else on the machine, cores busy | %.2f | %.2f | |\n", s.OthersFirst, s.OthersLast)
+	}
 	fmt.Fprintf(&b, "\nDrain lag (age of the spool's oldest undelivered record): median %.2f s, max %.2f s.\n", s.LagMedianS, s.LagMaxS)
 	return b.String()
 }
