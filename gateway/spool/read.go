@@ -110,7 +110,8 @@ func (r *segReader) fill(need, limit int64) error {
 // Read returns up to max records (max < 1 means 1) after the last one
 // read, stopping early once their data exceeds maxBytes (≤ 0: no limit;
 // the first record is returned even if it alone is larger). It blocks
-// until at least one record is available or ctx ends, but returns what is
+// until at least one record is available or ctx ends (or, with a live
+// reader, until it joins it: see ReadBuffered), but returns what is
 // available even when ctx has already ended. After Open, reading starts
 // at the first record not acked. Records read but never acked are read
 // again after a restart.
