@@ -201,21 +201,6 @@ func statusKiB(pid int, key string) (int, error) {
 	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
 }
 
-// childPIDs lists a process's children (the daemon's codec workers).
-func childPIDs(pid int) []int {
-	var out []int
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, task := range tasks {
-		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
-		for _, k := range strings.Fields(string(kids)) {
-			if c, err := strconv.Atoi(k); err == nil {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
-}
-
 func codecsMarkdown(rows []codecsRow, n int, machine string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s — %d JavaScript codecs: daemon start-up and memory (issue 22)\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), n)

@@ -59,11 +59,8 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *bin == "" {
 		*bin = filepath.Join(dir, "sensorgate")
-		fmt.Fprintln(stderr, "building sensorgate")
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", *bin, "github.com/sensorgate/sensorgate/cmd/sensorgate")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build sensorgate: %w\n%s", err, b)
+		if err := buildSensorgate(ctx, *bin, stderr); err != nil {
+			return err
 		}
 	}
 	h, err := newHarness(filepath.Join(dir, "servers"))

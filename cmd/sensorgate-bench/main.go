@@ -25,6 +25,9 @@
 //	sensorgate-bench [-mode backlog|live] [-n 100000] [-pairs 3] [-registry sqlite|postgres] [-out BENCHMARKS.md] [-sensorgate BIN] [-profile FILE]
 //	sensorgate-bench fleet [-sizes 500,10000,100000,1000000] [-out BENCHMARKS.md]   (idle RSS and CSV import by fleet size: fleet.go)
 //	sensorgate-bench codecs [-n 300] [-pairs 3] [-out BENCHMARKS.md]   (start-up and memory with many JavaScript codecs: codecs.go)
+//	sensorgate-bench soak [-rate 1000] [-duration 1h] [-devices 10000] [-json soak.json] [-out BENCHMARKS.md]   (a long steady run, sampled every 10 s: soak.go)
+//	sensorgate-bench outage [-n 1000000] [-live-rate 100] [-out BENCHMARKS.md]   (InfluxDB down while n uplinks arrive: spool bytes per uplink, drain rate, live latency during the drain: outage.go)
+//	sensorgate-bench plot -in soak.json -out soak.png   (RSS, CPU per uplink and drain lag of a soak over time: plot.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
 
@@ -70,6 +73,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "codecs" {
 		return codecsCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "soak" {
+		return soakCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "outage" {
+		return outageCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "plot" {
+		return plotCommand(args[1:], stderr)
 	}
 	return benchCommand(ctx, args, stdout, stderr)
 }
@@ -189,11 +201,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if s.Sensorgate == "" {
 		s.Sensorgate = filepath.Join(s.WorkDir, "sensorgate")
-		fmt.Fprintln(stderr, "building sensorgate")
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", s.Sensorgate, "github.com/sensorgate/sensorgate/cmd/sensorgate")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("build sensorgate: %w\n%s", err, b)
+		if err := buildSensorgate(ctx, s.Sensorgate, stderr); err != nil {
+			return err
 		}
 	}
 	if s.Sensorgate, err = filepath.Abs(s.Sensorgate); err != nil {
@@ -302,4 +311,15 @@ func installTelegraf(ctx context.Context, stderr io.Writer) (string, error) {
 		return "", errors.New("install Telegraf: scripts/install-telegraf.sh printed no path")
 	}
 	return filepath.Abs(lines[len(lines)-1])
+}
+
+// buildSensorgate builds the daemon into bin, as the benchmarks run it.
+func buildSensorgate(ctx context.Context, bin string, log io.Writer) error {
+	fmt.Fprintln(log, "building sensorgate")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "github.com/sensorgate/sensorgate/cmd/sensorgate")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build sensorgate: %w\n%s", err, b)
+	}
+	return nil
 }

@@ -168,18 +168,37 @@ func treeCPUSeconds(pid int) (float64, error) {
 		return 0, err
 	}
 	total := float64(ticks) / userHZ
+	for _, child := range childPIDs(pid) {
+		if c, err := treeCPUSeconds(child); err == nil { // gone meanwhile: its parent's cutime has it
+			total += c
+		}
+	}
+	return total, nil
+}
+
+// childPIDs lists the running children of a process, of all its threads.
+func childPIDs(pid int) []int {
+	var out []int
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
 		for _, k := range strings.Fields(string(kids)) {
-			child, err := strconv.Atoi(k)
-			if err != nil {
-				continue
-			}
-			if c, err := treeCPUSeconds(child); err == nil { // gone meanwhile: its parent's cutime has it
-				total += c
+			if child, err := strconv.Atoi(k); err == nil {
+				out = append(out, child)
 			}
 		}
 	}
-	return total, nil
+	return out
+}
+
+// childrenRSSKiB sums VmRSS over a process's descendants (sensorgate's
+// JavaScript codec workers), not the process itself.
+func childrenRSSKiB(pid int) int {
+	total := 0
+	for _, child := range childPIDs(pid) {
+		if v, err := rssKiB(child); err == nil { // gone meanwhile: nothing resident
+			total += v + childrenRSSKiB(child)
+		}
+	}
+	return total
 }

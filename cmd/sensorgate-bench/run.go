@@ -67,7 +67,17 @@ type settings struct {
 	Baseline   string        // sensorgate binary of consumerBaseline
 	Rate       float64       // live mode: uplinks offered per second; 0 as fast as the broker takes them
 	Warm       bool          // live sensorgate runs: every device heard once before the measurement
-	log        io.Writer     // progress
+	// JSEvery > 0 gives every JSEvery-th device of the fleet the model
+	// JSModel, a JavaScript codec in Scripts (the soak's quarter of
+	// devices decoded in JavaScript); the others keep the built-in one.
+	JSEvery int
+	JSModel string
+	// SpoolMaxBytes is spool.max_bytes; 0 for the default (1 GiB).
+	SpoolMaxBytes int64
+	// httpAddr is where the last config written has the daemon's HTTP
+	// API (metrics) listen.
+	httpAddr string
+	log      io.Writer // progress
 }
 
 // Fleets: how the devices of the stream are decoded.
@@ -493,8 +503,13 @@ func warmUp(ctx context.Context, h *harness, db *testserver.InfluxDB, broker str
 func (s *settings) writeSensorgateConfig(h *harness, bin, broker, influxURL, bucket, clientID, topic string, fleet *simulate.Fleet) (string, error) {
 	// CSV rather than YAML: a YAML file is parsed as one tree, which
 	// for 100,000 devices took the daemon to 600 MB at start.
-	var devs bytes.Buffer
 	fleetDevs := fleet.Devices()
+	if s.JSEvery > 0 {
+		for i := 0; i < len(fleetDevs); i += s.JSEvery {
+			fleetDevs[i].Model = s.JSModel
+		}
+	}
+	var devs bytes.Buffer
 	source := ""
 	if s.Fleet == fleetObject {
 		// The network server decodes: the devices have no model, and the
@@ -514,15 +529,20 @@ func (s *settings) writeSensorgateConfig(h *harness, bin, broker, influxURL, buc
 	}
 	// The HTTP API on a free port: the default 8080 may be taken by a
 	// daemon already running on the machine, which would fail the run.
+	s.httpAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
+	spoolMax := ""
+	if s.SpoolMaxBytes > 0 {
+		spoolMax = fmt.Sprintf(", max_bytes: %d", s.SpoolMaxBytes)
+	}
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q
-http: {listen: "127.0.0.1:%d"}
-spool: {fsync: always}
+http: {listen: %q}
+spool: {fsync: always%s}
 sources:
   - {name: bench, type: mqtt, format: %s, broker: %q, topics: [%q], client_id: %s, qos: 1%s}
 influx: {url: %q, bucket: %q}
 devices: {tags: [district, site]}
-`, filepath.Join(h.dir, "state"), testserver.FreePort(h), s.Format, broker, topic, clientID, source, influxURL, bucket)
+`, filepath.Join(h.dir, "state"), s.httpAddr, spoolMax, s.Format, broker, topic, clientID, source, influxURL, bucket)
 	if s.Warm {
 		// The periodic state save (every 30 s by default) writes a health
 		// row per device heard since the last one: after a warm-up, all of

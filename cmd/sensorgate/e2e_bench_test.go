@@ -110,7 +110,7 @@ devices: {import: %[1]s/devices.yaml, tags: [district, site]}
 // SELECT * does.
 func uplinkCount(tb testing.TB, db *testserver.InfluxDB) int {
 	n := 0
-	for _, s := range db.Query(tb, `SELECT count("rssi") FROM "uplink"`) {
+	for _, s := range db.Query(tb, `SELECT count("f_cnt") FROM "uplink"`) {
 		for _, row := range s.Values {
 			if len(row) > 1 {
 				v, _ := strconv.Atoi(fmt.Sprint(row[1]))

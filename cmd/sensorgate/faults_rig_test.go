@@ -391,7 +391,18 @@ func publishReliably(ctx context.Context, broker, clientID string, msgs []simula
 // countOf returns count(field) over all series of a measurement.
 func countOf(t testing.TB, db *testserver.InfluxDB, measurement, field string) int {
 	t.Helper()
-	for _, s := range db.Query(t, fmt.Sprintf(`SELECT count(%s) FROM %s`, testserver.QuoteIdent(field), testserver.QuoteIdent(measurement))) {
+	return countWhere(t, db, measurement, field, "")
+}
+
+// countWhere is countOf of the points matching an InfluxQL condition
+// ("" for all).
+func countWhere(t testing.TB, db *testserver.InfluxDB, measurement, field, where string) int {
+	t.Helper()
+	q := fmt.Sprintf(`SELECT count(%s) FROM %s`, testserver.QuoteIdent(field), testserver.QuoteIdent(measurement))
+	if where != "" {
+		q += " WHERE " + where
+	}
+	for _, s := range db.Query(t, q) {
 		for _, v := range s.Values {
 			if n, ok := v[1].(json.Number); ok {
 				i, _ := n.Int64()

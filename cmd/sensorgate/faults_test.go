@@ -51,14 +51,19 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool,
 
 // TestFaultInfluxDBOutage (a): InfluxDB is stopped while 20,000 uplinks
 // arrive. The daemon keeps acknowledging them, because each is durable in
-// the spool; when InfluxDB returns every one lands, once.
+// the spool; when InfluxDB returns every one lands, once. Live uplinks
+// published while the backlog drains are not starved by it: they land
+// before the backlog has, and each within a minute of its arrival
+// (issue 22; the million-uplink run is `sensorgate-bench outage`).
 func TestFaultInfluxDBOutage(t *testing.T) {
 	// Not parallel: the 20,000 uplinks go through the race-instrumented
 	// pipeline, and with the CPU shared the outage, and so the sink's
 	// backoff when InfluxDB returns, grows to most of a minute.
-	const warm, outage = 500, 20000
+	const warm, outage, live, liveRate = 500, 20000, 300, 30
 	r := newFaultRig(t, 101, 300)
-	d := r.runInProcess(r.writeConfig(rigConfig{}))
+	// Requests of 50 points (an uplink is 5), one at a time: a drain of
+	// some seconds rather than one, so that live uplinks arrive during it.
+	d := r.runInProcess(r.writeConfig(rigConfig{influx: ", batch_size: 50, max_in_flight: 1"}))
 	diag := r.daemonState(d)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -88,18 +93,100 @@ func TestFaultInfluxDBOutage(t *testing.T) {
 		t.Fatalf("spool during the outage: %+v", st)
 	}
 
+	lastBacklog := msgs[len(msgs)-1].Time
+
 	r.db.Start()
 	back := time.Now()
 	if n := uplinksIn(t, r.db); n != warm {
 		t.Fatalf("InfluxDB holds %d uplinks right after its restart, want the %d from before the outage", n, warm)
 	}
-	awaitUplinks(t, r.db, warm+outage, 2*time.Minute, diag)
-	t.Logf("%d uplinks spooled in %s while InfluxDB was down; all in InfluxDB %s after it came back",
-		outage, spooledIn.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	// The drain begins once delivery's next retry finds InfluxDB back; at
+	// its first read of the backlog a live reader takes over what arrives
+	// from then on (the few uplinks arriving before that read are the
+	// backlog's end).
+	const liveStarted = "delivering a backlog; uplinks arriving meanwhile are sent alongside it"
+	waitFor(t, time.Minute, "the drain begins", func() bool { return len(r.logLines(liveStarted)) > 0 }, diag)
+	// Live uplinks during the drain, paced; each one's arrival is when
+	// the broker acknowledged it to the publisher.
+	// simulate.Publish hears each acknowledgement as it comes (the
+	// broker's PUBACK follows the PUBLISH by a round trip on loopback).
+	type arrival struct {
+		m  simulate.Message
+		at time.Time
+	}
+	arrivals := make(chan arrival, live)
+	livePublished := make(chan error, 1)
+	go func() {
+		livePublished <- simulate.Publish(ctx, r.fleet, simulate.PublishOptions{Broker: r.mq.URL(), ClientID: "faults-live",
+			QoS: 1, Rate: liveRate, Count: live, OnPublished: func(m simulate.Message) { arrivals <- arrival{m, time.Now()} }})
+	}()
+	// Probes, one after the other: the newest live uplink arrived when
+	// the previous probe was done, until InfluxDB holds it.
+	var (
+		worst   time.Duration
+		probes  int
+		arrived []arrival
+	)
+	for probe := 0; probe < live; {
+		if len(arrived) <= probe {
+			select {
+			case a := <-arrivals:
+				arrived = append(arrived, a)
+			case err := <-livePublished:
+				if err != nil {
+					t.Fatalf("live publisher ended with %d of %d acknowledged: %v", len(arrived), live, err)
+				}
+				livePublished <- nil // for the wait below; every arrival is queued
+				arrived = append(arrived, <-arrivals)
+			}
+		}
+		for more := true; more; {
+			select {
+			case a := <-arrivals:
+				arrived = append(arrived, a)
+			default:
+				more = false
+			}
+		}
+		k := len(arrived) - 1
+		m, at := arrived[k].m, arrived[k].at
+		cond := fmt.Sprintf(`"dev_eui" = '%s' AND time = %d`, m.DevEUI, m.Time.UnixNano())
+		waitFor(t, 90*time.Second, fmt.Sprintf("live uplink %d in InfluxDB", k), func() bool {
+			return countWhere(t, r.db, "uplink", "payload", cond) == 1
+		}, diag)
+		took := time.Since(at)
+		if probes == 0 {
+			// Landed ahead of the backlog: with one queue it would
+			// come after all of it.
+			old := countWhere(t, r.db, "uplink", "payload", fmt.Sprintf("time <= %d", lastBacklog.UnixNano()))
+			if old >= warm+outage {
+				t.Errorf("the first live uplink landed only after the whole backlog (%d uplinks)", old)
+			}
+			t.Logf("first live uplink in InfluxDB %s after its arrival, with %d of %d backlog uplinks in", took.Round(time.Millisecond), old-warm, outage)
+		}
+		if took > time.Minute {
+			t.Errorf("live uplink %d took %s from arrival to InfluxDB during the drain, more than a minute", k, took)
+		}
+		worst = max(worst, took)
+		probes++
+		probe = k + 1
+	}
+	if err := <-livePublished; err != nil {
+		t.Fatal(err)
+	}
+	if len(arrived) != live {
+		t.Fatalf("%d live uplinks acknowledged, want %d", len(arrived), live)
+	}
+	for _, a := range arrived {
+		want.add(a.m)
+	}
+	awaitUplinks(t, r.db, warm+outage+live, 2*time.Minute, diag)
+	t.Logf("%d uplinks spooled in %s while InfluxDB was down; all in InfluxDB %s after it came back; %d live uplinks from the drain's start, %d probed, the slowest in %s",
+		outage, spooledIn.Round(time.Millisecond), time.Since(back).Round(time.Millisecond), live, probes, worst.Round(time.Millisecond))
 	assertExactly(t, r.db, want)
 	waitFor(t, 30*time.Second, "spool empty", func() bool { return d.spool.Stats().Pending == 0 }, diag)
-	if n := d.counter("uplinks"); n != warm+outage {
-		t.Errorf("the pipeline handled %d uplinks, want %d (no redelivery was needed)", n, warm+outage)
+	if n := d.counter("uplinks"); n != warm+outage+live {
+		t.Errorf("the pipeline handled %d uplinks, want %d (no redelivery was needed)", n, warm+outage+live)
 	}
 	if dls := r.deadLetters(); len(dls) != 0 {
 		t.Errorf("%d dead letters, want none: first %+v", len(dls), dls[0])

@@ -122,14 +122,26 @@ type Deliverer struct {
 	// hurry is closed by Drain: the shutdown drain does not linger.
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// liveAfter: a full read whose first record is older than this is a
+	// backlog, and the records appended from then on are read by a live
+	// reader of the spool and sent alongside it, once per linger, rather
+	// than after it (see read).
+	liveAfter time.Duration
+	// liveBatches counts batches read by a live reader (tests).
+	liveBatches atomic.Int64
 }
+
+// defaultLiveAfter: a backlog older than this gets a live reader. Under
+// normal load records wait at most linger plus a request; a drain after
+// a restart or an outage is what leaves older ones.
+const defaultLiveAfter = 2 * time.Second
 
 // NewDeliverer returns a Deliverer of sp to InfluxDB through c, keeping
 // refused records in dl; Run starts it.
 func NewDeliverer(c *Client, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Deliverer {
 	return &Deliverer{c: c, spool: sp, dl: dl, log: log, refusals: newRefusalLog(log, refusalPeriod),
 		chunk: 2 * c.cfg.BatchSize, chunkMax: 512 << 10, linger: c.cfg.FlushInterval,
-		sortMax: defaultSortMax, dlConcurrency: 16, hurry: make(chan struct{})}
+		sortMax: defaultSortMax, dlConcurrency: 16, hurry: make(chan struct{}), liveAfter: defaultLiveAfter}
 }
 
 // Start runs Run until the returned stop is called. stop is the shutdown
@@ -171,6 +183,11 @@ type batch struct {
 	last spool.Position
 	done chan struct{} // closed when every record is settled, or never will be in this run
 	ok   bool          // set before done closes: every record stored or kept as a dead letter
+	// live: read by the spool's live reader, ahead of the backlog;
+	// join: no records, the mark that the spool's reader has passed
+	// every record before the live reader's (the acknowledgement takes
+	// the live batches next).
+	live, join bool
 }
 
 // readChunk is one spool read: its buffer is free again once each of its
@@ -231,26 +248,38 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 // read reads chunks, cuts them into batches, queues each for acknowledge
 // in order and hands it to a worker, at most MaxInFlight at once.
+//
+// A backlog (a full read of records older than liveAfter: InfluxDB was
+// down, or the daemon stopped) is not all that gets sent until it is
+// drained: a live reader of the spool takes the records appended from
+// then on, and once per linger what it has goes out between the
+// backlog's batches, so live readings reach InfluxDB within about a
+// linger and a request instead of after hours of drain. When the spool's
+// reader has caught up with the live reader's first record, it takes
+// over the live reader's position (the spool's join) and the read goes
+// on as before. Acknowledgement stays in spool order (acknowledge).
 func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch, slots chan struct{}, free chan *spool.Buffer, workers *sync.WaitGroup) error {
+	r := &reader{d: d, lane: lane, order: order, slots: slots, free: free, workers: workers}
 	pause := time.NewTimer(time.Hour)
 	pause.Stop()
 	defer pause.Stop()
+	var (
+		live     *spool.Live
+		liveRead time.Time
+	)
+	defer func() {
+		if live != nil {
+			live.Close() // not joined: its records are read again, by the next start
+		}
+	}()
 	for {
 		// A slot before the read, for its first batch: a read buffer is
 		// filled only when a batch can leave, so at most MaxInFlight of
 		// them hold records (one chunk is usually one batch).
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		if !r.slot(ctx) {
 			return nil
 		}
-		var buf *spool.Buffer
-		select {
-		case buf = <-free:
-		default:
-			buf = new(spool.Buffer)
-			d.buffers.Add(1)
-		}
+		buf := r.buffer()
 		recs, err := d.spool.ReadBuffered(ctx, buf, d.chunk, d.chunkMax)
 		readAt := time.Now()
 		if err != nil {
@@ -259,39 +288,38 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 			}
 			return fmt.Errorf("influx: read spool: %w", err)
 		}
-		batches := d.cut(buf, recs)
-		c := &readChunk{buf: buf, idle: make(chan struct{})}
-		c.left.Store(int32(len(batches)))
-		for i, b := range batches {
-			if i > 0 {
-				select {
-				case slots <- struct{}{}:
-				case <-ctx.Done():
-					return nil // the batches not queued are read again at the next start
-				}
-			}
-			select {
-			case order <- b:
-			case <-ctx.Done(): // acknowledge failed and is gone
+		if live != nil && live.Joined() {
+			// The spool's reader has passed every record before the live
+			// reader's (one read never holds records of both sides).
+			if !r.queue(ctx, &batch{join: true, ok: true, done: closedChan}) {
 				return nil
 			}
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				d.work(ctx, lane, b)
-				// The buffer goes back before the slot does: the reader,
-				// waiting for a slot, takes a free buffer at once, and
-				// finding none it would allocate and clear a fresh one
-				// per read.
-				if c.left.Add(-1) == 0 {
-					select {
-					case free <- c.buf:
-					default:
-					}
-					close(c.idle)
-				}
-				<-slots
-			}()
+			live = nil
+		}
+		if len(recs) == 0 { // the join, with nothing after it yet
+			r.release(buf)
+			continue
+		}
+		c, ok := r.send(ctx, buf, recs, false)
+		if !ok {
+			return nil
+		}
+		if live == nil && d.full(recs) && readAt.Sub(recs[0].Time) >= d.liveAfter {
+			if live, err = d.spool.StartLive(); err != nil {
+				return fmt.Errorf("influx: start the spool's live reader: %w", err)
+			}
+			liveRead = readAt
+			d.log.Info().Dur("backlog_age", readAt.Sub(recs[0].Time)).Uint64("live_from", uint64(live.From())).
+				Msg("delivering a backlog; uplinks arriving meanwhile are sent alongside it")
+		}
+		if live != nil && readAt.Sub(liveRead) >= d.linger {
+			liveRead = readAt
+			if err := r.sendLive(ctx, live); err != nil {
+				return fmt.Errorf("influx: read spool (live reader): %w", err)
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 		if !d.full(recs) {
 			// The spool had no more: no backlog to pipeline. Wait for
@@ -316,6 +344,121 @@ func (d *Deliverer) read(ctx context.Context, lane *sorter, order chan<- *batch,
 			}
 		}
 	}
+}
+
+// closedChan is the done of a batch settled from the start.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// reader is read's plumbing: slots, read buffers, the acknowledgement's
+// queue and the workers.
+type reader struct {
+	d       *Deliverer
+	lane    *sorter
+	order   chan<- *batch
+	slots   chan struct{}
+	free    chan *spool.Buffer
+	workers *sync.WaitGroup
+}
+
+// slot takes a slot for a batch; false when ctx ended first.
+func (r *reader) slot(ctx context.Context) bool {
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// buffer is a free read buffer, or a new one.
+func (r *reader) buffer() *spool.Buffer {
+	select {
+	case buf := <-r.free:
+		return buf
+	default:
+		r.d.buffers.Add(1)
+		return new(spool.Buffer)
+	}
+}
+
+// release gives back an unused read buffer and its slot.
+func (r *reader) release(buf *spool.Buffer) {
+	select {
+	case r.free <- buf:
+	default:
+	}
+	<-r.slots
+}
+
+// queue hands b to acknowledge; false when ctx ended first (acknowledge
+// failed and is gone).
+func (r *reader) queue(ctx context.Context, b *batch) bool {
+	select {
+	case r.order <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// sendLive reads what the live reader has, a chunk at a time while
+// chunks come full, and sends it, until none is left or ctx ends.
+func (r *reader) sendLive(ctx context.Context, live *spool.Live) error {
+	for {
+		if !r.slot(ctx) {
+			return nil
+		}
+		buf := r.buffer()
+		recs, err := live.Read(buf, r.d.chunk, r.d.chunkMax)
+		if err != nil || len(recs) == 0 {
+			r.release(buf)
+			return err
+		}
+		if _, ok := r.send(ctx, buf, recs, true); !ok || !r.d.full(recs) {
+			return nil
+		}
+	}
+}
+
+// send cuts recs, read into buf, into batches, queues each for
+// acknowledge in order and starts a worker for it. The caller holds the
+// first batch's slot; send takes the others. false when ctx ended (the
+// batches not queued are read again at the next start).
+func (r *reader) send(ctx context.Context, buf *spool.Buffer, recs []spool.Record, live bool) (*readChunk, bool) {
+	d := r.d
+	batches := d.cut(buf, recs)
+	c := &readChunk{buf: buf, idle: make(chan struct{})}
+	c.left.Store(int32(len(batches)))
+	for i, b := range batches {
+		b.live = live
+		if live {
+			d.liveBatches.Add(1)
+		}
+		if i > 0 && !r.slot(ctx) {
+			return c, false
+		}
+		if !r.queue(ctx, b) {
+			return c, false
+		}
+		r.workers.Add(1)
+		go func() {
+			defer r.workers.Done()
+			d.work(ctx, r.lane, b)
+			// The buffer goes back before the slot does: the reader,
+			// waiting for a slot, takes a free buffer at once, and
+			// finding none it would allocate and clear a fresh one
+			// per read.
+			if c.left.Add(-1) == 0 {
+				select {
+				case r.free <- c.buf:
+				default:
+				}
+				close(c.idle)
+			}
+			<-r.slots
+		}()
+	}
+	return c, true
 }
 
 // full reports whether a read stopped at a chunk's limits rather than at
@@ -815,10 +958,16 @@ func (d *Deliverer) keep(ctx context.Context, rec spool.Record, cause error) boo
 // acknowledges them in the spool as each is settled. A batch that ended
 // unsettled (shutdown) stops the acknowledgement: it and everything after
 // it are read again at the next start.
+//
+// Batches of the spool's live reader come interleaved with the backlog's
+// but lie after it in the spool: they wait aside until the join mark
+// says the backlog's batches before them have all been queued, and then
+// follow them; the batches read after the join follow those.
 func (d *Deliverer) acknowledge(order <-chan *batch) error {
 	var (
 		in     = order
-		queue  []*batch // read, not yet passed by the acknowledgement
+		queue  []*batch // read, not yet passed by the acknowledgement, in spool order
+		live   []*batch // the live reader's, until the join
 		frozen bool     // a batch ended unsettled: acknowledge nothing more
 	)
 	for in != nil || len(queue) > 0 {
@@ -832,7 +981,15 @@ func (d *Deliverer) acknowledge(order <-chan *batch) error {
 				in = nil
 				continue
 			}
-			queue = append(queue, b)
+			switch {
+			case b.live:
+				live = compactSettled(append(live, b))
+			case b.join:
+				queue = append(queue, live...)
+				live = nil
+			default:
+				queue = append(queue, b)
+			}
 			continue
 		case <-head:
 		}
@@ -855,6 +1012,24 @@ func (d *Deliverer) acknowledge(order <-chan *batch) error {
 	}
 	return nil
 }
+
+// compactSettled drops each batch settled in full that is followed by
+// another settled in full: acknowledging the later one covers both. It
+// keeps the live batches waiting for a long drain to a handful.
+func compactSettled(q []*batch) []*batch {
+	out := q[:0]
+	for _, b := range q {
+		if n := len(out); n > 0 && settledOK(out[n-1]) && settledOK(b) {
+			out[n-1] = b
+			continue
+		}
+		out = append(out, b)
+	}
+	clear(q[len(out):])
+	return out
+}
+
+func settledOK(b *batch) bool { return isClosed(b.done) && b.ok }
 
 func isClosed(c <-chan struct{}) bool {
 	select {

@@ -35,7 +35,11 @@
 //     up to one interval of acked records.
 //   - One reader is enough, and the design assumes it (the delivery
 //     loop): Read and Ack are serialized, a second reader would only
-//     share one cursor.
+//     share one cursor. The exception is a live reader (StartLive,
+//     live.go): during a backlog it reads what is appended from its start
+//     on, ahead of the reader, which stops short of it and, once there,
+//     continues after the live reader's last record. Acks stay one
+//     cumulative position.
 //   - Positions (sequence numbers) start at 1 and are never reused.
 //   - A record larger than a segment (segment_bytes minus 32 header
 //     bytes) is rejected with ErrTooLarge; Append never splits records.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -109,7 +110,8 @@ func (r *segReader) fill(need, limit int64) error {
 // Read returns up to max records (max < 1 means 1) after the last one
 // read, stopping early once their data exceeds maxBytes (≤ 0: no limit;
 // the first record is returned even if it alone is larger). It blocks
-// until at least one record is available or ctx ends, but returns what is
+// until at least one record is available or ctx ends (or, with a live
+// reader, until it joins it: see ReadBuffered), but returns what is
 // available even when ctx has already ended. After Open, reading starts
 // at the first record not acked. Records read but never acked are read
 // again after a restart.
@@ -148,7 +150,11 @@ func (b *Buffer) Lines(recs []Record) (lines []byte, ok bool) {
 
 // ReadBuffered is Read, holding the records and their Data in buf's
 // memory (a nil buf is Read): the records are valid until buf is passed
-// to ReadBuffered again. A delivery loop that reads a chunk every few
+// to ReadBuffered again. With a live reader (live.go) it returns, with
+// no records, when it has joined the live reader and nothing more is
+// committed yet, so the caller learns of the join without waiting.
+//
+// Why buffers: a delivery loop that reads a chunk every few
 // milliseconds then allocates nothing per chunk; fresh megabyte buffers
 // each time were most of the daemon's garbage, and the runtime handed
 // their pages back to the kernel and faulted them in again per chunk.
@@ -159,14 +165,27 @@ func (s *Spool) ReadBuffered(ctx context.Context, buf *Buffer, max, maxBytes int
 	if buf == nil {
 		buf = new(Buffer)
 	}
+	joined := false
 	for {
 		// The reader lock is not held while waiting, so Ack and Close
 		// from other goroutines never wait for new data.
 		s.readMu.Lock()
-		recs, err := s.readAvailable(buf, max, maxBytes)
+		limit := uint64(math.MaxUint64)
+		if s.live != nil {
+			limit = s.live.from - 1 // the records from there on are the live reader's
+		}
+		recs, err := s.readAvailable(&s.rd, limit, buf, max, maxBytes)
+		joining := err == nil && len(recs) == 0 && s.live != nil && s.joinLocked()
 		s.readMu.Unlock()
 		if err != nil || len(recs) > 0 {
 			return recs, err
+		}
+		if joining {
+			joined = true
+			continue // more may be waiting after the live reader's records
+		}
+		if joined {
+			return nil, nil // the caller learns of the join without waiting for more
 		}
 		select {
 		case <-s.wake:
@@ -178,8 +197,11 @@ func (s *Spool) ReadBuffered(ctx context.Context, buf *Buffer, max, maxBytes int
 	}
 }
 
-// readAvailable reads committed records into buf without waiting.
-func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) {
+// readAvailable reads committed records up to position limit into buf
+// without waiting, with reader rd: the spool's own (s.rd), or a live
+// reader's.
+func (s *Spool) readAvailable(rd *segReader, limit uint64, buf *Buffer, max, maxBytes int) ([]Record, error) {
+	head := rd == &s.rd
 	var (
 		out   []Record
 		data  []byte
@@ -192,33 +214,36 @@ func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) 
 			s.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if s.rd.next < s.segs[0].first {
-			s.rd.next = s.segs[0].first // max_bytes dropped what was unread
+		if rd.next < s.segs[0].first {
+			rd.next = s.segs[0].first // max_bytes dropped what was unread
 		}
-		if s.rd.next > s.committed {
+		end := min(s.committed, limit)
+		if rd.next > end {
 			s.mu.Unlock()
 			break
 		}
-		i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].first > s.rd.next }) - 1
+		i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].first > rd.next }) - 1
 		seg := s.segs[i]
 		last, sealed := s.committed, i < len(s.segs)-1
 		if sealed {
 			last = s.segs[i+1].first - 1
 		}
-		avail := s.committed - s.rd.next + 1
+		segLast := last // damage skips to the segment's end
+		last = min(last, limit)
+		avail := end - rd.next + 1
 		s.mu.Unlock()
 
-		err := s.seek(seg, s.rd.next)
-		for err == nil && s.rd.next <= last && len(out) < max && (maxBytes <= 0 || bytes < maxBytes || len(out) == 0) {
+		err := s.seek(rd, seg, rd.next)
+		for err == nil && rd.next <= last && len(out) < max && (maxBytes <= 0 || bytes < maxBytes || len(out) == 0) {
 			var t int64
 			var p []byte
-			if t, p, err = s.rd.record(seg.size); err != nil {
+			if t, p, err = rd.record(seg.size); err != nil {
 				break
 			}
 			if data == nil {
 				// One buffer for all payloads of this Read: sized for
 				// what this segment can still give, within the limits.
-				est := min(seg.size-s.rd.off, 4<<20, int64(max-len(out))*int64(len(p)+recHeaderSize))
+				est := min(seg.size-rd.off, 4<<20, int64(max-len(out))*int64(len(p)+recHeaderSize))
 				if maxBytes > 0 {
 					est = min(est, int64(maxBytes)+int64(len(p)))
 				}
@@ -243,10 +268,10 @@ func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) 
 			}
 			data = append(data, p...)
 			// Data is fixed up below to point into the final data buffer.
-			out = append(out, Record{Pos: Position(s.rd.next), Time: time.Unix(0, t), Data: p})
+			out = append(out, Record{Pos: Position(rd.next), Time: time.Unix(0, t), Data: p})
 			bytes += len(p)
-			s.rd.skip()
-			s.rd.next++
+			rd.skip()
+			rd.next++
 		}
 		if err != nil {
 			s.mu.Lock()
@@ -255,32 +280,37 @@ func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) 
 			if dropped {
 				// max_bytes removed the segment under us; the next pass
 				// jumps to the oldest remaining record.
-				s.rd.close()
+				rd.close()
 				continue
 			}
 			if !sealed {
 				return nil, fmt.Errorf("spool: %s: record %d at offset %d: %v: restart sensorgate to cut the damaged tail off (records after it are lost): %w",
-					s.segPath(seg.first), s.rd.next, s.rd.off, err, ErrCorrupt)
+					s.segPath(seg.first), rd.next, rd.off, err, ErrCorrupt)
 			}
 			// A sealed segment was complete and synced when sealed, so
 			// this is damage on the medium. Skip to the next segment
-			// rather than block delivery forever.
-			lost := last - s.rd.next + 1
-			s.log.Error().Str("segment", s.segPath(seg.first)).Uint64("record", s.rd.next).
-				Int64("offset", s.rd.off).Uint64("lost_records", lost).AnErr("reason", err).
+			// rather than block delivery forever. (With a live reader,
+			// records past the head's limit are skipped, and counted, by
+			// whichever reader reaches the damage.)
+			skipTo := min(segLast, limit)
+			lost := skipTo - rd.next + 1
+			s.log.Error().Str("segment", s.segPath(seg.first)).Uint64("record", rd.next).
+				Int64("offset", rd.off).Uint64("lost_records", lost).AnErr("reason", err).
 				Msg("spool: damaged record in a sealed segment; skipping the rest of the segment (check the disk)")
 			s.mu.Lock()
 			s.corrupt += lost
 			s.mu.Unlock()
-			s.rd.close()
-			s.rd.next = last + 1
+			rd.close()
+			rd.next = skipTo + 1
 		}
 	}
 	buf.recs, buf.data = out, data
 	if len(out) == 0 {
-		s.mu.Lock()
-		s.publishReadLocked()
-		s.mu.Unlock()
+		if head {
+			s.mu.Lock()
+			s.publishReadLocked()
+			s.mu.Unlock()
+		}
 		return nil, nil
 	}
 	off := 0
@@ -299,8 +329,14 @@ func (s *Spool) readAvailable(buf *Buffer, max, maxBytes int) ([]Record, error) 
 		if len(out) == 0 {
 			// The reader moved on; there may be more to read right now.
 			s.mu.Unlock()
-			return s.readAvailable(buf, max, maxBytes)
+			return s.readAvailable(rd, limit, buf, max, maxBytes)
 		}
+	}
+	if !head {
+		// Append times are kept for the oldest pending record's age,
+		// which is the head's; the live reader's records are newer.
+		s.mu.Unlock()
+		return out, nil
 	}
 	for _, r := range out {
 		if len(s.readTimes) == 0 || s.readBase+uint64(len(s.readTimes)) != uint64(r.Pos) {
@@ -325,16 +361,16 @@ func (s *Spool) publishReadLocked() {
 	}
 }
 
-// seek positions the reader at record seq in seg, opening the segment
-// and stepping over earlier records as needed.
-func (s *Spool) seek(seg segment, seq uint64) error {
-	if s.rd.first != seg.first || s.rd.seq > seq {
-		s.rd.close()
+// seek positions rd at record seq in seg, opening the segment and
+// stepping over earlier records as needed.
+func (s *Spool) seek(rd *segReader, seg segment, seq uint64) error {
+	if rd.first != seg.first || rd.seq > seq {
+		rd.close()
 		f, err := os.Open(s.segPath(seg.first))
 		if err != nil {
 			return err
 		}
-		s.rd.attach(f, seg.first)
+		rd.attach(f, seg.first)
 		var hdr [segHeaderSize]byte
 		if _, err := f.ReadAt(hdr[:], 0); err != nil {
 			return err
@@ -345,11 +381,11 @@ func (s *Spool) seek(seg segment, seq uint64) error {
 			return errors.New("bad segment header")
 		}
 	}
-	for s.rd.seq < seq {
-		if _, _, err := s.rd.record(seg.size); err != nil {
+	for rd.seq < seq {
+		if _, _, err := rd.record(seg.size); err != nil {
 			return err
 		}
-		s.rd.skip()
+		rd.skip()
 	}
 	return nil
 }

@@ -141,7 +141,8 @@ type Spool struct {
 	// owned by whoever holds readMu (Read, Ack, Close)
 	readMu  sync.Mutex
 	rd      segReader
-	ackSlot int // slot the next ack write goes to
+	live    *liveReader // a live reader ahead of rd, if any (live.go)
+	ackSlot int         // slot the next ack write goes to
 
 	// testHookWrite replaces the segment write in tests that inject
 	// errors such as ENOSPC; nil in production.
@@ -491,6 +492,10 @@ func (s *Spool) Close() error {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	s.rd.close()
+	if s.live != nil {
+		s.live.rd.close()
+		s.live = nil
+	}
 	s.mu.Lock()
 	err := s.failed
 	s.mu.Unlock()

@@ -20,6 +20,10 @@ type PublishOptions struct {
 	InOrder bool
 	// OnPublished is called after each message the broker acknowledged.
 	OnPublished func(Message)
+	// Stop, when closed, ends publishing before Count: no more messages
+	// are sent, and Publish returns once those sent are acknowledged
+	// (cancelling ctx instead abandons them, acknowledged or not).
+	Stop <-chan struct{}
 }
 
 // window bounds unacknowledged publishes, so a fast publisher keeps the
@@ -74,11 +78,15 @@ func Publish(ctx context.Context, f *Fleet, opt PublishOptions) error {
 			if d := time.Until(due); d > 0 {
 				select {
 				case <-ctx.Done():
+				case <-opt.Stop:
 				case <-time.After(d):
 				}
 			}
 		}
 		if err = ctx.Err(); err != nil {
+			break
+		}
+		if stopped(opt.Stop) {
 			break
 		}
 		next := f.Next
@@ -96,6 +104,15 @@ func Publish(ctx context.Context, f *Fleet, opt PublishOptions) error {
 		return fmt.Errorf("simulate: publish: %w", err)
 	}
 	return nil
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func wait(ctx context.Context, t paho.Token) error {
