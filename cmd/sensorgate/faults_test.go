@@ -150,7 +150,7 @@ func TestFaultInfluxDBOutage(t *testing.T) {
 		}
 		k := len(arrived) - 1
 		m, at := arrived[k].m, arrived[k].at
-		cond := fmt.Sprintf(`"dev_eui" = '%s' AND time = %d`, m.DevEUI, m.Time.UnixNano())
+		cond := fmt.Sprintf(`"dev_eui" = '%s' AND time = %d`, m.DevEUI, gateway.PointTime(m.Time).UnixNano())
 		waitFor(t, 90*time.Second, fmt.Sprintf("live uplink %d in InfluxDB", k), func() bool {
 			return countWhere(t, r.db, "uplink", "payload", cond) == 1
 		}, diag)

@@ -130,6 +130,13 @@ func (s *File) snapshot() []segment {
 	for i, seg := range s.segs {
 		out[i] = *seg
 	}
+	if n := len(out); n > 0 {
+		// The writer updates the active segment's last index entry in
+		// place (its times, reasons and sources grow with each letter),
+		// under mu: a listing reads its own copy. Older entries and
+		// older segments do not change.
+		out[n-1].index = slices.Clone(out[n-1].index)
+	}
 	return out
 }
 
