@@ -184,27 +184,11 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("find own binary (re-executed as the no-op subscriber): %w", err)
 	}
 	s.Self = self
-	if s.WorkDir == "" {
-		if s.WorkDir, err = os.MkdirTemp("", "sensorgate-bench-"); err != nil {
-			return fmt.Errorf("work dir: %w", err)
-		}
-		// MkdirTemp makes it 0700; the broker's own user must get through
-		// it to its persistence directory.
-		if err := os.Chmod(s.WorkDir, 0o755); err != nil {
-			return fmt.Errorf("work dir: %w", err)
-		}
-		if !s.Keep {
-			defer os.RemoveAll(s.WorkDir)
-		}
-	} else if err := os.MkdirAll(s.WorkDir, 0o755); err != nil {
-		return fmt.Errorf("work dir: %w", err)
+	cleanup, err := prepareWork(ctx, &s.WorkDir, &s.Sensorgate, s.Keep, "sensorgate-bench-", stderr)
+	if err != nil {
+		return err
 	}
-	if s.Sensorgate == "" {
-		s.Sensorgate = filepath.Join(s.WorkDir, "sensorgate")
-		if err := buildSensorgate(ctx, s.Sensorgate, stderr); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	if s.Sensorgate, err = filepath.Abs(s.Sensorgate); err != nil {
 		return fmt.Errorf("sensorgate binary: %w", err)
 	}
@@ -311,6 +295,37 @@ func installTelegraf(ctx context.Context, stderr io.Writer) (string, error) {
 		return "", errors.New("install Telegraf: scripts/install-telegraf.sh printed no path")
 	}
 	return filepath.Abs(lines[len(lines)-1])
+}
+
+// prepareWork makes *workDir, a temporary directory unless one is given
+// (removed by cleanup unless keep), and builds sensorgate into it unless
+// *bin names a binary. MkdirTemp makes a directory 0700; the broker's own
+// user must get through it to its persistence directory.
+func prepareWork(ctx context.Context, workDir, bin *string, keep bool, prefix string, stderr io.Writer) (cleanup func(), err error) {
+	cleanup = func() {}
+	if *workDir == "" {
+		if *workDir, err = os.MkdirTemp("", prefix); err != nil {
+			return cleanup, fmt.Errorf("work dir: %w", err)
+		}
+		if !keep {
+			dir := *workDir
+			cleanup = func() { os.RemoveAll(dir) }
+		}
+		if err := os.Chmod(*workDir, 0o755); err != nil {
+			cleanup()
+			return func() {}, fmt.Errorf("work dir: %w", err)
+		}
+	} else if err := os.MkdirAll(*workDir, 0o755); err != nil {
+		return cleanup, fmt.Errorf("work dir: %w", err)
+	}
+	if *bin == "" {
+		*bin = filepath.Join(*workDir, "sensorgate")
+		if err := buildSensorgate(ctx, *bin, stderr); err != nil {
+			cleanup()
+			return func() {}, err
+		}
+	}
+	return cleanup, nil
 }
 
 // buildSensorgate builds the daemon into bin, as the benchmarks run it.

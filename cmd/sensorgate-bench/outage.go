@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -90,24 +89,11 @@ func outageCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if s.N <= 0 || s.Devices <= 0 || *liveRate <= 0 {
 		return errors.New("-n, -devices and -live-rate must be positive")
 	}
-	var err error
-	if s.WorkDir == "" {
-		if s.WorkDir, err = os.MkdirTemp("", "sensorgate-outage-"); err != nil {
-			return fmt.Errorf("work dir: %w", err)
-		}
-		if err := os.Chmod(s.WorkDir, 0o755); err != nil { // the broker's own user enters it
-			return fmt.Errorf("work dir: %w", err)
-		}
-		if !s.Keep {
-			defer os.RemoveAll(s.WorkDir)
-		}
+	cleanup, err := prepareWork(ctx, &s.WorkDir, &s.Sensorgate, s.Keep, "sensorgate-outage-", stderr)
+	if err != nil {
+		return err
 	}
-	if s.Sensorgate == "" {
-		s.Sensorgate = filepath.Join(s.WorkDir, "sensorgate")
-		if err := buildSensorgate(ctx, s.Sensorgate, stderr); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	res := &outageResult{Started: time.Now().UTC(), Machine: describeMachine(s.Sensorgate, s.WorkDir),
 		N: s.N, Devices: s.Devices, Seed: s.Seed, LiveRate: *liveRate, Warm: 1000}
 	h, err := newHarness(filepath.Join(s.WorkDir, "outage"))

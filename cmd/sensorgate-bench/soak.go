@@ -141,24 +141,11 @@ func soakCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return fmt.Errorf("-codec: %w (run from the repository's root, or give its path)", err)
 		}
 	}
-	var err error
-	if ss.WorkDir == "" {
-		if ss.WorkDir, err = os.MkdirTemp("", "sensorgate-soak-"); err != nil {
-			return fmt.Errorf("work dir: %w", err)
-		}
-		if err := os.Chmod(ss.WorkDir, 0o755); err != nil { // the broker's own user enters it
-			return fmt.Errorf("work dir: %w", err)
-		}
-		if !ss.Keep {
-			defer os.RemoveAll(ss.WorkDir)
-		}
+	cleanup, err := prepareWork(ctx, &ss.WorkDir, &ss.Sensorgate, ss.Keep, "sensorgate-soak-", stderr)
+	if err != nil {
+		return err
 	}
-	if ss.Sensorgate == "" {
-		ss.Sensorgate = filepath.Join(ss.WorkDir, "sensorgate")
-		if err := buildSensorgate(ctx, ss.Sensorgate, stderr); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	res := &SoakResult{Started: time.Now().UTC(), Machine: describeMachine(ss.Sensorgate, ss.WorkDir),
 		Rate: ss.Rate, DurationS: ss.Duration.Seconds(), Devices: ss.Devices, JSEvery: ss.JSEvery,
 		SampleS: ss.Sample.Seconds(), WarmupS: ss.Warmup.Seconds()}
