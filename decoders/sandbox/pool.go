@@ -546,8 +546,8 @@ type proc struct {
 	// compiled and run count the versions in loaded, and those that
 	// have decoded there (loaded.run), for Stats.
 	compiled, run atomic.Int32
-	wbuf        []byte
-	rbuf        []byte
+	wbuf          []byte
+	rbuf          []byte
 
 	oom  atomic.Bool // its stderr said it ran out of memory
 	segv bool        // its stderr reported a segmentation fault (readStderr only)
