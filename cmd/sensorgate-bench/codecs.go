@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,7 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	base := fs.String("codecs", "testdata/codecs", "folder whose *.js files are the codecs copied")
 	bin := fs.String("sensorgate", "", "sensorgate binary (default: go build ./cmd/sensorgate)")
 	out := fs.String("out", "", "append the table to this Markdown file")
+	jsonOut := fs.String("json", "", "write the rows to this file as JSON")
 	settle := fs.Duration("settle", 30*time.Second, "longest wait for the RSS to settle")
 	uplinks := fs.Bool("uplinks", true, "after start-up, send uplinks of every codec until each has run in every worker, then measure again")
 	warm := fs.Int("warm", 4, "with -uplinks: at least this many rounds (one uplink per codec each) before the measured ones, more until every codec has run in every worker")
@@ -96,7 +98,9 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			for _, withCodecs := range []bool{false, true} {
 				extra, k := "", 0
 				if withCodecs {
-					extra, k = fmt.Sprintf("decoders: {scripts: %q}\n", scripts), *n
+					// Two workers, as on the 2-core machines the figures
+					// are for, whatever this machine has.
+					extra, k = fmt.Sprintf("decoders: {scripts: %q, workers: %d}\n", scripts, codecWorkers), *n
 				}
 				fmt.Fprintf(stderr, "pair %d/%d: %d codecs\n", i, *pairs, k)
 				var plan *uplinkPhase
@@ -131,6 +135,15 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	m := describeMachine(*bin, dir)
 	md := codecsMarkdown(rows, *n, fmt.Sprintf("%d CPUs (%s), %s, load %s", m.CPUs, m.CPUModel, m.MemTotal, m.LoadAvg), *uplinks)
 	fmt.Fprint(stdout, md)
+	if *jsonOut != "" {
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
 	if *out != "" {
 		f, err := os.OpenFile(*out, os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -143,6 +156,9 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	return nil
 }
+
+// codecWorkers is decoders.workers of the runs with codecs.
+const codecWorkers = 2
 
 // writeCodecs writes n codecs into dir: the *.js files of base, then
 // copies of them in turn, each with a comment and a top-level constant of

@@ -151,7 +151,7 @@ func (u *uplinkPhase) run(ctx context.Context, h *harness, d *fleetDaemon, db *t
 			return res, err
 		}
 		res.PerWorker = held
-		covered := !withCodecs || len(held) >= 2
+		covered := !withCodecs || len(held) == codecWorkers
 		for _, w := range held {
 			covered = covered && w.Run >= n
 		}
