@@ -39,7 +39,7 @@ import (
 // What a call costs in a worker alone is BenchmarkSandboxManyCodecs
 // (decoders/sandbox).
 //
-//	sensorgate-bench codecs [-n 300] [-pairs 3] [-uplinks] [-warm 4] [-measure 3] [-out BENCHMARKS.md]
+//	sensorgate-bench codecs [-n 300] [-pairs 3] [-uplinks] [-warm 4] [-measure 3] [-worker-memory BYTES] [-json FILE] [-out BENCHMARKS.md]
 func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sensorgate-bench codecs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,6 +49,7 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bin := fs.String("sensorgate", "", "sensorgate binary (default: go build ./cmd/sensorgate)")
 	out := fs.String("out", "", "append the table to this Markdown file")
 	jsonOut := fs.String("json", "", "write the rows to this file as JSON")
+	workerMemory := fs.Int64("worker-memory", 0, "decoders.worker_memory in bytes for the runs with codecs (default: sensorgate's, 32 MiB): what a worker's collector keeps its memory under")
 	settle := fs.Duration("settle", 30*time.Second, "longest wait for the RSS to settle")
 	uplinks := fs.Bool("uplinks", true, "after start-up, send uplinks of every codec until each has run in every worker, then measure again")
 	warm := fs.Int("warm", 4, "with -uplinks: at least this many rounds (one uplink per codec each) before the measured ones, more until every codec has run in every worker")
@@ -100,7 +101,11 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 				if withCodecs {
 					// Two workers, as on the 2-core machines the figures
 					// are for, whatever this machine has.
-					extra, k = fmt.Sprintf("decoders: {scripts: %q, workers: %d}\n", scripts, codecWorkers), *n
+					mem := ""
+					if *workerMemory > 0 {
+						mem = fmt.Sprintf(", worker_memory: %d", *workerMemory)
+					}
+					extra, k = fmt.Sprintf("decoders: {scripts: %q, workers: %d%s}\n", scripts, codecWorkers, mem), *n
 				}
 				fmt.Fprintf(stderr, "pair %d/%d: %d codecs\n", i, *pairs, k)
 				var plan *uplinkPhase
