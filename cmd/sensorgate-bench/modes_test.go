@@ -229,3 +229,59 @@ func FuzzParseMetrics(f *testing.F) {
 		}
 	})
 }
+
+// TestCodecsMode runs the many-codecs benchmark small: a daemon without
+// scripts and one with 8 codecs, each started, then given uplinks until
+// every codec has decoded in both workers, and measured again. Only
+// counts are asserted, no time or size.
+func TestCodecsMode(t *testing.T) {
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "codecs.json")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"codecs", "-sensorgate", sensorgateBin(t), "-codecs", "../../testdata/codecs",
+		"-n", "8", "-pairs", "1", "-warm", "1", "-measure", "1", "-settle", "1s", "-json", jsonPath}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("codecs: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []codecsRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].Codecs != 0 || rows[1].Codecs != 8 {
+		t.Fatalf("rows %+v; want one run without codecs, one with 8", rows)
+	}
+	for _, r := range rows {
+		if r.After == nil {
+			t.Fatalf("%d codecs: no memory after the uplinks", r.Codecs)
+		}
+		// Every uplink in InfluxDB: the codecs decode the frames they
+		// are given, as the built-in decoders do.
+		if r.Use.Uplinks < 2*8 || r.Use.InInflux != r.Use.Uplinks || r.Use.Dead != 0 {
+			t.Errorf("%d codecs: %d uplinks sent, %d in InfluxDB, %d dead letters; want at least two rounds of 8, all in InfluxDB", r.Codecs, r.Use.Uplinks, r.Use.InInflux, r.Use.Dead)
+		}
+		// (CPU per uplink is not asserted: 8 uplinks take less than the
+		// 10 ms tick /proc counts CPU in.)
+		if r.Start.PSS <= 0 || r.After.PSS <= 0 || r.Start.RSS < r.Start.PSS || r.After.RSS < r.After.PSS {
+			t.Errorf("%d codecs: PSS %v then %v, RSS %v then %v; want both measured, PSS at most RSS", r.Codecs, r.Start.PSS, r.After.PSS, r.Start.RSS, r.After.RSS)
+		}
+	}
+	if w := rows[0].Start.Workers; w != 0 {
+		t.Errorf("without scripts: %d codec workers", w)
+	}
+	with := rows[1]
+	if with.Start.Workers != 2 || with.After.Workers != 2 || len(with.Use.PerWorker) != 2 {
+		t.Fatalf("with codecs: %d workers at start, %d after, per worker %+v; want 2", with.Start.Workers, with.After.Workers, with.Use.PerWorker)
+	}
+	for i, w := range with.Use.PerWorker {
+		if w.Run != 8 || w.Compiled != 8 {
+			t.Errorf("worker %d: %d codecs run of %d compiled, want all 8", i, w.Run, w.Compiled)
+		}
+	}
+	if !strings.Contains(stdout.String(), "| 1 | 8 |") {
+		t.Errorf("report without the run of 8 codecs:\n%s", stdout.String())
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,6 +87,9 @@ var (
 		"Codec worker processes started (the first ones and every replacement).", nil, nil)
 	codecLiveDesc = prometheus.NewDesc("sensorgate_codec_workers",
 		"Codec worker processes running.", nil, nil)
+	codecHeldDesc = prometheus.NewDesc("sensorgate_codec_worker_codecs",
+		"Codec versions each worker holds (worker: its slot, 0 to decoders.workers-1): compiled, and of those run (decoded an uplink there, so its top level is also kept frozen in the worker's locked runtime).",
+		[]string{"worker", "state"}, nil)
 )
 
 func (c codecCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -93,6 +97,7 @@ func (c codecCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- codecTimeoutsDesc
 	ch <- codecStartedDesc
 	ch <- codecLiveDesc
+	ch <- codecHeldDesc
 }
 
 func (c codecCollector) Collect(ch chan<- prometheus.Metric) {
@@ -103,4 +108,9 @@ func (c codecCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(codecTimeoutsDesc, prometheus.CounterValue, float64(st.Timeouts))
 	ch <- prometheus.MustNewConstMetric(codecStartedDesc, prometheus.CounterValue, float64(st.Started))
 	ch <- prometheus.MustNewConstMetric(codecLiveDesc, prometheus.GaugeValue, float64(st.Live))
+	for _, w := range st.Workers {
+		slot := strconv.Itoa(w.Slot)
+		ch <- prometheus.MustNewConstMetric(codecHeldDesc, prometheus.GaugeValue, float64(w.Compiled), slot, "compiled")
+		ch <- prometheus.MustNewConstMetric(codecHeldDesc, prometheus.GaugeValue, float64(w.Run), slot, "run")
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/sensorgate/sensorgate/config"
@@ -119,6 +120,30 @@ func TestDaemonCodecWorkers(t *testing.T) {
 	}
 	if v, _ := res.Record.Lookup("temperature"); v.Num != 22.6 {
 		t.Errorf("temperature %v", v)
+	}
+	// sensorgate_codec_worker_codecs: the codec compiled at load and in
+	// the worker that decoded, run in one, one series per worker and state.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(codecCollector{d.codecs})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sensorgate_codec_worker_codecs" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" {
+					held[l.GetValue()] += m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if held["run"] != 1 || held["compiled"] < 1 || held["compiled"] > 2 {
+		t.Errorf("sensorgate_codec_worker_codecs summed over workers: %v; want run 1, compiled 1 or 2", held)
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

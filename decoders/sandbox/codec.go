@@ -153,15 +153,28 @@ func (c *Codec) ensureLoaded(w *proc) (loaded, error) {
 			w.kill()
 			return loaded{}, c.killed(w, err, "its top level")
 		}
-		l := loaded{style, norm}
+		l := loaded{style: style, normalize: norm}
 		w.loaded[c.sum] = l
 		w.loadedBytes += len(c.src)
+		w.compiled.Add(1)
 		return l, nil
 	case ansError:
 		return loaded{}, readError(body)
 	}
 	w.kill()
 	return loaded{}, c.killed(w, fmt.Errorf("%w: load answered with type %d", errFrame, typ), "its top level")
+}
+
+// ensureRun is ensureLoaded for a decode: it also counts the version as
+// run in w (WorkerStats.Run) the first time.
+func (c *Codec) ensureRun(w *proc) error {
+	l, err := c.ensureLoaded(w)
+	if err == nil && !l.run {
+		l.run = true
+		w.loaded[c.sum] = l
+		w.run.Add(1)
+	}
+	return err
 }
 
 // Decode runs the codec in a worker. Any failure is an error for this
@@ -362,7 +375,7 @@ func (c *Codec) runBatch(s *slot, batch []*call) {
 	p := c.pool
 	w, err := p.workerFor(s, c)
 	if err == nil {
-		_, err = c.ensureLoaded(w)
+		err = c.ensureRun(w)
 	}
 	if err != nil {
 		for _, b := range batch {
@@ -523,7 +536,7 @@ func (c *Codec) decodeOn(s *slot, in decoders.Input) (decoders.Result, error) {
 	if err != nil {
 		return decoders.Result{}, err
 	}
-	if _, err := c.ensureLoaded(w); err != nil {
+	if err := c.ensureRun(w); err != nil {
 		return decoders.Result{}, err
 	}
 	var keys [8]string

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -136,11 +137,15 @@ type Pool struct {
 	spawned    atomic.Uint64
 	batches    atomic.Uint64 // requests that carried more than one decode
 	live       atomic.Int64
+	procs      map[*proc]struct{} // workers started and not yet reaped, for Stats (under mu)
 }
 
 // slot is one place in the pool; its worker is started when a call needs
-// it and replaced when it dies.
-type slot struct{ p *proc }
+// it and replaced when it dies. idx names it in Stats.
+type slot struct {
+	p   *proc
+	idx int
+}
 
 // New returns a pool; workers start on first use.
 func New(cfg Config) *Pool {
@@ -151,9 +156,10 @@ func New(cfg Config) *Pool {
 		prio:    make(chan *slot),
 		suspect: make(chan struct{}, max(1, cfg.Workers/2)),
 		done:    make(chan struct{}),
+		procs:   map[*proc]struct{}{},
 	}
-	for range cfg.Workers {
-		p.idle <- &slot{}
+	for i := range cfg.Workers {
+		p.idle <- &slot{idx: i}
 	}
 	return p
 }
@@ -300,7 +306,7 @@ func (p *Pool) worker(s *slot) (*proc, error) {
 		return nil, err
 	}
 	p.mu.Unlock()
-	w, err := p.spawn()
+	w, err := p.spawn(s.idx)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -389,6 +395,19 @@ type Stats struct {
 	Timeouts uint64            // codec calls the worker itself interrupted
 	Started  uint64            // worker processes started
 	Live     int64             // worker processes running now
+	// Workers are the live workers in service (not being replaced), by
+	// slot: what each holds.
+	Workers []WorkerStats
+}
+
+// WorkerStats is what one worker holds: each codec version compiled in
+// it costs it memory, and each one that has run there also its top level
+// frozen in the worker's locked runtime.
+type WorkerStats struct {
+	Slot     int // 0 … Config.Workers-1; a replacement takes its predecessor's
+	PID      int
+	Compiled int // codec versions compiled in it
+	Run      int // of those, versions that have decoded an uplink there
 }
 
 // Stats returns the counters.
@@ -397,6 +416,14 @@ func (p *Pool) Stats() Stats {
 	for _, r := range Reasons() {
 		s.Killed[r] = p.killed[r].Load()
 	}
+	p.mu.Lock()
+	for w := range p.procs {
+		if !w.dead() {
+			s.Workers = append(s.Workers, WorkerStats{Slot: w.slot, PID: w.cmd.Process.Pid, Compiled: int(w.compiled.Load()), Run: int(w.run.Load())})
+		}
+	}
+	p.mu.Unlock()
+	slices.SortFunc(s.Workers, func(a, b WorkerStats) int { return a.Slot - b.Slot })
 	return s
 }
 
@@ -441,8 +468,8 @@ func (p *Pool) Health() Health {
 	return h
 }
 
-// spawn starts a worker and waits for its hello answer.
-func (p *Pool) spawn() (*proc, error) {
+// spawn starts the worker of slot idx and waits for its hello answer.
+func (p *Pool) spawn(idx int) (*proc, error) {
 	var cmd *exec.Cmd
 	if p.cfg.Command != nil {
 		cmd = p.cfg.Command()
@@ -459,7 +486,17 @@ func (p *Pool) spawn() (*proc, error) {
 	cmd.Env = append(cmd.Env, EnvWorker+"=1", "GOMAXPROCS=1", "GOTRACEBACK=none")
 	setDeathSignal(cmd)
 	p.live.Add(1)
-	w, err := startProc(cmd, p.log, func() { p.live.Add(-1) })
+	w, err := startProc(cmd, p.log, func(w *proc) {
+		w.slot = idx
+		p.mu.Lock()
+		p.procs[w] = struct{}{}
+		p.mu.Unlock()
+	}, func(w *proc) {
+		p.live.Add(-1)
+		p.mu.Lock()
+		delete(p.procs, w)
+		p.mu.Unlock()
+	})
 	if err != nil {
 		p.live.Add(-1)
 		return nil, err
@@ -505,8 +542,12 @@ type proc struct {
 
 	loaded      map[[hashSize]byte]loaded // codec versions compiled in it
 	loadedBytes int                       // their sources' bytes
-	wbuf        []byte
-	rbuf        []byte
+	slot        int                       // the pool's slot it serves
+	// compiled and run count the versions in loaded, and those that
+	// have decoded there (loaded.run), for Stats.
+	compiled, run atomic.Int32
+	wbuf          []byte
+	rbuf          []byte
 
 	oom  atomic.Bool // its stderr said it ran out of memory
 	segv bool        // its stderr reported a segmentation fault (readStderr only)
@@ -517,15 +558,17 @@ type proc struct {
 	head  []byte
 }
 
-// loaded is what a worker said of a codec version it compiled.
+// loaded is what a worker said of a codec version it compiled; run is
+// set once the daemon has sent it an uplink of that version.
 type loaded struct {
 	style     script.Style
 	normalize bool
+	run       bool
 }
 
-// startProc starts cmd as a worker; reaped runs once it has exited and
-// been waited for.
-func startProc(cmd *exec.Cmd, log zerolog.Logger, reaped func()) (*proc, error) {
+// startProc starts cmd as a worker; started runs before anything else
+// sees it, reaped once it has exited and been waited for.
+func startProc(cmd *exec.Cmd, log zerolog.Logger, started, reaped func(*proc)) (*proc, error) {
 	inR, inW, err := blockingPipe()
 	if err != nil {
 		return nil, err
@@ -560,10 +603,11 @@ func startProc(cmd *exec.Cmd, log zerolog.Logger, reaped func()) (*proc, error) 
 	w := &proc{cmd: cmd, in: inW, outF: outR, out: bufio.NewReaderSize(outR, 16<<10),
 		exited: make(chan struct{}), errs: make(chan struct{}), loaded: map[[hashSize]byte]loaded{},
 		wbuf: make([]byte, 0, 4<<10)}
+	started(w)
 	go w.readStderr(errR, log)
 	go func() {
 		_ = cmd.Wait() // reaps it: no zombies
-		reaped()
+		reaped(w)
 		close(w.exited)
 	}()
 	return w, nil

@@ -64,6 +64,10 @@ func (p *enginePanic) Unwrap() error {
 // The first engine of a codec (c.style still zero) finds the entry
 // point; later ones look up the one it found.
 func (c *Codec) newEngine() (*engine, error) {
+	prog, err := c.program()
+	if err != nil {
+		return nil, err
+	}
 	rt := goja.New()
 	rt.SetMaxCallStackSize(c.opts.MaxCallDepth)
 	e := &engine{c: c, rt: rt, fired: make(chan struct{}, 1)}
@@ -77,8 +81,8 @@ func (c *Codec) newEngine() (*engine, error) {
 		e.date = rt.Get("Date")
 	}
 
-	err := e.call(c.opts.Timeout, func() error {
-		_, err := rt.RunProgram(c.prog)
+	err = e.call(c.opts.Timeout, func() error {
+		_, err := rt.RunProgram(prog)
 		return err
 	})
 	if err != nil {

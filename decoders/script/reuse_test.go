@@ -390,3 +390,48 @@ func BenchmarkScriptLock(b *testing.B) {
 		}
 	})
 }
+
+// TestFreshProgramOnDemand: a codec on locked runtimes does not keep the
+// program a fresh runtime runs (half of what a compiled codec holds)
+// until a call needs a fresh runtime; that call compiles it, answers as
+// a codec decoded on fresh runtimes only does, and it is kept. A codec
+// that never runs on locked runtimes keeps it from the start.
+func TestFreshProgramOnDemand(t *testing.T) {
+	elsys := mustLoad(t, filepath.Join(codecsDir, "elsys-ers-co2.js"), relaxed)
+	if ok, why := elsys.Reusable(); !ok || elsys.prog != nil {
+		t.Fatalf("elsys-ers-co2: reusable %v (%s), program kept %v; want reusable without it", ok, why, elsys.prog != nil)
+	}
+	PrepareLocked()
+	lockedPool.buildDone.Wait() // a locked runtime idle: no call needs a fresh one
+	in := decoders.Input{FPort: 1, Bytes: []byte{0x01, 0x00, 0xe2, 0x02, 0x29}}
+	for range 5 {
+		res, err := elsys.Decode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Record.Release()
+	}
+	if elsys.prog != nil {
+		t.Fatal("elsys-ers-co2 compiled its fresh program though every call ran on a locked runtime")
+	}
+
+	thrower := behaviour(t, "throw", relaxed)
+	ref := freshOnly(t, filepath.Join(behaviourDir, "throw.js"))
+	if thrower.prog != nil {
+		t.Fatal("throw.js kept its fresh program after Compile")
+	}
+	tin := decoders.Input{Bytes: []byte{1}}
+	for i := range 2 {
+		if got, want := outcome(thrower.Decode(tin)), outcome(ref.Decode(tin)); got != want {
+			t.Fatalf("call %d: throwing codec:\nlocked, then fresh %s\n fresh only        %s", i+1, got, want)
+		}
+		if thrower.prog == nil {
+			t.Fatalf("call %d: throw.js fell back to a fresh runtime without its program kept", i+1)
+		}
+	}
+
+	state := behaviour(t, "state", relaxed)
+	if ok, _ := state.Reusable(); ok || state.prog == nil {
+		t.Fatalf("state.js: reusable %v, program kept %v; want fresh runtimes only, program kept", ok, state.prog != nil)
+	}
+}
