@@ -477,5 +477,5 @@ func medianOf(v []float64) float64 {
 }
 
 func machineLine(m Machine) string {
-	return fmt.Sprintf("%d CPUs, %s, %s RAM, Linux %s; InfluxDB %s; load average at start %s", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.InfluxDB, m.LoadAvg)
+	return fmt.Sprintf("%d CPUs, %s, %s RAM, %s; InfluxDB %s; load average at start %s", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.InfluxDB, m.LoadAvg)
 }
