@@ -27,6 +27,7 @@
 //	sensorgate-bench codecs [-n 300] [-pairs 3] [-out BENCHMARKS.md]   (start-up and memory with many JavaScript codecs: codecs.go)
 //	sensorgate-bench soak [-rate 1000] [-duration 1h] [-devices 10000] [-json soak.json] [-out BENCHMARKS.md]   (a long steady run, sampled every 10 s: soak.go)
 //	sensorgate-bench outage [-n 1000000] [-live-rate 100] [-out BENCHMARKS.md]   (InfluxDB down while n uplinks arrive: spool bytes per uplink, drain rate, live latency during the drain: outage.go)
+//	sensorgate-bench ingest [-variants schema,lean+merge+ms] [-sizes 512K,2M] [-rounds 3] [-disk] [-out BENCHMARKS.md]   (InfluxDB's CPU for the fleet's line protocol alone, and for schema variants: ingest.go)
 //	sensorgate-bench plot -in soak.json -out soak.png   (RSS, CPU per uplink and drain lag of a soak over time: plot.go)
 //	sensorgate-bench noop -broker URL -client-id ID -topic FILTER -n N   (the no-op subscriber; run by the benchmark)
 package main
@@ -79,6 +80,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "outage" {
 		return outageCommand(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "ingest" {
+		return ingestCommand(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "plot" {
 		return plotCommand(args[1:], stderr)
