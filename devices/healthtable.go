@@ -45,10 +45,8 @@ func (s stamp) isZero() bool { return s == stamp{} }
 
 func (s stamp) before(u stamp) bool { return s.sec < u.sec || s.sec == u.sec && s.nsec < u.nsec }
 
-// sub is s - u in seconds.
-func (s stamp) sub(u stamp) float64 {
-	return float64(s.sec-u.sec) + float64(s.nsec-u.nsec)/1e9
-}
+// sub is s - u in seconds, as time.Time.Sub(…).Seconds() has it.
+func (s stamp) sub(u stamp) float64 { return s.time().Sub(u.time()).Seconds() }
 
 // Which optional readings a record holds (healthState.has).
 const (
@@ -59,17 +57,23 @@ const (
 	hasBatteryLevel
 )
 
-// healthState is one device's figures: no pointers (see above).
+// healthState is one device's figures: no pointers (see above). What
+// every uplink reads and writes is in the first 64 bytes, and a record
+// is a whole number of cache lines (chunks are page-aligned), so an
+// uplink touches that line and its hour's.
 type healthState struct {
-	FirstSeen, LastSeen     stamp
-	LastJoin, LastErrorTime stamp
+	LastSeen, FirstSeen stamp
 	// Interval is the moving average of the reporting interval, seconds.
-	Interval                         float64
-	rssi, snr, battery, batteryLevel float64
-	fcnt                             uint32
-	has                              uint8
+	Interval float64
+	fcnt     uint32
+	has      uint8
 	persisted
-	Hours [hours]hourBucket
+	rssi, snr float64
+	// The rest is read by reports, written by some uplinks and events.
+	battery, batteryLevel   float64
+	LastJoin, LastErrorTime stamp
+	_                       [16]byte
+	Hours                   [hours]hourBucket
 }
 
 // healthAux is what a record has that holds pointers.
