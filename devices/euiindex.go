@@ -82,5 +82,30 @@ func (x *euiIndex) grow() {
 	}
 }
 
+// del removes e, moving later keys of its probe run back so that no
+// lookup stops at the emptied slot too early (no tombstones).
+func (x *euiIndex) del(e EUI) {
+	if x.n == 0 {
+		return
+	}
+	mask := len(x.slots) - 1
+	i := x.home(e)
+	for ; x.slots[i].eui != e; i = (i + 1) & mask {
+		if x.slots[i].eui == (EUI{}) {
+			return
+		}
+	}
+	x.n--
+	for j := (i + 1) & mask; x.slots[j].eui != (EUI{}); j = (j + 1) & mask {
+		// The key at j may move to the hole at i unless its home lies
+		// cyclically in (i, j].
+		if h := x.home(x.slots[j].eui); (j-h)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = euiSlot{}
+}
+
 // len is how many keys the index holds.
 func (x *euiIndex) len() int { return x.n }

@@ -141,6 +141,9 @@ type Health struct {
 	// its mu guards all of Health.
 	tracked[int32]
 	table   healthTable
+	// slots is m again, for the uplink's lookup (one cache line where
+	// the map takes two); add and remove keep both.
+	slots euiIndex
 	max     int
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
@@ -169,17 +172,19 @@ func NewHealth(silentFactor float64) *Health {
 
 // lookup returns a device's record; h.mu is held.
 func (h *Health) lookup(e EUI) (healthRef, bool) {
-	i, ok := h.m[e]
+	i, ok := h.slots.get(e)
 	if !ok {
 		return healthRef{}, false
 	}
 	return h.table.at(i), true
 }
 
-// add starts a record for a device not in the table; h.mu is held.
+// add starts a record for a device not in the table (e not zero); h.mu
+// is held.
 func (h *Health) add(e EUI) healthRef {
 	i, st := h.table.add()
 	h.m[e] = i
+	h.slots.set(e, i)
 	h.sorted = nil
 	return st
 }
@@ -189,6 +194,7 @@ func (h *Health) add(e EUI) healthRef {
 func (h *Health) remove(e EUI) {
 	if i, ok := h.m[e]; ok {
 		delete(h.m, e)
+		h.slots.del(e)
 		h.table.release(i)
 		h.sorted = nil
 	}
@@ -501,7 +507,7 @@ func (h *Health) stateRow(i int32) (*persisted, any) {
 }
 
 // LoadHealth reads the persisted health states into h. A state that does
-// not decode is dropped: health rebuilds itself from the next uplinks.
+// not decode (or of the zero EUI, which no uplink has) is dropped: health rebuilds itself from the next uplinks.
 // Devices the registry does not hold count towards MaxUnknown; beyond it
 // their rows are deleted by the next save.
 func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
@@ -518,7 +524,7 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 	var unknown []loaded
 	for e, b := range states {
 		row := new(healthRow)
-		if json.Unmarshal(b, row) != nil {
+		if e.IsZero() || json.Unmarshal(b, row) != nil {
 			h.changes.gone[e] = struct{}{}
 			continue
 		}

@@ -488,6 +488,9 @@ type rowScanner interface {
 func applyRows(rows rowScanner, h *Health, fn func(scan func(...any) error, apply func(EUI) (healthRef, bool)) error) error {
 	defer rows.Close()
 	apply := func(e EUI) (healthRef, bool) {
+		if e.IsZero() {
+			return healthRef{}, false // names no device (and is no key of h.slots)
+		}
 		st, ok := h.lookup(e)
 		if !ok {
 			unregistered := h.registered != nil && !h.registered(e)

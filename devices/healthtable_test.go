@@ -106,7 +106,8 @@ func TestHealthLoadsSavedRows(t *testing.T) {
 	const old = `{"name":"a","model":"m","source":"s","f_cnt":3,"interval":60,"rssi":-90,"snr":7.5,"battery":3.6,` +
 		`"battery_level":80,"last_dead_letter":"decode","first_seen":"2026-05-04T08:00:00Z","last_seen":"2026-05-04T08:01:00.5Z",` +
 		`"hours":[{"h":493856,"u":2,"l":1,"d":1}],"last_join":"2026-05-04T07:59:00Z","last_error":"x: y","last_error_time":"2026-05-04T08:00:30Z"}`
-	if err := s.writeStates(ctx, "health", batch{rows: []stateRow{{EUI{9}, []byte(old)}}}); err != nil {
+	rows := []stateRow{{EUI{9}, []byte(old)}, {EUI{}, []byte(old)}, {EUI{8}, []byte("{not json")}}
+	if err := s.writeStates(ctx, "health", batch{rows: rows}); err != nil {
 		t.Fatal(err)
 	}
 	h := NewHealth(0)
@@ -127,6 +128,9 @@ func TestHealthLoadsSavedRows(t *testing.T) {
 		LastJoin: &join, LastError: "x: y", LastErrorTime: &errAt}
 	if !ok || !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
+	}
+	if n, _, _ := h.Stats(); n != 1 || h.Heard(EUI{}) || h.Heard(EUI{8}) {
+		t.Fatalf("%d devices loaded (zero EUI %v, undecodable %v); want the one valid row", n, h.Heard(EUI{}), h.Heard(EUI{8}))
 	}
 
 	h.Observe(Observation{EUI: EUI{9}, Time: now, FCnt: 4, HasFCnt: true}) // dirty again, to be saved
