@@ -140,10 +140,10 @@ type Health struct {
 	// tracked holds the devices' slots in table and their save state;
 	// its mu guards all of Health.
 	tracked[int32]
-	table   healthTable
+	table healthTable
 	// slots is m again, for the uplink's lookup (one cache line where
 	// the map takes two); add and remove keep both.
-	slots euiIndex
+	slots   euiIndex
 	max     int
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
