@@ -2,7 +2,9 @@ package devices
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -151,4 +153,30 @@ func TestHealthLoadsSavedRows(t *testing.T) {
 	if got, _ := h2.Get(EUI{9}, now); !reflect.DeepEqual(got, want) {
 		t.Fatalf("saved and loaded\n%+v\nwant\n%+v", got, want)
 	}
+}
+
+// TestHealthFootprint: device health's memory per heard device, as
+// docs/operations.md states it (under 1,000 bytes), and how little of it
+// the collector has to scan: the records are pointer-free, so the scanned
+// part is the names and links beside them.
+func TestHealthFootprint(t *testing.T) {
+	const n = 50000
+	t0 := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("sensor-%06d", i) // the registry's strings, which health shares
+	}
+	before := heapInUse()
+	h := NewHealth(0)
+	for i := range n {
+		h.Observe(Observation{EUI: EUI{0x70, byte(i >> 16), byte(i >> 8), byte(i)}, Time: t0, Name: names[i], Model: "m", Source: "s",
+			FCnt: 1, HasFCnt: true, RSSI: -90, HasRSSI: true, SNR: 7, HasSNR: true, Battery: 3.6, HasBattery: true})
+	}
+	per := float64(heapInUse()-before) / n
+	t.Logf("health of %d heard devices: %.0f bytes per device (record %d, beside it %d)", n, per, unsafe.Sizeof(healthState{}), unsafe.Sizeof(healthAux{}))
+	if per > 1000 {
+		t.Errorf("health holds %.0f bytes per device; docs/operations.md says under 1,000", per)
+	}
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(names)
 }
