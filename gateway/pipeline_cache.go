@@ -31,8 +31,9 @@ type viewList struct {
 }
 
 // packedTags is how many tags a view holds inline: the four the pipeline
-// sets and the operator's allowed device tags, usually a few.
-const packedTags = 8
+// sets and two allowed device tags (an entry of 288 bytes); a view with
+// more has a slice of its own, its values still packed.
+const packedTags = 6
 
 // packView returns dv as a list entry ahead of next, its tags and their
 // values copied into the entry.
