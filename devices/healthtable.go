@@ -133,7 +133,7 @@ func (t *healthTable) release(i int32) {
 	t.free = append(t.free, i)
 }
 
-// readings sets the optional readings that ok says an uplink carried.
+// setReading stores an optional reading v if ok (the uplink carried it).
 func (st *healthState) setReading(bit uint8, dst *float64, v float64, ok bool) {
 	if ok {
 		*dst = v
