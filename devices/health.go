@@ -123,30 +123,6 @@ type hourBucket struct {
 	DeadLetters uint32 `json:"d,omitempty"`
 }
 
-// healthState is what is kept per device, and persisted as JSON.
-type healthState struct {
-	deviceLatest
-	FirstSeen time.Time         `json:"first_seen"`
-	LastSeen  time.Time         `json:"last_seen"`
-	Hours     [hours]hourBucket `json:"hours"`
-	events
-
-	persisted
-	// unknown is the device's place in Health.unknown while it is not
-	// registered, nil for a registered device.
-	unknown *list.Element
-	// sh holds the figures shared with other instances; nil on a single
-	// instance (see Share).
-	sh *sharedHealth
-	// readings is where deviceLatest's optional readings point once set
-	// by an uplink (setOpt): a state is never copied, so they stay its
-	// own.
-	readings struct {
-		fcnt                             uint32
-		rssi, snr, battery, batteryLevel float64
-	}
-}
-
 // Health tracks every observed device's link health in memory: last seen,
 // uplinks per day, frame loss from frame-counter gaps, radio, battery and
 // whether it went silent. It is safe for concurrent use; Observe is on the
@@ -161,9 +137,13 @@ type Health struct {
 	// uplink (DefaultSilentFactor when 0).
 	SilentFactor float64
 
-	// tracked holds the devices' states and their save state; its mu
-	// guards all of Health.
-	tracked[*healthState]
+	// tracked holds the devices' slots in table and their save state;
+	// its mu guards all of Health.
+	tracked[int32]
+	table healthTable
+	// slots is m again, for the uplink's lookup (one cache line where
+	// the map takes two); add and remove keep both.
+	slots   euiIndex
 	max     int
 	unknown *list.List // EUIs of unregistered devices, most recently heard first
 	evicted uint64
@@ -185,8 +165,39 @@ type Health struct {
 // NewHealth returns an empty tracker keeping up to DefaultMaxUnknown
 // unregistered devices.
 func NewHealth(silentFactor float64) *Health {
-	return &Health{SilentFactor: silentFactor, tracked: newTracked(healthStateRow), max: DefaultMaxUnknown,
-		unknown: list.New()}
+	h := &Health{SilentFactor: silentFactor, max: DefaultMaxUnknown, unknown: list.New()}
+	h.tracked = newTracked(h.stateRow)
+	return h
+}
+
+// lookup returns a device's record; h.mu is held.
+func (h *Health) lookup(e EUI) (healthRef, bool) {
+	i, ok := h.slots.get(e)
+	if !ok {
+		return healthRef{}, false
+	}
+	return h.table.at(i), true
+}
+
+// add starts a record for a device not in the table (e not zero); h.mu
+// is held.
+func (h *Health) add(e EUI) healthRef {
+	i, st := h.table.add()
+	h.m[e] = i
+	h.slots.set(e, i)
+	h.sorted = nil
+	return st
+}
+
+// remove drops a device's record (its list element and save state are
+// the caller's); h.mu is held.
+func (h *Health) remove(e EUI) {
+	if i, ok := h.m[e]; ok {
+		delete(h.m, e)
+		h.slots.del(e)
+		h.table.release(i)
+		h.sorted = nil
+	}
 }
 
 // SetMaxUnknown sets how many unregistered devices are tracked (at least
@@ -206,10 +217,9 @@ func (h *Health) evictOldest() {
 	back := h.unknown.Back()
 	e := back.Value.(EUI)
 	h.unknown.Remove(back)
-	if st, ok := h.m[e]; ok {
+	if st, ok := h.lookup(e); ok {
 		h.removed(e, st)
-		delete(h.m, e)
-		h.sorted = nil
+		h.remove(e)
 	}
 	h.evicted++
 }
@@ -234,11 +244,11 @@ func (h *Health) Observe(o Observation) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, ok := h.m[o.EUI]
+	t := stampOf(o.Time)
+	st, ok := h.lookup(o.EUI)
 	if !ok {
-		st = &healthState{FirstSeen: o.Time}
-		h.m[o.EUI] = st
-		h.sorted = nil
+		st = h.add(o.EUI)
+		st.FirstSeen = t
 	}
 	switch {
 	case o.Unknown && st.unknown == nil: // new, or no longer registered
@@ -253,15 +263,15 @@ func (h *Health) Observe(o Observation) {
 		st.unknown = nil
 	}
 	h.touched(o.EUI, st)
-	if o.Time.Before(st.FirstSeen) {
-		st.FirstSeen = o.Time
+	if t.before(st.FirstSeen) {
+		st.FirstSeen = t
 	}
-	latest := !o.Time.Before(st.LastSeen)
+	latest := !t.before(st.LastSeen)
 	lost := uint32(0)
 	frames := uint32(1)
 	late := false
-	if o.HasFCnt && st.FCnt != nil {
-		last := *st.FCnt
+	if o.HasFCnt && st.has&hasFCnt != 0 {
+		last := st.fcnt
 		switch {
 		case o.FCnt == last:
 			return // the same frame again (a redelivery): counted already
@@ -291,13 +301,13 @@ func (h *Health) Observe(o Observation) {
 		}
 	}
 	if o.DeadLetter != "" {
-		st.LastDeadLetter = o.DeadLetter
+		st.lastDeadLetter = o.DeadLetter
 	}
 	if !latest {
 		return // a late message: counted, but the last-seen values stay
 	}
-	if !st.LastSeen.IsZero() {
-		if gap := o.Time.Sub(st.LastSeen).Seconds() / float64(frames); gap > 0 {
+	if !st.LastSeen.isZero() {
+		if gap := t.sub(st.LastSeen) / float64(frames); gap > 0 {
 			if st.Interval == 0 {
 				st.Interval = gap
 			} else {
@@ -305,20 +315,22 @@ func (h *Health) Observe(o Observation) {
 			}
 		}
 	}
-	st.LastSeen = o.Time
+	st.LastSeen = t
 	if o.Name != "" {
-		st.Name, st.Model, st.Source = o.Name, o.Model, o.Source
+		st.name, st.model, st.source = o.Name, o.Model, o.Source
 	}
-	setOpt(&st.FCnt, &st.readings.fcnt, o.FCnt, o.HasFCnt)
-	setOpt(&st.RSSI, &st.readings.rssi, o.RSSI, o.HasRSSI)
-	setOpt(&st.SNR, &st.readings.snr, o.SNR, o.HasSNR)
-	setOpt(&st.Battery, &st.readings.battery, o.Battery, o.HasBattery)
-	setOpt(&st.BatteryLevel, &st.readings.batteryLevel, o.BatteryLevel, o.HasBatteryLevel)
+	if o.HasFCnt {
+		st.fcnt, st.has = o.FCnt, st.has|hasFCnt
+	}
+	st.setReading(hasRSSI, &st.rssi, o.RSSI, o.HasRSSI)
+	st.setReading(hasSNR, &st.snr, o.SNR, o.HasSNR)
+	st.setReading(hasBattery, &st.battery, o.Battery, o.HasBattery)
+	st.setReading(hasBatteryLevel, &st.batteryLevel, o.BatteryLevel, o.HasBatteryLevel)
 }
 
 // touched marks a device changed for the next save, or the next sync
 // when shared; h.mu is held.
-func (h *Health) touched(e EUI, st *healthState) {
+func (h *Health) touched(e EUI, st healthRef) {
 	if h.share != nil {
 		h.share.touched(e, st)
 		return
@@ -327,26 +339,12 @@ func (h *Health) touched(e EUI, st *healthState) {
 }
 
 // removed notes a device left the table; h.mu is held.
-func (h *Health) removed(e EUI, st *healthState) {
+func (h *Health) removed(e EUI, st healthRef) {
 	if h.share != nil {
 		h.share.removed(e, st)
 		return
 	}
 	h.changes.removed(e, &st.persisted)
-}
-
-// setOpt stores v in *dst if ok, pointing *dst at backing (memory of
-// the state itself) the first time: this runs for every uplink, and a
-// reading of its own was an allocation per device and a cache miss per
-// uplink with a large fleet. Snapshots copy the values out.
-func setOpt[T any](dst **T, backing *T, v T, ok bool) {
-	if !ok {
-		return
-	}
-	if *dst == nil {
-		*dst = backing
-	}
-	**dst = v
 }
 
 // found takes back one frame counted as lost, from the newest hour that
@@ -385,8 +383,8 @@ func (st *healthState) bucket(t time.Time) *hourBucket {
 func (h *Health) LastFCnt(eui EUI) (uint32, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if st, ok := h.m[eui]; ok && st.FCnt != nil {
-		return *st.FCnt, true
+	if st, ok := h.lookup(eui); ok && st.has&hasFCnt != 0 {
+		return st.fcnt, true
 	}
 	return 0, false
 }
@@ -400,7 +398,7 @@ func (h *Health) Forget(eui EUI) {
 
 // drop removes a device; h.mu is held.
 func (h *Health) drop(eui EUI) {
-	st, ok := h.m[eui]
+	st, ok := h.lookup(eui)
 	if !ok {
 		return
 	}
@@ -408,15 +406,14 @@ func (h *Health) drop(eui EUI) {
 		h.unknown.Remove(st.unknown)
 	}
 	h.removed(eui, st)
-	delete(h.m, eui)
-	h.sorted = nil
+	h.remove(eui)
 }
 
 // Get returns one device's health at now.
 func (h *Health) Get(eui EUI, now time.Time) (DeviceHealth, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, ok := h.m[eui]
+	st, ok := h.lookup(eui)
 	if !ok {
 		return DeviceHealth{}, false
 	}
@@ -427,8 +424,8 @@ func (h *Health) Get(eui EUI, now time.Time) (DeviceHealth, bool) {
 func (h *Health) Report(now time.Time) []DeviceHealth {
 	h.mu.Lock()
 	out := make([]DeviceHealth, 0, len(h.m))
-	for e, st := range h.m {
-		out = append(out, h.report(e, st, now))
+	for e, i := range h.m {
+		out = append(out, h.report(e, h.table.at(i), now))
 	}
 	h.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -440,28 +437,29 @@ func (h *Health) Report(now time.Time) []DeviceHealth {
 	return out
 }
 
-func (h *Health) report(eui EUI, st *healthState, now time.Time) DeviceHealth {
+func (h *Health) report(eui EUI, st healthRef, now time.Time) DeviceHealth {
 	r := h.summary(eui, st, now, true)
-	r.LastFCnt = cloneOpt(st.FCnt)
-	r.RSSI, r.SNR = cloneOpt(st.RSSI), cloneOpt(st.SNR)
-	r.Battery, r.BatteryLevel = cloneOpt(st.Battery), cloneOpt(st.BatteryLevel)
-	st.events.report(&r)
+	r.LastFCnt = opt(st.healthState, hasFCnt, st.fcnt)
+	r.RSSI, r.SNR = opt(st.healthState, hasRSSI, st.rssi), opt(st.healthState, hasSNR, st.snr)
+	r.Battery = opt(st.healthState, hasBattery, st.battery)
+	r.BatteryLevel = opt(st.healthState, hasBatteryLevel, st.batteryLevel)
+	st.reportEvents(&r)
 	return r
 }
 
 // summary is report without the optional readings, and without the
 // hourly counts unless hourly: what a filter and the counts of a paged
 // listing need, without allocating per device.
-func (h *Health) summary(eui EUI, st *healthState, now time.Time, hourly bool) DeviceHealth {
+func (h *Health) summary(eui EUI, st healthRef, now time.Time, hourly bool) DeviceHealth {
 	r := DeviceHealth{
-		DevEUI: eui, Name: st.Name, Model: st.Model, Source: st.Source,
-		FirstSeen: st.FirstSeen, LastSeen: st.LastSeen, Interval: st.Interval,
-		LastDeadLetter: st.LastDeadLetter,
+		DevEUI: eui, Name: st.name, Model: st.model, Source: st.source,
+		FirstSeen: st.FirstSeen.time(), LastSeen: st.LastSeen.time(), Interval: st.Interval,
+		LastDeadLetter: st.lastDeadLetter,
 	}
 	if r.Name == "" {
 		r.Name = eui.String()
 	}
-	r.LastSeenAge = max(now.Sub(st.LastSeen).Seconds(), 0)
+	r.LastSeenAge = max(now.Sub(r.LastSeen).Seconds(), 0)
 	first := now.Unix()/3600 - hours + 1
 	if hourly {
 		r.UplinksHourly = make([]int, hours)
@@ -479,10 +477,10 @@ func (h *Health) summary(eui EUI, st *healthState, now time.Time, hourly bool) D
 	if n := r.Uplinks24h + r.Lost24h; n > 0 {
 		r.LossPct = 100 * float64(r.Lost24h) / float64(n)
 	}
-	if r.Interval == 0 && r.Uplinks24h > 1 && st.LastSeen.After(st.FirstSeen) {
+	if r.Interval == 0 && r.Uplinks24h > 1 && st.FirstSeen.before(st.LastSeen) {
 		// Every uplink after the first was handled out of time order, so
 		// the running estimate never started: use the mean spacing.
-		span := st.LastSeen.Sub(st.FirstSeen).Seconds()
+		span := st.LastSeen.sub(st.FirstSeen)
 		r.Interval = span / float64(r.Uplinks24h+r.Lost24h-1)
 	}
 	factor := h.SilentFactor
@@ -494,14 +492,6 @@ func (h *Health) summary(eui EUI, st *healthState, now time.Time, hourly bool) D
 	return r
 }
 
-func cloneOpt[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
-}
-
 // SaveHealth writes what changed in device health since the last save
 // (changed devices, evicted or forgotten ones), in transactions of a few
 // hundred rows, until done or ctx ends: what is left is written by the
@@ -510,11 +500,14 @@ func (s *Store) SaveHealth(ctx context.Context, h *Health) error {
 	return s.saveChanges(ctx, "health", h)
 }
 
-// healthStateRow is a health state's save state and row.
-func healthStateRow(st *healthState) (*persisted, any) { return &st.persisted, st }
+// stateRow is a device's save state and row, by slot.
+func (h *Health) stateRow(i int32) (*persisted, any) {
+	st := h.table.at(i)
+	return &st.persisted, st.row()
+}
 
 // LoadHealth reads the persisted health states into h. A state that does
-// not decode is dropped: health rebuilds itself from the next uplinks.
+// not decode (or of the zero EUI, which no uplink has) is dropped: health rebuilds itself from the next uplinks.
 // Devices the registry does not hold count towards MaxUnknown; beyond it
 // their rows are deleted by the next save.
 func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
@@ -526,25 +519,23 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 	defer h.mu.Unlock()
 	type loaded struct {
 		eui EUI
-		st  *healthState
+		row *healthRow
 	}
 	var unknown []loaded
 	for e, b := range states {
-		st := new(healthState)
-		if json.Unmarshal(b, st) != nil {
+		row := new(healthRow)
+		if e.IsZero() || json.Unmarshal(b, row) != nil {
 			h.changes.gone[e] = struct{}{}
 			continue
 		}
-		st.saved = true
 		if _, registered := s.reg.Lookup(e); registered {
-			h.m[e] = st
-			h.sorted = nil
+			h.load(e, row)
 			continue
 		}
-		unknown = append(unknown, loaded{e, st})
+		unknown = append(unknown, loaded{e, row})
 	}
 	// The most recently heard unregistered devices are kept.
-	sort.Slice(unknown, func(i, j int) bool { return unknown[i].st.LastSeen.After(unknown[j].st.LastSeen) })
+	sort.Slice(unknown, func(i, j int) bool { return unknown[i].row.LastSeen.After(unknown[j].row.LastSeen) })
 	for _, u := range unknown {
 		if _, dup := h.m[u.eui]; dup {
 			continue
@@ -553,9 +544,18 @@ func (s *Store) LoadHealth(ctx context.Context, h *Health) error {
 			h.changes.gone[u.eui] = struct{}{}
 			continue
 		}
-		u.st.unknown = h.unknown.PushBack(u.eui)
-		h.m[u.eui] = u.st
-		h.sorted = nil
+		h.load(u.eui, u.row).unknown = h.unknown.PushBack(u.eui)
 	}
 	return nil
+}
+
+// load adds a saved record; h.mu is held.
+func (h *Health) load(e EUI, row *healthRow) healthRef {
+	st, ok := h.lookup(e)
+	if !ok {
+		st = h.add(e)
+	}
+	st.setRow(row)
+	st.saved = true
+	return st
 }

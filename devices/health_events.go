@@ -21,22 +21,23 @@ type EventObservation struct {
 	Registered bool
 }
 
-// events is the part of a device's health its events set, persisted with
-// the rest.
+// events is the part of a device's health its events set, as saved with
+// the rest (healthRow).
 type events struct {
 	LastJoin      time.Time `json:"last_join,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorTime time.Time `json:"last_error_time,omitzero"`
 }
 
-func (e *events) report(r *DeviceHealth) {
-	if !e.LastJoin.IsZero() {
-		t := e.LastJoin
+// reportEvents adds what the device's events set to r.
+func (st healthRef) reportEvents(r *DeviceHealth) {
+	if !st.LastJoin.isZero() {
+		t := st.LastJoin.time()
 		r.LastJoin = &t
 	}
-	if e.LastError != "" {
-		t := e.LastErrorTime
-		r.LastError, r.LastErrorTime = e.LastError, &t
+	if st.lastError != "" {
+		t := st.LastErrorTime.time()
+		r.LastError, r.LastErrorTime = st.lastError, &t
 	}
 }
 
@@ -49,23 +50,23 @@ func (h *Health) ObserveEvent(o EventObservation) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, ok := h.m[o.EUI]
+	t := stampOf(o.Time)
+	st, ok := h.lookup(o.EUI)
 	if !ok {
 		if !o.Registered || !o.Join {
 			return
 		}
-		st = &healthState{FirstSeen: o.Time, LastSeen: o.Time}
-		h.m[o.EUI] = st
-		h.sorted = nil
+		st = h.add(o.EUI)
+		st.FirstSeen, st.LastSeen = t, t
 	}
 	h.changes.touched(o.EUI, &st.persisted)
-	if o.Join && o.Time.After(st.LastJoin) {
-		st.LastJoin = o.Time
+	if o.Join && st.LastJoin.before(t) {
+		st.LastJoin = t
 	}
-	if o.Error != "" && !o.Time.Before(st.LastErrorTime) {
-		st.LastError, st.LastErrorTime = o.Error, o.Time
+	if o.Error != "" && !t.before(st.LastErrorTime) {
+		st.lastError, st.LastErrorTime = o.Error, t
 	}
-	if o.HasBatteryLevel && !o.Time.Before(st.LastSeen) {
-		setOpt(&st.BatteryLevel, &st.readings.batteryLevel, o.BatteryLevel, true)
+	if o.HasBatteryLevel && !t.before(st.LastSeen) {
+		st.setReading(hasBatteryLevel, &st.batteryLevel, o.BatteryLevel, true)
 	}
 }

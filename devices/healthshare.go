@@ -143,7 +143,7 @@ type sharedHealth struct {
 // slot returns the index of t's hour in st.Hours, recycling the slot of
 // 24 hours earlier with its shared figures; -1 when t is older than the
 // slot's hour.
-func (st *healthState) slot(t int64) int {
+func (st healthRef) slot(t int64) int {
 	h := t / 3600
 	i := int(((h % hours) + hours) % hours)
 	b := &st.Hours[i]
@@ -166,7 +166,7 @@ func (st *healthState) slot(t int64) int {
 // are the frames of the union plus the uplinks without a counter; lost are
 // the gaps inside each hour plus the gap from the previous heard hour's
 // highest counter to the hour's lowest.
-func (st *healthState) rederive() {
+func (st healthRef) rederive() {
 	sh := st.sh
 	// The slots in hour order: an insertion sort of 24, without the
 	// allocation sort.Slice makes on every uplink.

@@ -82,7 +82,7 @@ func (h *Health) ShareStats() (HealthShareStats, bool) {
 	return st, true
 }
 
-func (s *shareState) touched(e EUI, st *healthState) {
+func (s *shareState) touched(e EUI, st healthRef) {
 	if st.sh == nil {
 		st.sh = &sharedHealth{}
 	}
@@ -92,7 +92,7 @@ func (s *shareState) touched(e EUI, st *healthState) {
 	}
 }
 
-func (s *shareState) removed(e EUI, st *healthState) {
+func (s *shareState) removed(e EUI, st healthRef) {
 	delete(s.dirty, e)
 	if st.sh != nil && st.sh.saved {
 		s.gone[e] = struct{}{}
@@ -100,7 +100,7 @@ func (s *shareState) removed(e EUI, st *healthState) {
 }
 
 // observe adds one uplink to the device's shared figures; touched ran.
-func (s *shareState) observe(o Observation, st *healthState) {
+func (s *shareState) observe(o Observation, st healthRef) {
 	sh := st.sh
 	i := st.slot(o.Time.Unix())
 	if i < 0 {
@@ -167,19 +167,19 @@ func (h *Health) takeSync(n int) (*syncBatchRows, error) {
 			break
 		}
 		delete(s.dirty, e)
-		st, ok := h.m[e]
+		st, ok := h.lookup(e)
 		if !ok || st.sh == nil {
 			continue
 		}
 		sh := st.sh
 		sh.dirty, sh.saved = false, true
-		latest, err := json.Marshal(st.deviceLatest)
+		latest, err := json.Marshal(st.latest())
 		if err != nil {
 			return b, err
 		}
 		key := e.String()
 		b.devEUIs, b.states = append(b.devEUIs, key), append(b.states, string(latest))
-		b.firstSeen, b.lastSeen = append(b.firstSeen, st.FirstSeen.UnixMilli()), append(b.lastSeen, st.LastSeen.UnixMilli())
+		b.firstSeen, b.lastSeen = append(b.firstSeen, st.FirstSeen.time().UnixMilli()), append(b.lastSeen, st.LastSeen.time().UnixMilli())
 		t := syncTaken{eui: e, slots: sh.dirtySlots, pending: sh.pending}
 		for i := range hours {
 			hour := st.Hours[i].Hour
@@ -216,7 +216,7 @@ func (h *Health) settleSync(b *syncBatchRows, ok bool) {
 		}
 	}
 	for _, t := range b.taken {
-		st, found := h.m[t.eui]
+		st, found := h.lookup(t.eui)
 		if !found || st.sh == nil {
 			continue
 		}
@@ -374,7 +374,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 	if err != nil {
 		return err
 	}
-	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) *healthState) error {
+	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) (healthRef, bool)) error {
 		var key, state string
 		var first, last int64
 		if err := scan(&key, &first, &last, &state); err != nil {
@@ -384,22 +384,23 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		if err != nil {
 			return nil // not ours to judge: skipped
 		}
-		st := apply(e)
-		if st == nil {
+		st, ok := apply(e)
+		if !ok {
 			return nil
 		}
-		if f := time.UnixMilli(first); st.FirstSeen.IsZero() || f.Before(st.FirstSeen) {
+		if f := stampOf(time.UnixMilli(first)); st.FirstSeen.isZero() || f.before(st.FirstSeen) {
 			st.FirstSeen = f
 		}
-		if l := time.UnixMilli(last); l.After(st.LastSeen) {
+		if l := stampOf(time.UnixMilli(last)); st.LastSeen.before(l) {
 			var v deviceLatest
 			if json.Unmarshal([]byte(state), &v) != nil {
 				return nil
 			}
 			if v.LastDeadLetter == "" {
-				v.LastDeadLetter = st.LastDeadLetter
+				v.LastDeadLetter = st.lastDeadLetter
 			}
-			st.LastSeen, st.deviceLatest = l, v
+			st.LastSeen = l
+			st.setLatest(&v)
 		}
 		return nil
 	})
@@ -411,7 +412,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 	if err != nil {
 		return err
 	}
-	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) *healthState) error {
+	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) (healthRef, bool)) error {
 		var key string
 		var hour, block, bitsV int64
 		if err := scan(&key, &hour, &block, &bitsV); err != nil {
@@ -421,8 +422,8 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		if err != nil || block < 0 || block > 1<<26 {
 			return nil
 		}
-		st := apply(e)
-		if st == nil {
+		st, ok := apply(e)
+		if !ok {
 			return nil
 		}
 		if i := st.slot(hour * 3600); i >= 0 {
@@ -441,7 +442,7 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 	if err != nil {
 		return err
 	}
-	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) *healthState) error {
+	err = applyRows(rows, h, func(scan func(...any) error, apply func(EUI) (healthRef, bool)) error {
 		var key string
 		var hour, noFCnt, dead int64
 		if err := scan(&key, &hour, &noFCnt, &dead); err != nil {
@@ -451,8 +452,8 @@ func (s *Store) readHealth(ctx context.Context, h *Health) error {
 		if err != nil {
 			return nil
 		}
-		st := apply(e)
-		if st == nil {
+		st, ok := apply(e)
+		if !ok {
 			return nil
 		}
 		if i := st.slot(hour * 3600); i >= 0 {
@@ -484,28 +485,28 @@ type rowScanner interface {
 // applyChunk rows. fn's apply returns the device's state, adding a device
 // h does not track yet (nil when it cannot: an unregistered device beyond
 // the bound loses to the ones this instance heard more recently).
-func applyRows(rows rowScanner, h *Health, fn func(scan func(...any) error, apply func(EUI) *healthState) error) error {
+func applyRows(rows rowScanner, h *Health, fn func(scan func(...any) error, apply func(EUI) (healthRef, bool)) error) error {
 	defer rows.Close()
-	apply := func(e EUI) *healthState {
-		st, ok := h.m[e]
+	apply := func(e EUI) (healthRef, bool) {
+		if e.IsZero() {
+			return healthRef{}, false // names no device (and is no key of h.slots)
+		}
+		st, ok := h.lookup(e)
 		if !ok {
-			if h.registered != nil && !h.registered(e) {
-				if h.unknown.Len() >= h.max {
-					return nil
-				}
-				st = &healthState{}
-				st.unknown = h.unknown.PushBack(e)
-			} else {
-				st = &healthState{}
+			unregistered := h.registered != nil && !h.registered(e)
+			if unregistered && h.unknown.Len() >= h.max {
+				return healthRef{}, false
 			}
-			h.m[e] = st
-			h.sorted = nil
+			st = h.add(e)
+			if unregistered {
+				st.unknown = h.unknown.PushBack(e)
+			}
 		}
 		if st.sh == nil {
 			st.sh = &sharedHealth{}
 		}
 		st.sh.saved = true
-		return st
+		return st, true
 	}
 	n := 0
 	h.mu.Lock()

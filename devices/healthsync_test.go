@@ -280,7 +280,7 @@ func TestSharedHealthBounds(t *testing.T) {
 		h.Observe(Observation{EUI: e, Time: t0.Add(time.Duration(i) * time.Millisecond), FCnt: uint32(i) * 977, HasFCnt: true})
 	}
 	h.mu.Lock()
-	st := h.m[e]
+	st, _ := h.lookup(e)
 	n := 0
 	for i := range st.sh.frames {
 		n += len(st.sh.frames[i].blocks)

@@ -160,11 +160,11 @@ func colourOf(r *DeviceHealth) Colour {
 	return Green
 }
 
-// healthEntry is a tracked device in Health.sorted; st is the map's
-// own entry, so a listing reads it without a lookup.
+// healthEntry is a tracked device in Health.sorted; slot is its
+// record's, so a listing reads it without a lookup.
 type healthEntry struct {
-	eui EUI
-	st  *healthState
+	eui  EUI
+	slot int32
 }
 
 // HealthPage is one page of the health listing in DevEUI order, with the
@@ -192,8 +192,8 @@ func (h *Health) Page(cursor EUI, limit int, now time.Time, match func(*DeviceHe
 	defer h.mu.Unlock()
 	if h.sorted == nil {
 		h.sorted = make([]healthEntry, 0, len(h.m))
-		for e, st := range h.m {
-			h.sorted = append(h.sorted, healthEntry{e, st})
+		for e, i := range h.m {
+			h.sorted = append(h.sorted, healthEntry{e, i})
 		}
 		slices.SortFunc(h.sorted, func(a, b healthEntry) int { return CompareEUI(a.eui, b.eui) })
 	}
@@ -201,7 +201,7 @@ func (h *Health) Page(cursor EUI, limit int, now time.Time, match func(*DeviceHe
 	start := sort.Search(len(h.sorted), func(i int) bool { return CompareEUI(h.sorted[i].eui, cursor) > 0 })
 	var r DeviceHealth // one for all: match may keep its pointer
 	for i, he := range h.sorted {
-		e, st := he.eui, he.st
+		e, st := he.eui, h.table.at(he.slot)
 		r = h.summary(e, st, now, false)
 		p.Colours[r.Colour]++
 		if r.Silent {

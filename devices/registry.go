@@ -41,7 +41,7 @@ type deviceSet struct {
 	// order is every device's index in ascending EUI order, the order of
 	// every paged listing.
 	order  []int32
-	byEUI  map[EUI]int32
+	byEUI  euiIndex
 	byName map[string]int32
 	// byAddr lists the devices with a session per DevAddr: several
 	// devices may share one, and only the MIC tells them apart.
@@ -74,7 +74,11 @@ func (s *deviceSet) lookup(e EUI) (*Device, bool) {
 	if s == nil {
 		return nil, false
 	}
-	return deviceAt(s, s.byEUI, e)
+	i, ok := s.byEUI.get(e)
+	if !ok {
+		return nil, false
+	}
+	return s.at(i), true
 }
 
 // deviceAt is the device at index[k] of s, if k is there.
@@ -103,7 +107,7 @@ func (s *deviceSet) all(fn func(*Device) bool) {
 // fails on a duplicate EUI or name, on a device without an EUI or with an
 // invalid session.
 func (s *deviceSet) index() error {
-	s.byEUI = make(map[EUI]int32, s.n)
+	s.byEUI = newEUIIndex(s.n)
 	s.byName = make(map[string]int32, s.n)
 	s.byAddr = map[DevAddr][]*Device{}
 	s.order = make([]int32, 0, s.n)
@@ -112,7 +116,7 @@ func (s *deviceSet) index() error {
 		if d.EUI.IsZero() {
 			return fmt.Errorf("devices: device %q has no dev_eui", d.Name)
 		}
-		if j, ok := s.byEUI[d.EUI]; ok {
+		if j, ok := s.byEUI.get(d.EUI); ok {
 			return fmt.Errorf("devices: dev_eui %s listed twice (%q and %q): keep one", d.EUI, s.at(j).Name, d.Name)
 		}
 		if j, ok := s.byName[d.Name]; ok {
@@ -124,7 +128,7 @@ func (s *deviceSet) index() error {
 			}
 			s.byAddr[d.Session.DevAddr] = append(s.byAddr[d.Session.DevAddr], d)
 		}
-		s.byEUI[d.EUI] = i
+		s.byEUI.set(d.EUI, i)
 		s.byName[d.Name] = i
 		s.order = append(s.order, i)
 	}
@@ -206,7 +210,8 @@ func (r *Registry) Ref(eui EUI) (Ref, bool) {
 	if s == nil {
 		return Ref{}, false
 	}
-	return refAt(s, s.byEUI, eui)
+	i, ok := s.byEUI.get(eui)
+	return s.refAt(i, ok)
 }
 
 // RefName is Ref by operator-given name.
@@ -215,12 +220,12 @@ func (r *Registry) RefName(name string) (Ref, bool) {
 	if s == nil {
 		return Ref{}, false
 	}
-	return refAt(s, s.byName, name)
+	i, ok := s.byName[name]
+	return s.refAt(i, ok)
 }
 
-// refAt is the Ref of the device at index[k] of s, if k is there.
-func refAt[K comparable](s *deviceSet, index map[K]int32, k K) (Ref, bool) {
-	i, ok := index[k]
+// refAt is the Ref of the device at index i of s, if ok.
+func (s *deviceSet) refAt(i int32, ok bool) (Ref, bool) {
 	if !ok {
 		return Ref{}, false
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/sensorgate/sensorgate/devices"
@@ -21,6 +22,44 @@ type deviceView struct {
 type viewList struct {
 	deviceView
 	next *viewList
+	// inline holds the tags of up to packedTags, and values their values
+	// back to back (packView): with 100,000 devices each of a view's
+	// strings was an allocation of its own, and writing a point's tags
+	// took a cache miss per string.
+	inline [packedTags]Tag
+	values string
+}
+
+// packedTags is how many tags a view holds inline: the four the pipeline
+// sets and two allowed device tags (an entry of 288 bytes); a view with
+// more has a slice of its own, its values still packed.
+const packedTags = 6
+
+// packView returns dv as a list entry ahead of next, its tags and their
+// values copied into the entry.
+func packView(dv deviceView, next *viewList) *viewList {
+	l := &viewList{next: next}
+	n := 0
+	for _, t := range dv.tags {
+		n += len(t.Value)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, t := range dv.tags {
+		b.WriteString(t.Value)
+	}
+	l.values = b.String()
+	tags := l.inline[:0]
+	if len(dv.tags) > packedTags {
+		tags = make([]Tag, 0, len(dv.tags))
+	}
+	off := 0
+	for _, t := range dv.tags {
+		tags = append(tags, Tag{Key: t.Key, Value: l.values[off : off+len(t.Value)]})
+		off += len(t.Value)
+	}
+	l.deviceView = deviceView{source: dv.source, tags: tags, decoded: dv.decoded}
+	return l
 }
 
 // viewCache holds the deviceViews of one registry state (generation), a
@@ -66,7 +105,7 @@ func (p *Pipeline) storeView(ref devices.Ref, dv deviceView) {
 		return
 	}
 	slot := &c.slots[ref.Index]
-	slot.Store(&viewList{deviceView: dv, next: slot.Load()})
+	slot.Store(packView(dv, slot.Load()))
 }
 
 // viewCache returns the cache of ref's generation, starting a fresh one

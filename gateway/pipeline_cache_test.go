@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/sensorgate/sensorgate/decoders"
 	"github.com/sensorgate/sensorgate/devices"
@@ -190,5 +192,27 @@ func TestViewCacheGenerations(t *testing.T) {
 	p.storeView(old, deviceView{source: "s", decoded: "decoded_old"})
 	if v, ok := p.cachedView(cur, "s"); !ok || v.decoded != "decoded_new" {
 		t.Fatalf("after a store with an older ref: %+v %v", v, ok)
+	}
+}
+
+// TestPackView: a stored view carries the tags it was given, in order,
+// whether they fit inline or not, and shares no memory with the strings
+// it was built from.
+func TestPackView(t *testing.T) {
+	for _, n := range []int{0, 1, packedTags, packedTags + 3} {
+		tags := make([]Tag, n)
+		for i := range tags {
+			tags[i] = Tag{Key: fmt.Sprintf("k%02d", i), Value: strings.Repeat("v", i)}
+		}
+		next := &viewList{}
+		l := packView(deviceView{source: "s", tags: tags, decoded: "decoded_m"}, next)
+		if l.next != next || l.source != "s" || l.decoded != "decoded_m" || !slices.Equal(l.tags, tags) {
+			t.Fatalf("%d tags: packed %+v, want %+v", n, l.deviceView, tags)
+		}
+		for i, tg := range l.tags {
+			if tg.Value != "" && unsafe.StringData(tg.Value) == unsafe.StringData(tags[i].Value) {
+				t.Errorf("%d tags: tag %d shares the caller's string", n, i)
+			}
+		}
 	}
 }
