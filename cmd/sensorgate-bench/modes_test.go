@@ -193,6 +193,27 @@ func TestParseMetrics(t *testing.T) {
 	if m["go_goroutines"] != 171 || m["sensorgate_spool_oldest_age_seconds"] != 0.25 || m["process_start_time_seconds"] != 1.7e9 || len(m) != 3 {
 		t.Errorf("parsed %v", m)
 	}
+	keep := `sensorgate_influx_write_requests_total{class="2xx"}`
+	in = "sensorgate_influx_write_requests_total{class=\"4xx\"} 3\n" + keep + " 12 1700000000000\n" + keep[:20] + "{ 9\n"
+	if m, err = parseMetrics(strings.NewReader(in), keep); err != nil {
+		t.Fatal(err)
+	}
+	if m[keep] != 12 || len(m) != 1 {
+		t.Errorf("kept %v, want only %s", m, keep)
+	}
+}
+
+// TestParseSchedStat reads the three counters and refuses a short line.
+func TestParseSchedStat(t *testing.T) {
+	st, err := parseSchedStat("364400 51906 17\n")
+	if err != nil || st != (schedStat{RunNs: 364400, WaitNs: 51906, Slices: 17}) {
+		t.Errorf("got %+v, %v", st, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 x 3"} {
+		if _, err := parseSchedStat(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
 }
 
 // TestSizingTable: disk is rate × duration × bytes per uplink; the drain
