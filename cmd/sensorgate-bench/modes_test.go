@@ -143,7 +143,8 @@ func TestSummarize(t *testing.T) {
 	flat := func(n int, rss, cpu float64, grow float64) []soakSample {
 		var out []soakSample
 		for i := range n {
-			out = append(out, soakSample{T: float64(i * 10), RSSMB: rss * (1 + grow*float64(i)/float64(n-1)), Goroutines: 100, CPUPerUplinkUs: cpu})
+			out = append(out, soakSample{T: float64(i * 10), RSSMB: rss * (1 + grow*float64(i)/float64(n-1)), Goroutines: 100, CPUPerUplinkUs: cpu,
+				UplinksPerSync: float64(4 + i%2), DaemonSysUs: 10})
 		}
 		return out
 	}
@@ -173,6 +174,9 @@ func TestSummarize(t *testing.T) {
 			}
 			if s.WindowS != 600 || s.CPURatio != 1 || s.GoroutinesGrowth != 0 {
 				t.Errorf("%+v", s)
+			}
+			if s.FsyncFirst != 4.5 || s.FsyncLast != 4.5 || s.SysFirstUs != 10 || s.SysLastUs != 10 || s.UserFirstUs != 0 {
+				t.Errorf("batching figures: %+v", s)
 			}
 			want := s.RSSLastMB/s.RSSFirstMB - 1
 			if math.Abs(s.RSSGrowth-want) > 1e-9 || (tc.name == "flat" && s.RSSGrowth != 0) || (tc.name == "growing" && (s.RSSGrowth < 0.06 || s.RSSGrowth > 0.07)) {

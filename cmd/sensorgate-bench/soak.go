@@ -594,8 +594,16 @@ type soakSummary struct {
 	CPURatio         float64 `json:"cpu_ratio"` // last ÷ first
 	OthersFirst      float64 `json:"others_first_cores"`
 	OthersLast       float64 `json:"others_last_cores"`
-	LagMedianS       float64 `json:"lag_median_s"`
-	LagMaxS          float64 `json:"lag_max_s"`
+	// The batching figures of the same windows (0 in a series recorded
+	// before they were).
+	FsyncFirst  float64 `json:"uplinks_per_fsync_first,omitempty"`
+	FsyncLast   float64 `json:"uplinks_per_fsync_last,omitempty"`
+	SysFirstUs  float64 `json:"daemon_sys_us_first,omitempty"`
+	SysLastUs   float64 `json:"daemon_sys_us_last,omitempty"`
+	UserFirstUs float64 `json:"daemon_user_us_first,omitempty"`
+	UserLastUs  float64 `json:"daemon_user_us_last,omitempty"`
+	LagMedianS  float64 `json:"lag_median_s"`
+	LagMaxS     float64 `json:"lag_max_s"`
 }
 
 // summarize returns nil when fewer than three samples follow the warm-up.
@@ -648,6 +656,12 @@ func summarize(samples []soakSample, warmup float64) *soakSummary {
 		CPUFirstUs: med(first, cpu), CPULastUs: med(last, cpu), LagMedianS: med(after, lag),
 		OthersFirst: med(first, func(s soakSample) float64 { return s.OthersCores }),
 		OthersLast:  med(last, func(s soakSample) float64 { return s.OthersCores })}
+	fsync := func(s soakSample) float64 { return s.UplinksPerSync }
+	sys := func(s soakSample) float64 { return s.DaemonSysUs }
+	user := func(s soakSample) float64 { return s.DaemonUserUs }
+	sum.FsyncFirst, sum.FsyncLast = med(first, fsync), med(last, fsync)
+	sum.SysFirstUs, sum.SysLastUs = med(first, sys), med(last, sys)
+	sum.UserFirstUs, sum.UserLastUs = med(first, user), med(last, user)
 	sum.RSSGrowth = growth(sum.RSSFirstMB, sum.RSSLastMB)
 	sum.WorkersGrowth = growth(sum.WorkersFirstMB, sum.WorkersLastMB)
 	sum.GoroutinesGrowth = growth(sum.GoroutinesFirst, sum.GoroutinesLast)
@@ -694,6 +708,12 @@ func (res *SoakResult) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| goroutines | %.0f | %.0f | %s |\n", s.GoroutinesFirst, s.GoroutinesLast, pct(s.GoroutinesGrowth))
 	fmt.Fprintf(&b, "| CPU µs per uplink (daemon + workers) | %.1f | %.1f | ×%.2f |\n", s.CPUFirstUs, s.CPULastUs, s.CPURatio)
+	if s.UserFirstUs > 0 || s.UserLastUs > 0 {
+		fmt.Fprintf(&b, "| daemon alone, user / system CPU µs per uplink | %.0f / %.0f | %.0f / %.0f | |\n", s.UserFirstUs, s.SysFirstUs, s.UserLastUs, s.SysLastUs)
+	}
+	if s.FsyncFirst > 0 || s.FsyncLast > 0 {
+		fmt.Fprintf(&b, "| uplinks per spool fsync (group commit) | %.1f | %.1f | |\n", s.FsyncFirst, s.FsyncLast)
+	}
 	if s.OthersFirst > 0 || s.OthersLast > 0 {
 		fmt.Fprintf(&b, "| everything else on the machine, cores busy | %.2f | %.2f | |\n", s.OthersFirst, s.OthersLast)
 	}
