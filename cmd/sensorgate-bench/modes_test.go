@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -253,4 +254,15 @@ func FuzzParseMetrics(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBursts: a short run does its bursts and charges them CPU.
+func TestBursts(t *testing.T) {
+	r, err := runBursts(context.Background(), time.Millisecond, 400, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bursts < 1 || r.WallMedian <= 0 || r.CPUPerBurst < 0 {
+		t.Errorf("%+v", r)
+	}
 }
