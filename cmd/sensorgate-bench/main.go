@@ -75,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "codecs" {
 		return codecsCommand(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "bursts" {
+		return burstsCommand(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "soak" {
 		return soakCommand(ctx, args[1:], stdout, stderr)
 	}

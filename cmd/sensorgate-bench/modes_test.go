@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -143,7 +144,8 @@ func TestSummarize(t *testing.T) {
 	flat := func(n int, rss, cpu float64, grow float64) []soakSample {
 		var out []soakSample
 		for i := range n {
-			out = append(out, soakSample{T: float64(i * 10), RSSMB: rss * (1 + grow*float64(i)/float64(n-1)), Goroutines: 100, CPUPerUplinkUs: cpu})
+			out = append(out, soakSample{T: float64(i * 10), RSSMB: rss * (1 + grow*float64(i)/float64(n-1)), Goroutines: 100, CPUPerUplinkUs: cpu,
+				UplinksPerSync: float64(4 + i%2), DaemonSysUs: 10})
 		}
 		return out
 	}
@@ -174,6 +176,9 @@ func TestSummarize(t *testing.T) {
 			if s.WindowS != 600 || s.CPURatio != 1 || s.GoroutinesGrowth != 0 {
 				t.Errorf("%+v", s)
 			}
+			if s.FsyncFirst != 4.5 || s.FsyncLast != 4.5 || s.SysFirstUs != 10 || s.SysLastUs != 10 || s.UserFirstUs != 0 {
+				t.Errorf("batching figures: %+v", s)
+			}
 			want := s.RSSLastMB/s.RSSFirstMB - 1
 			if math.Abs(s.RSSGrowth-want) > 1e-9 || (tc.name == "flat" && s.RSSGrowth != 0) || (tc.name == "growing" && (s.RSSGrowth < 0.06 || s.RSSGrowth > 0.07)) {
 				t.Errorf("RSS growth %.4f (first %.2f, last %.2f)", s.RSSGrowth, s.RSSFirstMB, s.RSSLastMB)
@@ -192,6 +197,27 @@ func TestParseMetrics(t *testing.T) {
 	}
 	if m["go_goroutines"] != 171 || m["sensorgate_spool_oldest_age_seconds"] != 0.25 || m["process_start_time_seconds"] != 1.7e9 || len(m) != 3 {
 		t.Errorf("parsed %v", m)
+	}
+	keep := `sensorgate_influx_write_requests_total{class="2xx"}`
+	in = "sensorgate_influx_write_requests_total{class=\"4xx\"} 3\n" + keep + " 12 1700000000000\n" + keep[:20] + "{ 9\n"
+	if m, err = parseMetrics(strings.NewReader(in), keep); err != nil {
+		t.Fatal(err)
+	}
+	if m[keep] != 12 || len(m) != 1 {
+		t.Errorf("kept %v, want only %s", m, keep)
+	}
+}
+
+// TestParseSchedStat reads the three counters and refuses a short line.
+func TestParseSchedStat(t *testing.T) {
+	st, err := parseSchedStat("364400 51906 17\n")
+	if err != nil || st != (schedStat{RunNs: 364400, WaitNs: 51906, Slices: 17}) {
+		t.Errorf("got %+v, %v", st, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 x 3"} {
+		if _, err := parseSchedStat(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
 
@@ -283,5 +309,16 @@ func TestCodecsMode(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "| 1 | 8 |") {
 		t.Errorf("report without the run of 8 codecs:\n%s", stdout.String())
+	}
+}
+
+// TestBursts: a short run does its bursts and charges them CPU.
+func TestBursts(t *testing.T) {
+	r, err := runBursts(context.Background(), time.Millisecond, 400, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Bursts < 1 || r.WallMedian <= 0 || r.CPUPerBurst < 0 {
+		t.Errorf("%+v", r)
 	}
 }

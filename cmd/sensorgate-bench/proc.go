@@ -202,3 +202,51 @@ func childrenRSSKiB(pid int) int {
 	}
 	return total
 }
+
+// schedStat is a process's scheduler counters, summed over its threads
+// (/proc/PID/task/*/schedstat): CPU time, time spent runnable waiting
+// for a CPU, and how many times a thread was put on a CPU. A thread that
+// has ended takes its counts with it; the daemon's threads live as long
+// as it does.
+type schedStat struct {
+	RunNs, WaitNs, Slices uint64
+}
+
+func readSchedStat(pid int) (schedStat, error) {
+	var st schedStat
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return st, fmt.Errorf("bench: scheduler counters of %d: %w", pid, err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, task.Name()))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		t, err := parseSchedStat(string(b))
+		if err != nil {
+			return st, fmt.Errorf("bench: /proc/%d/task/%s/schedstat: %w", pid, task.Name(), err)
+		}
+		st.RunNs += t.RunNs
+		st.WaitNs += t.WaitNs
+		st.Slices += t.Slices
+	}
+	return st, nil
+}
+
+// parseSchedStat reads one schedstat line: "run_ns wait_ns timeslices".
+func parseSchedStat(line string) (schedStat, error) {
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		return schedStat{}, fmt.Errorf("want 3 fields, got %q", line)
+	}
+	var v [3]uint64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return schedStat{}, fmt.Errorf("field %q: %w", f[i], err)
+		}
+		v[i] = n
+	}
+	return schedStat{RunNs: v[0], WaitNs: v[1], Slices: v[2]}, nil
+}

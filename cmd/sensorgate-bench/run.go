@@ -74,6 +74,8 @@ type settings struct {
 	JSModel string
 	// SpoolMaxBytes is spool.max_bytes; 0 for the default (1 GiB).
 	SpoolMaxBytes int64
+	// CommitDelay is spool.commit_delay; "" for the default.
+	CommitDelay string
 	// httpAddr is where the last config written has the daemon's HTTP
 	// API (metrics) listen.
 	httpAddr string
@@ -533,6 +535,9 @@ func (s *settings) writeSensorgateConfig(h *harness, bin, broker, influxURL, buc
 	spoolMax := ""
 	if s.SpoolMaxBytes > 0 {
 		spoolMax = fmt.Sprintf(", max_bytes: %d", s.SpoolMaxBytes)
+	}
+	if s.CommitDelay != "" {
+		spoolMax += fmt.Sprintf(", commit_delay: %q", s.CommitDelay)
 	}
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
 state_dir: %q

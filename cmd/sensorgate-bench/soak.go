@@ -59,6 +59,12 @@ type soakSettings struct {
 	WorkDir    string
 	Keep       bool
 	DrainMax   time.Duration // after publishing: how long to wait for InfluxDB to hold everything
+	// Profiles, when set, is a directory for CPU profiles of the daemon
+	// (ProfileFor long, every ProfileEvery), to compare early and late.
+	Profiles     string
+	ProfileEvery time.Duration
+	ProfileFor   time.Duration
+	CommitDelay  string // spool.commit_delay; "" for the daemon's default
 }
 
 // soakSample is one point of the time series.
@@ -86,6 +92,20 @@ type soakSample struct {
 	// Lost is the uplinks of the windows checked so far (published at
 	// least one interval ago) that InfluxDB does not hold.
 	Lost int64 `json:"lost"`
+
+	// What tells a cost that grows with time from one that follows how
+	// the daemon's work is batched, over the interval: the daemon's CPU
+	// in user and kernel mode, the uplinks per spool fsync (group
+	// commit) and per InfluxDB write request, how often its threads were
+	// put on a CPU and how long they waited runnable, per uplink, and
+	// its garbage collections.
+	DaemonUserUs      float64 `json:"daemon_user_us_per_uplink"`
+	DaemonSysUs       float64 `json:"daemon_sys_us_per_uplink"`
+	UplinksPerSync    float64 `json:"uplinks_per_fsync"`
+	UplinksPerRequest float64 `json:"uplinks_per_request"`
+	SlicesPerUplink   float64 `json:"slices_per_uplink"`
+	RunqWaitUs        float64 `json:"runq_wait_us_per_uplink"`
+	GCs               int     `json:"gc_cycles"`
 }
 
 // SoakResult is a soak's JSON file: settings, machine, series, outcome.
@@ -127,6 +147,10 @@ func soakCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&ss.WorkDir, "workdir", "", "where the run keeps broker, database and spool files (default: a new directory in $TMPDIR)")
 	fs.BoolVar(&ss.Keep, "keep", false, "keep the run's directory")
 	fs.DurationVar(&ss.DrainMax, "drain-timeout", 5*time.Minute, "after publishing, the longest wait for InfluxDB to hold every uplink")
+	fs.StringVar(&ss.CommitDelay, "commit-delay", "", "spool.commit_delay for the daemon (default: the daemon's)")
+	fs.StringVar(&ss.Profiles, "profiles", "", "write CPU profiles of the daemon into this directory (SENSORGATE_PPROF)")
+	fs.DurationVar(&ss.ProfileEvery, "profile-every", 5*time.Minute, "with -profiles: start a profile this often")
+	fs.DurationVar(&ss.ProfileFor, "profile-for", 30*time.Second, "with -profiles: each profile's length")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -199,7 +223,7 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 	if err := presubscribe(ctx, mq.URL(), clientID, topic); err != nil {
 		return err
 	}
-	s := &settings{Format: simulate.ChirpStackV4, Registry: registrySQLite, Sensorgate: ss.Sensorgate}
+	s := &settings{Format: simulate.ChirpStackV4, Registry: registrySQLite, Sensorgate: ss.Sensorgate, CommitDelay: ss.CommitDelay}
 	if ss.JSEvery > 0 {
 		s.Scripts = filepath.Join(h.dir, "codecs")
 		s.JSEvery, s.JSModel, s.CodecTime = ss.JSEvery, soakJSModel, ss.CodecTime
@@ -218,7 +242,16 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 	if err != nil {
 		return err
 	}
-	p := newConsumerProc(exec.Command(ss.Sensorgate, "run", "-c", cfg), filepath.Join(h.dir, "sensorgate.log"), false)
+	cmd := exec.Command(ss.Sensorgate, "run", "-c", cfg)
+	var pprofAddr string
+	if ss.Profiles != "" {
+		if err := os.MkdirAll(ss.Profiles, 0o755); err != nil {
+			return fmt.Errorf("soak: -profiles: %w", err)
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(testserver.FreePort(h))
+		cmd.Env = append(os.Environ(), "SENSORGATE_PPROF="+pprofAddr)
+	}
+	p := newConsumerProc(cmd, filepath.Join(h.dir, "sensorgate.log"), false)
 	if err := p.start(); err != nil {
 		return err
 	}
@@ -240,11 +273,20 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 		total, ss.Rate, ss.Devices, ss.JSEvery, ss.Sample, ss.JSON)
 
 	began := time.Now()
+	if pprofAddr != "" {
+		profCtx, stopProf := context.WithCancel(ctx)
+		defer stopProf()
+		go ss.profileLoop(profCtx, pprofAddr, began, log)
+	}
 	cpu0, err := treeCPUSeconds(p.pid())
 	if err != nil {
 		return err
 	}
 	lastOwn, err := cpuSeconds(p.pid())
+	if err != nil {
+		return err
+	}
+	lastUser, lastSys, lastSched, lastM, err := daemonCounters(ctx, p.pid(), "http://"+s.httpAddr+"/metrics")
 	if err != nil {
 		return err
 	}
@@ -288,7 +330,7 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 		if err != nil {
 			return err
 		}
-		m, err := scrapeMetrics(ctx, metricsURL)
+		user, sys, sched, m, err := daemonCounters(ctx, p.pid(), metricsURL)
 		if err != nil {
 			return err
 		}
@@ -301,13 +343,16 @@ func (ss *soakSettings) run(ctx context.Context, h *harness, res *SoakResult, lo
 			sm.DaemonCPUPerUplinkUs = (own - lastOwn) / float64(pub-lastPub) * 1e6
 		}
 		sm.OthersCores = max(0, (busy-lastBusy)-(cpu-lastCPU)) / now.Sub(lastAt).Seconds()
+		sm.batching(pub-lastPub, user-lastUser, sys-lastSys, sched, lastSched, m, lastM)
 		lastCPU, lastOwn, lastPub, lastBusy, lastAt = cpu, own, pub, busy, now
+		lastUser, lastSys, lastSched, lastM = user, sys, sched, m
 		res.Samples = append(res.Samples, sm)
 		if err := writeJSONFile(ss.JSON, res); err != nil {
 			return err
 		}
-		fmt.Fprintf(log, "  %6.0f s: %d published, RSS %.1f MB (+%.1f MB workers), %d goroutines, %.1f µs CPU/uplink, lag %.2f s, lost %d\n",
-			sm.T, sm.Published, sm.RSSMB, sm.WorkersMB, sm.Goroutines, sm.CPUPerUplinkUs, sm.DrainLagS, sm.Lost)
+		fmt.Fprintf(log, "  %6.0f s: %d published, RSS %.1f MB (+%.1f MB workers), %d goroutines, %.1f µs CPU/uplink (daemon %.0f user + %.0f sys), %.1f uplinks/fsync, %.0f/request, others %.2f cores, lag %.2f s, lost %d\n",
+			sm.T, sm.Published, sm.RSSMB, sm.WorkersMB, sm.Goroutines, sm.CPUPerUplinkUs, sm.DaemonUserUs, sm.DaemonSysUs,
+			sm.UplinksPerSync, sm.UplinksPerRequest, sm.OthersCores, sm.DrainLagS, sm.Lost)
 	}
 	res.Published = w.count()
 
@@ -413,7 +458,67 @@ func (w *soakWindows) check(h *harness, db *testserver.InfluxDB, all bool) int64
 	return lost
 }
 
-// scrapeMetrics reads the unlabelled samples of the daemon's /metrics.
+// soakKeep are the labelled series of /metrics the soak reads.
+var soakKeep = []string{`sensorgate_influx_write_requests_total{class="2xx"}`}
+
+// daemonCounters reads the daemon's cumulative counters: user and system
+// CPU seconds (the daemon alone, not its codec workers), scheduler
+// counters and /metrics.
+func daemonCounters(ctx context.Context, pid int, metricsURL string) (user, sys float64, sched schedStat, m map[string]float64, err error) {
+	u, err := statTicks(pid, 11)
+	if err != nil {
+		return
+	}
+	k, err := statTicks(pid, 12)
+	if err != nil {
+		return
+	}
+	if sched, err = readSchedStat(pid); err != nil {
+		return
+	}
+	m, err = scrapeMetrics(ctx, metricsURL)
+	return float64(u) / userHZ, float64(k) / userHZ, sched, m, err
+}
+
+// batching fills the sample's per-interval figures from the counters'
+// differences over it; n is the uplinks published in it.
+func (sm *soakSample) batching(n int64, user, sys float64, sched, lastSched schedStat, m, lastM map[string]float64) {
+	const requests = `sensorgate_influx_write_requests_total{class="2xx"}`
+	sm.GCs = int(m["go_gc_duration_seconds_count"] - lastM["go_gc_duration_seconds_count"])
+	if n <= 0 {
+		return
+	}
+	per := func(v float64) float64 { return v / float64(n) }
+	sm.DaemonUserUs, sm.DaemonSysUs = per(user)*1e6, per(sys)*1e6
+	if d := m["sensorgate_spool_syncs_total"] - lastM["sensorgate_spool_syncs_total"]; d > 0 {
+		sm.UplinksPerSync = float64(n) / d
+	}
+	if d := m[requests] - lastM[requests]; d > 0 {
+		sm.UplinksPerRequest = float64(n) / d
+	}
+	sm.SlicesPerUplink = per(float64(sched.Slices - lastSched.Slices))
+	sm.RunqWaitUs = per(float64(sched.WaitNs-lastSched.WaitNs)) / 1e3
+}
+
+// profileLoop records a CPU profile of the daemon every ProfileEvery,
+// named by its start in seconds since publishing began, until ctx ends.
+func (ss *soakSettings) profileLoop(ctx context.Context, addr string, began time.Time, log io.Writer) {
+	for next := began; ; next = next.Add(ss.ProfileEvery) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		file := filepath.Join(ss.Profiles, fmt.Sprintf("cpu-%05.0f.pprof", time.Since(began).Seconds()))
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(ss.ProfileFor.Seconds()))
+		if err := fetch(ctx, url, file, ss.ProfileFor+time.Minute); err != nil && ctx.Err() == nil {
+			fmt.Fprintln(log, "soak: profile:", err)
+		}
+	}
+}
+
+// scrapeMetrics reads the unlabelled samples of the daemon's /metrics,
+// and the labelled ones of soakKeep.
 func scrapeMetrics(ctx context.Context, url string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -427,18 +532,31 @@ func scrapeMetrics(ctx context.Context, url string) (map[string]float64, error) 
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("soak: metrics: %s", resp.Status)
 	}
-	return parseMetrics(resp.Body)
+	return parseMetrics(resp.Body, soakKeep...)
 }
 
 // parseMetrics reads "name value" lines of the Prometheus text format;
-// labelled samples and comments are skipped.
-func parseMetrics(r io.Reader) (map[string]float64, error) {
+// comments and labelled samples are skipped, but for those named in keep
+// exactly as they appear (name{labels}).
+func parseMetrics(r io.Reader, keep ...string) (map[string]float64, error) {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.IndexByte(line, '}')
+			if j < i || !slices.Contains(keep, line[:j+1]) {
+				continue
+			}
+			if f := strings.Fields(line[j+1:]); len(f) > 0 { // value [timestamp]
+				if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+					out[line[:j+1]] = v
+				}
+			}
 			continue
 		}
 		f := strings.Fields(line) // name value [timestamp]
@@ -476,8 +594,16 @@ type soakSummary struct {
 	CPURatio         float64 `json:"cpu_ratio"` // last ÷ first
 	OthersFirst      float64 `json:"others_first_cores"`
 	OthersLast       float64 `json:"others_last_cores"`
-	LagMedianS       float64 `json:"lag_median_s"`
-	LagMaxS          float64 `json:"lag_max_s"`
+	// The batching figures of the same windows (0 in a series recorded
+	// before they were).
+	FsyncFirst  float64 `json:"uplinks_per_fsync_first,omitempty"`
+	FsyncLast   float64 `json:"uplinks_per_fsync_last,omitempty"`
+	SysFirstUs  float64 `json:"daemon_sys_us_first,omitempty"`
+	SysLastUs   float64 `json:"daemon_sys_us_last,omitempty"`
+	UserFirstUs float64 `json:"daemon_user_us_first,omitempty"`
+	UserLastUs  float64 `json:"daemon_user_us_last,omitempty"`
+	LagMedianS  float64 `json:"lag_median_s"`
+	LagMaxS     float64 `json:"lag_max_s"`
 }
 
 // summarize returns nil when fewer than three samples follow the warm-up.
@@ -530,6 +656,12 @@ func summarize(samples []soakSample, warmup float64) *soakSummary {
 		CPUFirstUs: med(first, cpu), CPULastUs: med(last, cpu), LagMedianS: med(after, lag),
 		OthersFirst: med(first, func(s soakSample) float64 { return s.OthersCores }),
 		OthersLast:  med(last, func(s soakSample) float64 { return s.OthersCores })}
+	fsync := func(s soakSample) float64 { return s.UplinksPerSync }
+	sys := func(s soakSample) float64 { return s.DaemonSysUs }
+	user := func(s soakSample) float64 { return s.DaemonUserUs }
+	sum.FsyncFirst, sum.FsyncLast = med(first, fsync), med(last, fsync)
+	sum.SysFirstUs, sum.SysLastUs = med(first, sys), med(last, sys)
+	sum.UserFirstUs, sum.UserLastUs = med(first, user), med(last, user)
 	sum.RSSGrowth = growth(sum.RSSFirstMB, sum.RSSLastMB)
 	sum.WorkersGrowth = growth(sum.WorkersFirstMB, sum.WorkersLastMB)
 	sum.GoroutinesGrowth = growth(sum.GoroutinesFirst, sum.GoroutinesLast)
@@ -576,6 +708,12 @@ func (res *SoakResult) Markdown() string {
 	}
 	fmt.Fprintf(&b, "| goroutines | %.0f | %.0f | %s |\n", s.GoroutinesFirst, s.GoroutinesLast, pct(s.GoroutinesGrowth))
 	fmt.Fprintf(&b, "| CPU µs per uplink (daemon + workers) | %.1f | %.1f | ×%.2f |\n", s.CPUFirstUs, s.CPULastUs, s.CPURatio)
+	if s.UserFirstUs > 0 || s.UserLastUs > 0 {
+		fmt.Fprintf(&b, "| daemon alone, user / system CPU µs per uplink | %.0f / %.0f | %.0f / %.0f | |\n", s.UserFirstUs, s.SysFirstUs, s.UserLastUs, s.SysLastUs)
+	}
+	if s.FsyncFirst > 0 || s.FsyncLast > 0 {
+		fmt.Fprintf(&b, "| uplinks per spool fsync (group commit) | %.1f | %.1f | |\n", s.FsyncFirst, s.FsyncLast)
+	}
 	if s.OthersFirst > 0 || s.OthersLast > 0 {
 		fmt.Fprintf(&b, "| everything else on the machine, cores busy | %.2f | %.2f | |\n", s.OthersFirst, s.OthersLast)
 	}

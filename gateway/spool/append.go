@@ -39,7 +39,8 @@ func (s *Spool) Append(ctx context.Context, rec []byte) error {
 	// Checksum outside the lock so appenders on both cores do it in
 	// parallel; under the lock there is only a copy.
 	var hdr [recHeaderSize]byte
-	putRecHeader(&hdr, rec, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	putRecHeader(&hdr, rec, now)
 
 	s.mu.Lock()
 	if s.closed {
@@ -62,6 +63,7 @@ func (s *Spool) Append(ctx context.Context, rec []byte) error {
 	b.buf = append(b.buf, hdr[:]...)
 	b.buf = append(b.buf, rec...)
 	b.n++
+	s.noteAppendLocked(now)
 	// Only the changes the writer waits for wake it: a batch's first
 	// record (the writer may be idle) and a group large enough to stop
 	// gathering (a batch queued full starts a new one, so it counts as a
@@ -127,11 +129,24 @@ func (s *Spool) run() {
 // not run dry while the group waits.
 const commitGroup = 32
 
+// noteAppendLocked updates the moving average of the time between
+// Appends (an eighth of each new gap; a pause counts as at most a
+// second, so a stream that resumes is recognised within a few records).
+func (s *Spool) noteAppendLocked(now int64) {
+	if s.lastAppend != 0 {
+		d := min(max(now-s.lastAppend, 0), int64(time.Second))
+		s.gap += (d - s.gap) / 8
+	} else {
+		s.gap = int64(time.Second)
+	}
+	s.lastAppend = now
+}
+
 // drain commits every waiting batch, oldest first.
 func (s *Spool) drain() {
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 && s.cur != nil && s.gatherFor(s.cur.n, time.Now()) {
+		if len(s.queue) == 0 && s.cur != nil && s.gatherFor(s.cur.n, time.Now(), time.Duration(s.gap)) {
 			s.mu.Unlock()
 			s.gather()
 			s.mu.Lock()
@@ -150,7 +165,9 @@ func (s *Spool) drain() {
 			return
 		}
 		b.err = s.commit(b)
-		s.lastCommit, s.lastGroup = time.Now(), b.n
+		if b.n > 1 {
+			s.lastMulti = time.Now()
+		}
 		close(b.done)
 		s.mu.Lock()
 		if len(s.freeBufs) < 4 && cap(b.buf) <= 2*s.maxBatch {
@@ -171,18 +188,34 @@ func (s *Spool) drain() {
 }
 
 // gatherFor reports whether the writer should wait for more records
-// before committing an open batch of n: when appends are arriving
-// together, or were a moment ago (a stream from many appenders), the
-// group gets a moment to fill before paying for its fsync. Without the
-// second test a steady stream finds one record waiting after most
-// commits, and the faster the fsync, the smaller the groups. A lone
-// appender, whose groups hold one record, never waits.
-func (s *Spool) gatherFor(n int, now time.Time) bool {
-	if s.delay <= 0 || n >= commitGroup {
+// before committing an open batch of n, given the average time between
+// Appends: when several are waiting already, or when a single one is and
+// the stream is both concurrent (a group of several was committed within
+// flowWindow) and fast enough that another record is due within the
+// commit delay. Committing a single record the moment it arrives made
+// the size of the groups, and with it the CPU an uplink costs (an fsync,
+// a write of acknowledgements and a round of goroutine wake-ups per
+// group), follow how long the previous fsync took: at 1,000 uplinks/s
+// a quiet machine, whose fsyncs are quick, committed uplinks one by one
+// and spent 25-30 % more CPU per uplink than a busy one (BENCHMARKS.md,
+// 2026-12-07, the soak's CPU per uplink). A lone appender, whose groups
+// hold one record, and a trickle slower than the delay never wait.
+func (s *Spool) gatherFor(n int, now time.Time, gap time.Duration) bool {
+	switch {
+	case s.delay <= 0 || n >= commitGroup:
 		return false
+	case n >= 2:
+		return true
 	}
-	return n >= 2 || s.lastGroup >= 2 && now.Sub(s.lastCommit) < s.delay
+	return !s.lastMulti.IsZero() && now.Sub(s.lastMulti) < flowWindow && gap < s.delay
 }
+
+// flowWindow is how long after a group of several records the writer
+// still takes the appenders to be concurrent (gatherFor): long enough to
+// bridge the stretches of single records of a stream whose appends
+// rarely overlap, short enough that an appender left alone soon stops
+// waiting.
+const flowWindow = time.Second
 
 // gather waits until the open batch holds commitGroup records, fills up,
 // the commit delay has passed, or Close begins.

@@ -24,13 +24,16 @@ type Config struct {
 	// interval.
 	Fsync string `yaml:"fsync"`
 	// CommitDelay is how long, with fsync=always, a group commit waits
-	// for more records once two or more appends are waiting, or while
-	// the previous group of several is a moment old (a stream flows),
-	// before it writes and syncs them: a duration up to 100ms, or "0" for
-	// none (default "1ms"). An fsync costs about as much CPU for one
-	// record as for thirty; without the wait a steady stream commits
-	// every few records. A lone appender never waits, and the wait ends
-	// as soon as commitGroup records have gathered.
+	// for more records once two or more appends are waiting, or, for a
+	// single one, while a stream of concurrent appends flows fast enough
+	// that another is due within the delay, before it writes and syncs
+	// them: a duration up to 100ms, or "0" for none (default "5ms"). An
+	// fsync costs about as much CPU for one record as for thirty; without
+	// the wait a steady stream commits every record or two, and its CPU
+	// per record follows how quick the disk's fsyncs happen to be. A
+	// lone appender and a stream slower than one record per delay never
+	// wait, and the wait ends as soon as commitGroup records have
+	// gathered.
 	CommitDelay string `yaml:"commit_delay"`
 	// MaxBytes bounds the spool's files on disk (default 1 GiB). Beyond
 	// it the oldest segment is dropped, unacked records and all, so the
@@ -46,7 +49,7 @@ type Config struct {
 // Defaults and limits.
 const (
 	FsyncAlways         = "always"
-	DefaultCommitDelay  = "1ms"
+	DefaultCommitDelay  = "5ms"
 	maxCommitDelay      = 100 * time.Millisecond
 	DefaultMaxBytes     = 1 << 30
 	DefaultSegmentBytes = 16 << 20
@@ -115,7 +118,7 @@ func (c Config) commitDelay() (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(c.CommitDelay)
 	if err != nil || d < 0 || d > maxCommitDelay {
-		return 0, fmt.Errorf("spool: commit_delay %q is not a duration from 0 to %v like \"1ms\": fix spool.commit_delay", c.CommitDelay, maxCommitDelay)
+		return 0, fmt.Errorf("spool: commit_delay %q is not a duration from 0 to %v like \"5ms\": fix spool.commit_delay", c.CommitDelay, maxCommitDelay)
 	}
 	return d, nil
 }

@@ -124,6 +124,12 @@ type Spool struct {
 	dropBytes uint64
 	corrupt   uint64
 	repaired  int64
+	// lastAppend is the time of the latest Append (unix ns) and gap the
+	// moving average of the time between Appends: with fsync=always the
+	// writer gathers a lone record only when another is due within the
+	// commit delay (gatherFor).
+	lastAppend int64
+	gap        int64
 
 	// owned by the writer goroutine (and by Open before it starts)
 	wf     *os.File
@@ -133,10 +139,9 @@ type Spool struct {
 	wnext  uint64 // sequence number the next committed record gets
 	wdirty bool   // interval mode: wf written but not synced
 	syncs  atomic.Uint64
-	// lastCommit is when the writer finished its last commit, and
-	// lastGroup how many records that commit held.
-	lastCommit time.Time
-	lastGroup  int
+	// lastMulti is when the writer last committed a group of two
+	// records or more: appenders overlap, so there is more than one.
+	lastMulti time.Time
 
 	// owned by whoever holds readMu (Read, Ack, Close)
 	readMu  sync.Mutex

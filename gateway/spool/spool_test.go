@@ -768,26 +768,60 @@ func TestFsyncErrorStopsAppends(t *testing.T) {
 // commit, and when a record is committed at once.
 func TestGatherFor(t *testing.T) {
 	now := time.Now()
+	ms := time.Millisecond
 	for _, tt := range []struct {
-		name      string
-		delay     time.Duration
-		n         int
-		lastGroup int
-		since     time.Duration // since the last commit
-		want      bool
+		name  string
+		delay time.Duration
+		n     int
+		multi time.Duration // since the last commit of several records; 0: never
+		gap   time.Duration // between appends, on average
+		want  bool
 	}{
-		{"appends arriving together", time.Millisecond, 2, 1, time.Hour, true},
-		{"one record, stream flowing", time.Millisecond, 1, 12, 200 * time.Microsecond, true},
-		{"one record, stream stopped", time.Millisecond, 1, 12, 5 * time.Millisecond, false},
-		{"lone appender", time.Millisecond, 1, 1, 10 * time.Microsecond, false},
-		{"first commit ever", time.Millisecond, 1, 0, time.Duration(now.UnixNano()), false},
-		{"group full", time.Millisecond, commitGroup, 12, 0, false},
-		{"no commit delay", 0, 5, 12, 0, false},
+		{"appends arriving together", ms, 2, 0, time.Second, true},
+		{"one record, fast concurrent stream", ms, 1, 200 * time.Microsecond, 300 * time.Microsecond, true},
+		{"one record, concurrent stream, groups of one for a while", 4 * ms, 1, 900 * ms, ms, true},
+		{"one record, stream slower than the delay", ms, 1, 10 * ms, 5 * ms, false},
+		{"one record, no group of several for a while", ms, 1, 2 * time.Second, 100 * time.Microsecond, false},
+		{"lone appender", ms, 1, 0, 10 * time.Microsecond, false},
+		{"group full", ms, commitGroup, ms, 0, false},
+		{"no commit delay", 0, 5, ms, 0, false},
 	} {
-		s := &Spool{delay: tt.delay, lastGroup: tt.lastGroup, lastCommit: now.Add(-tt.since)}
-		if got := s.gatherFor(tt.n, now); got != tt.want {
+		s := &Spool{delay: tt.delay}
+		if tt.multi > 0 {
+			s.lastMulti = now.Add(-tt.multi)
+		}
+		if got := s.gatherFor(tt.n, now, tt.gap); got != tt.want {
 			t.Errorf("%s: gatherFor(%d) = %v, want %v", tt.name, tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestAppendGap: the moving average of the time between appends starts
+// at a second (no stream yet), follows a steady stream, and counts a
+// pause as at most a second.
+func TestAppendGap(t *testing.T) {
+	s := &Spool{}
+	ns := int64(time.Millisecond)
+	at := int64(1e18)
+	s.noteAppendLocked(at)
+	if s.gap != int64(time.Second) {
+		t.Fatalf("first append: gap %v, want 1s", time.Duration(s.gap))
+	}
+	for range 100 {
+		at += ns
+		s.noteAppendLocked(at)
+	}
+	if g := time.Duration(s.gap); g < 900*time.Microsecond || g > 1100*time.Microsecond {
+		t.Errorf("after 100 appends 1 ms apart: gap %v, want about 1ms", g)
+	}
+	at += int64(time.Hour)
+	s.noteAppendLocked(at)
+	if g := time.Duration(s.gap); g > 130*time.Millisecond {
+		t.Errorf("after an hour's pause: gap %v, want at most an eighth of a second more", g)
+	}
+	s.noteAppendLocked(at - ns) // a clock step backwards counts as no gap
+	if s.gap < 0 {
+		t.Errorf("gap %v after a clock step back", time.Duration(s.gap))
 	}
 }
 
