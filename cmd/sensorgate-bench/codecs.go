@@ -150,12 +150,7 @@ func codecsCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := io.WriteString(f, "\n"+md); err != nil {
+		if err := appendFile(*out, "\n"+md); err != nil {
 			return err
 		}
 	}

@@ -94,12 +94,7 @@ func fleetCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	md := fleetMarkdown(rows, fmt.Sprintf("%d CPUs (%s), %s, load %s", m.CPUs, m.CPUModel, m.MemTotal, m.LoadAvg))
 	fmt.Fprint(stdout, md)
 	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := io.WriteString(f, "\n"+md); err != nil {
+		if err := appendFile(*out, "\n"+md); err != nil {
 			return err
 		}
 	}

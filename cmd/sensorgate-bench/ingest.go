@@ -119,16 +119,12 @@ func ingestCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			fmt.Fprintf(stderr, "round %d: %s: InfluxDB %.2f CPU-s/100k uplinks in %d requests\n", r+1, c, run.cpu, run.requests)
 		}
 	}
-	md := ingestMarkdown(cases, results, bodies, *n, *nDevices, machineLine(describeMachine("", dir)))
+	m := describeMachine("", dir)
+	md := ingestMarkdown(cases, results, bodies, *n, *nDevices, m.line()+"; InfluxDB "+m.InfluxDB)
 	fmt.Fprint(stdout, md)
 	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer f.Close()
-		if _, err := f.WriteString("\n" + md); err != nil {
-			return fmt.Errorf("bench: %w", err)
+		if err := appendFile(*out, "\n"+md); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -474,8 +470,4 @@ func medianOf(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func machineLine(m Machine) string {
-	return fmt.Sprintf("%d CPUs, %s, %s RAM, %s; InfluxDB %s; load average at start %s", m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.InfluxDB, m.LoadAvg)
 }

@@ -179,3 +179,9 @@ func filesystemOf(dir string) string {
 	}
 	return best
 }
+
+// line describes the machine in one line of a report.
+func (m Machine) line() string {
+	return fmt.Sprintf("%d CPUs, %s, %s RAM, %s; load average at start %s (shared machine: expect noise)",
+		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
+}

@@ -330,8 +330,7 @@ func (res *outageResult) Markdown() string {
 	var b strings.Builder
 	m := res.Machine
 	fmt.Fprintf(&b, "## %s — InfluxDB outage, N=%d\n\n", res.Started.Format("2006-01-02 15:04 UTC"), res.N)
-	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s RAM, %s; load average at start %s (shared machine: expect noise)\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
+	fmt.Fprintf(&b, "- Machine: %s\n", m.line())
 	fmt.Fprintf(&b, "- Servers: Mosquitto %s, InfluxDB %s, on the same machine; files and spool on %s\n", m.Mosquitto, m.InfluxDB, m.WorkFS)
 	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; the end-to-end benchmark's fleet: ChirpStack v4, %d devices, seed %d, %.0f B per uplink, every uplink decoded (cayenne-lpp) into 5 points\n",
 		m.Sensorgate, m.GoVersion, res.Devices, res.Seed, res.MsgBytes)

@@ -164,8 +164,7 @@ func (res *Results) Markdown() string {
 	if res.Note != "" {
 		fmt.Fprintf(&b, "%s\n\n", res.Note)
 	}
-	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s RAM, %s; load average at start %s (shared machine: expect noise)\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
+	fmt.Fprintf(&b, "- Machine: %s\n", m.line())
 	persisted := "persistence on, autosave every 1 s"
 	for _, r := range res.Runs {
 		if r.Err == "" && !r.BrokerPersisted {

@@ -681,8 +681,7 @@ func (res *SoakResult) Markdown() string {
 	m := res.Machine
 	fmt.Fprintf(&b, "## %s — soak, %.0f uplinks/s for %s, %d devices\n\n", res.Started.Format("2006-01-02 15:04 UTC"),
 		res.Rate, time.Duration(res.DurationS*float64(time.Second)), res.Devices)
-	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %s RAM, %s; load average at start %s (shared machine: expect noise)\n",
-		m.CPUs, m.CPUModel, m.MemTotal, m.Kernel, m.LoadAvg)
+	fmt.Fprintf(&b, "- Machine: %s\n", m.line())
 	fmt.Fprintf(&b, "- Servers: Mosquitto %s, InfluxDB %s; files and spool on %s\n", m.Mosquitto, m.InfluxDB, m.WorkFS)
 	fmt.Fprintf(&b, "- sensorgate %s, %s; spool fsync=always; ChirpStack v4 stream, seed-deterministic", m.Sensorgate, m.GoVersion)
 	if res.JSEvery > 0 {

@@ -90,6 +90,25 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
 }
 
+// runPipeline parses and handles msgs in turn b.N times, reporting
+// allocations and CPU per message.
+func runPipeline(b *testing.B, msgs []simulate.Message, parser *mqtt.Parser, p *gateway.Pipeline) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		m := msgs[i%len(msgs)]
+		up, err := parser.Parse(m.Topic, m.Payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Handle(context.Background(), up); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
+
 // BenchmarkPipeline is the per-message CPU work of the daemon without the
 // network: parse a ~1 KB ChirpStack v4 uplink, look the device up, decode
 // Cayenne LPP, normalize, build points and encode line protocol.
@@ -97,20 +116,7 @@ func BenchmarkPipeline(b *testing.B) {
 	for _, format := range []string{simulate.ChirpStackV4, simulate.TTSV3} {
 		b.Run(format, func(b *testing.B) {
 			msgs, parser, p := benchFleet(b, format)
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := cpuTime(b)
-			for i := 0; i < b.N; i++ {
-				m := msgs[i%len(msgs)]
-				up, err := parser.Parse(m.Topic, m.Payload)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := p.Handle(context.Background(), up); err != nil {
-					b.Fatal(err)
-				}
-			}
-			reportCPU(b, start)
+			runPipeline(b, msgs, parser, p)
 		})
 	}
 }
@@ -144,20 +150,7 @@ func BenchmarkPipelineFleetSize(b *testing.B) {
 					}
 					p.Observer = &health.Observer{Health: h, Registry: reg}
 				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				start := cpuTime(b)
-				for i := 0; i < b.N; i++ {
-					m := msgs[i%len(msgs)]
-					up, err := parser.Parse(m.Topic, m.Payload)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := p.Handle(context.Background(), up); err != nil {
-						b.Fatal(err)
-					}
-				}
-				reportCPU(b, start)
+				runPipeline(b, msgs, parser, p)
 			})
 		}
 	}
