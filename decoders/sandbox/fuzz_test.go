@@ -88,7 +88,7 @@ func FuzzAnswers(f *testing.F) {
 	rec.String("s", "x")
 	rec.End()
 	f.Add(appendResult(nil, decoders.Result{Record: rec, Warnings: []string{"w"},
-		Samples: []decoders.Sample{{Quantity: "air.temperature", Value: decoders.NumberVal(1), Time: time.Unix(5, 0)}}}))
+		Samples: []decoders.Sample{{Quantity: "air.temperature", Value: decoders.NumberVal(1), Time: time.Unix(5, 0), Key: "t"}}}))
 	f.Add(appendError(nil, errors.New("boom")))
 	f.Add(appendLoaded(nil, 1, true))
 	f.Add([]byte{})

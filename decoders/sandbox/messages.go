@@ -195,6 +195,7 @@ func appendResult(b []byte, res decoders.Result) []byte {
 		}
 		b = appendString(b, s.Channel)
 		b = appendTime(b, s.Time)
+		b = appendString(b, s.Key)
 	}
 	return b
 }
@@ -238,6 +239,7 @@ func readResult(body []byte, maxNodes int) (decoders.Result, error) {
 			}
 			s.Channel = r.string()
 			s.Time = r.time()
+			s.Key = r.string()
 			res.Samples = append(res.Samples, s)
 		}
 	}

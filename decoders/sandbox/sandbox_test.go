@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,8 +64,8 @@ var elsysIn = func() decoders.Input {
 }()
 
 // TestDecodeMatchesInProcess: a codec decoded through a worker gives
-// what it gives in-process: data, samples, warnings, and rejections as
-// *script.RejectedError.
+// what it gives in-process: data, samples (with the decoded keys they
+// repeat), warnings, and rejections as *script.RejectedError.
 func TestDecodeMatchesInProcess(t *testing.T) {
 	p := newPool(t, Config{Workers: 1})
 	for _, tc := range []struct {
@@ -101,6 +102,9 @@ func TestDecodeMatchesInProcess(t *testing.T) {
 			}
 			if !equalJSON(t, got.DataMap(), want.DataMap()) || !equalJSON(t, got.Samples, want.Samples) || !equalJSON(t, got.Warnings, want.Warnings) {
 				t.Errorf("worker result\n%v %v %v\nin-process\n%v %v %v", got.DataMap(), got.Samples, got.Warnings, want.DataMap(), want.Samples, want.Warnings)
+			}
+			if local.HasNormalize() && !slices.ContainsFunc(got.Samples, func(s decoders.Sample) bool { return s.Key != "" }) {
+				t.Errorf("no sample of normalizeUplink names the decoded key it repeats: %+v", got.Samples)
 			}
 		})
 	}

@@ -155,6 +155,9 @@ type Output struct {
 	Normalized []map[string]any
 	// NormalizeWarnings are the normalizeUplink warnings.
 	NormalizeWarnings []string
+	// Read are the keys of Data, flattened as decoded_<model> names its
+	// fields, whose values normalizeUplink read (readtrack.go).
+	Read []string
 }
 
 // Codec is one compiled codec file. It implements decoders.Decoder and is
@@ -321,6 +324,7 @@ func (c *Codec) Decode(in decoders.Input) (decoders.Result, error) {
 			res.Samples = append(res.Samples, s...)
 			res.Warnings = append(res.Warnings, w...)
 		}
+		keyRepeats(rec, out.Read, res.Samples)
 	case len(c.maps) > 0:
 		s, w, err := decoders.Check(rec.ApplyMappings(c.maps))
 		if err != nil {

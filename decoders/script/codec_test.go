@@ -135,6 +135,8 @@ func TestWarnings(t *testing.T) {
 
 // TestNormalizeRange: an out-of-range value is dropped with a warning, the
 // rest of the measurement stays, and a measurement's own time is kept.
+// The temperature copied from the decoded key t names it; the humidity,
+// dropped, names nothing, so decoded_<model> keeps it.
 func TestNormalizeRange(t *testing.T) {
 	c := behaviour(t, "normalize-range", relaxed)
 	res, err := c.Decode(decoders.Input{Bytes: []byte{150}})
@@ -143,7 +145,7 @@ func TestNormalizeRange(t *testing.T) {
 	}
 	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	want := []decoders.Sample{
-		{Quantity: "air.temperature", Value: decoders.NumberVal(21.5)},
+		{Quantity: "air.temperature", Value: decoders.NumberVal(21.5), Key: "t"},
 		{Quantity: "air.temperature", Value: decoders.NumberVal(20.0), Time: at},
 	}
 	if !reflect.DeepEqual(res.Samples, want) {

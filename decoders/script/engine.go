@@ -22,6 +22,7 @@ type engine struct {
 	entry     goja.Callable
 	normalize goja.Callable // nil without normalizeUplink
 	date      goja.Value    // the Date constructor, taken before the codec could replace it
+	gopd      goja.Callable // Object.getOwnPropertyDescriptor, likewise, for readTracker
 
 	// timer interrupts the runtime when a call overruns; fired tells a
 	// late Stop that the interrupt was delivered and must be cleared
@@ -79,6 +80,7 @@ func (c *Codec) newEngine() (*engine, error) {
 	e.installGlobals()
 	if c.style == 0 || c.style == StyleUplink {
 		e.date = rt.Get("Date")
+		e.gopd = pristineGOPD(rt)
 	}
 
 	err = e.call(c.opts.Timeout, func() error {
@@ -269,8 +271,10 @@ func (c *Codec) run(e *engine, in decoders.Input, rec *decoders.Record) (out Out
 	const nfn = "normalizeUplink"
 	err = e.call(c.opts.Timeout, func() error {
 		input := e.rt.NewObject()
-		_ = input.Set("data", data)
+		tr := newReadTracker(e.rt, e.gopd)
+		_ = input.Set("data", tr.track(data))
 		ret, err := e.normalize(goja.Undefined(), input)
+		out.Read = tr.read
 		if err != nil {
 			return err
 		}

@@ -482,6 +482,7 @@ type lockedRuntime struct {
 	timer   *time.Timer
 	fired   chan struct{}
 	date    goja.Value
+	gopd    goja.Callable // the intrinsic, before lock puts its stand-in in place
 	freeze  goja.Callable
 	codecs  map[*Codec]*engine
 	current *engine // the engine of the call running, for console and taint
@@ -503,6 +504,7 @@ func newLockedRuntime() (*lockedRuntime, error) {
 	})
 	lr.timer.Stop()
 	lr.date = rt.Get("Date")
+	lr.gopd = pristineGOPD(rt)
 	// console for every codec (one that does not name it cannot reach
 	// it: no reusable codec reaches the global object), writing for the
 	// codec whose call runs.
@@ -555,7 +557,7 @@ func (lr *lockedRuntime) engineFor(c *Codec) (*engine, error) {
 		return e, nil
 	}
 	rt := lr.rt
-	e := &engine{c: c, rt: rt, timer: lr.timer, fired: lr.fired, date: lr.date, lr: lr, style: c.style}
+	e := &engine{c: c, rt: rt, timer: lr.timer, fired: lr.fired, date: lr.date, gopd: lr.gopd, lr: lr, style: c.style}
 	err := e.call(c.opts.Timeout, func() error {
 		v, err := rt.RunProgram(c.wrapped)
 		if err != nil {
