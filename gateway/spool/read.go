@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // readChunk is how much of a segment one read syscall fetches.
@@ -118,6 +119,19 @@ func (r *segReader) fill(need, limit int64) error {
 func (s *Spool) Read(ctx context.Context, max, maxBytes int) ([]Record, error) {
 	return s.ReadBuffered(ctx, nil, max, maxBytes)
 }
+
+// oversized reports whether a reused buffer of capacity c is much larger
+// than a read needs (need bytes): a read during a moment's backlog grows
+// it to a megabyte or more, and kept, the reader's buffers would ratchet
+// the heap (and the RSS, which follows the collector's goal) up to their
+// largest read one stall at a time; replaced, the heap returns to what
+// steady reads use.
+func oversized(c int, need int64) bool {
+	return c > 64<<10 && int64(c) > 4*need
+}
+
+// recordSize is a Record's size, for oversized.
+const recordSize = int(unsafe.Sizeof(Record{}))
 
 // Buffer is memory for ReadBuffered to reuse. The zero value is ready.
 type Buffer struct {
@@ -242,13 +256,15 @@ func (s *Spool) readAvailable(rd *segReader, limit uint64, buf *Buffer, max, max
 			}
 			if data == nil {
 				// One buffer for all payloads of this Read: sized for
-				// what this segment can still give, within the limits.
-				est := min(seg.size-rd.off, 4<<20, int64(max-len(out))*int64(len(p)+recHeaderSize))
+				// the records there are, what this segment can still
+				// give, and the limits, guessing from the first one's
+				// size.
+				est := min(seg.size-rd.off, 4<<20, int64(min(uint64(max-len(out)), avail))*int64(len(p)+recHeaderSize))
 				if maxBytes > 0 {
 					est = min(est, int64(maxBytes)+int64(len(p)))
 				}
 				data = buf.data[:0]
-				if int64(cap(data)) < est {
+				if int64(cap(data)) < est || oversized(cap(data), est) {
 					data = make([]byte, 0, est)
 				}
 			}
@@ -262,7 +278,7 @@ func (s *Spool) readAvailable(rd *segReader, limit uint64, buf *Buffer, max, max
 					n = min(n, uint64(maxBytes/len(p))+1)
 				}
 				out = buf.recs[:0]
-				if uint64(cap(out)) < n {
+				if uint64(cap(out)) < n || oversized(cap(out)*recordSize, int64(n)*int64(recordSize)) {
 					out = make([]Record, 0, n)
 				}
 			}

@@ -370,6 +370,54 @@ func TestReadBuffered(t *testing.T) {
 	}
 }
 
+// TestReadBufferShrinks: a buffer that one large read (a backlog) grew is
+// replaced by one of the size later small reads need, so a reader's
+// memory does not ratchet up to its largest read, and a buffer that fits
+// is kept.
+func TestReadBufferShrinks(t *testing.T) {
+	s, _ := openT(t, Config{Dir: t.TempDir()})
+	ctx := context.Background()
+	appendN(t, s, 0, 2000, 1000)
+	var buf Buffer
+	recs, err := s.ReadBuffered(ctx, &buf, 10000, 1<<20)
+	if err != nil || len(recs) < 1000 {
+		t.Fatalf("backlog read = %d records, %v; want a megabyte's worth", len(recs), err)
+	}
+	bigData, bigRecs := cap(buf.data), cap(buf.recs)
+	if err := s.Ack(recs[len(recs)-1].Pos); err != nil {
+		t.Fatal(err)
+	}
+	all := len(recs)
+	for len(recs) > 0 && all < 2000 { // the rest of the backlog
+		if recs, err = s.ReadBuffered(ctx, &buf, 10000, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		all += len(recs)
+		if err := s.Ack(recs[len(recs)-1].Pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(t, s, 2000, 5, 1000)
+	if recs, err = s.ReadBuffered(ctx, &buf, 10000, 1<<20); err != nil || len(recs) != 5 {
+		t.Fatalf("steady read = %d records, %v; want 5", len(recs), err)
+	}
+	wantRecords(t, recs, 2000, 2004, 1000, 1)
+	if c := cap(buf.data); c > 64<<10 {
+		t.Errorf("after a read of 5 KB the buffer holds %d bytes (was %d after the backlog), want at most 64 KiB", c, bigData)
+	}
+	if c := cap(buf.recs); c >= bigRecs || c > 1024 {
+		t.Errorf("after a read of 5 records the buffer holds room for %d (was %d), want far fewer", c, bigRecs)
+	}
+	kept := cap(buf.data)
+	appendN(t, s, 2005, 5, 1000)
+	if recs, err = s.ReadBuffered(ctx, &buf, 10000, 1<<20); err != nil || len(recs) != 5 {
+		t.Fatalf("second steady read = %d records, %v; want 5", len(recs), err)
+	}
+	if cap(buf.data) != kept {
+		t.Errorf("a buffer that fits was replaced: %d bytes, then %d", kept, cap(buf.data))
+	}
+}
+
 func TestConcurrentAppendAndRead(t *testing.T) {
 	const writers, each, size = 16, 300, 200
 	s, _ := openT(t, Config{Dir: t.TempDir(), SegmentBytes: 64 << 10, MaxBytes: 1 << 30})
