@@ -26,7 +26,9 @@ import (
 // it: v1 divides the temperature by 100 instead of 10, writes humidity as
 // "humidity", a "legacy" field and air.lightIntensity; v2 is the vendor's
 // fix: /10, humidity renamed "rh", legacy and light dropped, pressure
-// added. Both read the simulator's Cayenne LPP frame (temperature at
+// and a firmware field "fw" added. Values normalizeUplink copies are
+// stored once, under air (schema 2), so decoded_city_weather holds only
+// legacy, then only fw. Both read the simulator's Cayenne LPP frame (temperature at
 // bytes 2–3, humidity at 6, pressure at 9–10).
 const (
 	weatherCodecV1 = `function decodeUplink(input) {
@@ -42,7 +44,7 @@ function normalizeUplink(input) {
   var b = input.bytes;
   if (b.length < 11) return { errors: ["short frame"] };
   var t = (b[2] << 8) | b[3]; if (t > 0x7fff) t -= 0x10000;
-  return { data: { temperature: t / 10, rh: b[6] / 2, pressure: ((b[9] << 8) | b[10]) / 10 } };
+  return { data: { temperature: t / 10, rh: b[6] / 2, pressure: ((b[9] << 8) | b[10]) / 10, fw: 2 } };
 }
 function normalizeUplink(input) {
   return { data: { air: { temperature: input.data.temperature, relativeHumidity: input.data.rh, pressure: input.data.pressure } } };
@@ -103,8 +105,8 @@ func TestRedecodeCommand(t *testing.T) {
 	for _, s := range []string{
 		"job 1 done: 300 uplinks of 4 devices",
 		"that would be written (dry run: nothing changed)",
-		"fields added:   air.pressure, decoded_city_weather.pressure, decoded_city_weather.rh",
-		"fields removed: air.lightIntensity, decoded_city_weather.humidity, decoded_city_weather.legacy",
+		"fields added:   air.pressure, decoded_city_weather.fw",
+		"fields removed: air.lightIntensity, decoded_city_weather.legacy",
 		"air.temperature: before ",
 	} {
 		if strings.Count(out, s) != map[bool]int{true: 4, false: 1}[strings.HasPrefix(s, "fields") || strings.HasPrefix(s, "air.")] {
@@ -136,9 +138,12 @@ func TestRedecodeCommand(t *testing.T) {
 			t.Errorf("%s.%s: %d values of the old codec left", orphan[0], orphan[1], n)
 		}
 	}
-	for _, field := range []string{"temperature", "rh", "pressure"} {
-		if n := countOf(t, r.db, "decoded_city_weather", field); n != len(msgs) {
-			t.Errorf("decoded_city_weather.%s: %d values, want %d", field, n, len(msgs))
+	if n := countOf(t, r.db, "decoded_city_weather", "fw"); n != len(msgs) {
+		t.Errorf("decoded_city_weather.fw: %d values, want %d", n, len(msgs))
+	}
+	for _, field := range []string{"temperature", "rh", "pressure"} { // in air, once
+		if n := countOf(t, r.db, "decoded_city_weather", field); n != 0 {
+			t.Errorf("decoded_city_weather.%s: %d values, want 0: normalizeUplink copied it to air", field, n)
 		}
 	}
 }
