@@ -132,13 +132,7 @@ func TestStateSavesOnlyChanges(t *testing.T) {
 	if n, m := rowsIn(t, s, "health"), rowsIn(t, s, "unknown_devices"); n != 50 || m != 50 {
 		t.Fatalf("%d health rows, %d unknown rows; want 50 each", n, m)
 	}
-	s.Close()
-
-	s2, err := OpenStore(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenTestStore(t, s, path)
 	h2, u2 := NewHealth(3), NewUnknowns()
 	h2.SetMaxUnknown(20)
 	u2.SetMax(20)
@@ -230,12 +224,7 @@ func TestSeriesGuard(t *testing.T) {
 	if err := s.Create(ctx, Device{EUI: flooded(0), Name: "adopted"}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s2, err := OpenStore(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenTestStore(t, s, path)
 	g2 := NewSeriesGuard(10, 1000)
 	if err := s2.LoadSeries(ctx, g2); err != nil {
 		t.Fatal(err)

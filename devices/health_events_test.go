@@ -50,12 +50,7 @@ func TestHealthEvents(t *testing.T) {
 	if err := s.SaveHealth(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s2, err := OpenStore(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s2 := reopenTestStore(t, s, path)
 	h2 := NewHealth(3)
 	if err := s2.LoadHealth(ctx, h2); err != nil {
 		t.Fatal(err)

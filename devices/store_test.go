@@ -23,6 +23,19 @@ func openTestStore(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// reopenTestStore closes s, as a stopping daemon does, and opens its file
+// again, for tests of what a restart finds.
+func reopenTestStore(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	s.Close()
+	s2, err := OpenStore(context.Background(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	return s2
+}
+
 func TestStoreCRUDPersistsAndFollowsRegistry(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, db storeDB) {
 		ctx := context.Background()

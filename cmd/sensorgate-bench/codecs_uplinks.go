@@ -163,11 +163,7 @@ func (u *uplinkPhase) run(ctx context.Context, h *harness, d *fleetDaemon, db *t
 		}
 	}
 	fmt.Fprintf(log, "  every codec run in every worker after %d rounds: %+v\n", res.Rounds, res.PerWorker)
-	cpu0, err := treeCPUSeconds(d.p.pid())
-	if err != nil {
-		return res, err
-	}
-	own0, err := cpuSeconds(d.p.pid())
+	cpu0, own0, err := daemonCPU(d.p.pid())
 	if err != nil {
 		return res, err
 	}
@@ -176,11 +172,7 @@ func (u *uplinkPhase) run(ctx context.Context, h *harness, d *fleetDaemon, db *t
 			return res, err
 		}
 	}
-	cpu1, err := treeCPUSeconds(d.p.pid())
-	if err != nil {
-		return res, err
-	}
-	own1, err := cpuSeconds(d.p.pid())
+	cpu1, own1, err := daemonCPU(d.p.pid())
 	if err != nil {
 		return res, err
 	}
@@ -319,4 +311,14 @@ func pssKiB(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
+}
+
+// daemonCPU is the CPU seconds of the daemon with its codec workers, and
+// of the daemon alone.
+func daemonCPU(pid int) (tree, own float64, err error) {
+	if tree, err = treeCPUSeconds(pid); err != nil {
+		return 0, 0, err
+	}
+	own, err = cpuSeconds(pid)
+	return tree, own, err
 }

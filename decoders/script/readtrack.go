@@ -175,15 +175,16 @@ func keyRepeats(rec *decoders.Record, read []string, samples []decoders.Sample) 
 		}
 		return false
 	}
-	// matches[i] counts the read keys equal to sample i, up to 2.
-	var small [8]int8
-	matches := small[:0]
-	if len(samples) > len(small) {
-		matches = make([]int8, len(samples))
+	// matches[i] counts the read keys equal to sample i, up to 2, and
+	// keys[i] is the last of them; a frame's few samples fit the arrays.
+	var smallMatches [8]int8
+	var smallKeys [8]string
+	matches, keys := smallMatches[:0], smallKeys[:0]
+	if len(samples) > len(smallMatches) {
+		matches, keys = make([]int8, len(samples)), make([]string, len(samples))
 	} else {
-		matches = small[:len(samples)]
+		matches, keys = smallMatches[:len(samples)], smallKeys[:len(samples)]
 	}
-	keys := make([]string, len(samples))
 	rec.Flat(func(k string, v decoders.Value) {
 		if !wasRead(k) {
 			return

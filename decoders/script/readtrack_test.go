@@ -85,25 +85,20 @@ func TestNormalizeNamesRepeatedKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for run := range 3 { // fresh runtimes, then a locked one once idle
-				res, err := c.Decode(decoders.Input{Bytes: []byte{1}})
-				if err != nil {
-					t.Fatalf("run %d: %v", run, err)
-				}
+			onBothRuntimes(t, c, decoders.Input{Bytes: []byte{1}}, func(t *testing.T, res decoders.Result) {
 				got := map[string]string{}
 				for _, s := range res.Samples {
 					got[s.Quantity] = s.Key
 				}
-				res.Record.Release()
 				if len(got) != len(tc.want) {
-					t.Fatalf("run %d: samples %v, want %v", run, got, tc.want)
+					t.Fatalf("samples %v, want %v", got, tc.want)
 				}
 				for q, k := range tc.want {
 					if g, ok := got[q]; !ok || g != k {
-						t.Errorf("run %d: %s names key %q, want %q", run, q, g, k)
+						t.Errorf("%s names key %q, want %q", q, g, k)
 					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -134,14 +129,39 @@ function normalizeUplink(input) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for run := range 3 {
-		res, err := c.Decode(decoders.Input{Bytes: []byte{1}})
-		if err != nil {
-			t.Fatalf("run %d: %v", run, err)
-		}
+	onBothRuntimes(t, c, decoders.Input{Bytes: []byte{1}}, func(t *testing.T, res decoders.Result) {
 		if len(res.Samples) != 1 || res.Samples[0].Key != "n" {
-			t.Errorf("run %d: samples %+v, want batteryLevel from key n", run, res.Samples)
+			t.Errorf("samples %+v, want batteryLevel from key n", res.Samples)
 		}
+	})
+}
+
+// onBothRuntimes decodes in with c on a locked runtime (checking that the
+// call did run there, not on a fresh one after a failure) and then, with
+// locked runtimes turned off for c, on a fresh one, and checks each result.
+func onBothRuntimes(t *testing.T, c *Codec, in decoders.Input, check func(*testing.T, decoders.Result)) {
+	t.Helper()
+	if c.reuse == nil {
+		t.Fatal("the codec cannot use locked runtimes")
+	}
+	primeLocked(t, c, in)
+	for _, locked := range []bool{true, false} {
+		if !locked {
+			c.reuse.disable()
+		}
+		res, err := c.Decode(in)
+		if err != nil {
+			t.Fatalf("locked %v: %v", locked, err)
+		}
+		if locked {
+			c.reuse.mu.Lock()
+			calls, fails := c.reuse.calls, c.reuse.fails
+			c.reuse.mu.Unlock()
+			if calls != 1 || fails != 0 {
+				t.Fatalf("the call meant for a locked runtime ran on a fresh one (%d calls, %d failed there)", calls, fails)
+			}
+		}
+		t.Run(map[bool]string{true: "locked", false: "fresh"}[locked], func(t *testing.T) { check(t, res) })
 		res.Record.Release()
 	}
 }
