@@ -225,6 +225,7 @@ func TestDefaults(t *testing.T) {
 	check("len(devices.tags)", len(cfg.Devices.Tags), 0)
 	check("decoders.timeout", cfg.Decoders.Timeout, 100*time.Millisecond)
 	check("influx.batch_size", cfg.Influx.BatchSize, 5000)
+	check("influx.batch_bytes", cfg.Influx.BatchBytes, 512<<10)
 	check("influx.flush_interval", cfg.Influx.FlushInterval, 100*time.Millisecond)
 	check("influx.timeout", cfg.Influx.Timeout, 10*time.Second)
 	check("influx.gzip", cfg.Influx.Gzip, influx.GzipAuto)

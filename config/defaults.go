@@ -79,6 +79,7 @@ func (c *Config) setDefaults(t *tree) {
 	}
 	in := &c.Influx
 	setInt(&in.BatchSize, influx.DefaultBatchSize, t, "influx.batch_size")
+	setInt(&in.BatchBytes, influx.DefaultBatchBytes, t, "influx.batch_bytes")
 	setDuration(&in.FlushInterval, influx.DefaultFlushInterval, t, "influx.flush_interval")
 	setDuration(&in.Timeout, influx.DefaultTimeout, t, "influx.timeout")
 	setString(&in.Gzip, influx.GzipAuto)

@@ -350,6 +350,10 @@ func (c *Config) checkInflux(p *collector) {
 		p.add("influx.version", "%d is not a write API version: use 1 (InfluxDB 1.x /write) or 2 (/api/v2/write, the default; InfluxDB 2.x, 3.x and 1.8+)", in.Version)
 	}
 	atLeastOne(p, "influx.batch_size", in.BatchSize, influx.DefaultBatchSize)
+	if in.BatchBytes < influx.MinBatchBytes || in.BatchBytes > influx.MaxBatchBytes || p.tree.isFloat("influx.batch_bytes") {
+		p.add("influx.batch_bytes", "%s: must be a whole number of bytes from %d to %d (default %d)",
+			p.tree.text("influx.batch_bytes", strconv.Itoa(in.BatchBytes)), influx.MinBatchBytes, influx.MaxBatchBytes, influx.DefaultBatchBytes)
+	}
 	positive(p, "influx.flush_interval", in.FlushInterval, influx.DefaultFlushInterval)
 	positive(p, "influx.timeout", in.Timeout, influx.DefaultTimeout)
 	if !influx.ValidGzip(in.Gzip) {

@@ -81,12 +81,6 @@ func TestFailoverGatewayBridge(t *testing.T) {
 			}
 		}
 	}
-	var want []simulate.SemtechMessage // the frames InfluxDB must hold
-	for i, m := range frames {
-		if i >= phase1 || m.DevEUI != newcomer.EUI {
-			want = append(want, m)
-		}
-	}
 
 	src := failoverSource{
 		entry: fmt.Sprintf(`{name: bridge, type: mqtt, format: gateway-bridge, broker: %%[1]q, topics: [%q], share_group: %s, client_id: %%[2]s, reconnect_max: 500ms}`,
@@ -104,14 +98,38 @@ func TestFailoverGatewayBridge(t *testing.T) {
 			var parts []string
 			for _, ev := range []string{"lorawan.uplinks", "lorawan.copies_written", "lorawan.duplicates", "lorawan.late_duplicates",
 				"lorawan.duplicates_other_instance", "lorawan.uplinks_retaken", "lorawan.copies_unmatched", "lorawan.replays", "lorawan.unknown_dev_addr"} {
-				parts = append(parts, fmt.Sprintf("%s=%v", strings.TrimPrefix(ev, "lorawan."), m[`sensorgate_pipeline_events_total{event="`+ev+`"}`]))
+				parts = append(parts, fmt.Sprintf("%s=%v", strings.TrimPrefix(ev, "lorawan."), m[`sensorgate_pipeline_events_total{event="`+ev+`",instance="failover-`+in.name+`"}`]))
 			}
 			s = append(s, in.name+": "+strings.Join(parts, " "))
 		}
 		return strings.Join(s, "\n")
 	}
+	var want []simulate.SemtechMessage // the frames InfluxDB must hold
+	for i, m := range frames {
+		if i >= phase1 || m.DevEUI != newcomer.EUI {
+			want = append(want, m)
+		}
+	}
+	// missing names the frames without an uplink point and the gateways
+	// whose receptions of them InfluxDB holds, so that a failure says
+	// which frame was lost and whether its copies were written.
+	missing := func() string {
+		have := map[string]bool{}
+		for _, r := range rowsOf(db.Query(t, `SELECT "f_cnt", "dev_eui" FROM "uplink"`)) {
+			have[fmt.Sprintf("%s/%d", r.str("dev_eui"), int64(r.float("f_cnt")))] = true
+		}
+		var out []string
+		for _, m := range want {
+			if k := fmt.Sprintf("%s/%d", m.DevEUI.String(), m.FCnt); !have[k] && len(out) < 10 {
+				rxs := rowsOf(db.Query(t, fmt.Sprintf(`SELECT "rssi", "gateway_id" FROM "uplink_gateway" WHERE "dev_eui" = '%s' AND time >= '%s' AND time < '%s'`,
+					m.DevEUI.String(), m.Time.Add(-time.Millisecond).Format(time.RFC3339Nano), m.Time.Add(time.Millisecond).Format(time.RFC3339Nano))))
+				out = append(out, fmt.Sprintf("%s (sent %s, %d of its receptions in InfluxDB)", k, m.Time.Format(time.RFC3339Nano), len(rxs)))
+			}
+		}
+		return "frames without an uplink point: " + strings.Join(out, ", ")
+	}
 	diag := func() string {
-		return fmt.Sprintf("InfluxDB: %d uplink, %d uplink_gateway points\n%s\n%s", uplinksIn(t, db), countOf(t, db, "uplink_gateway", "rssi"), counters(), rig.diag())
+		return fmt.Sprintf("InfluxDB: %d uplink, %d uplink_gateway points\n%s\n%s\n%s", uplinksIn(t, db), countOf(t, db, "uplink_gateway", "rssi"), missing(), counters(), rig.diag())
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -38,8 +38,18 @@ type Config struct {
 	// False, or InfluxDB 2.x, leaves it to the operator: the log and
 	// /readyz say what to run.
 	CreateDatabase *bool `yaml:"create_database"`
-	// BatchSize is the most points in one write request (default 5000).
+	// BatchSize is the most points (lines) in one write request (default
+	// 5000); a request also ends at BatchBytes.
 	BatchSize int `yaml:"batch_size"`
+	// BatchBytes ends a write request once it holds this many bytes of
+	// line protocol (default 512 KiB, MinBatchBytes to MaxBatchBytes): a
+	// request may pass it by its last spooled message, which is never
+	// split. Delivery reads the spool in chunks of
+	// this size and holds MaxInFlight of them, so it is also what delivery
+	// adds to the daemon's memory. Larger requests cost InfluxDB less per
+	// point: 2 MiB took 0.77–0.80× its CPU of 512 KiB requests for the
+	// same points (sensorgate-bench ingest), for a few MB more RSS.
+	BatchBytes int `yaml:"batch_bytes"`
 	// FlushInterval is how long a point waits for its batch to fill
 	// (default 100ms): without a backlog, delivery reads the spool at most
 	// once per interval.
@@ -62,9 +72,19 @@ type Config struct {
 // Defaults.
 const (
 	DefaultBatchSize     = 5000
+	DefaultBatchBytes    = 512 << 10
 	DefaultFlushInterval = 100 * time.Millisecond
 	DefaultTimeout       = 10 * time.Second
 	DefaultMaxInFlight   = 2
+)
+
+// Bounds of Config.BatchBytes: MinBatchBytes keeps requests from
+// shrinking to a handful of points, each costing InfluxDB a WAL sync;
+// MaxBatchBytes stays under InfluxDB 1.8's default max-body-size (25 MB)
+// with room for the message a request may end with past it.
+const (
+	MinBatchBytes = 64 << 10
+	MaxBatchBytes = 16 << 20
 )
 
 // Values of Config.Gzip.
@@ -192,6 +212,7 @@ func (c Config) Target() string {
 func (c Config) withDefaults() Config {
 	c.Version = stdcmp.Or(c.Version, V2)
 	c.BatchSize = stdcmp.Or(c.BatchSize, DefaultBatchSize)
+	c.BatchBytes = stdcmp.Or(c.BatchBytes, DefaultBatchBytes)
 	c.FlushInterval = stdcmp.Or(c.FlushInterval, DefaultFlushInterval)
 	c.Timeout = stdcmp.Or(c.Timeout, DefaultTimeout)
 	c.Gzip = stdcmp.Or(c.Gzip, GzipAuto)
@@ -213,6 +234,9 @@ func (c Config) Validate() error {
 	errs = append(errs, c.versionProblems()...)
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("influx: batch_size %d is negative: set a positive influx.batch_size or leave it out for %d", c.BatchSize, DefaultBatchSize))
+	}
+	if c.BatchBytes != 0 && (c.BatchBytes < MinBatchBytes || c.BatchBytes > MaxBatchBytes) {
+		errs = append(errs, fmt.Errorf("influx: batch_bytes %d is outside %d to %d: set influx.batch_bytes within them or leave it out for %d", c.BatchBytes, MinBatchBytes, MaxBatchBytes, DefaultBatchBytes))
 	}
 	if c.FlushInterval < 0 {
 		errs = append(errs, fmt.Errorf("influx: flush_interval %s is negative: set a positive influx.flush_interval or leave it out for %s", c.FlushInterval, DefaultFlushInterval))

@@ -93,12 +93,12 @@ type Deliverer struct {
 	refusals *refusalLog // refused records, summed up per period
 
 	// chunk bounds the records one spool read takes; with group commit
-	// they leave as a few large requests. chunkMax bounds its bytes:
-	// MaxInFlight read buffers are in use at once, so it is what
-	// delivery adds to the daemon's footprint. 512 KiB is some 2,800
-	// lines of typical uplinks; 1 MiB cost 2–3 MB more peak RSS in the
-	// end-to-end backlog benchmark, with no measurable gain in
-	// sensorgate's or InfluxDB's CPU.
+	// they leave as a few large requests. chunkMax bounds its bytes
+	// (Config.BatchBytes): MaxInFlight read buffers are in use at once,
+	// so it is what delivery adds to the daemon's footprint. The default
+	// 512 KiB is some 2,800 lines of typical uplinks; 2 MiB cost 10 MB
+	// more peak RSS in the end-to-end backlog benchmark for 0.88× of
+	// InfluxDB's CPU per uplink (BENCHMARKS.md, 2026-12-07 17:43 UTC).
 	chunk    int
 	chunkMax int // bytes
 	// linger is the FlushInterval: without a backlog, the spool is read
@@ -140,7 +140,7 @@ const defaultLiveAfter = 2 * time.Second
 // refused records in dl; Run starts it.
 func NewDeliverer(c *Client, sp *spool.Spool, dl gateway.DeadLetters, log zerolog.Logger) *Deliverer {
 	return &Deliverer{c: c, spool: sp, dl: dl, log: log, refusals: newRefusalLog(log, refusalPeriod),
-		chunk: 2 * c.cfg.BatchSize, chunkMax: 512 << 10, linger: c.cfg.FlushInterval,
+		chunk: 2 * c.cfg.BatchSize, chunkMax: c.cfg.BatchBytes, linger: c.cfg.FlushInterval,
 		sortMax: defaultSortMax, dlConcurrency: 16, hurry: make(chan struct{}), liveAfter: defaultLiveAfter}
 }
 

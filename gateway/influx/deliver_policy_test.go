@@ -483,6 +483,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{URL: "http://u:p@h:8086", Bucket: "b"}, "influx.token"},
 		{Config{URL: "http://h"}, "set influx.bucket"},
 		{Config{URL: "http://h", Bucket: "b", BatchSize: -1, FlushInterval: -1, Timeout: -1, MaxInFlight: -1}, "max_in_flight"},
+		{Config{URL: "http://h", Bucket: "b", BatchBytes: 1000}, "influx: batch_bytes 1000 is outside 65536 to 16777216"},
+		{Config{URL: "http://h", Bucket: "b", BatchBytes: 32 << 20}, "batch_bytes 33554432 is outside"},
+		{Config{URL: "http://h", Bucket: "b", BatchBytes: 2 << 20}, ""},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -494,7 +497,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	c := Config{}.withDefaults()
-	if c.BatchSize != 5000 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || c.Gzip != GzipAuto || c.MaxInFlight != 2 {
+	if c.BatchSize != 5000 || c.BatchBytes != 512<<10 || c.FlushInterval != 100*time.Millisecond || c.Timeout != 10*time.Second || c.Gzip != GzipAuto || c.MaxInFlight != 2 {
 		t.Errorf("defaults: %+v", c)
 	}
 }

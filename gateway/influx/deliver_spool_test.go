@@ -417,3 +417,91 @@ func TestDelivererReusesReadBuffers(t *testing.T) {
 		t.Fatalf("delivery allocated %d read buffers for %d chunks, want at most MaxInFlight = %d", got, n/10, most)
 	}
 }
+
+// TestBatchBytesBoundsRequests: influx.batch_bytes ends a write request
+// once it holds that many bytes, so a backlog of small messages leaves
+// in requests of about batch_bytes each, none passing it by more than
+// its last message, and a message larger than batch_bytes is sent whole
+// and stored.
+func TestBatchBytesBoundsRequests(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	px := testserver.StartInfluxProxy(t, db.URL(), nil)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	cfg := cfgFor(px.URL, db.Bucket())
+	cfg.BatchBytes = MinBatchBytes
+	s := newSpooled(t, cfg, sp, &memDL{})
+	ctx := context.Background()
+
+	const small = 2000 // one point each, about 130 bytes
+	var largest, total int
+	var bigLines, bigBytes int
+	for i := range small {
+		pt := point(fmt.Sprintf("rec-%d", i%50), i, float64(i))
+		line, err := AppendPoint(nil, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest, total = max(largest, len(line)), total+len(line)
+		if err := s.Write(ctx, []gateway.Point{pt}); err != nil {
+			t.Fatal(err)
+		}
+		if i == small/2 {
+			// One message of 700 points, larger than batch_bytes.
+			big := make([]gateway.Point, 700)
+			for j := range big {
+				big[j] = point("big", small+j, float64(j))
+			}
+			var b []byte
+			for _, p := range big {
+				if b, err = AppendPoint(b, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(b) <= cfg.BatchBytes {
+				t.Fatalf("the large message is %d bytes, not larger than batch_bytes %d", len(b), cfg.BatchBytes)
+			}
+			bigLines, bigBytes, total = len(big), len(b), total+len(b)
+			if err := s.Write(ctx, big); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := s.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, want := db.Count(t, "air"), small+bigLines; got != want {
+		t.Fatalf("InfluxDB holds %d points, want %d", got, want)
+	}
+	var sent, withBig int
+	for _, r := range px.Requests() {
+		sent += r.Bytes
+		switch {
+		case r.Lines >= bigLines:
+			// The large message, whole, after less than batch_bytes of others.
+			withBig++
+			if r.Bytes >= cfg.BatchBytes+bigBytes {
+				t.Errorf("request %d: %d bytes in %d lines, past batch_bytes %d by more than the large message (%d bytes)", r.N, r.Bytes, r.Lines, cfg.BatchBytes, bigBytes)
+			}
+		case r.Bytes >= cfg.BatchBytes+largest:
+			t.Errorf("request %d: %d bytes in %d lines, past batch_bytes %d by more than one message (%d bytes)", r.N, r.Bytes, r.Lines, cfg.BatchBytes, largest)
+		}
+	}
+	if withBig != 1 {
+		t.Errorf("the large message went in %d requests, want 1", withBig)
+	}
+	// Without the bound the backlog would leave in one or two requests
+	// (batch_size is 5,000 lines).
+	if reqs, least := len(px.Requests()), total/(cfg.BatchBytes+bigBytes); reqs < least || sent < total {
+		t.Errorf("%d requests of %d bytes in all for %d bytes, want at least %d requests and every byte", reqs, sent, total, least)
+	}
+}

@@ -16,6 +16,7 @@ type WriteRequest struct {
 	N      int       // its number, from 0, among write requests
 	At     time.Time // when it arrived
 	Lines  int       // line-protocol lines in its (uncompressed) body
+	Bytes  int       // the uncompressed body's length
 	Body   [32]byte  // SHA-256 of the uncompressed body: a retry sends the same
 	Status int       // what the proxy answered (injected, or InfluxDB's)
 	Gzip   bool      // the body came with Content-Encoding: gzip
@@ -72,7 +73,7 @@ func (p *InfluxProxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	req := WriteRequest{At: time.Now(), Lines: bytes.Count(plain, []byte{'\n'}), Body: sha256.Sum256(plain), Gzip: gzipped}
+	req := WriteRequest{At: time.Now(), Lines: bytes.Count(plain, []byte{'\n'}), Bytes: len(plain), Body: sha256.Sum256(plain), Gzip: gzipped}
 	p.mu.Lock()
 	req.N = len(p.seen)
 	p.seen = append(p.seen, req)
