@@ -302,22 +302,30 @@ func (s *Store) syncHealth(ctx context.Context, h *Health) error {
 // writerXid is the writing transaction's id, as a number.
 const writerXid = `pg_current_xact_id()::text::bigint`
 
+// writeHealthBatch writes a batch: its deletes, then its rows. Every
+// statement locks its rows in key order and the tables in one order
+// (devices, frames, hours): instances write overlapping devices (each
+// hears some of every device's frames) and list them in their own table
+// order, and transactions locking the same rows in different orders
+// deadlock, which PostgreSQL breaks by failing one of them. The deletes
+// commit on their own, before the rows: in one transaction, a delete's
+// lock on one device ahead of the rows' locks from the first device on
+// would be out of key order again. Deleting is idempotent, so a batch
+// whose rows fail is simply written again.
 func (s *Store) writeHealthBatch(ctx context.Context, b *syncBatchRows) error {
+	if len(b.deletes) > 0 {
+		if err := s.deleteHealth(ctx, b.deletes); err != nil {
+			return err
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if len(b.deletes) > 0 {
-		for _, table := range []string{"health_frames", "health_hours", "health_devices"} {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE dev_eui = ANY(?)", b.deletes); err != nil {
-				return err
-			}
-		}
-	}
 	if len(b.devEUIs) > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO health_devices (dev_eui, first_seen, last_seen, state, updated_xid)
-			SELECT e, f, l, st, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[]) AS u(e, f, l, st)
+			SELECT e, f, l, st, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::text[]) AS u(e, f, l, st) ORDER BY e
 			ON CONFLICT (dev_eui) DO UPDATE SET
 				first_seen = LEAST(health_devices.first_seen, EXCLUDED.first_seen),
 				last_seen = GREATEST(health_devices.last_seen, EXCLUDED.last_seen),
@@ -329,7 +337,7 @@ func (s *Store) writeHealthBatch(ctx context.Context, b *syncBatchRows) error {
 	}
 	if len(b.frameEUIs) > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO health_frames (dev_eui, hour, block, bits, updated_xid)
-			SELECT e, h, k, v, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, k, v)
+			SELECT e, h, k, v, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, k, v) ORDER BY e, h, k
 			ON CONFLICT (dev_eui, hour, block) DO UPDATE SET bits = health_frames.bits | EXCLUDED.bits, updated_xid = EXCLUDED.updated_xid
 			WHERE health_frames.bits | EXCLUDED.bits <> health_frames.bits`,
 			b.frameEUIs, b.frameHours, b.frameIdx, b.frameBits); err != nil {
@@ -338,10 +346,30 @@ func (s *Store) writeHealthBatch(ctx context.Context, b *syncBatchRows) error {
 	}
 	if len(b.hourEUIs) > 0 {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO health_hours (dev_eui, hour, no_fcnt, dead_letters, updated_xid)
-			SELECT e, h, n, d, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, n, d)
+			SELECT e, h, n, d, `+writerXid+` FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS u(e, h, n, d) ORDER BY e, h
 			ON CONFLICT (dev_eui, hour) DO UPDATE SET no_fcnt = health_hours.no_fcnt + EXCLUDED.no_fcnt,
 				dead_letters = health_hours.dead_letters + EXCLUDED.dead_letters, updated_xid = EXCLUDED.updated_xid`,
 			b.hourEUIs, b.hourHours, b.noFCnt, b.dead); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// deleteHealth deletes the shared health of devices removed from the
+// registry, in one transaction, locking their rows in the order
+// writeHealthBatch writes them.
+func (s *Store) deleteHealth(ctx context.Context, euis []string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	for _, t := range []struct{ table, key string }{
+		{"health_devices", "dev_eui"}, {"health_frames", "dev_eui, hour, block"}, {"health_hours", "dev_eui, hour"},
+	} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+t.table+" WHERE ctid = ANY(ARRAY(SELECT ctid FROM "+t.table+
+			" WHERE dev_eui = ANY(?) ORDER BY "+t.key+" FOR UPDATE))", euis); err != nil {
 			return err
 		}
 	}
