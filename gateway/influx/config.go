@@ -41,9 +41,10 @@ type Config struct {
 	// BatchSize is the most points (lines) in one write request (default
 	// 5000); a request also ends at BatchBytes.
 	BatchSize int `yaml:"batch_size"`
-	// BatchBytes is the most bytes of line protocol in one write request
-	// (default 512 KiB, MinBatchBytes to MaxBatchBytes); a spooled message
-	// larger than that goes alone, never split. Delivery reads the spool in chunks of
+	// BatchBytes ends a write request once it holds this many bytes of
+	// line protocol (default 512 KiB, MinBatchBytes to MaxBatchBytes): a
+	// request may pass it by its last spooled message, which is never
+	// split. Delivery reads the spool in chunks of
 	// this size and holds MaxInFlight of them, so it is also what delivery
 	// adds to the daemon's memory. Larger requests cost InfluxDB less per
 	// point: 2 MiB took 0.77–0.80× its CPU of 512 KiB requests for the
@@ -80,7 +81,7 @@ const (
 // Bounds of Config.BatchBytes: MinBatchBytes keeps requests from
 // shrinking to a handful of points, each costing InfluxDB a WAL sync;
 // MaxBatchBytes stays under InfluxDB 1.8's default max-body-size (25 MB)
-// with room for a message larger than the bound, which goes alone.
+// with room for the message a request may end with past it.
 const (
 	MinBatchBytes = 64 << 10
 	MaxBatchBytes = 16 << 20

@@ -418,10 +418,11 @@ func TestDelivererReusesReadBuffers(t *testing.T) {
 	}
 }
 
-// TestBatchBytesBoundsRequests: influx.batch_bytes bounds a write
-// request's bytes, so a backlog of small messages leaves in requests of
-// at most batch_bytes each, and a message larger than batch_bytes goes
-// alone, whole, and is stored.
+// TestBatchBytesBoundsRequests: influx.batch_bytes ends a write request
+// once it holds that many bytes, so a backlog of small messages leaves
+// in requests of about batch_bytes each, none passing it by more than
+// its last message, and a message larger than batch_bytes is sent whole
+// and stored.
 func TestBatchBytesBoundsRequests(t *testing.T) {
 	db := testserver.StartInfluxDB(t)
 	px := testserver.StartInfluxProxy(t, db.URL(), nil)
@@ -485,18 +486,22 @@ func TestBatchBytesBoundsRequests(t *testing.T) {
 	for _, r := range px.Requests() {
 		sent += r.Bytes
 		switch {
-		case r.Lines == bigLines && r.Bytes == bigBytes:
-			withBig++ // alone
-		case r.Bytes > cfg.BatchBytes:
-			t.Errorf("request %d: %d bytes in %d lines, past batch_bytes %d", r.N, r.Bytes, r.Lines, cfg.BatchBytes)
+		case r.Lines >= bigLines:
+			// The large message, whole, after less than batch_bytes of others.
+			withBig++
+			if r.Bytes >= cfg.BatchBytes+bigBytes {
+				t.Errorf("request %d: %d bytes in %d lines, past batch_bytes %d by more than the large message (%d bytes)", r.N, r.Bytes, r.Lines, cfg.BatchBytes, bigBytes)
+			}
+		case r.Bytes >= cfg.BatchBytes+largest:
+			t.Errorf("request %d: %d bytes in %d lines, past batch_bytes %d by more than one message (%d bytes)", r.N, r.Bytes, r.Lines, cfg.BatchBytes, largest)
 		}
 	}
 	if withBig != 1 {
-		t.Errorf("the large message went alone in %d requests, want 1", withBig)
+		t.Errorf("the large message went in %d requests, want 1", withBig)
 	}
 	// Without the bound the backlog would leave in one or two requests
 	// (batch_size is 5,000 lines).
-	if reqs, least := len(px.Requests()), 1+(total-bigBytes)/cfg.BatchBytes; reqs < least || sent < total {
+	if reqs, least := len(px.Requests()), total/(cfg.BatchBytes+bigBytes); reqs < least || sent < total {
 		t.Errorf("%d requests of %d bytes in all for %d bytes, want at least %d requests and every byte", reqs, sent, total, least)
 	}
 }

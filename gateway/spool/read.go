@@ -109,7 +109,7 @@ func (r *segReader) fill(need, limit int64) error {
 }
 
 // Read returns up to max records (max < 1 means 1) after the last one
-// read, stopping before their data would pass maxBytes (≤ 0: no limit;
+// read, stopping early once their data exceeds maxBytes (≤ 0: no limit;
 // the first record is returned even if it alone is larger). It blocks
 // until at least one record is available or ctx ends (or, with a live
 // reader, until it joins it: see ReadBuffered), but returns what is
@@ -221,8 +221,7 @@ func (s *Spool) readAvailable(rd *segReader, limit uint64, buf *Buffer, max, max
 		data  []byte
 		bytes int
 	)
-	full := false // the next record would pass maxBytes
-	for len(out) < max && !full {
+	for len(out) < max && (maxBytes <= 0 || bytes < maxBytes || len(out) == 0) {
 		// Find the reader's segment and how far it may read in it.
 		s.mu.Lock()
 		if s.closed {
@@ -249,14 +248,10 @@ func (s *Spool) readAvailable(rd *segReader, limit uint64, buf *Buffer, max, max
 		s.mu.Unlock()
 
 		err := s.seek(rd, seg, rd.next)
-		for err == nil && rd.next <= last && len(out) < max {
+		for err == nil && rd.next <= last && len(out) < max && (maxBytes <= 0 || bytes < maxBytes || len(out) == 0) {
 			var t int64
 			var p []byte
 			if t, p, err = rd.record(seg.size); err != nil {
-				break
-			}
-			if maxBytes > 0 && len(out) > 0 && bytes+len(p) > maxBytes {
-				full = true // left unread (record does not move the reader): the next read starts with it
 				break
 			}
 			if data == nil {
