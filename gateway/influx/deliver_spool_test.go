@@ -505,3 +505,32 @@ func TestBatchBytesBoundsRequests(t *testing.T) {
 		t.Errorf("%d requests of %d bytes in all for %d bytes, want at least %d requests and every byte", reqs, sent, total, least)
 	}
 }
+
+// TestBacklogDoesNotLinger: a backlog of many chunks leaves in requests
+// back to back. flush_interval (an hour here) spaces the reads of a
+// trickle only: were a read that stopped at batch_bytes taken for the
+// end of the spool, each chunk would wait an interval and this backlog
+// would take hours.
+func TestBacklogDoesNotLinger(t *testing.T) {
+	db := testserver.StartInfluxDB(t)
+	sp := openSpool(t, t.TempDir())
+	defer sp.Close()
+	cfg := cfgFor(db.URL(), db.Bucket())
+	cfg.FlushInterval, cfg.BatchBytes = time.Hour, MinBatchBytes
+	s := newSpooled(t, cfg, sp, &memDL{})
+	ctx := context.Background()
+	const n = 4000 // about 480 KB of line protocol: eight chunks
+	for i := range n {
+		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i%50), i, float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	waitFor(t, "the backlog in InfluxDB", 60*time.Second, func() bool { return db.Count(t, "air") == n })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
