@@ -42,18 +42,7 @@ func BenchmarkSandboxDecode(b *testing.B) {
 			p := New(Config{Workers: 1})
 			defer p.Close()
 			c := load(b, p, path)
-			pids := func() []int {
-				var out []int
-				for range p.cfg.Workers {
-					s := <-p.idle
-					if s.p != nil {
-						out = append(out, s.p.cmd.Process.Pid)
-					}
-					p.idle <- s
-				}
-				return out
-			}
-			benchDecode(b, c, in, pids)
+			benchDecode(b, c, in, func() []int { return workerPIDs(p) })
 		})
 		b.Run(bc.model+"/inprocess", func(b *testing.B) {
 			c, err := script.LoadFile(path, script.Options{})
@@ -177,4 +166,31 @@ func procCPU(b *testing.B, pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// BenchmarkSandboxE2ECodec decodes with the end-to-end benchmark's
+// JavaScript Cayenne codec (testdata/codecs/bench: decodeUplink and a
+// normalizeUplink that reads every decoded value), in a worker and
+// in-process, cpu-ns/op as in BenchmarkSandboxDecode. It is the codec
+// whose normalizeUplink reads are tracked per value (script/readtrack.go),
+// which the vector codecs above barely exercise:
+//
+//	go test -run '^$' -bench SandboxE2ECodec -count 5 ./decoders/sandbox
+func BenchmarkSandboxE2ECodec(b *testing.B) {
+	payload, _ := hex.DecodeString("0167006302685c0373277c") // temperature, humidity, pressure on channels 1-3
+	in := decoders.Input{FPort: 2, Bytes: payload, Time: time.Unix(1700000000, 0)}
+	path := filepath.Join(codecsDir, "bench", "cayenne-lpp.js")
+	b.Run("worker", func(b *testing.B) {
+		p := New(Config{Workers: 1})
+		defer p.Close()
+		c := load(b, p, path)
+		benchDecode(b, c, in, func() []int { return workerPIDs(p) })
+	})
+	b.Run("inprocess", func(b *testing.B) {
+		c, err := script.LoadFile(path, script.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchDecode(b, c, in, func() []int { return nil })
+	})
 }
