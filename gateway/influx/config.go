@@ -44,9 +44,9 @@ type Config struct {
 	// BatchBytes ends a write request once it holds this many bytes of
 	// line protocol (default 512 KiB, MinBatchBytes to MaxBatchBytes): a
 	// request may pass it by its last spooled message, which is never
-	// split. Delivery reads the spool in chunks of
-	// this size and holds MaxInFlight of them, so it is also what delivery
-	// adds to the daemon's memory. Larger requests cost InfluxDB less per
+	// split. Delivery reads the spool in chunks of this size and holds
+	// MaxInFlight of them, so it is also what delivery adds to the
+	// daemon's memory. Larger requests cost InfluxDB less per
 	// point: 2 MiB took 0.77–0.80× its CPU of 512 KiB requests for the
 	// same points (sensorgate-bench ingest), for a few MB more RSS.
 	BatchBytes int `yaml:"batch_bytes"`

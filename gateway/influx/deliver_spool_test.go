@@ -72,11 +72,18 @@ func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetter
 	for _, f := range setup {
 		f(s.Deliverer)
 	}
+	return s, startSpooled(t, s)
+}
+
+// startSpooled runs s's delivery until stop is called or the test ends,
+// for a test that spools a backlog before delivery starts.
+func startSpooled(t *testing.T, s spooled) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	var once sync.Once
-	stop := func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -85,7 +92,29 @@ func runSpooled(t *testing.T, cfg Config, sp *spool.Spool, dl gateway.DeadLetter
 		})
 	}
 	t.Cleanup(stop)
-	return s, stop
+	return stop
+}
+
+// drainBacklog delivers the backlog spooled in s, then stops delivery.
+func drainBacklog(t *testing.T, s spooled) {
+	t.Helper()
+	stop := startSpooled(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+}
+
+// spoolPoints spools n messages of one point each (50 devices).
+func spoolPoints(t *testing.T, s spooled, n int) {
+	t.Helper()
+	for i := range n {
+		if err := s.Write(context.Background(), []gateway.Point{point(fmt.Sprintf("rec-%d", i%50), i, float64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestSpooledSurvivesOutageAndRestart: writes succeed while InfluxDB is
@@ -392,24 +421,8 @@ func TestDelivererReusesReadBuffers(t *testing.T) {
 	s := newSpooled(t, cfg, sp, &memDL{})
 	s.chunk = 10 // full chunks of one batch each: the pipelined path
 	const n = 600
-	ctx := context.Background()
-	for i := range n {
-		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i%50), i, float64(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
-	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := s.Drain(dctx); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	spoolPoints(t, s, n)
+	drainBacklog(t, s)
 	if got := db.Count(t, "air"); got != n {
 		t.Fatalf("InfluxDB holds %d points, want %d", got, n)
 	}
@@ -467,18 +480,7 @@ func TestBatchBytesBoundsRequests(t *testing.T) {
 			}
 		}
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
-	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := s.Drain(dctx); err != nil {
-		t.Fatal(err)
-	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	drainBacklog(t, s)
 	if got, want := db.Count(t, "air"), small+bigLines; got != want {
 		t.Fatalf("InfluxDB holds %d points, want %d", got, want)
 	}
@@ -518,19 +520,8 @@ func TestBacklogDoesNotLinger(t *testing.T) {
 	cfg := cfgFor(db.URL(), db.Bucket())
 	cfg.FlushInterval, cfg.BatchBytes = time.Hour, MinBatchBytes
 	s := newSpooled(t, cfg, sp, &memDL{})
-	ctx := context.Background()
 	const n = 4000 // about 480 KB of line protocol: eight chunks
-	for i := range n {
-		if err := s.Write(ctx, []gateway.Point{point(fmt.Sprintf("rec-%d", i%50), i, float64(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
+	spoolPoints(t, s, n)
+	startSpooled(t, s) // no Drain: it would end the lingering this test is about
 	waitFor(t, "the backlog in InfluxDB", 60*time.Second, func() bool { return db.Count(t, "air") == n })
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
 }
